@@ -1,0 +1,78 @@
+/**
+ * The `lowbit` command line: a thin shell over the libraries.
+ *
+ * ```sh
+ * npx deno task lowbit <command> [args]
+ * ```
+ *
+ * @module
+ */
+
+import { LowbitError } from "@lowbit/core";
+
+/** A subcommand: takes its arguments, returns an exit code. */
+export interface Command {
+  /** One line for `lowbit help`. */
+  summary: string;
+  /** Runs the command. */
+  main(args: string[]): Promise<number>;
+}
+
+/** The subcommands, loaded lazily so that start-up stays fast. */
+const commands: Record<string, () => Promise<Command>> = {
+  formats: async () => (await import("./commands/formats.ts")).formatsCommand,
+};
+
+function usage(): string {
+  return [
+    "lowbit: post-training quantization for neural networks",
+    "",
+    "usage: lowbit <command> [args]",
+    "",
+    "commands: " + Object.keys(commands).join(", "),
+    "run `lowbit <command> --help` for a command's options",
+  ].join("\n");
+}
+
+/**
+ * Runs the CLI with `args` and returns the exit code: 0 on success, 2 on a
+ * user error (bad input, with a message naming what is wrong), 1 on an internal error.
+ *
+ * @param args command-line arguments, without the program name
+ * @returns the exit code
+ *
+ * @example
+ * ```ts
+ * import { runCli } from "@lowbit/cli";
+ * const code = await runCli(["no-such-command"]);
+ * if (code !== 2) throw new Error("expected a usage error");
+ * ```
+ */
+export async function runCli(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const load = commands[name];
+  if (!load) {
+    console.error(`lowbit: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const cmd = await load();
+    return await cmd.main(rest);
+  } catch (e) {
+    if (e instanceof LowbitError) {
+      console.error(`lowbit ${name}: error: ${e.message}`);
+      return 2;
+    }
+    console.error(`lowbit ${name}: internal error (please report):`);
+    console.error(e);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await runCli(Deno.args));
+}

@@ -1,0 +1,188 @@
+/**
+ * The plugin interfaces of lowbit's core: number formats, quantizers,
+ * calibrators, sensitivity metrics and search strategies. Everything that can
+ * be registered implements one of these; plugins register against them
+ * exactly as built-ins do.
+ *
+ * @module
+ */
+
+import type { Tensor } from "./tensor.ts";
+
+/** One code per element. Formats up to 8 bits use bytes, wider ones 16-bit words. */
+export type Codes = Uint8Array | Uint16Array;
+
+/** What kind of number a format holds. */
+export type FormatFamily = "int" | "float" | "block" | "ternary" | "binary" | "nonuniform";
+
+/**
+ * A number format. One definition per format; everything else is derived from it.
+ * `encode` rounds to nearest, ties to even, and saturates where the format has
+ * no infinity. Block-scaled formats (MX, NVFP4) also implement {@link BlockFormat}.
+ */
+export interface NumberFormat {
+  /** Registry name, e.g. "int8", "uint4", "fp8_e4m3fn", "mxfp4", "nvfp4". */
+  readonly name: string;
+  /** Bits of one element code (block scales not included). */
+  readonly bits: number;
+  /** Family of the format. */
+  readonly family: FormatFamily;
+  /** Largest finite value of the element grid. */
+  readonly max: number;
+  /** Smallest (most negative) finite value of the element grid. */
+  readonly min: number;
+  /** Smallest positive normal value (1 for integers). */
+  readonly minNormal: number;
+  /** Smallest positive value (subnormal if the format has them; 1 for integers). */
+  readonly minSubnormal: number;
+  /** Encodes each element to its code. */
+  encode(x: Float32Array): Codes;
+  /** Decodes codes to values. */
+  decode(codes: Codes): Float32Array;
+  /** The distinct finite values of the element grid, ascending. */
+  values(): Float32Array;
+}
+
+/** A block-scaled format: elements share a scale per block of `blockSize`. */
+export interface BlockFormat extends NumberFormat {
+  /** Elements per block (32 for MX, 16 for NVFP4). */
+  readonly blockSize: number;
+  /** Format of the elements. */
+  readonly element: NumberFormat;
+  /** Format of the per-block scale (e8m0 for MX, fp8_e4m3fn for NVFP4). */
+  readonly scaleFormat: NumberFormat;
+  /** Encodes `x` (length a multiple of `blockSize`, blocks contiguous) into codes and scales. */
+  encodeBlocks(x: Float32Array): BlockEncoded;
+  /** Decodes what `encodeBlocks` produced. */
+  decodeBlocks(enc: BlockEncoded): Float32Array;
+}
+
+/** Output of a block format's encoder. */
+export interface BlockEncoded {
+  /** One element code per value. */
+  codes: Codes;
+  /** One scale code per block. */
+  scales: Codes;
+  /** Per-tensor FP32 scale (NVFP4's second level); 1 where unused. */
+  tensorScale: number;
+}
+
+/**
+ * Granularity as a block shape, in torchao's spirit: per-tensor, per-channel on
+ * an axis, or per-group of `size` consecutive elements along an axis.
+ */
+export type Granularity =
+  | { readonly kind: "tensor" }
+  | { readonly kind: "channel"; readonly axis: number }
+  | { readonly kind: "group"; readonly axis: number; readonly size: number };
+
+/** Symmetric (zero point 0) or affine (zero point fitted). */
+export type QuantMode = "symmetric" | "affine";
+
+/** Observed statistics of a tensor, per channel when per-channel. */
+export interface Range {
+  /** Minimum per channel (length 1 per-tensor). */
+  min: Float32Array;
+  /** Maximum per channel (length 1 per-tensor). */
+  max: Float32Array;
+}
+
+/** Quantization parameters of one tensor. */
+export interface QParams {
+  /** Registry name of the target format. */
+  format: string;
+  /** Granularity the scales apply to. */
+  granularity: Granularity;
+  /** Symmetric or affine. */
+  mode: QuantMode;
+  /** One scale per tensor / channel / group. */
+  scale: Float32Array;
+  /** One zero point per scale (in code units; 0 for symmetric and float formats). */
+  zeroPoint: Int32Array;
+}
+
+/** Options when fitting quantization parameters. */
+export interface FitOptions {
+  /** Target format name. */
+  format: string;
+  /** Granularity. */
+  granularity: Granularity;
+  /** Symmetric or affine. */
+  mode: QuantMode;
+  /** Round scales up to powers of two. */
+  powerOfTwo?: boolean;
+}
+
+/** Maps values to codes and back under fitted parameters. */
+export interface Quantizer {
+  /** Registry name. */
+  readonly name: string;
+  /** Fits parameters to an observed range. */
+  fit(range: Range, opts: FitOptions): QParams;
+  /** Quantizes a tensor to codes. */
+  quantize(t: Tensor, qp: QParams): Codes;
+  /** Dequantizes codes back to floats with `shape`. */
+  dequantize(codes: Codes, qp: QParams, shape: readonly number[]): Tensor;
+}
+
+/** Result of a calibrator: the chosen clipping range. */
+export type CalibResult = Range;
+
+/**
+ * A streaming calibrator. Memory is bounded by bins × channels, independent of
+ * the amount of data observed; two calibrators of the same kind merge.
+ */
+export interface Calibrator {
+  /** Registry name of the algorithm. */
+  readonly name: string;
+  /** Observes one batch. */
+  observe(batch: Tensor): void;
+  /** Merges another calibrator's state (same kind and options) into this one. */
+  merge(other: Calibrator): void;
+  /** The chosen range. */
+  result(): CalibResult;
+}
+
+/** Options every calibrator factory accepts. */
+export interface CalibratorOptions {
+  /** Per-channel axis, or undefined for per-tensor. */
+  axis?: number;
+  /** Target format name: error-based searches measure error on its grid. */
+  format?: string;
+  /** Symmetric or affine range. */
+  mode?: QuantMode;
+  /** Algorithm-specific extras (bins, percentile, p, ...). */
+  [key: string]: unknown;
+}
+
+/** Creates calibrators of one algorithm. */
+export interface CalibratorFactory {
+  /** Registry name, e.g. "minmax", "percentile", "mse", "kl". */
+  readonly name: string;
+  /** A fresh calibrator. */
+  create(opts?: CalibratorOptions): Calibrator;
+}
+
+/** A per-layer sensitivity measure for mixed-precision search. */
+export interface SensitivityMetric {
+  /** Registry name, e.g. "hawq-v2". */
+  readonly name: string;
+  /** Scores quantizing `layer` with `candidate`; `ctx` is metric-specific. */
+  score(ctx: unknown, layer: string, candidate: string): number | Promise<number>;
+}
+
+/** A mixed-precision allocation: one candidate per layer. */
+export type Allocation = Record<string, string>;
+
+/** Allocates candidates to layers under a budget. */
+export interface SearchStrategy {
+  /** Registry name, e.g. "ilp". */
+  readonly name: string;
+  /** Picks one candidate per layer. */
+  allocate(
+    layers: readonly string[],
+    candidates: Readonly<Record<string, readonly string[]>>,
+    scores: Readonly<Record<string, Readonly<Record<string, number>>>>,
+    budget: unknown,
+  ): Allocation | Promise<Allocation>;
+}
