@@ -17,3 +17,4 @@ export * from "./tensor.ts";
 export * from "./rng.ts";
 export * from "./types.ts";
 export * from "./registry.ts";
+export * from "./default_registry.ts";
