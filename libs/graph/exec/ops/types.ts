@@ -1,0 +1,130 @@
+/**
+ * The closed set of operators the executor runs, and the shape of one op's
+ * implementation. Dispatch goes through a `Record<OpName, OpImpl>` so that a
+ * name without an implementation is a compile error.
+ *
+ * @module
+ */
+
+import type { Node, TensorData } from "../../ir.ts";
+
+/** Every operator the executor implements (default ONNX domain, plus lowbit's fused ops). */
+export const OP_NAMES = [
+  // elementwise
+  "Add",
+  "Sub",
+  "Mul",
+  "Div",
+  "Pow",
+  "Min",
+  "Max",
+  "Mod",
+  "Equal",
+  "Greater",
+  "GreaterOrEqual",
+  "Less",
+  "LessOrEqual",
+  "And",
+  "Or",
+  "Xor",
+  "Not",
+  "Where",
+  "Sqrt",
+  "Exp",
+  "Log",
+  "Neg",
+  "Abs",
+  "Reciprocal",
+  "Floor",
+  "Ceil",
+  "Round",
+  "Sign",
+  "Sin",
+  "Cos",
+  "Erf",
+  "Sum",
+  // activation
+  "Relu",
+  "LeakyRelu",
+  "PRelu",
+  "Elu",
+  "Clip",
+  "Sigmoid",
+  "HardSigmoid",
+  "HardSwish",
+  "Tanh",
+  "Gelu",
+  "Softplus",
+  "Softmax",
+  "LogSoftmax",
+  // conv / pool
+  "Conv",
+  "ConvTranspose",
+  "MaxPool",
+  "AveragePool",
+  "GlobalAveragePool",
+  "GlobalMaxPool",
+  // matmul
+  "Gemm",
+  "MatMul",
+  // normalization
+  "BatchNormalization",
+  "LayerNormalization",
+  "InstanceNormalization",
+  // reduce
+  "ReduceMean",
+  "ReduceSum",
+  "ReduceMax",
+  "ReduceMin",
+  "ArgMax",
+  "TopK",
+  // shape / tensor manipulation
+  "Concat",
+  "Split",
+  "Slice",
+  "Gather",
+  "Reshape",
+  "Flatten",
+  "Transpose",
+  "Squeeze",
+  "Unsqueeze",
+  "Expand",
+  "Shape",
+  "Cast",
+  "Constant",
+  "ConstantOfShape",
+  "Identity",
+  "Dropout",
+  "Range",
+  "Tile",
+  "Pad",
+  "Resize",
+  // quantization
+  "QuantizeLinear",
+  "DequantizeLinear",
+  // lowbit fused quantized ops (domain "lowbit"), produced by `fuseQdq`
+  "QGemmFused",
+  "QConvFused",
+] as const;
+
+/** Name of an operator the executor implements. */
+export type OpName = typeof OP_NAMES[number];
+
+/** What an op sees besides its inputs and node. */
+export interface OpContext {
+  /** Opset version of the default ONNX domain. */
+  readonly opset: number;
+}
+
+/**
+ * One operator: takes the node's inputs (undefined for omitted optional ones)
+ * and returns one tensor per node output (trailing optional outputs may be omitted).
+ */
+export type OpImpl = (
+  inputs: readonly (TensorData | undefined)[],
+  node: Node,
+  ctx: OpContext,
+) => TensorData[] | Promise<TensorData[]>;
+
+/** A table of implementations for a subset of the ops. */
+export type OpTable<K extends OpName> = Record<K, OpImpl>;
