@@ -21,6 +21,7 @@
  * ```sh
  * npx deno task build:kernels            # build
  * npx deno run -A tools/build_kernels.ts --check
+ * npx deno run -A tools/build_kernels.ts int_gemm   # only the named module(s)
  * ```
  *
  * @module
@@ -34,8 +35,18 @@ const PKG_DIR = new URL("kernels/gemm/", ROOT);
 /** Bytes at the start of the memory that the TS loaders never hand out (module statics). */
 export const RESERVED_BYTES = 65536;
 
-/** WebAssembly features every kernel may use; passed to both asc and wasm-opt. */
-const FEATURES = ["simd", "relaxed-simd", "threads", "bulk-memory", "sign-ext"] as const;
+/** WebAssembly features enabled beyond asc's defaults (asc names). */
+const ASC_FEATURES = ["simd", "relaxed-simd", "threads"] as const;
+/** The same set plus asc's defaults, in wasm-opt names. */
+const WASM_OPT_FEATURES = [
+  "simd",
+  "relaxed-simd",
+  "threads",
+  "bulk-memory",
+  "sign-ext",
+  "mutable-globals",
+  "nontrapping-float-to-int",
+] as const;
 
 /** The common asc flags (both flavours). */
 const ASC_FLAGS: readonly string[] = [
@@ -54,7 +65,7 @@ const ASC_FLAGS: readonly string[] = [
   "1",
   "--maximumMemory",
   "65536",
-  ...FEATURES.flatMap((f) => ["--enable", f]),
+  ...ASC_FEATURES.flatMap((f) => ["--enable", f]),
 ];
 
 /** Extra asc flags per flavour. */
@@ -66,10 +77,27 @@ const FLAVOURS: Record<"single" | "shared", readonly string[]> = {
 /** The common wasm-opt flags. */
 const WASM_OPT_FLAGS: readonly string[] = [
   "-O3",
-  ...FEATURES.map((f) => `--enable-${f}`),
-  "--enable-mutable-globals",
-  "--enable-nontrapping-float-to-int",
+  ...WASM_OPT_FEATURES.map((f) => `--enable-${f}`),
 ];
+
+/**
+ * The real `node` binary: Deno intercepts a spawn of plain `"node"` (and runs itself), so resolve
+ * the absolute path from PATH.
+ */
+async function findNode(): Promise<string> {
+  const sep = Deno.build.os === "windows" ? ";" : ":";
+  const exe = Deno.build.os === "windows" ? "node.exe" : "node";
+  for (const dir of (Deno.env.get("PATH") ?? "").split(sep)) {
+    if (!dir || dir.includes("node_modules")) continue;
+    const p = `${dir}/${exe}`;
+    try {
+      if ((await Deno.stat(p)).isFile) return p;
+    } catch {
+      // not here
+    }
+  }
+  throw new Error("build_kernels: `node` not found on PATH (needed to run asc and wasm-opt)");
+}
 
 async function run(cmd: string, args: readonly string[]): Promise<void> {
   const out = await new Deno.Command(cmd, { args: [...args], stdout: "piped", stderr: "piped" })
@@ -131,14 +159,14 @@ function toBase64(bytes: Uint8Array): string {
   return btoa(s);
 }
 
-async function buildOne(name: string, tmp: string): Promise<Map<string, Uint8Array>> {
+async function buildOne(name: string, tmp: string, node: string): Promise<Map<string, Uint8Array>> {
   const outputs = new Map<string, Uint8Array>();
   const src = new URL(`${name}.ts`, SRC_DIR).pathname;
   const b64: Record<string, string> = {};
   for (const [flavour, extra] of Object.entries(FLAVOURS)) {
     const raw = `${tmp}/${name}.${flavour}.raw.wasm`;
     const opt = `${tmp}/${name}.${flavour}.wasm`;
-    await run("node", [
+    await run(node, [
       new URL("node_modules/assemblyscript/bin/asc.js", ROOT).pathname,
       src,
       "--outFile",
@@ -146,7 +174,7 @@ async function buildOne(name: string, tmp: string): Promise<Map<string, Uint8Arr
       ...ASC_FLAGS,
       ...extra,
     ]);
-    await run("node", [
+    await run(node, [
       new URL("node_modules/binaryen/bin/wasm-opt", ROOT).pathname,
       raw,
       ...WASM_OPT_FLAGS,
@@ -184,36 +212,57 @@ async function readOrNull(path: string): Promise<Uint8Array | null> {
   }
 }
 
+async function exists(url: URL): Promise<boolean> {
+  try {
+    await Deno.stat(url);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 async function main(args: string[]): Promise<number> {
   const check = args.includes("--check");
-  const names: string[] = [];
+  const only = args.filter((a) => !a.startsWith("--"));
+  let names: string[] = [];
   for await (const e of Deno.readDir(SRC_DIR)) {
     if (e.isFile && e.name.endsWith(".ts") && !e.name.startsWith("_")) {
       names.push(e.name.slice(0, -3));
     }
   }
   names.sort();
+  if (only.length) {
+    const missing = only.filter((n) => !names.includes(n));
+    if (missing.length) throw new Error(`build_kernels: no source for ${missing.join(", ")}`);
+    names = only;
+  }
+  const node = await findNode();
   const tmp = await Deno.makeTempDir({ prefix: "lowbit_kernels_" });
   const outputs = new Map<string, Uint8Array>();
   try {
-    const results = await Promise.all(names.map((n) => buildOne(n, tmp)));
+    const results = await Promise.all(names.map((n) => buildOne(n, tmp, node)));
     for (const r of results) for (const [k, v] of r) outputs.set(k, v);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
-  // Stale outputs: generated files whose source is gone.
+  // Stale outputs: generated files whose source is gone (only when building everything).
   const stale: string[] = [];
-  for await (const e of Deno.readDir(BUILD_DIR).catch(() => [] as never)) {
-    const p = new URL(e.name, BUILD_DIR).pathname;
-    if (e.name.endsWith(".wasm") && !outputs.has(p)) stale.push(p);
-  }
-  for await (const e of Deno.readDir(PKG_DIR)) {
-    const p = new URL(e.name, PKG_DIR).pathname;
-    if (/^_.*_wasm\.ts$/.test(e.name) && !outputs.has(p)) stale.push(p);
+  if (only.length === 0) {
+    if (await exists(BUILD_DIR)) {
+      for await (const e of Deno.readDir(BUILD_DIR)) {
+        const p = new URL(e.name, BUILD_DIR).pathname;
+        if (e.name.endsWith(".wasm") && !outputs.has(p)) stale.push(p);
+      }
+    }
+    for await (const e of Deno.readDir(PKG_DIR)) {
+      const p = new URL(e.name, PKG_DIR).pathname;
+      if (/^_.*_wasm\.ts$/.test(e.name) && !outputs.has(p)) stale.push(p);
+    }
   }
   if (check) {
     const changed: string[] = [...stale];

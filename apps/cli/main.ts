@@ -21,6 +21,7 @@ export interface Command {
 /** The subcommands, loaded lazily so that start-up stays fast. */
 const commands: Record<string, () => Promise<Command>> = {
   formats: async () => (await import("./commands/formats.ts")).formatsCommand,
+  run: async () => (await import("./commands/run.ts")).runCommand,
 };
 
 function usage(): string {

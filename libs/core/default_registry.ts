@@ -11,6 +11,8 @@ import type { NumberFormat } from "./types.ts";
 import { builtinFormats, parseFormatName } from "./formats/mod.ts";
 import { builtinQuantizers } from "./quant/mod.ts";
 import { builtinCalibrators } from "./calib/mod.ts";
+import { builtinMetrics } from "./metrics/mod.ts";
+import { builtinStrategies } from "./search/mod.ts";
 
 let instance: Registry | undefined;
 
@@ -31,6 +33,8 @@ export function registerBuiltins(registry: Registry): void {
   for (const f of builtinFormats()) registry.formats.register(f);
   for (const q of builtinQuantizers()) registry.quantizers.register(q);
   for (const c of builtinCalibrators()) registry.calibrators.register(c);
+  for (const m of builtinMetrics()) registry.metrics.register(m);
+  for (const s of builtinStrategies()) registry.strategies.register(s);
 }
 
 /**

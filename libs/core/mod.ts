@@ -18,3 +18,8 @@ export * from "./rng.ts";
 export * from "./types.ts";
 export * from "./registry.ts";
 export * from "./default_registry.ts";
+export * from "./quant/mod.ts";
+export * from "./calib/mod.ts";
+export * from "./formats/mod.ts";
+export * from "./metrics/mod.ts";
+export * from "./search/mod.ts";

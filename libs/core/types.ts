@@ -41,6 +41,21 @@ export interface NumberFormat {
   decode(codes: Codes): Float32Array;
   /** The distinct finite values of the element grid, ascending. */
   values(): Float32Array;
+  // Optional descriptive fields (added with the formats; additive only).
+  /** Whether the grid has negative values (sign bit / two's complement). */
+  readonly signed?: boolean;
+  /** Storage bits per value including shared scales (MX: bits + 8/32); defaults to `bits`. */
+  readonly bitsPerValue?: number;
+  /** Minifloats: exponent field width. */
+  readonly exponentBits?: number;
+  /** Minifloats: mantissa field width. */
+  readonly mantissaBits?: number;
+  /** Minifloats: exponent bias. */
+  readonly bias?: number;
+  /** Minifloats: whether ±Inf are representable. */
+  readonly hasInf?: boolean;
+  /** Minifloats: whether NaN is representable. */
+  readonly hasNaN?: boolean;
 }
 
 /** A block-scaled format: elements share a scale per block of `blockSize`. */

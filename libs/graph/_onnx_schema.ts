@@ -14,12 +14,20 @@ import protobuf from "protobufjs/light.js";
 const unpacked = { packed: false };
 const packed = { packed: true };
 
-const f = (id: number, type: string, opts: Record<string, unknown> = {}): Record<string, unknown> => ({
+const f = (
+  id: number,
+  type: string,
+  opts: Record<string, unknown> = {},
+): Record<string, unknown> => ({
   id,
   type,
   ...opts,
 });
-const rep = (id: number, type: string, options?: Record<string, boolean>): Record<string, unknown> =>
+const rep = (
+  id: number,
+  type: string,
+  options?: Record<string, boolean>,
+): Record<string, unknown> =>
   options ? { id, type, rule: "repeated", options } : { id, type, rule: "repeated" };
 
 const descriptor = {
@@ -33,7 +41,11 @@ const descriptor = {
           nested: {
             Dimension: {
               oneofs: { value: { oneof: ["dimValue", "dimParam"] } },
-              fields: { dimValue: f(1, "int64"), dimParam: f(2, "string"), denotation: f(3, "string") },
+              fields: {
+                dimValue: f(1, "int64"),
+                dimParam: f(2, "string"),
+                denotation: f(3, "string"),
+              },
             },
           },
         },

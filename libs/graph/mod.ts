@@ -16,3 +16,13 @@
  */
 
 export type * from "./ir.ts";
+export * from "./tensor_data.ts";
+export * from "./onnx.ts";
+export * from "./npy.ts";
+export * from "./safetensors.ts";
+export * from "./exec/mod.ts";
+export * from "./passes/topo.ts";
+export * from "./passes/shape_infer.ts";
+export * from "./passes/fold.ts";
+export * from "./passes/bn_fold.ts";
+export * from "./passes/quant_points.ts";

@@ -55,7 +55,10 @@ export function broadcastShape(a: readonly number[], b: readonly number[]): numb
 }
 
 /** Index map from an output of `outShape` into a broadcast input of `inShape`. */
-export function broadcastIndex(inShape: readonly number[], outShape: readonly number[]): Int32Array {
+export function broadcastIndex(
+  inShape: readonly number[],
+  outShape: readonly number[],
+): Int32Array {
   const n = size(outShape);
   const idx = new Int32Array(n);
   const r = outShape.length;
@@ -75,6 +78,23 @@ export function broadcastIndex(inShape: readonly number[], outShape: readonly nu
 }
 
 export function zip(a: T64, b: T64, f: (x: number, y: number) => number): T64 {
+  const na = a.data.length, nb = b.data.length;
+  // Fast paths: equal shapes, or one operand broadcast along leading axes only (bias, scalar).
+  if (sameShape(a.shape, b.shape)) {
+    const out = new Float64Array(na);
+    for (let i = 0; i < na; i++) out[i] = f(a.data[i], b.data[i]);
+    return { shape: [...a.shape], data: out };
+  }
+  if (isTrailing(b.shape, a.shape)) {
+    const out = new Float64Array(na);
+    for (let i = 0; i < na; i++) out[i] = f(a.data[i], b.data[i % nb]);
+    return { shape: [...a.shape], data: out };
+  }
+  if (isTrailing(a.shape, b.shape)) {
+    const out = new Float64Array(nb);
+    for (let i = 0; i < nb; i++) out[i] = f(a.data[i % na], b.data[i]);
+    return { shape: [...b.shape], data: out };
+  }
   const shape = broadcastShape(a.shape, b.shape);
   const ia = broadcastIndex(a.shape, shape), ib = broadcastIndex(b.shape, shape);
   const out = new Float64Array(size(shape));
@@ -82,9 +102,29 @@ export function zip(a: T64, b: T64, f: (x: number, y: number) => number): T64 {
   return { shape, data: out };
 }
 
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Whether `small` broadcasts to `big` by repetition along leading axes only (bias, scalar). */
+function isTrailing(small: readonly number[], big: readonly number[]): boolean {
+  if (small.length > big.length) return false;
+  let k = 0;
+  while (k < small.length && small[k] === 1) k++;
+  const off = big.length - small.length;
+  for (let i = k; i < small.length; i++) if (small[i] !== big[off + i]) return false;
+  return true;
+}
+
 /** Sums `g` (of a broadcast shape) back down to `shape`. */
 export function unbroadcast(g: T64, shape: readonly number[]): T64 {
   if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  const n = size(shape);
+  if (isTrailing(shape, g.shape)) {
+    const out = new Float64Array(n);
+    for (let i = 0; i < g.data.length; i++) out[i % n] += g.data[i];
+    return { shape: [...shape], data: out };
+  }
   const idx = broadcastIndex(shape, g.shape);
   const out = new Float64Array(size(shape));
   for (let i = 0; i < g.data.length; i++) out[idx[i]] += g.data[i];
@@ -93,6 +133,12 @@ export function unbroadcast(g: T64, shape: readonly number[]): T64 {
 
 export function transpose(a: T64, perm: readonly number[]): T64 {
   const r = a.shape.length;
+  if (r === 2 && perm[0] === 1) {
+    const [m, n] = a.shape;
+    const out = new Float64Array(m * n);
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j * m + i] = a.data[i * n + j];
+    return { shape: [n, m], data: out };
+  }
   const outShape = perm.map((p) => a.shape[p]);
   const ins = strides(a.shape);
   const n = a.data.length;
@@ -117,7 +163,13 @@ export function invPerm(perm: readonly number[]): number[] {
 }
 
 /** Plain 2-D product: [m,k] × [k,n]. */
-export function mm(a: Float64Array, b: Float64Array, m: number, k: number, n: number): Float64Array {
+export function mm(
+  a: Float64Array,
+  b: Float64Array,
+  m: number,
+  k: number,
+  n: number,
+): Float64Array {
   const out = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
     for (let p = 0; p < k; p++) {
@@ -138,6 +190,7 @@ export function sumAxes(a: T64, axes: readonly number[]): T64 {
 
 /** Broadcasts `a` up to `shape`. */
 export function expand(a: T64, shape: readonly number[]): T64 {
+  if (sameShape(a.shape, shape)) return { shape: [...shape], data: a.data.slice() };
   const idx = broadcastIndex(a.shape, shape);
   const out = new Float64Array(size(shape));
   for (let i = 0; i < out.length; i++) out[i] = a.data[idx[i]];

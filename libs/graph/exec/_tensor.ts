@@ -3,6 +3,7 @@
 
 import { LowbitError } from "@lowbit/core";
 import type { Attr, DType, Node, TensorData, TensorStorage } from "../ir.ts";
+import { allocStorage, toFloat32 } from "../tensor_data.ts";
 
 /** Product of the dimensions (1 for a scalar). */
 export function size(shape: readonly number[]): number {
@@ -23,39 +24,10 @@ export function strides(shape: readonly number[]): number[] {
 }
 
 /** A zero-filled storage of `n` elements of `dtype`. */
-export function alloc(dtype: DType, n: number): TensorStorage {
-  switch (dtype) {
-    case "float32":
-      return new Float32Array(n);
-    case "float64":
-      return new Float64Array(n);
-    case "int8":
-    case "int4":
-      return new Int8Array(n);
-    case "uint8":
-    case "uint4":
-    case "bool":
-    case "float8e4m3fn":
-    case "float8e5m2":
-      return new Uint8Array(n);
-    case "int16":
-      return new Int16Array(n);
-    case "uint16":
-    case "float16":
-    case "bfloat16":
-      return new Uint16Array(n);
-    case "int32":
-      return new Int32Array(n);
-    case "uint32":
-      return new Uint32Array(n);
-    case "int64":
-      return new BigInt64Array(n);
-    case "uint64":
-      return new BigUint64Array(n);
-    case "string":
-      return new Array<string>(n).fill("");
-  }
-}
+export const alloc: (dtype: DType, n: number) => TensorStorage = allocStorage;
+
+/** The elements of `t` as float32 (no copy when already float32). */
+export const toF32: (t: TensorData) => Float32Array = toFloat32;
 
 /** A fresh float32 tensor. */
 export function f32(shape: number[], data?: Float32Array): TensorData {
@@ -71,105 +43,6 @@ export function isBig(dtype: DType): boolean {
 export function isNumeric(dtype: DType): boolean {
   return dtype !== "string" && dtype !== "float16" && dtype !== "bfloat16" &&
     dtype !== "float8e4m3fn" && dtype !== "float8e5m2";
-}
-
-const F16_BUF = new Float32Array(1);
-const F16_U32 = new Uint32Array(F16_BUF.buffer);
-
-/** Decodes an IEEE half-precision bit pattern. */
-export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-/** Encodes a number as an IEEE half-precision bit pattern (round to nearest even). */
-export function floatToHalf(x: number): number {
-  F16_BUF[0] = x;
-  const f = F16_U32[0];
-  const sign = (f >>> 16) & 0x8000;
-  const e = (f >>> 23) & 0xff;
-  let m = f & 0x7fffff;
-  if (e === 0xff) return sign | 0x7c00 | (m ? 0x200 : 0);
-  let ne = e - 127 + 15;
-  if (ne >= 31) return sign | 0x7c00;
-  if (ne <= 0) {
-    if (ne < -10) return sign;
-    m |= 0x800000;
-    const shift = 14 - ne;
-    let r = m >> shift;
-    const rem = m & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (r & 1))) r++;
-    return sign | r;
-  }
-  let r = m >> 13;
-  const rem = m & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) {
-    r++;
-    if (r === 0x400) {
-      r = 0;
-      ne++;
-      if (ne >= 31) return sign | 0x7c00;
-    }
-  }
-  return sign | (ne << 10) | r;
-}
-
-/** Decodes a bfloat16 bit pattern. */
-export function bf16ToFloat(h: number): number {
-  F16_U32[0] = h << 16;
-  return F16_BUF[0];
-}
-
-/** Decodes an fp8 e4m3fn code. */
-export function e4m3fnToFloat(c: number): number {
-  const s = c & 0x80 ? -1 : 1;
-  const e = (c >> 3) & 0xf;
-  const m = c & 7;
-  if (e === 15 && m === 7) return NaN;
-  if (e === 0) return s * m * 2 ** -9;
-  return s * (1 + m / 8) * 2 ** (e - 7);
-}
-
-/** Decodes an fp8 e5m2 code. */
-export function e5m2ToFloat(c: number): number {
-  return halfToFloat(c << 8);
-}
-
-/**
- * The elements of `t` as float32 (copy unless already float32).
- * Handles every numeric dtype including float16/bfloat16/fp8 codes.
- */
-export function toF32(t: TensorData): Float32Array {
-  const d = t.data;
-  if (t.dtype === "float32") return d as Float32Array;
-  const n = d.length;
-  const out = new Float32Array(n);
-  switch (t.dtype) {
-    case "float16":
-      for (let i = 0; i < n; i++) out[i] = halfToFloat((d as Uint16Array)[i]);
-      return out;
-    case "bfloat16":
-      for (let i = 0; i < n; i++) out[i] = bf16ToFloat((d as Uint16Array)[i]);
-      return out;
-    case "float8e4m3fn":
-      for (let i = 0; i < n; i++) out[i] = e4m3fnToFloat((d as Uint8Array)[i]);
-      return out;
-    case "float8e5m2":
-      for (let i = 0; i < n; i++) out[i] = e5m2ToFloat((d as Uint8Array)[i]);
-      return out;
-    case "string":
-      throw new LowbitError("UNSUPPORTED", "string tensors have no numeric value");
-    default:
-      if (isBig(t.dtype)) {
-        for (let i = 0; i < n; i++) out[i] = Number((d as BigInt64Array)[i]);
-      } else out.set(d as Int32Array);
-      return out;
-  }
 }
 
 /** The elements of `t` as plain numbers (for shape-like int64/int32 tensors). */

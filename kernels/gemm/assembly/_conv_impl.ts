@@ -1,0 +1,211 @@
+// Conv2d (NCHW input, OIHW weight) as im2col + GEMM, and a direct depthwise kernel.
+// Generic over the multiply-add marker V (see _float_common.ts). Never built on its own.
+//
+// *** summation order (the contract with reference_float.ts) ***
+// For output (o, oy, ox): acc = +0; for c in the group's input channels, for ky, for kx (in that
+// order): acc = madd(w[o][c][ky][kx], x, acc) where x = input[c][oy·sh − pt + ky·dh][ox·sw − pl +
+// kx·dw], or +0 outside the image (padding taps are accumulated, not skipped); then
+// out = min(max(acc + bias[o], lo), hi). The GEMM path (K = (c, ky, kx) row-major, the OIHW
+// order) and the depthwise path (one channel) give the same bits.
+
+import { madd, epi, epiFlags, setEpilogue, epiScale, epiBias, epiLo, epiHi, EPI_BIAS } from "./_float_common";
+import { gemmF32 } from "./_float_gemm_impl";
+
+/** Spatial columns per im2col chunk so that one chunk (K × chunk floats) is about 256 KiB. */
+export function convChunk(k: i32, p: i32): i32 {
+  let ch = ((65536 / max(k, 1)) >> 3) << 3;
+  if (ch < 8) ch = 8;
+  if (ch > ((p + 7) >> 3) << 3) ch = ((p + 7) >> 3) << 3;
+  return ch;
+}
+
+/**
+ * im2col of the spatial positions [p0, p0 + pn) of one group (channels c0..c0+cg) into packed
+ * panels of 8 positions (the packed-B layout of _float_gemm_impl.ts, K = cg·kh·kw).
+ */
+function im2colPanels(
+  x: usize, h: i32, w: i32, c0: i32, cg: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  ow: i32, p0: i32, pn: i32, out: usize,
+): void {
+  const k = cg * kh * kw;
+  const hw = <usize>h * w;
+  const direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0;
+  for (let q = 0; q < pn; q += 8) {
+    const p = p0 + q;
+    const nr = min(8, pn - q);
+    let dst = out + <usize>(q >> 3) * (<usize>k << 5);
+    if (direct && nr == 8) {
+      let src = x + (<usize>c0 * hw + p) * 4;
+      for (let c = 0; c < cg; c++) {
+        v128.store(dst, v128.load(src));
+        v128.store(dst, v128.load(src, 16), 16);
+        dst += 32;
+        src += hw << 2;
+      }
+      continue;
+    }
+    const oy = p / ow, ox = p % ow;
+    // the 8 positions lie in one output row and are stride-1 neighbours: row copies
+    const oneRow = nr == 8 && ox + 7 < ow && sw == 1;
+    for (let c = 0; c < cg; c++) {
+      const xc = x + <usize>(c0 + c) * hw * 4;
+      for (let ky = 0; ky < kh; ky++) {
+        for (let kx = 0; kx < kw; kx++) {
+          if (oneRow) {
+            const iy = oy * sh - pt + ky * dh;
+            const ix = ox - pl + kx * dw;
+            if (iy >= 0 && iy < h && ix >= 0 && ix + 7 < w) {
+              const src = xc + (<usize>iy * w + ix) * 4;
+              v128.store(dst, v128.load(src));
+              v128.store(dst, v128.load(src, 16), 16);
+              dst += 32;
+              continue;
+            }
+          }
+          for (let l = 0; l < 8; l++) {
+            let v: f32 = 0;
+            if (l < nr) {
+              const pp = p + l;
+              const iy = (pp / ow) * sh - pt + ky * dh;
+              const ix = (pp % ow) * sw - pl + kx * dw;
+              if (iy >= 0 && iy < h && ix >= 0 && ix < w) v = load<f32>(xc + (<usize>iy * w + ix) * 4);
+            }
+            store<f32>(dst + (<usize>l << 2), v);
+          }
+          dst += 32;
+        }
+      }
+    }
+  }
+}
+
+/** Bytes of scratch conv2dF32 needs: one im2col chunk plus the 128-byte tile buffer. */
+export function conv2dScratchBytes(cg: i32, kh: i32, kw: i32, oh: i32, ow: i32): usize {
+  const k = cg * kh * kw;
+  const p = oh * ow;
+  return <usize>convChunk(k, p) * <usize>k * 4 + 128;
+}
+
+/**
+ * Conv2d over `batch` images: x [batch, c, h, w], wt [o, c/groups, kh, kw], out [batch, o, oh, ow].
+ * Epilogue flags (bias, clamp) from setEpilogue(); bias is per output channel.
+ */
+export function conv2dF32<V>(
+  batch: i32, c: i32, h: i32, w: i32, o: i32, groups: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize,
+): void {
+  const cg = c / groups, og = o / groups;
+  const k = cg * kh * kw;
+  const p = oh * ow;
+  const chunk = convChunk(k, p);
+  const tmp = scratch + <usize>chunk * <usize>k * 4;
+  const flags = epiFlags, bias = epiBias, lo = epiLo, hi = epiHi, sc = epiScale;
+  for (let n = 0; n < batch; n++) {
+    const xn = x + <usize>n * c * h * w * 4;
+    for (let g = 0; g < groups; g++) {
+      setEpilogue(flags, sc + <usize>g * og * 4, bias + <usize>g * og * 4, lo, hi);
+      const a = wt + <usize>g * og * k * 4;
+      const cOut = out + (<usize>n * o + <usize>g * og) * p * 4;
+      for (let p0 = 0; p0 < p; p0 += chunk) {
+        const pn = min(chunk, p - p0);
+        im2colPanels(xn, h, w, g * cg, cg, kh, kw, sh, sw, dh, dw, pt, pl, ow, p0, pn, scratch);
+        gemmF32<V>(0, pn, og, k, a, k, scratch, cOut + (<usize>p0 << 2), p, tmp);
+      }
+    }
+  }
+  setEpilogue(flags, sc, bias, lo, hi);
+}
+
+// *** depthwise ***
+
+/** Padded-plane geometry shared by dwconvScratchBytes and dwconv2dF32. */
+// @ts-ignore: decorator
+@inline
+function padW(ow: i32, kw: i32, sw: i32, dw: i32): i32 {
+  const ow4 = (ow + 3) & ~3;
+  return (ow4 - 1) * sw + (kw - 1) * dw + 9;
+}
+// @ts-ignore: decorator
+@inline
+function padH(oh: i32, kh: i32, sh: i32, dh: i32): i32 {
+  return (oh - 1) * sh + (kh - 1) * dh + 1;
+}
+
+/** Bytes of scratch dwconv2dF32 needs: one zero-padded input plane plus 16 bytes. */
+export function dwconvScratchBytes(oh: i32, ow: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32): usize {
+  return <usize>padH(oh, kh, sh, dh) * <usize>padW(ow, kw, sw, dw) * 4 + 16;
+}
+
+/** Four inputs at padded row `row`, columns x, x+sw, x+2sw, x+3sw. */
+// @ts-ignore: decorator
+@inline
+function load4(row: usize, x: i32, sw: i32): v128 {
+  if (sw == 1) return v128.load(row + (<usize>x << 2));
+  if (sw == 2) {
+    const lo = v128.load(row + (<usize>x << 2));
+    const hi = v128.load(row + (<usize>x << 2), 16);
+    return i8x16.shuffle(lo, hi, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  }
+  let v = f32x4.splat(load<f32>(row + (<usize>x << 2)));
+  v = f32x4.replace_lane(v, 1, load<f32>(row + (<usize>(x + sw) << 2)));
+  v = f32x4.replace_lane(v, 2, load<f32>(row + (<usize>(x + 2 * sw) << 2)));
+  v = f32x4.replace_lane(v, 3, load<f32>(row + (<usize>(x + 3 * sw) << 2)));
+  return v;
+}
+
+/**
+ * Depthwise conv (groups = channels = output channels): x [batch, c, h, w], wt [c, 1, kh, kw],
+ * out [batch, c, oh, ow]. Each channel is copied into a zero-padded plane in `scratch`, then every
+ * output is computed 4 columns at a time. Epilogue from setEpilogue() (bias per channel, clamp).
+ */
+export function dwconv2dF32<V>(
+  batch: i32, c: i32, h: i32, w: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize,
+): void {
+  const ph = padH(oh, kh, sh, dh), pw = padW(ow, kw, sw, dw);
+  const rowBytes = <usize>pw << 2;
+  const tmp = scratch + <usize>ph * rowBytes;
+  const hasBias = (epiFlags & EPI_BIAS) != 0;
+  for (let n = 0; n < batch; n++) {
+    for (let ch = 0; ch < c; ch++) {
+      const xc = x + (<usize>n * c + ch) * <usize>h * w * 4;
+      // zero-padded plane: padded[y][xx] = x[y - pt][xx - pl]
+      memory.fill(scratch, 0, <usize>ph * rowBytes);
+      const y0 = max(0, pt), y1 = min(ph, pt + h);
+      const x0 = max(0, pl), x1 = min(pw, pl + w);
+      if (x1 > x0) {
+        for (let y = y0; y < y1; y++) {
+          memory.copy(scratch + <usize>y * rowBytes + (<usize>x0 << 2), xc + (<usize>(y - pt) * w + (x0 - pl)) * 4, <usize>(x1 - x0) << 2);
+        }
+      }
+      const wc = wt + <usize>ch * kh * kw * 4;
+      const bv = hasBias ? v128.load32_splat(epiBias + (<usize>ch << 2)) : f32x4.splat(0);
+      const oc = out + (<usize>n * c + ch) * <usize>oh * ow * 4;
+      for (let oy = 0; oy < oh; oy++) {
+        const prow = scratch + <usize>(oy * sh) * rowBytes;
+        const orow = oc + <usize>oy * ow * 4;
+        for (let ox = 0; ox < ow; ox += 4) {
+          let acc = f32x4.splat(0);
+          let wp = wc;
+          for (let ky = 0; ky < kh; ky++) {
+            const r = prow + <usize>(ky * dh) * rowBytes;
+            for (let kx = 0; kx < kw; kx++) {
+              acc = madd<V>(v128.load32_splat(wp), load4(r, ox * sw + kx * dw, sw), acc);
+              wp += 4;
+            }
+          }
+          acc = epi(acc, acc, bv);
+          if (ox + 4 <= ow) {
+            v128.store(orow + (<usize>ox << 2), acc);
+          } else {
+            v128.store(tmp, acc);
+            memory.copy(orow + (<usize>ox << 2), tmp, <usize>(ow - ox) << 2);
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,90 @@
+// Shared helpers of the float kernels (f32 GEMM, minifloat-weight GEMM/GEMV, conv).
+// Never built on its own (leading underscore); imported by float_gemm.ts (plain SIMD) and
+// float_gemm_relaxed.ts (relaxed SIMD), which instantiate every kernel with one marker type.
+//
+// *** the multiply-add ***
+// Every float kernel accumulates with `madd<V>(a, b, acc)`:
+//   V = Plain -> f32x4.add(acc, f32x4.mul(a, b))   two roundings, the same on every engine
+//   V = Fused -> f32x4.relaxed_madd(a, b, acc)     fused (one rounding) or unfused, engine-defined;
+//                                                  the TS loader probes which at load time and the
+//                                                  scalar reference follows the probe.
+// The selection happens at compile time (isInteger<V>()), so the plain module contains no relaxed
+// instruction and validates on engines without relaxed SIMD.
+
+/** Marker type: plain SIMD multiply then add. */
+export type Plain = f32;
+/** Marker type: `f32x4.relaxed_madd`. */
+export type Fused = i32;
+
+// @ts-ignore: decorator
+@inline
+export function madd<V>(a: v128, b: v128, acc: v128): v128 {
+  if (isInteger<V>()) {
+    return f32x4.relaxed_madd(a, b, acc);
+  } else {
+    return f32x4.add(acc, f32x4.mul(a, b));
+  }
+}
+
+// *** epilogue state ***
+// Set by each exported entry point before it runs (wasm globals: per instance, so per worker).
+// flags: bit 0 scale present, bit 1 bias present, bit 2 scale/bias indexed by row (conv: output
+// channel) instead of by column.
+export let epiFlags: i32 = 0;
+export let epiScale: usize = 0;
+export let epiBias: usize = 0;
+export let epiLo: f32 = 0;
+export let epiHi: f32 = 0;
+
+export const EPI_SCALE: i32 = 1;
+export const EPI_BIAS: i32 = 2;
+export const EPI_ROW: i32 = 4;
+
+export function setEpilogue(flags: i32, scale: usize, bias: usize, lo: f32, hi: f32): void {
+  epiFlags = flags;
+  epiScale = scale;
+  epiBias = bias;
+  epiLo = lo;
+  epiHi = hi;
+}
+
+/** out = min(max(v * s + b, lo), hi), each step only when enabled; unfused, in this order. */
+// @ts-ignore: decorator
+@inline
+export function epi(v: v128, s: v128, b: v128): v128 {
+  if (epiFlags & EPI_SCALE) v = f32x4.mul(v, s);
+  if (epiFlags & EPI_BIAS) v = f32x4.add(v, b);
+  return f32x4.min(f32x4.max(v, f32x4.splat(epiLo)), f32x4.splat(epiHi));
+}
+
+/** Applies the epilogue to the 8 values of row `row` at columns j..j+7 and stores them. */
+// @ts-ignore: decorator
+@inline
+export function storeRow8(c: usize, x0: v128, x1: v128, row: i32, j: i32, last: bool): void {
+  if (last) {
+    let s0 = f32x4.splat(1), s1 = s0, b0 = f32x4.splat(0), b1 = b0;
+    if (epiFlags & EPI_ROW) {
+      if (epiFlags & EPI_SCALE) {
+        s0 = v128.load32_splat(epiScale + (<usize>row << 2));
+        s1 = s0;
+      }
+      if (epiFlags & EPI_BIAS) {
+        b0 = v128.load32_splat(epiBias + (<usize>row << 2));
+        b1 = b0;
+      }
+    } else {
+      if (epiFlags & EPI_SCALE) {
+        s0 = v128.load(epiScale + (<usize>j << 2));
+        s1 = v128.load(epiScale + (<usize>j << 2), 16);
+      }
+      if (epiFlags & EPI_BIAS) {
+        b0 = v128.load(epiBias + (<usize>j << 2));
+        b1 = v128.load(epiBias + (<usize>j << 2), 16);
+      }
+    }
+    x0 = epi(x0, s0, b0);
+    x1 = epi(x1, s1, b1);
+  }
+  v128.store(c, x0);
+  v128.store(c, x1, 16);
+}

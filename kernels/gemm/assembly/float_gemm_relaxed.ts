@@ -1,0 +1,60 @@
+// Float kernels, relaxed SIMD build (f32x4.relaxed_madd: fused or not, per engine).
+// The plain twin is float_gemm.ts; both export the same kernels, suffixed by ISA.
+// Kernel names: <op>_<dtypes>_<epilogue>_<MRxNR>__<isa>[_<variant>] (XNNPACK style).
+
+import { Fused, setEpilogue } from "./_float_common";
+import { gemmF32, packF32B } from "./_float_gemm_impl";
+import { conv2dF32, conv2dScratchBytes, dwconv2dF32, dwconvScratchBytes } from "./_conv_impl";
+import { gemmMinifloat, gemmMinifloatScratchBytes, gemvMinifloat } from "./_minifloat_impl";
+
+export { conv2dScratchBytes as conv2d_scratch_bytes, dwconvScratchBytes as dwconv_scratch_bytes };
+export { packF32B as pack_f32_b_8, gemmMinifloatScratchBytes as gemm_mfw_scratch_bytes };
+
+export function gemm_f32_f32_minmax_4x8__wasmrelaxedsimd(
+  n0: i32, n1: i32, m: i32, k: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, tmp: usize,
+  flags: i32, scale: usize, bias: usize, lo: f32, hi: f32,
+): void {
+  setEpilogue(flags, scale, bias, lo, hi);
+  gemmF32<Fused>(n0, n1, m, k, a, lda, b, c, ldc, tmp);
+}
+
+export function conv2d_f32_minmax_im2col_4x8__wasmrelaxedsimd(
+  batch: i32, c: i32, h: i32, w: i32, o: i32, groups: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize,
+  flags: i32, bias: usize, lo: f32, hi: f32,
+): void {
+  setEpilogue(flags, 0, bias, lo, hi);
+  conv2dF32<Fused>(batch, c, h, w, o, groups, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x, wt, out, scratch);
+}
+
+export function dwconv2d_f32_minmax_4x1__wasmrelaxedsimd(
+  batch: i32, c: i32, h: i32, w: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize,
+  flags: i32, bias: usize, lo: f32, hi: f32,
+): void {
+  setEpilogue(flags, 0, bias, lo, hi);
+  dwconv2dF32<Fused>(batch, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x, wt, out, scratch);
+}
+
+export function gemm_mfw_f32_minmax_4x8__wasmrelaxedsimd(
+  n0: i32, n1: i32, fmt: i32, m: i32, k: i32, a: usize, lda: i32, codes: usize, scales: usize, block: i32,
+  c: usize, ldc: i32, scratch: usize, flags: i32, scale: usize, bias: usize, lo: f32, hi: f32,
+): void {
+  setEpilogue(flags, scale, bias, lo, hi);
+  gemmMinifloat<Fused>(n0, n1, fmt, m, k, a, lda, codes, scales, block, c, ldc, scratch);
+}
+
+export function gemv_mfw_f32_minmax_1x8__wasmrelaxedsimd(
+  n0: i32, n1: i32, fmt: i32, n: i32, k: i32, a: usize, codes: usize, scales: usize, block: i32,
+  c: usize, tmp: usize, flags: i32, scale: usize, bias: usize, lo: f32, hi: f32,
+): void {
+  setEpilogue(flags, scale, bias, lo, hi);
+  gemvMinifloat<Fused>(n0, n1, fmt, n, k, a, codes, scales, block, c, tmp);
+}
+
+/** relaxed_madd(a, b, c) lane 0: the loader compares it with fused and unfused results. */
+export function probe_madd(a: f32, b: f32, c: f32): f32 {
+  return f32x4.extract_lane(f32x4.relaxed_madd(f32x4.splat(a), f32x4.splat(b), f32x4.splat(c)), 0);
+}

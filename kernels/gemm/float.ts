@@ -1,0 +1,1057 @@
+/**
+ * Float kernels: f32 GEMM / GEMV with pre-packed B and a fused epilogue (per-column scale, bias,
+ * ReLU / clamp), minifloat-weight GEMM / GEMV (FP8 E4M3FN / E5M2, FP6 E3M2 / E2M3, FP4 E2M1,
+ * MXFP8 / MXFP6 / MXFP4 with E8M0 block scales, NVFP4), and Conv2d (NCHW / OIHW, groups, stride,
+ * dilation, pads) through im2col + GEMM or a direct depthwise kernel.
+ *
+ * Everything here is synchronous and single-threaded on a {@link FloatKernels} context (a wasm
+ * memory, an allocator, reusable scratch); {@link floatKernels} returns a lazily created default.
+ * Packed weights live in that memory until `dispose()`.
+ *
+ * ## Results
+ *
+ * Bit-for-bit equal to `reference_float.ts` under the kernels' fixed summation order (one f32
+ * accumulator per output, terms in order, then the epilogue). The accumulate step is a plain
+ * multiply then add on the `"wasmsimd"` ISA (same bits on every engine) and
+ * `f32x4.relaxed_madd` on `"wasmrelaxedsimd"`, whose rounding (fused or not) is engine-defined:
+ * the context probes it at creation and reports it as {@link FloatKernels.madd}; the reference
+ * takes it as a parameter. The default context uses relaxed SIMD when the engine has it; pass
+ * `{ isa: "wasmsimd" }` for results that are identical across engines.
+ *
+ * ## Special values of minifloat weights
+ *
+ * NaN and ±Inf weight codes (E4M3FN S.1111.111, E5M2 S.11111.xx, E8M0 0xFF, an E4M3 NVFP4 block
+ * scale S.1111.111) are rejected by the packers with a `LowbitError` naming the position: a
+ * weight tensor with them is broken, and rejecting them keeps the in-register decode short.
+ * Activations may hold anything; NaN / ±Inf propagate as in IEEE arithmetic.
+ *
+ * @module
+ */
+
+import { LowbitError } from "@lowbit/core";
+import { createArena, decodeBase64, DEFAULT_MAX_PAGES } from "./runner.ts";
+import * as plainWasm from "./_float_gemm_wasm.ts";
+import * as relaxedWasm from "./_float_gemm_relaxed_wasm.ts";
+import { decodeE8M0, decodeMinifloat, type MaddMode, type MinifloatElement } from "./reference_float.ts";
+
+// *** context ***
+
+/** Instruction set of the float kernels. */
+export type FloatIsa = "wasmsimd" | "wasmrelaxedsimd";
+
+/** A float-kernel context: one wasm memory with its allocator and scratch. */
+export interface FloatKernels {
+  /** The ISA the kernels were built for. */
+  readonly isa: FloatIsa;
+  /** How the accumulate step rounds on this engine (`"unfused"` always for `"wasmsimd"`). */
+  readonly madd: MaddMode;
+  /** The kernels' memory. */
+  readonly memory: WebAssembly.Memory;
+}
+
+/** Options of {@link createFloatKernels}. */
+export interface FloatKernelsOptions {
+  /** ISA (default `"auto"`: relaxed SIMD when the engine validates it). */
+  isa?: FloatIsa | "auto";
+  /** Maximum memory in 64 KiB pages (default 32768 = 2 GiB). */
+  maxPages?: number;
+}
+
+type Fn = (...args: number[]) => number;
+
+interface Internal {
+  ex: Record<string, Fn>;
+  alloc: (bytes: number) => number;
+  free: (ptr: number) => void;
+  slots: Map<string, { ptr: number; bytes: number }>;
+  sfx: string;
+}
+
+const internals = new WeakMap<FloatKernels, Internal>();
+
+let relaxedModule: WebAssembly.Module | null | undefined;
+let plainModule: WebAssembly.Module | undefined;
+
+function compileRelaxed(): WebAssembly.Module | null {
+  if (relaxedModule === undefined) {
+    try {
+      relaxedModule = new WebAssembly.Module(decodeBase64(relaxedWasm.single));
+    } catch {
+      relaxedModule = null;
+    }
+  }
+  return relaxedModule;
+}
+
+function probeMadd(probe: Fn): MaddMode | null {
+  const a = 1 + 2 ** -12; // a·a = 1 + 2^-11 + 2^-24: a tie when rounded to f32
+  const r = probe(a, a, -1);
+  if (r === 2 ** -11 + 2 ** -24) return "fused";
+  if (r === 2 ** -11) return "unfused";
+  return null;
+}
+
+/**
+ * Creates a float-kernel context (synchronous: compiles and instantiates the embedded module).
+ *
+ * @param opts ISA and memory limit
+ * @returns the context
+ *
+ * @example
+ * ```ts
+ * import { createFloatKernels } from "@lowbit/kernels";
+ * const k = createFloatKernels({ isa: "wasmsimd" });
+ * if (k.isa !== "wasmsimd" || k.madd !== "unfused") throw new Error();
+ * ```
+ */
+export function createFloatKernels(opts: FloatKernelsOptions = {}): FloatKernels {
+  const want = opts.isa ?? "auto";
+  if (want !== "auto" && want !== "wasmsimd" && want !== "wasmrelaxedsimd") {
+    throw new LowbitError("INVALID_ARGUMENT", `unknown float kernel ISA '${want}'`);
+  }
+  const maxPages = opts.maxPages ?? DEFAULT_MAX_PAGES;
+  const memory = new WebAssembly.Memory({ initial: 2, maximum: maxPages });
+  let module: WebAssembly.Module | null = null;
+  let isa: FloatIsa = "wasmsimd";
+  if (want !== "wasmsimd") {
+    module = compileRelaxed();
+    if (module === null && want === "wasmrelaxedsimd") {
+      throw new LowbitError("UNSUPPORTED", "this engine does not support WebAssembly relaxed SIMD");
+    }
+    if (module !== null) isa = "wasmrelaxedsimd";
+  }
+  let madd: MaddMode = "unfused";
+  let ex: Record<string, Fn> | null = null;
+  if (module !== null) {
+    ex = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Record<
+      string,
+      Fn
+    >;
+    const m = probeMadd(ex.probe_madd);
+    if (m === null) {
+      if (want === "wasmrelaxedsimd") {
+        throw new LowbitError("UNSUPPORTED", "relaxed_madd is neither fused nor unfused here");
+      }
+      ex = null;
+      isa = "wasmsimd";
+    } else madd = m;
+  }
+  if (ex === null) {
+    plainModule ??= new WebAssembly.Module(decodeBase64(plainWasm.single));
+    ex = new WebAssembly.Instance(plainModule, { env: { memory } }).exports as unknown as Record<
+      string,
+      Fn
+    >;
+  }
+  const arena = createArena(memory, maxPages);
+  const ctx: FloatKernels = { isa, madd, memory };
+  internals.set(ctx, {
+    ex,
+    alloc: (b) => arena.alloc(b),
+    free: (p) => arena.free(p),
+    slots: new Map(),
+    sfx: "__" + isa,
+  });
+  return ctx;
+}
+
+let defaultKernels: FloatKernels | undefined;
+
+/**
+ * The default context, created on first use with relaxed SIMD when available.
+ *
+ * @returns the shared default context
+ *
+ * @example
+ * ```ts
+ * import { floatKernels } from "@lowbit/kernels";
+ * if (floatKernels() !== floatKernels()) throw new Error("one default");
+ * ```
+ */
+export function floatKernels(): FloatKernels {
+  defaultKernels ??= createFloatKernels();
+  return defaultKernels;
+}
+
+function internal(k: FloatKernels): Internal {
+  const i = internals.get(k);
+  if (!i) throw new LowbitError("INVALID_ARGUMENT", "not a context from createFloatKernels()");
+  return i;
+}
+
+/** A reusable scratch block named `name` of at least `bytes` (grown by reallocation). */
+function slot(i: Internal, name: string, bytes: number): number {
+  const s = i.slots.get(name);
+  if (s && s.bytes >= bytes) return s.ptr;
+  if (s) {
+    i.free(s.ptr);
+    i.slots.delete(name);
+  }
+  const want = Math.max(bytes, s ? s.bytes * 1.5 : 0, 64);
+  const ptr = i.alloc(Math.ceil(want / 16) * 16);
+  i.slots.set(name, { ptr, bytes: want });
+  return ptr;
+}
+
+function kernel(i: Internal, name: string): Fn {
+  const f = i.ex[name + i.sfx];
+  if (typeof f !== "function") throw new LowbitError("INTERNAL", `missing kernel ${name}${i.sfx}`);
+  return f;
+}
+
+function f32View(k: FloatKernels, ptr: number, len: number): Float32Array {
+  return new Float32Array(k.memory.buffer, ptr, len);
+}
+
+// *** validation ***
+
+function checkDim(v: number, what: string, min = 1): void {
+  if (!Number.isInteger(v) || v < min) {
+    throw new LowbitError("INVALID_ARGUMENT", `${what} must be an integer ≥ ${min}, got ${v}`);
+  }
+}
+
+function checkLen(arr: ArrayLike<number>, want: number, what: string): void {
+  if (arr.length !== want) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `${what} has ${arr.length} elements, expected ${want}`,
+    );
+  }
+}
+
+// *** epilogue ***
+
+/** Activation fused into the epilogue: none, ReLU, or a clamp to [min, max] (e.g. ReLU6, Clip). */
+export type Activation = "none" | "relu" | { min: number; max: number };
+
+function bounds(act: Activation | undefined): [number, number] {
+  if (act === undefined || act === "none") return [-Infinity, Infinity];
+  if (act === "relu") return [0, Infinity];
+  if (typeof act === "object" && typeof act.min === "number" && typeof act.max === "number") {
+    if (!(act.min <= act.max)) {
+      throw new LowbitError("INVALID_ARGUMENT", `clamp min ${act.min} > max ${act.max}`);
+    }
+    return [Math.fround(act.min), Math.fround(act.max)];
+  }
+  throw new LowbitError("INVALID_ARGUMENT", `unknown activation ${JSON.stringify(act)}`);
+}
+
+const EPI_SCALE = 1, EPI_BIAS = 2, EPI_ROW = 4;
+
+/** Copies scale / bias (zero-padded to a multiple of 8) into a slot; returns [flags, s, b]. */
+function epilogueArgs(
+  k: FloatKernels,
+  i: Internal,
+  n: number,
+  scale: Float32Array | undefined,
+  bias: Float32Array | undefined,
+): [number, number, number] {
+  const np = Math.ceil(n / 8) * 8;
+  let flags = 0, sp = 0, bp = 0;
+  if (scale || bias) {
+    const base = slot(i, "epi", np * 8);
+    if (scale) {
+      flags |= EPI_SCALE;
+      sp = base;
+      const v = f32View(k, sp, np);
+      v.fill(0);
+      v.set(scale);
+    }
+    if (bias) {
+      flags |= EPI_BIAS;
+      bp = base + np * 4;
+      const v = f32View(k, bp, np);
+      v.fill(0);
+      v.set(bias);
+    }
+  }
+  return [flags, sp, bp];
+}
+
+// *** f32 GEMM ***
+
+/** B packed for {@link gemmF32}: panels of 8 columns, in the context's memory. */
+export interface PackedF32B {
+  /** Discriminant. */
+  readonly kind: "f32";
+  /** Rows of B (the reduction length). */
+  readonly k: number;
+  /** Columns of B. */
+  readonly n: number;
+  /** The context that holds it. */
+  readonly kernels: FloatKernels;
+  /** Frees the packed weights (idempotent); using them afterwards throws. */
+  dispose(): void;
+}
+
+interface Resident {
+  ptr: number;
+  bytes: number;
+  scalePtr: number;
+  disposed: boolean;
+}
+
+const resident = new WeakMap<object, Resident>();
+
+function residentOf(p: object, kernels: FloatKernels, what: string): Resident {
+  const r = resident.get(p);
+  if (!r) throw new LowbitError("INVALID_ARGUMENT", `${what}: not a packed weight from this module`);
+  if (r.disposed) throw new LowbitError("INVALID_ARGUMENT", `${what}: packed weights were disposed`);
+  if ((p as { kernels: FloatKernels }).kernels !== kernels) {
+    throw new LowbitError("INVALID_ARGUMENT", `${what}: packed weights belong to another context`);
+  }
+  return r;
+}
+
+function makeResident<T extends object>(
+  i: Internal,
+  obj: Omit<T, "dispose">,
+  ptr: number,
+  bytes: number,
+  scalePtr = 0,
+): T {
+  const r: Resident = { ptr, bytes, scalePtr, disposed: false };
+  const out = {
+    ...obj,
+    dispose(): void {
+      if (r.disposed) return;
+      r.disposed = true;
+      i.free(r.ptr);
+      if (r.scalePtr) i.free(r.scalePtr);
+    },
+  } as unknown as T;
+  resident.set(out, r);
+  return out;
+}
+
+/** Options of {@link packF32B}. */
+export interface PackF32Options {
+  /** Layout of `b`: `"kn"` (row-major K×N, ONNX MatMul; default) or `"nk"` (N×K, Gemm transB). */
+  layout?: "kn" | "nk";
+  /** Context (default {@link floatKernels}). */
+  kernels?: FloatKernels;
+}
+
+/**
+ * Packs B (K×N) once for {@link gemmF32}; the panels stay in the context's memory.
+ *
+ * @param b the weights
+ * @param k rows of B (reduction length)
+ * @param n columns of B (outputs)
+ * @param opts layout and context
+ * @returns the packed weights
+ *
+ * @example
+ * ```ts
+ * import { gemmF32, packF32B } from "@lowbit/kernels";
+ * const b = packF32B(new Float32Array([1, 2, 3, 4, 5, 6]), 2, 3); // [[1,2,3],[4,5,6]]
+ * const c = gemmF32(new Float32Array([1, 1]), 1, b);
+ * if (c.join() !== "5,7,9") throw new Error(c.join());
+ * b.dispose();
+ * ```
+ */
+export function packF32B(b: Float32Array, k: number, n: number, opts: PackF32Options = {}): PackedF32B {
+  checkDim(k, "packF32B: k");
+  checkDim(n, "packF32B: n");
+  if (!(b instanceof Float32Array)) {
+    throw new LowbitError("INVALID_ARGUMENT", "packF32B: b must be a Float32Array");
+  }
+  checkLen(b, k * n, `packF32B: b (${k}×${n})`);
+  const layout = opts.layout ?? "kn";
+  if (layout !== "kn" && layout !== "nk") {
+    throw new LowbitError("INVALID_ARGUMENT", `packF32B: unknown layout '${layout}'`);
+  }
+  const kernels = opts.kernels ?? floatKernels();
+  const i = internal(kernels);
+  const panels = Math.ceil(n / 8);
+  const bytes = panels * k * 32;
+  const ptr = i.alloc(bytes);
+  try {
+    if (layout === "kn") {
+      const src = slot(i, "pack", k * n * 4);
+      f32View(kernels, src, k * n).set(b);
+      i.ex.pack_f32_b_8(k, n, src, n, ptr);
+    } else {
+      const out = f32View(kernels, ptr, panels * k * 8);
+      out.fill(0);
+      for (let j = 0; j < n; j++) {
+        const base = (j >> 3) * k * 8 + (j & 7);
+        for (let kk = 0; kk < k; kk++) out[base + kk * 8] = b[j * k + kk];
+      }
+    }
+  } catch (e) {
+    i.free(ptr);
+    throw e;
+  }
+  return makeResident<PackedF32B>(i, { kind: "f32", k, n, kernels }, ptr, bytes);
+}
+
+/** Options of {@link gemmF32} and {@link gemmMinifloat}. */
+export interface GemmF32Options {
+  /** Per-column scale (length N), applied first. */
+  scale?: Float32Array;
+  /** Per-column bias (length N). */
+  bias?: Float32Array;
+  /** Activation (default none). */
+  activation?: Activation;
+  /** Output buffer (length M·N) to write instead of allocating. */
+  out?: Float32Array;
+}
+
+function checkEpilogue(what: string, n: number, m: number, opts: GemmF32Options): void {
+  if (opts.scale !== undefined) checkLen(opts.scale, n, `${what}: scale`);
+  if (opts.bias !== undefined) checkLen(opts.bias, n, `${what}: bias`);
+  if (opts.out !== undefined) checkLen(opts.out, m * n, `${what}: out (${m}×${n})`);
+}
+
+/**
+ * C[M×N] = activation(A[M×K] · B · scale + bias), A row-major, B packed by {@link packF32B}.
+ * M = 1 runs the GEMV kernel (same summation order).
+ *
+ * @param a A, row-major M×K
+ * @param m rows of A
+ * @param b packed B (K×N)
+ * @param opts epilogue and output buffer
+ * @returns C, row-major M×N (`opts.out` when given)
+ *
+ * @example
+ * ```ts
+ * import { gemmF32, packF32B } from "@lowbit/kernels";
+ * const b = packF32B(new Float32Array([1, -1]), 1, 2);
+ * const c = gemmF32(new Float32Array([2, 3]), 2, b, { bias: new Float32Array([1, 1]), activation: "relu" });
+ * if (c.join() !== "3,0,4,0") throw new Error(c.join());
+ * ```
+ */
+export function gemmF32(
+  a: Float32Array,
+  m: number,
+  b: PackedF32B,
+  opts: GemmF32Options = {},
+): Float32Array {
+  checkDim(m, "gemmF32: m");
+  const kernels = b.kernels;
+  const r = residentOf(b, kernels, "gemmF32");
+  const { k, n } = b;
+  checkLen(a, m * k, `gemmF32: a (${m}×${k})`);
+  checkEpilogue("gemmF32", n, m, opts);
+  const [lo, hi] = bounds(opts.activation);
+  const i = internal(kernels);
+  const aPtr = slot(i, "a", m * k * 4);
+  const cPtr = slot(i, "c", m * n * 4);
+  const tmp = slot(i, "tmp", Math.ceil(n / 16) * 256 + 128);
+  const [flags, sp, bp] = epilogueArgs(kernels, i, n, opts.scale, opts.bias);
+  f32View(kernels, aPtr, m * k).set(a);
+  if (m === 1) {
+    kernel(i, "gemv_mfw_f32_minmax_1x8")(0, n, 32, n, k, aPtr, r.ptr, 0, 0, cPtr, tmp, flags, sp, bp, lo, hi);
+  } else {
+    kernel(i, "gemm_f32_f32_minmax_4x8")(0, n, m, k, aPtr, k, r.ptr, cPtr, n, tmp, flags, sp, bp, lo, hi);
+  }
+  const out = opts.out ?? new Float32Array(m * n);
+  out.set(f32View(kernels, cPtr, m * n));
+  return out;
+}
+
+// *** minifloat weights ***
+
+/** Weight formats of {@link packMinifloatB}: element formats (per-channel scale optional) and block formats. */
+export type MinifloatWeightFormat =
+  | MinifloatElement
+  | "mxfp8_e4m3"
+  | "mxfp8_e5m2"
+  | "mxfp6_e3m2"
+  | "mxfp6_e2m3"
+  | "mxfp4"
+  | "nvfp4";
+
+const BLOCK_FORMATS: Record<string, { element: MinifloatElement; block: number; scale: "e8m0" | "e4m3" }> = {
+  mxfp8_e4m3: { element: "fp8_e4m3fn", block: 32, scale: "e8m0" },
+  mxfp8_e5m2: { element: "fp8_e5m2", block: 32, scale: "e8m0" },
+  mxfp6_e3m2: { element: "fp6_e3m2fn", block: 32, scale: "e8m0" },
+  mxfp6_e2m3: { element: "fp6_e2m3fn", block: 32, scale: "e8m0" },
+  mxfp4: { element: "fp4_e2m1fn", block: 32, scale: "e8m0" },
+  nvfp4: { element: "fp4_e2m1fn", block: 16, scale: "e4m3" },
+};
+
+const ELEMENT_BITS: Record<MinifloatElement, { bits: number; fmt: number }> = {
+  fp8_e4m3fn: { bits: 8, fmt: 4 },
+  fp8_e5m2: { bits: 8, fmt: 5 },
+  fp6_e3m2fn: { bits: 6, fmt: 3 },
+  fp6_e2m3fn: { bits: 6, fmt: 2 },
+  fp4_e2m1fn: { bits: 4, fmt: 0 },
+};
+
+/** Minifloat weights as codes (one per element, bits right-aligned) with their scales. */
+export interface MinifloatWeights {
+  /** The format. */
+  format: MinifloatWeightFormat;
+  /** Rows of B (reduction length K). */
+  k: number;
+  /** Columns of B (outputs N). */
+  n: number;
+  /** One code per element, in `layout` order. */
+  codes: Uint8Array;
+  /** `"kn"` (codes[k·N + n], default) or `"nk"` (codes[n·K + k]). Blocks always run along K. */
+  layout?: "kn" | "nk";
+  /**
+   * Block formats: one scale code per block of 32 (MX, E8M0) or 16 (NVFP4, E4M3) along K,
+   * `[ceil(K/block)][N]` for "kn", `[N][ceil(K/block)]` for "nk".
+   */
+  scales?: Uint8Array;
+  /** NVFP4: the FP32 tensor scale (default 1), applied in the epilogue. */
+  tensorScale?: number;
+  /** Element formats: optional per-column (per output channel) f32 scale, applied in the epilogue. */
+  channelScale?: Float32Array;
+}
+
+/** Minifloat weights packed for {@link gemmMinifloat}. */
+export interface PackedMinifloatB {
+  /** Discriminant. */
+  readonly kind: "minifloat";
+  /** The format. */
+  readonly format: MinifloatWeightFormat;
+  /** Rows of B. */
+  readonly k: number;
+  /** Columns of B. */
+  readonly n: number;
+  /** The context that holds it. */
+  readonly kernels: FloatKernels;
+  /** Frees the packed weights (idempotent). */
+  dispose(): void;
+}
+
+interface MinifloatMeta {
+  fmt: number;
+  block: number;
+  codesBytes: number;
+  scalesPtr: number;
+  colScale: Float32Array | undefined;
+}
+
+const minifloatMeta = new WeakMap<object, MinifloatMeta>();
+
+function isSpecial(element: MinifloatElement, code: number): boolean {
+  if (element === "fp8_e4m3fn") return (code & 0x7f) === 0x7f;
+  if (element === "fp8_e5m2") return (code & 0x7c) === 0x7c;
+  return false;
+}
+
+/**
+ * Packs minifloat weight codes (and block scales) once for {@link gemmMinifloat}; panels of 8
+ * columns, decoded in registers by the kernels. NaN / Inf codes are rejected (see the module doc).
+ *
+ * @param w the codes, scales and shape
+ * @param kernels context (default {@link floatKernels})
+ * @returns the packed weights
+ *
+ * @example
+ * ```ts
+ * import { gemmMinifloat, packMinifloatB } from "@lowbit/kernels";
+ * // fp4 e2m1 codes: 0b0010 = 1, 0b0111 = 6, 0b1011 = -1.5, 0b0001 = 0.5  (K = 2, N = 2)
+ * const w = packMinifloatB({ format: "fp4_e2m1fn", k: 2, n: 2, codes: new Uint8Array([2, 7, 11, 1]) });
+ * const y = gemmMinifloat(new Float32Array([1, 2]), 1, w);
+ * if (y.join() !== "-2,7") throw new Error(y.join());
+ * ```
+ */
+export function packMinifloatB(w: MinifloatWeights, kernels: FloatKernels = floatKernels()): PackedMinifloatB {
+  const what = `packMinifloatB(${w.format})`;
+  const blockInfo = BLOCK_FORMATS[w.format];
+  const element = (blockInfo ? blockInfo.element : w.format) as MinifloatElement;
+  const el = ELEMENT_BITS[element];
+  if (!el) {
+    throw new LowbitError(
+      "UNKNOWN_NAME",
+      `${what}: unsupported weight format; use one of ${
+        [...Object.keys(ELEMENT_BITS), ...Object.keys(BLOCK_FORMATS)].join(", ")
+      }`,
+    );
+  }
+  const { k, n } = w;
+  checkDim(k, `${what}: k`);
+  checkDim(n, `${what}: n`);
+  if (!(w.codes instanceof Uint8Array)) {
+    throw new LowbitError("INVALID_ARGUMENT", `${what}: codes must be a Uint8Array`);
+  }
+  checkLen(w.codes, k * n, `${what}: codes (${k}×${n})`);
+  const layout = w.layout ?? "kn";
+  if (layout !== "kn" && layout !== "nk") {
+    throw new LowbitError("INVALID_ARGUMENT", `${what}: unknown layout '${layout}'`);
+  }
+  const block = blockInfo ? blockInfo.block : 0;
+  const nb = block ? Math.ceil(k / block) : 0;
+  if (blockInfo) {
+    if (!(w.scales instanceof Uint8Array)) {
+      throw new LowbitError("INVALID_ARGUMENT", `${what}: block scales (Uint8Array) are required`);
+    }
+    checkLen(w.scales, nb * n, `${what}: scales (${nb} blocks × ${n})`);
+    if (w.channelScale !== undefined) {
+      throw new LowbitError("INVALID_ARGUMENT", `${what}: block formats take no channelScale`);
+    }
+  } else if (w.scales !== undefined) {
+    throw new LowbitError("INVALID_ARGUMENT", `${what}: element formats take no block scales`);
+  }
+  if (w.tensorScale !== undefined && w.format !== "nvfp4") {
+    throw new LowbitError("INVALID_ARGUMENT", `${what}: only nvfp4 has a tensor scale`);
+  }
+  const ts = w.tensorScale ?? 1;
+  if (!Number.isFinite(ts) || Math.fround(ts) !== ts) {
+    throw new LowbitError("INVALID_ARGUMENT", `${what}: tensorScale must be a finite f32, got ${ts}`);
+  }
+  if (w.channelScale !== undefined) checkLen(w.channelScale, n, `${what}: channelScale`);
+  const codeAt = layout === "kn" ? (kk: number, j: number) => w.codes[kk * n + j] : (kk: number, j: number) => w.codes[j * k + kk];
+  const limit = 1 << el.bits;
+  for (let kk = 0; kk < k; kk++) {
+    for (let j = 0; j < n; j++) {
+      const c = codeAt(kk, j);
+      if (c >= limit || isSpecial(element, c)) {
+        throw new LowbitError(
+          "INVALID_TENSOR",
+          `${what}: code 0x${c.toString(16)} at (k=${kk}, n=${j}) is ${
+            c >= limit ? `not a ${el.bits}-bit code` : Number.isNaN(decodeMinifloat(element, c)) ? "NaN" : "infinite"
+          }; weights must be finite`,
+        );
+      }
+    }
+  }
+  // block scales, decoded to f32 (exact), checked
+  const scaleVals = new Float32Array(nb * n);
+  if (blockInfo) {
+    const sAt = layout === "kn" ? (b: number, j: number) => w.scales![b * n + j] : (b: number, j: number) => w.scales![j * nb + b];
+    for (let b = 0; b < nb; b++) {
+      for (let j = 0; j < n; j++) {
+        const s = sAt(b, j);
+        const v = blockInfo.scale === "e8m0" ? decodeE8M0(s) : decodeMinifloat("fp8_e4m3fn", s);
+        if (Number.isNaN(v)) {
+          throw new LowbitError(
+            "INVALID_TENSOR",
+            `${what}: block scale 0x${s.toString(16)} at (block=${b}, n=${j}) is NaN; weights must be finite`,
+          );
+        }
+        scaleVals[b * n + j] = v;
+      }
+    }
+  }
+  const i = internal(kernels);
+  const panels = Math.ceil(n / 8);
+  const fp4 = el.bits === 4;
+  const kp = fp4 ? Math.ceil(k / 4) * 4 : Math.ceil(k / 2) * 2;
+  const rowBytes = fp4 ? 4 : 8;
+  const codesBytes = panels * kp * rowBytes;
+  const scalesBytes = panels * nb * 32;
+  const ptr = i.alloc(codesBytes + scalesBytes);
+  const bytes = new Uint8Array(kernels.memory.buffer, ptr, codesBytes);
+  bytes.fill(0);
+  const shift = el.bits === 6 ? 2 : 0;
+  for (let j = 0; j < n; j++) {
+    const p = j >> 3, col = j & 7;
+    const base = p * kp * rowBytes;
+    for (let kk = 0; kk < k; kk++) {
+      const c = codeAt(kk, j);
+      if (fp4) {
+        const at = base + kk * 4 + (col & 3);
+        bytes[at] |= col < 4 ? c : c << 4;
+      } else bytes[base + kk * 8 + col] = c << shift;
+    }
+  }
+  if (blockInfo) {
+    const sv = f32View(kernels, ptr + codesBytes, panels * nb * 8);
+    sv.fill(0);
+    for (let j = 0; j < n; j++) {
+      for (let b = 0; b < nb; b++) sv[(j >> 3) * nb * 8 + b * 8 + (j & 7)] = scaleVals[b * n + j];
+    }
+  }
+  let colScale: Float32Array | undefined = w.channelScale ? Float32Array.from(w.channelScale) : undefined;
+  if (w.format === "nvfp4" && ts !== 1) colScale = new Float32Array(n).fill(ts);
+  const out = makeResident<PackedMinifloatB>(i, { kind: "minifloat", format: w.format, k, n, kernels }, ptr, codesBytes + scalesBytes);
+  minifloatMeta.set(out, { fmt: el.fmt, block, codesBytes, scalesPtr: ptr + codesBytes, colScale });
+  return out;
+}
+
+/**
+ * C[M×N] = activation(A[M×K] · W · colScale + bias) with minifloat weights W packed by
+ * {@link packMinifloatB}; colScale is the packing's channelScale (element formats) or the NVFP4
+ * tensor scale. M = 1 streams the codes (GEMV); M > 1 decodes panels into L2 and runs the f32
+ * tile. `opts.scale` is not accepted (the scale comes with the weights).
+ *
+ * @param a A, row-major M×K
+ * @param m rows of A
+ * @param w packed weights
+ * @param opts bias, activation, output buffer
+ * @returns C, row-major M×N
+ *
+ * @example
+ * ```ts
+ * import { gemmMinifloat, packMinifloatB } from "@lowbit/kernels";
+ * // fp8 e4m3fn: 0x38 = 1.0, 0x40 = 2.0; per-column scale 0.5
+ * const w = packMinifloatB({ format: "fp8_e4m3fn", k: 1, n: 2, codes: new Uint8Array([0x38, 0x40]),
+ *   channelScale: new Float32Array([0.5, 0.5]) });
+ * const y = gemmMinifloat(new Float32Array([3, 4]), 2, w);
+ * if (y.join() !== "1.5,3,2,4") throw new Error(y.join());
+ * ```
+ */
+export function gemmMinifloat(
+  a: Float32Array,
+  m: number,
+  w: PackedMinifloatB,
+  opts: GemmF32Options = {},
+): Float32Array {
+  checkDim(m, "gemmMinifloat: m");
+  const kernels = w.kernels;
+  const r = residentOf(w, kernels, "gemmMinifloat");
+  const meta = minifloatMeta.get(w)!;
+  const { k, n } = w;
+  checkLen(a, m * k, `gemmMinifloat: a (${m}×${k})`);
+  if (opts.scale !== undefined) {
+    throw new LowbitError("INVALID_ARGUMENT", "gemmMinifloat: pass the scale as channelScale when packing");
+  }
+  checkEpilogue("gemmMinifloat", n, m, opts);
+  const [lo, hi] = bounds(opts.activation);
+  const i = internal(kernels);
+  const aPtr = slot(i, "a", m * k * 4);
+  const cPtr = slot(i, "c", m * n * 4);
+  const [flags, sp, bp] = epilogueArgs(kernels, i, n, meta.colScale, opts.bias);
+  f32View(kernels, aPtr, m * k).set(a);
+  if (m === 1) {
+    const tmp = slot(i, "tmp", Math.ceil(n / 16) * 256 + 128);
+    kernel(i, "gemv_mfw_f32_minmax_1x8")(
+      0, n, meta.fmt, n, k, aPtr, r.ptr, meta.scalesPtr, meta.block, cPtr, tmp, flags, sp, bp, lo, hi,
+    );
+  } else {
+    const slotBytes = i.ex.gemm_mfw_scratch_bytes();
+    const scratch = slot(i, "mfw", slotBytes);
+    kernel(i, "gemm_mfw_f32_minmax_4x8")(
+      0, n, meta.fmt, m, k, aPtr, k, r.ptr, meta.scalesPtr, meta.block, cPtr, n, scratch, flags, sp, bp, lo, hi,
+    );
+  }
+  const out = opts.out ?? new Float32Array(m * n);
+  out.set(f32View(kernels, cPtr, m * n));
+  return out;
+}
+
+/**
+ * The decoded weights W[K×N] (row-major) exactly as the kernels multiply them: element value,
+ * times the block scale in f32 (NVFP4's tensor scale and channel scales are not included: the
+ * epilogue applies them). For tests and references.
+ *
+ * @param w the codes, scales and shape (as for {@link packMinifloatB})
+ * @returns W, row-major K×N
+ *
+ * @example
+ * ```ts
+ * import { decodeMinifloatWeights } from "@lowbit/kernels";
+ * const d = decodeMinifloatWeights({ format: "mxfp4", k: 1, n: 1, codes: new Uint8Array([7]),
+ *   scales: new Uint8Array([128]) });
+ * if (d[0] !== 12) throw new Error(String(d[0]));
+ * ```
+ */
+export function decodeMinifloatWeights(w: MinifloatWeights): Float32Array {
+  const blockInfo = BLOCK_FORMATS[w.format];
+  const element = (blockInfo ? blockInfo.element : w.format) as MinifloatElement;
+  if (!ELEMENT_BITS[element]) {
+    throw new LowbitError("UNKNOWN_NAME", `decodeMinifloatWeights: unsupported format '${w.format}'`);
+  }
+  const { k, n } = w;
+  const layout = w.layout ?? "kn";
+  const nb = blockInfo ? Math.ceil(k / blockInfo.block) : 0;
+  const out = new Float32Array(k * n);
+  for (let kk = 0; kk < k; kk++) {
+    for (let j = 0; j < n; j++) {
+      const c = layout === "kn" ? w.codes[kk * n + j] : w.codes[j * k + kk];
+      let v = decodeMinifloat(element, c);
+      if (blockInfo) {
+        const b = Math.floor(kk / blockInfo.block);
+        const s = layout === "kn" ? w.scales![b * n + j] : w.scales![j * nb + b];
+        v = Math.fround(v * (blockInfo.scale === "e8m0" ? decodeE8M0(s) : decodeMinifloat("fp8_e4m3fn", s)));
+      }
+      out[kk * n + j] = v;
+    }
+  }
+  return out;
+}
+
+// *** conv ***
+
+/** Options of {@link conv2dF32} and {@link depthwiseConv2dF32} (ONNX Conv attributes). */
+export interface Conv2dF32Options {
+  /** [sh, sw] (default [1, 1]). */
+  strides?: readonly [number, number];
+  /** [top, left, bottom, right] (ONNX order; default zeros). */
+  pads?: readonly [number, number, number, number];
+  /** [dh, dw] (default [1, 1]). */
+  dilations?: readonly [number, number];
+  /** Groups (default 1). */
+  group?: number;
+  /** Per-output-channel bias (length O). */
+  bias?: Float32Array;
+  /** Activation (default none). */
+  activation?: Activation;
+  /** Output buffer (length N·O·OH·OW). */
+  out?: Float32Array;
+  /** Context (default {@link floatKernels}; ignored when the weight is prepared). */
+  kernels?: FloatKernels;
+}
+
+/** A conv output: NCHW data and its shape. */
+export interface Conv2dResult {
+  /** The output, NCHW. */
+  data: Float32Array;
+  /** [N, O, OH, OW]. */
+  shape: [number, number, number, number];
+}
+
+/** Conv weights copied once into the context's memory (see {@link prepareConv2dF32}). */
+export interface PreparedConv2dF32 {
+  /** Discriminant. */
+  readonly kind: "conv2d_f32";
+  /** [O, C/group, kh, kw]. */
+  readonly shape: readonly [number, number, number, number];
+  /** The context that holds it. */
+  readonly kernels: FloatKernels;
+  /** Frees the weights (idempotent). */
+  dispose(): void;
+}
+
+/**
+ * Copies OIHW conv weights into the context's memory once, for repeated {@link conv2dF32} /
+ * {@link depthwiseConv2dF32} calls (the GEMM reads them in place: OIHW is its A layout).
+ *
+ * @param weight OIHW weights
+ * @param shape [O, C/group, kh, kw]
+ * @param kernels context (default {@link floatKernels})
+ * @returns the prepared weights
+ *
+ * @example
+ * ```ts
+ * import { conv2dF32, prepareConv2dF32 } from "@lowbit/kernels";
+ * const w = prepareConv2dF32(new Float32Array([2]), [1, 1, 1, 1]);
+ * const y = conv2dF32(new Float32Array([1, 2, 3, 4]), [1, 1, 2, 2], w);
+ * if (y.data.join() !== "2,4,6,8") throw new Error();
+ * w.dispose();
+ * ```
+ */
+export function prepareConv2dF32(
+  weight: Float32Array,
+  shape: readonly [number, number, number, number],
+  kernels: FloatKernels = floatKernels(),
+): PreparedConv2dF32 {
+  checkShape4(shape, "prepareConv2dF32: weight shape");
+  checkLen(weight, shape[0] * shape[1] * shape[2] * shape[3], `prepareConv2dF32: weight [${shape}]`);
+  const i = internal(kernels);
+  const bytes = weight.length * 4;
+  const ptr = i.alloc(bytes);
+  f32View(kernels, ptr, weight.length).set(weight);
+  return makeResident<PreparedConv2dF32>(i, { kind: "conv2d_f32", shape: [...shape], kernels }, ptr, bytes);
+}
+
+function checkShape4(s: readonly number[], what: string): void {
+  if (!Array.isArray(s) || s.length !== 4) {
+    throw new LowbitError("SHAPE_MISMATCH", `${what} must have 4 dimensions, got [${s}]`);
+  }
+  for (const d of s) checkDim(d, `${what} [${s}] entries`);
+}
+
+interface ConvPlan {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  o: number;
+  cg: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
+  pads: readonly [number, number, number, number];
+  group: number;
+  oh: number;
+  ow: number;
+}
+
+function planConv(
+  what: string,
+  input: Float32Array,
+  inputShape: readonly [number, number, number, number],
+  wshape: readonly [number, number, number, number],
+  opts: Conv2dF32Options,
+): ConvPlan {
+  checkShape4(inputShape, `${what}: input shape`);
+  checkShape4(wshape, `${what}: weight shape`);
+  const [n, c, h, w] = inputShape;
+  const [o, cg, kh, kw] = wshape;
+  checkLen(input, n * c * h * w, `${what}: input [${inputShape}]`);
+  const group = opts.group ?? 1;
+  checkDim(group, `${what}: group`);
+  const [sh, sw] = opts.strides ?? [1, 1];
+  const [dh, dw] = opts.dilations ?? [1, 1];
+  const pads = opts.pads ?? [0, 0, 0, 0];
+  checkDim(sh, `${what}: stride`);
+  checkDim(sw, `${what}: stride`);
+  checkDim(dh, `${what}: dilation`);
+  checkDim(dw, `${what}: dilation`);
+  if (pads.length !== 4) throw new LowbitError("INVALID_ARGUMENT", `${what}: pads must have 4 entries`);
+  for (const p of pads) checkDim(p, `${what}: pads`, 0);
+  if (c % group !== 0 || o % group !== 0 || c / group !== cg) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `${what}: input channels ${c} and output channels ${o} must split into ${group} groups ` +
+        `of ${cg} input channels (weight [${wshape}])`,
+    );
+  }
+  const oh = Math.floor((h + pads[0] + pads[2] - dh * (kh - 1) - 1) / sh) + 1;
+  const ow = Math.floor((w + pads[1] + pads[3] - dw * (kw - 1) - 1) / sw) + 1;
+  if (oh < 1 || ow < 1) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `${what}: the kernel ${kh}×${kw} (dilation ${dh}×${dw}) does not fit the padded input ${h}×${w}`,
+    );
+  }
+  if (opts.bias !== undefined) checkLen(opts.bias, o, `${what}: bias`);
+  if (opts.out !== undefined) checkLen(opts.out, n * o * oh * ow, `${what}: out`);
+  return { n, c, h, w, o, cg, kh, kw, sh, sw, dh, dw, pads, group, oh, ow };
+}
+
+function runConv(
+  what: string,
+  input: Float32Array,
+  inputShape: readonly [number, number, number, number],
+  weight: Float32Array | PreparedConv2dF32,
+  weightShape: readonly [number, number, number, number] | undefined,
+  opts: Conv2dF32Options,
+  depthwiseOnly: boolean,
+): Conv2dResult {
+  let kernels: FloatKernels;
+  let wshape: readonly [number, number, number, number];
+  let wPtr = -1;
+  if (weight instanceof Float32Array) {
+    if (weightShape === undefined) {
+      throw new LowbitError("INVALID_ARGUMENT", `${what}: the weight shape is required`);
+    }
+    wshape = weightShape;
+    kernels = opts.kernels ?? floatKernels();
+  } else {
+    kernels = weight.kernels;
+    wPtr = residentOf(weight, kernels, what).ptr;
+    wshape = weight.shape;
+    if (weightShape !== undefined && weightShape.join() !== wshape.join()) {
+      throw new LowbitError("SHAPE_MISMATCH", `${what}: weight shape [${weightShape}] ≠ prepared [${wshape}]`);
+    }
+  }
+  const p = planConv(what, input, inputShape, wshape, opts);
+  if (weight instanceof Float32Array) checkLen(weight, wshape[0] * wshape[1] * wshape[2] * wshape[3], `${what}: weight [${wshape}]`);
+  const depthwise = p.group === p.c && p.o === p.c && p.cg === 1;
+  if (depthwiseOnly && !depthwise) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `${what}: depthwise needs group = channels = output channels and weight [C, 1, kh, kw]; got input [${inputShape}], weight [${wshape}], group ${p.group}`,
+    );
+  }
+  const [lo, hi] = bounds(opts.activation);
+  const i = internal(kernels);
+  const inLen = p.n * p.c * p.h * p.w;
+  const outLen = p.n * p.o * p.oh * p.ow;
+  const xPtr = slot(i, "a", inLen * 4);
+  const yPtr = slot(i, "c", outLen * 4);
+  if (wPtr < 0) {
+    wPtr = slot(i, "w", (weight as Float32Array).length * 4);
+    f32View(kernels, wPtr, (weight as Float32Array).length).set(weight as Float32Array);
+  }
+  let flags = 0, bp = 0;
+  if (opts.bias) {
+    flags = EPI_BIAS | EPI_ROW;
+    bp = slot(i, "epi", p.o * 4 + 32);
+    f32View(kernels, bp, p.o).set(opts.bias);
+  }
+  f32View(kernels, xPtr, inLen).set(input);
+  const [pt, pl] = p.pads;
+  if (depthwise) {
+    const sb = i.ex.dwconv_scratch_bytes(p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw);
+    const scratch = slot(i, "conv", sb);
+    kernel(i, "dwconv2d_f32_minmax_4x1")(
+      p.n, p.c, p.h, p.w, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, pt, pl, p.oh, p.ow,
+      xPtr, wPtr, yPtr, scratch, flags, bp, lo, hi,
+    );
+  } else {
+    const sb = i.ex.conv2d_scratch_bytes(p.cg, p.kh, p.kw, p.oh, p.ow);
+    const scratch = slot(i, "conv", sb);
+    kernel(i, "conv2d_f32_minmax_im2col_4x8")(
+      p.n, p.c, p.h, p.w, p.o, p.group, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, pt, pl, p.oh, p.ow,
+      xPtr, wPtr, yPtr, scratch, flags, bp, lo, hi,
+    );
+  }
+  const out = opts.out ?? new Float32Array(outLen);
+  out.set(f32View(kernels, yPtr, outLen));
+  return { data: out, shape: [p.n, p.o, p.oh, p.ow] };
+}
+
+/**
+ * Conv2d, ONNX semantics: NCHW input, OIHW weight, groups, strides, dilations, explicit pads, bias
+ * and activation fused. Depthwise convs (group = C = O) run the direct depthwise kernel, the
+ * others im2col (in L2-sized chunks) + the f32 GEMM; both sum in the same order (see
+ * `reference_float.ts`).
+ *
+ * @param input input, NCHW
+ * @param inputShape [N, C, H, W]
+ * @param weight OIHW weights, or weights from {@link prepareConv2dF32}
+ * @param weightShapeOrOpts [O, C/group, kh, kw] (with a Float32Array weight), else the options
+ * @param opts the options when the weight shape is given
+ * @returns the output and its shape
+ *
+ * @example
+ * ```ts
+ * import { conv2dF32 } from "@lowbit/kernels";
+ * // 3×3 ones kernel, pad 1, on a 2×2 image of ones: every output sees 4 ones
+ * const y = conv2dF32(new Float32Array(4).fill(1), [1, 1, 2, 2], new Float32Array(9).fill(1), [1, 1, 3, 3], {
+ *   pads: [1, 1, 1, 1],
+ * });
+ * if (y.data.join() !== "4,4,4,4" || y.shape.join() !== "1,1,2,2") throw new Error();
+ * ```
+ */
+export function conv2dF32(
+  input: Float32Array,
+  inputShape: readonly [number, number, number, number],
+  weight: Float32Array | PreparedConv2dF32,
+  weightShapeOrOpts?: readonly [number, number, number, number] | Conv2dF32Options,
+  opts: Conv2dF32Options = {},
+): Conv2dResult {
+  if (Array.isArray(weightShapeOrOpts)) {
+    return runConv("conv2dF32", input, inputShape, weight, weightShapeOrOpts as [number, number, number, number], opts, false);
+  }
+  return runConv("conv2dF32", input, inputShape, weight, undefined, (weightShapeOrOpts ?? opts) as Conv2dF32Options, false);
+}
+
+/**
+ * Depthwise Conv2d (group = C = O, weight [C, 1, kh, kw]) with the direct kernel: each channel is
+ * zero-padded once into scratch, then four output columns are computed per step (strides 1 and
+ * 2 vectorised, others gathered). `group` defaults to C here.
+ *
+ * @param input input, NCHW
+ * @param inputShape [N, C, H, W]
+ * @param weight weights [C, 1, kh, kw], or weights from {@link prepareConv2dF32}
+ * @param weightShapeOrOpts [C, 1, kh, kw] (with a Float32Array weight), else the options
+ * @param opts the options when the weight shape is given
+ * @returns the output and its shape
+ *
+ * @example
+ * ```ts
+ * import { depthwiseConv2dF32 } from "@lowbit/kernels";
+ * const x = new Float32Array([1, 2, 3, 4, 10, 20, 30, 40]); // 2 channels of 2×2
+ * const y = depthwiseConv2dF32(x, [1, 2, 2, 2], new Float32Array([1, 1, 1, 1, 2, 2, 2, 2]), [2, 1, 2, 2], {
+ *   bias: new Float32Array([0, 1]),
+ * });
+ * if (y.data.join() !== "10,201") throw new Error(y.data.join());
+ * ```
+ */
+export function depthwiseConv2dF32(
+  input: Float32Array,
+  inputShape: readonly [number, number, number, number],
+  weight: Float32Array | PreparedConv2dF32,
+  weightShapeOrOpts?: readonly [number, number, number, number] | Conv2dF32Options,
+  opts: Conv2dF32Options = {},
+): Conv2dResult {
+  const shape = Array.isArray(weightShapeOrOpts) ? weightShapeOrOpts as [number, number, number, number] : undefined;
+  const o = (shape ? opts : (weightShapeOrOpts ?? opts)) as Conv2dF32Options;
+  const c = Array.isArray(inputShape) ? inputShape[1] : 0;
+  return runConv("depthwiseConv2dF32", input, inputShape, weight, shape, { ...o, group: o.group ?? c }, true);
+}

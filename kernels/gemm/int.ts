@@ -1,0 +1,950 @@
+/**
+ * Integer GEMM / GEMV: typed loader and public API over the AssemblyScript kernels in
+ * `assembly/int_gemm.ts` (plain SIMD) and `assembly/int_gemm_relaxed.ts` (relaxed SIMD, exact).
+ *
+ * Pack B once ({@link packS8}, {@link packS4}), then run {@link gemmS8} / {@link gemmS4} /
+ * {@link gemmS4Grouped} any number of times; {@link requantize} (or `requant` in the options)
+ * turns int32 accumulators into int8 with a dyadic multiplier and shift. With M = 1 the GEMV
+ * kernels run, split over columns instead of rows. Every shape and buffer length is validated,
+ * with a `LowbitError`, before any kernel memory is touched.
+ *
+ * Semantics (the scalar twins are in `reference.ts`): B is K×N (`layout: "kn"`, ONNX MatMul) or
+ * N×K (`"nk"`, a Linear weight); C = A·B in wrapping int32, with zero points
+ * C = Σ_k (A − za)(B − zb).
+ *
+ * @module
+ */
+
+import { LowbitError } from "@lowbit/core";
+import * as plainSource from "./_int_gemm_wasm.ts";
+import * as relaxedSource from "./_int_gemm_relaxed_wasm.ts";
+import { createLocalRunner, type KernelRunner, type KernelSource } from "./runner.ts";
+
+/** Which integer kernel family runs: plain WASM SIMD or (exact) relaxed SIMD. */
+export type IntSimd = "plain" | "relaxed";
+
+/** Layout of an unpacked weight matrix: `"kn"` is K×N row-major, `"nk"` is N×K row-major. */
+export type WeightLayout = "kn" | "nk";
+
+/** Kernel names, XNNPACK style, for reports and benchmarks. */
+export const INT_KERNELS: {
+  readonly gemm_s8: Record<IntSimd, string>;
+  readonly gemm_u8: Record<IntSimd, string>;
+  readonly gemv_s8: Record<IntSimd, string>;
+  readonly gemv_u8: Record<IntSimd, string>;
+  readonly gemm_s4: string;
+  readonly gemv_s4: string;
+  readonly gemm_s4_group: string;
+} = {
+  gemm_s8: {
+    plain: "gemm_s8s8_s32_4x2c8__wasmsimd_dot16x2",
+    relaxed: "gemm_s8s8_s32_2x2c16__wasmrelaxedsimd_sdot2planes",
+  },
+  gemm_u8: {
+    plain: "gemm_u8s8_s32_4x2c8__wasmsimd_dot16x2",
+    relaxed: "gemm_u8s8_s32_2x2c16__wasmrelaxedsimd_sdot2planes",
+  },
+  gemv_s8: {
+    plain: "gemv_s8s8_s32_1x8c8__wasmsimd_dot16x2",
+    relaxed: "gemv_s8s8_s32_1x2c16__wasmrelaxedsimd_sdot2planes",
+  },
+  gemv_u8: {
+    plain: "gemv_u8s8_s32_1x8c8__wasmsimd_dot16x2",
+    relaxed: "gemm_u8s8_s32_2x2c16__wasmrelaxedsimd_sdot2planes",
+  },
+  gemm_s4: "gemm_s4s8_s32_4x2c16__wasmsimd_dot16x2",
+  gemv_s4: "gemv_s4s8_s32_1x4c16__wasmsimd_dot16x2",
+  gemm_s4_group: "gemm_s4s8_f32_1x2c16__wasmsimd_dot16x2_group",
+};
+
+const PLAIN = "int_gemm";
+const RELAXED = "int_gemm_relaxed";
+
+// A tiny module using i32x4.relaxed_dot_i8x16_i7x16_add_s (0xfd 0x113): valid iff the engine
+// has relaxed SIMD.
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03,
+  0x02, 0x01, 0x00, 0x0a, 0x3d, 0x01, 0x3b, 0x00, 0xfd, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x0c, 0x00, 0x00, 0x00, 0x00,
+  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x0c, 0x00, 0x00,
+  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x93,
+  0x02, 0x0b,
+]);
+
+/**
+ * Whether this engine has relaxed SIMD (feature detection with `WebAssembly.validate`).
+ *
+ * @returns true if relaxed SIMD validates
+ *
+ * @example
+ * ```ts
+ * import { relaxedSimdSupported } from "@lowbit/kernels";
+ * if (typeof relaxedSimdSupported() !== "boolean") throw new Error();
+ * ```
+ */
+export function relaxedSimdSupported(): boolean {
+  try {
+    return WebAssembly.validate(RELAXED_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The integer kernel modules this engine can run, for a runner or a worker pool: always
+ * `int_gemm` (plain SIMD), plus `int_gemm_relaxed` where relaxed SIMD validates.
+ *
+ * @returns modules by name
+ *
+ * @example
+ * ```ts
+ * import { intKernelSources } from "@lowbit/kernels";
+ * if (!("int_gemm" in intKernelSources())) throw new Error();
+ * ```
+ */
+export function intKernelSources(): Record<string, KernelSource> {
+  const out: Record<string, KernelSource> = { [PLAIN]: plainSource };
+  if (relaxedSimdSupported()) out[RELAXED] = relaxedSource;
+  return out;
+}
+
+/** Loaded integer kernels: a runner plus the kernel family in use. */
+export interface IntKernels {
+  /** Where the kernels run (its memory holds every buffer). */
+  readonly runner: KernelRunner;
+  /** The kernel family chosen at load time. */
+  readonly simd: IntSimd;
+}
+
+/** Options of {@link loadIntKernels}. */
+export interface LoadIntOptions {
+  /**
+   * `"auto"` (default): `"plain"`, the faster family on x86-64 without VNNI where the exact
+   * relaxed form needs two dots per product (see README); `"relaxed"` needs relaxed SIMD.
+   */
+  simd?: "auto" | IntSimd;
+  /** A runner (e.g. a worker pool) whose modules include {@link intKernelSources}. */
+  runner?: KernelRunner;
+}
+
+/**
+ * Loads the integer kernels (on a new single-thread runner unless one is given).
+ *
+ * @param opts kernel family and runner
+ * @returns the loaded kernels
+ *
+ * @example
+ * ```ts
+ * import { loadIntKernels } from "@lowbit/kernels";
+ * const k = await loadIntKernels();
+ * if (k.simd !== "plain" && k.simd !== "relaxed") throw new Error();
+ * ```
+ */
+export async function loadIntKernels(opts: LoadIntOptions = {}): Promise<IntKernels> {
+  const want = opts.simd ?? "auto";
+  if (want !== "auto" && want !== "plain" && want !== "relaxed") {
+    throw new LowbitError("UNKNOWN_NAME", `unknown simd family '${want}' (auto, plain, relaxed)`);
+  }
+  const runner = opts.runner ?? await createLocalRunner(intKernelSources());
+  if (!runner.modules.includes(PLAIN)) {
+    throw new LowbitError("INVALID_ARGUMENT", `the runner has no '${PLAIN}' module`);
+  }
+  const hasRelaxed = runner.modules.includes(RELAXED);
+  if (want === "relaxed" && !hasRelaxed) {
+    throw new LowbitError(
+      "UNSUPPORTED",
+      "relaxed SIMD is not available in this engine (Node 20: --experimental-wasm-relaxed-simd)",
+    );
+  }
+  return { runner, simd: want === "relaxed" ? "relaxed" : "plain" };
+}
+
+// *** validation helpers ***
+
+function checkDim(v: number, what: string, name?: string): void {
+  if (!Number.isInteger(v) || v < 1 || v > 1 << 24) {
+    throw new LowbitError("INVALID_ARGUMENT", `${what} must be an integer in [1, 2^24], got ${v}`, {
+      tensor: name,
+    });
+  }
+}
+
+function checkLen(arr: ArrayLike<number>, want: number, what: string, name?: string): void {
+  if (arr.length !== want) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `${what} has ${arr.length} elements, expected ${want}`,
+      { tensor: name },
+    );
+  }
+}
+
+function checkInt(v: number, lo: number, hi: number, what: string, name?: string): void {
+  if (!Number.isInteger(v) || v < lo || v > hi) {
+    throw new LowbitError("INVALID_ARGUMENT", `${what} must be an integer in [${lo}, ${hi}], got ${v}`, {
+      tensor: name,
+    });
+  }
+}
+
+function u8(k: IntKernels): Uint8Array {
+  return new Uint8Array(k.runner.memory.buffer);
+}
+
+function fn(k: IntKernels, module: string, name: string): (...a: number[]) => void {
+  return k.runner.exports(module)[name] as (...a: number[]) => void;
+}
+
+const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
+
+// *** packed weights ***
+
+/** s8 weights packed once for {@link gemmS8}; owns kernel memory until `free()`. */
+export interface PackedS8 {
+  /** Always `"s8"`. */
+  readonly kind: "s8";
+  /** Reduction length. */
+  readonly K: number;
+  /** Output columns. */
+  readonly N: number;
+  /** K padded to the kernel's k-block. */
+  readonly kp: number;
+  /** Kernel family the packing is for. */
+  readonly simd: IntSimd;
+  /** Packed bytes in kernel memory. */
+  readonly ptr: number;
+  /** Column sums Σ_k B[k][j] (int32[N]) in kernel memory, for zero points. */
+  readonly colsumPtr: number;
+  /** Releases the kernel memory. */
+  free(): void;
+}
+
+function weightAt(b: Int8Array, K: number, N: number, layout: WeightLayout) {
+  return layout === "kn"
+    ? (k: number, n: number): number => b[k * N + n]
+    : (k: number, n: number): number => b[n * K + k];
+}
+
+function checkLayout(layout: string, name?: string): void {
+  if (layout !== "kn" && layout !== "nk") {
+    throw new LowbitError("UNKNOWN_NAME", `unknown weight layout '${layout}' (kn, nk)`, {
+      tensor: name,
+    });
+  }
+}
+
+/** Options of {@link packS8}. */
+export interface PackOptions {
+  /** Layout of the input (default `"kn"`). */
+  layout?: WeightLayout;
+  /** Tensor name for error messages. */
+  name?: string;
+}
+
+/**
+ * Packs s8 weights for {@link gemmS8} (once per weight).
+ *
+ * @param k loaded kernels
+ * @param b weights, K×N (`layout: "kn"`) or N×K (`"nk"`)
+ * @param K reduction length
+ * @param N output columns
+ * @param opts layout and name
+ * @returns the packed weights
+ *
+ * @example
+ * ```ts
+ * import { gemmS8, loadIntKernels, packS8 } from "@lowbit/kernels";
+ * const k = await loadIntKernels();
+ * const b = packS8(k, new Int8Array([1, 2, 3, 4, 5, 6]), 2, 3); // B = [[1,2,3],[4,5,6]]
+ * const c = await gemmS8(k, new Int8Array([1, -1]), 1, b);
+ * if (c.join() !== "-3,-3,-3") throw new Error(c.join());
+ * b.free();
+ * ```
+ */
+export function packS8(
+  k: IntKernels,
+  b: Int8Array,
+  K: number,
+  N: number,
+  opts: PackOptions = {},
+): PackedS8 {
+  const layout = opts.layout ?? "kn";
+  checkLayout(layout, opts.name);
+  checkDim(K, "K", opts.name);
+  checkDim(N, "N", opts.name);
+  if (!(b instanceof Int8Array)) {
+    throw new LowbitError("INVALID_ARGUMENT", "weights must be an Int8Array", {
+      tensor: opts.name,
+    });
+  }
+  checkLen(b, K * N, `weights (${layout === "kn" ? "K×N" : "N×K"} = ${K}×${N})`, opts.name);
+  const at = weightAt(b, K, N, layout);
+  const nb = Math.ceil(N / 2);
+  const colsum = new Int32Array(roundUp(N, 4));
+  for (let n = 0; n < N; n++) {
+    let s = 0;
+    for (let kk = 0; kk < K; kk++) s += at(kk, n);
+    colsum[n] = s;
+  }
+  let kp: number, packed: Uint8Array;
+  if (k.simd === "plain") {
+    kp = roundUp(K, 16); // 16 so that A rows share one padding rule with the s4 kernels
+    packed = new Uint8Array(nb * kp * 2);
+    for (let jb = 0; jb < nb; jb++) {
+      for (let c = 0; c < 2; c++) {
+        const n = 2 * jb + c;
+        if (n >= N) continue;
+        for (let kk = 0; kk < K; kk++) {
+          packed[jb * kp * 2 + (kk >> 3) * 16 + c * 8 + (kk & 7)] = at(kk, n) & 0xff;
+        }
+      }
+    }
+  } else {
+    kp = roundUp(K, 16);
+    packed = new Uint8Array(nb * kp * 4);
+    for (let jb = 0; jb < nb; jb++) {
+      for (let c = 0; c < 2; c++) {
+        const n = 2 * jb + c;
+        if (n >= N) continue;
+        for (let kk = 0; kk < K; kk++) {
+          const w = at(kk, n);
+          const o = jb * kp * 4 + (kk >> 4) * 64 + c * 16 + (kk & 15);
+          packed[o] = w & 127;
+          packed[o + 32] = w < 0 ? 1 : 0;
+        }
+      }
+    }
+  }
+  const r = k.runner;
+  const ptr = r.alloc(packed.length);
+  let colsumPtr: number;
+  try {
+    colsumPtr = r.alloc(colsum.byteLength);
+  } catch (e) {
+    r.free(ptr);
+    throw e;
+  }
+  u8(k).set(packed, ptr);
+  u8(k).set(new Uint8Array(colsum.buffer), colsumPtr);
+  let freed = false;
+  return {
+    kind: "s8",
+    K,
+    N,
+    kp,
+    simd: k.simd,
+    ptr,
+    colsumPtr,
+    free(): void {
+      if (freed) return;
+      freed = true;
+      r.free(ptr);
+      r.free(colsumPtr);
+    },
+  };
+}
+
+/** s4 weights packed once for {@link gemmS4} / {@link gemmS4Grouped}. */
+export interface PackedS4 {
+  /** Always `"s4"`. */
+  readonly kind: "s4";
+  /** Reduction length. */
+  readonly K: number;
+  /** Output columns. */
+  readonly N: number;
+  /** K padded to 16. */
+  readonly kp: number;
+  /** Group size along K (32, 64 or 128), or 0 for per-channel (int32 output). */
+  readonly group: number;
+  /** Packed nibbles in kernel memory. */
+  readonly ptr: number;
+  /** Per-group f32 scales [N][G] in kernel memory (0 when per-channel). */
+  readonly scalesPtr: number;
+  /** Releases the kernel memory. */
+  free(): void;
+}
+
+/** Options of {@link packS4}. */
+export interface PackS4Options extends PackOptions {
+  /** Group size along K: 32, 64 or 128; omit for per-channel (scales applied by the caller). */
+  group?: 32 | 64 | 128;
+  /** Per-group scales, f32 [N][ceil(K / group)], required with `group`. */
+  scales?: Float32Array;
+}
+
+/**
+ * Packs int4 weights (values −8..7, one per Int8Array element) two per byte.
+ *
+ * @param k loaded kernels
+ * @param w weights, K×N (`layout: "kn"`) or N×K (`"nk"`), each in −8..7
+ * @param K reduction length
+ * @param N output columns
+ * @param opts layout, group size and scales
+ * @returns the packed weights
+ *
+ * @example
+ * ```ts
+ * import { gemmS4, loadIntKernels, packS4 } from "@lowbit/kernels";
+ * const k = await loadIntKernels();
+ * const w = packS4(k, new Int8Array([-8, 7]), 2, 1);
+ * const c = await gemmS4(k, new Int8Array([3, 2]), 1, w);
+ * if (c[0] !== -10) throw new Error(String(c[0]));
+ * ```
+ */
+export function packS4(
+  k: IntKernels,
+  w: Int8Array,
+  K: number,
+  N: number,
+  opts: PackS4Options = {},
+): PackedS4 {
+  const layout = opts.layout ?? "kn";
+  const name = opts.name;
+  checkLayout(layout, name);
+  checkDim(K, "K", name);
+  checkDim(N, "N", name);
+  if (!(w instanceof Int8Array)) {
+    throw new LowbitError("INVALID_ARGUMENT", "int4 weights must be an Int8Array", {
+      tensor: name,
+    });
+  }
+  checkLen(w, K * N, `int4 weights (${K}×${N})`, name);
+  const group = opts.group ?? 0;
+  if (group !== 0 && group !== 32 && group !== 64 && group !== 128) {
+    throw new LowbitError("INVALID_ARGUMENT", `group must be 32, 64 or 128, got ${group}`, {
+      tensor: name,
+    });
+  }
+  const G = group ? Math.ceil(K / group) : 0;
+  if (group) {
+    if (!(opts.scales instanceof Float32Array)) {
+      throw new LowbitError("INVALID_ARGUMENT", "per-group int4 needs Float32Array scales", {
+        tensor: name,
+      });
+    }
+    checkLen(opts.scales, N * G, `scales (N×G = ${N}×${G})`, name);
+  } else if (opts.scales !== undefined) {
+    throw new LowbitError("INVALID_ARGUMENT", "scales are only taken with a group size", {
+      tensor: name,
+    });
+  }
+  for (let i = 0; i < w.length; i++) {
+    if (w[i] < -8 || w[i] > 7) {
+      throw new LowbitError("INVALID_ARGUMENT", `int4 weight ${i} is ${w[i]}, outside −8..7`, {
+        tensor: name,
+      });
+    }
+  }
+  const at = weightAt(w, K, N, layout);
+  const kp = roundUp(K, 16);
+  const nb = Math.ceil(N / 2);
+  const packed = new Uint8Array(nb * kp).fill(0x88); // padding = weight 0 (stored +8)
+  for (let jb = 0; jb < nb; jb++) {
+    for (let c = 0; c < 2; c++) {
+      const n = 2 * jb + c;
+      if (n >= N) continue;
+      for (let kk = 0; kk < K; kk++) {
+        const o = jb * kp + (kk >> 4) * 16 + c * 8 + (kk & 7);
+        const v = at(kk, n) + 8;
+        packed[o] = (kk & 8) ? (packed[o] & 0x0f) | (v << 4) : (packed[o] & 0xf0) | v;
+      }
+    }
+  }
+  const r = k.runner;
+  const ptr = r.alloc(packed.length);
+  let scalesPtr = 0;
+  if (group) {
+    try {
+      scalesPtr = r.alloc(N * G * 4 + 16);
+    } catch (e) {
+      r.free(ptr);
+      throw e;
+    }
+    new Float32Array(r.memory.buffer, scalesPtr, N * G).set(opts.scales!);
+  }
+  u8(k).set(packed, ptr);
+  let freed = false;
+  return {
+    kind: "s4",
+    K,
+    N,
+    kp,
+    group,
+    ptr,
+    scalesPtr,
+    free(): void {
+      if (freed) return;
+      freed = true;
+      r.free(ptr);
+      if (scalesPtr) r.free(scalesPtr);
+    },
+  };
+}
+
+// *** requantization ***
+
+/**
+ * Integer-only requantization int32 → int8 (HAWQ-V3 dyadic), per channel or per tensor:
+ * y = clamp(rne((acc + bias[j]) · multiplier[j] / 2^shift[j]) + zeroPoint, qmin, qmax).
+ */
+export interface RequantParams {
+  /** Multiplier(s) in [0, 2^31): one per tensor or one per output column. */
+  multiplier: number | Int32Array;
+  /** Right shift(s) in [0, 62]: one per tensor or one per output column. */
+  shift: number | Int32Array;
+  /** int32 bias per output column, added before scaling. */
+  bias?: Int32Array;
+  /** Output zero point (default 0). */
+  zeroPoint?: number;
+  /** `"relu"` clamps below at the zero point (default `"none"`). */
+  activation?: "none" | "relu";
+  /** Lower clamp (default −128). */
+  qmin?: number;
+  /** Upper clamp (default 127). */
+  qmax?: number;
+}
+
+interface ResolvedRequant {
+  mult: Int32Array;
+  shift: Int32Array;
+  bias?: Int32Array;
+  zp: number;
+  qmin: number;
+  qmax: number;
+}
+
+function resolveRequant(rq: RequantParams, N: number, name?: string): ResolvedRequant {
+  const vec = (v: number | Int32Array, what: string, hi: number): Int32Array => {
+    const out = typeof v === "number" ? new Int32Array(N).fill(v) : v;
+    if (!(out instanceof Int32Array)) {
+      throw new LowbitError("INVALID_ARGUMENT", `${what} must be a number or an Int32Array`, {
+        tensor: name,
+      });
+    }
+    checkLen(out, N, what, name);
+    for (let j = 0; j < N; j++) checkInt(out[j], 0, hi, `${what}[${j}]`, name);
+    return out;
+  };
+  const mult = vec(rq.multiplier, "multiplier", 2 ** 31 - 1);
+  const shift = vec(rq.shift, "shift", 62);
+  if (rq.bias !== undefined) {
+    if (!(rq.bias instanceof Int32Array)) {
+      throw new LowbitError("INVALID_ARGUMENT", "bias must be an Int32Array", { tensor: name });
+    }
+    checkLen(rq.bias, N, "bias", name);
+  }
+  const zp = rq.zeroPoint ?? 0;
+  checkInt(zp, -128, 127, "zeroPoint", name);
+  let qmin = rq.qmin ?? -128;
+  const qmax = rq.qmax ?? 127;
+  checkInt(qmin, -128, 127, "qmin", name);
+  checkInt(qmax, qmin, 127, "qmax", name);
+  const act = rq.activation ?? "none";
+  if (act !== "none" && act !== "relu") {
+    throw new LowbitError("UNKNOWN_NAME", `unknown activation '${act}' (none, relu)`, {
+      tensor: name,
+    });
+  }
+  if (act === "relu") qmin = Math.min(qmax, Math.max(qmin, zp));
+  return { mult, shift, bias: rq.bias, zp, qmin, qmax };
+}
+
+/** Runs the requant kernel on int32 C already in kernel memory; returns the int8 output. */
+function requantInMemory(
+  k: IntKernels,
+  M: number,
+  N: number,
+  cPtr: number,
+  rq: ResolvedRequant,
+): Int8Array {
+  const r = k.runner;
+  const ptrs: number[] = [];
+  try {
+    const put = (a: Int32Array): number => {
+      const p = r.alloc(a.byteLength);
+      ptrs.push(p);
+      new Int32Array(r.memory.buffer, p, a.length).set(a);
+      return p;
+    };
+    const multPtr = put(rq.mult);
+    const shiftPtr = put(rq.shift);
+    const biasPtr = rq.bias ? put(rq.bias) : 0;
+    const out = r.alloc(M * N);
+    ptrs.push(out);
+    fn(k, PLAIN, "requant_s32_s8_dyadic")(
+      0,
+      M,
+      N,
+      cPtr,
+      N,
+      biasPtr,
+      multPtr,
+      shiftPtr,
+      rq.zp,
+      rq.qmin,
+      rq.qmax,
+      out,
+      N,
+    );
+    return new Int8Array(r.memory.buffer.slice(out, out + M * N));
+  } finally {
+    for (const p of ptrs) r.free(p);
+  }
+}
+
+/**
+ * Requantizes int32 accumulators (M×N, row-major) to int8; see {@link RequantParams}.
+ *
+ * @param k loaded kernels
+ * @param acc int32 accumulators, M×N
+ * @param M rows
+ * @param N columns
+ * @param rq multiplier, shift, bias, zero point, clamp
+ * @returns int8 M×N
+ *
+ * @example
+ * ```ts
+ * import { loadIntKernels, requantize } from "@lowbit/kernels";
+ * const k = await loadIntKernels();
+ * // 3·2^30 / 2^31 = 1.5 → 2 (half to even); 5·2^30/2^31 = 2.5 → 2; 1000 saturates to 127
+ * const y = requantize(k, new Int32Array([3, 5, 1000]), 1, 3, { multiplier: 2 ** 30, shift: 31 });
+ * if (y.join() !== "2,2,127") throw new Error(y.join());
+ * ```
+ */
+export function requantize(
+  k: IntKernels,
+  acc: Int32Array,
+  M: number,
+  N: number,
+  rq: RequantParams,
+): Int8Array {
+  checkDim(M, "M");
+  checkDim(N, "N");
+  if (!(acc instanceof Int32Array)) {
+    throw new LowbitError("INVALID_ARGUMENT", "accumulators must be an Int32Array");
+  }
+  checkLen(acc, M * N, `accumulators (M×N = ${M}×${N})`);
+  const res = resolveRequant(rq, N);
+  const r = k.runner;
+  const c = r.alloc(acc.byteLength);
+  try {
+    new Int32Array(r.memory.buffer, c, acc.length).set(acc);
+    return requantInMemory(k, M, N, c, res);
+  } finally {
+    r.free(c);
+  }
+}
+
+// *** GEMM ***
+
+/** Options of {@link gemmS8}. */
+export interface GemmS8Options {
+  /** Activation type (default `"s8"`). */
+  aType?: "s8" | "u8";
+  /** Activation zero point za (default 0): C = Σ (A − za)(B − zb). */
+  aZeroPoint?: number;
+  /** Weight zero point zb, per tensor (default 0). */
+  bZeroPoint?: number;
+  /** Tensor name for error messages. */
+  name?: string;
+}
+
+/** Copies A (M×K) into kernel memory with rows zero-padded to kp; returns the pointer. */
+function putA(k: IntKernels, a: Int8Array | Uint8Array, M: number, K: number, kp: number): number {
+  const r = k.runner;
+  const p = r.alloc(M * kp + 16);
+  const mem = u8(k);
+  const src = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  if (kp === K) mem.set(src, p);
+  else {
+    mem.fill(0, p, p + M * kp);
+    for (let i = 0; i < M; i++) mem.set(src.subarray(i * K, i * K + K), p + i * kp);
+  }
+  mem.fill(0, p + M * kp, p + M * kp + 16);
+  return p;
+}
+
+function checkA(
+  a: Int8Array | Uint8Array,
+  M: number,
+  K: number,
+  type: "s8" | "u8",
+  name?: string,
+): void {
+  checkDim(M, "M", name);
+  const ok = type === "s8" ? a instanceof Int8Array : a instanceof Uint8Array;
+  if (!ok) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `activations must be ${type === "s8" ? "an Int8Array" : "a Uint8Array"} for aType '${type}'`,
+      { tensor: name },
+    );
+  }
+  checkLen(a, M * K, `activations (M×K = ${M}×${K})`, name);
+}
+
+/**
+ * C = (A − za)·(B − zb), A s8 or u8 (M×K row-major), B packed by {@link packS8}, C int32 M×N.
+ * M = 1 runs the GEMV kernel (split over columns across threads).
+ *
+ * @param k loaded kernels
+ * @param a activations, M×K
+ * @param M rows of A
+ * @param b packed weights
+ * @param opts activation type and zero points
+ * @returns int32 M×N
+ *
+ * @example
+ * ```ts
+ * import { gemmS8, loadIntKernels, packS8 } from "@lowbit/kernels";
+ * const k = await loadIntKernels();
+ * const b = packS8(k, new Int8Array([2, 3]), 2, 1);
+ * const c = await gemmS8(k, new Uint8Array([130, 128]), 1, b, { aType: "u8", aZeroPoint: 128 });
+ * if (c[0] !== 4) throw new Error(String(c[0])); // (2·2 + 0·3)
+ * ```
+ */
+export async function gemmS8(
+  k: IntKernels,
+  a: Int8Array | Uint8Array,
+  M: number,
+  b: PackedS8,
+  opts: GemmS8Options = {},
+): Promise<Int32Array> {
+  const r = k.runner;
+  const c = await gemmS8InMemory(k, a, M, b, opts);
+  try {
+    return new Int32Array(r.memory.buffer.slice(c, c + M * b.N * 4));
+  } finally {
+    r.free(c);
+  }
+}
+
+/**
+ * {@link gemmS8} followed by {@link requantize}, without leaving kernel memory: the fused
+ * int8 → int8 layer.
+ *
+ * @param k loaded kernels
+ * @param a activations, M×K
+ * @param M rows of A
+ * @param b packed weights
+ * @param rq requantization parameters
+ * @param opts activation type and zero points
+ * @returns int8 M×N
+ *
+ * @example
+ * ```ts
+ * import { gemmS8Requant, loadIntKernels, packS8 } from "@lowbit/kernels";
+ * const k = await loadIntKernels();
+ * const b = packS8(k, new Int8Array([100, -100]), 1, 2);
+ * const y = await gemmS8Requant(k, new Int8Array([100]), 1, b, {
+ *   multiplier: 1, shift: 4, bias: new Int32Array([8, 0]), activation: "relu",
+ * });
+ * if (y.join() !== "127,0") throw new Error(y.join()); // 10008/16 saturates; relu clamps
+ * ```
+ */
+export async function gemmS8Requant(
+  k: IntKernels,
+  a: Int8Array | Uint8Array,
+  M: number,
+  b: PackedS8,
+  rq: RequantParams,
+  opts: GemmS8Options = {},
+): Promise<Int8Array> {
+  const res = resolveRequant(rq, b.N, opts.name);
+  const c = await gemmS8InMemory(k, a, M, b, opts);
+  try {
+    return requantInMemory(k, M, b.N, c, res);
+  } finally {
+    k.runner.free(c);
+  }
+}
+
+async function gemmS8InMemory(
+  k: IntKernels,
+  a: Int8Array | Uint8Array,
+  M: number,
+  b: PackedS8,
+  opts: GemmS8Options,
+): Promise<number> {
+  const name = opts.name;
+  const aType = opts.aType ?? "s8";
+  if (aType !== "s8" && aType !== "u8") {
+    throw new LowbitError("UNKNOWN_NAME", `unknown activation type '${aType}' (s8, u8)`, {
+      tensor: name,
+    });
+  }
+  if (b?.kind !== "s8") {
+    throw new LowbitError("INVALID_ARGUMENT", "weights must come from packS8", { tensor: name });
+  }
+  if (b.simd !== k.simd) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `weights were packed for '${b.simd}' kernels, these are '${k.simd}'`,
+      { tensor: name },
+    );
+  }
+  checkA(a, M, b.K, aType, name);
+  const za = opts.aZeroPoint ?? 0, zb = opts.bZeroPoint ?? 0;
+  checkInt(za, aType === "s8" ? -128 : 0, aType === "s8" ? 127 : 255, "aZeroPoint", name);
+  checkInt(zb, -128, 127, "bZeroPoint", name);
+  const { K, N, kp } = b;
+  const r = k.runner;
+  const aPtr = putA(k, a, M, K, kp);
+  let cPtr = 0, rowsumPtr = 0;
+  try {
+    cPtr = r.alloc(M * N * 4);
+    const which = aType === "s8" ? "s8" : "u8";
+    const mod = k.simd === "plain" ? PLAIN : RELAXED;
+    if (M === 1 && !(k.simd === "relaxed" && which === "u8")) {
+      const gemv = INT_KERNELS[which === "s8" ? "gemv_s8" : "gemv_u8"][k.simd];
+      await r.run(mod, gemv, N, [kp, aPtr, b.ptr, cPtr], 8);
+    } else {
+      const gemm = INT_KERNELS[which === "s8" ? "gemm_s8" : "gemm_u8"][k.simd];
+      const args = [N, kp, aPtr, kp, b.ptr, cPtr, N];
+      if (k.simd === "relaxed" && which === "u8") args.push(b.colsumPtr);
+      await r.run(mod, gemm, M, args, 4);
+    }
+    if (za !== 0 || zb !== 0) {
+      // Σ(a − za)(b − zb) = Σab − zb·Σa − za·Σb + K·za·zb
+      if (zb !== 0) {
+        rowsumPtr = r.alloc(M * 4);
+        fn(k, PLAIN, "rowsum_s8")(0, M, kp, aPtr, kp, rowsumPtr, which === "s8" ? 1 : 0);
+      }
+      fn(k, PLAIN, "s32_fixup")(
+        0,
+        M,
+        N,
+        cPtr,
+        N,
+        rowsumPtr,
+        -zb,
+        za !== 0 ? b.colsumPtr : 0,
+        -za,
+        Math.imul(Math.imul(K, za), zb),
+      );
+    }
+    return cPtr;
+  } catch (e) {
+    if (cPtr) r.free(cPtr);
+    throw e;
+  } finally {
+    r.free(aPtr);
+    if (rowsumPtr) r.free(rowsumPtr);
+  }
+}
+
+function checkPackedS4(b: PackedS4, grouped: boolean, name?: string): void {
+  if (b?.kind !== "s4") {
+    throw new LowbitError("INVALID_ARGUMENT", "weights must come from packS4", { tensor: name });
+  }
+  if (grouped !== (b.group !== 0)) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      grouped
+        ? "gemmS4Grouped needs weights packed with a group size"
+        : "weights packed with a group size need gemmS4Grouped",
+      { tensor: name },
+    );
+  }
+}
+
+/**
+ * C = A·W, A s8 (M×K), W int4 per-channel packed by {@link packS4} (no group), C int32 M×N
+ * (exact). Scale per channel afterwards, e.g. with {@link requantize}.
+ *
+ * @param k loaded kernels
+ * @param a activations, M×K
+ * @param M rows of A
+ * @param b packed int4 weights
+ * @param name tensor name for error messages
+ * @returns int32 M×N
+ *
+ * @example
+ * ```ts
+ * import { gemmS4, loadIntKernels, packS4 } from "@lowbit/kernels";
+ * const k = await loadIntKernels();
+ * const w = packS4(k, new Int8Array([1, 2, -3, 4]), 2, 2);
+ * const c = await gemmS4(k, new Int8Array([1, 1, 2, 0]), 2, w);
+ * if (c.join() !== "-2,6,2,4") throw new Error(c.join());
+ * ```
+ */
+export async function gemmS4(
+  k: IntKernels,
+  a: Int8Array,
+  M: number,
+  b: PackedS4,
+  name?: string,
+): Promise<Int32Array> {
+  checkPackedS4(b, false, name);
+  checkA(a, M, b.K, "s8", name);
+  const { N, kp } = b;
+  const r = k.runner;
+  const aPtr = putA(k, a, M, b.K, kp);
+  let cPtr = 0, rowsumPtr = 0;
+  try {
+    cPtr = r.alloc(M * N * 4);
+    rowsumPtr = r.alloc(M * 4);
+    if (M === 1) await r.run(PLAIN, INT_KERNELS.gemv_s4, N, [kp, aPtr, b.ptr, cPtr], 8);
+    else await r.run(PLAIN, INT_KERNELS.gemm_s4, M, [N, kp, aPtr, kp, b.ptr, cPtr, N], 4);
+    fn(k, PLAIN, "rowsum_s8")(0, M, kp, aPtr, kp, rowsumPtr, 1);
+    fn(k, PLAIN, "s32_fixup")(0, M, N, cPtr, N, rowsumPtr, -8, 0, 0, 0);
+    return new Int32Array(r.memory.buffer.slice(cPtr, cPtr + M * N * 4));
+  } finally {
+    r.free(aPtr);
+    if (cPtr) r.free(cPtr);
+    if (rowsumPtr) r.free(rowsumPtr);
+  }
+}
+
+/**
+ * C[i][j] = Σ_g scale[j][g] · Σ_{k∈g} A[i][k]·W[k][j] in f32, W int4 per-group packed by
+ * {@link packS4} with `group` and `scales`; the summation order is fixed (see
+ * `gemmS4GroupedRef`), so results do not depend on threads. Multiply by the activation scale
+ * afterwards.
+ *
+ * @param k loaded kernels
+ * @param a activations, M×K
+ * @param M rows of A
+ * @param b packed int4 weights with group scales
+ * @param name tensor name for error messages
+ * @returns f32 M×N
+ *
+ * @example
+ * ```ts
+ * import { gemmS4Grouped, loadIntKernels, packS4 } from "@lowbit/kernels";
+ * const k = await loadIntKernels();
+ * const w = packS4(k, new Int8Array(64).fill(1), 64, 1, {
+ *   group: 32, scales: new Float32Array([0.5, 2]),
+ * });
+ * const c = await gemmS4Grouped(k, new Int8Array(64).fill(1), 1, w);
+ * if (c[0] !== 80) throw new Error(String(c[0])); // 32·0.5 + 32·2
+ * ```
+ */
+export async function gemmS4Grouped(
+  k: IntKernels,
+  a: Int8Array,
+  M: number,
+  b: PackedS4,
+  name?: string,
+): Promise<Float32Array> {
+  checkPackedS4(b, true, name);
+  checkA(a, M, b.K, "s8", name);
+  const { N, kp } = b;
+  const r = k.runner;
+  const aPtr = putA(k, a, M, b.K, kp);
+  let cPtr = 0;
+  try {
+    cPtr = r.alloc(M * N * 4);
+    await r.run(
+      PLAIN,
+      INT_KERNELS.gemm_s4_group,
+      M,
+      [N, kp, b.group, aPtr, kp, b.ptr, b.scalesPtr, cPtr, N],
+      1,
+    );
+    return new Float32Array(r.memory.buffer.slice(cPtr, cPtr + M * N * 4));
+  } finally {
+    r.free(aPtr);
+    if (cPtr) r.free(cPtr);
+  }
+}

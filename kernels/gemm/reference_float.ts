@@ -1,0 +1,329 @@
+/**
+ * Scalar references of the float kernels (`float.ts`), written to compute exactly what the SIMD
+ * kernels compute, in the same fixed order, so that tests compare bit for bit.
+ *
+ * ## The fixed order
+ *
+ * Every output of every float kernel (GEMM, GEMV, minifloat-weight GEMM/GEMV, conv, depthwise
+ * conv) is ONE f32 accumulator: `acc = +0`, then for each term in order (GEMM: k ascending; conv:
+ * input channel, then ky, then kx, padding taps included as +0) `acc = madd(x, w, acc)`, then the
+ * epilogue `min(max(acc · scale + bias, lo), hi)`, each step only when present, unfused.
+ *
+ * ## The multiply-add
+ *
+ * `madd` is `"unfused"` (round(round(x·w) + acc): the plain-SIMD kernels, identical on every
+ * engine) or `"fused"` (round(x·w + acc), one rounding: `f32x4.relaxed_madd` on engines that map
+ * it to an FMA instruction, which the loader detects at load time; see `float.ts`). The fused
+ * reference is exact: the product of two f32 is exact in f64, and the f64 sum is corrected with
+ * its TwoSum error where double rounding could otherwise differ from a single rounding.
+ *
+ * ## Minifloat decoding
+ *
+ * `decodeMinifloat(format, code)` gives the exact value of one element code; block formats
+ * multiply by the block scale in f32 (`fround(value · scale)`, exact except IEEE under/overflow).
+ * NVFP4's FP32 tensor scale is applied in the kernel's epilogue (as a per-column scale), not per
+ * element.
+ *
+ * @module
+ */
+
+/** How the accumulate step rounds: two roundings (`"unfused"`) or one (`"fused"`). */
+export type MaddMode = "unfused" | "fused";
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** The next f32 after `r` (an f32 value) toward +∞ (`up`) or −∞. */
+function nextF32(r: number, up: boolean): number {
+  if (r === 0) return up ? 2 ** -149 : -(2 ** -149);
+  f32[0] = r;
+  const away = (r > 0) === up;
+  u32[0] += away ? 1 : -1;
+  return f32[0];
+}
+
+/**
+ * Exact f32 fused multiply-add: round(a · b + c) with one rounding, for f32 inputs.
+ *
+ * @param a f32 value
+ * @param b f32 value
+ * @param c f32 value
+ * @returns the correctly rounded f32 result
+ *
+ * @example
+ * ```ts
+ * import { fmaF32 } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * const a = 1 + 2 ** -12;
+ * assert.equal(fmaF32(a, a, -1), 2 ** -11 + 2 ** -24); // an unfused multiply-add gives 2 ** -11
+ * ```
+ */
+export function fmaF32(a: number, b: number, c: number): number {
+  const p = a * b; // exact: 24 + 24 significant bits
+  const s = p + c;
+  const r = Math.fround(s);
+  if (r === s || !Number.isFinite(s) || !Number.isFinite(r)) return r;
+  const bb = s - p;
+  const err = (p - (s - bb)) + (c - bb); // s + err = p + c exactly
+  if (err === 0) return r;
+  const other = nextF32(r, s > r);
+  if ((r + other) / 2 !== s) return r; // not a tie: err cannot move it across
+  // a tie in f64 but not in reality: round toward the true value
+  const up = err > 0;
+  return up ? Math.max(r, other) : Math.min(r, other);
+}
+
+/**
+ * One accumulate step `acc + x·w` under a {@link MaddMode}.
+ *
+ * @param x f32 value
+ * @param w f32 value
+ * @param acc f32 accumulator
+ * @param mode fused or unfused
+ * @returns the new accumulator
+ *
+ * @example
+ * ```ts
+ * import { maddF32 } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * const a = 1 + 2 ** -12;
+ * assert.equal(maddF32(a, a, -1, "unfused"), 2 ** -11);
+ * assert.equal(maddF32(a, a, -1, "fused"), 2 ** -11 + 2 ** -24);
+ * ```
+ */
+export function maddF32(x: number, w: number, acc: number, mode: MaddMode): number {
+  return mode === "fused" ? fmaF32(x, w, acc) : Math.fround(acc + Math.fround(x * w));
+}
+
+/** The reference epilogue: scale, bias, clamp; each optional. */
+export interface RefEpilogue {
+  /** Per-column (GEMM) or per-row (conv: output channel) scale. */
+  scale?: Float32Array;
+  /** Per-column (GEMM) or per-output-channel (conv) bias. */
+  bias?: Float32Array;
+  /** Lower clamp (default −∞). */
+  lo?: number;
+  /** Upper clamp (default +∞). */
+  hi?: number;
+}
+
+function epilogue(acc: number, i: number, e: RefEpilogue): number {
+  let v = acc;
+  if (e.scale) v = Math.fround(v * e.scale[i]);
+  if (e.bias) v = Math.fround(v + e.bias[i]);
+  return Math.min(Math.max(v, Math.fround(e.lo ?? -Infinity)), Math.fround(e.hi ?? Infinity));
+}
+
+/**
+ * Reference GEMM: C[M×N] = epilogue(A[M×K] · B[K×N]) in the kernels' fixed order, row-major
+ * operands. Scale and bias are per column.
+ *
+ * @param a A, row-major M×K
+ * @param b B, row-major K×N (f32 values; decoded minifloat weights for the minifloat kernels)
+ * @param m rows of A
+ * @param k columns of A
+ * @param n columns of B
+ * @param mode multiply-add rounding
+ * @param epi epilogue
+ * @returns C, row-major M×N
+ *
+ * @example
+ * ```ts
+ * import { refGemmF32 } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * const c = refGemmF32(new Float32Array([1, 2]), new Float32Array([3, 4]), 1, 2, 1, "unfused", {
+ *   bias: new Float32Array([0.5]),
+ * });
+ * assert.deepEqual([...c], [11.5]);
+ * ```
+ */
+export function refGemmF32(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  mode: MaddMode,
+  epi: RefEpilogue = {},
+): Float32Array {
+  const c = new Float32Array(m * n);
+  const acc = new Float64Array(n);
+  for (let i = 0; i < m; i++) {
+    acc.fill(0);
+    for (let kk = 0; kk < k; kk++) {
+      const x = a[i * k + kk];
+      const row = kk * n;
+      if (mode === "fused") for (let j = 0; j < n; j++) acc[j] = fmaF32(x, b[row + j], acc[j]);
+      else for (let j = 0; j < n; j++) acc[j] = Math.fround(acc[j] + Math.fround(x * b[row + j]));
+    }
+    for (let j = 0; j < n; j++) c[i * n + j] = epilogue(acc[j], j, epi);
+  }
+  return c;
+}
+
+/** Geometry of a reference conv. */
+export interface RefConvGeometry {
+  /** [batch, channels, height, width] of the input. */
+  input: readonly [number, number, number, number];
+  /** [out channels, in channels per group, kh, kw] of the weight. */
+  weight: readonly [number, number, number, number];
+  /** Groups. */
+  group: number;
+  /** [sh, sw]. */
+  strides: readonly [number, number];
+  /** [top, left, bottom, right]. */
+  pads: readonly [number, number, number, number];
+  /** [dh, dw]. */
+  dilations: readonly [number, number];
+}
+
+/**
+ * Output height and width of a conv.
+ *
+ * @param g the geometry
+ * @returns [oh, ow]
+ *
+ * @example
+ * ```ts
+ * import { convOutputSize } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * const g = { input: [1, 1, 5, 5], weight: [1, 1, 3, 3], group: 1, strides: [2, 2],
+ *   pads: [1, 1, 1, 1], dilations: [1, 1] } as const;
+ * assert.deepEqual(convOutputSize(g), [3, 3]);
+ * ```
+ */
+export function convOutputSize(g: RefConvGeometry): [number, number] {
+  const [, , h, w] = g.input;
+  const [, , kh, kw] = g.weight;
+  const oh = Math.floor((h + g.pads[0] + g.pads[2] - g.dilations[0] * (kh - 1) - 1) / g.strides[0]) +
+    1;
+  const ow = Math.floor((w + g.pads[1] + g.pads[3] - g.dilations[1] * (kw - 1) - 1) / g.strides[1]) +
+    1;
+  return [oh, ow];
+}
+
+/**
+ * Reference conv2d (NCHW, OIHW) in the kernels' fixed order: per output, channels of the group,
+ * then ky, then kx, padding taps accumulated as +0. `acc` is f64 only when `mode` is `"exact"`
+ * (a plain float64 conv, for tolerance checks); otherwise f32 steps under the given madd mode.
+ *
+ * @param x input, [batch, c, h, w]
+ * @param w weight, [o, c/group, kh, kw]
+ * @param g geometry
+ * @param mode multiply-add rounding, or "exact" for a float64 sum
+ * @param epi epilogue (bias per output channel)
+ * @returns output, [batch, o, oh, ow]
+ *
+ * @example
+ * ```ts
+ * import { refConv2dF32 } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * const g = { input: [1, 1, 2, 2], weight: [1, 1, 1, 1], group: 1, strides: [1, 1],
+ *   pads: [0, 0, 0, 0], dilations: [1, 1] } as const;
+ * const y = refConv2dF32(new Float32Array([1, 2, 3, 4]), new Float32Array([2]), g, "unfused", {});
+ * assert.deepEqual([...y], [2, 4, 6, 8]);
+ * ```
+ */
+export function refConv2dF32(
+  x: Float32Array,
+  w: Float32Array,
+  g: RefConvGeometry,
+  mode: MaddMode | "exact",
+  epi: RefEpilogue = {},
+): Float32Array {
+  const [batch, c, h, wd] = g.input;
+  const [o, cg, kh, kw] = g.weight;
+  const [oh, ow] = convOutputSize(g);
+  const og = o / g.group;
+  const [sh, sw] = g.strides, [dh, dw] = g.dilations, [pt, pl] = g.pads;
+  const out = new Float32Array(batch * o * oh * ow);
+  for (let n = 0; n < batch; n++) {
+    for (let oc = 0; oc < o; oc++) {
+      const c0 = Math.floor(oc / og) * cg;
+      for (let oy = 0; oy < oh; oy++) {
+        for (let ox = 0; ox < ow; ox++) {
+          let acc = 0;
+          for (let ci = 0; ci < cg; ci++) {
+            for (let ky = 0; ky < kh; ky++) {
+              for (let kx = 0; kx < kw; kx++) {
+                const iy = oy * sh - pt + ky * dh, ix = ox * sw - pl + kx * dw;
+                const v = iy >= 0 && iy < h && ix >= 0 && ix < wd
+                  ? x[((n * c + c0 + ci) * h + iy) * wd + ix]
+                  : 0;
+                const wv = w[((oc * cg + ci) * kh + ky) * kw + kx];
+                acc = mode === "exact" ? acc + wv * v : maddF32(wv, v, acc, mode);
+              }
+            }
+          }
+          out[((n * o + oc) * oh + oy) * ow + ox] = epilogue(
+            mode === "exact" ? Math.fround(acc) : acc,
+            oc,
+            epi,
+          );
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// *** minifloats ***
+
+/** Element formats the minifloat kernels decode. */
+export type MinifloatElement = "fp8_e4m3fn" | "fp8_e5m2" | "fp6_e3m2fn" | "fp6_e2m3fn" | "fp4_e2m1fn";
+
+/** [exponent bits, mantissa bits, special encoding] of each element format. */
+export const ELEMENT_LAYOUT: Readonly<
+  Record<MinifloatElement, readonly [number, number, "fn" | "ieee" | "finite"]>
+> = {
+  fp8_e4m3fn: [4, 3, "fn"], // S.EEEE.MMM, bias 7, max 448, NaN = S.1111.111, no Inf
+  fp8_e5m2: [5, 2, "ieee"], // S.EEEEE.MM, bias 15, max 57344, Inf = S.11111.00, NaN = S.11111.{01,10,11}
+  fp6_e3m2fn: [3, 2, "finite"], // S.EEE.MM, bias 3, max 28
+  fp6_e2m3fn: [2, 3, "finite"], // S.EE.MMM, bias 1, max 7.5
+  fp4_e2m1fn: [2, 1, "finite"], // S.EE.M, bias 1, max 6
+};
+
+/**
+ * The exact value of one minifloat code (NaN / ±Inf for the format's special codes).
+ *
+ * @param format element format
+ * @param code the code (bits right-aligned)
+ * @returns its value
+ *
+ * @example
+ * ```ts
+ * import { decodeMinifloat } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * assert.equal(decodeMinifloat("fp8_e4m3fn", 0x7e), 448);
+ * assert.equal(decodeMinifloat("fp4_e2m1fn", 0b1111), -6);
+ * assert.ok(Number.isNaN(decodeMinifloat("fp8_e4m3fn", 0xff)));
+ * ```
+ */
+export function decodeMinifloat(format: MinifloatElement, code: number): number {
+  const [e, m, special] = ELEMENT_LAYOUT[format];
+  const bias = (1 << (e - 1)) - 1;
+  const sign = (code >> (e + m)) & 1 ? -1 : 1;
+  const field = (code >> m) & ((1 << e) - 1);
+  const mant = code & ((1 << m) - 1);
+  if (special === "fn" && field === (1 << e) - 1 && mant === (1 << m) - 1) return NaN;
+  if (special === "ieee" && field === (1 << e) - 1) return mant === 0 ? sign * Infinity : NaN;
+  if (field === 0) return sign * mant * 2 ** (1 - bias - m);
+  return sign * (1 + mant / (1 << m)) * 2 ** (field - bias);
+}
+
+/**
+ * The value of an E8M0 scale code: 2^(code − 127); NaN for 0xFF.
+ *
+ * @param code the code
+ * @returns the scale
+ *
+ * @example
+ * ```ts
+ * import { decodeE8M0 } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * assert.equal(decodeE8M0(127), 1);
+ * ```
+ */
+export function decodeE8M0(code: number): number {
+  return code === 0xff ? NaN : 2 ** (code - 127);
+}

@@ -1,0 +1,288 @@
+/**
+ * Kernel runners: where the wasm modules live (one memory, one allocator) and how a kernel is
+ * run over row ranges. {@link createLocalRunner} runs everything on the calling thread;
+ * `@lowbit/runtime`'s `createPool` implements the same {@link KernelRunner} with workers on a
+ * shared memory. Kernel drivers take `(m0, m1, ...args)` and compute rows `[m0, m1)`, so a
+ * runner can split any of them.
+ *
+ * @module
+ */
+
+import { LowbitError } from "@lowbit/core";
+
+/** A kernel module as embedded by `tools/build_kernels.ts`: two flavours, base64. */
+export interface KernelSource {
+  /** Imports a non-shared `env.memory`. */
+  single: string;
+  /** Imports a shared `env.memory` (threads). */
+  shared: string;
+}
+
+/** Bytes at the start of every kernel memory that are never handed out (module statics). */
+export const RESERVED_BYTES = 65536;
+
+/** Default maximum size of a kernel memory: 2 GiB (32768 pages of 64 KiB). */
+export const DEFAULT_MAX_PAGES = 32768;
+
+/** Runs kernels over row ranges of one wasm memory. */
+export interface KernelRunner {
+  /** Number of threads `run` splits over (1 for the local runner). */
+  readonly threads: number;
+  /** The memory every module is instantiated on. */
+  readonly memory: WebAssembly.Memory;
+  /** Names of the loaded modules. */
+  readonly modules: readonly string[];
+  /**
+   * The exports of a module instantiated on `memory` in the calling thread.
+   * @param module module name
+   */
+  exports(module: string): WebAssembly.Exports;
+  /**
+   * Allocates `bytes` (16-byte aligned) in `memory`, growing it if needed.
+   * @param bytes size in bytes
+   */
+  alloc(bytes: number): number;
+  /**
+   * Frees a block from `alloc`.
+   * @param ptr the block
+   */
+  free(ptr: number): void;
+  /**
+   * Runs `exports[fn](r0, r1, ...args)` for contiguous row ranges that partition `[0, rows)`,
+   * each a multiple of `align` rows (except the last), one per thread; resolves when all are done.
+   * @param module module name
+   * @param fn exported function
+   * @param rows number of rows
+   * @param args the arguments after `(r0, r1)`
+   * @param align row granularity of the split
+   */
+  run(
+    module: string,
+    fn: string,
+    rows: number,
+    args: readonly number[],
+    align?: number,
+  ): Promise<void>;
+  /** Releases workers (no-op for the local runner). */
+  close(): void;
+}
+
+/**
+ * Decodes base64 (the embedded kernels) to bytes.
+ *
+ * @param b64 base64 text
+ * @returns the bytes
+ *
+ * @example
+ * ```ts
+ * import { decodeBase64 } from "@lowbit/kernels";
+ * const b = decodeBase64("AGFzbQ==");
+ * if (b.length !== 4 || b[1] !== 0x61) throw new Error();
+ * ```
+ */
+export function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/**
+ * Splits `[0, rows)` into at most `parts` contiguous ranges, each a multiple of `align` rows
+ * except possibly the last. Deterministic: it depends only on its arguments.
+ *
+ * @param rows number of rows
+ * @param parts number of ranges wanted
+ * @param align row granularity
+ * @returns `[r0, r1]` pairs, empty ranges dropped
+ *
+ * @example
+ * ```ts
+ * import { splitRows } from "@lowbit/kernels";
+ * const r = splitRows(10, 2, 4);
+ * if (JSON.stringify(r) !== "[[0,8],[8,10]]") throw new Error(JSON.stringify(r));
+ * ```
+ */
+export function splitRows(rows: number, parts: number, align = 1): [number, number][] {
+  const blocks = Math.ceil(rows / align);
+  const out: [number, number][] = [];
+  let b0 = 0;
+  for (let p = 0; p < parts; p++) {
+    const b1 = b0 + Math.floor(blocks / parts) + (p < blocks % parts ? 1 : 0);
+    const r0 = Math.min(rows, b0 * align), r1 = Math.min(rows, b1 * align);
+    if (r1 > r0) out.push([r0, r1]);
+    b0 = b1;
+  }
+  return out;
+}
+
+/** A first-fit allocator over a wasm memory (the memory is owned by one thread). */
+export interface Arena {
+  /**
+   * Allocates `bytes`, 16-byte aligned, growing the memory if needed.
+   * @param bytes size in bytes
+   */
+  alloc(bytes: number): number;
+  /**
+   * Frees a block.
+   * @param ptr the block
+   */
+  free(ptr: number): void;
+}
+
+/**
+ * Creates an allocator over `memory` above {@link RESERVED_BYTES}. Growth beyond the memory's
+ * maximum throws a `LowbitError` with code `OUT_OF_MEMORY` (never a wasm trap).
+ *
+ * @param memory the memory
+ * @param maxPages the memory's maximum in pages
+ * @returns the allocator
+ *
+ * @example
+ * ```ts
+ * import { createArena } from "@lowbit/kernels";
+ * const mem = new WebAssembly.Memory({ initial: 2, maximum: 4 });
+ * const arena = createArena(mem, 4);
+ * const p = arena.alloc(100);
+ * arena.free(p);
+ * if (arena.alloc(100) !== p) throw new Error("freed block is reused");
+ * ```
+ */
+export function createArena(memory: WebAssembly.Memory, maxPages: number): Arena {
+  // Free blocks sorted by address; `used` maps a pointer to its size.
+  const freeList: { ptr: number; size: number }[] = [];
+  const used = new Map<number, number>();
+  let top = RESERVED_BYTES;
+  return {
+    alloc(bytes: number): number {
+      if (!Number.isInteger(bytes) || bytes < 0) {
+        throw new LowbitError("INVALID_ARGUMENT", `alloc: bad size ${bytes}`);
+      }
+      const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+      for (let i = 0; i < freeList.length; i++) {
+        const f = freeList[i];
+        if (f.size >= size) {
+          const ptr = f.ptr;
+          if (f.size === size) freeList.splice(i, 1);
+          else {
+            f.ptr += size;
+            f.size -= size;
+          }
+          used.set(ptr, size);
+          return ptr;
+        }
+      }
+      const ptr = top;
+      const end = ptr + size;
+      const have = memory.buffer.byteLength;
+      if (end > have) {
+        const pages = Math.ceil((end - have) / 65536);
+        const current = have / 65536;
+        if (current + pages > maxPages) {
+          throw new LowbitError(
+            "OUT_OF_MEMORY",
+            `kernel memory: cannot allocate ${bytes} bytes: would need ${current + pages} pages ` +
+              `of 64 KiB, the maximum is ${maxPages} (${maxPages / 16} MiB); use smaller ` +
+              `matrices or free packed weights you no longer need`,
+          );
+        }
+        try {
+          memory.grow(pages);
+        } catch (e) {
+          throw new LowbitError(
+            "OUT_OF_MEMORY",
+            `kernel memory: growing by ${pages} pages failed (${(e as Error).message})`,
+          );
+        }
+      }
+      top = end;
+      used.set(ptr, size);
+      return ptr;
+    },
+    free(ptr: number): void {
+      const size = used.get(ptr);
+      if (size === undefined) {
+        throw new LowbitError("INVALID_ARGUMENT", `free: ${ptr} is not an allocated block`);
+      }
+      used.delete(ptr);
+      let i = 0;
+      while (i < freeList.length && freeList[i].ptr < ptr) i++;
+      freeList.splice(i, 0, { ptr, size });
+      // Coalesce with neighbours, and give the tail back to `top`.
+      if (i + 1 < freeList.length && ptr + size === freeList[i + 1].ptr) {
+        freeList[i].size += freeList[i + 1].size;
+        freeList.splice(i + 1, 1);
+      }
+      if (i > 0 && freeList[i - 1].ptr + freeList[i - 1].size === ptr) {
+        freeList[i - 1].size += freeList[i].size;
+        freeList.splice(i, 1);
+        i--;
+      }
+      const last = freeList[freeList.length - 1];
+      if (last && last.ptr + last.size === top) {
+        top = last.ptr;
+        freeList.pop();
+      }
+    },
+  };
+}
+
+/** Options of {@link createLocalRunner}. */
+export interface LocalRunnerOptions {
+  /** Maximum memory in 64 KiB pages (default {@link DEFAULT_MAX_PAGES}). */
+  maxPages?: number;
+}
+
+/**
+ * A runner on the calling thread with a non-shared memory: works everywhere (no
+ * SharedArrayBuffer needed); `threads` is 1.
+ *
+ * @param sources modules by name
+ * @param opts memory limits
+ * @returns the runner
+ *
+ * @example
+ * ```ts
+ * import { createLocalRunner, intKernelSources } from "@lowbit/kernels";
+ * const runner = await createLocalRunner(intKernelSources());
+ * if (runner.threads !== 1 || !runner.modules.includes("int_gemm")) throw new Error();
+ * ```
+ */
+export async function createLocalRunner(
+  sources: Record<string, KernelSource>,
+  opts: LocalRunnerOptions = {},
+): Promise<KernelRunner> {
+  const maxPages = opts.maxPages ?? DEFAULT_MAX_PAGES;
+  const memory = new WebAssembly.Memory({ initial: 2, maximum: maxPages });
+  const arena = createArena(memory, maxPages);
+  const instances: Record<string, WebAssembly.Exports> = {};
+  for (const [name, src] of Object.entries(sources)) {
+    const module = await WebAssembly.compile(decodeBase64(src.single));
+    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    instances[name] = instance.exports;
+  }
+  const exportsOf = (module: string): WebAssembly.Exports => {
+    const e = instances[module];
+    if (!e) {
+      throw new LowbitError("UNKNOWN_NAME", `kernel module '${module}' is not loaded`);
+    }
+    return e;
+  };
+  return {
+    threads: 1,
+    memory,
+    modules: Object.keys(instances),
+    exports: exportsOf,
+    alloc: (bytes) => arena.alloc(bytes),
+    free: (ptr) => arena.free(ptr),
+    run(module, fn, rows, args): Promise<void> {
+      const f = exportsOf(module)[fn] as ((...a: number[]) => void) | undefined;
+      if (typeof f !== "function") {
+        throw new LowbitError("UNKNOWN_NAME", `kernel '${fn}' not found in module '${module}'`);
+      }
+      if (rows > 0) f(0, rows, ...args);
+      return Promise.resolve();
+    },
+    close(): void {},
+  };
+}

@@ -1,0 +1,357 @@
+/**
+ * The graph executor: validates a graph once (every op supported, inputs
+ * resolvable, no cycle), precomputes a topological plan with the last use of
+ * every value, then runs it on inputs, freeing each value as soon as its last
+ * consumer ran. Hooks let callers observe values as they are produced
+ * (activation capture for calibration) and replace them (fake quantization).
+ *
+ * @module
+ */
+
+import { LowbitError } from "@lowbit/core";
+import type { Graph, Model, Node, TensorData, ValueInfo } from "../ir.ts";
+import { lookupOp, supportedOps } from "./ops/table.ts";
+import type { OpImpl } from "./ops/types.ts";
+import { fuseQdq } from "./quantized.ts";
+
+/** Options fixed when an executor is created. */
+export interface ExecutorOptions {
+  /**
+   * How QDQ patterns run: "float" (default) executes QuantizeLinear /
+   * DequantizeLinear as written (the fake-quant reference); "integer" first
+   * rewrites DQ(weight) → MatMul / Gemm / Conv ← DQ(Q(x)) into fused ops that
+   * run on integer arithmetic (see `fuseQdq`).
+   */
+  quantized?: "float" | "integer";
+  /** Default-domain opset when a bare `Graph` is given (default 17). */
+  opset?: number;
+}
+
+/** Options of one run. */
+export interface RunOptions {
+  /**
+   * Value names to watch. When given, `observe` is called only for these;
+   * when omitted, for every value produced (graph inputs included).
+   */
+  watch?: Iterable<string>;
+  /**
+   * Called once per watched value as it is produced (graph inputs first, then
+   * node outputs in plan order), after `transform`. `node` is undefined for
+   * graph inputs. Only the current batch is alive; copy `t` to keep it.
+   */
+  observe?: (valueName: string, t: TensorData, node: Node | undefined) => void;
+  /**
+   * Called for every value as it is produced (graph inputs included), before
+   * `observe`; returning a tensor (same shape and dtype) replaces the value for
+   * all consumers, returning undefined keeps it. This is the fake-quantization
+   * hook. Must not modify `t` in place (it may alias an initializer or input).
+   */
+  transform?: (
+    valueName: string,
+    t: TensorData,
+    node: Node | undefined,
+  ) => TensorData | undefined;
+  /** Values to return (default: the graph outputs). Any produced value may be named. */
+  outputs?: readonly string[];
+}
+
+/** A prepared graph. */
+export interface Executor {
+  /** The graph being run (after QDQ fusion when requested). */
+  readonly graph: Graph;
+  /** Default-domain opset the ops follow. */
+  readonly opset: number;
+  /** Nodes in execution order. */
+  readonly plan: readonly Node[];
+  /**
+   * Runs the graph.
+   *
+   * @param inputs one tensor per graph input, by name
+   * @param opts hooks and output selection
+   * @returns the requested values (default: graph outputs), by name
+   */
+  run(
+    inputs: Record<string, TensorData>,
+    opts?: RunOptions,
+  ): Promise<Record<string, TensorData>>;
+}
+
+interface Step {
+  node: Node;
+  impl: OpImpl;
+  /** Values whose last consumer this step is (freed after it runs). */
+  frees: string[];
+}
+
+function opsetOf(m: Model | Graph, opts: ExecutorOptions): number {
+  if ("graph" in m) {
+    const imp = m.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx");
+    if (imp) return imp.version;
+  }
+  return opts.opset ?? 17;
+}
+
+/** Orders nodes topologically (stable w.r.t. file order); throws on a cycle or a dangling input. */
+function topoSort(g: Graph): Node[] {
+  const producer = new Map<string, number>();
+  g.nodes.forEach((n, i) => {
+    for (const o of n.outputs) {
+      if (o === "") continue;
+      if (producer.has(o) || g.initializers.has(o) || g.inputs.some((v) => v.name === o)) {
+        throw new LowbitError("DUPLICATE_NAME", `value '${o}' is produced more than once`, {
+          node: n.name,
+          tensor: o,
+        });
+      }
+      producer.set(o, i);
+    }
+  });
+  const known = (v: string): boolean =>
+    v === "" || g.initializers.has(v) || g.inputs.some((x) => x.name === v);
+  const inputNames = new Set(g.inputs.map((v) => v.name));
+  const indeg = new Int32Array(g.nodes.length);
+  const users: number[][] = g.nodes.map(() => []);
+  g.nodes.forEach((n, i) => {
+    const deps = new Set<number>();
+    for (const v of n.inputs) {
+      if (v === "" || g.initializers.has(v) || inputNames.has(v)) continue;
+      const p = producer.get(v);
+      if (p === undefined) {
+        if (known(v)) continue;
+        throw new LowbitError(
+          "UNKNOWN_NAME",
+          `input '${v}' is not a graph input, an initializer, or any node's output`,
+          { node: n.name, tensor: v },
+        );
+      }
+      deps.add(p);
+    }
+    indeg[i] = deps.size;
+    for (const p of deps) users[p].push(i);
+  });
+  // Kahn's algorithm with a min-heap-free approach: repeatedly scan ready nodes in file order.
+  const order: Node[] = [];
+  const ready: number[] = [];
+  for (let i = 0; i < g.nodes.length; i++) if (indeg[i] === 0) ready.push(i);
+  ready.reverse();
+  while (ready.length > 0) {
+    const i = ready.pop()!;
+    order.push(g.nodes[i]);
+    const next: number[] = [];
+    for (const u of users[i]) if (--indeg[u] === 0) next.push(u);
+    next.sort((a, b) => b - a);
+    for (const u of next) ready.push(u);
+  }
+  if (order.length !== g.nodes.length) {
+    const stuck = g.nodes.find((_, i) => indeg[i] > 0)!;
+    throw new LowbitError("INVALID_ARGUMENT", "the graph has a cycle through this node", {
+      node: stuck.name,
+    });
+  }
+  return order;
+}
+
+/**
+ * Prepares a model or graph for execution. Everything that can be checked
+ * without data is checked here: an unsupported op is reported with its node
+ * name before anything runs, as are dangling inputs and cycles.
+ *
+ * @param model the model (or bare graph) to run
+ * @param opts execution options
+ * @returns the executor
+ *
+ * @example
+ * ```ts
+ * import { createExecutor } from "./executor.ts";
+ * const graph = {
+ *   name: "g",
+ *   nodes: [{ name: "relu", op: "Relu", domain: "", inputs: ["x"], outputs: ["y"], attrs: {} }],
+ *   inputs: [{ name: "x", dtype: "float32" as const, shape: [2] }],
+ *   outputs: [{ name: "y", dtype: "float32" as const, shape: [2] }],
+ *   initializers: new Map(),
+ *   valueInfo: new Map(),
+ * };
+ * const exec = createExecutor(graph);
+ * const seen: string[] = [];
+ * const out = await exec.run(
+ *   { x: { dtype: "float32", shape: [2], data: new Float32Array([-1, 3]) } },
+ *   { observe: (name) => seen.push(name) },
+ * );
+ * if (out.y.data.join() !== "0,3" || seen.join() !== "x,y") throw new Error();
+ * ```
+ */
+export function createExecutor(model: Model | Graph, opts: ExecutorOptions = {}): Executor {
+  const opset = opsetOf(model, opts);
+  let graph: Graph = "graph" in model ? model.graph : model;
+  // Unsupported ops first: they are the most common reason a model cannot run.
+  const unsupported = graph.nodes.filter((n) => lookupOp(n.op, n.domain) === undefined);
+  if (unsupported.length > 0) {
+    const n = unsupported[0];
+    const others = unsupported.length > 1
+      ? ` (${unsupported.length - 1} more unsupported node(s): ${
+        [...new Set(unsupported.slice(1).map((u) => u.op))].join(", ")
+      })`
+      : "";
+    throw new LowbitError(
+      "UNSUPPORTED",
+      `op '${n.op}'${
+        n.domain ? ` of domain '${n.domain}'` : ""
+      } is not supported by the executor${others}; supported ops: ${supportedOps().join(", ")}`,
+      { node: n.name },
+    );
+  }
+  if (opts.quantized === "integer") graph = fuseQdq(graph);
+  const order = topoSort(graph);
+  const outputNames = new Set(graph.outputs.map((o) => o.name));
+  // Last consumer of each value; graph outputs are never freed.
+  const last = new Map<string, number>();
+  order.forEach((n, i) => {
+    for (const v of n.inputs) if (v !== "") last.set(v, i);
+  });
+  const steps: Step[] = order.map((node) => ({
+    node,
+    impl: lookupOp(node.op, node.domain)!,
+    frees: [],
+  }));
+  for (const [v, i] of last) {
+    if (!outputNames.has(v) && !graph.initializers.has(v)) steps[i].frees.push(v);
+  }
+  const g = graph;
+  return {
+    graph: g,
+    opset,
+    plan: order,
+    run: (inputs, runOpts = {}) => runPlan(g, opset, steps, inputs, runOpts),
+  };
+}
+
+function dimsOk(info: ValueInfo, t: TensorData): string | undefined {
+  if (t.dtype !== info.dtype) return `has dtype ${t.dtype}, the model expects ${info.dtype}`;
+  if (info.shape !== undefined) {
+    if (t.shape.length !== info.shape.length) {
+      return `has shape [${t.shape}] (rank ${t.shape.length}), the model expects rank ${info.shape.length} [${info.shape}]`;
+    }
+    for (let i = 0; i < t.shape.length; i++) {
+      const d = info.shape[i];
+      if (typeof d === "number" && d >= 0 && d !== t.shape[i]) {
+        return `has shape [${t.shape}], the model expects [${info.shape}] (dimension ${i} must be ${d})`;
+      }
+    }
+  }
+  let n = 1;
+  for (const d of t.shape) {
+    if (!Number.isInteger(d) || d < 0) return `has an invalid shape [${t.shape}]`;
+    n *= d;
+  }
+  if (t.data.length !== n) return `has ${t.data.length} elements but shape [${t.shape}] holds ${n}`;
+  return undefined;
+}
+
+async function runPlan(
+  g: Graph,
+  opset: number,
+  steps: readonly Step[],
+  inputs: Record<string, TensorData>,
+  opts: RunOptions,
+): Promise<Record<string, TensorData>> {
+  const values = new Map<string, TensorData>();
+  const watch = opts.watch === undefined ? undefined : new Set(opts.watch);
+  const { observe, transform } = opts;
+  const wanted = opts.outputs ?? g.outputs.map((o) => o.name);
+  const keep = new Set(wanted);
+  const produce = (name: string, t: TensorData, node: Node | undefined): void => {
+    if (transform) {
+      const r = transform(name, t, node);
+      if (r !== undefined) t = r;
+    }
+    if (observe && (watch === undefined || watch.has(name))) observe(name, t, node);
+    values.set(name, t);
+  };
+  for (const name of Object.keys(inputs)) {
+    if (!g.inputs.some((v) => v.name === name)) {
+      throw new LowbitError(
+        "UNKNOWN_NAME",
+        `the model has no input of this name; its inputs are: ${
+          g.inputs.map((v) => v.name).join(", ")
+        }`,
+        { tensor: name },
+      );
+    }
+  }
+  for (const info of g.inputs) {
+    const t = inputs[info.name];
+    if (t === undefined) {
+      if (g.initializers.has(info.name)) continue;
+      throw new LowbitError("INVALID_ARGUMENT", "input missing: every graph input needs a tensor", {
+        tensor: info.name,
+      });
+    }
+    const bad = dimsOk(info, t);
+    if (bad !== undefined) {
+      throw new LowbitError("SHAPE_MISMATCH", `input ${bad}`, { tensor: info.name });
+    }
+    produce(info.name, t, undefined);
+  }
+  const ctx = { opset };
+  const args: (TensorData | undefined)[] = [];
+  for (const step of steps) {
+    const { node } = step;
+    args.length = 0;
+    for (const v of node.inputs) {
+      if (v === "") {
+        args.push(undefined);
+        continue;
+      }
+      const t = values.get(v) ?? g.initializers.get(v);
+      if (t === undefined) {
+        throw new LowbitError("INTERNAL", `value '${v}' is not available`, {
+          node: node.name,
+          tensor: v,
+        });
+      }
+      args.push(t);
+    }
+    let outs: TensorData[];
+    try {
+      const r = step.impl(args, node, ctx);
+      outs = r instanceof Promise ? await r : r;
+    } catch (e) {
+      if (e instanceof LowbitError) {
+        if (e.subject.node !== undefined) throw e;
+        throw new LowbitError(e.code, e.message, { ...e.subject, node: node.name });
+      }
+      throw new LowbitError(
+        "INTERNAL",
+        `${node.op} failed: ${e instanceof Error ? e.message : String(e)}`,
+        { node: node.name },
+      );
+    }
+    for (let i = 0; i < node.outputs.length; i++) {
+      const name = node.outputs[i];
+      if (name === "") continue;
+      const t = outs[i];
+      if (t === undefined) {
+        throw new LowbitError(
+          "UNSUPPORTED",
+          `${node.op} does not produce output ${i} ('${name}')`,
+          {
+            node: node.name,
+          },
+        );
+      }
+      produce(name, t, node);
+    }
+    for (const v of step.frees) if (!keep.has(v)) values.delete(v);
+  }
+  const result: Record<string, TensorData> = {};
+  for (const name of wanted) {
+    const t = values.get(name) ?? g.initializers.get(name);
+    if (t === undefined) {
+      throw new LowbitError("UNKNOWN_NAME", "requested output is not a value of the graph", {
+        tensor: name,
+      });
+    }
+    result[name] = t;
+  }
+  return result;
+}

@@ -1,0 +1,342 @@
+/**
+ * Convolutions on float32 NCHW (and NCW) tensors: `Conv` with groups,
+ * depthwise, dilations, pads and auto_pad; `ConvTranspose` with output_padding
+ * and output_shape. Dense groups run as im2col + GEMM (1×1 stride-1 convs skip
+ * im2col); depthwise convs run as direct loops.
+ *
+ * @module
+ */
+
+import { LowbitError } from "@lowbit/core";
+import type { Node, TensorData } from "../../ir.ts";
+import { attrInt, attrInts, attrString, toF32 } from "../_tensor.ts";
+import { forwardWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
+import { sgemm } from "./_sgemm.ts";
+import type { OpImpl, OpTable } from "./types.ts";
+
+function need(node: Node, t: TensorData | undefined, what: string): TensorData {
+  if (t === undefined) {
+    throw new LowbitError("INVALID_ARGUMENT", `${node.op}: ${what} is missing`, {
+      node: node.name,
+    });
+  }
+  if (t.dtype !== "float32") {
+    throw new LowbitError("UNSUPPORTED", `${node.op}: ${what} is ${t.dtype} (float32 only)`, {
+      node: node.name,
+    });
+  }
+  return t;
+}
+
+/**
+ * im2col of one group of one image: rows (ci, ki, kj), columns output pixels;
+ * padding reads as 0. Works on any numeric typed array (float32 data, integer codes).
+ *
+ * @param x the image (channels × h × w from `xOff`)
+ * @param xOff offset of the group's first channel
+ * @param cin channels in the group
+ * @param g window geometry
+ * @param col destination, (cin·kh·kw) × (oh·ow)
+ *
+ * @example
+ * ```ts
+ * import { im2col } from "./conv.ts";
+ * const g = { h: 1, w: 2, kh: 1, kw: 2, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 1, pb: 0, pr: 0, oh: 1, ow: 2 };
+ * const col = new Float32Array(4);
+ * im2col(new Float32Array([5, 6]), 0, 1, g, col);
+ * if (col.join() !== "0,5,5,6") throw new Error(col.join());
+ * ```
+ */
+export function im2col<T extends Float32Array | Int16Array | Int8Array | Uint8Array>(
+  xIn: T,
+  xOff: number,
+  cin: number,
+  g: Window2d,
+  colOut: T,
+): void {
+  // The typed-array methods used here are generic; one body serves every element type.
+  const x = xIn as unknown as Float32Array, col = colOut as unknown as Float32Array;
+  const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
+  const ohw = oh * ow;
+  for (let ci = 0; ci < cin; ci++) {
+    const xc = xOff + ci * h * w;
+    for (let ki = 0; ki < kh; ki++) {
+      for (let kj = 0; kj < kw; kj++) {
+        const row = ((ci * kh + ki) * kw + kj) * ohw;
+        const dx = kj * dw - pl;
+        // Valid ox: 0 <= ox*sw + dx < w.
+        const ox0 = Math.min(ow, Math.max(0, Math.ceil(-dx / sw)));
+        const ox1 = Math.min(ow, Math.max(ox0, Math.floor((w - 1 - dx) / sw) + 1));
+        for (let oy = 0; oy < oh; oy++) {
+          const iy = oy * sh + ki * dh - pt;
+          const r = row + oy * ow;
+          if (iy < 0 || iy >= h) {
+            col.fill(0, r, r + ow);
+            continue;
+          }
+          const xr = xc + iy * w + dx;
+          for (let ox = 0; ox < ox0; ox++) col[r + ox] = 0;
+          if (sw === 1) col.set(x.subarray(xr + ox0, xr + ox1), r + ox0);
+          else for (let ox = ox0; ox < ox1; ox++) col[r + ox] = x[xr + ox * sw];
+          for (let ox = ox1; ox < ow; ox++) col[r + ox] = 0;
+        }
+      }
+    }
+  }
+}
+
+/** Depthwise conv of one channel plane into `out` (which holds the bias or 0). */
+function depthwisePlane(
+  x: Float32Array,
+  xOff: number,
+  wt: Float32Array,
+  wOff: number,
+  g: Window2d,
+  out: Float32Array,
+  oOff: number,
+): void {
+  const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
+  for (let ki = 0; ki < kh; ki++) {
+    for (let kj = 0; kj < kw; kj++) {
+      const wv = wt[wOff + ki * kw + kj];
+      const dx = kj * dw - pl;
+      const ox0 = Math.min(ow, Math.max(0, Math.ceil(-dx / sw)));
+      const ox1 = Math.min(ow, Math.max(ox0, Math.floor((w - 1 - dx) / sw) + 1));
+      for (let oy = 0; oy < oh; oy++) {
+        const iy = oy * sh + ki * dh - pt;
+        if (iy < 0 || iy >= h) continue;
+        const xr = xOff + iy * w + dx;
+        const orow = oOff + oy * ow;
+        if (sw === 1) {
+          for (let ox = ox0; ox < ox1; ox++) out[orow + ox] += wv * x[xr + ox];
+        } else {
+          for (let ox = ox0; ox < ox1; ox++) out[orow + ox] += wv * x[xr + ox * sw];
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Float32 2-D convolution (NCHW, weights [Cout, Cin/group, kh, kw]).
+ *
+ * @example
+ * ```ts
+ * import { conv2dRef } from "./conv.ts";
+ * const g = { h: 1, w: 2, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, pb: 0, pr: 0, oh: 1, ow: 2 };
+ * const y = conv2dRef(new Float32Array([1, 2]), new Float32Array([3]), undefined, 1, 1, 1, 1, g);
+ * if (y.join() !== "3,6") throw new Error();
+ * ```
+ *
+ * @param x input data, n × cin × h × w
+ * @param wt weights
+ * @param bias per output channel, or undefined
+ * @param n batch
+ * @param cin input channels
+ * @param cout output channels
+ * @param group groups
+ * @param g window geometry
+ * @returns output data, n × cout × oh × ow
+ */
+export function conv2dRef(
+  x: Float32Array,
+  wt: Float32Array,
+  bias: Float32Array | undefined,
+  n: number,
+  cin: number,
+  cout: number,
+  group: number,
+  g: Window2d,
+): Float32Array {
+  const { h, w, kh, kw, oh, ow } = g;
+  const ohw = oh * ow, hw = h * w;
+  const cinG = cin / group, coutG = cout / group;
+  const kk = cinG * kh * kw;
+  const out = new Float32Array(n * cout * ohw);
+  const depthwise = cinG === 1 && coutG === 1;
+  const pointwise = kh === 1 && kw === 1 && g.sh === 1 && g.sw === 1 && g.pt === 0 &&
+    g.pl === 0 && g.pb === 0 && g.pr === 0;
+  const col = depthwise || pointwise ? undefined : new Float32Array(kk * ohw);
+  for (let b = 0; b < n; b++) {
+    for (let gi = 0; gi < group; gi++) {
+      const xOff = (b * cin + gi * cinG) * hw;
+      const oOff = (b * cout + gi * coutG) * ohw;
+      if (depthwise) {
+        if (bias) out.fill(bias[gi], oOff, oOff + ohw);
+        depthwisePlane(x, xOff, wt, gi * kh * kw, g, out, oOff);
+        continue;
+      }
+      let bSrc = x, bOff = xOff;
+      if (col) {
+        im2col(x, xOff, cinG, g, col);
+        bSrc = col;
+        bOff = 0;
+      }
+      sgemm(coutG, ohw, kk, wt, gi * coutG * kk, kk, bSrc, bOff, ohw, out, oOff, ohw, false);
+      if (bias) {
+        for (let c = 0; c < coutG; c++) {
+          const bv = bias[gi * coutG + c];
+          const o = oOff + c * ohw;
+          for (let i = 0; i < ohw; i++) out[o + i] += bv;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+const conv: OpImpl = (inputs, node) => {
+  const xt = need(node, inputs[0], "input X");
+  const wt = need(node, inputs[1], "weight W");
+  const bt = inputs[2] === undefined ? undefined : need(node, inputs[2], "bias B");
+  const group = attrInt(node, "group", 1);
+  const [n, cin] = xt.shape;
+  const cout = wt.shape[0];
+  if (wt.shape.length !== xt.shape.length || wt.shape[1] * group !== cin || cout % group !== 0) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `Conv: input [${xt.shape}] and weight [${wt.shape}] disagree (group ${group})`,
+      { node: node.name },
+    );
+  }
+  const [kh, kw] = spatial2d(wt.shape, node);
+  const g = forwardWindow(node, xt.shape, [kh, kw]);
+  const y = conv2dRef(
+    xt.data as Float32Array,
+    wt.data as Float32Array,
+    bt ? toF32(bt) : undefined,
+    n,
+    cin,
+    cout,
+    group,
+    g,
+  );
+  const shape = xt.shape.length === 3 ? [n, cout, g.ow] : [n, cout, g.oh, g.ow];
+  return [{ dtype: "float32", shape, data: y }];
+};
+
+const convTranspose: OpImpl = (inputs, node) => {
+  const xt = need(node, inputs[0], "input X");
+  const wt = need(node, inputs[1], "weight W");
+  const bt = inputs[2] === undefined ? undefined : need(node, inputs[2], "bias B");
+  const group = attrInt(node, "group", 1);
+  const [n, cin] = xt.shape;
+  const nd = xt.shape.length - 2;
+  if (wt.shape[0] !== cin || wt.shape.length !== xt.shape.length || cin % group !== 0) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `ConvTranspose: input [${xt.shape}] and weight [${wt.shape}] disagree`,
+      { node: node.name },
+    );
+  }
+  const coutG = wt.shape[1];
+  const cout = coutG * group;
+  const cinG = cin / group;
+  const [h, w] = spatial2d(xt.shape, node);
+  const [kh, kw] = spatial2d(wt.shape, node);
+  const as2 = (v: number[] | undefined, d: number): [number, number] =>
+    v === undefined ? [d, d] : nd === 1 ? [d, v[0]] : [v[0], v[1]];
+  const [sh, sw] = as2(attrInts(node, "strides"), 1);
+  const [dh, dw] = as2(attrInts(node, "dilations"), 1);
+  const [oph, opw] = as2(attrInts(node, "output_padding"), 0);
+  let pads = attrInts(node, "pads") ?? new Array<number>(2 * nd).fill(0);
+  if (nd === 1) pads = [0, pads[0], 0, pads[1]];
+  const outShapeAttr = attrInts(node, "output_shape");
+  const autoPad = attrString(node, "auto_pad", "NOTSET");
+  const ins = [h, w], ss = [sh, sw], ds = [dh, dw], ks = [kh, kw], ops = [oph, opw];
+  const out = [0, 0], begin = [0, 0];
+  for (let i = 0; i < 2; i++) {
+    const full = (ins[i] - 1) * ss[i] + ops[i] + (ks[i] - 1) * ds[i] + 1;
+    const target = outShapeAttr !== undefined
+      ? (nd === 1
+        ? (i === 0 ? 1 : outShapeAttr[outShapeAttr.length - 1])
+        : outShapeAttr[outShapeAttr.length - 2 + i])
+      : undefined;
+    if (target !== undefined || autoPad === "SAME_UPPER" || autoPad === "SAME_LOWER") {
+      out[i] = target ?? ins[i] * ss[i];
+      const total = Math.max(0, full - out[i]);
+      // As onnxruntime: SAME_UPPER pads more at the end, SAME_LOWER / NOTSET at the start.
+      begin[i] = autoPad === "SAME_UPPER" ? Math.floor(total / 2) : Math.ceil(total / 2);
+    } else {
+      begin[i] = pads[i];
+      out[i] = full - pads[i] - pads[i + 2];
+    }
+  }
+  const [oh, ow] = out;
+  const [pt, pl] = begin;
+  const x = xt.data as Float32Array, wd = wt.data as Float32Array;
+  const y = new Float32Array(n * cout * oh * ow);
+  const hw = h * w, khw = kh * kw, ohw = oh * ow;
+  // col[(co, ki, kj), pixel] = sum_ci W[ci, co, ki, kj] · x[ci, pixel]; then scatter-add.
+  const rows = coutG * khw;
+  const wT = new Float32Array(group * rows * cinG);
+  for (let gi = 0; gi < group; gi++) {
+    for (let ci = 0; ci < cinG; ci++) {
+      for (let r = 0; r < rows; r++) {
+        wT[(gi * rows + r) * cinG + ci] = wd[(gi * cinG + ci) * rows + r];
+      }
+    }
+  }
+  const col = new Float32Array(rows * hw);
+  const bias = bt ? toF32(bt) : undefined;
+  for (let b = 0; b < n; b++) {
+    for (let gi = 0; gi < group; gi++) {
+      sgemm(
+        rows,
+        hw,
+        cinG,
+        wT,
+        gi * rows * cinG,
+        cinG,
+        x,
+        (b * cin + gi * cinG) * hw,
+        hw,
+        col,
+        0,
+        hw,
+        false,
+      );
+      for (let co = 0; co < coutG; co++) {
+        const yo = (b * cout + gi * coutG + co) * ohw;
+        if (bias) y.fill(bias[gi * coutG + co], yo, yo + ohw);
+        for (let ki = 0; ki < kh; ki++) {
+          for (let kj = 0; kj < kw; kj++) {
+            const cr = ((co * kh + ki) * kw + kj) * hw;
+            for (let iy = 0; iy < h; iy++) {
+              const oy = iy * sh + ki * dh - pt;
+              if (oy < 0 || oy >= oh) continue;
+              for (let ix = 0; ix < w; ix++) {
+                const ox = ix * sw + kj * dw - pl;
+                if (ox < 0 || ox >= ow) continue;
+                y[yo + oy * ow + ox] += col[cr + iy * w + ix];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  const shape = nd === 1 ? [n, cout, ow] : [n, cout, oh, ow];
+  return [{ dtype: "float32", shape, data: y }];
+};
+
+/**
+ * Convolution ops, by name.
+ *
+ * @example
+ * ```ts
+ * import { convOps } from "./conv.ts";
+ * const node = {
+ *   name: "c", op: "Conv", domain: "", inputs: ["x", "w"], outputs: ["y"],
+ *   attrs: { pads: { kind: "ints" as const, value: [1, 1, 1, 1] } },
+ * };
+ * const x = { dtype: "float32" as const, shape: [1, 1, 2, 2], data: new Float32Array([1, 2, 3, 4]) };
+ * const w = { dtype: "float32" as const, shape: [1, 1, 3, 3], data: new Float32Array(9).fill(1) };
+ * const [y] = await convOps.Conv([x, w], node, { opset: 17 });
+ * if (y.shape.join() !== "1,1,2,2" || y.data[0] !== 10) throw new Error();
+ * ```
+ */
+export const convOps: OpTable<"Conv" | "ConvTranspose"> = {
+  Conv: conv,
+  ConvTranspose: convTranspose,
+};

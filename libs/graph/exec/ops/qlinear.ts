@@ -1,0 +1,224 @@
+/**
+ * `QuantizeLinear` / `DequantizeLinear` as ONNX defines them: per-tensor,
+ * per-axis and (opset 21) blocked scales; int8 / uint8 / int16 / uint16 /
+ * int4 / uint4 / int32 (dequantize only) and float8 e4m3fn / e5m2 codes.
+ * Rounding is half to even after a float32 division, as onnxruntime does.
+ *
+ * @module
+ */
+
+import { LowbitError } from "@lowbit/core";
+import type { DType, Node, TensorData } from "../../ir.ts";
+import { alloc, attrInt, normAxis, size, toF32 } from "../_tensor.ts";
+import { roundHalfEven } from "./elementwise.ts";
+import type { OpImpl, OpTable } from "./types.ts";
+
+/** Integer code ranges. */
+export const INT_RANGES: Partial<Record<DType, [number, number]>> = {
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int16: [-32768, 32767],
+  uint16: [0, 65535],
+  int4: [-8, 7],
+  uint4: [0, 15],
+  int32: [-2147483648, 2147483647],
+};
+
+const ONNX_OUT: Record<number, DType> = {
+  2: "uint8",
+  3: "int8",
+  4: "uint16",
+  5: "int16",
+  17: "float8e4m3fn",
+  19: "float8e5m2",
+  21: "uint4",
+  22: "int4",
+};
+
+// Positive finite magnitudes by code (index = code & 0x7f) of the fp8 formats.
+function fp8Table(e4m3: boolean): Float64Array {
+  const n = e4m3 ? 0x7f : 0x7c; // exclusive: NaN (e4m3fn) / inf (e5m2)
+  const t = new Float64Array(n);
+  for (let c = 0; c < n; c++) {
+    if (e4m3) {
+      const e = c >> 3, m = c & 7;
+      t[c] = e === 0 ? m * 2 ** -9 : (1 + m / 8) * 2 ** (e - 7);
+    } else {
+      const e = c >> 2, m = c & 3;
+      t[c] = e === 0 ? m * 2 ** -16 : (1 + m / 4) * 2 ** (e - 15);
+    }
+  }
+  return t;
+}
+const E4M3 = fp8Table(true);
+const E5M2 = fp8Table(false);
+
+/**
+ * Encodes a value to an fp8 code, round to nearest even; `saturate` clamps
+ * out-of-range values (and infinities) to the largest finite value.
+ *
+ * @param x value
+ * @param format "float8e4m3fn" or "float8e5m2"
+ * @param saturate clamp instead of producing NaN / infinity
+ * @returns the code
+ *
+ * @example
+ * ```ts
+ * import { encodeFp8 } from "./qlinear.ts";
+ * if (encodeFp8(448, "float8e4m3fn", true) !== 0x7e) throw new Error();
+ * if (encodeFp8(1e6, "float8e4m3fn", true) !== 0x7e) throw new Error();
+ * ```
+ */
+export function encodeFp8(
+  x: number,
+  format: "float8e4m3fn" | "float8e5m2",
+  saturate: boolean,
+): number {
+  const t = format === "float8e4m3fn" ? E4M3 : E5M2;
+  if (x !== x) return format === "float8e4m3fn" ? 0x7f : 0x7e;
+  const sign = x < 0 || Object.is(x, -0) ? 0x80 : 0;
+  const a = Math.abs(x);
+  const max = t[t.length - 1];
+  if (a > max) {
+    if (saturate) {
+      // Values that round to max still saturate; beyond, clamp.
+      return sign | (t.length - 1);
+    }
+    return format === "float8e4m3fn" ? 0x7f : sign | 0x7c;
+  }
+  let lo = 0, hi = t.length - 1;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (t[mid] <= a) lo = mid;
+    else hi = mid;
+  }
+  let c = lo;
+  if (t[hi] <= a) c = hi;
+  else {
+    const dl = a - t[lo], dh = t[hi] - a;
+    c = dh < dl || (dh === dl && (hi & 1) === 0) ? hi : lo;
+  }
+  return sign | c;
+}
+
+/** Per-element scale/zero-point index mapping for per-tensor / per-axis / blocked params. */
+function paramIndex(
+  x: TensorData,
+  scale: TensorData,
+  node: Node,
+): (i: number) => number {
+  const n = scale.data.length;
+  if (n === 1) return () => 0;
+  const rank = x.shape.length;
+  const axis = normAxis(attrInt(node, "axis", 1), rank, node);
+  const inner = size(x.shape.slice(axis + 1));
+  const d = x.shape[axis];
+  if (scale.shape.length <= 1) {
+    if (n !== d) {
+      throw new LowbitError(
+        "SHAPE_MISMATCH",
+        `${node.op}: ${n} scales for axis ${axis} of size ${d}`,
+        { node: node.name },
+      );
+    }
+    return (i) => Math.floor(i / inner) % d;
+  }
+  // Blocked (opset 21): scale has x's rank, axis dim = ceil(d / block).
+  const block = attrInt(node, "block_size", 0);
+  if (block <= 0 || scale.shape.length !== rank) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `${node.op}: scale shape [${scale.shape}] for [${x.shape}]`,
+      {
+        node: node.name,
+      },
+    );
+  }
+  const nb = scale.shape[axis];
+  return (i) => {
+    const outer = Math.floor(i / (inner * d));
+    const a = Math.floor(i / inner) % d;
+    return (outer * nb + Math.floor(a / block)) * inner + (i % inner);
+  };
+}
+
+const quantize: OpImpl = (inputs, node) => {
+  const xt = inputs[0], st = inputs[1];
+  if (xt === undefined || st === undefined) {
+    throw new LowbitError("INVALID_ARGUMENT", "QuantizeLinear: x and y_scale are required", {
+      node: node.name,
+    });
+  }
+  const zt = inputs[2];
+  const outDtype: DType = zt?.dtype ?? ONNX_OUT[attrInt(node, "output_dtype", 2)] ?? "uint8";
+  const x = toF32(xt), s = toF32(st);
+  const z = zt ? toF32(zt) : undefined;
+  const pi = paramIndex(xt, st, node);
+  const out = alloc(outDtype, x.length);
+  const n = x.length;
+  if (outDtype === "float8e4m3fn" || outDtype === "float8e5m2") {
+    const sat = attrInt(node, "saturate", 1) === 1;
+    const o = out as Uint8Array;
+    for (let i = 0; i < n; i++) {
+      const k = pi(i);
+      o[i] = encodeFp8(Math.fround(x[i] / s[k]), outDtype, sat);
+    }
+    return [{ dtype: outDtype, shape: [...xt.shape], data: o }];
+  }
+  const range = INT_RANGES[outDtype];
+  if (range === undefined) {
+    throw new LowbitError("UNSUPPORTED", `QuantizeLinear: output dtype ${outDtype}`, {
+      node: node.name,
+    });
+  }
+  const [lo, hi] = range;
+  const o = out as Int32Array;
+  for (let i = 0; i < n; i++) {
+    const k = pi(i);
+    const q = roundHalfEven(Math.fround(x[i] / s[k])) + (z ? z[k] : 0);
+    o[i] = q < lo ? lo : q > hi ? hi : q;
+  }
+  return [{ dtype: outDtype, shape: [...xt.shape], data: out }];
+};
+
+const dequantize: OpImpl = (inputs, node) => {
+  const xt = inputs[0], st = inputs[1];
+  if (xt === undefined || st === undefined) {
+    throw new LowbitError("INVALID_ARGUMENT", "DequantizeLinear: x and x_scale are required", {
+      node: node.name,
+    });
+  }
+  const x = toF32(xt), s = toF32(st);
+  const z = inputs[2] ? toF32(inputs[2]) : undefined;
+  const pi = paramIndex(xt, st, node);
+  const y = new Float32Array(x.length);
+  if (st.data.length === 1) {
+    const sv = s[0], zv = z ? z[0] : 0;
+    for (let i = 0; i < x.length; i++) y[i] = (x[i] - zv) * sv;
+  } else {
+    for (let i = 0; i < x.length; i++) {
+      const k = pi(i);
+      y[i] = (x[i] - (z ? z[k] : 0)) * s[k];
+    }
+  }
+  return [{ dtype: "float32", shape: [...xt.shape], data: y }];
+};
+
+/**
+ * Quantize / dequantize ops, by name.
+ *
+ * @example
+ * ```ts
+ * import { qlinearOps } from "./qlinear.ts";
+ * const node = { name: "q", op: "QuantizeLinear", domain: "", inputs: ["x", "s", "z"], outputs: ["y"], attrs: {} };
+ * const x = { dtype: "float32" as const, shape: [3], data: new Float32Array([0.25, 0.75, 100]) };
+ * const s = { dtype: "float32" as const, shape: [], data: new Float32Array([0.5]) };
+ * const z = { dtype: "int8" as const, shape: [], data: new Int8Array([0]) };
+ * const [y] = await qlinearOps.QuantizeLinear([x, s, z], node, { opset: 13 });
+ * if (y.data.join() !== "0,2,127") throw new Error(String(y.data));
+ * ```
+ */
+export const qlinearOps: OpTable<"QuantizeLinear" | "DequantizeLinear"> = {
+  QuantizeLinear: quantize,
+  DequantizeLinear: dequantize,
+};

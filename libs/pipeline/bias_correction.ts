@@ -1,0 +1,101 @@
+/**
+ * Bias correction (Nagel et al., 2019, "Data-Free Quantization"): rounding a
+ * weight shifts the mean of each output channel by (W − Q)·E[x]; adding that
+ * shift back to the bias removes the systematic part of the error. E[x] is
+ * the mean of the layer's captured input rows (per conv group).
+ *
+ * @module
+ */
+
+import type { Model } from "@lowbit/graph";
+import type { Layer } from "./layers.ts";
+
+/**
+ * The per-output-channel bias shift (W − Q)·E[x].
+ *
+ * @param layer the layer
+ * @param w float weight, [out, in] view
+ * @param q quantized weight, [out, in] view
+ * @param mean mean input row per group: groups × in values
+ * @returns one correction per output channel
+ *
+ * @example
+ * ```ts
+ * import { biasShift } from "@lowbit/pipeline";
+ * const fc = { node: "fc", op: "Gemm", input: "x", weight: "W", shape: [1, 2], outAxis: 0,
+ *   inAxis: 1, window: 1, groups: 1, out: 1, in: 2 };
+ * const d = biasShift(fc, new Float32Array([1, 1]), new Float32Array([0.5, 1]), new Float64Array([2, 3]));
+ * if (d[0] !== 1) throw new Error(String(d[0]));
+ * ```
+ */
+export function biasShift(
+  layer: Layer,
+  w: Float32Array,
+  q: Float32Array,
+  mean: Float64Array,
+): Float64Array {
+  const out = new Float64Array(layer.out);
+  const perGroup = layer.out / layer.groups;
+  for (let o = 0; o < layer.out; o++) {
+    const g = Math.floor(o / perGroup);
+    let d = 0;
+    for (let j = 0; j < layer.in; j++) {
+      d += (w[o * layer.in + j] - q[o * layer.in + j]) * mean[g * layer.in + j];
+    }
+    out[o] = d;
+  }
+  return out;
+}
+
+/**
+ * Adds a per-output-channel shift to a layer's bias, creating the bias
+ * initializer when the layer has none (Conv, Gemm). MatMul has no bias input:
+ * returns false and leaves the model alone.
+ *
+ * @param model the model (modified in place)
+ * @param layer the layer
+ * @param shift one value per output channel
+ * @returns whether the bias was changed
+ *
+ * @example
+ * ```ts
+ * import { addBias } from "@lowbit/pipeline";
+ * const model = { irVersion: 8, opsets: [], producerName: "", producerVersion: "", metadata: {},
+ *   graph: { name: "g", inputs: [], outputs: [], valueInfo: new Map(), initializers: new Map(),
+ *     nodes: [{ name: "fc", op: "Gemm", domain: "", inputs: ["x", "W"], outputs: ["y"], attrs: {} }] } };
+ * const fc = { node: "fc", op: "Gemm", input: "x", weight: "W", shape: [2, 1], outAxis: 1,
+ *   inAxis: 0, window: 1, groups: 1, out: 1, in: 2 };
+ * if (!addBias(model, fc, new Float64Array([0.5]))) throw new Error();
+ * if (model.graph.nodes[0].inputs.length !== 3) throw new Error();
+ * ```
+ */
+export function addBias(model: Model, layer: Layer, shift: Float64Array): boolean {
+  if (layer.op !== "Conv" && layer.op !== "Gemm") return false;
+  const node = model.graph.nodes.find((n) => n.name === layer.node);
+  if (!node) return false;
+  let beta = 1;
+  if (layer.op === "Gemm") {
+    const b = node.attrs.beta;
+    if (b && b.kind === "float") beta = b.value;
+    if (beta === 0) return false;
+  }
+  const name = node.inputs[2];
+  const existing = name ? model.graph.initializers.get(name) : undefined;
+  if (name && (!existing || existing.dtype !== "float32" || existing.data.length !== layer.out)) {
+    return false; // a broadcast or computed bias: leave it
+  }
+  if (existing) {
+    if (model.graph.nodes.some((n) => n !== node && n.inputs.includes(name))) return false;
+    const d = existing.data as Float32Array;
+    for (let o = 0; o < layer.out; o++) d[o] += shift[o] / beta;
+    return true;
+  }
+  let fresh = `${layer.node}.bias_correction`;
+  while (model.graph.initializers.has(fresh)) fresh += "_";
+  const d = new Float32Array(layer.out);
+  for (let o = 0; o < layer.out; o++) d[o] = shift[o] / beta;
+  model.graph.initializers.set(fresh, { dtype: "float32", shape: [layer.out], data: d });
+  while (node.inputs.length < 2) node.inputs.push("");
+  node.inputs[2] = fresh;
+  return true;
+}

@@ -1,0 +1,431 @@
+/**
+ * Calibration and evaluation data: `.npy` files (batch first, one per model
+ * input, `name=path`), or a folder of PNG / JPEG images with a preprocessing
+ * spec, decoded with `pngjs` and `jpeg-js`. Everything is checked against the
+ * model's declared inputs before any batch runs: a wrong shape or dtype, an
+ * empty folder or an unreadable image is a `LowbitError` naming the file.
+ *
+ * @module
+ */
+
+import { LowbitError } from "@lowbit/core";
+import { readNpy, type TensorData, type ValueInfo } from "@lowbit/graph";
+import pngjs from "pngjs";
+import jpeg from "jpeg-js";
+import { extname, join } from "node:path";
+
+/** Samples for every model input, batch first. */
+export interface Dataset {
+  /** Input name → all samples (first dimension = sample). */
+  inputs: Record<string, TensorData>;
+  /** Number of samples. */
+  count: number;
+}
+
+/** How images become a model input. */
+export interface ImageSpec {
+  /** Target height and width (bilinear resize). */
+  size: [number, number];
+  /** Tensor layout. */
+  layout: "NCHW" | "NHWC";
+  /** 1 (luma) or 3 (RGB) channels. */
+  channels: 1 | 3;
+  /** Per-channel mean subtracted after scaling pixels to [0, 1]. */
+  mean: number[];
+  /** Per-channel standard deviation divided by. */
+  std: number[];
+}
+
+/**
+ * Slices samples [start, end) of every input.
+ *
+ * @param data the dataset
+ * @param start first sample
+ * @param end one past the last sample
+ * @returns the batch, as model inputs
+ *
+ * @example
+ * ```ts
+ * import { sliceBatch } from "@lowbit/pipeline";
+ * const data = { count: 3, inputs: { x: { dtype: "float32" as const, shape: [3, 2], data: new Float32Array(6).map((_, i) => i) } } };
+ * const b = sliceBatch(data, 1, 3);
+ * if (b.x.shape[0] !== 2 || (b.x.data as Float32Array)[0] !== 2) throw new Error();
+ * ```
+ */
+export function sliceBatch(data: Dataset, start: number, end: number): Record<string, TensorData> {
+  const out: Record<string, TensorData> = {};
+  for (const [name, t] of Object.entries(data.inputs)) {
+    const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
+    const d = t.data as Float32Array;
+    out[name] = {
+      dtype: t.dtype,
+      shape: [end - start, ...t.shape.slice(1)],
+      data: d.slice(start * per, end * per) as TensorData["data"],
+    };
+  }
+  return out;
+}
+
+/**
+ * Checks a dataset against a model's inputs: every input present, same dtype,
+ * same rank, static dimensions equal, the same sample count everywhere, at
+ * least one sample.
+ *
+ * @param data the dataset
+ * @param inputs the model's graph inputs
+ * @param what "calibration data" / "evaluation data", for messages
+ * @returns nothing; throws a `LowbitError` naming the input and file on a mismatch
+ *
+ * @example
+ * ```ts
+ * import { checkDataset } from "@lowbit/pipeline";
+ * const data = { count: 1, inputs: { x: { dtype: "float32" as const, shape: [1, 3], data: new Float32Array(3) } } };
+ * checkDataset(data, [{ name: "x", dtype: "float32", shape: ["N", 3] }]);
+ * ```
+ */
+export function checkDataset(data: Dataset, inputs: readonly ValueInfo[], what = "data"): void {
+  for (const vi of inputs) {
+    const t = data.inputs[vi.name];
+    const subject = { tensor: vi.name };
+    if (!t) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `the model needs input '${vi.name}' but the ${what} does not provide it ` +
+          `(given: ${Object.keys(data.inputs).join(", ") || "nothing"}; pass name=path)`,
+        subject,
+      );
+    }
+    if (t.dtype !== vi.dtype) {
+      throw new LowbitError(
+        "INVALID_TENSOR",
+        `${what} is ${t.dtype}, the model input is ${vi.dtype}`,
+        subject,
+      );
+    }
+    const shape = vi.shape;
+    if (shape) {
+      if (t.shape.length !== shape.length) {
+        throw new LowbitError(
+          "SHAPE_MISMATCH",
+          `${what} has shape [${t.shape}] (rank ${t.shape.length}); the model input is ` +
+            `[${shape.map((d) => d === "" ? "?" : d)}] (rank ${shape.length}), batch first`,
+          subject,
+        );
+      }
+      for (let i = 1; i < shape.length; i++) {
+        if (typeof shape[i] === "number" && shape[i] !== t.shape[i]) {
+          throw new LowbitError(
+            "SHAPE_MISMATCH",
+            `${what} has shape [${t.shape}]; the model input is [${
+              shape.map((d) => d === "" ? "?" : d)
+            }] (dimension ${i} differs)`,
+            subject,
+          );
+        }
+      }
+    }
+    if (t.shape[0] !== data.count) {
+      throw new LowbitError(
+        "SHAPE_MISMATCH",
+        `${what} has ${t.shape[0]} samples, other inputs have ${data.count}`,
+        subject,
+      );
+    }
+  }
+  if (data.count < 1) throw new LowbitError("INVALID_ARGUMENT", `${what} holds no samples`);
+  for (const name of Object.keys(data.inputs)) {
+    if (!inputs.some((vi) => vi.name === name)) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `${what} names input '${name}', which the model does not have ` +
+          `(inputs: ${inputs.map((v) => v.name).join(", ")})`,
+      );
+    }
+  }
+}
+
+/**
+ * Parses `name=path` (or a bare `path` for the model's single input).
+ *
+ * @param specs the `--calib` / `--data` values
+ * @param inputs the model's graph inputs
+ * @returns input name → path
+ *
+ * @example
+ * ```ts
+ * import { parseDataSpecs } from "@lowbit/pipeline";
+ * const m = parseDataSpecs(["calib.npy"], [{ name: "x", dtype: "float32" }]);
+ * if (m.x !== "calib.npy") throw new Error();
+ * ```
+ */
+export function parseDataSpecs(
+  specs: readonly string[],
+  inputs: readonly ValueInfo[],
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of specs) {
+    const eq = s.indexOf("=");
+    // A bare path (Windows drive letters aside) feeds the model's only input.
+    if (eq > 0 && !s.slice(0, eq).includes("/")) {
+      out[s.slice(0, eq)] = s.slice(eq + 1);
+    } else {
+      if (inputs.length !== 1) {
+        throw new LowbitError(
+          "INVALID_ARGUMENT",
+          `the model has ${inputs.length} inputs (${
+            inputs.map((v) => v.name).join(", ")
+          }); name each: name=path`,
+        );
+      }
+      out[inputs[0].name] = s;
+    }
+  }
+  return out;
+}
+
+async function readFileOrFail(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    throw new LowbitError(
+      "IO_ERROR",
+      `cannot read: ${e instanceof Error ? e.message : String(e)}`,
+      { file: path },
+    );
+  }
+}
+
+/**
+ * Loads a dataset from `.npy` files and image folders, one per model input,
+ * and checks it against the model.
+ *
+ * @param specs `name=path` or a bare path for single-input models
+ * @param inputs the model's graph inputs
+ * @param image preprocessing for image folders (required if a path is a folder)
+ * @param what "calibration data" / "evaluation data", for messages
+ * @returns the dataset
+ *
+ * @example
+ * ```ts
+ * import { loadDataset } from "@lowbit/pipeline";
+ * const d = await loadDataset(["fixtures/digits/calib_x.npy"], [{ name: "x", dtype: "float32", shape: ["N", 1, 8, 8] }]);
+ * if (d.count !== 200) throw new Error(String(d.count));
+ * ```
+ */
+export async function loadDataset(
+  specs: readonly string[],
+  inputs: readonly ValueInfo[],
+  image?: ImageSpec,
+  what = "calibration data",
+): Promise<Dataset> {
+  const paths = parseDataSpecs(specs, inputs);
+  const out: Record<string, TensorData> = {};
+  let count = -1;
+  for (const [name, path] of Object.entries(paths)) {
+    let stat: Deno.FileInfo;
+    try {
+      stat = await Deno.stat(path);
+    } catch {
+      throw new LowbitError("IO_ERROR", `${what} not found`, { file: path });
+    }
+    let t: TensorData;
+    if (stat.isDirectory) {
+      if (!image) {
+        throw new LowbitError(
+          "INVALID_ARGUMENT",
+          "is a folder of images: give the preprocessing (--size HxW, --layout, --mean, --std)",
+          { file: path },
+        );
+      }
+      t = await loadImageFolder(path, image);
+    } else {
+      t = readNpy(await readFileOrFail(path), path);
+    }
+    if (t.shape.length === 0) {
+      throw new LowbitError("SHAPE_MISMATCH", "is a scalar; data must be batch first", {
+        file: path,
+      });
+    }
+    if (count === -1) count = t.shape[0];
+    out[name] = t;
+  }
+  const data: Dataset = { inputs: out, count: Math.max(0, count) };
+  try {
+    checkDataset(data, inputs, what);
+  } catch (e) {
+    if (e instanceof LowbitError && e.subject.tensor && paths[e.subject.tensor]) {
+      throw new LowbitError(e.code, e.message, { file: paths[e.subject.tensor] });
+    }
+    throw e;
+  }
+  return data;
+}
+
+interface Rgba {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+const IMAGE_EXT = [".png", ".jpg", ".jpeg"];
+
+/**
+ * Decodes a PNG or JPEG to RGBA.
+ *
+ * @param bytes the file
+ * @param file its name, for messages
+ * @returns width, height and RGBA bytes
+ *
+ * @example
+ * ```ts
+ * import { decodeImage } from "@lowbit/pipeline";
+ * let threw = false;
+ * try { decodeImage(new Uint8Array([1, 2, 3]), "x.png"); } catch { threw = true; }
+ * if (!threw) throw new Error();
+ * ```
+ */
+export function decodeImage(bytes: Uint8Array, file: string): Rgba {
+  const ext = extname(file).toLowerCase();
+  try {
+    if (ext === ".png") {
+      const png = (pngjs as unknown as {
+        PNG: { sync: { read(b: Uint8Array): Rgba } };
+      }).PNG.sync.read(bytes);
+      return { width: png.width, height: png.height, data: new Uint8Array(png.data) };
+    }
+    const img = (jpeg as unknown as {
+      decode(b: Uint8Array, o: Record<string, unknown>): Rgba;
+    }).decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 512 });
+    return { width: img.width, height: img.height, data: img.data };
+  } catch (e) {
+    throw new LowbitError(
+      "PARSE_ERROR",
+      `unreadable image: ${e instanceof Error ? e.message : String(e)}`,
+      { file },
+    );
+  }
+}
+
+/**
+ * Resizes (bilinear, half-pixel centres), converts and normalises one image
+ * into `out` at sample `index`.
+ */
+function preprocess(img: Rgba, spec: ImageSpec, out: Float32Array, index: number): void {
+  const [H, W] = spec.size;
+  const C = spec.channels;
+  const base = index * C * H * W;
+  for (let y = 0; y < H; y++) {
+    const sy = Math.min(Math.max((y + 0.5) * img.height / H - 0.5, 0), img.height - 1);
+    const y0 = Math.floor(sy), y1 = Math.min(y0 + 1, img.height - 1), fy = sy - y0;
+    for (let x = 0; x < W; x++) {
+      const sx = Math.min(Math.max((x + 0.5) * img.width / W - 0.5, 0), img.width - 1);
+      const x0 = Math.floor(sx), x1 = Math.min(x0 + 1, img.width - 1), fx = sx - x0;
+      const px = [0, 0, 0];
+      for (let c = 0; c < 3; c++) {
+        const at = (yy: number, xx: number): number => img.data[(yy * img.width + xx) * 4 + c];
+        px[c] = ((at(y0, x0) * (1 - fx) + at(y0, x1) * fx) * (1 - fy) +
+          (at(y1, x0) * (1 - fx) + at(y1, x1) * fx) * fy) / 255;
+      }
+      const vals = C === 1 ? [0.299 * px[0] + 0.587 * px[1] + 0.114 * px[2]] : px;
+      for (let c = 0; c < C; c++) {
+        const v = (vals[c] - (spec.mean[c] ?? spec.mean[0] ?? 0)) /
+          (spec.std[c] ?? spec.std[0] ?? 1);
+        const i = spec.layout === "NCHW" ? base + (c * H + y) * W + x : base + (y * W + x) * C + c;
+        out[i] = v;
+      }
+    }
+  }
+}
+
+/**
+ * Loads every PNG / JPEG of a folder (sorted by name) into one float32 batch.
+ *
+ * @param dir the folder
+ * @param spec size, layout, channels, mean, std
+ * @returns N×C×H×W (or N×H×W×C) float32
+ *
+ * @example
+ * ```ts
+ * import { loadImageFolder } from "@lowbit/pipeline";
+ * const dir = await Deno.makeTempDir();
+ * let threw = false;
+ * try {
+ *   await loadImageFolder(dir, { size: [8, 8], layout: "NCHW", channels: 1, mean: [0], std: [1] });
+ * } catch { threw = true; }
+ * await Deno.remove(dir);
+ * if (!threw) throw new Error("an empty folder must be an error");
+ * ```
+ */
+export async function loadImageFolder(dir: string, spec: ImageSpec): Promise<TensorData> {
+  const files: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && IMAGE_EXT.includes(extname(e.name).toLowerCase())) files.push(e.name);
+  }
+  files.sort();
+  if (files.length === 0) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `holds no images (${IMAGE_EXT.join(", ")}); nothing to calibrate on`,
+      { file: dir },
+    );
+  }
+  const [H, W] = spec.size;
+  const C = spec.channels;
+  const data = new Float32Array(files.length * C * H * W);
+  for (let i = 0; i < files.length; i++) {
+    const path = join(dir, files[i]);
+    preprocess(decodeImage(await readFileOrFail(path), path), spec, data, i);
+  }
+  const shape = spec.layout === "NCHW" ? [files.length, C, H, W] : [files.length, H, W, C];
+  return { dtype: "float32", shape, data };
+}
+
+/**
+ * Parses the image preprocessing options of the CLI.
+ *
+ * @param o `size` ("HxW" or "N"), `layout` ("NCHW" | "NHWC"), `channels` ("1" | "3"),
+ *   `mean` and `std` (comma-separated)
+ * @returns the spec
+ *
+ * @example
+ * ```ts
+ * import { parseImageSpec } from "@lowbit/pipeline";
+ * const s = parseImageSpec({ size: "32x64", mean: "0.5", std: "0.5" });
+ * if (s.size[1] !== 64 || s.layout !== "NCHW" || s.channels !== 3) throw new Error();
+ * ```
+ */
+export function parseImageSpec(o: {
+  size?: string;
+  layout?: string;
+  channels?: string;
+  mean?: string;
+  std?: string;
+}): ImageSpec {
+  const size = (o.size ?? "224").split(/[x,]/i).map(Number);
+  if (size.length === 1) size.push(size[0]);
+  if (size.length !== 2 || !size.every((d) => Number.isInteger(d) && d > 0)) {
+    throw new LowbitError("INVALID_ARGUMENT", `bad --size '${o.size}'; use HxW, e.g. 224x224`);
+  }
+  const layout = (o.layout ?? "NCHW").toUpperCase();
+  if (layout !== "NCHW" && layout !== "NHWC") {
+    throw new LowbitError("INVALID_ARGUMENT", `bad --layout '${o.layout}'; use NCHW or NHWC`);
+  }
+  const channels = Number(o.channels ?? "3");
+  if (channels !== 1 && channels !== 3) {
+    throw new LowbitError("INVALID_ARGUMENT", `bad --channels '${o.channels}'; use 1 or 3`);
+  }
+  const nums = (s: string | undefined, d: number, flag: string): number[] => {
+    const v = (s ?? String(d)).split(",").map(Number);
+    if (!v.every(Number.isFinite) || (flag === "--std" && v.some((x) => x === 0))) {
+      throw new LowbitError("INVALID_ARGUMENT", `bad ${flag} '${s}'`);
+    }
+    return v;
+  };
+  return {
+    size: [size[0], size[1]],
+    layout,
+    channels,
+    mean: nums(o.mean, 0, "--mean"),
+    std: nums(o.std, 1, "--std"),
+  };
+}

@@ -1,0 +1,270 @@
+/**
+ * Which nodes of a graph are quantizable layers, how their weights are laid
+ * out, and why the others are not. A layer is a Conv, ConvTranspose, Gemm or
+ * MatMul whose weight is a float32 initializer.
+ *
+ * Every weight is also seen in its [out, in] view: Conv [O, I/g, kh, kw] →
+ * [O, I/g·kh·kw] (each of the g groups of output channels sees its own
+ * inputs); Gemm with transB=1 [N, K] as is; Gemm with transB=0 and MatMul
+ * [K, N] → transposed; ConvTranspose [I, O/g, kh, kw] → [O/g·…] is per-tensor
+ * or per-input-channel only (no GPTQ).
+ *
+ * @module
+ */
+
+import type { Graph, Node, TensorData } from "@lowbit/graph";
+
+/** Operators whose weights lowbit quantizes. */
+export const LAYER_OPS: readonly string[] = ["Conv", "ConvTranspose", "Gemm", "MatMul"];
+
+/** One quantizable layer. */
+export interface Layer {
+  /** Node name. */
+  node: string;
+  /** Operator type. */
+  op: string;
+  /** Name of the input activation. */
+  input: string;
+  /** Name of the weight initializer. */
+  weight: string;
+  /** Name of the bias initializer, if any. */
+  bias?: string;
+  /** Weight shape in the file. */
+  shape: number[];
+  /** Axis of the output channels in the file's layout. */
+  outAxis: number;
+  /** Axis of the reduction (input) dimension in the file's layout. */
+  inAxis: number;
+  /** Elements of the kernel window per input channel (kh·kw for Conv; 1 otherwise). */
+  window: number;
+  /** Conv groups (1 otherwise). */
+  groups: number;
+  /** Output channels. */
+  out: number;
+  /** Width of one output channel's row in the [out, in] view. */
+  in: number;
+}
+
+/** A node that looks like a layer but cannot be quantized, with the reason. */
+export interface Rejected {
+  /** Node name. */
+  node: string;
+  /** Operator type. */
+  op: string;
+  /** Why it is not quantizable. */
+  reason: string;
+}
+
+/** Layers and rejected candidates of a graph. */
+export interface LayerScan {
+  /** Quantizable layers, in file order. */
+  layers: Layer[];
+  /** Candidate nodes that are not quantizable, and why. */
+  rejected: Rejected[];
+}
+
+function attrInt(n: Node, name: string, dflt: number): number {
+  const a = n.attrs[name];
+  return a && a.kind === "int" ? a.value : dflt;
+}
+
+function initializer(g: Graph, name: string | undefined): TensorData | undefined {
+  return name ? g.initializers.get(name) : undefined;
+}
+
+/**
+ * Finds the quantizable layers of a graph.
+ *
+ * @param g the graph
+ * @returns layers and, for every other Conv/Gemm/MatMul, the reason it was not taken
+ *
+ * @example
+ * ```ts
+ * import { scanLayers } from "@lowbit/pipeline";
+ * const g = {
+ *   name: "g", inputs: [], outputs: [], valueInfo: new Map(),
+ *   nodes: [{ name: "fc", op: "Gemm", domain: "", inputs: ["x", "W"], outputs: ["y"],
+ *     attrs: { transB: { kind: "int" as const, value: 1 } } }],
+ *   initializers: new Map([["W", { dtype: "float32" as const, shape: [3, 4], data: new Float32Array(12) }]]),
+ * };
+ * const { layers } = scanLayers(g);
+ * if (layers[0].out !== 3 || layers[0].in !== 4) throw new Error();
+ * ```
+ */
+export function scanLayers(g: Graph): LayerScan {
+  const layers: Layer[] = [];
+  const rejected: Rejected[] = [];
+  for (const n of g.nodes) {
+    if (!LAYER_OPS.includes(n.op) || n.domain !== "") continue;
+    const reject = (reason: string): void => {
+      rejected.push({ node: n.name, op: n.op, reason });
+    };
+    const wName = n.inputs[1];
+    const w = initializer(g, wName);
+    if (!w) {
+      reject(
+        n.op === "MatMul"
+          ? "both operands are activations (no constant weight), e.g. attention scores"
+          : "its weight is not a constant initializer",
+      );
+      continue;
+    }
+    if (w.dtype !== "float32") {
+      reject(`its weight is ${w.dtype}, not float32 (already quantized?)`);
+      continue;
+    }
+    const bName = n.inputs[2] || undefined;
+    const bias = bName && initializer(g, bName)?.dtype === "float32" ? bName : undefined;
+    const shape = [...w.shape];
+    const base = { node: n.name, op: n.op, input: n.inputs[0], weight: wName, shape };
+    if (n.op === "Conv") {
+      if (shape.length < 3) {
+        reject(`its weight has rank ${shape.length}`);
+        continue;
+      }
+      const groups = attrInt(n, "group", 1);
+      const window = shape.slice(2).reduce((a, b) => a * b, 1);
+      layers.push({
+        ...base,
+        ...(bias ? { bias } : {}),
+        outAxis: 0,
+        inAxis: 1,
+        window,
+        groups,
+        out: shape[0],
+        in: shape[1] * window,
+      });
+    } else if (n.op === "ConvTranspose") {
+      if (shape.length < 3) {
+        reject(`its weight has rank ${shape.length}`);
+        continue;
+      }
+      const groups = attrInt(n, "group", 1);
+      const window = shape.slice(2).reduce((a, b) => a * b, 1);
+      layers.push({
+        ...base,
+        ...(bias ? { bias } : {}),
+        outAxis: 1,
+        inAxis: 0,
+        window,
+        groups,
+        out: shape[1] * groups,
+        in: shape[0] / groups * window,
+      });
+    } else if (n.op === "Gemm") {
+      if (shape.length !== 2) {
+        reject(`its weight has rank ${shape.length}`);
+        continue;
+      }
+      if (attrInt(n, "transA", 0) !== 0) {
+        reject("transA=1 is not supported");
+        continue;
+      }
+      const transB = attrInt(n, "transB", 0) === 1;
+      layers.push({
+        ...base,
+        ...(bias ? { bias } : {}),
+        outAxis: transB ? 0 : 1,
+        inAxis: transB ? 1 : 0,
+        window: 1,
+        groups: 1,
+        out: transB ? shape[0] : shape[1],
+        in: transB ? shape[1] : shape[0],
+      });
+    } else {
+      if (shape.length !== 2) {
+        reject(`its constant operand has rank ${shape.length} (only 2-D weights are layers)`);
+        continue;
+      }
+      if (initializer(g, n.inputs[0])) {
+        reject("its first operand is the constant; only x·W is a layer");
+        continue;
+      }
+      layers.push({
+        ...base,
+        outAxis: 1,
+        inAxis: 0,
+        window: 1,
+        groups: 1,
+        out: shape[1],
+        in: shape[0],
+      });
+    }
+  }
+  return { layers, rejected };
+}
+
+/**
+ * A layer's weight in its [out, in] view (a copy).
+ *
+ * @param layer the layer
+ * @param data the weight's values in the file's layout
+ * @returns `out × in` values, row-major
+ *
+ * @example
+ * ```ts
+ * import { toOutIn } from "@lowbit/pipeline";
+ * const layer = { node: "m", op: "MatMul", input: "x", weight: "W", shape: [2, 3], outAxis: 1,
+ *   inAxis: 0, window: 1, groups: 1, out: 3, in: 2 };
+ * const v = toOutIn(layer, new Float32Array([1, 2, 3, 4, 5, 6]));
+ * if (v.join() !== "1,4,2,5,3,6") throw new Error(v.join());
+ * ```
+ */
+export function toOutIn(layer: Layer, data: Float32Array): Float32Array {
+  if (layer.outAxis === 0) return data.slice();
+  const out = new Float32Array(data.length);
+  if (layer.op === "ConvTranspose") {
+    // [I, O/g, k] → [O, I/g·k]
+    const [ci] = layer.shape;
+    const og = layer.shape[1], k = layer.window, ig = ci / layer.groups;
+    for (let i = 0; i < ci; i++) {
+      const grp = Math.floor(i / ig);
+      for (let o = 0; o < og; o++) {
+        for (let t = 0; t < k; t++) {
+          out[(grp * og + o) * (ig * k) + (i % ig) * k + t] = data[(i * og + o) * k + t];
+        }
+      }
+    }
+    return out;
+  }
+  const [k, n] = layer.shape;
+  for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) out[j * k + i] = data[i * n + j];
+  return out;
+}
+
+/**
+ * Inverse of {@link toOutIn}: back to the file's layout.
+ *
+ * @param layer the layer
+ * @param view `out × in` values
+ * @returns the values in the file's layout
+ *
+ * @example
+ * ```ts
+ * import { fromOutIn, toOutIn } from "@lowbit/pipeline";
+ * const layer = { node: "m", op: "MatMul", input: "x", weight: "W", shape: [2, 3], outAxis: 1,
+ *   inAxis: 0, window: 1, groups: 1, out: 3, in: 2 };
+ * const w = new Float32Array([1, 2, 3, 4, 5, 6]);
+ * if (fromOutIn(layer, toOutIn(layer, w)).join() !== w.join()) throw new Error();
+ * ```
+ */
+export function fromOutIn(layer: Layer, view: Float32Array): Float32Array {
+  if (layer.outAxis === 0) return view.slice();
+  const out = new Float32Array(view.length);
+  if (layer.op === "ConvTranspose") {
+    const [ci] = layer.shape;
+    const og = layer.shape[1], k = layer.window, ig = ci / layer.groups;
+    for (let i = 0; i < ci; i++) {
+      const grp = Math.floor(i / ig);
+      for (let o = 0; o < og; o++) {
+        for (let t = 0; t < k; t++) {
+          out[(i * og + o) * k + t] = view[(grp * og + o) * (ig * k) + (i % ig) * k + t];
+        }
+      }
+    }
+    return out;
+  }
+  const [k, n] = layer.shape;
+  for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) out[i * n + j] = view[j * k + i];
+  return out;
+}

@@ -1,0 +1,38 @@
+/**
+ * @lowbit/pipeline: the flow of one `lowbit quantize` as plain functions over
+ * plain data — presets, ordered wildcard rules, the QuantPlan, calibration,
+ * GPTQ / bias correction / SmoothQuant, evaluation and the HTML report. The
+ * CLI is a thin shell over it.
+ *
+ * @example
+ * ```ts
+ * import { applyRules, getPreset } from "@lowbit/pipeline";
+ * const { configs } = applyRules(["fc1", "fc2"], getPreset("w8a8").base, [
+ *   { match: "fc2", skip: true },
+ * ]);
+ * if (!configs.fc2.skip || configs.fc1.skip) throw new Error();
+ * ```
+ *
+ * @module
+ */
+
+export * from "./spec.ts";
+export * from "./rules.ts";
+export * from "./presets.ts";
+export * from "./layers.ts";
+export * from "./plan.ts";
+export * from "./gptq.ts";
+export * from "./data.ts";
+export * from "./progress.ts";
+export * from "./report/histogram.ts";
+export * from "./report/chartjs.ts";
+export * from "./report/html.ts";
+export * from "./tensor_quant.ts";
+export * from "./metrics.ts";
+export * from "./layer_inputs.ts";
+export * from "./smoothquant.ts";
+export * from "./bias_correction.ts";
+export * from "./calibrate.ts";
+export * from "./quantize.ts";
+export * from "./simulate.ts";
+export * from "./evaluate.ts";

@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import { renderReport, type ReportData } from "./html.ts";
+import { histogram } from "./histogram.ts";
+import { loadChartJs } from "./chartjs.ts";
+import { createRng } from "@lowbit/core";
+
+function sample(): ReportData {
+  const rng = createRng(1);
+  const w = new Float32Array(500).map(() => rng.normal() * 0.1);
+  const a = new Float32Array(500).map(() => Math.max(0, rng.normal()));
+  return {
+    title: "lowbit report <test>",
+    createdAt: "2026-01-01T00:00:00Z",
+    model: { name: "cnn.onnx", sha256: "ab".repeat(32) },
+    preset: "w8a8",
+    output: "out/cnn.w8a8.onnx",
+    plan: [
+      {
+        node: "conv1",
+        value: "w",
+        role: "weight",
+        format: "int8",
+        granularity: { kind: "channel", axis: 0 },
+        mode: "symmetric",
+        rounding: "rtn",
+        scale: [0.01, 0.02],
+        zeroPoint: [0, 0],
+      },
+      { node: "fc", value: "fc.w", role: "weight", skip: true, reason: "rule 1 'fc'" },
+    ],
+    layers: [
+      {
+        node: "conv1",
+        op: "Conv",
+        params: 500,
+        sqnrDb: 35,
+        weight: { format: "int8", granularity: "channel", hist: histogram(w), range: [-0.3, 0.3] },
+        activation: { format: "int8", granularity: "tensor", hist: histogram(a), range: [0, 3] },
+      },
+      { node: "fc", op: "Gemm", params: 100, sqnrDb: null, weight: null, activation: null },
+    ],
+    summary: {
+      sizeFloatBytes: 2400,
+      sizeQuantBytes: 700,
+      samples: 497,
+      top1Float: 0.98,
+      top1Quant: 0.975,
+      top1Agreement: 0.99,
+      sqnrDb: 30.5,
+      cosine: 0.9995,
+      latencyMsFloat: 3.2,
+      latencyMsQuant: 2.1,
+    },
+    warnings: ["rule 3 'head*' matches no quantizable node"],
+  };
+}
+
+/** Finds Debian's chromium, or undefined when absent. */
+function findChromium(): string | undefined {
+  for (const p of ["/usr/bin/chromium", "/usr/bin/chromium-browser"]) {
+    try {
+      Deno.statSync(p);
+      return p;
+    } catch { /* next */ }
+  }
+  return undefined;
+}
+
+/**
+ * Opens an HTML file in headless Chromium and returns the DOM after scripts ran.
+ */
+async function dumpDom(chromium: string, htmlPath: string): Promise<string> {
+  const profile = await Deno.makeTempDir({ prefix: "lowbit-chromium-" });
+  try {
+    const out = await new Deno.Command(chromium, {
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        `--user-data-dir=${profile}`,
+        "--virtual-time-budget=10000",
+        "--window-size=1200,3000",
+        "--dump-dom",
+        `file://${htmlPath}`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return new TextDecoder().decode(out.stdout);
+  } finally {
+    await Deno.remove(profile, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test("renderReport() escapes names and needs no network", async () => {
+  const html = renderReport(sample(), await loadChartJs());
+  assert.ok(html.includes("lowbit report &#60;test&#62;"));
+  assert.ok(!/<script[^>]+src=/i.test(html), "no external scripts");
+  assert.ok(!/<link[^>]+href=/i.test(html), "no external styles");
+  assert.ok(html.includes("float (skip)"));
+});
+
+Deno.test({
+  name: "renderReport() charts render in headless Chromium",
+  ignore: findChromium() === undefined && Deno.env.get("CI") !== "true",
+  sanitizeResources: false,
+  fn: async () => {
+    const chromium = findChromium();
+    assert.ok(chromium, "chromium is not installed (apt-get install -y chromium)");
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = `${dir}/report.html`;
+      await Deno.writeTextFile(path, renderReport(sample(), await loadChartJs()));
+      const dom = await dumpDom(chromium, path);
+      const expected = /data-charts-expected="(\d+)"/.exec(dom)?.[1];
+      const rendered = /data-charts-rendered="([^"]+)"/.exec(dom)?.[1];
+      // summary + per-layer SQNR + weight and activation histograms of conv1
+      assert.equal(expected, "4");
+      assert.equal(rendered, "4", `only ${rendered} of ${expected} charts drew`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,382 @@
+/**
+ * Applying plan entries to tensors: fit a weight's scales, fake-quantize
+ * weights and activations, and round one weight column at a time for GPTQ —
+ * for every format (integers, minifloats, block formats) and granularity, on
+ * top of core's `fitQParams` / `chooseQParams` / `fakeQuantize`.
+ *
+ * @module
+ */
+
+import {
+  type BlockFormat,
+  chooseQParams,
+  fakeQuantize,
+  fitQParams,
+  getFormat,
+  type Granularity,
+  LowbitError,
+  type NumberFormat,
+  type QParams,
+  type Range,
+} from "@lowbit/core";
+import { effectiveGroupSize } from "./presets.ts";
+import { fromOutIn, type Layer, toOutIn } from "./layers.ts";
+import type { PlanEntry } from "./plan.ts";
+import type { GranularitySpec } from "./spec.ts";
+
+/**
+ * Whether a format carries its own per-block scales (MX, NVFP4).
+ *
+ * @param name format name
+ * @returns true for block formats
+ *
+ * @example
+ * ```ts
+ * import { isBlockFormatName } from "@lowbit/pipeline";
+ * if (!isBlockFormatName("mxfp4") || isBlockFormatName("int8")) throw new Error();
+ * ```
+ */
+export function isBlockFormatName(name: string): boolean {
+  const f = getFormat(name) as Partial<BlockFormat>;
+  return f.family === "block" && typeof f.encodeBlocks === "function";
+}
+
+/**
+ * Resolves a model-agnostic weight granularity on one layer's weight, in the
+ * file's layout (see `plan.ts`).
+ *
+ * @param layer the layer
+ * @param g the granularity as the preset / rules give it
+ * @param format the format (block formats: per tensor, their blocks live in the format)
+ * @returns core granularity on the weight tensor
+ *
+ * @example
+ * ```ts
+ * import { resolveWeightGranularity } from "@lowbit/pipeline";
+ * const fc = { node: "fc", op: "Gemm", input: "x", weight: "W", shape: [10, 384], outAxis: 0,
+ *   inAxis: 1, window: 1, groups: 1, out: 10, in: 384 };
+ * const g = resolveWeightGranularity(fc, { group: 256 }, "int4");
+ * if (g.kind !== "group" || g.size !== 192) throw new Error(JSON.stringify(g));
+ * ```
+ */
+export function resolveWeightGranularity(
+  layer: Layer,
+  g: GranularitySpec,
+  format: string,
+): Granularity {
+  if (isBlockFormatName(format)) return { kind: "tensor" };
+  if (g === "tensor") return { kind: "tensor" };
+  const channel: Granularity = { kind: "channel", axis: layer.outAxis };
+  if (g === "channel" || layer.op === "ConvTranspose") return channel;
+  const len = layer.shape[layer.inAxis];
+  const size = effectiveGroupSize(len, g.group);
+  if (len === 1 || (size === len && layer.window === 1)) return channel;
+  return { kind: "group", axis: layer.inAxis, size };
+}
+
+/** Rows of the [out, in] view zero-padded to whole blocks. */
+function padRows(view: Float32Array, rows: number, cols: number, block: number) {
+  const pc = Math.ceil(cols / block) * block;
+  if (pc === cols) return { data: view, cols: pc };
+  const out = new Float32Array(rows * pc);
+  for (let r = 0; r < rows; r++) out.set(view.subarray(r * cols, (r + 1) * cols), r * pc);
+  return { data: out, cols: pc };
+}
+
+function unpadRows(data: Float32Array, rows: number, pc: number, cols: number): Float32Array {
+  if (pc === cols) return data;
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) out.set(data.subarray(r * pc, r * pc + cols), r * cols);
+  return out;
+}
+
+const ONE: QParams = {
+  format: "",
+  granularity: { kind: "tensor" },
+  mode: "symmetric",
+  scale: new Float32Array([1]),
+  zeroPoint: new Int32Array([0]),
+};
+
+/**
+ * Fits a weight's parameters for a plan entry (scales and zero points on the
+ * entry's granularity; `[1]` for block formats, whose scales live in the
+ * codes).
+ *
+ * @param layer the layer
+ * @param data the weight in the file's layout
+ * @param entry the plan entry (format, granularity, mode)
+ * @returns the parameters
+ *
+ * @example
+ * ```ts
+ * import { fitWeight } from "@lowbit/pipeline";
+ * const fc = { node: "fc", op: "Gemm", input: "x", weight: "W", shape: [2, 2], outAxis: 0,
+ *   inAxis: 1, window: 1, groups: 1, out: 2, in: 2 };
+ * const qp = fitWeight(fc, new Float32Array([1, -2, 0.5, 0.25]), { node: "fc", value: "W",
+ *   role: "weight", format: "int8", granularity: { kind: "channel", axis: 0 }, mode: "symmetric" });
+ * if (qp.scale.length !== 2) throw new Error();
+ * ```
+ */
+export function fitWeight(layer: Layer, data: Float32Array, entry: PlanEntry): QParams {
+  const format = entry.format!, granularity = entry.granularity!, mode = entry.mode!;
+  if (isBlockFormatName(format)) return { ...ONE, format, granularity };
+  return fitQParams({ shape: layer.shape, data }, {
+    format,
+    granularity,
+    mode,
+    name: layer.weight,
+  });
+}
+
+/**
+ * The parameters an entry holds (fitted scales), as core `QParams`.
+ *
+ * @param entry a plan entry with `scale`
+ * @returns the parameters
+ *
+ * @example
+ * ```ts
+ * import { entryQParams } from "@lowbit/pipeline";
+ * const qp = entryQParams({ node: "n", value: "x", role: "activation", format: "int8",
+ *   granularity: { kind: "tensor" }, mode: "affine", scale: [0.1], zeroPoint: [-3] });
+ * if (qp.zeroPoint[0] !== -3) throw new Error();
+ * ```
+ */
+export function entryQParams(entry: PlanEntry): QParams {
+  if (!entry.scale || !entry.format || !entry.granularity || !entry.mode) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `the plan's ${entry.role} entry has no fitted scale (run calibration, or give "scale")`,
+      { node: entry.node, tensor: entry.value },
+    );
+  }
+  return {
+    format: entry.format,
+    granularity: entry.granularity,
+    mode: entry.mode,
+    scale: Float32Array.from(entry.scale),
+    zeroPoint: Int32Array.from(entry.zeroPoint ?? entry.scale.map(() => 0)),
+  };
+}
+
+/**
+ * Fake-quantizes a weight (round to nearest) under fitted parameters.
+ *
+ * @param layer the layer
+ * @param data the weight in the file's layout
+ * @param qp the parameters (from {@link fitWeight} or the plan)
+ * @returns dequantized values on the grid, in the file's layout
+ *
+ * @example
+ * ```ts
+ * import { fakeQuantWeight, fitWeight } from "@lowbit/pipeline";
+ * const fc = { node: "fc", op: "Gemm", input: "x", weight: "W", shape: [1, 32], outAxis: 0,
+ *   inAxis: 1, window: 1, groups: 1, out: 1, in: 32 };
+ * const w = new Float32Array(32).map((_, i) => i / 31);
+ * const e = { node: "fc", value: "W", role: "weight" as const, format: "mxfp4",
+ *   granularity: { kind: "group" as const, axis: 1, size: 32 }, mode: "symmetric" as const };
+ * const q = fakeQuantWeight(fc, w, fitWeight(fc, w, e));
+ * if (q.length !== 32 || q[31] !== 1) throw new Error(String(q[31]));
+ * ```
+ */
+export function fakeQuantWeight(layer: Layer, data: Float32Array, qp: QParams): Float32Array {
+  const fmt = getFormat(qp.format) as Partial<BlockFormat>;
+  if (fmt.family === "block" && fmt.blockSize) {
+    const view = toOutIn(layer, data);
+    const p = padRows(view, layer.out, layer.in, fmt.blockSize);
+    const fq = fakeQuantize({ shape: [layer.out, p.cols], data: p.data }, {
+      ...ONE,
+      format: qp.format,
+    }).data;
+    return fromOutIn(layer, unpadRows(fq, layer.out, p.cols, layer.in));
+  }
+  return fakeQuantize({ shape: layer.shape, data }, qp, layer.weight).data;
+}
+
+/**
+ * The scale index of each element of the [out, in] view, for GPTQ's column rounder.
+ */
+function viewScaleIndex(layer: Layer, qp: QParams): (o: number, j: number) => number {
+  const g = qp.granularity;
+  if (g.kind === "tensor") return () => 0;
+  // Map view (o, j) to the file's flat index, then to the scale index.
+  const shape = layer.shape;
+  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  const fileIndex = (o: number, j: number): number => {
+    if (layer.outAxis === 0) return o * layer.in + j; // Conv, Gemm transB=1
+    if (layer.op === "ConvTranspose") {
+      const og = shape[1], k = layer.window, ig = shape[0] / layer.groups;
+      const grp = Math.floor(o / og), oo = o % og;
+      const i = grp * ig + Math.floor(j / k), t = j % k;
+      return (i * og + oo) * k + t;
+    }
+    return j * shape[1] + o; // [K, N]
+  };
+  const axis = g.axis;
+  const dim = shape[axis], inner = strides[axis];
+  if (g.kind === "channel") {
+    return (o, j) => Math.floor(fileIndex(o, j) / inner) % dim;
+  }
+  const groups = dim / g.size;
+  return (o, j) => {
+    const f = fileIndex(o, j);
+    const outer = Math.floor(f / (dim * inner));
+    const d = Math.floor(f / inner) % dim;
+    const r = f % inner;
+    return (outer * groups + Math.floor(d / g.size)) * inner + r;
+  };
+}
+
+function roundScaled(fmt: NumberFormat, v: Float32Array, s: Float32Array): Float32Array {
+  const y = new Float32Array(v.length);
+  for (let i = 0; i < v.length; i++) y[i] = s[i] > 0 ? v[i] / s[i] : 0;
+  const d = fmt.decode(fmt.encode(y));
+  for (let i = 0; i < v.length; i++) y[i] = Math.fround(d[i] * s[i]);
+  return y;
+}
+
+/**
+ * A column rounder for {@link gptq}: rounds column `j` of the [out, in] view
+ * with the scales fitted on the original weight (static groups; block formats
+ * keep the block scales of the original weight).
+ *
+ * @param layer the layer
+ * @param data the original weight, file layout
+ * @param qp its fitted parameters
+ * @returns the rounder
+ *
+ * @example
+ * ```ts
+ * import { columnRounder, fitWeight } from "@lowbit/pipeline";
+ * const fc = { node: "fc", op: "Gemm", input: "x", weight: "W", shape: [2, 2], outAxis: 0,
+ *   inAxis: 1, window: 1, groups: 1, out: 2, in: 2 };
+ * const w = new Float32Array([1, -2, 0.5, 0.25]);
+ * const qp = fitWeight(fc, w, { node: "fc", value: "W", role: "weight", format: "int8",
+ *   granularity: { kind: "channel", axis: 0 }, mode: "symmetric" });
+ * const col = columnRounder(fc, w, qp)(new Float32Array([1, 0.5]), 0);
+ * if (Math.abs(col[0] - 1) > 0.01) throw new Error(String(col));
+ * ```
+ */
+export function columnRounder(
+  layer: Layer,
+  data: Float32Array,
+  qp: QParams,
+): (column: Float32Array, j: number) => Float32Array {
+  const fmt = getFormat(qp.format);
+  const bf = fmt as Partial<BlockFormat>;
+  const rows = layer.out;
+  if (bf.family === "block" && bf.blockSize && bf.encodeBlocks && bf.element && bf.scaleFormat) {
+    // Static block scales from the original weight.
+    const view = toOutIn(layer, data);
+    const p = padRows(view, rows, layer.in, bf.blockSize);
+    const enc = bf.encodeBlocks(p.data);
+    const sc = bf.scaleFormat.decode(enc.scales);
+    const perRow = p.cols / bf.blockSize;
+    const elem = bf.element;
+    const s = new Float32Array(rows);
+    return (col, j) => {
+      for (let o = 0; o < rows; o++) {
+        s[o] = Math.fround(sc[o * perRow + Math.floor(j / bf.blockSize!)] * enc.tensorScale);
+      }
+      return roundScaled(elem, col, s);
+    };
+  }
+  const index = viewScaleIndex(layer, qp);
+  const isInt = fmt.family === "int";
+  const s = new Float32Array(rows), z = new Float32Array(rows);
+  return (col, j) => {
+    for (let o = 0; o < rows; o++) {
+      const k = index(o, j);
+      s[o] = qp.scale[k];
+      z[o] = qp.zeroPoint[k];
+    }
+    if (!isInt) return roundScaled(fmt, col, s);
+    const out = new Float32Array(rows);
+    for (let o = 0; o < rows; o++) {
+      const inv = Math.fround(1 / s[o]);
+      let q = Math.round(Math.fround(col[o] * inv));
+      if (q - Math.fround(col[o] * inv) === 0.5 && q % 2 !== 0) q -= 1; // ties to even
+      q = Math.min(fmt.max, Math.max(fmt.min, q + z[o]));
+      out[o] = Math.fround((q - z[o]) * s[o]);
+    }
+    return out;
+  };
+}
+
+/**
+ * Fits an activation's parameters from a calibrator's range.
+ *
+ * @param entry the activation entry (format, granularity, mode)
+ * @param range the calibrated range
+ * @returns scales and zero points
+ *
+ * @example
+ * ```ts
+ * import { fitActivation } from "@lowbit/pipeline";
+ * const qp = fitActivation({ node: "n", value: "x", role: "activation", format: "int8",
+ *   granularity: { kind: "tensor" }, mode: "affine" },
+ *   { min: new Float32Array([0]), max: new Float32Array([2.55]) });
+ * if (qp.zeroPoint[0] !== -128) throw new Error(String(qp.zeroPoint[0]));
+ * ```
+ */
+export function fitActivation(entry: PlanEntry, range: Range): QParams {
+  return chooseQParams(range, {
+    format: entry.format!,
+    granularity: entry.granularity!,
+    mode: entry.mode!,
+    name: entry.value,
+  });
+}
+
+/**
+ * Fake-quantizes an activation: static scales from the plan, or for dynamic
+ * (block-format) entries per-block scales computed here along `axis`
+ * (the channel axis), zero-padding the last block.
+ *
+ * @param data the activation values
+ * @param shape its shape
+ * @param entry the plan entry
+ * @param axis channel axis for dynamic block formats (1 for NCHW, -1 for rows)
+ * @returns fake-quantized values
+ *
+ * @example
+ * ```ts
+ * import { fakeQuantActivation } from "@lowbit/pipeline";
+ * const y = fakeQuantActivation(new Float32Array([0.12, 1]), [2], { node: "n", value: "x",
+ *   role: "activation", format: "int8", granularity: { kind: "tensor" }, mode: "symmetric",
+ *   scale: [0.1], zeroPoint: [0] }, -1);
+ * if (Math.abs(y[0] - 0.1) > 1e-6) throw new Error(String(y[0]));
+ * ```
+ */
+export function fakeQuantActivation(
+  data: Float32Array,
+  shape: readonly number[],
+  entry: PlanEntry,
+  axis: number,
+): Float32Array {
+  if (!entry.dynamic) return fakeQuantize({ shape, data }, entryQParams(entry), entry.value).data;
+  const fmt = getFormat(entry.format!) as BlockFormat;
+  const rank = shape.length;
+  const ax = axis < 0 ? axis + rank : axis;
+  const C = shape[ax] ?? 1;
+  const inner = shape.slice(ax + 1).reduce((a, b) => a * b, 1);
+  const outer = data.length / (C * inner);
+  const pc = Math.ceil(C / fmt.blockSize) * fmt.blockSize;
+  // Gather [outer, inner, C] rows with C padded, fake-quantize, scatter back.
+  const rows = outer * inner;
+  const buf = new Float32Array(rows * pc);
+  for (let o = 0; o < outer; o++) {
+    for (let c = 0; c < C; c++) {
+      for (let r = 0; r < inner; r++) buf[(o * inner + r) * pc + c] = data[(o * C + c) * inner + r];
+    }
+  }
+  const fq = rows === 0 ? buf : fmt.decodeBlocks(fmt.encodeBlocks(buf));
+  const out = new Float32Array(data.length);
+  for (let o = 0; o < outer; o++) {
+    for (let c = 0; c < C; c++) {
+      for (let r = 0; r < inner; r++) out[(o * C + c) * inner + r] = fq[(o * inner + r) * pc + c];
+    }
+  }
+  return out;
+}
