@@ -21,7 +21,9 @@ export interface Command {
 /** The subcommands, loaded lazily so that start-up stays fast. */
 const commands: Record<string, () => Promise<Command>> = {
   formats: async () => (await import("./commands/formats.ts")).formatsCommand,
+  bench: async () => (await import("./commands/bench.ts")).benchCommand,
   run: async () => (await import("./commands/run.ts")).runCommand,
+  quantize: async () => (await import("./commands/quantize.ts")).quantizeCommand,
 };
 
 function usage(): string {

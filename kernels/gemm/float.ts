@@ -29,10 +29,21 @@
  */
 
 import { LowbitError } from "@lowbit/core";
-import { createArena, decodeBase64, DEFAULT_MAX_PAGES } from "./runner.ts";
+import {
+  createArena,
+  decodeBase64,
+  DEFAULT_MAX_PAGES,
+  type KernelRunner,
+  type KernelSource,
+} from "./runner.ts";
 import * as plainWasm from "./_float_gemm_wasm.ts";
 import * as relaxedWasm from "./_float_gemm_relaxed_wasm.ts";
-import { decodeE8M0, decodeMinifloat, type MaddMode, type MinifloatElement } from "./reference_float.ts";
+import {
+  decodeE8M0,
+  decodeMinifloat,
+  type MaddMode,
+  type MinifloatElement,
+} from "./reference_float.ts";
 
 // *** context ***
 
@@ -47,6 +58,8 @@ export interface FloatKernels {
   readonly madd: MaddMode;
   /** The kernels' memory. */
   readonly memory: WebAssembly.Memory;
+  /** Threads the `*Parallel` functions split over (1 unless made on a pool). */
+  readonly threads: number;
 }
 
 /** Options of {@link createFloatKernels}. */
@@ -61,6 +74,8 @@ type Fn = (...args: number[]) => number;
 
 interface Internal {
   ex: Record<string, Fn>;
+  runner?: KernelRunner;
+  module: string;
   alloc: (bytes: number) => number;
   free: (ptr: number) => void;
   slots: Map<string, { ptr: number; bytes: number }>;
@@ -144,11 +159,91 @@ export function createFloatKernels(opts: FloatKernelsOptions = {}): FloatKernels
     >;
   }
   const arena = createArena(memory, maxPages);
-  const ctx: FloatKernels = { isa, madd, memory };
+  const ctx: FloatKernels = { isa, madd, memory, threads: 1 };
   internals.set(ctx, {
     ex,
+    module: isa === "wasmsimd" ? "float_gemm" : "float_gemm_relaxed",
     alloc: (b) => arena.alloc(b),
     free: (p) => arena.free(p),
+    slots: new Map(),
+    sfx: "__" + isa,
+  });
+  return ctx;
+}
+
+/**
+ * The float kernel module for a {@link KernelRunner} (e.g. `createPool` of `@lowbit/runtime`):
+ * `float_gemm_relaxed` when the engine validates relaxed SIMD (and `isa` allows it), else
+ * `float_gemm`.
+ *
+ * @param isa which build (default `"auto"`)
+ * @returns one module by name, embedded as base64
+ *
+ * @example
+ * ```ts
+ * import { floatKernelSources } from "@lowbit/kernels";
+ * const src = floatKernelSources("wasmsimd");
+ * if (Object.keys(src).join() !== "float_gemm") throw new Error();
+ * ```
+ */
+export function floatKernelSources(isa: FloatIsa | "auto" = "auto"): Record<string, KernelSource> {
+  if (isa !== "wasmsimd" && compileRelaxed() !== null) {
+    return { float_gemm_relaxed: { single: relaxedWasm.single, shared: relaxedWasm.shared } };
+  }
+  if (isa === "wasmrelaxedsimd") {
+    throw new LowbitError("UNSUPPORTED", "this engine does not support WebAssembly relaxed SIMD");
+  }
+  return { float_gemm: { single: plainWasm.single, shared: plainWasm.shared } };
+}
+
+/**
+ * A float-kernel context on a {@link KernelRunner} that loaded {@link floatKernelSources}: it
+ * uses the runner's memory and allocator, and the `*Parallel` functions split work over its
+ * threads (results identical to one thread: every output column is computed by one thread in
+ * the same order).
+ *
+ * @param runner a runner with `float_gemm` or `float_gemm_relaxed` loaded
+ * @returns the context
+ *
+ * @example
+ * ```ts
+ * import { createFloatKernelsOn, createLocalRunner, floatKernelSources, gemmF32Parallel, packF32B } from "@lowbit/kernels";
+ * const runner = await createLocalRunner(floatKernelSources());
+ * const k = createFloatKernelsOn(runner);
+ * const c = await gemmF32Parallel(new Float32Array([1, 2]), 1, packF32B(new Float32Array([3, 4]), 2, 1, { kernels: k }));
+ * if (c[0] !== 11) throw new Error();
+ * ```
+ */
+export function createFloatKernelsOn(runner: KernelRunner): FloatKernels {
+  const module = runner.modules.includes("float_gemm_relaxed")
+    ? "float_gemm_relaxed"
+    : runner.modules.includes("float_gemm")
+    ? "float_gemm"
+    : null;
+  if (module === null) {
+    throw new LowbitError(
+      "UNKNOWN_NAME",
+      "the runner has no float kernel module; create it with floatKernelSources()",
+    );
+  }
+  const ex = runner.exports(module) as unknown as Record<string, Fn>;
+  let madd: MaddMode = "unfused";
+  let isa: FloatIsa = "wasmsimd";
+  if (module === "float_gemm_relaxed") {
+    const m = probeMadd(ex.probe_madd);
+    if (m === null) {
+      throw new LowbitError("UNSUPPORTED", "relaxed_madd is neither fused nor unfused here");
+    }
+    madd = m;
+    isa = "wasmrelaxedsimd";
+  }
+  const ctx: FloatKernels = { isa, madd, memory: runner.memory, threads: runner.threads };
+  internals.set(ctx, {
+    ex,
+    runner,
+    module,
+    alloc: (b) => runner.alloc(b),
+    free: (p) => runner.free(p),
     slots: new Map(),
     sfx: "__" + isa,
   });
@@ -296,8 +391,12 @@ const resident = new WeakMap<object, Resident>();
 
 function residentOf(p: object, kernels: FloatKernels, what: string): Resident {
   const r = resident.get(p);
-  if (!r) throw new LowbitError("INVALID_ARGUMENT", `${what}: not a packed weight from this module`);
-  if (r.disposed) throw new LowbitError("INVALID_ARGUMENT", `${what}: packed weights were disposed`);
+  if (!r) {
+    throw new LowbitError("INVALID_ARGUMENT", `${what}: not a packed weight from this module`);
+  }
+  if (r.disposed) {
+    throw new LowbitError("INVALID_ARGUMENT", `${what}: packed weights were disposed`);
+  }
   if ((p as { kernels: FloatKernels }).kernels !== kernels) {
     throw new LowbitError("INVALID_ARGUMENT", `${what}: packed weights belong to another context`);
   }
@@ -351,7 +450,12 @@ export interface PackF32Options {
  * b.dispose();
  * ```
  */
-export function packF32B(b: Float32Array, k: number, n: number, opts: PackF32Options = {}): PackedF32B {
+export function packF32B(
+  b: Float32Array,
+  k: number,
+  n: number,
+  opts: PackF32Options = {},
+): PackedF32B {
   checkDim(k, "packF32B: k");
   checkDim(n, "packF32B: n");
   if (!(b instanceof Float32Array)) {
@@ -429,6 +533,79 @@ export function gemmF32(
   b: PackedF32B,
   opts: GemmF32Options = {},
 ): Float32Array {
+  const call = prepareGemmF32(a, m, b, opts);
+  call.fn(0, call.rows, ...call.args);
+  return call.finish();
+}
+
+/**
+ * {@link gemmF32} split over the context's threads (see {@link createFloatKernelsOn}); the same
+ * bits as one thread.
+ *
+ * @param a A, row-major M×K
+ * @param m rows of A
+ * @param b packed B (K×N)
+ * @param opts epilogue and output buffer
+ * @returns C, row-major M×N
+ *
+ * @example
+ * ```ts
+ * import { gemmF32Parallel, packF32B } from "@lowbit/kernels";
+ * const c = await gemmF32Parallel(new Float32Array([2]), 1, packF32B(new Float32Array([3]), 1, 1));
+ * if (c[0] !== 6) throw new Error();
+ * ```
+ */
+export async function gemmF32Parallel(
+  a: Float32Array,
+  m: number,
+  b: PackedF32B,
+  opts: GemmF32Options = {},
+): Promise<Float32Array> {
+  const call = prepareGemmF32(a, m, b, opts);
+  await runCall(internal(b.kernels), call);
+  return call.finish();
+}
+
+interface Call {
+  name: string;
+  fn: Fn;
+  rows: number;
+  align: number;
+  args: number[];
+  finish: () => Float32Array;
+}
+
+async function runCall(i: Internal, call: Call): Promise<void> {
+  if (i.runner && i.runner.threads > 1) {
+    await i.runner.run(i.module, call.name, call.rows, call.args, call.align);
+  } else call.fn(0, call.rows, ...call.args);
+}
+
+function finisher(
+  k: FloatKernels,
+  cPtr: number,
+  len: number,
+  out?: Float32Array,
+): () => Float32Array {
+  return () => {
+    const o = out ?? new Float32Array(len);
+    o.set(f32View(k, cPtr, len));
+    return o;
+  };
+}
+
+function makeCall(
+  i: Internal,
+  name: string,
+  rows: number,
+  align: number,
+  args: number[],
+  finish: () => Float32Array,
+): Call {
+  return { name: name + i.sfx, fn: kernel(i, name), rows, align, args, finish };
+}
+
+function prepareGemmF32(a: Float32Array, m: number, b: PackedF32B, opts: GemmF32Options): Call {
   checkDim(m, "gemmF32: m");
   const kernels = b.kernels;
   const r = residentOf(b, kernels, "gemmF32");
@@ -442,14 +619,40 @@ export function gemmF32(
   const tmp = slot(i, "tmp", Math.ceil(n / 16) * 256 + 128);
   const [flags, sp, bp] = epilogueArgs(kernels, i, n, opts.scale, opts.bias);
   f32View(kernels, aPtr, m * k).set(a);
+  const fin = finisher(kernels, cPtr, m * n, opts.out);
   if (m === 1) {
-    kernel(i, "gemv_mfw_f32_minmax_1x8")(0, n, 32, n, k, aPtr, r.ptr, 0, 0, cPtr, tmp, flags, sp, bp, lo, hi);
-  } else {
-    kernel(i, "gemm_f32_f32_minmax_4x8")(0, n, m, k, aPtr, k, r.ptr, cPtr, n, tmp, flags, sp, bp, lo, hi);
+    return makeCall(i, "gemv_mfw_f32_minmax_1x8", n, 16, [
+      32,
+      n,
+      k,
+      aPtr,
+      r.ptr,
+      0,
+      0,
+      cPtr,
+      tmp,
+      flags,
+      sp,
+      bp,
+      lo,
+      hi,
+    ], fin);
   }
-  const out = opts.out ?? new Float32Array(m * n);
-  out.set(f32View(kernels, cPtr, m * n));
-  return out;
+  return makeCall(i, "gemm_f32_f32_minmax_4x8", n, 8, [
+    m,
+    k,
+    aPtr,
+    k,
+    r.ptr,
+    cPtr,
+    n,
+    tmp,
+    flags,
+    sp,
+    bp,
+    lo,
+    hi,
+  ], fin);
 }
 
 // *** minifloat weights ***
@@ -464,7 +667,10 @@ export type MinifloatWeightFormat =
   | "mxfp4"
   | "nvfp4";
 
-const BLOCK_FORMATS: Record<string, { element: MinifloatElement; block: number; scale: "e8m0" | "e4m3" }> = {
+const BLOCK_FORMATS: Record<
+  string,
+  { element: MinifloatElement; block: number; scale: "e8m0" | "e4m3" }
+> = {
   mxfp8_e4m3: { element: "fp8_e4m3fn", block: 32, scale: "e8m0" },
   mxfp8_e5m2: { element: "fp8_e5m2", block: 32, scale: "e8m0" },
   mxfp6_e3m2: { element: "fp6_e3m2fn", block: 32, scale: "e8m0" },
@@ -553,7 +759,10 @@ function isSpecial(element: MinifloatElement, code: number): boolean {
  * if (y.join() !== "-2,7") throw new Error(y.join());
  * ```
  */
-export function packMinifloatB(w: MinifloatWeights, kernels: FloatKernels = floatKernels()): PackedMinifloatB {
+export function packMinifloatB(
+  w: MinifloatWeights,
+  kernels: FloatKernels = floatKernels(),
+): PackedMinifloatB {
   const what = `packMinifloatB(${w.format})`;
   const blockInfo = BLOCK_FORMATS[w.format];
   const element = (blockInfo ? blockInfo.element : w.format) as MinifloatElement;
@@ -595,10 +804,15 @@ export function packMinifloatB(w: MinifloatWeights, kernels: FloatKernels = floa
   }
   const ts = w.tensorScale ?? 1;
   if (!Number.isFinite(ts) || Math.fround(ts) !== ts) {
-    throw new LowbitError("INVALID_ARGUMENT", `${what}: tensorScale must be a finite f32, got ${ts}`);
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `${what}: tensorScale must be a finite f32, got ${ts}`,
+    );
   }
   if (w.channelScale !== undefined) checkLen(w.channelScale, n, `${what}: channelScale`);
-  const codeAt = layout === "kn" ? (kk: number, j: number) => w.codes[kk * n + j] : (kk: number, j: number) => w.codes[j * k + kk];
+  const codeAt = layout === "kn"
+    ? (kk: number, j: number) => w.codes[kk * n + j]
+    : (kk: number, j: number) => w.codes[j * k + kk];
   const limit = 1 << el.bits;
   for (let kk = 0; kk < k; kk++) {
     for (let j = 0; j < n; j++) {
@@ -607,7 +821,11 @@ export function packMinifloatB(w: MinifloatWeights, kernels: FloatKernels = floa
         throw new LowbitError(
           "INVALID_TENSOR",
           `${what}: code 0x${c.toString(16)} at (k=${kk}, n=${j}) is ${
-            c >= limit ? `not a ${el.bits}-bit code` : Number.isNaN(decodeMinifloat(element, c)) ? "NaN" : "infinite"
+            c >= limit
+              ? `not a ${el.bits}-bit code`
+              : Number.isNaN(decodeMinifloat(element, c))
+              ? "NaN"
+              : "infinite"
           }; weights must be finite`,
         );
       }
@@ -616,7 +834,9 @@ export function packMinifloatB(w: MinifloatWeights, kernels: FloatKernels = floa
   // block scales, decoded to f32 (exact), checked
   const scaleVals = new Float32Array(nb * n);
   if (blockInfo) {
-    const sAt = layout === "kn" ? (b: number, j: number) => w.scales![b * n + j] : (b: number, j: number) => w.scales![j * nb + b];
+    const sAt = layout === "kn"
+      ? (b: number, j: number) => w.scales![b * n + j]
+      : (b: number, j: number) => w.scales![j * nb + b];
     for (let b = 0; b < nb; b++) {
       for (let j = 0; j < n; j++) {
         const s = sAt(b, j);
@@ -624,7 +844,9 @@ export function packMinifloatB(w: MinifloatWeights, kernels: FloatKernels = floa
         if (Number.isNaN(v)) {
           throw new LowbitError(
             "INVALID_TENSOR",
-            `${what}: block scale 0x${s.toString(16)} at (block=${b}, n=${j}) is NaN; weights must be finite`,
+            `${what}: block scale 0x${
+              s.toString(16)
+            } at (block=${b}, n=${j}) is NaN; weights must be finite`,
           );
         }
         scaleVals[b * n + j] = v;
@@ -660,9 +882,16 @@ export function packMinifloatB(w: MinifloatWeights, kernels: FloatKernels = floa
       for (let b = 0; b < nb; b++) sv[(j >> 3) * nb * 8 + b * 8 + (j & 7)] = scaleVals[b * n + j];
     }
   }
-  let colScale: Float32Array | undefined = w.channelScale ? Float32Array.from(w.channelScale) : undefined;
+  let colScale: Float32Array | undefined = w.channelScale
+    ? Float32Array.from(w.channelScale)
+    : undefined;
   if (w.format === "nvfp4" && ts !== 1) colScale = new Float32Array(n).fill(ts);
-  const out = makeResident<PackedMinifloatB>(i, { kind: "minifloat", format: w.format, k, n, kernels }, ptr, codesBytes + scalesBytes);
+  const out = makeResident<PackedMinifloatB>(
+    i,
+    { kind: "minifloat", format: w.format, k, n, kernels },
+    ptr,
+    codesBytes + scalesBytes,
+  );
   minifloatMeta.set(out, { fmt: el.fmt, block, codesBytes, scalesPtr: ptr + codesBytes, colScale });
   return out;
 }
@@ -695,6 +924,46 @@ export function gemmMinifloat(
   w: PackedMinifloatB,
   opts: GemmF32Options = {},
 ): Float32Array {
+  const call = prepareGemmMinifloat(a, m, w, opts);
+  call.fn(0, call.rows, ...call.args);
+  return call.finish();
+}
+
+/**
+ * {@link gemmMinifloat} split over the context's threads (see {@link createFloatKernelsOn});
+ * the same bits as one thread.
+ *
+ * @param a A, row-major M×K
+ * @param m rows of A
+ * @param w packed weights
+ * @param opts bias, activation, output buffer
+ * @returns C, row-major M×N
+ *
+ * @example
+ * ```ts
+ * import { gemmMinifloatParallel, packMinifloatB } from "@lowbit/kernels";
+ * const w = packMinifloatB({ format: "fp4_e2m1fn", k: 1, n: 1, codes: new Uint8Array([7]) });
+ * const y = await gemmMinifloatParallel(new Float32Array([2]), 1, w);
+ * if (y[0] !== 12) throw new Error();
+ * ```
+ */
+export async function gemmMinifloatParallel(
+  a: Float32Array,
+  m: number,
+  w: PackedMinifloatB,
+  opts: GemmF32Options = {},
+): Promise<Float32Array> {
+  const call = prepareGemmMinifloat(a, m, w, opts);
+  await runCall(internal(w.kernels), call);
+  return call.finish();
+}
+
+function prepareGemmMinifloat(
+  a: Float32Array,
+  m: number,
+  w: PackedMinifloatB,
+  opts: GemmF32Options,
+): Call {
   checkDim(m, "gemmMinifloat: m");
   const kernels = w.kernels;
   const r = residentOf(w, kernels, "gemmMinifloat");
@@ -702,7 +971,10 @@ export function gemmMinifloat(
   const { k, n } = w;
   checkLen(a, m * k, `gemmMinifloat: a (${m}×${k})`);
   if (opts.scale !== undefined) {
-    throw new LowbitError("INVALID_ARGUMENT", "gemmMinifloat: pass the scale as channelScale when packing");
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      "gemmMinifloat: pass the scale as channelScale when packing",
+    );
   }
   checkEpilogue("gemmMinifloat", n, m, opts);
   const [lo, hi] = bounds(opts.activation);
@@ -711,22 +983,50 @@ export function gemmMinifloat(
   const cPtr = slot(i, "c", m * n * 4);
   const [flags, sp, bp] = epilogueArgs(kernels, i, n, meta.colScale, opts.bias);
   f32View(kernels, aPtr, m * k).set(a);
+  const fin = finisher(kernels, cPtr, m * n, opts.out);
   if (m === 1) {
     const tmp = slot(i, "tmp", Math.ceil(n / 16) * 256 + 128);
-    kernel(i, "gemv_mfw_f32_minmax_1x8")(
-      0, n, meta.fmt, n, k, aPtr, r.ptr, meta.scalesPtr, meta.block, cPtr, tmp, flags, sp, bp, lo, hi,
-    );
-  } else {
-    const slotBytes = i.ex.gemm_mfw_scratch_bytes();
-    const scratch = slot(i, "mfw", slotBytes);
-    kernel(i, "gemm_mfw_f32_minmax_4x8")(
-      0, n, meta.fmt, m, k, aPtr, k, r.ptr, meta.scalesPtr, meta.block, cPtr, n, scratch, flags, sp, bp, lo, hi,
-    );
+    return makeCall(i, "gemv_mfw_f32_minmax_1x8", n, 16, [
+      meta.fmt,
+      n,
+      k,
+      aPtr,
+      r.ptr,
+      meta.scalesPtr,
+      meta.block,
+      cPtr,
+      tmp,
+      flags,
+      sp,
+      bp,
+      lo,
+      hi,
+    ], fin);
   }
-  const out = opts.out ?? new Float32Array(m * n);
-  out.set(f32View(kernels, cPtr, m * n));
-  return out;
+  const slotBytes = i.ex.gemm_mfw_scratch_bytes();
+  const scratch = slot(i, "mfw", slotBytes * Math.ceil(n / MF_NCM));
+  return makeCall(i, "gemm_mfw_f32_minmax_4x8", n, MF_NCM, [
+    meta.fmt,
+    m,
+    k,
+    aPtr,
+    k,
+    r.ptr,
+    meta.scalesPtr,
+    meta.block,
+    cPtr,
+    n,
+    scratch,
+    flags,
+    sp,
+    bp,
+    lo,
+    hi,
+  ], fin);
 }
+
+/** Columns per decode slot of the minifloat GEMM (NCM in _minifloat_impl.ts). */
+const MF_NCM = 128;
 
 /**
  * The decoded weights W[K×N] (row-major) exactly as the kernels multiply them: element value,
@@ -748,7 +1048,10 @@ export function decodeMinifloatWeights(w: MinifloatWeights): Float32Array {
   const blockInfo = BLOCK_FORMATS[w.format];
   const element = (blockInfo ? blockInfo.element : w.format) as MinifloatElement;
   if (!ELEMENT_BITS[element]) {
-    throw new LowbitError("UNKNOWN_NAME", `decodeMinifloatWeights: unsupported format '${w.format}'`);
+    throw new LowbitError(
+      "UNKNOWN_NAME",
+      `decodeMinifloatWeights: unsupported format '${w.format}'`,
+    );
   }
   const { k, n } = w;
   const layout = w.layout ?? "kn";
@@ -761,7 +1064,9 @@ export function decodeMinifloatWeights(w: MinifloatWeights): Float32Array {
       if (blockInfo) {
         const b = Math.floor(kk / blockInfo.block);
         const s = layout === "kn" ? w.scales![b * n + j] : w.scales![j * nb + b];
-        v = Math.fround(v * (blockInfo.scale === "e8m0" ? decodeE8M0(s) : decodeMinifloat("fp8_e4m3fn", s)));
+        v = Math.fround(
+          v * (blockInfo.scale === "e8m0" ? decodeE8M0(s) : decodeMinifloat("fp8_e4m3fn", s)),
+        );
       }
       out[kk * n + j] = v;
     }
@@ -835,12 +1140,21 @@ export function prepareConv2dF32(
   kernels: FloatKernels = floatKernels(),
 ): PreparedConv2dF32 {
   checkShape4(shape, "prepareConv2dF32: weight shape");
-  checkLen(weight, shape[0] * shape[1] * shape[2] * shape[3], `prepareConv2dF32: weight [${shape}]`);
+  checkLen(
+    weight,
+    shape[0] * shape[1] * shape[2] * shape[3],
+    `prepareConv2dF32: weight [${shape}]`,
+  );
   const i = internal(kernels);
   const bytes = weight.length * 4;
   const ptr = i.alloc(bytes);
   f32View(kernels, ptr, weight.length).set(weight);
-  return makeResident<PreparedConv2dF32>(i, { kind: "conv2d_f32", shape: [...shape], kernels }, ptr, bytes);
+  return makeResident<PreparedConv2dF32>(
+    i,
+    { kind: "conv2d_f32", shape: [...shape], kernels },
+    ptr,
+    bytes,
+  );
 }
 
 function checkShape4(s: readonly number[], what: string): void {
@@ -890,7 +1204,9 @@ function planConv(
   checkDim(sw, `${what}: stride`);
   checkDim(dh, `${what}: dilation`);
   checkDim(dw, `${what}: dilation`);
-  if (pads.length !== 4) throw new LowbitError("INVALID_ARGUMENT", `${what}: pads must have 4 entries`);
+  if (pads.length !== 4) {
+    throw new LowbitError("INVALID_ARGUMENT", `${what}: pads must have 4 entries`);
+  }
   for (const p of pads) checkDim(p, `${what}: pads`, 0);
   if (c % group !== 0 || o % group !== 0 || c / group !== cg) {
     throw new LowbitError(
@@ -935,11 +1251,16 @@ function runConv(
     wPtr = residentOf(weight, kernels, what).ptr;
     wshape = weight.shape;
     if (weightShape !== undefined && weightShape.join() !== wshape.join()) {
-      throw new LowbitError("SHAPE_MISMATCH", `${what}: weight shape [${weightShape}] ≠ prepared [${wshape}]`);
+      throw new LowbitError(
+        "SHAPE_MISMATCH",
+        `${what}: weight shape [${weightShape}] ≠ prepared [${wshape}]`,
+      );
     }
   }
   const p = planConv(what, input, inputShape, wshape, opts);
-  if (weight instanceof Float32Array) checkLen(weight, wshape[0] * wshape[1] * wshape[2] * wshape[3], `${what}: weight [${wshape}]`);
+  if (weight instanceof Float32Array) {
+    checkLen(weight, wshape[0] * wshape[1] * wshape[2] * wshape[3], `${what}: weight [${wshape}]`);
+  }
   const depthwise = p.group === p.c && p.o === p.c && p.cg === 1;
   if (depthwiseOnly && !depthwise) {
     throw new LowbitError(
@@ -969,15 +1290,57 @@ function runConv(
     const sb = i.ex.dwconv_scratch_bytes(p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw);
     const scratch = slot(i, "conv", sb);
     kernel(i, "dwconv2d_f32_minmax_4x1")(
-      p.n, p.c, p.h, p.w, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, pt, pl, p.oh, p.ow,
-      xPtr, wPtr, yPtr, scratch, flags, bp, lo, hi,
+      p.n,
+      p.c,
+      p.h,
+      p.w,
+      p.kh,
+      p.kw,
+      p.sh,
+      p.sw,
+      p.dh,
+      p.dw,
+      pt,
+      pl,
+      p.oh,
+      p.ow,
+      xPtr,
+      wPtr,
+      yPtr,
+      scratch,
+      flags,
+      bp,
+      lo,
+      hi,
     );
   } else {
     const sb = i.ex.conv2d_scratch_bytes(p.cg, p.kh, p.kw, p.oh, p.ow);
     const scratch = slot(i, "conv", sb);
     kernel(i, "conv2d_f32_minmax_im2col_4x8")(
-      p.n, p.c, p.h, p.w, p.o, p.group, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, pt, pl, p.oh, p.ow,
-      xPtr, wPtr, yPtr, scratch, flags, bp, lo, hi,
+      p.n,
+      p.c,
+      p.h,
+      p.w,
+      p.o,
+      p.group,
+      p.kh,
+      p.kw,
+      p.sh,
+      p.sw,
+      p.dh,
+      p.dw,
+      pt,
+      pl,
+      p.oh,
+      p.ow,
+      xPtr,
+      wPtr,
+      yPtr,
+      scratch,
+      flags,
+      bp,
+      lo,
+      hi,
     );
   }
   const out = opts.out ?? new Float32Array(outLen);
@@ -1016,9 +1379,25 @@ export function conv2dF32(
   opts: Conv2dF32Options = {},
 ): Conv2dResult {
   if (Array.isArray(weightShapeOrOpts)) {
-    return runConv("conv2dF32", input, inputShape, weight, weightShapeOrOpts as [number, number, number, number], opts, false);
+    return runConv(
+      "conv2dF32",
+      input,
+      inputShape,
+      weight,
+      weightShapeOrOpts as [number, number, number, number],
+      opts,
+      false,
+    );
   }
-  return runConv("conv2dF32", input, inputShape, weight, undefined, (weightShapeOrOpts ?? opts) as Conv2dF32Options, false);
+  return runConv(
+    "conv2dF32",
+    input,
+    inputShape,
+    weight,
+    undefined,
+    (weightShapeOrOpts ?? opts) as Conv2dF32Options,
+    false,
+  );
 }
 
 /**
@@ -1050,8 +1429,13 @@ export function depthwiseConv2dF32(
   weightShapeOrOpts?: readonly [number, number, number, number] | Conv2dF32Options,
   opts: Conv2dF32Options = {},
 ): Conv2dResult {
-  const shape = Array.isArray(weightShapeOrOpts) ? weightShapeOrOpts as [number, number, number, number] : undefined;
+  const shape = Array.isArray(weightShapeOrOpts)
+    ? weightShapeOrOpts as [number, number, number, number]
+    : undefined;
   const o = (shape ? opts : (weightShapeOrOpts ?? opts)) as Conv2dF32Options;
   const c = Array.isArray(inputShape) ? inputShape[1] : 0;
-  return runConv("depthwiseConv2dF32", input, inputShape, weight, shape, { ...o, group: o.group ?? c }, true);
+  return runConv("depthwiseConv2dF32", input, inputShape, weight, shape, {
+    ...o,
+    group: o.group ?? c,
+  }, true);
 }

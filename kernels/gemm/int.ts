@@ -60,21 +60,126 @@ export const INT_KERNELS: {
 const PLAIN = "int_gemm";
 const RELAXED = "int_gemm_relaxed";
 
-// A tiny module using i32x4.relaxed_dot_i8x16_i7x16_add_s (0xfd 0x113): valid iff the engine
-// has relaxed SIMD.
+// A tiny module whose export `a` computes i32x4.relaxed_dot_i8x16_i7x16_add_s (0xfd 0x113) on
+// fixed vectors (second operand in 0..127) and returns lane0 + 31·lane3. Validation is not
+// enough: Node 20's V8 (--experimental-wasm-relaxed-simd) validates it but computes a
+// pre-standard instruction (−78800), so the result is checked too.
 const RELAXED_PROBE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03,
-  0x02, 0x01, 0x00, 0x0a, 0x3d, 0x01, 0x3b, 0x00, 0xfd, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x0c, 0x00, 0x00, 0x00, 0x00,
-  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x0c, 0x00, 0x00,
-  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x93,
-  0x02, 0x0b,
+  0x00,
+  0x61,
+  0x73,
+  0x6d,
+  0x01,
+  0x00,
+  0x00,
+  0x00,
+  0x01,
+  0x05,
+  0x01,
+  0x60,
+  0x00,
+  0x01,
+  0x7f,
+  0x03,
+  0x02,
+  0x01,
+  0x00,
+  0x07,
+  0x05,
+  0x01,
+  0x01,
+  0x61,
+  0x00,
+  0x00,
+  0x0a,
+  0x4f,
+  0x01,
+  0x4d,
+  0x01,
+  0x01,
+  0x7b,
+  0xfd,
+  0x0c,
+  0x80,
+  0x7f,
+  0xff,
+  0x05,
+  0x64,
+  0x9c,
+  0x07,
+  0xf9,
+  0x01,
+  0x02,
+  0x03,
+  0x04,
+  0x80,
+  0x80,
+  0x7f,
+  0x7f,
+  0xfd,
+  0x0c,
+  0x7f,
+  0x01,
+  0x00,
+  0x40,
+  0x7f,
+  0x7f,
+  0x03,
+  0x03,
+  0x05,
+  0x06,
+  0x07,
+  0x08,
+  0x7f,
+  0x7e,
+  0x7d,
+  0x7c,
+  0xfd,
+  0x0c,
+  0xe8,
+  0x03,
+  0x00,
+  0x00,
+  0x30,
+  0xf8,
+  0xff,
+  0xff,
+  0x03,
+  0x00,
+  0x00,
+  0x00,
+  0x04,
+  0x00,
+  0x00,
+  0x00,
+  0xfd,
+  0x93,
+  0x02,
+  0x21,
+  0x00,
+  0x20,
+  0x00,
+  0xfd,
+  0x1b,
+  0x00,
+  0x20,
+  0x00,
+  0xfd,
+  0x1b,
+  0x03,
+  0x41,
+  0x1f,
+  0x6c,
+  0x6a,
+  0x0b,
 ]);
+const RELAXED_PROBE_RESULT = -38276; // lanes −14809 and −757 (see the vectors in the module)
 
 /**
- * Whether this engine has relaxed SIMD (feature detection with `WebAssembly.validate`).
+ * Whether this engine has relaxed SIMD with the standard `relaxed_dot_i8x16_i7x16_add_s`:
+ * `WebAssembly.validate` on a tiny module, then one call whose exact result is checked.
  *
- * @returns true if relaxed SIMD validates
+ * @returns true if the relaxed kernels can run and give the standard results
  *
  * @example
  * ```ts
@@ -84,7 +189,9 @@ const RELAXED_PROBE = new Uint8Array([
  */
 export function relaxedSimdSupported(): boolean {
   try {
-    return WebAssembly.validate(RELAXED_PROBE);
+    if (!WebAssembly.validate(RELAXED_PROBE)) return false;
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(RELAXED_PROBE));
+    return (inst.exports.a as () => number)() === RELAXED_PROBE_RESULT;
   } catch {
     return false;
   }
@@ -92,7 +199,7 @@ export function relaxedSimdSupported(): boolean {
 
 /**
  * The integer kernel modules this engine can run, for a runner or a worker pool: always
- * `int_gemm` (plain SIMD), plus `int_gemm_relaxed` where relaxed SIMD validates.
+ * `int_gemm` (plain SIMD), plus `int_gemm_relaxed` where {@link relaxedSimdSupported}.
  *
  * @returns modules by name
  *
@@ -181,9 +288,13 @@ function checkLen(arr: ArrayLike<number>, want: number, what: string, name?: str
 
 function checkInt(v: number, lo: number, hi: number, what: string, name?: string): void {
   if (!Number.isInteger(v) || v < lo || v > hi) {
-    throw new LowbitError("INVALID_ARGUMENT", `${what} must be an integer in [${lo}, ${hi}], got ${v}`, {
-      tensor: name,
-    });
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `${what} must be an integer in [${lo}, ${hi}], got ${v}`,
+      {
+        tensor: name,
+      },
+    );
   }
 }
 

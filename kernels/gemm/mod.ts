@@ -22,3 +22,5 @@
 export * from "./runner.ts";
 export * from "./int.ts";
 export * from "./reference.ts";
+export * from "./float.ts";
+export * from "./reference_float.ts";

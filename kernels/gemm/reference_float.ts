@@ -153,7 +153,7 @@ export function refGemmF32(
     for (let kk = 0; kk < k; kk++) {
       const x = a[i * k + kk];
       const row = kk * n;
-      if (mode === "fused") for (let j = 0; j < n; j++) acc[j] = fmaF32(x, b[row + j], acc[j]);
+      if (mode === "fused") { for (let j = 0; j < n; j++) acc[j] = fmaF32(x, b[row + j], acc[j]); }
       else for (let j = 0; j < n; j++) acc[j] = Math.fround(acc[j] + Math.fround(x * b[row + j]));
     }
     for (let j = 0; j < n; j++) c[i * n + j] = epilogue(acc[j], j, epi);
@@ -195,9 +195,11 @@ export interface RefConvGeometry {
 export function convOutputSize(g: RefConvGeometry): [number, number] {
   const [, , h, w] = g.input;
   const [, , kh, kw] = g.weight;
-  const oh = Math.floor((h + g.pads[0] + g.pads[2] - g.dilations[0] * (kh - 1) - 1) / g.strides[0]) +
+  const oh =
+    Math.floor((h + g.pads[0] + g.pads[2] - g.dilations[0] * (kh - 1) - 1) / g.strides[0]) +
     1;
-  const ow = Math.floor((w + g.pads[1] + g.pads[3] - g.dilations[1] * (kw - 1) - 1) / g.strides[1]) +
+  const ow =
+    Math.floor((w + g.pads[1] + g.pads[3] - g.dilations[1] * (kw - 1) - 1) / g.strides[1]) +
     1;
   return [oh, ow];
 }
@@ -270,7 +272,12 @@ export function refConv2dF32(
 // *** minifloats ***
 
 /** Element formats the minifloat kernels decode. */
-export type MinifloatElement = "fp8_e4m3fn" | "fp8_e5m2" | "fp6_e3m2fn" | "fp6_e2m3fn" | "fp4_e2m1fn";
+export type MinifloatElement =
+  | "fp8_e4m3fn"
+  | "fp8_e5m2"
+  | "fp6_e3m2fn"
+  | "fp6_e2m3fn"
+  | "fp4_e2m1fn";
 
 /** [exponent bits, mantissa bits, special encoding] of each element format. */
 export const ELEMENT_LAYOUT: Readonly<

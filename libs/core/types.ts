@@ -114,6 +114,13 @@ export interface QParams {
   scale: Float32Array;
   /** One zero point per scale (in code units; 0 for symmetric and float formats). */
   zeroPoint: Int32Array;
+  /**
+   * Integer formats: the smallest code to clamp to, when narrower than the
+   * format's (e.g. -127 for restricted-range int8). Defaults to `format.min`.
+   */
+  quantMin?: number;
+  /** Integer formats: the largest code to clamp to; defaults to `format.max`. */
+  quantMax?: number;
 }
 
 /** Options when fitting quantization parameters. */
@@ -126,6 +133,10 @@ export interface FitOptions {
   mode: QuantMode;
   /** Round scales up to powers of two. */
   powerOfTwo?: boolean;
+  /** Integer formats: a narrower code range than the format's (see {@link QParams}). */
+  quantMin?: number;
+  /** Integer formats: a narrower code range than the format's (see {@link QParams}). */
+  quantMax?: number;
 }
 
 /** Maps values to codes and back under fitted parameters. */

@@ -26,3 +26,6 @@ export * from "./passes/shape_infer.ts";
 export * from "./passes/fold.ts";
 export * from "./passes/bn_fold.ts";
 export * from "./passes/quant_points.ts";
+export * from "./passes/opset.ts";
+export * from "./export/qdq.ts";
+export * from "./export/lowbit_file.ts";

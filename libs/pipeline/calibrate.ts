@@ -89,7 +89,6 @@ function channelAbsMax(t: TensorData, axis: number, acc: Float32Array): void {
  * Runs the float model over the data and collects everything requested.
  *
  * @param model the (prepared) float model
- * @param layers every quantizable layer (for node lookup)
  * @param data calibration data
  * @param req what to collect
  * @returns the statistics
@@ -106,13 +105,12 @@ function channelAbsMax(t: TensorData, axis: number, acc: Float32Array): void {
  * const data = { count: 2, inputs: { x: t([2, 2], [0, 1, -3, 2]) } };
  * const entry = { node: "fc", value: "x", role: "activation" as const, format: "int8",
  *   granularity: { kind: "tensor" as const }, mode: "affine" as const, calibrator: "minmax" };
- * const s = await calibrate(model, [], data, { activations: [entry] });
+ * const s = await calibrate(model, data, { activations: [entry] });
  * if (s.ranges.get("x|minmax|int8|affine")?.min[0] !== -3) throw new Error();
  * ```
  */
 export async function calibrate(
   model: Model,
-  layers: readonly Layer[],
   data: Dataset,
   req: CalibrateRequest,
 ): Promise<CalibrationStats> {

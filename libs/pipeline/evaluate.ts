@@ -11,7 +11,9 @@ import type { TensorData } from "@lowbit/graph";
 import { type Dataset, sliceBatch } from "./data.ts";
 import { agreement, argmaxRows, cosine, sqnrDb } from "./metrics.ts";
 import type { ProgressBar } from "./progress.ts";
-import type { Runner } from "./simulate.ts";
+import { activationTransform, type Runner } from "./simulate.ts";
+import { createExecutor, type Model } from "@lowbit/graph";
+import type { QuantizedModel } from "./quantize.ts";
 
 /** The figures `lowbit eval --json` prints (same keys). */
 export interface EvalResult {
@@ -134,4 +136,57 @@ export async function evaluate(
     samples: data.count,
     batch_size: bs,
   };
+}
+
+/**
+ * SQNR (dB) of every layer's output, quantized model vs float, on the first
+ * samples of the data.
+ *
+ * @param float the float model
+ * @param qm the quantized model
+ * @param data the data
+ * @param maxSamples samples to use (64)
+ * @returns SQNR per layer node
+ *
+ * @example
+ * ```ts
+ * import { layerSqnr, quantize } from "@lowbit/pipeline";
+ * import { readNpy, readOnnx } from "@lowbit/graph";
+ * const model = readOnnx(await Deno.readFile("fixtures/digits/mlp.onnx"));
+ * const x = readNpy(await Deno.readFile("fixtures/digits/calib_x.npy"));
+ * const data = { inputs: { x }, count: 200 };
+ * const { quantized } = await quantize({ model, calib: data });
+ * const s = await layerSqnr(model, quantized, data);
+ * if (Object.keys(s).length !== 3) throw new Error();
+ * ```
+ */
+export async function layerSqnr(
+  float: Model,
+  qm: QuantizedModel,
+  data: Dataset,
+  maxSamples = 64,
+): Promise<Record<string, number>> {
+  const batch = sliceBatch(data, 0, Math.min(data.count, maxSamples));
+  const outs = new Map<string, string>();
+  for (const l of qm.layers) {
+    const n = qm.model.graph.nodes.find((x) => x.name === l.node);
+    if (n) outs.set(n.outputs[0], l.node);
+  }
+  const grab = async (m: Model, transform?: ReturnType<typeof activationTransform>) => {
+    const got = new Map<string, Float32Array>();
+    await createExecutor(m).run(batch, {
+      watch: outs.keys(),
+      observe: (name, t) => got.set(name, Float32Array.from(t.data as Float32Array)),
+      ...(transform ? { transform } : {}),
+    });
+    return got;
+  };
+  const f = await grab(float);
+  const q = await grab(qm.model, activationTransform(qm));
+  const out: Record<string, number> = {};
+  for (const [value, node] of outs) {
+    const a = f.get(value), b = q.get(value);
+    if (a && b && a.length === b.length) out[node] = sqnrDb(a, b);
+  }
+  return out;
 }

@@ -36,3 +36,5 @@ export * from "./calibrate.ts";
 export * from "./quantize.ts";
 export * from "./simulate.ts";
 export * from "./evaluate.ts";
+export * from "./export.ts";
+export * from "./report/build.ts";

@@ -18,7 +18,7 @@
  */
 
 import { getFormat, LowbitError } from "@lowbit/core";
-import type { Model } from "@lowbit/graph";
+import { foldBatchNorm, type Model } from "@lowbit/graph";
 import { activationKey, calibrate, type CalibrationStats } from "./calibrate.ts";
 import type { Dataset } from "./data.ts";
 import { gptq } from "./gptq.ts";
@@ -94,6 +94,8 @@ export interface QuantizeOptions {
   mixedSearch?: MixedSearch;
   /** Options passed through to the search (budget, metric, ...). */
   mixedOptions?: Record<string, string>;
+  /** Fold BatchNormalization into the preceding Conv / Gemm first (default true). */
+  foldBatchNorm?: boolean;
 }
 
 /** What {@link quantize} returns. */
@@ -104,6 +106,8 @@ export interface QuantizeResult {
   stats: CalibrationStats | null;
   /** Warnings (rules matching nothing, layers left in float and why, ...). */
   warnings: string[];
+  /** The float model after preparation (BatchNorm folded), the reference for per-layer figures. */
+  prepared: Model;
 }
 
 const STATIC_ACT_GRANULARITY = "tensor";
@@ -259,6 +263,8 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
   const progress = opts.progress ?? silentProgress();
   const warnings: string[] = [];
   const model = cloneModel(opts.model);
+  if (opts.foldBatchNorm ?? true) model.graph = foldBatchNorm(model.graph);
+  const prepared = cloneModel(model);
   const { layers, rejected } = scanLayers(model.graph);
   if (layers.length === 0) {
     throw new LowbitError(
@@ -346,7 +352,7 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
     if (!givenSmoothing) {
       const data = needCalib(opts, "for SmoothQuant");
       const bar = progress.start("smoothquant", Math.ceil(data.count / (opts.batchSize ?? 32)));
-      absMax = (await calibrate(model, layers, data, {
+      absMax = (await calibrate(model, data, {
         absMax: smoothable,
         batchSize: opts.batchSize,
         progress: bar,
@@ -383,7 +389,7 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
         : "for bias correction",
     );
     const bar = progress.start("calibrate", Math.ceil(data.count / (opts.batchSize ?? 32)));
-    stats = await calibrate(model, layers, data, {
+    stats = await calibrate(model, data, {
       activations: needActs,
       hessians: gptqLayers,
       means: meanLayers,
@@ -460,7 +466,7 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
     ...(smoothing && Object.keys(smoothing).length ? { smoothing } : {}),
     entries,
   };
-  return { quantized: { model, plan, layers }, stats, warnings };
+  return { quantized: { model, plan, layers }, stats, warnings, prepared };
 }
 
 async function runMixedSearch(

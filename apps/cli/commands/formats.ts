@@ -26,7 +26,7 @@ ptqtp_g64, ...) are accepted by --values too.
   -h, --help     this help`;
 
 /** One row of the listing. */
-export interface FormatRow {
+interface FormatRow {
   /** Registry name. */
   name: string;
   /** Format family. */
@@ -45,21 +45,8 @@ export interface FormatRow {
   minSubnormal: number;
 }
 
-/**
- * Describes a format as one listing row.
- *
- * @param f the format
- * @returns its row
- *
- * @example
- * ```ts
- * import { getFormat } from "@lowbit/core";
- * import { formatRow } from "./formats.ts";
- * const row = formatRow(getFormat("fp8_e4m3fn"));
- * if (row.max !== 448 || row.gridSize !== 253) throw new Error(JSON.stringify(row));
- * ```
- */
-export function formatRow(f: NumberFormat): FormatRow {
+/** Describes a format as one listing row. */
+function formatRow(f: NumberFormat): FormatRow {
   return {
     name: f.name,
     family: f.family,

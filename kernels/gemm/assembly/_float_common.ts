@@ -26,6 +26,17 @@ export function madd<V>(a: v128, b: v128, acc: v128): v128 {
   }
 }
 
+/** i8x16 table lookup with indices known to be in 0..15 (so relaxed_swizzle is exact too). */
+// @ts-ignore: decorator
+@inline
+export function swz<V>(table: v128, idx: v128): v128 {
+  if (isInteger<V>()) {
+    return i8x16.relaxed_swizzle(table, idx);
+  } else {
+    return i8x16.swizzle(table, idx);
+  }
+}
+
 // *** epilogue state ***
 // Set by each exported entry point before it runs (wasm globals: per instance, so per worker).
 // flags: bit 0 scale present, bit 1 bias present, bit 2 scale/bias indexed by row (conv: output

@@ -27,7 +27,7 @@
 // Exactly that of _float_gemm_impl.ts: per output one accumulator, acc = +0, k ascending,
 // acc = madd(a[k], w[k][j], acc), then the epilogue (scale, bias, clamp).
 
-import { madd, storeRow8 } from "./_float_common";
+import { madd, storeRow8, swz } from "./_float_common";
 import { gemmBlock, KC } from "./_float_gemm_impl";
 
 export const FMT_FP4: i32 = 0;
@@ -107,7 +107,7 @@ function byteMask(e: i32): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function decodeGroup(fmt: i32, cp: usize, dst: usize, scaled: bool, s0: v128, s1: v128): void {
+function decodeGroup<V>(fmt: i32, cp: usize, dst: usize, scaled: bool, s0: v128, s1: v128): void {
   if (fmt == FMT_F32) {
     v128.store(dst, v128.load(cp));
     v128.store(dst, v128.load(cp, 16), 16);
@@ -119,8 +119,8 @@ function decodeGroup(fmt: i32, cp: usize, dst: usize, scaled: bool, s0: v128, s1
     const hi = v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
     const tl = fp4Lo(), th = fp4Hi();
     // columns 0..3 of rows 0..3 from the low nibbles, columns 4..7 from the high nibbles
-    const l0 = i8x16.swizzle(tl, lo), h0 = i8x16.swizzle(th, lo);
-    const l1 = i8x16.swizzle(tl, hi), h1 = i8x16.swizzle(th, hi);
+    const l0 = swz<V>(tl, lo), h0 = swz<V>(th, lo);
+    const l1 = swz<V>(tl, hi), h1 = swz<V>(th, hi);
     const aLo = i8x16.shuffle(l0, h0, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const aHi = i8x16.shuffle(l0, h0, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     const bLo = i8x16.shuffle(l1, h1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
@@ -159,7 +159,7 @@ function decodeGroup(fmt: i32, cp: usize, dst: usize, scaled: bool, s0: v128, s1
  * Decodes rows [k0, k0 + kl) of one panel (kl a multiple of rowsPerLoad, or reaching Kp) into
  * f32 rows of 8 at `dst`.
  */
-function decodePanel(fmt: i32, panel: usize, sp: usize, block: i32, k0: i32, kl: i32, dst: usize): void {
+function decodePanel<V>(fmt: i32, panel: usize, sp: usize, block: i32, k0: i32, kl: i32, dst: usize): void {
   const rpl = rowsPerLoad(fmt);
   const rb = <usize>rowBytes(fmt);
   let s0 = f32x4.splat(1), s1 = s0;
@@ -171,7 +171,7 @@ function decodePanel(fmt: i32, panel: usize, sp: usize, block: i32, k0: i32, kl:
       s0 = v128.load(q);
       s1 = v128.load(q, 16);
     }
-    decodeGroup(fmt, panel + <usize>kr * rb, dst + (<usize>kk << 5), scaled, s0, s1);
+    decodeGroup<V>(fmt, panel + <usize>kr * rb, dst + (<usize>kk << 5), scaled, s0, s1);
   }
 }
 
@@ -200,7 +200,7 @@ export function gemmMinifloat<V>(
       const j1 = min(n1, j0 + NCM);
       for (let j = j0; j < j1; j += 8) {
         const p = j >> 3;
-        decodePanel(fmt, codes + <usize>p * pb, scales + <usize>p * sb, block, k0, kld, scratch + <usize>((j - j0) >> 3) * <usize>(KC << 5));
+        decodePanel<V>(fmt, codes + <usize>p * pb, scales + <usize>p * sb, block, k0, kld, scratch + <usize>((j - j0) >> 3) * <usize>(KC << 5));
       }
       gemmBlock<V>(0, m, j0, j1, kl, a + (<usize>k0 << 2), lda, scratch, <usize>(KC << 5), c, ldc, first, last, tmp);
     }
@@ -270,8 +270,8 @@ export function gemvMinifloat<V>(
           // panel p
           let lo = v128.and(v, i8x16.splat(0x0f));
           let hi = v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
-          let l0 = i8x16.swizzle(tl, lo), h0 = i8x16.swizzle(th, lo);
-          let l1 = i8x16.swizzle(tl, hi), h1 = i8x16.swizzle(th, hi);
+          let l0 = swz<V>(tl, lo), h0 = swz<V>(th, lo);
+          let l1 = swz<V>(tl, hi), h1 = swz<V>(th, hi);
           let aLo = i8x16.shuffle(l0, h0, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
           let aHi = i8x16.shuffle(l0, h0, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
           let bLo = i8x16.shuffle(l1, h1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
@@ -298,8 +298,8 @@ export function gemvMinifloat<V>(
           // panel q
           lo = v128.and(u, i8x16.splat(0x0f));
           hi = v128.and(i16x8.shr_u(u, 4), i8x16.splat(0x0f));
-          l0 = i8x16.swizzle(tl, lo); h0 = i8x16.swizzle(th, lo);
-          l1 = i8x16.swizzle(tl, hi); h1 = i8x16.swizzle(th, hi);
+          l0 = swz<V>(tl, lo); h0 = swz<V>(th, lo);
+          l1 = swz<V>(tl, hi); h1 = swz<V>(th, hi);
           aLo = i8x16.shuffle(l0, h0, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
           aHi = i8x16.shuffle(l0, h0, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
           bLo = i8x16.shuffle(l1, h1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
@@ -362,13 +362,13 @@ export function gemvMinifloat<V>(
         s00 = v128.load(sp0 + o); s01 = v128.load(sp0 + o, 16);
         s10 = v128.load(sp1 + o); s11 = v128.load(sp1 + o, 16);
       }
-      decodeGroup(fmt, cp0 + <usize>kk * rb, tmp, scaled, s00, s01);
+      decodeGroup<V>(fmt, cp0 + <usize>kk * rb, tmp, scaled, s00, s01);
       for (let r = 0; kk + r < k; r++) {
         const va = v128.load32_splat(a + (<usize>(kk + r) << 2));
         x00 = madd<V>(va, v128.load(tmp + (<usize>r << 5)), x00);
         x01 = madd<V>(va, v128.load(tmp + (<usize>r << 5), 16), x01);
       }
-      decodeGroup(fmt, cp1 + <usize>kk * rb, tmp, scaled, s10, s11);
+      decodeGroup<V>(fmt, cp1 + <usize>kk * rb, tmp, scaled, s10, s11);
       for (let r = 0; kk + r < k; r++) {
         const va = v128.load32_splat(a + (<usize>(kk + r) << 2));
         x10 = madd<V>(va, v128.load(tmp + (<usize>r << 5)), x10);

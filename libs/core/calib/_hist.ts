@@ -120,13 +120,16 @@ export function growTo(h: Hist, c: number, R: number): void {
   if (R <= old) return;
   h.R[c] = R;
   if (old === 0) return;
-  const f = R / old, n = h.nFine, half = n / 2, off = c * n;
-  const src = h.counts.slice(off, off + n);
-  h.counts.fill(0, off, off + n);
-  for (let m = 0; m < half; m++) {
+  const f = R / old, n = h.nFine, half = n / 2, k = h.counts;
+  // In place, no allocation: bin m moves to floor(m / f) <= m, which was read
+  // already (m ascending), on either side of zero.
+  const pos = c * n + half, neg = pos - 1;
+  for (let m = 1; m < half; m++) {
     const j = Math.floor(m / f);
-    h.counts[off + half + j] += src[half + m];
-    h.counts[off + half - 1 - j] += src[half - 1 - m];
+    k[pos + j] += k[pos + m];
+    k[pos + m] = 0;
+    k[neg - j] += k[neg - m];
+    k[neg - m] = 0;
   }
 }
 

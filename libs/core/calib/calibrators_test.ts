@@ -8,8 +8,10 @@ import {
   klThreshold,
   LowbitError,
   lpSearchRange,
+  mergeSnapshot,
   percentileRange,
   percentileThreshold,
+  snapshotCalibrator,
   type Tensor,
   tensor,
 } from "@lowbit/core";
@@ -241,5 +243,41 @@ Deno.test("calibrators report bad input clearly", () => {
   assert.throws(
     () => fpAffine.result(),
     isErr("UNSUPPORTED", /affine mode needs an integer format/),
+  );
+});
+
+Deno.test("snapshotCalibrator() state merges across a structured clone like the calibrator", () => {
+  const x = gaussian(20_000, 8);
+  const t = tensor(x, [5_000, 4]);
+  for (const name of ALL) {
+    const a = createCalibrator(name, { axis: 1, stride: 16 });
+    const b = createCalibrator(name, { axis: 1, stride: 16 });
+    a.observe(t);
+    b.observe(tensor(x.map((v) => v * 3), [5_000, 4]));
+    const direct = createCalibrator(name, { axis: 1, stride: 16 });
+    direct.merge(a);
+    direct.merge(b);
+    const viaWorker = createCalibrator(name, { axis: 1, stride: 16 });
+    mergeSnapshot(viaWorker, structuredClone(snapshotCalibrator(a)));
+    mergeSnapshot(viaWorker, structuredClone(snapshotCalibrator(b)));
+    assert.deepEqual(viaWorker.result(), direct.result(), name);
+    assert.throws(
+      () => mergeSnapshot(createCalibrator(name), snapshotCalibrator(a)),
+      isErr("INVALID_ARGUMENT", /merge needs the same algorithm and options/),
+    );
+  }
+});
+
+Deno.test("histogram calibrators honour the bins option", () => {
+  const x = laplace(100_000, 9);
+  const { amax, lo, hi } = range(x);
+  const abs = exactHist(Float32Array.from(x, Math.abs), 0, amax, 256);
+  const c = feed(createCalibrator("percentile", { bins: 256, percentile: 99.9 }), x, 9_999);
+  const t = percentileThreshold(abs, amax, 99.9);
+  assert.ok(Math.abs(c.result().max[0] - Math.min(t, hi)) <= amax / 256 + t * 2 ** -23);
+  assert.ok(c.result().min[0] >= lo);
+  assert.throws(
+    () => createCalibrator("kl", { bins: 0 }),
+    isErr("INVALID_ARGUMENT", /bins and oversample must be positive integers/),
   );
 });

@@ -10,7 +10,7 @@ import type { CalibratorFactory, CalibratorOptions, QuantMode } from "../types.t
 import { getFormat } from "../default_registry.ts";
 import { gridFormat } from "../quant/_format.ts";
 import { chooseQParams } from "../quant/qparams.ts";
-import { fakeQuantize } from "../quant/affine.ts";
+import { fakeQuantizeWith } from "../quant/_apply.ts";
 import { histogramCalibrator, numberOption } from "./_calibrator.ts";
 
 /** Options of {@link lpSearchRange}. */
@@ -81,7 +81,7 @@ export function lpSearchRange(
       { min: Float32Array.of(range[0]), max: Float32Array.of(range[1]) },
       { format: fmt, granularity: { kind: "tensor" }, mode },
     );
-    const fq = fakeQuantize(t, qp).data;
+    const fq = fakeQuantizeWith(fmt, t, qp).data;
     let err = 0;
     for (let b = 0; b < B; b++) {
       if (counts[b] !== 0) err += counts[b] * Math.abs(centres[b] - fq[b]) ** p;

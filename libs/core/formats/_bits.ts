@@ -34,19 +34,7 @@ export function newCodes(bits: number, n: number): Codes {
   return bits <= 8 ? new Uint8Array(n) : new Uint16Array(n);
 }
 
-/** Throws INVALID_TENSOR naming the first NaN of `x`, for formats without a NaN code. */
-export function rejectNaN(x: Float32Array, format: string): void {
-  for (let i = 0; i < x.length; i++) {
-    if (x[i] !== x[i]) {
-      throw new LowbitError(
-        "INVALID_TENSOR",
-        `NaN at index ${i}: format '${format}' has no NaN code; clean or mask the input first`,
-      );
-    }
-  }
-}
-
-/** Throws INVALID_ARGUMENT unless `n` is a multiple of `block`. */
+/** Throws SHAPE_MISMATCH unless `n` is a multiple of `block`. */
 export function checkBlockLength(n: number, block: number, format: string): void {
   if (n % block !== 0) {
     throw new LowbitError(

@@ -42,6 +42,11 @@
  *   ±0 and everything below 2^-127 → 0x00 (2^-127; E8M0 has no zero);
  *   overflow and +Inf saturate to 0xFE (2^127).
  *
+ * Where this differs from a plain ml_dtypes cast: ml_dtypes' default
+ * (non-saturating) conversion turns overflow into NaN for E4M3FN and E8M0 and
+ * 0 into NaN for E8M0; lowbit always uses the saturating behaviour (OCP's
+ * "saturate" conversion mode), so a finite input never becomes NaN.
+ *
  * @module
  */
 
@@ -173,6 +178,7 @@ export function minifloatFormat(spec: MinifloatSpec): MinifloatFormat {
     return (1 + frac / (1 << M)) * 2 ** (field - bias);
   };
   let table: Float32Array | undefined;
+  let grid: Float32Array | undefined;
   const decodeTable = (): Float32Array => {
     if (!table) {
       table = new Float32Array(1 << bits);
@@ -218,7 +224,8 @@ export function minifloatFormat(spec: MinifloatSpec): MinifloatFormat {
       return out;
     },
     values(): Float32Array {
-      return distinctFinite(decodeTable());
+      grid ??= distinctFinite(decodeTable());
+      return grid.slice();
     },
   };
 }

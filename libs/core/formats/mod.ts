@@ -25,3 +25,4 @@ export * from "./nupes.ts";
 export * from "./packing.ts";
 export * from "./builtin.ts";
 export * from "./names.ts";
+export * from "./guards.ts";

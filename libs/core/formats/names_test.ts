@@ -56,7 +56,7 @@ Deno.test("parseFormatName() builds parametric integers and minifloats", () => {
   assert.deepEqual([e3m4.max, e3m4.hasInf, e3m4.bits], [15.5, true, 8]);
   const e2m5 = parseFormatName("fp_e2m5fn") as MinifloatFormat;
   assert.deepEqual([e2m5.max, e2m5.hasNaN, e2m5.hasInf], [
-    7.875 - 0.125 + 0.125 - 0.0625,
+    7.75, // S.11.11110 = (1 + 30/32) · 2^2
     true,
     false,
   ]);

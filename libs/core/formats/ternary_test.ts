@@ -4,10 +4,10 @@ import { absmeanTernary, ternaryFormat } from "./ternary.ts";
 import { scaledParams } from "./scaled.ts";
 
 Deno.test("absmeanTernary() scales by mean|w| and rounds half to even", () => {
-  // mean |w| = 1; w / γ = [0.5, -0.5, 1.5, -3, 0] → [0, 0, 1, -1, 0] (0.5 ties to 0).
-  const { codes, scale } = absmeanTernary(new Float32Array([0.5, -0.5, 1.5, -3, 0])));
+  const { codes, scale } = absmeanTernary(new Float32Array([0.5, -0.5, 1.5, -3, 0]));
   assert.equal(scale, Math.fround(1.1)); // (0.5 + 0.5 + 1.5 + 3) / 5
-  const w = new Float32Array([0.5, -0.5, 1.5, -2, 0.5]); // mean 1
+  // mean |w| = 1; w / γ = [0.5, -0.5, 1.5, -2, 0.5] → [0, 0, 1, -1, 0] (±0.5 ties to 0).
+  const w = new Float32Array([0.5, -0.5, 1.5, -2, 0.5]);
   const r = absmeanTernary(w);
   assert.equal(r.scale, 1);
   assert.deepEqual([...r.codes], [0, 0, 1, 3, 0]);

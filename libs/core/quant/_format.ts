@@ -37,6 +37,32 @@ export function intBounds(fmt: NumberFormat): [number, number] {
   return [lo, hi];
 }
 
+/**
+ * The clamp range of an integer format: `[quantMin, quantMax]` when given
+ * (they must be integers inside the format's range), else the format's.
+ */
+export function quantBounds(
+  fmt: NumberFormat,
+  quantMin: number | undefined,
+  quantMax: number | undefined,
+  tensorName?: string,
+): [number, number] {
+  const [lo, hi] = intBounds(fmt);
+  if (quantMin === undefined && quantMax === undefined) return [lo, hi];
+  const qmin = quantMin ?? lo, qmax = quantMax ?? hi;
+  if (
+    !Number.isInteger(qmin) || !Number.isInteger(qmax) || qmin < lo || qmax > hi || qmin >= qmax
+  ) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `quantMin ${qmin} / quantMax ${qmax} must be integers with ${lo} <= quantMin < quantMax <= ` +
+        `${hi} for format '${fmt.name}'`,
+      tensorName === undefined ? {} : { tensor: tensorName },
+    );
+  }
+  return [qmin, qmax];
+}
+
 /** The element grid a scale maps onto: the element format for block formats. */
 export function gridFormat(fmt: NumberFormat): NumberFormat {
   return isBlockFormat(fmt) ? fmt.element : fmt;

@@ -19,6 +19,8 @@ interface Case {
   x: number[];
   fake: number[];
   codes?: number[];
+  quantMin?: number;
+  quantMax?: number;
 }
 
 const golden = JSON.parse(
@@ -35,6 +37,8 @@ function qpOf(c: Case): QParams {
     mode: "affine",
     scale: Float32Array.from(c.scale),
     zeroPoint: Int32Array.from(c.zeroPoint),
+    quantMin: c.quantMin,
+    quantMax: c.quantMax,
   };
 }
 
@@ -67,6 +71,7 @@ Deno.test("fakeQuantize() equals torch fake_quantize_per_{tensor,channel}_affine
   }
   assert.ok(ties > 500, `goldens hold only ${ties} exact ties`);
   assert.ok(clamped > 50);
+  assert.equal(golden.cases.filter((c) => c.quantMin === -127).length, 2);
 });
 
 Deno.test("quantizeAffine() codes equal torch quantize_per_channel int_repr", () => {

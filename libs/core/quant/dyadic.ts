@@ -69,7 +69,9 @@ export function dyadicFromScale(m: number): Dyadic {
  * `floor((acc * multiplier + 2^(shift-1)) / 2^shift)` computed exactly (as
  * with an int64 product and an arithmetic right shift), i.e. round to nearest
  * with ties toward +∞ (XNNPACK's "rndnu"). With `shift = 0` it is the plain
- * product. The result is not saturated.
+ * product. The result is exact whenever `shift >= 17` or `|acc * multiplier| <
+ * 2^53`; otherwise its magnitude exceeds 2^36 and only sign and size are
+ * meaningful (callers saturate). It is not saturated here.
  *
  * @param acc an int32
  * @param multiplier an integer in `[0, 2^31)`

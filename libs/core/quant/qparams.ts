@@ -9,7 +9,7 @@ import { LowbitError } from "../errors.ts";
 import type { Tensor } from "../tensor.ts";
 import type { Granularity, NumberFormat, QParams, QuantMode, Range } from "../types.ts";
 import { checkFinite, layoutOf, rne, SCALE_EPS } from "./_layout.ts";
-import { gridFormat, intBounds, isBlockFormat, isIntFormat, resolveFormat } from "./_format.ts";
+import { gridFormat, isBlockFormat, isIntFormat, quantBounds, resolveFormat } from "./_format.ts";
 
 /** Options of {@link chooseQParams} and {@link fitQParams}. */
 export interface ChooseQParamsOptions {
@@ -21,18 +21,30 @@ export interface ChooseQParamsOptions {
   mode?: QuantMode;
   /** Round every scale up to a power of two (the zero point is refitted to it). */
   powerOfTwo?: boolean;
+  /**
+   * Integer formats: clamp to a narrower code range than the format's, e.g.
+   * `quantMin: -127` for restricted-range symmetric int8 (scale `amax / 127`).
+   * Recorded in the returned parameters.
+   */
+  quantMin?: number;
+  /** Integer formats: the largest code (defaults to `format.max`). */
+  quantMax?: number;
   /** Tensor name for error messages. */
   name?: string;
 }
 
 /**
- * Chooses one scale and zero point per range entry, in float32 as torchao does.
+ * Chooses one scale and zero point per range entry, in float32 as torchao and
+ * torch's observers do (bit-exact against `MinMaxObserver` /
+ * `PerChannelMinMaxObserver`).
  *
- * - Integer formats, `quantMin = format.min`, `quantMax = format.max`:
+ * - Integer formats, `quantMin = format.min`, `quantMax = format.max` unless
+ *   given narrower:
  *   - symmetric: `scale = amax / ((quantMax - quantMin) / 2)` with
  *     `amax = max(|min|, |max|)`, `zeroPoint = floor((quantMin + quantMax + 1) / 2)`
  *     (0 for signed, 128 for uint8);
- *   - affine: `scale = (max(max, 0) - min(min, 0)) / (quantMax - quantMin)`,
+ *   - affine: `scale = (max(max, 0) - min(min, 0)) / (quantMax - quantMin)` (the
+ *     difference rounded to float32 first, as torch does),
  *     `zeroPoint = clamp(quantMin - roundHalfEven(min(min, 0) / scale), quantMin, quantMax)`.
  * - Float, minifloat, ternary, binary and non-uniform formats (symmetric only):
  *   `scale = amax / format.max`, zero point 0.
@@ -91,6 +103,13 @@ export function chooseQParams(range: Range, opts: ChooseQParamsOptions): QParams
   const scale = new Float32Array(n);
   const zeroPoint = new Int32Array(n);
   const isInt = isIntFormat(fmt);
+  if (!isInt && (opts.quantMin !== undefined || opts.quantMax !== undefined)) {
+    throw new LowbitError(
+      "UNSUPPORTED",
+      `quantMin / quantMax apply to integer formats; '${fmt.name}' is ${fmt.family}`,
+      subject,
+    );
+  }
   if (mode === "affine" && !isInt) {
     throw new LowbitError(
       "UNSUPPORTED",
@@ -99,7 +118,7 @@ export function chooseQParams(range: Range, opts: ChooseQParamsOptions): QParams
     );
   }
   if (isInt) {
-    const [qmin, qmax] = intBounds(fmt);
+    const [qmin, qmax] = quantBounds(fmt, opts.quantMin, opts.quantMax, opts.name);
     for (let k = 0; k < n; k++) {
       const lo = Math.min(range.min[k], 0), hi = Math.max(range.max[k], 0);
       if (mode === "symmetric") {
@@ -128,7 +147,10 @@ export function chooseQParams(range: Range, opts: ChooseQParamsOptions): QParams
       scale[k] = s;
     }
   }
-  return { format: fmt.name, granularity: opts.granularity, mode, scale, zeroPoint };
+  const qp: QParams = { format: fmt.name, granularity: opts.granularity, mode, scale, zeroPoint };
+  if (opts.quantMin !== undefined) qp.quantMin = opts.quantMin;
+  if (opts.quantMax !== undefined) qp.quantMax = opts.quantMax;
+  return qp;
 }
 
 /**

@@ -18,6 +18,8 @@ interface QpCase {
   x: number[];
   scale: number[];
   zeroPoint: number[];
+  quantMin?: number;
+  quantMax?: number;
 }
 
 const golden = JSON.parse(
@@ -36,6 +38,8 @@ Deno.test("fitQParams() equals torch MinMaxObserver / PerChannelMinMaxObserver",
       format: c.format,
       granularity,
       mode: c.mode,
+      quantMin: c.quantMin,
+      quantMax: c.quantMax,
     });
     const where = `${c.format} ${c.mode} shape [${c.shape}] axis ${c.axis}`;
     assert.deepEqual([...qp.scale], [...Float32Array.from(c.scale)], where);
@@ -153,5 +157,27 @@ Deno.test("fitQParams() reports bad input clearly", () => {
   assert.throws(
     () => chooseQParams({ min: Float32Array.of(2), max: Float32Array.of(1) }, opts),
     isErr("INVALID_ARGUMENT", /range entry 0 is \[2, 1\]/),
+  );
+});
+
+Deno.test("chooseQParams() honours a narrower integer range (restricted int8)", () => {
+  const r = { min: Float32Array.of(-2.54), max: Float32Array.of(1) };
+  const qp = chooseQParams(r, {
+    format: "int8",
+    granularity: { kind: "tensor" },
+    quantMin: -127,
+    quantMax: 127,
+  });
+  assert.equal(qp.scale[0], Math.fround(2.54 / 127));
+  assert.equal(qp.quantMin, -127);
+  const fq = fakeQuantize(tensor(Float32Array.of(-100, 100), [2]), qp).data;
+  assert.deepEqual([...fq], [-127, 127].map((q) => Math.fround(q * qp.scale[0])));
+  assert.throws(
+    () => chooseQParams(r, { format: "int8", granularity: { kind: "tensor" }, quantMin: -129 }),
+    isErr("INVALID_ARGUMENT", /-128 <= quantMin < quantMax <= 127 for format 'int8'/),
+  );
+  assert.throws(
+    () => chooseQParams(r, { format: "fp8_e4m3fn", granularity: { kind: "tensor" }, quantMax: 7 }),
+    isErr("UNSUPPORTED", /quantMin \/ quantMax apply to integer formats/),
   );
 });

@@ -7,7 +7,9 @@
  * NOTE: Hessian-vector products are central differences of exact (reverse-mode)
  * gradients, Hv ≈ (∇L(w + εv) − ∇L(w − εv)) / 2ε, in float64. The truncation
  * error is O(ε²‖∇³L‖); with ε = 1e-4 · rms(w) / rms(v) it sits far below the
- * Monte-Carlo error of Hutchinson. For piecewise-linear activations (ReLU) the
+ * Monte-Carlo error of Hutchinson. Hutchinson and power iteration use forward
+ * differences (∇L(w + εv) − ∇L(w)) / ε instead, half the cost, with a relative
+ * error near 1e-4 — still two orders below the tolerances they are held to. For piecewise-linear activations (ReLU) the
  * difference agrees with the a.e. Hessian (what torch's double backward
  * computes) unless a perturbation crosses a kink, which at this ε is rare.
  *
@@ -57,6 +59,7 @@ function weightOf(problem: LossProblem, param: string): T64 {
  * @param param initializer name (the block w)
  * @param v direction, same length as the weight
  * @param eps step relative to rms(w)/rms(v) (default 1e-4)
+ * @param scheme "central" (default) or "forward" differences
  * @returns H_ww v
  *
  * @example
@@ -77,6 +80,7 @@ export function hvp(
   param: string,
   v: Float64Array,
   eps = 1e-4,
+  scheme: DifferenceScheme = "central",
 ): Float64Array {
   const w = weightOf(problem, param);
   check(
@@ -84,28 +88,43 @@ export function hvp(
     `direction has ${v.length} values, '${param}' has ${w.data.length}`,
   );
   const h = (eps * Math.max(rms(w.data), 1e-3)) / Math.max(rms(v), 1e-30);
-  const plus = new Float64Array(w.data.length), minus = new Float64Array(w.data.length);
-  for (let i = 0; i < plus.length; i++) {
-    plus[i] = w.data[i] + h * v[i];
-    minus[i] = w.data[i] - h * v[i];
-  }
   const base = baseTape(problem);
-  const gp = lossAndGrad(
-    problem,
-    [param],
-    new Map([[param, { shape: w.shape, data: plus }]]),
-    base,
-  );
-  const gm = lossAndGrad(
-    problem,
-    [param],
-    new Map([[param, { shape: w.shape, data: minus }]]),
-    base,
-  );
-  const a = gp.grads.get(param)!.data, b = gm.grads.get(param)!.data;
+  const gradAt = (sign: number): Float64Array => {
+    const moved = new Float64Array(w.data.length);
+    for (let i = 0; i < moved.length; i++) moved[i] = w.data[i] + sign * h * v[i];
+    const r = lossAndGrad(
+      problem,
+      [param],
+      new Map([[param, { shape: w.shape, data: moved }]]),
+      base,
+    );
+    return r.grads.get(param)!.data;
+  };
+  const a = gradAt(1);
+  const b = scheme === "central" ? gradAt(-1) : baseGrad(problem, param);
+  const d = scheme === "central" ? 2 * h : h;
   const out = new Float64Array(a.length);
-  for (let i = 0; i < out.length; i++) out[i] = (a[i] - b[i]) / (2 * h);
+  for (let i = 0; i < out.length; i++) out[i] = (a[i] - b[i]) / d;
   return out;
+}
+
+/**
+ * How {@link hvp} differences gradients: "central" (two gradients, error O(ε²))
+ * or "forward" (one gradient plus the cached unperturbed one, error O(ε)).
+ */
+export type DifferenceScheme = "central" | "forward";
+
+const baseGrads = new WeakMap<LossProblem, Map<string, Float64Array>>();
+
+function baseGrad(problem: LossProblem, param: string): Float64Array {
+  let m = baseGrads.get(problem);
+  if (!m) baseGrads.set(problem, m = new Map());
+  let g = m.get(param);
+  if (!g) {
+    g = lossAndGrad(problem, [param], undefined, baseTape(problem)).grads.get(param)!.data;
+    m.set(param, g);
+  }
+  return g;
 }
 
 /** Options of the Hutchinson estimator. */
@@ -164,7 +183,7 @@ export function hutchinsonTrace(
   while (k < maxP) {
     const v = new Float64Array(n);
     for (let i = 0; i < n; i++) v[i] = rng.next() < 0.5 ? -1 : 1;
-    const s = dot(v, hvp(problem, param, v));
+    const s = dot(v, hvp(problem, param, v, 1e-4, "forward"));
     sum += s;
     sumSq += s * s;
     k++;
@@ -231,7 +250,7 @@ export function topEigenvalue(
   v = v.map((x) => x / norm);
   let lambda = 0, k = 0;
   while (k < maxIters) {
-    const hv = hvp(problem, param, v);
+    const hv = hvp(problem, param, v, 1e-4, "forward");
     const next = dot(v, hv);
     k++;
     norm = Math.sqrt(dot(hv, hv));
@@ -242,4 +261,66 @@ export function topEigenvalue(
     if (done) break;
   }
   return { value: lambda, vector: v, iters: k };
+}
+
+/**
+ * Hutchinson traces of several Hessian blocks at once (PyHessian style): each
+ * probe draws Rademacher v_l for every weight, takes one Hessian-vector product
+ * of the whole direction, and reads tr(H_ll) ≈ v_lᵀ (H v)_l. Cross-layer terms
+ * have zero mean, so each estimate stays unbiased, at the price of some extra
+ * variance; the cost is one gradient per probe instead of one per probe and layer.
+ *
+ * @param problem graph, inputs and loss
+ * @param params initializer names
+ * @param probes number of probes (default 32)
+ * @param rng random source (default `createRng(0)`)
+ * @returns one estimate per name
+ *
+ * @example
+ * ```ts
+ * import { hutchinsonTraces } from "@lowbit/graph/autodiff";
+ * const g = { name: "g", inputs: [{ name: "x", dtype: "float32" as const }], outputs: [{ name: "y", dtype: "float32" as const }],
+ *   nodes: [{ name: "m", op: "MatMul", domain: "", inputs: ["x", "w"], outputs: ["y"], attrs: {} }],
+ *   initializers: new Map([["w", { dtype: "float32" as const, shape: [1, 2], data: Float32Array.of(0, 0) }]]),
+ *   valueInfo: new Map() };
+ * const p = { graph: g, feeds: { x: { shape: [1, 1], data: Float64Array.of(1) } }, loss: { kind: "cross-entropy" as const, labels: [0] } };
+ * const t = hutchinsonTraces(p, ["w"], 64);
+ * if (Math.abs(t.w.trace - 0.5) > 0.25) throw new Error();
+ * ```
+ */
+export function hutchinsonTraces(
+  problem: LossProblem,
+  params: readonly string[],
+  probes = 32,
+  rng: Rng = createRng(0),
+): Record<string, TraceEstimate> {
+  const ws = params.map((p) => weightOf(problem, p));
+  const steps = ws.map((w) => 1e-4 * Math.max(rms(w.data), 1e-3));
+  const base = baseTape(problem);
+  const g0 = lossAndGrad(problem, params, undefined, base).grads;
+  const sums = params.map(() => [0, 0]);
+  for (let k = 0; k < probes; k++) {
+    const vs = ws.map((w) => Float64Array.from(w.data, () => (rng.next() < 0.5 ? -1 : 1)));
+    const moved = new Map<string, T64>();
+    params.forEach((p, i) =>
+      moved.set(p, { shape: ws[i].shape, data: ws[i].data.map((x, j) => x + steps[i] * vs[i][j]) })
+    );
+    const g1 = lossAndGrad(problem, params, moved, base).grads;
+    params.forEach((p, i) => {
+      const a = g1.get(p)!.data, b = g0.get(p)!.data;
+      let s = 0;
+      for (let j = 0; j < a.length; j++) s += (vs[i][j] * (a[j] - b[j])) / steps[i];
+      sums[i][0] += s;
+      sums[i][1] += s * s;
+    });
+  }
+  const out: Record<string, TraceEstimate> = {};
+  params.forEach((p, i) => {
+    const mean = sums[i][0] / probes;
+    const variance = probes > 1
+      ? Math.max(0, sums[i][1] / probes - mean * mean) * (probes / (probes - 1))
+      : 0;
+    out[p] = { trace: mean, stderr: Math.sqrt(variance / probes), probes };
+  });
+  return out;
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createRng } from "@lowbit/core";
 import { readOnnxFile } from "../onnx.ts";
 import { readNpy } from "../npy.ts";
-import { hutchinsonTrace, topEigenvalue } from "./hessian.ts";
+import { hutchinsonTrace, hutchinsonTraces, topEigenvalue } from "./hessian.ts";
 import { lossOnly, type LossProblem } from "./grad.ts";
 import { toT64 } from "./tape.ts";
 
@@ -53,5 +53,17 @@ Deno.test("topEigenvalue() is within 2% of the exact top eigenvalue per MLP laye
     const est = topEigenvalue(problem, name, { rng: createRng(3) });
     const rel = Math.abs(est.value - exact.top_eigenvalue) / exact.top_eigenvalue;
     assert.ok(rel < 0.02, `${name}: power iteration ${est.value} vs exact ${exact.top_eigenvalue}`);
+  }
+});
+
+Deno.test("hutchinsonTraces() (all layers per probe) is unbiased: within 4 standard errors of exact", async () => {
+  const { problem, ref } = await mlpProblem();
+  const est = hutchinsonTraces(problem, Object.keys(ref.layers), 48, createRng(11));
+  for (const [name, exact] of Object.entries(ref.layers)) {
+    const e = est[name];
+    assert.ok(
+      Math.abs(e.trace - exact.trace) < 4 * e.stderr,
+      `${name}: ${e.trace} ± ${e.stderr} vs ${exact.trace}`,
+    );
   }
 });

@@ -201,6 +201,13 @@ function softmax(x: T64, axis: number, log: boolean): T64 {
 
 /** Batched matmul with numpy semantics; returns the product and the promoted shapes. */
 function matmul(a: T64, b: T64): T64 {
+  if (a.shape.length >= 2 && b.shape.length === 2) {
+    // NOTE: a batched left operand times a matrix is one product over the flattened rows.
+    const k = a.shape[a.shape.length - 1], n = b.shape[1];
+    if (b.shape[0] !== k) throw new RangeError(`MatMul: [${a.shape}] × [${b.shape}]`);
+    const rows = a.data.length / k;
+    return { shape: [...a.shape.slice(0, -1), n], data: mm(a.data, b.data, rows, k, n) };
+  }
   if (a.shape.length === 2 && b.shape.length === 2) {
     const [m, k] = a.shape, n = b.shape[1];
     if (b.shape[0] !== k) throw new RangeError(`MatMul: [${a.shape}] × [${b.shape}]`);
@@ -242,6 +249,14 @@ function swapLast(t: T64): T64 {
 }
 
 function matmulBackward(g: T64, a: T64, b: T64): [T64, T64] {
+  if (a.shape.length >= 2 && b.shape.length === 2) {
+    const k = a.shape[a.shape.length - 1], n = b.shape[1], rows = a.data.length / k;
+    const bt = transpose(b, [1, 0]);
+    const ga = mm(g.data, bt.data, rows, n, k);
+    const at = transpose({ shape: [rows, k], data: a.data }, [1, 0]);
+    const gb = mm(at.data, g.data, k, rows, n);
+    return [{ shape: [...a.shape], data: ga }, { shape: [...b.shape], data: gb }];
+  }
   // NOTE: promote 1-D operands to matrices so one rule covers every case.
   const a2 = a.shape.length === 1 ? { shape: [1, a.shape[0]], data: a.data } : a;
   const b2 = b.shape.length === 1 ? { shape: [b.shape[0], 1], data: b.data } : b;
@@ -300,39 +315,100 @@ function rank4(t: T64, op: string): void {
   }
 }
 
-/** Runs `f(xIndex, wIndex, yIndex)` over every multiply of a grouped 2-D convolution. */
-function convLoop(
-  xs: readonly number[],
-  ws: readonly number[],
-  win: Win,
-  group: number,
-  f: (xi: number, wi: number, yi: number) => void,
-): void {
-  const [n, c, h, w] = xs;
-  const [m, cg] = ws;
-  const mg = m / group;
-  for (let b = 0; b < n; b++) {
-    for (let oc = 0; oc < m; oc++) {
-      const gi = Math.floor(oc / mg);
-      for (let ic = 0; ic < cg; ic++) {
-        const xc = gi * cg + ic;
-        for (let ki = 0; ki < win.kh; ki++) {
-          for (let kj = 0; kj < win.kw; kj++) {
-            const wi = ((oc * cg + ic) * win.kh + ki) * win.kw + kj;
-            for (let oy = 0; oy < win.oh; oy++) {
-              const iy = oy * win.sh - win.pt + ki * win.dh;
-              if (iy < 0 || iy >= h) continue;
-              for (let ox = 0; ox < win.ow; ox++) {
-                const ix = ox * win.sw - win.pl + kj * win.dw;
-                if (ix < 0 || ix >= w) continue;
-                f(((b * c + xc) * h + iy) * w + ix, wi, ((b * m + oc) * win.oh + oy) * win.ow + ox);
-              }
-            }
+/**
+ * im2col gather table of one group: for row (ic, ki, kj) and column (oy, ox),
+ * the offset into one sample's group of input channels, or -1 in the padding.
+ */
+function im2colIndex(xs: readonly number[], ws: readonly number[], win: Win): Int32Array {
+  const [, , h, w] = xs;
+  const cg = ws[1];
+  const p = win.oh * win.ow, k = cg * win.kh * win.kw;
+  const idx = new Int32Array(k * p).fill(-1);
+  for (let ic = 0; ic < cg; ic++) {
+    for (let ki = 0; ki < win.kh; ki++) {
+      for (let kj = 0; kj < win.kw; kj++) {
+        const r = (ic * win.kh + ki) * win.kw + kj;
+        for (let oy = 0; oy < win.oh; oy++) {
+          const iy = oy * win.sh - win.pt + ki * win.dh;
+          if (iy < 0 || iy >= h) continue;
+          for (let ox = 0; ox < win.ow; ox++) {
+            const ix = ox * win.sw - win.pl + kj * win.dw;
+            if (ix < 0 || ix >= w) continue;
+            idx[r * p + oy * win.ow + ox] = (ic * h + iy) * w + ix;
           }
         }
       }
     }
   }
+  return idx;
+}
+
+/** [m, p] × [k, p]ᵀ → [m, k]. */
+function mmABt(a: Float64Array, b: Float64Array, m: number, p: number, k: number): Float64Array {
+  const out = new Float64Array(m * k);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < k; j++) {
+      let s = 0;
+      for (let q = 0; q < p; q++) s += a[i * p + q] * b[j * p + q];
+      out[i * k + j] = s;
+    }
+  }
+  return out;
+}
+
+/** [m, k]ᵀ × [m, p] → [k, p]. */
+function mmAtB(a: Float64Array, b: Float64Array, m: number, k: number, p: number): Float64Array {
+  const out = new Float64Array(k * p);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < k; j++) {
+      const av = a[i * k + j];
+      if (av === 0) continue;
+      for (let q = 0; q < p; q++) out[j * p + q] += av * b[i * p + q];
+    }
+  }
+  return out;
+}
+
+interface ConvGeom {
+  win: Win;
+  group: number;
+  idx: Int32Array;
+  /** Rows of a group's column matrix: cg·kh·kw. */
+  k: number;
+  /** Output positions: oh·ow. */
+  p: number;
+  /** Output channels per group. */
+  mg: number;
+  /** Input elements per sample and group: cg·h·w. */
+  gsz: number;
+}
+
+function convGeom(node: Node, x: T64, w: T64): ConvGeom {
+  rank4(x, "Conv");
+  const win = window(node, x.shape[2], x.shape[3], w.shape[2], w.shape[3]);
+  const group = attrInt(node, "group", 1);
+  const cg = w.shape[1];
+  if (cg * group !== x.shape[1]) {
+    throw new RangeError(
+      `Conv: ${x.shape[1]} input channels, weight expects ${cg} × ${group} groups`,
+    );
+  }
+  return {
+    win,
+    group,
+    idx: im2colIndex(x.shape, w.shape, win),
+    k: cg * win.kh * win.kw,
+    p: win.oh * win.ow,
+    mg: w.shape[0] / group,
+    gsz: cg * x.shape[2] * x.shape[3],
+  };
+}
+
+function im2col(x: T64, g: ConvGeom, b: number, gi: number): Float64Array {
+  const cols = new Float64Array(g.k * g.p);
+  const base = (b * g.group + gi) * g.gsz;
+  for (let i = 0; i < cols.length; i++) if (g.idx[i] >= 0) cols[i] = x.data[base + g.idx[i]];
+  return cols;
 }
 
 function poolLoop(
@@ -677,37 +753,47 @@ export const OPS: Record<OpName, OpImpl> = {
 
   Conv: {
     forward: ([x, w, b], node) => {
-      rank4(x!, "Conv");
-      const win = window(node, x!.shape[2], x!.shape[3], w!.shape[2], w!.shape[3]);
-      const group = attrInt(node, "group", 1);
-      const m = w!.shape[0];
-      const y = zeros([x!.shape[0], m, win.oh, win.ow]);
-      convLoop(
-        x!.shape,
-        w!.shape,
-        win,
-        group,
-        (xi, wi, yi) => (y.data[yi] += x!.data[xi] * w!.data[wi]),
-      );
+      const g = convGeom(node, x!, w!);
+      const n = x!.shape[0], m = w!.shape[0];
+      const y = zeros([n, m, g.win.oh, g.win.ow]);
+      for (let bi = 0; bi < n; bi++) {
+        for (let gi = 0; gi < g.group; gi++) {
+          const wg = w!.data.subarray(gi * g.mg * g.k, (gi + 1) * g.mg * g.k);
+          const yg = mm(wg, im2col(x!, g, bi, gi), g.mg, g.k, g.p);
+          y.data.set(yg, (bi * m + gi * g.mg) * g.p);
+        }
+      }
       if (b) {
-        const hw = win.oh * win.ow;
-        for (let i = 0; i < y.data.length; i++) y.data[i] += b.data[Math.floor(i / hw) % m];
+        for (let i = 0; i < y.data.length; i++) y.data[i] += b.data[Math.floor(i / g.p) % m];
       }
       return [y];
     },
-    backward: ([g], [x, w, b], _o, node) => {
-      const win = window(node, x!.shape[2], x!.shape[3], w!.shape[2], w!.shape[3]);
-      const group = attrInt(node, "group", 1);
+    backward: ([gy], [x, w, b], _o, node) => {
+      const g = convGeom(node, x!, w!);
+      const n = x!.shape[0], m = w!.shape[0];
       const gx = zeros(x!.shape), gw = zeros(w!.shape);
-      convLoop(x!.shape, w!.shape, win, group, (xi, wi, yi) => {
-        gx.data[xi] += g!.data[yi] * w!.data[wi];
-        gw.data[wi] += g!.data[yi] * x!.data[xi];
-      });
+      for (let bi = 0; bi < n; bi++) {
+        for (let gi = 0; gi < g.group; gi++) {
+          const dy = gy!.data.subarray(
+            (bi * m + gi * g.mg) * g.p,
+            (bi * m + (gi + 1) * g.mg) * g.p,
+          );
+          const cols = im2col(x!, g, bi, gi);
+          const dw = mmABt(dy, cols, g.mg, g.p, g.k);
+          const wOff = gi * g.mg * g.k;
+          for (let i = 0; i < dw.length; i++) gw.data[wOff + i] += dw[i];
+          const wg = w!.data.subarray(wOff, wOff + g.mg * g.k);
+          const dcols = mmAtB(wg, dy, g.mg, g.k, g.p);
+          const base = (bi * g.group + gi) * g.gsz;
+          for (let i = 0; i < dcols.length; i++) {
+            if (g.idx[i] >= 0) gx.data[base + g.idx[i]] += dcols[i];
+          }
+        }
+      }
       let gb: T64 | undefined;
       if (b) {
         gb = zeros(b.shape);
-        const hw = win.oh * win.ow, m = w!.shape[0];
-        for (let i = 0; i < g!.data.length; i++) gb.data[Math.floor(i / hw) % m] += g!.data[i];
+        for (let i = 0; i < gy!.data.length; i++) gb.data[Math.floor(i / g.p) % m] += gy!.data[i];
       }
       return [gx, gw, gb];
     },

@@ -126,12 +126,22 @@ export function forward64(
   graph: Graph,
   feeds: Readonly<Record<string, T64>>,
   overrides?: ReadonlyMap<string, T64>,
+  base?: Tape,
 ): Tape {
   const { order, init } = prepared(graph);
   const values = new Map<string, T64>(init);
   if (overrides) { for (const [k, v] of overrides) values.set(k, v); }
   for (const [k, v] of Object.entries(feeds)) values.set(k, v);
+  const dirty = new Set<string>(overrides ? overrides.keys() : []);
   for (const node of order) {
+    if (base && !node.inputs.some((n) => dirty.has(n))) {
+      const outs = node.outputs.map((o) => base.values.get(o));
+      if (outs.every((o) => o !== undefined)) {
+        node.outputs.forEach((o, i) => values.set(o, outs[i]!));
+        continue;
+      }
+    }
+    for (const o of node.outputs) dirty.add(o);
     if (node.domain !== "" && node.domain !== "ai.onnx") {
       throw new LowbitError(
         "UNSUPPORTED",

@@ -125,3 +125,9 @@ export function normAxis(axis: number, rank: number, node: Node): number {
 export function shapeError(node: Node, detail: string): LowbitError {
   return new LowbitError("SHAPE_MISMATCH", `${node.op}: ${detail}`, { node: node.name });
 }
+
+/** Clamp fused into a node by the executor's activation fusion (attribute `lowbit_clamp`). */
+export function fusedClamp(node: Node): [number, number] | undefined {
+  const c = attrFloats(node, "lowbit_clamp");
+  return c === undefined ? undefined : [c[0], c[1]];
+}

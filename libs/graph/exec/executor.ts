@@ -11,8 +11,9 @@
 import { LowbitError } from "@lowbit/core";
 import type { Graph, Model, Node, TensorData, ValueInfo } from "../ir.ts";
 import { lookupOp, supportedOps } from "./ops/table.ts";
-import type { OpImpl } from "./ops/types.ts";
+import type { OpContext, OpImpl } from "./ops/types.ts";
 import { fuseQdq } from "./quantized.ts";
+import { fuseGraph } from "./_fuse.ts";
 
 /** Options fixed when an executor is created. */
 export interface ExecutorOptions {
@@ -25,6 +26,18 @@ export interface ExecutorOptions {
   quantized?: "float" | "integer";
   /** Default-domain opset when a bare `Graph` is given (default 17). */
   opset?: number;
+  /**
+   * Fold and fuse ops for runs without hooks (default true): Conv absorbs
+   * BatchNormalization and per-channel affine ops, Relu / Clip fuse into
+   * Conv / Gemm / MatMul, chains of elementwise ops run in one pass.
+   */
+  fuse?: boolean;
+  /**
+   * Run Conv / Gemm / MatMul on the plain TypeScript reference instead of the
+   * WASM SIMD kernels (default false; the reference is also the fallback when
+   * the kernels cannot load).
+   */
+  reference?: boolean;
 }
 
 /** Options of one run. */
@@ -53,6 +66,8 @@ export interface RunOptions {
   ) => TensorData | undefined;
   /** Values to return (default: the graph outputs). Any produced value may be named. */
   outputs?: readonly string[];
+  /** When given, wall time in ms is added per op type (e.g. `profile.Conv`). */
+  profile?: Record<string, number>;
 }
 
 /** A prepared graph. */
@@ -201,6 +216,33 @@ export function createExecutor(model: Model | Graph, opts: ExecutorOptions = {})
     );
   }
   if (opts.quantized === "integer") graph = fuseQdq(graph);
+  const plain = prepare(graph, opset, opts);
+  // The fast plan folds and fuses ops (see _fuse.ts); it runs when no value is
+  // observed or transformed and every requested value still exists in it.
+  const fast = opts.fuse === false ? plain : prepare(fuseGraph(graph), opset, opts);
+  return {
+    graph,
+    opset,
+    plan: plain.order,
+    run: (inputs, runOpts = {}) => {
+      const useFast = runOpts.observe === undefined && runOpts.transform === undefined &&
+        (runOpts.outputs ?? []).every((v) => fast.values.has(v));
+      const p = useFast ? fast : plain;
+      return runPlan(p.graph, p.ctx, p.steps, inputs, runOpts);
+    },
+  };
+}
+
+interface Prepared {
+  graph: Graph;
+  order: Node[];
+  steps: Step[];
+  ctx: OpContext;
+  /** Every value name that exists while the plan runs. */
+  values: Set<string>;
+}
+
+function prepare(graph: Graph, opset: number, opts: ExecutorOptions): Prepared {
   const order = topoSort(graph);
   const outputNames = new Set(graph.outputs.map((o) => o.name));
   // Last consumer of each value; graph outputs are never freed.
@@ -216,13 +258,24 @@ export function createExecutor(model: Model | Graph, opts: ExecutorOptions = {})
   for (const [v, i] of last) {
     if (!outputNames.has(v) && !graph.initializers.has(v)) steps[i].frees.push(v);
   }
-  const g = graph;
-  return {
-    graph: g,
+  // Storage objects that are the same on every run: kernels may cache packed forms of them.
+  const constants = new WeakSet<object>();
+  for (const t of graph.initializers.values()) constants.add(t.data);
+  for (const n of graph.nodes) {
+    const v = n.op === "Constant" ? n.attrs.value : undefined;
+    if (v?.kind === "tensor") constants.add(v.value.data);
+  }
+  const ctx: OpContext = {
     opset,
-    plan: order,
-    run: (inputs, runOpts = {}) => runPlan(g, opset, steps, inputs, runOpts),
+    reference: opts.reference ?? false,
+    isConstant: (t) => constants.has(t.data),
   };
+  const values = new Set<string>([
+    ...graph.initializers.keys(),
+    ...graph.inputs.map((v) => v.name),
+  ]);
+  for (const n of order) for (const o of n.outputs) values.add(o);
+  return { graph, order, steps, ctx, values };
 }
 
 function dimsOk(info: ValueInfo, t: TensorData): string | undefined {
@@ -249,14 +302,14 @@ function dimsOk(info: ValueInfo, t: TensorData): string | undefined {
 
 async function runPlan(
   g: Graph,
-  opset: number,
+  ctx: OpContext,
   steps: readonly Step[],
   inputs: Record<string, TensorData>,
   opts: RunOptions,
 ): Promise<Record<string, TensorData>> {
   const values = new Map<string, TensorData>();
   const watch = opts.watch === undefined ? undefined : new Set(opts.watch);
-  const { observe, transform } = opts;
+  const { observe, transform, profile } = opts;
   const wanted = opts.outputs ?? g.outputs.map((o) => o.name);
   const keep = new Set(wanted);
   const produce = (name: string, t: TensorData, node: Node | undefined): void => {
@@ -292,7 +345,6 @@ async function runPlan(
     }
     produce(info.name, t, undefined);
   }
-  const ctx = { opset };
   const args: (TensorData | undefined)[] = [];
   for (const step of steps) {
     const { node } = step;
@@ -312,9 +364,11 @@ async function runPlan(
       args.push(t);
     }
     let outs: TensorData[];
+    const t0 = profile ? performance.now() : 0;
     try {
       const r = step.impl(args, node, ctx);
       outs = r instanceof Promise ? await r : r;
+      if (profile) profile[node.op] = (profile[node.op] ?? 0) + performance.now() - t0;
     } catch (e) {
       if (e instanceof LowbitError) {
         if (e.subject.node !== undefined) throw e;

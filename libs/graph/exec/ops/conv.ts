@@ -9,8 +9,10 @@
 
 import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
-import { attrInt, attrInts, attrString, toF32 } from "../_tensor.ts";
+import { attrInt, attrInts, attrString, fusedClamp, toF32 } from "../_tensor.ts";
 import { forwardWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
+import { convF32, matmulF32 } from "./_float_backend.ts";
+import { transpose2d } from "./matmul.ts";
 import { sgemm } from "./_sgemm.ts";
 import type { OpImpl, OpTable } from "./types.ts";
 
@@ -185,7 +187,7 @@ export function conv2dRef(
   return out;
 }
 
-const conv: OpImpl = (inputs, node) => {
+const conv: OpImpl = (inputs, node, ctx) => {
   const xt = need(node, inputs[0], "input X");
   const wt = need(node, inputs[1], "weight W");
   const bt = inputs[2] === undefined ? undefined : need(node, inputs[2], "bias B");
@@ -201,7 +203,7 @@ const conv: OpImpl = (inputs, node) => {
   }
   const [kh, kw] = spatial2d(wt.shape, node);
   const g = forwardWindow(node, xt.shape, [kh, kw]);
-  const y = conv2dRef(
+  const y = convF32(
     xt.data as Float32Array,
     wt.data as Float32Array,
     bt ? toF32(bt) : undefined,
@@ -210,12 +212,18 @@ const conv: OpImpl = (inputs, node) => {
     cout,
     group,
     g,
+    {
+      reference: ctx.reference ?? false,
+      constant: ctx.isConstant?.(wt) ?? false,
+      clamp: fusedClamp(node),
+    },
+    conv2dRef,
   );
   const shape = xt.shape.length === 3 ? [n, cout, g.ow] : [n, cout, g.oh, g.ow];
   return [{ dtype: "float32", shape, data: y }];
 };
 
-const convTranspose: OpImpl = (inputs, node) => {
+const convTranspose: OpImpl = (inputs, node, ctx) => {
   const xt = need(node, inputs[0], "input X");
   const wt = need(node, inputs[1], "weight W");
   const bt = inputs[2] === undefined ? undefined : need(node, inputs[2], "bias B");
@@ -267,49 +275,35 @@ const convTranspose: OpImpl = (inputs, node) => {
   const x = xt.data as Float32Array, wd = wt.data as Float32Array;
   const y = new Float32Array(n * cout * oh * ow);
   const hw = h * w, khw = kh * kw, ohw = oh * ow;
-  // col[(co, ki, kj), pixel] = sum_ci W[ci, co, ki, kj] · x[ci, pixel]; then scatter-add.
+  // cols[(co, ki, kj), pixel] = Σ_ci Wᵀ[(co, ki, kj), ci] · x[ci, pixel], then every row of
+  // cols scatter-adds into the output (reads stay sequential).
   const rows = coutG * khw;
-  const wT = new Float32Array(group * rows * cinG);
-  for (let gi = 0; gi < group; gi++) {
-    for (let ci = 0; ci < cinG; ci++) {
-      for (let r = 0; r < rows; r++) {
-        wT[(gi * rows + r) * cinG + ci] = wd[(gi * cinG + ci) * rows + r];
-      }
-    }
-  }
-  const col = new Float32Array(rows * hw);
   const bias = bt ? toF32(bt) : undefined;
   for (let b = 0; b < n; b++) {
     for (let gi = 0; gi < group; gi++) {
-      sgemm(
-        rows,
-        hw,
-        cinG,
-        wT,
-        gi * rows * cinG,
-        cinG,
-        x,
-        (b * cin + gi * cinG) * hw,
-        hw,
-        col,
-        0,
-        hw,
-        false,
-      );
+      const xo = (b * cin + gi * cinG) * hw;
+      const wg = group === 1 ? wd : wd.slice(gi * cinG * rows, (gi + 1) * cinG * rows);
+      const wT = transpose2d(wg, cinG, rows);
+      const cols = matmulF32(wT, rows, x, xo, cinG, hw, "kn", undefined, {
+        reference: ctx.reference ?? false,
+        constant: false,
+      });
       for (let co = 0; co < coutG; co++) {
         const yo = (b * cout + gi * coutG + co) * ohw;
         if (bias) y.fill(bias[gi * coutG + co], yo, yo + ohw);
         for (let ki = 0; ki < kh; ki++) {
           for (let kj = 0; kj < kw; kj++) {
             const cr = ((co * kh + ki) * kw + kj) * hw;
+            const dx = kj * dw - pl;
+            // Valid ix: 0 <= ix*sw + dx < ow.
+            const ix0 = Math.min(w, Math.max(0, Math.ceil(-dx / sw)));
+            const ix1 = Math.min(w, Math.max(ix0, Math.floor((ow - 1 - dx) / sw) + 1));
             for (let iy = 0; iy < h; iy++) {
               const oy = iy * sh + ki * dh - pt;
               if (oy < 0 || oy >= oh) continue;
-              for (let ix = 0; ix < w; ix++) {
-                const ox = ix * sw + kj * dw - pl;
-                if (ox < 0 || ox >= ow) continue;
-                y[yo + oy * ow + ox] += col[cr + iy * w + ix];
-              }
+              const yr = yo + oy * ow + dx;
+              const cr2 = cr + iy * w;
+              for (let ix = ix0; ix < ix1; ix++) y[yr + ix * sw] += cols[cr2 + ix];
             }
           }
         }

@@ -7,9 +7,9 @@
 
 import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
-import { attrFloat, attrInt, size, toF32 } from "../_tensor.ts";
+import { attrFloat, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
 import { broadcastShapes, planBroadcast } from "./_broadcast.ts";
-import { sgemm } from "./_sgemm.ts";
+import { matmulF32 } from "./_float_backend.ts";
 import type { OpImpl, OpTable } from "./types.ts";
 
 function floatIn(node: Node, t: TensorData | undefined, what: string): TensorData {
@@ -55,7 +55,7 @@ export function transpose2d(a: Float32Array, rows: number, cols: number): Float3
   return t;
 }
 
-const matmul: OpImpl = (inputs, node) => {
+const matmul: OpImpl = (inputs, node, ctx) => {
   const at = floatIn(node, inputs[0], "A");
   const bt = floatIn(node, inputs[1], "B");
   const aS = at.shape.length === 1 ? [1, at.shape[0]] : at.shape;
@@ -76,8 +76,11 @@ const matmul: OpImpl = (inputs, node) => {
   if (size(bBatch) === 1) {
     // One GEMM: A's batch folds into M.
     const rows = size(aBatch) * m;
-    y = new Float32Array(rows * n);
-    sgemm(rows, n, k, a, 0, k, b, 0, n, y, 0, n, false);
+    y = matmulF32(a, rows, b, 0, k, n, "kn", undefined, {
+      reference: ctx.reference ?? false,
+      constant: ctx.isConstant?.(bt) ?? false,
+      clamp: fusedClamp(node),
+    });
   } else {
     const plan = planBroadcast([aBatch, bBatch], batch);
     const nb = size(batch);
@@ -87,7 +90,22 @@ const matmul: OpImpl = (inputs, node) => {
       for (let i = 0; i < plan.inner; i++, r++) {
         const ai = plan.offsets[0][o] + i * plan.steps[0];
         const bi = plan.offsets[1][o] + i * plan.steps[1];
-        sgemm(m, n, k, a, ai * m * k, k, b, bi * k * n, n, y, r * m * n, n, false);
+        const part = matmulF32(
+          a.subarray(ai * m * k, (ai + 1) * m * k),
+          m,
+          b,
+          bi * k * n,
+          k,
+          n,
+          "kn",
+          undefined,
+          {
+            reference: ctx.reference ?? false,
+            constant: false,
+            clamp: fusedClamp(node),
+          },
+        );
+        y.set(part, r * m * n);
       }
     }
   }
@@ -97,7 +115,7 @@ const matmul: OpImpl = (inputs, node) => {
   return [{ dtype: "float32", shape, data: y }];
 };
 
-const gemm: OpImpl = (inputs, node) => {
+const gemm: OpImpl = (inputs, node, ctx) => {
   const at = floatIn(node, inputs[0], "A");
   const bt = floatIn(node, inputs[1], "B");
   const ta = attrInt(node, "transA", 0) === 1, tb = attrInt(node, "transB", 0) === 1;
@@ -118,13 +136,34 @@ const gemm: OpImpl = (inputs, node) => {
       node: node.name,
     });
   }
-  const a = ta ? transpose2d(at.data as Float32Array, k, m) : at.data as Float32Array;
-  const b = tb ? transpose2d(bt.data as Float32Array, n, k) : bt.data as Float32Array;
-  const y = new Float32Array(m * n);
-  sgemm(m, n, k, a, 0, k, b, 0, n, y, 0, n, false);
-  if (alpha !== 1) { for (let i = 0; i < y.length; i++) y[i] *= alpha; }
+  let a = at.data as Float32Array;
+  if (ta) {
+    const t = new Float32Array(a.length);
+    for (let i = 0; i < k; i++) for (let j = 0; j < m; j++) t[j * k + i] = a[i * m + j];
+    a = t;
+  }
   const ct = inputs[2];
-  if (ct !== undefined && beta !== 0) {
+  // A per-column bias (C of n elements, alpha = beta = 1) fuses into the kernel's epilogue.
+  const fuseBias = ct !== undefined && alpha === 1 && beta === 1 && ct.data.length === n &&
+    ct.shape[ct.shape.length - 1] === n && ct.dtype === "float32";
+  const clamp = fusedClamp(node);
+  const y = matmulF32(
+    a,
+    m,
+    bt.data as Float32Array,
+    0,
+    k,
+    n,
+    tb ? "nk" : "kn",
+    fuseBias ? ct.data as Float32Array : undefined,
+    {
+      reference: ctx.reference ?? false,
+      constant: ctx.isConstant?.(bt) ?? false,
+      clamp: fuseBias || ct === undefined || beta === 0 ? clamp : undefined,
+    },
+  );
+  if (alpha !== 1) { for (let i = 0; i < y.length; i++) y[i] *= alpha; }
+  if (ct !== undefined && beta !== 0 && !fuseBias) {
     const c = toF32(ct);
     broadcastShapes([ct.shape, [m, n]], node);
     const plan = planBroadcast([ct.shape], [m, n]);
@@ -132,6 +171,9 @@ const gemm: OpImpl = (inputs, node) => {
     for (let r = 0; r < plan.outer; r++) {
       const o = plan.offsets[0][r], s = plan.steps[0];
       for (let i = 0; i < plan.inner; i++) y[p++] += beta * c[o + i * s];
+    }
+    if (clamp) {
+      for (let i = 0; i < y.length; i++) y[i] = Math.min(clamp[1], Math.max(clamp[0], y[i]));
     }
   }
   return [{ dtype: "float32", shape: [m, n], data: y }];

@@ -12,6 +12,7 @@ import { elementwiseOps } from "./elementwise.ts";
 import { fusedOps } from "./fused.ts";
 import { matmulOps } from "./matmul.ts";
 import { normalizationOps } from "./normalization.ts";
+import { pointwiseOps } from "./pointwise.ts";
 import { poolOps } from "./pool.ts";
 import { qlinearOps } from "./qlinear.ts";
 import { reduceOps } from "./reduce.ts";
@@ -40,9 +41,13 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   ...resizeOps,
   ...qlinearOps,
   ...fusedOps,
+  ...pointwiseOps,
 };
 
-const FUSED: ReadonlySet<string> = new Set(Object.keys(fusedOps));
+const FUSED: ReadonlySet<string> = new Set([
+  ...Object.keys(fusedOps),
+  ...Object.keys(pointwiseOps),
+]);
 
 /**
  * The implementation of `op` in `domain`, or undefined when unsupported.

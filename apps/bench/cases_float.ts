@@ -1,0 +1,177 @@
+/**
+ * Float and minifloat benchmark cases: `lowbit:f32` (f32 × f32), `lowbit:fp8w` (FP8 E4M3FN
+ * weights, per-channel scale), `lowbit:fp4w` (FP4 E2M1 weights, per-channel scale),
+ * `lowbit:mxfp4w` (MXFP4: E2M1 + E8M0 scale per 32) and `lowbit:nvfp4w` (NVFP4: E2M1 + E4M3
+ * scale per 16 + FP32 tensor scale), all with f32 activations, ops `gemm` and `gemv`.
+ *
+ * Weight codes are drawn from the codes of Gaussian weights encoded by `@lowbit/core`'s formats
+ * (a pool of 64 Ki encoded values, resampled): the code distribution of real weights, not
+ * uniform random codes (uniformly random FP8 codes are 5 % subnormal, which real weights almost
+ * never are, and subnormal operands are slow on some CPUs). Every case uses the relaxed-SIMD
+ * build when the engine has it (`floatKernelSources()`), on the harness's runner (a worker pool
+ * for 2 threads: columns split between threads).
+ *
+ * @module
+ */
+
+import { getFormat } from "@lowbit/core";
+import {
+  createFloatKernelsOn,
+  floatKernelSources,
+  gemmF32Parallel,
+  gemmMinifloatParallel,
+  type MinifloatWeightFormat,
+  type PackedF32B,
+  type PackedMinifloatB,
+  packF32B,
+  packMinifloatB,
+} from "@lowbit/kernels";
+import type { BenchCase, BenchContext, BenchOp, Runnable } from "./gemm.ts";
+
+type Shape = readonly [BenchOp, number, number, number, number];
+
+/** The float implementations and their weight formats (`f32` for plain f32 weights). */
+export const FLOAT_IMPLS: Readonly<Record<string, MinifloatWeightFormat | "f32">> = {
+  "lowbit:f32": "f32",
+  "lowbit:fp8w": "fp8_e4m3fn",
+  "lowbit:fp4w": "fp4_e2m1fn",
+  "lowbit:mxfp4w": "mxfp4",
+  "lowbit:nvfp4w": "nvfp4",
+};
+
+/** Deterministic uniform numbers in [0, 1). */
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+/** Standard normal samples (Box–Muller). */
+function gaussian(n: number, r: () => number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u = Math.max(r(), 1e-12), v = r();
+    const m = Math.sqrt(-2 * Math.log(u));
+    out[i] = m * Math.cos(2 * Math.PI * v);
+    if (i + 1 < n) out[i + 1] = m * Math.sin(2 * Math.PI * v);
+  }
+  return out;
+}
+
+const POOL = 65536;
+const codePools = new Map<string, Uint8Array>();
+
+/** Codes of 64 Ki Gaussian weights scaled to the element format's range. */
+function codePool(element: string): Uint8Array {
+  let p = codePools.get(element);
+  if (!p) {
+    const f = getFormat(element);
+    const x = gaussian(POOL, lcg(99));
+    let amax = 0;
+    for (const v of x) amax = Math.max(amax, Math.abs(v));
+    const max = element === "fp8_e4m3fn" ? 448 : 6;
+    for (let i = 0; i < x.length; i++) x[i] = (x[i] / amax) * max;
+    p = Uint8Array.from(f.encode(x));
+    codePools.set(element, p);
+  }
+  return p;
+}
+
+function sampleCodes(element: string, len: number, seed: number): Uint8Array {
+  const pool = codePool(element);
+  const r = lcg(seed);
+  const out = new Uint8Array(len);
+  for (let i = 0; i < len; i++) out[i] = pool[(r() * POOL) | 0];
+  return out;
+}
+
+function weightsFor(format: MinifloatWeightFormat, k: number, n: number, seed: number) {
+  const r = lcg(seed + 1);
+  if (format === "mxfp4") {
+    const scales = Uint8Array.from({ length: Math.ceil(k / 32) * n }, () => 118 + ((r() * 8) | 0));
+    return { format, k, n, codes: sampleCodes("fp4_e2m1fn", k * n, seed), scales };
+  }
+  if (format === "nvfp4") {
+    const scales = Uint8Array.from(
+      { length: Math.ceil(k / 16) * n },
+      () => 0x30 + ((r() * 0x40) | 0),
+    );
+    return {
+      format,
+      k,
+      n,
+      codes: sampleCodes("fp4_e2m1fn", k * n, seed),
+      scales,
+      tensorScale: 2 ** -9,
+    };
+  }
+  const channelScale = Float32Array.from({ length: n }, () => 0.001 + r() * 0.01);
+  return { format, k, n, codes: sampleCodes(format, k * n, seed), channelScale };
+}
+
+function floatCase(impl: string, [op, M, N, K, threads]: Shape): BenchCase {
+  const format = FLOAT_IMPLS[impl];
+  return {
+    impl,
+    op,
+    M,
+    N,
+    K,
+    threads,
+    async setup(ctx: BenchContext): Promise<Runnable> {
+      const runner = await ctx.runner(threads, floatKernelSources());
+      const kernels = createFloatKernelsOn(runner);
+      const bytesPerWeight = format === "f32" ? 4 : format === "fp8_e4m3fn" ? 1 : 0.5;
+      const n = ctx.copies(M * K * 4 + K * N * bytesPerWeight);
+      const packed: (PackedF32B | PackedMinifloatB)[] = [];
+      const acts: Float32Array[] = [];
+      try {
+        for (let c = 0; c < n; c++) {
+          const r = lcg(7 + c);
+          if (format === "f32") {
+            const b = Float32Array.from({ length: K * N }, () => r() - 0.5);
+            packed.push(packF32B(b, K, N, { kernels }));
+          } else packed.push(packMinifloatB(weightsFor(format, K, N, 11 + c), kernels));
+          acts.push(Float32Array.from({ length: M * K }, () => r() * 2 - 1));
+        }
+      } catch (e) {
+        for (const p of packed) p.dispose();
+        throw e;
+      }
+      const out = new Float32Array(M * N);
+      return {
+        async run(i) {
+          const b = packed[i % n], a = acts[i % n];
+          if (b.kind === "f32") await gemmF32Parallel(a, M, b, { out });
+          else await gemmMinifloatParallel(a, M, b, { out });
+        },
+        dispose() {
+          for (const p of packed) p.dispose();
+        },
+      };
+    },
+  };
+}
+
+/**
+ * The float cases for the given shapes: every impl of {@link FLOAT_IMPLS} for each shape.
+ *
+ * @param shapes `[op, M, N, K, threads]` tuples
+ * @returns the cases
+ *
+ * @example
+ * ```ts
+ * import { floatCases } from "./cases_float.ts";
+ * const cases = floatCases([["gemm", 8, 8, 8, 1]]);
+ * if (cases.map((c) => c.impl).join() !== "lowbit:f32,lowbit:fp8w,lowbit:fp4w,lowbit:mxfp4w,lowbit:nvfp4w") {
+ *   throw new Error();
+ * }
+ * ```
+ */
+export function floatCases(shapes: readonly Shape[]): BenchCase[] {
+  const out: BenchCase[] = [];
+  for (const s of shapes) for (const impl of Object.keys(FLOAT_IMPLS)) out.push(floatCase(impl, s));
+  return out;
+}

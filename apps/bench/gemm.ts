@@ -1,0 +1,272 @@
+/**
+ * The GEMM / GEMV benchmark harness behind `lowbit bench`: median of N timed runs after a
+ * warm-up, inputs rotated through copies larger than the caches, throughput reported as
+ * 2·M·N·K / s (`gops`). Case lists come from `cases_int.ts` (integer kernels and
+ * onnxruntime-web) and `cases_float.ts` (float / minifloat kernels); cases that need their own
+ * process (onnxruntime-web fixes its thread count per process) declare an `isolate` key and run
+ * in a child (`_child.ts`).
+ *
+ * @module
+ */
+
+import type { KernelRunner, KernelSource } from "@lowbit/kernels";
+import { createPool } from "@lowbit/runtime";
+
+/** `gemm` (M = N = K) or `gemv` (M = 1). */
+export type BenchOp = "gemm" | "gemv";
+
+/** One timed configuration. */
+export interface BenchSpec {
+  /** Implementation, e.g. `lowbit:s8s8`, `ort:u8s8`. */
+  impl: string;
+  /** Operation. */
+  op: BenchOp;
+  /** Rows of A. */
+  M: number;
+  /** Columns of B. */
+  N: number;
+  /** Reduction length. */
+  K: number;
+  /** Threads. */
+  threads: number;
+}
+
+/** What a case's `setup` returns: the timed body and the clean-up. */
+export interface Runnable {
+  /**
+   * One multiplication; `i` selects the rotating input copy.
+   * @param i run index
+   */
+  run(i: number): Promise<void> | void;
+  /** Frees what setup allocated. */
+  dispose(): Promise<void> | void;
+}
+
+/** Shared resources for case setups. */
+export interface BenchContext {
+  /**
+   * A kernel runner with `threads` threads holding `modules` (pools are cached and shared).
+   * @param threads thread count
+   * @param modules kernel modules
+   */
+  runner(threads: number, modules: Record<string, KernelSource>): Promise<KernelRunner>;
+  /**
+   * How many rotating copies of `bytes` of per-run data exceed the caches (≥ 2).
+   * @param bytes bytes touched by one run
+   */
+  copies(bytes: number): number;
+}
+
+/** A benchmark case: a spec plus how to prepare it. */
+export interface BenchCase extends BenchSpec {
+  /** Cases with the same key run together in one child process (e.g. `"ort:2"`). */
+  isolate?: string;
+  /**
+   * Prepares inputs and returns the timed body.
+   * @param ctx shared resources
+   */
+  setup(ctx: BenchContext): Promise<Runnable>;
+}
+
+/** One result row of `lowbit bench --json`. */
+export interface BenchResult extends BenchSpec {
+  /** Median throughput, 2·M·N·K / s / 1e9. */
+  gops: number;
+}
+
+/** Which cases to run and how long. */
+export interface BenchOptions {
+  /** Square GEMM sizes (M = N = K). */
+  sizes: number[];
+  /** GEMV size (N = K, M = 1), 0 for none. */
+  gemvSize: number;
+  /** Thread counts. */
+  threads: number[];
+  /** Implementation filters: exact names or prefixes ending in `*` / `:` (e.g. `ort:`). */
+  impls: string[];
+  /** Operations to run. */
+  ops: BenchOp[];
+  /** Timed runs per case (median taken). */
+  runs: number;
+  /** Untimed warm-up runs per case (at least; warm-up also lasts ≥ 300 ms). */
+  warmup: number;
+}
+
+/** Defaults: M=N=K ∈ {256, 512, 1024}, GEMV N=K=4096, 1 and 2 threads, 15 runs. */
+export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
+  sizes: [256, 512, 1024],
+  gemvSize: 4096,
+  threads: [1, 2],
+  impls: [],
+  ops: ["gemm", "gemv"],
+  runs: 15,
+  warmup: 3,
+};
+
+/** Bytes of rotating data per case: larger than the last-level cache slice we expect. */
+const ROTATE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The specs for the given options (sizes × threads × ops), before impl filtering.
+ *
+ * @param opts sizes, threads, ops
+ * @returns `[op, M, N, K, threads]` tuples
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_BENCH_OPTIONS, shapesFor } from "./gemm.ts";
+ * const s = shapesFor({ ...DEFAULT_BENCH_OPTIONS, sizes: [8], gemvSize: 0, threads: [1] });
+ * if (JSON.stringify(s) !== '[["gemm",8,8,8,1]]') throw new Error(JSON.stringify(s));
+ * ```
+ */
+export function shapesFor(
+  opts: BenchOptions,
+): [BenchOp, number, number, number, number][] {
+  const out: [BenchOp, number, number, number, number][] = [];
+  for (const t of opts.threads) {
+    if (opts.ops.includes("gemm")) { for (const s of opts.sizes) out.push(["gemm", s, s, s, t]); }
+    if (opts.ops.includes("gemv") && opts.gemvSize > 0) {
+      out.push(["gemv", 1, opts.gemvSize, opts.gemvSize, t]);
+    }
+  }
+  return out;
+}
+
+/**
+ * Whether `impl` passes the filters (none = all).
+ *
+ * @param impl implementation name
+ * @param filters exact names, or prefixes ending in `*` or `:`
+ * @returns true if selected
+ *
+ * @example
+ * ```ts
+ * import { implSelected } from "./gemm.ts";
+ * if (!implSelected("ort:u8s8", ["ort:"]) || implSelected("lowbit:f32", ["lowbit:s8s8"])) {
+ *   throw new Error();
+ * }
+ * ```
+ */
+export function implSelected(impl: string, filters: readonly string[]): boolean {
+  if (filters.length === 0) return true;
+  return filters.some((f) =>
+    f.endsWith("*")
+      ? impl.startsWith(f.slice(0, -1))
+      : f.endsWith(":")
+      ? impl.startsWith(f)
+      : impl === f
+  );
+}
+
+/**
+ * Median of a list of numbers.
+ *
+ * @param xs samples
+ * @returns the median (mean of the middle two for even lengths)
+ *
+ * @example
+ * ```ts
+ * import { median } from "./gemm.ts";
+ * if (median([3, 1, 2]) !== 2 || median([4, 1, 2, 3]) !== 2.5) throw new Error();
+ * ```
+ */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+/** Creates the shared context (pools cached by thread count and module set). */
+export function createBenchContext(): BenchContext & { close(): void } {
+  const pools = new Map<string, Promise<KernelRunner>>();
+  return {
+    runner(threads, modules) {
+      const key = `${threads}|${Object.keys(modules).sort().join(",")}`;
+      let p = pools.get(key);
+      if (!p) {
+        p = createPool({ modules, threads });
+        pools.set(key, p);
+      }
+      return p;
+    },
+    copies(bytes) {
+      return Math.max(2, Math.min(64, Math.ceil(ROTATE_BYTES / Math.max(1, bytes))));
+    },
+    close() {
+      for (const p of pools.values()) p.then((r) => r.close());
+      pools.clear();
+    },
+  };
+}
+
+/**
+ * Times one case: `warmup` untimed runs, then `runs` timed runs; returns the median rate.
+ *
+ * @param c the case
+ * @param ctx shared resources
+ * @param opts run counts
+ * @returns the result row
+ */
+export async function timeCase(
+  c: BenchCase,
+  ctx: BenchContext,
+  opts: Pick<BenchOptions, "runs" | "warmup">,
+): Promise<BenchResult> {
+  const r = await c.setup(ctx);
+  try {
+    // Warm-up: at least `warmup` runs and 300 ms, so that V8 has tiered the wasm up from
+    // Liftoff to TurboFan before the timed runs.
+    let i = 0;
+    const w0 = performance.now();
+    while (i < opts.warmup || (performance.now() - w0 < 300 && i < 1000)) await r.run(i++);
+    const times: number[] = [];
+    for (let t = 0; t < opts.runs; t++) {
+      const t0 = performance.now();
+      await r.run(i++);
+      times.push(performance.now() - t0);
+    }
+    const sec = median(times) / 1e3;
+    const gops = (2 * c.M * c.N * c.K) / sec / 1e9;
+    return {
+      impl: c.impl,
+      op: c.op,
+      M: c.M,
+      N: c.N,
+      K: c.K,
+      threads: c.threads,
+      gops: Math.round(gops * 100) / 100,
+    };
+  } finally {
+    await r.dispose();
+  }
+}
+
+/**
+ * Formats results as an aligned text table.
+ *
+ * @param rows results
+ * @returns the table
+ *
+ * @example
+ * ```ts
+ * import { formatTable } from "./gemm.ts";
+ * const t = formatTable([{ impl: "x", op: "gemm", M: 1, N: 1, K: 1, threads: 1, gops: 2 }]);
+ * if (!t.includes("gops") || !t.includes("2.00")) throw new Error(t);
+ * ```
+ */
+export function formatTable(rows: readonly BenchResult[]): string {
+  const head = ["impl", "op", "M", "N", "K", "threads", "gops"];
+  const body = rows.map((r) => [
+    r.impl,
+    r.op,
+    String(r.M),
+    String(r.N),
+    String(r.K),
+    String(r.threads),
+    r.gops.toFixed(2),
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 || i === 1 ? c.padEnd(w[i]) : c.padStart(w[i]))).join("  ");
+  return [line(head), line(w.map((n) => "-".repeat(n))), ...body.map(line)].join("\n");
+}

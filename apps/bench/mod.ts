@@ -1,0 +1,14 @@
+/**
+ * @lowbit/bench: kernel benchmarks against onnxruntime-web (`lowbit bench`).
+ *
+ * @example
+ * ```ts
+ * import { median } from "@lowbit/bench";
+ * if (median([1, 5, 3]) !== 3) throw new Error();
+ * ```
+ *
+ * @module
+ */
+
+export * from "./gemm.ts";
+export * from "./run.ts";

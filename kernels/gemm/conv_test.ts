@@ -1,0 +1,338 @@
+import assert from "node:assert/strict";
+import { LowbitError } from "@lowbit/core";
+import {
+  conv2dF32,
+  type Conv2dF32Options,
+  createFloatKernels,
+  depthwiseConv2dF32,
+  type FloatKernels,
+  prepareConv2dF32,
+} from "./float.ts";
+import { refConv2dF32, type RefConvGeometry } from "./reference_float.ts";
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randF32(n: number, r: () => number): Float32Array {
+  return Float32Array.from({ length: n }, () => r() * 2 - 1);
+}
+
+const CTX: FloatKernels[] = (() => {
+  const out = [createFloatKernels({ isa: "wasmsimd" })];
+  const auto = createFloatKernels();
+  if (auto.isa === "wasmrelaxedsimd") out.push(auto);
+  return out;
+})();
+
+interface Case {
+  input: [number, number, number, number];
+  weight: [number, number, number, number];
+  group: number;
+  strides: [number, number];
+  pads: [number, number, number, number];
+  dilations: [number, number];
+}
+
+const CASES: Case[] = [
+  // plain, 1×1 (the direct im2col copy), odd sizes
+  {
+    input: [1, 3, 7, 9],
+    weight: [5, 3, 3, 3],
+    group: 1,
+    strides: [1, 1],
+    pads: [1, 1, 1, 1],
+    dilations: [1, 1],
+  },
+  {
+    input: [2, 16, 5, 13],
+    weight: [17, 16, 1, 1],
+    group: 1,
+    strides: [1, 1],
+    pads: [0, 0, 0, 0],
+    dilations: [1, 1],
+  },
+  {
+    input: [1, 8, 11, 11],
+    weight: [8, 8, 1, 1],
+    group: 1,
+    strides: [2, 2],
+    pads: [0, 0, 0, 0],
+    dilations: [1, 1],
+  },
+  // stride 2, asymmetric pads, rectangular kernel, dilation
+  {
+    input: [1, 4, 10, 15],
+    weight: [6, 4, 3, 2],
+    group: 1,
+    strides: [2, 3],
+    pads: [0, 1, 2, 1],
+    dilations: [1, 1],
+  },
+  {
+    input: [1, 5, 12, 12],
+    weight: [3, 5, 3, 3],
+    group: 1,
+    strides: [1, 1],
+    pads: [2, 2, 2, 2],
+    dilations: [2, 2],
+  },
+  // groups
+  {
+    input: [1, 8, 9, 9],
+    weight: [12, 2, 3, 3],
+    group: 4,
+    strides: [1, 1],
+    pads: [1, 1, 1, 1],
+    dilations: [1, 1],
+  },
+  {
+    input: [2, 6, 8, 7],
+    weight: [6, 3, 5, 5],
+    group: 2,
+    strides: [2, 1],
+    pads: [2, 2, 2, 2],
+    dilations: [1, 1],
+  },
+  // depthwise (direct kernel): 3×3 / 5×5, strides 1, 2, 3, dilation, odd widths, pads
+  {
+    input: [1, 7, 13, 17],
+    weight: [7, 1, 3, 3],
+    group: 7,
+    strides: [1, 1],
+    pads: [1, 1, 1, 1],
+    dilations: [1, 1],
+  },
+  {
+    input: [2, 5, 16, 16],
+    weight: [5, 1, 3, 3],
+    group: 5,
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+    dilations: [1, 1],
+  },
+  {
+    input: [1, 4, 19, 23],
+    weight: [4, 1, 5, 5],
+    group: 4,
+    strides: [1, 1],
+    pads: [2, 2, 2, 2],
+    dilations: [1, 1],
+  },
+  {
+    input: [1, 3, 15, 21],
+    weight: [3, 1, 5, 5],
+    group: 3,
+    strides: [2, 2],
+    pads: [2, 1, 2, 3],
+    dilations: [1, 1],
+  },
+  {
+    input: [1, 3, 14, 14],
+    weight: [3, 1, 3, 3],
+    group: 3,
+    strides: [3, 3],
+    pads: [0, 0, 1, 1],
+    dilations: [1, 1],
+  },
+  {
+    input: [1, 2, 12, 12],
+    weight: [2, 1, 3, 3],
+    group: 2,
+    strides: [1, 2],
+    pads: [2, 2, 2, 2],
+    dilations: [2, 2],
+  },
+  {
+    input: [1, 3, 1, 1],
+    weight: [3, 1, 3, 3],
+    group: 3,
+    strides: [1, 1],
+    pads: [1, 1, 1, 1],
+    dilations: [1, 1],
+  },
+  {
+    input: [1, 2, 6, 5],
+    weight: [2, 1, 2, 3],
+    group: 2,
+    strides: [1, 1],
+    pads: [0, 0, 0, 0],
+    dilations: [1, 1],
+  },
+  // depthwise with channel multiplier 2 (general path)
+  {
+    input: [1, 3, 8, 8],
+    weight: [6, 1, 3, 3],
+    group: 3,
+    strides: [1, 1],
+    pads: [1, 1, 1, 1],
+    dilations: [1, 1],
+  },
+  // wide enough for several im2col chunks (K = 64·9)
+  {
+    input: [1, 64, 20, 20],
+    weight: [16, 64, 3, 3],
+    group: 1,
+    strides: [1, 1],
+    pads: [1, 1, 1, 1],
+    dilations: [1, 1],
+  },
+];
+
+function describe(c: Case): string {
+  return `in [${c.input}] w [${c.weight}] g ${c.group} s [${c.strides}] p [${c.pads}] d [${c.dilations}]`;
+}
+
+function assertSameBits(got: Float32Array, want: Float32Array, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < got.length; i++) {
+    if (Object.is(got[i], want[i]) || (Number.isNaN(got[i]) && Number.isNaN(want[i]))) continue;
+    assert.fail(`${what}: output[${i}] = ${got[i]}, reference ${want[i]}`);
+  }
+}
+
+for (const k of CTX) {
+  Deno.test(`conv2dF32() equals the reference bit for bit: groups, strides, dilations, pads (${k.isa}, ${k.madd})`, () => {
+    const r = rng(11);
+    let t = 0;
+    for (const c of CASES) {
+      const x = randF32(c.input.reduce((p, v) => p * v), r);
+      const w = randF32(c.weight.reduce((p, v) => p * v), r);
+      const bias = t % 2 ? randF32(c.weight[0], r) : undefined;
+      const act = t % 3 === 0
+        ? "relu" as const
+        : t % 3 === 1
+        ? { min: -0.5, max: 0.75 }
+        : undefined;
+      t++;
+      const opts: Conv2dF32Options = {
+        group: c.group,
+        strides: c.strides,
+        pads: c.pads,
+        dilations: c.dilations,
+        bias,
+        activation: act,
+        kernels: k,
+      };
+      const got = conv2dF32(x, c.input, w, c.weight, opts);
+      const g: RefConvGeometry = c;
+      const lo = act === "relu" ? 0 : act?.min, hi = act && act !== "relu" ? act.max : undefined;
+      const want = refConv2dF32(x, w, g, k.madd, { bias, lo, hi });
+      assertSameBits(got.data, want, `${describe(c)} (${k.isa})`);
+      // the float64 7-loop conv agrees within K·eps·Σ|terms|
+      if (!act) {
+        const exact = refConv2dF32(x, w, g, "exact", { bias });
+        const kk = c.weight[1] * c.weight[2] * c.weight[3];
+        for (let i = 0; i < exact.length; i++) {
+          assert.ok(
+            Math.abs(got.data[i] - exact[i]) <= (kk + 2) * 2 ** -23 * (kk + 1),
+            `${describe(c)}: output[${i}] ${got.data[i]} vs float64 ${exact[i]}`,
+          );
+        }
+      }
+    }
+  });
+}
+
+Deno.test("depthwiseConv2dF32() and conv2dF32() give the same bits on depthwise shapes", () => {
+  const r = rng(12);
+  for (const k of CTX) {
+    const x = randF32(2 * 6 * 17 * 19, r), w = randF32(6 * 9, r), bias = randF32(6, r);
+    const opts: Conv2dF32Options = {
+      strides: [2, 2],
+      pads: [1, 1, 1, 1],
+      bias,
+      activation: { min: 0, max: 6 },
+      kernels: k,
+    };
+    const d = depthwiseConv2dF32(x, [2, 6, 17, 19], w, [6, 1, 3, 3], opts);
+    const g = conv2dF32(x, [2, 6, 17, 19], w, [6, 1, 3, 3], { ...opts, group: 6 });
+    assert.deepEqual(d.shape, [2, 6, 9, 10]);
+    assertSameBits(d.data, g.data, `depthwise vs conv (${k.isa})`);
+  }
+});
+
+Deno.test("conv2dF32() accepts prepared weights and an output buffer", () => {
+  const r = rng(13);
+  const k = CTX[CTX.length - 1];
+  const x = randF32(1 * 4 * 6 * 6, r), w = randF32(8 * 4 * 3 * 3, r);
+  const pw = prepareConv2dF32(w, [8, 4, 3, 3], k);
+  const out = new Float32Array(8 * 6 * 6);
+  const y = conv2dF32(x, [1, 4, 6, 6], pw, { pads: [1, 1, 1, 1], out });
+  assert.equal(y.data, out);
+  assertSameBits(
+    out,
+    conv2dF32(x, [1, 4, 6, 6], w, [8, 4, 3, 3], { pads: [1, 1, 1, 1], kernels: k }).data,
+    "prepared",
+  );
+  pw.dispose();
+  assert.throws(() => conv2dF32(x, [1, 4, 6, 6], pw), /disposed/);
+});
+
+Deno.test("conv2dF32() rejects bad shapes and attributes with clear errors", () => {
+  const k = CTX[0];
+  const err = (f: () => unknown, re: RegExp) =>
+    assert.throws(f, (e: unknown) => e instanceof LowbitError && re.test(e.message), String(re));
+  const x = new Float32Array(1 * 4 * 5 * 5);
+  err(
+    () => conv2dF32(x, [1, 4, 5, 4], new Float32Array(36), [1, 4, 3, 3], { kernels: k }),
+    /input \[1,4,5,4\] has 100 elements, expected 80/,
+  );
+  err(
+    () => conv2dF32(x, [1, 4, 5, 5], new Float32Array(35), [1, 4, 3, 3], { kernels: k }),
+    /weight \[1,4,3,3\] has 35/,
+  );
+  err(
+    () => conv2dF32(x, [1, 4, 5, 5], new Float32Array(36), [2, 2, 3, 3], { group: 3, kernels: k }),
+    /groups/,
+  );
+  err(
+    () =>
+      conv2dF32(x, [1, 4, 5, 5], new Float32Array(36), [1, 4, 3, 3], {
+        strides: [0, 1],
+        kernels: k,
+      }),
+    /stride/,
+  );
+  err(
+    () =>
+      conv2dF32(x, [1, 4, 5, 5], new Float32Array(36), [1, 4, 3, 3], {
+        pads: [-1, 0, 0, 0],
+        kernels: k,
+      }),
+    /pads/,
+  );
+  err(
+    () => conv2dF32(x, [1, 4, 5, 5], new Float32Array(4 * 49), [1, 4, 7, 7], { kernels: k }),
+    /does not fit/,
+  );
+  err(
+    () =>
+      conv2dF32(x, [1, 4, 5, 5], new Float32Array(36), [1, 4, 3, 3], {
+        bias: new Float32Array(2),
+        kernels: k,
+      }),
+    /bias/,
+  );
+  err(
+    () => depthwiseConv2dF32(x, [1, 4, 5, 5], new Float32Array(72), [8, 1, 3, 3], { kernels: k }),
+    /depthwise needs/,
+  );
+  err(
+    () =>
+      conv2dF32(x, [1, 4, 5] as unknown as [number, number, number, number], new Float32Array(36), [
+        1,
+        4,
+        3,
+        3,
+      ]),
+    /4 dimensions/,
+  );
+});

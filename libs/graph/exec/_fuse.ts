@@ -1,0 +1,366 @@
+// Inference-time graph rewrites used by the executor's fast plan (never when
+// values are observed or transformed, since they remove intermediate values):
+//
+// - Constant nodes become initializers;
+// - Conv ← BatchNormalization / Mul / Div / Add / Sub by per-channel constants fold into the
+//   Conv's weights and bias;
+// - Add(x, 3) → Clip(0, 6) → Mul(x, ·) → Div(6) becomes HardSwish(x);
+// - Relu / constant Clip after Conv / Gemm / MatMul fuse into the kernel epilogue
+//   (attribute `lowbit_clamp`);
+// - chains of scalar elementwise ops and activations become one PointwiseFused node
+//   (attribute `program`, a JSON list of steps), one pass over the data.
+//
+// NOTE folding changes float rounding slightly (conv(x, W·a) vs conv(x, W)·a): within
+// a few ulps, far inside the executor's 1e-4 tolerance against onnxruntime.
+
+import type { Attr, Graph, Node, TensorData } from "../ir.ts";
+import { size } from "./_tensor.ts";
+
+/** One step of a PointwiseFused program. */
+export type PointwiseStep =
+  | { op: "mul" | "add" | "sub" | "div" | "rsub" | "rdiv"; c: number }
+  | { op: "clip"; lo: number; hi: number }
+  | { op: "relu" | "sigmoid" | "hardswish" | "tanh" }
+  | { op: "hardsigmoid"; alpha: number; beta: number }
+  | { op: "leakyrelu"; alpha: number };
+
+interface Ctx {
+  nodes: (Node | undefined)[];
+  consts: Map<string, TensorData>;
+  outputs: Set<string>;
+  fresh: number;
+}
+
+function f32const(c: Ctx, name: string): Float32Array | undefined {
+  const t = c.consts.get(name);
+  return t && t.dtype === "float32" ? t.data as Float32Array : undefined;
+}
+
+function scalarConst(c: Ctx, name: string): number | undefined {
+  const d = f32const(c, name);
+  return d && d.length === 1 ? d[0] : undefined;
+}
+
+function attr(n: Node, name: string): Attr | undefined {
+  return n.attrs[name];
+}
+
+function consumers(c: Ctx): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  c.nodes.forEach((n, i) => {
+    if (!n) return;
+    for (const v of new Set(n.inputs)) {
+      if (v === "") continue;
+      let l = m.get(v);
+      if (!l) m.set(v, l = []);
+      l.push(i);
+    }
+  });
+  return m;
+}
+
+/** The single consumer of `v`, when there is exactly one and `v` is not a graph output. */
+function only(c: Ctx, cons: Map<string, number[]>, v: string): number | undefined {
+  const l = cons.get(v);
+  if (!l || l.length !== 1 || c.outputs.has(v)) return undefined;
+  return l[0];
+}
+
+function addConst(c: Ctx, base: string, t: TensorData): string {
+  const name = `${base}.lowbit_fused_${c.fresh++}`;
+  c.consts.set(name, t);
+  return name;
+}
+
+/** Per-channel values of a constant broadcast against an NCHW conv output, or undefined. */
+function perChannel(c: Ctx, name: string, cout: number): Float32Array | undefined {
+  const t = c.consts.get(name);
+  if (!t || t.dtype !== "float32") return undefined;
+  const d = t.data as Float32Array;
+  if (d.length === 1) return new Float32Array(cout).fill(d[0]);
+  if (d.length !== cout) return undefined;
+  const s = t.shape;
+  // [C,1,1], [1,C,1,1]: the channel axis is the third from the end.
+  const ok = (s.length === 3 && s[0] === cout) || (s.length === 4 && s[0] === 1 && s[1] === cout);
+  return ok && s.slice(-2).every((x) => x === 1) ? d : undefined;
+}
+
+function foldIntoConv(c: Ctx): boolean {
+  const cons = consumers(c);
+  let changed = false;
+  c.nodes.forEach((n, i) => {
+    if (!n || n.op !== "Conv" || n.domain !== "" || attr(n, "lowbit_clamp")) return;
+    const w = c.consts.get(n.inputs[1]);
+    if (!w || w.dtype !== "float32" || w.shape.length !== 4) return;
+    const b = n.inputs[2] ? c.consts.get(n.inputs[2]) : undefined;
+    if (n.inputs[2] && (!b || b.dtype !== "float32")) return;
+    const j = only(c, cons, n.outputs[0]);
+    if (j === undefined) return;
+    const m = c.nodes[j]!;
+    const cout = w.shape[0];
+    const per = size(w.shape.slice(1));
+    const wd = w.data as Float32Array;
+    const bd = b ? b.data as Float32Array : new Float32Array(cout);
+    let scale: Float32Array | undefined, shift: Float32Array | undefined;
+    const y = n.outputs[0];
+    if (
+      m.op === "BatchNormalization" && m.inputs[0] === y && m.outputs.filter((o) => o).length === 1
+    ) {
+      const [s, bb, mean, vr] = m.inputs.slice(1, 5).map((v) => f32const(c, v));
+      if (!s || !bb || !mean || !vr || s.length !== cout) return;
+      const eps = attr(m, "epsilon")?.value as number ?? 1e-5;
+      scale = new Float32Array(cout);
+      shift = new Float32Array(cout);
+      for (let k = 0; k < cout; k++) {
+        scale[k] = s[k] / Math.sqrt(vr[k] + eps);
+        shift[k] = bb[k] - mean[k] * scale[k];
+      }
+    } else if (m.op === "Mul" || m.op === "Div" || m.op === "Add" || m.op === "Sub") {
+      const other = m.inputs[0] === y ? m.inputs[1] : m.inputs[0];
+      if (m.inputs[0] !== y && m.inputs[1] !== y) return;
+      if ((m.op === "Div" || m.op === "Sub") && m.inputs[0] !== y) return;
+      const v = perChannel(c, other, cout);
+      if (!v) return;
+      if (m.op === "Mul") scale = v;
+      else if (m.op === "Div") scale = v.map((x) => 1 / x);
+      else if (m.op === "Add") shift = v;
+      else shift = v.map((x) => -x);
+      if (m.op === "Div") {
+        // Divide exactly as the graph would (x / d), not multiply by a rounded reciprocal.
+        const nw = new Float32Array(wd.length), nb = new Float32Array(cout);
+        for (let k = 0; k < cout; k++) {
+          for (let p = 0; p < per; p++) nw[k * per + p] = wd[k * per + p] / v[k];
+          nb[k] = bd[k] / v[k];
+        }
+        replaceConv(c, i, j, n, m, nw, nb, w.shape);
+        changed = true;
+        return;
+      }
+    } else return;
+    const nw = new Float32Array(wd.length), nb = new Float32Array(cout);
+    for (let k = 0; k < cout; k++) {
+      const a = scale ? scale[k] : 1, s0 = shift ? shift[k] : 0;
+      for (let p = 0; p < per; p++) nw[k * per + p] = wd[k * per + p] * a;
+      nb[k] = bd[k] * a + s0;
+    }
+    replaceConv(c, i, j, n, m, nw, nb, w.shape);
+    changed = true;
+  });
+  return changed;
+}
+
+function replaceConv(
+  c: Ctx,
+  i: number,
+  j: number,
+  n: Node,
+  m: Node,
+  w: Float32Array,
+  b: Float32Array,
+  wShape: number[],
+): void {
+  const wn = addConst(c, n.name + ".w", { dtype: "float32", shape: [...wShape], data: w });
+  const bn = addConst(c, n.name + ".b", { dtype: "float32", shape: [b.length], data: b });
+  c.nodes[i] = { ...n, inputs: [n.inputs[0], wn, bn], outputs: [m.outputs[0]] };
+  c.nodes[j] = undefined;
+}
+
+function clipBounds(c: Ctx, n: Node): [number, number] | undefined {
+  if (n.op === "Relu") return [0, Infinity];
+  if (n.op !== "Clip") return undefined;
+  if (attr(n, "min") || attr(n, "max")) {
+    const lo = attr(n, "min")?.value, hi = attr(n, "max")?.value;
+    return [typeof lo === "number" ? lo : -Infinity, typeof hi === "number" ? hi : Infinity];
+  }
+  const lo = n.inputs[1] ? scalarConst(c, n.inputs[1]) : -Infinity;
+  const hi = n.inputs[2] ? scalarConst(c, n.inputs[2]) : Infinity;
+  return lo === undefined || hi === undefined ? undefined : [lo, hi];
+}
+
+function fuseHardSwish(c: Ctx): boolean {
+  const cons = consumers(c);
+  let changed = false;
+  c.nodes.forEach((a, i) => {
+    if (!a || a.op !== "Add") return;
+    const t = scalarConst(c, a.inputs[1]) === 3
+      ? a.inputs[0]
+      : scalarConst(c, a.inputs[0]) === 3
+      ? a.inputs[1]
+      : undefined;
+    if (t === undefined) return;
+    const ci = only(c, cons, a.outputs[0]);
+    const clip = ci === undefined ? undefined : c.nodes[ci];
+    if (!clip || clip.op !== "Clip") return;
+    const b = clipBounds(c, clip);
+    if (!b || b[0] !== 0 || b[1] !== 6) return;
+    const mi = only(c, cons, clip.outputs[0]);
+    const mul = mi === undefined ? undefined : c.nodes[mi];
+    if (!mul || mul.op !== "Mul") return;
+    const other = mul.inputs[0] === clip.outputs[0] ? mul.inputs[1] : mul.inputs[0];
+    if (other !== t) return;
+    const di = only(c, cons, mul.outputs[0]);
+    const div = di === undefined ? undefined : c.nodes[di];
+    if (
+      !div || div.op !== "Div" || div.inputs[0] !== mul.outputs[0] ||
+      scalarConst(c, div.inputs[1]) !== 6
+    ) return;
+    c.nodes[i] = {
+      name: div.name,
+      op: "HardSwish",
+      domain: "",
+      inputs: [t],
+      outputs: [div.outputs[0]],
+      attrs: {},
+    };
+    c.nodes[ci!] = c.nodes[mi!] = c.nodes[di!] = undefined;
+    changed = true;
+  });
+  return changed;
+}
+
+function fuseClamp(c: Ctx): boolean {
+  const cons = consumers(c);
+  let changed = false;
+  c.nodes.forEach((n, i) => {
+    if (!n || n.domain !== "" || !["Conv", "Gemm", "MatMul"].includes(n.op)) return;
+    if (
+      n.op === "Gemm" && typeof attr(n, "alpha")?.value === "number" &&
+      attr(n, "alpha")!.value !== 1
+    ) return;
+    const j = only(c, cons, n.outputs[0]);
+    const r = j === undefined ? undefined : c.nodes[j];
+    if (!r || r.inputs[0] !== n.outputs[0]) return;
+    const b = clipBounds(c, r);
+    if (!b) return;
+    const prev = attr(n, "lowbit_clamp")?.value as number[] | undefined;
+    const lo = Math.max(b[0], prev ? prev[0] : -Infinity),
+      hi = Math.min(b[1], prev ? prev[1] : Infinity);
+    c.nodes[i] = {
+      ...n,
+      outputs: [r.outputs[0]],
+      attrs: { ...n.attrs, lowbit_clamp: { kind: "floats", value: [lo, hi] } },
+    };
+    c.nodes[j!] = undefined;
+    changed = true;
+  });
+  return changed;
+}
+
+function pointwiseStep(c: Ctx, n: Node): PointwiseStep | undefined {
+  if (n.domain !== "") return undefined;
+  const num = (name: string, def: number): number => {
+    const v = attr(n, name)?.value;
+    return typeof v === "number" ? v : def;
+  };
+  switch (n.op) {
+    case "Mul":
+    case "Add":
+    case "Sub":
+    case "Div": {
+      const op = n.op.toLowerCase() as "mul" | "add" | "sub" | "div";
+      const b = scalarConst(c, n.inputs[1]);
+      if (b !== undefined && !c.consts.has(n.inputs[0])) return { op, c: b };
+      const a = scalarConst(c, n.inputs[0]);
+      if (a === undefined || c.consts.has(n.inputs[1])) return undefined;
+      if (op === "mul" || op === "add") return { op, c: a };
+      return { op: op === "sub" ? "rsub" : "rdiv", c: a };
+    }
+    case "Clip": {
+      const b = clipBounds(c, n);
+      return b ? { op: "clip", lo: b[0], hi: b[1] } : undefined;
+    }
+    case "Relu":
+      return { op: "relu" };
+    case "Sigmoid":
+      return { op: "sigmoid" };
+    case "HardSwish":
+      return { op: "hardswish" };
+    case "Tanh":
+      return { op: "tanh" };
+    case "HardSigmoid":
+      return { op: "hardsigmoid", alpha: num("alpha", 0.2), beta: num("beta", 0.5) };
+    case "LeakyRelu":
+      return { op: "leakyrelu", alpha: num("alpha", 0.01) };
+  }
+  return undefined;
+}
+
+/** The tensor input of a pointwise node (the non-constant operand). */
+function dataInput(c: Ctx, n: Node): string {
+  if (
+    (n.op === "Mul" || n.op === "Add" || n.op === "Sub" || n.op === "Div") &&
+    c.consts.has(n.inputs[0])
+  ) {
+    return n.inputs[1];
+  }
+  return n.inputs[0];
+}
+
+function fusePointwise(c: Ctx): boolean {
+  const cons = consumers(c);
+  let changed = false;
+  const producerOf = new Map<string, number>();
+  c.nodes.forEach((n, i) => n?.outputs.forEach((o) => producerOf.set(o, i)));
+  c.nodes.forEach((n, i) => {
+    if (!n || pointwiseStep(c, n) === undefined) return;
+    // Start only at a chain head: the input is not itself a fusable single-use pointwise output.
+    const src = dataInput(c, n);
+    const p = producerOf.get(src);
+    const pn = p === undefined ? undefined : c.nodes[p];
+    if (pn && pointwiseStep(c, pn) !== undefined && only(c, cons, src) === i) return;
+    const chain = [i];
+    let cur = n;
+    for (;;) {
+      const j = only(c, cons, cur.outputs[0]);
+      const next = j === undefined ? undefined : c.nodes[j];
+      if (!next || pointwiseStep(c, next) === undefined || dataInput(c, next) !== cur.outputs[0]) {
+        break;
+      }
+      chain.push(j!);
+      cur = next;
+    }
+    if (chain.length < 2) return;
+    const program = chain.map((k) => pointwiseStep(c, c.nodes[k]!)!);
+    c.nodes[i] = {
+      name: cur.name,
+      op: "PointwiseFused",
+      domain: "lowbit",
+      inputs: [src],
+      outputs: [cur.outputs[0]],
+      attrs: { program: { kind: "string", value: JSON.stringify(program) } },
+    };
+    for (const k of chain.slice(1)) c.nodes[k] = undefined;
+    changed = true;
+  });
+  return changed;
+}
+
+/**
+ * Applies the inference rewrites to a graph (see the file comment).
+ *
+ * @param g the graph
+ * @returns a new graph computing the same outputs
+ */
+export function fuseGraph(g: Graph): Graph {
+  const consts = new Map(g.initializers);
+  const nodes: (Node | undefined)[] = g.nodes.map((n) => {
+    const v = n.op === "Constant" && n.domain === "" ? n.attrs.value : undefined;
+    if (v?.kind === "tensor" && n.outputs.length === 1) {
+      consts.set(n.outputs[0], v.value);
+      return undefined;
+    }
+    return n;
+  });
+  const c: Ctx = { nodes, consts, outputs: new Set(g.outputs.map((o) => o.name)), fresh: 0 };
+  while (foldIntoConv(c)) { /* until no more folds */ }
+  fuseHardSwish(c);
+  while (fuseClamp(c)) { /* Relu then Clip */ }
+  fusePointwise(c);
+  const kept = c.nodes.filter((n): n is Node => n !== undefined);
+  // Drop constants nothing uses any more (folded weights' originals).
+  const used = new Set<string>(g.outputs.map((o) => o.name));
+  for (const n of kept) for (const v of n.inputs) used.add(v);
+  const inits = new Map<string, TensorData>();
+  for (const [k, v] of c.consts) if (used.has(k)) inits.set(k, v);
+  return { ...g, nodes: kept, initializers: inits };
+}

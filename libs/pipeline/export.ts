@@ -1,0 +1,307 @@
+/**
+ * Writing a {@link QuantizedModel}: QDQ ONNX (`.onnx`, through
+ * `@lowbit/graph`'s `exportQdq`) chosen by the output's extension; the plan
+ * JSON beside it. Every file is written to a temporary name in the same
+ * folder and renamed into place, so an interrupted run (Ctrl-C) or a failure
+ * never leaves a partial output; an output folder that does not exist is an
+ * error before any work is done.
+ *
+ * @module
+ */
+
+import { LowbitError, type QParams } from "@lowbit/core";
+import { exportQdq, writeOnnx } from "@lowbit/graph";
+import { dirname, extname } from "node:path";
+import type { PlanEntry, QuantPlan } from "./plan.ts";
+import type { QuantizedModel } from "./quantize.ts";
+import { entryQParams } from "./tensor_quant.ts";
+
+/** Output kinds by extension. */
+export type OutputKind = "onnx" | "lowbit";
+
+/**
+ * The output kind of a path, by extension: `.onnx` → QDQ ONNX; `.lowbit` and
+ * `.safetensors` → the lowbit file.
+ *
+ * @param path the output path
+ * @returns the kind
+ *
+ * @example
+ * ```ts
+ * import { outputKind } from "@lowbit/pipeline";
+ * if (outputKind("a/b.onnx") !== "onnx" || outputKind("m.safetensors") !== "lowbit") throw new Error();
+ * ```
+ */
+export function outputKind(path: string): OutputKind {
+  const ext = extname(path).toLowerCase();
+  if (ext === ".onnx") return "onnx";
+  if (ext === ".lowbit" || ext === ".safetensors") return "lowbit";
+  throw new LowbitError(
+    "INVALID_ARGUMENT",
+    `cannot tell the output format from '${ext || "(no extension)"}': use .onnx (QDQ ONNX), ` +
+      `.lowbit or .safetensors (lowbit file)`,
+    { file: path },
+  );
+}
+
+/**
+ * Checks that an output can be written: known extension, existing folder.
+ *
+ * @param path the output path
+ * @returns nothing; throws a `LowbitError` naming the path otherwise
+ *
+ * @example
+ * ```ts
+ * import { checkOutputPath } from "@lowbit/pipeline";
+ * let threw = false;
+ * try { await checkOutputPath("/no/such/folder/m.onnx"); } catch { threw = true; }
+ * if (!threw) throw new Error();
+ * ```
+ */
+export async function checkOutputPath(path: string): Promise<void> {
+  outputKind(path);
+  const dir = dirname(path);
+  let ok = false;
+  try {
+    ok = (await Deno.stat(dir)).isDirectory;
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    throw new LowbitError(
+      "IO_ERROR",
+      `the output folder '${dir}' does not exist (create it first)`,
+      { file: path },
+    );
+  }
+}
+
+/** Temporary files being written, removed if the process is interrupted. */
+const pending = new Set<string>();
+
+/**
+ * Temporary files not yet renamed into place (for a SIGINT handler to remove).
+ *
+ * @returns their paths
+ *
+ * @example
+ * ```ts
+ * import { pendingWrites } from "@lowbit/pipeline";
+ * if (pendingWrites().length !== 0) throw new Error();
+ * ```
+ */
+export function pendingWrites(): string[] {
+  return [...pending];
+}
+
+/**
+ * Writes bytes atomically: to `<path>.<pid>.tmp` in the same folder, then rename.
+ *
+ * @param path destination
+ * @param bytes content
+ * @returns nothing
+ *
+ * @example
+ * ```ts
+ * import { writeFileAtomic } from "@lowbit/pipeline";
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/a.txt`, new TextEncoder().encode("hi"));
+ * if (await Deno.readTextFile(`${dir}/a.txt`) !== "hi") throw new Error();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  pending.add(tmp);
+  try {
+    await Deno.writeFile(tmp, bytes);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new LowbitError(
+      "IO_ERROR",
+      `cannot write: ${e instanceof Error ? e.message : String(e)}`,
+      { file: path },
+    );
+  } finally {
+    pending.delete(tmp);
+  }
+}
+
+/**
+ * The static activation entry of each quantized value. Layers that share an
+ * input must quantize it the same way (one Q/DQ pair per value, as QDQ ONNX
+ * does); different specs on one value are an error naming both layers.
+ *
+ * @param plan the fitted plan
+ * @returns value → entry
+ *
+ * @example
+ * ```ts
+ * import { activationsByValue } from "@lowbit/pipeline";
+ * const e = { node: "a", value: "x", role: "activation" as const, format: "int8",
+ *   granularity: { kind: "tensor" as const }, mode: "affine" as const, scale: [0.1], zeroPoint: [0] };
+ * const m = activationsByValue({ version: 1, model: { name: "", sha256: "" }, preset: null,
+ *   options: { smoothquant: null, biasCorrection: false, gptq: { blockSize: 128, damp: 0.01, actOrder: false } },
+ *   entries: [e, { ...e, node: "b" }] });
+ * if (m.size !== 1) throw new Error();
+ * ```
+ */
+export function activationsByValue(plan: QuantPlan): Map<string, PlanEntry> {
+  const out = new Map<string, PlanEntry>();
+  for (const e of plan.entries) {
+    if (e.role !== "activation" || e.skip) continue;
+    const prev = out.get(e.value);
+    if (!prev) {
+      out.set(e.value, e);
+      continue;
+    }
+    const same = prev.format === e.format && prev.mode === e.mode &&
+      prev.dynamic === e.dynamic &&
+      JSON.stringify(prev.scale) === JSON.stringify(e.scale) &&
+      JSON.stringify(prev.zeroPoint) === JSON.stringify(e.zeroPoint);
+    if (!same) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `layers '${prev.node}' and '${e.node}' both read '${e.value}' but quantize it ` +
+          `differently; give them the same activation format and calibrator`,
+        { tensor: e.value },
+      );
+    }
+  }
+  return out;
+}
+
+/**
+ * Quantization parameters by value name, as `exportQdq` takes them.
+ *
+ * @param plan the fitted plan
+ * @returns value → parameters (weights and static activations)
+ *
+ * @example
+ * ```ts
+ * import { planQParams } from "@lowbit/pipeline";
+ * const p = planQParams({ version: 1, model: { name: "", sha256: "" }, preset: null,
+ *   options: { smoothquant: null, biasCorrection: false, gptq: { blockSize: 128, damp: 0.01, actOrder: false } },
+ *   entries: [{ node: "n", value: "W", role: "weight", format: "int8",
+ *     granularity: { kind: "tensor" }, mode: "symmetric", scale: [0.5], zeroPoint: [0] }] });
+ * if (p.W.scale[0] !== 0.5) throw new Error();
+ * ```
+ */
+export function planQParams(plan: QuantPlan): Record<string, QParams> {
+  const out: Record<string, QParams> = {};
+  for (const e of plan.entries) {
+    if (e.skip || e.role !== "weight") continue;
+    out[e.value] = entryQParams(e);
+  }
+  for (const [value, e] of activationsByValue(plan)) {
+    if (e.dynamic) {
+      throw new LowbitError(
+        "UNSUPPORTED",
+        `'${e.format}' activations use scales computed at run time, which QDQ ONNX cannot ` +
+          `express; write a .lowbit file instead`,
+        { node: e.node, tensor: value },
+      );
+    }
+    out[value] = entryQParams(e);
+  }
+  return out;
+}
+
+/**
+ * Serialises a quantized model for a path's extension.
+ *
+ * @param qm the quantized model
+ * @param path the output path (its extension picks the format)
+ * @returns the file's bytes
+ *
+ * @example
+ * ```ts
+ * import { encodeQuantized, quantize } from "@lowbit/pipeline";
+ * import { readNpy, readOnnx } from "@lowbit/graph";
+ * const model = readOnnx(await Deno.readFile("fixtures/digits/mlp.onnx"));
+ * const x = readNpy(await Deno.readFile("fixtures/digits/calib_x.npy"));
+ * const { quantized } = await quantize({ model, calib: { inputs: { x }, count: 200 } });
+ * if (encodeQuantized(quantized, "m.onnx").length < 1000) throw new Error();
+ * ```
+ */
+export function encodeQuantized(qm: QuantizedModel, path: string): Uint8Array {
+  const kind = outputKind(path);
+  if (kind === "onnx") return writeOnnx(exportQdq(qm.model, planQParams(qm.plan)));
+  throw new LowbitError(
+    "UNSUPPORTED",
+    "the lowbit file writer is not available in this build yet; write .onnx",
+    { file: path },
+  );
+}
+
+/**
+ * Writes the quantized model and its plan (`<output>.plan.json`), each atomically.
+ *
+ * @param qm the quantized model
+ * @param path the output path
+ * @returns the paths written
+ *
+ * @example
+ * ```ts
+ * import { quantize, writeQuantized } from "@lowbit/pipeline";
+ * import { readNpy, readOnnx } from "@lowbit/graph";
+ * const model = readOnnx(await Deno.readFile("fixtures/digits/mlp.onnx"));
+ * const x = readNpy(await Deno.readFile("fixtures/digits/calib_x.npy"));
+ * const { quantized } = await quantize({ model, calib: { inputs: { x }, count: 200 } });
+ * const dir = await Deno.makeTempDir();
+ * const { plan } = await writeQuantized(quantized, `${dir}/m.onnx`);
+ * if (JSON.parse(await Deno.readTextFile(plan)).version !== 1) throw new Error();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeQuantized(
+  qm: QuantizedModel,
+  path: string,
+): Promise<{ model: string; plan: string }> {
+  await checkOutputPath(path);
+  const bytes = encodeQuantized(qm, path);
+  const planPath = planPathFor(path);
+  await writeFileAtomic(planPath, new TextEncoder().encode(planToJson(qm.plan)));
+  await writeFileAtomic(path, bytes);
+  return { model: path, plan: planPath };
+}
+
+/**
+ * Where the plan of an output goes: `<output without extension>.plan.json`.
+ *
+ * @param path the model output
+ * @returns the plan path
+ *
+ * @example
+ * ```ts
+ * import { planPathFor } from "@lowbit/pipeline";
+ * if (planPathFor("out/cnn.w8a8.onnx") !== "out/cnn.w8a8.plan.json") throw new Error();
+ * ```
+ */
+export function planPathFor(path: string): string {
+  const ext = extname(path);
+  return `${ext ? path.slice(0, -ext.length) : path}.plan.json`;
+}
+
+/**
+ * Serialises a plan as readable JSON: two-space indent, number arrays on one line.
+ *
+ * @param plan the plan
+ * @returns the JSON text (ends with a newline)
+ *
+ * @example
+ * ```ts
+ * import { planToJson } from "@lowbit/pipeline";
+ * const text = planToJson({ version: 1, model: { name: "", sha256: "" }, preset: null,
+ *   options: { smoothquant: null, biasCorrection: false, gptq: { blockSize: 128, damp: 0.01, actOrder: false } },
+ *   entries: [{ node: "n", value: "W", role: "weight", scale: [0.5, 0.25] }] });
+ * if (!text.includes('"scale": [0.5, 0.25]')) throw new Error(text);
+ * ```
+ */
+export function planToJson(plan: QuantPlan): string {
+  return JSON.stringify(plan, null, 2).replace(
+    /\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]/g,
+    (_, body: string) => `[${body.split(/,\s*/).join(", ")}]`,
+  ) + "\n";
+}

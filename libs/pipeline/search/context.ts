@@ -1,0 +1,244 @@
+/**
+ * The graph side of sensitivity: implements core's `SensitivityContext` for a
+ * model, with the float64 autodiff interpreter (`@lowbit/graph/autodiff`) for
+ * Hessians, captured layer inputs and output divergences, and the pipeline's
+ * weight fake-quantization for ‖Q(W) − W‖². Everything is computed lazily and
+ * cached, so a metric pays only for what it asks.
+ *
+ * @module
+ */
+
+import { createRng, LowbitError, type SensitivityContext } from "@lowbit/core";
+import type { Graph, Node } from "@lowbit/graph";
+import {
+  evalLoss,
+  forward64,
+  hutchinsonTraces,
+  type LossProblem,
+  type LossSpec,
+  softmaxRows,
+  type T64,
+  type Tape,
+  topEigenvalue,
+} from "@lowbit/graph/autodiff";
+import type { Layer } from "../layers.ts";
+import type { PlanEntry } from "../plan.ts";
+import { fakeQuantWeight, fitWeight, resolveWeightGranularity } from "../tensor_quant.ts";
+import type { Candidate } from "./candidates.ts";
+
+/** Which loss the Hessian metrics differentiate. */
+export type SearchLoss = "cross-entropy" | "kl";
+
+/** Options of {@link createSensitivityContext}. */
+export interface SensitivityContextOptions {
+  /** The (prepared) graph. */
+  graph: Graph;
+  /** Its quantizable layers. */
+  layers: readonly Layer[];
+  /** Candidates by name. */
+  candidates: ReadonlyMap<string, Candidate>;
+  /** Calibration inputs (float64), already cut to the samples to use. */
+  feeds: Readonly<Record<string, T64>>;
+  /** One class per calibration sample, if known. */
+  labels?: ArrayLike<number>;
+  /** Loss for Hessians: default cross-entropy with labels, KL to the float outputs without. */
+  loss?: SearchLoss;
+  /** Hutchinson probes (default 32). */
+  probes?: number;
+  /** Power-iteration steps (default 20). */
+  powerIters?: number;
+  /** Seed of the probes (default 0). */
+  seed?: number;
+}
+
+/** The context plus the quantized weights it made, for reuse. */
+export interface GraphSensitivityContext extends SensitivityContext {
+  /** Fake-quantized weight of a layer under a candidate (file layout). */
+  quantizedWeight(layer: string, candidate: string): Float32Array;
+  /** The layer record by node name. */
+  layer(node: string): Layer;
+}
+
+/**
+ * Builds the sensitivity context of a model on calibration data.
+ *
+ * @param opts graph, layers, candidates, data, labels, loss
+ * @returns the context (lazy, cached)
+ *
+ * @example
+ * ```ts
+ * import { createSensitivityContext, parseCandidate } from "@lowbit/pipeline/search";
+ * import { scanLayers } from "@lowbit/pipeline";
+ * const graph = { name: "g", inputs: [{ name: "x", dtype: "float32" as const }], outputs: [{ name: "y", dtype: "float32" as const }],
+ *   nodes: [{ name: "fc", op: "Gemm", domain: "", inputs: ["x", "W"], outputs: ["y"], attrs: { transB: { kind: "int" as const, value: 1 } } }],
+ *   initializers: new Map([["W", { dtype: "float32" as const, shape: [2, 2], data: Float32Array.of(0.3, -0.7, 0.1, 0.9) }]]),
+ *   valueInfo: new Map() };
+ * const c = parseCandidate("int2/channel");
+ * const ctx = createSensitivityContext({ graph, layers: scanLayers(graph).layers, candidates: new Map([[c.name, c]]),
+ *   feeds: { x: { shape: [1, 2], data: Float64Array.of(1, 2) } } });
+ * if (!(Number(ctx.quantError("fc", "int2/channel")) > 0) || ctx.inputEnergy!("fc") !== 2.5) throw new Error();
+ * ```
+ */
+export function createSensitivityContext(opts: SensitivityContextOptions): GraphSensitivityContext {
+  const { graph, candidates, feeds } = opts;
+  const byNode = new Map(opts.layers.map((l) => [l.node, l]));
+  const hasLabels = opts.labels !== undefined;
+  const lossKind = opts.loss ?? (hasLabels ? "cross-entropy" : "kl");
+  if (lossKind === "cross-entropy" && !hasLabels) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      "the cross-entropy loss needs labels (--labels FILE); without labels use the KL loss to the float outputs",
+    );
+  }
+  const out = graph.outputs[0]?.name;
+  if (!out) throw new LowbitError("INVALID_ARGUMENT", "graph has no outputs");
+
+  let baseTape: Tape | undefined;
+  const base = (): Tape => (baseTape ??= forward64(graph, feeds));
+  let target: T64 | undefined;
+  const floatProbs = (): T64 => (target ??= softmaxRows(base().values.get(out)!));
+  let problem: LossProblem | undefined;
+  const lossProblem = (): LossProblem => {
+    if (!problem) {
+      const loss: LossSpec = lossKind === "cross-entropy"
+        ? { kind: "cross-entropy", labels: opts.labels! }
+        : { kind: "kl", target: floatProbs() };
+      problem = { graph, feeds, output: out, loss };
+    }
+    return problem;
+  };
+
+  const layerOf = (node: string): Layer => {
+    const l = byNode.get(node);
+    if (!l) throw new LowbitError("UNKNOWN_NAME", "not a quantizable layer", { node });
+    return l;
+  };
+  const qCache = new Map<string, Float32Array>();
+  const quantizedWeight = (node: string, cand: string): Float32Array => {
+    const key = `${node}\u0000${cand}`;
+    let q = qCache.get(key);
+    if (!q) {
+      const l = layerOf(node);
+      const c = candidates.get(cand);
+      if (!c) throw new LowbitError("UNKNOWN_NAME", `unknown candidate '${cand}'`, { node });
+      const w = graph.initializers.get(l.weight)!.data as Float32Array;
+      const entry: PlanEntry = {
+        node,
+        value: l.weight,
+        role: "weight",
+        format: c.spec.format,
+        granularity: resolveWeightGranularity(l, c.spec.granularity, c.spec.format),
+        mode: c.spec.mode,
+      };
+      q = fakeQuantWeight(l, w, fitWeight(l, w, entry));
+      qCache.set(key, q);
+    }
+    return q;
+  };
+
+  let traces: Record<string, number> | undefined;
+  const eig = new Map<string, number>();
+  const energy = new Map<string, number>();
+  const divs = new Map<string, number>();
+  const neigh = neighbourMap(graph, opts.layers);
+
+  return {
+    hasLabels,
+    layer: layerOf,
+    quantizedWeight,
+    paramCount: (node) => graph.initializers.get(layerOf(node).weight)!.data.length,
+    quantError(node, cand) {
+      const w = graph.initializers.get(layerOf(node).weight)!.data as Float32Array;
+      const q = quantizedWeight(node, cand);
+      let s = 0;
+      for (let i = 0; i < w.length; i++) s += (q[i] - w[i]) ** 2;
+      return s;
+    },
+    hessianTrace(node) {
+      if (!traces) {
+        const names = opts.layers.map((l) => l.weight);
+        const est = hutchinsonTraces(
+          lossProblem(),
+          names,
+          opts.probes ?? 32,
+          createRng(opts.seed ?? 0),
+        );
+        traces = Object.fromEntries(opts.layers.map((l) => [l.node, est[l.weight].trace]));
+      }
+      return traces[layerOf(node).node];
+    },
+    topEigenvalue(node) {
+      let v = eig.get(node);
+      if (v === undefined) {
+        const idx = opts.layers.findIndex((l) => l.node === node);
+        v = topEigenvalue(lossProblem(), layerOf(node).weight, {
+          maxIters: opts.powerIters ?? 20,
+          relTol: 1e-3,
+          rng: createRng((opts.seed ?? 0) + 1 + idx),
+        }).value;
+        eig.set(node, v);
+      }
+      return v;
+    },
+    inputEnergy(node) {
+      let e = energy.get(node);
+      if (e === undefined) {
+        const x = base().values.get(layerOf(node).input);
+        if (!x) throw new LowbitError("INTERNAL", "layer input was not computed", { node });
+        let s = 0;
+        for (const v of x.data) s += v * v;
+        e = s / x.data.length;
+        energy.set(node, e);
+      }
+      return e;
+    },
+    outputDivergence(quantized) {
+      const key = Object.entries(quantized).sort().map(([l, c]) => `${l}=${c}`).join("|");
+      let d = divs.get(key);
+      if (d === undefined) {
+        const overrides = new Map<string, T64>();
+        for (const [node, cand] of Object.entries(quantized)) {
+          const l = layerOf(node);
+          overrides.set(l.weight, {
+            shape: [...l.shape],
+            data: Float64Array.from(quantizedWeight(node, cand)),
+          });
+        }
+        const tape = forward64(graph, feeds, overrides, base());
+        d = evalLoss(tape.values.get(out)!, { kind: "kl", target: floatProbs() }).loss;
+        divs.set(key, d);
+      }
+      return d;
+    },
+    neighbours: (node) => neigh.get(layerOf(node).node) ?? [],
+  };
+}
+
+/**
+ * Data-flow neighbours: for each layer, the nearest layers upstream of its
+ * input (walking back through non-layer nodes) and, symmetrically, downstream.
+ */
+function neighbourMap(graph: Graph, layers: readonly Layer[]): Map<string, string[]> {
+  const producer = new Map<string, Node>();
+  for (const n of graph.nodes) for (const o of n.outputs) producer.set(o, n);
+  const isLayer = new Set(layers.map((l) => l.node));
+  const out = new Map<string, Set<string>>(layers.map((l) => [l.node, new Set()]));
+  for (const l of layers) {
+    const seen = new Set<string>();
+    const stack = [l.input];
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (seen.has(v)) continue;
+      seen.add(v);
+      const p = producer.get(v);
+      if (!p) continue;
+      if (isLayer.has(p.name)) {
+        out.get(l.node)!.add(p.name);
+        out.get(p.name)!.add(l.node);
+        continue;
+      }
+      for (const i of p.inputs) if (i && !graph.initializers.has(i)) stack.push(i);
+    }
+  }
+  return new Map([...out].map(([k, v]) => [k, [...v]]));
+}

@@ -1,0 +1,178 @@
+/**
+ * The `--preset mixed` hook: adapts {@link searchMixedPrecision} to the
+ * pipeline's {@link MixedSearch} signature, reading the command-line options
+ * (`budget`, `budget-size`, `budget-latency`, `budget-bops`, `tolerance`,
+ * `metric`, `search`, `candidates`, `loss`, `samples`, `seed`) and measuring
+ * `bisect` steps with the pipeline's own measure (top-1 agreement with the
+ * float model on calibration data).
+ *
+ * The pipeline's context carries the layers but not the model, which the
+ * Hessian metrics differentiate, so the hook is made from the model and the
+ * calibration data: `createMixedSearch({ model, calib })`.
+ *
+ * @module
+ */
+
+import { LowbitError } from "@lowbit/core";
+import { foldBatchNorm, type Model, type TensorData } from "@lowbit/graph";
+import type { Dataset } from "../data.ts";
+import type { MixedSearch, MixedSearchContext } from "../presets.ts";
+import type { TensorSpec } from "../spec.ts";
+import { type Budget, parseBudget, parseTolerance } from "./budget.ts";
+import { type MixedPrecisionResult, searchMixedPrecision } from "./search.ts";
+import type { SearchLoss } from "./context.ts";
+
+/** What {@link createMixedSearch} needs besides the pipeline's context. */
+export interface MixedSearchDeps {
+  /** The float model, as given to `quantize` (BatchNormalization is folded here as the pipeline does). */
+  model: Model;
+  /** Calibration data. */
+  calib: Dataset;
+  /** One class per calibration sample, if known (enables the cross-entropy loss). */
+  labels?: TensorData | ArrayLike<number>;
+  /** Fold BatchNormalization before searching (default true, as `quantize` does). */
+  foldBatchNorm?: boolean;
+  /** Receives the full result (allocation, per-layer scores, frontier) for the plan and report. */
+  onResult?: (result: MixedPrecisionResult) => void;
+}
+
+/** Parsed search options. */
+export interface MixedSearchSettings {
+  /** Budgets. */
+  budgets: Budget[];
+  /** Tolerance (fraction), for bisect. */
+  tolerance?: number;
+  /** Metric name. */
+  metric: string;
+  /** Strategy name. */
+  strategy: string;
+  /** Candidate names, if given. */
+  candidates?: string[];
+  /** Loss for Hessian metrics, if given. */
+  loss?: SearchLoss;
+  /** Calibration samples for the metrics. */
+  samples?: number;
+  /** Seed. */
+  seed?: number;
+}
+
+/**
+ * Reads the search options as the CLI passes them (strings by flag name).
+ *
+ * @param o e.g. `{ budget: "4.5bits", metric: "hawq-v2", search: "ilp" }`
+ * @returns the settings (defaults: metric hawq-v2, search ilp, or bisect when only a tolerance is given)
+ *
+ * @example
+ * ```ts
+ * import { parseMixedOptions } from "@lowbit/pipeline/search";
+ * const s = parseMixedOptions({ "budget-size": "6KB", tolerance: "1%" });
+ * if (s.budgets[0].kind !== "size" || s.tolerance !== 0.01 || s.strategy !== "bisect") throw new Error();
+ * ```
+ */
+export function parseMixedOptions(o: Readonly<Record<string, string>>): MixedSearchSettings {
+  const budgets: Budget[] = [];
+  const want = (flag: string, kind: Budget["kind"]): void => {
+    if (o[flag] === undefined) return;
+    const b = parseBudget(
+      /^[0-9.e+-]+$/i.test(o[flag].trim()) ? o[flag] + defaultUnit(kind) : o[flag],
+    );
+    if (b.kind !== kind) {
+      throw new LowbitError("INVALID_ARGUMENT", `--${flag} ${o[flag]}: expected a ${kind} budget`);
+    }
+    budgets.push(b);
+  };
+  if (o.budget !== undefined) {
+    budgets.push(parseBudget(/^[0-9.]+$/.test(o.budget.trim()) ? o.budget + "bits" : o.budget));
+  }
+  want("budget-size", "size");
+  want("budget-latency", "latency");
+  want("budget-bops", "bops");
+  const tolerance = o.tolerance !== undefined ? parseTolerance(o.tolerance) : undefined;
+  if (budgets.length === 0 && tolerance === undefined) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      "the mixed preset needs a budget (--budget 4.5bits | --budget-size 200KB | --budget-latency 3ms) or --tolerance 1%",
+    );
+  }
+  const strategy = o.search ?? (budgets.length === 0 ? "bisect" : "ilp");
+  if (strategy === "bisect" && tolerance === undefined) {
+    throw new LowbitError("INVALID_ARGUMENT", "--search bisect needs --tolerance (e.g. 1%)");
+  }
+  const loss = o.loss as SearchLoss | undefined;
+  if (loss !== undefined && loss !== "cross-entropy" && loss !== "kl") {
+    throw new LowbitError("INVALID_ARGUMENT", `--loss ${loss}: expected cross-entropy or kl`);
+  }
+  return {
+    budgets,
+    tolerance,
+    metric: o.metric ?? "hawq-v2",
+    strategy,
+    candidates: o.candidates?.split(",").map((s) => s.trim()).filter(Boolean),
+    loss,
+    samples: o.samples ? Number(o.samples) : undefined,
+    seed: o.seed ? Number(o.seed) : undefined,
+  };
+}
+
+function defaultUnit(kind: Budget["kind"]): string {
+  return kind === "size" ? "B" : kind === "latency" ? "ms" : "BOPs";
+}
+
+function labelArray(l: TensorData | ArrayLike<number> | undefined): number[] | undefined {
+  if (l === undefined) return undefined;
+  const d = "dtype" in l ? (l.data as ArrayLike<number | bigint>) : l;
+  return Array.from(d as ArrayLike<number | bigint>, (v) => Number(v));
+}
+
+/**
+ * Makes the `--preset mixed` hook for one model and its calibration data.
+ *
+ * @param deps model, calibration data, optional labels and a result callback
+ * @returns the hook to pass as `quantize({ mixedSearch })`
+ *
+ * @example
+ * ```ts
+ * import { createMixedSearch } from "@lowbit/pipeline/search";
+ * import { quantize } from "@lowbit/pipeline";
+ * import { readNpy, readOnnxFile } from "@lowbit/graph";
+ * const model = await readOnnxFile("fixtures/digits/mlp.onnx");
+ * const calib = { inputs: { x: readNpy(await Deno.readFile("fixtures/digits/calib_x.npy")) }, count: 200 };
+ * let bits = 0;
+ * const mixedSearch = createMixedSearch({ model, calib, onResult: (r) => (bits = r.cost.avgBits) });
+ * await quantize({ model, calib, preset: "mixed", mixedSearch,
+ *   mixedOptions: { budget: "6bits", metric: "layer-hessian", candidates: "int8/channel,int4/channel", samples: "16" } });
+ * if (bits === 0 || bits > 6) throw new Error(String(bits));
+ * ```
+ */
+export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
+  return async (ctx: MixedSearchContext): Promise<Record<string, TensorSpec | null>> => {
+    const s = parseMixedOptions(ctx.options);
+    const model: Model = deps.foldBatchNorm ?? true
+      ? { ...deps.model, graph: foldBatchNorm(deps.model.graph) }
+      : deps.model;
+    const result = await searchMixedPrecision({
+      model,
+      calib: deps.calib.inputs,
+      labels: labelArray(deps.labels),
+      candidates: s.candidates,
+      metric: s.metric,
+      strategy: s.strategy,
+      budgets: s.budgets,
+      tolerance: s.tolerance,
+      loss: s.loss,
+      samples: s.samples,
+      seed: s.seed,
+      measure: async (specs) => 1 - await ctx.measure(specs),
+      progress: (f) => ctx.progress(f),
+    });
+    for (const l of ctx.layers) {
+      if (!(l.node in result.specs)) {
+        throw new LowbitError("INTERNAL", "the search did not see this layer (model mismatch?)", {
+          node: l.node,
+        });
+      }
+    }
+    deps.onResult?.(result);
+    return result.specs;
+  };
+}

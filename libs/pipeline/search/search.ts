@@ -1,0 +1,415 @@
+/**
+ * `searchMixedPrecision`: the whole mixed-precision search on one model —
+ * layers, candidates, sensitivity scores from a registered metric, costs
+ * (bits, size, BOPs, latency), a registered strategy under the budgets, the
+ * size/sensitivity Pareto frontier, and where every built-in strategy's choice
+ * falls on it (measured, when a measure is available), for the report's plot.
+ *
+ * @module
+ */
+
+import {
+  allocationCost,
+  allocationScore,
+  bops,
+  defaultRegistry,
+  type LatencyTable,
+  LowbitError,
+  paretoFrontier,
+  type Registry,
+  type SearchProblem,
+  sizeBits,
+} from "@lowbit/core";
+import type { Graph, Model, TensorData } from "@lowbit/graph";
+import { forward64, type T64, type Tape, toT64 } from "@lowbit/graph/autodiff";
+import { type Layer, scanLayers } from "../layers.ts";
+import type { TensorSpec } from "../spec.ts";
+import { type Budget, formatBudget } from "./budget.ts";
+import { type Candidate, candidateCost, DEFAULT_CANDIDATES, parseCandidate } from "./candidates.ts";
+import { createSensitivityContext, type SearchLoss } from "./context.ts";
+
+/** Measures the real loss of an allocation (e.g. top-1 drop as a fraction); lower is better. */
+export type AllocationMeasure = (specs: Readonly<Record<string, TensorSpec>>) => Promise<number>;
+
+/** Options of {@link searchMixedPrecision}. */
+export interface MixedPrecisionOptions {
+  /** The model (prepared: weights must be initializers feeding Conv / Gemm / MatMul). */
+  model: Model;
+  /** Calibration inputs by graph input name (first axis = samples). */
+  calib: Readonly<Record<string, TensorData>>;
+  /** One class per calibration sample, if known. */
+  labels?: ArrayLike<number>;
+  /** Candidate names (default {@link DEFAULT_CANDIDATES}). */
+  candidates?: readonly string[];
+  /** Registered metric name (default "hawq-v2"). */
+  metric?: string;
+  /** Registered strategy name (default "ilp"). */
+  strategy?: string;
+  /** Budgets; all must hold. */
+  budgets?: readonly Budget[];
+  /** For `bisect`: the largest acceptable measured loss (fraction). */
+  tolerance?: number;
+  /** The real metric for `bisect` and for measuring frontier points (default: top-1 drop on the search samples, float64). */
+  measure?: AllocationMeasure;
+  /** Loss of the Hessian metrics (default cross-entropy with labels, KL without). */
+  loss?: SearchLoss;
+  /** Calibration samples the metrics use (default 64). */
+  samples?: number;
+  /** Hutchinson probes (default 32). */
+  probes?: number;
+  /** Seed (default 0). */
+  seed?: number;
+  /** Activation bits for BOPs (default 8). */
+  activationBits?: number;
+  /** Latency table and how to fill a miss (needed for latency budgets). */
+  latency?: { table: LatencyTable; measure(layer: Layer, candidate: Candidate): Promise<number> };
+  /** Frontier points to measure with `measure` (default 8; 0 for none). */
+  measureFrontier?: number;
+  /** The registry to look metrics and strategies up in (default: the default registry). */
+  registry?: Registry;
+  /** Reports progress, 0..1. */
+  progress?: (fraction: number) => void;
+}
+
+/** One point for the frontier plot. */
+export interface FrontierPointReport {
+  /** Average bits per weight element. */
+  avgBits: number;
+  /** Weight storage in bytes, scales included. */
+  sizeBytes: number;
+  /** Summed sensitivity. */
+  score: number;
+  /** Measured loss (e.g. top-1 drop), when measured. */
+  measured?: number;
+  /** Candidate per layer. */
+  allocation: Record<string, string>;
+}
+
+/** A strategy's choice on the frontier plot. */
+export interface StrategyChoice extends FrontierPointReport {
+  /** Strategy name. */
+  strategy: string;
+}
+
+/** Per-layer detail of the search. */
+export interface LayerReport {
+  /** Node name. */
+  node: string;
+  /** Weight initializer. */
+  weight: string;
+  /** Weight elements. */
+  params: number;
+  /** Chosen candidate. */
+  candidate: string;
+  /** Score per candidate. */
+  scores: Record<string, number>;
+  /** Storage bits per candidate (scales included). */
+  sizeBits: Record<string, number>;
+}
+
+/** What the search returns. */
+export interface MixedPrecisionResult {
+  /** Metric used. */
+  metric: string;
+  /** Strategy used. */
+  strategy: string;
+  /** Candidate name per layer node. */
+  allocation: Record<string, string>;
+  /** Weight spec per layer node (what the plan applies). */
+  specs: Record<string, TensorSpec>;
+  /** Totals of the chosen allocation. */
+  cost: { avgBits: number; sizeBytes: number; bops: number; latencyMs?: number };
+  /** Measured loss of the chosen allocation, when measured. */
+  measured?: number;
+  /** Per-layer scores and choice. */
+  perLayer: LayerReport[];
+  /** The (size, sensitivity) Pareto frontier and every strategy's choice on it. */
+  frontier: { points: FrontierPointReport[]; choices: StrategyChoice[] };
+}
+
+function sliceFeeds(calib: Readonly<Record<string, TensorData>>, n: number): Record<string, T64> {
+  const out: Record<string, T64> = {};
+  for (const [k, t] of Object.entries(calib)) {
+    const x = toT64(t);
+    const rows = Math.min(n, x.shape[0]);
+    const per = x.data.length / x.shape[0];
+    out[k] = { shape: [rows, ...x.shape.slice(1)], data: x.data.slice(0, rows * per) };
+  }
+  return out;
+}
+
+function argmax(t: T64): Int32Array {
+  const c = t.shape[t.shape.length - 1], rows = t.data.length / c;
+  const out = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let b = 0;
+    for (let k = 1; k < c; k++) if (t.data[r * c + k] > t.data[r * c + b]) b = k;
+    out[r] = b;
+  }
+  return out;
+}
+
+/**
+ * Runs the mixed-precision search.
+ *
+ * @param opts model, calibration data, candidates, metric, strategy, budgets or tolerance
+ * @returns allocation, per-layer scores, totals and frontier data
+ *
+ * @example
+ * ```ts
+ * import { searchMixedPrecision } from "@lowbit/pipeline/search";
+ * import { readNpy, readOnnxFile } from "@lowbit/graph";
+ * const model = await readOnnxFile("fixtures/digits/mlp.onnx");
+ * const x = readNpy(await Deno.readFile("fixtures/digits/calib_x.npy"));
+ * const r = await searchMixedPrecision({ model, calib: { x }, metric: "layer-hessian", strategy: "pareto",
+ *   candidates: ["int8/channel", "int4/channel"], budgets: [{ kind: "bits", bits: 6 }], samples: 16, measureFrontier: 0 });
+ * if (r.cost.avgBits > 6 || Object.keys(r.allocation).length !== 3) throw new Error(JSON.stringify(r.cost));
+ * ```
+ */
+export async function searchMixedPrecision(
+  opts: MixedPrecisionOptions,
+): Promise<MixedPrecisionResult> {
+  const registry = opts.registry ?? defaultRegistry();
+  const metricName = opts.metric ?? "hawq-v2", strategyName = opts.strategy ?? "ilp";
+  const metric = registry.metrics.get(metricName);
+  const strategy = registry.strategies.get(strategyName);
+  const graph = opts.model.graph;
+  const { layers, rejected } = scanLayers(graph);
+  if (layers.length === 0) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `no quantizable layers to search over${
+        rejected.length ? ": " + rejected.map((r) => `${r.node} (${r.reason})`).join("; ") : ""
+      }`,
+    );
+  }
+  if (opts.loss === "cross-entropy" && !opts.labels) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `metric '${metricName}' with the cross-entropy loss needs labels (--labels FILE); without labels use --loss kl`,
+    );
+  }
+  const cands = new Map<string, Candidate>();
+  for (const name of opts.candidates ?? DEFAULT_CANDIDATES) cands.set(name, parseCandidate(name));
+  const samples = opts.samples ?? 64;
+  const feeds = sliceFeeds(opts.calib, samples);
+  const nSamples = Object.values(feeds)[0]?.shape[0] ?? 0;
+  const labels = opts.labels ? Array.from(opts.labels).slice(0, nSamples) : undefined;
+  const ctx = createSensitivityContext({
+    graph,
+    layers,
+    candidates: cands,
+    feeds,
+    labels,
+    loss: opts.loss,
+    probes: opts.probes,
+    seed: opts.seed,
+  });
+
+  // *** candidates per layer (block formats need whole blocks along the input axis) ***
+  const names = layers.map((l) => l.node);
+  const candidates: Record<string, string[]> = {};
+  for (const l of layers) {
+    candidates[l.node] = [...cands.values()]
+      .filter((c) => {
+        const cc = candidateCost(l, c, 8);
+        return !(c.spec.granularity !== "channel" && typeof c.spec.granularity === "object" &&
+          cc.scaleBits !== 32 && l.in % (cc.granularity as { size: number }).size !== 0);
+      })
+      .map((c) => c.name);
+    if (candidates[l.node].length === 0) {
+      throw new LowbitError("INVALID_ARGUMENT", "no candidate fits this layer", { node: l.node });
+    }
+  }
+
+  // *** scores ***
+  const scores: Record<string, Record<string, number>> = {};
+  const total = names.reduce((s, n) => s + candidates[n].length, 0);
+  let done = 0;
+  for (const l of layers) {
+    scores[l.node] = {};
+    for (const c of candidates[l.node]) {
+      const s = await metric.score(ctx, l.node, c);
+      if (!Number.isFinite(s)) {
+        throw new LowbitError("INTERNAL", `metric '${metricName}' gave ${s} for ${c}`, {
+          node: l.node,
+        });
+      }
+      scores[l.node][c] = Math.max(0, s);
+      opts.progress?.(0.8 * (++done / total));
+    }
+  }
+
+  // *** costs ***
+  const float = forward64(graph, feeds);
+  const actBits = opts.activationBits ?? 8;
+  const totalParams = layers.reduce((s, l) => s + graph.initializers.get(l.weight)!.data.length, 0);
+  const costs: Record<string, Record<string, Record<string, number>>> = {};
+  const needLatency = (opts.budgets ?? []).some((b) => b.kind === "latency");
+  if (needLatency && !opts.latency) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      "a latency budget needs a latency table (measured on our kernels)",
+    );
+  }
+  for (const l of layers) {
+    costs[l.node] = {};
+    const geo = {
+      params: graph.initializers.get(l.weight)!.data.length,
+      outChannels: l.out,
+      macs: macsOf(l, graph.initializers.get(l.weight)!.data.length, float, graph, nSamples),
+      shapeKey: `${l.op} ${l.shape.join("x")}`,
+    };
+    for (const name of candidates[l.node]) {
+      const c = cands.get(name)!;
+      const cc = candidateCost(l, c, actBits);
+      const entry: Record<string, number> = {
+        bits: geo.params * cc.bits,
+        size: sizeBits(geo, cc),
+        bops: bops(geo, cc),
+      };
+      if (opts.latency) {
+        const hit = opts.latency.table.get(geo.shapeKey, c.spec.format);
+        entry.latency = hit ?? await opts.latency.measure(l, c);
+        if (hit === undefined) opts.latency.table.set(geo.shapeKey, c.spec.format, entry.latency);
+      }
+      costs[l.node][name] = entry;
+    }
+  }
+
+  // *** budgets ***
+  const limits: Record<string, number> = {};
+  for (const b of opts.budgets ?? []) {
+    const [r, v] = b.kind === "bits"
+      ? ["bits", b.bits * totalParams]
+      : b.kind === "size"
+      ? ["size", b.bytes * 8]
+      : b.kind === "latency"
+      ? ["latency", b.ms]
+      : ["bops", b.bops];
+    const min = names.reduce(
+      (s, n) => s + Math.min(...candidates[n].map((c) => costs[n][c][r])),
+      0,
+    );
+    if (min > v * (1 + 1e-12)) {
+      const smallest: Budget = b.kind === "bits"
+        ? { kind: "bits", bits: min / totalParams }
+        : b.kind === "size"
+        ? { kind: "size", bytes: min / 8 }
+        : b.kind === "latency"
+        ? { kind: "latency", ms: min }
+        : { kind: "bops", bops: min };
+      throw new LowbitError(
+        "INFEASIBLE",
+        `the ${b.kind} budget ${
+          formatBudget(b)
+        } is infeasible with these candidates: the smallest feasible ${b.kind} budget is ${
+          formatBudget(smallest)
+        } (every layer at its cheapest candidate)`,
+      );
+    }
+    limits[r] = Math.min(limits[r] ?? Infinity, v);
+  }
+
+  // *** the real metric, for bisect and frontier points ***
+  const outName = graph.outputs[0].name;
+  const refTop = labels ? Int32Array.from(labels) : argmax(float.values.get(outName)!);
+  const specsOf = (a: Record<string, string>): Record<string, TensorSpec> =>
+    Object.fromEntries(Object.entries(a).map(([n, c]) => [n, cands.get(c)!.spec]));
+  const ownMeasure: AllocationMeasure = (specs) => {
+    const overrides = new Map<string, T64>();
+    for (const l of layers) {
+      const spec = specs[l.node];
+      if (!spec) continue;
+      const name = [...cands.values()].find((c) => c.spec === spec)?.name ?? "";
+      overrides.set(l.weight, {
+        shape: [...l.shape],
+        data: Float64Array.from(ctx.quantizedWeight(l.node, name)),
+      });
+    }
+    const top = argmax(forward64(graph, feeds, overrides, float).values.get(outName)!);
+    const floatTop = argmax(float.values.get(outName)!);
+    let hitQ = 0, hitF = 0;
+    for (let i = 0; i < top.length; i++) {
+      if (top[i] === refTop[i]) hitQ++;
+      if (floatTop[i] === refTop[i]) hitF++;
+    }
+    return Promise.resolve((hitF - hitQ) / top.length);
+  };
+  const measure = opts.measure ?? ownMeasure;
+  const measureAlloc = (a: Record<string, string>): Promise<number> => measure(specsOf(a));
+
+  const problem: SearchProblem = {
+    costs,
+    limits,
+    units: { bits: "bits", size: "bits", latency: "ms", bops: "BOPs" },
+    measure: opts.tolerance !== undefined ? measureAlloc : undefined,
+    tolerance: opts.tolerance,
+  };
+  const allocation = await strategy.allocate(names, candidates, scores, problem);
+  opts.progress?.(0.9);
+
+  // *** report ***
+  const point = (a: Record<string, string>): FrontierPointReport => {
+    const c = allocationCost(a, { costs });
+    return {
+      avgBits: c.bits / totalParams,
+      sizeBytes: c.size / 8,
+      score: allocationScore(a, scores),
+      allocation: a,
+    };
+  };
+  const frontier = paretoFrontier(names, candidates, scores, { costs }, "bits").map((p) =>
+    point(p.allocation)
+  );
+  const toMeasure = opts.measureFrontier ?? 8;
+  if (toMeasure > 0) {
+    const step = Math.max(1, Math.floor(frontier.length / toMeasure));
+    for (let i = 0; i < frontier.length; i += step) {
+      frontier[i].measured = await measureAlloc(frontier[i].allocation);
+    }
+  }
+  const choices: StrategyChoice[] = [];
+  for (const s of ["ilp", "pareto", "greedy", "bisect"]) {
+    if (!registry.strategies.has(s)) continue;
+    if (s === "bisect" && opts.tolerance === undefined) continue;
+    const a = s === strategyName
+      ? allocation
+      : await registry.strategies.get(s).allocate(names, candidates, scores, problem);
+    const p = point(a);
+    choices.push({ strategy: s, ...p, measured: await measureAlloc(a) });
+  }
+  const chosen = point(allocation);
+  const c = allocationCost(allocation, { costs });
+  opts.progress?.(1);
+  return {
+    metric: metricName,
+    strategy: strategyName,
+    allocation,
+    specs: specsOf(allocation),
+    cost: {
+      avgBits: chosen.avgBits,
+      sizeBytes: chosen.sizeBytes,
+      bops: c.bops,
+      latencyMs: c.latency,
+    },
+    measured: choices.find((x) => x.strategy === strategyName)?.measured,
+    perLayer: layers.map((l) => ({
+      node: l.node,
+      weight: l.weight,
+      params: graph.initializers.get(l.weight)!.data.length,
+      candidate: allocation[l.node],
+      scores: scores[l.node],
+      sizeBits: Object.fromEntries(candidates[l.node].map((n) => [n, costs[l.node][n].size])),
+    })),
+    frontier: { points: frontier, choices },
+  };
+}
+
+/** MACs per sample: weight elements × output positions per sample (pixels for Conv, tokens for MatMul). */
+function macsOf(l: Layer, params: number, float: Tape, graph: Graph, samples: number): number {
+  const node = graph.nodes.find((n) => n.name === l.node);
+  const y = node && float.values.get(node.outputs[0]);
+  if (!y || samples === 0) return params;
+  return params * (y.data.length / (samples * l.out));
+}
