@@ -11,32 +11,49 @@ const DT = { float32: 1, uint8: 2, int8: 3 } as const;
 /** Element type of a tiny-model tensor. */
 export type TinyType = keyof typeof DT;
 
+/** A protobuf writer: chunks, so that a 64 MB weight is never copied byte by byte. */
 class Pb {
-  bytes: number[] = [];
+  chunks: Uint8Array[] = [];
+  length = 0;
+  private push(c: Uint8Array): this {
+    this.chunks.push(c);
+    this.length += c.length;
+    return this;
+  }
   varint(v: number): this {
+    const out: number[] = [];
     let x = BigInt(v);
     if (x < 0n) x += 1n << 64n;
     do {
       let b = Number(x & 0x7fn);
       x >>= 7n;
       if (x) b |= 0x80;
-      this.bytes.push(b);
+      out.push(b);
     } while (x);
-    return this;
+    return this.push(new Uint8Array(out));
   }
   int(field: number, v: number): this {
     return this.varint(field << 3).varint(v);
   }
-  raw(field: number, data: Uint8Array | number[]): this {
-    this.varint((field << 3) | 2).varint(data.length);
-    for (const b of data) this.bytes.push(b);
-    return this;
+  raw(field: number, data: Uint8Array): this {
+    return this.varint((field << 3) | 2).varint(data.length).push(data);
   }
   str(field: number, s: string): this {
     return this.raw(field, new TextEncoder().encode(s));
   }
   msg(field: number, m: Pb): this {
-    return this.raw(field, m.bytes);
+    this.varint((field << 3) | 2).varint(m.length);
+    for (const c of m.chunks) this.push(c);
+    return this;
+  }
+  bytes(): Uint8Array {
+    const out = new Uint8Array(this.length);
+    let o = 0;
+    for (const c of this.chunks) {
+      out.set(c, o);
+      o += c.length;
+    }
+    return out;
   }
 }
 
@@ -97,5 +114,5 @@ export function tinyMatMulModel(m: TinyMatMul): Uint8Array {
     .msg(11, valueInfo("A", m.aType, [m.M, m.K])).msg(12, y);
   const model = new Pb().int(1, 8).str(2, "lowbit-bench").msg(7, graph)
     .msg(8, new Pb().str(1, "").int(2, 13));
-  return new Uint8Array(model.bytes);
+  return model.bytes();
 }

@@ -1,7 +1,9 @@
 /**
  * Benchmark: the float executor on PP-OCRv4 det at 1×3×640×640 against
- * onnxruntime-web with one and two threads, in the same run. Prints a table
- * and a JSON line.
+ * onnxruntime-web with one and two threads, in the same run. The three are
+ * interleaved run by run (onnxruntime in child processes, one per thread
+ * count, since its wasm backend fixes the thread count per process), so that
+ * load from other processes affects them alike. Prints a table and a JSON line.
  *
  * ```sh
  * npx deno run -A apps/bench/executor_ppocr.ts [--runs 7] [--size 640]
@@ -18,22 +20,64 @@ const DET = new URL(
   import.meta.url,
 );
 
-/** Median of a list of numbers. */
-function median(xs: number[]): number {
+/**
+ * Median of a list of numbers.
+ *
+ * @param xs the numbers (not empty)
+ * @returns their median
+ *
+ * @example
+ * ```ts
+ * import { median } from "./executor_ppocr.ts";
+ * if (median([3, 1, 2]) !== 2 || median([4, 1, 2, 3]) !== 2.5) throw new Error();
+ * ```
+ */
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const h = s.length >> 1;
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
-async function timeRuns(runs: number, f: () => Promise<unknown>): Promise<number[]> {
-  await f(); // warm-up (compilation, packing)
-  const out: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await f();
-    out.push(performance.now() - t0);
-  }
-  return out;
+/** A child process running onnxruntime-web, answering one timed run per request. */
+interface OrtChild {
+  run(): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function ortChild(threads: number, size: number): Promise<OrtChild> {
+  const worker = new URL("./_ort_worker.ts", import.meta.url).pathname;
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", worker, String(threads), String(size)],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = proc.stdin.getWriter();
+  const lines = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  const nextLine = async (): Promise<string> => {
+    while (!buf.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error("onnxruntime child exited");
+      buf += value;
+    }
+    const line = buf.slice(0, buf.indexOf("\n"));
+    buf = buf.slice(buf.indexOf("\n") + 1);
+    return line;
+  };
+  if ((await nextLine()) !== "ready") throw new Error("onnxruntime child failed to start");
+  const enc = new TextEncoder();
+  return {
+    run: async () => {
+      await writer.write(enc.encode("run\n"));
+      return Number(await nextLine());
+    },
+    close: async () => {
+      await writer.write(enc.encode("quit\n"));
+      await writer.close();
+      await proc.status;
+    },
+  };
 }
 
 if (import.meta.main) {
@@ -43,53 +87,37 @@ if (import.meta.main) {
   });
   const runs = Number(values.runs), size = Number(values.size);
   const shape = [1, 3, size, size];
-  const x = new Float32Array(3 * size * size);
-  for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) * 0.8;
-  const model = await readOnnxFile(DET.pathname);
-  const exec = createExecutor(model);
-  const ours = await timeRuns(runs, () => exec.run({ x: { dtype: "float32", shape, data: x } }));
-  const rows: { name: string; medianMs: number; runs: number[] }[] = [
-    { name: "lowbit executor (1 thread)", medianMs: median(ours), runs: ours },
-  ];
-  for (const threads of [1, 2]) {
-    // numThreads is read when the wasm backend initialises: one process per setting.
-    const cmd = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL(import.meta.url).pathname.replace(/executor_ppocr\.ts$/, "_ort_worker.ts"),
-        String(threads),
-        String(runs),
-        String(size),
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    });
-    const res = await cmd.output();
-    const times = JSON.parse(
-      new TextDecoder().decode(res.stdout).trim().split("\n").pop()!,
-    ) as number[];
-    rows.push({
-      name: `onnxruntime-web (${threads} thread${threads > 1 ? "s" : ""})`,
-      medianMs: median(times),
-      runs: times,
-    });
+  const data = new Float32Array(3 * size * size);
+  for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37) * 0.8;
+  const exec = createExecutor(await readOnnxFile(DET.pathname));
+  const ours = async (): Promise<number> => {
+    const t0 = performance.now();
+    await exec.run({ x: { dtype: "float32", shape, data } });
+    return performance.now() - t0;
+  };
+  const ort1 = await ortChild(1, size), ort2 = await ortChild(2, size);
+  await ours(); // warm-up: compilation, weight packing
+  const times: Record<string, number[]> = {
+    "lowbit executor (1 thread)": [],
+    "onnxruntime-web (1 thread)": [],
+    "onnxruntime-web (2 threads)": [],
+  };
+  const runners = [ours, ort1.run, ort2.run];
+  const names = Object.keys(times);
+  for (let r = 0; r < runs; r++) {
+    for (let k = 0; k < 3; k++) times[names[k]].push(await runners[k]());
   }
+  await ort1.close();
+  await ort2.close();
+  const rows = names.map((name) => ({ name, medianMs: median(times[name]), runsMs: times[name] }));
   const base = rows[0].medianMs;
-  console.log(`PP-OCRv4 det, input [${shape}], median of ${runs} runs`);
-  console.log("name".padEnd(30) + "median ms".padStart(12) + "  ours / this");
+  console.log(`PP-OCRv4 det, input [${shape}], median of ${runs} interleaved runs`);
+  console.log("name".padEnd(30) + "median ms".padStart(12) + "   lowbit ÷ this");
   for (const r of rows) {
     console.log(
-      r.name.padEnd(30) + r.medianMs.toFixed(1).padStart(12) + "  " +
-        (base / r.medianMs).toFixed(2) + "×",
+      r.name.padEnd(30) + r.medianMs.toFixed(1).padStart(12) +
+        (base / r.medianMs).toFixed(2).padStart(15),
     );
   }
-  console.log(
-    JSON.stringify({
-      model: "ch_PP-OCRv4_det_infer",
-      shape,
-      runs,
-      results: rows.map((r) => ({ name: r.name, medianMs: r.medianMs })),
-    }),
-  );
+  console.log(JSON.stringify({ model: "ch_PP-OCRv4_det_infer", shape, runs, results: rows }));
 }

@@ -9,6 +9,7 @@
  * @module
  */
 
+import process from "node:process";
 import type { KernelRunner, KernelSource } from "@lowbit/kernels";
 import { createPool } from "@lowbit/runtime";
 
@@ -90,6 +91,12 @@ export interface BenchOptions {
   runs: number;
   /** Untimed warm-up runs per case (at least; warm-up also lasts ≥ 300 ms). */
   warmup: number;
+  /**
+   * `"wall"` (default): elapsed time. `"cpu"`: the process's CPU time divided by `threads`,
+   * which is robust to time slicing on a loaded machine but assumes perfect thread scaling
+   * (so use it for single-thread comparisons only).
+   */
+  clock?: "wall" | "cpu";
 }
 
 /** Defaults: M=N=K ∈ {256, 512, 1024}, GEMV N=K=4096, 1 and 2 threads, 15 runs. */
@@ -176,7 +183,19 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
-/** Creates the shared context (pools cached by thread count and module set). */
+/**
+ * Creates the shared context (pools cached by thread count and module set).
+ *
+ * @returns the context; `close()` releases its pools
+ *
+ * @example
+ * ```ts
+ * import { createBenchContext } from "./gemm.ts";
+ * const ctx = createBenchContext();
+ * if (ctx.copies(1 << 30) !== 2) throw new Error("at least two rotating copies");
+ * ctx.close();
+ * ```
+ */
 export function createBenchContext(): BenchContext & { close(): void } {
   const pools = new Map<string, Promise<KernelRunner>>();
   return {
@@ -206,11 +225,23 @@ export function createBenchContext(): BenchContext & { close(): void } {
  * @param ctx shared resources
  * @param opts run counts
  * @returns the result row
+ *
+ * @example
+ * ```ts
+ * import { createBenchContext, timeCase } from "./gemm.ts";
+ * const ctx = createBenchContext();
+ * const r = await timeCase({
+ *   impl: "noop", op: "gemm", M: 1000, N: 1000, K: 1000, threads: 1,
+ *   setup: () => Promise.resolve({ run() {}, dispose() {} }),
+ * }, ctx, { runs: 3, warmup: 1 });
+ * if (r.impl !== "noop" || !(r.gops > 0)) throw new Error();
+ * ctx.close();
+ * ```
  */
 export async function timeCase(
   c: BenchCase,
   ctx: BenchContext,
-  opts: Pick<BenchOptions, "runs" | "warmup">,
+  opts: Pick<BenchOptions, "runs" | "warmup" | "clock">,
 ): Promise<BenchResult> {
   const r = await c.setup(ctx);
   try {
@@ -220,10 +251,15 @@ export async function timeCase(
     const w0 = performance.now();
     while (i < opts.warmup || (performance.now() - w0 < 300 && i < 1000)) await r.run(i++);
     const times: number[] = [];
+    const cpu = opts.clock === "cpu";
     for (let t = 0; t < opts.runs; t++) {
+      const c0 = cpu ? process.cpuUsage() : undefined;
       const t0 = performance.now();
       await r.run(i++);
-      times.push(performance.now() - t0);
+      if (c0) {
+        const u = process.cpuUsage(c0);
+        times.push((u.user + u.system) / 1e3 / c.threads);
+      } else times.push(performance.now() - t0);
     }
     const sec = median(times) / 1e3;
     const gops = (2 * c.M * c.N * c.K) / sec / 1e9;

@@ -45,6 +45,17 @@ export function collectCases(opts: BenchOptions): BenchCase[] {
  * @param opts what to run
  * @param onResult progress callback
  * @returns the results in case order
+ *
+ * @example
+ * ```ts
+ * import { runBenchmarks } from "./run.ts";
+ * import { DEFAULT_BENCH_OPTIONS } from "./gemm.ts";
+ * const rows = await runBenchmarks({
+ *   ...DEFAULT_BENCH_OPTIONS, sizes: [16], gemvSize: 0, threads: [1], impls: ["lowbit:s4s8"],
+ *   runs: 1, warmup: 1,
+ * });
+ * if (rows.length !== 1 || rows[0].impl !== "lowbit:s4s8") throw new Error();
+ * ```
  */
 export async function runBenchmarks(
   opts: BenchOptions,

@@ -24,6 +24,9 @@ const commands: Record<string, () => Promise<Command>> = {
   bench: async () => (await import("./commands/bench.ts")).benchCommand,
   run: async () => (await import("./commands/run.ts")).runCommand,
   quantize: async () => (await import("./commands/quantize.ts")).quantizeCommand,
+  eval: async () => (await import("./commands/eval.ts")).evalCommand,
+  inspect: async () => (await import("./commands/inspect.ts")).inspectCommand,
+  report: async () => (await import("./commands/report.ts")).reportCommand,
 };
 
 function usage(): string {

@@ -84,6 +84,23 @@ const CASES: Case[] = [
     pads: [2, 2, 2, 2],
     dilations: [2, 2],
   },
+  // stride 2 with rows wide enough for the vector im2col path (and its right-border fallback)
+  {
+    input: [1, 3, 9, 40],
+    weight: [4, 3, 3, 3],
+    group: 1,
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+    dilations: [1, 1],
+  },
+  {
+    input: [1, 3, 32, 49],
+    weight: [8, 3, 3, 3],
+    group: 1,
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+    dilations: [1, 2],
+  },
   // groups
   {
     input: [1, 8, 9, 9],

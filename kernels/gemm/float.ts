@@ -6,7 +6,24 @@
  *
  * Everything here is synchronous and single-threaded on a {@link FloatKernels} context (a wasm
  * memory, an allocator, reusable scratch); {@link floatKernels} returns a lazily created default.
- * Packed weights live in that memory until `dispose()`.
+ * Packed weights live in that memory until `dispose()`. For threads, make the context on a worker
+ * pool ({@link floatKernelSources} + `createPool` of `@lowbit/runtime` +
+ * {@link createFloatKernelsOn}) and call the `*Parallel` variants, which split output columns.
+ *
+ * ## Kernels
+ *
+ * | export (suffix `__wasmsimd` / `__wasmrelaxedsimd`) | what |
+ * | --- | --- |
+ * | `gemm_f32_f32_minmax_4x8` | f32 GEMM, 4×8 register tile (8 accumulators), B panels of 8 columns, K blocks of 256, N blocks of 512 |
+ * | `gemv_mfw_f32_minmax_1x8` | M = 1 for f32 and every minifloat format: 4 panels (32 columns, 8 accumulator chains) per step, codes decoded in registers |
+ * | `gemm_mfw_f32_minmax_4x8` | minifloat GEMM: 128 columns × 256 rows decoded into an L2 slot (SIMD decode), then the f32 tile |
+ * | `conv2d_f32_minmax_im2col_4x8` | Conv2d: im2col into packed panels in ~256 KiB chunks, then the f32 tile (weights OIHW = the A operand) |
+ * | `dwconv2d_f32_minmax_4x1` | depthwise Conv2d: zero-padded plane per channel, 4 output columns per step (3×3 weights kept in registers) |
+ *
+ * Decoding: FP4 E2M1 by two 16-entry `i8x16.swizzle` tables (the bf16 bytes of each value) and
+ * shifts; 6- and 8-bit formats by shifting the code into bf16 position and multiplying by
+ * 2^(127 − bias) (exact; subnormal codes then feed the multiply subnormal operands, which some
+ * CPUs process slowly: real FP8 weights almost never hold them).
  *
  * ## Results
  *
@@ -869,10 +886,11 @@ export function packMinifloatB(
     const base = p * kp * rowBytes;
     for (let kk = 0; kk < k; kk++) {
       const c = codeAt(kk, j);
+      // the in-group byte orders of _minifloat_impl.ts (one decoded vector = 4 columns of a row)
       if (fp4) {
-        const at = base + kk * 4 + (col & 3);
+        const at = base + (kk >> 2) * 16 + ((kk & 3) >> 1) * 8 + 2 * (col & 3) + (kk & 1);
         bytes[at] |= col < 4 ? c : c << 4;
-      } else bytes[base + kk * 8 + col] = c << shift;
+      } else bytes[base + (kk >> 1) * 16 + 4 * (col & 3) + 2 * (kk & 1) + (col >> 2)] = c << shift;
     }
   }
   if (blockInfo) {

@@ -26,7 +26,15 @@ export type IntSimd = "plain" | "relaxed";
 /** Layout of an unpacked weight matrix: `"kn"` is K×N row-major, `"nk"` is N×K row-major. */
 export type WeightLayout = "kn" | "nk";
 
-/** Kernel names, XNNPACK style, for reports and benchmarks. */
+/**
+ * Kernel names, XNNPACK style (`<dtype>_<op>_<out>_<MRxNRcKR>__<isa>_<variant>`), by entry.
+ *
+ * @example
+ * ```ts
+ * import { INT_KERNELS } from "@lowbit/kernels";
+ * if (!INT_KERNELS.gemm_s8.plain.startsWith("gemm_s8s8_s32_")) throw new Error();
+ * ```
+ */
 export const INT_KERNELS: {
   readonly gemm_s8: Record<IntSimd, string>;
   readonly gemm_u8: Record<IntSimd, string>;
@@ -226,16 +234,47 @@ export interface IntKernels {
 /** Options of {@link loadIntKernels}. */
 export interface LoadIntOptions {
   /**
-   * `"auto"` (default): `"plain"`, the faster family on x86-64 without VNNI where the exact
-   * relaxed form needs two dots per product (see README); `"relaxed"` needs relaxed SIMD.
+   * `"auto"` (default): `"plain"` where relaxed SIMD is missing (or non-standard); otherwise
+   * whichever family runs a small calibration GEMM faster on this machine (both give identical
+   * bits, so the choice never changes results). On x86-64 without VNNI the exact relaxed form
+   * needs two dots per product and loses; with VNNI / ARM sdot it wins.
    */
   simd?: "auto" | IntSimd;
   /** A runner (e.g. a worker pool) whose modules include {@link intKernelSources}. */
   runner?: KernelRunner;
 }
 
+/** Times the two families on a 64×128×512 GEMM (best of 5 each, interleaved). */
+function calibrate(runner: KernelRunner): IntSimd {
+  const M = 64, N = 128, K = 512;
+  const a = runner.alloc(M * K + 16);
+  const c = runner.alloc(M * N * 4);
+  const bp = runner.alloc(N * K);
+  const br = runner.alloc(N * K * 2);
+  try {
+    new Uint8Array(runner.memory.buffer, a, M * K).fill(0x55);
+    const plain = runner.exports(PLAIN)[INT_KERNELS.gemm_s8.plain] as (...x: number[]) => void;
+    const relaxed = runner.exports(RELAXED)[INT_KERNELS.gemm_s8.relaxed] as (
+      ...x: number[]
+    ) => void;
+    const best = { plain: Infinity, relaxed: Infinity };
+    for (let r = 0; r < 6; r++) {
+      let t = performance.now();
+      plain(0, M, N, K, a, K, bp, c, N);
+      if (r > 0) best.plain = Math.min(best.plain, performance.now() - t);
+      t = performance.now();
+      relaxed(0, M, N, K, a, K, br, c, N);
+      if (r > 0) best.relaxed = Math.min(best.relaxed, performance.now() - t);
+    }
+    return best.relaxed < best.plain ? "relaxed" : "plain";
+  } finally {
+    for (const p of [a, c, bp, br]) runner.free(p);
+  }
+}
+
 /**
- * Loads the integer kernels (on a new single-thread runner unless one is given).
+ * Loads the integer kernels (on a new single-thread runner unless one is given) and picks the
+ * kernel family (see {@link LoadIntOptions.simd}).
  *
  * @param opts kernel family and runner
  * @returns the loaded kernels
@@ -263,7 +302,8 @@ export async function loadIntKernels(opts: LoadIntOptions = {}): Promise<IntKern
       "relaxed SIMD is not available in this engine (Node 20: --experimental-wasm-relaxed-simd)",
     );
   }
-  return { runner, simd: want === "relaxed" ? "relaxed" : "plain" };
+  const simd: IntSimd = want !== "auto" ? want : hasRelaxed ? calibrate(runner) : "plain";
+  return { runner, simd };
 }
 
 // *** validation helpers ***
@@ -330,10 +370,20 @@ export interface PackedS8 {
   free(): void;
 }
 
-function weightAt(b: Int8Array, K: number, N: number, layout: WeightLayout) {
-  return layout === "kn"
-    ? (k: number, n: number): number => b[k * N + n]
-    : (k: number, n: number): number => b[n * K + k];
+/** The weights as N×K row-major (a blocked transpose for `"kn"`, the input itself for `"nk"`). */
+function asNK(b: Int8Array, K: number, N: number, layout: WeightLayout): Int8Array {
+  if (layout === "nk") return b;
+  const out = new Int8Array(K * N);
+  const T = 64;
+  for (let k0 = 0; k0 < K; k0 += T) {
+    for (let n0 = 0; n0 < N; n0 += T) {
+      const k1 = Math.min(K, k0 + T), n1 = Math.min(N, n0 + T);
+      for (let k = k0; k < k1; k++) {
+        for (let n = n0; n < n1; n++) out[n * K + k] = b[k * N + n];
+      }
+    }
+  }
+  return out;
 }
 
 function checkLayout(layout: string, name?: string): void {
@@ -389,40 +439,32 @@ export function packS8(
     });
   }
   checkLen(b, K * N, `weights (${layout === "kn" ? "K×N" : "N×K"} = ${K}×${N})`, opts.name);
-  const at = weightAt(b, K, N, layout);
+  const w = asNK(b, K, N, layout);
   const nb = Math.ceil(N / 2);
   const colsum = new Int32Array(roundUp(N, 4));
   for (let n = 0; n < N; n++) {
     let s = 0;
-    for (let kk = 0; kk < K; kk++) s += at(kk, n);
+    for (let kk = n * K, e = kk + K; kk < e; kk++) s += w[kk];
     colsum[n] = s;
   }
-  let kp: number, packed: Uint8Array;
+  const kp = roundUp(K, 16); // 16 so that A rows share one padding rule with the s4 kernels
+  let packed: Uint8Array;
   if (k.simd === "plain") {
-    kp = roundUp(K, 16); // 16 so that A rows share one padding rule with the s4 kernels
+    // c8n2: [jb][kb][c][8]
     packed = new Uint8Array(nb * kp * 2);
-    for (let jb = 0; jb < nb; jb++) {
-      for (let c = 0; c < 2; c++) {
-        const n = 2 * jb + c;
-        if (n >= N) continue;
-        for (let kk = 0; kk < K; kk++) {
-          packed[jb * kp * 2 + (kk >> 3) * 16 + c * 8 + (kk & 7)] = at(kk, n) & 0xff;
-        }
-      }
+    for (let n = 0; n < N; n++) {
+      const base = (n >> 1) * kp * 2 + (n & 1) * 8, src = n * K;
+      for (let kk = 0; kk < K; kk++) packed[base + (kk >> 3) * 16 + (kk & 7)] = w[src + kk];
     }
   } else {
-    kp = roundUp(K, 16);
+    // c16n2 planes: [jb][kb][lo c0, lo c1, neg c0, neg c1][16]
     packed = new Uint8Array(nb * kp * 4);
-    for (let jb = 0; jb < nb; jb++) {
-      for (let c = 0; c < 2; c++) {
-        const n = 2 * jb + c;
-        if (n >= N) continue;
-        for (let kk = 0; kk < K; kk++) {
-          const w = at(kk, n);
-          const o = jb * kp * 4 + (kk >> 4) * 64 + c * 16 + (kk & 15);
-          packed[o] = w & 127;
-          packed[o + 32] = w < 0 ? 1 : 0;
-        }
+    for (let n = 0; n < N; n++) {
+      const base = (n >> 1) * kp * 4 + (n & 1) * 16, src = n * K;
+      for (let kk = 0; kk < K; kk++) {
+        const v = w[src + kk], o = base + (kk >> 4) * 64 + (kk & 15);
+        packed[o] = v & 127;
+        packed[o + 32] = v < 0 ? 1 : 0;
       }
     }
   }
@@ -546,19 +588,16 @@ export function packS4(
       });
     }
   }
-  const at = weightAt(w, K, N, layout);
+  const wn = asNK(w, K, N, layout);
   const kp = roundUp(K, 16);
   const nb = Math.ceil(N / 2);
   const packed = new Uint8Array(nb * kp).fill(0x88); // padding = weight 0 (stored +8)
-  for (let jb = 0; jb < nb; jb++) {
-    for (let c = 0; c < 2; c++) {
-      const n = 2 * jb + c;
-      if (n >= N) continue;
-      for (let kk = 0; kk < K; kk++) {
-        const o = jb * kp + (kk >> 4) * 16 + c * 8 + (kk & 7);
-        const v = at(kk, n) + 8;
-        packed[o] = (kk & 8) ? (packed[o] & 0x0f) | (v << 4) : (packed[o] & 0xf0) | v;
-      }
+  for (let n = 0; n < N; n++) {
+    const base = (n >> 1) * kp + (n & 1) * 8, src = n * K;
+    for (let kk = 0; kk < K; kk++) {
+      const o = base + (kk >> 4) * 16 + (kk & 7);
+      const v = wn[src + kk] + 8;
+      packed[o] = (kk & 8) ? (packed[o] & 0x0f) | (v << 4) : (packed[o] & 0xf0) | v;
     }
   }
   const r = k.runner;

@@ -13,6 +13,7 @@ import { readNpy, type TensorData, type ValueInfo } from "@lowbit/graph";
 import pngjs from "pngjs";
 import jpeg from "jpeg-js";
 import { extname, join } from "node:path";
+import { Buffer } from "node:buffer";
 
 /** Samples for every model input, batch first. */
 export interface Dataset {
@@ -290,7 +291,7 @@ export function decodeImage(bytes: Uint8Array, file: string): Rgba {
     if (ext === ".png") {
       const png = (pngjs as unknown as {
         PNG: { sync: { read(b: Uint8Array): Rgba } };
-      }).PNG.sync.read(bytes);
+      }).PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)); // pngjs needs a Buffer
       return { width: png.width, height: png.height, data: new Uint8Array(png.data) };
     }
     const img = (jpeg as unknown as {

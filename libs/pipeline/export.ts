@@ -1,7 +1,8 @@
 /**
  * Writing a {@link QuantizedModel}: QDQ ONNX (`.onnx`, through
- * `@lowbit/graph`'s `exportQdq`) chosen by the output's extension; the plan
- * JSON beside it. Every file is written to a temporary name in the same
+ * `@lowbit/graph`'s `exportQdq`) or the lowbit file (`.lowbit` /
+ * `.safetensors`, see `lowbit_model.ts`), chosen by the output's extension;
+ * the plan JSON beside it. Every file is written to a temporary name in the same
  * folder and renamed into place, so an interrupted run (Ctrl-C) or a failure
  * never leaves a partial output; an output folder that does not exist is an
  * error before any work is done.
@@ -15,6 +16,7 @@ import { dirname, extname } from "node:path";
 import type { PlanEntry, QuantPlan } from "./plan.ts";
 import type { QuantizedModel } from "./quantize.ts";
 import { entryQParams } from "./tensor_quant.ts";
+import { encodeLowbitModel } from "./lowbit_model.ts";
 
 /** Output kinds by extension. */
 export type OutputKind = "onnx" | "lowbit";
@@ -228,11 +230,7 @@ export function planQParams(plan: QuantPlan): Record<string, QParams> {
 export function encodeQuantized(qm: QuantizedModel, path: string): Uint8Array {
   const kind = outputKind(path);
   if (kind === "onnx") return writeOnnx(exportQdq(qm.model, planQParams(qm.plan)));
-  throw new LowbitError(
-    "UNSUPPORTED",
-    "the lowbit file writer is not available in this build yet; write .onnx",
-    { file: path },
-  );
+  return encodeLowbitModel(qm);
 }
 
 /**

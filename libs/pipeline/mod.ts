@@ -38,3 +38,5 @@ export * from "./simulate.ts";
 export * from "./evaluate.ts";
 export * from "./export.ts";
 export * from "./report/build.ts";
+export * from "./lowbit_model.ts";
+export * from "./load.ts";

@@ -164,7 +164,7 @@ export function parsePlan(json: unknown, file?: string): QuantPlan {
   const bad = (msg: string): never => {
     throw new LowbitError("INVALID_ARGUMENT", `not a lowbit plan: ${msg}`, subject);
   };
-  if (!json || typeof json !== "object") bad("expected a JSON object");
+  if (!json || typeof json !== "object" || Array.isArray(json)) bad("expected a JSON object");
   const p = json as Record<string, unknown>;
   if (p.version !== PLAN_VERSION) bad(`version ${p.version}; this lowbit reads ${PLAN_VERSION}`);
   if (!Array.isArray(p.entries)) bad(`"entries" must be an array`);

@@ -18,7 +18,8 @@
  */
 
 import { getFormat, LowbitError } from "@lowbit/core";
-import { foldBatchNorm, type Model } from "@lowbit/graph";
+import { foldBatchNorm, foldConstants, type LowbitTensor, type Model } from "@lowbit/graph";
+import { decodeBlockWeight, encodeBlockWeight } from "./lowbit_model.ts";
 import { activationKey, calibrate, type CalibrationStats } from "./calibrate.ts";
 import type { Dataset } from "./data.ts";
 import { gptq } from "./gptq.ts";
@@ -58,6 +59,8 @@ export interface QuantizedModel {
   plan: QuantPlan;
   /** The quantizable layers. */
   layers: Layer[];
+  /** Block-format weights as encoded (codes and block scales), by initializer name. */
+  encoded?: Map<string, LowbitTensor>;
 }
 
 /** Options of {@link quantize}. */
@@ -263,6 +266,10 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
   const progress = opts.progress ?? silentProgress();
   const warnings: string[] = [];
   const model = cloneModel(opts.model);
+  // Weights held in Constant nodes (paddle2onnx exports, e.g. PP-OCR) become initializers.
+  if (model.graph.nodes.some((n) => n.op === "Constant")) {
+    model.graph = foldConstants(model.graph);
+  }
   if (opts.foldBatchNorm ?? true) model.graph = foldBatchNorm(model.graph);
   const prepared = cloneModel(model);
   const { layers, rejected } = scanLayers(model.graph);
@@ -411,6 +418,7 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
 
   // Weights: fit, round, bias-correct.
   const wbar = progress.start("weights", weightEntries.length);
+  const encoded = new Map<string, LowbitTensor>();
   for (const e of weightEntries) {
     const l = byNode.get(e.node)!;
     const init = model.graph.initializers.get(l.weight)!;
@@ -433,10 +441,17 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
         qv.set(gptq(rows, per, l.in, H[g], rowsRound, gptqOpts), g * per * l.in);
       }
       q = fromOutIn(l, qv);
-      // GPTQ's values are on the grid; re-quantizing snaps away float noise.
-      q = fakeQuantWeight(l, q, qp);
     } else {
-      q = fakeQuantWeight(l, w, qp);
+      q = w;
+    }
+    if (isBlockFormatName(e.format!)) {
+      // Block scales always come from the original weight (GPTQ rounded against them).
+      const t = encodeBlockWeight(l, q, e.format!, w);
+      encoded.set(l.weight, t);
+      q = decodeBlockWeight(l, t);
+    } else {
+      // RTN; for GPTQ's on-grid values this only snaps away float noise.
+      q = fakeQuantWeight(l, q, qp);
     }
     const mean = stats?.means.get(l.node);
     if (mean) {
@@ -466,7 +481,7 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
     ...(smoothing && Object.keys(smoothing).length ? { smoothing } : {}),
     entries,
   };
-  return { quantized: { model, plan, layers }, stats, warnings, prepared };
+  return { quantized: { model, plan, layers, encoded }, stats, warnings, prepared };
 }
 
 async function runMixedSearch(

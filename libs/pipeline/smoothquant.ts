@@ -48,8 +48,10 @@ function f32(model: Model, name: string | undefined): TensorData | undefined {
   return t && t.dtype === "float32" ? t : undefined;
 }
 
+/** Whether only `nodes` read `value` (Shape / Size readers do not see values, so they do not count). */
 function usedOnlyBy(model: Model, value: string, nodes: readonly string[]): boolean {
   for (const n of model.graph.nodes) {
+    if (n.op === "Shape" || n.op === "Size") continue;
     if (n.inputs.includes(value) && !nodes.includes(n.name)) return false;
   }
   return !model.graph.outputs.some((o) => o.name === value);

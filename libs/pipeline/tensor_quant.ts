@@ -228,11 +228,17 @@ function viewScaleIndex(layer: Layer, qp: QParams): (o: number, j: number) => nu
   };
 }
 
-function roundScaled(fmt: NumberFormat, v: Float32Array, s: Float32Array): Float32Array {
+/** Rounds v / s onto the format's grid and scales back (decoding with `sd`, default `s`). */
+function roundScaled(
+  fmt: NumberFormat,
+  v: Float32Array,
+  s: ArrayLike<number>,
+  sd: ArrayLike<number> = s,
+): Float32Array {
   const y = new Float32Array(v.length);
   for (let i = 0; i < v.length; i++) y[i] = s[i] > 0 ? v[i] / s[i] : 0;
   const d = fmt.decode(fmt.encode(y));
-  for (let i = 0; i < v.length; i++) y[i] = Math.fround(d[i] * s[i]);
+  for (let i = 0; i < v.length; i++) y[i] = d[i] * sd[i];
   return y;
 }
 
@@ -274,12 +280,14 @@ export function columnRounder(
     const sc = bf.scaleFormat.decode(enc.scales);
     const perRow = p.cols / bf.blockSize;
     const elem = bf.element;
-    const s = new Float32Array(rows);
+    // As the format does: divide by fround(scale · tensorScale), multiply by the exact product.
+    const s = new Float32Array(rows), sd = new Float64Array(rows);
     return (col, j) => {
       for (let o = 0; o < rows; o++) {
-        s[o] = Math.fround(sc[o * perRow + Math.floor(j / bf.blockSize!)] * enc.tensorScale);
+        sd[o] = sc[o * perRow + Math.floor(j / bf.blockSize!)] * enc.tensorScale;
+        s[o] = sd[o];
       }
-      return roundScaled(elem, col, s);
+      return roundScaled(elem, col, s, sd);
     };
   }
   const index = viewScaleIndex(layer, qp);
@@ -355,7 +363,22 @@ export function fakeQuantActivation(
   entry: PlanEntry,
   axis: number,
 ): Float32Array {
-  if (!entry.dynamic) return fakeQuantize({ shape, data }, entryQParams(entry), entry.value).data;
+  if (!entry.dynamic) {
+    const qp = entryQParams(entry);
+    const f = getFormat(qp.format);
+    // QuantizeLinear divides by the scale where core's fakeQuantize multiplies by its reciprocal
+    // (as torch does); normalised pixels hit exact ties, so simulate what the QDQ export runs.
+    if (f.family === "int" && qp.scale.length === 1) {
+      const s = qp.scale[0], z = qp.zeroPoint[0], out = new Float32Array(data.length);
+      for (let i = 0; i < data.length; i++) {
+        const y = Math.fround(data[i] / s), r = Math.round(y);
+        const q = Math.min(f.max, Math.max(f.min, (r - y === 0.5 && r % 2 !== 0 ? r - 1 : r) + z));
+        out[i] = Math.fround((q - z) * s);
+      }
+      return out;
+    }
+    return fakeQuantize({ shape, data }, qp, entry.value).data;
+  }
   const fmt = getFormat(entry.format!) as BlockFormat;
   const rank = shape.length;
   const ax = axis < 0 ? axis + rank : axis;

@@ -16,7 +16,7 @@ import { type BenchOp, DEFAULT_BENCH_OPTIONS, formatTable, runBenchmarks } from 
 import type { Command } from "../main.ts";
 
 const HELP = `usage: lowbit bench [--json] [--quick] [--impl LIST] [--size LIST] [--gemv N]
-                    [--threads LIST] [--op gemm|gemv] [--runs N]
+                    [--threads LIST] [--op gemm|gemv] [--runs N] [--clock wall|cpu]
 
 Times lowbit's kernels and onnxruntime-web (median of N runs, rotating inputs larger
 than the caches) and reports 2·M·N·K / s in GOP/s.
@@ -29,6 +29,8 @@ than the caches) and reports 2·M·N·K / s in GOP/s.
   --threads LIST  comma-separated thread counts (default 1,2)
   --op OP         only gemm or only gemv
   --runs N        timed runs per case (default 15)
+  --clock C       wall (default) or cpu: process CPU time / threads, robust to a loaded
+                  machine for single-thread comparisons (assumes perfect thread scaling)
   -h, --help      this help`;
 
 function list(s: string | undefined, what: string): number[] | undefined {
@@ -40,7 +42,15 @@ function list(s: string | undefined, what: string): number[] | undefined {
   return xs;
 }
 
-/** The `bench` subcommand. */
+/**
+ * The `bench` subcommand (`lowbit bench --help` lists its options).
+ *
+ * @example
+ * ```ts
+ * import { benchCommand } from "./bench.ts";
+ * if (await benchCommand.main(["--help"]) !== 0) throw new Error();
+ * ```
+ */
 export const benchCommand: Command = {
   summary: "benchmark the GEMM kernels against onnxruntime-web",
   async main(args: string[]): Promise<number> {
@@ -57,6 +67,7 @@ export const benchCommand: Command = {
           threads: { type: "string" },
           op: { type: "string" },
           runs: { type: "string" },
+          clock: { type: "string" },
           help: { type: "boolean", short: "h" },
         },
       }).values;
@@ -75,6 +86,12 @@ export const benchCommand: Command = {
     opts.runs = list(v.runs, "runs")?.[0] ?? opts.runs;
     if (opts.threads.some((t) => t < 1) || opts.runs < 1) {
       throw new LowbitError("INVALID_ARGUMENT", "--threads and --runs must be ≥ 1");
+    }
+    if (v.clock !== undefined) {
+      if (v.clock !== "wall" && v.clock !== "cpu") {
+        throw new LowbitError("INVALID_ARGUMENT", `--clock must be wall or cpu, got '${v.clock}'`);
+      }
+      opts.clock = v.clock;
     }
     if (v.impl !== undefined) opts.impls = v.impl.split(",").map((s) => s.trim()).filter(Boolean);
     if (v.op !== undefined) {

@@ -13,10 +13,10 @@
  * @module
  */
 
-import { basename, extname, join } from "node:path";
+import { basename, extname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LowbitError } from "@lowbit/core";
-import { readNpy, type TensorData } from "@lowbit/graph";
+import { type Model, qdqFormat, readNpy, type TensorData } from "@lowbit/graph";
 import {
   numberOption as num,
   parseOptions,
@@ -34,18 +34,19 @@ import {
   layerSqnr,
   loadChartJs,
   loadDataset,
+  loadModelFile,
   type MixedSearch,
   modelSizes,
   parseImageSpec,
   parsePlan,
   parseRules,
   pendingWrites,
+  type PlanEntry,
   presetNames,
   quantize,
   type QuantizeResult,
   renderReport,
   type Rule,
-  simulate,
   writeFileAtomic,
   writeQuantized,
 } from "@lowbit/pipeline";
@@ -105,15 +106,18 @@ function fmtBytes(n: number): string {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 }
 
-/** Loads the mixed-precision search hook when the search library provides one. */
-async function loadMixedSearch(): Promise<MixedSearch | undefined> {
-  try {
-    const mod = await import("@lowbit/core") as Record<string, unknown>;
-    const fn = mod.searchMixedPrecision;
-    return typeof fn === "function" ? fn as MixedSearch : undefined;
-  } catch {
-    return undefined;
+/** Whether QDQ ONNX can hold an entry's format (else the default output is a lowbit file). */
+function onnxCanHold(e: PlanEntry): boolean {
+  return !e.dynamic && qdqFormat(e.format ?? "") !== undefined;
+}
+
+/** The mixed-precision search hook, loaded only for `--preset mixed`. */
+async function loadMixedSearch(model: Model, calib: Dataset | undefined): Promise<MixedSearch> {
+  if (!calib) {
+    throw new LowbitError("INVALID_ARGUMENT", "--preset mixed needs calibration data (--calib)");
   }
+  const { createMixedSearch } = await import("@lowbit/pipeline/search");
+  return createMixedSearch({ model, calib });
 }
 
 /**
@@ -182,9 +186,11 @@ export async function quantizeMain(args: string[]): Promise<number> {
     throw new LowbitError("INVALID_ARGUMENT", "--plan replays a plan: drop --preset and --config");
   }
   const stem = basename(modelPath, extname(modelPath));
-  const out = values.out ?? join("out", `${stem}.${values.plan ? "plan" : preset}.onnx`);
-  if (!values.out) await Deno.mkdir("out", { recursive: true });
-  await checkOutputPath(out);
+  // Default output: out/<model>.<preset>.onnx, or .lowbit when a format has no ONNX type.
+  const defaultOut = (ext: string): string =>
+    join("out", `${stem}.${values.plan ? "plan" : preset}${ext}`);
+  if (values.out) await checkOutputPath(values.out);
+  else await Deno.mkdir("out", { recursive: true });
   const json = values.json ?? false;
   const progress = createProgress(!json && Deno.stdout.isTerminal());
   const rounding = values.gptq ? "gptq" : values.rounding;
@@ -244,18 +250,24 @@ export async function quantizeMain(args: string[]): Promise<number> {
     biasCorrection: values["bias-correction"] ?? false,
     batchSize,
     progress,
-    mixedSearch: preset === "mixed" ? await loadMixedSearch() : undefined,
+    mixedSearch: preset === "mixed" && !plan ? await loadMixedSearch(model, calib) : undefined,
     mixedOptions,
   });
   for (const w of result.warnings) if (!json) console.error(`lowbit quantize: warning: ${w}`);
 
+  const out = values.out ??
+    defaultOut(
+      result.quantized.plan.entries.every((e) => e.skip || onnxCanHold(e)) ? ".onnx" : ".lowbit",
+    );
   const written = await writeQuantized(result.quantized, out);
 
   let evaluation: EvalResult | null = null;
   let perLayer: Record<string, number> = {};
   if (evalData) {
     const bar = progress.start("evaluate", Math.ceil(evalData.count / (batchSize ?? 64)));
-    evaluation = await evaluate(floatRunner(model), simulate(result.quantized), evalData, {
+    // The written file, as our runtime loads and runs it.
+    const artifact = await loadModelFile(written.model);
+    evaluation = await evaluate(floatRunner(model), artifact.runner, evalData, {
       labels,
       batchSize,
       progress: bar,
@@ -263,7 +275,8 @@ export async function quantizeMain(args: string[]): Promise<number> {
     bar.stop();
     perLayer = await layerSqnr(result.prepared, result.quantized, evalData);
   }
-  const sizes = modelSizes(model, result.quantized);
+  // The prepared graph: weights held in Constant nodes are initializers there.
+  const sizes = modelSizes(result.prepared, result.quantized);
   let reportPath: string | null = null;
   if (!values["no-report"] && evaluation) {
     reportPath = values.report ?? written.plan.replace(/\.plan\.json$/, ".report.html");
@@ -282,7 +295,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
     await writeFileAtomic(reportPath, new TextEncoder().encode(html));
   }
   const summary: Summary = {
-    model: modelPath,
+    model: relative(Deno.cwd(), modelPath) || modelPath,
     preset: result.quantized.plan.preset,
     output: written.model,
     plan: written.plan,

@@ -13,10 +13,11 @@
 
 import { parseArgs } from "node:util";
 import { LowbitError } from "@lowbit/core";
-import * as graphLib from "@lowbit/graph";
 import {
   createExecutor,
+  lowbitModel,
   type Model,
+  readLowbitFile,
   readNpy,
   readOnnxFile,
   type TensorData,
@@ -87,17 +88,10 @@ export function assignNames(
   return out;
 }
 
+/** `.lowbit` / `.safetensors` files are lowbit files, anything else ONNX. */
 async function loadModel(path: string): Promise<Model> {
-  if (path.endsWith(".onnx")) return await readOnnxFile(path);
-  // lowbit files: read by the export module when it is present.
-  const reader = (graphLib as Record<string, unknown>)["readLowbitFile"];
-  if (typeof reader === "function") {
-    return await (reader as (p: string) => Promise<Model>)(path);
-  }
   if (path.endsWith(".lowbit") || path.endsWith(".safetensors")) {
-    throw new LowbitError("UNSUPPORTED", "lowbit files cannot be read by this build", {
-      file: path,
-    });
+    return lowbitModel(await readLowbitFile(path));
   }
   return await readOnnxFile(path);
 }

@@ -21,12 +21,13 @@ export function convChunk(k: i32, p: i32): i32 {
 
 /**
  * im2col of the spatial positions [p0, p0 + pn) of one group (channels c0..c0+cg) into packed
- * panels of 8 positions (the packed-B layout of _float_gemm_impl.ts, K = cg·kh·kw).
+ * panels of 8 positions (the packed-B layout of _float_gemm_impl.ts, K = cg·kh·kw). `geo`: 64
+ * bytes of scratch for the per-lane input origins of a panel.
  */
 function im2colPanels(
   x: usize, h: i32, w: i32, c0: i32, cg: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
-  ow: i32, p0: i32, pn: i32, out: usize,
+  ow: i32, p0: i32, pn: i32, out: usize, geo: usize,
 ): void {
   const k = cg * kh * kw;
   const hw = <usize>h * w;
@@ -45,32 +46,48 @@ function im2colPanels(
       }
       continue;
     }
-    const oy = p / ow, ox = p % ow;
-    // the 8 positions lie in one output row and are stride-1 neighbours: row copies
-    const oneRow = nr == 8 && ox + 7 < ow && sw == 1;
+    // per-lane input origins (iy0, ix0); lanes past nr get an origin far outside the image
+    let oy = p / ow, ox = p % ow;
+    for (let l = 0; l < 8; l++) {
+      const valid = l < nr;
+      store<i32>(geo + (<usize>l << 3), valid ? oy * sh - pt : -0x40000000);
+      store<i32>(geo + (<usize>l << 3) + 4, valid ? ox * sw - pl : -0x40000000);
+      if (++ox == ow) {
+        ox = 0;
+        oy++;
+      }
+    }
+    const iy0 = load<i32>(geo), ix0 = load<i32>(geo + 4);
+    // all 8 positions in one output row: the taps are rows of stride-sw neighbours
+    const oneRow = nr == 8 && p % ow + 7 < ow && (sw == 1 || sw == 2);
     for (let c = 0; c < cg; c++) {
       const xc = x + <usize>(c0 + c) * hw * 4;
       for (let ky = 0; ky < kh; ky++) {
         for (let kx = 0; kx < kw; kx++) {
           if (oneRow) {
-            const iy = oy * sh - pt + ky * dh;
-            const ix = ox - pl + kx * dw;
-            if (iy >= 0 && iy < h && ix >= 0 && ix + 7 < w) {
+            const iy = iy0 + ky * dh;
+            const ix = ix0 + kx * dw;
+            if (iy >= 0 && iy < h && ix >= 0 && ix + 8 * sw <= w) {
               const src = xc + (<usize>iy * w + ix) * 4;
-              v128.store(dst, v128.load(src));
-              v128.store(dst, v128.load(src, 16), 16);
+              if (sw == 1) {
+                v128.store(dst, v128.load(src));
+                v128.store(dst, v128.load(src, 16), 16);
+              } else {
+                const a = v128.load(src), b = v128.load(src, 16);
+                const cc = v128.load(src, 32), d = v128.load(src, 48);
+                v128.store(dst, i8x16.shuffle(a, b, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27));
+                v128.store(dst, i8x16.shuffle(cc, d, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27), 16);
+              }
               dst += 32;
               continue;
             }
           }
+          const oyk = ky * dh, oxk = kx * dw;
           for (let l = 0; l < 8; l++) {
+            const iy = load<i32>(geo + (<usize>l << 3)) + oyk;
+            const ix = load<i32>(geo + (<usize>l << 3) + 4) + oxk;
             let v: f32 = 0;
-            if (l < nr) {
-              const pp = p + l;
-              const iy = (pp / ow) * sh - pt + ky * dh;
-              const ix = (pp % ow) * sw - pl + kx * dw;
-              if (iy >= 0 && iy < h && ix >= 0 && ix < w) v = load<f32>(xc + (<usize>iy * w + ix) * 4);
-            }
+            if (<u32>iy < <u32>h && <u32>ix < <u32>w) v = load<f32>(xc + (<usize>iy * w + ix) * 4);
             store<f32>(dst + (<usize>l << 2), v);
           }
           dst += 32;
@@ -80,11 +97,11 @@ function im2colPanels(
   }
 }
 
-/** Bytes of scratch conv2dF32 needs: one im2col chunk plus the 128-byte tile buffer. */
+/** Bytes of scratch conv2dF32 needs: one im2col chunk, the 128-byte tile buffer, 64 bytes. */
 export function conv2dScratchBytes(cg: i32, kh: i32, kw: i32, oh: i32, ow: i32): usize {
   const k = cg * kh * kw;
   const p = oh * ow;
-  return <usize>convChunk(k, p) * <usize>k * 4 + 128;
+  return <usize>convChunk(k, p) * <usize>k * 4 + 192;
 }
 
 /**
@@ -101,6 +118,7 @@ export function conv2dF32<V>(
   const p = oh * ow;
   const chunk = convChunk(k, p);
   const tmp = scratch + <usize>chunk * <usize>k * 4;
+  const geo = tmp + 128;
   const flags = epiFlags, bias = epiBias, lo = epiLo, hi = epiHi, sc = epiScale;
   for (let n = 0; n < batch; n++) {
     const xn = x + <usize>n * c * h * w * 4;
@@ -110,7 +128,7 @@ export function conv2dF32<V>(
       const cOut = out + (<usize>n * o + <usize>g * og) * p * 4;
       for (let p0 = 0; p0 < p; p0 += chunk) {
         const pn = min(chunk, p - p0);
-        im2colPanels(xn, h, w, g * cg, cg, kh, kw, sh, sw, dh, dw, pt, pl, ow, p0, pn, scratch);
+        im2colPanels(xn, h, w, g * cg, cg, kh, kw, sh, sw, dh, dw, pt, pl, ow, p0, pn, scratch, geo);
         gemmF32<V>(0, pn, og, k, a, k, scratch, cOut + (<usize>p0 << 2), p, tmp);
       }
     }
@@ -184,17 +202,37 @@ export function dwconv2dF32<V>(
       const wc = wt + <usize>ch * kh * kw * 4;
       const bv = hasBias ? v128.load32_splat(epiBias + (<usize>ch << 2)) : f32x4.splat(0);
       const oc = out + (<usize>n * c + ch) * <usize>oh * ow * 4;
+      const is3x3 = kh == 3 && kw == 3;
+      // 3×3: the nine weights stay in registers
+      const wq = is3x3 ? wc : scratch; // (scratch holds ≥ 36 bytes; its values are then unused)
+      const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
+      const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
+      const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
+      const dRow = <usize>dh * rowBytes;
       for (let oy = 0; oy < oh; oy++) {
         const prow = scratch + <usize>(oy * sh) * rowBytes;
         const orow = oc + <usize>oy * ow * 4;
         for (let ox = 0; ox < ow; ox += 4) {
           let acc = f32x4.splat(0);
-          let wp = wc;
-          for (let ky = 0; ky < kh; ky++) {
-            const r = prow + <usize>(ky * dh) * rowBytes;
-            for (let kx = 0; kx < kw; kx++) {
-              acc = madd<V>(v128.load32_splat(wp), load4(r, ox * sw + kx * dw, sw), acc);
-              wp += 4;
+          if (is3x3) {
+            const xx = ox * sw;
+            acc = madd<V>(w0, load4(prow, xx, sw), acc);
+            acc = madd<V>(w1, load4(prow, xx + dw, sw), acc);
+            acc = madd<V>(w2, load4(prow, xx + 2 * dw, sw), acc);
+            acc = madd<V>(w3, load4(prow + dRow, xx, sw), acc);
+            acc = madd<V>(w4, load4(prow + dRow, xx + dw, sw), acc);
+            acc = madd<V>(w5, load4(prow + dRow, xx + 2 * dw, sw), acc);
+            acc = madd<V>(w6, load4(prow + 2 * dRow, xx, sw), acc);
+            acc = madd<V>(w7, load4(prow + 2 * dRow, xx + dw, sw), acc);
+            acc = madd<V>(w8, load4(prow + 2 * dRow, xx + 2 * dw, sw), acc);
+          } else {
+            let wp = wc;
+            for (let ky = 0; ky < kh; ky++) {
+              const r = prow + <usize>(ky * dh) * rowBytes;
+              for (let kx = 0; kx < kw; kx++) {
+                acc = madd<V>(v128.load32_splat(wp), load4(r, ox * sw + kx * dw, sw), acc);
+                wp += 4;
+              }
             }
           }
           acc = epi(acc, acc, bv);

@@ -4,11 +4,13 @@
 //
 // *** formats (argument `fmt`) ***
 //   FMT_FP4 = 0   fp4 e2m1: two codes per byte. Decoded by two 16-entry i8x16.swizzle tables that
-//                 give the bf16 bits of each value (exact), widened to f32 by a zero interleave.
+//                 give the low and high bytes of the bf16 bits of each value (exact), a byte
+//                 interleave, then a shift / mask to f32.
 //   E = 2..5      a byte-aligned minifloat with E exponent bits and bias 2^(E-1) - 1, sign in bit 7
-//                 (fp6 codes are stored shifted left by 2). Decoded as bits = (sext(code) << E) &
-//                 (0x8000 | 0x7f << E) in i16 lanes, widened to f32 bits, times 2^(127 - bias): exact
-//                 for normals and subnormals. Codes that are NaN / Inf in the format are rejected by
+//                 (fp6 codes are stored shifted left by 2). Decoded as bf16 bits = (sext(code) << E)
+//                 & (0x8000 | 0x7f << E) in i16 lanes (arithmetic shifts of the odd / even bytes),
+//                 widened to f32 bits, times 2^(127 - bias): exact for normals and subnormals
+//                 (subnormal codes make that multiply take subnormal operands, slow on some CPUs). Codes that are NaN / Inf in the format are rejected by
 //                 the TS packer, so they never reach a kernel.
 //   FMT_F32 = 32  plain f32 panels (for the f32 GEMV).
 // Decoded weight w = value(code), or fround(value(code) · blockScale) with a block scale (exact:
@@ -17,9 +19,13 @@
 //
 // *** packed layout (written by float.ts) ***
 // ceil(N/8) panels of 8 columns. Panel p: for k = 0..Kp-1 one row of 8 codes:
-//   byte formats: 8 bytes (columns 0..7), Kp = K rounded up to 2, panel stride Kp·8 bytes;
-//   fp4: 4 bytes, byte t = column t (low nibble) | column t+4 (high nibble), Kp = K rounded up to
-//   4, panel stride Kp·4; f32: 8 floats, Kp = K.
+//   byte formats: groups of 2 rows in 16 bytes, row r (0, 1) column c at byte
+//   4·(c & 3) + 2·r + (c >> 2); Kp = K rounded up to 2, panel stride Kp·8 bytes;
+//   fp4: groups of 4 rows in 16 bytes, row r (0..3) column c at byte 8·(r >> 1) + 2·(c & 3) +
+//   (r & 1), low nibble for c < 4, high nibble for c ≥ 4; Kp = K rounded up to 4, panel stride
+//   Kp·4; f32: 8 floats per row, Kp = K.
+// These orders make every decoded f32 vector one row of four consecutive columns using only
+// shifts and masks after the table lookups (no zero-interleave shuffles).
 // Padding rows and columns hold code 0 (+0). Block scales (block > 0): ceil(K/block) rows of 8
 // floats per panel, panel stride ceil(K/block)·32 bytes.
 //
@@ -68,23 +74,32 @@ function fp4Hi(): v128 {
   return i8x16(0, 0x3f, 0x3f, 0x3f, 0x40, 0x40, 0x40, 0x40, -128, -65, -65, -65, -64, -64, -64, -64);
 }
 
+// bf16 (i16 lanes) to f32 without shuffles: the even i16 lanes 0, 2, 4, 6 shifted into the
+// upper halves, and the odd lanes 1, 3, 5, 7 masked in place. The packers order codes so that
+// each of these four-lane groups is one row of four columns.
 // @ts-ignore: decorator
 @inline
-function lo16ToF32(x: v128): v128 {
-  // i16 lanes 0..3 become the upper halves of f32 lanes 0..3 (punpcklwd with zero)
-  return i8x16.shuffle(f32x4.splat(0), x, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+function evenToF32(x: v128): v128 {
+  return i32x4.shl(x, 16);
 }
+/** The odd lanes; `hm` is the mask 0xffff0000 (passed in: see the constants note in the GEMV). */
 // @ts-ignore: decorator
 @inline
-function hi16ToF32(x: v128): v128 {
-  return i8x16.shuffle(f32x4.splat(0), x, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+function oddToF32m(x: v128, hm: v128): v128 {
+  return v128.and(x, hm);
 }
 
-/** bf16 bits (i16 lanes) of 8 byte-format codes already sign-extended to i16. */
+/** bf16 bits (i16 lanes 0..7) of the byte-format codes in the odd bytes 1, 3, ..., 15 of v. */
 // @ts-ignore: decorator
 @inline
-function byteToBf16(x: v128, e: i32, mask: v128): v128 {
-  return v128.and(i16x8.shl(x, e), mask);
+function byteOdd(v: v128, e: i32, mask: v128): v128 {
+  return v128.and(i16x8.shr_s(v, 8 - e), mask);
+}
+/** bf16 bits (i16 lanes 0..7) of the byte-format codes in the even bytes 0, 2, ..., 14 of v. */
+// @ts-ignore: decorator
+@inline
+function byteEven(v: v128, e: i32, mask: v128): v128 {
+  return v128.and(i16x8.shr_s(i16x8.shl(v, 8), 8 - e), mask);
 }
 
 /** 2^(127 - bias) for a format with e exponent bits. */
@@ -107,7 +122,10 @@ function byteMask(e: i32): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function decodeGroup<V>(fmt: i32, cp: usize, dst: usize, scaled: bool, s0: v128, s1: v128): void {
+function decodeGroup<V>(
+  fmt: i32, cp: usize, dst: usize, scaled: bool, s0: v128, s1: v128,
+  tl: v128, th: v128, nib: v128, hm: v128,
+): void {
   if (fmt == FMT_F32) {
     v128.store(dst, v128.load(cp));
     v128.store(dst, v128.load(cp, 16), 16);
@@ -115,9 +133,8 @@ function decodeGroup<V>(fmt: i32, cp: usize, dst: usize, scaled: bool, s0: v128,
   }
   const v = v128.load(cp);
   if (fmt == FMT_FP4) {
-    const lo = v128.and(v, i8x16.splat(0x0f));
-    const hi = v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
-    const tl = fp4Lo(), th = fp4Hi();
+    const lo = v128.and(v, nib);
+    const hi = v128.and(i16x8.shr_u(v, 4), nib);
     // columns 0..3 of rows 0..3 from the low nibbles, columns 4..7 from the high nibbles
     const l0 = swz<V>(tl, lo), h0 = swz<V>(th, lo);
     const l1 = swz<V>(tl, hi), h1 = swz<V>(th, hi);
@@ -125,10 +142,10 @@ function decodeGroup<V>(fmt: i32, cp: usize, dst: usize, scaled: bool, s0: v128,
     const aHi = i8x16.shuffle(l0, h0, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     const bLo = i8x16.shuffle(l1, h1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const bHi = i8x16.shuffle(l1, h1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    let w00 = lo16ToF32(aLo), w01 = lo16ToF32(bLo);
-    let w10 = hi16ToF32(aLo), w11 = hi16ToF32(bLo);
-    let w20 = lo16ToF32(aHi), w21 = lo16ToF32(bHi);
-    let w30 = hi16ToF32(aHi), w31 = hi16ToF32(bHi);
+    let w00 = evenToF32(aLo), w01 = evenToF32(bLo);
+    let w10 = oddToF32m(aLo, hm), w11 = oddToF32m(bLo, hm);
+    let w20 = evenToF32(aHi), w21 = evenToF32(bHi);
+    let w30 = oddToF32m(aHi, hm), w31 = oddToF32m(bHi, hm);
     if (scaled) {
       w00 = f32x4.mul(w00, s0); w01 = f32x4.mul(w01, s1);
       w10 = f32x4.mul(w10, s0); w11 = f32x4.mul(w11, s1);
@@ -143,10 +160,10 @@ function decodeGroup<V>(fmt: i32, cp: usize, dst: usize, scaled: bool, s0: v128,
   }
   const e = fmt;
   const mask = byteMask(e), mul = byteMul(e);
-  const r0 = byteToBf16(i16x8.extend_low_i8x16_s(v), e, mask);
-  const r1 = byteToBf16(i16x8.extend_high_i8x16_s(v), e, mask);
-  let w00 = f32x4.mul(lo16ToF32(r0), mul), w01 = f32x4.mul(hi16ToF32(r0), mul);
-  let w10 = f32x4.mul(lo16ToF32(r1), mul), w11 = f32x4.mul(hi16ToF32(r1), mul);
+  const xe = byteEven(v, e, mask);
+  const xo = byteOdd(v, e, mask);
+  let w00 = f32x4.mul(evenToF32(xe), mul), w01 = f32x4.mul(evenToF32(xo), mul);
+  let w10 = f32x4.mul(oddToF32m(xe, hm), mul), w11 = f32x4.mul(oddToF32m(xo, hm), mul);
   if (scaled) {
     w00 = f32x4.mul(w00, s0); w01 = f32x4.mul(w01, s1);
     w10 = f32x4.mul(w10, s0); w11 = f32x4.mul(w11, s1);
@@ -163,6 +180,10 @@ function decodePanel<V>(fmt: i32, panel: usize, sp: usize, block: i32, k0: i32, 
   const rpl = rowsPerLoad(fmt);
   const rb = <usize>rowBytes(fmt);
   let s0 = f32x4.splat(1), s1 = s0;
+  const z = <i32>(dst >>> 31); // 0 at run time: keeps the constants out of the loop (see gemv)
+  const tl = v128.or(fp4Lo(), i8x16.splat(<i8>z)), th = v128.or(fp4Hi(), i8x16.splat(<i8>z));
+  const nib = i8x16.splat(<i8>(0x0f | z));
+  const hm = i32x4.splat(0xffff0000 | z);
   for (let kk = 0; kk < kl; kk += rpl) {
     const kr = k0 + kk;
     const scaled = block > 0;
@@ -171,7 +192,7 @@ function decodePanel<V>(fmt: i32, panel: usize, sp: usize, block: i32, k0: i32, 
       s0 = v128.load(q);
       s1 = v128.load(q, 16);
     }
-    decodeGroup<V>(fmt, panel + <usize>kr * rb, dst + (<usize>kk << 5), scaled, s0, s1);
+    decodeGroup<V>(fmt, panel + <usize>kr * rb, dst + (<usize>kk << 5), scaled, s0, s1, tl, th, nib, hm);
   }
 }
 
@@ -213,10 +234,83 @@ export function gemmMinifloatScratchBytes(): usize {
   return <usize>NCM * KC * 4 + 128;
 }
 
+// *** GEMV ***
+
+/** One fp4 accumulator (4 columns) over a 4-row group; `q` holds the group's nibbles (lo or hi). */
+// @ts-ignore: decorator
+@inline
+function fp4Acc<V>(
+  q: v128, tl: v128, th: v128, hm: v128,
+  a0: v128, a1: v128, a2: v128, a3: v128, acc: v128, scaled: bool, s: v128,
+): v128 {
+  const l = swz<V>(tl, q), h = swz<V>(th, q);
+  const xa = i8x16.shuffle(l, h, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const xb = i8x16.shuffle(l, h, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  let w0 = evenToF32(xa), w1 = oddToF32m(xa, hm), w2 = evenToF32(xb), w3 = oddToF32m(xb, hm);
+  if (scaled) {
+    w0 = f32x4.mul(w0, s); w1 = f32x4.mul(w1, s); w2 = f32x4.mul(w2, s); w3 = f32x4.mul(w3, s);
+  }
+  acc = madd<V>(a0, w0, acc);
+  acc = madd<V>(a1, w1, acc);
+  acc = madd<V>(a2, w2, acc);
+  return madd<V>(a3, w3, acc);
+}
+
+/** One byte-format accumulator (4 columns) over a 2-row group; `x` holds its bf16 lanes. */
+// @ts-ignore: decorator
+@inline
+function byteAcc<V>(x: v128, mul: v128, hm: v128, a0: v128, a1: v128, acc: v128, scaled: bool, s: v128): v128 {
+  let w0 = f32x4.mul(evenToF32(x), mul), w1 = f32x4.mul(oddToF32m(x, hm), mul);
+  if (scaled) {
+    w0 = f32x4.mul(w0, s); w1 = f32x4.mul(w1, s);
+  }
+  acc = madd<V>(a0, w0, acc);
+  return madd<V>(a1, w1, acc);
+}
+
+/**
+ * The K tail of one panel (rows kk..k-1, fewer than one load group): decodes the group into
+ * `tmp` and accumulates its valid rows into the two accumulators stored at `acc`.
+ */
+function gemvTail<V>(
+  fmt: i32, cp: usize, sp: usize, block: i32, kk: i32, k: i32, a: usize, tmp: usize, acc: usize,
+  tl: v128, th: v128, nib: v128, hm: v128,
+): void {
+  const scaled = block > 0;
+  let s0 = f32x4.splat(1), s1 = s0;
+  if (scaled) {
+    const o = <usize>(kk / block) * 32;
+    s0 = v128.load(sp + o);
+    s1 = v128.load(sp + o, 16);
+  }
+  decodeGroup<V>(fmt, cp + <usize>kk * <usize>rowBytes(fmt), tmp, scaled, s0, s1, tl, th, nib, hm);
+  let x0 = v128.load(acc), x1 = v128.load(acc, 16);
+  for (let r = 0; kk + r < k; r++) {
+    const va = v128.load32_splat(a + (<usize>(kk + r) << 2));
+    x0 = madd<V>(va, v128.load(tmp + (<usize>r << 5)), x0);
+    x1 = madd<V>(va, v128.load(tmp + (<usize>r << 5), 16), x1);
+  }
+  v128.store(acc, x0);
+  v128.store(acc, x1, 16);
+}
+
+/** Epilogue and store of one panel's 8 columns at j (partial when j + 8 > n). */
+// @ts-ignore: decorator
+@inline
+function storePanel(c: usize, out: usize, x0: v128, x1: v128, j: i32, n: i32): void {
+  if (j + 8 <= n) {
+    storeRow8(c + (<usize>j << 2), x0, x1, 0, j, true);
+  } else {
+    storeRow8(out, x0, x1, 0, j, true);
+    memory.copy(c + (<usize>j << 2), out, <usize>(n - j) << 2);
+  }
+}
+
 /**
  * Columns [n0, n1) of y[N] = epilogue(a[K] · W[K×N]) (M = 1), n0 a multiple of 16, streaming the
- * codes two panels (16 columns, four accumulator chains) at a time. `tmp`: 256 bytes of scratch
- * per 16 columns (slot n0/16: group decode for the K tail, column tail).
+ * codes four panels (32 columns, eight independent accumulator chains: the FMA latency is hidden)
+ * at a time; past the last panel the extra panels alias it and are not stored. `tmp`: 256 bytes
+ * of scratch per 16 columns (slot n0/16: K-tail decode, accumulators, column tail).
  */
 export function gemvMinifloat<V>(
   n0: i32, n1: i32, fmt: i32, n: i32, k: i32, a: usize, codes: usize, scales: usize, block: i32,
@@ -227,170 +321,110 @@ export function gemvMinifloat<V>(
   const nb = block > 0 ? (k + block - 1) / block : 0;
   const sb = <usize>nb * 32;
   const rpl = rowsPerLoad(fmt);
-  const rb = <usize>rowBytes(fmt);
   const panels = (n1 + 7) >> 3;
   const kMain = k / rpl * rpl;
   const scaled = block > 0;
   const bs = scaled ? block : kMain + rpl; // rows per scale block
-  const e = fmt;
-  const mask = byteMask(e == FMT_FP4 || e == FMT_F32 ? 4 : e), mul = byteMul(e == FMT_FP4 || e == FMT_F32 ? 4 : e);
-  const tl = fp4Lo(), th = fp4Hi();
-  const out = tmp + 128;
-  for (let p = n0 >> 3; p < panels; p += 2) {
-    const q = min(p + 1, panels - 1); // second panel (aliases the first when odd)
-    const cp0 = codes + <usize>p * pb, cp1 = codes + <usize>q * pb;
-    const sp0 = scales + <usize>p * sb, sp1 = scales + <usize>q * sb;
+  const e = fmt == FMT_FP4 || fmt == FMT_F32 ? 4 : fmt;
+  const mask = byteMask(e), mul = byteMul(e);
+  // Constants made opaque to binaryen (z is 0 at run time: memory stays below 2 GiB) so that
+  // they are materialised once, outside the loops, instead of at every use.
+  const z = <i32>(tmp >>> 31);
+  const tl = v128.or(fp4Lo(), i8x16.splat(<i8>z)), th = v128.or(fp4Hi(), i8x16.splat(<i8>z));
+  const nib = i8x16.splat(<i8>(0x0f | z));
+  const hm = i32x4.splat(0xffff0000 | z);
+  const accBuf = tmp + 128, out = tmp + 160;
+  for (let p = n0 >> 3; p < panels; p += 4) {
+    const p1 = min(p + 1, panels - 1), p2 = min(p + 2, panels - 1), p3 = min(p + 3, panels - 1);
+    const c0 = codes + <usize>p * pb, c1 = codes + <usize>p1 * pb;
+    const c2 = codes + <usize>p2 * pb, c3 = codes + <usize>p3 * pb;
+    const q0 = scales + <usize>p * sb, q1 = scales + <usize>p1 * sb;
+    const q2 = scales + <usize>p2 * sb, q3 = scales + <usize>p3 * sb;
     let x00 = f32x4.splat(0), x01 = x00, x10 = x00, x11 = x00;
+    let x20 = x00, x21 = x00, x30 = x00, x31 = x00;
     let s00 = f32x4.splat(1), s01 = s00, s10 = s00, s11 = s00;
+    let s20 = s00, s21 = s00, s30 = s00, s31 = s00;
     let kk = 0;
     while (kk < kMain) {
       const kEnd = min(kMain, kk + bs);
       if (scaled) {
         const o = <usize>(kk / block) * 32;
-        s00 = v128.load(sp0 + o); s01 = v128.load(sp0 + o, 16);
-        s10 = v128.load(sp1 + o); s11 = v128.load(sp1 + o, 16);
+        s00 = v128.load(q0 + o); s01 = v128.load(q0 + o, 16);
+        s10 = v128.load(q1 + o); s11 = v128.load(q1 + o, 16);
+        s20 = v128.load(q2 + o); s21 = v128.load(q2 + o, 16);
+        s30 = v128.load(q3 + o); s31 = v128.load(q3 + o, 16);
       }
       if (fmt == FMT_F32) {
         for (; kk < kEnd; kk++) {
           const va = v128.load32_splat(a + (<usize>kk << 2));
           const o = <usize>kk << 5;
-          x00 = madd<V>(va, v128.load(cp0 + o), x00);
-          x01 = madd<V>(va, v128.load(cp0 + o, 16), x01);
-          x10 = madd<V>(va, v128.load(cp1 + o), x10);
-          x11 = madd<V>(va, v128.load(cp1 + o, 16), x11);
+          x00 = madd<V>(va, v128.load(c0 + o), x00);
+          x01 = madd<V>(va, v128.load(c0 + o, 16), x01);
+          x10 = madd<V>(va, v128.load(c1 + o), x10);
+          x11 = madd<V>(va, v128.load(c1 + o, 16), x11);
+          x20 = madd<V>(va, v128.load(c2 + o), x20);
+          x21 = madd<V>(va, v128.load(c2 + o, 16), x21);
+          x30 = madd<V>(va, v128.load(c3 + o), x30);
+          x31 = madd<V>(va, v128.load(c3 + o, 16), x31);
         }
       } else if (fmt == FMT_FP4) {
         for (; kk < kEnd; kk += 4) {
           const o = <usize>kk << 2;
-          const v = v128.load(cp0 + o), u = v128.load(cp1 + o);
-          const a0 = v128.load32_splat(a + (<usize>kk << 2));
-          const a1 = v128.load32_splat(a + (<usize>kk << 2), 4);
-          const a2 = v128.load32_splat(a + (<usize>kk << 2), 8);
-          const a3 = v128.load32_splat(a + (<usize>kk << 2), 12);
-          // panel p
-          let lo = v128.and(v, i8x16.splat(0x0f));
-          let hi = v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
-          let l0 = swz<V>(tl, lo), h0 = swz<V>(th, lo);
-          let l1 = swz<V>(tl, hi), h1 = swz<V>(th, hi);
-          let aLo = i8x16.shuffle(l0, h0, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-          let aHi = i8x16.shuffle(l0, h0, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-          let bLo = i8x16.shuffle(l1, h1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-          let bHi = i8x16.shuffle(l1, h1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-          if (scaled) {
-            x00 = madd<V>(a0, f32x4.mul(lo16ToF32(aLo), s00), x00);
-            x01 = madd<V>(a0, f32x4.mul(lo16ToF32(bLo), s01), x01);
-            x00 = madd<V>(a1, f32x4.mul(hi16ToF32(aLo), s00), x00);
-            x01 = madd<V>(a1, f32x4.mul(hi16ToF32(bLo), s01), x01);
-            x00 = madd<V>(a2, f32x4.mul(lo16ToF32(aHi), s00), x00);
-            x01 = madd<V>(a2, f32x4.mul(lo16ToF32(bHi), s01), x01);
-            x00 = madd<V>(a3, f32x4.mul(hi16ToF32(aHi), s00), x00);
-            x01 = madd<V>(a3, f32x4.mul(hi16ToF32(bHi), s01), x01);
-          } else {
-            x00 = madd<V>(a0, lo16ToF32(aLo), x00);
-            x01 = madd<V>(a0, lo16ToF32(bLo), x01);
-            x00 = madd<V>(a1, hi16ToF32(aLo), x00);
-            x01 = madd<V>(a1, hi16ToF32(bLo), x01);
-            x00 = madd<V>(a2, lo16ToF32(aHi), x00);
-            x01 = madd<V>(a2, lo16ToF32(bHi), x01);
-            x00 = madd<V>(a3, hi16ToF32(aHi), x00);
-            x01 = madd<V>(a3, hi16ToF32(bHi), x01);
-          }
-          // panel q
-          lo = v128.and(u, i8x16.splat(0x0f));
-          hi = v128.and(i16x8.shr_u(u, 4), i8x16.splat(0x0f));
-          l0 = swz<V>(tl, lo); h0 = swz<V>(th, lo);
-          l1 = swz<V>(tl, hi); h1 = swz<V>(th, hi);
-          aLo = i8x16.shuffle(l0, h0, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-          aHi = i8x16.shuffle(l0, h0, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-          bLo = i8x16.shuffle(l1, h1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-          bHi = i8x16.shuffle(l1, h1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-          if (scaled) {
-            x10 = madd<V>(a0, f32x4.mul(lo16ToF32(aLo), s10), x10);
-            x11 = madd<V>(a0, f32x4.mul(lo16ToF32(bLo), s11), x11);
-            x10 = madd<V>(a1, f32x4.mul(hi16ToF32(aLo), s10), x10);
-            x11 = madd<V>(a1, f32x4.mul(hi16ToF32(bLo), s11), x11);
-            x10 = madd<V>(a2, f32x4.mul(lo16ToF32(aHi), s10), x10);
-            x11 = madd<V>(a2, f32x4.mul(lo16ToF32(bHi), s11), x11);
-            x10 = madd<V>(a3, f32x4.mul(hi16ToF32(aHi), s10), x10);
-            x11 = madd<V>(a3, f32x4.mul(hi16ToF32(bHi), s11), x11);
-          } else {
-            x10 = madd<V>(a0, lo16ToF32(aLo), x10);
-            x11 = madd<V>(a0, lo16ToF32(bLo), x11);
-            x10 = madd<V>(a1, hi16ToF32(aLo), x10);
-            x11 = madd<V>(a1, hi16ToF32(bLo), x11);
-            x10 = madd<V>(a2, lo16ToF32(aHi), x10);
-            x11 = madd<V>(a2, lo16ToF32(bHi), x11);
-            x10 = madd<V>(a3, hi16ToF32(aHi), x10);
-            x11 = madd<V>(a3, hi16ToF32(bHi), x11);
-          }
+          const ap = a + (<usize>kk << 2);
+          const a0 = v128.load32_splat(ap), a1 = v128.load32_splat(ap, 4);
+          const a2 = v128.load32_splat(ap, 8), a3 = v128.load32_splat(ap, 12);
+          let v = v128.load(c0 + o);
+          x00 = fp4Acc<V>(v128.and(v, nib), tl, th, hm, a0, a1, a2, a3, x00, scaled, s00);
+          x01 = fp4Acc<V>(v128.and(i16x8.shr_u(v, 4), nib), tl, th, hm, a0, a1, a2, a3, x01, scaled, s01);
+          v = v128.load(c1 + o);
+          x10 = fp4Acc<V>(v128.and(v, nib), tl, th, hm, a0, a1, a2, a3, x10, scaled, s10);
+          x11 = fp4Acc<V>(v128.and(i16x8.shr_u(v, 4), nib), tl, th, hm, a0, a1, a2, a3, x11, scaled, s11);
+          v = v128.load(c2 + o);
+          x20 = fp4Acc<V>(v128.and(v, nib), tl, th, hm, a0, a1, a2, a3, x20, scaled, s20);
+          x21 = fp4Acc<V>(v128.and(i16x8.shr_u(v, 4), nib), tl, th, hm, a0, a1, a2, a3, x21, scaled, s21);
+          v = v128.load(c3 + o);
+          x30 = fp4Acc<V>(v128.and(v, nib), tl, th, hm, a0, a1, a2, a3, x30, scaled, s30);
+          x31 = fp4Acc<V>(v128.and(i16x8.shr_u(v, 4), nib), tl, th, hm, a0, a1, a2, a3, x31, scaled, s31);
         }
       } else {
         for (; kk < kEnd; kk += 2) {
           const o = <usize>kk << 3;
-          const v = v128.load(cp0 + o), u = v128.load(cp1 + o);
-          const a0 = v128.load32_splat(a + (<usize>kk << 2));
-          const a1 = v128.load32_splat(a + (<usize>kk << 2), 4);
-          const r0 = byteToBf16(i16x8.extend_low_i8x16_s(v), e, mask);
-          const r1 = byteToBf16(i16x8.extend_high_i8x16_s(v), e, mask);
-          const q0 = byteToBf16(i16x8.extend_low_i8x16_s(u), e, mask);
-          const q1 = byteToBf16(i16x8.extend_high_i8x16_s(u), e, mask);
-          let w00 = f32x4.mul(lo16ToF32(r0), mul), w01 = f32x4.mul(hi16ToF32(r0), mul);
-          let w10 = f32x4.mul(lo16ToF32(r1), mul), w11 = f32x4.mul(hi16ToF32(r1), mul);
-          let y00 = f32x4.mul(lo16ToF32(q0), mul), y01 = f32x4.mul(hi16ToF32(q0), mul);
-          let y10 = f32x4.mul(lo16ToF32(q1), mul), y11 = f32x4.mul(hi16ToF32(q1), mul);
-          if (scaled) {
-            w00 = f32x4.mul(w00, s00); w01 = f32x4.mul(w01, s01);
-            w10 = f32x4.mul(w10, s00); w11 = f32x4.mul(w11, s01);
-            y00 = f32x4.mul(y00, s10); y01 = f32x4.mul(y01, s11);
-            y10 = f32x4.mul(y10, s10); y11 = f32x4.mul(y11, s11);
-          }
-          x00 = madd<V>(a0, w00, x00);
-          x01 = madd<V>(a0, w01, x01);
-          x10 = madd<V>(a0, y00, x10);
-          x11 = madd<V>(a0, y01, x11);
-          x00 = madd<V>(a1, w10, x00);
-          x01 = madd<V>(a1, w11, x01);
-          x10 = madd<V>(a1, y10, x10);
-          x11 = madd<V>(a1, y11, x11);
+          const ap = a + (<usize>kk << 2);
+          const a0 = v128.load32_splat(ap), a1 = v128.load32_splat(ap, 4);
+          let v = v128.load(c0 + o);
+          x00 = byteAcc<V>(byteEven(v, e, mask), mul, hm, a0, a1, x00, scaled, s00);
+          x01 = byteAcc<V>(byteOdd(v, e, mask), mul, hm, a0, a1, x01, scaled, s01);
+          v = v128.load(c1 + o);
+          x10 = byteAcc<V>(byteEven(v, e, mask), mul, hm, a0, a1, x10, scaled, s10);
+          x11 = byteAcc<V>(byteOdd(v, e, mask), mul, hm, a0, a1, x11, scaled, s11);
+          v = v128.load(c2 + o);
+          x20 = byteAcc<V>(byteEven(v, e, mask), mul, hm, a0, a1, x20, scaled, s20);
+          x21 = byteAcc<V>(byteOdd(v, e, mask), mul, hm, a0, a1, x21, scaled, s21);
+          v = v128.load(c3 + o);
+          x30 = byteAcc<V>(byteEven(v, e, mask), mul, hm, a0, a1, x30, scaled, s30);
+          x31 = byteAcc<V>(byteOdd(v, e, mask), mul, hm, a0, a1, x31, scaled, s31);
         }
       }
     }
-    // K tail (fewer than rpl rows): decode the last group into tmp, use its valid rows.
     if (kk < k) {
-      if (scaled) {
-        const o = <usize>(kk / block) * 32;
-        s00 = v128.load(sp0 + o); s01 = v128.load(sp0 + o, 16);
-        s10 = v128.load(sp1 + o); s11 = v128.load(sp1 + o, 16);
-      }
-      decodeGroup<V>(fmt, cp0 + <usize>kk * rb, tmp, scaled, s00, s01);
-      for (let r = 0; kk + r < k; r++) {
-        const va = v128.load32_splat(a + (<usize>(kk + r) << 2));
-        x00 = madd<V>(va, v128.load(tmp + (<usize>r << 5)), x00);
-        x01 = madd<V>(va, v128.load(tmp + (<usize>r << 5), 16), x01);
-      }
-      decodeGroup<V>(fmt, cp1 + <usize>kk * rb, tmp, scaled, s10, s11);
-      for (let r = 0; kk + r < k; r++) {
-        const va = v128.load32_splat(a + (<usize>(kk + r) << 2));
-        x10 = madd<V>(va, v128.load(tmp + (<usize>r << 5)), x10);
-        x11 = madd<V>(va, v128.load(tmp + (<usize>r << 5), 16), x11);
-      }
+      // K tail (fewer than one load group of rows), panel by panel through memory
+      v128.store(accBuf, x00); v128.store(accBuf, x01, 16);
+      gemvTail<V>(fmt, c0, q0, block, kk, k, a, tmp, accBuf, tl, th, nib, hm);
+      x00 = v128.load(accBuf); x01 = v128.load(accBuf, 16);
+      v128.store(accBuf, x10); v128.store(accBuf, x11, 16);
+      gemvTail<V>(fmt, c1, q1, block, kk, k, a, tmp, accBuf, tl, th, nib, hm);
+      x10 = v128.load(accBuf); x11 = v128.load(accBuf, 16);
+      v128.store(accBuf, x20); v128.store(accBuf, x21, 16);
+      gemvTail<V>(fmt, c2, q2, block, kk, k, a, tmp, accBuf, tl, th, nib, hm);
+      x20 = v128.load(accBuf); x21 = v128.load(accBuf, 16);
+      v128.store(accBuf, x30); v128.store(accBuf, x31, 16);
+      gemvTail<V>(fmt, c3, q3, block, kk, k, a, tmp, accBuf, tl, th, nib, hm);
+      x30 = v128.load(accBuf); x31 = v128.load(accBuf, 16);
     }
-    // store (epilogue by column); the aliased second panel is not stored
-    const j = p << 3;
-    if (j + 8 <= n) {
-      storeRow8(c + (<usize>j << 2), x00, x01, 0, j, true);
-    } else {
-      storeRow8(out, x00, x01, 0, j, true);
-      memory.copy(c + (<usize>j << 2), out, <usize>(n - j) << 2);
-    }
-    if (q != p) {
-      const j2 = q << 3;
-      if (j2 + 8 <= n) {
-        storeRow8(c + (<usize>j2 << 2), x10, x11, 0, j2, true);
-      } else {
-        storeRow8(out, x10, x11, 0, j2, true);
-        memory.copy(c + (<usize>j2 << 2), out, <usize>(n - j2) << 2);
-      }
-    }
+    // epilogue by column; aliased panels (past the last one) are not stored
+    storePanel(c, out, x00, x01, p << 3, n);
+    if (p1 != p) storePanel(c, out, x10, x11, p1 << 3, n);
+    if (p2 != p1) storePanel(c, out, x20, x21, p2 << 3, n);
+    if (p3 != p2) storePanel(c, out, x30, x31, p3 << 3, n);
   }
 }

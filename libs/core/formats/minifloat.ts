@@ -43,9 +43,14 @@
  *   overflow and +Inf saturate to 0xFE (2^127).
  *
  * Where this differs from a plain ml_dtypes cast: ml_dtypes' default
- * (non-saturating) conversion turns overflow into NaN for E4M3FN and E8M0 and
- * 0 into NaN for E8M0; lowbit always uses the saturating behaviour (OCP's
- * "saturate" conversion mode), so a finite input never becomes NaN.
+ * (non-saturating) conversion turns overflow and ±Inf into NaN for E4M3FN and
+ * E8M0, and 0 into NaN for E8M0; lowbit always uses the saturating behaviour
+ * (OCP's "saturate" conversion mode), so a non-NaN input never becomes NaN
+ * (except negative inputs to the unsigned E8M0). Everything else, including
+ * the NaN rules and E8M0's tie rule, follows ml_dtypes bit for bit, with one
+ * known exception: E8M0 inputs in [2^-127, 2^-126), which ml_dtypes rounds as
+ * if code 0 were a subnormal step (1.25 · 2^-127 → 2^-126); lowbit picks the
+ * nearest (2^-127).
  *
  * @module
  */

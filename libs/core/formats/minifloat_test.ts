@@ -246,6 +246,8 @@ Deno.test("e8m0: range 2^-127..2^127, NaN = 0xFF, no zero, unsigned", () => {
     0xfe,
     0xfe,
   ]);
+  // Below 2^-126 (float32 subnormal inputs): nearest, ties up as everywhere in E8M0.
+  assert.deepEqual(enc("e8m0", [1.25 * 2 ** -127, 1.5 * 2 ** -127, 2 ** -149]), [0x00, 0x01, 0x00]);
   assert.ok(Number.isNaN(f.decode(new Uint8Array([0xff]))[0]));
   assert.equal(f.decode(new Uint8Array([0]))[0], 2 ** -127);
 });

@@ -4,7 +4,12 @@
  * each neighbour, where the interaction is the joint effect of quantizing both
  * layers beyond the sum of their single-layer effects:
  *
- *     s(l, c) = D({l: c}) + ½ Σ_{m ∈ N(l)} [ D({l: c, m: c}) − D({l: c}) − D({m: c}) ]
+ *     s(l, c) = D({l: c}) + ½ Σ_{m ∈ N(l)} max(0, D({l: c, m: c}) − D({l: c}) − D({m: c}))
+ *
+ * NOTE: only super-additive (harmful) interactions are added. Negative ones
+ * (errors that happen to cancel on the calibration data) would push scores of
+ * low-bit candidates to zero and make every strategy indifferent between them;
+ * on the digits CNN that cost 1.8 points of top-1 at 4.5 bits.
  *
  * Each pair's interaction is split evenly between its two layers, so the sum
  * of scores over an allocation that gives neighbours the same candidate
@@ -42,7 +47,7 @@ export const interLayerMetric: SensitivityMetric = {
     for (const m of nbs) {
       const joint = await div({ [layer]: candidate, [m]: candidate });
       const other = await div({ [m]: candidate });
-      s += 0.5 * (joint - single - other);
+      s += 0.5 * Math.max(0, joint - single - other);
     }
     return s;
   },

@@ -47,13 +47,11 @@ export function bisectPath(
       ? "size"
       : Object.keys(groups[0]?.cost[first] ?? {})[0]);
   const cost = (gi: number, c: string): number => groups[gi].cost[c][r] ?? 0;
+  const cost0 = (g: (typeof groups)[number], c: string): number => g.cost[c][r] ?? 0;
+  // NOTE: the path starts at the most accurate allocation: least sensitive, ties to the costlier.
   const choice = groups.map((g) =>
-    g.candidates.reduce((
-      b,
-      c,
-    ) => (g.score[c] < g.score[b] || (g.score[c] === g.score[b] && g.cost[c][r] < g.cost[b][r])
-      ? c
-      : b)
+    g.candidates.reduce((b, c) =>
+      g.score[c] < g.score[b] || (g.score[c] === g.score[b] && cost0(g, c) > cost0(g, b)) ? c : b
     )
   );
   const path: Allocation[] = [expandChoice(groups, choice)];

@@ -89,16 +89,26 @@ function foldIntoConv(c: Ctx): boolean {
   const cons = consumers(c);
   let changed = false;
   c.nodes.forEach((n, i) => {
-    if (!n || n.op !== "Conv" || n.domain !== "" || attr(n, "lowbit_clamp")) return;
+    if (!n || (n.op !== "Conv" && n.op !== "ConvTranspose") || n.domain !== "") return;
+    if (attr(n, "lowbit_clamp")) return;
     const w = c.consts.get(n.inputs[1]);
     if (!w || w.dtype !== "float32" || w.shape.length !== 4) return;
+    // ConvTranspose weights are [Cin, Cout, kh, kw]: fold only without groups.
+    const transposed = n.op === "ConvTranspose";
+    if (transposed && (attr(n, "group")?.value ?? 1) !== 1) return;
     const b = n.inputs[2] ? c.consts.get(n.inputs[2]) : undefined;
     if (n.inputs[2] && (!b || b.dtype !== "float32")) return;
     const j = only(c, cons, n.outputs[0]);
     if (j === undefined) return;
     const m = c.nodes[j]!;
-    const cout = w.shape[0];
+    const cout = transposed ? w.shape[1] : w.shape[0];
     const per = size(w.shape.slice(1));
+    // Index of weight element (output channel k, position p within the channel's weights).
+    const cin = w.shape[0], khw = size(w.shape.slice(2));
+    const at = transposed
+      ? (k: number, p: number): number => (Math.floor(p / khw) * cout + k) * khw + (p % khw)
+      : (k: number, p: number): number => k * per + p;
+    const perW = transposed ? cin * khw : per;
     const wd = w.data as Float32Array;
     const bd = b ? b.data as Float32Array : new Float32Array(cout);
     let scale: Float32Array | undefined, shift: Float32Array | undefined;
@@ -129,7 +139,7 @@ function foldIntoConv(c: Ctx): boolean {
         // Divide exactly as the graph would (x / d), not multiply by a rounded reciprocal.
         const nw = new Float32Array(wd.length), nb = new Float32Array(cout);
         for (let k = 0; k < cout; k++) {
-          for (let p = 0; p < per; p++) nw[k * per + p] = wd[k * per + p] / v[k];
+          for (let p = 0; p < perW; p++) nw[at(k, p)] = wd[at(k, p)] / v[k];
           nb[k] = bd[k] / v[k];
         }
         replaceConv(c, i, j, n, m, nw, nb, w.shape);
@@ -140,7 +150,7 @@ function foldIntoConv(c: Ctx): boolean {
     const nw = new Float32Array(wd.length), nb = new Float32Array(cout);
     for (let k = 0; k < cout; k++) {
       const a = scale ? scale[k] : 1, s0 = shift ? shift[k] : 0;
-      for (let p = 0; p < per; p++) nw[k * per + p] = wd[k * per + p] * a;
+      for (let p = 0; p < perW; p++) nw[at(k, p)] = wd[at(k, p)] * a;
       nb[k] = bd[k] * a + s0;
     }
     replaceConv(c, i, j, n, m, nw, nb, w.shape);

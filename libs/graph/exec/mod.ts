@@ -28,3 +28,4 @@ export type { Executor, ExecutorOptions, RunOptions } from "./executor.ts";
 export { supportedOps } from "./ops/table.ts";
 export type { OpName } from "./ops/types.ts";
 export { fuseQdq } from "./quantized.ts";
+export { lowbitModel } from "./lowbit_model.ts";

@@ -1,17 +1,184 @@
 /**
  * Quantized execution: recognises QDQ patterns around MatMul / Gemm / Conv and
- * rewrites them into lowbit's fused integer ops (see `ops/fused.ts` for the
- * arithmetic and its tolerance against the float QDQ reference).
+ * rewrites them into lowbit's fused integer ops (`ops/fused.ts` holds the
+ * arithmetic and its tolerance against the float QDQ reference):
+ *
+ * ```
+ * x ─ QuantizeLinear ─ DequantizeLinear ─┐
+ * w_q ─ DequantizeLinear (per-tensor or ├─ Conv / MatMul / Gemm ─ y [─ QuantizeLinear ─ y_q]
+ *        per-output-channel) ────────────┘
+ * ```
+ *
+ * becomes `QConvFused` / `QGemmFused(x, x_scale, x_zp, w_q, w_scale, w_zp, bias[, y_scale, y_zp])`.
+ * A trailing QuantizeLinear that is the output's only consumer is absorbed, and
+ * the op then requantizes integer-only. Anything else (blocked scales, float8
+ * weights, per-tensor activation scales missing) stays as it is and runs in float.
  *
  * @module
  */
 
-import type { Graph } from "../ir.ts";
+import type { Graph, Node, TensorData } from "../ir.ts";
+import { isBig, toF32 } from "./_tensor.ts";
+
+const INT_CODES = new Set(["int8", "uint8", "int4", "uint4"]);
+
+interface Ctx {
+  nodes: (Node | undefined)[];
+  consts: Map<string, TensorData>;
+  producer: Map<string, number>;
+  uses: Map<string, number>;
+  outputs: Set<string>;
+  fresh: number;
+}
+
+function attrInt(n: Node, name: string, def: number): number {
+  const a = n.attrs[name];
+  return a?.kind === "int" ? a.value : def;
+}
+
+function producerNode(c: Ctx, v: string, op: string): [number, Node] | undefined {
+  const i = c.producer.get(v);
+  const n = i === undefined ? undefined : c.nodes[i];
+  return n && n.op === op && (n.domain === "" || n.domain === "ai.onnx") ? [i!, n] : undefined;
+}
+
+function singleUse(c: Ctx, v: string): boolean {
+  return (c.uses.get(v) ?? 0) === 1 && !c.outputs.has(v);
+}
+
+function scalar(c: Ctx, v: string | undefined): boolean {
+  if (!v) return true;
+  const t = c.consts.get(v);
+  return t !== undefined && t.data.length === 1;
+}
+
+/** The activation side: DQ(Q(x)) with per-tensor constant scale and zero point. */
+function activation(c: Ctx, v: string) {
+  const dq = producerNode(c, v, "DequantizeLinear");
+  if (!dq) return undefined;
+  const q = producerNode(c, dq[1].inputs[0], "QuantizeLinear");
+  if (!q) return undefined;
+  const [x, s, z] = q[1].inputs;
+  const [, s2, z2] = dq[1].inputs;
+  if (!c.consts.has(s) || !scalar(c, s) || !scalar(c, z)) return undefined;
+  // The DQ must undo exactly this Q.
+  if (s2 !== s || (z2 ?? "") !== (z ?? "")) {
+    const a = c.consts.get(s), b = c.consts.get(s2);
+    if (!a || !b || toF32(a)[0] !== toF32(b)[0]) return undefined;
+  }
+  const zt = z ? c.consts.get(z) : undefined;
+  if (zt && !INT_CODES.has(zt.dtype)) return undefined;
+  if (z === undefined || z === "") {
+    const out = attrInt(q[1], "output_dtype", 2);
+    if (out !== 2 && out !== 3) return undefined;
+  }
+  return { dq, q, x, s, z: z ?? "" };
+}
+
+/** The weight side: DQ of constant integer codes, per-tensor or per-axis `axis`. */
+function weight(c: Ctx, v: string, axis: number) {
+  const dq = producerNode(c, v, "DequantizeLinear");
+  if (!dq) return undefined;
+  const [w, s, z] = dq[1].inputs;
+  const wt = c.consts.get(w), st = c.consts.get(s);
+  if (!wt || !st || !INT_CODES.has(wt.dtype)) return undefined;
+  if (attrInt(dq[1], "block_size", 0) !== 0) return undefined;
+  if (st.data.length !== 1) {
+    const a = attrInt(dq[1], "axis", 1);
+    const r = wt.shape.length;
+    if ((a < 0 ? a + r : a) !== axis || st.data.length !== wt.shape[axis]) return undefined;
+  }
+  if (z && !c.consts.has(z)) return undefined;
+  return { dq, w: wt, s, z: z ?? "" };
+}
+
+function addConst(c: Ctx, base: string, t: TensorData): string {
+  const name = `${base}.lowbit_q${c.fresh++}`;
+  c.consts.set(name, t);
+  return name;
+}
+
+/** Float bias: a float constant, or DQ(int32 constant). */
+function bias(c: Ctx, v: string | undefined): string | undefined | null {
+  if (!v) return undefined;
+  const t = c.consts.get(v);
+  if (t) return t.dtype === "float32" ? v : null;
+  const dq = producerNode(c, v, "DequantizeLinear");
+  if (!dq) return null;
+  const [b, s, z] = dq[1].inputs;
+  const bt = c.consts.get(b), st = c.consts.get(s);
+  if (!bt || !st || isBig(bt.dtype) || (z && !c.consts.has(z))) return null;
+  const bv = toF32(bt), sv = toF32(st), zv = z ? toF32(c.consts.get(z)!) : undefined;
+  const out = new Float32Array(bv.length);
+  for (let i = 0; i < bv.length; i++) {
+    const k = sv.length === 1 ? 0 : i;
+    out[i] = (bv[i] - (zv ? zv[zv.length === 1 ? 0 : i] : 0)) * sv[k];
+  }
+  return addConst(c, v, { dtype: "float32", shape: [out.length], data: out });
+}
+
+/** Transposes a K×N code matrix to N×K (same storage type). */
+function transposeCodes(t: TensorData): TensorData {
+  const [k, n] = t.shape;
+  const src = t.data as Int8Array;
+  const out = new (src.constructor as Int8ArrayConstructor)(src.length);
+  for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) out[j * k + i] = src[i * n + j];
+  return { dtype: t.dtype, shape: [n, k], data: out };
+}
+
+function rewrite(c: Ctx, i: number, n: Node): boolean {
+  const isConv = n.op === "Conv";
+  const isGemm = n.op === "Gemm";
+  if (!isConv && !isGemm && n.op !== "MatMul") return false;
+  if (isGemm) {
+    if (attrInt(n, "transA", 0) !== 0) return false;
+    const alpha = n.attrs.alpha, beta = n.attrs.beta;
+    if ((alpha && alpha.value !== 1) || (beta && beta.value !== 1)) return false;
+  }
+  const act = activation(c, n.inputs[0]);
+  if (!act) return false;
+  const transB = isGemm && attrInt(n, "transB", 0) === 1;
+  const wAxis = isConv || transB ? 0 : 1;
+  const w = weight(c, n.inputs[1], wAxis);
+  if (!w) return false;
+  if (!isConv && w.w.shape.length !== 2) return false;
+  const b = bias(c, n.inputs[2]);
+  if (b === null) return false;
+  // Weights as the fused op wants them: Conv layout, or N×K rows for the GEMM.
+  let wName = w.dq[1].inputs[0];
+  if (!isConv && !transB) wName = addConst(c, wName, transposeCodes(w.w));
+  const inputs = [act.x, act.s, act.z, wName, w.s, w.z, b ?? ""];
+  let out = n.outputs[0];
+  // Absorb a trailing QuantizeLinear (integer-only requantization).
+  const consumers = c.nodes.flatMap((m, j) => (m && m.inputs.includes(out) ? [j] : []));
+  if (singleUse(c, out) && consumers.length === 1) {
+    const qn = c.nodes[consumers[0]]!;
+    if (
+      qn.op === "QuantizeLinear" && qn.inputs[0] === out && scalar(c, qn.inputs[1]) &&
+      c.consts.has(qn.inputs[1]) && scalar(c, qn.inputs[2]) &&
+      ["int8", "uint8"].includes(qn.inputs[2] ? c.consts.get(qn.inputs[2])!.dtype : "uint8")
+    ) {
+      inputs.push(qn.inputs[1], qn.inputs[2] ?? "");
+      out = qn.outputs[0];
+      c.nodes[consumers[0]] = undefined;
+    }
+  }
+  const attrs = isConv ? { ...n.attrs } : {};
+  c.nodes[i] = {
+    name: n.name,
+    op: isConv ? "QConvFused" : "QGemmFused",
+    domain: "lowbit",
+    inputs: [...inputs],
+    outputs: [out],
+    attrs,
+  };
+  return true;
+}
 
 /**
- * Rewrites `DequantizeLinear(w_q) → MatMul / Gemm / Conv ← DequantizeLinear(QuantizeLinear(x))`
- * into `QGemmFused` / `QConvFused` nodes (domain "lowbit"). Returns a new graph;
- * nodes that do not match are kept as they are.
+ * Rewrites QDQ patterns around MatMul / Gemm / Conv into `QGemmFused` /
+ * `QConvFused` nodes (domain "lowbit"); Q / DQ nodes left without consumers are
+ * dropped. Returns a new graph; nodes that do not match are kept as they are.
  *
  * @param g the graph
  * @returns the rewritten graph
@@ -19,10 +186,82 @@ import type { Graph } from "../ir.ts";
  * @example
  * ```ts
  * import { fuseQdq } from "./quantized.ts";
- * const g = { name: "g", nodes: [], inputs: [], outputs: [], initializers: new Map(), valueInfo: new Map() };
- * if (fuseQdq(g).nodes.length !== 0) throw new Error();
+ * import type { TensorData } from "../ir.ts";
+ * const f = (v: number): TensorData => ({ dtype: "float32", shape: [], data: new Float32Array([v]) });
+ * const g = {
+ *   name: "g",
+ *   nodes: [
+ *     { name: "q", op: "QuantizeLinear", domain: "", inputs: ["x", "s", "z"], outputs: ["xq"], attrs: {} },
+ *     { name: "dq", op: "DequantizeLinear", domain: "", inputs: ["xq", "s", "z"], outputs: ["xd"], attrs: {} },
+ *     { name: "dqw", op: "DequantizeLinear", domain: "", inputs: ["wq", "sw"], outputs: ["wd"], attrs: {} },
+ *     { name: "mm", op: "MatMul", domain: "", inputs: ["xd", "wd"], outputs: ["y"], attrs: {} },
+ *   ],
+ *   inputs: [{ name: "x", dtype: "float32" as const, shape: [1, 2] }],
+ *   outputs: [{ name: "y", dtype: "float32" as const, shape: [1, 1] }],
+ *   initializers: new Map<string, TensorData>([
+ *     ["s", f(0.1)],
+ *     ["sw", f(0.5)],
+ *     ["z", { dtype: "int8" as const, shape: [], data: new Int8Array([0]) }],
+ *     ["wq", { dtype: "int8" as const, shape: [2, 1], data: new Int8Array([3, 4]) }],
+ *   ]),
+ *   valueInfo: new Map(),
+ * };
+ * const fused = fuseQdq(g);
+ * if (fused.nodes.map((n) => n.op).join() !== "QGemmFused") throw new Error();
  * ```
  */
 export function fuseQdq(g: Graph): Graph {
-  return { ...g, nodes: [...g.nodes] };
+  const consts = new Map(g.initializers);
+  const nodes: (Node | undefined)[] = g.nodes.map((n) => {
+    const v = n.op === "Constant" && n.domain === "" ? n.attrs.value : undefined;
+    if (v?.kind === "tensor" && n.outputs.length === 1) {
+      consts.set(n.outputs[0], v.value);
+      return undefined;
+    }
+    return n;
+  });
+  const c: Ctx = {
+    nodes,
+    consts,
+    producer: new Map(),
+    uses: new Map(),
+    outputs: new Set(g.outputs.map((o) => o.name)),
+    fresh: 0,
+  };
+  const index = (): void => {
+    c.producer.clear();
+    c.uses.clear();
+    c.nodes.forEach((n, i) => {
+      if (!n) return;
+      for (const o of n.outputs) c.producer.set(o, i);
+      for (const v of n.inputs) if (v) c.uses.set(v, (c.uses.get(v) ?? 0) + 1);
+    });
+  };
+  index();
+  let changed = false;
+  c.nodes.forEach((n, i) => {
+    if (n && (n.domain === "" || n.domain === "ai.onnx") && rewrite(c, i, n)) {
+      changed = true;
+      index();
+    }
+  });
+  if (!changed) return { ...g, nodes: [...g.nodes] };
+  // Drop Q / DQ nodes nothing reads any more (repeat: a DQ's Q frees up after it).
+  for (let again = true; again;) {
+    again = false;
+    index();
+    c.nodes.forEach((n, i) => {
+      if (!n || (n.op !== "QuantizeLinear" && n.op !== "DequantizeLinear")) return;
+      if (n.outputs.every((o) => !c.uses.has(o) && !c.outputs.has(o))) {
+        c.nodes[i] = undefined;
+        again = true;
+      }
+    });
+  }
+  const kept = c.nodes.filter((n): n is Node => n !== undefined);
+  const used = new Set<string>(g.outputs.map((o) => o.name));
+  for (const n of kept) for (const v of n.inputs) used.add(v);
+  const inits = new Map<string, TensorData>();
+  for (const [k, v] of c.consts) if (used.has(k)) inits.set(k, v);
+  return { ...g, nodes: kept, initializers: inits };
 }

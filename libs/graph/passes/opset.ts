@@ -11,7 +11,18 @@ import type { Attr, Graph, Model, Node, TensorData } from "../ir.ts";
 import { attrInt, attrInts, make } from "./_const_eval.ts";
 import { inferShapes } from "./shape_infer.ts";
 
-/** Smallest IR version that may import a given default-domain opset. */
+/**
+ * Smallest IR version that may import a given default-domain opset.
+ *
+ * @param opset the default-domain opset
+ * @returns the IR version
+ *
+ * @example
+ * ```ts
+ * import { irVersionFor } from "@lowbit/graph";
+ * if (irVersionFor(13) !== 7 || irVersionFor(21) !== 10) throw new Error();
+ * ```
+ */
 export function irVersionFor(opset: number): number {
   return opset >= 21
     ? 10

@@ -5,6 +5,7 @@ import type { Graph, Model, Node, TensorData } from "../ir.ts";
 import { readOnnx, writeOnnx } from "../onnx.ts";
 import { foldBatchNorm } from "./bn_fold.ts";
 import { foldConstants } from "./fold.ts";
+import { upgradeOpset } from "./opset.ts";
 import { quantPoints } from "./quant_points.ts";
 import { inferShapes } from "./shape_infer.ts";
 import { removeDeadNodes, topoSort } from "./topo.ts";
@@ -334,4 +335,48 @@ Deno.test("quantPoints() adds marked values, from lists and from marker function
   assert.ok(marked.every((p) => p.role === "activation"));
   assert.equal(marked.find((p) => p.value === "x")?.markedBy, "me");
   assert.equal(marked.find((p) => p.value === "x")?.node, "");
+});
+
+Deno.test("upgradeOpset() converts PP-OCR rec (opset 9) to 13 and 21 with identical outputs", async () => {
+  const m = readOnnx(Deno.readFileSync(REC));
+  const x = input(3 * 48 * 64);
+  const ref = await runOrt(m, x, [1, 3, 48, 64]);
+  for (const target of [13, 21]) {
+    const u = upgradeOpset(m, target);
+    assert.equal(u.opsets[0].version, target);
+    assert.ok(u.irVersion >= (target === 21 ? 10 : 7));
+    const ops = u.graph.nodes;
+    assert.ok(
+      ops.filter((n) => n.op === "Squeeze").every((n) => n.inputs.length === 2 && !n.attrs.axes),
+    );
+    assert.ok(
+      ops.filter((n) => n.op === "Clip").every((n) => !n.attrs.min && n.inputs.length === 3),
+    );
+    if (target >= 18) {
+      assert.ok(ops.filter((n) => n.op === "ReduceMean").every((n) => n.inputs.length === 2));
+    }
+    const got = await runOrt(u, x, [1, 3, 48, 64]);
+    assertClose(got.data, ref.data, 1e-5, 1e-6);
+  }
+  assert.equal(upgradeOpset(m, 9), m);
+});
+
+Deno.test("upgradeOpset() rewrites an old-style Softmax over a middle axis", async () => {
+  const m: Model = {
+    irVersion: 6,
+    opsets: [{ domain: "", version: 11 }],
+    producerName: "t",
+    producerVersion: "",
+    metadata: {},
+    graph: {
+      ...graph([node("sm", "Softmax", ["x"], ["y"], { axis: { kind: "int", value: 1 } })]),
+      inputs: [{ name: "x", dtype: "float32", shape: [2, 3, 4] }],
+    },
+  };
+  const x = input(24);
+  const ref = await runOrt(m, x, [2, 3, 4]);
+  const u = upgradeOpset(m, 13);
+  assert.deepEqual(u.graph.nodes.map((n) => n.op), ["Shape", "Flatten", "Softmax", "Reshape"]);
+  const got = await runOrt(u, x, [2, 3, 4]);
+  assertClose(got.data, ref.data, 1e-6, 1e-7);
 });

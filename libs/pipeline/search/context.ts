@@ -13,6 +13,7 @@ import type { Graph, Node } from "@lowbit/graph";
 import {
   evalLoss,
   forward64,
+  hutchinsonTrace,
   hutchinsonTraces,
   type LossProblem,
   type LossSpec,
@@ -43,8 +44,14 @@ export interface SensitivityContextOptions {
   labels?: ArrayLike<number>;
   /** Loss for Hessians: default cross-entropy with labels, KL to the float outputs without. */
   loss?: SearchLoss;
-  /** Hutchinson probes (default 32). */
+  /** Hutchinson probes (default 32; per layer, stopping early at 10% standard error, in "per-layer" mode). */
   probes?: number;
+  /**
+   * "per-layer" (default): Rademacher probes on one layer at a time, one gradient per probe and
+   * layer; "joint": probes on all layers at once, one gradient per probe, but cross-layer terms add
+   * variance that swamps layers with small curvature (on the digits ViT it floored three layers).
+   */
+  traceMode?: "per-layer" | "joint";
   /** Power-iteration steps (default 20). */
   powerIters?: number;
   /** Seed of the probes (default 0). */
@@ -137,6 +144,7 @@ export function createSensitivityContext(opts: SensitivityContextOptions): Graph
   };
 
   let traces: Record<string, number> | undefined;
+  const perLayerTrace = new Map<string, number>();
   const eig = new Map<string, number>();
   const energy = new Map<string, number>();
   const divs = new Map<string, number>();
@@ -155,17 +163,39 @@ export function createSensitivityContext(opts: SensitivityContextOptions): Graph
       return s;
     },
     hessianTrace(node) {
-      if (!traces) {
-        const names = opts.layers.map((l) => l.weight);
-        const est = hutchinsonTraces(
-          lossProblem(),
-          names,
-          opts.probes ?? 32,
-          createRng(opts.seed ?? 0),
-        );
-        traces = Object.fromEntries(opts.layers.map((l) => [l.node, est[l.weight].trace]));
+      if (opts.traceMode === "joint") {
+        if (!traces) {
+          const names = opts.layers.map((l) => l.weight);
+          const est = hutchinsonTraces(
+            lossProblem(),
+            names,
+            opts.probes ?? 32,
+            createRng(opts.seed ?? 0),
+          );
+          // NOTE: the loss Hessians here are PSD at the float weights (KL at its minimum; cross-entropy
+          // of a trained model is close), so a negative estimate is Monte-Carlo noise: floor it at a
+          // thousandth of the mean magnitude so that no layer looks free to quantize.
+          const mean = opts.layers.reduce((s, l) => s + Math.abs(est[l.weight].trace), 0) /
+            opts.layers.length;
+          traces = Object.fromEntries(
+            opts.layers.map((l) => [l.node, Math.max(est[l.weight].trace, 1e-3 * mean)]),
+          );
+        }
+        return traces[layerOf(node).node];
       }
-      return traces[layerOf(node).node];
+      let t = perLayerTrace.get(node);
+      if (t === undefined) {
+        const idx = opts.layers.findIndex((l) => l.node === node);
+        const est = hutchinsonTrace(lossProblem(), layerOf(node).weight, {
+          rng: createRng((opts.seed ?? 0) + 1000 + idx),
+          minProbes: Math.min(8, opts.probes ?? 32),
+          maxProbes: opts.probes ?? 32,
+          relTol: 0.1,
+        });
+        t = Math.max(est.trace, 0);
+        perLayerTrace.set(node, t);
+      }
+      return t;
     },
     topEigenvalue(node) {
       let v = eig.get(node);

@@ -13,7 +13,8 @@
  * @module
  */
 
-import { LowbitError } from "@lowbit/core";
+import { loadLatencyTable, LowbitError, saveLatencyTable } from "@lowbit/core";
+import { measureLayerLatency } from "./latency.ts";
 import { foldBatchNorm, type Model, type TensorData } from "@lowbit/graph";
 import type { Dataset } from "../data.ts";
 import type { MixedSearch, MixedSearchContext } from "../presets.ts";
@@ -32,6 +33,8 @@ export interface MixedSearchDeps {
   labels?: TensorData | ArrayLike<number>;
   /** Fold BatchNormalization before searching (default true, as `quantize` does). */
   foldBatchNorm?: boolean;
+  /** Latency cache file (default `.lowbit-cache/latency.json`). */
+  latencyCache?: string;
   /** Receives the full result (allocation, per-layer scores, frontier) for the plan and report. */
   onResult?: (result: MixedPrecisionResult) => void;
 }
@@ -65,8 +68,10 @@ export interface MixedSearchSettings {
  * @example
  * ```ts
  * import { parseMixedOptions } from "@lowbit/pipeline/search";
- * const s = parseMixedOptions({ "budget-size": "6KB", tolerance: "1%" });
- * if (s.budgets[0].kind !== "size" || s.tolerance !== 0.01 || s.strategy !== "bisect") throw new Error();
+ * const s = parseMixedOptions({ "budget-size": "6KB" });
+ * if (s.budgets[0].kind !== "size" || s.strategy !== "ilp") throw new Error();
+ * const t = parseMixedOptions({ tolerance: "1%" });
+ * if (t.tolerance !== 0.01 || t.strategy !== "bisect") throw new Error();
  * ```
  */
 export function parseMixedOptions(o: Readonly<Record<string, string>>): MixedSearchSettings {
@@ -150,6 +155,9 @@ export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
     const model: Model = deps.foldBatchNorm ?? true
       ? { ...deps.model, graph: foldBatchNorm(deps.model.graph) }
       : deps.model;
+    const table = s.budgets.some((b) => b.kind === "latency")
+      ? await loadLatencyTable(deps.latencyCache)
+      : undefined;
     const result = await searchMixedPrecision({
       model,
       calib: deps.calib.inputs,
@@ -164,7 +172,9 @@ export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
       seed: s.seed,
       measure: async (specs) => 1 - await ctx.measure(specs),
       progress: (f) => ctx.progress(f),
+      latency: table ? { table, measure: measureLayerLatency } : undefined,
     });
+    if (table) await saveLatencyTable(table);
     for (const l of ctx.layers) {
       if (!(l.node in result.specs)) {
         throw new LowbitError("INTERNAL", "the search did not see this layer (model mismatch?)", {

@@ -18,3 +18,4 @@ export * from "./budget.ts";
 export * from "./context.ts";
 export * from "./search.ts";
 export * from "./hook.ts";
+export * from "./latency.ts";

@@ -55,6 +55,8 @@ export interface MixedPrecisionOptions {
   loss?: SearchLoss;
   /** Calibration samples the metrics use (default 64). */
   samples?: number;
+  /** Calibration samples the default measure uses (default 200). */
+  measureSamples?: number;
   /** Hutchinson probes (default 32). */
   probes?: number;
   /** Seed (default 0). */
@@ -62,7 +64,10 @@ export interface MixedPrecisionOptions {
   /** Activation bits for BOPs (default 8). */
   activationBits?: number;
   /** Latency table and how to fill a miss (needed for latency budgets). */
-  latency?: { table: LatencyTable; measure(layer: Layer, candidate: Candidate): Promise<number> };
+  latency?: {
+    table: LatencyTable;
+    measure(layer: Layer, candidate: Candidate, rows: number): Promise<number>;
+  };
   /** Frontier points to measure with `measure` (default 8; 0 for none). */
   measureFrontier?: number;
   /** The registry to look metrics and strategies up in (default: the default registry). */
@@ -258,8 +263,10 @@ export async function searchMixedPrecision(
       params: graph.initializers.get(l.weight)!.data.length,
       outChannels: l.out,
       macs: macsOf(l, graph.initializers.get(l.weight)!.data.length, float, graph, nSamples),
-      shapeKey: `${l.op} ${l.shape.join("x")}`,
+      shapeKey: "",
     };
+    const rows = geo.macs / geo.params;
+    geo.shapeKey = `${l.op} w${l.shape.join("x")} m${Math.round(rows)}`;
     for (const name of candidates[l.node]) {
       const c = cands.get(name)!;
       const cc = candidateCost(l, c, actBits);
@@ -270,7 +277,7 @@ export async function searchMixedPrecision(
       };
       if (opts.latency) {
         const hit = opts.latency.table.get(geo.shapeKey, c.spec.format);
-        entry.latency = hit ?? await opts.latency.measure(l, c);
+        entry.latency = hit ?? await opts.latency.measure(l, c, rows);
         if (hit === undefined) opts.latency.table.set(geo.shapeKey, c.spec.format, entry.latency);
       }
       costs[l.node][name] = entry;
@@ -313,7 +320,11 @@ export async function searchMixedPrecision(
 
   // *** the real metric, for bisect and frontier points ***
   const outName = graph.outputs[0].name;
-  const refTop = labels ? Int32Array.from(labels) : argmax(float.values.get(outName)!);
+  const mfeeds = sliceFeeds(opts.calib, opts.measureSamples ?? 200);
+  const mCount = Object.values(mfeeds)[0]?.shape[0] ?? 0;
+  const mFloat = forward64(graph, mfeeds);
+  const floatTop = argmax(mFloat.values.get(outName)!);
+  const refTop = opts.labels ? Int32Array.from(Array.from(opts.labels).slice(0, mCount)) : floatTop;
   const specsOf = (a: Record<string, string>): Record<string, TensorSpec> =>
     Object.fromEntries(Object.entries(a).map(([n, c]) => [n, cands.get(c)!.spec]));
   const ownMeasure: AllocationMeasure = (specs) => {
@@ -327,8 +338,7 @@ export async function searchMixedPrecision(
         data: Float64Array.from(ctx.quantizedWeight(l.node, name)),
       });
     }
-    const top = argmax(forward64(graph, feeds, overrides, float).values.get(outName)!);
-    const floatTop = argmax(float.values.get(outName)!);
+    const top = argmax(forward64(graph, mfeeds, overrides, mFloat).values.get(outName)!);
     let hitQ = 0, hitF = 0;
     for (let i = 0; i < top.length; i++) {
       if (top[i] === refTop[i]) hitQ++;

@@ -5,6 +5,8 @@ import { parseBudget, parseTolerance } from "./budget.ts";
 import { candidateCost, parseCandidate } from "./candidates.ts";
 import { searchMixedPrecision } from "./search.ts";
 import { parseMixedOptions } from "./hook.ts";
+import { measureLayerLatency } from "./latency.ts";
+import { createLatencyTable } from "@lowbit/core";
 
 const ROOT = new URL("../../../fixtures/digits/", import.meta.url);
 const model = await readOnnxFile(new URL("mlp.onnx", ROOT).pathname);
@@ -25,7 +27,10 @@ Deno.test("parseBudget() reads bits, sizes, latency and BOPs", () => {
 
 Deno.test("parseMixedOptions() needs a budget or a tolerance, and bisect needs a tolerance", () => {
   assert.throws(() => parseMixedOptions({ metric: "hawq" }), /needs a budget/);
-  assert.throws(() => parseMixedOptions({ budget: "4bits", search: "bisect" }), /bisect needs --tolerance/);
+  assert.throws(
+    () => parseMixedOptions({ budget: "4bits", search: "bisect" }),
+    /bisect needs --tolerance/,
+  );
   const s = parseMixedOptions({ budget: "4.5", "budget-size": "6KB", metric: "zeroq" });
   assert.deepEqual(s.budgets, [{ kind: "bits", bits: 4.5 }, { kind: "size", bytes: 6144 }]);
   assert.equal(s.strategy, "ilp");
@@ -125,9 +130,17 @@ Deno.test("searchMixedPrecision(): every metric × strategy meets the budget on 
       measureFrontier: 2,
     });
     assert.ok(r.cost.avgBits <= 5 + 1e-9, `${metric}: ${r.cost.avgBits} bits`);
-    assert.deepEqual(r.frontier.choices.map((c) => c.strategy), ["ilp", "pareto", "greedy", "bisect"]);
+    assert.deepEqual(r.frontier.choices.map((c) => c.strategy), [
+      "ilp",
+      "pareto",
+      "greedy",
+      "bisect",
+    ]);
     const ilp = r.frontier.choices[0], pareto = r.frontier.choices[1];
-    assert.ok(Math.abs(ilp.score - pareto.score) <= 1e-9 * Math.max(1, ilp.score), `${metric}: ilp ≠ pareto`);
+    assert.ok(
+      Math.abs(ilp.score - pareto.score) <= 1e-9 * Math.max(1, ilp.score),
+      `${metric}: ilp ≠ pareto`,
+    );
     for (const l of r.perLayer) {
       // More bits never score worse for the error-based metrics.
       if (metric !== "zeroq" && metric !== "inter-layer") {
@@ -136,4 +149,26 @@ Deno.test("searchMixedPrecision(): every metric × strategy meets the budget on 
     }
     assert.ok(r.frontier.points.length >= 2);
   }
+});
+
+Deno.test("searchMixedPrecision(): latency budgets use the table measured on our kernels", async () => {
+  const table = createLatencyTable();
+  const latency = { table, measure: measureLayerLatency };
+  const opts = {
+    model,
+    calib: { x },
+    metric: "layer-hessian",
+    candidates: ["int8/channel", "int4/channel", "fp8_e4m3fn/channel"],
+    samples: 8,
+    measureFrontier: 0,
+    latency,
+  };
+  await assert.rejects(
+    () => searchMixedPrecision({ ...opts, budgets: [{ kind: "latency", ms: 1e-9 }] }),
+    /the latency budget 0 ms is infeasible with these candidates: the smallest feasible latency budget is/,
+  );
+  assert.equal(Object.keys(table.entries()).length, 9, "3 layers × 3 formats measured once");
+  const r = await searchMixedPrecision({ ...opts, budgets: [{ kind: "latency", ms: 1e3 }] });
+  assert.ok(r.cost.latencyMs !== undefined && r.cost.latencyMs > 0 && r.cost.latencyMs <= 1e3);
+  assert.equal(Object.keys(table.entries()).length, 9, "cached entries are reused");
 });

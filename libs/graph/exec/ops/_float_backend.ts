@@ -6,9 +6,9 @@
 import {
   type Activation,
   conv2dF32,
+  createFloatKernels,
   depthwiseConv2dF32,
   type FloatKernels,
-  floatKernels,
   gemmF32,
   type PackedF32B,
   packF32B,
@@ -20,11 +20,17 @@ import type { Window2d } from "./_conv_geom.ts";
 
 let kernels: FloatKernels | null | undefined;
 
-/** The kernel context, or null when WASM SIMD is unavailable. */
+/**
+ * The kernel context, or null when WASM SIMD is unavailable. NOTE plain SIMD, not
+ * relaxed: its multiply-then-add rounds like onnxruntime-web's MLAS kernels, so
+ * fake-quantized graphs hit the same rounding boundaries (the fused relaxed_madd
+ * flips codes that then snowball through deep QDQ models), and results are the
+ * same on every engine. The speed difference measured here is within noise.
+ */
 function ctx(): FloatKernels | null {
   if (kernels === undefined) {
     try {
-      kernels = floatKernels();
+      kernels = createFloatKernels({ isa: "wasmsimd" });
     } catch {
       kernels = null;
     }

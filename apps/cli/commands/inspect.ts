@@ -1,0 +1,164 @@
+/**
+ * `lowbit inspect`: what a model is made of and what lowbit can quantize in
+ * it — inputs, outputs, an operator histogram, parameters per layer, the
+ * quantizable layers and, for every other Conv / Gemm / MatMul, why not.
+ *
+ * ```sh
+ * lowbit inspect model.onnx [--json]
+ * ```
+ *
+ * @module
+ */
+
+import { LowbitError } from "@lowbit/core";
+import { foldBatchNorm, type Model, type ValueInfo } from "@lowbit/graph";
+import { LAYER_OPS, loadModelFile, scanLayers } from "@lowbit/pipeline";
+import type { Command } from "../main.ts";
+import { parseOptions } from "./_io.ts";
+
+const HELP = `usage: lowbit inspect MODEL [--json]
+
+Prints a model's inputs and outputs, operator histogram, parameters per layer,
+and which layers lowbit quantizes (Conv, ConvTranspose, Gemm, MatMul with a
+float32 constant weight) and why the others are not.
+
+  --no-fold   inspect the graph as written (default: BatchNormalization folded,
+              as quantize does)
+  --json      one JSON object
+  -h, --help  this help`;
+
+/** What `inspect` reports. */
+export interface Inspection {
+  /** Graph inputs. */
+  inputs: { name: string; dtype: string; shape: (number | string)[] | null }[];
+  /** Graph outputs. */
+  outputs: { name: string; dtype: string; shape: (number | string)[] | null }[];
+  /** Node count per operator. */
+  ops: Record<string, number>;
+  /** Total parameters (elements of all initializers). */
+  params: number;
+  /** Quantizable layers. */
+  layers: { node: string; op: string; weight: string; shape: number[]; params: number }[];
+  /** Nodes of layer operators that are not quantizable, with the reason. */
+  notQuantizable: { node: string; op: string; reason: string }[];
+}
+
+function info(v: ValueInfo): Inspection["inputs"][number] {
+  return {
+    name: v.name,
+    dtype: v.dtype,
+    shape: v.shape ? v.shape.map((d) => d === "" ? "?" : d) : null,
+  };
+}
+
+/**
+ * Inspects a model.
+ *
+ * @param model the model
+ * @returns the inspection
+ *
+ * @example
+ * ```ts
+ * import { inspectModel } from "./inspect.ts";
+ * import { readOnnx } from "@lowbit/graph";
+ * const r = inspectModel(readOnnx(await Deno.readFile("fixtures/digits/mlp.onnx")));
+ * if (r.layers.length !== 3 || r.ops.Gemm !== 3) throw new Error(JSON.stringify(r.ops));
+ * ```
+ */
+export function inspectModel(model: Model): Inspection {
+  const g = model.graph;
+  const ops: Record<string, number> = {};
+  for (const n of g.nodes) {
+    const k = n.domain && n.domain !== "ai.onnx" ? `${n.domain}.${n.op}` : n.op;
+    ops[k] = (ops[k] ?? 0) + 1;
+  }
+  let params = 0;
+  for (const t of g.initializers.values()) params += t.shape.reduce((a, b) => a * b, 1);
+  const { layers, rejected } = scanLayers(g);
+  return {
+    inputs: g.inputs.map(info),
+    outputs: g.outputs.map(info),
+    ops,
+    params,
+    layers: layers.map((l) => ({
+      node: l.node,
+      op: l.op,
+      weight: l.weight,
+      shape: l.shape,
+      params: l.shape.reduce((a, b) => a * b, 1),
+    })),
+    notQuantizable: rejected,
+  };
+}
+
+/**
+ * Runs `lowbit inspect`.
+ *
+ * @param args arguments after `inspect`
+ * @returns the exit code
+ *
+ * @example
+ * ```ts
+ * import { inspectMain } from "./inspect.ts";
+ * if (await inspectMain(["--help"]) !== 0) throw new Error();
+ * ```
+ */
+export async function inspectMain(args: string[]): Promise<number> {
+  const { values, positionals } = parseOptions(args, {
+    json: { type: "boolean" },
+    "no-fold": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, HELP);
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    throw new LowbitError("INVALID_ARGUMENT", `need one model\n\n${HELP}`);
+  }
+  const loaded = await loadModelFile(positionals[0]);
+  const model = values["no-fold"]
+    ? loaded.model
+    : { ...loaded.model, graph: foldBatchNorm(loaded.model.graph) };
+  const r = inspectModel(model);
+  if (values.json) {
+    console.log(JSON.stringify(r));
+    return 0;
+  }
+  const shape = (s: (number | string)[] | null): string => s ? `[${s.join(", ")}]` : "[?]";
+  const lines = [`lowbit inspect: ${positionals[0]} (${loaded.kind})`, "", "inputs"];
+  for (const v of r.inputs) lines.push(`  ${v.name}  ${v.dtype} ${shape(v.shape)}`);
+  lines.push("outputs");
+  for (const v of r.outputs) lines.push(`  ${v.name}  ${v.dtype} ${shape(v.shape)}`);
+  lines.push("", `operators (${Object.values(r.ops).reduce((a, b) => a + b, 0)} nodes)`);
+  for (
+    const [op, n] of Object.entries(r.ops).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+  ) {
+    lines.push(`  ${String(n).padStart(5)}  ${op}${LAYER_OPS.includes(op) ? "  (layer op)" : ""}`);
+  }
+  lines.push("", `parameters: ${r.params.toLocaleString("en-US")}`, "");
+  const w = Math.max(5, ...r.layers.map((l) => l.node.length));
+  lines.push(`quantizable layers (${r.layers.length})`);
+  for (const l of r.layers) {
+    lines.push(
+      `  ${l.node.padEnd(w)}  ${l.op.padEnd(13)}  ${shape(l.shape).padEnd(18)}  ${
+        l.params.toLocaleString("en-US")
+      } params`,
+    );
+  }
+  if (r.notQuantizable.length) {
+    lines.push("", `not quantizable (${r.notQuantizable.length})`);
+    for (const x of r.notQuantizable) lines.push(`  ${x.node}  ${x.op}: ${x.reason}`);
+  }
+  if (r.layers.length === 0) {
+    lines.push("  (none: lowbit quantize would refuse this model)");
+  }
+  console.log(lines.join("\n"));
+  return 0;
+}
+
+/** The `inspect` subcommand. */
+export const inspectCommand: Command = {
+  summary: "inputs, outputs, operators, parameters, and which layers are quantizable (and why not)",
+  main: inspectMain,
+};

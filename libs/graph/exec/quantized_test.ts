@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import type { Graph, Node, TensorData } from "../ir.ts";
+import { createExecutor } from "./executor.ts";
+import { fuseQdq } from "./quantized.ts";
+import { assertClose, pattern } from "./_testing.ts";
+
+function f32(shape: number[], data: number[] | Float32Array): TensorData {
+  return { dtype: "float32", shape, data: Float32Array.from(data) };
+}
+
+/** Symmetric per-channel int8 codes of `w` along `axis` (0 or 1 of a 2-D view [rows, cols]). */
+function quantizeWeights(w: Float32Array, rows: number, cols: number, axis: 0 | 1) {
+  const nch = axis === 0 ? rows : cols;
+  const scale = new Float32Array(nch);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) {
+      const c = axis === 0 ? i : j;
+      scale[c] = Math.max(scale[c], Math.abs(w[i * cols + j]) / 127);
+    }
+  }
+  const q = new Int8Array(w.length);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) {
+      const c = axis === 0 ? i : j;
+      q[i * cols + j] = Math.max(-127, Math.min(127, Math.round(w[i * cols + j] / scale[c])));
+    }
+  }
+  return { q, scale };
+}
+
+function n(name: string, op: string, inputs: string[], outputs: string[], attrs = {}): Node {
+  return { name, op, domain: "", inputs, outputs, attrs };
+}
+
+/** x → Q/DQ (uint8, zp 128) → Conv(DQ(w int8 per-channel), bias) → y [→ Q → yq]. */
+function convGraph(requant: boolean, group = 1): Graph {
+  const cout = 6, cin = 4, k = 3;
+  const w = pattern([cout, cin / group, k, k], 7, 0.5).data as Float32Array;
+  const { q, scale } = quantizeWeights(w, cout, (cin / group) * k * k, 0);
+  const nodes = [
+    n("qx", "QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+    n("dqx", "DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+    n("dqw", "DequantizeLinear", ["wq", "sw"], ["wd"], { axis: { kind: "int", value: 0 } }),
+    n("conv", "Conv", ["xd", "wd", "b"], ["y"], {
+      pads: { kind: "ints", value: [1, 1, 1, 1] },
+      strides: { kind: "ints", value: [2, 1] },
+      group: { kind: "int", value: group },
+    }),
+  ];
+  if (requant) nodes.push(n("qy", "QuantizeLinear", ["y", "sy", "zy"], ["yq"]));
+  return {
+    name: "qconv",
+    nodes,
+    inputs: [{ name: "x", dtype: "float32", shape: [2, cin, 9, 7] }],
+    outputs: [{ name: requant ? "yq" : "y", dtype: requant ? "uint8" : "float32" }],
+    initializers: new Map<string, TensorData>([
+      ["sx", f32([], [0.02])],
+      ["zx", { dtype: "uint8", shape: [], data: new Uint8Array([128]) }],
+      ["wq", { dtype: "int8", shape: [cout, cin / group, k, k], data: q }],
+      ["sw", f32([cout], scale)],
+      ["b", f32([cout], [0.1, -0.2, 0.3, 0, 0.05, -0.01])],
+      ["sy", f32([], [0.05])],
+      ["zy", { dtype: "uint8", shape: [], data: new Uint8Array([100]) }],
+    ]),
+    valueInfo: new Map(),
+  };
+}
+
+/** x → Q/DQ (int8) → MatMul(DQ(w int8 [K, N] per-column)) → Add(bias). */
+function matmulGraph(gemm: boolean): Graph {
+  const kk = 24, nn = 10;
+  const w = pattern(gemm ? [nn, kk] : [kk, nn], 3, 0.3).data as Float32Array;
+  const { q, scale } = gemm ? quantizeWeights(w, nn, kk, 0) : quantizeWeights(w, kk, nn, 1);
+  return {
+    name: "qmm",
+    nodes: [
+      n("qx", "QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+      n("dqx", "DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+      n("dqw", "DequantizeLinear", ["wq", "sw"], ["wd"], {
+        axis: { kind: "int", value: gemm ? 0 : 1 },
+      }),
+      gemm
+        ? n("mm", "Gemm", ["xd", "wd", "b"], ["y"], { transB: { kind: "int", value: 1 } })
+        : n("mm", "MatMul", ["xd", "wd"], ["y"]),
+    ],
+    inputs: [{ name: "x", dtype: "float32", shape: gemm ? [5, kk] : [2, 3, kk] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+    initializers: new Map<string, TensorData>([
+      ["sx", f32([], [0.01])],
+      ["zx", { dtype: "int8", shape: [], data: new Int8Array([-3]) }],
+      ["wq", { dtype: "int8", shape: gemm ? [nn, kk] : [kk, nn], data: q }],
+      ["sw", f32([nn], scale)],
+      ["b", f32([nn], Array.from({ length: nn }, (_, i) => i / 10))],
+    ]),
+    valueInfo: new Map(),
+  };
+}
+
+Deno.test("fuseQdq() rewrites QDQ Conv / MatMul / Gemm into fused ops", () => {
+  assert.deepEqual(fuseQdq(convGraph(false)).nodes.map((x) => x.op), ["QConvFused"]);
+  assert.deepEqual(fuseQdq(convGraph(true)).nodes.map((x) => x.op), ["QConvFused"]);
+  assert.deepEqual(fuseQdq(matmulGraph(false)).nodes.map((x) => x.op), ["QGemmFused"]);
+  assert.deepEqual(fuseQdq(matmulGraph(true)).nodes.map((x) => x.op), ["QGemmFused"]);
+});
+
+Deno.test("integer execution matches the float QDQ reference (Conv, groups 1 and 2)", async () => {
+  for (const group of [1, 2]) {
+    const g = convGraph(false, group);
+    const x = pattern([2, 4, 9, 7], 11, 2);
+    const ref = (await createExecutor(g).run({ x })).y;
+    const int = (await createExecutor(g, { quantized: "integer" }).run({ x })).y;
+    assert.deepEqual(int.shape, ref.shape);
+    assertClose(
+      int.data as Float32Array,
+      ref.data as Float32Array,
+      1e-5,
+      1e-5,
+      `conv group ${group}`,
+    );
+  }
+});
+
+Deno.test("integer execution matches the float QDQ reference (MatMul, Gemm)", async () => {
+  for (const gemm of [false, true]) {
+    const g = matmulGraph(gemm);
+    const x = pattern(gemm ? [5, 24] : [2, 3, 24], 5, 1);
+    const ref = (await createExecutor(g).run({ x })).y;
+    const int = (await createExecutor(g, { quantized: "integer" }).run({ x })).y;
+    assert.deepEqual(int.shape, ref.shape);
+    assertClose(
+      int.data as Float32Array,
+      ref.data as Float32Array,
+      1e-5,
+      1e-5,
+      gemm ? "gemm" : "matmul",
+    );
+  }
+});
+
+Deno.test("integer-only requantization is within one code of Q(float reference)", async () => {
+  const g = convGraph(true);
+  const x = pattern([2, 4, 9, 7], 13, 2);
+  const ref = (await createExecutor(g).run({ x })).yq;
+  const int = (await createExecutor(g, { quantized: "integer" }).run({ x })).yq;
+  assert.equal(int.dtype, "uint8");
+  let diff = 0, off = 0;
+  for (let i = 0; i < ref.data.length; i++) {
+    const d = Math.abs(Number(int.data[i]) - Number(ref.data[i]));
+    diff = Math.max(diff, d);
+    if (d) off++;
+  }
+  assert.ok(diff <= 1, `max code difference ${diff}`);
+  assert.ok(off <= ref.data.length * 0.02, `${off} of ${ref.data.length} codes off by one`);
+});

@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { createRng } from "@lowbit/core";
+import { createExecutor, type Node } from "@lowbit/graph";
+import { layerInputRows } from "./layer_inputs.ts";
+import { scanLayers, toOutIn } from "./layers.ts";
+
+Deno.test("layerInputRows() unfolds Conv inputs so that W·rows equals the Conv output", async () => {
+  const rng = createRng(9);
+  for (
+    const [attrs, groups] of [
+      [
+        { pads: { kind: "ints", value: [1, 1, 1, 1] }, strides: { kind: "ints", value: [2, 2] } },
+        1,
+      ],
+      [{
+        auto_pad: { kind: "string", value: "SAME_UPPER" },
+        dilations: { kind: "ints", value: [2, 2] },
+      }, 2],
+      [{ group: { kind: "int", value: 4 } }, 4],
+    ] as [Node["attrs"], number][]
+  ) {
+    const C = 4, O = 4, k = 3;
+    const w = new Float32Array(O * (C / groups) * k * k).map(() => rng.normal());
+    const node: Node = {
+      name: "c",
+      op: "Conv",
+      domain: "",
+      inputs: ["x", "W"],
+      outputs: ["y"],
+      attrs: { ...attrs, ...(groups > 1 ? { group: { kind: "int", value: groups } } : {}) },
+    };
+    const graph = {
+      name: "g",
+      nodes: [node],
+      inputs: [{ name: "x", dtype: "float32" as const, shape: [2, C, 7, 7] }],
+      outputs: [{ name: "y", dtype: "float32" as const }],
+      initializers: new Map([["W", {
+        dtype: "float32" as const,
+        shape: [O, C / groups, k, k],
+        data: w,
+      }]]),
+      valueInfo: new Map(),
+    };
+    const x = {
+      dtype: "float32" as const,
+      shape: [2, C, 7, 7],
+      data: new Float32Array(2 * C * 49).map(() => rng.normal()),
+    };
+    const y = (await createExecutor(graph).run({ x })).y;
+    const [layer] = scanLayers(graph).layers;
+    const view = toOutIn(layer, w);
+    const per = O / groups;
+    const spatial = y.shape[2] * y.shape[3];
+    for (const r of layerInputRows(layer, node, x)) {
+      for (let o = r.group * per; o < (r.group + 1) * per; o++) {
+        for (let i = 0; i < r.rows; i++) {
+          let acc = 0;
+          for (let j = 0; j < layer.in; j++) {
+            acc += view[o * layer.in + j] * r.data[i * layer.in + j];
+          }
+          const n = Math.floor(i / spatial), p = i % spatial;
+          const want = (y.data as Float32Array)[(n * O + o) * spatial + p];
+          assert.ok(
+            Math.abs(acc - want) < 1e-4,
+            `group ${r.group} o ${o} row ${i}: ${acc} vs ${want}`,
+          );
+        }
+      }
+    }
+  }
+});

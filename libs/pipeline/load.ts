@@ -1,0 +1,65 @@
+/**
+ * Loading what `lowbit quantize` wrote, to run it on our runtime: QDQ ONNX
+ * runs on the executor with Q/DQ patterns around MatMul / Gemm / Conv on the
+ * integer kernels; a lowbit file is decoded (weights onto their grids) and run
+ * with its plan's activation quantization.
+ *
+ * @module
+ */
+
+import { LowbitError } from "@lowbit/core";
+import { createExecutor, type Model, readOnnx } from "@lowbit/graph";
+import { extname } from "node:path";
+import { decodeLowbitModel } from "./lowbit_model.ts";
+import { type Runner, simulate } from "./simulate.ts";
+
+/** A model file loaded for running. */
+export interface LoadedModel {
+  /** The graph (for a lowbit file: with dequantized weights). */
+  model: Model;
+  /** Runs it on our runtime. */
+  runner: Runner;
+  /** "float" (plain ONNX), "qdq" (ONNX with Q/DQ nodes) or "lowbit". */
+  kind: "float" | "qdq" | "lowbit";
+}
+
+/**
+ * Reads a model file (ONNX, QDQ ONNX or lowbit file) and prepares a runner.
+ *
+ * @param path the file
+ * @returns the model, its runner and kind
+ *
+ * @example
+ * ```ts
+ * import { loadModelFile } from "@lowbit/pipeline";
+ * const m = await loadModelFile("fixtures/digits/mlp.onnx");
+ * if (m.kind !== "float") throw new Error(m.kind);
+ * ```
+ */
+export async function loadModelFile(path: string): Promise<LoadedModel> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new LowbitError(
+      "IO_ERROR",
+      `cannot read the model: ${e instanceof Error ? e.message : String(e)}`,
+      { file: path },
+    );
+  }
+  const ext = extname(path).toLowerCase();
+  if (ext === ".lowbit" || ext === ".safetensors") {
+    const qm = decodeLowbitModel(bytes, path);
+    return { model: qm.model, runner: simulate(qm), kind: "lowbit" };
+  }
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  const model = readOnnx(bytes, { baseDir: dir, fileName: path });
+  const qdq = model.graph.nodes.some((n) => n.op === "DequantizeLinear");
+  const exec = createExecutor(model, qdq ? { quantized: "integer" } : {});
+  const out = model.graph.outputs[0].name;
+  return {
+    model,
+    runner: { run: async (inputs) => (await exec.run(inputs))[out] },
+    kind: qdq ? "qdq" : "float",
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * Latency of one layer in one weight format, measured on our own kernels
+ * (`@lowbit/kernels`) on this machine: the layer's GEMM (M = output positions
+ * per sample, K = reduction, N = outputs) with the kernel that runs that format —
+ * s8 GEMM for int5..int8, s4 GEMM for int2..int4 (nothing narrower exists), the
+ * minifloat GEMM for fp8 / fp6 / fp4 / MX / NVFP4, the f32 GEMM otherwise.
+ * Results go to core's latency table, cached on disk (`.lowbit-cache/latency.json`).
+ *
+ * @module
+ */
+
+import { getFormat } from "@lowbit/core";
+import {
+  gemmF32,
+  gemmMinifloat,
+  gemmS4,
+  gemmS8,
+  type IntKernels,
+  loadIntKernels,
+  type MinifloatWeightFormat,
+  packF32B,
+  packMinifloatB,
+  packS4,
+  packS8,
+} from "@lowbit/kernels";
+import type { Layer } from "../layers.ts";
+import type { Candidate } from "./candidates.ts";
+
+const MINIFLOAT = new Set([
+  "fp8_e4m3fn",
+  "fp8_e5m2",
+  "fp6_e3m2fn",
+  "fp6_e2m3fn",
+  "fp4_e2m1fn",
+  "mxfp8_e4m3",
+  "mxfp8_e5m2",
+  "mxfp6_e3m2",
+  "mxfp6_e2m3",
+  "mxfp4",
+  "nvfp4",
+]);
+
+/** Which kernel runs a weight format. */
+export type LatencyKernel = "s8" | "s4" | "minifloat" | "f32";
+
+/**
+ * The kernel that runs a weight format.
+ *
+ * @param format registry format name
+ * @returns the kernel family
+ *
+ * @example
+ * ```ts
+ * import { kernelFor } from "@lowbit/pipeline/search";
+ * if (kernelFor("int4") !== "s4" || kernelFor("int8") !== "s8" || kernelFor("mxfp4") !== "minifloat") throw new Error();
+ * ```
+ */
+export function kernelFor(format: string): LatencyKernel {
+  if (MINIFLOAT.has(format)) return "minifloat";
+  const f = getFormat(format);
+  if (f.family === "int" || f.family === "ternary" || f.family === "binary") {
+    return f.bits <= 4 ? "s4" : "s8";
+  }
+  return "f32";
+}
+
+let intKernels: Promise<IntKernels> | undefined;
+
+async function time(run: () => unknown | Promise<unknown>, minMs = 15): Promise<number> {
+  for (let i = 0; i < 3; i++) await run();
+  const samples: number[] = [];
+  const start = performance.now();
+  while (samples.length < 5 || (performance.now() - start < minMs && samples.length < 500)) {
+    const t = performance.now();
+    await run();
+    samples.push(performance.now() - t);
+  }
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)];
+}
+
+/**
+ * Measures one layer's GEMM in a candidate's format on our kernels (median of repeated runs).
+ *
+ * @param layer the layer
+ * @param candidate the candidate
+ * @param rows output positions per sample (M; 1 for a Gemm on one sample, pixels for a Conv)
+ * @returns milliseconds per sample
+ *
+ * @example
+ * ```ts
+ * import { measureLayerLatency, parseCandidate } from "@lowbit/pipeline/search";
+ * const fc = { node: "fc", op: "Gemm", input: "x", weight: "W", shape: [16, 32], outAxis: 0,
+ *   inAxis: 1, window: 1, groups: 1, out: 16, in: 32 };
+ * const ms = await measureLayerLatency(fc, parseCandidate("int8/channel"), 1);
+ * if (!(ms > 0)) throw new Error();
+ * ```
+ */
+export async function measureLayerLatency(
+  layer: Layer,
+  candidate: Candidate,
+  rows: number,
+): Promise<number> {
+  const M = Math.max(1, Math.round(rows)), K = layer.in, N = layer.out;
+  const kind = kernelFor(candidate.spec.format);
+  if (kind === "s8" || kind === "s4") {
+    const k = await (intKernels ??= loadIntKernels());
+    const a = new Int8Array(M * K).map((_, i) => (i % 7) - 3);
+    const w = new Int8Array(K * N).map((_, i) => (i % 5) - 2);
+    if (kind === "s8") {
+      const b = packS8(k, w, K, N);
+      try {
+        return await time(() => gemmS8(k, a, M, b));
+      } finally {
+        b.free();
+      }
+    }
+    const b = packS4(k, w, K, N);
+    try {
+      return await time(() => gemmS4(k, a, M, b));
+    } finally {
+      b.free();
+    }
+  }
+  const a = new Float32Array(M * K).map((_, i) => ((i % 7) - 3) / 4);
+  if (kind === "minifloat") {
+    const format = candidate.spec.format as MinifloatWeightFormat;
+    const block = format === "nvfp4" ? 16 : format.startsWith("mx") ? 32 : 0;
+    const w = packMinifloatB({
+      format,
+      k: K,
+      n: N,
+      codes: new Uint8Array(K * N).map((_, i) => i % 3),
+      scales: block
+        ? new Uint8Array(Math.ceil(K / block) * N).fill(format === "nvfp4" ? 0x38 : 127)
+        : undefined,
+    });
+    return await time(() => gemmMinifloat(a, M, w));
+  }
+  const b = packF32B(new Float32Array(K * N).map((_, i) => (i % 5) / 8), K, N);
+  return await time(() => gemmF32(a, M, b));
+}
