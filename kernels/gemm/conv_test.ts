@@ -183,6 +183,22 @@ const CASES: Case[] = [
     pads: [0, 0, 0, 0],
     dilations: [1, 1],
   },
+  {
+    input: [1, 3, 10, 30],
+    weight: [3, 1, 3, 3],
+    group: 3,
+    strides: [1, 1],
+    pads: [2, 2, 2, 2],
+    dilations: [2, 2],
+  },
+  {
+    input: [1, 2, 9, 40],
+    weight: [2, 1, 3, 3],
+    group: 2,
+    strides: [3, 3],
+    pads: [1, 0, 1, 2],
+    dilations: [1, 1],
+  },
   // depthwise with channel multiplier 2 (general path)
   {
     input: [1, 3, 8, 8],

@@ -93,6 +93,14 @@ Deno.test("fmaF32() is a single rounding where an f64 sum would double-round", (
   assert.equal(fmaF32(a, a, 2 ** -60), 1 + 2 ** -11 + 2 ** -23);
   assert.equal(fmaF32(a, a, -(2 ** -60)), 1 + 2 ** -11);
   assert.equal(maddF32(3, 4, 5, "unfused"), 17);
+  // the tie between FLT_MAX and 2^128 (where f32 rounding overflows), approached from below
+  const fltMax = (2 - 2 ** -23) * 2 ** 127;
+  const mid = 2 ** 128 - 2 ** 103; // = x·y below, exactly
+  const x = 18631 * 2 ** 60, y = 1801 * 2 ** 43; // 18631 · 1801 = 2^25 − 1
+  assert.equal(x * y, mid);
+  assert.equal(Math.fround(mid), Infinity);
+  assert.equal(fmaF32(x, y, -(2 ** -60)), fltMax);
+  assert.equal(fmaF32(x, y, 2 ** -60), Infinity);
   assert.ok(Number.isNaN(fmaF32(Infinity, 0, 1)));
 });
 
@@ -121,6 +129,21 @@ for (const k of CTX) {
         hi: act === undefined || act === "relu" ? undefined : act.max,
       });
       assertSameBits(c, want, `gemmF32 M=${m} N=${n} K=${kk} (${k.isa})`, n);
+      p.dispose();
+    }
+  });
+
+  Deno.test(`gemmF32() rounds the accumulate step as reported by madd (${k.isa}, ${k.madd})`, () => {
+    // step 2 adds (1 + 2^-12)^2 = 1 + 2^-11 + 2^-24 (an f32 tie) to 2^-60: fused rounds up, an
+    // f64-then-f32 emulation would round to even, unfused rounds the product first.
+    const t = 1 + 2 ** -12;
+    for (const [m, n] of [[1, 1], [5, 9]]) {
+      const a = new Float32Array(m * 2), b = new Float32Array(2 * n);
+      for (let i = 0; i < m; i++) a.set([2 ** -30, t], i * 2);
+      for (let j = 0; j < n; j++) [b[j], b[n + j]] = [2 ** -30, t];
+      const p = packF32B(b, 2, n, { kernels: k });
+      const want = k.madd === "fused" ? 1 + 2 ** -11 + 2 ** -23 : 1 + 2 ** -11;
+      for (const v of gemmF32(a, m, p)) assert.equal(v, want);
       p.dispose();
     }
   });

@@ -635,12 +635,14 @@ export function packS4(
 
 /**
  * Integer-only requantization int32 → int8 (HAWQ-V3 dyadic), per channel or per tensor:
- * y = clamp(rne((acc + bias[j]) · multiplier[j] / 2^shift[j]) + zeroPoint, qmin, qmax).
+ * y = clamp(round((acc + bias[j]) · multiplier[j] / 2^shift[j]) + zeroPoint, qmin, qmax), the
+ * rounding to nearest with ties toward +∞, exactly @lowbit/core's `mulShiftRound` /
+ * `requantizeDyadic` (use its `dyadicFromScale` to get multiplier and shift from a real scale).
  */
 export interface RequantParams {
   /** Multiplier(s) in [0, 2^31): one per tensor or one per output column. */
   multiplier: number | Int32Array;
-  /** Right shift(s) in [0, 62]: one per tensor or one per output column. */
+  /** Right shift(s) in [0, 63]: one per tensor or one per output column. */
   shift: number | Int32Array;
   /** int32 bias per output column, added before scaling. */
   bias?: Int32Array;
@@ -676,7 +678,7 @@ function resolveRequant(rq: RequantParams, N: number, name?: string): ResolvedRe
     return out;
   };
   const mult = vec(rq.multiplier, "multiplier", 2 ** 31 - 1);
-  const shift = vec(rq.shift, "shift", 62);
+  const shift = vec(rq.shift, "shift", 63);
   if (rq.bias !== undefined) {
     if (!(rq.bias instanceof Int32Array)) {
       throw new LowbitError("INVALID_ARGUMENT", "bias must be an Int32Array", { tensor: name });
@@ -756,9 +758,9 @@ function requantInMemory(
  * ```ts
  * import { loadIntKernels, requantize } from "@lowbit/kernels";
  * const k = await loadIntKernels();
- * // 3·2^30 / 2^31 = 1.5 → 2 (half to even); 5·2^30/2^31 = 2.5 → 2; 1000 saturates to 127
- * const y = requantize(k, new Int32Array([3, 5, 1000]), 1, 3, { multiplier: 2 ** 30, shift: 31 });
- * if (y.join() !== "2,2,127") throw new Error(y.join());
+ * // ×1/2: 1.5 → 2, −2.5 → −2 (ties toward +∞), 1000 saturates to 127
+ * const y = requantize(k, new Int32Array([3, -5, 1000]), 1, 3, { multiplier: 2 ** 30, shift: 31 });
+ * if (y.join() !== "2,-2,127") throw new Error(y.join());
  * ```
  */
 export function requantize(

@@ -112,35 +112,31 @@ export function gemmS4GroupedRef(
 }
 
 /**
- * THE dyadic rounding, the one definition the kernels implement: round-half-to-even of
- * x · multiplier / 2^shift, exact (BigInt), before the zero point and the clamp.
+ * The dyadic rounding the kernels implement, exactly (BigInt): x · multiplier / 2^shift rounded
+ * to nearest with ties toward +∞ — the definition of @lowbit/core's `mulShiftRound`, which
+ * `int_test.ts` checks this against.
  *
  * @param x int32 value (accumulator + bias, wrapped to int32)
  * @param multiplier integer in [0, 2^31)
- * @param shift integer in [0, 62]
+ * @param shift integer in [0, 63]
  * @returns the rounded integer (may be outside int8)
  *
  * @example
  * ```ts
  * import { requantizeDyadicRef } from "@lowbit/kernels";
- * if (requantizeDyadicRef(5, 1, 1) !== 2) throw new Error(); // 2.5 → 2
- * if (requantizeDyadicRef(-3, 1, 1) !== -2) throw new Error(); // −1.5 → −2
+ * if (requantizeDyadicRef(5, 1, 1) !== 3) throw new Error(); // 2.5 → 3
+ * if (requantizeDyadicRef(-5, 1, 1) !== -2) throw new Error(); // −2.5 → −2
  * ```
  */
 export function requantizeDyadicRef(x: number, multiplier: number, shift: number): number {
   const p = BigInt(x | 0) * BigInt(multiplier);
-  const s = BigInt(shift);
-  let q = p >> s; // floor
-  if (shift > 0) {
-    const r = p - (q << s);
-    const half = 1n << (s - 1n);
-    if (r > half || (r === half && (q & 1n) === 1n)) q += 1n;
-  }
-  return Number(q);
+  if (shift === 0) return Number(p);
+  return Number((p + (1n << BigInt(shift - 1))) >> BigInt(shift));
 }
 
 /**
- * The reference of `requantize`: y = clamp(rne((acc + bias[j]) · m[j] / 2^s[j]) + zp, qmin, qmax).
+ * The reference of `requantize`: y = clamp(round((acc + bias[j]) · m[j] / 2^s[j]) + zp, qmin, qmax),
+ * rounding ties toward +∞ ({@link requantizeDyadicRef}).
  *
  * @param acc int32 M×N
  * @param M rows
@@ -157,7 +153,7 @@ export function requantizeDyadicRef(x: number, multiplier: number, shift: number
  * ```ts
  * import { requantizeRef } from "@lowbit/kernels";
  * const y = requantizeRef(new Int32Array([300, -7]), 1, 2, 1, 1, undefined, 0, -128, 127);
- * if (y.join() !== "127,-4") throw new Error(y.join());
+ * if (y.join() !== "127,-3") throw new Error(y.join()); // −3.5 → −3
  * ```
  */
 export function requantizeRef(

@@ -62,12 +62,14 @@ export function fmaF32(a: number, b: number, c: number): number {
   const p = a * b; // exact: 24 + 24 significant bits
   const s = p + c;
   const r = Math.fround(s);
-  if (r === s || !Number.isFinite(s) || !Number.isFinite(r)) return r;
+  if (r === s || !Number.isFinite(s)) return r;
   const bb = s - p;
   const err = (p - (s - bb)) + (c - bb); // s + err = p + c exactly
   if (err === 0) return r;
   const other = nextF32(r, s > r);
-  if ((r + other) / 2 !== s) return r; // not a tie: err cannot move it across
+  // an overflowing r stands for ±2^128 in the tie test (the tie is then ±(2^128 − 2^103))
+  const far = Number.isFinite(r) ? r : Math.sign(r) * 2 ** 128;
+  if ((far + other) / 2 !== s) return r; // not a tie: err cannot move it across
   // a tie in f64 but not in reality: round toward the true value
   const up = err > 0;
   return up ? Math.max(r, other) : Math.min(r, other);

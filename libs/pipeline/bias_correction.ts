@@ -86,8 +86,10 @@ export function addBias(model: Model, layer: Layer, shift: Float64Array): boolea
   }
   if (existing) {
     if (model.graph.nodes.some((n) => n !== node && n.inputs.includes(name))) return false;
-    const d = existing.data as Float32Array;
+    // Copy-on-write (executors may cache derived forms keyed by the array).
+    const d = Float32Array.from(existing.data as Float32Array);
     for (let o = 0; o < layer.out; o++) d[o] += shift[o] / beta;
+    model.graph.initializers.set(name, { ...existing, shape: [...existing.shape], data: d });
     return true;
   }
   let fresh = `${layer.node}.bias_correction`;

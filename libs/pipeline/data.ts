@@ -360,7 +360,13 @@ function preprocess(img: Rgba, spec: ImageSpec, out: Float32Array, index: number
 export async function loadImageFolder(dir: string, spec: ImageSpec): Promise<TensorData> {
   const files: string[] = [];
   for await (const e of Deno.readDir(dir)) {
-    if (e.isFile && IMAGE_EXT.includes(extname(e.name).toLowerCase())) files.push(e.name);
+    // Symbolic links count when they point at files (e.g. a split made of links).
+    if (!IMAGE_EXT.includes(extname(e.name).toLowerCase())) continue;
+    if (
+      e.isFile || (e.isSymlink && (await Deno.stat(join(dir, e.name)).catch(() => null))?.isFile)
+    ) {
+      files.push(e.name);
+    }
   }
   files.sort();
   if (files.length === 0) {

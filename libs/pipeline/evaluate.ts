@@ -9,7 +9,7 @@
 import { LowbitError } from "@lowbit/core";
 import type { TensorData } from "@lowbit/graph";
 import { type Dataset, sliceBatch } from "./data.ts";
-import { agreement, argmaxRows, cosine, sqnrDb } from "./metrics.ts";
+import { agreement, argmaxRows, cosine, maskIou, sqnrDb } from "./metrics.ts";
 import type { ProgressBar } from "./progress.ts";
 import { activationTransform, type Runner } from "./simulate.ts";
 import { createExecutor, type Model } from "@lowbit/graph";
@@ -31,6 +31,8 @@ export interface EvalResult {
   latency_ms_float: number;
   /** Mean quantized latency per batch, ms. */
   latency_ms_quant: number;
+  /** IoU of the outputs binarised at `maskThreshold` (segmentation / detection maps), if asked. */
+  mask_iou?: number;
   /** Samples evaluated. */
   samples: number;
   /** Samples per batch. */
@@ -45,6 +47,8 @@ export interface EvaluateOptions {
   batchSize?: number;
   /** Progress bar, one step per batch. */
   progress?: ProgressBar;
+  /** Also report `mask_iou` of the outputs binarised at this threshold. */
+  maskThreshold?: number;
 }
 
 function labelsOf(t: TensorData, count: number): Int32Array {
@@ -133,6 +137,7 @@ export async function evaluate(
     top1_agreement: pf && pq ? agreement(pf, pq) : null,
     latency_ms_float: tf / Math.max(1, batches),
     latency_ms_quant: tq / Math.max(1, batches),
+    ...(opts.maskThreshold !== undefined ? { mask_iou: maskIou(F, Q, opts.maskThreshold) } : {}),
     samples: data.count,
     batch_size: bs,
   };

@@ -97,7 +97,59 @@ export function pendingWrites(): string[] {
 }
 
 /**
- * Writes bytes atomically: to `<path>.<pid>.tmp` in the same folder, then rename.
+ * Writes files atomically, as a set: each to `<path>.<pid>.tmp` in its folder,
+ * then every one renamed into place. The writes are synchronous, so a signal
+ * handler (Ctrl-C) runs either before a temporary file exists or after it is
+ * complete and listed in {@link pendingWrites}; and the renames run back to
+ * back, so an interrupted run leaves either no output or all of them.
+ *
+ * @param files destination path and content of each file
+ * @returns nothing
+ *
+ * @example
+ * ```ts
+ * import { writeFilesAtomic } from "@lowbit/pipeline";
+ * const dir = await Deno.makeTempDir();
+ * const enc = new TextEncoder();
+ * writeFilesAtomic([[`${dir}/a.txt`, enc.encode("a")], [`${dir}/b.txt`, enc.encode("b")]]);
+ * if (Deno.readTextFileSync(`${dir}/b.txt`) !== "b") throw new Error();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function writeFilesAtomic(files: readonly (readonly [string, Uint8Array])[]): void {
+  const temps: [string, string][] = [];
+  try {
+    for (const [path, bytes] of files) {
+      const tmp = `${path}.${Deno.pid}.tmp`;
+      pending.add(tmp);
+      temps.push([tmp, path]);
+      try {
+        Deno.writeFileSync(tmp, bytes);
+      } catch (e) {
+        throw new LowbitError(
+          "IO_ERROR",
+          `cannot write: ${e instanceof Error ? e.message : String(e)}`,
+          { file: path },
+        );
+      }
+    }
+    for (const [tmp, path] of temps) {
+      Deno.renameSync(tmp, path);
+      pending.delete(tmp);
+    }
+  } finally {
+    for (const [tmp] of temps) {
+      if (!pending.has(tmp)) continue;
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* never created */ }
+      pending.delete(tmp);
+    }
+  }
+}
+
+/**
+ * Writes one file atomically (see {@link writeFilesAtomic}).
  *
  * @param path destination
  * @param bytes content
@@ -112,22 +164,8 @@ export function pendingWrites(): string[] {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  pending.add(tmp);
-  try {
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw new LowbitError(
-      "IO_ERROR",
-      `cannot write: ${e instanceof Error ? e.message : String(e)}`,
-      { file: path },
-    );
-  } finally {
-    pending.delete(tmp);
-  }
+export function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  return Promise.resolve().then(() => writeFilesAtomic([[path, bytes]]));
 }
 
 /**
@@ -260,8 +298,7 @@ export async function writeQuantized(
   await checkOutputPath(path);
   const bytes = encodeQuantized(qm, path);
   const planPath = planPathFor(path);
-  await writeFileAtomic(planPath, new TextEncoder().encode(planToJson(qm.plan)));
-  await writeFileAtomic(path, bytes);
+  writeFilesAtomic([[path, bytes], [planPath, new TextEncoder().encode(planToJson(qm.plan))]]);
   return { model: path, plan: planPath };
 }
 

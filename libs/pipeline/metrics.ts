@@ -110,3 +110,30 @@ function sameLength(a: ArrayLike<number>, b: ArrayLike<number>): void {
     );
   }
 }
+
+/**
+ * Intersection over union of two binarised maps (value > threshold), e.g. a
+ * text detector's probability maps.
+ *
+ * @param a first map
+ * @param b second map
+ * @param threshold binarisation threshold (0.3, PaddleOCR's DB default)
+ * @returns |A ∩ B| / |A ∪ B|, 1 when both are empty
+ *
+ * @example
+ * ```ts
+ * import { maskIou } from "@lowbit/pipeline";
+ * const iou = maskIou(new Float32Array([0.9, 0.9, 0, 0]), new Float32Array([0.9, 0, 0.9, 0]));
+ * if (Math.abs(iou - 1 / 3) > 1e-12) throw new Error(String(iou));
+ * ```
+ */
+export function maskIou(a: Float32Array, b: Float32Array, threshold = 0.3): number {
+  sameLength(a, b);
+  let inter = 0, union = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] > threshold, y = b[i] > threshold;
+    if (x && y) inter++;
+    if (x || y) union++;
+  }
+  return union === 0 ? 1 : inter / union;
+}

@@ -64,10 +64,14 @@ function foldIntoProducer(model: Model, producer: Node, s: Float64Array): string
     const t = f32(model, name);
     return t && usedOnlyBy(model, name!, [producer.name]) ? t : undefined;
   };
+  // Copy-on-write: initializers are replaced, never changed in place (executors may cache
+  // derived forms, e.g. packed weights, keyed by the array).
   const divide = (t: TensorData | undefined, stride: number, inner: number): void => {
     if (!t) return;
-    const d = t.data as Float32Array;
+    const name = [...model.graph.initializers].find(([, v]) => v === t)![0];
+    const d = Float32Array.from(t.data as Float32Array);
     for (let i = 0; i < d.length; i++) d[i] /= s[Math.floor(i / inner) % stride];
+    model.graph.initializers.set(name, { ...t, shape: [...t.shape], data: d });
   };
   switch (producer.op) {
     case "LayerNormalization": {
@@ -225,13 +229,15 @@ export function smoothQuant(
       continue;
     }
     for (const l of consumers) {
-      const w = model.graph.initializers.get(l.weight)!.data as Float32Array;
+      const t = model.graph.initializers.get(l.weight)!;
+      const w = Float32Array.from(t.data as Float32Array);
       const inner = l.inAxis === 0 ? l.shape[1] : l.window;
       const stride = l.inAxis === 0 ? 1 : C * l.window;
       for (let i = 0; i < w.length; i++) {
         const c = l.inAxis === 0 ? Math.floor(i / inner) : Math.floor((i % stride) / inner);
         w[i] *= s[c];
       }
+      model.graph.initializers.set(l.weight, { ...t, shape: [...t.shape], data: w });
       factors[l.node] = [...s];
     }
   }

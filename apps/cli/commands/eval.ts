@@ -25,6 +25,7 @@ QUANT_MODEL is a QDQ ONNX file or a lowbit file (.lowbit / .safetensors).
   --data [NAME=]X.npy   inputs, batch first (one per model input)
   --labels Y.npy        integer labels, one per sample (top-1 of both models)
   --batch-size N        samples per batch (64)
+  --mask-threshold T    also report mask_iou: IoU of the outputs binarised at T
   --json                one JSON object: sqnr_db, cosine, top1_float, top1_quant,
                         top1_agreement, latency_ms_float, latency_ms_quant
   -h, --help            this help`;
@@ -46,6 +47,7 @@ export async function evalMain(args: string[]): Promise<number> {
     data: { type: "string", multiple: true },
     labels: { type: "string" },
     "batch-size": { type: "string" },
+    "mask-threshold": { type: "string" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, HELP);
@@ -82,7 +84,12 @@ export async function evalMain(args: string[]): Promise<number> {
     "evaluate",
     Math.ceil(data.count / batchSize),
   );
-  const r = await evaluate(float.runner, quant.runner, data, { labels, batchSize, progress: bar });
+  const r = await evaluate(float.runner, quant.runner, data, {
+    labels,
+    batchSize,
+    progress: bar,
+    maskThreshold: numberOption(values["mask-threshold"], "--mask-threshold"),
+  });
   bar.stop();
   if (json) {
     console.log(JSON.stringify(r));
@@ -91,7 +98,9 @@ export async function evalMain(args: string[]): Promise<number> {
   const pct = (x: number | null): string => x === null ? "–" : `${(x * 100).toFixed(2)} %`;
   console.log([
     `lowbit eval: ${floatPath} vs ${quantPath} (${quant.kind}), ${r.samples} samples`,
-    `  output    SQNR ${r.sqnr_db.toFixed(2)} dB, cosine ${r.cosine.toFixed(5)}`,
+    `  output    SQNR ${r.sqnr_db.toFixed(2)} dB, cosine ${r.cosine.toFixed(5)}${
+      r.mask_iou === undefined ? "" : `, mask IoU ${r.mask_iou.toFixed(4)}`
+    }`,
     `  top-1     float ${pct(r.top1_float)}, quantized ${pct(r.top1_quant)}, agreement ${
       pct(r.top1_agreement)
     }`,

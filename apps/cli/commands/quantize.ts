@@ -77,6 +77,8 @@ calibration and evaluation splits, preset w8a8, output out/cnn.w8a8.onnx.
   --bias-correction     correct the bias for the weights' rounding error
   --eval [NAME=]X.npy   evaluation inputs (default: none; the embedded default uses its split)
   --labels Y.npy        evaluation labels (int64), for top-1
+  --mask-threshold T    also report the IoU of the outputs binarised at T (e.g. 0.3 for
+                        a text detector's probability map)
   --batch-size N        calibration / evaluation batch (32)
   --report PATH         report path (default <out>.report.html); --no-report to skip
   --json                print one JSON object (no progress bars)
@@ -150,6 +152,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
     eval: { type: "string", multiple: true },
     labels: { type: "string" },
     "batch-size": { type: "string" },
+    "mask-threshold": { type: "string" },
     report: { type: "string" },
     "no-report": { type: "boolean" },
     json: { type: "boolean" },
@@ -271,6 +274,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
       labels,
       batchSize,
       progress: bar,
+      maskThreshold: num(values["mask-threshold"], "--mask-threshold"),
     });
     bar.stop();
     perLayer = await layerSqnr(result.prepared, result.quantized, evalData);
@@ -344,7 +348,9 @@ function printSummary(s: Summary): void {
     lines.push(
       `  top-1     float ${fmtPct(e.top1_float)}, quantized ${fmtPct(e.top1_quant)} ` +
         `(agreement ${fmtPct(e.top1_agreement)}, ${e.samples} samples)`,
-      `  output    SQNR ${e.sqnr_db.toFixed(2)} dB, cosine ${e.cosine.toFixed(5)}`,
+      `  output    SQNR ${e.sqnr_db.toFixed(2)} dB, cosine ${e.cosine.toFixed(5)}${
+        e.mask_iou === undefined ? "" : `, mask IoU ${e.mask_iou.toFixed(4)}`
+      }`,
       `  latency   float ${e.latency_ms_float.toFixed(2)} ms, quantized ${
         e.latency_ms_quant.toFixed(2)
       } ms per batch of ${e.batch_size} (our runtime)`,

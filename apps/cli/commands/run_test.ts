@@ -57,40 +57,45 @@ Deno.test("lowbit run reports a wrong input shape naming the input", async () =>
   }
 });
 
-Deno.test("lowbit run runs a lowbit file (int8 per-channel weights)", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const model = await readOnnxFile(MLP);
-    const tensors = new Map<string, LowbitTensor>();
-    for (const [name, t] of model.graph.initializers) {
-      if (t.shape.length !== 2) continue;
-      const w = { shape: t.shape, data: t.data as Float32Array };
-      const qp = fitQParams(w, { format: "int8", granularity: { kind: "channel", axis: 0 } });
-      tensors.set(name, {
-        format: "int8",
-        bits: 8,
-        shape: [...t.shape],
-        granularity: qp.granularity,
-        mode: qp.mode,
-        codes: quantizeAffine(w, qp) as Uint8Array,
-        scale: qp.scale,
-        zeroPoint: qp.zeroPoint,
-      });
-      // The float reference: the same model with the weight fake-quantized.
-      t.data = dequantizeAffine(quantizeAffine(w, qp), qp, t.shape).data;
+for (const format of ["int8", "fp8_e4m3fn", "int4"]) {
+  Deno.test(`lowbit run runs a lowbit file (${format} per-channel weights)`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const model = await readOnnxFile(MLP);
+      const tensors = new Map<string, LowbitTensor>();
+      for (const [name, t] of model.graph.initializers) {
+        if (t.shape.length !== 2) continue;
+        const w = { shape: t.shape, data: t.data as Float32Array };
+        const qp = fitQParams(w, { format, granularity: { kind: "channel", axis: 0 } });
+        const codes = quantizeAffine(w, qp) as Uint8Array;
+        tensors.set(name, {
+          format,
+          bits: format === "int4" ? 4 : 8,
+          shape: [...t.shape],
+          granularity: qp.granularity,
+          mode: qp.mode,
+          codes,
+          scale: qp.scale,
+          zeroPoint: qp.zeroPoint,
+        });
+        // The float reference: the same model with the weight fake-quantized.
+        t.data = dequantizeAffine(codes, qp, t.shape).data;
+      }
+      assert.ok(tensors.size >= 3);
+      const file = `${dir}/mlp.lowbit`;
+      await writeLowbitFile(file, model, { note: "test" }, tensors);
+      const x = readNpy(await Deno.readFile(EVAL_X));
+      const want = (await createExecutor(model).run({ x })).logits.data as Float32Array;
+      for (const q of ["float", "integer"] as const) {
+        const out = `${dir}/y_${q}.npy`;
+        await runModelFiles(file, [EVAL_X], [out], q);
+        const got = readNpy(await Deno.readFile(out)).data as Float32Array;
+        let maxAbs = 0;
+        for (let i = 0; i < want.length; i++) maxAbs = Math.max(maxAbs, Math.abs(got[i] - want[i]));
+        assert.ok(maxAbs < 1e-4, `${format} ${q}: max abs ${maxAbs}`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
-    assert.ok(tensors.size >= 3);
-    const file = `${dir}/mlp.lowbit`;
-    await writeLowbitFile(file, model, { note: "test" }, tensors);
-    const out = `${dir}/y.npy`;
-    await runModelFiles(file, [EVAL_X], [out]);
-    const got = readNpy(await Deno.readFile(out)).data as Float32Array;
-    const x = readNpy(await Deno.readFile(EVAL_X));
-    const want = (await createExecutor(model).run({ x })).logits.data as Float32Array;
-    let maxAbs = 0;
-    for (let i = 0; i < want.length; i++) maxAbs = Math.max(maxAbs, Math.abs(got[i] - want[i]));
-    assert.ok(maxAbs < 1e-4, `max abs ${maxAbs}`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  });
+}

@@ -15,8 +15,8 @@ import { madd, storeRow8 } from "./_float_common";
 
 /** K block (floats): a 4-row A block (4 KiB) and a panel block (8 KiB) stay in L1. */
 export const KC: i32 = 256;
-/** N block: KC×NC of packed B (512 KiB) stays in L2. */
-export const NC: i32 = 512;
+/** N block: KC×NC of packed B (128 KiB) stays in L2 next to A and C. */
+export const NC: i32 = 128;
 
 /** 4×8 tile over `kl` steps of k. Rows may alias (M tail): they then compute equal values. */
 // @ts-ignore: decorator

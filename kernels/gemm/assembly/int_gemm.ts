@@ -399,11 +399,13 @@ export function s32_fixup(
 }
 
 /**
- * Dyadic requantization (HAWQ-V3), integer only, the one definition (kernels/gemm/reference.ts
- * `requantizeDyadicRef` is its scalar twin):
+ * Dyadic requantization (HAWQ-V3), integer only, bit-for-bit the rounding of @lowbit/core's
+ * `mulShiftRound` / `requantizeDyadic` (kernels/gemm/reference.ts `requantizeRef` uses it):
  *   x = (acc + bias[j]) wrapping int32;  p = x · mult[j] (exact, 64-bit);
- *   q = round_half_to_even(p / 2^shift[j]);  y = clamp(q + zp, qmin, qmax)  (saturating)
- * mult[j] ∈ [0, 2^31), shift[j] ∈ [0, 62]. `bias` = 0 means no bias. Output int8 row-major, ldo.
+ *   q = (p + 2^(shift[j]−1)) >> shift[j]  (round to nearest, ties toward +∞, XNNPACK "rndnu");
+ *   y = clamp(q + zp, qmin, qmax)  (saturating)
+ * mult[j] ∈ [0, 2^31), shift[j] ∈ [0, 63] (|p| < 2^62, so p + 2^62 cannot overflow).
+ * `bias` = 0 means no bias. Output int8 row-major, ldo.
  */
 export function requant_s32_s8_dyadic(
   m0: i32, m1: i32, n: i32, c: usize, ldc: i32, bias: usize, mult: usize, shift: usize, zp: i32,
@@ -418,12 +420,7 @@ export function requant_s32_s8_dyadic(
       if (bias) x += load<i32>(bias + jo);
       const p = <i64>x * <i64>load<i32>(mult + jo);
       const s = <i64>load<i32>(shift + jo);
-      let q = p >> s;
-      if (s > 0) {
-        const r = p - (q << s);
-        const half = (<i64>1) << (s - 1);
-        if (r > half || (r == half && (q & 1) != 0)) q++;
-      }
+      let q = s > 0 ? (p + ((<i64>1) << (s - 1))) >> s : p;
       q += <i64>zp;
       if (q < <i64>qmin) q = <i64>qmin;
       if (q > <i64>qmax) q = <i64>qmax;

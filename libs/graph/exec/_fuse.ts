@@ -232,7 +232,9 @@ function fuseClamp(c: Ctx): boolean {
   const cons = consumers(c);
   let changed = false;
   c.nodes.forEach((n, i) => {
-    if (!n || n.domain !== "" || !["Conv", "Gemm", "MatMul"].includes(n.op)) return;
+    if (!n || n.domain !== "" || !["Conv", "ConvTranspose", "Gemm", "MatMul"].includes(n.op)) {
+      return;
+    }
     if (
       n.op === "Gemm" && typeof attr(n, "alpha")?.value === "number" &&
       attr(n, "alpha")!.value !== 1

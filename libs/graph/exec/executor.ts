@@ -250,11 +250,15 @@ function prepare(graph: Graph, opset: number, opts: ExecutorOptions): Prepared {
   order.forEach((n, i) => {
     for (const v of n.inputs) if (v !== "") last.set(v, i);
   });
-  const steps: Step[] = order.map((node) => ({
-    node,
-    impl: lookupOp(node.op, node.domain)!,
-    frees: [],
-  }));
+  const steps: Step[] = order.map((node) => {
+    const impl = lookupOp(node.op, node.domain);
+    if (impl === undefined) {
+      throw new LowbitError("INTERNAL", `rewritten graph holds unknown op '${node.op}'`, {
+        node: node.name,
+      });
+    }
+    return { node, impl, frees: [] };
+  });
   for (const [v, i] of last) {
     if (!outputNames.has(v) && !graph.initializers.has(v)) steps[i].frees.push(v);
   }
@@ -312,6 +316,10 @@ async function runPlan(
   const { observe, transform, profile } = opts;
   const wanted = opts.outputs ?? g.outputs.map((o) => o.name);
   const keep = new Set(wanted);
+  // Live values per storage object (Reshape & co. share storage), and storage
+  // that must never be overwritten (the caller's inputs, hook results).
+  const refs = new Map<object, number>();
+  const pinned = new Set<object>();
   const produce = (name: string, t: TensorData, node: Node | undefined): void => {
     if (transform) {
       const r = transform(name, t, node);
@@ -319,6 +327,8 @@ async function runPlan(
     }
     if (observe && (watch === undefined || watch.has(name))) observe(name, t, node);
     values.set(name, t);
+    refs.set(t.data, (refs.get(t.data) ?? 0) + 1);
+    if (ctx.isConstant?.(t)) pinned.add(t.data);
   };
   for (const name of Object.keys(inputs)) {
     if (!g.inputs.some((v) => v.name === name)) {
@@ -344,7 +354,11 @@ async function runPlan(
       throw new LowbitError("SHAPE_MISMATCH", `input ${bad}`, { tensor: info.name });
     }
     produce(info.name, t, undefined);
+    pinned.add(t.data);
+    pinned.add(values.get(info.name)!.data);
   }
+  const donated = new Set<TensorData>();
+  const stepCtx: OpContext = { ...ctx, reusable: (t) => donated.has(t) };
   const args: (TensorData | undefined)[] = [];
   for (const step of steps) {
     const { node } = step;
@@ -363,16 +377,27 @@ async function runPlan(
       }
       args.push(t);
     }
+    // Inputs whose storage dies with this step may be overwritten by the op.
+    donated.clear();
+    if (transform === undefined) {
+      for (const v of step.frees) {
+        const t = values.get(v);
+        if (t && !keep.has(v) && refs.get(t.data) === 1 && !pinned.has(t.data)) donated.add(t);
+      }
+    }
     let outs: TensorData[];
     const t0 = profile ? performance.now() : 0;
     try {
-      const r = step.impl(args, node, ctx);
+      const r = step.impl(args, node, stepCtx);
       outs = r instanceof Promise ? await r : r;
       if (profile) profile[node.op] = (profile[node.op] ?? 0) + performance.now() - t0;
     } catch (e) {
       if (e instanceof LowbitError) {
         if (e.subject.node !== undefined) throw e;
-        throw new LowbitError(e.code, e.message, { ...e.subject, node: node.name });
+        // Re-issue with the node added to the subject (and to the message's prefix).
+        const old = new LowbitError(e.code, "", e.subject).message;
+        const detail = e.message.startsWith(old) ? e.message.slice(old.length) : e.message;
+        throw new LowbitError(e.code, detail, { ...e.subject, node: node.name });
       }
       throw new LowbitError(
         "INTERNAL",
@@ -395,7 +420,16 @@ async function runPlan(
       }
       produce(name, t, node);
     }
-    for (const v of step.frees) if (!keep.has(v)) values.delete(v);
+    for (const v of step.frees) {
+      if (keep.has(v)) continue;
+      const t = values.get(v);
+      values.delete(v);
+      if (t) {
+        const n = (refs.get(t.data) ?? 1) - 1;
+        if (n > 0) refs.set(t.data, n);
+        else refs.delete(t.data);
+      }
+    }
   }
   const result: Record<string, TensorData> = {};
   for (const name of wanted) {

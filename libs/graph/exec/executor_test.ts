@@ -182,3 +182,16 @@ Deno.test("supportedOps() lists the required op set", () => {
   assert.deepEqual(required.filter((op) => !have.has(op)), []);
   assert.ok(!have.has("QGemmFused"));
 });
+
+Deno.test("run() never overwrites inputs or constants when it reuses dying buffers", async () => {
+  const g = chain();
+  g.nodes.push(node("relu2", "Relu", ["y"], ["z"]));
+  g.outputs = [{ name: "z", dtype: "float32" }];
+  const exec = createExecutor(g);
+  const input = new Float32Array([-1, 1, 2]);
+  const first = await exec.run({ x: { dtype: "float32", shape: [1, 3], data: input } });
+  const second = await exec.run({ x: { dtype: "float32", shape: [1, 3], data: input } });
+  assert.deepEqual(Array.from(input), [-1, 1, 2]);
+  assert.deepEqual(Array.from(g.initializers.get("two")!.data as Float32Array), [2]);
+  assert.deepEqual(first.z.data, second.z.data);
+});

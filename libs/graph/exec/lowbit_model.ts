@@ -7,7 +7,9 @@
  *   `createExecutor(model, { quantized: "integer" })` runs their MatMul / Gemm /
  *   Conv on integer arithmetic wherever the activation is quantized too
  *   (weight-only layers dequantize once per run and run in float);
- * - every other format (other integer widths, minifloats, per-group scales)
+ * - fp8_e4m3fn / fp8_e5m2 tensors likewise become float8 codes + DequantizeLinear,
+ *   which `quantized: "integer"` runs on the float kernels' minifloat GEMM (MatMul / Gemm);
+ * - every other format (other integer widths, fp6 / fp4, per-group scales)
  *   is dequantized once, at load, to a float32 initializer (`dequantizeAffine`),
  *   and runs on the float kernels;
  * - block formats (MX, NVFP4) are decoded with their per-block scale codes
@@ -19,6 +21,8 @@
 import { dequantizeAffine, getFormat, isBlockFormat, LowbitError } from "@lowbit/core";
 import type { LowbitFile } from "../export/lowbit_file.ts";
 import type { DType, Model, Node, TensorData } from "../ir.ts";
+
+const FP8: Record<string, DType> = { fp8_e4m3fn: "float8e4m3fn", fp8_e5m2: "float8e5m2" };
 
 const ONNX_INT: Record<string, DType> = {
   int8: "int8",
@@ -89,6 +93,26 @@ export function lowbitModel(file: LowbitFile): Model {
         op: "DequantizeLinear",
         domain: "",
         inputs: [`${name}.lowbit_codes`, `${name}.lowbit_scale`, `${name}.lowbit_zero_point`],
+        outputs: [name],
+        attrs: gran.kind === "channel" ? { axis: { kind: "int", value: gran.axis } } : {},
+      });
+      continue;
+    }
+    const fp8 = FP8[t.format];
+    if (fp8 !== undefined && gran.kind !== "group" && t.codes instanceof Uint8Array) {
+      // Codes are the IEEE-style bit patterns ONNX uses: DQ(float8) → minifloat GEMM.
+      const perTensor = gran.kind === "tensor";
+      inits.set(`${name}.lowbit_codes`, { dtype: fp8, shape: [...t.shape], data: t.codes });
+      inits.set(`${name}.lowbit_scale`, {
+        dtype: "float32",
+        shape: perTensor ? [] : [t.scale.length],
+        data: t.scale,
+      });
+      front.push({
+        name: `${name}.lowbit_dequantize`,
+        op: "DequantizeLinear",
+        domain: "",
+        inputs: [`${name}.lowbit_codes`, `${name}.lowbit_scale`],
         outputs: [name],
         attrs: gran.kind === "channel" ? { axis: { kind: "int", value: gran.axis } } : {},
       });

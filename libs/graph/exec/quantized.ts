@@ -10,6 +10,9 @@
  * ```
  *
  * becomes `QConvFused` / `QGemmFused(x, x_scale, x_zp, w_q, w_scale, w_zp, bias[, y_scale, y_zp])`.
+ * MatMul / Gemm with float8 (e4m3fn / e5m2) weights — DQ(w_fp8) with per-tensor or
+ * per-output-channel scales — become `MinifloatGemmFused(x, w_codes, w_scale, bias)`, run on
+ * the float kernels' minifloat GEMM (codes decoded in registers, scale in the epilogue).
  * A trailing QuantizeLinear that is the output's only consumer is absorbed, and
  * the op then requantizes integer-only. Anything else (blocked scales, float8
  * weights, per-tensor activation scales missing) stays as it is and runs in float.
@@ -126,6 +129,56 @@ function transposeCodes(t: TensorData): TensorData {
   return { dtype: t.dtype, shape: [n, k], data: out };
 }
 
+const FP8: Record<string, "fp8_e4m3fn" | "fp8_e5m2"> = {
+  float8e4m3fn: "fp8_e4m3fn",
+  float8e5m2: "fp8_e5m2",
+};
+
+/**
+ * MatMul / Gemm whose weight is DQ(float8 codes) with per-tensor or per-output-channel
+ * scales (no zero point) → MinifloatGemmFused on the float kernels' minifloat GEMM.
+ * The activation stays float (a DQ(Q(x)) in front of it is kept and runs as written).
+ */
+function rewriteMinifloat(c: Ctx, i: number, n: Node): boolean {
+  const isGemm = n.op === "Gemm";
+  if (!isGemm && n.op !== "MatMul") return false;
+  if (isGemm) {
+    if (attrInt(n, "transA", 0) !== 0) return false;
+    const alpha = n.attrs.alpha, beta = n.attrs.beta;
+    if ((alpha && alpha.value !== 1) || (beta && beta.value !== 1)) return false;
+  }
+  const transB = isGemm && attrInt(n, "transB", 0) === 1;
+  const dq = producerNode(c, n.inputs[1], "DequantizeLinear");
+  if (!dq) return false;
+  const [w, s, z] = dq[1].inputs;
+  const wt = c.consts.get(w), st = c.consts.get(s);
+  if (!wt || !st || FP8[wt.dtype] === undefined || wt.shape.length !== 2) return false;
+  if (attrInt(dq[1], "block_size", 0) !== 0) return false;
+  if (z) {
+    const zt = c.consts.get(z);
+    if (!zt || toF32(zt).some((v) => v !== 0)) return false;
+  }
+  const nOut = transB ? wt.shape[0] : wt.shape[1];
+  if (st.data.length !== 1) {
+    const axis = attrInt(dq[1], "axis", 1);
+    if ((axis < 0 ? axis + 2 : axis) !== (transB ? 0 : 1) || st.data.length !== nOut) return false;
+  }
+  const b = bias(c, n.inputs[2]);
+  if (b === null) return false;
+  c.nodes[i] = {
+    name: n.name,
+    op: "MinifloatGemmFused",
+    domain: "lowbit",
+    inputs: [n.inputs[0], w, s, b ?? ""],
+    outputs: [n.outputs[0]],
+    attrs: {
+      format: { kind: "string", value: FP8[wt.dtype] },
+      layout: { kind: "string", value: transB ? "nk" : "kn" },
+    },
+  };
+  return true;
+}
+
 function rewrite(c: Ctx, i: number, n: Node): boolean {
   const isConv = n.op === "Conv";
   const isGemm = n.op === "Gemm";
@@ -240,7 +293,10 @@ export function fuseQdq(g: Graph): Graph {
   index();
   let changed = false;
   c.nodes.forEach((n, i) => {
-    if (n && (n.domain === "" || n.domain === "ai.onnx") && rewrite(c, i, n)) {
+    if (
+      n && (n.domain === "" || n.domain === "ai.onnx") &&
+      (rewrite(c, i, n) || rewriteMinifloat(c, i, n))
+    ) {
       changed = true;
       index();
     }

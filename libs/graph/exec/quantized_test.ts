@@ -3,6 +3,7 @@ import type { Graph, Node, TensorData } from "../ir.ts";
 import { createExecutor } from "./executor.ts";
 import { fuseQdq } from "./quantized.ts";
 import { assertClose, pattern } from "./_testing.ts";
+import { encodeFp8 } from "./ops/qlinear.ts";
 
 function f32(shape: number[], data: number[] | Float32Array): TensorData {
   return { dtype: "float32", shape, data: Float32Array.from(data) };
@@ -151,4 +152,65 @@ Deno.test("integer-only requantization is within one code of Q(float reference)"
   }
   assert.ok(diff <= 1, `max code difference ${diff}`);
   assert.ok(off <= ref.data.length * 0.02, `${off} of ${ref.data.length} codes off by one`);
+});
+
+Deno.test("integer kernels and the TypeScript reference give identical results", async () => {
+  for (
+    const [g, shape] of [[convGraph(true, 2), [2, 4, 9, 7]], [matmulGraph(true), [5, 24]]] as const
+  ) {
+    const x = pattern([...shape], 17, 2);
+    const a = await createExecutor(g, { quantized: "integer" }).run({ x });
+    const b = await createExecutor(g, { quantized: "integer", reference: true }).run({ x });
+    for (const k of Object.keys(a)) assert.deepEqual(a[k].data, b[k].data);
+  }
+});
+
+/** x (float) → MatMul / Gemm(transB) with DQ(float8 e4m3fn weights, per-output-channel scales). */
+function fp8Graph(gemm: boolean): Graph {
+  const kk = 40, nn = 12;
+  const w = pattern(gemm ? [nn, kk] : [kk, nn], 21, 3).data as Float32Array;
+  const scale = Float32Array.from({ length: nn }, (_, i) => 0.01 * (i + 1));
+  const codes = new Uint8Array(w.length);
+  for (let i = 0; i < w.length; i++) {
+    const col = gemm ? Math.floor(i / kk) : i % nn;
+    codes[i] = encodeFp8(w[i] / scale[col], "float8e4m3fn", true);
+  }
+  return {
+    name: "fp8",
+    nodes: [
+      n("dqw", "DequantizeLinear", ["wq", "sw"], ["wd"], {
+        axis: { kind: "int", value: gemm ? 0 : 1 },
+      }),
+      gemm
+        ? n("mm", "Gemm", ["x", "wd", "b"], ["y"], { transB: { kind: "int", value: 1 } })
+        : n("mm", "MatMul", ["x", "wd"], ["y"]),
+    ],
+    inputs: [{ name: "x", dtype: "float32", shape: [3, kk] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+    initializers: new Map<string, TensorData>([
+      ["wq", { dtype: "float8e4m3fn", shape: gemm ? [nn, kk] : [kk, nn], data: codes }],
+      ["sw", f32([nn], scale)],
+      ["b", f32([nn], Array.from({ length: nn }, (_, i) => i / 7))],
+    ]),
+    valueInfo: new Map(),
+  };
+}
+
+Deno.test("float8 weights run on the minifloat GEMM like the float QDQ reference", async () => {
+  for (const gemm of [false, true]) {
+    const g = fp8Graph(gemm);
+    assert.deepEqual(fuseQdq(g).nodes.map((x) => x.op), ["MinifloatGemmFused"]);
+    const x = pattern([3, 40], 9, 1);
+    const ref = (await createExecutor(g).run({ x })).y.data as Float32Array;
+    for (const reference of [false, true]) {
+      const got = (await createExecutor(g, { quantized: "integer", reference }).run({ x })).y;
+      assertClose(
+        got.data as Float32Array,
+        ref,
+        1e-5,
+        1e-5,
+        `fp8 gemm=${gemm} reference=${reference}`,
+      );
+    }
+  }
 });

@@ -4,7 +4,7 @@
 // is set, the kernels cannot load, or the operands do not fit them (uint8 or
 // per-channel zero-point weights).
 
-import { type IntKernels, loadIntKernels, type PackedS8, packS8, gemmS8 } from "@lowbit/kernels";
+import { gemmS8, type IntKernels, loadIntKernels, type PackedS8, packS8 } from "@lowbit/kernels";
 
 let loading: Promise<IntKernels | null> | undefined;
 

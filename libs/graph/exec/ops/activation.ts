@@ -28,9 +28,10 @@ function floatInput(node: Node, t: TensorData | undefined, what = "input"): Floa
 
 /** Builds a float32 activation from a loop over the input. */
 function act(loop: (x: Float32Array, y: Float32Array, node: Node) => void): OpImpl {
-  return (inputs, node) => {
+  return (inputs, node, ctx) => {
     const x = floatInput(node, inputs[0]);
-    const y = new Float32Array(x.length);
+    // Elementwise: writing into a dying input is safe (each element read before written).
+    const y = ctx.reusable?.(inputs[0]!) ? x : new Float32Array(x.length);
     loop(x, y, node);
     return [{ dtype: "float32", shape: [...inputs[0]!.shape], data: y }];
   };

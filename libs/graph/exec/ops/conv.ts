@@ -279,6 +279,8 @@ const convTranspose: OpImpl = (inputs, node, ctx) => {
   // cols scatter-adds into the output (reads stay sequential).
   const rows = coutG * khw;
   const bias = bt ? toF32(bt) : undefined;
+  const disjoint = sh === kh && sw === kw && dh === 1 && dw === 1 && pt === 0 && pl === 0 &&
+    oh === h * sh && ow === w * sw;
   for (let b = 0; b < n; b++) {
     for (let gi = 0; gi < group; gi++) {
       const xo = (b * cin + gi * cinG) * hw;
@@ -288,6 +290,24 @@ const convTranspose: OpImpl = (inputs, node, ctx) => {
         reference: ctx.reference ?? false,
         constant: false,
       });
+      if (disjoint) {
+        // Stride = kernel, no padding: every output pixel gets exactly one term; write rows in order.
+        for (let co = 0; co < coutG; co++) {
+          const yo = (b * cout + gi * coutG + co) * ohw;
+          const bv = bias ? bias[gi * coutG + co] : 0;
+          for (let iy = 0; iy < h; iy++) {
+            for (let ki = 0; ki < kh; ki++) {
+              const yr = yo + (iy * kh + ki) * ow;
+              const cr = (co * kh + ki) * kw * hw + iy * w;
+              for (let ix = 0; ix < w; ix++) {
+                const o = yr + ix * kw;
+                for (let kj = 0; kj < kw; kj++) y[o + kj] = cols[cr + kj * hw + ix] + bv;
+              }
+            }
+          }
+        }
+        continue;
+      }
       for (let co = 0; co < coutG; co++) {
         const yo = (b * cout + gi * coutG + co) * ohw;
         if (bias) y.fill(bias[gi * coutG + co], yo, yo + ohw);
@@ -309,6 +329,11 @@ const convTranspose: OpImpl = (inputs, node, ctx) => {
         }
       }
     }
+  }
+  const clamp = fusedClamp(node);
+  if (clamp) {
+    const [lo, hi] = clamp;
+    for (let i = 0; i < y.length; i++) y[i] = y[i] < lo ? lo : y[i] > hi ? hi : y[i];
   }
   const shape = nd === 1 ? [n, cout, ow] : [n, cout, oh, ow];
   return [{ dtype: "float32", shape, data: y }];

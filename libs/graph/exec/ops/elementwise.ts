@@ -195,12 +195,18 @@ function mapGeneric(
 }
 
 function arith(name: keyof typeof NUMERIC_FNS, code: B): OpImpl {
-  return (inputs, node) => {
+  return (inputs, node, ctx) => {
     const [a, b] = requireInputs(node, inputs, 2);
     const shape = broadcastShapes([a.shape, b.shape], node);
     if (a.dtype === "float32" && b.dtype === "float32") {
       const plan = planBroadcast([a.shape, b.shape], shape);
-      const out = new Float32Array(size(shape));
+      const n0 = size(shape);
+      // Write into a dying operand of the output's size (its element i is read before written).
+      const out = a.data.length === n0 && plan.steps[0] === 1 && ctx.reusable?.(a)
+        ? a.data as Float32Array
+        : b.data.length === n0 && plan.steps[1] === 1 && ctx.reusable?.(b)
+        ? b.data as Float32Array
+        : new Float32Array(n0);
       const ad = a.data as Float32Array, bd = b.data as Float32Array;
       const [ao, bo] = plan.offsets;
       const [as, bs] = plan.steps;

@@ -22,9 +22,8 @@
 import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
 import { alloc, attrInt, size, toF32 } from "../_tensor.ts";
-import { forwardWindow, spatial2d } from "./_conv_geom.ts";
-import { igemmRef } from "./_igemm_ref.ts";
-import { im2col } from "./conv.ts";
+import { forwardWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
+import { igemm } from "./_int_backend.ts";
 import { INT_RANGES } from "./qlinear.ts";
 import { roundHalfEven } from "./elementwise.ts";
 import type { OpImpl, OpTable } from "./types.ts";
@@ -38,37 +37,42 @@ function need(node: Node, t: TensorData | undefined, what: string): TensorData {
   return t;
 }
 
-/** Quantizes x as QuantizeLinear (per-tensor) and subtracts the zero point. */
-function quantizeShifted(
+/** Quantizes x exactly as QuantizeLinear (per-tensor) into codes of the zero point's type. */
+function quantizeCodes(
   x: Float32Array,
   s: number,
   z: number,
   lo: number,
   hi: number,
-): Int16Array {
-  const out = new Int16Array(x.length);
+  signed: boolean,
+): Int8Array | Uint8Array {
+  const out = signed ? new Int8Array(x.length) : new Uint8Array(x.length);
   for (let i = 0; i < x.length; i++) {
-    let q = roundHalfEven(Math.fround(x[i] / s)) + z;
-    q = q < lo ? lo : q > hi ? hi : q;
-    out[i] = q - z;
+    const q = roundHalfEven(Math.fround(x[i] / s)) + z;
+    out[i] = q < lo ? lo : q > hi ? hi : q;
   }
   return out;
 }
 
-/** Weight codes minus their per-row zero points, cached per weight array. */
-const shiftedWeights = new WeakMap<object, Int16Array>();
-function weightsShifted(w: TensorData, wz: Float32Array | undefined, rows: number): Int16Array {
-  const hit = shiftedWeights.get(w.data);
-  if (hit) return hit;
-  const d = toF32(w);
-  const per = d.length / rows;
-  const out = new Int16Array(d.length);
-  for (let r = 0; r < rows; r++) {
-    const z = wz ? wz[wz.length === 1 ? 0 : r] : 0;
-    for (let i = 0; i < per; i++) out[r * per + i] = d[r * per + i] - z;
+/** Weight codes as a typed array of their values (int8/int4 → Int8Array, uint8/uint4 → Uint8Array). */
+function weightCodes(w: TensorData, node: Node): Int8Array | Uint8Array {
+  if (w.data instanceof Int8Array || w.data instanceof Uint8Array) return w.data;
+  throw new LowbitError("UNSUPPORTED", `${node.op}: weight codes of dtype ${w.dtype}`, {
+    node: node.name,
+  });
+}
+
+// Per-group weight views, made once per weight array so that packed forms are cached.
+const groupViews = new WeakMap<object, (Int8Array | Uint8Array)[]>();
+function groupsOf(w: Int8Array | Uint8Array, group: number): (Int8Array | Uint8Array)[] {
+  if (group === 1) return [w];
+  let v = groupViews.get(w);
+  if (v === undefined || v.length !== group) {
+    const per = w.length / group;
+    v = Array.from({ length: group }, (_, g) => w.subarray(g * per, (g + 1) * per));
+    groupViews.set(w, v);
   }
-  shiftedWeights.set(w.data, out);
-  return out;
+  return v;
 }
 
 /**
@@ -165,12 +169,13 @@ function activationParams(node: Node, inputs: readonly (TensorData | undefined)[
   const sx = toF32(need(node, inputs[1], "x_scale"))[0];
   const zt = inputs[2];
   const zx = zt ? toF32(zt)[0] : 0;
-  const [lo, hi] = INT_RANGES[zt?.dtype ?? "uint8"] ?? [0, 255];
-  return { x, sx, zx, lo, hi };
+  const dtype = zt?.dtype ?? "uint8";
+  const [lo, hi] = INT_RANGES[dtype] ?? [0, 255];
+  return { x, sx, zx, lo, hi, signed: lo < 0 };
 }
 
-const qgemm: OpImpl = (inputs, node) => {
-  const { x, sx, zx, lo, hi } = activationParams(node, inputs);
+const qgemm: OpImpl = async (inputs, node, ctx) => {
+  const { x, sx, zx, lo, hi, signed } = activationParams(node, inputs);
   const w = need(node, inputs[3], "w_q");
   const sw = toF32(need(node, inputs[4], "w_scale"));
   const wz = inputs[5] ? toF32(inputs[5]) : undefined;
@@ -182,18 +187,54 @@ const qgemm: OpImpl = (inputs, node) => {
     });
   }
   const m = size(x.shape) / k;
-  const xs = quantizeShifted(toF32(x), sx, zx, lo, hi);
-  const ws = weightsShifted(w, wz, n);
-  const acc = new Int32Array(m * n);
-  igemmRef(m, n, k, xs, ws, acc);
+  const acc = await igemm({
+    a: quantizeCodes(toF32(x), sx, zx, lo, hi, signed),
+    za: zx,
+    w: weightCodes(w, node),
+    zb: wz,
+    m,
+    n,
+    k,
+    reference: ctx.reference ?? false,
+    constant: ctx.isConstant?.(w) ?? false,
+  });
   // acc is [m][n]: outer = m, ch = n, inner = 1.
-  return [
-    epilogue(acc, m, n, 1, sx, sw, bias, inputs[7], inputs[8], node, [...x.shape.slice(0, -1), n]),
-  ];
+  const shape = [...x.shape.slice(0, -1), n];
+  return [epilogue(acc, m, n, 1, sx, sw, bias, inputs[7], inputs[8], node, shape)];
 };
 
-const qconv: OpImpl = (inputs, node) => {
-  const { x, sx, zx, lo, hi } = activationParams(node, inputs);
+/** im2row of activation codes: one row of (ci, ki, kj) per output pixel; padding reads `pad`. */
+function im2row(
+  x: Int8Array | Uint8Array,
+  xOff: number,
+  cin: number,
+  g: Window2d,
+  pad: number,
+  out: Int8Array | Uint8Array,
+): void {
+  const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
+  const kk = cin * kh * kw;
+  let p = 0;
+  for (let oy = 0; oy < oh; oy++) {
+    for (let ox = 0; ox < ow; ox++, p++) {
+      let o = p * kk;
+      for (let ci = 0; ci < cin; ci++) {
+        const xc = xOff + ci * h * w;
+        for (let ki = 0; ki < kh; ki++) {
+          const iy = oy * sh + ki * dh - pt;
+          const rowOk = iy >= 0 && iy < h;
+          for (let kj = 0; kj < kw; kj++, o++) {
+            const ix = ox * sw + kj * dw - pl;
+            out[o] = rowOk && ix >= 0 && ix < w ? x[xc + iy * w + ix] : pad;
+          }
+        }
+      }
+    }
+  }
+}
+
+const qconv: OpImpl = async (inputs, node, ctx) => {
+  const { x, sx, zx, lo, hi, signed } = activationParams(node, inputs);
   const w = need(node, inputs[3], "w_q");
   const sw = toF32(need(node, inputs[4], "w_scale"));
   const wz = inputs[5] ? toF32(inputs[5]) : undefined;
@@ -201,24 +242,37 @@ const qconv: OpImpl = (inputs, node) => {
   const group = attrInt(node, "group", 1);
   const [nb, cin] = x.shape;
   const cout = w.shape[0];
+  if (w.shape.length !== x.shape.length || w.shape[1] * group !== cin || cout % group !== 0) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `QConvFused: input [${x.shape}] and weight [${w.shape}] disagree (group ${group})`,
+      { node: node.name },
+    );
+  }
   const [kh, kw] = spatial2d(w.shape, node);
   const g = forwardWindow(node, x.shape, [kh, kw]);
   const cinG = cin / group, coutG = cout / group;
   const kk = cinG * kh * kw, ohw = g.oh * g.ow, hw = g.h * g.w;
-  const xs = quantizeShifted(toF32(x), sx, zx, lo, hi);
-  const ws = weightsShifted(w, wz, cout);
+  const xq = quantizeCodes(toF32(x), sx, zx, lo, hi, signed);
+  const groups = groupsOf(weightCodes(w, node), group);
   const acc = new Int32Array(nb * cout * ohw);
-  const col = new Int16Array(kk * ohw);
-  const colT = new Int16Array(ohw * kk);
-  const part = new Int32Array(ohw * coutG);
+  const rows = signed ? new Int8Array(ohw * kk) : new Uint8Array(ohw * kk);
+  const constant = ctx.isConstant?.(w) ?? false;
   for (let b = 0; b < nb; b++) {
     for (let gi = 0; gi < group; gi++) {
-      im2col(xs, (b * cin + gi * cinG) * hw, cinG, g, col);
-      // igemmRef wants pixels as rows: transpose col (kk × ohw) to ohw × kk.
-      for (let r = 0; r < kk; r++) {
-        for (let p = 0; p < ohw; p++) colT[p * kk + r] = col[r * ohw + p];
-      }
-      igemmRef(ohw, coutG, kk, colT, ws.subarray(gi * coutG * kk, (gi + 1) * coutG * kk), part);
+      im2row(xq, (b * cin + gi * cinG) * hw, cinG, g, zx, rows);
+      const zb = wz && wz.length > 1 ? wz.subarray(gi * coutG, (gi + 1) * coutG) : wz;
+      const part = await igemm({
+        a: rows,
+        za: zx,
+        w: groups[gi],
+        zb,
+        m: ohw,
+        n: coutG,
+        k: kk,
+        reference: ctx.reference ?? false,
+        constant,
+      });
       for (let c = 0; c < coutG; c++) {
         const o = (b * cout + gi * coutG + c) * ohw;
         for (let p = 0; p < ohw; p++) acc[o + p] = part[p * coutG + c];

@@ -99,7 +99,7 @@ function apply(s: PointwiseStep, y: Float32Array, lo: number, hi: number): void 
   }
 }
 
-const pointwise: OpImpl = (inputs, node) => {
+const pointwise: OpImpl = (inputs, node, ctx) => {
   const t = inputs[0];
   if (t === undefined || t.dtype !== "float32") {
     throw new LowbitError("UNSUPPORTED", "PointwiseFused: float32 input required", {
@@ -107,7 +107,7 @@ const pointwise: OpImpl = (inputs, node) => {
     });
   }
   const prog = programOf(node);
-  const y = (t.data as Float32Array).slice();
+  const y = ctx.reusable?.(t) ? t.data as Float32Array : (t.data as Float32Array).slice();
   for (let lo = 0; lo < y.length; lo += BLOCK) {
     const hi = Math.min(y.length, lo + BLOCK);
     for (const s of prog) apply(s, y, lo, hi);

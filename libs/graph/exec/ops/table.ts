@@ -11,6 +11,7 @@ import { convOps } from "./conv.ts";
 import { elementwiseOps } from "./elementwise.ts";
 import { fusedOps } from "./fused.ts";
 import { matmulOps } from "./matmul.ts";
+import { minifloatOps } from "./minifloat.ts";
 import { normalizationOps } from "./normalization.ts";
 import { pointwiseOps } from "./pointwise.ts";
 import { poolOps } from "./pool.ts";
@@ -41,11 +42,13 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   ...resizeOps,
   ...qlinearOps,
   ...fusedOps,
+  ...minifloatOps,
   ...pointwiseOps,
 };
 
 const FUSED: ReadonlySet<string> = new Set([
   ...Object.keys(fusedOps),
+  ...Object.keys(minifloatOps),
   ...Object.keys(pointwiseOps),
 ]);
 

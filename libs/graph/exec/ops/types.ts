@@ -105,6 +105,7 @@ export const OP_NAMES = [
   // lowbit fused quantized ops (domain "lowbit"), produced by `fuseQdq`
   "QGemmFused",
   "QConvFused",
+  "MinifloatGemmFused",
   // lowbit fused pointwise chain (domain "lowbit"), produced by the executor's fusion
   "PointwiseFused",
 ] as const;
@@ -120,6 +121,11 @@ export interface OpContext {
   readonly reference?: boolean;
   /** True when `t` is the same constant on every run (an initializer or Constant): kernels may cache a packed form. */
   readonly isConstant?: (t: TensorData) => boolean;
+  /**
+   * True when `t` (one of this call's inputs) is not used after this op and its
+   * storage is shared with no live value: the op may write its output into it.
+   */
+  readonly reusable?: (t: TensorData) => boolean;
 }
 
 /**
