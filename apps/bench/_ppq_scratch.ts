@@ -29,7 +29,7 @@ const fg = foldConstants(model.graph);
 const se = layers.filter((l) => { const p = fg.nodes.find((n) => n.outputs.includes(l.input)); const me = fg.nodes.find((n) => n.name === l.node)!; const c = fg.nodes.filter((n) => n.inputs.includes(me.outputs[0])); return p?.op === "GlobalAveragePool" || c.some((n) => n.op === "HardSigmoid"); }).map((l) => l.node);
 if (Deno.env.get("SE")) for (const n of se) rules.push({ match: n, activation: null });
 for (const n of (Deno.env.get("SKIP") ?? "").split(",").filter(Boolean)) rules.push({ match: n, activation: Deno.env.get("A16") ? { format: "int16", granularity: "tensor", mode: "affine" } : null });
-const { quantized, warnings } = await quantize({ model, calib, preset: "w8a8", batchSize: 1, calibrator, rules, biasCorrection: !!Deno.env.get("BC") });
+const { quantized, warnings } = await quantize({ model, calib, preset: "w8a8", batchSize: 1, calibrator, rules, biasCorrection: !!Deno.env.get("BC"), rounding: Deno.env.get("GPTQ") ? "gptq" : undefined });
 console.log(warnings);
 lap("quantize");
 const fr = floatRunner(model), sr = simulate(quantized);

@@ -92,9 +92,10 @@ export interface BenchOptions {
   /** Untimed warm-up runs per case (at least; warm-up also lasts ≥ 300 ms). */
   warmup: number;
   /**
-   * `"wall"` (default): elapsed time. `"cpu"`: the process's CPU time divided by `threads`,
-   * which is robust to time slicing on a loaded machine but assumes perfect thread scaling
-   * (so use it for single-thread comparisons only).
+   * `"wall"` (default): median elapsed time per run. `"cpu"`: the process's CPU time over all
+   * timed runs, divided by runs and `threads` (a mean: CPU time is accounted in scheduler
+   * ticks), robust to time slicing on a loaded machine but blind to thread scaling (so use it
+   * for single-thread comparisons only).
    */
   clock?: "wall" | "cpu";
 }
@@ -250,18 +251,23 @@ export async function timeCase(
     let i = 0;
     const w0 = performance.now();
     while (i < opts.warmup || (performance.now() - w0 < 300 && i < 1000)) await r.run(i++);
-    const times: number[] = [];
-    const cpu = opts.clock === "cpu";
-    for (let t = 0; t < opts.runs; t++) {
-      const c0 = cpu ? process.cpuUsage() : undefined;
-      const t0 = performance.now();
-      await r.run(i++);
-      if (c0) {
-        const u = process.cpuUsage(c0);
-        times.push((u.user + u.system) / 1e3 / c.threads);
-      } else times.push(performance.now() - t0);
+    let ms: number;
+    if (opts.clock === "cpu") {
+      // CPU time is accounted in scheduler ticks (ms), too coarse per run: one window, mean.
+      const c0 = process.cpuUsage();
+      for (let t = 0; t < opts.runs; t++) await r.run(i++);
+      const u = process.cpuUsage(c0);
+      ms = (u.user + u.system) / 1e3 / c.threads / opts.runs;
+    } else {
+      const times: number[] = [];
+      for (let t = 0; t < opts.runs; t++) {
+        const t0 = performance.now();
+        await r.run(i++);
+        times.push(performance.now() - t0);
+      }
+      ms = median(times);
     }
-    const sec = median(times) / 1e3;
+    const sec = ms / 1e3;
     const gops = (2 * c.M * c.N * c.K) / sec / 1e9;
     return {
       impl: c.impl,

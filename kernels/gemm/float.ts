@@ -1332,7 +1332,22 @@ function runConv(
       hi,
     );
   } else {
-    const sb = i.ex.conv2d_scratch_bytes(p.cg, p.kh, p.kw, p.oh, p.ow);
+    const sb = i.ex.conv2d_scratch_bytes(
+      p.c,
+      p.h,
+      p.w,
+      p.cg,
+      p.kh,
+      p.kw,
+      p.sh,
+      p.sw,
+      p.dh,
+      p.dw,
+      pt,
+      pl,
+      p.oh,
+      p.ow,
+    );
     const scratch = slot(i, "conv", sb);
     kernel(i, "conv2d_f32_minmax_im2col_4x8")(
       p.n,

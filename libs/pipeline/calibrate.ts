@@ -33,6 +33,8 @@ export interface CalibrateRequest {
   samples?: readonly string[];
   /** Samples per batch (32). */
   batchSize?: number;
+  /** Rows per batch and layer for Hessians and means, evenly strided (4096). */
+  maxRows?: number;
   /** Progress bar, one step per batch. */
   progress?: ProgressBar;
 }
@@ -152,7 +154,7 @@ export async function calibrate(
   }
   for (const l of needRows.values()) {
     listen(l.input, (t) => {
-      const rows = layerInputRows(l, nodes.get(l.node)!, t);
+      const rows = layerInputRows(l, nodes.get(l.node)!, t, req.maxRows ?? 4096);
       for (const r of rows) {
         const s = sums.get(l.node);
         if (s) {

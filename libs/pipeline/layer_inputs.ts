@@ -37,6 +37,8 @@ function strAttr(n: Node, name: string): string | undefined {
  * @param layer the layer
  * @param node its graph node (for Conv attributes)
  * @param x the captured input
+ * @param maxRows at most this many rows per group: every k-th row (output position) is
+ *   kept, evenly strided, so large feature maps stay cheap (default: all rows)
  * @returns one entry per conv group (one entry otherwise)
  *
  * @example
@@ -50,7 +52,12 @@ function strAttr(n: Node, name: string): string | undefined {
  * if (g.rows !== 4 || g.data.slice(0, 4).join() !== "0,1,3,4") throw new Error(g.data.join());
  * ```
  */
-export function layerInputRows(layer: Layer, node: Node, x: TensorData): InputRows[] {
+export function layerInputRows(
+  layer: Layer,
+  node: Node,
+  x: TensorData,
+  maxRows = Infinity,
+): InputRows[] {
   const data = x.data as Float32Array;
   if (layer.op === "Gemm" || layer.op === "MatMul") {
     const k = layer.in;
@@ -61,7 +68,12 @@ export function layerInputRows(layer: Layer, node: Node, x: TensorData): InputRo
         { node: layer.node },
       );
     }
-    return [{ group: 0, rows: data.length / k, data }];
+    const all = data.length / k;
+    if (all <= maxRows) return [{ group: 0, rows: all, data }];
+    const step = Math.ceil(all / maxRows), rows = Math.ceil(all / step);
+    const out = new Float32Array(rows * k);
+    for (let r = 0; r < rows; r++) out.set(data.subarray(r * step * k, (r * step + 1) * k), r * k);
+    return [{ group: 0, rows, data: out }];
   }
   if (layer.op !== "Conv" || x.shape.length !== 4 || layer.shape.length !== 4) {
     throw new LowbitError(
@@ -103,26 +115,25 @@ export function layerInputRows(layer: Layer, node: Node, x: TensorData): InputRo
     );
   }
   const cols = ig * kh * kw;
+  const all = N * OH * OW;
+  const step = all <= maxRows ? 1 : Math.ceil(all / maxRows);
   const out: InputRows[] = [];
   for (let g = 0; g < G; g++) {
-    const rows = N * OH * OW;
+    const rows = Math.ceil(all / step);
     const buf = new Float32Array(rows * cols);
     let r = 0;
-    for (let n = 0; n < N; n++) {
-      for (let oy = 0; oy < OH; oy++) {
-        for (let ox = 0; ox < OW; ox++, r++) {
-          const o = r * cols;
-          for (let c = 0; c < ig; c++) {
-            const plane = (n * C + g * ig + c) * H * W;
-            for (let ky = 0; ky < kh; ky++) {
-              const iy = oy * sh - pt + ky * dh;
-              for (let kx = 0; kx < kw; kx++) {
-                const ix = ox * sw - pl + kx * dw;
-                buf[o + (c * kh + ky) * kw + kx] = iy >= 0 && iy < H && ix >= 0 && ix < W
-                  ? data[plane + iy * W + ix]
-                  : 0;
-              }
-            }
+    for (let p = 0; p < all; p += step, r++) {
+      const n = Math.floor(p / (OH * OW)), oy = Math.floor(p / OW) % OH, ox = p % OW;
+      const o = r * cols;
+      for (let c = 0; c < ig; c++) {
+        const plane = (n * C + g * ig + c) * H * W;
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * sh - pt + ky * dh;
+          for (let kx = 0; kx < kw; kx++) {
+            const ix = ox * sw - pl + kx * dw;
+            buf[o + (c * kh + ky) * kw + kx] = iy >= 0 && iy < H && ix >= 0 && ix < W
+              ? data[plane + iy * W + ix]
+              : 0;
           }
         }
       }

@@ -69,3 +69,36 @@ Deno.test("layerInputRows() unfolds Conv inputs so that W·rows equals the Conv 
     }
   }
 });
+
+Deno.test("layerInputRows() keeps every k-th row under maxRows", () => {
+  const layer = scanLayers({
+    name: "g",
+    nodes: [{ name: "c", op: "Conv", domain: "", inputs: ["x", "W"], outputs: ["y"], attrs: {} }],
+    inputs: [],
+    outputs: [],
+    initializers: new Map([["W", {
+      dtype: "float32" as const,
+      shape: [1, 1, 1, 1],
+      data: new Float32Array([1]),
+    }]]),
+    valueInfo: new Map(),
+  }).layers[0];
+  const node: Node = {
+    name: "c",
+    op: "Conv",
+    domain: "",
+    inputs: ["x", "W"],
+    outputs: ["y"],
+    attrs: {},
+  };
+  const x = {
+    dtype: "float32" as const,
+    shape: [1, 1, 4, 5],
+    data: new Float32Array(20).map((_, i) => i),
+  };
+  const [all] = layerInputRows(layer, node, x);
+  const [few] = layerInputRows(layer, node, x, 6);
+  assert.equal(all.rows, 20);
+  assert.equal(few.rows, 5); // step 4
+  assert.deepEqual([...few.data], [0, 4, 8, 12, 16]);
+});

@@ -95,6 +95,8 @@ export interface QuantPlan {
   options: PlanOptions;
   /** SmoothQuant per-input-channel factors by node (weights were multiplied, inputs divided). */
   smoothing?: Record<string, number[]>;
+  /** What the mixed-precision search chose, when `--preset mixed` made the plan. */
+  search?: { metric: string; strategy: string; allocation: Record<string, string> };
   /** One entry per (layer, role). */
   entries: PlanEntry[];
 }
@@ -212,6 +214,9 @@ export function parsePlan(json: unknown, file?: string): QuantPlan {
     },
     ...(p.smoothing && typeof p.smoothing === "object"
       ? { smoothing: p.smoothing as Record<string, number[]> }
+      : {}),
+    ...(p.search && typeof p.search === "object"
+      ? { search: p.search as NonNullable<QuantPlan["search"]> }
       : {}),
     entries: entries as PlanEntry[],
   };

@@ -50,6 +50,7 @@ import {
   writeFileAtomic,
   writeQuantized,
 } from "@lowbit/pipeline";
+import type { MixedPrecisionResult } from "@lowbit/pipeline/search";
 import type { Command } from "../main.ts";
 
 const FIXTURES = fileURLToPath(new URL("../../../fixtures/digits/", import.meta.url));
@@ -114,12 +115,16 @@ function onnxCanHold(e: PlanEntry): boolean {
 }
 
 /** The mixed-precision search hook, loaded only for `--preset mixed`. */
-async function loadMixedSearch(model: Model, calib: Dataset | undefined): Promise<MixedSearch> {
+async function loadMixedSearch(
+  model: Model,
+  calib: Dataset | undefined,
+  onResult: (r: MixedPrecisionResult) => void,
+): Promise<MixedSearch> {
   if (!calib) {
     throw new LowbitError("INVALID_ARGUMENT", "--preset mixed needs calibration data (--calib)");
   }
   const { createMixedSearch } = await import("@lowbit/pipeline/search");
-  return createMixedSearch({ model, calib });
+  return createMixedSearch({ model, calib, onResult });
 }
 
 /**
@@ -234,6 +239,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
     if (typeof v === "string") mixedOptions[k] = v;
   }
 
+  let searchResult: MixedPrecisionResult | undefined;
   const result: QuantizeResult = await quantize({
     model,
     name: basename(modelPath),
@@ -253,10 +259,19 @@ export async function quantizeMain(args: string[]): Promise<number> {
     biasCorrection: values["bias-correction"] ?? false,
     batchSize,
     progress,
-    mixedSearch: preset === "mixed" && !plan ? await loadMixedSearch(model, calib) : undefined,
+    mixedSearch: preset === "mixed" && !plan
+      ? await loadMixedSearch(model, calib, (r) => (searchResult = r))
+      : undefined,
     mixedOptions,
   });
   for (const w of result.warnings) if (!json) console.error(`lowbit quantize: warning: ${w}`);
+  if (searchResult) {
+    result.quantized.plan.search = {
+      metric: searchResult.metric,
+      strategy: searchResult.strategy,
+      allocation: searchResult.allocation,
+    };
+  }
 
   const out = values.out ??
     defaultOut(
@@ -293,6 +308,16 @@ export async function quantizeMain(args: string[]): Promise<number> {
         layerSqnr: perLayer,
         output: out,
         sizes,
+        ...(searchResult
+          ? {
+            search: {
+              metric: searchResult.metric,
+              strategy: searchResult.strategy,
+              points: searchResult.frontier.points,
+              choices: searchResult.frontier.choices,
+            },
+          }
+          : {}),
       }),
       await loadChartJs(),
     );

@@ -97,16 +97,46 @@ function im2colPanels(
   }
 }
 
-/** Bytes of scratch conv2dF32 needs: one im2col chunk, the 128-byte tile buffer, 64 bytes. */
-export function conv2dScratchBytes(cg: i32, kh: i32, kw: i32, oh: i32, ow: i32): usize {
+/** Height and width of the zero-padded input image conv2dF32 works on (0 when no padding). */
+// @ts-ignore: decorator
+@inline
+function convPadH(h: i32, oh: i32, kh: i32, sh: i32, dh: i32, pt: i32): i32 {
+  return max(h + pt, (oh - 1) * sh + (kh - 1) * dh + 1);
+}
+// @ts-ignore: decorator
+@inline
+function convPadW(w: i32, ow: i32, kw: i32, sw: i32, dw: i32, pl: i32): i32 {
+  // + 8: slack so that the stride-2 row copy of im2col (16 floats) stays in the row
+  return max(w + pl, (ow - 1) * sw + (kw - 1) * dw + 1) + 8;
+}
+// @ts-ignore: decorator
+@inline
+function convNeedsPad(h: i32, w: i32, oh: i32, ow: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32): bool {
+  return pt > 0 || pl > 0 || (oh - 1) * sh + (kh - 1) * dh + 1 > h || (ow - 1) * sw + (kw - 1) * dw + 1 > w;
+}
+
+/**
+ * Bytes of scratch conv2dF32 needs: one im2col chunk, the 128-byte tile buffer, 64 bytes of
+ * lane geometry, and (when the conv pads) one zero-padded copy of the input image.
+ */
+export function conv2dScratchBytes(
+  c: i32, h: i32, w: i32, cg: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  pt: i32, pl: i32, oh: i32, ow: i32,
+): usize {
   const k = cg * kh * kw;
   const p = oh * ow;
-  return <usize>convChunk(k, p) * <usize>k * 4 + 192;
+  let bytes = <usize>convChunk(k, p) * <usize>k * 4 + 192;
+  if (convNeedsPad(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl)) {
+    bytes += <usize>c * <usize>convPadH(h, oh, kh, sh, dh, pt) * <usize>convPadW(w, ow, kw, sw, dw, pl) * 4;
+  }
+  return bytes;
 }
 
 /**
  * Conv2d over `batch` images: x [batch, c, h, w], wt [o, c/groups, kh, kw], out [batch, o, oh, ow].
- * Epilogue flags (bias, clamp) from setEpilogue(); bias is per output channel.
+ * Epilogue flags (bias, clamp) from setEpilogue(); bias is per output channel. A padded conv first
+ * copies each image into a zero-padded one, so that im2col copies whole rows without bounds
+ * checks (the padding taps then read +0 from memory: the same values, the same order).
  */
 export function conv2dF32<V>(
   batch: i32, c: i32, h: i32, w: i32, o: i32, groups: i32,
@@ -119,16 +149,34 @@ export function conv2dF32<V>(
   const chunk = convChunk(k, p);
   const tmp = scratch + <usize>chunk * <usize>k * 4;
   const geo = tmp + 128;
+  const padded = geo + 64;
+  const pad = convNeedsPad(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl);
+  const ph = pad ? convPadH(h, oh, kh, sh, dh, pt) : h;
+  const pw = pad ? convPadW(w, ow, kw, sw, dw, pl) : w;
   const flags = epiFlags, bias = epiBias, lo = epiLo, hi = epiHi, sc = epiScale;
   for (let n = 0; n < batch; n++) {
-    const xn = x + <usize>n * c * h * w * 4;
+    let xn = x + <usize>n * c * h * w * 4;
+    if (pad) {
+      const plane = <usize>ph * pw;
+      memory.fill(padded, 0, <usize>c * plane * 4);
+      for (let ch = 0; ch < c; ch++) {
+        for (let y = 0; y < h; y++) {
+          memory.copy(
+            padded + (<usize>ch * plane + <usize>(y + pt) * pw + pl) * 4,
+            xn + (<usize>ch * h * w + <usize>y * w) * 4,
+            <usize>w << 2,
+          );
+        }
+      }
+      xn = padded;
+    }
     for (let g = 0; g < groups; g++) {
       setEpilogue(flags, sc + <usize>g * og * 4, bias + <usize>g * og * 4, lo, hi);
       const a = wt + <usize>g * og * k * 4;
       const cOut = out + (<usize>n * o + <usize>g * og) * p * 4;
       for (let p0 = 0; p0 < p; p0 += chunk) {
         const pn = min(chunk, p - p0);
-        im2colPanels(xn, h, w, g * cg, cg, kh, kw, sh, sw, dh, dw, pt, pl, ow, p0, pn, scratch, geo);
+        im2colPanels(xn, ph, pw, g * cg, cg, kh, kw, sh, sw, dh, dw, pad ? 0 : pt, pad ? 0 : pl, ow, p0, pn, scratch, geo);
         gemmF32<V>(0, pn, og, k, a, k, scratch, cOut + (<usize>p0 << 2), p, tmp);
       }
     }

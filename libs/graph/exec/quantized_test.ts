@@ -34,8 +34,8 @@ function n(name: string, op: string, inputs: string[], outputs: string[], attrs 
 }
 
 /** x → Q/DQ (uint8, zp 128) → Conv(DQ(w int8 per-channel), bias) → y [→ Q → yq]. */
-function convGraph(requant: boolean, group = 1): Graph {
-  const cout = 6, cin = 4, k = 3;
+function convGraph(requant: boolean, group = 1, cout = 6): Graph {
+  const cin = 4, k = 3;
   const w = pattern([cout, cin / group, k, k], 7, 0.5).data as Float32Array;
   const { q, scale } = quantizeWeights(w, cout, (cin / group) * k * k, 0);
   const nodes = [
@@ -59,7 +59,7 @@ function convGraph(requant: boolean, group = 1): Graph {
       ["zx", { dtype: "uint8", shape: [], data: new Uint8Array([128]) }],
       ["wq", { dtype: "int8", shape: [cout, cin / group, k, k], data: q }],
       ["sw", f32([cout], scale)],
-      ["b", f32([cout], [0.1, -0.2, 0.3, 0, 0.05, -0.01])],
+      ["b", f32([cout], [0.1, -0.2, 0.3, 0, 0.05, -0.01].slice(0, cout))],
       ["sy", f32([], [0.05])],
       ["zy", { dtype: "uint8", shape: [], data: new Uint8Array([100]) }],
     ]),
@@ -104,9 +104,9 @@ Deno.test("fuseQdq() rewrites QDQ Conv / MatMul / Gemm into fused ops", () => {
   assert.deepEqual(fuseQdq(matmulGraph(true)).nodes.map((x) => x.op), ["QGemmFused"]);
 });
 
-Deno.test("integer execution matches the float QDQ reference (Conv, groups 1 and 2)", async () => {
-  for (const group of [1, 2]) {
-    const g = convGraph(false, group);
+Deno.test("integer execution matches the float QDQ reference (Conv, groups 1, 2, depthwise)", async () => {
+  for (const [group, cout] of [[1, 6], [2, 6], [4, 4]]) {
+    const g = convGraph(false, group, cout);
     const x = pattern([2, 4, 9, 7], 11, 2);
     const ref = (await createExecutor(g).run({ x })).y;
     const int = (await createExecutor(g, { quantized: "integer" }).run({ x })).y;

@@ -13,7 +13,7 @@ import type { PlanEntry } from "../plan.ts";
 import type { QuantizedModel, QuantizeResult } from "../quantize.ts";
 import { formatGranularity } from "../spec.ts";
 import { histogram } from "./histogram.ts";
-import type { ReportData, ReportTensor } from "./html.ts";
+import type { ReportData, ReportSearch, ReportTensor } from "./html.ts";
 import { isBlockFormatName } from "../tensor_quant.ts";
 
 /**
@@ -122,6 +122,8 @@ export interface BuildReportInput {
   output: string;
   /** Time of the run (ISO). */
   createdAt?: string;
+  /** The mixed-precision search's frontier, if it ran. */
+  search?: ReportSearch;
   /** Sizes to show (default: {@link modelSizes} of `float` and the quantized model). */
   sizes?: { floatBytes: number; quantBytes: number };
 }
@@ -203,6 +205,7 @@ export function buildReport(input: BuildReportInput): ReportData {
       latencyMsQuant: ev.latency_ms_quant,
     },
     warnings: result.warnings,
+    ...(input.search ? { search: input.search } : {}),
   };
 }
 

@@ -64,6 +64,18 @@ export interface ReportSummary {
   latencyMsQuant: number;
 }
 
+/** The mixed-precision search's frontier, when `--preset mixed` ran. */
+export interface ReportSearch {
+  /** Sensitivity metric. */
+  metric: string;
+  /** Strategy whose choice was applied. */
+  strategy: string;
+  /** Frontier points: average weight bits vs summed sensitivity. */
+  points: { avgBits: number; score: number }[];
+  /** Each strategy's choice on the same axes. */
+  choices: { strategy: string; avgBits: number; score: number }[];
+}
+
 /** Everything the report shows. */
 export interface ReportData {
   /** Title line. */
@@ -84,6 +96,8 @@ export interface ReportData {
   summary: ReportSummary;
   /** Warnings of the run. */
   warnings: string[];
+  /** The mixed-precision search's frontier, if it ran. */
+  search?: ReportSearch;
 }
 
 function esc(s: string): string {
@@ -198,6 +212,14 @@ ${data.warnings.map((w) => `<p class="warn">⚠ ${esc(w)}</p>`).join("\n")}
 </div>
 <div class="row" style="margin-top:12px"><div class="chart"><canvas id="summary"></canvas></div>
 <div class="chart"><canvas id="sqnr"></canvas></div></div>
+${
+    data.search
+      ? `<h2>Mixed-precision search</h2><p>metric <b>${esc(data.search.metric)}</b>, strategy <b>${
+        esc(data.search.strategy)
+      }</b>: the frontier of average weight bits against summed sensitivity, and each strategy's choice.</p>
+<div class="row"><div class="chart" style="height:280px"><canvas id="frontier"></canvas></div></div>`
+      : ""
+  }
 <h2>Plan</h2>
 <table><thead><tr><th>node</th><th>role</th><th>tensor</th><th>format</th><th>granularity</th>
 <th>mode</th><th>calibrator / rounding</th><th>scales</th><th>note</th></tr></thead><tbody>
@@ -241,6 +263,17 @@ ${layerCards}
     labels: data.layers.map((l) => l.node),
     datasets: [{ label: "layer output SQNR (dB)", data: data.layers.map((l) => l.sqnrDb ?? 0),
       backgroundColor: "#5b8c5a" }] }, options: base }));
+  if (data.search) {
+    const palette = ["#d0412e", "#5b8c5a", "#8e44ad", "#e08e0b", "#2c7fb8"];
+    charts.push(new Chart(document.getElementById("frontier"), { type: "scatter", data: { datasets: [
+      { label: "frontier", data: data.search.points.map((p) => ({ x: p.avgBits, y: p.score })),
+        showLine: true, borderColor: "#3b6ea8", backgroundColor: "#3b6ea8", pointRadius: 2 },
+      ...data.search.choices.map((c, i) => ({ label: c.strategy + (c.strategy === data.search.strategy ? " (applied)" : ""),
+        data: [{ x: c.avgBits, y: c.score }], pointRadius: 7, pointStyle: "rectRot",
+        backgroundColor: palette[i % palette.length] })),
+    ] }, options: { ...base, scales: { x: { title: { display: true, text: "average weight bits" } },
+      y: { title: { display: true, text: "summed sensitivity" } } } } }));
+  }
   data.layers.forEach((l, i) => {
     histChart("w" + i, "weights", l.weight);
     histChart("a" + i, "activations", l.activation);

@@ -170,8 +170,8 @@ export const activationOps: OpTable<
   Clip: clip,
   Sigmoid: act((x, y) => {
     for (let i = 0; i < x.length; i++) {
-      const v = x[i];
-      y[i] = v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v));
+      // exp(-v) overflows to Infinity for v < -88: 1 / Infinity = 0, the right limit.
+      y[i] = 1 / (1 + Math.exp(-x[i]));
     }
   }),
   HardSigmoid: act((x, y, node) => {

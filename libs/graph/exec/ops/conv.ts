@@ -223,6 +223,85 @@ const conv: OpImpl = (inputs, node, ctx) => {
   return [{ dtype: "float32", shape, data: y }];
 };
 
+// NOTE hot loops live in small functions of their own: they get optimised once and
+// stay monomorphic, instead of depending on on-stack replacement inside one big op.
+
+/** Stride = kernel, no padding: every output pixel gets one term; rows written in order. */
+function scatterDisjoint(
+  y: Float32Array,
+  yo: number,
+  cols: Float32Array,
+  c0: number,
+  bv: number,
+  h: number,
+  w: number,
+  kh: number,
+  kw: number,
+  hw: number,
+): void {
+  const ow = w * kw;
+  for (let iy = 0; iy < h; iy++) {
+    for (let ki = 0; ki < kh; ki++) {
+      const yr = yo + (iy * kh + ki) * ow;
+      const cr = c0 + ki * kw * hw + iy * w;
+      for (let kj = 0; kj < kw; kj++) {
+        const src = cr + kj * hw;
+        for (let ix = 0; ix < w; ix++) y[yr + ix * kw + kj] = cols[src + ix] + bv;
+      }
+    }
+  }
+}
+
+/** General col2im: scatter-adds the rows (co, ki, kj) of cols into output channel co. */
+function scatterGeneral(
+  y: Float32Array,
+  yo: number,
+  cols: Float32Array,
+  co: number,
+  _bv: number,
+  g: {
+    h: number;
+    w: number;
+    kh: number;
+    kw: number;
+    sh: number;
+    sw: number;
+    dh: number;
+    dw: number;
+    pt: number;
+    pl: number;
+    oh: number;
+    ow: number;
+  },
+): void {
+  const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
+  const hw = h * w;
+  for (let ki = 0; ki < kh; ki++) {
+    for (let kj = 0; kj < kw; kj++) {
+      const cr = ((co * kh + ki) * kw + kj) * hw;
+      const dx = kj * dw - pl;
+      // Valid ix: 0 <= ix*sw + dx < ow.
+      const ix0 = Math.min(w, Math.max(0, Math.ceil(-dx / sw)));
+      const ix1 = Math.min(w, Math.max(ix0, Math.floor((ow - 1 - dx) / sw) + 1));
+      for (let iy = 0; iy < h; iy++) {
+        const oy = iy * sh + ki * dh - pt;
+        if (oy < 0 || oy >= oh) continue;
+        const yr = yo + oy * ow + dx;
+        const cr2 = cr + iy * w;
+        for (let ix = ix0; ix < ix1; ix++) y[yr + ix * sw] += cols[cr2 + ix];
+      }
+    }
+  }
+}
+
+/** Clamps every element to [lo, hi]. */
+function clampInPlace(y: Float32Array, lo: number, hi: number): void {
+  for (let i = 0; i < y.length; i++) {
+    const v = y[i];
+    y[i] = v < lo ? lo : v > hi ? hi : v;
+  }
+}
+
 const convTranspose: OpImpl = (inputs, node, ctx) => {
   const xt = need(node, inputs[0], "input X");
   const wt = need(node, inputs[1], "weight W");
@@ -290,51 +369,19 @@ const convTranspose: OpImpl = (inputs, node, ctx) => {
         reference: ctx.reference ?? false,
         constant: false,
       });
-      if (disjoint) {
-        // Stride = kernel, no padding: every output pixel gets exactly one term; write rows in order.
-        for (let co = 0; co < coutG; co++) {
-          const yo = (b * cout + gi * coutG + co) * ohw;
-          const bv = bias ? bias[gi * coutG + co] : 0;
-          for (let iy = 0; iy < h; iy++) {
-            for (let ki = 0; ki < kh; ki++) {
-              const yr = yo + (iy * kh + ki) * ow;
-              const cr = (co * kh + ki) * kw * hw + iy * w;
-              for (let ix = 0; ix < w; ix++) {
-                const o = yr + ix * kw;
-                for (let kj = 0; kj < kw; kj++) y[o + kj] = cols[cr + kj * hw + ix] + bv;
-              }
-            }
-          }
-        }
-        continue;
-      }
       for (let co = 0; co < coutG; co++) {
         const yo = (b * cout + gi * coutG + co) * ohw;
-        if (bias) y.fill(bias[gi * coutG + co], yo, yo + ohw);
-        for (let ki = 0; ki < kh; ki++) {
-          for (let kj = 0; kj < kw; kj++) {
-            const cr = ((co * kh + ki) * kw + kj) * hw;
-            const dx = kj * dw - pl;
-            // Valid ix: 0 <= ix*sw + dx < ow.
-            const ix0 = Math.min(w, Math.max(0, Math.ceil(-dx / sw)));
-            const ix1 = Math.min(w, Math.max(ix0, Math.floor((ow - 1 - dx) / sw) + 1));
-            for (let iy = 0; iy < h; iy++) {
-              const oy = iy * sh + ki * dh - pt;
-              if (oy < 0 || oy >= oh) continue;
-              const yr = yo + oy * ow + dx;
-              const cr2 = cr + iy * w;
-              for (let ix = ix0; ix < ix1; ix++) y[yr + ix * sw] += cols[cr2 + ix];
-            }
-          }
+        const bv = bias ? bias[gi * coutG + co] : 0;
+        if (disjoint) scatterDisjoint(y, yo, cols, co * khw * hw, bv, h, w, kh, kw, hw);
+        else {
+          y.fill(bv, yo, yo + ohw);
+          scatterGeneral(y, yo, cols, co, bv, { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow });
         }
       }
     }
   }
   const clamp = fusedClamp(node);
-  if (clamp) {
-    const [lo, hi] = clamp;
-    for (let i = 0; i < y.length; i++) y[i] = y[i] < lo ? lo : y[i] > hi ? hi : y[i];
-  }
+  if (clamp) clampInPlace(y, clamp[0], clamp[1]);
   const shape = nd === 1 ? [n, cout, ow] : [n, cout, oh, ow];
   return [{ dtype: "float32", shape, data: y }];
 };

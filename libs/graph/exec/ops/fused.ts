@@ -233,6 +233,37 @@ function im2row(
   }
 }
 
+/** One depthwise channel in exact integer arithmetic: acc += Σ (x − zx)(w − zw); padding contributes 0. */
+function depthwiseInt(
+  x: Int8Array | Uint8Array,
+  xOff: number,
+  zx: number,
+  w: Int8Array | Uint8Array,
+  wOff: number,
+  zw: number,
+  g: Window2d,
+  acc: Int32Array,
+  oOff: number,
+): void {
+  const { h, w: iw, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
+  for (let ki = 0; ki < kh; ki++) {
+    for (let kj = 0; kj < kw; kj++) {
+      const wv = w[wOff + ki * kw + kj] - zw;
+      if (wv === 0) continue;
+      const dx = kj * dw - pl;
+      const ox0 = Math.min(ow, Math.max(0, Math.ceil(-dx / sw)));
+      const ox1 = Math.min(ow, Math.max(ox0, Math.floor((iw - 1 - dx) / sw) + 1));
+      for (let oy = 0; oy < oh; oy++) {
+        const iy = oy * sh + ki * dh - pt;
+        if (iy < 0 || iy >= h) continue;
+        const xr = xOff + iy * iw + dx;
+        const orow = oOff + oy * ow;
+        for (let ox = ox0; ox < ox1; ox++) acc[orow + ox] += wv * (x[xr + ox * sw] - zx);
+      }
+    }
+  }
+}
+
 const qconv: OpImpl = async (inputs, node, ctx) => {
   const { x, sx, zx, lo, hi, signed } = activationParams(node, inputs);
   const w = need(node, inputs[3], "w_q");
@@ -254,8 +285,20 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
   const cinG = cin / group, coutG = cout / group;
   const kk = cinG * kh * kw, ohw = g.oh * g.ow, hw = g.h * g.w;
   const xq = quantizeCodes(toF32(x), sx, zx, lo, hi, signed);
-  const groups = groupsOf(weightCodes(w, node), group);
   const acc = new Int32Array(nb * cout * ohw);
+  if (cinG === 1 && coutG === 1) {
+    // Depthwise: direct integer loops (a GEMM with one output column per group is all overhead).
+    const wc = weightCodes(w, node);
+    for (let b = 0; b < nb; b++) {
+      for (let c = 0; c < cout; c++) {
+        const z = wz ? wz[wz.length === 1 ? 0 : c] : 0;
+        depthwiseInt(xq, (b * cin + c) * hw, zx, wc, c * kh * kw, z, g, acc, (b * cout + c) * ohw);
+      }
+    }
+    const shape = x.shape.length === 3 ? [nb, cout, g.ow] : [nb, cout, g.oh, g.ow];
+    return [epilogue(acc, nb, cout, ohw, sx, sw, bias, inputs[7], inputs[8], node, shape)];
+  }
+  const groups = groupsOf(weightCodes(w, node), group);
   const rows = signed ? new Int8Array(ohw * kk) : new Uint8Array(ohw * kk);
   const constant = ctx.isConstant?.(w) ?? false;
   for (let b = 0; b < nb; b++) {

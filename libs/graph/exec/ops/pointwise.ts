@@ -73,8 +73,7 @@ function apply(s: PointwiseStep, y: Float32Array, lo: number, hi: number): void 
       return;
     case "sigmoid":
       for (let i = lo; i < hi; i++) {
-        const v = y[i];
-        y[i] = v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v));
+        y[i] = 1 / (1 + Math.exp(-y[i]));
       }
       return;
     case "hardswish":
