@@ -31,6 +31,7 @@ export * from "./tensor_quant.ts";
 export * from "./metrics.ts";
 export * from "./layer_inputs.ts";
 export * from "./smoothquant.ts";
+export * from "./equalize.ts";
 export * from "./bias_correction.ts";
 export * from "./calibrate.ts";
 export * from "./quantize.ts";

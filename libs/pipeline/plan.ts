@@ -95,6 +95,8 @@ export interface QuantPlan {
   options: PlanOptions;
   /** SmoothQuant per-input-channel factors by node (weights were multiplied, inputs divided). */
   smoothing?: Record<string, number[]>;
+  /** Range-equalisation factors by activation value (the value was divided, its Conv weights multiplied). */
+  equalization?: Record<string, number[]>;
   /** What the mixed-precision search chose, when `--preset mixed` made the plan. */
   search?: { metric: string; strategy: string; allocation: Record<string, string> };
   /** One entry per (layer, role). */
@@ -214,6 +216,9 @@ export function parsePlan(json: unknown, file?: string): QuantPlan {
     },
     ...(p.smoothing && typeof p.smoothing === "object"
       ? { smoothing: p.smoothing as Record<string, number[]> }
+      : {}),
+    ...(p.equalization && typeof p.equalization === "object"
+      ? { equalization: p.equalization as Record<string, number[]> }
       : {}),
     ...(p.search && typeof p.search === "object"
       ? { search: p.search as NonNullable<QuantPlan["search"]> }

@@ -3,6 +3,7 @@
  *
  * ```
  * model ─▶ layers ─▶ preset + rules (or mixed search, or a given plan) ─▶ plan entries
+ *       ─▶ [range equalisation: |x| maxima pass, fold factors]
  *       ─▶ [SmoothQuant: |x| maxima pass, fold factors]
  *       ─▶ calibration pass (ranges, Hessians, input means, histogram samples)
  *       ─▶ fit activation scales, fit weight scales, round weights (RTN | GPTQ)
@@ -36,6 +37,7 @@ import { getPreset, type MixedSearch } from "./presets.ts";
 import { type Progress, silentProgress } from "./progress.ts";
 import { applyRules, type Rule } from "./rules.ts";
 import { smoothQuant } from "./smoothquant.ts";
+import { equalize } from "./equalize.ts";
 import { addBias, biasShift } from "./bias_correction.ts";
 import type { LayerConfig, Rounding, TensorSpec } from "./spec.ts";
 import {
@@ -89,6 +91,11 @@ export interface QuantizeOptions {
   smoothquant?: number | null;
   /** Apply bias correction. */
   biasCorrection?: boolean;
+  /**
+   * Cross-layer range equalisation of Conv inputs before calibration (see `equalize`); off by
+   * default. A replayed plan applies its own `equalization` factors instead.
+   */
+  equalize?: boolean;
   /** Samples per calibration batch (32). */
   batchSize?: number;
   /** Progress reporting. */
@@ -294,6 +301,7 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
   let smoothAlpha: number | null;
   let biasCorrection: boolean;
   let givenSmoothing: Record<string, number[]> | undefined;
+  let givenEqualization: Record<string, number[]> | undefined;
   if (opts.plan) {
     warnings.push(
       ...validatePlan(opts.plan, model, opts.sha256 ?? "", (f) => {
@@ -324,6 +332,7 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
     smoothAlpha = opts.plan.options.smoothquant;
     biasCorrection = opts.plan.options.biasCorrection;
     givenSmoothing = opts.plan.smoothing;
+    givenEqualization = opts.plan.equalization;
   } else {
     preset = opts.preset ?? "w8a8";
     const p = getPreset(preset);
@@ -348,6 +357,29 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
   const weightEntries = entries.filter((e) => e.role === "weight" && !e.skip);
   const actEntries = entries.filter((e) => e.role === "activation" && !e.skip);
   const quantLayers = weightEntries.map((e) => byNode.get(e.node)!);
+
+  // Range equalisation: per-channel scales folded between an activation's producer and its Convs.
+  let equalization: Record<string, number[]> | undefined;
+  if (givenEqualization || (!opts.plan && opts.equalize)) {
+    const eqLayers = layers.filter((l) =>
+      l.op === "Conv" &&
+      entries.some((e) => e.node === l.node && e.role === "activation" && !e.skip)
+    );
+    let absMax = new Map<string, Float32Array>();
+    if (!givenEqualization) {
+      const data = needCalib(opts, "for range equalisation");
+      const bar = progress.start("equalize", Math.ceil(data.count / (opts.batchSize ?? 32)));
+      absMax = (await calibrate(model, data, {
+        absMax: eqLayers,
+        batchSize: opts.batchSize,
+        progress: bar,
+      })).absMax;
+      bar.stop();
+    }
+    const r = equalize(model, eqLayers, absMax, givenEqualization);
+    equalization = r.factors;
+    warnings.push(...r.notes);
+  }
 
   // SmoothQuant: migrate activation outliers into the weights.
   let smoothing: Record<string, number[]> | undefined;
@@ -479,6 +511,7 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
     preset,
     options: { smoothquant: smoothAlpha, biasCorrection, gptq: gptqOpts },
     ...(smoothing && Object.keys(smoothing).length ? { smoothing } : {}),
+    ...(equalization && Object.keys(equalization).length ? { equalization } : {}),
     entries,
   };
   return { quantized: { model, plan, layers, encoded }, stats, warnings, prepared };

@@ -24,6 +24,7 @@ import type { Node, TensorData } from "../../ir.ts";
 import { alloc, attrInt, size, toF32 } from "../_tensor.ts";
 import { forwardWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
 import { igemm } from "./_int_backend.ts";
+import { type ConvRef, convF32 } from "./_float_backend.ts";
 import { INT_RANGES } from "./qlinear.ts";
 import { roundHalfEven } from "./elementwise.ts";
 import type { OpImpl, OpTable } from "./types.ts";
@@ -37,6 +38,9 @@ function need(node: Node, t: TensorData | undefined, what: string): TensorData {
   return t;
 }
 
+/** 1.5·2⁵²: adding and subtracting it rounds a double (|v| < 2⁵¹) to an integer, ties to even. */
+const RNE = 6755399441055744;
+
 /** Quantizes x exactly as QuantizeLinear (per-tensor) into codes of the zero point's type. */
 function quantizeCodes(
   x: Float32Array,
@@ -46,10 +50,29 @@ function quantizeCodes(
   hi: number,
   signed: boolean,
 ): Int8Array | Uint8Array {
-  const out = signed ? new Int8Array(x.length) : new Uint8Array(x.length);
+  return signed
+    ? quantizeInto(x, s, z, lo, hi, new Int8Array(x.length))
+    : quantizeInto(x, s, z, lo, hi, new Uint8Array(x.length));
+}
+
+/**
+ * round_half_even(fround(x / s)) + z clamped to [lo, hi], written to `out`. The clamp comes
+ * first (lo − z, hi − z are integers, so clamping before rounding gives the same code, and
+ * keeps |v| small for the RNE constant); NaN stays NaN and stores as 0, as before.
+ */
+function quantizeInto<T extends Int8Array | Uint8Array | Float32Array>(
+  x: Float32Array,
+  s: number,
+  z: number,
+  lo: number,
+  hi: number,
+  out: T,
+): T {
+  const a = lo - z, b = hi - z;
   for (let i = 0; i < x.length; i++) {
-    const q = roundHalfEven(Math.fround(x[i] / s)) + z;
-    out[i] = q < lo ? lo : q > hi ? hi : q;
+    let v = Math.fround(x[i] / s);
+    v = v < a ? a : v > b ? b : v;
+    out[i] = v + RNE - RNE + z;
   }
   return out;
 }
@@ -108,9 +131,12 @@ export function dyadic(m: number): [number, number] {
   return [m0, shift];
 }
 
-/** Writes float or requantized outputs from int32 accumulators laid out [outer][ch][inner]. */
+/**
+ * Writes float or requantized outputs [outer][ch][inner] from integer-valued accumulators laid
+ * out [outer][ch][inner], or [outer][inner][ch] when `transposed` (a GEMM's rows × columns).
+ */
 function epilogue(
-  acc: Int32Array,
+  acc: Int32Array | Float32Array,
   outer: number,
   ch: number,
   inner: number,
@@ -121,7 +147,10 @@ function epilogue(
   yZero: TensorData | undefined,
   node: Node,
   shape: number[],
+  transposed = false,
 ): TensorData {
+  // Accumulator of output (o, c, i): acc[o·ch·inner + c·cs + i·is].
+  const cs = transposed ? 1 : inner, is = transposed ? ch : 1;
   const swAt = (c: number): number => sw[sw.length === 1 ? 0 : c];
   if (yScale === undefined) {
     const y = new Float32Array(acc.length);
@@ -129,8 +158,8 @@ function epilogue(
       for (let c = 0; c < ch; c++) {
         const sc = Math.fround(sx * swAt(c));
         const b = bias ? bias[c] : 0;
-        const base = (o * ch + c) * inner;
-        for (let i = 0; i < inner; i++) y[base + i] = acc[base + i] * sc + b;
+        const base = (o * ch + c) * inner, ab = o * ch * inner + c * cs;
+        for (let i = 0; i < inner; i++) y[base + i] = acc[ab + i * is] * sc + b;
       }
     }
     return { dtype: "float32", shape, data: y };
@@ -152,9 +181,9 @@ function epilogue(
     const [m0, shift] = dyadic(accScale / sy);
     const div = 2 ** shift;
     for (let o = 0; o < outer; o++) {
-      const base = (o * ch + c) * inner;
+      const base = (o * ch + c) * inner, ab = o * ch * inner + c * cs;
       for (let i = 0; i < inner; i++) {
-        const v = (acc[base + i] + bq) * m0; // exact: |v| < 2⁵³
+        const v = (acc[ab + i * is] + bq) * m0; // exact: |v| < 2⁵³
         const r = v >= 0 ? Math.floor(v / div + 0.5) : -Math.floor(-v / div + 0.5);
         const q = r + zy;
         out[base + i] = q < lo ? lo : q > hi ? hi : q;
@@ -214,6 +243,15 @@ function im2row(
 ): void {
   const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
   const kk = cin * kh * kw;
+  if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && pt === 0 && pl === 0 && oh === h && ow === w) {
+    // Pointwise: a transpose of [cin][h·w] into [h·w][cin].
+    const hw = h * w;
+    for (let ci = 0; ci < cin; ci++) {
+      const xc = xOff + ci * hw;
+      for (let q = 0, o = ci; q < hw; q++, o += cin) out[o] = x[xc + q];
+    }
+    return;
+  }
   let p = 0;
   for (let oy = 0; oy < oh; oy++) {
     for (let ox = 0; ox < ow; ox++, p++) {
@@ -264,6 +302,78 @@ function depthwiseInt(
   }
 }
 
+/** Depthwise over the whole batch in exact integer arithmetic (int32 accumulators, NCHW). */
+function depthwiseAll(
+  xq: Int8Array | Uint8Array,
+  zx: number,
+  wc: Int8Array | Uint8Array,
+  wz: Float32Array | undefined,
+  nb: number,
+  cout: number,
+  g: Window2d,
+): Int32Array {
+  const ohw = g.oh * g.ow, hw = g.h * g.w, kk = g.kh * g.kw;
+  const acc = new Int32Array(nb * cout * ohw);
+  for (let b = 0; b < nb; b++) {
+    for (let c = 0; c < cout; c++) {
+      const z = wz ? wz[wz.length === 1 ? 0 : c] : 0;
+      depthwiseInt(xq, (b * cout + c) * hw, zx, wc, c * kk, z, g, acc, (b * cout + c) * ohw);
+    }
+  }
+  return acc;
+}
+
+/** The integer depthwise as a float `ConvRef` (when the float kernels cannot load). */
+function depthwiseRef(
+  zx: number,
+  wc: Int8Array | Uint8Array,
+  wz: Float32Array | undefined,
+): ConvRef {
+  return (x, _w, _b, n, _cin, cout, _group, g) => {
+    // x holds the centred codes; shift them back by zx into integer codes.
+    const xq = new Int32Array(x.length);
+    for (let i = 0; i < x.length; i++) xq[i] = x[i] + zx;
+    return Float32Array.from(depthwiseAll(xq as unknown as Int8Array, zx, wc, wz, n, cout, g));
+  };
+}
+
+/** Centred float weights (w − zw) of a depthwise conv, made once per constant weight array. */
+interface CentredWeights {
+  /** (w − zw) as float32, same layout. */
+  w: Float32Array;
+  /** max |w − zw|. */
+  range: number;
+  /** The zero points they were made with. */
+  wz: Float32Array | undefined;
+}
+const centred = new WeakMap<object, CentredWeights>();
+const sameZeros = (a: Float32Array | undefined, b: Float32Array | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && a.length === b.length &&
+    a.every((v, i) => v === b[i]));
+function centredWeights(
+  wc: Int8Array | Uint8Array,
+  wz: Float32Array | undefined,
+  cout: number,
+  kk: number,
+  constant: boolean,
+): CentredWeights {
+  let e = constant ? centred.get(wc) : undefined;
+  if (e === undefined || !sameZeros(e.wz, wz)) {
+    const w = new Float32Array(wc.length);
+    let range = 0;
+    for (let c = 0; c < cout; c++) {
+      const z = wz ? wz[wz.length === 1 ? 0 : c] : 0;
+      for (let i = c * kk; i < (c + 1) * kk; i++) {
+        w[i] = wc[i] - z;
+        range = Math.max(range, Math.abs(w[i]));
+      }
+    }
+    e = { w, range, wz: wz?.slice() };
+    if (constant) centred.set(wc, e);
+  }
+  return e;
+}
+
 const qconv: OpImpl = async (inputs, node, ctx) => {
   const { x, sx, zx, lo, hi, signed } = activationParams(node, inputs);
   const w = need(node, inputs[3], "w_q");
@@ -284,46 +394,81 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
   const g = forwardWindow(node, x.shape, [kh, kw]);
   const cinG = cin / group, coutG = cout / group;
   const kk = cinG * kh * kw, ohw = g.oh * g.ow, hw = g.h * g.w;
+  const shape = x.shape.length === 3 ? [nb, cout, g.ow] : [nb, cout, g.oh, g.ow];
+  if (cinG === 1 && coutG === 1) {
+    const wc = weightCodes(w, node);
+    // Depthwise on the float kernels when exact: the operands are the centred integers
+    // (x − zx), (w − zw), so every product and partial sum is an integer below 2²⁴.
+    const constant = ctx.isConstant?.(w) ?? false;
+    const fw = ctx.reference ? undefined : centredWeights(wc, wz, cout, kh * kw, constant);
+    const xr = Math.max(hi - zx, zx - lo);
+    if (fw !== undefined && kh * kw * xr * fw.range < 2 ** 24) {
+      const xc = quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(size(x.shape)));
+      const y = convF32(xc, fw.w, undefined, nb, cin, cout, group, g, {
+        reference: false,
+        constant,
+      }, depthwiseRef(zx, wc, wz));
+      return [epilogue(y, nb, cout, ohw, sx, sw, bias, inputs[7], inputs[8], node, shape)];
+    }
+    // Direct integer loops (a GEMM with one output column per group is all overhead).
+    const xq = quantizeCodes(toF32(x), sx, zx, lo, hi, signed);
+    return [
+      epilogue(
+        depthwiseAll(xq, zx, wc, wz, nb, cout, g),
+        nb,
+        cout,
+        ohw,
+        sx,
+        sw,
+        bias,
+        inputs[7],
+        inputs[8],
+        node,
+        shape,
+      ),
+    ];
+  }
   const xq = quantizeCodes(toF32(x), sx, zx, lo, hi, signed);
   const acc = new Int32Array(nb * cout * ohw);
-  if (cinG === 1 && coutG === 1) {
-    // Depthwise: direct integer loops (a GEMM with one output column per group is all overhead).
-    const wc = weightCodes(w, node);
-    for (let b = 0; b < nb; b++) {
-      for (let c = 0; c < cout; c++) {
-        const z = wz ? wz[wz.length === 1 ? 0 : c] : 0;
-        depthwiseInt(xq, (b * cin + c) * hw, zx, wc, c * kh * kw, z, g, acc, (b * cout + c) * ohw);
-      }
-    }
-    const shape = x.shape.length === 3 ? [nb, cout, g.ow] : [nb, cout, g.oh, g.ow];
-    return [epilogue(acc, nb, cout, ohw, sx, sw, bias, inputs[7], inputs[8], node, shape)];
-  }
   const groups = groupsOf(weightCodes(w, node), group);
-  const rows = signed ? new Int8Array(ohw * kk) : new Uint8Array(ohw * kk);
   const constant = ctx.isConstant?.(w) ?? false;
-  for (let b = 0; b < nb; b++) {
+  // Several images per GEMM call (rows of all of them stacked), up to ~16 MB of rows.
+  const chunk = Math.max(1, Math.min(nb, Math.floor((1 << 24) / Math.max(1, ohw * kk))));
+  const rows = signed ? new Int8Array(chunk * ohw * kk) : new Uint8Array(chunk * ohw * kk);
+  for (let b0 = 0; b0 < nb; b0 += chunk) {
+    const bc = Math.min(chunk, nb - b0);
     for (let gi = 0; gi < group; gi++) {
-      im2row(xq, (b * cin + gi * cinG) * hw, cinG, g, zx, rows);
+      for (let b = 0; b < bc; b++) {
+        const xOff = ((b0 + b) * cin + gi * cinG) * hw;
+        im2row(xq, xOff, cinG, g, zx, rows.subarray(b * ohw * kk, (b + 1) * ohw * kk));
+      }
       const zb = wz && wz.length > 1 ? wz.subarray(gi * coutG, (gi + 1) * coutG) : wz;
       const part = await igemm({
-        a: rows,
+        a: bc === chunk ? rows : rows.subarray(0, bc * ohw * kk),
         za: zx,
         w: groups[gi],
         zb,
-        m: ohw,
+        m: bc * ohw,
         n: coutG,
         k: kk,
         reference: ctx.reference ?? false,
         constant,
       });
-      for (let c = 0; c < coutG; c++) {
-        const o = (b * cout + gi * coutG + c) * ohw;
-        for (let p = 0; p < ohw; p++) acc[o + p] = part[p * coutG + c];
+      if (group === 1) {
+        // Kept as [b][pixel][channel]; the epilogue reads it transposed.
+        acc.set(part, b0 * ohw * cout);
+        continue;
+      }
+      for (let b = 0; b < bc; b++) {
+        for (let c = 0; c < coutG; c++) {
+          const o = ((b0 + b) * cout + gi * coutG + c) * ohw;
+          for (let p = 0, q = b * ohw * coutG + c; p < ohw; p++, q += coutG) acc[o + p] = part[q];
+        }
       }
     }
   }
-  const shape = x.shape.length === 3 ? [nb, cout, g.ow] : [nb, cout, g.oh, g.ow];
-  return [epilogue(acc, nb, cout, ohw, sx, sw, bias, inputs[7], inputs[8], node, shape)];
+  const args = [sx, sw, bias, inputs[7], inputs[8], node, shape] as const;
+  return [epilogue(acc, nb, cout, ohw, ...args, group === 1)];
 };
 
 /**

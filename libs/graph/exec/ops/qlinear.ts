@@ -173,6 +173,17 @@ const quantize: OpImpl = (inputs, node) => {
   }
   const [lo, hi] = range;
   const o = out as Int32Array;
+  if (st.data.length === 1) {
+    // Per tensor: clamp first (lo − z, hi − z are integers, so the code is the same), then
+    // round half to even by adding and subtracting 1.5·2⁵²; NaN still stores as 0.
+    const sv = s[0], zv = z ? z[0] : 0, a = lo - zv, b = hi - zv, rne = 6755399441055744;
+    for (let i = 0; i < n; i++) {
+      let v = Math.fround(x[i] / sv);
+      v = v < a ? a : v > b ? b : v;
+      o[i] = v + rne - rne + zv;
+    }
+    return [{ dtype: outDtype, shape: [...xt.shape], data: out }];
+  }
   for (let i = 0; i < n; i++) {
     const k = pi(i);
     const q = roundHalfEven(Math.fround(x[i] / s[k])) + (z ? z[k] : 0);
