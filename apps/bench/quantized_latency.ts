@@ -44,6 +44,10 @@ export interface LatencyRow {
   quant_ms: number;
   /** quant_ms / float_ms. */
   ratio: number;
+  /** Fastest float run, ms (less sensitive to a busy machine than the median). */
+  float_min_ms: number;
+  /** Fastest quantized run, ms. */
+  quant_min_ms: number;
   /** Max |quantized − float| / max |float| of the outputs (a sanity figure). */
   rel_err: number;
 }
@@ -122,7 +126,15 @@ async function measure(
     den = Math.max(den, Math.abs(yf[i]));
   }
   const float_ms = median(tf), quant_ms = median(tq);
-  return { model: name, float_ms, quant_ms, ratio: quant_ms / float_ms, rel_err: num / den };
+  return {
+    model: name,
+    float_ms,
+    quant_ms,
+    ratio: quant_ms / float_ms,
+    float_min_ms: Math.min(...tf),
+    quant_min_ms: Math.min(...tq),
+    rel_err: num / den,
+  };
 }
 
 if (import.meta.main) {
@@ -165,12 +177,16 @@ if (import.meta.main) {
       values.profile,
     ),
   );
-  console.log(`model                    float ms   quant ms   ratio   rel err`);
+  console.log(
+    `model                    float ms   quant ms   ratio   (min: float  quant)   rel err`,
+  );
   for (const r of rows) {
     console.log(
       `${r.model.padEnd(24)} ${r.float_ms.toFixed(2).padStart(8)}  ${
         r.quant_ms.toFixed(2).padStart(9)
-      }  ${r.ratio.toFixed(2).padStart(6)}  ${r.rel_err.toExponential(2)}`,
+      }  ${r.ratio.toFixed(2).padStart(6)}   ${r.float_min_ms.toFixed(2).padStart(10)} ${
+        r.quant_min_ms.toFixed(2).padStart(6)
+      }   ${r.rel_err.toExponential(2)}`,
     );
   }
   console.log(JSON.stringify({ runs, warmup, rows }));

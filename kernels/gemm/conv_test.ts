@@ -3,34 +3,14 @@ import { LowbitError } from "@lowbit/core";
 import {
   conv2dF32,
   type Conv2dF32Options,
-  createFloatKernels,
   depthwiseConv2dF32,
   type FloatKernels,
   prepareConv2dF32,
 } from "./float.ts";
 import { refConv2dF32, type RefConvGeometry } from "./reference_float.ts";
+import { floatContexts, randF32, rng } from "./_test_util.ts";
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randF32(n: number, r: () => number): Float32Array {
-  return Float32Array.from({ length: n }, () => r() * 2 - 1);
-}
-
-const CTX: FloatKernels[] = (() => {
-  const out = [createFloatKernels({ isa: "wasmsimd" })];
-  const auto = createFloatKernels();
-  if (auto.isa === "wasmrelaxedsimd") out.push(auto);
-  return out;
-})();
+const CTX: FloatKernels[] = floatContexts();
 
 interface Case {
   input: [number, number, number, number];

@@ -4,7 +4,6 @@ import {
   createFloatKernels,
   decodeMinifloatWeights,
   type FloatIsa,
-  type FloatKernels,
   gemmF32,
   gemmMinifloat,
   type MinifloatWeightFormat,
@@ -20,33 +19,11 @@ import {
   type MinifloatElement,
   refGemmF32,
 } from "./reference_float.ts";
+import { floatContexts, randF32, rng } from "./_test_util.ts";
 
 // *** helpers ***
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randF32(n: number, r: () => number, scale = 1): Float32Array {
-  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
-}
-
-/** Every available ISA, as contexts. */
-function contexts(): FloatKernels[] {
-  const out = [createFloatKernels({ isa: "wasmsimd" })];
-  const auto = createFloatKernels();
-  if (auto.isa === "wasmrelaxedsimd") out.push(auto);
-  return out;
-}
-const CTX = contexts();
+const CTX = floatContexts();
 
 /** Bitwise equality (any NaN equals any NaN); the message names position and shapes. */
 function assertSameBits(got: Float32Array, want: Float32Array, what: string, n: number): void {

@@ -18,20 +18,9 @@ import {
   requantizeRef,
   type WeightLayout,
 } from "./mod.ts";
+import { rng } from "./_test_util.ts";
 
 const DIMS = [1, 3, 15, 16, 17, 63, 64, 65, 255, 511];
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randInts<T extends Int8Array | Uint8Array>(
   ctor: new (n: number) => T,

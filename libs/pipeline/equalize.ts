@@ -11,8 +11,8 @@
  *   per-channel weight quantization does not see the factor at all, so s_c =
  *   r_c / max r puts every channel on the full activation range (per-tensor
  *   activation quantization then behaves like per-channel);
- * - otherwise s_c = sqrt(r_c / w_c) (w_c: the consumers' weight max on input
- *   channel c), balancing activation and weight ranges as in DFQ.
+ * - otherwise s_c = r_c^α / w_c^(1−α) (w_c: the consumers' weight max on input
+ *   channel c); α = 0.5 balances activation and weight ranges as in DFQ.
  *
  * The division is folded into the producer of `x`, walking back through ops
  * that per-channel scaling commutes with exactly: `Add`/`Sub` of a constant
@@ -26,6 +26,7 @@
  * @module
  */
 
+import { LowbitError } from "@lowbit/core";
 import type { Model, Node, TensorData } from "@lowbit/graph";
 import type { Layer } from "./layers.ts";
 
@@ -187,7 +188,8 @@ function planFold(model: Model, value: string, s: Float64Array): (() => void)[] 
  * @param model the model (initializers and node inputs are modified)
  * @param layers the layers whose inputs may be equalised (only Conv consumers are)
  * @param actAbsMax per input value, max |x| per channel (axis 1), e.g. from `calibrate`'s `absMax`
- * @param given factors to apply instead of computing them (replaying a plan), by value
+ * @param opts `alpha` (0.5): migration strength for inputs with ungrouped consumers;
+ *   `given`: factors to apply instead of computing them (replaying a plan), by value
  * @returns factors per value and notes for values left alone
  *
  * @example
@@ -212,8 +214,15 @@ export function equalize(
   model: Model,
   layers: readonly Layer[],
   actAbsMax: ReadonlyMap<string, Float32Array>,
-  given?: Readonly<Record<string, readonly number[]>>,
+  opts: { alpha?: number; given?: Readonly<Record<string, readonly number[]>> } = {},
 ): EqualizeResult {
+  const { alpha = 0.5, given } = opts;
+  if (!(alpha >= 0 && alpha <= 1)) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `equalisation alpha must be in [0, 1], got ${alpha}`,
+    );
+  }
   const factors: Record<string, number[]> = {};
   const notes: string[] = [];
   const byInput = new Map<string, Layer[]>();
@@ -253,7 +262,9 @@ export function equalize(
         }
       }
       for (let c = 0; c < C; c++) {
-        const v = amax![c] > 0 && wmax[c] > 0 ? Math.sqrt(amax![c] / wmax[c]) : 1;
+        const v = amax![c] > 0 && wmax[c] > 0
+          ? Math.pow(amax![c], alpha) / Math.pow(wmax[c], 1 - alpha)
+          : 1;
         s[c] = Math.min(1e4, Math.max(1e-4, v));
       }
     }

@@ -92,10 +92,12 @@ export interface QuantizeOptions {
   /** Apply bias correction. */
   biasCorrection?: boolean;
   /**
-   * Cross-layer range equalisation of Conv inputs before calibration (see `equalize`); off by
-   * default. A replayed plan applies its own `equalization` factors instead.
+   * Cross-layer range equalisation of Conv inputs before calibration (see `equalize`): its α for
+   * inputs of ungrouped Convs (0.5 balances activation and weight ranges, 1 moves them wholly
+   * into the weights; depthwise inputs are always fully equalised), or null/undefined for off.
+   * A replayed plan applies its own `equalization` factors instead.
    */
-  equalize?: boolean;
+  equalize?: number | null;
   /** Samples per calibration batch (32). */
   batchSize?: number;
   /** Progress reporting. */
@@ -360,7 +362,8 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
 
   // Range equalisation: per-channel scales folded between an activation's producer and its Convs.
   let equalization: Record<string, number[]> | undefined;
-  if (givenEqualization || (!opts.plan && opts.equalize)) {
+  const eqAlpha = opts.equalize ?? null;
+  if (givenEqualization || (!opts.plan && eqAlpha !== null)) {
     const eqLayers = layers.filter((l) =>
       l.op === "Conv" &&
       entries.some((e) => e.node === l.node && e.role === "activation" && !e.skip)
@@ -376,7 +379,10 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
       })).absMax;
       bar.stop();
     }
-    const r = equalize(model, eqLayers, absMax, givenEqualization);
+    const r = equalize(model, eqLayers, absMax, {
+      alpha: eqAlpha ?? 0.5,
+      given: givenEqualization,
+    });
     equalization = r.factors;
     warnings.push(...r.notes);
   }

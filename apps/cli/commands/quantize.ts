@@ -75,6 +75,8 @@ calibration and evaluation splits, preset w8a8, output out/cnn.w8a8.onnx.
   --gptq-block N        GPTQ lazy-update block (128)
   --calibrator NAME     activation calibrator: minmax, ema-minmax, percentile, mse, kl
   --smoothquant ALPHA   SmoothQuant migration strength (e.g. 0.5)
+  --equalize ALPHA      range-equalise Conv inputs first (depthwise inputs fully; ALPHA for
+                        ungrouped Convs: 0.5 balanced, 1 all into the weights)
   --bias-correction     correct the bias for the weights' rounding error
   --eval [NAME=]X.npy   evaluation inputs (default: none; the embedded default uses its split)
   --labels Y.npy        evaluation labels (int64), for top-1
@@ -153,6 +155,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
     "gptq-block": { type: "string" },
     calibrator: { type: "string" },
     smoothquant: { type: "string" },
+    equalize: { type: "string" },
     "bias-correction": { type: "boolean" },
     eval: { type: "string", multiple: true },
     labels: { type: "string" },
@@ -256,6 +259,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
       ...(values["gptq-block"] ? { blockSize: num(values["gptq-block"], "--gptq-block") } : {}),
     },
     smoothquant: num(values.smoothquant, "--smoothquant") ?? null,
+    equalize: num(values.equalize, "--equalize") ?? null,
     biasCorrection: values["bias-correction"] ?? false,
     batchSize,
     progress,

@@ -10,9 +10,8 @@
  * @module
  */
 
-import type { Codes, NumberFormat } from "../types.ts";
-import { attachParams, rejectNonFinite } from "./_scaled.ts";
-import type { ScaledCodes } from "./scaled.ts";
+import type { NumberFormat } from "../types.ts";
+import { rejectNonFinite, unitScaledFormat } from "./_scaled.ts";
 
 /**
  * Binarizes a tensor to sign · mean|w|.
@@ -55,25 +54,12 @@ export function signMeanBinary(w: Float32Array): { codes: Uint8Array; scale: num
  * ```
  */
 export function binaryFormat(): NumberFormat {
-  return {
+  return unitScaledFormat({
     name: "binary",
     bits: 1,
     family: "binary",
-    max: 1,
-    min: -1,
-    minNormal: 1,
-    minSubnormal: 1,
-    signed: true,
-    encode(x: Float32Array): ScaledCodes {
-      const { codes, scale } = signMeanBinary(x);
-      return attachParams(codes, scale);
-    },
-    decode(codes: Codes): Float32Array {
-      const s = (codes as ScaledCodes).tensorScale ?? 1;
-      const out = new Float32Array(codes.length);
-      for (let i = 0; i < codes.length; i++) out[i] = (codes[i] & 1) === 1 ? s : -s;
-      return out;
-    },
-    values: (): Float32Array => Float32Array.of(-1, 1),
-  };
+    fit: signMeanBinary,
+    unit: (c) => ((c & 1) === 1 ? 1 : -1),
+    grid: [-1, 1],
+  });
 }

@@ -46,7 +46,7 @@
  */
 
 import { LowbitError } from "../errors.ts";
-import type { BlockEncoded, BlockFormat, Codes } from "../types.ts";
+import type { BlockEncoded, BlockFormat, Codes, NumberFormat } from "../types.ts";
 import { bitsOfF32, checkBlockLength, newCodes } from "./_bits.ts";
 import { encodeMinifloatInto, minifloatConsts } from "./_minifloat.ts";
 import type { IntegerFormat } from "./integer.ts";
@@ -168,6 +168,18 @@ export function mxFormat(
     }
     return out;
   };
+  return blockFormat(name, element, scale, blockSize, encodeBlocks, decodeBlocks);
+}
+
+/** The BlockFormat object around a format's block encoder / decoder. */
+function blockFormat(
+  name: string,
+  element: NumberFormat,
+  scale: NumberFormat,
+  blockSize: number,
+  encodeBlocks: (x: Float32Array) => BlockEncoded,
+  decodeBlocks: (enc: BlockEncoded) => Float32Array,
+): BlockFormat {
   return {
     name,
     bits: element.bits,
@@ -276,22 +288,5 @@ export function nvfp4Format(
     }
     return out;
   };
-  return {
-    name,
-    bits: element.bits,
-    family: "block",
-    max: element.max,
-    min: element.min,
-    minNormal: element.minNormal,
-    minSubnormal: element.minSubnormal,
-    bitsPerValue: element.bits + scale.bits / blockSize,
-    blockSize,
-    element,
-    scaleFormat: scale,
-    encodeBlocks,
-    decodeBlocks,
-    encode: (x: Float32Array): BlockCodes => attach(encodeBlocks(x)),
-    decode: (codes: Codes): Float32Array => decodeBlocks(detach(codes, name)),
-    values: (): Float32Array => element.values(),
-  };
+  return blockFormat(name, element, scale, blockSize, encodeBlocks, decodeBlocks);
 }

@@ -12,10 +12,9 @@
  * @module
  */
 
-import type { Codes, NumberFormat } from "../types.ts";
+import type { NumberFormat } from "../types.ts";
 import { roundHalfEven } from "./_bits.ts";
-import { attachParams, rejectNonFinite, tritOf } from "./_scaled.ts";
-import type { ScaledCodes } from "./scaled.ts";
+import { rejectNonFinite, tritOf, unitScaledFormat } from "./_scaled.ts";
 
 /**
  * BitNet b1.58 absmean ternary quantization of a whole tensor.
@@ -61,25 +60,12 @@ export function absmeanTernary(w: Float32Array): { codes: Uint8Array; scale: num
  * ```
  */
 export function ternaryFormat(): NumberFormat {
-  return {
+  return unitScaledFormat({
     name: "ternary",
     bits: 2,
     family: "ternary",
-    max: 1,
-    min: -1,
-    minNormal: 1,
-    minSubnormal: 1,
-    signed: true,
-    encode(x: Float32Array): ScaledCodes {
-      const { codes, scale } = absmeanTernary(x);
-      return attachParams(codes, scale);
-    },
-    decode(codes: Codes): Float32Array {
-      const s = (codes as ScaledCodes).tensorScale ?? 1;
-      const out = new Float32Array(codes.length);
-      for (let i = 0; i < codes.length; i++) out[i] = tritOf(codes[i]) * s;
-      return out;
-    },
-    values: (): Float32Array => Float32Array.of(-1, 0, 1),
-  };
+    fit: absmeanTernary,
+    unit: tritOf,
+    grid: [-1, 0, 1],
+  });
 }

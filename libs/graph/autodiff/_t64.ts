@@ -1,16 +1,14 @@
 // Private float64 tensor helpers for the autodiff interpreter.
 // NOTE: everything here is plain loops over row-major Float64Arrays; clarity over speed.
 
+import { size, strides } from "../exec/_tensor.ts";
+
+export { size, strides };
+
 /** A dense row-major float64 tensor. */
 export interface T64 {
   shape: number[];
   data: Float64Array;
-}
-
-export function size(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
 }
 
 export function t64(data: Float64Array, shape: readonly number[]): T64 {
@@ -19,16 +17,6 @@ export function t64(data: Float64Array, shape: readonly number[]): T64 {
 
 export function zeros(shape: readonly number[]): T64 {
   return { shape: [...shape], data: new Float64Array(size(shape)) };
-}
-
-export function strides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
 }
 
 export function normAxis(axis: number, rank: number): number {

@@ -12,6 +12,7 @@
  */
 
 import type { Attr, Node } from "../ir.ts";
+import type { Window2d } from "../exec/ops/_conv_geom.ts";
 import {
   add,
   broadcastShape,
@@ -282,18 +283,7 @@ function unbroadcastBatch(g: T64, shape: readonly number[]): T64 {
 
 // *** convolution and pooling (2-D, NCHW) ***
 
-interface Win {
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  dh: number;
-  dw: number;
-  pt: number;
-  pl: number;
-  oh: number;
-  ow: number;
-}
+type Win = Omit<Window2d, "h" | "w" | "pb" | "pr">;
 
 function window(node: Node, h: number, w: number, kh: number, kw: number): Win {
   const autoPad = attrString(node, "auto_pad", "NOTSET");

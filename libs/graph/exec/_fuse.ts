@@ -5,8 +5,8 @@
 // - Conv ← BatchNormalization / Mul / Div / Add / Sub by per-channel constants fold into the
 //   Conv's weights and bias;
 // - Add(x, 3) → Clip(0, 6) → Mul(x, ·) → Div(6) becomes HardSwish(x);
-// - Relu / constant Clip after Conv / Gemm / MatMul fuse into the kernel epilogue
-//   (attribute `lowbit_clamp`);
+// - Relu / constant Clip after Conv / Gemm / MatMul (and lowbit's QConvFused / QGemmFused
+//   with float output) fuse into the kernel epilogue (attribute `lowbit_clamp`);
 // - chains of scalar elementwise ops and activations become one PointwiseFused node
 //   (attribute `program`, a JSON list of steps), one pass over the data.
 //
@@ -232,7 +232,13 @@ function fuseClamp(c: Ctx): boolean {
   const cons = consumers(c);
   let changed = false;
   c.nodes.forEach((n, i) => {
-    if (!n || n.domain !== "" || !["Conv", "ConvTranspose", "Gemm", "MatMul"].includes(n.op)) {
+    // lowbit's fused integer ops clamp in their float epilogue (not when they requantize).
+    const qfused = n?.domain === "lowbit" && (n.op === "QConvFused" || n.op === "QGemmFused") &&
+      (n.inputs[7] ?? "") === "";
+    if (
+      !n ||
+      (!qfused && (n.domain !== "" || !["Conv", "ConvTranspose", "Gemm", "MatMul"].includes(n.op)))
+    ) {
       return;
     }
     if (

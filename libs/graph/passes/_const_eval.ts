@@ -4,6 +4,7 @@
 
 import type { Attr, DType, Node, TensorData } from "../ir.ts";
 import { elementCount, fromFloat32, toFloat32 } from "../tensor_data.ts";
+import { strides } from "../exec/_tensor.ts";
 
 /** Largest tensor the built-in evaluator produces (elements). */
 export const FOLD_LIMIT = 1 << 20;
@@ -113,16 +114,6 @@ function expandTo(v: number[], shape: readonly number[], out: readonly number[])
     }
   }
   return res;
-}
-
-function strides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
 }
 
 const isInt = (d: DType): boolean => !d.startsWith("float") && d !== "bfloat16";

@@ -259,20 +259,7 @@ function scatterGeneral(
   cols: Float32Array,
   co: number,
   _bv: number,
-  g: {
-    h: number;
-    w: number;
-    kh: number;
-    kw: number;
-    sh: number;
-    sw: number;
-    dh: number;
-    dw: number;
-    pt: number;
-    pl: number;
-    oh: number;
-    ow: number;
-  },
+  g: Omit<Window2d, "pb" | "pr">,
 ): void {
   const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
   const hw = h * w;

@@ -15,16 +15,25 @@
  * folded into the int32 accumulator (round(bias / (x_scale·w_scale))), and the
  * accumulator is scaled by a dyadic multiplier m₀·2⁻ˢʰⁱᶠᵗ (31-bit m₀), rounded
  * half away from zero; codes then differ from Q(float reference) by at most 1.
+ * Without them, a Relu / Clip the executor fused (`lowbit_clamp`) is applied to the float output.
+ *
+ * Where the sums run: the integer sum is the same number however it is computed, so when
+ * K·max|q(x) − x_zp|·max|w_q − w_zp| < 2²⁴ (every partial sum an integer that float32 holds
+ * exactly; K = C/group·kh·kw) the centred codes go through the float32 WASM SIMD conv / GEMM
+ * kernels, whose accumulators then equal the int32 ones bit for bit (and results equal the
+ * TypeScript reference's). Otherwise: the int8 GEMM (`gemmS8`, weights packed once) on im2row of
+ * the codes, all images of a batch in one call; depthwise in direct integer loops.
  *
  * @module
  */
 
 import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
-import { alloc, attrInt, size, toF32 } from "../_tensor.ts";
+import { alloc, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
 import { forwardWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
 import { igemm } from "./_int_backend.ts";
-import { type ConvRef, convF32 } from "./_float_backend.ts";
+import { convF32, type ConvRef, matmulF32 } from "./_float_backend.ts";
+import { conv2dRef } from "./conv.ts";
 import { INT_RANGES } from "./qlinear.ts";
 import { roundHalfEven } from "./elementwise.ts";
 import type { OpImpl, OpTable } from "./types.ts";
@@ -69,10 +78,25 @@ function quantizeInto<T extends Int8Array | Uint8Array | Float32Array>(
   out: T,
 ): T {
   const a = lo - z, b = hi - z;
-  for (let i = 0; i < x.length; i++) {
-    let v = Math.fround(x[i] / s);
-    v = v < a ? a : v > b ? b : v;
-    out[i] = v + RNE - RNE + z;
+  // One loop per array type, so that each store site stays monomorphic.
+  if (out instanceof Float32Array) {
+    for (let i = 0; i < x.length; i++) {
+      let v = Math.fround(x[i] / s);
+      v = v < a ? a : v > b ? b : v;
+      out[i] = v + RNE - RNE + z;
+    }
+  } else if (out instanceof Uint8Array) {
+    for (let i = 0; i < x.length; i++) {
+      let v = Math.fround(x[i] / s);
+      v = v < a ? a : v > b ? b : v;
+      out[i] = v + RNE - RNE + z;
+    }
+  } else {
+    for (let i = 0; i < x.length; i++) {
+      let v = Math.fround(x[i] / s);
+      v = v < a ? a : v > b ? b : v;
+      out[i] = v + RNE - RNE + z;
+    }
   }
   return out;
 }
@@ -132,6 +156,31 @@ export function dyadic(m: number): [number, number] {
 }
 
 /**
+ * y[o][c][i] = fround(fround(acc·sc[c]) + bias[c]) for accumulators laid out [outer][ch][inner],
+ * or [outer][inner][ch] when `transposed`.
+ */
+function scaleBias(
+  acc: Int32Array | Float32Array,
+  outer: number,
+  ch: number,
+  inner: number,
+  sc: Float32Array,
+  bias: Float32Array | undefined,
+  transposed: boolean,
+): Float32Array {
+  const y = new Float32Array(outer * ch * inner);
+  const cs = transposed ? 1 : inner, is = transposed ? ch : 1;
+  for (let o = 0; o < outer; o++) {
+    for (let c = 0; c < ch; c++) {
+      const s = sc[c], b = bias ? bias[c] : 0;
+      const base = (o * ch + c) * inner, ab = o * ch * inner + c * cs;
+      for (let i = 0; i < inner; i++) y[base + i] = Math.fround(acc[ab + i * is] * s) + b;
+    }
+  }
+  return y;
+}
+
+/**
  * Writes float or requantized outputs [outer][ch][inner] from integer-valued accumulators laid
  * out [outer][ch][inner], or [outer][inner][ch] when `transposed` (a GEMM's rows × columns).
  */
@@ -153,14 +202,42 @@ function epilogue(
   const cs = transposed ? 1 : inner, is = transposed ? ch : 1;
   const swAt = (c: number): number => sw[sw.length === 1 ? 0 : c];
   if (yScale === undefined) {
-    const y = new Float32Array(acc.length);
-    for (let o = 0; o < outer; o++) {
-      for (let c = 0; c < ch; c++) {
-        const sc = Math.fround(sx * swAt(c));
-        const b = bias ? bias[c] : 0;
-        const base = (o * ch + c) * inner, ab = o * ch * inner + c * cs;
-        for (let i = 0; i < inner; i++) y[base + i] = acc[ab + i * is] * sc + b;
-      }
+    // y = clamp(fround(fround(acc·sc[c]) + bias[c])), sc[c] = fround(sx·sw[c]): the float32
+    // multiply-then-add of the float kernels' 1×1 depthwise conv (plain SIMD, no fused
+    // multiply-add), which runs it for float32 accumulators with rows of ≥ 16 (both routes agree
+    // bit for bit), then the Relu / Clip the executor fused, if any.
+    const clamp = fusedClamp(node);
+    const sc = new Float32Array(ch);
+    for (let c = 0; c < ch; c++) sc[c] = sx * swAt(c);
+    if (acc instanceof Float32Array && !transposed && inner >= 16) {
+      const g1: Window2d = {
+        h: 1,
+        w: inner,
+        kh: 1,
+        kw: 1,
+        sh: 1,
+        sw: 1,
+        dh: 1,
+        dw: 1,
+        pt: 0,
+        pl: 0,
+        pb: 0,
+        pr: 0,
+        oh: 1,
+        ow: inner,
+      };
+      const ref: ConvRef = (x, w, b, n, cin) => scaleBias(x, n, cin, inner, w, b, false);
+      const data = convF32(acc, sc, bias, outer, ch, ch, ch, g1, {
+        reference: false,
+        constant: false,
+        clamp,
+      }, ref);
+      return { dtype: "float32", shape, data };
+    }
+    const y = scaleBias(acc, outer, ch, inner, sc, bias, transposed);
+    if (clamp) {
+      const [lo, hi] = clamp;
+      for (let i = 0; i < y.length; i++) y[i] = Math.min(hi, Math.max(lo, y[i]));
     }
     return { dtype: "float32", shape, data: y };
   }
@@ -216,55 +293,80 @@ const qgemm: OpImpl = async (inputs, node, ctx) => {
     });
   }
   const m = size(x.shape) / k;
+  const shape = [...x.shape.slice(0, -1), n];
+  const wc = weightCodes(w, node);
+  const constant = ctx.isConstant?.(w) ?? false;
+  if (!ctx.reference) {
+    // On the float GEMM when exact, as QConvFused does (see there).
+    const fw = centredWeights(wc, wz, n, k, constant);
+    if (k * Math.max(hi - zx, zx - lo) * fw.range < 2 ** 24) {
+      const xc = quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(m * k));
+      const acc = matmulF32(xc, m, fw.w, 0, k, n, "nk", undefined, { reference: false, constant });
+      return [epilogue(acc, m, n, 1, sx, sw, bias, inputs[7], inputs[8], node, shape)];
+    }
+  }
   const acc = await igemm({
     a: quantizeCodes(toF32(x), sx, zx, lo, hi, signed),
     za: zx,
-    w: weightCodes(w, node),
+    w: wc,
     zb: wz,
     m,
     n,
     k,
     reference: ctx.reference ?? false,
-    constant: ctx.isConstant?.(w) ?? false,
+    constant,
   });
   // acc is [m][n]: outer = m, ch = n, inner = 1.
-  const shape = [...x.shape.slice(0, -1), n];
   return [epilogue(acc, m, n, 1, sx, sw, bias, inputs[7], inputs[8], node, shape)];
 };
 
-/** im2row of activation codes: one row of (ci, ki, kj) per output pixel; padding reads `pad`. */
+/** The bytes of int8 / uint8 codes (copies do not care about the sign; one array type). */
+const bytes = (a: Int8Array | Uint8Array): Uint8Array =>
+  a instanceof Uint8Array ? a : new Uint8Array(a.buffer, a.byteOffset, a.length);
+
+/**
+ * im2row of activation codes (as bytes): one row of (ci, ki, kj) per output pixel; padding
+ * reads the byte `pad`. The image is copied once into a padded `scratch` so the gather has no
+ * bounds checks.
+ */
 function im2row(
-  x: Int8Array | Uint8Array,
+  x: Uint8Array,
   xOff: number,
   cin: number,
   g: Window2d,
   pad: number,
-  out: Int8Array | Uint8Array,
+  out: Uint8Array,
+  scratch: Uint8Array,
 ): void {
-  const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
-  const kk = cin * kh * kw;
-  if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && pt === 0 && pl === 0 && oh === h && ow === w) {
+  const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow } = g;
+  const hw = h * w;
+  if (
+    kh === 1 && kw === 1 && sh === 1 && sw === 1 && pt === 0 && pl === 0 && oh === h && ow === w
+  ) {
     // Pointwise: a transpose of [cin][h·w] into [h·w][cin].
-    const hw = h * w;
     for (let ci = 0; ci < cin; ci++) {
       const xc = xOff + ci * hw;
       for (let q = 0, o = ci; q < hw; q++, o += cin) out[o] = x[xc + q];
     }
     return;
   }
-  let p = 0;
+  const hp = h + pt + pb, wp = w + pl + pr, plane = hp * wp;
+  const xp = scratch.length >= cin * plane ? scratch : new Uint8Array(cin * plane);
+  xp.fill(pad, 0, cin * plane);
+  for (let ci = 0; ci < cin; ci++) {
+    for (let iy = 0; iy < h; iy++) {
+      const src = xOff + ci * hw + iy * w, dst = ci * plane + (iy + pt) * wp + pl;
+      for (let ix = 0; ix < w; ix++) xp[dst + ix] = x[src + ix];
+    }
+  }
+  let o = 0;
   for (let oy = 0; oy < oh; oy++) {
-    for (let ox = 0; ox < ow; ox++, p++) {
-      let o = p * kk;
+    for (let ox = 0; ox < ow; ox++) {
       for (let ci = 0; ci < cin; ci++) {
-        const xc = xOff + ci * h * w;
+        const base = ci * plane + oy * sh * wp + ox * sw;
         for (let ki = 0; ki < kh; ki++) {
-          const iy = oy * sh + ki * dh - pt;
-          const rowOk = iy >= 0 && iy < h;
-          for (let kj = 0; kj < kw; kj++, o++) {
-            const ix = ox * sw + kj * dw - pl;
-            out[o] = rowOk && ix >= 0 && ix < w ? x[xc + iy * w + ix] : pad;
-          }
+          const r = base + ki * dh * wp;
+          for (let kj = 0; kj < kw; kj++) out[o++] = xp[r + kj * dw];
         }
       }
     }
@@ -323,21 +425,7 @@ function depthwiseAll(
   return acc;
 }
 
-/** The integer depthwise as a float `ConvRef` (when the float kernels cannot load). */
-function depthwiseRef(
-  zx: number,
-  wc: Int8Array | Uint8Array,
-  wz: Float32Array | undefined,
-): ConvRef {
-  return (x, _w, _b, n, _cin, cout, _group, g) => {
-    // x holds the centred codes; shift them back by zx into integer codes.
-    const xq = new Int32Array(x.length);
-    for (let i = 0; i < x.length; i++) xq[i] = x[i] + zx;
-    return Float32Array.from(depthwiseAll(xq as unknown as Int8Array, zx, wc, wz, n, cout, g));
-  };
-}
-
-/** Centred float weights (w − zw) of a depthwise conv, made once per constant weight array. */
+/** Centred float weights (w − zw) of a conv, made once per constant weight array. */
 interface CentredWeights {
   /** (w − zw) as float32, same layout. */
   w: Float32Array;
@@ -395,21 +483,22 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
   const cinG = cin / group, coutG = cout / group;
   const kk = cinG * kh * kw, ohw = g.oh * g.ow, hw = g.h * g.w;
   const shape = x.shape.length === 3 ? [nb, cout, g.ow] : [nb, cout, g.oh, g.ow];
+  const wc = weightCodes(w, node);
+  const constant = ctx.isConstant?.(w) ?? false;
+  // On the float kernels when exact: the operands are the centred integers (x − zx), (w − zw),
+  // so every product and partial sum is an integer below 2²⁴ and the float32 accumulators equal
+  // the int32 ones, in any summation order.
+  const fw = ctx.reference ? undefined : centredWeights(wc, wz, cout, kk, constant);
+  const xr = Math.max(hi - zx, zx - lo);
+  if (fw !== undefined && kk * xr * fw.range < 2 ** 24) {
+    const xc = quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(size(x.shape)));
+    const y = convF32(xc, fw.w, undefined, nb, cin, cout, group, g, {
+      reference: false,
+      constant,
+    }, conv2dRef);
+    return [epilogue(y, nb, cout, ohw, sx, sw, bias, inputs[7], inputs[8], node, shape)];
+  }
   if (cinG === 1 && coutG === 1) {
-    const wc = weightCodes(w, node);
-    // Depthwise on the float kernels when exact: the operands are the centred integers
-    // (x − zx), (w − zw), so every product and partial sum is an integer below 2²⁴.
-    const constant = ctx.isConstant?.(w) ?? false;
-    const fw = ctx.reference ? undefined : centredWeights(wc, wz, cout, kh * kw, constant);
-    const xr = Math.max(hi - zx, zx - lo);
-    if (fw !== undefined && kh * kw * xr * fw.range < 2 ** 24) {
-      const xc = quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(size(x.shape)));
-      const y = convF32(xc, fw.w, undefined, nb, cin, cout, group, g, {
-        reference: false,
-        constant,
-      }, depthwiseRef(zx, wc, wz));
-      return [epilogue(y, nb, cout, ohw, sx, sw, bias, inputs[7], inputs[8], node, shape)];
-    }
     // Direct integer loops (a GEMM with one output column per group is all overhead).
     const xq = quantizeCodes(toF32(x), sx, zx, lo, hi, signed);
     return [
@@ -430,17 +519,18 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
   }
   const xq = quantizeCodes(toF32(x), sx, zx, lo, hi, signed);
   const acc = new Int32Array(nb * cout * ohw);
-  const groups = groupsOf(weightCodes(w, node), group);
-  const constant = ctx.isConstant?.(w) ?? false;
+  const groups = groupsOf(wc, group);
   // Several images per GEMM call (rows of all of them stacked), up to ~16 MB of rows.
   const chunk = Math.max(1, Math.min(nb, Math.floor((1 << 24) / Math.max(1, ohw * kk))));
   const rows = signed ? new Int8Array(chunk * ohw * kk) : new Uint8Array(chunk * ohw * kk);
+  const xb = bytes(xq), rb = bytes(rows);
+  const pad = new Uint8Array(cinG * (g.h + g.pt + g.pb) * (g.w + g.pl + g.pr));
   for (let b0 = 0; b0 < nb; b0 += chunk) {
     const bc = Math.min(chunk, nb - b0);
     for (let gi = 0; gi < group; gi++) {
       for (let b = 0; b < bc; b++) {
         const xOff = ((b0 + b) * cin + gi * cinG) * hw;
-        im2row(xq, xOff, cinG, g, zx, rows.subarray(b * ohw * kk, (b + 1) * ohw * kk));
+        im2row(xb, xOff, cinG, g, zx & 255, rb.subarray(b * ohw * kk, (b + 1) * ohw * kk), pad);
       }
       const zb = wz && wz.length > 1 ? wz.subarray(gi * coutG, (gi + 1) * coutG) : wz;
       const part = await igemm({

@@ -8,7 +8,7 @@
 import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
 import { attrInt, attrInts, size } from "../_tensor.ts";
-import { forwardWindow } from "./_conv_geom.ts";
+import { forwardWindow, type Window2d } from "./_conv_geom.ts";
 import type { OpImpl, OpTable } from "./types.ts";
 
 function floatIn(node: Node, t: TensorData | undefined): TensorData {
@@ -32,18 +32,23 @@ function kernelOf(node: Node, rank: number): [number, number] {
   return rank === 3 ? [1, k[0]] : [k[0], k[1]];
 }
 
+/** Window geometry of a MaxPool / AveragePool (kernel_shape, ceil_mode). */
+function poolWindow(node: Node, shape: readonly number[]): Window2d {
+  return forwardWindow(
+    node,
+    shape,
+    kernelOf(node, shape.length),
+    attrInt(node, "ceil_mode", 0) === 1,
+  );
+}
+
 function outShape(shape: readonly number[], oh: number, ow: number): number[] {
   return shape.length === 3 ? [shape[0], shape[1], ow] : [shape[0], shape[1], oh, ow];
 }
 
 const maxPool: OpImpl = (inputs, node) => {
   const t = floatIn(node, inputs[0]);
-  const g = forwardWindow(
-    node,
-    t.shape,
-    kernelOf(node, t.shape.length),
-    attrInt(node, "ceil_mode", 0) === 1,
-  );
+  const g = poolWindow(node, t.shape);
   const planes = t.shape[0] * t.shape[1];
   const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
   const x = t.data as Float32Array;
@@ -82,12 +87,7 @@ const maxPool: OpImpl = (inputs, node) => {
 
 const averagePool: OpImpl = (inputs, node) => {
   const t = floatIn(node, inputs[0]);
-  const g = forwardWindow(
-    node,
-    t.shape,
-    kernelOf(node, t.shape.length),
-    attrInt(node, "ceil_mode", 0) === 1,
-  );
+  const g = poolWindow(node, t.shape);
   const includePad = attrInt(node, "count_include_pad", 0) === 1;
   const planes = t.shape[0] * t.shape[1];
   const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow } = g;

@@ -11,6 +11,7 @@
 import { LowbitError } from "@lowbit/core";
 import type { DType, Node, TensorData, TensorStorage } from "../../ir.ts";
 import { f32ToBf16Bits, f32ToF16Bits } from "../../tensor_data.ts";
+import { DTYPE_BY_CODE } from "../../passes/_const_eval.ts";
 import {
   alloc,
   attrFloat,
@@ -390,28 +391,6 @@ const shapeOp: OpImpl = (inputs, node) => {
   }];
 };
 
-/** ONNX TensorProto.DataType codes → our dtypes. */
-const ONNX_DTYPES: Record<number, DType> = {
-  1: "float32",
-  2: "uint8",
-  3: "int8",
-  4: "uint16",
-  5: "int16",
-  6: "int32",
-  7: "int64",
-  8: "string",
-  9: "bool",
-  10: "float16",
-  11: "float64",
-  12: "uint32",
-  13: "uint64",
-  16: "bfloat16",
-  17: "float8e4m3fn",
-  19: "float8e5m2",
-  21: "uint4",
-  22: "int4",
-};
-
 /**
  * Converts a tensor to another dtype: floats → integers truncate toward zero
  * (as C casts, and onnxruntime, do); → bool is "non-zero"; float16 / bfloat16
@@ -476,7 +455,7 @@ export function castTo(t: TensorData, to: DType): TensorData {
 const cast: OpImpl = (inputs, node) => {
   const t = need(node, inputs[0], "input");
   const code = attrInt(node, "to", 1);
-  const to = ONNX_DTYPES[code];
+  const to = DTYPE_BY_CODE[code];
   if (to === undefined) {
     throw new LowbitError("UNSUPPORTED", `Cast: target type ${code}`, { node: node.name });
   }
