@@ -7,11 +7,15 @@
  *   1/255, ImageNet mean/std, NCHW): probability-map SQNR (dB, all pages
  *   pooled, and the worst page) and IoU of the text masks `p > 0.3`, both
  *   against the float model. Attempts, in order: the preset as is (minmax
- *   activations), percentile and MSE activation calibrators, then the best
- *   calibrator with the activations of the most sensitive layers left in float
- *   (sensitivity = output SQNR with only that activation quantized, measured on
- *   a calibration page; layers are added greedily until the calibration pages
- *   reach the target plus a margin). Weights stay int8 per channel throughout.
+ *   activations), percentile and MSE activation calibrators, range
+ *   equalisation (`equalize: 1`: every depthwise input's channels brought to
+ *   one range, every 1×1 input's ranges moved into the weights) with the MSE
+ *   calibrator, and the recipe: that plus the input of the first stride-2
+ *   depthwise conv (`p2o.Add.15` into `p2o.Conv.3`) left in float. With
+ *   `--sensitivity`, also the old search: the best attempt's activations
+ *   ranked by sensitivity (output SQNR with only that activation quantized, on
+ *   a calibration page) and left in float greedily until the calibration pages
+ *   reach the target plus a margin. Weights stay int8 per channel throughout.
  * - PP-OCR mobile cls, `w8a8`, calibrated on the first half of
  *   `fixtures/text/lines/*.png`, evaluated on the second half (1/255, (x − 0.5) /
  *   0.5): label agreement with the float model.
@@ -23,7 +27,7 @@
  * Prints a table and one JSON line.
  *
  * ```sh
- * npx deno run -A apps/bench/ppocr_quant.ts [--size 640] [--pages 8] [--lines 100]
+ * npx deno run -A apps/bench/ppocr_quant.ts [--size 640] [--pages 8] [--lines 100] [--sensitivity]
  * ```
  *
  * @module
@@ -56,6 +60,8 @@ const MASK_THRESHOLD = 0.3;
 /** Margin over the SQNR target the greedy skip aims for on the calibration pages. */
 const SQNR_MARGIN = 3;
 const MAX_SKIPPED = 12;
+/** The recipe: equalisation α, calibrator and the activations left in float (by layer node). */
+const RECIPE = { equalize: 1, calibrator: "mse", floatLayers: ["p2o.Conv.3"] };
 
 /** One measured configuration. */
 interface Row {
@@ -211,6 +217,7 @@ interface DetAttempt {
   calibrator: string;
   rules: Rule[];
   floatValues: string[];
+  equalize?: number;
 }
 
 async function measureDet(
@@ -228,6 +235,7 @@ async function measureDet(
     preset: "w8a8",
     calibrator: a.calibrator,
     rules: a.rules,
+    equalize: a.equalize ?? null,
     batchSize: 2,
   });
   const quantizeS = seconds(t0);
@@ -311,7 +319,12 @@ function rulesKeepingFloat(qm: QuantizedModel, values: readonly string[]): Rule[
     .map((e) => ({ match: e.node, activation: null }));
 }
 
-async function detTargets(size: number, pages: number, log: (s: string) => void): Promise<Row[]> {
+async function detTargets(
+  size: number,
+  pages: number,
+  log: (s: string) => void,
+  search: boolean,
+): Promise<Row[]> {
   const spec: ImageSpec = {
     size: [size, size],
     layout: "NCHW",
@@ -345,13 +358,38 @@ async function detTargets(size: number, pages: number, log: (s: string) => void)
     push(m.row);
     if (!best || m.row.sqnr_db > best.row.sqnr_db) best = m;
   }
+  const eq = await measureDet(model, calibX, evalX, ref, {
+    attempt: `equalize ${RECIPE.equalize} + calibrator ${RECIPE.calibrator}`,
+    calibrator: RECIPE.calibrator,
+    rules: [],
+    floatValues: [],
+    equalize: RECIPE.equalize,
+  }, false);
+  push(eq.row);
+  if (eq.row.sqnr_db > best!.row.sqnr_db) best = eq;
+  const recipeRules = RECIPE.floatLayers.map((match) => ({ match, activation: null }));
+  const recipe = await measureDet(model, calibX, evalX, ref, {
+    attempt:
+      `equalize ${RECIPE.equalize} + calibrator ${RECIPE.calibrator} + ${RECIPE.floatLayers.length} activation(s) in float`,
+    calibrator: RECIPE.calibrator,
+    rules: recipeRules,
+    floatValues: eq.qm.plan.entries.filter((e) =>
+      e.role === "activation" && RECIPE.floatLayers.includes(e.node)
+    ).map((e) => e.value),
+    equalize: RECIPE.equalize,
+  }, true);
+  push(recipe.row);
+  log(`det rules: ${JSON.stringify(recipeRules)}`);
+  if (!search) return rows;
   const bestCal = best!.row.calibrator;
+  const bestEq = best === eq ? RECIPE.equalize : null;
   // Sensitivity on the first calibration page; greedy skip judged on two calibration pages.
   const { quantized, prepared } = await quantize({
     model,
     calib: { inputs: { x: calibX }, count: calibX.shape[0] },
     preset: "w8a8",
     calibrator: bestCal,
+    equalize: bestEq,
     batchSize: 2,
   });
   const t0 = performance.now();
@@ -377,10 +415,12 @@ async function detTargets(size: number, pages: number, log: (s: string) => void)
   if (bestS < SQNR_TARGET + SQNR_MARGIN) k = bestK;
   const floatValues = ranked.slice(0, k).map((r) => r.value);
   const m = await measureDet(model, calibX, evalX, ref, {
-    attempt: `calibrator ${bestCal} + ${k} sensitive activations in float`,
+    attempt: `${bestEq === null ? "" : `equalize ${bestEq} + `}calibrator ${bestCal} + ${k} ` +
+      `sensitive activations in float`,
     calibrator: bestCal,
     rules: rulesKeepingFloat(quantized, floatValues),
     floatValues,
+    equalize: bestEq ?? undefined,
   }, true);
   push(m.row);
   log(`det rules: ${JSON.stringify(rulesKeepingFloat(quantized, floatValues))}`);
@@ -491,13 +531,17 @@ if (import.meta.main) {
       size: { type: "string", default: "640" },
       pages: { type: "string", default: "8" },
       lines: { type: "string", default: "100" },
+      sensitivity: { type: "boolean", default: false },
     },
   });
   ort.env.wasm.numThreads = 1;
   const log = (s: string): void => console.error(s);
   const size = Number(values.size), pages = Number(values.pages), lines = Number(values.lines);
   const t0 = performance.now();
-  const rows = [...await detTargets(size, pages, log), ...await clsTargets(lines, log)];
+  const rows = [
+    ...await detTargets(size, pages, log, values.sensitivity),
+    ...await clsTargets(lines, log),
+  ];
   console.log(
     `PP-OCR w8a8 (det ${size}×${size} on ${pages} page(s); cls on ${lines} line(s)); ` +
       `targets: SQNR ≥ ${SQNR_TARGET} dB, IoU ≥ ${IOU_TARGET}, agreement ≥ ${

@@ -75,9 +75,11 @@ let fresh = 0;
 
 /** Sets a new, unshared initializer (copy-on-write) as input `i` of `node`. */
 function replaceInput(model: Model, node: Node, i: number, t: TensorData): void {
-  const name = `${node.inputs[i]}.eq${fresh++}`;
+  const old = node.inputs[i];
+  const name = `${old}.eq${fresh++}`;
   model.graph.initializers.set(name, t);
   node.inputs[i] = name;
+  if (!model.graph.nodes.some((n) => n.inputs.includes(old))) model.graph.initializers.delete(old);
 }
 
 /** Whether input `i` of `node` is read by that node only (so it can be changed under its name). */
@@ -195,8 +197,9 @@ function planFold(model: Model, value: string, s: Float64Array): (() => void)[] 
  * @example
  * ```ts
  * import { equalize } from "@lowbit/pipeline";
+ * import type { Model } from "@lowbit/graph";
  * const t = (shape: number[], v: number[]) => ({ dtype: "float32" as const, shape, data: new Float32Array(v) });
- * const model = { irVersion: 8, opsets: [], producerName: "", producerVersion: "", metadata: {},
+ * const model: Model = { irVersion: 8, opsets: [], producerName: "", producerVersion: "", metadata: {},
  *   graph: { name: "g", inputs: [], outputs: [], valueInfo: new Map(),
  *     nodes: [
  *       { name: "m", op: "Mul", domain: "", inputs: ["x", "a"], outputs: ["h"], attrs: {} },
