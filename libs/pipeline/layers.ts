@@ -117,39 +117,24 @@ export function scanLayers(g: Graph): LayerScan {
     const bias = bName && initializer(g, bName)?.dtype === "float32" ? bName : undefined;
     const shape = [...w.shape];
     const base = { node: n.name, op: n.op, input: n.inputs[0], weight: wName, shape };
-    if (n.op === "Conv") {
+    if (n.op === "Conv" || n.op === "ConvTranspose") {
       if (shape.length < 3) {
         reject(`its weight has rank ${shape.length}`);
         continue;
       }
       const groups = attrInt(n, "group", 1);
       const window = shape.slice(2).reduce((a, b) => a * b, 1);
+      // Conv weights are [out, in/groups, ...window]; ConvTranspose's are [in, out/groups, ...window].
+      const transposed = n.op === "ConvTranspose";
       layers.push({
         ...base,
         ...(bias ? { bias } : {}),
-        outAxis: 0,
-        inAxis: 1,
+        outAxis: transposed ? 1 : 0,
+        inAxis: transposed ? 0 : 1,
         window,
         groups,
-        out: shape[0],
-        in: shape[1] * window,
-      });
-    } else if (n.op === "ConvTranspose") {
-      if (shape.length < 3) {
-        reject(`its weight has rank ${shape.length}`);
-        continue;
-      }
-      const groups = attrInt(n, "group", 1);
-      const window = shape.slice(2).reduce((a, b) => a * b, 1);
-      layers.push({
-        ...base,
-        ...(bias ? { bias } : {}),
-        outAxis: 1,
-        inAxis: 0,
-        window,
-        groups,
-        out: shape[1] * groups,
-        in: shape[0] / groups * window,
+        out: transposed ? shape[1] * groups : shape[0],
+        in: transposed ? shape[0] / groups * window : shape[1] * window,
       });
     } else if (n.op === "Gemm") {
       if (shape.length !== 2) {
