@@ -86,6 +86,7 @@ calibration and evaluation splits, preset w8a8, output out/cnn.w8a8.onnx.
   --report PATH         report path (default <out>.report.html); --no-report to skip
   --json                print one JSON object (no progress bars)
   --budget, --metric, --search, --tolerance   passed to the mixed-precision search
+  --no-ties             mixed search: do not tie layers whose outputs meet in an Add / Concat
   --size HxW --layout NCHW|NHWC --channels 1|3 --mean M[,M,M] --std S[,S,S]
                         image preprocessing (pixels scaled to [0, 1] first)
   -h, --help            this help`;
@@ -170,6 +171,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
     metric: { type: "string" },
     search: { type: "string" },
     tolerance: { type: "string" },
+    "no-ties": { type: "boolean" },
     size: { type: "string" },
     layout: { type: "string" },
     channels: { type: "string" },
@@ -241,6 +243,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
     const v = (values as Record<string, unknown>)[k];
     if (typeof v === "string") mixedOptions[k] = v;
   }
+  if (values["no-ties"]) mixedOptions.ties = "false";
 
   let searchResult: MixedPrecisionResult | undefined;
   const result: QuantizeResult = await quantize({

@@ -70,10 +70,20 @@ export interface ReportSearch {
   metric: string;
   /** Strategy whose choice was applied. */
   strategy: string;
-  /** Frontier points: average weight bits vs summed sensitivity. */
-  points: { avgBits: number; score: number }[];
+  /**
+   * Frontier points: average weight bits, summed sensitivity and, for measured
+   * points, weight size (bytes) and output SQNR (dB). With SQNRs the chart
+   * shows SQNR against size, else summed sensitivity against average bits.
+   */
+  points: { avgBits: number; score: number; sizeBytes?: number; sqnrDb?: number | null }[];
   /** Each strategy's choice on the same axes. */
-  choices: { strategy: string; avgBits: number; score: number }[];
+  choices: {
+    strategy: string;
+    avgBits: number;
+    score: number;
+    sizeBytes?: number;
+    sqnrDb?: number | null;
+  }[];
 }
 
 /** Everything the report shows. */
@@ -140,6 +150,11 @@ function planRow(e: PlanEntry): string {
   }</td></tr>`;
 }
 
+/** Whether the search data carries measured output SQNRs and sizes to plot. */
+function sqnrFrontier(s: ReportSearch): boolean {
+  return s.points.some((p) => typeof p.sqnrDb === "number" && typeof p.sizeBytes === "number");
+}
+
 /**
  * Renders the report to one HTML string with Chart.js inlined.
  *
@@ -161,7 +176,9 @@ function planRow(e: PlanEntry): string {
  */
 export function renderReport(data: ReportData, chartJs: string): string {
   const s = data.summary;
-  const json = JSON.stringify(data).replace(/</g, "\\u003c");
+  const json = JSON.stringify(
+    data.search ? { ...data, search: { ...data.search, sqnr: sqnrFrontier(data.search) } } : data,
+  ).replace(/</g, "\\u003c");
   const lib = chartJs.replace(/<\/script/gi, "<\\/script");
   const layerCards = data.layers.map((l, i) =>
     `<div class="card"><h3>${esc(l.node)} <small>${esc(l.op)} · ${l.params} params${
@@ -216,7 +233,11 @@ ${
     data.search
       ? `<h2>Mixed-precision search</h2><p>metric <b>${esc(data.search.metric)}</b>, strategy <b>${
         esc(data.search.strategy)
-      }</b>: the frontier of average weight bits against summed sensitivity, and each strategy's choice.</p>
+      }</b>: ${
+        sqnrFrontier(data.search)
+          ? "output SQNR on the calibration data against weight size for measured points of the size / sensitivity frontier"
+          : "the frontier of average weight bits against summed sensitivity"
+      }, and each strategy's choice.</p>
 <div class="row"><div class="chart" style="height:280px"><canvas id="frontier"></canvas></div></div>`
       : ""
   }
@@ -263,7 +284,18 @@ ${layerCards}
     labels: data.layers.map((l) => l.node),
     datasets: [{ label: "layer output SQNR (dB)", data: data.layers.map((l) => l.sqnrDb ?? 0),
       backgroundColor: "#5b8c5a" }] }, options: base }));
-  if (data.search) {
+  if (data.search && data.search.sqnr) {
+    const palette = ["#d0412e", "#5b8c5a", "#8e44ad", "#e08e0b", "#2c7fb8"];
+    const pt = (p) => ({ x: p.sizeBytes / 1024, y: p.sqnrDb });
+    charts.push(new Chart(document.getElementById("frontier"), { type: "scatter", data: { datasets: [
+      { label: "frontier (measured)", data: data.search.points.filter((p) => typeof p.sqnrDb === "number" && typeof p.sizeBytes === "number").map(pt),
+        showLine: true, borderColor: "#3b6ea8", backgroundColor: "#3b6ea8", pointRadius: 3 },
+      ...data.search.choices.filter((c) => typeof c.sqnrDb === "number" && typeof c.sizeBytes === "number").map((c, i) => ({
+        label: c.strategy + (c.strategy === data.search.strategy ? " (applied)" : ""),
+        data: [pt(c)], pointRadius: 7, pointStyle: "rectRot", backgroundColor: palette[i % palette.length] })),
+    ] }, options: { ...base, scales: { x: { title: { display: true, text: "weight size (KB)" } },
+      y: { title: { display: true, text: "output SQNR (dB)" } } } } }));
+  } else if (data.search) {
     const palette = ["#d0412e", "#5b8c5a", "#8e44ad", "#e08e0b", "#2c7fb8"];
     charts.push(new Chart(document.getElementById("frontier"), { type: "scatter", data: { datasets: [
       { label: "frontier", data: data.search.points.map((p) => ({ x: p.avgBits, y: p.score })),

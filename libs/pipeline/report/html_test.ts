@@ -127,3 +127,53 @@ Deno.test({
     }
   },
 });
+
+function withSearch(sqnr: boolean): ReportData {
+  const at = (avgBits: number, score: number, sizeBytes: number, sqnrDb: number) =>
+    sqnr ? { avgBits, score, sizeBytes, sqnrDb } : { avgBits, score };
+  return {
+    ...sample(),
+    search: {
+      metric: "layer-hessian",
+      strategy: "ilp",
+      points: [at(2, 9, 150, 8), { avgBits: 3, score: 4 }, at(4, 2, 300, 19), at(8, 0.1, 600, 41)],
+      choices: [{ strategy: "ilp", ...at(4, 2, 300, 19) }, {
+        strategy: "greedy",
+        ...at(4, 2.5, 310, 17),
+      }],
+    },
+  };
+}
+
+Deno.test("renderReport() plots output SQNR against size when frontier points carry SQNRs", async () => {
+  const chartJs = await loadChartJs();
+  const html = renderReport(withSearch(true), chartJs);
+  assert.ok(html.includes("output SQNR on the calibration data against weight size"));
+  assert.ok(html.includes('"sqnr":true'));
+  const old = renderReport(withSearch(false), chartJs);
+  assert.ok(old.includes("the frontier of average weight bits against summed sensitivity"));
+  assert.ok(old.includes('"sqnr":false'));
+});
+
+Deno.test({
+  name: "renderReport() the SQNR frontier chart renders in headless Chromium",
+  ignore: findChromium() === undefined && Deno.env.get("CI") !== "true",
+  sanitizeResources: false,
+  fn: async () => {
+    const chromium = findChromium();
+    assert.ok(chromium, "chromium is not installed (apt-get install -y chromium)");
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = `${dir}/report.html`;
+      await Deno.writeTextFile(path, renderReport(withSearch(true), await loadChartJs()));
+      const dom = await dumpDom(chromium, path);
+      const expected = /data-charts-expected="(\d+)"/.exec(dom)?.[1];
+      const rendered = /data-charts-rendered="([^"]+)"/.exec(dom)?.[1];
+      // the 4 charts of sample() + the frontier
+      assert.equal(expected, "5");
+      assert.equal(rendered, "5", `only ${rendered} of ${expected} charts drew`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -57,6 +57,8 @@ export interface MixedSearchSettings {
   samples?: number;
   /** Seed. */
   seed?: number;
+  /** Tie layers meeting in a residual Add / Concat (default true; `ties: "false"` turns it off). */
+  ties: boolean;
 }
 
 /**
@@ -116,6 +118,7 @@ export function parseMixedOptions(o: Readonly<Record<string, string>>): MixedSea
     loss,
     samples: o.samples ? Number(o.samples) : undefined,
     seed: o.seed ? Number(o.seed) : undefined,
+    ties: o.ties !== "false",
   };
 }
 
@@ -170,6 +173,7 @@ export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
       loss: s.loss,
       samples: s.samples,
       seed: s.seed,
+      ties: s.ties,
       measure: async (specs) => 1 - await ctx.measure(specs),
       progress: (f) => ctx.progress(f),
       latency: table ? { table, measure: measureLayerLatency } : undefined,

@@ -19,3 +19,4 @@ export * from "./context.ts";
 export * from "./search.ts";
 export * from "./hook.ts";
 export * from "./latency.ts";
+export * from "./ties.ts";

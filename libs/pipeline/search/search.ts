@@ -27,6 +27,7 @@ import type { TensorSpec } from "../spec.ts";
 import { type Budget, formatBudget } from "./budget.ts";
 import { type Candidate, candidateCost, DEFAULT_CANDIDATES, parseCandidate } from "./candidates.ts";
 import { createSensitivityContext, type SearchLoss } from "./context.ts";
+import { detectTies } from "./ties.ts";
 
 /** Measures the real loss of an allocation (e.g. top-1 drop as a fraction); lower is better. */
 export type AllocationMeasure = (specs: Readonly<Record<string, TensorSpec>>) => Promise<number>;
@@ -68,7 +69,9 @@ export interface MixedPrecisionOptions {
     table: LatencyTable;
     measure(layer: Layer, candidate: Candidate, rows: number): Promise<number>;
   };
-  /** Frontier points to measure with `measure` (default 8; 0 for none). */
+  /** Tie layers whose outputs meet in a residual Add or a Concat to one candidate (default true). */
+  ties?: boolean;
+  /** Frontier points to measure with `measure` and output SQNR (default 8, evenly spread; 0 for none). */
   measureFrontier?: number;
   /** The registry to look metrics and strategies up in (default: the default registry). */
   registry?: Registry;
@@ -86,6 +89,8 @@ export interface FrontierPointReport {
   score: number;
   /** Measured loss (e.g. top-1 drop), when measured. */
   measured?: number;
+  /** Output SQNR (dB) against the float model on the measure samples, when measured. */
+  sqnrDb?: number;
   /** Candidate per layer. */
   allocation: Record<string, string>;
 }
@@ -128,6 +133,8 @@ export interface MixedPrecisionResult {
   measured?: number;
   /** Per-layer scores and choice. */
   perLayer: LayerReport[];
+  /** Groups of layer nodes tied to one candidate (empty with `ties: false`). */
+  ties: string[][];
   /** The (size, sensitivity) Pareto frontier and every strategy's choice on it. */
   frontier: { points: FrontierPointReport[]; choices: StrategyChoice[] };
 }
@@ -141,6 +148,16 @@ function sliceFeeds(calib: Readonly<Record<string, TensorData>>, n: number): Rec
     out[k] = { shape: [rows, ...x.shape.slice(1)], data: x.data.slice(0, rows * per) };
   }
   return out;
+}
+
+/** 10·log10(Σf² / Σ(f − q)²); Infinity when equal. */
+function sqnrDb64(f: ArrayLike<number>, q: ArrayLike<number>): number {
+  let sig = 0, err = 0;
+  for (let i = 0; i < f.length; i++) {
+    sig += f[i] * f[i];
+    err += (f[i] - q[i]) ** 2;
+  }
+  return err === 0 ? Infinity : 10 * Math.log10(sig / err);
 }
 
 function argmax(t: T64): Int32Array {
@@ -327,7 +344,7 @@ export async function searchMixedPrecision(
   const refTop = opts.labels ? Int32Array.from(Array.from(opts.labels).slice(0, mCount)) : floatTop;
   const specsOf = (a: Record<string, string>): Record<string, TensorSpec> =>
     Object.fromEntries(Object.entries(a).map(([n, c]) => [n, cands.get(c)!.spec]));
-  const ownMeasure: AllocationMeasure = (specs) => {
+  const quantOutput = (specs: Readonly<Record<string, TensorSpec>>): T64 => {
     const overrides = new Map<string, T64>();
     for (const l of layers) {
       const spec = specs[l.node];
@@ -338,7 +355,10 @@ export async function searchMixedPrecision(
         data: Float64Array.from(ctx.quantizedWeight(l.node, name)),
       });
     }
-    const top = argmax(forward64(graph, mfeeds, overrides, mFloat).values.get(outName)!);
+    return forward64(graph, mfeeds, overrides, mFloat).values.get(outName)!;
+  };
+  const ownMeasure: AllocationMeasure = (specs) => {
+    const top = argmax(quantOutput(specs));
     let hitQ = 0, hitF = 0;
     for (let i = 0; i < top.length; i++) {
       if (top[i] === refTop[i]) hitQ++;
@@ -349,9 +369,11 @@ export async function searchMixedPrecision(
   const measure = opts.measure ?? ownMeasure;
   const measureAlloc = (a: Record<string, string>): Promise<number> => measure(specsOf(a));
 
+  const ties = (opts.ties ?? true) ? detectTies(graph, layers) : [];
   const problem: SearchProblem = {
     costs,
     limits,
+    ties,
     units: { bits: "bits", size: "bits", latency: "ms", bops: "BOPs" },
     measure: opts.tolerance !== undefined ? measureAlloc : undefined,
     tolerance: opts.tolerance,
@@ -369,15 +391,19 @@ export async function searchMixedPrecision(
       allocation: a,
     };
   };
-  const frontier = paretoFrontier(names, candidates, scores, { costs }, "bits").map((p) =>
+  const frontier = paretoFrontier(names, candidates, scores, { costs, ties }, "bits").map((p) =>
     point(p.allocation)
   );
-  const toMeasure = opts.measureFrontier ?? 8;
-  if (toMeasure > 0) {
-    const step = Math.max(1, Math.floor(frontier.length / toMeasure));
-    for (let i = 0; i < frontier.length; i += step) {
-      frontier[i].measured = await measureAlloc(frontier[i].allocation);
-    }
+  const sqnrOf = (a: Record<string, string>): number =>
+    sqnrDb64(mFloat.values.get(outName)!.data, quantOutput(specsOf(a)).data);
+  const toMeasure = Math.min(opts.measureFrontier ?? 8, frontier.length);
+  const picked = new Set<number>();
+  for (let k = 0; k < toMeasure; k++) {
+    picked.add(toMeasure === 1 ? 0 : Math.round(k * (frontier.length - 1) / (toMeasure - 1)));
+  }
+  for (const i of picked) {
+    frontier[i].measured = await measureAlloc(frontier[i].allocation);
+    frontier[i].sqnrDb = sqnrOf(frontier[i].allocation);
   }
   const choices: StrategyChoice[] = [];
   for (const s of ["ilp", "pareto", "greedy", "bisect"]) {
@@ -387,7 +413,7 @@ export async function searchMixedPrecision(
       ? allocation
       : await registry.strategies.get(s).allocate(names, candidates, scores, problem);
     const p = point(a);
-    choices.push({ strategy: s, ...p, measured: await measureAlloc(a) });
+    choices.push({ strategy: s, ...p, measured: await measureAlloc(a), sqnrDb: sqnrOf(a) });
   }
   const chosen = point(allocation);
   const c = allocationCost(allocation, { costs });
@@ -412,6 +438,7 @@ export async function searchMixedPrecision(
       scores: scores[l.node],
       sizeBits: Object.fromEntries(candidates[l.node].map((n) => [n, costs[l.node][n].size])),
     })),
+    ties,
     frontier: { points: frontier, choices },
   };
 }

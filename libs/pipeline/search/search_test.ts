@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
-import { LowbitError } from "@lowbit/core";
-import { readNpy, readOnnxFile } from "@lowbit/graph";
+import { allocationScore, LowbitError } from "@lowbit/core";
+import { foldBatchNorm, readNpy, readOnnxFile } from "@lowbit/graph";
+import { scanLayers } from "../layers.ts";
+import { detectTies } from "./ties.ts";
 import { parseBudget, parseTolerance } from "./budget.ts";
 import { candidateCost, parseCandidate } from "./candidates.ts";
 import { searchMixedPrecision } from "./search.ts";
@@ -148,6 +150,12 @@ Deno.test("searchMixedPrecision(): every metric × strategy meets the budget on 
       }
     }
     assert.ok(r.frontier.points.length >= 2);
+    // Two frontier points measured: the smallest and the largest, each with an output SQNR.
+    const measured = r.frontier.points.filter((p) => p.sqnrDb !== undefined);
+    assert.deepEqual(measured, [r.frontier.points[0], r.frontier.points.at(-1)]);
+    assert.ok(measured.every((p) => p.measured !== undefined && Number.isFinite(p.sqnrDb)));
+    assert.ok(measured[1].sqnrDb! > measured[0].sqnrDb!, `${metric}: more bits, more SQNR`);
+    assert.ok(r.frontier.choices.every((c) => Number.isFinite(c.sqnrDb)));
   }
 });
 
@@ -171,4 +179,76 @@ Deno.test("searchMixedPrecision(): latency budgets use the table measured on our
   const r = await searchMixedPrecision({ ...opts, budgets: [{ kind: "latency", ms: 1e3 }] });
   assert.ok(r.cost.latencyMs !== undefined && r.cost.latencyMs > 0 && r.cost.latencyMs <= 1e3);
   assert.equal(Object.keys(table.entries()).length, 9, "cached entries are reused");
+});
+
+Deno.test("detectTies() ties the convs whose outputs meet in the CNN's residual Adds", async () => {
+  const cnn = await readOnnxFile(new URL("cnn.onnx", ROOT).pathname);
+  // By hand from the graph: block1/Add sums Relu(bn0(stem)) and bn2(block1/pw);
+  // block2/Add sums Relu(bn1(down)) and bn2(block2/pw). Relu and BN are passed through.
+  const expected = [["/stem/Conv", "/block1/pw/Conv"], ["/down/Conv", "/block2/pw/Conv"]];
+  assert.deepEqual(detectTies(cnn.graph, scanLayers(cnn.graph).layers), expected);
+  // The search folds BatchNormalization first; the ties stay the same.
+  const folded = foldBatchNorm(cnn.graph);
+  assert.deepEqual(detectTies(folded, scanLayers(folded).layers), expected);
+  // The MLP has no Add or Concat between layers.
+  assert.deepEqual(detectTies(model.graph, scanLayers(model.graph).layers), []);
+});
+
+Deno.test("searchMixedPrecision(): ilp and pareto respect the automatic ties on the CNN; ties: false drops them", async () => {
+  const cnn = await readOnnxFile(new URL("cnn.onnx", ROOT).pathname);
+  const folded = { ...cnn, graph: foldBatchNorm(cnn.graph) };
+  const ties = [["/stem/Conv", "/block1/pw/Conv"], ["/down/Conv", "/block2/pw/Conv"]];
+  const scores: number[] = [];
+  for (const strategy of ["ilp", "pareto"]) {
+    const r = await searchMixedPrecision({
+      model: folded,
+      calib: { x },
+      metric: "layer-hessian",
+      strategy,
+      candidates: CANDS,
+      budgets: [{ kind: "bits", bits: 3.5 }],
+      samples: 16,
+      measureSamples: 16,
+      measureFrontier: 0,
+    });
+    assert.deepEqual(r.ties, ties);
+    assert.ok(r.cost.avgBits <= 3.5 + 1e-9, `${strategy}: ${r.cost.avgBits}`);
+    scores.push(r.frontier.choices.find((c) => c.strategy === strategy)!.score);
+    for (const [a, b] of ties) {
+      assert.equal(r.allocation[a], r.allocation[b], `${strategy}: ${a} vs ${b}`);
+      for (const p of r.frontier.points) assert.equal(p.allocation[a], p.allocation[b]);
+      for (const c of r.frontier.choices) assert.equal(c.allocation[a], c.allocation[b]);
+    }
+  }
+  const free = await searchMixedPrecision({
+    model: folded,
+    calib: { x },
+    metric: "layer-hessian",
+    strategy: "ilp",
+    candidates: CANDS,
+    budgets: [{ kind: "bits", bits: 3.5 }],
+    samples: 16,
+    measureSamples: 16,
+    measureFrontier: 0,
+    ties: false,
+  });
+  // Both exact strategies find the same tied optimum.
+  assert.ok(Math.abs(scores[0] - scores[1]) <= 1e-9 * Math.max(1, scores[0]), `${scores}`);
+  assert.deepEqual(free.ties, []);
+  // At 3.5 bits the untied optimum splits a tied pair (down at int2, block2/pw at int8), and
+  // tying can only cost sensitivity.
+  assert.ok(ties.some(([a, b]) => free.allocation[a] !== free.allocation[b]));
+  assert.ok(
+    allocationScore(
+      free.allocation,
+      Object.fromEntries(
+        free.perLayer.map((l) => [l.node, l.scores]),
+      ),
+    ) <= scores[0] + 1e-9,
+  );
+});
+
+Deno.test("parseMixedOptions() ties by default; ties=false (the CLI's --no-ties) turns them off", () => {
+  assert.equal(parseMixedOptions({ budget: "4bits" }).ties, true);
+  assert.equal(parseMixedOptions({ budget: "4bits", ties: "false" }).ties, false);
 });
