@@ -109,23 +109,8 @@ Deno.test({
   name: "renderReport() charts render in headless Chromium",
   ignore: findChromium() === undefined && Deno.env.get("CI") !== "true",
   sanitizeResources: false,
-  fn: async () => {
-    const chromium = findChromium();
-    assert.ok(chromium, "chromium is not installed (apt-get install -y chromium)");
-    const dir = await Deno.makeTempDir();
-    try {
-      const path = `${dir}/report.html`;
-      await Deno.writeTextFile(path, renderReport(sample(), await loadChartJs()));
-      const dom = await dumpDom(chromium, path);
-      const expected = /data-charts-expected="(\d+)"/.exec(dom)?.[1];
-      const rendered = /data-charts-rendered="([^"]+)"/.exec(dom)?.[1];
-      // summary + per-layer SQNR + weight and activation histograms of conv1
-      assert.equal(expected, "4");
-      assert.equal(rendered, "4", `only ${rendered} of ${expected} charts drew`);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+  // summary + per-layer SQNR + weight and activation histograms of conv1
+  fn: () => assertChartsRender(sample(), 4),
 });
 
 function withSearch(sqnr: boolean): ReportData {
@@ -159,21 +144,27 @@ Deno.test({
   name: "renderReport() the SQNR frontier chart renders in headless Chromium",
   ignore: findChromium() === undefined && Deno.env.get("CI") !== "true",
   sanitizeResources: false,
-  fn: async () => {
-    const chromium = findChromium();
-    assert.ok(chromium, "chromium is not installed (apt-get install -y chromium)");
-    const dir = await Deno.makeTempDir();
-    try {
-      const path = `${dir}/report.html`;
-      await Deno.writeTextFile(path, renderReport(withSearch(true), await loadChartJs()));
-      const dom = await dumpDom(chromium, path);
-      const expected = /data-charts-expected="(\d+)"/.exec(dom)?.[1];
-      const rendered = /data-charts-rendered="([^"]+)"/.exec(dom)?.[1];
-      // the 4 charts of sample() + the frontier
-      assert.equal(expected, "5");
-      assert.equal(rendered, "5", `only ${rendered} of ${expected} charts drew`);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+  // the 4 charts of sample() + the frontier
+  fn: () => assertChartsRender(withSearch(true), 5),
 });
+
+/**
+ * Renders `data` to a file, loads it in headless Chromium and checks that `charts` charts were
+ * expected and that all of them drew pixels.
+ */
+async function assertChartsRender(data: ReportData, charts: number): Promise<void> {
+  const chromium = findChromium();
+  assert.ok(chromium, "chromium is not installed (apt-get install -y chromium)");
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/report.html`;
+    await Deno.writeTextFile(path, renderReport(data, await loadChartJs()));
+    const dom = await dumpDom(chromium, path);
+    const expected = /data-charts-expected="(\d+)"/.exec(dom)?.[1];
+    const rendered = /data-charts-rendered="([^"]+)"/.exec(dom)?.[1];
+    assert.equal(expected, String(charts));
+    assert.equal(rendered, String(charts), `only ${rendered} of ${expected} charts drew`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
