@@ -1,8 +1,11 @@
 /**
  * Float and minifloat benchmark cases: `lowbit:f32` (f32 × f32), `lowbit:fp8w` (FP8 E4M3FN
  * weights, per-channel scale), `lowbit:fp4w` (FP4 E2M1 weights, per-channel scale),
- * `lowbit:mxfp4w` (MXFP4: E2M1 + E8M0 scale per 32) and `lowbit:nvfp4w` (NVFP4: E2M1 + E4M3
- * scale per 16 + FP32 tensor scale), all with f32 activations, ops `gemm` and `gemv`.
+ * `lowbit:mxfp4w` (MXFP4: E2M1 + E8M0 scale per 32), `lowbit:nvfp4w` (NVFP4: E2M1 + E4M3
+ * scale per 16 + FP32 tensor scale) and `lowbit:fp6w` (FP6 E2M3 weights packed four in three
+ * bytes, per-channel scale), all with f32 activations, ops `gemm` and `gemv`; and minifloat
+ * weights × int8 activations on the exact integer path (`lowbit:fp4w_s8`: FP4 E2M1 ×2,
+ * `lowbit:fp6w_s8`: FP6 E2M3 ×8, as int8 on the s8 kernels, f32 output with per-channel scale).
  *
  * Weight codes are drawn from the codes of Gaussian weights encoded by `@lowbit/core`'s formats
  * (a pool of 64 Ki encoded values, resampled): the code distribution of real weights, not
@@ -20,11 +23,17 @@ import {
   floatKernelSources,
   gemmF32Parallel,
   gemmMinifloatParallel,
+  gemmMinifloatS8,
+  intKernelSources,
+  loadIntKernels,
+  type MinifloatS8Format,
   type MinifloatWeightFormat,
   type PackedF32B,
   type PackedMinifloatB,
+  type PackedMinifloatS8,
   packF32B,
   packMinifloatB,
+  packMinifloatS8,
 } from "@lowbit/kernels";
 import type { BenchCase, BenchContext, BenchOp, Runnable } from "./gemm.ts";
 
@@ -37,6 +46,20 @@ export const FLOAT_IMPLS: Readonly<Record<string, MinifloatWeightFormat | "f32">
   "lowbit:fp4w": "fp4_e2m1fn",
   "lowbit:mxfp4w": "mxfp4",
   "lowbit:nvfp4w": "nvfp4",
+  "lowbit:fp6w": "fp6_e2m3fn",
+};
+
+/** The minifloat × int8 implementations and their weight formats. */
+export const MINIFLOAT_S8_IMPLS: Readonly<Record<string, MinifloatS8Format>> = {
+  "lowbit:fp4w_s8": "fp4_e2m1fn",
+  "lowbit:fp6w_s8": "fp6_e2m3fn",
+};
+
+/** Largest finite value of each element format (the Gaussian pool is scaled to it). */
+const ELEMENT_MAX: Record<string, number> = {
+  fp8_e4m3fn: 448,
+  fp6_e2m3fn: 7.5,
+  fp4_e2m1fn: 6,
 };
 
 /** Deterministic uniform numbers in [0, 1). */
@@ -71,7 +94,7 @@ function codePool(element: string): Uint8Array {
     const x = gaussian(POOL, lcg(99));
     let amax = 0;
     for (const v of x) amax = Math.max(amax, Math.abs(v));
-    const max = element === "fp8_e4m3fn" ? 448 : 6;
+    const max = ELEMENT_MAX[element];
     for (let i = 0; i < x.length; i++) x[i] = (x[i] / amax) * max;
     p = Uint8Array.from(f.encode(x));
     codePools.set(element, p);
@@ -123,7 +146,13 @@ function floatCase(impl: string, [op, M, N, K, threads]: Shape): BenchCase {
     async setup(ctx: BenchContext): Promise<Runnable> {
       const runner = await ctx.runner(threads, floatKernelSources());
       const kernels = createFloatKernelsOn(runner);
-      const bytesPerWeight = format === "f32" ? 4 : format === "fp8_e4m3fn" ? 1 : 0.5;
+      const bytesPerWeight = format === "f32"
+        ? 4
+        : format === "fp8_e4m3fn"
+        ? 1
+        : format === "fp6_e2m3fn"
+        ? 0.75
+        : 0.5;
       const n = ctx.copies(M * K * 4 + K * N * bytesPerWeight);
       const packed: (PackedF32B | PackedMinifloatB)[] = [];
       const acts: Float32Array[] = [];
@@ -155,8 +184,49 @@ function floatCase(impl: string, [op, M, N, K, threads]: Shape): BenchCase {
   };
 }
 
+function minifloatS8Case(impl: string, [op, M, N, K, threads]: Shape): BenchCase {
+  const format = MINIFLOAT_S8_IMPLS[impl];
+  return {
+    impl,
+    op,
+    M,
+    N,
+    K,
+    threads,
+    async setup(ctx: BenchContext): Promise<Runnable> {
+      const runner = await ctx.runner(threads, intKernelSources());
+      const k = await loadIntKernels({ runner });
+      const n = ctx.copies(M * K + K * N);
+      const packed: PackedMinifloatS8[] = [];
+      const acts: Int8Array[] = [];
+      try {
+        for (let c = 0; c < n; c++) {
+          const r = lcg(7 + c);
+          const channelScale = Float32Array.from({ length: N }, () => 0.001 + r() * 0.01);
+          const codes = sampleCodes(format, K * N, 11 + c);
+          packed.push(packMinifloatS8(k, { format, k: K, n: N, codes, channelScale }));
+          acts.push(Int8Array.from({ length: M * K }, () => ((r() * 256) | 0) - 128));
+        }
+      } catch (e) {
+        for (const p of packed) p.free();
+        throw e;
+      }
+      const out = new Float32Array(M * N);
+      return {
+        async run(i) {
+          await gemmMinifloatS8(k, acts[i % n], M, packed[i % n], { aScale: 0.02, out });
+        },
+        dispose() {
+          for (const p of packed) p.free();
+        },
+      };
+    },
+  };
+}
+
 /**
- * The float cases for the given shapes: every impl of {@link FLOAT_IMPLS} for each shape.
+ * The float cases for the given shapes: every impl of {@link FLOAT_IMPLS} and
+ * {@link MINIFLOAT_S8_IMPLS} for each shape.
  *
  * @param shapes `[op, M, N, K, threads]` tuples
  * @returns the cases
@@ -165,13 +235,16 @@ function floatCase(impl: string, [op, M, N, K, threads]: Shape): BenchCase {
  * ```ts
  * import { floatCases } from "./cases_float.ts";
  * const cases = floatCases([["gemm", 8, 8, 8, 1]]);
- * if (cases.map((c) => c.impl).join() !== "lowbit:f32,lowbit:fp8w,lowbit:fp4w,lowbit:mxfp4w,lowbit:nvfp4w") {
+ * if (cases.length !== 8 || cases[5].impl !== "lowbit:fp6w" || cases[7].impl !== "lowbit:fp6w_s8") {
  *   throw new Error();
  * }
  * ```
  */
 export function floatCases(shapes: readonly Shape[]): BenchCase[] {
   const out: BenchCase[] = [];
-  for (const s of shapes) for (const impl of Object.keys(FLOAT_IMPLS)) out.push(floatCase(impl, s));
+  for (const s of shapes) {
+    for (const impl of Object.keys(FLOAT_IMPLS)) out.push(floatCase(impl, s));
+    for (const impl of Object.keys(MINIFLOAT_S8_IMPLS)) out.push(minifloatS8Case(impl, s));
+  }
   return out;
 }

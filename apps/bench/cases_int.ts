@@ -1,6 +1,9 @@
 /**
  * Integer benchmark cases: lowbit's int8 / int4 kernels (`lowbit:s8s8`, `lowbit:u8s8`,
- * `lowbit:s4s8`, through the public API: copy-in, kernel, copy-out, as an executor calls them)
+ * `lowbit:s4s8`, through the public API: copy-in, kernel, copy-out, as an executor calls them),
+ * the int8 → int8 layer with per-channel dyadic requantization fused into the GEMM
+ * (`lowbit:s8s8_requant`) and its unfused peer, `gemmS8` then `requantize`
+ * (`lowbit:s8s8_requant_sep`: C goes out and back in as int32),
  * and onnxruntime-web's MatMul / MatMulInteger (`ort:f32`, `ort:u8s8`, `ort:s8s8`, one
  * single-node model, `session.run` per call; each thread count in its own child process).
  *
@@ -8,14 +11,18 @@
  */
 
 import {
-  gemmS4,
+  allocArray,
+  gemmS4Into,
   gemmS8,
+  gemmS8Requant,
   intKernelSources,
   loadIntKernels,
   type PackedS4,
   type PackedS8,
   packS4,
   packS8,
+  requantize,
+  type RequantParams,
 } from "@lowbit/kernels";
 import type { BenchCase, BenchContext, BenchOp, Runnable } from "./gemm.ts";
 import { tinyMatMulModel, type TinyType } from "./_tiny_onnx.ts";
@@ -32,8 +39,26 @@ function fill<T extends Int8Array | Uint8Array>(out: T, lo: number, hi: number, 
 
 type Shape = readonly [BenchOp, number, number, number, number];
 
+type LowbitImpl =
+  | "lowbit:s8s8"
+  | "lowbit:u8s8"
+  | "lowbit:s4s8"
+  | "lowbit:s8s8_requant"
+  | "lowbit:s8s8_requant_sep";
+
+/** Per-channel requantization parameters of the `_requant` cases (outputs spread over int8). */
+function requantParams(N: number, K: number): RequantParams {
+  const shift = 31 + Math.round(Math.log2((40 * Math.sqrt(K)) / 64));
+  return {
+    multiplier: Int32Array.from({ length: N }, (_, j) => 2 ** 30 + ((j * 7919) % 2 ** 29)),
+    shift: Int32Array.from({ length: N }, (_, j) => shift + (j % 3) - 1),
+    bias: Int32Array.from({ length: N }, (_, j) => (j % 17) * 64 - 512),
+    zeroPoint: -3,
+  };
+}
+
 function lowbitCase(
-  impl: "lowbit:s8s8" | "lowbit:u8s8" | "lowbit:s4s8",
+  impl: LowbitImpl,
   [op, M, N, K, threads]: Shape,
 ): BenchCase {
   return {
@@ -65,16 +90,31 @@ function lowbitCase(
         for (const p of packed) p.free();
         throw e;
       }
+      const rq = requantParams(N, K);
+      const out = new Int32Array(M * N);
+      const a4 = s4 ? allocArray(runner, "s8", M * K) : undefined;
+      const c4 = s4 ? allocArray(runner, "s32", M * N) : undefined;
       return {
         async run(i) {
           const b = packed[i % n], a = acts[i % n];
-          if (impl === "lowbit:s4s8") await gemmS4(k, a as Int8Array, M, b as PackedS4);
-          else if (impl === "lowbit:u8s8") {
-            await gemmS8(k, a, M, b as PackedS8, { aType: "u8", aZeroPoint: 128 });
-          } else await gemmS8(k, a, M, b as PackedS8);
+          if (impl === "lowbit:s8s8_requant") await gemmS8Requant(k, a, M, b as PackedS8, rq);
+          else if (impl === "lowbit:s8s8_requant_sep") {
+            requantize(k, await gemmS8(k, a, M, b as PackedS8), M, N, rq);
+          } else if (a4 && c4) {
+            // s4: A copied in, C copied out into `out`, around the in-place entry point.
+            a4.view().set(a as Int8Array);
+            await gemmS4Into(k, a4, M, b as PackedS4, c4);
+            out.set(c4.view());
+          } else if (impl === "lowbit:u8s8") {
+            // C into a reused array (`out`), as the float cases: a fresh 1 MB array costs
+            // ~0.6 ms of page faults, serial time that hides the threads' speed-up.
+            await gemmS8(k, a, M, b as PackedS8, { aType: "u8", aZeroPoint: 128, out });
+          } else await gemmS8(k, a, M, b as PackedS8, { out });
         },
         dispose() {
           for (const p of packed) p.free();
+          a4?.free();
+          c4?.free();
         },
       };
     },
@@ -152,7 +192,15 @@ function ortCase(impl: keyof typeof ORT_TYPES, [op, M, N, K, threads]: Shape): B
 export function intCases(shapes: readonly Shape[]): BenchCase[] {
   const out: BenchCase[] = [];
   for (const s of shapes) {
-    for (const impl of ["lowbit:s8s8", "lowbit:u8s8", "lowbit:s4s8"] as const) {
+    for (
+      const impl of [
+        "lowbit:s8s8",
+        "lowbit:u8s8",
+        "lowbit:s4s8",
+        "lowbit:s8s8_requant",
+        "lowbit:s8s8_requant_sep",
+      ] as const
+    ) {
       out.push(lowbitCase(impl, s));
     }
   }

@@ -12,3 +12,5 @@
 
 export * from "./gemm.ts";
 export * from "./run.ts";
+// Kernel types in this package's signatures, re-exported so that its docs are complete.
+export type { KernelRunner, KernelSource } from "@lowbit/kernels";

@@ -8,7 +8,9 @@
  * memory, an allocator, reusable scratch); {@link floatKernels} returns a lazily created default.
  * Packed weights live in that memory until `dispose()`. For threads, make the context on a worker
  * pool ({@link floatKernelSources} + `createPool` of `@lowbit/runtime` +
- * {@link createFloatKernelsOn}) and call the `*Parallel` variants, which split output columns.
+ * {@link createFloatKernelsOn}) and call the `*Parallel` variants, which split output columns
+ * (GEMM), output pixels or images (conv) and channels or images (depthwise conv). Convs on such
+ * a context take {@link residentF32} arrays (allocated in its shared memory) in place.
  *
  * ## Kernels
  *
@@ -19,11 +21,17 @@
  * | `gemm_mfw_f32_minmax_4x8` | minifloat GEMM: 128 columns × 256 rows decoded into an L2 slot (SIMD decode), then the f32 tile |
  * | `conv2d_f32_minmax_im2col_4x8` | Conv2d: im2col into packed panels in ~256 KiB chunks, then the f32 tile (weights OIHW = the A operand) |
  * | `dwconv2d_f32_minmax_4x1` | depthwise Conv2d: zero-padded plane per channel, 4 output columns per step (3×3 weights kept in registers) |
+| `conv2d_…_4x8__<isa>_pixels` / `_images` | thread splits of the conv: output pixels of one image, or whole images; with post-ops (HardSwish, × c, + c) after the clamp |
+| `dwconv2d_…_4x1__<isa>_channels` / `_images` | thread splits of the depthwise conv: channels of one image, or whole images; post-ops as above |
  *
  * Decoding: FP4 E2M1 by two 16-entry `i8x16.swizzle` tables (the bf16 bytes of each value) and
- * shifts; 6- and 8-bit formats by shifting the code into bf16 position and multiplying by
- * 2^(127 − bias) (exact; subnormal codes then feed the multiply subnormal operands, which some
- * CPUs process slowly: real FP8 weights almost never hold them).
+ * shifts; FP8 by shifting the code into bf16 position; FP6 (packed four codes in three bytes) by
+ * one swizzle and per-code shifts into f32 position. The shifted bits of an FP8 / FP6 code are
+ * w·2^-(127 − bias), so these kernels compute in a domain 2^-60 below the true values: the
+ * activations are scaled by 2^(67 − bias) on the way in, the epilogue scale by 2^60 (see
+ * `refGemmMinifloat`: bit-identical to the unscaled sum unless a product is below 2^-66 or an
+ * activation reaches 2^68). FP8 subnormal codes become f32 subnormal operands, which some CPUs
+ * process slowly (real FP8 weights almost never hold them).
  *
  * ## Results
  *
@@ -59,7 +67,9 @@ import {
   decodeE8M0,
   decodeMinifloat,
   type MaddMode,
+  MINIFLOAT_DOMAIN_SHIFT,
   type MinifloatElement,
+  minifloatWeightShift,
 } from "./reference_float.ts";
 
 // *** context ***
@@ -699,8 +709,8 @@ const BLOCK_FORMATS: Record<
 const ELEMENT_BITS: Record<MinifloatElement, { bits: number; fmt: number }> = {
   fp8_e4m3fn: { bits: 8, fmt: 4 },
   fp8_e5m2: { bits: 8, fmt: 5 },
-  fp6_e3m2fn: { bits: 6, fmt: 3 },
-  fp6_e2m3fn: { bits: 6, fmt: 2 },
+  fp6_e3m2fn: { bits: 6, fmt: 8 + 3 }, // FMT_FP6 + exponent bits: packed four in three bytes
+  fp6_e2m3fn: { bits: 6, fmt: 8 + 2 },
   fp4_e2m1fn: { bits: 4, fmt: 0 },
 };
 
@@ -745,6 +755,8 @@ export interface PackedMinifloatB {
 
 interface MinifloatMeta {
   fmt: number;
+  /** Activations are multiplied by this power of two before the kernel (1 for fp4). */
+  actScale: number;
   block: number;
   codesBytes: number;
   scalesPtr: number;
@@ -761,7 +773,8 @@ function isSpecial(element: MinifloatElement, code: number): boolean {
 
 /**
  * Packs minifloat weight codes (and block scales) once for {@link gemmMinifloat}; panels of 8
- * columns, decoded in registers by the kernels. NaN / Inf codes are rejected (see the module doc).
+ * columns, decoded in registers by the kernels, at 8 (FP8), 6 (FP6: four codes in three bytes)
+ * or 4 (FP4) bits per weight. NaN / Inf codes are rejected (see the module doc).
  *
  * @param w the codes, scales and shape
  * @param kernels context (default {@link floatKernels})
@@ -872,25 +885,34 @@ export function packMinifloatB(
   }
   const i = internal(kernels);
   const panels = Math.ceil(n / 8);
-  const fp4 = el.bits === 4;
+  const fp4 = el.bits === 4, fp6 = el.bits === 6;
   const kp = fp4 ? Math.ceil(k / 4) * 4 : Math.ceil(k / 2) * 2;
-  const rowBytes = fp4 ? 4 : 8;
-  const codesBytes = panels * kp * rowBytes;
+  const rowBytes = fp4 ? 4 : fp6 ? 6 : 8;
+  // fp6: the kernels' 16-byte loads of a 12-byte group read up to 4 bytes past it
+  const codesBytes = panels * kp * rowBytes + (fp6 ? 16 : 0);
   const scalesBytes = panels * nb * 32;
   const ptr = i.alloc(codesBytes + scalesBytes);
   const bytes = new Uint8Array(kernels.memory.buffer, ptr, codesBytes);
   bytes.fill(0);
-  const shift = el.bits === 6 ? 2 : 0;
   for (let j = 0; j < n; j++) {
     const p = j >> 3, col = j & 7;
     const base = p * kp * rowBytes;
     for (let kk = 0; kk < k; kk++) {
       const c = codeAt(kk, j);
-      // the in-group byte orders of _minifloat_impl.ts (one decoded vector = 4 columns of a row)
+      // the in-group orders of _minifloat_impl.ts (one decoded vector = 4 columns of a row)
       if (fp4) {
         const at = base + (kk >> 2) * 16 + ((kk & 3) >> 1) * 8 + 2 * (col & 3) + (kk & 1);
         bytes[at] |= col < 4 ? c : c << 4;
-      } else bytes[base + (kk >> 1) * 16 + 4 * (col & 3) + 2 * (kk & 1) + (col >> 2)] = c << shift;
+      } else if (fp6) {
+        // word (col & 3) of the 2-row group: A = (row 0, col) << 18, B = (row 1, col) << 12,
+        // C = (row 0, col + 4) << 6, D = (row 1, col + 4), little-endian in 3 bytes
+        const sh = (col < 4 ? 12 : 0) + (kk & 1 ? 0 : 6);
+        const at = base + (kk >> 1) * 12 + 3 * (col & 3);
+        const word = (bytes[at] | bytes[at + 1] << 8 | bytes[at + 2] << 16) | c << sh;
+        bytes[at] = word & 0xff;
+        bytes[at + 1] = (word >> 8) & 0xff;
+        bytes[at + 2] = word >> 16;
+      } else bytes[base + (kk >> 1) * 16 + 4 * (col & 3) + 2 * (kk & 1) + (col >> 2)] = c;
     }
   }
   if (blockInfo) {
@@ -904,13 +926,28 @@ export function packMinifloatB(
     ? Float32Array.from(w.channelScale)
     : undefined;
   if (w.format === "nvfp4" && ts !== 1) colScale = new Float32Array(n).fill(ts);
+  // fp8 / fp6: the kernels' scaled value domain (see refGemmMinifloat)
+  const shift = minifloatWeightShift(element);
+  let actScale = 1;
+  if (shift !== 0) {
+    actScale = 2 ** (shift - MINIFLOAT_DOMAIN_SHIFT);
+    const up = 2 ** MINIFLOAT_DOMAIN_SHIFT;
+    colScale = colScale ? colScale.map((v) => v * up) : new Float32Array(n).fill(up);
+  }
   const out = makeResident<PackedMinifloatB>(
     i,
     { kind: "minifloat", format: w.format, k, n, kernels },
     ptr,
     codesBytes + scalesBytes,
   );
-  minifloatMeta.set(out, { fmt: el.fmt, block, codesBytes, scalesPtr: ptr + codesBytes, colScale });
+  minifloatMeta.set(out, {
+    fmt: el.fmt,
+    actScale,
+    block,
+    codesBytes,
+    scalesPtr: ptr + codesBytes,
+    colScale,
+  });
   return out;
 }
 
@@ -1001,6 +1038,7 @@ function prepareGemmMinifloat(
   const cPtr = slot(i, "c", m * n * 4);
   const [flags, sp, bp] = epilogueArgs(kernels, i, n, meta.colScale, opts.bias);
   f32View(kernels, aPtr, m * k).set(a);
+  if (meta.actScale !== 1) i.ex.mfw_scale_f32(aPtr, m * k, meta.actScale);
   const fin = finisher(kernels, cPtr, m * n, opts.out);
   if (m === 1) {
     const tmp = slot(i, "tmp", Math.ceil(n / 16) * 256 + 128);
@@ -1047,11 +1085,13 @@ function prepareGemmMinifloat(
 const MF_NCM = 128;
 
 /**
- * The decoded weights W[K×N] (row-major) exactly as the kernels multiply them: element value,
- * times the block scale in f32 (NVFP4's tensor scale and channel scales are not included: the
- * epilogue applies them). For tests and references.
+ * The decoded weights W[K×N] (row-major): element value, times the block scale in f32 (NVFP4's
+ * tensor scale and channel scales are not included: the epilogue applies them). With `domain`
+ * `"kernel"`, fp8 / fp6 element values are taken at w·2^-B (B = `minifloatWeightShift`) before
+ * the block scale, exactly as the kernels multiply them (the input of `refGemmMinifloat`).
  *
  * @param w the codes, scales and shape (as for {@link packMinifloatB})
+ * @param domain `"value"` (default: true values) or `"kernel"`
  * @returns W, row-major K×N
  *
  * @example
@@ -1062,7 +1102,10 @@ const MF_NCM = 128;
  * if (d[0] !== 12) throw new Error(String(d[0]));
  * ```
  */
-export function decodeMinifloatWeights(w: MinifloatWeights): Float32Array {
+export function decodeMinifloatWeights(
+  w: MinifloatWeights,
+  domain: "value" | "kernel" = "value",
+): Float32Array {
   const blockInfo = BLOCK_FORMATS[w.format];
   const element = (blockInfo ? blockInfo.element : w.format) as MinifloatElement;
   if (!ELEMENT_BITS[element]) {
@@ -1075,10 +1118,11 @@ export function decodeMinifloatWeights(w: MinifloatWeights): Float32Array {
   const layout = w.layout ?? "kn";
   const nb = blockInfo ? Math.ceil(k / blockInfo.block) : 0;
   const out = new Float32Array(k * n);
+  const down = domain === "kernel" ? 2 ** -minifloatWeightShift(element) : 1; // exact (f32 subnormal at worst)
   for (let kk = 0; kk < k; kk++) {
     for (let j = 0; j < n; j++) {
       const c = layout === "kn" ? w.codes[kk * n + j] : w.codes[j * k + kk];
-      let v = decodeMinifloat(element, c);
+      let v = decodeMinifloat(element, c) * down;
       if (blockInfo) {
         const b = Math.floor(kk / blockInfo.block);
         const s = layout === "kn" ? w.scales![b * n + j] : w.scales![j * nb + b];
@@ -1108,10 +1152,39 @@ export interface Conv2dF32Options {
   bias?: Float32Array;
   /** Activation (default none). */
   activation?: Activation;
+  /** Elementwise ops after the activation (default none). */
+  post?: ConvPostOps;
   /** Output buffer (length N·O·OH·OW). */
   out?: Float32Array;
   /** Context (default {@link floatKernels}; ignored when the weight is prepared). */
   kernels?: FloatKernels;
+}
+
+/**
+ * Elementwise ops a conv applies to its output after the activation, in this order, each step
+ * rounded to f32 as separate ONNX ops would: HardSwish computed as ONNX's decomposition
+ * `Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6)`, then `Mul(·, mul)`, then `Add(·, add)`.
+ */
+export interface ConvPostOps {
+  /** Apply HardSwish. */
+  hardswish?: boolean;
+  /** Multiply by this scalar. */
+  mul?: number;
+  /** Add this scalar. */
+  add?: number;
+}
+
+function postArgs(post: ConvPostOps | undefined): [number, number, number] {
+  if (post === undefined) return [0, 1, 0];
+  for (const k of ["mul", "add"] as const) {
+    const v = post[k];
+    if (v !== undefined && typeof v !== "number") {
+      throw new LowbitError("INVALID_ARGUMENT", `conv post-op ${k} must be a number, got ${v}`);
+    }
+  }
+  const bits = (post.hardswish ? 1 : 0) | (post.mul !== undefined ? 2 : 0) |
+    (post.add !== undefined ? 4 : 0);
+  return [bits, post.mul ?? 1, post.add ?? 0];
 }
 
 /** A conv output: NCHW data and its shape. */
@@ -1246,7 +1319,23 @@ function planConv(
   return { n, c, h, w, o, cg, kh, kw, sh, sw, dh, dw, pads, group, oh, ow };
 }
 
-function runConv(
+interface ConvSetup {
+  kernels: FloatKernels;
+  i: Internal;
+  p: ConvPlan;
+  depthwise: boolean;
+  xPtr: number;
+  wPtr: number;
+  yPtr: number;
+  outLen: number;
+  flags: number;
+  bp: number;
+  lo: number;
+  hi: number;
+}
+
+/** Validates a conv call and copies input, weights (unless prepared) and bias into memory. */
+function setupConv(
   what: string,
   input: Float32Array,
   inputShape: readonly [number, number, number, number],
@@ -1254,7 +1343,7 @@ function runConv(
   weightShape: readonly [number, number, number, number] | undefined,
   opts: Conv2dF32Options,
   depthwiseOnly: boolean,
-): Conv2dResult {
+): ConvSetup {
   let kernels: FloatKernels;
   let wshape: readonly [number, number, number, number];
   let wPtr = -1;
@@ -1290,8 +1379,10 @@ function runConv(
   const i = internal(kernels);
   const inLen = p.n * p.c * p.h * p.w;
   const outLen = p.n * p.o * p.oh * p.ow;
-  const xPtr = slot(i, "a", inLen * 4);
-  const yPtr = slot(i, "c", outLen * 4);
+  // Arrays already in the context's memory (residentF32) are used in place: no copies.
+  const rx = residentOf32(input, kernels), ry = residentOf32(opts.out, kernels);
+  const xPtr = rx ?? slot(i, "a", inLen * 4);
+  const yPtr = ry ?? slot(i, "c", outLen * 4);
   if (wPtr < 0) {
     wPtr = slot(i, "w", (weight as Float32Array).length * 4);
     f32View(kernels, wPtr, (weight as Float32Array).length).set(weight as Float32Array);
@@ -1302,9 +1393,102 @@ function runConv(
     bp = slot(i, "epi", p.o * 4 + 32);
     f32View(kernels, bp, p.o).set(opts.bias);
   }
-  f32View(kernels, xPtr, inLen).set(input);
+  if (rx === undefined) f32View(kernels, xPtr, inLen).set(input);
+  return { kernels, i, p, depthwise, xPtr, wPtr, yPtr, outLen, flags, bp, lo, hi };
+}
+
+function convResult(s: ConvSetup, opts: Conv2dF32Options): Conv2dResult {
+  const { p } = s;
+  const out = opts.out ?? new Float32Array(s.outLen);
+  if (residentOf32(out, s.kernels) !== s.yPtr) out.set(f32View(s.kernels, s.yPtr, s.outLen));
+  return { data: out, shape: [p.n, p.o, p.oh, p.ow] };
+}
+
+// *** arrays resident in a context's memory ***
+
+const residentF32s = new WeakMap<Float32Array, { kernels: FloatKernels; ptr: number }>();
+
+/** The address of `a` in `kernels`' memory when `a` came from {@link residentF32} there. */
+function residentOf32(a: Float32Array | undefined, kernels: FloatKernels): number | undefined {
+  const r = a === undefined ? undefined : residentF32s.get(a);
+  return r !== undefined && r.kernels === kernels ? r.ptr : undefined;
+}
+
+/**
+ * A float32 array allocated in the memory of a context on a shared memory (a worker pool's):
+ * convs on that context read such an input and write such an `out` in place, without copying
+ * them in and out. The memory must be shared, since growing a non-shared one detaches every
+ * view of it. Free it with {@link freeResidentF32}.
+ *
+ * @param kernels a context from {@link createFloatKernelsOn} on a shared-memory pool
+ * @param n elements
+ * @returns the array (contents arbitrary)
+ *
+ * @example
+ * ```ts
+ * import { createFloatKernels, residentF32 } from "@lowbit/kernels";
+ * let refused = false;
+ * try {
+ *   residentF32(createFloatKernels(), 4); // not shared memory
+ * } catch {
+ *   refused = true;
+ * }
+ * if (!refused) throw new Error();
+ * ```
+ */
+export function residentF32(kernels: FloatKernels, n: number): Float32Array {
+  checkDim(n, "residentF32: n");
+  if (!(kernels.memory.buffer instanceof SharedArrayBuffer)) {
+    throw new LowbitError(
+      "UNSUPPORTED",
+      "residentF32: the context's memory is not shared (growing it would detach the array)",
+    );
+  }
+  const ptr = internal(kernels).alloc(n * 4);
+  const a = new Float32Array(kernels.memory.buffer, ptr, n);
+  residentF32s.set(a, { kernels, ptr });
+  return a;
+}
+
+/**
+ * Frees an array from {@link residentF32} (once; it must not be used afterwards).
+ *
+ * @param a the array
+ *
+ * @example
+ * ```ts
+ * import { freeResidentF32 } from "@lowbit/kernels";
+ * freeResidentF32(new Float32Array(1)); // not resident: nothing to do
+ * ```
+ */
+export function freeResidentF32(a: Float32Array): void {
+  const r = residentF32s.get(a);
+  if (r === undefined) return;
+  residentF32s.delete(a);
+  internal(r.kernels).free(r.ptr);
+}
+
+function runConv(
+  what: string,
+  input: Float32Array,
+  inputShape: readonly [number, number, number, number],
+  weight: Float32Array | PreparedConv2dF32,
+  weightShape: readonly [number, number, number, number] | undefined,
+  opts: Conv2dF32Options,
+  depthwiseOnly: boolean,
+): Conv2dResult {
+  const s = setupConv(what, input, inputShape, weight, weightShape, opts, depthwiseOnly);
+  if (opts.post !== undefined) {
+    // Post-ops exist on the split entry points only: run them as one range.
+    for (const c of splitCalls(s, 1, opts.post)) {
+      c.before?.();
+      s.i.ex[c.fn](0, c.rows, ...c.args);
+    }
+    return convResult(s, opts);
+  }
+  const { i, p, xPtr, wPtr, yPtr, flags, bp, lo, hi } = s;
   const [pt, pl] = p.pads;
-  if (depthwise) {
+  if (s.depthwise) {
     const sb = i.ex.dwconv_scratch_bytes(p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw);
     const scratch = slot(i, "conv", sb);
     kernel(i, "dwconv2d_f32_minmax_4x1")(
@@ -1376,9 +1560,7 @@ function runConv(
       hi,
     );
   }
-  const out = opts.out ?? new Float32Array(outLen);
-  out.set(f32View(kernels, yPtr, outLen));
-  return { data: out, shape: [p.n, p.o, p.oh, p.ow] };
+  return convResult(s, opts);
 }
 
 /**
@@ -1468,6 +1650,192 @@ export function depthwiseConv2dF32(
   const o = (shape ? opts : (weightShapeOrOpts ?? opts)) as Conv2dF32Options;
   const c = Array.isArray(inputShape) ? inputShape[1] : 0;
   return runConv("depthwiseConv2dF32", input, inputShape, weight, shape, {
+    ...o,
+    group: o.group ?? c,
+  }, true);
+}
+
+/** One call of a split conv entry point: rows [0, rows) in ranges of `align`. */
+interface SplitCall {
+  fn: string;
+  rows: number;
+  align: number;
+  args: number[];
+  /** Runs on the calling thread first (pads the image). */
+  before?: () => void;
+}
+
+/**
+ * The calls that run a conv on `threads` threads: whole images when there are at least as many
+ * as threads, else one call per image split by output pixels (dense) or channels (depthwise).
+ * Ranges start at multiples of `align` and hold one block each, so r0 / align numbers the
+ * thread's scratch (see _conv_impl.ts).
+ */
+function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined): SplitCall[] {
+  const { i, p, xPtr, wPtr, yPtr, flags, bp, lo, hi } = s;
+  const [pt, pl] = p.pads;
+  const ohw = p.oh * p.ow, inImg = p.c * p.h * p.w * 4, outImg = p.o * ohw * 4;
+  const variant = (base: string, v: string): string => {
+    const name = base + i.sfx + v;
+    if (typeof i.ex[name] !== "function") {
+      throw new LowbitError("INTERNAL", `missing kernel ${name}`);
+    }
+    return name;
+  };
+  const epilogue = [flags, bp, lo, hi, ...postArgs(post)];
+  const geo = [p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, pt, pl, p.oh, p.ow];
+  const calls: SplitCall[] = [];
+  if (threads > 1 && p.n >= threads) {
+    // Whole images per thread.
+    const align = Math.ceil(p.n / threads);
+    if (s.depthwise) {
+      const fn = variant("dwconv2d_f32_minmax_4x1", "_images");
+      const stride = Math.ceil(
+        i.ex.dwconv_scratch_bytes(p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw) / 16,
+      ) * 16;
+      const scratch = slot(i, "conv", stride * threads);
+      const args = [p.c, p.h, p.w, ...geo, xPtr, wPtr, yPtr, scratch, stride, align];
+      return [{ fn, rows: p.n, align, args: [...args, ...epilogue] }];
+    }
+    const fn = variant("conv2d_f32_minmax_im2col_4x8", "_images");
+    const stride = Math.ceil(
+          i.ex.conv2d_pixels_scratch_bytes(p.cg, p.kh, p.kw, p.oh, p.ow) / 16,
+        ) * 16 + Math.ceil(i.ex.conv2d_pad_bytes(p.c, p.h, p.w, ...geo) / 16) * 16;
+    const scratch = slot(i, "conv", stride * threads);
+    const args = [p.c, p.h, p.w, p.o, p.group, ...geo, xPtr, wPtr, yPtr, scratch, stride, align];
+    return [{ fn, rows: p.n, align, args: [...args, ...epilogue] }];
+  }
+  if (s.depthwise) {
+    const fn = variant("dwconv2d_f32_minmax_4x1", "_channels");
+    const stride = Math.ceil(
+      i.ex.dwconv_scratch_bytes(p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw) / 16,
+    ) * 16;
+    const align = Math.ceil(p.c / threads);
+    const scratch = slot(i, "conv", stride * threads);
+    for (let n = 0; n < p.n; n++) {
+      const args = [p.h, p.w, ...geo, xPtr + n * inImg, wPtr, yPtr + n * outImg, scratch];
+      calls.push({ fn, rows: p.c, align, args: [...args, stride, align, ...epilogue] });
+    }
+    return calls;
+  }
+  const fn = variant("conv2d_f32_minmax_im2col_4x8", "_pixels");
+  // One thread pads the image first (whole rows copied, no bounds checks in im2col); split over
+  // threads, im2col checks bounds instead, so that no serial pass precedes the split.
+  const padBytes = threads > 1 ? 0 : i.ex.conv2d_pad_bytes(p.c, p.h, p.w, ...geo);
+  const stride = Math.ceil(
+    i.ex.conv2d_pixels_scratch_bytes(p.cg, p.kh, p.kw, p.oh, p.ow) / 16,
+  ) * 16;
+  const align = Math.ceil(ohw / threads / 8) * 8;
+  const scratch = slot(i, "conv", stride * threads + padBytes);
+  const padded = scratch + stride * threads;
+  for (let n = 0; n < p.n; n++) {
+    const x = xPtr + n * inImg;
+    const before = padBytes > 0
+      ? () => void i.ex.conv2d_pad_f32(p.c, p.h, p.w, ...geo, x, padded)
+      : undefined;
+    const args = [p.c, p.h, p.w, p.o, p.group, ...geo, padBytes > 0 ? padded : x, wPtr];
+    args.push(yPtr + n * outImg, scratch, stride, align, padBytes > 0 ? 1 : 0, ...epilogue);
+    calls.push({ fn, rows: ohw, align, args, before });
+  }
+  return calls;
+}
+
+/**
+ * Below this many multiply-adds a conv runs on the calling thread: about 30 µs of work, a few
+ * times the pool's round trip.
+ */
+const PARALLEL_CONV_MIN = 1 << 18;
+
+/** Runs a conv over the context's threads (see {@link splitCalls}). */
+async function runConvParallel(
+  what: string,
+  input: Float32Array,
+  inputShape: readonly [number, number, number, number],
+  weight: Float32Array | PreparedConv2dF32,
+  weightShape: readonly [number, number, number, number] | undefined,
+  opts: Conv2dF32Options,
+  depthwiseOnly: boolean,
+): Promise<Conv2dResult> {
+  const s = setupConv(what, input, inputShape, weight, weightShape, opts, depthwiseOnly);
+  const { i, p } = s;
+  const work = p.n * p.o * p.cg * p.kh * p.kw * p.oh * p.ow;
+  const threads = i.runner && work >= PARALLEL_CONV_MIN ? i.runner.threads : 1;
+  for (const c of splitCalls(s, threads, opts.post)) {
+    c.before?.();
+    if (threads < 2) i.ex[c.fn](0, c.rows, ...c.args);
+    else await i.runner!.run(i.module, c.fn, c.rows, c.args, c.align);
+  }
+  return convResult(s, opts);
+}
+
+/**
+ * {@link conv2dF32} split over the context's threads (see {@link createFloatKernelsOn}): dense
+ * convs by output pixels, depthwise convs by channels, every output computed exactly as
+ * {@link conv2dF32} computes it, so the result has the same bits whatever the thread count.
+ * Small convs run on the calling thread.
+ *
+ * @param input input, NCHW
+ * @param inputShape [N, C, H, W]
+ * @param weight OIHW weights, or weights from {@link prepareConv2dF32}
+ * @param weightShapeOrOpts [O, C/group, kh, kw] (with a Float32Array weight), else the options
+ * @param opts the options when the weight shape is given
+ * @returns the output and its shape
+ *
+ * @example
+ * ```ts
+ * import { conv2dF32Parallel } from "@lowbit/kernels";
+ * const y = await conv2dF32Parallel(new Float32Array(4).fill(1), [1, 1, 2, 2], new Float32Array(9).fill(1), [1, 1, 3, 3], {
+ *   pads: [1, 1, 1, 1],
+ * });
+ * if (y.data.join() !== "4,4,4,4") throw new Error();
+ * ```
+ */
+export function conv2dF32Parallel(
+  input: Float32Array,
+  inputShape: readonly [number, number, number, number],
+  weight: Float32Array | PreparedConv2dF32,
+  weightShapeOrOpts?: readonly [number, number, number, number] | Conv2dF32Options,
+  opts: Conv2dF32Options = {},
+): Promise<Conv2dResult> {
+  const shape = Array.isArray(weightShapeOrOpts)
+    ? weightShapeOrOpts as [number, number, number, number]
+    : undefined;
+  const o = (shape ? opts : (weightShapeOrOpts ?? opts)) as Conv2dF32Options;
+  return runConvParallel("conv2dF32Parallel", input, inputShape, weight, shape, o, false);
+}
+
+/**
+ * {@link depthwiseConv2dF32} split over the context's threads by channels; the same bits as one
+ * thread.
+ *
+ * @param input input, NCHW
+ * @param inputShape [N, C, H, W]
+ * @param weight weights [C, 1, kh, kw], or weights from {@link prepareConv2dF32}
+ * @param weightShapeOrOpts [C, 1, kh, kw] (with a Float32Array weight), else the options
+ * @param opts the options when the weight shape is given
+ * @returns the output and its shape
+ *
+ * @example
+ * ```ts
+ * import { depthwiseConv2dF32Parallel } from "@lowbit/kernels";
+ * const x = new Float32Array([1, 2, 3, 4, 10, 20, 30, 40]); // 2 channels of 2×2
+ * const y = await depthwiseConv2dF32Parallel(x, [1, 2, 2, 2], new Float32Array([1, 1, 1, 1, 2, 2, 2, 2]), [2, 1, 2, 2]);
+ * if (y.data.join() !== "10,200") throw new Error(y.data.join());
+ * ```
+ */
+export function depthwiseConv2dF32Parallel(
+  input: Float32Array,
+  inputShape: readonly [number, number, number, number],
+  weight: Float32Array | PreparedConv2dF32,
+  weightShapeOrOpts?: readonly [number, number, number, number] | Conv2dF32Options,
+  opts: Conv2dF32Options = {},
+): Promise<Conv2dResult> {
+  const shape = Array.isArray(weightShapeOrOpts)
+    ? weightShapeOrOpts as [number, number, number, number]
+    : undefined;
+  const o = (shape ? opts : (weightShapeOrOpts ?? opts)) as Conv2dF32Options;
+  const c = Array.isArray(inputShape) ? inputShape[1] : 0;
+  return runConvParallel("depthwiseConv2dF32Parallel", input, inputShape, weight, shape, {
     ...o,
     group: o.group ?? c,
   }, true);

@@ -18,6 +18,7 @@ import {
   maddF32,
   type MinifloatElement,
   refGemmF32,
+  refGemmMinifloat,
 } from "./reference_float.ts";
 import { floatContexts, randF32, rng } from "./_test_util.ts";
 
@@ -298,7 +299,7 @@ function colScaleOf(w: MinifloatWeights): Float32Array | undefined {
 }
 
 function toKN(w: MinifloatWeights): Float32Array {
-  return decodeMinifloatWeights(w);
+  return decodeMinifloatWeights(w, "kernel");
 }
 
 for (const k of CTX) {
@@ -321,6 +322,8 @@ for (const k of CTX) {
         [255, 3, 16],
         [63, 65, 300],
         [511, 17, 1],
+        [3, 511, 17],
+        [1, 511, 33],
       ];
       let t = 0;
       for (const [m, n, kk] of shapes) {
@@ -331,7 +334,7 @@ for (const k of CTX) {
         const act = t % 4 === 0 ? "relu" as const : undefined;
         const p = packMinifloatB(w, k);
         const got = gemmMinifloat(a, m, p, { bias, activation: act });
-        const want = refGemmF32(a, toKN(w), m, kk, n, k.madd, {
+        const want = refGemmMinifloat(a, toKN(w), m, kk, n, ELEMENT_OF[format] ?? format, k.madd, {
           scale: colScaleOf(w),
           bias,
           lo: act ? 0 : undefined,
@@ -422,6 +425,21 @@ Deno.test("packMinifloatB() rejects NaN / Inf codes and scales, naming the posit
     /unsupported weight format/,
   );
   bad({ format: "fp8_e4m3fn", k: 1, n: 1, codes: new Uint8Array(1), tensorScale: 2 }, /only nvfp4/);
+  bad(
+    { format: "fp6_e2m3fn", k: 3, n: 2, codes: new Uint8Array(5) },
+    /codes \(3×2\) has 5 elements, expected 6/,
+  );
+  const w6 = packMinifloatB({ format: "fp6_e3m2fn", k: 3, n: 2, codes: new Uint8Array(6) }, k);
+  assert.throws(
+    () => gemmMinifloat(new Float32Array(5), 2, w6),
+    (e: unknown) =>
+      e instanceof LowbitError && e.code === "SHAPE_MISMATCH" && /a \(2×3\) has 5/.test(e.message),
+  );
+  assert.throws(
+    () => gemmMinifloat(new Float32Array(6), 2, w6, { bias: new Float32Array(3) }),
+    (e: unknown) => e instanceof LowbitError && /bias has 3 elements, expected 2/.test(e.message),
+  );
+  w6.dispose();
   // special codes of "finite" formats are numbers: every fp4 / fp6 code packs
   packMinifloatB({
     format: "fp4_e2m1fn",
@@ -430,4 +448,48 @@ Deno.test("packMinifloatB() rejects NaN / Inf codes and scales, naming the posit
     codes: Uint8Array.from({ length: 16 }, (_, i) => i),
   }, k)
     .dispose();
+});
+
+Deno.test("gemmMinifloat() fp8 / fp6 scaled domain equals the unscaled sum away from underflow", () => {
+  // The kernels compute 2^-60 below the true values (see refGemmMinifloat); with products well
+  // above 2^-66 the result is the plain f32 GEMM of the true weights, bit for bit.
+  const r = rng(77);
+  for (const k of CTX) {
+    for (const format of ["fp8_e4m3fn", "fp8_e5m2", "fp6_e3m2fn", "fp6_e2m3fn"] as const) {
+      const m = 3, n = 19, kk = 70;
+      const w = makeWeights(format, kk, n, r, "kn");
+      const a = Float32Array.from({ length: m * kk }, () => (r() < 0.5 ? -1 : 1) * (0.5 + r()));
+      const p = packMinifloatB(w, k);
+      for (const rows of [1, m]) {
+        const got = gemmMinifloat(a.subarray(0, rows * kk), rows, p);
+        const plain = refGemmF32(
+          a.subarray(0, rows * kk),
+          decodeMinifloatWeights(w),
+          rows,
+          kk,
+          n,
+          k.madd,
+          {
+            scale: w.channelScale,
+          },
+        );
+        assertSameBits(got, plain, `${format} M=${rows} vs unscaled (${k.isa})`, n);
+      }
+      p.dispose();
+    }
+    // below 2^-66 a product is subnormal in the scaled domain: the kernel rounds it to a
+    // multiple of 2^-89, as refGemmMinifloat says, not to 24 bits
+    const w = { format: "fp8_e4m3fn" as const, k: 1, n: 1, codes: new Uint8Array([0x38]) }; // 1.0
+    const a = new Float32Array([(1 + 2 ** -20) * 2 ** -70]);
+    const p = packMinifloatB(w, k);
+    const got = gemmMinifloat(a, 1, p);
+    assert.equal(got[0], 2 ** -70);
+    assertSameBits(
+      got,
+      refGemmMinifloat(a, decodeMinifloatWeights(w, "kernel"), 1, 1, 1, "fp8_e4m3fn", k.madd),
+      "underflow case",
+      1,
+    );
+    p.dispose();
+  }
 });

@@ -3,9 +3,10 @@
  * `assembly/int_gemm.ts` (plain SIMD) and `assembly/int_gemm_relaxed.ts` (relaxed SIMD, exact).
  *
  * Pack B once ({@link packS8}, {@link packS4}), then run {@link gemmS8} / {@link gemmS4} /
- * {@link gemmS4Grouped} any number of times; {@link requantize} (or `requant` in the options)
- * turns int32 accumulators into int8 with a dyadic multiplier and shift. With M = 1 the GEMV
- * kernels run, split over columns instead of rows. Every shape and buffer length is validated,
+ * {@link gemmS4Grouped} any number of times; {@link requantize} turns int32 accumulators into
+ * int8 with a dyadic multiplier and shift (`int_fused.ts` fuses it, or a float scale epilogue,
+ * into the GEMM's tile store: `gemmS8Requant`, `gemmS4Requant`, `gemmS8Scaled`,
+ * `gemmS4Scaled`). With M = 1 the GEMV kernels run, split over columns instead of rows. Every shape and buffer length is validated,
  * with a `LowbitError`, before any kernel memory is touched.
  *
  * Semantics (the scalar twins are in `reference.ts`): B is K×N (`layout: "kn"`, ONNX MatMul) or
@@ -18,7 +19,13 @@
 import { LowbitError } from "@lowbit/core";
 import * as plainSource from "./_int_gemm_wasm.ts";
 import * as relaxedSource from "./_int_gemm_relaxed_wasm.ts";
-import { createLocalRunner, type KernelRunner, type KernelSource } from "./runner.ts";
+import {
+  createLocalRunner,
+  isKernelArray,
+  type KernelArray,
+  type KernelRunner,
+  type KernelSource,
+} from "./runner.ts";
 
 /** Which integer kernel family runs: plain WASM SIMD or (exact) relaxed SIMD. */
 export type IntSimd = "plain" | "relaxed";
@@ -316,7 +323,7 @@ function checkDim(v: number, what: string, name?: string): void {
   }
 }
 
-function checkLen(arr: ArrayLike<number>, want: number, what: string, name?: string): void {
+function checkLen(arr: { length: number }, want: number, what: string, name?: string): void {
   if (arr.length !== want) {
     throw new LowbitError(
       "SHAPE_MISMATCH",
@@ -654,6 +661,11 @@ export interface RequantParams {
   qmin?: number;
   /** Upper clamp (default 127). */
   qmax?: number;
+  /**
+   * Output type of the fused kernels (`gemmS8Requant`, `gemmS4Requant`; default `"int8"`).
+   * With `"uint8"`, zeroPoint / qmin / qmax are in [0, 255] (defaults 0 and 255).
+   */
+  output?: "int8" | "uint8";
 }
 
 interface ResolvedRequant {
@@ -801,6 +813,33 @@ export interface GemmS8Options {
   name?: string;
 }
 
+/** Activations: a JavaScript array (copied in) or an array already in kernel memory. */
+export type IntActivations = Int8Array | Uint8Array | KernelArray<"s8" | "u8">;
+
+/**
+ * A (M×K) in kernel memory with rows zero-padded to kp: in place when it already is there and
+ * needs no padding (K = kp), else copied. `owned` says whether the caller must free `ptr`.
+ */
+function placeA(
+  k: IntKernels,
+  a: IntActivations,
+  M: number,
+  K: number,
+  kp: number,
+): { ptr: number; owned: boolean } {
+  if (isKernelArray(a)) {
+    if (kp === K) return { ptr: a.ptr, owned: false };
+    return { ptr: putA(k, a.view(), M, K, kp), owned: true };
+  }
+  return { ptr: putA(k, a, M, K, kp), owned: true };
+}
+
+/** Options of {@link gemmS8}: those of every int8 GEMM plus a reusable output. */
+export interface GemmS8CopyOptions extends GemmS8Options {
+  /** Where to write C (M×N), instead of a new array. */
+  out?: Int32Array;
+}
+
 /** Copies A (M×K) into kernel memory with rows zero-padded to kp; returns the pointer. */
 function putA(k: IntKernels, a: Int8Array | Uint8Array, M: number, K: number, kp: number): number {
   const r = k.runner;
@@ -817,13 +856,32 @@ function putA(k: IntKernels, a: Int8Array | Uint8Array, M: number, K: number, kp
 }
 
 function checkA(
-  a: Int8Array | Uint8Array,
+  k: IntKernels,
+  a: IntActivations,
   M: number,
   K: number,
   type: "s8" | "u8",
   name?: string,
 ): void {
   checkDim(M, "M", name);
+  if (isKernelArray(a)) {
+    if (a.runner !== k.runner) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        "activations live in another runner's memory than these kernels",
+        { tensor: name },
+      );
+    }
+    if (a.dtype !== type) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `activations are a '${a.dtype}' kernel array, aType is '${type}'`,
+        { tensor: name },
+      );
+    }
+    checkLen(a, M * K, `activations (M×K = ${M}×${K})`, name);
+    return;
+  }
   const ok = type === "s8" ? a instanceof Int8Array : a instanceof Uint8Array;
   if (!ok) {
     throw new LowbitError(
@@ -843,8 +901,8 @@ function checkA(
  * @param a activations, M×K
  * @param M rows of A
  * @param b packed weights
- * @param opts activation type and zero points
- * @returns int32 M×N
+ * @param opts activation type, zero points, and an output array to reuse
+ * @returns int32 M×N (`opts.out` when given)
  *
  * @example
  * ```ts
@@ -857,66 +915,86 @@ function checkA(
  */
 export async function gemmS8(
   k: IntKernels,
-  a: Int8Array | Uint8Array,
+  a: IntActivations,
   M: number,
   b: PackedS8,
-  opts: GemmS8Options = {},
+  opts: GemmS8CopyOptions = {},
 ): Promise<Int32Array> {
   const r = k.runner;
+  const len = M * (b?.N ?? 0);
+  if (opts.out !== undefined) {
+    if (!(opts.out instanceof Int32Array)) {
+      throw new LowbitError("INVALID_ARGUMENT", "out must be an Int32Array", { tensor: opts.name });
+    }
+    checkLen(opts.out, len, `out (M×N = ${M}×${b?.N})`, opts.name);
+  }
   const c = await gemmS8InMemory(k, a, M, b, opts);
   try {
-    return new Int32Array(r.memory.buffer.slice(c, c + M * b.N * 4));
+    // Into a reused array when given: a fresh 1 MB array costs ~0.6 ms of page faults here,
+    // more than copying into a warm one (~0.05 ms), and that time is serial.
+    const out = opts.out ?? new Int32Array(len);
+    out.set(new Int32Array(r.memory.buffer, c, len));
+    return out;
   } finally {
     r.free(c);
   }
 }
 
+function checkOut(k: IntKernels, c: KernelArray<"s32">, len: number, what: string, name?: string) {
+  if (!isKernelArray(c) || c.dtype !== "s32" || c.runner !== k.runner) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      "the output must be an 's32' kernel array of these kernels' runner (allocArray)",
+      { tensor: name },
+    );
+  }
+  checkLen(c, len, what, name);
+}
+
 /**
- * {@link gemmS8} followed by {@link requantize}, without leaving kernel memory: the fused
- * int8 → int8 layer.
+ * {@link gemmS8} in place: A may already live in kernel memory (a {@link KernelArray}, used
+ * without a copy when K is a multiple of 16) and C is written to the kernel array `c`, so
+ * nothing is copied in or out. Allocate both once with `allocArray` and reuse them.
  *
  * @param k loaded kernels
- * @param a activations, M×K
+ * @param a activations, M×K (a kernel array or a JavaScript array)
  * @param M rows of A
  * @param b packed weights
- * @param rq requantization parameters
+ * @param c output, an `"s32"` kernel array of M×N elements
  * @param opts activation type and zero points
- * @returns int8 M×N
+ * @returns when C is written
  *
  * @example
  * ```ts
- * import { gemmS8Requant, loadIntKernels, packS8 } from "@lowbit/kernels";
+ * import { allocArray, gemmS8Into, loadIntKernels, packS8 } from "@lowbit/kernels";
  * const k = await loadIntKernels();
- * const b = packS8(k, new Int8Array([100, -100]), 1, 2);
- * const y = await gemmS8Requant(k, new Int8Array([100]), 1, b, {
- *   multiplier: 1, shift: 4, bias: new Int32Array([8, 0]), activation: "relu",
- * });
- * if (y.join() !== "127,0") throw new Error(y.join()); // 10008/16 saturates; relu clamps
+ * const b = packS8(k, new Int8Array(16).fill(2), 16, 1);
+ * const a = allocArray(k.runner, "s8", 16), c = allocArray(k.runner, "s32", 1);
+ * a.view().fill(3);
+ * await gemmS8Into(k, a, 1, b, c);
+ * if (c.view()[0] !== 96) throw new Error(String(c.view()[0])); // 16·3·2
  * ```
  */
-export async function gemmS8Requant(
+export async function gemmS8Into(
   k: IntKernels,
-  a: Int8Array | Uint8Array,
+  a: IntActivations,
   M: number,
   b: PackedS8,
-  rq: RequantParams,
+  c: KernelArray<"s32">,
   opts: GemmS8Options = {},
-): Promise<Int8Array> {
-  const res = resolveRequant(rq, b.N, opts.name);
-  const c = await gemmS8InMemory(k, a, M, b, opts);
-  try {
-    return requantInMemory(k, M, b.N, c, res);
-  } finally {
-    k.runner.free(c);
-  }
+): Promise<void> {
+  checkOut(k, c, M * (b?.N ?? 0), `output (M×N = ${M}×${b?.N})`, opts.name);
+  await gemmS8InMemory(k, a, M, b, opts, c.ptr);
 }
 
+/** Runs the GEMM into `out` (or a new block); returns C's pointer. */
 async function gemmS8InMemory(
   k: IntKernels,
-  a: Int8Array | Uint8Array,
+  a: IntActivations,
   M: number,
   b: PackedS8,
   opts: GemmS8Options,
+  out = 0,
 ): Promise<number> {
   const name = opts.name;
   const aType = opts.aType ?? "s8";
@@ -935,16 +1013,16 @@ async function gemmS8InMemory(
       { tensor: name },
     );
   }
-  checkA(a, M, b.K, aType, name);
+  checkA(k, a, M, b.K, aType, name);
   const za = opts.aZeroPoint ?? 0, zb = opts.bZeroPoint ?? 0;
   checkInt(za, aType === "s8" ? -128 : 0, aType === "s8" ? 127 : 255, "aZeroPoint", name);
   checkInt(zb, -128, 127, "bZeroPoint", name);
   const { K, N, kp } = b;
   const r = k.runner;
-  const aPtr = putA(k, a, M, K, kp);
-  let cPtr = 0, rowsumPtr = 0;
+  const A = placeA(k, a, M, K, kp), aPtr = A.ptr;
+  let cPtr = out, rowsumPtr = 0;
   try {
-    cPtr = r.alloc(M * N * 4);
+    if (!out) cPtr = r.alloc(M * N * 4);
     const which = aType === "s8" ? "s8" : "u8";
     const mod = k.simd === "plain" ? PLAIN : RELAXED;
     if (M === 1 && !(k.simd === "relaxed" && which === "u8")) {
@@ -957,14 +1035,13 @@ async function gemmS8InMemory(
       await r.run(mod, gemm, M, args, 4);
     }
     if (za !== 0 || zb !== 0) {
-      // Σ(a − za)(b − zb) = Σab − zb·Σa − za·Σb + K·za·zb
+      // Σ(a − za)(b − zb) = Σab − zb·Σa − za·Σb + K·za·zb, split by rows like the GEMM (a
+      // pass over C on one thread would be the serial part that caps the speed-up).
       if (zb !== 0) {
         rowsumPtr = r.alloc(M * 4);
-        fn(k, PLAIN, "rowsum_s8")(0, M, kp, aPtr, kp, rowsumPtr, which === "s8" ? 1 : 0);
+        await r.run(PLAIN, "rowsum_s8", M, [kp, aPtr, kp, rowsumPtr, which === "s8" ? 1 : 0], 4);
       }
-      fn(k, PLAIN, "s32_fixup")(
-        0,
-        M,
+      await r.run(PLAIN, "s32_fixup", M, [
         N,
         cPtr,
         N,
@@ -973,14 +1050,14 @@ async function gemmS8InMemory(
         za !== 0 ? b.colsumPtr : 0,
         -za,
         Math.imul(Math.imul(K, za), zb),
-      );
+      ], 4);
     }
     return cPtr;
   } catch (e) {
-    if (cPtr) r.free(cPtr);
+    if (cPtr && !out) r.free(cPtr);
     throw e;
   } finally {
-    r.free(aPtr);
+    if (A.owned) r.free(aPtr);
     if (rowsumPtr) r.free(rowsumPtr);
   }
 }
@@ -1022,28 +1099,79 @@ function checkPackedS4(b: PackedS4, grouped: boolean, name?: string): void {
  */
 export async function gemmS4(
   k: IntKernels,
-  a: Int8Array,
+  a: Int8Array | KernelArray<"s8">,
   M: number,
   b: PackedS4,
   name?: string,
 ): Promise<Int32Array> {
   checkPackedS4(b, false, name);
-  checkA(a, M, b.K, "s8", name);
+  const r = k.runner;
+  const cPtr = r.alloc(M * b.N * 4);
+  try {
+    await gemmS4InMemory(k, a, M, b, cPtr, name);
+    return new Int32Array(r.memory.buffer.slice(cPtr, cPtr + M * b.N * 4));
+  } finally {
+    r.free(cPtr);
+  }
+}
+
+/**
+ * {@link gemmS4} in place: A may be a kernel array (no copy when K is a multiple of 16), C is
+ * written to the `"s32"` kernel array `c` (M×N).
+ *
+ * @param k loaded kernels
+ * @param a activations, M×K
+ * @param M rows of A
+ * @param b packed int4 weights (per channel)
+ * @param c output kernel array, M×N
+ * @param name tensor name for error messages
+ * @returns when C is written
+ *
+ * @example
+ * ```ts
+ * import { allocArray, gemmS4Into, loadIntKernels, packS4 } from "@lowbit/kernels";
+ * const k = await loadIntKernels();
+ * const w = packS4(k, new Int8Array(16).fill(-3), 16, 1);
+ * const c = allocArray(k.runner, "s32", 1);
+ * await gemmS4Into(k, new Int8Array(16).fill(2), 1, w, c);
+ * if (c.view()[0] !== -96) throw new Error(String(c.view()[0]));
+ * ```
+ */
+export async function gemmS4Into(
+  k: IntKernels,
+  a: Int8Array | KernelArray<"s8">,
+  M: number,
+  b: PackedS4,
+  c: KernelArray<"s32">,
+  name?: string,
+): Promise<void> {
+  checkPackedS4(b, false, name);
+  checkOut(k, c, M * b.N, `output (M×N = ${M}×${b.N})`, name);
+  await gemmS4InMemory(k, a, M, b, c.ptr, name);
+}
+
+async function gemmS4InMemory(
+  k: IntKernels,
+  a: Int8Array | KernelArray<"s8">,
+  M: number,
+  b: PackedS4,
+  cPtr: number,
+  name?: string,
+): Promise<void> {
+  checkA(k, a, M, b.K, "s8", name);
   const { N, kp } = b;
   const r = k.runner;
-  const aPtr = putA(k, a, M, b.K, kp);
-  let cPtr = 0, rowsumPtr = 0;
+  const A = placeA(k, a, M, b.K, kp), aPtr = A.ptr;
+  let rowsumPtr = 0;
   try {
-    cPtr = r.alloc(M * N * 4);
     rowsumPtr = r.alloc(M * 4);
     if (M === 1) await r.run(PLAIN, INT_KERNELS.gemv_s4, N, [kp, aPtr, b.ptr, cPtr], 8);
     else await r.run(PLAIN, INT_KERNELS.gemm_s4, M, [N, kp, aPtr, kp, b.ptr, cPtr, N], 4);
-    fn(k, PLAIN, "rowsum_s8")(0, M, kp, aPtr, kp, rowsumPtr, 1);
-    fn(k, PLAIN, "s32_fixup")(0, M, N, cPtr, N, rowsumPtr, -8, 0, 0, 0);
-    return new Int32Array(r.memory.buffer.slice(cPtr, cPtr + M * N * 4));
+    // The −8·Σa fix-up, split by rows like the GEMM.
+    await r.run(PLAIN, "rowsum_s8", M, [kp, aPtr, kp, rowsumPtr, 1], 4);
+    await r.run(PLAIN, "s32_fixup", M, [N, cPtr, N, rowsumPtr, -8, 0, 0, 0], 4);
   } finally {
-    r.free(aPtr);
-    if (cPtr) r.free(cPtr);
+    if (A.owned) r.free(aPtr);
     if (rowsumPtr) r.free(rowsumPtr);
   }
 }
@@ -1074,16 +1202,16 @@ export async function gemmS4(
  */
 export async function gemmS4Grouped(
   k: IntKernels,
-  a: Int8Array,
+  a: Int8Array | KernelArray<"s8">,
   M: number,
   b: PackedS4,
   name?: string,
 ): Promise<Float32Array> {
   checkPackedS4(b, true, name);
-  checkA(a, M, b.K, "s8", name);
+  checkA(k, a, M, b.K, "s8", name);
   const { N, kp } = b;
   const r = k.runner;
-  const aPtr = putA(k, a, M, b.K, kp);
+  const A = placeA(k, a, M, b.K, kp), aPtr = A.ptr;
   let cPtr = 0;
   try {
     cPtr = r.alloc(M * N * 4);
@@ -1096,7 +1224,7 @@ export async function gemmS4Grouped(
     );
     return new Float32Array(r.memory.buffer.slice(cPtr, cPtr + M * N * 4));
   } finally {
-    r.free(aPtr);
+    if (A.owned) r.free(aPtr);
     if (cPtr) r.free(cPtr);
   }
 }

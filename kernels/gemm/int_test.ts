@@ -1,13 +1,18 @@
 import assert from "node:assert/strict";
 import { LowbitError, mulShiftRound, requantizeDyadic } from "@lowbit/core";
 import {
+  allocArray,
+  createLocalRunner,
   gemmIntRef,
   gemmS4,
   gemmS4Grouped,
   gemmS4GroupedRef,
+  gemmS4Into,
   gemmS8,
+  gemmS8Into,
   gemmS8Requant,
   type IntKernels,
+  intKernelSources,
   type IntSimd,
   loadIntKernels,
   packS4,
@@ -274,4 +279,95 @@ Deno.test("packS8() fails with OUT_OF_MEMORY, not a trap, past the memory maximu
   );
   const small = packS8(k, new Int8Array(64 * 64), 64, 64); // memory still usable
   small.free();
+});
+
+Deno.test("gemmS8Into() / gemmS4Into() on kernel arrays equal gemmIntRef, with and without padding", async () => {
+  const r = rng(77);
+  for (const simd of relaxedSimdSupported() ? ["plain", "relaxed"] as const : ["plain"] as const) {
+    const k = await loadIntKernels({ simd });
+    // K = 64 runs on A in place; K = 37 needs zero-padded rows, so A is copied.
+    for (const [M, N, K] of [[5, 9, 64], [1, 33, 64], [17, 3, 37]]) {
+      const w = randInts(Int8Array, K * N, -128, 127, r);
+      const a = randInts(Int8Array, M * K, -128, 127, r);
+      const b = packS8(k, w, K, N);
+      const ka = allocArray(k.runner, "s8", M * K);
+      ka.view().set(a);
+      const c = allocArray(k.runner, "s32", M * N);
+      await gemmS8Into(k, ka, M, b, c);
+      assertSame(c.view(), gemmIntRef(a, M, K, w, N), N, `${simd} s8 into ${M}×${N}×${K}`);
+      // u8 with both zero points: rowsum and fix-up run through the runner too.
+      const au = new Uint8Array(a.buffer);
+      const ku = allocArray(k.runner, "u8", M * K);
+      ku.view().set(au);
+      await gemmS8Into(k, ku, M, b, c, { aType: "u8", aZeroPoint: 131, bZeroPoint: -3 });
+      const want = gemmIntRef(au, M, K, w, N, "kn", 131, -3);
+      assertSame(c.view(), want, N, `${simd} u8 into ${M}×${N}×${K}`);
+      assert.deepEqual(ka.view(), a, "A is left as it was");
+      b.free();
+      if (simd === "plain") {
+        const w4 = randInts(Int8Array, K * N, -8, 7, r);
+        const b4 = packS4(k, w4, K, N);
+        await gemmS4Into(k, ka, M, b4, c);
+        assertSame(c.view(), gemmIntRef(a, M, K, w4, N), N, `s4 into ${M}×${N}×${K}`);
+        b4.free();
+      }
+      for (const x of [ka, ku, c]) x.free();
+    }
+  }
+});
+
+Deno.test("gemmS8Into() rejects outputs and activations that do not fit, naming the tensor", async () => {
+  const k = await loadIntKernels({ simd: "plain" });
+  const other = await createLocalRunner(intKernelSources());
+  const b = packS8(k, new Int8Array(32 * 4), 32, 4);
+  const a = allocArray(k.runner, "s8", 2 * 32);
+  const c = allocArray(k.runner, "s32", 2 * 4);
+  const is = (code: string, re: RegExp) => (e: unknown) => {
+    assert.ok(e instanceof LowbitError, String(e));
+    assert.equal(e.code, code);
+    assert.match(e.message, re);
+    assert.match(e.message, /fc1/);
+    return true;
+  };
+  const short = allocArray(k.runner, "s32", 7);
+  await assert.rejects(
+    () => gemmS8Into(k, a, 2, b, short, { name: "fc1" }),
+    is("SHAPE_MISMATCH", /output \(M×N = 2×4\) has 7 elements, expected 8/),
+  );
+  const foreign = allocArray(other, "s32", 8);
+  await assert.rejects(
+    () => gemmS8Into(k, a, 2, b, foreign, { name: "fc1" }),
+    is("INVALID_ARGUMENT", /'s32' kernel array of these kernels' runner/),
+  );
+  await assert.rejects(
+    () => gemmS8Into(k, a, 2, b, c, { aType: "u8", name: "fc1" }),
+    is("INVALID_ARGUMENT", /'s8' kernel array, aType is 'u8'/),
+  );
+  const foreignA = allocArray(other, "s8", 2 * 32);
+  await assert.rejects(
+    () => gemmS8Into(k, foreignA, 2, b, c, { name: "fc1" }),
+    is("INVALID_ARGUMENT", /another runner's memory/),
+  );
+  await assert.rejects(
+    () => gemmS8Into(k, a, 3, b, allocArray(k.runner, "s32", 12), { name: "fc1" }),
+    is("SHAPE_MISMATCH", /activations \(M×K = 3×32\) has 64 elements, expected 96/),
+  );
+  b.free();
+});
+
+Deno.test("gemmS8() writes into opts.out when given, and checks its length", async () => {
+  const k = await loadIntKernels({ simd: "plain" });
+  const r = rng(5);
+  const w = randInts(Int8Array, 40 * 6, -128, 127, r),
+    a = randInts(Int8Array, 3 * 40, -128, 127, r);
+  const b = packS8(k, w, 40, 6);
+  const out = new Int32Array(18).fill(-1);
+  const c = await gemmS8(k, a, 3, b, { out });
+  assert.equal(c, out);
+  assertSame(out, gemmIntRef(a, 3, 40, w, 6), 6, "out");
+  await assert.rejects(
+    () => gemmS8(k, a, 3, b, { out: new Int32Array(17), name: "proj" }),
+    /proj.*out \(M×N = 3×6\) has 17 elements, expected 18/,
+  );
+  b.free();
 });

@@ -2,9 +2,13 @@
  * @lowbit/kernels: AssemblyScript WASM SIMD kernels and their typed loaders.
  *
  * - `int.ts`: int8 / int4 GEMM and GEMV, dyadic requantization (plain and exact relaxed SIMD).
+ * - `int_fused.ts`: the same GEMMs with the requantization (int8 / uint8) or a float scale epilogue
+ *   fused into the tile store.
  * - `runner.ts`: where kernels run (one memory, one allocator, row-range splitting); the
  *   worker pool of `@lowbit/runtime` implements the same `KernelRunner`.
  * - `reference.ts`: scalar references the kernels equal exactly.
+ * - `float.ts` / `reference_float.ts`: f32 and minifloat-weight GEMM / GEMV, conv, references.
+ * - `minifloat_s8.ts`: FP4 / FP6 E2M3 weights × int8 activations, exactly, on the int8 kernels.
  *
  * @example
  * ```ts
@@ -21,6 +25,8 @@
 
 export * from "./runner.ts";
 export * from "./int.ts";
+export * from "./int_fused.ts";
 export * from "./reference.ts";
 export * from "./float.ts";
 export * from "./reference_float.ts";
+export * from "./minifloat_s8.ts";

@@ -147,7 +147,8 @@ export function requantizeDyadicRef(x: number, multiplier: number, shift: number
  * @param zp output zero point
  * @param qmin lower clamp
  * @param qmax upper clamp
- * @returns int8 M×N
+ * @param output output type (default `"int8"`; `"uint8"` for bounds in [0, 255])
+ * @returns int8 (or uint8) M×N
  *
  * @example
  * ```ts
@@ -166,8 +167,9 @@ export function requantizeRef(
   zp: number,
   qmin: number,
   qmax: number,
-): Int8Array {
-  const y = new Int8Array(M * N);
+  output: "int8" | "uint8" = "int8",
+): Int8Array | Uint8Array {
+  const y = output === "int8" ? new Int8Array(M * N) : new Uint8Array(M * N);
   for (let i = 0; i < M; i++) {
     for (let j = 0; j < N; j++) {
       const x = (acc[i * N + j] + (bias ? bias[j] : 0)) | 0;
@@ -175,6 +177,48 @@ export function requantizeRef(
       const s = typeof shift === "number" ? shift : shift[j];
       const q = requantizeDyadicRef(x, m, s) + zp;
       y[i * N + j] = Math.min(qmax, Math.max(qmin, q));
+    }
+  }
+  return y;
+}
+
+/**
+ * The reference of the fused float epilogue (`gemmS8Scaled`, `gemmS4Scaled`):
+ * y = min(hi, max(lo, f32(f32(acc · scale[j]) + bias[j]))), the product of the int32 and the f32
+ * scale rounded once to f32 (from the double product, as `Math.fround`), then one f32 add.
+ *
+ * @param acc int32 M×N
+ * @param M rows
+ * @param N columns
+ * @param scale per column (Float32Array) or per tensor
+ * @param bias per column, or undefined
+ * @param lo lower clamp
+ * @param hi upper clamp
+ * @returns f32 M×N
+ *
+ * @example
+ * ```ts
+ * import { scaleRef } from "@lowbit/kernels";
+ * const y = scaleRef(new Int32Array([3, -8]), 1, 2, 0.5, new Float32Array([1, 1]), 0, Infinity);
+ * if (y.join() !== "2.5,0") throw new Error(y.join());
+ * ```
+ */
+export function scaleRef(
+  acc: Int32Array,
+  M: number,
+  N: number,
+  scale: number | Float32Array,
+  bias: Float32Array | undefined,
+  lo: number,
+  hi: number,
+): Float32Array {
+  const f = Math.fround;
+  const y = new Float32Array(M * N);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      const s = f(typeof scale === "number" ? scale : scale[j]);
+      const v = f(f(acc[i * N + j] * s) + (bias ? bias[j] : 0));
+      y[i * N + j] = Math.min(f(hi), Math.max(f(lo), v));
     }
   }
   return y;

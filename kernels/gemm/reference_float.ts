@@ -336,3 +336,222 @@ export function decodeMinifloat(format: MinifloatElement, code: number): number 
 export function decodeE8M0(code: number): number {
   return code === 0xff ? NaN : 2 ** (code - 127);
 }
+
+// *** the minifloat kernels' value domain ***
+
+/**
+ * How far below their true values the fp8 / fp6 kernels compute (a power of two, 2^60): see
+ * {@link refGemmMinifloat}.
+ */
+export const MINIFLOAT_DOMAIN_SHIFT = 60;
+
+/**
+ * The power of two the fp8 / fp6 kernels decode weights at: a code's f32 bits, formed by shifts
+ * and masks alone, are the value of w·2^-shift with shift = 127 − bias (e4m3: 120, e5m2: 112,
+ * e3m2: 124, e2m3: 126). 0 for fp4, whose lookup tables give w itself.
+ *
+ * @param element element format
+ * @returns the shift
+ *
+ * @example
+ * ```ts
+ * import { minifloatWeightShift } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * assert.equal(minifloatWeightShift("fp8_e4m3fn"), 120);
+ * assert.equal(minifloatWeightShift("fp4_e2m1fn"), 0);
+ * ```
+ */
+export function minifloatWeightShift(element: MinifloatElement): number {
+  if (element === "fp4_e2m1fn") return 0;
+  const e = ELEMENT_LAYOUT[element][0];
+  return 127 - ((1 << (e - 1)) - 1);
+}
+
+/**
+ * Reference of the minifloat-weight GEMM / GEMV exactly as the kernels compute it. fp4 weights
+ * are used as they are (this is {@link refGemmF32}). fp8 / fp6 weights are decoded at
+ * w·2^-B (B = {@link minifloatWeightShift}, no multiply in the kernel), so the activations are
+ * scaled by 2^(B − 60) and the epilogue scale by 2^60 (`fround` each): every product and partial
+ * sum is then the true one times 2^-60, which is bit-identical to
+ * `refGemmF32(a, w, …, { scale })` unless a product's magnitude falls below 2^-66 (subnormal in
+ * the scaled domain: rounded to a multiple of 2^-89 instead of 24 significant bits), |a| ≥ 2^68,
+ * a scale ≥ 2^68, or a partial sum overflows where the final result does not.
+ *
+ * @param a A, row-major M×K (true values)
+ * @param w the kernels' weights, row-major K×N: `decodeMinifloatWeights(w, "kernel")`
+ * @param m rows of A
+ * @param k columns of A
+ * @param n columns of W
+ * @param element the weights' element format
+ * @param mode multiply-add rounding
+ * @param epi epilogue (scale: the per-column scale in true units)
+ * @returns C, row-major M×N
+ *
+ * @example
+ * ```ts
+ * import { refGemmMinifloat } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * // fp8 e4m3 weight 1.5 is decoded at 1.5 · 2^-120
+ * const c = refGemmMinifloat(new Float32Array([2]), new Float32Array([1.5 * 2 ** -120]), 1, 1, 1,
+ *   "fp8_e4m3fn", "unfused");
+ * assert.deepEqual([...c], [3]);
+ * ```
+ */
+export function refGemmMinifloat(
+  a: Float32Array,
+  w: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  element: MinifloatElement,
+  mode: MaddMode,
+  epi: RefEpilogue = {},
+): Float32Array {
+  const b = minifloatWeightShift(element);
+  if (b === 0) return refGemmF32(a, w, m, k, n, mode, epi);
+  const sa = 2 ** (b - MINIFLOAT_DOMAIN_SHIFT), so = 2 ** MINIFLOAT_DOMAIN_SHIFT;
+  const as = a.map((x) => x * sa); // Float32Array: stored rounded to f32
+  const scale = epi.scale ? epi.scale.map((s) => s * so) : new Float32Array(n).fill(so);
+  return refGemmF32(as, w, m, k, n, mode, { ...epi, scale });
+}
+
+// *** minifloat weights × int8 activations ***
+
+/** Element formats whose values are int8 multiples of a power of two (see `minifloat_s8.ts`). */
+export type MinifloatS8Format = "fp4_e2m1fn" | "fp6_e2m3fn";
+
+/**
+ * The integer a code stands for on the int8 path: value / unit, unit = 1/2 (FP4 E2M1) or 1/8
+ * (FP6 E2M3). −0 gives 0.
+ *
+ * @param format the element format
+ * @param code the code
+ * @returns the integer (|·| ≤ 12 for FP4, ≤ 60 for FP6 E2M3)
+ *
+ * @example
+ * ```ts
+ * import { minifloatS8Value } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * assert.equal(minifloatS8Value("fp4_e2m1fn", 0b1111), -12); // −6 · 2
+ * assert.equal(minifloatS8Value("fp6_e2m3fn", 0b011111), 60); // 7.5 · 8
+ * ```
+ */
+export function minifloatS8Value(format: MinifloatS8Format, code: number): number {
+  return (decodeMinifloat(format, code) / minifloatS8Unit(format)) | 0;
+}
+
+/**
+ * The weight unit of the int8 path: 1/2 for FP4 E2M1, 1/8 for FP6 E2M3.
+ *
+ * @param format the element format
+ * @returns the unit
+ *
+ * @example
+ * ```ts
+ * import { minifloatS8Unit } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * assert.equal(minifloatS8Unit("fp6_e2m3fn"), 0.125);
+ * ```
+ */
+export function minifloatS8Unit(format: MinifloatS8Format): number {
+  return format === "fp4_e2m1fn" ? 0.5 : 0.125;
+}
+
+/**
+ * The int8 path's epilogue, shared by the kernel wrapper and {@link refGemmMinifloatS8}:
+ * out[i][j] = fround(fround(acc[i][j]) · s[j]) with s[j] = fround(unit · channelScale[j] · aScale),
+ * then + bias[j] rounded to f32.
+ *
+ * @param acc exact int32 sums, M×N
+ * @param m rows
+ * @param n columns
+ * @param format element format (its unit)
+ * @param channelScale per-column scale
+ * @param aScale activation scale
+ * @param bias optional per-column bias
+ * @param out output, M×N
+ *
+ * @example
+ * ```ts
+ * import { minifloatS8Epilogue } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * const out = new Float32Array(1);
+ * minifloatS8Epilogue(new Int32Array([6]), 1, 1, "fp4_e2m1fn", new Float32Array([2]), 1, undefined, out);
+ * assert.equal(out[0], 6); // 6 · (1/2 · 2)
+ * ```
+ */
+export function minifloatS8Epilogue(
+  acc: Int32Array,
+  m: number,
+  n: number,
+  format: MinifloatS8Format,
+  channelScale: Float32Array,
+  aScale: number,
+  bias: Float32Array | undefined,
+  out: Float32Array,
+): void {
+  const unit = minifloatS8Unit(format);
+  const s = new Float32Array(n);
+  for (let j = 0; j < n; j++) s[j] = unit * channelScale[j] * aScale;
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      const v = Math.fround(Math.fround(acc[i * n + j]) * s[j]);
+      out[i * n + j] = bias ? v + bias[j] : v;
+    }
+  }
+}
+
+/**
+ * Reference of `gemmMinifloatS8`: plain integer sums Σ_k a[i][k]·(value(code[k][j]) / unit),
+ * then {@link minifloatS8Epilogue}.
+ *
+ * @param a int8 activations, M×K
+ * @param codes weight codes, K×N row-major
+ * @param m rows of A
+ * @param k reduction length
+ * @param n columns
+ * @param format element format
+ * @param opts per-column scale (default ones), activation scale (default 1), bias
+ * @returns Y, M×N
+ *
+ * @example
+ * ```ts
+ * import { refGemmMinifloatS8 } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * // fp4 6 and −1.5 against activations 3, 2
+ * const y = refGemmMinifloatS8(new Int8Array([3, 2]), new Uint8Array([7, 11]), 1, 2, 1, "fp4_e2m1fn");
+ * assert.deepEqual([...y], [15]);
+ * ```
+ */
+export function refGemmMinifloatS8(
+  a: Int8Array,
+  codes: Uint8Array,
+  m: number,
+  k: number,
+  n: number,
+  format: MinifloatS8Format,
+  opts: { channelScale?: Float32Array; aScale?: number; bias?: Float32Array } = {},
+): Float32Array {
+  const acc = new Int32Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let kk = 0; kk < k; kk++) {
+        s += a[i * k + kk] * minifloatS8Value(format, codes[kk * n + j]);
+      }
+      acc[i * n + j] = s;
+    }
+  }
+  const out = new Float32Array(m * n);
+  minifloatS8Epilogue(
+    acc,
+    m,
+    n,
+    format,
+    opts.channelScale ?? new Float32Array(n).fill(1),
+    opts.aScale ?? 1,
+    opts.bias,
+    out,
+  );
+  return out;
+}

@@ -227,6 +227,114 @@ export function createArena(memory: WebAssembly.Memory, maxPages: number): Arena
   };
 }
 
+// *** arrays in kernel memory ***
+
+/** Element types of {@link KernelArray}s and their JavaScript views. */
+export interface KernelDTypes {
+  /** int8 */
+  s8: Int8Array;
+  /** uint8 */
+  u8: Uint8Array;
+  /** int32 */
+  s32: Int32Array;
+  /** float32 */
+  f32: Float32Array;
+}
+
+/** Element type of a {@link KernelArray}. */
+export type KernelDType = keyof KernelDTypes;
+
+const DTYPE_CTORS = { s8: Int8Array, u8: Uint8Array, s32: Int32Array, f32: Float32Array } as const;
+
+/**
+ * A typed array that lives in a runner's memory (shared with the workers of a pool), so that
+ * kernels read and write it in place: no copy in, no copy out. Made by {@link allocArray}.
+ */
+export interface KernelArray<D extends KernelDType = KernelDType> {
+  /** The runner whose memory holds the array. */
+  readonly runner: KernelRunner;
+  /** Element type. */
+  readonly dtype: D;
+  /** Number of elements. */
+  readonly length: number;
+  /** Byte offset in the runner's memory (16-byte aligned, followed by ≥ 16 zero bytes). */
+  readonly ptr: number;
+  /**
+   * A view of the elements. Take a fresh one after anything that may grow the memory
+   * (allocations): a grown memory detaches (non-shared) or outgrows (shared) older views.
+   */
+  view(): KernelDTypes[D];
+  /** Releases the memory (idempotent). */
+  free(): void;
+}
+
+/**
+ * Allocates a zero-filled typed array in a runner's memory, for the `…Into` kernels
+ * (e.g. `gemmS8Into`) that read and write kernel memory in place.
+ *
+ * @param runner the runner (or pool)
+ * @param dtype element type
+ * @param length number of elements
+ * @returns the array; `free()` it when done
+ *
+ * @example
+ * ```ts
+ * import { allocArray, createLocalRunner, intKernelSources } from "@lowbit/kernels";
+ * const runner = await createLocalRunner(intKernelSources());
+ * const x = allocArray(runner, "s32", 3);
+ * x.view().set([1, -2, 3]);
+ * if (x.view().join() !== "1,-2,3" || x.ptr % 16 !== 0) throw new Error();
+ * x.free();
+ * ```
+ */
+export function allocArray<D extends KernelDType>(
+  runner: KernelRunner,
+  dtype: D,
+  length: number,
+): KernelArray<D> {
+  const Ctor = DTYPE_CTORS[dtype];
+  if (Ctor === undefined) {
+    throw new LowbitError("UNKNOWN_NAME", `unknown dtype '${dtype}' (s8, u8, s32, f32)`);
+  }
+  if (!Number.isInteger(length) || length < 0 || length > 2 ** 31) {
+    throw new LowbitError("INVALID_ARGUMENT", `allocArray: bad length ${length}`);
+  }
+  const bytes = length * Ctor.BYTES_PER_ELEMENT;
+  // 16 zero bytes after the end: kernels may load a whole vector at a row's tail.
+  const ptr = runner.alloc(bytes + 16);
+  new Uint8Array(runner.memory.buffer, ptr, bytes + 16).fill(0);
+  let freed = false;
+  return {
+    runner,
+    dtype,
+    length,
+    ptr,
+    view: () => new Ctor(runner.memory.buffer as ArrayBuffer, ptr, length) as KernelDTypes[D],
+    free(): void {
+      if (freed) return;
+      freed = true;
+      runner.free(ptr);
+    },
+  };
+}
+
+/**
+ * Whether `x` is a {@link KernelArray} (rather than a JavaScript typed array).
+ *
+ * @param x a value
+ * @returns true for kernel arrays
+ *
+ * @example
+ * ```ts
+ * import { isKernelArray } from "@lowbit/kernels";
+ * if (isKernelArray(new Int8Array(2))) throw new Error();
+ * ```
+ */
+export function isKernelArray(x: unknown): x is KernelArray {
+  return typeof x === "object" && x !== null && !ArrayBuffer.isView(x) &&
+    typeof (x as KernelArray).ptr === "number" && typeof (x as KernelArray).view === "function";
+}
+
 /** Options of {@link createLocalRunner}. */
 export interface LocalRunnerOptions {
   /** Maximum memory in 64 KiB pages (default {@link DEFAULT_MAX_PAGES}). */

@@ -45,6 +45,8 @@ export class LowbitError extends Error {
   /** The file / node / tensor this error is about. */
   readonly subject: ErrorSubject;
   /**
+   * Creates an error whose message starts with the subject (file / node / tensor).
+   *
    * @param code stable error code
    * @param detail what is wrong and, where possible, what to do about it
    * @param subject the file / node / tensor concerned

@@ -262,9 +262,13 @@ export async function loadDataset(
   return data;
 }
 
-interface Rgba {
+/** A decoded image: 8-bit RGBA pixels, row-major. */
+export interface Rgba {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
+  /** `width × height × 4` bytes, R G B A per pixel. */
   data: Uint8Array;
 }
 

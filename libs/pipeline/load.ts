@@ -27,6 +27,8 @@ export interface LoadedModel {
  * Reads a model file (ONNX, QDQ ONNX or lowbit file) and prepares a runner.
  *
  * @param path the file
+ * @param opts `threads` for Conv / Gemm / MatMul of ONNX and QDQ models (default 1; the same
+ *   results); lowbit files run on one thread
  * @returns the model, its runner and kind
  *
  * @example
@@ -36,7 +38,10 @@ export interface LoadedModel {
  * if (m.kind !== "float") throw new Error(m.kind);
  * ```
  */
-export async function loadModelFile(path: string): Promise<LoadedModel> {
+export async function loadModelFile(
+  path: string,
+  opts: { threads?: number } = {},
+): Promise<LoadedModel> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
@@ -55,7 +60,10 @@ export async function loadModelFile(path: string): Promise<LoadedModel> {
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
   const model = readOnnx(bytes, { baseDir: dir, fileName: path });
   const qdq = model.graph.nodes.some((n) => n.op === "DequantizeLinear");
-  const exec = createExecutor(model, qdq ? { quantized: "integer" } : {});
+  const exec = createExecutor(model, {
+    quantized: qdq ? "integer" : "float",
+    threads: opts.threads,
+  });
   const out = model.graph.outputs[0].name;
   return {
     model,

@@ -11,7 +11,7 @@
  * | `mxfp8` | mxfp8 (e4m3 elements, e8m0 per 32)        | mxfp8, scales computed on the fly |
  * | `mxfp4` | mxfp4 (e2m1 elements, e8m0 per 32)        | mxfp4, scales computed on the fly |
  * | `nvfp4` | nvfp4 (e2m1, e4m3 per 16, fp32 tensor)    | nvfp4, scales computed on the fly |
- * | `mixed` | per layer, chosen by the mixed-precision search (see {@link MixedSearch}) | int8 |
+ * | `mixed` | per layer, chosen by the mixed-precision search (see {@link MixedSearch}) | int8, or per layer from `--act-formats` |
  *
  * Groups: a layer whose input axis is shorter than the group size, or not a
  * multiple of it, uses the largest divisor of the input axis that is ≤ the
@@ -110,7 +110,8 @@ const PRESETS: readonly Preset[] = [
   },
   {
     name: "mixed",
-    description: "per-layer weight formats chosen by the mixed-precision search, int8 activations",
+    description:
+      "per-layer weight formats chosen by the mixed-precision search, int8 activations (or searched too)",
     base: {
       skip: false,
       weight: { format: "int8", granularity: "channel", mode: "symmetric", rounding: "rtn" },
@@ -196,21 +197,32 @@ export interface MixedSearchContext {
   options: Readonly<Record<string, string>>;
   /**
    * Top-1 agreement with the float model (0..1) on the calibration data when the
-   * given per-layer weight configs are applied (activations as in the preset);
-   * lets a strategy like bisection measure the real metric.
+   * given per-layer weight configs are applied and, when given, the layers' inputs
+   * are quantized with `activations` (null: float; scales from the inputs' min/max on
+   * these samples); lets a strategy like bisection measure the real metric.
    */
-  measure(weights: Readonly<Record<string, TensorSpec | null>>): Promise<number>;
+  measure(
+    weights: Readonly<Record<string, TensorSpec | null>>,
+    activations?: Readonly<Record<string, TensorSpec | null>>,
+  ): Promise<number>;
   /** Captured input activations of each layer, 2-D [rows, in], on a calibration subset. */
   inputs(node: string): Tensor;
   /** Reports progress (0..1) to the progress bar. */
   progress(fraction: number): void;
 }
 
+/** What the mixed-precision search chose. */
+export interface MixedSearchChoice {
+  /** Weight spec per layer node (null: float). */
+  weights: Record<string, TensorSpec | null>;
+  /** Input activation spec per layer node (null: float); layers not listed keep the preset's int8. */
+  activations?: Record<string, TensorSpec | null>;
+}
+
 /**
  * The hook that `--preset mixed` calls: the mixed-precision search returns a
- * weight spec (or null for float) per layer. Implemented in the search library
+ * weight spec (or null for float) per layer and, when it searched activation
+ * formats, an activation spec per layer. Implemented in the search library
  * and passed into {@link QuantizeOptions.mixedSearch} by the CLI.
  */
-export type MixedSearch = (
-  ctx: MixedSearchContext,
-) => Promise<Record<string, TensorSpec | null>>;
+export type MixedSearch = (ctx: MixedSearchContext) => Promise<MixedSearchChoice>;

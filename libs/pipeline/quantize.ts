@@ -43,6 +43,7 @@ import type { LayerConfig, Rounding, TensorSpec } from "./spec.ts";
 import {
   columnRounder,
   entryQParams,
+  fakeQuantActivation,
   fakeQuantWeight,
   fitActivation,
   fitWeight,
@@ -564,7 +565,7 @@ async function runMixedSearch(
       },
     })),
     options: opts.mixedOptions ?? {},
-    async measure(weights): Promise<number> {
+    async measure(weights, activations): Promise<number> {
       const m = cloneModel(model);
       for (const l of layers) {
         const spec = weights[l.node];
@@ -581,7 +582,39 @@ async function runMixedSearch(
         const w = init.data as Float32Array;
         init.data = fakeQuantWeight(l, w, fitWeight(l, w, e));
       }
-      const out = (await createExecutor(m).run(sub))[outName];
+      const hooks = new Map<string, { entry: PlanEntry; axis: number }>();
+      for (const l of layers) {
+        const spec = activations?.[l.node];
+        if (!spec || hooks.has(l.input)) continue;
+        const x = captured.get(l.input)!.data;
+        let min = Infinity, max = -Infinity;
+        for (const v of x) (min = Math.min(min, v)), (max = Math.max(max, v));
+        const e: PlanEntry = {
+          node: l.node,
+          value: l.input,
+          role: "activation",
+          format: spec.format,
+          granularity: { kind: "tensor" },
+          mode: spec.mode,
+        };
+        const qp = fitActivation(e, { min: Float32Array.of(min), max: Float32Array.of(max) });
+        e.scale = [...qp.scale];
+        e.zeroPoint = [...qp.zeroPoint];
+        hooks.set(l.input, {
+          entry: e,
+          axis: l.op === "Conv" || l.op === "ConvTranspose" ? 1 : -1,
+        });
+      }
+      const out = (await createExecutor(m).run(sub, {
+        transform: (name, t) => {
+          const h = hooks.get(name);
+          return h && {
+            dtype: "float32",
+            shape: [...t.shape],
+            data: fakeQuantActivation(t.data as Float32Array, t.shape, h.entry, h.axis),
+          };
+        },
+      }))[outName];
       return agreement(refTop, argmaxRows(out.data as Float32Array, classes));
     },
     inputs(node: string) {
@@ -603,8 +636,9 @@ async function runMixedSearch(
   });
   bar.stop();
   for (const l of layers) {
-    if (!(l.node in choice)) continue;
-    const spec = choice[l.node];
-    configs[l.node].weight = spec;
+    if (l.node in choice.weights) configs[l.node].weight = choice.weights[l.node];
+    if (choice.activations && l.node in choice.activations) {
+      configs[l.node].activation = choice.activations[l.node];
+    }
   }
 }

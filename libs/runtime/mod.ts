@@ -17,3 +17,5 @@
  */
 
 export * from "./pool.ts";
+// Kernel types that appear in this package's signatures, re-exported so that its docs are complete.
+export type { KernelRunner, KernelSource } from "@lowbit/kernels";

@@ -24,6 +24,21 @@ import {
 } from "@lowbit/kernels/runner";
 import { isNode, nodeEndpoint, type NodePortLike } from "./_endpoint.ts";
 import type { WorkerApi } from "./worker.ts";
+import {
+  canBlock,
+  channelBytes,
+  hasWaitAsync,
+  MAX_ARGS,
+  MODULE,
+  post,
+  SEQ,
+  type Slot,
+  slotError,
+  slotViews,
+  STOP,
+  waitAsync,
+  waitSync,
+} from "./_channel.ts";
 
 /** Options of {@link createPool}. */
 export interface PoolOptions {
@@ -38,6 +53,13 @@ export interface PoolOptions {
    * bundle of `worker.ts`.
    */
   workerUrl?: string | URL;
+  /**
+   * How calls reach the workers. `"auto"` (default): an `Atomics.wait` / `notify` channel in
+   * shared memory (a wake-up costs tens of µs; the workers block in it between calls), where
+   * the calling thread can block or has `Atomics.waitAsync`. `"message"`: a comlink message per
+   * call and per worker (≈ 0.2–0.5 ms a call; the workers' event loops stay free).
+   */
+  dispatch?: "auto" | "message";
 }
 
 /** A {@link KernelRunner} backed by workers; `shared` is false for the same-thread fallback. */
@@ -139,6 +161,9 @@ export async function createPool(opts: PoolOptions): Promise<Pool> {
       `threads must be an integer in [1, 256], got ${threads}`,
     );
   }
+  if (opts.dispatch !== undefined && opts.dispatch !== "auto" && opts.dispatch !== "message") {
+    throw new LowbitError("UNKNOWN_NAME", `unknown dispatch '${opts.dispatch}' (auto, message)`);
+  }
   const maxPages = opts.maxPages ?? DEFAULT_MAX_PAGES;
   if (threads === 1 || !sharedMemorySupported()) {
     const local = await createLocalRunner(opts.modules, { maxPages });
@@ -169,33 +194,109 @@ export async function createPool(opts: PoolOptions): Promise<Pool> {
     if (!e) throw new LowbitError("UNKNOWN_NAME", `kernel module '${module}' is not loaded`);
     return e;
   };
-  let closed = false;
-  return {
-    threads,
-    shared: true,
-    memory,
-    modules: Object.keys(instances),
-    exports: exportsOf,
-    alloc: (bytes) => arena.alloc(bytes),
-    free: (ptr) => arena.free(ptr),
-    async run(module, fn, rows, args, align = 1): Promise<void> {
-      if (closed) throw new LowbitError("INVALID_ARGUMENT", "the pool is closed");
-      const f = exportsOf(module)[fn] as ((...a: number[]) => void) | undefined;
-      if (typeof f !== "function") {
-        throw new LowbitError("UNKNOWN_NAME", `kernel '${fn}' not found in module '${module}'`);
-      }
-      const ranges = splitRows(rows, threads, align);
-      if (ranges.length === 0) return;
+  // Hot path: every worker serves an Atomics channel slot (no message per call). The calling
+  // thread waits for the workers blocking where it may (Deno, Node, workers), with
+  // Atomics.waitAsync on a browser's main thread, and through comlink where neither exists.
+  const moduleNames = Object.keys(instances);
+  const fnNames = moduleNames.map((m) => Object.keys(instances[m]));
+  const blocking = canBlock();
+  const dispatch = opts.dispatch ?? "auto";
+  const atomics = dispatch === "auto" && (blocking || hasWaitAsync());
+  const nw = workers.length;
+  const chan = new SharedArrayBuffer(channelBytes(nw));
+  const slots: Slot[] = workers.map((_, i) => slotViews(chan, nw, i));
+  if (atomics) workers.forEach((w, i) => void w.api.serve(chan, nw, i).catch(() => {}));
+  let queue: Promise<void> | null = null;
+  const runNow = (
+    module: string,
+    fn: string,
+    rows: number,
+    args: readonly number[],
+    align: number,
+  ): void | Promise<void> => {
+    const exp = exportsOf(module);
+    const f = exp[fn] as ((...a: number[]) => void) | undefined;
+    if (typeof f !== "function") {
+      throw new LowbitError("UNKNOWN_NAME", `kernel '${fn}' not found in module '${module}'`);
+    }
+    if (args.length + 2 > MAX_ARGS) {
+      throw new LowbitError("INVALID_ARGUMENT", `kernel '${fn}': more than ${MAX_ARGS} arguments`);
+    }
+    const ranges = splitRows(rows, threads, align);
+    if (ranges.length === 0) return;
+    if (ranges.length === 1) return f(ranges[0][0], ranges[0][1], ...args);
+    if (!atomics) {
       // Workers take ranges 1.., the calling thread range 0 (while the workers run).
       const remote = ranges.slice(1).map(([r0, r1], i) =>
         workers[i].api.run(module, fn, r0, r1, [...args])
       );
       f(ranges[0][0], ranges[0][1], ...args);
-      await Promise.all(remote);
+      return Promise.all(remote).then(() => {});
+    }
+    const mi = moduleNames.indexOf(module), fi = fnNames[mi].indexOf(fn);
+    const seqs = ranges.slice(1).map(([r0, r1], i) => post(slots[i], mi, fi, r0, r1, args));
+    let mine: unknown;
+    try {
+      f(ranges[0][0], ranges[0][1], ...args);
+    } catch (e) {
+      mine = e;
+    }
+    const finish = (): void => {
+      if (mine !== undefined) throw mine;
+      for (let i = 0; i < seqs.length; i++) {
+        const msg = slotError(slots[i]);
+        if (msg !== undefined) {
+          throw new LowbitError(
+            "INTERNAL",
+            `kernel '${module}.${fn}' failed in worker ${i + 1}: ${msg}`,
+          );
+        }
+      }
+    };
+    if (blocking) {
+      for (let i = 0; i < seqs.length; i++) waitSync(slots[i], seqs[i]);
+      return finish();
+    }
+    return Promise.all(seqs.map((q, i) => waitAsync(slots[i], q))).then(finish);
+  };
+  let closed = false;
+  return {
+    threads,
+    shared: true,
+    memory,
+    modules: moduleNames,
+    exports: exportsOf,
+    alloc: (bytes) => arena.alloc(bytes),
+    free: (ptr) => arena.free(ptr),
+    run(module, fn, rows, args, align = 1): Promise<void> {
+      if (closed) return Promise.reject(new LowbitError("INVALID_ARGUMENT", "the pool is closed"));
+      // Calls run one at a time (a slot holds one call); only the non-blocking waits can
+      // overlap, and those queue behind the running call.
+      const go = (): Promise<void> => {
+        try {
+          return Promise.resolve(runNow(module, fn, rows, args, align));
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      };
+      const p = queue ? queue.then(go, go) : go();
+      if (blocking && !queue) return p;
+      const tail: Promise<void> = p.then(() => {}, () => {}).then(() => {
+        if (queue === tail) queue = null;
+      });
+      queue = tail;
+      return p;
     },
     close(): void {
       if (closed) return;
       closed = true;
+      if (atomics) {
+        for (const slot of slots) {
+          slot.ctl[MODULE] = STOP;
+          Atomics.add(slot.ctl, SEQ, 1);
+          Atomics.notify(slot.ctl, SEQ);
+        }
+      }
       for (const w of workers) {
         w.api[Comlink.releaseProxy]();
         w.terminate();

@@ -26,6 +26,8 @@ QUANT_MODEL is a QDQ ONNX file or a lowbit file (.lowbit / .safetensors).
   --labels Y.npy        integer labels, one per sample (top-1 of both models)
   --batch-size N        samples per batch (64)
   --mask-threshold T    also report mask_iou: IoU of the outputs binarised at T
+  --threads N           threads for Conv / Gemm / MatMul of ONNX and QDQ models (default 1;
+                        the same outputs; latency then measures the threaded runtime)
   --json                one JSON object: sqnr_db, cosine, top1_float, top1_quant,
                         top1_agreement, latency_ms_float, latency_ms_quant
   -h, --help            this help`;
@@ -48,6 +50,7 @@ export async function evalMain(args: string[]): Promise<number> {
     labels: { type: "string" },
     "batch-size": { type: "string" },
     "mask-threshold": { type: "string" },
+    threads: { type: "string" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, HELP);
@@ -62,8 +65,15 @@ export async function evalMain(args: string[]): Promise<number> {
     throw new LowbitError("INVALID_ARGUMENT", `--data is required\n\n${HELP}`);
   }
   const [floatPath, quantPath] = positionals;
-  const float = await loadModelFile(floatPath);
-  const quant = await loadModelFile(quantPath);
+  const threads = numberOption(values.threads, "--threads") ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `--threads must be an integer from 1 to 256, not '${values.threads}'`,
+    );
+  }
+  const float = await loadModelFile(floatPath, { threads });
+  const quant = await loadModelFile(quantPath, { threads });
   const data = await loadDataset(
     values.data,
     float.model.graph.inputs,

@@ -85,8 +85,13 @@ calibration and evaluation splits, preset w8a8, output out/cnn.w8a8.onnx.
   --batch-size N        calibration / evaluation batch (32)
   --report PATH         report path (default <out>.report.html); --no-report to skip
   --json                print one JSON object (no progress bars)
-  --budget, --metric, --search, --tolerance   passed to the mixed-precision search
+  --budget, --budget-size, --budget-latency, --budget-bops, --metric, --search, --tolerance,
+  --candidates, --act-formats   passed to the mixed-precision search, e.g. --budget 4.5bits,
+                        --budget-bops 2MBOPs, --candidates int8/channel,int4/group:16,mxfp4,
+                        --act-formats int8,fp8_e4m3fn,none (input formats searched per layer;
+                        none = float inputs; default int8)
   --no-ties             mixed search: do not tie layers whose outputs meet in an Add / Concat
+                        (layers reading one tensor always share its activation format)
   --size HxW --layout NCHW|NHWC --channels 1|3 --mean M[,M,M] --std S[,S,S]
                         image preprocessing (pixels scaled to [0, 1] first)
   -h, --help            this help`;
@@ -168,6 +173,9 @@ export async function quantizeMain(args: string[]): Promise<number> {
     budget: { type: "string" },
     "budget-size": { type: "string" },
     "budget-latency": { type: "string" },
+    "budget-bops": { type: "string" },
+    candidates: { type: "string" },
+    "act-formats": { type: "string" },
     metric: { type: "string" },
     search: { type: "string" },
     tolerance: { type: "string" },
@@ -239,7 +247,19 @@ export async function quantizeMain(args: string[]): Promise<number> {
     );
   }
   const mixedOptions: Record<string, string> = {};
-  for (const k of ["budget", "budget-size", "budget-latency", "metric", "search", "tolerance"]) {
+  for (
+    const k of [
+      "budget",
+      "budget-size",
+      "budget-latency",
+      "budget-bops",
+      "candidates",
+      "act-formats",
+      "metric",
+      "search",
+      "tolerance",
+    ]
+  ) {
     const v = (values as Record<string, unknown>)[k];
     if (typeof v === "string") mixedOptions[k] = v;
   }

@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { LowbitError } from "@lowbit/core";
 import {
   createExecutor,
+  type Executor,
   lowbitModel,
   type Model,
   readLowbitFile,
@@ -35,6 +36,7 @@ writes outputs as .npy. <model> is an ONNX file or a lowbit file.
                         order (default: the first output to out.npy)
   --quantized MODE      "float" (default: Q/DQ run as written) or "integer" (QDQ patterns
                         around MatMul / Gemm / Conv run on integer arithmetic)
+  --threads N           threads for Conv / Gemm / MatMul (default 1; same results)
   --json                print a JSON summary
   -h, --help            this help
 
@@ -155,6 +157,7 @@ export interface RunOutputSummary {
  * @param inputArgs `[NAME=]FILE` per input
  * @param outArgs `[NAME=]FILE` per output (default: first output to out.npy)
  * @param quantized "float" or "integer"
+ * @param threads threads for Conv / Gemm / MatMul (default 1; results are the same)
  * @returns what was written
  *
  * @example
@@ -168,9 +171,22 @@ export async function runModelFiles(
   inputArgs: readonly string[],
   outArgs: readonly string[],
   quantized: "float" | "integer" = "float",
+  threads = 1,
 ): Promise<RunOutputSummary[]> {
   const model = await loadModel(modelPath);
-  const exec = createExecutor(model, { quantized });
+  const exec = createExecutor(model, { quantized, threads });
+  try {
+    return await runAndWrite(exec, inputArgs, outArgs);
+  } finally {
+    await exec.close();
+  }
+}
+
+async function runAndWrite(
+  exec: Executor,
+  inputArgs: readonly string[],
+  outArgs: readonly string[],
+): Promise<RunOutputSummary[]> {
   const g = exec.graph;
   const inputNames = g.inputs.filter((v) => !g.initializers.has(v.name)).map((v) => v.name);
   const inMap = assignNames(inputArgs, inputNames, "input");
@@ -208,6 +224,7 @@ export const runCommand: Command = {
           input: { type: "string", short: "i", multiple: true },
           out: { type: "string", short: "o", multiple: true },
           quantized: { type: "string" },
+          threads: { type: "string" },
           json: { type: "boolean" },
           help: { type: "boolean", short: "h" },
         },
@@ -231,8 +248,21 @@ export const runCommand: Command = {
         `--quantized must be "float" or "integer", not '${q}'`,
       );
     }
+    const threads = values.threads === undefined ? 1 : Number(values.threads);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `--threads must be an integer from 1 to 256, not '${values.threads}'`,
+      );
+    }
     const t0 = performance.now();
-    const written = await runModelFiles(positionals[0], values.input ?? [], values.out ?? [], q);
+    const written = await runModelFiles(
+      positionals[0],
+      values.input ?? [],
+      values.out ?? [],
+      q,
+      threads,
+    );
     const ms = performance.now() - t0;
     if (values.json) console.log(JSON.stringify({ outputs: written, ms }, null, 2));
     else {

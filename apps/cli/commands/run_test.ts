@@ -39,6 +39,22 @@ Deno.test("lowbit run writes the executor's outputs as .npy", async () => {
   }
 });
 
+Deno.test("lowbit run --threads 2 writes one thread's bits; a bad count is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const one = `${dir}/one.npy`, two = `${dir}/two.npy`;
+    assert.equal(await runCli(["run", MLP, "--input", EVAL_X, "--out", one]), 0);
+    assert.equal(await runCli(["run", MLP, "--input", EVAL_X, "--out", two, "--threads", "2"]), 0);
+    assert.deepEqual(
+      readNpy(await Deno.readFile(two)).data,
+      readNpy(await Deno.readFile(one)).data,
+    );
+    assert.equal(await runCli(["run", MLP, "--input", EVAL_X, "--threads", "0"]), 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("lowbit run reports a wrong input shape naming the input", async () => {
   const dir = await Deno.makeTempDir();
   try {

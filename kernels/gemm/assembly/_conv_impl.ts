@@ -9,6 +9,7 @@
 // order) and the depthwise path (one channel) give the same bits.
 
 import { madd, epi, epiFlags, setEpilogue, epiScale, epiBias, epiLo, epiHi, EPI_BIAS } from "./_float_common";
+import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost } from "./_float_common";
 import { gemmF32 } from "./_float_gemm_impl";
 
 /** Spatial columns per im2col chunk so that one chunk (K × chunk floats) is about 256 KiB. */
@@ -321,5 +322,146 @@ export function dwconv2dF32<V>(
         }
       }
     }
+  }
+}
+
+// *** thread splits ***
+// Threads run the entry points below over disjoint ranges [r0, r1) of output pixels (dense convs)
+// or of channels (depthwise). The runner's ranges start at multiples of `align` and hold at most
+// one block each, so r0 / align numbers the thread's private scratch. Every output is computed
+// exactly as by conv2dF32 / dwconv2dF32 (same terms in the same order): results do not depend on
+// the split. They also apply the post-ops of setEpiloguePost (fused HardSwish / scalar affine).
+
+/** Bytes of the zero-padded image conv2dF32 works on (0 when the conv does not pad). */
+export function conv2dPadBytes(
+  c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  pt: i32, pl: i32, oh: i32, ow: i32,
+): usize {
+  if (!convNeedsPad(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl)) return 0;
+  return <usize>c * <usize>convPadH(h, oh, kh, sh, dh, pt) * <usize>convPadW(w, ow, kw, sw, dw, pl) * 4;
+}
+
+/** Copies one image x [c, h, w] into the zero-padded layout of conv2dF32 (when it pads). */
+export function conv2dPadF32(
+  c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  pt: i32, pl: i32, oh: i32, ow: i32, x: usize, padded: usize,
+): void {
+  if (!convNeedsPad(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl)) return;
+  const ph = convPadH(h, oh, kh, sh, dh, pt), pw = convPadW(w, ow, kw, sw, dw, pl);
+  const plane = <usize>ph * pw;
+  memory.fill(padded, 0, <usize>c * plane * 4);
+  for (let ch = 0; ch < c; ch++) {
+    for (let y = 0; y < h; y++) {
+      memory.copy(
+        padded + (<usize>ch * plane + <usize>(y + pt) * pw + pl) * 4,
+        x + (<usize>ch * h * w + <usize>y * w) * 4,
+        <usize>w << 2,
+      );
+    }
+  }
+}
+
+/** Bytes of one thread's scratch for conv2dF32Pixels: an im2col chunk, tile buffer, geometry. */
+export function conv2dPixelsScratchBytes(cg: i32, kh: i32, kw: i32, oh: i32, ow: i32): usize {
+  const k = cg * kh * kw;
+  return <usize>convChunk(k, oh * ow) * <usize>k * 4 + 192;
+}
+
+/**
+ * Output pixels [p0, p1) of every output channel of ONE image (conv2dF32's loop body): `x` is
+ * the image, padded by conv2dPadF32 when `padded` (and the conv pads), else the plain image
+ * (im2col then checks bounds at the borders: the same values, no serial padding pass);
+ * `out` the image's output [o, oh, ow]. Scratch: `scratch + (p0 / align) · stride`,
+ * conv2dPixelsScratchBytes bytes.
+ */
+export function conv2dF32Pixels<V>(
+  p0: i32, p1: i32, c: i32, h: i32, w: i32, o: i32, groups: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize, stride: usize, align: i32,
+  padded: bool,
+): void {
+  const cg = c / groups, og = o / groups;
+  const k = cg * kh * kw;
+  const p = oh * ow;
+  const chunk = convChunk(k, p);
+  const s = scratch + <usize>(p0 / align) * stride;
+  const tmp = s + <usize>chunk * <usize>k * 4;
+  const geo = tmp + 128;
+  const pad = padded && convNeedsPad(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl);
+  const ph = pad ? convPadH(h, oh, kh, sh, dh, pt) : h;
+  const pw = pad ? convPadW(w, ow, kw, sw, dw, pl) : w;
+  const flags = epiFlags, bias = epiBias, lo = epiLo, hi = epiHi, sc = epiScale;
+  const post = epiPost, pm = epiPostMul, pa = epiPostAdd;
+  for (let g = 0; g < groups; g++) {
+    setEpilogue(flags, sc + <usize>g * og * 4, bias + <usize>g * og * 4, lo, hi);
+    setEpiloguePost(post, pm, pa);
+    const a = wt + <usize>g * og * k * 4;
+    const cOut = out + <usize>g * og * p * 4;
+    for (let q0 = p0; q0 < p1; q0 += chunk) {
+      const pn = min(chunk, p1 - q0);
+      im2colPanels(x, ph, pw, g * cg, cg, kh, kw, sh, sw, dh, dw, pad ? 0 : pt, pad ? 0 : pl, ow, q0, pn, s, geo);
+      gemmF32<V>(0, pn, og, k, a, k, s, cOut + (<usize>q0 << 2), p, tmp);
+    }
+  }
+  setEpilogue(flags, sc, bias, lo, hi);
+  setEpiloguePost(post, pm, pa);
+}
+
+/**
+ * Channels [c0, c1) of a depthwise conv of ONE image (x [c, h, w], out [c, oh, ow]), as
+ * dwconv2dF32 computes them. Scratch: `scratch + (c0 / align) · stride`, dwconvScratchBytes bytes.
+ */
+export function dwconv2dF32Channels<V>(
+  c0: i32, c1: i32, h: i32, w: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize, stride: usize, align: i32,
+): void {
+  const flags = epiFlags, bias = epiBias, lo = epiLo, hi = epiHi, sc = epiScale;
+  const post = epiPost, pm = epiPostMul, pa = epiPostAdd;
+  setEpilogue(flags, sc, bias + (<usize>c0 << 2), lo, hi);
+  setEpiloguePost(post, pm, pa);
+  dwconv2dF32<V>(
+    1, c1 - c0, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,
+    x + <usize>c0 * h * w * 4, wt + <usize>c0 * kh * kw * 4, out + <usize>c0 * oh * ow * 4,
+    scratch + <usize>(c0 / align) * stride,
+  );
+  setEpilogue(flags, sc, bias, lo, hi);
+  setEpiloguePost(post, pm, pa);
+}
+
+/**
+ * Images [n0, n1) of a dense conv (x [n, c, h, w], out [n, o, oh, ow]), each as conv2dF32Pixels
+ * over all its pixels. Scratch at `scratch + (n0 / align) · stride`: the pixel scratch
+ * (conv2dPixelsScratchBytes rounded up to 16) then the padded image (conv2dPadBytes).
+ */
+export function conv2dF32Images<V>(
+  n0: i32, n1: i32, c: i32, h: i32, w: i32, o: i32, groups: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize, stride: usize, align: i32,
+): void {
+  const s = scratch + <usize>(n0 / align) * stride;
+  const padded = s + ((conv2dPixelsScratchBytes(c / groups, kh, kw, oh, ow) + 15) & ~15);
+  const pad = conv2dPadBytes(c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow) > 0;
+  for (let n = n0; n < n1; n++) {
+    let xn = x + <usize>n * c * h * w * 4;
+    if (pad) {
+      conv2dPadF32(c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, xn, padded);
+      xn = padded;
+    }
+    const on = out + <usize>n * o * oh * ow * 4;
+    conv2dF32Pixels<V>(0, oh * ow, c, h, w, o, groups, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, xn, wt, on, s, 0, 1, true);
+  }
+}
+
+/** Images [n0, n1) of a depthwise conv; scratch at `scratch + (n0 / align) · stride`. */
+export function dwconv2dF32Images<V>(
+  n0: i32, n1: i32, c: i32, h: i32, w: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize, stride: usize, align: i32,
+): void {
+  const s = scratch + <usize>(n0 / align) * stride;
+  for (let n = n0; n < n1; n++) {
+    const xn = x + <usize>n * c * h * w * 4, on = out + <usize>n * c * oh * ow * 4;
+    dwconv2dF32Channels<V>(0, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, xn, wt, on, s, 0, 1);
   }
 }

@@ -57,6 +57,24 @@ export function setEpilogue(flags: i32, scale: usize, bias: usize, lo: f32, hi: 
   epiBias = bias;
   epiLo = lo;
   epiHi = hi;
+  epiPost = 0;
+}
+
+// *** post-ops after the clamp (the conv entry points that take them set them after setEpilogue) ***
+// bit 0: HardSwish as ONNX's Add(3) → Clip(0, 6) → Mul(x) → Div(6), each step rounded to f32;
+// bit 1: multiply by epiPostMul; bit 2: add epiPostAdd (in this order).
+export let epiPost: i32 = 0;
+export let epiPostMul: f32 = 1;
+export let epiPostAdd: f32 = 0;
+
+export const POST_HARDSWISH: i32 = 1;
+export const POST_MUL: i32 = 2;
+export const POST_ADD: i32 = 4;
+
+export function setEpiloguePost(post: i32, mul: f32, add: f32): void {
+  epiPost = post;
+  epiPostMul = mul;
+  epiPostAdd = add;
 }
 
 /** out = min(max(v * s + b, lo), hi), each step only when enabled; unfused, in this order. */
@@ -65,7 +83,20 @@ export function setEpilogue(flags: i32, scale: usize, bias: usize, lo: f32, hi: 
 export function epi(v: v128, s: v128, b: v128): v128 {
   if (epiFlags & EPI_SCALE) v = f32x4.mul(v, s);
   if (epiFlags & EPI_BIAS) v = f32x4.add(v, b);
-  return f32x4.min(f32x4.max(v, f32x4.splat(epiLo)), f32x4.splat(epiHi));
+  v = f32x4.min(f32x4.max(v, f32x4.splat(epiLo)), f32x4.splat(epiHi));
+  if (epiPost) v = postOps(v);
+  return v;
+}
+
+/** The post-ops of epiPost (see above). */
+function postOps(v: v128): v128 {
+  if (epiPost & POST_HARDSWISH) {
+    const t = f32x4.min(f32x4.max(f32x4.add(v, f32x4.splat(3)), f32x4.splat(0)), f32x4.splat(6));
+    v = f32x4.div(f32x4.mul(v, t), f32x4.splat(6));
+  }
+  if (epiPost & POST_MUL) v = f32x4.mul(v, f32x4.splat(epiPostMul));
+  if (epiPost & POST_ADD) v = f32x4.add(v, f32x4.splat(epiPostAdd));
+  return v;
 }
 
 /** Applies the epilogue to the 8 values of row `row` at columns j..j+7 and stores them. */

@@ -1,26 +1,37 @@
 // Minifloat-weight × f32-activation GEMM and GEMV (fp8 e4m3fn / e5m2, fp6 e3m2 / e2m3, fp4 e2m1,
-// with optional f32 block scales along K: MXFP8 / MXFP4 / NVFP4). Weights are decoded in
+// with optional f32 block scales along K: MXFP8 / MXFP6 / MXFP4 / NVFP4). Weights are decoded in
 // registers; no lookup table in memory. Generic over the multiply-add marker V. Never built alone.
 //
 // *** formats (argument `fmt`) ***
 //   FMT_FP4 = 0   fp4 e2m1: two codes per byte. Decoded by two 16-entry i8x16.swizzle tables that
 //                 give the low and high bytes of the bf16 bits of each value (exact), a byte
-//                 interleave, then a shift / mask to f32.
-//   E = 2..5      a byte-aligned minifloat with E exponent bits and bias 2^(E-1) - 1, sign in bit 7
-//                 (fp6 codes are stored shifted left by 2). Decoded as bf16 bits = (sext(code) << E)
-//                 & (0x8000 | 0x7f << E) in i16 lanes (arithmetic shifts of the odd / even bytes),
-//                 widened to f32 bits, times 2^(127 - bias): exact for normals and subnormals
-//                 (subnormal codes make that multiply take subnormal operands, slow on some CPUs). Codes that are NaN / Inf in the format are rejected by
-//                 the TS packer, so they never reach a kernel.
+//                 interleave, then a shift / mask to f32. Value domain: w itself.
+//   E = 4, 5      fp8 (e4m3fn, e5m2): one code per byte, sign in bit 7. Decoded as bf16 bits =
+//                 (sext(code) << E) & mask in i16 lanes (an arithmetic shift of the odd bytes of a
+//                 load; the even bytes are the odd bytes of a second load one byte earlier, whose
+//                 extra byte is masked off), widened to f32 bits: the f32 whose bits these are is
+//                 w·2^-(127-bias) exactly (fp8 subnormals become f32 subnormals, still exact).
+//   FMT_FP6 + E   fp6 (E = 3: e3m2, E = 2: e2m3): four codes in three bytes (see the layout). One
+//   (= 8 + E)     swizzle puts each 24-bit word in the top of an i32 lane, then per code a shift
+//                 to the top, an arithmetic shift and a mask give the f32 bits of w·2^-(127-bias).
 //   FMT_F32 = 32  plain f32 panels (for the f32 GEMV).
-// Decoded weight w = value(code), or fround(value(code) · blockScale) with a block scale (exact:
-// scales are powers of two (E8M0) or E4M3, except for IEEE under/overflow, which the reference
-// reproduces by the same f32 multiply).
+// *** the scaled value domain of fp8 / fp6 ***
+// The kernels never multiply by 2^(127-bias): the TS side (float.ts) scales the activations by
+// 2^(127-bias-60) before the call and the epilogue scale by 2^60, so every product a·w and every
+// partial sum is computed 2^-60 below its true value: bit-identical to the unscaled computation
+// while no product falls below 2^-66 (f32 subnormal in the scaled domain) and no |a| reaches
+// 2^68; reference_float.ts's refGemmMinifloat() reproduces the scaled computation exactly.
+// Decoded weight w = value(code) (in its domain), or fround(value · blockScale) with a block scale.
+// Codes that are NaN / Inf in the format are rejected by the TS packer, so they never reach a kernel.
 //
 // *** packed layout (written by float.ts) ***
 // ceil(N/8) panels of 8 columns. Panel p: for k = 0..Kp-1 one row of 8 codes:
-//   byte formats: groups of 2 rows in 16 bytes, row r (0, 1) column c at byte
-//   4·(c & 3) + 2·r + (c >> 2); Kp = K rounded up to 2, panel stride Kp·8 bytes;
+//   fp8: groups of 2 rows in 16 bytes, row r (0, 1) column c at byte 4·(c & 3) + 2·r + (c >> 2);
+//   Kp = K rounded up to 2, panel stride Kp·8 bytes;
+//   fp6: groups of 2 rows in 12 bytes: four little-endian 24-bit words, word j (bytes 3j..3j+2)
+//   = D | C << 6 | B << 12 | A << 18 with A = (row 0, column j), B = (row 1, column j),
+//   C = (row 0, column j + 4), D = (row 1, column j + 4); Kp = K rounded up to 2, panel stride
+//   Kp·6 (the 16-byte loads read up to 4 bytes past a group: the buffer is padded by 16 bytes);
 //   fp4: groups of 4 rows in 16 bytes, row r (0..3) column c at byte 8·(r >> 1) + 2·(c & 3) +
 //   (r & 1), low nibble for c < 4, high nibble for c ≥ 4; Kp = K rounded up to 4, panel stride
 //   Kp·4; f32: 8 floats per row, Kp = K.
@@ -37,7 +48,29 @@ import { madd, storeRow8, swz } from "./_float_common";
 import { gemmBlock, KC } from "./_float_gemm_impl";
 
 export const FMT_FP4: i32 = 0;
+export const FMT_FP6: i32 = 8;
 export const FMT_F32: i32 = 32;
+
+// *** compile-time formats ***
+// Each kernel body is instantiated once per format with a marker type F so that the format, its
+// exponent width (shift counts) and its constants are compile-time: fmtOf<F>() maps
+// u8 → FMT_FP4, i8 → fp8 e4m3, i16 → fp8 e5m2, u16 → fp6 e3m2, i32 → fp6 e2m3, f32 → FMT_F32.
+
+/** The format of marker type F. */
+// @ts-ignore: decorator
+@inline
+function fmtOf<F>(): i32 {
+  if (isFloat<F>()) return FMT_F32;
+  if (isSigned<F>()) return sizeof<F>() == 1 ? 4 : sizeof<F>() == 2 ? 5 : FMT_FP6 + 2;
+  return sizeof<F>() == 1 ? FMT_FP4 : FMT_FP6 + 3;
+}
+
+/** Whether `fmt` is a packed fp6 format (FMT_FP6 + exponent bits). */
+// @ts-ignore: decorator
+@inline
+function isFp6(fmt: i32): bool {
+  return (fmt & ~7) == FMT_FP6;
+}
 
 /** Columns decoded per k block in the GEMM (16 panels × KC rows × 32 B = 128 KiB, in L2). */
 const NCM: i32 = 128;
@@ -53,7 +86,7 @@ function rowsPerLoad(fmt: i32): i32 {
 // @ts-ignore: decorator
 @inline
 function rowBytes(fmt: i32): i32 {
-  return fmt == FMT_FP4 ? 4 : fmt == FMT_F32 ? 32 : 8;
+  return fmt == FMT_FP4 ? 4 : fmt == FMT_F32 ? 32 : isFp6(fmt) ? 6 : 8;
 }
 
 /** Panel stride in bytes for K rows. */
@@ -95,25 +128,53 @@ function oddToF32m(x: v128, hm: v128): v128 {
 function byteOdd(v: v128, e: i32, mask: v128): v128 {
   return v128.and(i16x8.shr_s(v, 8 - e), mask);
 }
-/** bf16 bits (i16 lanes 0..7) of the byte-format codes in the even bytes 0, 2, ..., 14 of v. */
+/**
+ * bf16 bits (i16 lanes 0..7) of the byte-format codes in the even bytes 0, 2, ..., 14 at `p`:
+ * loaded from p - 1 so that they are odd bytes there (one load instead of a shift: the byte at
+ * p - 1 lands in bits the mask clears).
+ */
 // @ts-ignore: decorator
 @inline
-function byteEven(v: v128, e: i32, mask: v128): v128 {
-  return v128.and(i16x8.shr_s(i16x8.shl(v, 8), 8 - e), mask);
+function byteEvenAt(p: usize, e: i32, mask: v128): v128 {
+  return byteOdd(v128.load(p - 1), e, mask);
 }
 
-/** 2^(127 - bias) for a format with e exponent bits. */
+/** bf16 mask of an fp8 code shifted into place: sign, e exponent bits, 8 - 1 - e mantissa bits. */
 // @ts-ignore: decorator
 @inline
-function byteMul(e: i32): v128 {
-  const bias = (1 << (e - 1)) - 1;
-  return f32x4.splat(reinterpret<f32>((254 - bias) << 23));
+function byteMask(e: i32, z: i32): v128 {
+  return i16x8.splat(<i16>(0x8000 | (0x7f << e) | z));
 }
 
+// *** fp6 ***
+// After fp6Words() lane j holds word j << 8: A at bits 26..31, B at 20..25, C at 14..19, D at
+// 8..13. A code at the top of a lane becomes f32 bits of w·2^-(127-bias) by an arithmetic shift
+// right by 8 - e (sign to bit 31 and, replicated, down to the exponent; exponent field bits and
+// mantissa in place) and a mask of the sign, e exponent bits and 5 - e mantissa bits.
+
+/** The four 24-bit words of a 12-byte fp6 group, one per i32 lane, shifted left by 8. */
 // @ts-ignore: decorator
 @inline
-function byteMask(e: i32): v128 {
-  return i16x8.splat(<i16>(0x8000 | (0x7f << e)));
+function fp6Words<V>(v: v128, idx: v128): v128 {
+  return swz<V>(v, idx);
+}
+/** Shuffle index of fp6Words (byte 0 of each lane is don't-care: index 0); `z` = 0. */
+// @ts-ignore: decorator
+@inline
+function fp6Idx(z: i32): v128 {
+  return v128.or(i8x16(0, 0, 1, 2, 0, 3, 4, 5, 0, 6, 7, 8, 0, 9, 10, 11), i8x16.splat(<i8>z));
+}
+/** The mask of fp6Top for e exponent bits; `z` = 0. */
+// @ts-ignore: decorator
+@inline
+function fp6Mask(e: i32, z: i32): v128 {
+  return i32x4.splat(0x80000000 | (31 << (18 + e)) | z);
+}
+/** f32 bits of the code at bits 26..31 (after `shl`). */
+// @ts-ignore: decorator
+@inline
+function fp6Top(x: v128, e: i32, mask: v128): v128 {
+  return v128.and(i32x4.shr_s(x, 8 - e), mask);
 }
 
 /**
@@ -124,7 +185,7 @@ function byteMask(e: i32): v128 {
 @inline
 function decodeGroup<V>(
   fmt: i32, cp: usize, dst: usize, scaled: bool, s0: v128, s1: v128,
-  tl: v128, th: v128, nib: v128, hm: v128,
+  tl: v128, th: v128, nib: v128, hm: v128, m8: v128, m6: v128, i6: v128,
 ): void {
   if (fmt == FMT_F32) {
     v128.store(dst, v128.load(cp));
@@ -158,12 +219,21 @@ function decodeGroup<V>(
     v128.store(dst, w30, 96); v128.store(dst, w31, 112);
     return;
   }
-  const e = fmt;
-  const mask = byteMask(e), mul = byteMul(e);
-  const xe = byteEven(v, e, mask);
-  const xo = byteOdd(v, e, mask);
-  let w00 = f32x4.mul(evenToF32(xe), mul), w01 = f32x4.mul(evenToF32(xo), mul);
-  let w10 = f32x4.mul(oddToF32m(xe, hm), mul), w11 = f32x4.mul(oddToF32m(xo, hm), mul);
+  let w00: v128, w01: v128, w10: v128, w11: v128;
+  if (isFp6(fmt)) {
+    const e = fmt - FMT_FP6;
+    const x = fp6Words<V>(v, i6);
+    w00 = fp6Top(x, e, m6);
+    w10 = fp6Top(i32x4.shl(x, 6), e, m6);
+    w01 = fp6Top(i32x4.shl(x, 12), e, m6);
+    w11 = fp6Top(i32x4.shl(x, 18), e, m6);
+  } else {
+    const e = fmt;
+    const xe = byteEvenAt(cp, e, m8);
+    const xo = byteOdd(v, e, m8);
+    w00 = evenToF32(xe); w01 = evenToF32(xo);
+    w10 = oddToF32m(xe, hm); w11 = oddToF32m(xo, hm);
+  }
   if (scaled) {
     w00 = f32x4.mul(w00, s0); w01 = f32x4.mul(w01, s1);
     w10 = f32x4.mul(w10, s0); w11 = f32x4.mul(w11, s1);
@@ -176,7 +246,16 @@ function decodeGroup<V>(
  * Decodes rows [k0, k0 + kl) of one panel (kl a multiple of rowsPerLoad, or reaching Kp) into
  * f32 rows of 8 at `dst`.
  */
-function decodePanel<V>(fmt: i32, panel: usize, sp: usize, block: i32, k0: i32, kl: i32, dst: usize): void {
+function decodePanel<V, F>(panel: usize, sp: usize, block: i32, k0: i32, kl: i32, dst: usize): void {
+  if (block > 0) decodeRows<V>(fmtOf<F>(), true, panel, sp, block, k0, kl, dst);
+  else decodeRows<V>(fmtOf<F>(), false, panel, sp, block, k0, kl, dst);
+}
+
+// @ts-ignore: decorator
+@inline
+function decodeRows<V>(
+  fmt: i32, scaled: bool, panel: usize, sp: usize, block: i32, k0: i32, kl: i32, dst: usize,
+): void {
   const rpl = rowsPerLoad(fmt);
   const rb = <usize>rowBytes(fmt);
   let s0 = f32x4.splat(1), s1 = s0;
@@ -184,15 +263,16 @@ function decodePanel<V>(fmt: i32, panel: usize, sp: usize, block: i32, k0: i32, 
   const tl = v128.or(fp4Lo(), i8x16.splat(<i8>z)), th = v128.or(fp4Hi(), i8x16.splat(<i8>z));
   const nib = i8x16.splat(<i8>(0x0f | z));
   const hm = i32x4.splat(0xffff0000 | z);
+  const e = fmt & 7;
+  const m8 = byteMask(e, z), m6 = fp6Mask(e, z), i6 = fp6Idx(z);
   for (let kk = 0; kk < kl; kk += rpl) {
     const kr = k0 + kk;
-    const scaled = block > 0;
     if (scaled) {
       const q = sp + <usize>(kr / block) * 32;
       s0 = v128.load(q);
       s1 = v128.load(q, 16);
     }
-    decodeGroup<V>(fmt, panel + <usize>kr * rb, dst + (<usize>kk << 5), scaled, s0, s1, tl, th, nib, hm);
+    decodeGroup<V>(fmt, panel + <usize>kr * rb, dst + (<usize>kk << 5), scaled, s0, s1, tl, th, nib, hm, m8, m6, i6);
   }
 }
 
@@ -205,6 +285,18 @@ export function gemmMinifloat<V>(
   n0: i32, n1: i32, fmt: i32, m: i32, k: i32, a: usize, lda: i32, codes: usize, scales: usize,
   block: i32, c: usize, ldc: i32, scratch: usize,
 ): void {
+  if (fmt == FMT_FP4) gemmF<V, u8>(n0, n1, m, k, a, lda, codes, scales, block, c, ldc, scratch);
+  else if (fmt == 4) gemmF<V, i8>(n0, n1, m, k, a, lda, codes, scales, block, c, ldc, scratch);
+  else if (fmt == 5) gemmF<V, i16>(n0, n1, m, k, a, lda, codes, scales, block, c, ldc, scratch);
+  else if (fmt == FMT_FP6 + 3) gemmF<V, u16>(n0, n1, m, k, a, lda, codes, scales, block, c, ldc, scratch);
+  else if (fmt == FMT_FP6 + 2) gemmF<V, i32>(n0, n1, m, k, a, lda, codes, scales, block, c, ldc, scratch);
+}
+
+function gemmF<V, F>(
+  n0: i32, n1: i32, m: i32, k: i32, a: usize, lda: i32, codes: usize, scales: usize,
+  block: i32, c: usize, ldc: i32, scratch: usize,
+): void {
+  const fmt = fmtOf<F>();
   const pb = panelBytes(fmt, k);
   const nb = block > 0 ? (k + block - 1) / block : 0;
   const sb = <usize>nb * 32;
@@ -221,7 +313,7 @@ export function gemmMinifloat<V>(
       const j1 = min(n1, j0 + NCM);
       for (let j = j0; j < j1; j += 8) {
         const p = j >> 3;
-        decodePanel<V>(fmt, codes + <usize>p * pb, scales + <usize>p * sb, block, k0, kld, scratch + <usize>((j - j0) >> 3) * <usize>(KC << 5));
+        decodePanel<V, F>(codes + <usize>p * pb, scales + <usize>p * sb, block, k0, kld, scratch + <usize>((j - j0) >> 3) * <usize>(KC << 5));
       }
       gemmBlock<V>(0, m, j0, j1, kl, a + (<usize>k0 << 2), lda, scratch, <usize>(KC << 5), c, ldc, first, last, tmp);
     }
@@ -256,11 +348,22 @@ function fp4Acc<V>(
   return madd<V>(a3, w3, acc);
 }
 
-/** One byte-format accumulator (4 columns) over a 2-row group; `x` holds its bf16 lanes. */
+/** One fp8 accumulator (4 columns) over a 2-row group; `x` holds its bf16 lanes. */
 // @ts-ignore: decorator
 @inline
-function byteAcc<V>(x: v128, mul: v128, hm: v128, a0: v128, a1: v128, acc: v128, scaled: bool, s: v128): v128 {
-  let w0 = f32x4.mul(evenToF32(x), mul), w1 = f32x4.mul(oddToF32m(x, hm), mul);
+function byteAcc<V>(x: v128, hm: v128, a0: v128, a1: v128, acc: v128, scaled: bool, s: v128): v128 {
+  let w0 = evenToF32(x), w1 = oddToF32m(x, hm);
+  if (scaled) {
+    w0 = f32x4.mul(w0, s); w1 = f32x4.mul(w1, s);
+  }
+  acc = madd<V>(a0, w0, acc);
+  return madd<V>(a1, w1, acc);
+}
+
+/** One fp6 accumulator (4 columns) over a 2-row group: f32 bits w0 (row 0), w1 (row 1). */
+// @ts-ignore: decorator
+@inline
+function fp6Acc<V>(w0: v128, w1: v128, a0: v128, a1: v128, acc: v128, scaled: bool, s: v128): v128 {
   if (scaled) {
     w0 = f32x4.mul(w0, s); w1 = f32x4.mul(w1, s);
   }
@@ -283,7 +386,9 @@ function gemvTail<V>(
     s0 = v128.load(sp + o);
     s1 = v128.load(sp + o, 16);
   }
-  decodeGroup<V>(fmt, cp + <usize>kk * <usize>rowBytes(fmt), tmp, scaled, s0, s1, tl, th, nib, hm);
+  const z = <i32>(tmp >>> 31), e = fmt & 7;
+  decodeGroup<V>(fmt, cp + <usize>kk * <usize>rowBytes(fmt), tmp, scaled, s0, s1, tl, th, nib, hm,
+    byteMask(e, z), fp6Mask(e, z), fp6Idx(z));
   let x0 = v128.load(acc), x1 = v128.load(acc, 16);
   for (let r = 0; kk + r < k; r++) {
     const va = v128.load32_splat(a + (<usize>(kk + r) << 2));
@@ -316,6 +421,28 @@ export function gemvMinifloat<V>(
   n0: i32, n1: i32, fmt: i32, n: i32, k: i32, a: usize, codes: usize, scales: usize, block: i32,
   c: usize, tmp: usize,
 ): void {
+  if (fmt == FMT_F32) gemvF<V, f32>(n0, n1, n, k, a, codes, scales, block, c, tmp);
+  else if (fmt == FMT_FP4) gemvF<V, u8>(n0, n1, n, k, a, codes, scales, block, c, tmp);
+  else if (fmt == 4) gemvF<V, i8>(n0, n1, n, k, a, codes, scales, block, c, tmp);
+  else if (fmt == 5) gemvF<V, i16>(n0, n1, n, k, a, codes, scales, block, c, tmp);
+  else if (fmt == FMT_FP6 + 3) gemvF<V, u16>(n0, n1, n, k, a, codes, scales, block, c, tmp);
+  else if (fmt == FMT_FP6 + 2) gemvF<V, i32>(n0, n1, n, k, a, codes, scales, block, c, tmp);
+}
+
+function gemvF<V, F>(
+  n0: i32, n1: i32, n: i32, k: i32, a: usize, codes: usize, scales: usize, block: i32,
+  c: usize, tmp: usize,
+): void {
+  if (block > 0) gemvBody<V>(fmtOf<F>(), true, n0, n1, n, k, a, codes, scales, block, c, tmp);
+  else gemvBody<V>(fmtOf<F>(), false, n0, n1, n, k, a, codes, scales, block, c, tmp);
+}
+
+// @ts-ignore: decorator
+@inline
+function gemvBody<V>(
+  fmt: i32, scaled: bool, n0: i32, n1: i32, n: i32, k: i32, a: usize, codes: usize,
+  scales: usize, block: i32, c: usize, tmp: usize,
+): void {
   tmp += <usize>(n0 >> 4) << 8;
   const pb = panelBytes(fmt, k);
   const nb = block > 0 ? (k + block - 1) / block : 0;
@@ -323,16 +450,16 @@ export function gemvMinifloat<V>(
   const rpl = rowsPerLoad(fmt);
   const panels = (n1 + 7) >> 3;
   const kMain = k / rpl * rpl;
-  const scaled = block > 0;
   const bs = scaled ? block : kMain + rpl; // rows per scale block
-  const e = fmt == FMT_FP4 || fmt == FMT_F32 ? 4 : fmt;
-  const mask = byteMask(e), mul = byteMul(e);
+  const e = fmt == FMT_FP4 || fmt == FMT_F32 ? 4 : fmt & 7;
   // Constants made opaque to binaryen (z is 0 at run time: memory stays below 2 GiB) so that
   // they are materialised once, outside the loops, instead of at every use.
   const z = <i32>(tmp >>> 31);
+  const mask = byteMask(e, z);
   const tl = v128.or(fp4Lo(), i8x16.splat(<i8>z)), th = v128.or(fp4Hi(), i8x16.splat(<i8>z));
   const nib = i8x16.splat(<i8>(0x0f | z));
   const hm = i32x4.splat(0xffff0000 | z);
+  const m6 = fp6Mask(e, z), i6 = fp6Idx(z);
   const accBuf = tmp + 128, out = tmp + 160;
   for (let p = n0 >> 3; p < panels; p += 4) {
     const p1 = min(p + 1, panels - 1), p2 = min(p + 2, panels - 1), p3 = min(p + 3, panels - 1);
@@ -386,23 +513,41 @@ export function gemvMinifloat<V>(
           x30 = fp4Acc<V>(v128.and(v, nib), tl, th, hm, a0, a1, a2, a3, x30, scaled, s30);
           x31 = fp4Acc<V>(v128.and(i16x8.shr_u(v, 4), nib), tl, th, hm, a0, a1, a2, a3, x31, scaled, s31);
         }
+      } else if (isFp6(fmt)) {
+        for (; kk < kEnd; kk += 2) {
+          const o = <usize>kk * 6;
+          const ap = a + (<usize>kk << 2);
+          const a0 = v128.load32_splat(ap), a1 = v128.load32_splat(ap, 4);
+          let x = fp6Words<V>(v128.load(c0 + o), i6);
+          x00 = fp6Acc<V>(fp6Top(x, e, m6), fp6Top(i32x4.shl(x, 6), e, m6), a0, a1, x00, scaled, s00);
+          x01 = fp6Acc<V>(fp6Top(i32x4.shl(x, 12), e, m6), fp6Top(i32x4.shl(x, 18), e, m6), a0, a1, x01, scaled, s01);
+          x = fp6Words<V>(v128.load(c1 + o), i6);
+          x10 = fp6Acc<V>(fp6Top(x, e, m6), fp6Top(i32x4.shl(x, 6), e, m6), a0, a1, x10, scaled, s10);
+          x11 = fp6Acc<V>(fp6Top(i32x4.shl(x, 12), e, m6), fp6Top(i32x4.shl(x, 18), e, m6), a0, a1, x11, scaled, s11);
+          x = fp6Words<V>(v128.load(c2 + o), i6);
+          x20 = fp6Acc<V>(fp6Top(x, e, m6), fp6Top(i32x4.shl(x, 6), e, m6), a0, a1, x20, scaled, s20);
+          x21 = fp6Acc<V>(fp6Top(i32x4.shl(x, 12), e, m6), fp6Top(i32x4.shl(x, 18), e, m6), a0, a1, x21, scaled, s21);
+          x = fp6Words<V>(v128.load(c3 + o), i6);
+          x30 = fp6Acc<V>(fp6Top(x, e, m6), fp6Top(i32x4.shl(x, 6), e, m6), a0, a1, x30, scaled, s30);
+          x31 = fp6Acc<V>(fp6Top(i32x4.shl(x, 12), e, m6), fp6Top(i32x4.shl(x, 18), e, m6), a0, a1, x31, scaled, s31);
+        }
       } else {
         for (; kk < kEnd; kk += 2) {
           const o = <usize>kk << 3;
           const ap = a + (<usize>kk << 2);
           const a0 = v128.load32_splat(ap), a1 = v128.load32_splat(ap, 4);
           let v = v128.load(c0 + o);
-          x00 = byteAcc<V>(byteEven(v, e, mask), mul, hm, a0, a1, x00, scaled, s00);
-          x01 = byteAcc<V>(byteOdd(v, e, mask), mul, hm, a0, a1, x01, scaled, s01);
+          x00 = byteAcc<V>(byteEvenAt(c0 + o, e, mask), hm, a0, a1, x00, scaled, s00);
+          x01 = byteAcc<V>(byteOdd(v, e, mask), hm, a0, a1, x01, scaled, s01);
           v = v128.load(c1 + o);
-          x10 = byteAcc<V>(byteEven(v, e, mask), mul, hm, a0, a1, x10, scaled, s10);
-          x11 = byteAcc<V>(byteOdd(v, e, mask), mul, hm, a0, a1, x11, scaled, s11);
+          x10 = byteAcc<V>(byteEvenAt(c1 + o, e, mask), hm, a0, a1, x10, scaled, s10);
+          x11 = byteAcc<V>(byteOdd(v, e, mask), hm, a0, a1, x11, scaled, s11);
           v = v128.load(c2 + o);
-          x20 = byteAcc<V>(byteEven(v, e, mask), mul, hm, a0, a1, x20, scaled, s20);
-          x21 = byteAcc<V>(byteOdd(v, e, mask), mul, hm, a0, a1, x21, scaled, s21);
+          x20 = byteAcc<V>(byteEvenAt(c2 + o, e, mask), hm, a0, a1, x20, scaled, s20);
+          x21 = byteAcc<V>(byteOdd(v, e, mask), hm, a0, a1, x21, scaled, s21);
           v = v128.load(c3 + o);
-          x30 = byteAcc<V>(byteEven(v, e, mask), mul, hm, a0, a1, x30, scaled, s30);
-          x31 = byteAcc<V>(byteOdd(v, e, mask), mul, hm, a0, a1, x31, scaled, s31);
+          x30 = byteAcc<V>(byteEvenAt(c3 + o, e, mask), hm, a0, a1, x30, scaled, s30);
+          x31 = byteAcc<V>(byteOdd(v, e, mask), hm, a0, a1, x31, scaled, s31);
         }
       }
     }
@@ -426,5 +571,22 @@ export function gemvMinifloat<V>(
     if (p1 != p) storePanel(c, out, x10, x11, p1 << 3, n);
     if (p2 != p1) storePanel(c, out, x20, x21, p2 << 3, n);
     if (p3 != p2) storePanel(c, out, x30, x31, p3 << 3, n);
+  }
+}
+
+/**
+ * x[i] = x[i] · s for i < len (exact when s is a power of two and no result under/overflows):
+ * the activation scaling into the fp8 / fp6 value domain (see the header). `x` 4-byte aligned.
+ */
+export function scaleF32(x: usize, len: i32, s: f32): void {
+  const vs = f32x4.splat(s);
+  let i = 0;
+  for (; i + 4 <= len; i += 4) {
+    const p = x + (<usize>i << 2);
+    v128.store(p, f32x4.mul(v128.load(p), vs));
+  }
+  for (; i < len; i++) {
+    const p = x + (<usize>i << 2);
+    store<f32>(p, load<f32>(p) * s);
   }
 }

@@ -17,7 +17,8 @@
 // NOTE the i16 path: v128.load8x8_s/u + i32x4.dot_i16x8_s (pmovsxbw + pmaddwd on x64). The
 // extend_low/high form of the same thing ran at half speed in V8.
 
-import { reduce2, reduce4, store2 } from "./_int_common";
+import { reduce2, reduce4 } from "./_int_common";
+import { storeRow4, storeTile } from "./_int_epilogue";
 
 // *** s8×s8 and u8×s8 → s32, c8n2 packing ***
 
@@ -28,8 +29,9 @@ import { reduce2, reduce4, store2 } from "./_int_common";
 }
 
 // @ts-ignore: decorator
-@inline function ukernel4x2c8<T>(
-  a: usize, lda: usize, b: usize, kp: i32, c: usize, ldc: usize, ncols: i32,
+@inline function ukernel4x2c8<T, O>(
+  a: usize, lda: usize, b: usize, kp: i32, c: usize, ldc: usize, ncols: i32, ep: usize, i: i32,
+  j: i32,
 ): void {
   const a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda;
   let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
@@ -60,16 +62,14 @@ import { reduce2, reduce4, store2 } from "./_int_common";
   }
   const r01 = reduce4(c00, c01, c10, c11);
   const r23 = reduce4(c20, c21, c30, c31);
-  const ldcb = ldc << 2;
-  store2(c, r01, false, ncols);
-  store2(c + ldcb, r01, true, ncols);
-  store2(c + 2 * ldcb, r23, false, ncols);
-  store2(c + 3 * ldcb, r23, true, ncols);
+  storeTile<O>(ep, r01, r23, c, ldc, ncols, i, j, 4);
 }
 
 /** One row × 4 column blocks (8 columns): the GEMV / row-tail kernel. */
 // @ts-ignore: decorator
-@inline function ukernel1x8c8<T>(a: usize, b: usize, bstride: usize, kp: i32, c: usize): void {
+@inline function ukernel1x8c8<T, O>(
+  a: usize, b: usize, bstride: usize, kp: i32, c: usize, ep: usize, i: i32, j: i32,
+): void {
   let c0 = i32x4.splat(0), c1 = i32x4.splat(0), c2 = i32x4.splat(0), c3 = i32x4.splat(0);
   let c4 = i32x4.splat(0), c5 = i32x4.splat(0), c6 = i32x4.splat(0), c7 = i32x4.splat(0);
   const b1 = b + bstride, b2 = b1 + bstride, b3 = b2 + bstride;
@@ -85,12 +85,14 @@ import { reduce2, reduce4, store2 } from "./_int_common";
     c6 = i32x4.add(c6, i32x4.dot_i16x8_s(va, v128.load8x8_s(b3 + o)));
     c7 = i32x4.add(c7, i32x4.dot_i16x8_s(va, v128.load8x8_s(b3 + o, 8)));
   }
-  v128.store(c, reduce4(c0, c1, c2, c3));
-  v128.store(c, reduce4(c4, c5, c6, c7), 16);
+  storeRow4<O>(ep, reduce4(c0, c1, c2, c3), c, 4, i, j);
+  storeRow4<O>(ep, reduce4(c4, c5, c6, c7), c + (sizeof<O>() << 2), 4, i, j + 4);
 }
 
 // @ts-ignore: decorator
-@inline function ukernel1x2c8<T>(a: usize, b: usize, kp: i32, c: usize, ncols: i32): void {
+@inline function ukernel1x2c8<T, O>(
+  a: usize, b: usize, kp: i32, c: usize, ncols: i32, ep: usize, i: i32, j: i32,
+): void {
   let c0 = i32x4.splat(0), c1 = i32x4.splat(0);
   for (let k: usize = 0; k < <usize>kp; k += 8) {
     const va = loadA<T>(a + k);
@@ -98,15 +100,15 @@ import { reduce2, reduce4, store2 } from "./_int_common";
     c1 = i32x4.add(c1, i32x4.dot_i16x8_s(va, v128.load8x8_s(b, 8)));
     b += 16;
   }
-  store2(c, reduce2(c0, c1), false, ncols);
+  storeRow4<O>(ep, reduce2(c0, c1), c, ncols, i, j);
 }
 
 /** Bytes of packed B kept hot (L2) while all row blocks pass over it. */
 const PANEL_BYTES: i32 = 128 * 1024;
 
 // @ts-ignore: decorator
-@inline function gemmC8<T>(
-  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32,
+@inline function gemmC8<T, O>(
+  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, ep: usize,
 ): void {
   const nb = (n + 1) >> 1;
   const bstride = <usize>(kp << 1);
@@ -116,22 +118,25 @@ const PANEL_BYTES: i32 = 128 * 1024;
     const jb1 = min(nb, jb0 + panel);
     for (let i = m0; i < m4; i += 4) {
       const ai = a + <usize>i * <usize>lda;
-      const ci = c + ((<usize>i * <usize>ldc) << 2);
+      const ci = c + <usize>i * <usize>ldc * sizeof<O>();
       for (let jb = jb0; jb < jb1; jb++) {
         const ncols = min(2, n - 2 * jb);
-        ukernel4x2c8<T>(ai, <usize>lda, b + <usize>jb * bstride, kp, ci + (<usize>jb << 3), ldc, ncols);
+        ukernel4x2c8<T, O>(ai, <usize>lda, b + <usize>jb * bstride, kp,
+          ci + <usize>(2 * jb) * sizeof<O>(), ldc, ncols, ep, i, 2 * jb);
       }
     }
   }
   for (let i = m4; i < m1; i++) {
     const ai = a + <usize>i * <usize>lda;
-    const ci = c + ((<usize>i * <usize>ldc) << 2);
+    const ci = c + <usize>i * <usize>ldc * sizeof<O>();
     let jb = 0;
     for (; jb + 4 <= nb && 2 * jb + 8 <= n; jb += 4) {
-      ukernel1x8c8<T>(ai, b + <usize>jb * bstride, bstride, kp, ci + (<usize>jb << 3));
+      ukernel1x8c8<T, O>(ai, b + <usize>jb * bstride, bstride, kp,
+        ci + <usize>(2 * jb) * sizeof<O>(), ep, i, 2 * jb);
     }
     for (; jb < nb; jb++) {
-      ukernel1x2c8<T>(ai, b + <usize>jb * bstride, kp, ci + (<usize>jb << 3), min(2, n - 2 * jb));
+      ukernel1x2c8<T, O>(ai, b + <usize>jb * bstride, kp, ci + <usize>(2 * jb) * sizeof<O>(),
+        min(2, n - 2 * jb), ep, i, 2 * jb);
     }
   }
 }
@@ -142,14 +147,14 @@ const PANEL_BYTES: i32 = 128 * 1024;
 export function gemm_s8s8_s32_4x2c8__wasmsimd_dot16x2(
   m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32,
 ): void {
-  gemmC8<i8>(m0, m1, n, kp, a, lda, b, c, ldc);
+  gemmC8<i8, i32>(m0, m1, n, kp, a, lda, b, c, ldc, 0);
 }
 
 /** As above with A u8 (zero points are applied by `s32_fixup`). */
 export function gemm_u8s8_s32_4x2c8__wasmsimd_dot16x2(
   m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32,
 ): void {
-  gemmC8<u8>(m0, m1, n, kp, a, lda, b, c, ldc);
+  gemmC8<u8, i32>(m0, m1, n, kp, a, lda, b, c, ldc, 0);
 }
 
 // *** s4 (nibble) weights × s8 activations ***
@@ -158,8 +163,9 @@ export function gemm_u8s8_s32_4x2c8__wasmsimd_dot16x2(
 // The raw sum is Σ a·w' = Σ a·w + 8·Σ a; `s32_fixup` subtracts 8·rowsum(A).
 
 // @ts-ignore: decorator
-@inline function ukernel4x2c16s4(
-  a: usize, lda: usize, b: usize, kp: i32, c: usize, ldc: usize, ncols: i32,
+@inline function ukernel4x2c16s4<O>(
+  a: usize, lda: usize, b: usize, kp: i32, c: usize, ldc: usize, ncols: i32, ep: usize, i: i32,
+  j: i32,
 ): void {
   const a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda;
   const mask = i16x8.splat(15);
@@ -194,16 +200,14 @@ export function gemm_u8s8_s32_4x2c8__wasmsimd_dot16x2(
   }
   const r01 = reduce4(c00, c01, c10, c11);
   const r23 = reduce4(c20, c21, c30, c31);
-  const ldcb = ldc << 2;
-  store2(c, r01, false, ncols);
-  store2(c + ldcb, r01, true, ncols);
-  store2(c + 2 * ldcb, r23, false, ncols);
-  store2(c + 3 * ldcb, r23, true, ncols);
+  storeTile<O>(ep, r01, r23, c, ldc, ncols, i, j, 4);
 }
 
 /** One row × 2 column blocks (4 columns) of s4: the GEMV / row-tail kernel. */
 // @ts-ignore: decorator
-@inline function ukernel1x4c16s4(a: usize, b: usize, bstride: usize, kp: i32, c: usize): void {
+@inline function ukernel1x4c16s4<O>(
+  a: usize, b: usize, bstride: usize, kp: i32, c: usize, ep: usize, i: i32, j: i32,
+): void {
   const mask = i16x8.splat(15);
   let c0 = i32x4.splat(0), c1 = i32x4.splat(0), c2 = i32x4.splat(0), c3 = i32x4.splat(0);
   let b1 = b + bstride;
@@ -225,11 +229,13 @@ export function gemm_u8s8_s32_4x2c8__wasmsimd_dot16x2(
     b += 16;
     b1 += 16;
   }
-  v128.store(c, reduce4(c0, c1, c2, c3));
+  storeRow4<O>(ep, reduce4(c0, c1, c2, c3), c, 4, i, j);
 }
 
 // @ts-ignore: decorator
-@inline function ukernel1x2c16s4(a: usize, b: usize, kp: i32, c: usize, ncols: i32): void {
+@inline function ukernel1x2c16s4<O>(
+  a: usize, b: usize, kp: i32, c: usize, ncols: i32, ep: usize, i: i32, j: i32,
+): void {
   const mask = i16x8.splat(15);
   let c0 = i32x4.splat(0), c1 = i32x4.splat(0);
   for (let k: usize = 0; k < <usize>kp; k += 16) {
@@ -243,7 +249,7 @@ export function gemm_u8s8_s32_4x2c8__wasmsimd_dot16x2(
     c1 = i32x4.add(c1, i32x4.dot_i16x8_s(hi, i16x8.shr_u(x1, 4)));
     b += 16;
   }
-  store2(c, reduce2(c0, c1), false, ncols);
+  storeRow4<O>(ep, reduce2(c0, c1), c, ncols, i, j);
 }
 
 /**
@@ -253,6 +259,13 @@ export function gemm_u8s8_s32_4x2c8__wasmsimd_dot16x2(
 export function gemm_s4s8_s32_4x2c16__wasmsimd_dot16x2(
   m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32,
 ): void {
+  gemmC16s4<i32>(m0, m1, n, kp, a, lda, b, c, ldc, 0);
+}
+
+// @ts-ignore: decorator
+@inline function gemmC16s4<O>(
+  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, ep: usize,
+): void {
   const nb = (n + 1) >> 1;
   const bstride = <usize>kp;
   const panel = max(1, PANEL_BYTES / kp);
@@ -261,22 +274,24 @@ export function gemm_s4s8_s32_4x2c16__wasmsimd_dot16x2(
     const jb1 = min(nb, jb0 + panel);
     for (let i = m0; i < m4; i += 4) {
       const ai = a + <usize>i * <usize>lda;
-      const ci = c + ((<usize>i * <usize>ldc) << 2);
+      const ci = c + <usize>i * <usize>ldc * sizeof<O>();
       for (let jb = jb0; jb < jb1; jb++) {
-        ukernel4x2c16s4(ai, <usize>lda, b + <usize>jb * bstride, kp, ci + (<usize>jb << 3), ldc,
-          min(2, n - 2 * jb));
+        ukernel4x2c16s4<O>(ai, <usize>lda, b + <usize>jb * bstride, kp,
+          ci + <usize>(2 * jb) * sizeof<O>(), ldc, min(2, n - 2 * jb), ep, i, 2 * jb);
       }
     }
   }
   for (let i = m4; i < m1; i++) {
     const ai = a + <usize>i * <usize>lda;
-    const ci = c + ((<usize>i * <usize>ldc) << 2);
+    const ci = c + <usize>i * <usize>ldc * sizeof<O>();
     let jb = 0;
     for (; jb + 2 <= nb && 2 * jb + 4 <= n; jb += 2) {
-      ukernel1x4c16s4(ai, b + <usize>jb * bstride, bstride, kp, ci + (<usize>jb << 3));
+      ukernel1x4c16s4<O>(ai, b + <usize>jb * bstride, bstride, kp,
+        ci + <usize>(2 * jb) * sizeof<O>(), ep, i, 2 * jb);
     }
     for (; jb < nb; jb++) {
-      ukernel1x2c16s4(ai, b + <usize>jb * bstride, kp, ci + (<usize>jb << 3), min(2, n - 2 * jb));
+      ukernel1x2c16s4<O>(ai, b + <usize>jb * bstride, kp, ci + <usize>(2 * jb) * sizeof<O>(),
+        min(2, n - 2 * jb), ep, i, 2 * jb);
     }
   }
 }
@@ -432,15 +447,19 @@ export function requant_s32_s8_dyadic(
 // *** GEMV (M = 1): split over columns [n0, n1) instead of rows (n0 even) ***
 
 // @ts-ignore: decorator
-@inline function gemvC8<T>(n0: i32, n1: i32, kp: i32, a: usize, b: usize, c: usize): void {
+@inline function gemvC8<T, O>(
+  n0: i32, n1: i32, kp: i32, a: usize, b: usize, c: usize, ep: usize,
+): void {
   const bstride = <usize>(kp << 1);
   let jb = n0 >> 1;
   const nb = (n1 + 1) >> 1;
   for (; jb + 4 <= nb && 2 * jb + 8 <= n1; jb += 4) {
-    ukernel1x8c8<T>(a, b + <usize>jb * bstride, bstride, kp, c + (<usize>jb << 3));
+    ukernel1x8c8<T, O>(a, b + <usize>jb * bstride, bstride, kp,
+      c + <usize>(2 * jb) * sizeof<O>(), ep, 0, 2 * jb);
   }
   for (; jb < nb; jb++) {
-    ukernel1x2c8<T>(a, b + <usize>jb * bstride, kp, c + (<usize>jb << 3), min(2, n1 - 2 * jb));
+    ukernel1x2c8<T, O>(a, b + <usize>jb * bstride, kp, c + <usize>(2 * jb) * sizeof<O>(),
+      min(2, n1 - 2 * jb), ep, 0, 2 * jb);
   }
 }
 
@@ -448,27 +467,125 @@ export function requant_s32_s8_dyadic(
 export function gemv_s8s8_s32_1x8c8__wasmsimd_dot16x2(
   n0: i32, n1: i32, kp: i32, a: usize, b: usize, c: usize,
 ): void {
-  gemvC8<i8>(n0, n1, kp, a, b, c);
+  gemvC8<i8, i32>(n0, n1, kp, a, b, c, 0);
 }
 
 /** As above with a u8. */
 export function gemv_u8s8_s32_1x8c8__wasmsimd_dot16x2(
   n0: i32, n1: i32, kp: i32, a: usize, b: usize, c: usize,
 ): void {
-  gemvC8<u8>(n0, n1, kp, a, b, c);
+  gemvC8<u8, i32>(n0, n1, kp, a, b, c, 0);
 }
 
 /** c[n0..n1) = a·(W + 8), W s4 packed c16n2-nibble (raw, fix up with −8·Σa). Tile 1×4c16. */
 export function gemv_s4s8_s32_1x4c16__wasmsimd_dot16x2(
   n0: i32, n1: i32, kp: i32, a: usize, b: usize, c: usize,
 ): void {
+  gemvC16s4<i32>(n0, n1, kp, a, b, c, 0);
+}
+
+// @ts-ignore: decorator
+@inline function gemvC16s4<O>(
+  n0: i32, n1: i32, kp: i32, a: usize, b: usize, c: usize, ep: usize,
+): void {
   const bstride = <usize>kp;
   let jb = n0 >> 1;
   const nb = (n1 + 1) >> 1;
   for (; jb + 2 <= nb && 2 * jb + 4 <= n1; jb += 2) {
-    ukernel1x4c16s4(a, b + <usize>jb * bstride, bstride, kp, c + (<usize>jb << 3));
+    ukernel1x4c16s4<O>(a, b + <usize>jb * bstride, bstride, kp,
+      c + <usize>(2 * jb) * sizeof<O>(), ep, 0, 2 * jb);
   }
   for (; jb < nb; jb++) {
-    ukernel1x2c16s4(a, b + <usize>jb * bstride, kp, c + (<usize>jb << 3), min(2, n1 - 2 * jb));
+    ukernel1x2c16s4<O>(a, b + <usize>jb * bstride, kp, c + <usize>(2 * jb) * sizeof<O>(),
+      min(2, n1 - 2 * jb), ep, 0, 2 * jb);
   }
+}
+
+// *** fused epilogues (assembly/_int_epilogue.ts): int8 / uint8 requantized or f32 output ***
+// Same tiles and summation as the `_s32_` kernels above; the tile store applies the epilogue
+// described by the record at `ep` in registers, so C never exists as int32 in memory. `c` is
+// the output (int8 / uint8 bytes, or f32), row stride `ldc` elements.
+
+/** s8×s8 → int8/uint8, dyadic requantization fused in the tile store. Tile 4×2c8, tail 1×8c8. */
+export function gemm_s8s8_s8_requant_4x2c8__wasmsimd_dot16x2(
+  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, ep: usize,
+): void {
+  gemmC8<i8, i8>(m0, m1, n, kp, a, lda, b, c, ldc, ep);
+}
+
+/** u8×s8 → int8/uint8, dyadic requantization fused. Tile 4×2c8, tail 1×8c8. */
+export function gemm_u8s8_s8_requant_4x2c8__wasmsimd_dot16x2(
+  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, ep: usize,
+): void {
+  gemmC8<u8, i8>(m0, m1, n, kp, a, lda, b, c, ldc, ep);
+}
+
+/** s4×s8 → int8/uint8 (rowmul −8 undoes the nibble offset), requantization fused. */
+export function gemm_s4s8_s8_requant_4x2c16__wasmsimd_dot16x2(
+  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, ep: usize,
+): void {
+  gemmC16s4<i8>(m0, m1, n, kp, a, lda, b, c, ldc, ep);
+}
+
+/** s8×s8 → f32 with per-column scale, bias and clamp fused. Tile 4×2c8, tail 1×8c8. */
+export function gemm_s8s8_f32_scale_4x2c8__wasmsimd_dot16x2(
+  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, ep: usize,
+): void {
+  gemmC8<i8, f32>(m0, m1, n, kp, a, lda, b, c, ldc, ep);
+}
+
+/** u8×s8 → f32, scale, bias and clamp fused. */
+export function gemm_u8s8_f32_scale_4x2c8__wasmsimd_dot16x2(
+  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, ep: usize,
+): void {
+  gemmC8<u8, f32>(m0, m1, n, kp, a, lda, b, c, ldc, ep);
+}
+
+/** s4×s8 → f32, scale, bias and clamp fused. */
+export function gemm_s4s8_f32_scale_4x2c16__wasmsimd_dot16x2(
+  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, ep: usize,
+): void {
+  gemmC16s4<f32>(m0, m1, n, kp, a, lda, b, c, ldc, ep);
+}
+
+/** GEMV (M = 1) s8×s8 → int8/uint8 requantized, columns [n0, n1) (n0 even). Tile 1×8c8. */
+export function gemv_s8s8_s8_requant_1x8c8__wasmsimd_dot16x2(
+  n0: i32, n1: i32, kp: i32, a: usize, b: usize, c: usize, ep: usize,
+): void {
+  gemvC8<i8, i8>(n0, n1, kp, a, b, c, ep);
+}
+
+/** GEMV u8×s8 → int8/uint8 requantized. */
+export function gemv_u8s8_s8_requant_1x8c8__wasmsimd_dot16x2(
+  n0: i32, n1: i32, kp: i32, a: usize, b: usize, c: usize, ep: usize,
+): void {
+  gemvC8<u8, i8>(n0, n1, kp, a, b, c, ep);
+}
+
+/** GEMV s4×s8 → int8/uint8 requantized. Tile 1×4c16. */
+export function gemv_s4s8_s8_requant_1x4c16__wasmsimd_dot16x2(
+  n0: i32, n1: i32, kp: i32, a: usize, b: usize, c: usize, ep: usize,
+): void {
+  gemvC16s4<i8>(n0, n1, kp, a, b, c, ep);
+}
+
+/** GEMV s8×s8 → f32 scaled. */
+export function gemv_s8s8_f32_scale_1x8c8__wasmsimd_dot16x2(
+  n0: i32, n1: i32, kp: i32, a: usize, b: usize, c: usize, ep: usize,
+): void {
+  gemvC8<i8, f32>(n0, n1, kp, a, b, c, ep);
+}
+
+/** GEMV u8×s8 → f32 scaled. */
+export function gemv_u8s8_f32_scale_1x8c8__wasmsimd_dot16x2(
+  n0: i32, n1: i32, kp: i32, a: usize, b: usize, c: usize, ep: usize,
+): void {
+  gemvC8<u8, f32>(n0, n1, kp, a, b, c, ep);
+}
+
+/** GEMV s4×s8 → f32 scaled. */
+export function gemv_s4s8_f32_scale_1x4c16__wasmsimd_dot16x2(
+  n0: i32, n1: i32, kp: i32, a: usize, b: usize, c: usize, ep: usize,
+): void {
+  gemvC16s4<f32>(n0, n1, kp, a, b, c, ep);
 }

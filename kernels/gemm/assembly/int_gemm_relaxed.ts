@@ -13,7 +13,8 @@
 // [lo col 2jb][lo col 2jb+1][neg col 2jb][neg col 2jb+1], 16 bytes each; stride 4·Kp bytes,
 // Kp = roundup(K, 16). A is zero-padded to Kp as for the plain kernels.
 
-import { reduce2, reduce4, store2 } from "./_int_common";
+import { reduce2, reduce4 } from "./_int_common";
+import { storeRow4, storeTile } from "./_int_epilogue";
 
 // @ts-ignore: decorator
 @inline function loadA16<T>(p: usize): v128 {
@@ -27,8 +28,9 @@ import { reduce2, reduce4, store2 } from "./_int_common";
 }
 
 // @ts-ignore: decorator
-@inline function ukernel2x2c16<T>(
-  a: usize, lda: usize, b: usize, kp: i32, c: usize, ldc: usize, ncols: i32,
+@inline function ukernel2x2c16<T, O>(
+  a: usize, lda: usize, b: usize, kp: i32, c: usize, ldc: usize, ncols: i32, ep: usize, i: i32,
+  j: i32,
 ): void {
   const a1 = a + lda;
   let l00 = i32x4.splat(0), l01 = i32x4.splat(0), l10 = i32x4.splat(0), l11 = i32x4.splat(0);
@@ -51,12 +53,13 @@ import { reduce2, reduce4, store2 } from "./_int_common";
     b += 64;
   }
   const r = combine(reduce4(l00, l01, l10, l11), reduce4(n00, n01, n10, n11));
-  store2(c, r, false, ncols);
-  store2(c + (ldc << 2), r, true, ncols);
+  storeTile<O>(ep, r, r, c, ldc, ncols, i, j, 2);
 }
 
 // @ts-ignore: decorator
-@inline function ukernel1x2c16<T>(a: usize, b: usize, kp: i32, c: usize, ncols: i32): void {
+@inline function ukernel1x2c16<T, O>(
+  a: usize, b: usize, kp: i32, c: usize, ncols: i32, ep: usize, i: i32, j: i32,
+): void {
   let l0 = i32x4.splat(0), l1 = i32x4.splat(0), n0 = i32x4.splat(0), n1 = i32x4.splat(0);
   for (let k: usize = 0; k < <usize>kp; k += 16) {
     const va = loadA16<T>(a + k);
@@ -66,13 +69,13 @@ import { reduce2, reduce4, store2 } from "./_int_common";
     n1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(va, v128.load(b, 48), n1);
     b += 64;
   }
-  store2(c, combine(reduce2(l0, l1), reduce2(n0, n1)), false, ncols);
+  storeRow4<O>(ep, combine(reduce2(l0, l1), reduce2(n0, n1)), c, ncols, i, j);
 }
 
 // @ts-ignore: decorator
-@inline function gemmRelaxed<T>(
+@inline function gemmRelaxed<T, O>(
   m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32,
-  colsum: usize,
+  colsum: usize, ep: usize,
 ): void {
   const nb = (n + 1) >> 1;
   const bstride = <usize>(kp << 2);
@@ -82,21 +85,23 @@ import { reduce2, reduce4, store2 } from "./_int_common";
     const jb1 = min(nb, jb0 + panel);
     for (let i = m0; i < m2; i += 2) {
       const ai = a + <usize>i * <usize>lda;
-      const ci = c + ((<usize>i * <usize>ldc) << 2);
+      const ci = c + <usize>i * <usize>ldc * sizeof<O>();
       for (let jb = jb0; jb < jb1; jb++) {
-        ukernel2x2c16<T>(ai, <usize>lda, b + <usize>jb * bstride, kp, ci + (<usize>jb << 3), ldc,
-          min(2, n - 2 * jb));
+        ukernel2x2c16<T, O>(ai, <usize>lda, b + <usize>jb * bstride, kp,
+          ci + <usize>(2 * jb) * sizeof<O>(), ldc, min(2, n - 2 * jb), ep, i, 2 * jb);
       }
     }
   }
   for (let i = m2; i < m1; i++) {
     const ai = a + <usize>i * <usize>lda;
-    const ci = c + ((<usize>i * <usize>ldc) << 2);
+    const ci = c + <usize>i * <usize>ldc * sizeof<O>();
     for (let jb = 0; jb < nb; jb++) {
-      ukernel1x2c16<T>(ai, b + <usize>jb * bstride, kp, ci + (<usize>jb << 3), min(2, n - 2 * jb));
+      ukernel1x2c16<T, O>(ai, b + <usize>jb * bstride, kp, ci + <usize>(2 * jb) * sizeof<O>(),
+        min(2, n - 2 * jb), ep, i, 2 * jb);
     }
   }
-  if (!isSigned<T>()) {
+  // (With a fused epilogue the loader folds this term into the column terms.)
+  if (!isSigned<T>() && isInteger<O>() && sizeof<O>() == 4) {
     // a = (a ^ 0x80) + 128, so Σ a·w = Σ (a ^ 0x80)·w + 128·colsum.
     for (let i = m0; i < m1; i++) {
       const ci = c + ((<usize>i * <usize>ldc) << 2);
@@ -112,7 +117,7 @@ import { reduce2, reduce4, store2 } from "./_int_common";
 export function gemm_s8s8_s32_2x2c16__wasmrelaxedsimd_sdot2planes(
   m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32,
 ): void {
-  gemmRelaxed<i8>(m0, m1, n, kp, a, lda, b, c, ldc, 0);
+  gemmRelaxed<i8, i32>(m0, m1, n, kp, a, lda, b, c, ldc, 0, 0);
 }
 
 /** As above with A u8; `colsum` (i32[N], Σ_k B[k][j]) restores the 0x80 flip. */
@@ -120,7 +125,7 @@ export function gemm_u8s8_s32_2x2c16__wasmrelaxedsimd_sdot2planes(
   m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32,
   colsum: usize,
 ): void {
-  gemmRelaxed<u8>(m0, m1, n, kp, a, lda, b, c, ldc, colsum);
+  gemmRelaxed<u8, i32>(m0, m1, n, kp, a, lda, b, c, ldc, colsum, 0);
 }
 
 /** c[n0..n1) = a·B, a s8, B packed c16n2 planes, c s32 (n0 even). Tile 1×2c16. */
@@ -130,6 +135,39 @@ export function gemv_s8s8_s32_1x2c16__wasmrelaxedsimd_sdot2planes(
   const bstride = <usize>(kp << 2);
   const nb = (n1 + 1) >> 1;
   for (let jb = n0 >> 1; jb < nb; jb++) {
-    ukernel1x2c16<i8>(a, b + <usize>jb * bstride, kp, c + (<usize>jb << 3), min(2, n1 - 2 * jb));
+    ukernel1x2c16<i8, i32>(a, b + <usize>jb * bstride, kp, c + (<usize>jb << 3),
+      min(2, n1 - 2 * jb), 0, 0, 2 * jb);
   }
+}
+
+// *** fused epilogues (assembly/_int_epilogue.ts), as in int_gemm.ts ***
+// A u8 activation's 0x80 flip (+128·colsum) is folded into the epilogue's column terms by the
+// loader, so these kernels take no colsum.
+
+/** s8×s8 → int8/uint8, dyadic requantization fused in the tile store. Tile 2×2c16. */
+export function gemm_s8s8_s8_requant_2x2c16__wasmrelaxedsimd_sdot2planes(
+  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, ep: usize,
+): void {
+  gemmRelaxed<i8, i8>(m0, m1, n, kp, a, lda, b, c, ldc, 0, ep);
+}
+
+/** u8×s8 → int8/uint8 (column terms include +128·colsum), requantization fused. */
+export function gemm_u8s8_s8_requant_2x2c16__wasmrelaxedsimd_sdot2planes(
+  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, ep: usize,
+): void {
+  gemmRelaxed<u8, i8>(m0, m1, n, kp, a, lda, b, c, ldc, 0, ep);
+}
+
+/** s8×s8 → f32 with per-column scale, bias and clamp fused. Tile 2×2c16. */
+export function gemm_s8s8_f32_scale_2x2c16__wasmrelaxedsimd_sdot2planes(
+  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, ep: usize,
+): void {
+  gemmRelaxed<i8, f32>(m0, m1, n, kp, a, lda, b, c, ldc, 0, ep);
+}
+
+/** u8×s8 → f32, scale, bias and clamp fused. */
+export function gemm_u8s8_f32_scale_2x2c16__wasmrelaxedsimd_sdot2planes(
+  m0: i32, m1: i32, n: i32, kp: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, ep: usize,
+): void {
+  gemmRelaxed<u8, f32>(m0, m1, n, kp, a, lda, b, c, ldc, 0, ep);
 }

@@ -27,6 +27,18 @@ export interface SensitivityContext {
   outputDivergence?(quantized: Readonly<Record<string, string>>): number | Promise<number>;
   /** Layers adjacent to `layer` in the data flow (producer / consumer weight layers). */
   neighbours?(layer: string): readonly string[];
+  /**
+   * Measured output error of quantizing only the layer's input with the candidate's activation
+   * format: ‖W·(Q(X) − X)‖² / n over the captured inputs X (n rows: samples × output positions),
+   * the same per-row output error the weight term ‖ΔW·x‖² estimates; 0 when the input stays float.
+   * Candidates carry no activation format in contexts without this capability.
+   */
+  activationError?(layer: string, candidate: string): number | Promise<number>;
+  /**
+   * KL(float output ‖ output with only the layer's input quantized by the candidate's activation
+   * format), mean per sample; 0 when the input stays float.
+   */
+  activationDivergence?(layer: string, candidate: string): number | Promise<number>;
 }
 
 /**

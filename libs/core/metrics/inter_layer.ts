@@ -14,7 +14,9 @@
  * Each pair's interaction is split evenly between its two layers, so the sum
  * of scores over an allocation that gives neighbours the same candidate
  * counts every pair once, as in the paper's block-diagonal-plus-off-diagonal
- * Hessian; D is the output KL divergence.
+ * Hessian; D is the output KL divergence of quantized weights. A candidate's
+ * activation format adds, as in `zeroq`, the KL with only this layer's input
+ * quantized (`SensitivityContext.activationDivergence`).
  *
  * @module
  */
@@ -49,6 +51,6 @@ export const interLayerMetric: SensitivityMetric = {
       const other = await div({ [m]: candidate });
       s += 0.5 * Math.max(0, joint - single - other);
     }
-    return s;
+    return s + (await c.activationDivergence?.(layer, candidate) ?? 0);
   },
 };

@@ -5,6 +5,11 @@
  * tr(ΔW E[xxᵀ] ΔWᵀ); replacing E[xxᵀ] by its mean eigenvalue tr(XᵀX)/(n·d_in)
  * gives this proxy (the layer-wise Hessian of GPTQ / OBQ, averaged).
  *
+ * The candidate's activation format adds, next to it, the measured output
+ * error of quantizing the captured inputs alone, ‖W·(Q(X) − X)‖² / n
+ * (`SensitivityContext.activationError`): both terms are expected squared
+ * output errors per row, so they add.
+ *
  * @module
  */
 
@@ -19,6 +24,9 @@ import { asContext, requireCapability } from "./context.ts";
  * import { layerHessianMetric } from "@lowbit/core";
  * const ctx = { hasLabels: false, paramCount: () => 4, quantError: () => 0.5, inputEnergy: () => 2 };
  * if ((await layerHessianMetric.score(ctx, "l", "int4")) !== 1) throw new Error();
+ * // with a measured activation term: 2 · 0.5 + 0.25
+ * const act = { ...ctx, activationError: () => 0.25 };
+ * if ((await layerHessianMetric.score(act, "l", "int4@int8")) !== 1.25) throw new Error();
  * ```
  */
 export const layerHessianMetric: SensitivityMetric = {
@@ -26,6 +34,7 @@ export const layerHessianMetric: SensitivityMetric = {
   async score(ctx, layer, candidate) {
     const c = asContext(ctx, "layer-hessian");
     const energy = await requireCapability(c, "inputEnergy", "layer-hessian")(layer);
-    return energy * (await c.quantError(layer, candidate));
+    return energy * (await c.quantError(layer, candidate)) +
+      (await c.activationError?.(layer, candidate) ?? 0);
   },
 };

@@ -30,6 +30,11 @@ export interface SearchProblem {
   readonly limits?: Limits;
   /** Groups of layers that must all take the same candidate (residual branches, concatenations). */
   readonly ties?: readonly (readonly string[])[];
+  /**
+   * Groups of layers that must agree on one part of their candidates only, e.g. the same
+   * activation format for layers reading one tensor while their weight formats stay free.
+   */
+  readonly partTies?: readonly PartTie[];
   /** Units per resource for messages, e.g. `{ size: "bits" }`. */
   readonly units?: Readonly<Record<string, string>>;
   /** For `bisect`: measures the real loss of an allocation. */
@@ -37,6 +42,20 @@ export interface SearchProblem {
   /** For `bisect`: the largest acceptable measured loss. */
   readonly tolerance?: number;
 }
+
+/**
+ * Layers that must take candidates with equal parts: `part[candidate]` names the part (e.g.
+ * "int4/channel@none" → "none"); a candidate missing from `part` is its own part.
+ */
+export interface PartTie {
+  /** The layers. */
+  readonly layers: readonly string[];
+  /** Candidate → the part the layers must share. */
+  readonly part: Readonly<Record<string, string>>;
+}
+
+/** Largest number of joint choices a group of part-tied layers may expand to. */
+const MAX_JOINT = 200_000;
 
 /** A tie group merged into one decision: its layers and their common candidates. */
 export interface Group {
@@ -48,6 +67,11 @@ export interface Group {
   score: Record<string, number>;
   /** Summed costs per candidate. */
   cost: Record<string, Record<string, number>>;
+  /**
+   * For part-tied groups: each joint choice (named by its members' candidates joined with " + ")
+   * → the candidate of each layer, in `layers` order. Absent when the group takes one candidate.
+   */
+  joint?: Record<string, string[]>;
 }
 
 /**
@@ -65,6 +89,14 @@ export interface Group {
  * const groups = checkProblem(["a", "b"], { a: ["x"], b: ["x"] }, { a: { x: 1 }, b: { x: 2 } },
  *   { costs: { a: { x: { size: 1 } }, b: { x: { size: 1 } } }, ties: [["a", "b"]] });
  * if (groups.length !== 1 || groups[0].score.x !== 3) throw new Error();
+ * // a part tie: "a" and "b" must share the part after "@", their prefixes are free
+ * const part = { "w4@int8": "int8", "w8@int8": "int8", "w4@none": "none" };
+ * const costs = { size: 1 };
+ * const joint = checkProblem(["a", "b"], { a: ["w4@int8", "w4@none"], b: ["w8@int8", "w4@none"] },
+ *   { a: { "w4@int8": 1, "w4@none": 0 }, b: { "w8@int8": 1, "w4@none": 0 } },
+ *   { costs: { a: { "w4@int8": costs, "w4@none": costs }, b: { "w8@int8": costs, "w4@none": costs } },
+ *     partTies: [{ layers: ["a", "b"], part }] });
+ * if (JSON.stringify(joint[0].candidates) !== '["w4@int8 + w8@int8","w4@none + w4@none"]') throw new Error();
  * ```
  */
 export function checkProblem(
@@ -98,63 +130,128 @@ export function checkProblem(
       }
     }
   }
-  const groupOf = new Map<string, number>();
-  const groups: string[][] = [];
+  // Union-find over full ties and part ties: each component decides together.
+  const parent = new Map<string, string>();
+  const find = (l: string): string => {
+    let r = l;
+    while (parent.has(r) && parent.get(r) !== r) r = parent.get(r)!;
+    return r;
+  };
+  const union = (a: string, b: string): void => {
+    const ra = find(a), rb = find(b);
+    if (ra === rb) return;
+    // The earlier layer is the root, so groups come out in layer order.
+    if (layers.indexOf(ra) <= layers.indexOf(rb)) parent.set(rb, ra);
+    else parent.set(ra, rb);
+  };
+  const full: string[][] = [];
   for (const tie of p.ties ?? []) {
     const known = tie.filter((l) => layers.includes(l));
-    if (known.length === 0) continue;
-    const hit = [
-      ...new Set(known.map((l) => groupOf.get(l)).filter((g): g is number => g !== undefined)),
-    ];
-    let gi: number;
-    if (hit.length === 0) {
-      gi = groups.length;
-      groups.push([]);
-    } else {
-      gi = hit[0];
-      for (const other of hit.slice(1)) {
-        for (const l of groups[other]) groupOf.set(l, gi);
-        groups[gi].push(...groups[other]);
-        groups[other] = [];
-      }
-    }
-    for (const l of known) {
-      if (groupOf.get(l) !== gi) {
-        groupOf.set(l, gi);
-        groups[gi].push(l);
-      }
-    }
+    for (const l of known.slice(1)) union(known[0], l);
+    if (known.length > 1) full.push(known);
+  }
+  const parts: { layers: string[]; part: Readonly<Record<string, string>> }[] = [];
+  for (const tie of p.partTies ?? []) {
+    const known = tie.layers.filter((l) => layers.includes(l));
+    for (const l of known.slice(1)) union(known[0], l);
+    if (known.length > 1) parts.push({ layers: known, part: tie.part });
+  }
+  const members = new Map<string, string[]>();
+  for (const l of layers) {
+    const r = find(l);
+    if (!members.has(r)) members.set(r, []);
+    members.get(r)!.push(l);
   }
   const out: Group[] = [];
-  const seen = new Set<number>();
-  for (const l of layers) {
-    const gi = groupOf.get(l);
-    if (gi !== undefined && seen.has(gi)) continue;
-    const members = gi === undefined
-      ? [l]
-      : groups[gi].sort((a, b) => layers.indexOf(a) - layers.indexOf(b));
-    if (gi !== undefined) seen.add(gi);
-    const common = candidates[members[0]].filter((c) =>
-      members.every((m) => candidates[m].includes(c))
-    );
-    if (common.length === 0) {
-      throw new LowbitError(
-        "INFEASIBLE",
-        `tied layers ${members.map((m) => `'${m}'`).join(", ")} share no candidate`,
-      );
-    }
-    const score: Record<string, number> = {}, cost: Record<string, Record<string, number>> = {};
-    for (const c of common) {
-      score[c] = 0;
-      cost[c] = {};
-      for (const m of members) {
-        score[c] += scores[m][c];
-        for (const [r, v] of Object.entries(p.costs[m][c])) cost[c][r] = (cost[c][r] ?? 0) + v;
+  for (const ms of members.values()) {
+    const partsHere = parts.filter((t) => t.layers.some((l) => ms.includes(l)));
+    if (partsHere.length === 0) {
+      // Only full ties: one candidate for all.
+      const common = candidates[ms[0]].filter((c) => ms.every((m) => candidates[m].includes(c)));
+      if (common.length === 0) {
+        throw new LowbitError(
+          "INFEASIBLE",
+          `tied layers ${ms.map((m) => `'${m}'`).join(", ")} share no candidate`,
+        );
       }
+      const score: Record<string, number> = {}, cost: Record<string, Record<string, number>> = {};
+      for (const c of common) {
+        score[c] = 0;
+        cost[c] = {};
+        for (const m of ms) {
+          score[c] += scores[m][c];
+          for (const [r, v] of Object.entries(p.costs[m][c])) cost[c][r] = (cost[c][r] ?? 0) + v;
+        }
+      }
+      out.push({ layers: ms, candidates: common, score, cost });
+      continue;
     }
-    out.push({ layers: members, candidates: common, score, cost });
+    out.push(jointGroup(ms, candidates, scores, p, full, partsHere));
   }
   return out;
+}
+
+/** Enumerates the joint choices of part-tied layers (depth-first, pruned by every tie). */
+function jointGroup(
+  ms: readonly string[],
+  candidates: Readonly<Record<string, readonly string[]>>,
+  scores: Readonly<Record<string, Readonly<Record<string, number>>>>,
+  p: SearchProblem,
+  full: readonly (readonly string[])[],
+  parts: readonly { layers: readonly string[]; part: Readonly<Record<string, string>> }[],
+): Group {
+  const idx = new Map(ms.map((m, i) => [m, i]));
+  // checks[i]: constraints between layer i and an earlier layer j: [j, key function].
+  const checks: [number, (c: string) => string][][] = ms.map(() => []);
+  const link = (a: string, b: string, key: (c: string) => string): void => {
+    const i = idx.get(a), j = idx.get(b);
+    if (i === undefined || j === undefined || i === j) return;
+    checks[Math.max(i, j)].push([Math.min(i, j), key]);
+  };
+  for (const t of full) for (const l of t.slice(1)) link(t[0], l, (c) => c);
+  for (const t of parts) {
+    for (const l of t.layers.slice(1)) link(t.layers[0], l, (c) => t.part[c] ?? c);
+  }
+  const candidatesOut: string[] = [];
+  const joint: Record<string, string[]> = {};
+  const score: Record<string, number> = {}, cost: Record<string, Record<string, number>> = {};
+  const pick: string[] = [];
+  const walk = (i: number): void => {
+    if (i === ms.length) {
+      const name = pick.join(" + ");
+      if (candidatesOut.length >= MAX_JOINT) {
+        throw new LowbitError(
+          "INVALID_ARGUMENT",
+          `tied layers ${ms.map((m) => `'${m}'`).join(", ")} have more than ${MAX_JOINT} ` +
+            `joint choices; offer fewer candidates`,
+        );
+      }
+      candidatesOut.push(name);
+      joint[name] = [...pick];
+      score[name] = 0;
+      cost[name] = {};
+      ms.forEach((m, k) => {
+        score[name] += scores[m][pick[k]];
+        for (const [r, v] of Object.entries(p.costs[m][pick[k]])) {
+          cost[name][r] = (cost[name][r] ?? 0) + v;
+        }
+      });
+      return;
+    }
+    for (const c of candidates[ms[i]]) {
+      if (checks[i].some(([j, key]) => key(pick[j]) !== key(c))) continue;
+      pick[i] = c;
+      walk(i + 1);
+    }
+  };
+  walk(0);
+  if (candidatesOut.length === 0) {
+    throw new LowbitError(
+      "INFEASIBLE",
+      `tied layers ${ms.map((m) => `'${m}'`).join(", ")} have no choice meeting their ties`,
+    );
+  }
+  return { layers: [...ms], candidates: candidatesOut, score, cost, joint };
 }
 
 /**
@@ -265,7 +362,8 @@ function fmt(x: number): string {
 export function expandChoice(groups: readonly Group[], choice: readonly string[]): Allocation {
   const out: Allocation = {};
   groups.forEach((g, i) => {
-    for (const l of g.layers) out[l] = choice[i];
+    const each = g.joint?.[choice[i]];
+    g.layers.forEach((l, k) => (out[l] = each ? each[k] : choice[i]));
   });
   return out;
 }

@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { createRng } from "../rng.ts";
 import { LowbitError } from "../errors.ts";
 import type { Allocation } from "../types.ts";
-import { allocationCost, allocationScore, type SearchProblem } from "./problem.ts";
+import {
+  allocationCost,
+  allocationScore,
+  checkProblem,
+  expandChoice,
+  type SearchProblem,
+} from "./problem.ts";
 import { ilpAllocate } from "./ilp.ts";
 import { paretoAllocate, paretoFrontier } from "./pareto.ts";
 import { greedyAllocate } from "./greedy.ts";
@@ -194,5 +200,168 @@ Deno.test("checkProblem(): tied layers without a common candidate are infeasible
         ties: [["a", "b"]],
       }),
     /tied layers 'a', 'b' share no candidate/,
+  );
+});
+
+// *** (weight, activation) pair candidates with part ties ***
+
+const ACTS = ["int8", "fp8", "none"];
+const ACT_BITS: Record<string, number> = { int8: 8, fp8: 8, none: 32 };
+
+interface PairInstance extends Instance {
+  weightOf: Record<string, string>;
+  actOf: Record<string, string>;
+}
+
+/**
+ * A random instance over `w@a` candidates: additive sensitivities (weight term + activation
+ * term, none = 0), size by weight bits only, BOPs = MACs × weight bits × activation bits, the
+ * weight part tied across l0/l2 and the activation part across l1/l3/l4.
+ */
+function randomPairInstance(seed: number, nLayers: number): PairInstance {
+  const rng = createRng(1000 + seed);
+  const layers = Array.from({ length: nLayers }, (_, i) => `l${i}`);
+  const candidates: Record<string, string[]> = {},
+    scores: Record<string, Record<string, number>> = {};
+  const costs: Record<string, Record<string, Record<string, number>>> = {};
+  const weightOf: Record<string, string> = {}, actOf: Record<string, string> = {};
+  for (const l of layers) {
+    const ws = FORMATS.slice(0, 2 + rng.int(3));
+    const as = ACTS.slice(rng.int(2));
+    candidates[l] = ws.flatMap((w) => as.map((a) => `${w}@${a}`));
+    const params = 100 + rng.int(5000), macs = params * (1 + rng.int(30));
+    const sw = rng.next() * 10, sa = rng.next() * 1e-3;
+    scores[l] = {}, costs[l] = {};
+    for (const w of ws) {
+      for (const a of as) {
+        const c = `${w}@${a}`;
+        weightOf[c] = w, actOf[c] = a;
+        const act = a === "none" ? 0 : sa * (a === "fp8" ? 2 : 1) * (0.5 + rng.next());
+        scores[l][c] = sw * Math.pow(2, -2 * BITS[w]) + act;
+        costs[l][c] = { size: params * BITS[w] + 32, bops: macs * BITS[w] * ACT_BITS[a] };
+      }
+    }
+  }
+  let minB = 0, maxB = 0;
+  for (const l of layers) {
+    const bs = candidates[l].map((c) => costs[l][c].bops);
+    minB += Math.min(...bs);
+    maxB += Math.max(...bs);
+  }
+  const limits = { bops: minB + rng.next() * (maxB - minB) };
+  const partTies = [
+    ...(nLayers >= 3 ? [{ layers: ["l0", "l2"], part: weightOf }] : []),
+    ...(nLayers >= 5 ? [{ layers: ["l1", "l3", "l4"], part: actOf }] : []),
+  ];
+  return {
+    layers,
+    candidates,
+    scores,
+    weightOf,
+    actOf,
+    problem: { costs, limits, partTies },
+  };
+}
+
+/** Exhaustive optimum of a pair instance, part ties included. */
+function bruteForcePairs(inst: PairInstance): number {
+  const { layers, candidates, scores, problem } = inst;
+  let best = Infinity;
+  const cur: Allocation = {};
+  const rec = (i: number): void => {
+    if (i === layers.length) {
+      for (const t of problem.partTies ?? []) {
+        if (t.layers.some((l) => t.part[cur[l]] !== t.part[cur[t.layers[0]]])) return;
+      }
+      if (allocationCost(cur, problem).bops > problem.limits!.bops * (1 + 1e-12)) return;
+      best = Math.min(best, allocationScore(cur, scores));
+      return;
+    }
+    for (const c of candidates[layers[i]]) {
+      cur[layers[i]] = c;
+      rec(i + 1);
+    }
+  };
+  rec(0);
+  return best;
+}
+
+Deno.test("ilpAllocate() and paretoAllocate() return the brute-force optimum with weight@activation pairs and part ties", async () => {
+  let solved = 0, mixedActs = 0;
+  for (let seed = 1; seed <= 24; seed++) {
+    const n = 1 + (seed % 6);
+    const inst = randomPairInstance(seed, n);
+    const opt = bruteForcePairs(inst);
+    if (!Number.isFinite(opt)) continue;
+    const args = [inst.layers, inst.candidates, inst.scores, inst.problem] as const;
+    for (
+      const [what, a] of [
+        ["pareto", paretoAllocate(...args)],
+        ["ilp", await ilpAllocate(...args)],
+      ] as const
+    ) {
+      for (const t of inst.problem.partTies ?? []) {
+        for (const l of t.layers) {
+          assert.equal(
+            t.part[a[l]],
+            t.part[a[t.layers[0]]],
+            `${what} seed ${seed}: part tie broken`,
+          );
+        }
+      }
+      checkOptimal(inst, a, opt, `${what} seed ${seed}`);
+      if (new Set(Object.values(a).map((c) => inst.actOf[c])).size > 1) mixedActs++;
+    }
+    const g = greedyAllocate(...args);
+    assert.ok(allocationScore(g, inst.scores) >= opt - 1e-12, "greedy cannot beat the optimum");
+    solved++;
+  }
+  assert.ok(solved >= 18, `only ${solved} feasible instances`);
+  assert.ok(mixedActs > 0, "no instance mixed activation formats");
+});
+
+Deno.test("checkProblem(): part-tied layers share only the tied part", () => {
+  const part = { "w4@a8": "a8", "w8@a8": "a8", "w4@none": "none", "w8@none": "none" };
+  const c = ["w4@a8", "w8@a8", "w4@none", "w8@none"];
+  const costs = Object.fromEntries(c.map((x) => [x, { size: 1 }]));
+  const groups = checkProblem(
+    ["a", "b", "c"],
+    { a: c, b: c, c: ["w8@a8"] },
+    {
+      a: { "w4@a8": 1, "w8@a8": 2, "w4@none": 3, "w8@none": 4 },
+      b: { "w4@a8": 10, "w8@a8": 20, "w4@none": 30, "w8@none": 40 },
+      c: { "w8@a8": 0 },
+    },
+    { costs: { a: costs, b: costs, c: costs }, partTies: [{ layers: ["a", "b"], part }] },
+  );
+  assert.equal(groups.length, 2);
+  // 2 activation parts × 2 × 2 weight choices: 8 joint choices, each scored as the sum
+  assert.deepEqual(groups[0].candidates, [
+    "w4@a8 + w4@a8",
+    "w4@a8 + w8@a8",
+    "w8@a8 + w4@a8",
+    "w8@a8 + w8@a8",
+    "w4@none + w4@none",
+    "w4@none + w8@none",
+    "w8@none + w4@none",
+    "w8@none + w8@none",
+  ]);
+  assert.equal(groups[0].score["w8@a8 + w4@a8"], 12);
+  assert.equal(groups[0].cost["w4@none + w8@none"].size, 2);
+  assert.deepEqual(expandChoice(groups, ["w4@none + w8@none", "w8@a8"]), {
+    a: "w4@none",
+    b: "w8@none",
+    c: "w8@a8",
+  });
+  assert.throws(
+    () =>
+      checkProblem(["a", "b"], { a: ["w4@a8"], b: ["w4@none"] }, {
+        a: { "w4@a8": 0 },
+        b: { "w4@none": 0 },
+      }, {
+        costs: { a: { "w4@a8": { size: 1 } }, b: { "w4@none": { size: 1 } } },
+        partTies: [{ layers: ["a", "b"], part }],
+      }),
+    /tied layers 'a', 'b' have no choice meeting their ties/,
   );
 });

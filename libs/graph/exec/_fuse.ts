@@ -8,7 +8,13 @@
 // - Relu / constant Clip after Conv / Gemm / MatMul (and lowbit's QConvFused / QGemmFused
 //   with float output) fuse into the kernel epilogue (attribute `lowbit_clamp`);
 // - chains of scalar elementwise ops and activations become one PointwiseFused node
-//   (attribute `program`, a JSON list of steps), one pass over the data.
+//   (attribute `program`, a JSON list of steps), one pass over the data;
+// - Mul whose only consumer is an Add becomes one MulAddFused (a squeeze-excitation scale and
+//   its residual: one pass instead of two), a Resize whose only consumer is an Add one
+//   ResizeAddFused (a feature pyramid's upsample and sum);
+// - the head of such a chain (or a single such op) after a Conv that fits the kernels'
+//   epilogue — clamps, then HardSwish, then × c, then + c — fuses into the Conv
+//   (attributes `lowbit_clamp` and `lowbit_post`, see ops/_post.ts); the rest stays a chain.
 //
 // NOTE folding changes float rounding slightly (conv(x, W·a) vs conv(x, W)·a): within
 // a few ulps, far inside the executor's 1e-4 tolerance against onnxruntime.
@@ -90,7 +96,7 @@ function foldIntoConv(c: Ctx): boolean {
   let changed = false;
   c.nodes.forEach((n, i) => {
     if (!n || (n.op !== "Conv" && n.op !== "ConvTranspose") || n.domain !== "") return;
-    if (attr(n, "lowbit_clamp")) return;
+    if (attr(n, "lowbit_clamp") || attr(n, "lowbit_post")) return;
     const w = c.consts.get(n.inputs[1]);
     if (!w || w.dtype !== "float32" || w.shape.length !== 4) return;
     // ConvTranspose weights are [Cin, Cout, kh, kw]: fold only without groups.
@@ -353,6 +359,130 @@ function fusePointwise(c: Ctx): boolean {
   return changed;
 }
 
+function fuseMulAdd(c: Ctx): boolean {
+  const cons = consumers(c);
+  let changed = false;
+  c.nodes.forEach((m, i) => {
+    if (!m || m.op !== "Mul" || m.domain !== "" || m.inputs.length !== 2) return;
+    // Both operands constant: leave it to constant folding.
+    if (m.inputs.every((v) => c.consts.has(v))) return;
+    const j = only(c, cons, m.outputs[0]);
+    const a = j === undefined ? undefined : c.nodes[j];
+    if (!a || a.op !== "Add" || a.domain !== "" || a.inputs.length !== 2) return;
+    if (a.inputs[0] === a.inputs[1]) return;
+    const other = a.inputs[0] === m.outputs[0] ? a.inputs[1] : a.inputs[0];
+    c.nodes[j!] = {
+      name: a.name,
+      op: "MulAddFused",
+      domain: "lowbit",
+      inputs: [m.inputs[0], m.inputs[1], other],
+      outputs: [a.outputs[0]],
+      attrs: {},
+    };
+    c.nodes[i] = undefined;
+    changed = true;
+  });
+  return changed;
+}
+
+function fuseResizeAdd(c: Ctx): boolean {
+  const cons = consumers(c);
+  let changed = false;
+  c.nodes.forEach((r, i) => {
+    if (!r || r.op !== "Resize" || r.domain !== "" || r.inputs.length > 4) return;
+    const j = only(c, cons, r.outputs[0]);
+    const a = j === undefined ? undefined : c.nodes[j];
+    if (!a || a.op !== "Add" || a.domain !== "" || a.inputs.length !== 2) return;
+    if (a.inputs[0] === a.inputs[1]) return;
+    const first = a.inputs[1] === r.outputs[0];
+    const other = first ? a.inputs[0] : a.inputs[1];
+    if (other === r.inputs[0]) return;
+    const ins = [...r.inputs];
+    while (ins.length < 4) ins.push("");
+    c.nodes[j!] = {
+      name: a.name,
+      op: "ResizeAddFused",
+      domain: "lowbit",
+      inputs: [...ins, other],
+      outputs: [a.outputs[0]],
+      attrs: { ...r.attrs, lowbit_addend_first: { kind: "int", value: first ? 1 : 0 } },
+    };
+    c.nodes[i] = undefined;
+    changed = true;
+  });
+  return changed;
+}
+
+/** The steps a PointwiseFused node runs, or the single step of a fusable op, or undefined. */
+function stepsOf(c: Ctx, n: Node): PointwiseStep[] | undefined {
+  if (n.op === "PointwiseFused" && n.domain === "lowbit") {
+    const p = n.attrs.program;
+    return p?.kind === "string" ? JSON.parse(p.value) as PointwiseStep[] : undefined;
+  }
+  const s = pointwiseStep(c, n);
+  return s === undefined ? undefined : [s];
+}
+
+function fuseConvPost(c: Ctx): boolean {
+  const cons = consumers(c);
+  let changed = false;
+  c.nodes.forEach((n, i) => {
+    if (!n || n.op !== "Conv" || n.domain !== "" || attr(n, "lowbit_post")) return;
+    const j = only(c, cons, n.outputs[0]);
+    const m = j === undefined ? undefined : c.nodes[j];
+    if (!m || (m.op !== "PointwiseFused" && dataInput(c, m) !== n.outputs[0])) return;
+    if (m.op === "PointwiseFused" && m.inputs[0] !== n.outputs[0]) return;
+    const steps = stepsOf(c, m);
+    if (!steps) return;
+    const prev = attr(n, "lowbit_clamp")?.value as number[] | undefined;
+    let lo = prev ? prev[0] : -Infinity, hi = prev ? prev[1] : Infinity;
+    // Stages of the epilogue: 0 clamps, 1 HardSwish, 2 × c, 3 + c; each at most once, in order.
+    let stage = 0, k = 0, hardswish = false, mul = NaN, add = NaN;
+    for (; k < steps.length; k++) {
+      const s = steps[k];
+      if (stage === 0 && (s.op === "relu" || s.op === "clip")) {
+        const [a, b] = s.op === "clip" ? [s.lo, s.hi] : [0, Infinity];
+        if (Math.max(lo, a) > Math.min(hi, b)) break;
+        lo = Math.max(lo, a);
+        hi = Math.min(hi, b);
+      } else if (stage === 0 && s.op === "hardswish") {
+        hardswish = true;
+        stage = 1;
+      } else if (stage <= 1 && s.op === "mul") {
+        mul = s.c;
+        stage = 2;
+      } else if (stage <= 2 && (s.op === "add" || s.op === "sub")) {
+        add = s.op === "add" ? s.c : -s.c; // x − c and x + (−c) are the same IEEE operation
+        stage = 3;
+      } else break;
+    }
+    if (stage === 0) return; // clamps alone are fuseClamp's
+    const attrs: Record<string, Attr> = {
+      ...n.attrs,
+      lowbit_post: { kind: "floats", value: [hardswish ? 1 : 0, mul, add] },
+    };
+    if (lo !== -Infinity || hi !== Infinity) {
+      attrs.lowbit_clamp = { kind: "floats", value: [lo, hi] };
+    }
+    if (k === steps.length) {
+      c.nodes[i] = { ...n, outputs: [m.outputs[0]], attrs };
+      c.nodes[j!] = undefined;
+    } else {
+      c.nodes[i] = { ...n, attrs };
+      c.nodes[j!] = {
+        name: m.name,
+        op: "PointwiseFused",
+        domain: "lowbit",
+        inputs: [n.outputs[0]],
+        outputs: [m.outputs[0]],
+        attrs: { program: { kind: "string", value: JSON.stringify(steps.slice(k)) } },
+      };
+    }
+    changed = true;
+  });
+  return changed;
+}
+
 /**
  * Applies the inference rewrites to a graph (see the file comment).
  *
@@ -374,6 +504,9 @@ export function fuseGraph(g: Graph): Graph {
   fuseHardSwish(c);
   while (fuseClamp(c)) { /* Relu then Clip */ }
   fusePointwise(c);
+  fuseConvPost(c);
+  fuseMulAdd(c);
+  fuseResizeAdd(c);
   const kept = c.nodes.filter((n): n is Node => n !== undefined);
   // Drop constants nothing uses any more (folded weights' originals).
   const used = new Set<string>(g.outputs.map((o) => o.name));

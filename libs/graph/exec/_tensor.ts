@@ -29,6 +29,14 @@ export const alloc: (dtype: DType, n: number) => TensorStorage = allocStorage;
 /** The elements of `t` as float32 (no copy when already float32). */
 export const toF32: (t: TensorData) => Float32Array = toFloat32;
 
+/**
+ * A float32 buffer of `n` elements for an op's output: recycled storage from the executor when
+ * it offers some (contents arbitrary: write every element), else a new zero-filled array.
+ */
+export function outF32(ctx: { allocF32?: (n: number) => Float32Array }, n: number): Float32Array {
+  return ctx.allocF32 ? ctx.allocF32(n) : new Float32Array(n);
+}
+
 /** A fresh float32 tensor. */
 export function f32(shape: number[], data?: Float32Array): TensorData {
   return { dtype: "float32", shape, data: data ?? new Float32Array(size(shape)) };

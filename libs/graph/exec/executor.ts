@@ -4,11 +4,21 @@
  * every value, then runs it on inputs, freeing each value as soon as its last
  * consumer ran. Hooks let callers observe values as they are produced
  * (activation capture for calibration) and replace them (fake quantization).
+ * With `threads` > 1, Conv / ConvTranspose / Gemm / MatMul split over a worker
+ * pool with results bit-identical to one thread.
  *
  * @module
  */
 
 import { LowbitError } from "@lowbit/core";
+import {
+  createFloatKernelsOn,
+  type FloatKernels,
+  floatKernelSources,
+  freeResidentF32,
+  residentF32,
+} from "@lowbit/kernels";
+import { createPool, type Pool } from "@lowbit/runtime";
 import type { Graph, Model, Node, TensorData, ValueInfo } from "../ir.ts";
 import { lookupOp, supportedOps } from "./ops/table.ts";
 import type { OpContext, OpImpl } from "./ops/types.ts";
@@ -38,6 +48,14 @@ export interface ExecutorOptions {
    * the kernels cannot load).
    */
   reference?: boolean;
+  /**
+   * Threads for Conv / ConvTranspose / Gemm / MatMul, the calling thread included (default 1).
+   * With more, the first run starts a worker pool (shared WebAssembly memory) that later runs
+   * reuse; every output element is still computed by one thread in the same order, so results
+   * are bit-identical to `threads: 1`. Call `close()` to stop the workers. Where shared memory
+   * is unavailable everything runs on the calling thread.
+   */
+  threads?: number;
 }
 
 /** Options of one run. */
@@ -89,6 +107,11 @@ export interface Executor {
     inputs: Record<string, TensorData>,
     opts?: RunOptions,
   ): Promise<Record<string, TensorData>>;
+  /**
+   * Stops the worker pool of a multi-threaded executor (a no-op otherwise); a later run
+   * starts a new one.
+   */
+  close(): Promise<void>;
 }
 
 interface Step {
@@ -215,21 +238,112 @@ export function createExecutor(model: Model | Graph, opts: ExecutorOptions = {})
       { node: n.name },
     );
   }
+  const threads = opts.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `executor option threads must be an integer in [1, 256], got ${threads}`,
+    );
+  }
   if (opts.quantized === "integer") graph = fuseQdq(graph);
   const plain = prepare(graph, opset, opts);
   // The fast plan folds and fuses ops (see _fuse.ts); it runs when no value is
   // observed or transformed and every requested value still exists in it.
   const fast = opts.fuse === false ? plain : prepare(fuseGraph(graph), opset, opts);
+  const parallel = threads > 1 && opts.reference !== true;
+  let pool: Promise<{ pool: Pool; kernels: FloatKernels; recycler: Recycler }> | undefined;
+  const recycler = createRecycler();
+  // Runs on a pool share its kernel scratch: they go one after the other.
+  let queue: Promise<unknown> = Promise.resolve();
+  const runOnce = async (
+    inputs: Record<string, TensorData>,
+    runOpts: RunOptions,
+  ): Promise<Record<string, TensorData>> => {
+    const useFast = runOpts.observe === undefined && runOpts.transform === undefined &&
+      (runOpts.outputs ?? []).every((v) => fast.values.has(v));
+    const p = useFast ? fast : plain;
+    if (!parallel) return runPlan(p.graph, p.ctx, p.steps, inputs, runOpts, recycler);
+    pool ??= createPool({ modules: floatKernelSources("wasmsimd"), threads }).then(
+      (q) => {
+        const kernels = createFloatKernelsOn(q);
+        return { pool: q, kernels, recycler: createRecycler(q.shared ? kernels : undefined) };
+      },
+      (e) => {
+        pool = undefined; // a later run tries again
+        throw e;
+      },
+    );
+    const q = await pool;
+    const ctx = { ...p.ctx, floatKernels: q.kernels };
+    return runPlan(p.graph, ctx, p.steps, inputs, runOpts, q.recycler);
+  };
   return {
     graph,
     opset,
     plan: plain.order,
     run: (inputs, runOpts = {}) => {
-      const useFast = runOpts.observe === undefined && runOpts.transform === undefined &&
-        (runOpts.outputs ?? []).every((v) => fast.values.has(v));
-      const p = useFast ? fast : plain;
-      return runPlan(p.graph, p.ctx, p.steps, inputs, runOpts);
+      if (!parallel) return runOnce(inputs, runOpts);
+      const r = queue.then(() => runOnce(inputs, runOpts));
+      queue = r.catch(() => undefined);
+      return r;
     },
+    close: async () => {
+      const p = pool;
+      pool = undefined;
+      if (p) (await p).pool.close();
+    },
+  };
+}
+
+/**
+ * Float32 storage of dead values, by length, reused for later outputs of the same size (within
+ * a run and across runs): a fresh large array costs a page fault per 4 KiB on first write,
+ * often more than the op that fills it. On a pool's shared memory the storage is allocated in
+ * the kernels' memory itself, so convs read and write it in place (no copies in and out);
+ * `owns` tells such arrays, which never leave a run (outputs are copied).
+ */
+interface Recycler {
+  take(n: number): Float32Array;
+  give(a: Float32Array): void;
+  owns(a: TensorData["data"]): boolean;
+}
+
+/** At most this many spare arrays are kept per length. */
+const SPARES = 4;
+
+function createRecycler(kernels?: FloatKernels): Recycler {
+  const free = new Map<number, Float32Array[]>();
+  const mine = new WeakSet<Float32Array>();
+  return {
+    take: (n) => {
+      const a = free.get(n)?.pop();
+      if (a !== undefined) return a;
+      if (kernels === undefined || n < 1024) return new Float32Array(n);
+      const r = residentF32(kernels, n);
+      mine.add(r);
+      return r;
+    },
+    give: (a) => {
+      if (mine.has(a)) {
+        // Resident storage: kept for reuse, or handed back to the kernels' allocator.
+        let l = free.get(a.length);
+        if (l === undefined) free.set(a.length, l = []);
+        if (l.includes(a)) return;
+        if (l.length < SPARES) l.push(a);
+        else {
+          mine.delete(a);
+          freeResidentF32(a);
+        }
+        return;
+      }
+      // Only whole, unshared buffers: never a view that other storage may overlap.
+      if (a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength) return;
+      if (!(a.buffer instanceof ArrayBuffer) || a.length < 1024) return;
+      let l = free.get(a.length);
+      if (l === undefined) free.set(a.length, l = []);
+      if (l.length < SPARES && !l.includes(a)) l.push(a);
+    },
+    owns: (a) => a instanceof Float32Array && mine.has(a),
   };
 }
 
@@ -310,6 +424,7 @@ async function runPlan(
   steps: readonly Step[],
   inputs: Record<string, TensorData>,
   opts: RunOptions,
+  recycler: Recycler,
 ): Promise<Record<string, TensorData>> {
   const values = new Map<string, TensorData>();
   const watch = opts.watch === undefined ? undefined : new Set(opts.watch);
@@ -358,7 +473,14 @@ async function runPlan(
     pinned.add(values.get(info.name)!.data);
   }
   const donated = new Set<TensorData>();
-  const stepCtx: OpContext = { ...ctx, reusable: (t) => donated.has(t) };
+  // Storage is recycled only without hooks (a hook may hold on to what it was shown).
+  const recycle = transform === undefined && observe === undefined;
+  const stepCtx: OpContext = {
+    ...ctx,
+    reusable: (t) => donated.has(t),
+    allocF32: recycle ? recycler.take : undefined,
+    releaseF32: recycle ? recycler.give : undefined,
+  };
   const args: (TensorData | undefined)[] = [];
   for (const step of steps) {
     const { node } = step;
@@ -427,11 +549,17 @@ async function runPlan(
       if (t) {
         const n = (refs.get(t.data) ?? 1) - 1;
         if (n > 0) refs.set(t.data, n);
-        else refs.delete(t.data);
+        else {
+          refs.delete(t.data);
+          if (recycle && t.data instanceof Float32Array && !pinned.has(t.data)) {
+            recycler.give(t.data);
+          }
+        }
       }
     }
   }
   const result: Record<string, TensorData> = {};
+  const handedBack: Float32Array[] = [];
   for (const name of wanted) {
     const t = values.get(name) ?? g.initializers.get(name);
     if (t === undefined) {
@@ -439,7 +567,12 @@ async function runPlan(
         tensor: name,
       });
     }
-    result[name] = t;
+    if (recycler.owns(t.data)) {
+      // Storage in the kernels' memory stays with the executor: the caller gets a copy.
+      result[name] = { ...t, data: (t.data as Float32Array).slice() };
+      handedBack.push(t.data as Float32Array);
+    } else result[name] = t;
   }
+  for (const a of handedBack) recycler.give(a);
   return result;
 }

@@ -216,6 +216,12 @@ Deno.test("Conv and ConvTranspose match onnxruntime-web", async () => {
       inputs: [x, p([4, 3, 2, 2], 9), p([3], 1)],
       attrs: { strides: ints([2, 2]) },
     },
+    // stride = kernel, not square (the 1×1-conv + depth-to-space path, general width)
+    {
+      op: "ConvTranspose",
+      inputs: [x, p([4, 5, 2, 3], 10), p([5], 2)],
+      attrs: { strides: ints([2, 3]) },
+    },
     {
       op: "ConvTranspose",
       inputs: [x, p([4, 2, 3, 3], 9)],

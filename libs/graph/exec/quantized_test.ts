@@ -68,8 +68,8 @@ function convGraph(requant: boolean, group = 1, cout = 6): Graph {
 }
 
 /** x → Q/DQ (int8) → MatMul(DQ(w int8 [K, N] per-column)) → Add(bias). */
-function matmulGraph(gemm: boolean): Graph {
-  const kk = 24, nn = 10;
+function matmulGraph(gemm: boolean, kk = 24): Graph {
+  const nn = 10;
   const w = pattern(gemm ? [nn, kk] : [kk, nn], 3, 0.3).data as Float32Array;
   const { q, scale } = gemm ? quantizeWeights(w, nn, kk, 0) : quantizeWeights(w, kk, nn, 1);
   return {
@@ -156,7 +156,12 @@ Deno.test("integer-only requantization is within one code of Q(float reference)"
 
 Deno.test("integer kernels and the TypeScript reference give identical results", async () => {
   for (
-    const [g, shape] of [[convGraph(true, 2), [2, 4, 9, 7]], [matmulGraph(true), [5, 24]]] as const
+    const [g, shape] of [
+      [convGraph(true, 2), [2, 4, 9, 7]],
+      [matmulGraph(true), [5, 24]],
+      // K·max|x − zx|·max|w| ≥ 2^24: the int8 GEMM with the float epilogue fused in its store.
+      [matmulGraph(true, 1500), [5, 1500]],
+    ] as const
   ) {
     const x = pattern([...shape], 17, 2);
     const a = await createExecutor(g, { quantized: "integer" }).run({ x });

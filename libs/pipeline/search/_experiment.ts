@@ -41,7 +41,7 @@ for (const name of models.length ? models : ["cnn", "vit"]) {
       model,
       calib,
       preset,
-      mixedSearch: specs ? () => Promise.resolve(specs) : undefined,
+      mixedSearch: specs ? () => Promise.resolve({ weights: specs }) : undefined,
     });
     const ev = await evaluate(floatRunner(model), simulate(quantized), evalData, { labels: evalY });
     let bits = 0, params = 0, bytes = 0;

@@ -26,6 +26,7 @@ import type { Layer } from "../layers.ts";
 import type { PlanEntry } from "../plan.ts";
 import { fakeQuantWeight, fitWeight, resolveWeightGranularity } from "../tensor_quant.ts";
 import type { Candidate } from "./candidates.ts";
+import { fakeQuantInput, fittedInputEntry, minMax } from "./_act_quant.ts";
 
 /** Which loss the Hessian metrics differentiate. */
 export type SearchLoss = "cross-entropy" | "kl";
@@ -120,14 +121,18 @@ export function createSensitivityContext(opts: SensitivityContextOptions): Graph
     if (!l) throw new LowbitError("UNKNOWN_NAME", "not a quantizable layer", { node });
     return l;
   };
+  const candidateOf = (node: string, cand: string): Candidate => {
+    const c = candidates.get(cand);
+    if (!c) throw new LowbitError("UNKNOWN_NAME", `unknown candidate '${cand}'`, { node });
+    return c;
+  };
   const qCache = new Map<string, Float32Array>();
   const quantizedWeight = (node: string, cand: string): Float32Array => {
-    const key = `${node}\u0000${cand}`;
+    const c = candidateOf(node, cand);
+    const key = `${node}\u0000${c.weightName}`;
     let q = qCache.get(key);
     if (!q) {
       const l = layerOf(node);
-      const c = candidates.get(cand);
-      if (!c) throw new LowbitError("UNKNOWN_NAME", `unknown candidate '${cand}'`, { node });
       const w = graph.initializers.get(l.weight)!.data as Float32Array;
       const entry: PlanEntry = {
         node,
@@ -149,6 +154,26 @@ export function createSensitivityContext(opts: SensitivityContextOptions): Graph
   const energy = new Map<string, number>();
   const divs = new Map<string, number>();
   const neigh = neighbourMap(graph, opts.layers);
+  const qInputs = new Map<string, T64>();
+  /** The layer's float input, fake-quantized with the candidate's activation format. */
+  const quantizedInput = (l: Layer, c: Candidate): T64 => {
+    const key = `${l.node}\u0000${c.activationFormat}`;
+    let q = qInputs.get(key);
+    if (!q) {
+      const x = base().values.get(l.input);
+      if (!x) throw new LowbitError("INTERNAL", "layer input was not computed", { node: l.node });
+      const entry = fittedInputEntry(l, c.activation!, minMax(x.data));
+      q = {
+        shape: [...x.shape],
+        data: Float64Array.from(fakeQuantInput(l, entry, x.data, x.shape)),
+      };
+      qInputs.set(key, q);
+    }
+    return q;
+  };
+  const actErr = new Map<string, number>();
+  const actDiv = new Map<string, number>();
+  const rewired = new Map<string, Graph>();
 
   return {
     hasLabels,
@@ -241,6 +266,63 @@ export function createSensitivityContext(opts: SensitivityContextOptions): Graph
       return d;
     },
     neighbours: (node) => neigh.get(layerOf(node).node) ?? [],
+    activationError(node, cand) {
+      const l = layerOf(node), c = candidateOf(node, cand);
+      if (!c.activation) return 0;
+      const key = `${node}\u0000${c.activationFormat}`;
+      let e = actErr.get(key);
+      if (e === undefined) {
+        const x = base().values.get(l.input)!, q = quantizedInput(l, c);
+        const dx: T64 = { shape: [...x.shape], data: q.data.map((v, i) => v - x.data[i]) };
+        // The layer alone, bias dropped: its output is W·(Q(X) − X).
+        const n = graph.nodes.find((m) => m.name === node)!;
+        const dxName = `${l.input}\u0000dx`;
+        const single: Graph = {
+          name: `${graph.name}:${node}`,
+          inputs: [{ name: dxName, dtype: "float32" }],
+          outputs: [{ name: n.outputs[0], dtype: "float32" }],
+          nodes: [{
+            ...n,
+            inputs: n.inputs.map((i) => (i === l.input ? dxName : i === l.weight ? i : "")),
+            outputs: [n.outputs[0]],
+          }],
+          initializers: new Map([[l.weight, graph.initializers.get(l.weight)!]]),
+          valueInfo: new Map(),
+        };
+        const dy = forward64(single, { [dxName]: dx }).values.get(n.outputs[0])!;
+        let s = 0;
+        for (const v of dy.data) s += v * v;
+        e = s / (dy.data.length / l.out);
+        actErr.set(key, e);
+      }
+      return e;
+    },
+    activationDivergence(node, cand) {
+      const l = layerOf(node), c = candidateOf(node, cand);
+      if (!c.activation) return 0;
+      const key = `${node}\u0000${c.activationFormat}`;
+      let d = actDiv.get(key);
+      if (d === undefined) {
+        // Every consumer of the input reads the quantized copy, fed as an extra value.
+        const qName = `${l.input}\u0000q`;
+        let g = rewired.get(node);
+        if (!g) {
+          g = {
+            ...graph,
+            nodes: graph.nodes.map((m) =>
+              m.inputs.includes(l.input)
+                ? { ...m, inputs: m.inputs.map((i) => (i === l.input ? qName : i)) }
+                : m
+            ),
+          };
+          rewired.set(node, g);
+        }
+        const tape = forward64(g, feeds, new Map([[qName, quantizedInput(l, c)]]), base());
+        d = evalLoss(tape.values.get(out)!, { kind: "kl", target: floatProbs() }).loss;
+        actDiv.set(key, d);
+      }
+      return d;
+    },
   };
 }
 

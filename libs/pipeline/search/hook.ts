@@ -2,7 +2,7 @@
  * The `--preset mixed` hook: adapts {@link searchMixedPrecision} to the
  * pipeline's {@link MixedSearch} signature, reading the command-line options
  * (`budget`, `budget-size`, `budget-latency`, `budget-bops`, `tolerance`,
- * `metric`, `search`, `candidates`, `loss`, `samples`, `seed`) and measuring
+ * `metric`, `search`, `candidates`, `act-formats`, `loss`, `samples`, `seed`) and measuring
  * `bisect` steps with the pipeline's own measure (top-1 agreement with the
  * float model on calibration data).
  *
@@ -17,10 +17,10 @@ import { loadLatencyTable, LowbitError, saveLatencyTable } from "@lowbit/core";
 import { measureLayerLatency } from "./latency.ts";
 import { foldBatchNorm, type Model, type TensorData } from "@lowbit/graph";
 import type { Dataset } from "../data.ts";
-import type { MixedSearch, MixedSearchContext } from "../presets.ts";
-import type { TensorSpec } from "../spec.ts";
+import type { MixedSearch, MixedSearchChoice, MixedSearchContext } from "../presets.ts";
 import { type Budget, parseBudget, parseTolerance } from "./budget.ts";
 import { type MixedPrecisionResult, searchMixedPrecision } from "./search.ts";
+import { parseActivationFormat } from "./candidates.ts";
 import type { SearchLoss } from "./context.ts";
 
 /** What {@link createMixedSearch} needs besides the pipeline's context. */
@@ -51,6 +51,8 @@ export interface MixedSearchSettings {
   strategy: string;
   /** Candidate names, if given. */
   candidates?: string[];
+  /** Activation formats paired with the candidates (`act-formats`, e.g. "int8,fp8_e4m3fn,none"), if given. */
+  activationFormats?: string[];
   /** Loss for Hessian metrics, if given. */
   loss?: SearchLoss;
   /** Calibration samples for the metrics. */
@@ -98,7 +100,7 @@ export function parseMixedOptions(o: Readonly<Record<string, string>>): MixedSea
   if (budgets.length === 0 && tolerance === undefined) {
     throw new LowbitError(
       "INVALID_ARGUMENT",
-      "the mixed preset needs a budget (--budget 4.5bits | --budget-size 200KB | --budget-latency 3ms) or --tolerance 1%",
+      "the mixed preset needs a budget (--budget 4.5bits | --budget-size 200KB | --budget-latency 3ms | --budget-bops 5MBOPs) or --tolerance 1%",
     );
   }
   const strategy = o.search ?? (budgets.length === 0 ? "bisect" : "ilp");
@@ -115,11 +117,25 @@ export function parseMixedOptions(o: Readonly<Record<string, string>>): MixedSea
     metric: o.metric ?? "hawq-v2",
     strategy,
     candidates: o.candidates?.split(",").map((s) => s.trim()).filter(Boolean),
+    activationFormats: o["act-formats"] !== undefined ? actFormats(o["act-formats"]) : undefined,
     loss,
     samples: o.samples ? Number(o.samples) : undefined,
     seed: o.seed ? Number(o.seed) : undefined,
     ties: o.ties !== "false",
   };
+}
+
+function actFormats(text: string): string[] {
+  const list = text.split(",").map((s) => s.trim());
+  const bad = list.findIndex((s) => s === "");
+  if (bad >= 0) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `--act-formats '${text}': empty format at position ${bad + 1} (e.g. int8,fp8_e4m3fn,none)`,
+    );
+  }
+  for (const a of list) parseActivationFormat(a, `--act-formats '${text}'`);
+  return list;
 }
 
 function defaultUnit(kind: Budget["kind"]): string {
@@ -153,7 +169,7 @@ function labelArray(l: TensorData | ArrayLike<number> | undefined): number[] | u
  * ```
  */
 export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
-  return async (ctx: MixedSearchContext): Promise<Record<string, TensorSpec | null>> => {
+  return async (ctx: MixedSearchContext): Promise<MixedSearchChoice> => {
     const s = parseMixedOptions(ctx.options);
     const model: Model = deps.foldBatchNorm ?? true
       ? { ...deps.model, graph: foldBatchNorm(deps.model.graph) }
@@ -166,6 +182,7 @@ export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
       calib: deps.calib.inputs,
       labels: labelArray(deps.labels),
       candidates: s.candidates,
+      activationFormats: s.activationFormats,
       metric: s.metric,
       strategy: s.strategy,
       budgets: s.budgets,
@@ -174,7 +191,7 @@ export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
       samples: s.samples,
       seed: s.seed,
       ties: s.ties,
-      measure: async (specs) => 1 - await ctx.measure(specs),
+      measure: async (specs, acts) => 1 - await ctx.measure(specs, acts),
       progress: (f) => ctx.progress(f),
       latency: table ? { table, measure: measureLayerLatency } : undefined,
     });
@@ -187,6 +204,6 @@ export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
       }
     }
     deps.onResult?.(result);
-    return result.specs;
+    return { weights: result.specs, activations: result.activations };
   };
 }

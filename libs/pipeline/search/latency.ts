@@ -1,10 +1,17 @@
 /**
- * Latency of one layer in one weight format, measured on our own kernels
- * (`@lowbit/kernels`) on this machine: the layer's GEMM (M = output positions
- * per sample, K = reduction, N = outputs) with the kernel that runs that format —
- * s8 GEMM for int5..int8, s4 GEMM for int2..int4 (nothing narrower exists), the
- * minifloat GEMM for fp8 / fp6 / fp4 / MX / NVFP4, the f32 GEMM otherwise.
- * Results go to core's latency table, cached on disk (`.lowbit-cache/latency.json`).
+ * Latency of one layer in one (weight format, activation format) candidate,
+ * measured on our own kernels (`@lowbit/kernels`) on this machine: the layer's
+ * GEMM (M = output positions per sample, K = reduction, N = outputs) with the
+ * kernel that runs that pair, as the quantized executor picks it —
+ * with integer activations (int8, the `mixed` preset's): s8 GEMM for int5..int8
+ * weights, s4 GEMM for int2..int4 (nothing narrower exists); the minifloat GEMM
+ * for fp8 / fp6 / fp4 / MX / NVFP4 weights whatever the activations; with float
+ * inputs ("none") or minifloat activations (fp8: there is no fp8-activation
+ * kernel, the input is fake-quantized and the GEMM runs in float) integer
+ * weights are dequantized once and run on the f32 GEMM, so their latency is the
+ * f32 kernel's (the input's quantize-dequantize is not timed).
+ * Results go to core's latency table, cached on disk (`.lowbit-cache/latency.json`),
+ * keyed by the weight format for int8 activations and `weight@activation` otherwise.
  *
  * @module
  */
@@ -44,24 +51,47 @@ const MINIFLOAT = new Set([
 export type LatencyKernel = "s8" | "s4" | "minifloat" | "f32";
 
 /**
- * The kernel that runs a weight format.
+ * The kernel that runs a weight format with a given activation format.
  *
- * @param format registry format name
+ * @param format registry weight format name
+ * @param activation activation format name, "none" for float inputs (default "int8")
  * @returns the kernel family
  *
  * @example
  * ```ts
  * import { kernelFor } from "@lowbit/pipeline/search";
  * if (kernelFor("int4") !== "s4" || kernelFor("int8") !== "s8" || kernelFor("mxfp4") !== "minifloat") throw new Error();
+ * if (kernelFor("int8", "none") !== "f32" || kernelFor("int4", "fp8_e4m3fn") !== "f32") throw new Error();
  * ```
  */
-export function kernelFor(format: string): LatencyKernel {
+export function kernelFor(format: string, activation = "int8"): LatencyKernel {
   if (MINIFLOAT.has(format)) return "minifloat";
   const f = getFormat(format);
-  if (f.family === "int" || f.family === "ternary" || f.family === "binary") {
+  const intAct = activation !== "none" && getFormat(activation).family === "int";
+  if (intAct && (f.family === "int" || f.family === "ternary" || f.family === "binary")) {
     return f.bits <= 4 ? "s4" : "s8";
   }
   return "f32";
+}
+
+/**
+ * The latency table's format key of a candidate: the weight format for int8
+ * activations (as before activation formats were searched), `weight@activation` otherwise.
+ *
+ * @param candidate the candidate
+ * @returns the key
+ *
+ * @example
+ * ```ts
+ * import { latencyKey, parseCandidate } from "@lowbit/pipeline/search";
+ * if (latencyKey(parseCandidate("int4/channel")) !== "int4") throw new Error();
+ * if (latencyKey(parseCandidate("int4/channel@none")) !== "int4@none") throw new Error();
+ * ```
+ */
+export function latencyKey(candidate: Candidate): string {
+  return candidate.activationFormat === "int8"
+    ? candidate.spec.format
+    : `${candidate.spec.format}@${candidate.activationFormat}`;
 }
 
 let intKernels: Promise<IntKernels> | undefined;
@@ -102,7 +132,7 @@ export async function measureLayerLatency(
   rows: number,
 ): Promise<number> {
   const M = Math.max(1, Math.round(rows)), K = layer.in, N = layer.out;
-  const kind = kernelFor(candidate.spec.format);
+  const kind = kernelFor(candidate.spec.format, candidate.activationFormat);
   if (kind === "s8" || kind === "s4") {
     const k = await (intKernels ??= loadIntKernels());
     const a = new Int8Array(M * K).map((_, i) => (i % 7) - 3);

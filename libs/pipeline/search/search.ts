@@ -1,6 +1,7 @@
 /**
  * `searchMixedPrecision`: the whole mixed-precision search on one model —
- * layers, candidates, sensitivity scores from a registered metric, costs
+ * layers, candidates (weight format, optionally paired with an activation
+ * format), sensitivity scores from a registered metric, costs
  * (bits, size, BOPs, latency), a registered strategy under the budgets, the
  * size/sensitivity Pareto frontier, and where every built-in strategy's choice
  * falls on it (measured, when a measure is available), for the report's plot.
@@ -16,21 +17,37 @@ import {
   type LatencyTable,
   LowbitError,
   paretoFrontier,
+  type PartTie,
   type Registry,
   type SearchProblem,
   sizeBits,
 } from "@lowbit/core";
-import type { Graph, Model, TensorData } from "@lowbit/graph";
+import { createExecutor, type Graph, type Model, type TensorData } from "@lowbit/graph";
 import { forward64, type T64, type Tape, toT64 } from "@lowbit/graph/autodiff";
 import { type Layer, scanLayers } from "../layers.ts";
 import type { TensorSpec } from "../spec.ts";
 import { type Budget, formatBudget } from "./budget.ts";
-import { type Candidate, candidateCost, DEFAULT_CANDIDATES, parseCandidate } from "./candidates.ts";
+import {
+  type Candidate,
+  candidateCost,
+  DEFAULT_CANDIDATES,
+  pairCandidates,
+  parseCandidate,
+} from "./candidates.ts";
 import { createSensitivityContext, type SearchLoss } from "./context.ts";
-import { detectTies } from "./ties.ts";
+import { latencyKey } from "./latency.ts";
+import { detectSharedInputs, detectTies } from "./ties.ts";
+import { fakeQuantInput, fittedInputEntry, minMax } from "./_act_quant.ts";
 
-/** Measures the real loss of an allocation (e.g. top-1 drop as a fraction); lower is better. */
-export type AllocationMeasure = (specs: Readonly<Record<string, TensorSpec>>) => Promise<number>;
+/**
+ * Measures the real loss of an allocation (e.g. top-1 drop as a fraction); lower is better.
+ * `activations` (input spec per layer, null for float) is given when activation formats are
+ * searched (candidates written `weight@activation`); without it, only the weights are quantized.
+ */
+export type AllocationMeasure = (
+  specs: Readonly<Record<string, TensorSpec>>,
+  activations?: Readonly<Record<string, TensorSpec | null>>,
+) => Promise<number>;
 
 /** Options of {@link searchMixedPrecision}. */
 export interface MixedPrecisionOptions {
@@ -40,8 +57,13 @@ export interface MixedPrecisionOptions {
   calib: Readonly<Record<string, TensorData>>;
   /** One class per calibration sample, if known. */
   labels?: ArrayLike<number>;
-  /** Candidate names (default {@link DEFAULT_CANDIDATES}). */
+  /** Candidate names (default {@link DEFAULT_CANDIDATES}); `w@a` names pair an activation format. */
   candidates?: readonly string[];
+  /**
+   * Activation formats paired with every candidate written without `@` (default
+   * {@link DEFAULT_ACT_FORMATS}: int8 only, names unchanged), e.g. ["int8", "fp8_e4m3fn", "none"].
+   */
+  activationFormats?: readonly string[];
   /** Registered metric name (default "hawq-v2"). */
   metric?: string;
   /** Registered strategy name (default "ilp"). */
@@ -62,14 +84,16 @@ export interface MixedPrecisionOptions {
   probes?: number;
   /** Seed (default 0). */
   seed?: number;
-  /** Activation bits for BOPs (default 8). */
-  activationBits?: number;
   /** Latency table and how to fill a miss (needed for latency budgets). */
   latency?: {
     table: LatencyTable;
     measure(layer: Layer, candidate: Candidate, rows: number): Promise<number>;
   };
-  /** Tie layers whose outputs meet in a residual Add or a Concat to one candidate (default true). */
+  /**
+   * Tie layers whose outputs meet in a residual Add or a Concat to one weight format (default
+   * true). Layers reading one tensor always share its activation format (the plan quantizes a
+   * tensor once).
+   */
   ties?: boolean;
   /** Frontier points to measure with `measure` and output SQNR (default 8, evenly spread; 0 for none). */
   measureFrontier?: number;
@@ -111,6 +135,8 @@ export interface LayerReport {
   params: number;
   /** Chosen candidate. */
   candidate: string;
+  /** Chosen activation format of the layer input ("none": float). */
+  activation: string;
   /** Score per candidate. */
   scores: Record<string, number>;
   /** Storage bits per candidate (scales included). */
@@ -127,14 +153,18 @@ export interface MixedPrecisionResult {
   allocation: Record<string, string>;
   /** Weight spec per layer node (what the plan applies). */
   specs: Record<string, TensorSpec>;
+  /** Input activation spec per layer node (null: float), what the plan applies. */
+  activations: Record<string, TensorSpec | null>;
   /** Totals of the chosen allocation. */
   cost: { avgBits: number; sizeBytes: number; bops: number; latencyMs?: number };
   /** Measured loss of the chosen allocation, when measured. */
   measured?: number;
   /** Per-layer scores and choice. */
   perLayer: LayerReport[];
-  /** Groups of layer nodes tied to one candidate (empty with `ties: false`). */
+  /** Groups of layer nodes tied to one weight format (empty with `ties: false`). */
   ties: string[][];
+  /** Groups of layer nodes reading one tensor, tied to one activation format. */
+  sharedInputs: string[][];
   /** The (size, sensitivity) Pareto frontier and every strategy's choice on it. */
   frontier: { points: FrontierPointReport[]; choices: StrategyChoice[] };
 }
@@ -212,7 +242,14 @@ export async function searchMixedPrecision(
     );
   }
   const cands = new Map<string, Candidate>();
-  for (const name of opts.candidates ?? DEFAULT_CANDIDATES) cands.set(name, parseCandidate(name));
+  for (
+    const name of pairCandidates(opts.candidates ?? DEFAULT_CANDIDATES, opts.activationFormats)
+  ) {
+    cands.set(name, parseCandidate(name));
+  }
+  // Activation formats are in play when any candidate names one; then measurements quantize
+  // the inputs too (weight-only searches measure as before, weights only).
+  const withActs = [...cands.values()].some((c) => c.name !== c.weightName);
   const samples = opts.samples ?? 64;
   const feeds = sliceFeeds(opts.calib, samples);
   const nSamples = Object.values(feeds)[0]?.shape[0] ?? 0;
@@ -234,7 +271,7 @@ export async function searchMixedPrecision(
   for (const l of layers) {
     candidates[l.node] = [...cands.values()]
       .filter((c) => {
-        const cc = candidateCost(l, c, 8);
+        const cc = candidateCost(l, c);
         return !(c.spec.granularity !== "channel" && typeof c.spec.granularity === "object" &&
           cc.scaleBits !== 32 && l.in % (cc.granularity as { size: number }).size !== 0);
       })
@@ -264,7 +301,6 @@ export async function searchMixedPrecision(
 
   // *** costs ***
   const float = forward64(graph, feeds);
-  const actBits = opts.activationBits ?? 8;
   const totalParams = layers.reduce((s, l) => s + graph.initializers.get(l.weight)!.data.length, 0);
   const costs: Record<string, Record<string, Record<string, number>>> = {};
   const needLatency = (opts.budgets ?? []).some((b) => b.kind === "latency");
@@ -286,16 +322,17 @@ export async function searchMixedPrecision(
     geo.shapeKey = `${l.op} w${l.shape.join("x")} m${Math.round(rows)}`;
     for (const name of candidates[l.node]) {
       const c = cands.get(name)!;
-      const cc = candidateCost(l, c, actBits);
+      const cc = candidateCost(l, c);
       const entry: Record<string, number> = {
         bits: geo.params * cc.bits,
         size: sizeBits(geo, cc),
         bops: bops(geo, cc),
       };
       if (opts.latency) {
-        const hit = opts.latency.table.get(geo.shapeKey, c.spec.format);
+        const key = latencyKey(c);
+        const hit = opts.latency.table.get(geo.shapeKey, key);
         entry.latency = hit ?? await opts.latency.measure(l, c, rows);
-        if (hit === undefined) opts.latency.table.set(geo.shapeKey, c.spec.format, entry.latency);
+        if (hit === undefined) opts.latency.table.set(geo.shapeKey, key, entry.latency);
       }
       costs[l.node][name] = entry;
     }
@@ -344,21 +381,64 @@ export async function searchMixedPrecision(
   const refTop = opts.labels ? Int32Array.from(Array.from(opts.labels).slice(0, mCount)) : floatTop;
   const specsOf = (a: Record<string, string>): Record<string, TensorSpec> =>
     Object.fromEntries(Object.entries(a).map(([n, c]) => [n, cands.get(c)!.spec]));
-  const quantOutput = (specs: Readonly<Record<string, TensorSpec>>): T64 => {
-    const overrides = new Map<string, T64>();
+  const actsOf = (a: Record<string, string>): Record<string, TensorSpec | null> =>
+    Object.fromEntries(Object.entries(a).map(([n, c]) => [n, cands.get(c)!.activation]));
+  const weightName = (spec: TensorSpec): string =>
+    [...cands.values()].find((c) => c.spec === spec || sameSpec(c.spec, spec))?.name ?? "";
+  const quantOutput = async (
+    specs: Readonly<Record<string, TensorSpec>>,
+    acts?: Readonly<Record<string, TensorSpec | null>>,
+  ): Promise<T64> => {
+    if (!acts) {
+      const overrides = new Map<string, T64>();
+      for (const l of layers) {
+        const spec = specs[l.node];
+        if (!spec) continue;
+        overrides.set(l.weight, {
+          shape: [...l.shape],
+          data: Float64Array.from(ctx.quantizedWeight(l.node, weightName(spec))),
+        });
+      }
+      return forward64(graph, mfeeds, overrides, mFloat).values.get(outName)!;
+    }
+    // Inputs quantized too: run the executor (float32, as the exported model) with fake-quantized
+    // weights and a transform hook on the inputs, scales fitted to the float inputs' min/max.
+    const inits = new Map(graph.initializers);
     for (const l of layers) {
       const spec = specs[l.node];
       if (!spec) continue;
-      const name = [...cands.values()].find((c) => c.spec === spec)?.name ?? "";
-      overrides.set(l.weight, {
-        shape: [...l.shape],
-        data: Float64Array.from(ctx.quantizedWeight(l.node, name)),
+      const w = graph.initializers.get(l.weight)!;
+      inits.set(l.weight, { ...w, data: ctx.quantizedWeight(l.node, weightName(spec)) });
+    }
+    const hooks = new Map<string, { l: Layer; entry: ReturnType<typeof fittedInputEntry> }>();
+    for (const l of layers) {
+      const a = acts[l.node];
+      if (!a || hooks.has(l.input)) continue;
+      hooks.set(l.input, {
+        l,
+        entry: fittedInputEntry(l, a, minMax(mFloat.values.get(l.input)!.data)),
       });
     }
-    return forward64(graph, mfeeds, overrides, mFloat).values.get(outName)!;
+    const exec = createExecutor({ ...opts.model, graph: { ...graph, initializers: inits } });
+    const y = (await exec.run(f32Feeds, {
+      transform: (name, t) => {
+        const h = hooks.get(name);
+        return h && {
+          dtype: "float32",
+          shape: [...t.shape],
+          data: fakeQuantInput(h.l, h.entry, t.data as Float32Array, t.shape),
+        };
+      },
+    }))[outName];
+    return { shape: [...y.shape], data: Float64Array.from(y.data as Float32Array) };
   };
-  const ownMeasure: AllocationMeasure = (specs) => {
-    const top = argmax(quantOutput(specs));
+  const f32Feeds: Record<string, TensorData> = Object.fromEntries(
+    Object.entries(mfeeds).map((
+      [k, t],
+    ) => [k, { dtype: "float32" as const, shape: [...t.shape], data: Float32Array.from(t.data) }]),
+  );
+  const ownMeasure: AllocationMeasure = async (specs, acts) => {
+    const top = argmax(await quantOutput(specs, acts));
     let hitQ = 0, hitF = 0;
     for (let i = 0; i < top.length; i++) {
       if (top[i] === refTop[i]) hitQ++;
@@ -367,13 +447,28 @@ export async function searchMixedPrecision(
     return Promise.resolve((hitF - hitQ) / top.length);
   };
   const measure = opts.measure ?? ownMeasure;
-  const measureAlloc = (a: Record<string, string>): Promise<number> => measure(specsOf(a));
+  const measureAlloc = (a: Record<string, string>): Promise<number> =>
+    withActs ? measure(specsOf(a), actsOf(a)) : measure(specsOf(a));
 
+  // *** ties: weight formats across residual Add / Concat, activation formats across readers ***
   const ties = (opts.ties ?? true) ? detectTies(graph, layers) : [];
+  const sharedInputs = detectSharedInputs(layers);
+  const oneAct = new Set([...cands.values()].map((c) => c.activationFormat)).size === 1;
+  const weightPart: Record<string, string> = {}, actPart: Record<string, string> = {};
+  for (const c of cands.values()) {
+    weightPart[c.name] = c.weightName;
+    actPart[c.name] = c.activationFormat;
+  }
+  // With one activation format, candidates and weight formats correspond one to one.
+  const partTies: PartTie[] = oneAct ? [] : [
+    ...ties.map((t) => ({ layers: t, part: weightPart })),
+    ...sharedInputs.map((t) => ({ layers: t, part: actPart })),
+  ];
   const problem: SearchProblem = {
     costs,
     limits,
-    ties,
+    ties: oneAct ? ties : [],
+    partTies,
     units: { bits: "bits", size: "bits", latency: "ms", bops: "BOPs" },
     measure: opts.tolerance !== undefined ? measureAlloc : undefined,
     tolerance: opts.tolerance,
@@ -391,11 +486,18 @@ export async function searchMixedPrecision(
       allocation: a,
     };
   };
-  const frontier = paretoFrontier(names, candidates, scores, { costs, ties }, "bits").map((p) =>
-    point(p.allocation)
-  );
-  const sqnrOf = (a: Record<string, string>): number =>
-    sqnrDb64(mFloat.values.get(outName)!.data, quantOutput(specsOf(a)).data);
+  const frontier = paretoFrontier(
+    names,
+    candidates,
+    scores,
+    { costs, ties: problem.ties, partTies },
+    "bits",
+  ).map((p) => point(p.allocation));
+  const sqnrOf = async (a: Record<string, string>): Promise<number> =>
+    sqnrDb64(
+      mFloat.values.get(outName)!.data,
+      (await quantOutput(specsOf(a), withActs ? actsOf(a) : undefined)).data,
+    );
   const toMeasure = Math.min(opts.measureFrontier ?? 8, frontier.length);
   const picked = new Set<number>();
   for (let k = 0; k < toMeasure; k++) {
@@ -403,7 +505,7 @@ export async function searchMixedPrecision(
   }
   for (const i of picked) {
     frontier[i].measured = await measureAlloc(frontier[i].allocation);
-    frontier[i].sqnrDb = sqnrOf(frontier[i].allocation);
+    frontier[i].sqnrDb = await sqnrOf(frontier[i].allocation);
   }
   const choices: StrategyChoice[] = [];
   for (const s of ["ilp", "pareto", "greedy", "bisect"]) {
@@ -413,7 +515,7 @@ export async function searchMixedPrecision(
       ? allocation
       : await registry.strategies.get(s).allocate(names, candidates, scores, problem);
     const p = point(a);
-    choices.push({ strategy: s, ...p, measured: await measureAlloc(a), sqnrDb: sqnrOf(a) });
+    choices.push({ strategy: s, ...p, measured: await measureAlloc(a), sqnrDb: await sqnrOf(a) });
   }
   const chosen = point(allocation);
   const c = allocationCost(allocation, { costs });
@@ -423,6 +525,7 @@ export async function searchMixedPrecision(
     strategy: strategyName,
     allocation,
     specs: specsOf(allocation),
+    activations: actsOf(allocation),
     cost: {
       avgBits: chosen.avgBits,
       sizeBytes: chosen.sizeBytes,
@@ -435,10 +538,12 @@ export async function searchMixedPrecision(
       weight: l.weight,
       params: graph.initializers.get(l.weight)!.data.length,
       candidate: allocation[l.node],
+      activation: cands.get(allocation[l.node])!.activationFormat,
       scores: scores[l.node],
       sizeBits: Object.fromEntries(candidates[l.node].map((n) => [n, costs[l.node][n].size])),
     })),
     ties,
+    sharedInputs,
     frontier: { points: frontier, choices },
   };
 }
@@ -449,4 +554,9 @@ function macsOf(l: Layer, params: number, float: Tape, graph: Graph, samples: nu
   const y = node && float.values.get(node.outputs[0]);
   if (!y || samples === 0) return params;
   return params * (y.data.length / (samples * l.out));
+}
+
+function sameSpec(a: TensorSpec, b: TensorSpec): boolean {
+  return a.format === b.format && JSON.stringify(a.granularity) === JSON.stringify(b.granularity) &&
+    a.mode === b.mode;
 }

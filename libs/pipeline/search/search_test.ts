@@ -1,12 +1,18 @@
 import assert from "node:assert/strict";
 import { allocationScore, LowbitError } from "@lowbit/core";
-import { foldBatchNorm, readNpy, readOnnxFile } from "@lowbit/graph";
+import { foldBatchNorm, foldConstants, readNpy, readOnnxFile } from "@lowbit/graph";
 import { scanLayers } from "../layers.ts";
-import { detectTies } from "./ties.ts";
+import { quantize } from "../quantize.ts";
+import { planToJson, writeQuantized } from "../export.ts";
+import { parsePlan } from "../plan.ts";
+import { loadModelFile } from "../load.ts";
+import { evaluate } from "../evaluate.ts";
+import { floatRunner, simulate } from "../simulate.ts";
+import { detectSharedInputs, detectTies } from "./ties.ts";
 import { parseBudget, parseTolerance } from "./budget.ts";
 import { candidateCost, parseCandidate } from "./candidates.ts";
-import { searchMixedPrecision } from "./search.ts";
-import { parseMixedOptions } from "./hook.ts";
+import { type MixedPrecisionResult, searchMixedPrecision } from "./search.ts";
+import { createMixedSearch, parseMixedOptions } from "./hook.ts";
 import { measureLayerLatency } from "./latency.ts";
 import { createLatencyTable } from "@lowbit/core";
 
@@ -251,4 +257,147 @@ Deno.test("searchMixedPrecision(): ilp and pareto respect the automatic ties on 
 Deno.test("parseMixedOptions() ties by default; ties=false (the CLI's --no-ties) turns them off", () => {
   assert.equal(parseMixedOptions({ budget: "4bits" }).ties, true);
   assert.equal(parseMixedOptions({ budget: "4bits", ties: "false" }).ties, false);
+});
+
+Deno.test("detectSharedInputs() ties the ViT's q / k / v, which read one tensor; the CNN has none", async () => {
+  const vit = await readOnnxFile(new URL("vit.onnx", ROOT).pathname);
+  const g = foldConstants(vit.graph);
+  const shared = detectSharedInputs(scanLayers(g).layers);
+  assert.deepEqual(
+    shared,
+    [0, 1].map((b) => ["q", "k", "v"].map((p) => `/blocks.${b}/attn/${p}/MatMul`)),
+  );
+  const cnn = await readOnnxFile(new URL("cnn.onnx", ROOT).pathname);
+  assert.deepEqual(detectSharedInputs(scanLayers(foldBatchNorm(cnn.graph)).layers), []);
+});
+
+Deno.test("searchMixedPrecision(): residual ties share the weight format only; readers of one tensor share its activation format", async () => {
+  // CNN: /stem and /block1/pw meet in an Add (weight tie), their inputs differ (activations free).
+  const cnn = await readOnnxFile(new URL("cnn.onnx", ROOT).pathname);
+  const folded = { ...cnn, graph: foldBatchNorm(cnn.graph) };
+  const base = {
+    calib: { x },
+    metric: "layer-hessian",
+    candidates: ["int8/channel", "int4/channel"],
+    activationFormats: ["int8", "fp8_e4m3fn", "none"],
+    samples: 8,
+    measureFrontier: 0,
+  };
+  let differing = 0;
+  for (const budget of [5e6, 6e6, 8e6, 12e6]) {
+    const r = await searchMixedPrecision({
+      ...base,
+      model: folded,
+      budgets: [{ kind: "bits", bits: 6 }, { kind: "bops", bops: budget }],
+    });
+    assert.ok(r.cost.bops <= budget * (1 + 1e-9));
+    for (const t of r.ties) {
+      const w = t.map((l) => r.allocation[l].split("@")[0]);
+      assert.ok(
+        w.every((v) => v === w[0]),
+        `weight tie broken: ${JSON.stringify(t.map((l) => r.allocation[l]))}`,
+      );
+      if (new Set(t.map((l) => r.perLayer.find((p) => p.node === l)!.activation)).size > 1) {
+        differing++;
+      }
+    }
+  }
+  assert.ok(differing > 0, "tied layers never took different activation formats");
+  // ViT: q / k / v read one tensor, so they share its format even where their weights differ.
+  const vit = await readOnnxFile(new URL("vit.onnx", ROOT).pathname);
+  const folded2 = { ...vit, graph: foldConstants(vit.graph) };
+  let mixed = 0;
+  for (const bops of [6e6, 9e6, 12e6]) {
+    const r = await searchMixedPrecision({
+      ...base,
+      model: folded2,
+      candidates: ["int8/channel", "int4/channel", "int2/channel"],
+      activationFormats: ["int8", "none"],
+      budgets: [{ kind: "bits", bits: 5 }, { kind: "bops", bops }],
+    });
+    assert.equal(r.sharedInputs.length, 2);
+    for (const g of r.sharedInputs) {
+      const acts = g.map((l) => r.perLayer.find((p) => p.node === l)!.activation);
+      assert.ok(acts.every((a) => a === acts[0]), `shared input split: ${acts}`);
+    }
+    if (new Set(r.perLayer.map((p) => p.activation)).size > 1) mixed++;
+  }
+  assert.ok(mixed > 0, "the ViT never mixed activation formats");
+});
+
+Deno.test("quantize() --preset mixed with act-formats: a BOPs budget picks float or fp8 inputs; the written model runs like the simulation and the plan replays", async () => {
+  const cnn = await readOnnxFile(new URL("cnn.onnx", ROOT).pathname);
+  const evalX = readNpy(await Deno.readFile(new URL("eval_x.npy", ROOT)));
+  const evalY = readNpy(await Deno.readFile(new URL("eval_y.npy", ROOT)));
+  const calib = { inputs: { x }, count: x.shape[0] };
+  let result: MixedPrecisionResult | undefined;
+  const mixedOptions = {
+    budget: "4.5bits",
+    "budget-bops": "8MBOPs",
+    "act-formats": "int8,fp8_e4m3fn,none",
+    candidates: "int8/channel,int4/channel,fp8_e4m3fn/channel",
+    metric: "layer-hessian",
+    samples: "16",
+  };
+  const { quantized } = await quantize({
+    model: cnn,
+    calib,
+    preset: "mixed",
+    mixedOptions,
+    mixedSearch: createMixedSearch({ model: cnn, calib, onResult: (r) => (result = r) }),
+  });
+  const r = result!;
+  assert.ok(r.cost.bops <= 8e6 && r.cost.avgBits <= 4.5 + 1e-9, JSON.stringify(r.cost));
+  const acts = Object.values(r.activations).map((a) => a?.format ?? "none");
+  assert.ok(acts.some((a) => a !== "int8"), `every input int8: ${acts}`);
+  // The plan applies exactly the chosen activation formats (none: left in float).
+  for (const l of quantized.layers) {
+    const e = quantized.plan.entries.find((p) => p.node === l.node && p.role === "activation")!;
+    const want = r.activations[l.node];
+    if (want === null) assert.ok(e.skip, `${l.node} should read float`);
+    else {
+      assert.equal(e.format, want.format, l.node);
+      assert.equal(e.skip, undefined);
+      assert.ok(e.scale && e.scale[0] > 0, `${l.node} has a calibrated scale`);
+    }
+    const w = quantized.plan.entries.find((p) => p.node === l.node && p.role === "weight")!;
+    assert.equal(w.format, r.specs[l.node].format);
+  }
+  // The written lowbit file runs exactly like the simulation.
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeQuantized(quantized, `${dir}/cnn.mixed.lowbit`);
+    const loaded = await loadModelFile(`${dir}/cnn.mixed.lowbit`);
+    const data = { inputs: { x: evalX }, count: evalX.shape[0] };
+    const sim = await evaluate(floatRunner(cnn), simulate(quantized), data, { labels: evalY });
+    const file = await evaluate(floatRunner(cnn), loaded.runner, data, { labels: evalY });
+    assert.equal(file.top1_quant, sim.top1_quant);
+    assert.ok(Math.abs(file.sqnr_db - sim.sqnr_db) < 1e-6, `${file.sqnr_db} vs ${sim.sqnr_db}`);
+    assert.ok(sim.top1_quant! > 0.9, `top-1 ${sim.top1_quant}`);
+    // Replaying the plan gives the same entries (activation formats and scales included).
+    const plan = parsePlan(JSON.parse(planToJson(quantized.plan)));
+    const again = await quantize({ model: cnn, calib, plan });
+    assert.deepEqual(again.quantized.plan.entries, quantized.plan.entries);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("searchMixedPrecision(): latency is looked up per (weight, activation) pair", async () => {
+  const table = createLatencyTable();
+  const r = await searchMixedPrecision({
+    model,
+    calib: { x },
+    metric: "layer-hessian",
+    candidates: ["int8/channel"],
+    activationFormats: ["int8", "none"],
+    samples: 8,
+    measureFrontier: 0,
+    latency: { table, measure: measureLayerLatency },
+    budgets: [{ kind: "latency", ms: 1e3 }],
+  });
+  // 3 layers × 2 pairs, int8 inputs keyed by the weight format as before, float inputs by the pair.
+  const keys = Object.keys(table.entries()).map((k) => k.split("|")[1]).sort();
+  assert.deepEqual(keys, ["int8", "int8", "int8", "int8@none", "int8@none", "int8@none"]);
+  assert.ok(r.cost.latencyMs! > 0);
 });

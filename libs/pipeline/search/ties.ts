@@ -4,6 +4,16 @@
  * weight format, so each such node ties the quantizable layers producing its
  * inputs (found by walking back through shape-only and elementwise-unary ops).
  *
+ * Activation formats are tied differently. A layer's activation format is the
+ * format of its *input* tensor, and the plan quantizes a tensor once for all
+ * its consumers (a QDQ export puts one QuantizeLinear → DequantizeLinear on it;
+ * `activationsByValue` rejects two formats on one tensor). So layers reading
+ * the same tensor (attention q / k / v, a block's shortcut and main branch)
+ * must share the activation format ({@link detectSharedInputs}), while layers
+ * tied by their outputs read different tensors and keep their activation
+ * formats free: the tensor their Add produces is quantized by the layers that
+ * read it, which are tied by this rule if they are several.
+ *
  * @module
  */
 
@@ -102,4 +112,26 @@ export function detectTies(graph: Graph, layers: readonly Layer[]): string[][] {
   return groups
     .map((g) => [...g].sort((a, b) => order.get(a)! - order.get(b)!))
     .sort((a, b) => order.get(a[0])! - order.get(b[0])!);
+}
+
+/**
+ * Groups of layers that read the same input tensor, which the plan quantizes
+ * once, so they must share an activation format.
+ *
+ * @param layers the quantizable layers (from `scanLayers`)
+ * @returns groups of at least two layer nodes, in layer order
+ *
+ * @example
+ * ```ts
+ * import { detectSharedInputs } from "@lowbit/pipeline/search";
+ * const l = (node: string, input: string) => ({ node, op: "MatMul", input, weight: node + ".W",
+ *   shape: [4, 4], outAxis: 1, inAxis: 0, window: 1, groups: 1, out: 4, in: 4 });
+ * const g = detectSharedInputs([l("q", "h"), l("k", "h"), l("o", "a"), l("v", "h")]);
+ * if (JSON.stringify(g) !== '[["q","k","v"]]') throw new Error(JSON.stringify(g));
+ * ```
+ */
+export function detectSharedInputs(layers: readonly Layer[]): string[][] {
+  const byInput = new Map<string, string[]>();
+  for (const l of layers) byInput.set(l.input, [...(byInput.get(l.input) ?? []), l.node]);
+  return [...byInput.values()].filter((g) => g.length > 1);
 }

@@ -4,7 +4,14 @@
 // is set, the kernels cannot load, or the operands do not fit them (uint8 or
 // per-channel zero-point weights).
 
-import { gemmS8, type IntKernels, loadIntKernels, type PackedS8, packS8 } from "@lowbit/kernels";
+import {
+  gemmS8,
+  gemmS8Scaled,
+  type IntKernels,
+  loadIntKernels,
+  type PackedS8,
+  packS8,
+} from "@lowbit/kernels";
 
 let loading: Promise<IntKernels | null> | undefined;
 
@@ -57,9 +64,56 @@ function reference(x: IgemmArgs): Int32Array {
  * @returns C, m×n row-major
  */
 export async function igemm(x: IgemmArgs): Promise<Int32Array> {
-  const uniformZb = !x.zb || x.zb.every((z) => z === x.zb![0]);
-  const k = x.reference || !(x.w instanceof Int8Array) || !uniformZb ? null : await kernels();
+  const k = await kernelsFor(x);
   if (k === null) return reference(x);
+  return await withPacked(k, x, (p) =>
+    gemmS8(k, x.a, x.m, p, {
+      aType: x.a instanceof Uint8Array ? "u8" : "s8",
+      aZeroPoint: x.za,
+      bZeroPoint: x.zb ? x.zb[0] : 0,
+    }));
+}
+
+/**
+ * C = (A − za)(W − zb)ᵀ with the float epilogue fused into the kernel's tile store:
+ * y = clamp(f32(f32(C · scale[j]) + bias[j]), lo, hi) — the same bits as scaling the int32 C
+ * with `Math.fround(c * s) + b` and clamping. `null` when the kernels do not take these
+ * operands (the caller runs {@link igemm} and its own epilogue).
+ *
+ * @param x operands
+ * @param scale f32 scale per output column
+ * @param bias f32 bias per output column
+ * @param clamp [lo, hi] or undefined
+ * @returns y, m×n row-major, or null
+ */
+export async function igemmScaled(
+  x: IgemmArgs,
+  scale: Float32Array,
+  bias: Float32Array | undefined,
+  clamp: readonly [number, number] | undefined,
+): Promise<Float32Array | null> {
+  const k = await kernelsFor(x);
+  if (k === null) return null;
+  return await withPacked(k, x, (p) =>
+    gemmS8Scaled(k, x.a, x.m, p, { scale, bias, clamp }, {
+      aType: x.a instanceof Uint8Array ? "u8" : "s8",
+      aZeroPoint: x.za,
+      bZeroPoint: x.zb ? x.zb[0] : 0,
+    }));
+}
+
+/** The kernels when they take these operands (int8 weights, one weight zero point), else null. */
+async function kernelsFor(x: IgemmArgs): Promise<IntKernels | null> {
+  const uniformZb = !x.zb || x.zb.every((z) => z === x.zb![0]);
+  return x.reference || !(x.w instanceof Int8Array) || !uniformZb ? null : await kernels();
+}
+
+/** Runs `f` on the packed weights (packed once for constants, else for this call). */
+async function withPacked<T>(
+  k: IntKernels,
+  x: IgemmArgs,
+  f: (p: PackedS8) => Promise<T>,
+): Promise<T> {
   const w = x.w as Int8Array;
   let p = x.constant ? packed.get(w) : undefined;
   const temporary = p === undefined && !x.constant;
@@ -71,11 +125,7 @@ export async function igemm(x: IgemmArgs): Promise<Int32Array> {
     }
   }
   try {
-    return await gemmS8(k, x.a, x.m, p, {
-      aType: x.a instanceof Uint8Array ? "u8" : "s8",
-      aZeroPoint: x.za,
-      bZeroPoint: x.zb ? x.zb[0] : 0,
-    });
+    return await f(p);
   } finally {
     if (temporary) p.free();
   }

@@ -7,9 +7,10 @@
 
 import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
-import { attrFloat, attrInt, attrString, normAxis, size, toF32 } from "../_tensor.ts";
+import { attrFloat, attrInt, attrString, normAxis, outF32, size, toF32 } from "../_tensor.ts";
 import { broadcastShapes, planBroadcast } from "./_broadcast.ts";
 import { erf } from "./elementwise.ts";
+import { hardswishF32 } from "./_post.ts";
 import type { OpImpl, OpTable } from "./types.ts";
 
 function floatInput(node: Node, t: TensorData | undefined, what = "input"): Float32Array {
@@ -31,7 +32,7 @@ function act(loop: (x: Float32Array, y: Float32Array, node: Node) => void): OpIm
   return (inputs, node, ctx) => {
     const x = floatInput(node, inputs[0]);
     // Elementwise: writing into a dying input is safe (each element read before written).
-    const y = ctx.reusable?.(inputs[0]!) ? x : new Float32Array(x.length);
+    const y = ctx.reusable?.(inputs[0]!) ? x : outF32(ctx, x.length);
     loop(x, y, node);
     return [{ dtype: "float32", shape: [...inputs[0]!.shape], data: y }];
   };
@@ -178,11 +179,9 @@ export const activationOps: OpTable<
     const a = attrFloat(node, "alpha", 0.2), b = attrFloat(node, "beta", 0.5);
     for (let i = 0; i < x.length; i++) y[i] = Math.max(0, Math.min(1, a * x[i] + b));
   }),
+  // As Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6) in float32 steps: the kernels' fused epilogue.
   HardSwish: act((x, y) => {
-    for (let i = 0; i < x.length; i++) {
-      const v = x[i];
-      y[i] = v * Math.max(0, Math.min(1, v / 6 + 0.5));
-    }
+    for (let i = 0; i < x.length; i++) y[i] = hardswishF32(x[i]);
   }),
   Tanh: act((x, y) => {
     for (let i = 0; i < x.length; i++) y[i] = Math.tanh(x[i]);

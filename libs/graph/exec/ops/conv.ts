@@ -9,9 +9,10 @@
 
 import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
-import { attrInt, attrInts, attrString, fusedClamp, toF32 } from "../_tensor.ts";
+import { attrInt, attrInts, attrString, fusedClamp, outF32, toF32 } from "../_tensor.ts";
 import { forwardWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
-import { convF32, matmulF32 } from "./_float_backend.ts";
+import { convF32Threaded, matmulF32Threaded } from "./_float_backend.ts";
+import { convPost } from "./_post.ts";
 import { transpose2d } from "./matmul.ts";
 import { sgemm } from "./_sgemm.ts";
 import type { OpImpl, OpTable } from "./types.ts";
@@ -187,7 +188,7 @@ export function conv2dRef(
   return out;
 }
 
-const conv: OpImpl = (inputs, node, ctx) => {
+const conv: OpImpl = async (inputs, node, ctx) => {
   const xt = need(node, inputs[0], "input X");
   const wt = need(node, inputs[1], "weight W");
   const bt = inputs[2] === undefined ? undefined : need(node, inputs[2], "bias B");
@@ -203,7 +204,7 @@ const conv: OpImpl = (inputs, node, ctx) => {
   }
   const [kh, kw] = spatial2d(wt.shape, node);
   const g = forwardWindow(node, xt.shape, [kh, kw]);
-  const y = convF32(
+  const y = await convF32Threaded(
     xt.data as Float32Array,
     wt.data as Float32Array,
     bt ? toF32(bt) : undefined,
@@ -216,6 +217,9 @@ const conv: OpImpl = (inputs, node, ctx) => {
       reference: ctx.reference ?? false,
       constant: ctx.isConstant?.(wt) ?? false,
       clamp: fusedClamp(node),
+      post: convPost(node),
+      kernels: ctx.floatKernels,
+      alloc: ctx.allocF32,
     },
     conv2dRef,
   );
@@ -247,6 +251,37 @@ function scatterDisjoint(
       for (let kj = 0; kj < kw; kj++) {
         const src = cr + kj * hw;
         for (let ix = 0; ix < w; ix++) y[yr + ix * kw + kj] = cols[src + ix] + bv;
+      }
+    }
+  }
+}
+
+/** y[ki·kw + kj plane of 1 channel] ← z planes (ki, kj): y[iy·kh + ki][ix·kw + kj] = z[ki][kj][iy][ix]. */
+function depthToSpace(
+  y: Float32Array,
+  yo: number,
+  z: Float32Array,
+  zo: number,
+  h: number,
+  w: number,
+  kh: number,
+  kw: number,
+): void {
+  const ow = w * kw, hw = h * w;
+  for (let iy = 0; iy < h; iy++) {
+    for (let ki = 0; ki < kh; ki++) {
+      const yr = yo + (iy * kh + ki) * ow;
+      const zr = zo + ki * kw * hw + iy * w;
+      // Output rows written in order (kw = 2, the common upsampling head, unrolled).
+      if (kw === 2) {
+        for (let ix = 0, o = yr; ix < w; ix++, o += 2) {
+          y[o] = z[zr + ix];
+          y[o + 1] = z[zr + hw + ix];
+        }
+      } else {
+        for (let ix = 0; ix < w; ix++) {
+          for (let kj = 0; kj < kw; kj++) y[yr + ix * kw + kj] = z[zr + kj * hw + ix];
+        }
       }
     }
   }
@@ -289,7 +324,7 @@ function clampInPlace(y: Float32Array, lo: number, hi: number): void {
   }
 }
 
-const convTranspose: OpImpl = (inputs, node, ctx) => {
+const convTranspose: OpImpl = async (inputs, node, ctx) => {
   const xt = need(node, inputs[0], "input X");
   const wt = need(node, inputs[1], "weight W");
   const bt = inputs[2] === undefined ? undefined : need(node, inputs[2], "bias B");
@@ -339,7 +374,7 @@ const convTranspose: OpImpl = (inputs, node, ctx) => {
   const [oh, ow] = out;
   const [pt, pl] = begin;
   const x = xt.data as Float32Array, wd = wt.data as Float32Array;
-  const y = new Float32Array(n * cout * oh * ow);
+  const y = outF32(ctx, n * cout * oh * ow); // every element is written below
   const hw = h * w, khw = kh * kw, ohw = oh * ow;
   // cols[(co, ki, kj), pixel] = Σ_ci Wᵀ[(co, ki, kj), ci] · x[ci, pixel], then every row of
   // cols scatter-adds into the output (reads stay sequential).
@@ -347,14 +382,54 @@ const convTranspose: OpImpl = (inputs, node, ctx) => {
   const bias = bt ? toF32(bt) : undefined;
   const disjoint = sh === kh && sw === kw && dh === 1 && dw === 1 && pt === 0 && pl === 0 &&
     oh === h * sh && ow === w * sw;
+  if (disjoint && group === 1) {
+    // Every output pixel gets one term per input channel: a 1×1 conv with an output channel per
+    // (co, ki, kj) — the same sums in the same order, bias and clamp in its epilogue, threaded —
+    // then depth-to-space into the output.
+    const wT = transpose2d(wd, cin, rows);
+    const rowBias = new Float32Array(rows);
+    if (bias) { for (let r = 0; r < rows; r++) rowBias[r] = bias[Math.floor(r / khw)]; }
+    const g1: Window2d = {
+      h,
+      w,
+      kh: 1,
+      kw: 1,
+      sh: 1,
+      sw: 1,
+      dh: 1,
+      dw: 1,
+      pt: 0,
+      pl: 0,
+      pb: 0,
+      pr: 0,
+      oh: h,
+      ow: w,
+    };
+    const z = await convF32Threaded(x, wT, rowBias, n, cin, rows, 1, g1, {
+      reference: ctx.reference ?? false,
+      constant: ctx.isConstant?.(wt) ?? false,
+      clamp: fusedClamp(node),
+      kernels: ctx.floatKernels,
+      alloc: ctx.allocF32,
+    }, conv2dRef);
+    for (let b = 0; b < n; b++) {
+      for (let co = 0; co < cout; co++) {
+        depthToSpace(y, (b * cout + co) * ohw, z, (b * rows + co * khw) * hw, h, w, kh, kw);
+      }
+    }
+    ctx.releaseF32?.(z);
+    const shape = nd === 1 ? [n, cout, ow] : [n, cout, oh, ow];
+    return [{ dtype: "float32", shape, data: y }];
+  }
   for (let b = 0; b < n; b++) {
     for (let gi = 0; gi < group; gi++) {
       const xo = (b * cin + gi * cinG) * hw;
       const wg = group === 1 ? wd : wd.slice(gi * cinG * rows, (gi + 1) * cinG * rows);
       const wT = transpose2d(wg, cinG, rows);
-      const cols = matmulF32(wT, rows, x, xo, cinG, hw, "kn", undefined, {
+      const cols = await matmulF32Threaded(wT, rows, x, xo, cinG, hw, "kn", undefined, {
         reference: ctx.reference ?? false,
         constant: false,
+        kernels: ctx.floatKernels,
       });
       for (let co = 0; co < coutG; co++) {
         const yo = (b * cout + gi * coutG + co) * ohw;

@@ -8,7 +8,7 @@
 
 import { LowbitError } from "@lowbit/core";
 import type { DType, Node, TensorData, TensorStorage } from "../../ir.ts";
-import { alloc, isBig, size } from "../_tensor.ts";
+import { alloc, isBig, outF32, size } from "../_tensor.ts";
 import { broadcastShapes, planBroadcast } from "./_broadcast.ts";
 import type { OpImpl, OpTable } from "./types.ts";
 
@@ -206,7 +206,7 @@ function arith(name: keyof typeof NUMERIC_FNS, code: B): OpImpl {
         ? a.data as Float32Array
         : b.data.length === n0 && plan.steps[1] === 1 && ctx.reusable?.(b)
         ? b.data as Float32Array
-        : new Float32Array(n0);
+        : outF32(ctx, n0);
       const ad = a.data as Float32Array, bd = b.data as Float32Array;
       const [ao, bo] = plan.offsets;
       const [as, bs] = plan.steps;

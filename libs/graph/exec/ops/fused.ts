@@ -31,7 +31,7 @@ import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
 import { alloc, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
 import { forwardWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
-import { igemm } from "./_int_backend.ts";
+import { igemm, igemmScaled } from "./_int_backend.ts";
 import { convF32, type ConvRef, matmulF32 } from "./_float_backend.ts";
 import { conv2dRef } from "./conv.ts";
 import { INT_RANGES } from "./qlinear.ts";
@@ -305,7 +305,7 @@ const qgemm: OpImpl = async (inputs, node, ctx) => {
       return [epilogue(acc, m, n, 1, sx, sw, bias, inputs[7], inputs[8], node, shape)];
     }
   }
-  const acc = await igemm({
+  const args = {
     a: quantizeCodes(toF32(x), sx, zx, lo, hi, signed),
     za: zx,
     w: wc,
@@ -315,7 +315,15 @@ const qgemm: OpImpl = async (inputs, node, ctx) => {
     k,
     reference: ctx.reference ?? false,
     constant,
-  });
+  };
+  if (inputs[7] === undefined) {
+    // Float output: the scale / bias / clamp epilogue below, fused into the int8 GEMM's tile
+    // store (the same bits: sc[c] = fround(sx·sw[c]), fround(fround(acc·sc) + bias), clamp).
+    const sc = Float32Array.from({ length: n }, (_, c) => sx * sw[sw.length === 1 ? 0 : c]);
+    const y = await igemmScaled(args, sc, bias, fusedClamp(node));
+    if (y !== null) return [{ dtype: "float32", shape, data: y }];
+  }
+  const acc = await igemm(args);
   // acc is [m][n]: outer = m, ch = n, inner = 1.
   return [epilogue(acc, m, n, 1, sx, sw, bias, inputs[7], inputs[8], node, shape)];
 };

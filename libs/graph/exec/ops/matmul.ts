@@ -9,7 +9,7 @@ import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
 import { attrFloat, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
 import { broadcastShapes, planBroadcast } from "./_broadcast.ts";
-import { matmulF32 } from "./_float_backend.ts";
+import { matmulF32Threaded } from "./_float_backend.ts";
 import type { OpImpl, OpTable } from "./types.ts";
 
 function floatIn(node: Node, t: TensorData | undefined, what: string): TensorData {
@@ -55,7 +55,7 @@ export function transpose2d(a: Float32Array, rows: number, cols: number): Float3
   return t;
 }
 
-const matmul: OpImpl = (inputs, node, ctx) => {
+const matmul: OpImpl = async (inputs, node, ctx) => {
   const at = floatIn(node, inputs[0], "A");
   const bt = floatIn(node, inputs[1], "B");
   const aS = at.shape.length === 1 ? [1, at.shape[0]] : at.shape;
@@ -76,10 +76,12 @@ const matmul: OpImpl = (inputs, node, ctx) => {
   if (size(bBatch) === 1) {
     // One GEMM: A's batch folds into M.
     const rows = size(aBatch) * m;
-    y = matmulF32(a, rows, b, 0, k, n, "kn", undefined, {
+    y = await matmulF32Threaded(a, rows, b, 0, k, n, "kn", undefined, {
       reference: ctx.reference ?? false,
       constant: ctx.isConstant?.(bt) ?? false,
       clamp: fusedClamp(node),
+      kernels: ctx.floatKernels,
+      alloc: ctx.allocF32,
     });
   } else {
     const plan = planBroadcast([aBatch, bBatch], batch);
@@ -90,7 +92,7 @@ const matmul: OpImpl = (inputs, node, ctx) => {
       for (let i = 0; i < plan.inner; i++, r++) {
         const ai = plan.offsets[0][o] + i * plan.steps[0];
         const bi = plan.offsets[1][o] + i * plan.steps[1];
-        const part = matmulF32(
+        const part = await matmulF32Threaded(
           a.subarray(ai * m * k, (ai + 1) * m * k),
           m,
           b,
@@ -103,6 +105,7 @@ const matmul: OpImpl = (inputs, node, ctx) => {
             reference: ctx.reference ?? false,
             constant: false,
             clamp: fusedClamp(node),
+            kernels: ctx.floatKernels,
           },
         );
         y.set(part, r * m * n);
@@ -115,7 +118,7 @@ const matmul: OpImpl = (inputs, node, ctx) => {
   return [{ dtype: "float32", shape, data: y }];
 };
 
-const gemm: OpImpl = (inputs, node, ctx) => {
+const gemm: OpImpl = async (inputs, node, ctx) => {
   const at = floatIn(node, inputs[0], "A");
   const bt = floatIn(node, inputs[1], "B");
   const ta = attrInt(node, "transA", 0) === 1, tb = attrInt(node, "transB", 0) === 1;
@@ -147,7 +150,7 @@ const gemm: OpImpl = (inputs, node, ctx) => {
   const fuseBias = ct !== undefined && alpha === 1 && beta === 1 && ct.data.length === n &&
     ct.shape[ct.shape.length - 1] === n && ct.dtype === "float32";
   const clamp = fusedClamp(node);
-  const y = matmulF32(
+  const y = await matmulF32Threaded(
     a,
     m,
     bt.data as Float32Array,
@@ -160,6 +163,7 @@ const gemm: OpImpl = (inputs, node, ctx) => {
       reference: ctx.reference ?? false,
       constant: ctx.isConstant?.(bt) ?? false,
       clamp: fuseBias || ct === undefined || beta === 0 ? clamp : undefined,
+      kernels: ctx.floatKernels,
     },
   );
   if (alpha !== 1) { for (let i = 0; i < y.length; i++) y[i] *= alpha; }

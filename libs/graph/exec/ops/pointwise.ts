@@ -1,7 +1,11 @@
 /**
  * `PointwiseFused` (domain "lowbit"): a chain of scalar elementwise ops and
  * activations applied in one pass, block by block, each step rounding to
- * float32 exactly as the separate ops would. Produced by the executor's fusion.
+ * float32 exactly as the separate ops would; `MulAddFused(a, b, c)`: a · b + c
+ * with numpy broadcasting in one pass (e.g. a squeeze-excitation scale and its
+ * residual), rounded as Mul then Add; `ResizeAddFused(X, roi, scales, sizes, addend)`: Resize
+ * then Add in one pass (a feature pyramid's upsample and lateral sum). Produced by the
+ * executor's fusion.
  *
  * @module
  */
@@ -9,6 +13,11 @@
 import { LowbitError } from "@lowbit/core";
 import type { Node } from "../../ir.ts";
 import type { PointwiseStep } from "../_fuse.ts";
+import { outF32, size } from "../_tensor.ts";
+import { broadcastShapes, planBroadcast } from "./_broadcast.ts";
+import { elementwiseOps } from "./elementwise.ts";
+import { resizeF32 } from "./resize.ts";
+import { hardswishF32 } from "./_post.ts";
 import type { OpImpl, OpTable } from "./types.ts";
 
 const programs = new WeakMap<Node, PointwiseStep[]>();
@@ -77,10 +86,7 @@ function apply(s: PointwiseStep, y: Float32Array, lo: number, hi: number): void 
       }
       return;
     case "hardswish":
-      for (let i = lo; i < hi; i++) {
-        const v = y[i];
-        y[i] = v * Math.max(0, Math.min(1, v / 6 + 0.5));
-      }
+      for (let i = lo; i < hi; i++) y[i] = hardswishF32(y[i]);
       return;
     case "tanh":
       for (let i = lo; i < hi; i++) y[i] = Math.tanh(y[i]);
@@ -106,7 +112,11 @@ const pointwise: OpImpl = (inputs, node, ctx) => {
     });
   }
   const prog = programOf(node);
-  const y = ctx.reusable?.(t) ? t.data as Float32Array : (t.data as Float32Array).slice();
+  let y = t.data as Float32Array;
+  if (!ctx.reusable?.(t)) {
+    y = outF32(ctx, y.length);
+    y.set(t.data as Float32Array);
+  }
   for (let lo = 0; lo < y.length; lo += BLOCK) {
     const hi = Math.min(y.length, lo + BLOCK);
     for (const s of prog) apply(s, y, lo, hi);
@@ -114,8 +124,69 @@ const pointwise: OpImpl = (inputs, node, ctx) => {
   return [{ dtype: "float32", shape: [...t.shape], data: y }];
 };
 
+const f = Math.fround;
+
+/** o[oo + i] = f(a·b) + c over one broadcast run (steps 0 or 1). */
+function mulAddRun(
+  a: Float32Array,
+  ao: number,
+  as: number,
+  b: Float32Array,
+  bo: number,
+  bs: number,
+  c: Float32Array,
+  co: number,
+  cs: number,
+  o: Float32Array,
+  oo: number,
+  n: number,
+): void {
+  if (as === 1 && bs === 0 && cs === 1) {
+    const y = b[bo];
+    for (let i = 0; i < n; i++) o[oo + i] = f(a[ao + i] * y) + c[co + i];
+  } else if (as === 0 && bs === 1 && cs === 1) {
+    const y = a[ao];
+    for (let i = 0; i < n; i++) o[oo + i] = f(y * b[bo + i]) + c[co + i];
+  } else if (as === 1 && bs === 1 && cs === 1) {
+    for (let i = 0; i < n; i++) o[oo + i] = f(a[ao + i] * b[bo + i]) + c[co + i];
+  } else {
+    for (let i = 0; i < n; i++) o[oo + i] = f(a[ao + i * as] * b[bo + i * bs]) + c[co + i * cs];
+  }
+}
+
+const mulAdd: OpImpl = async (inputs, node, ctx) => {
+  const [a, b, c] = inputs;
+  if (a?.dtype !== "float32" || b?.dtype !== "float32" || c?.dtype !== "float32") {
+    // Not float32 (or missing): the separate ops, which also report bad inputs.
+    const [m] = await elementwiseOps.Mul([a, b], node, ctx);
+    return elementwiseOps.Add([m, c], node, ctx);
+  }
+  const shape = broadcastShapes([a.shape, b.shape, c.shape], node);
+  const plan = planBroadcast([a.shape, b.shape, c.shape], shape);
+  const n0 = size(shape);
+  // A dying operand of the output's size may take the output (element i is read first).
+  const ts = [c, a, b], st = [plan.steps[2], plan.steps[0], plan.steps[1]];
+  const k = ts.findIndex((t, i) => t.data.length === n0 && st[i] === 1 && ctx.reusable?.(t));
+  const out = k >= 0 ? ts[k].data as Float32Array : outF32(ctx, n0);
+  const [ao, bo, co] = plan.offsets, [as, bs, cs] = plan.steps, n = plan.inner;
+  const ad = a.data as Float32Array, bd = b.data as Float32Array, cd = c.data as Float32Array;
+  for (let r = 0; r < plan.outer; r++) {
+    mulAddRun(ad, ao[r], as, bd, bo[r], bs, cd, co[r], cs, out, r * n, n);
+  }
+  return [{ dtype: "float32", shape, data: out }];
+};
+
+const resizeAdd: OpImpl = (inputs, node, ctx) => {
+  const addend = inputs[4];
+  const { y, added } = resizeF32(inputs.slice(0, 4), node, ctx, addend);
+  if (added) return [y];
+  // The addend broadcasts: a separate Add, operands in the graph's order.
+  const first = node.attrs.lowbit_addend_first?.value === 1;
+  return elementwiseOps.Add(first ? [addend, y] : [y, addend], node, ctx);
+};
+
 /**
- * The fused pointwise op.
+ * The fused pointwise ops.
  *
  * @example
  * ```ts
@@ -129,4 +200,8 @@ const pointwise: OpImpl = (inputs, node, ctx) => {
  * if (y.data.join() !== "0,6") throw new Error();
  * ```
  */
-export const pointwiseOps: OpTable<"PointwiseFused"> = { PointwiseFused: pointwise };
+export const pointwiseOps: OpTable<"PointwiseFused" | "MulAddFused" | "ResizeAddFused"> = {
+  PointwiseFused: pointwise,
+  MulAddFused: mulAdd,
+  ResizeAddFused: resizeAdd,
+};

@@ -9,8 +9,9 @@
  */
 
 import { LowbitError } from "@lowbit/core";
-import { attrString, size, strides, toF32, toNumbers } from "../_tensor.ts";
-import type { OpImpl, OpTable } from "./types.ts";
+import type { Node, TensorData } from "../../ir.ts";
+import { attrString, outF32, size, strides, toF32, toNumbers } from "../_tensor.ts";
+import type { OpContext, OpImpl, OpTable } from "./types.ts";
 
 type Transform = (x: number, scale: number, lin: number, lout: number) => number;
 
@@ -50,7 +51,31 @@ function gatherRow(
   for (let i = 0; i < n; i++) y[o + i] = x[base + map[i]];
 }
 
-const resize: OpImpl = (inputs, node, ctx) => {
+/** y[o + i] = a[o + i] + r[i]: one output row of a nearest resize added to `a`. */
+function addRow(y: Float32Array, o: number, a: Float32Array, r: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) y[o + i] = a[o + i] + r[i];
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]): boolean =>
+  a.length === b.length && a.every((d, i) => d === b[i]);
+
+/**
+ * Resize on float32, optionally adding `addend` (float32, of the output's shape) to the result in
+ * the same pass, with the bits of a separate Add. `added` is false when `addend` was given but
+ * does not have the output's shape (then the caller adds it).
+ *
+ * @param inputs the Resize inputs
+ * @param node the node (Resize attributes)
+ * @param ctx op context
+ * @param addend tensor to add, if any
+ * @returns the output, and whether `addend` was added
+ */
+export function resizeF32(
+  inputs: readonly (TensorData | undefined)[],
+  node: Node,
+  ctx: OpContext,
+  addend?: TensorData,
+): { y: TensorData; added: boolean } {
   const t = inputs[0];
   if (t === undefined || t.dtype !== "float32") {
     throw new LowbitError("UNSUPPORTED", `Resize: input must be float32`, { node: node.name });
@@ -102,20 +127,33 @@ const resize: OpImpl = (inputs, node, ctx) => {
       }
       return m;
     });
-    const y = new Float32Array(size(outShape));
+    const add = addend?.dtype === "float32" && sameShape(addend.shape, outShape)
+      ? addend.data as Float32Array
+      : undefined;
+    // Every element is written below (a dying addend may take the output: read first).
+    const y = add && ctx.reusable?.(addend!) ? add : outF32(ctx, size(outShape));
     const inner = outShape[rank - 1], last = maps[rank - 1];
     const outer = y.length / Math.max(1, inner);
+    const row = add ? new Float32Array(inner) : y;
     const idx = new Array<number>(rank).fill(0);
-    for (let r = 0; r < outer; r++) {
+    for (let r = 0, prev = -1; r < outer; r++) {
       let base = 0;
       for (let a = 0; a < rank - 1; a++) base += maps[a][idx[a]];
-      gatherRow(y, r * inner, x, base, last, inner);
+      if (add) {
+        // The gathered row, reused while upsampling repeats it.
+        if (base !== prev) gatherRow(row, 0, x, base, last, inner);
+        addRow(y, r * inner, add, row, inner);
+      } else if (base === prev) {
+        // Upsampling repeats rows: copy the previous output row instead of gathering it again.
+        y.copyWithin(r * inner, (r - 1) * inner, r * inner);
+      } else gatherRow(y, r * inner, x, base, last, inner);
+      prev = base;
       for (let a = rank - 2; a >= 0; a--) {
         if (++idx[a] < outShape[a]) break;
         idx[a] = 0;
       }
     }
-    return [{ dtype: "float32", shape: outShape, data: y }];
+    return { y: { dtype: "float32", shape: outShape, data: y }, added: add !== undefined };
   }
   if (mode !== "linear") {
     throw new LowbitError("UNSUPPORTED", `Resize: mode '${mode}' (nearest and linear only)`, {
@@ -148,8 +186,16 @@ const resize: OpImpl = (inputs, node, ctx) => {
     cur = next;
     shape[a] = lo;
   }
-  return [{ dtype: "float32", shape: outShape, data: cur === x ? x.slice() : cur }];
-};
+  const y = cur === x ? x.slice() : cur;
+  if (addend?.dtype === "float32" && sameShape(addend.shape, outShape)) {
+    const a = addend.data as Float32Array;
+    for (let i = 0; i < y.length; i++) y[i] = a[i] + y[i];
+    return { y: { dtype: "float32", shape: outShape, data: y }, added: true };
+  }
+  return { y: { dtype: "float32", shape: outShape, data: y }, added: false };
+}
+
+const resize: OpImpl = (inputs, node, ctx) => [resizeF32(inputs, node, ctx).y];
 
 /**
  * The resize op.

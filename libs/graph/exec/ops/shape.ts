@@ -21,6 +21,7 @@ import {
   isBig,
   isNumeric,
   normAxis,
+  outF32,
   size,
   strides,
   toF32,
@@ -98,7 +99,7 @@ function stridedCopy(
 
 // *** Concat / Split / Slice / Gather ***
 
-const concat: OpImpl = (inputs, node) => {
+const concat: OpImpl = (inputs, node, ctx) => {
   const ts = inputs.filter((t): t is TensorData => t !== undefined);
   if (ts.length === 0) {
     throw new LowbitError("INVALID_ARGUMENT", "Concat: no inputs", { node: node.name });
@@ -120,7 +121,10 @@ const concat: OpImpl = (inputs, node) => {
     }
     shape[axis] += t.shape[axis];
   }
-  const out = like(ts[0], shape);
+  // Every element is written: float32 may use recycled storage.
+  const out = ts[0].dtype === "float32"
+    ? { dtype: "float32" as const, shape, data: outF32(ctx, size(shape)) }
+    : like(ts[0], shape);
   const outer = size(shape.slice(0, axis)), inner = size(shape.slice(axis + 1));
   const rowOut = shape[axis] * inner;
   let at = 0;

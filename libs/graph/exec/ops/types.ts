@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { FloatKernels } from "@lowbit/kernels";
 import type { Node, TensorData } from "../../ir.ts";
 
 /** Every operator the executor implements (default ONNX domain, plus lowbit's fused ops). */
@@ -108,6 +109,9 @@ export const OP_NAMES = [
   "MinifloatGemmFused",
   // lowbit fused pointwise chain (domain "lowbit"), produced by the executor's fusion
   "PointwiseFused",
+  // lowbit fused Mul → Add and Resize → Add (domain "lowbit"), produced by the executor's fusion
+  "MulAddFused",
+  "ResizeAddFused",
 ] as const;
 
 /** Name of an operator the executor implements. */
@@ -119,6 +123,11 @@ export interface OpContext {
   readonly opset: number;
   /** Run Conv / Gemm / MatMul on the TypeScript reference instead of the WASM kernels. */
   readonly reference?: boolean;
+  /**
+   * Float kernel context on a worker pool: Conv / ConvTranspose / Gemm / MatMul split their work
+   * over its threads (the same bits as one thread). Undefined: the calling thread only.
+   */
+  readonly floatKernels?: FloatKernels;
   /** True when `t` is the same constant on every run (an initializer or Constant): kernels may cache a packed form. */
   readonly isConstant?: (t: TensorData) => boolean;
   /**
@@ -126,6 +135,13 @@ export interface OpContext {
    * storage is shared with no live value: the op may write its output into it.
    */
   readonly reusable?: (t: TensorData) => boolean;
+  /**
+   * An uninitialised float32 buffer of `n` elements, possibly the recycled storage of a dead
+   * value (so the op must write every element). Undefined: the op allocates.
+   */
+  readonly allocF32?: (n: number) => Float32Array;
+  /** Hands back a temporary buffer the op allocated and no longer uses (for reuse). */
+  readonly releaseF32?: (a: Float32Array) => void;
 }
 
 /**

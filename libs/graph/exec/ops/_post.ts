@@ -1,0 +1,43 @@
+// Elementwise post-ops that the executor fuses into Conv (attribute `lowbit_post`, written by
+// _fuse.ts): HardSwish, then × mul, then + add, each step rounded to float32. The kernels apply
+// them in their epilogue (ConvPostOps of @lowbit/kernels); the loops here are the same steps in
+// TypeScript (reference path, unfused ops), so fused and unfused runs agree bit for bit.
+
+import type { ConvPostOps } from "@lowbit/kernels";
+import type { Node } from "../../ir.ts";
+import { attrFloats } from "../_tensor.ts";
+
+const f = Math.fround;
+
+/**
+ * HardSwish of a float32 value as ONNX's decomposition Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6),
+ * every step rounded to float32 (what the kernels' epilogue computes).
+ */
+export function hardswishF32(v: number): number {
+  const t = f(v + 3);
+  return f(f(v * (t < 0 ? 0 : t > 6 ? 6 : t)) / 6);
+}
+
+/** The post-ops of a node (attribute `lowbit_post` = [hardswish 0|1, mul or NaN, add or NaN]). */
+export function convPost(node: Node): ConvPostOps | undefined {
+  const p = attrFloats(node, "lowbit_post");
+  if (p === undefined) return undefined;
+  const post: ConvPostOps = {};
+  if (p[0] === 1) post.hardswish = true;
+  if (!Number.isNaN(p[1])) post.mul = p[1];
+  if (!Number.isNaN(p[2])) post.add = p[2];
+  return post;
+}
+
+/** Applies post-ops in place, as the kernels do. */
+export function applyPost(y: Float32Array, post: ConvPostOps): void {
+  if (post.hardswish) { for (let i = 0; i < y.length; i++) y[i] = hardswishF32(y[i]); }
+  if (post.mul !== undefined) {
+    const m = post.mul;
+    for (let i = 0; i < y.length; i++) y[i] *= m;
+  }
+  if (post.add !== undefined) {
+    const a = post.add;
+    for (let i = 0; i < y.length; i++) y[i] += a;
+  }
+}
