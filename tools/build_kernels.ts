@@ -15,6 +15,10 @@
  * `env.memory` (so no `abort`, no strings, no allocation: the TS loader owns the memory layout
  * above {@link RESERVED_BYTES}).
  *
+ * Before compiling, it expands the kernel templates (`tools/gen_kernels.ts`: ISA twins such as
+ * `float_gemm.ts` / `float_gemm_relaxed.ts` come from `assembly/templates/float_gemm.tmpl`);
+ * `--check` also fails when a generated source differs from its template's expansion.
+ *
  * The output is deterministic: rebuilding gives the same bytes. `--check` rebuilds into memory
  * and fails (exit 1) if any output would change or is stale.
  *
@@ -26,6 +30,8 @@
  *
  * @module
  */
+
+import { generateSources } from "./gen_kernels.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const SRC_DIR = new URL("kernels/gemm/assembly/", ROOT);
@@ -229,6 +235,14 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
 async function main(args: string[]): Promise<number> {
   const check = args.includes("--check");
   const only = args.filter((a) => !a.startsWith("--"));
+  // Entry sources generated from templates come first: the compiler reads them from disk.
+  const staleSources: string[] = [];
+  for (const [p, text] of await generateSources()) {
+    const old = await readOrNull(p);
+    if (old !== null && new TextDecoder().decode(old) === text) continue;
+    if (check) staleSources.push(p);
+    else await Deno.writeTextFile(p, text);
+  }
   let names: string[] = [];
   for await (const e of Deno.readDir(SRC_DIR)) {
     if (e.isFile && e.name.endsWith(".ts") && !e.name.startsWith("_")) {
@@ -265,7 +279,7 @@ async function main(args: string[]): Promise<number> {
     }
   }
   if (check) {
-    const changed: string[] = [...stale];
+    const changed: string[] = [...staleSources, ...stale];
     for (const [p, bytes] of outputs) {
       const old = await readOrNull(p);
       if (old === null || !equal(old, bytes)) changed.push(p);
