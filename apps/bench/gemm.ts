@@ -244,42 +244,83 @@ export async function timeCase(
   ctx: BenchContext,
   opts: Pick<BenchOptions, "runs" | "warmup" | "clock">,
 ): Promise<BenchResult> {
-  const r = await c.setup(ctx);
+  return (await timeCases([c], ctx, opts))[0];
+}
+
+/**
+ * Times a group of cases (typically one kernel and shape at several thread counts) with their
+ * timed runs interleaved round by round: run 1 of each case, then run 2 of each, ... so that a
+ * slow stretch of a shared machine hits every case of the group alike and their ratio (e.g.
+ * two threads vs one) stays meaningful. Each case gets `warmup` untimed runs and ≥ 300 ms of
+ * warm-up first. With `clock: "cpu"` the cases are timed one after the other (CPU time is
+ * accounted per window).
+ *
+ * @param cases the group
+ * @param ctx shared resources
+ * @param opts run counts
+ * @returns one result row per case, in order
+ *
+ * @example
+ * ```ts
+ * import { createBenchContext, timeCases } from "./gemm.ts";
+ * const ctx = createBenchContext();
+ * const body = () => Promise.resolve({ run() {}, dispose() {} });
+ * const rows = await timeCases([
+ *   { impl: "noop", op: "gemm", M: 8, N: 8, K: 8, threads: 1, setup: body },
+ *   { impl: "noop", op: "gemm", M: 8, N: 8, K: 8, threads: 2, setup: body },
+ * ], ctx, { runs: 3, warmup: 1 });
+ * if (rows.map((r) => r.threads).join() !== "1,2") throw new Error();
+ * ctx.close();
+ * ```
+ */
+export async function timeCases(
+  cases: readonly BenchCase[],
+  ctx: BenchContext,
+  opts: Pick<BenchOptions, "runs" | "warmup" | "clock">,
+): Promise<BenchResult[]> {
+  const bodies: Runnable[] = [];
   try {
-    // Warm-up: at least `warmup` runs and 300 ms, so that V8 has tiered the wasm up from
-    // Liftoff to TurboFan before the timed runs.
-    let i = 0;
-    const w0 = performance.now();
-    while (i < opts.warmup || (performance.now() - w0 < 300 && i < 1000)) await r.run(i++);
-    let ms: number;
+    for (const c of cases) bodies.push(await c.setup(ctx));
+    const next = bodies.map(() => 0);
+    // Warm-up: at least `warmup` runs and 300 ms per case, so that V8 has tiered the wasm up
+    // from Liftoff to TurboFan (in every worker) before the timed runs.
+    for (let j = 0; j < bodies.length; j++) {
+      const w0 = performance.now();
+      while (next[j] < opts.warmup || (performance.now() - w0 < 300 && next[j] < 1000)) {
+        await bodies[j].run(next[j]++);
+      }
+    }
+    const ms: number[] = [];
     if (opts.clock === "cpu") {
       // CPU time is accounted in scheduler ticks (ms), too coarse per run: one window, mean.
-      const c0 = process.cpuUsage();
-      for (let t = 0; t < opts.runs; t++) await r.run(i++);
-      const u = process.cpuUsage(c0);
-      ms = (u.user + u.system) / 1e3 / c.threads / opts.runs;
-    } else {
-      const times: number[] = [];
-      for (let t = 0; t < opts.runs; t++) {
-        const t0 = performance.now();
-        await r.run(i++);
-        times.push(performance.now() - t0);
+      for (let j = 0; j < bodies.length; j++) {
+        const c0 = process.cpuUsage();
+        for (let t = 0; t < opts.runs; t++) await bodies[j].run(next[j]++);
+        const u = process.cpuUsage(c0);
+        ms.push((u.user + u.system) / 1e3 / cases[j].threads / opts.runs);
       }
-      ms = median(times);
+    } else {
+      const times: number[][] = bodies.map(() => []);
+      for (let t = 0; t < opts.runs; t++) {
+        for (let j = 0; j < bodies.length; j++) {
+          const t0 = performance.now();
+          await bodies[j].run(next[j]++);
+          times[j].push(performance.now() - t0);
+        }
+      }
+      for (const ts of times) ms.push(median(ts));
     }
-    const sec = ms / 1e3;
-    const gops = (2 * c.M * c.N * c.K) / sec / 1e9;
-    return {
+    return cases.map((c, j) => ({
       impl: c.impl,
       op: c.op,
       M: c.M,
       N: c.N,
       K: c.K,
       threads: c.threads,
-      gops: Math.round(gops * 100) / 100,
-    };
+      gops: Math.round((2 * c.M * c.N * c.K) / (ms[j] / 1e3) / 1e9 * 100) / 100,
+    }));
   } finally {
-    await r.dispose();
+    for (const b of bodies) await b.dispose();
   }
 }
 

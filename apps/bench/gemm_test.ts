@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { gemmIntRef } from "@lowbit/kernels";
 import { tinyMatMulModel } from "./_tiny_onnx.ts";
-import { DEFAULT_BENCH_OPTIONS } from "./gemm.ts";
+import { createBenchContext, DEFAULT_BENCH_OPTIONS, timeCases } from "./gemm.ts";
 import { runBenchmarks } from "./run.ts";
 
 Deno.test("tinyMatMulModel() runs in onnxruntime-web and equals gemmIntRef", async () => {
@@ -37,4 +37,29 @@ Deno.test("runBenchmarks() reports impl, op, M, N, K, threads, gops for lowbit a
     ],
   );
   assert.ok(rows.every((r) => r.gops > 0 && Number.isFinite(r.gops)));
+});
+
+Deno.test("timeCases interleaves the timed runs of a group and keeps each case's own counter", async () => {
+  const log: string[] = [];
+  const body = (name: string) => () =>
+    Promise.resolve({ run: (i: number) => void log.push(`${name}${i}`), dispose() {} });
+  const ctx = createBenchContext();
+  const spec = { impl: "x", op: "gemm" as const, M: 1, N: 1, K: 1 };
+  try {
+    // warmup 1000 runs caps the 300 ms warm-up loop, so the log is exact.
+    await timeCases(
+      [
+        { ...spec, threads: 1, setup: body("a") },
+        { ...spec, threads: 2, setup: body("b") },
+      ],
+      ctx,
+      { runs: 3, warmup: 1000 },
+    );
+  } finally {
+    ctx.close();
+  }
+  assert.equal(log.length, 2006);
+  assert.deepEqual(log.slice(2000), ["a1000", "b1000", "a1001", "b1001", "a1002", "b1002"]);
+  assert.equal(log[999], "a999");
+  assert.equal(log[1000], "b0");
 });

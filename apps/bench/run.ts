@@ -15,7 +15,7 @@ import {
   createBenchContext,
   implSelected,
   shapesFor,
-  timeCase,
+  timeCases,
 } from "./gemm.ts";
 
 /**
@@ -65,11 +65,13 @@ export async function runBenchmarks(
   const results = new Map<BenchCase, BenchResult>();
   const ctx = createBenchContext();
   try {
-    for (const c of cases) {
-      if (c.isolate !== undefined) continue;
-      const r = await timeCase(c, ctx, opts);
-      results.set(c, r);
-      onResult?.(r);
+    // One group per kernel and shape: its thread counts are timed interleaved (timeCases).
+    for (const group of groupByShape(cases.filter((c) => c.isolate === undefined))) {
+      const rows = await timeCases(group, ctx, opts);
+      group.forEach((c, i) => {
+        results.set(c, rows[i]);
+        onResult?.(rows[i]);
+      });
     }
   } finally {
     ctx.close();
@@ -96,4 +98,30 @@ export async function runBenchmarks(
     });
   }
   return cases.filter((c) => results.has(c)).map((c) => results.get(c)!);
+}
+
+/**
+ * Groups cases by kernel and shape (`impl`, `op`, M, N, K), keeping first-seen order, so that
+ * one kernel's thread counts are timed together.
+ *
+ * @param cases the cases
+ * @returns the groups
+ *
+ * @example
+ * ```ts
+ * import { collectCases, groupByShape } from "./run.ts";
+ * import { DEFAULT_BENCH_OPTIONS } from "./gemm.ts";
+ * const g = groupByShape(collectCases({ ...DEFAULT_BENCH_OPTIONS, impls: ["lowbit:s8s8"] }));
+ * if (g.length !== 4 || g.some((x) => x.length !== 2)) throw new Error(); // 3 sizes + gemv
+ * ```
+ */
+export function groupByShape(cases: readonly BenchCase[]): BenchCase[][] {
+  const groups = new Map<string, BenchCase[]>();
+  for (const c of cases) {
+    const key = `${c.impl}|${c.op}|${c.M}|${c.N}|${c.K}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, g = []);
+    g.push(c);
+  }
+  return [...groups.values()];
 }

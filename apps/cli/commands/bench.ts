@@ -19,7 +19,9 @@ const HELP = `usage: lowbit bench [--json] [--quick] [--impl LIST] [--size LIST]
                     [--threads LIST] [--op gemm|gemv] [--runs N] [--clock wall|cpu]
 
 Times lowbit's kernels and onnxruntime-web (median of N runs, rotating inputs larger
-than the caches) and reports 2·M·N·K / s in GOP/s.
+than the caches) and reports 2·M·N·K / s in GOP/s. A lowbit kernel's thread counts are
+timed interleaved, run by run, so that their ratio survives a busy machine; onnxruntime-web
+runs once per thread count, in a child process.
 
   --json          print {"results": [{"impl","op","M","N","K","threads","gops"}, ...]}
   --quick         M=N=K=256 and GEMV 1024, 5 runs (a smoke run)
