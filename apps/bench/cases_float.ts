@@ -35,9 +35,8 @@ import {
   packMinifloatB,
   packMinifloatS8,
 } from "@lowbit/kernels";
-import type { BenchCase, BenchContext, BenchOp, Runnable } from "./gemm.ts";
-
-type Shape = readonly [BenchOp, number, number, number, number];
+import type { BenchCase, BenchContext, Runnable } from "./gemm.ts";
+import { caseSpec, makeCopies, type Shape } from "./_cases.ts";
 
 /** The float implementations and their weight formats (`f32` for plain f32 weights). */
 export const FLOAT_IMPLS: Readonly<Record<string, MinifloatWeightFormat | "f32">> = {
@@ -134,15 +133,11 @@ function weightsFor(format: MinifloatWeightFormat, k: number, n: number, seed: n
   return { format, k, n, codes: sampleCodes(format, k * n, seed), channelScale };
 }
 
-function floatCase(impl: string, [op, M, N, K, threads]: Shape): BenchCase {
+function floatCase(impl: string, shape: Shape): BenchCase {
+  const [, M, N, K, threads] = shape;
   const format = FLOAT_IMPLS[impl];
   return {
-    impl,
-    op,
-    M,
-    N,
-    K,
-    threads,
+    ...caseSpec(impl, shape),
     async setup(ctx: BenchContext): Promise<Runnable> {
       const runner = await ctx.runner(threads, floatKernelSources());
       const kernels = createFloatKernelsOn(runner);
@@ -154,21 +149,14 @@ function floatCase(impl: string, [op, M, N, K, threads]: Shape): BenchCase {
         ? 0.75
         : 0.5;
       const n = ctx.copies(M * K * 4 + K * N * bytesPerWeight);
-      const packed: (PackedF32B | PackedMinifloatB)[] = [];
-      const acts: Float32Array[] = [];
-      try {
-        for (let c = 0; c < n; c++) {
-          const r = lcg(7 + c);
-          if (format === "f32") {
-            const b = Float32Array.from({ length: K * N }, () => r() - 0.5);
-            packed.push(packF32B(b, K, N, { kernels }));
-          } else packed.push(packMinifloatB(weightsFor(format, K, N, 11 + c), kernels));
-          acts.push(Float32Array.from({ length: M * K }, () => r() * 2 - 1));
-        }
-      } catch (e) {
-        for (const p of packed) p.dispose();
-        throw e;
-      }
+      const { packed, acts } = makeCopies(n, (c): [PackedF32B | PackedMinifloatB, Float32Array] => {
+        const r = lcg(7 + c);
+        let b: PackedF32B | PackedMinifloatB;
+        if (format === "f32") {
+          b = packF32B(Float32Array.from({ length: K * N }, () => r() - 0.5), K, N, { kernels });
+        } else b = packMinifloatB(weightsFor(format, K, N, 11 + c), kernels);
+        return [b, Float32Array.from({ length: M * K }, () => r() * 2 - 1)];
+      }, (p) => p.dispose());
       const out = new Float32Array(M * N);
       return {
         async run(i) {
@@ -184,33 +172,24 @@ function floatCase(impl: string, [op, M, N, K, threads]: Shape): BenchCase {
   };
 }
 
-function minifloatS8Case(impl: string, [op, M, N, K, threads]: Shape): BenchCase {
+function minifloatS8Case(impl: string, shape: Shape): BenchCase {
+  const [, M, N, K, threads] = shape;
   const format = MINIFLOAT_S8_IMPLS[impl];
   return {
-    impl,
-    op,
-    M,
-    N,
-    K,
-    threads,
+    ...caseSpec(impl, shape),
     async setup(ctx: BenchContext): Promise<Runnable> {
       const runner = await ctx.runner(threads, intKernelSources());
       const k = await loadIntKernels({ runner });
       const n = ctx.copies(M * K + K * N);
-      const packed: PackedMinifloatS8[] = [];
-      const acts: Int8Array[] = [];
-      try {
-        for (let c = 0; c < n; c++) {
-          const r = lcg(7 + c);
-          const channelScale = Float32Array.from({ length: N }, () => 0.001 + r() * 0.01);
-          const codes = sampleCodes(format, K * N, 11 + c);
-          packed.push(packMinifloatS8(k, { format, k: K, n: N, codes, channelScale }));
-          acts.push(Int8Array.from({ length: M * K }, () => ((r() * 256) | 0) - 128));
-        }
-      } catch (e) {
-        for (const p of packed) p.free();
-        throw e;
-      }
+      const { packed, acts } = makeCopies(n, (c): [PackedMinifloatS8, Int8Array] => {
+        const r = lcg(7 + c);
+        const channelScale = Float32Array.from({ length: N }, () => 0.001 + r() * 0.01);
+        const codes = sampleCodes(format, K * N, 11 + c);
+        return [
+          packMinifloatS8(k, { format, k: K, n: N, codes, channelScale }),
+          Int8Array.from({ length: M * K }, () => ((r() * 256) | 0) - 128),
+        ];
+      }, (p) => p.free());
       const out = new Float32Array(M * N);
       return {
         async run(i) {

@@ -24,8 +24,9 @@ import {
   requantize,
   type RequantParams,
 } from "@lowbit/kernels";
-import type { BenchCase, BenchContext, BenchOp, Runnable } from "./gemm.ts";
+import type { BenchCase, BenchContext, Runnable } from "./gemm.ts";
 import { tinyMatMulModel, type TinyType } from "./_tiny_onnx.ts";
+import { caseSpec, makeCopies, type Shape } from "./_cases.ts";
 
 /** Deterministic bytes in [lo, hi]. */
 function fill<T extends Int8Array | Uint8Array>(out: T, lo: number, hi: number, seed: number): T {
@@ -36,8 +37,6 @@ function fill<T extends Int8Array | Uint8Array>(out: T, lo: number, hi: number, 
   }
   return out;
 }
-
-type Shape = readonly [BenchOp, number, number, number, number];
 
 type LowbitImpl =
   | "lowbit:s8s8"
@@ -59,37 +58,26 @@ function requantParams(N: number, K: number): RequantParams {
 
 function lowbitCase(
   impl: LowbitImpl,
-  [op, M, N, K, threads]: Shape,
+  shape: Shape,
 ): BenchCase {
+  const [, M, N, K, threads] = shape;
   return {
-    impl,
-    op,
-    M,
-    N,
-    K,
-    threads,
+    ...caseSpec(impl, shape),
     async setup(ctx: BenchContext): Promise<Runnable> {
       const runner = await ctx.runner(threads, intKernelSources());
       const k = await loadIntKernels({ runner });
       const s4 = impl === "lowbit:s4s8";
       const wBytes = s4 ? (K * N) / 2 : K * N;
       const n = ctx.copies(M * K + wBytes);
-      const packed: (PackedS8 | PackedS4)[] = [];
-      const acts: (Int8Array | Uint8Array)[] = [];
-      try {
-        for (let c = 0; c < n; c++) {
-          const w = fill(new Int8Array(K * N), s4 ? -8 : -128, s4 ? 7 : 127, 11 + c);
-          packed.push(s4 ? packS4(k, w, K, N) : packS8(k, w, K, N));
-          acts.push(
-            impl === "lowbit:u8s8"
-              ? fill(new Uint8Array(M * K), 0, 255, 7 + c)
-              : fill(new Int8Array(M * K), -128, 127, 7 + c),
-          );
-        }
-      } catch (e) {
-        for (const p of packed) p.free();
-        throw e;
-      }
+      const { packed, acts } = makeCopies(n, (c): [PackedS8 | PackedS4, Int8Array | Uint8Array] => {
+        const w = fill(new Int8Array(K * N), s4 ? -8 : -128, s4 ? 7 : 127, 11 + c);
+        return [
+          s4 ? packS4(k, w, K, N) : packS8(k, w, K, N),
+          impl === "lowbit:u8s8"
+            ? fill(new Uint8Array(M * K), 0, 255, 7 + c)
+            : fill(new Int8Array(M * K), -128, 127, 7 + c),
+        ];
+      }, (p) => p.free());
       const rq = requantParams(N, K);
       const out = new Int32Array(M * N);
       const a4 = s4 ? allocArray(runner, "s8", M * K) : undefined;
@@ -127,15 +115,11 @@ const ORT_TYPES: Record<"ort:f32" | "ort:u8s8" | "ort:s8s8", [TinyType, TinyType
   "ort:s8s8": ["int8", "int8"],
 };
 
-function ortCase(impl: keyof typeof ORT_TYPES, [op, M, N, K, threads]: Shape): BenchCase {
+function ortCase(impl: keyof typeof ORT_TYPES, shape: Shape): BenchCase {
+  const [, M, N, K, threads] = shape;
   const [aType, bType] = ORT_TYPES[impl];
   return {
-    impl,
-    op,
-    M,
-    N,
-    K,
-    threads,
+    ...caseSpec(impl, shape),
     isolate: `ort:${threads}`,
     async setup(ctx: BenchContext): Promise<Runnable> {
       const ort = await import("onnxruntime-web");

@@ -2,7 +2,7 @@
 // user's requantization / scale parameters (before any kernel memory is touched) and the
 // per-column arrays the kernels read. Private to kernels/gemm.
 
-import { LowbitError } from "@lowbit/core";
+import { fail } from "./_int_checks.ts";
 import type { RequantParams } from "./int.ts";
 
 /** Float-output epilogue: y = clamp(f32(f32(acc · scale[j]) + bias[j]), lo, hi). */
@@ -52,18 +52,31 @@ export function padded(N: number): number {
   return Math.ceil(N / 4) * 4 + 4;
 }
 
-function fail(
-  code: "INVALID_ARGUMENT" | "SHAPE_MISMATCH" | "UNKNOWN_NAME",
-  msg: string,
-  name?: string,
-): never {
-  throw new LowbitError(code, msg, { tensor: name });
-}
-
 function checkInt(v: number, lo: number, hi: number, what: string, name?: string): void {
   if (!Number.isInteger(v) || v < lo || v > hi) {
     fail("INVALID_ARGUMENT", `${what} must be an integer in [${lo}, ${hi}], got ${v}`, name);
   }
+}
+
+/**
+ * An optional per-column bias, checked (type, N elements) and copied into a zeroed padded array
+ * (all zeros when there is none).
+ */
+function columnBias<T extends Int32Array | Float32Array>(
+  v: T | undefined,
+  ctor: new (n: number) => T,
+  typeName: string,
+  N: number,
+  name?: string,
+): T {
+  const out = new ctor(padded(N));
+  if (v === undefined) return out;
+  if (!(v instanceof ctor)) fail("INVALID_ARGUMENT", `bias must be ${typeName}`, name);
+  if (v.length !== N) {
+    fail("SHAPE_MISMATCH", `bias has ${v.length} elements, expected ${N}`, name);
+  }
+  out.set(v);
+  return out;
 }
 
 /**
@@ -109,16 +122,7 @@ export function resolveRequantParams(
   };
   const mult = vec(rq.multiplier, "multiplier", 2 ** 31 - 1);
   const shift = vec(rq.shift, "shift", 63);
-  const bias = new Int32Array(padded(N));
-  if (rq.bias !== undefined) {
-    if (!(rq.bias instanceof Int32Array)) {
-      fail("INVALID_ARGUMENT", "bias must be an Int32Array", name);
-    }
-    if (rq.bias.length !== N) {
-      fail("SHAPE_MISMATCH", `bias has ${rq.bias.length} elements, expected ${N}`, name);
-    }
-    bias.set(rq.bias);
-  }
+  const bias = columnBias(rq.bias, Int32Array, "an Int32Array", N, name);
   const [tlo, thi] = output === "int8" ? [-128, 127] : [0, 255];
   const zp = rq.zeroPoint ?? 0;
   checkInt(zp, tlo, thi, "zeroPoint", name);
@@ -154,16 +158,7 @@ export function resolveScaleParams(sp: ScaleParams, N: number, name?: string): R
     }
     scale.set(sp.scale);
   } else fail("INVALID_ARGUMENT", "scale must be a number or a Float32Array", name);
-  const bias = new Float32Array(padded(N));
-  if (sp.bias !== undefined) {
-    if (!(sp.bias instanceof Float32Array)) {
-      fail("INVALID_ARGUMENT", "bias must be a Float32Array", name);
-    }
-    if (sp.bias.length !== N) {
-      fail("SHAPE_MISMATCH", `bias has ${sp.bias.length} elements, expected ${N}`, name);
-    }
-    bias.set(sp.bias);
-  }
+  const bias = columnBias(sp.bias, Float32Array, "a Float32Array", N, name);
   let [lo, hi] = sp.clamp ?? [-Infinity, Infinity];
   if (typeof lo !== "number" || typeof hi !== "number" || !(lo <= hi)) {
     fail("INVALID_ARGUMENT", `clamp must be [lo, hi] with lo <= hi, got [${lo}, ${hi}]`, name);

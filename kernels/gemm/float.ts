@@ -1564,6 +1564,29 @@ function runConv(
 }
 
 /**
+ * The conv entry points' trailing arguments, `(weightShape, opts)` or `(opts)`: the weight shape
+ * (undefined when the weight is prepared) and the options.
+ */
+function convArgs(
+  weightShapeOrOpts: readonly [number, number, number, number] | Conv2dF32Options | undefined,
+  opts: Conv2dF32Options,
+): [readonly [number, number, number, number] | undefined, Conv2dF32Options] {
+  if (Array.isArray(weightShapeOrOpts)) {
+    return [weightShapeOrOpts as [number, number, number, number], opts];
+  }
+  return [undefined, (weightShapeOrOpts ?? opts) as Conv2dF32Options];
+}
+
+/** The options of a depthwise entry point: `group` defaults to C. */
+function depthwiseOpts(
+  o: Conv2dF32Options,
+  inputShape: readonly [number, number, number, number],
+): Conv2dF32Options {
+  const c = Array.isArray(inputShape) ? inputShape[1] : 0;
+  return { ...o, group: o.group ?? c };
+}
+
+/**
  * Conv2d, ONNX semantics: NCHW input, OIHW weight, groups, strides, dilations, explicit pads, bias
  * and activation fused. Depthwise convs (group = C = O) run the direct depthwise kernel, the
  * others im2col (in L2-sized chunks) + the f32 GEMM; both sum in the same order (see
@@ -1593,26 +1616,8 @@ export function conv2dF32(
   weightShapeOrOpts?: readonly [number, number, number, number] | Conv2dF32Options,
   opts: Conv2dF32Options = {},
 ): Conv2dResult {
-  if (Array.isArray(weightShapeOrOpts)) {
-    return runConv(
-      "conv2dF32",
-      input,
-      inputShape,
-      weight,
-      weightShapeOrOpts as [number, number, number, number],
-      opts,
-      false,
-    );
-  }
-  return runConv(
-    "conv2dF32",
-    input,
-    inputShape,
-    weight,
-    undefined,
-    (weightShapeOrOpts ?? opts) as Conv2dF32Options,
-    false,
-  );
+  const [shape, o] = convArgs(weightShapeOrOpts, opts);
+  return runConv("conv2dF32", input, inputShape, weight, shape, o, false);
 }
 
 /**
@@ -1644,15 +1649,16 @@ export function depthwiseConv2dF32(
   weightShapeOrOpts?: readonly [number, number, number, number] | Conv2dF32Options,
   opts: Conv2dF32Options = {},
 ): Conv2dResult {
-  const shape = Array.isArray(weightShapeOrOpts)
-    ? weightShapeOrOpts as [number, number, number, number]
-    : undefined;
-  const o = (shape ? opts : (weightShapeOrOpts ?? opts)) as Conv2dF32Options;
-  const c = Array.isArray(inputShape) ? inputShape[1] : 0;
-  return runConv("depthwiseConv2dF32", input, inputShape, weight, shape, {
-    ...o,
-    group: o.group ?? c,
-  }, true);
+  const [shape, o] = convArgs(weightShapeOrOpts, opts);
+  return runConv(
+    "depthwiseConv2dF32",
+    input,
+    inputShape,
+    weight,
+    shape,
+    depthwiseOpts(o, inputShape),
+    true,
+  );
 }
 
 /** One call of a split conv entry point: rows [0, rows) in ranges of `align`. */
@@ -1797,10 +1803,7 @@ export function conv2dF32Parallel(
   weightShapeOrOpts?: readonly [number, number, number, number] | Conv2dF32Options,
   opts: Conv2dF32Options = {},
 ): Promise<Conv2dResult> {
-  const shape = Array.isArray(weightShapeOrOpts)
-    ? weightShapeOrOpts as [number, number, number, number]
-    : undefined;
-  const o = (shape ? opts : (weightShapeOrOpts ?? opts)) as Conv2dF32Options;
+  const [shape, o] = convArgs(weightShapeOrOpts, opts);
   return runConvParallel("conv2dF32Parallel", input, inputShape, weight, shape, o, false);
 }
 
@@ -1830,13 +1833,14 @@ export function depthwiseConv2dF32Parallel(
   weightShapeOrOpts?: readonly [number, number, number, number] | Conv2dF32Options,
   opts: Conv2dF32Options = {},
 ): Promise<Conv2dResult> {
-  const shape = Array.isArray(weightShapeOrOpts)
-    ? weightShapeOrOpts as [number, number, number, number]
-    : undefined;
-  const o = (shape ? opts : (weightShapeOrOpts ?? opts)) as Conv2dF32Options;
-  const c = Array.isArray(inputShape) ? inputShape[1] : 0;
-  return runConvParallel("depthwiseConv2dF32Parallel", input, inputShape, weight, shape, {
-    ...o,
-    group: o.group ?? c,
-  }, true);
+  const [shape, o] = convArgs(weightShapeOrOpts, opts);
+  return runConvParallel(
+    "depthwiseConv2dF32Parallel",
+    input,
+    inputShape,
+    weight,
+    shape,
+    depthwiseOpts(o, inputShape),
+    true,
+  );
 }

@@ -26,6 +26,7 @@ import {
   type KernelRunner,
   type KernelSource,
 } from "./runner.ts";
+import { checkActivations } from "./_int_checks.ts";
 
 /** Which integer kernel family runs: plain WASM SIMD or (exact) relaxed SIMD. */
 export type IntSimd = "plain" | "relaxed";
@@ -855,44 +856,6 @@ function putA(k: IntKernels, a: Int8Array | Uint8Array, M: number, K: number, kp
   return p;
 }
 
-function checkA(
-  k: IntKernels,
-  a: IntActivations,
-  M: number,
-  K: number,
-  type: "s8" | "u8",
-  name?: string,
-): void {
-  checkDim(M, "M", name);
-  if (isKernelArray(a)) {
-    if (a.runner !== k.runner) {
-      throw new LowbitError(
-        "INVALID_ARGUMENT",
-        "activations live in another runner's memory than these kernels",
-        { tensor: name },
-      );
-    }
-    if (a.dtype !== type) {
-      throw new LowbitError(
-        "INVALID_ARGUMENT",
-        `activations are a '${a.dtype}' kernel array, aType is '${type}'`,
-        { tensor: name },
-      );
-    }
-    checkLen(a, M * K, `activations (M×K = ${M}×${K})`, name);
-    return;
-  }
-  const ok = type === "s8" ? a instanceof Int8Array : a instanceof Uint8Array;
-  if (!ok) {
-    throw new LowbitError(
-      "INVALID_ARGUMENT",
-      `activations must be ${type === "s8" ? "an Int8Array" : "a Uint8Array"} for aType '${type}'`,
-      { tensor: name },
-    );
-  }
-  checkLen(a, M * K, `activations (M×K = ${M}×${K})`, name);
-}
-
 /**
  * C = (A − za)·(B − zb), A s8 or u8 (M×K row-major), B packed by {@link packS8}, C int32 M×N.
  * M = 1 runs the GEMV kernel (split over columns across threads).
@@ -1013,7 +976,7 @@ async function gemmS8InMemory(
       { tensor: name },
     );
   }
-  checkA(k, a, M, b.K, aType, name);
+  checkActivations(k, a, M, b.K, aType, name);
   const za = opts.aZeroPoint ?? 0, zb = opts.bZeroPoint ?? 0;
   checkInt(za, aType === "s8" ? -128 : 0, aType === "s8" ? 127 : 255, "aZeroPoint", name);
   checkInt(zb, -128, 127, "bZeroPoint", name);
@@ -1158,7 +1121,7 @@ async function gemmS4InMemory(
   cPtr: number,
   name?: string,
 ): Promise<void> {
-  checkA(k, a, M, b.K, "s8", name);
+  checkActivations(k, a, M, b.K, "s8", name);
   const { N, kp } = b;
   const r = k.runner;
   const A = placeA(k, a, M, b.K, kp), aPtr = A.ptr;
@@ -1208,7 +1171,7 @@ export async function gemmS4Grouped(
   name?: string,
 ): Promise<Float32Array> {
   checkPackedS4(b, true, name);
-  checkA(k, a, M, b.K, "s8", name);
+  checkActivations(k, a, M, b.K, "s8", name);
   const { N, kp } = b;
   const r = k.runner;
   const A = placeA(k, a, M, b.K, kp), aPtr = A.ptr;

@@ -10,7 +10,6 @@
  * @module
  */
 
-import { LowbitError } from "@lowbit/core";
 import type {
   GemmS8Options,
   IntActivations,
@@ -29,7 +28,8 @@ import {
   type ScaleParams,
 } from "./_epilogue_params.ts";
 
-import { isKernelArray, type KernelArray } from "./runner.ts";
+import { checkActivations, fail } from "./_int_checks.ts";
+import type { KernelArray } from "./runner.ts";
 
 export type { ScaleParams } from "./_epilogue_params.ts";
 
@@ -93,14 +93,6 @@ export const INT_FUSED_KERNELS: Readonly<
 const PLAIN = "int_gemm";
 const RELAXED = "int_gemm_relaxed";
 
-function fail(
-  code: "INVALID_ARGUMENT" | "SHAPE_MISMATCH" | "UNKNOWN_NAME",
-  msg: string,
-  name?: string,
-): never {
-  throw new LowbitError(code, msg, { tensor: name });
-}
-
 /** The checked operands of one fused call (nothing allocated yet). */
 interface Call {
   which: "s8" | "u8" | "s4";
@@ -114,51 +106,6 @@ interface Call {
   colsumPtr: number;
   za: number;
   zb: number;
-}
-
-/** Checks A (a JavaScript array or a kernel array of these kernels); returns its elements. */
-function checkActivations(
-  k: IntKernels,
-  a: IntActivations,
-  M: number,
-  K: number,
-  type: "s8" | "u8",
-  name?: string,
-): Int8Array | Uint8Array {
-  if (!Number.isInteger(M) || M < 1 || M > 1 << 24) {
-    fail("INVALID_ARGUMENT", `M must be an integer in [1, 2^24], got ${M}`, name);
-  }
-  if (isKernelArray(a)) {
-    if (a.runner !== k.runner) {
-      fail(
-        "INVALID_ARGUMENT",
-        "activations live in another runner's memory than these kernels",
-        name,
-      );
-    }
-    if (a.dtype !== type) {
-      fail(
-        "INVALID_ARGUMENT",
-        `activations are a '${a.dtype}' kernel array, aType is '${type}'`,
-        name,
-      );
-    }
-  } else {
-    const ok = type === "s8" ? a instanceof Int8Array : a instanceof Uint8Array;
-    if (!ok) {
-      fail(
-        "INVALID_ARGUMENT",
-        `activations must be ${
-          type === "s8" ? "an Int8Array" : "a Uint8Array"
-        } for aType '${type}'`,
-        name,
-      );
-    }
-  }
-  if (a.length !== M * K) {
-    fail("SHAPE_MISMATCH", `activations have ${a.length} elements, expected M×K = ${M}×${K}`, name);
-  }
-  return isKernelArray(a) ? a.view() : a;
 }
 
 function checkS8Call(

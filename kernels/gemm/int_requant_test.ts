@@ -7,63 +7,19 @@ import {
   gemmS8,
   gemmS8Requant,
   gemmS8Scaled,
-  type IntKernels,
-  type IntSimd,
-  loadIntKernels,
   packS4,
   packS8,
-  relaxedSimdSupported,
   requantize,
   requantizeRef,
   scaleRef,
 } from "./mod.ts";
-import { rng } from "./_test_util.ts";
+import { assertSame, intFamilies, intKernels, randInts, rng, shapeSweep } from "./_test_util.ts";
 
 const DIMS = [1, 3, 15, 16, 17, 63, 64, 65, 255, 511];
 
 /** Each of DIMS on each axis with rotating partners; products capped to keep the run short. */
 function shapes(): [number, number, number][] {
-  const out: [number, number, number][] = [];
-  const n = DIMS.length;
-  for (let i = 0; i < n; i++) {
-    const s: [number, number, number] = [DIMS[i], DIMS[(i + 3) % n], DIMS[(i + 7) % n]];
-    for (const p of [[0, 1, 2], [1, 2, 0], [2, 0, 1]]) {
-      const t: [number, number, number] = [s[p[0]], s[p[1]], s[p[2]]];
-      if (t[0] * t[1] * t[2] <= 1.2e6) out.push(t);
-    }
-  }
-  return out;
-}
-
-function randInts<T extends Int8Array | Uint8Array | Int32Array>(
-  ctor: new (n: number) => T,
-  n: number,
-  lo: number,
-  hi: number,
-  r: () => number,
-): T {
-  const out = new ctor(n);
-  for (let i = 0; i < n; i++) out[i] = lo + Math.floor(r() * (hi - lo + 1));
-  return out;
-}
-
-function assertSame(got: ArrayLike<number>, want: ArrayLike<number>, N: number, what: string) {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < want.length; i++) {
-    if (!Object.is(got[i], want[i])) {
-      assert.fail(
-        `${what}: first difference at (row ${Math.floor(i / N)}, col ${i % N}): ` +
-          `got ${got[i]}, want ${want[i]}`,
-      );
-    }
-  }
-}
-
-const families: IntSimd[] = relaxedSimdSupported() ? ["plain", "relaxed"] : ["plain"];
-const loaded = new Map<IntSimd, IntKernels>();
-async function kernels(simd: IntSimd): Promise<IntKernels> {
-  if (!loaded.has(simd)) loaded.set(simd, await loadIntKernels({ simd }));
-  return loaded.get(simd)!;
+  return shapeSweep(DIMS, [[3, 7]], 1.2e6);
 }
 
 /**
@@ -77,9 +33,9 @@ function dyadics(N: number, K: number, r: () => number): { mult: Int32Array; shi
   return { mult, shift };
 }
 
-for (const simd of families) {
+for (const simd of intFamilies) {
   Deno.test(`gemmS8Requant() equals gemmIntRef + requantizeRef over the shape sweep (${simd})`, async () => {
-    const k = await kernels(simd);
+    const k = await intKernels(simd);
     const r = rng(301);
     let t = 0;
     for (const [M, N, K] of shapes()) {
@@ -131,8 +87,8 @@ for (const simd of families) {
 }
 
 Deno.test("gemmS8Requant() equals @lowbit/core requantizeDyadic (the spec) per tensor and per channel", async () => {
-  for (const simd of families) {
-    const k = await kernels(simd);
+  for (const simd of intFamilies) {
+    const k = await intKernels(simd);
     const r = rng(302);
     for (const [M, N, K] of [[17, 63, 65], [1, 65, 255], [64, 3, 511]]) {
       const a = randInts(Int8Array, M * K, -128, 127, r);
@@ -157,7 +113,7 @@ Deno.test("gemmS8Requant() equals @lowbit/core requantizeDyadic (the spec) per t
 });
 
 Deno.test("gemmS4Requant() equals gemmIntRef + requantizeRef over the shape sweep", async () => {
-  const k = await kernels("plain");
+  const k = await intKernels("plain");
   const r = rng(303);
   let t = 0;
   for (const [M, N, K] of shapes()) {
@@ -190,8 +146,8 @@ Deno.test("gemmS4Requant() equals gemmIntRef + requantizeRef over the shape swee
 });
 
 Deno.test("gemmS8Requant() is exact at the extremes: K = 4096 of −128·−128, shifts 0 / 31 / 63, ties", async () => {
-  for (const simd of families) {
-    const k = await kernels(simd);
+  for (const simd of intFamilies) {
+    const k = await intKernels(simd);
     // −128·−128 over K = 4096: every accumulator is 2^26 (int32, no wrap).
     const K = 4096, M = 5, N = 7;
     const a = new Int8Array(M * K).fill(-128);
@@ -261,8 +217,8 @@ Deno.test("gemmS8Requant() is exact at the extremes: K = 4096 of −128·−128,
 });
 
 Deno.test("gemmS8Requant() equals gemmS8 then requantize() (the separate passes)", async () => {
-  for (const simd of families) {
-    const k = await kernels(simd);
+  for (const simd of intFamilies) {
+    const k = await intKernels(simd);
     const r = rng(304);
     const [M, N, K] = [33, 45, 130];
     const a = randInts(Uint8Array, M * K, 0, 255, r);
@@ -285,8 +241,8 @@ Deno.test("gemmS8Requant() equals gemmS8 then requantize() (the separate passes)
 });
 
 Deno.test("gemmS8Scaled() and gemmS4Scaled() equal gemmIntRef + scaleRef", async () => {
-  for (const simd of families) {
-    const k = await kernels(simd);
+  for (const simd of intFamilies) {
+    const k = await intKernels(simd);
     const r = rng(305);
     let t = 0;
     for (const [M, N, K] of shapes()) {
@@ -340,7 +296,7 @@ Deno.test("gemmS8Scaled() and gemmS4Scaled() equal gemmIntRef + scaleRef", async
       b.free();
     }
   }
-  const k = await kernels("plain");
+  const k = await intKernels("plain");
   const r = rng(306);
   for (const [M, N, K] of [[1, 17, 33], [5, 64, 255], [65, 15, 16]]) {
     const a = randInts(Int8Array, M * K, -128, 127, r);
@@ -368,7 +324,7 @@ Deno.test("gemmS8Scaled() and gemmS4Scaled() equal gemmIntRef + scaleRef", async
 });
 
 Deno.test("gemmS8Requant() and gemmS8Scaled() reject bad parameters before touching memory", async () => {
-  const k = await kernels("plain");
+  const k = await intKernels("plain");
   const b = packS8(k, new Int8Array(6), 2, 3, { name: "fc.w" });
   const a = new Int8Array(4);
   const bad = async (f: () => Promise<unknown>, code: string, text: RegExp) => {

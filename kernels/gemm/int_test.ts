@@ -11,9 +11,7 @@ import {
   gemmS8,
   gemmS8Into,
   gemmS8Requant,
-  type IntKernels,
   intKernelSources,
-  type IntSimd,
   loadIntKernels,
   packS4,
   packS8,
@@ -23,69 +21,21 @@ import {
   requantizeRef,
   type WeightLayout,
 } from "./mod.ts";
-import { rng } from "./_test_util.ts";
+import { assertSame, intFamilies, intKernels, randInts, rng, shapeSweep } from "./_test_util.ts";
 
 const DIMS = [1, 3, 15, 16, 17, 63, 64, 65, 255, 511];
-
-function randInts<T extends Int8Array | Uint8Array>(
-  ctor: new (n: number) => T,
-  n: number,
-  lo: number,
-  hi: number,
-  r: () => number,
-): T {
-  const out = new ctor(n);
-  for (let i = 0; i < n; i++) out[i] = lo + Math.floor(r() * (hi - lo + 1));
-  return out;
-}
-
-/** Asserts exact equality, reporting the first differing position and the shapes. */
-function assertSame(
-  got: ArrayLike<number>,
-  want: ArrayLike<number>,
-  N: number,
-  what: string,
-): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < want.length; i++) {
-    if (!Object.is(got[i], want[i])) {
-      assert.fail(
-        `${what}: first difference at (row ${Math.floor(i / N)}, col ${i % N}): ` +
-          `got ${got[i]}, want ${want[i]}`,
-      );
-    }
-  }
-}
 
 /**
  * The shape sweep: each of DIMS appears on each axis, combined with a rotating partner so that
  * the run stays short; large products are skipped.
  */
 function shapes(): [number, number, number][] {
-  const out: [number, number, number][] = [];
-  const n = DIMS.length;
-  for (let i = 0; i < n; i++) {
-    for (const [j, l] of [[(i + 3) % n, (i + 7) % n], [(i + 5) % n, (i + 1) % n]]) {
-      const s: [number, number, number] = [DIMS[i], DIMS[j], DIMS[l]];
-      for (const perm of [[0, 1, 2], [1, 2, 0], [2, 0, 1]]) {
-        const t: [number, number, number] = [s[perm[0]], s[perm[1]], s[perm[2]]];
-        if (t[0] * t[1] * t[2] <= 4e6) out.push(t);
-      }
-    }
-  }
-  return out;
+  return shapeSweep(DIMS, [[3, 7], [5, 1]], 4e6);
 }
 
-const families: IntSimd[] = relaxedSimdSupported() ? ["plain", "relaxed"] : ["plain"];
-const loaded = new Map<IntSimd, IntKernels>();
-async function kernels(simd: IntSimd): Promise<IntKernels> {
-  if (!loaded.has(simd)) loaded.set(simd, await loadIntKernels({ simd }));
-  return loaded.get(simd)!;
-}
-
-for (const simd of families) {
+for (const simd of intFamilies) {
   Deno.test(`gemmS8() equals gemmIntRef over the shape sweep (${simd}, s8 and u8)`, async () => {
-    const k = await kernels(simd);
+    const k = await intKernels(simd);
     const r = rng(1);
     for (const [M, N, K] of shapes()) {
       const layout: WeightLayout = (M + N) % 2 ? "kn" : "nk";
@@ -103,7 +53,7 @@ for (const simd of families) {
   });
 
   Deno.test(`gemmS8() is exact at the extremes: −128·−128 over K = 4096 (${simd})`, async () => {
-    const k = await kernels(simd);
+    const k = await intKernels(simd);
     for (const M of [1, 5]) {
       const K = 4096, N = 9;
       const w = new Int8Array(K * N).fill(-128);
@@ -126,14 +76,14 @@ Deno.test("gemmS8() gives the same bits with plain and relaxed kernels", {
   const a = randInts(Int8Array, M * K, -128, 127, r);
   const out = [];
   for (const simd of ["plain", "relaxed"] as const) {
-    const k = await kernels(simd);
+    const k = await intKernels(simd);
     out.push(await gemmS8(k, a, M, packS8(k, w, K, N)));
   }
   assertSame(out[0], out[1], N, "plain vs relaxed");
 });
 
 Deno.test("gemmS4() equals gemmIntRef over the shape sweep (per channel)", async () => {
-  const k = await kernels("plain");
+  const k = await intKernels("plain");
   const r = rng(2);
   for (const [M, N, K] of shapes()) {
     const layout: WeightLayout = (M + K) % 2 ? "kn" : "nk";
@@ -149,7 +99,7 @@ Deno.test("gemmS4() equals gemmIntRef over the shape sweep (per channel)", async
 });
 
 Deno.test("gemmS4Grouped() equals gemmS4GroupedRef bit for bit (groups 32, 64, 128)", async () => {
-  const k = await kernels("plain");
+  const k = await intKernels("plain");
   const r = rng(3);
   for (const group of [32, 64, 128] as const) {
     for (const [M, N, K] of [[1, 17, 255], [3, 16, 64], [15, 3, 511], [5, 65, 129], [4, 1, 1]]) {
@@ -167,7 +117,7 @@ Deno.test("gemmS4Grouped() equals gemmS4GroupedRef bit for bit (groups 32, 64, 1
 });
 
 Deno.test("requantize() equals requantizeRef: rounding ties, saturation, relu", async () => {
-  const k = await kernels("plain");
+  const k = await intKernels("plain");
   const r = rng(4);
   const M = 7, N = 13;
   const acc = new Int32Array(M * N).map(() => Math.floor((r() - 0.5) * 2 ** 32) | 0);
@@ -195,7 +145,7 @@ Deno.test("requantize() equals requantizeRef: rounding ties, saturation, relu", 
 });
 
 Deno.test("gemmS8Requant() equals gemmS8 then requantizeRef", async () => {
-  const k = await kernels("plain");
+  const k = await intKernels("plain");
   const r = rng(5);
   const [M, N, K] = [17, 15, 65];
   const w = randInts(Int8Array, K * N, -128, 127, r);
@@ -209,7 +159,7 @@ Deno.test("gemmS8Requant() equals gemmS8 then requantizeRef", async () => {
 });
 
 Deno.test("requantize() equals @lowbit/core requantizeDyadic bit for bit", async () => {
-  const k = await kernels("plain");
+  const k = await intKernels("plain");
   const r = rng(6);
   const M = 50, N = 16;
   const acc = new Int32Array(M * N).map(() => Math.floor((r() - 0.5) * 2 ** 32) | 0);
@@ -238,7 +188,7 @@ Deno.test("requantize() equals @lowbit/core requantizeDyadic bit for bit", async
 });
 
 Deno.test("gemmS8() and packS8() reject bad input before touching memory", async () => {
-  const k = await kernels("plain");
+  const k = await intKernels("plain");
   const code = (f: () => unknown, c: string) =>
     assert.throws(f, (e: unknown) => e instanceof LowbitError && e.code === c);
   const before = k.runner.memory.buffer.byteLength;

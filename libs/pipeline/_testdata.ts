@@ -2,6 +2,7 @@
 
 import { type Model, readNpy, readOnnx, type TensorData } from "@lowbit/graph";
 import type { Dataset } from "./data.ts";
+import type { Layer } from "./layers.ts";
 
 const ROOT = new URL("../../fixtures/digits/", import.meta.url);
 
@@ -27,3 +28,18 @@ export async function digitsEval(): Promise<{ data: Dataset; labels: TensorData 
 export function digitsPath(file: string): string {
   return new URL(file, ROOT).pathname;
 }
+
+/** A Gemm layer "fc" with 10 × 32 weights (W) on input x, for cost and candidate tests. */
+export const fcLayer: Layer = {
+  node: "fc",
+  op: "Gemm",
+  input: "x",
+  weight: "W",
+  shape: [10, 32],
+  outAxis: 0,
+  inAxis: 1,
+  window: 1,
+  groups: 1,
+  out: 10,
+  in: 32,
+};

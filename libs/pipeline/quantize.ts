@@ -37,6 +37,7 @@ import { getPreset, type MixedSearch } from "./presets.ts";
 import { type Progress, silentProgress } from "./progress.ts";
 import { applyRules, type Rule } from "./rules.ts";
 import { smoothQuant } from "./smoothquant.ts";
+import { fittedInputEntry, minMax } from "./search/_act_quant.ts";
 import { equalize } from "./equalize.ts";
 import { addBias, biasShift } from "./bias_correction.ts";
 import type { LayerConfig, Rounding, TensorSpec } from "./spec.ts";
@@ -586,20 +587,7 @@ async function runMixedSearch(
       for (const l of layers) {
         const spec = activations?.[l.node];
         if (!spec || hooks.has(l.input)) continue;
-        const x = captured.get(l.input)!.data;
-        let min = Infinity, max = -Infinity;
-        for (const v of x) (min = Math.min(min, v)), (max = Math.max(max, v));
-        const e: PlanEntry = {
-          node: l.node,
-          value: l.input,
-          role: "activation",
-          format: spec.format,
-          granularity: { kind: "tensor" },
-          mode: spec.mode,
-        };
-        const qp = fitActivation(e, { min: Float32Array.of(min), max: Float32Array.of(max) });
-        e.scale = [...qp.scale];
-        e.zeroPoint = [...qp.zeroPoint];
+        const e = fittedInputEntry(l, spec, minMax(captured.get(l.input)!.data));
         hooks.set(l.input, {
           entry: e,
           axis: l.op === "Conv" || l.op === "ConvTranspose" ? 1 : -1,

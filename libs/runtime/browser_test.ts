@@ -8,16 +8,8 @@
 import assert from "node:assert/strict";
 import { gemmIntRef, gemmS8, intKernelSources, loadIntKernels, packS8 } from "@lowbit/kernels";
 import { createPool } from "./mod.ts";
-
-/** Debian's chromium, or undefined when absent. */
-function findChromium(): string | undefined {
-  for (const p of ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]) {
-    try {
-      if (Deno.statSync(p).isFile) return p;
-    } catch { /* next */ }
-  }
-  return undefined;
-}
+import { findChromium, headlessArgs } from "../../tools/chromium.ts";
+import { bundleRuntime } from "./_test_util.ts";
 
 const CHROMIUM = findChromium();
 
@@ -86,37 +78,6 @@ interface PageResult {
   results: Record<string, { s8: number[]; u8: number[] }>;
 }
 
-async function bundle(dir: string): Promise<void> {
-  const here = new URL(".", import.meta.url);
-  const entry = `${dir}/entry.ts`;
-  await Deno.writeTextFile(
-    entry,
-    `export * from "${new URL("mod.ts", here).href}";\n` +
-      `export * from "${new URL("../../kernels/gemm/mod.ts", here).href}";\n`,
-  );
-  const config = new URL("../../deno.json", here).pathname;
-  for (
-    const [src, out] of [[entry, "lowbit.js"], [new URL("worker.ts", here).pathname, "worker.js"]]
-  ) {
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "bundle",
-        "--quiet",
-        "--platform",
-        "browser",
-        "--config",
-        config,
-        "-o",
-        `${dir}/${out}`,
-        src,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.ok(r.success, `deno bundle ${src}: ${new TextDecoder().decode(r.stderr)}`);
-  }
-}
-
 /** Serves `dir` (with or without COOP/COEP), opens the page in Chromium, returns its report. */
 async function runPage(chromium: string, dir: string, isolated: boolean): Promise<PageResult> {
   const files: Record<string, [string, string]> = {
@@ -148,18 +109,7 @@ async function runPage(chromium: string, dir: string, isolated: boolean): Promis
   );
   const profile = await Deno.makeTempDir({ prefix: "lowbit-chromium-" });
   const child = new Deno.Command(chromium, {
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      "--disable-dev-shm-usage",
-      `--user-data-dir=${profile}`,
-      `http://127.0.0.1:${server.addr.port}/`,
-    ],
+    args: [...headlessArgs(profile), `http://127.0.0.1:${server.addr.port}/`],
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -215,7 +165,7 @@ Deno.test({
 
     const dir = await Deno.makeTempDir({ prefix: "lowbit_browser_" });
     try {
-      await bundle(dir);
+      await bundleRuntime(dir, "js", "browser");
       const [iso, plain] = await Promise.all([
         runPage(CHROMIUM!, dir, true),
         runPage(CHROMIUM!, dir, false),

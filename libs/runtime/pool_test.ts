@@ -15,6 +15,7 @@ import {
   relaxedSimdSupported,
 } from "@lowbit/kernels";
 import { createPool, sharedMemorySupported } from "./mod.ts";
+import { bundleRuntime } from "./_test_util.ts";
 
 function ints(n: number, lo: number, hi: number, seed: number): Int8Array {
   const out = new Int8Array(n);
@@ -161,28 +162,8 @@ Deno.test("the kernels and the pool load and run in Node (bundled, worker_thread
   }
   const dir = await Deno.makeTempDir({ prefix: "lowbit_node_" });
   try {
-    const entry = `${dir}/entry.ts`;
-    const here = new URL(".", import.meta.url);
-    await Deno.writeTextFile(
-      entry,
-      `export * from "${new URL("mod.ts", here).href}";\n` +
-        `export * from "${new URL("../../kernels/gemm/mod.ts", here).href}";\n`,
-    );
-    const config = new URL("../../deno.json", here).pathname;
-    for (
-      const [src, out] of [[entry, "lowbit.mjs"], [
-        new URL("worker.ts", here).pathname,
-        "worker.mjs",
-      ]]
-    ) {
-      const r = await new Deno.Command(Deno.execPath(), {
-        args: ["bundle", "--quiet", "--config", config, "-o", `${dir}/${out}`, src],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.ok(r.success, `deno bundle ${src}: ${new TextDecoder().decode(r.stderr)}`);
-    }
-    const smoke = new URL("_node_smoke.mjs", here).pathname;
+    await bundleRuntime(dir, "mjs");
+    const smoke = new URL("_node_smoke.mjs", import.meta.url).pathname;
     for (const flags of [[], ["--experimental-wasm-relaxed-simd"]]) {
       const r = await new Deno.Command(node, {
         args: [...flags, smoke, `${dir}/lowbit.mjs`, `${dir}/worker.mjs`],

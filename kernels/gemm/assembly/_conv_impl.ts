@@ -158,17 +158,7 @@ export function conv2dF32<V>(
   for (let n = 0; n < batch; n++) {
     let xn = x + <usize>n * c * h * w * 4;
     if (pad) {
-      const plane = <usize>ph * pw;
-      memory.fill(padded, 0, <usize>c * plane * 4);
-      for (let ch = 0; ch < c; ch++) {
-        for (let y = 0; y < h; y++) {
-          memory.copy(
-            padded + (<usize>ch * plane + <usize>(y + pt) * pw + pl) * 4,
-            xn + (<usize>ch * h * w + <usize>y * w) * 4,
-            <usize>w << 2,
-          );
-        }
-      }
+      padImage(c, h, w, pt, pl, ph, pw, xn, padded);
       xn = padded;
     }
     for (let g = 0; g < groups; g++) {
@@ -348,6 +338,14 @@ export function conv2dPadF32(
 ): void {
   if (!convNeedsPad(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl)) return;
   const ph = convPadH(h, oh, kh, sh, dh, pt), pw = convPadW(w, ow, kw, sw, dw, pl);
+  padImage(c, h, w, pt, pl, ph, pw, x, padded);
+}
+
+/** Writes image x [c, h, w] zero-padded into `padded` [c, ph, pw], at row pt, column pl. */
+// @ts-ignore: decorator
+@inline function padImage(
+  c: i32, h: i32, w: i32, pt: i32, pl: i32, ph: i32, pw: i32, x: usize, padded: usize,
+): void {
   const plane = <usize>ph * pw;
   memory.fill(padded, 0, <usize>c * plane * 4);
   for (let ch = 0; ch < c; ch++) {

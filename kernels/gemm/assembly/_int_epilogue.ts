@@ -22,6 +22,8 @@
 // kernel takes a single extra argument. Per-column arrays are padded to a multiple of 4 plus 4
 // words (zero) by the loader: a tile whose second column is missing reads the padding.
 
+import { store2 } from "./_int_common";
+
 /** Word offsets (bytes) of the epilogue record. */
 // @ts-ignore: decorator
 @inline export const EP_ROWSUM: usize = 0; // i32[M] row sums of A, or 0 for none
@@ -123,11 +125,11 @@
 ): void {
   if (isInteger<O>() && sizeof<O>() == 4) {
     const ldcb = ldc << 2;
-    storeI32(c, r01, false, ncols);
-    storeI32(c + ldcb, r01, true, ncols);
+    store2(c, r01, false, ncols);
+    store2(c + ldcb, r01, true, ncols);
     if (rows == 4) {
-      storeI32(c + 2 * ldcb, r23, false, ncols);
-      storeI32(c + 3 * ldcb, r23, true, ncols);
+      store2(c + 2 * ldcb, r23, false, ncols);
+      store2(c + 3 * ldcb, r23, true, ncols);
     }
     return;
   }
@@ -163,11 +165,11 @@
     const w01 = v128.shuffle<f32>(y01, y01, 0, 2, 1, 3);
     const w23 = v128.shuffle<f32>(y23, y23, 0, 2, 1, 3);
     const ldcb = ldc << 2;
-    storeI32(c, w01, false, ncols);
-    storeI32(c + ldcb, w01, true, ncols);
+    store2(c, w01, false, ncols);
+    store2(c + ldcb, w01, true, ncols);
     if (rows == 4) {
-      storeI32(c + 2 * ldcb, w23, false, ncols);
-      storeI32(c + 3 * ldcb, w23, true, ncols);
+      store2(c + 2 * ldcb, w23, false, ncols);
+      store2(c + 3 * ldcb, w23, true, ncols);
     }
   }
 }
@@ -180,7 +182,7 @@
 @inline export function storeRow4<O>(ep: usize, x: v128, c: usize, ncols: i32, i: i32, j: i32): void {
   if (isInteger<O>() && sizeof<O>() == 4) {
     if (ncols == 4) v128.store(c, x);
-    else storeI32(c, x, false, ncols);
+    else store2(c, x, false, ncols);
     return;
   }
   const cols = v128.load(<usize>load<i32>(ep + EP_COLTERM) + (<usize>j << 2));
@@ -197,18 +199,7 @@
     const y23 = scaleCols(ep, v128.shuffle<i32>(t, t, 2, 2, 3, 3), j + 2, j + 3);
     const y = v128.shuffle<f32>(y01, y23, 0, 2, 4, 6);
     if (ncols == 4) v128.store(c, y);
-    else storeI32(c, y, false, ncols);
+    else store2(c, y, false, ncols);
   }
 }
 
-/** Stores `ncols` (1 or 2) 32-bit lanes of `v` at `p`: lanes 0, 1 or (with `hi`) lanes 2, 3. */
-// @ts-ignore: decorator
-@inline function storeI32(p: usize, v: v128, hi: bool, ncols: i32): void {
-  if (ncols == 2) {
-    if (hi) v128.store_lane<i64>(p, v, 1);
-    else v128.store_lane<i64>(p, v, 0);
-  } else {
-    if (hi) v128.store_lane<i32>(p, v, 2);
-    else v128.store_lane<i32>(p, v, 0);
-  }
-}

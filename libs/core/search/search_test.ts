@@ -60,19 +60,16 @@ function randomInstance(
   return { layers, candidates, scores, problem: { costs, limits, ties: tieList } };
 }
 
-/** Exhaustive optimum (Infinity if nothing is feasible). */
-function bruteForce(inst: Instance): number {
-  const { layers, candidates, scores, problem } = inst;
+/** Best score over every allocation `feasible` accepts (Infinity if none is). */
+function exhaustiveOptimum(
+  { layers, candidates, scores }: Omit<Instance, "problem">,
+  feasible: (a: Allocation) => boolean,
+): number {
   let best = Infinity;
   const cur: Allocation = {};
   const rec = (i: number): void => {
     if (i === layers.length) {
-      for (const t of problem.ties ?? []) if (t.some((l) => cur[l] !== cur[t[0]])) return;
-      const c = allocationCost(cur, problem);
-      for (const [r, lim] of Object.entries(problem.limits ?? {})) {
-        if (c[r] > lim * (1 + 1e-12)) return;
-      }
-      best = Math.min(best, allocationScore(cur, scores));
+      if (feasible(cur)) best = Math.min(best, allocationScore(cur, scores));
       return;
     }
     for (const c of candidates[layers[i]]) {
@@ -82,6 +79,19 @@ function bruteForce(inst: Instance): number {
   };
   rec(0);
   return best;
+}
+
+/** Exhaustive optimum (Infinity if nothing is feasible). */
+function bruteForce(inst: Instance): number {
+  const { problem } = inst;
+  return exhaustiveOptimum(inst, (cur) => {
+    for (const t of problem.ties ?? []) if (t.some((l) => cur[l] !== cur[t[0]])) return false;
+    const c = allocationCost(cur, problem);
+    for (const [r, lim] of Object.entries(problem.limits ?? {})) {
+      if (c[r] > lim * (1 + 1e-12)) return false;
+    }
+    return true;
+  });
 }
 
 function checkOptimal(inst: Instance, a: Allocation, opt: number, what: string): void {
@@ -265,25 +275,13 @@ function randomPairInstance(seed: number, nLayers: number): PairInstance {
 
 /** Exhaustive optimum of a pair instance, part ties included. */
 function bruteForcePairs(inst: PairInstance): number {
-  const { layers, candidates, scores, problem } = inst;
-  let best = Infinity;
-  const cur: Allocation = {};
-  const rec = (i: number): void => {
-    if (i === layers.length) {
-      for (const t of problem.partTies ?? []) {
-        if (t.layers.some((l) => t.part[cur[l]] !== t.part[cur[t.layers[0]]])) return;
-      }
-      if (allocationCost(cur, problem).bops > problem.limits!.bops * (1 + 1e-12)) return;
-      best = Math.min(best, allocationScore(cur, scores));
-      return;
+  const { problem } = inst;
+  return exhaustiveOptimum(inst, (cur) => {
+    for (const t of problem.partTies ?? []) {
+      if (t.layers.some((l) => t.part[cur[l]] !== t.part[cur[t.layers[0]]])) return false;
     }
-    for (const c of candidates[layers[i]]) {
-      cur[layers[i]] = c;
-      rec(i + 1);
-    }
-  };
-  rec(0);
-  return best;
+    return allocationCost(cur, problem).bops <= problem.limits!.bops * (1 + 1e-12);
+  });
 }
 
 Deno.test("ilpAllocate() and paretoAllocate() return the brute-force optimum with weight@activation pairs and part ties", async () => {

@@ -3,6 +3,7 @@ import { renderReport, type ReportData } from "./html.ts";
 import { histogram } from "./histogram.ts";
 import { loadChartJs } from "./chartjs.ts";
 import { createRng } from "@lowbit/core";
+import { findChromium, headlessArgs } from "../../../tools/chromium.ts";
 
 function sample(): ReportData {
   const rng = createRng(1);
@@ -55,17 +56,6 @@ function sample(): ReportData {
   };
 }
 
-/** Finds Debian's chromium, or undefined when absent. */
-function findChromium(): string | undefined {
-  for (const p of ["/usr/bin/chromium", "/usr/bin/chromium-browser"]) {
-    try {
-      Deno.statSync(p);
-      return p;
-    } catch { /* next */ }
-  }
-  return undefined;
-}
-
 /**
  * Opens an HTML file in headless Chromium and returns the DOM after scripts ran.
  */
@@ -74,15 +64,7 @@ async function dumpDom(chromium: string, htmlPath: string): Promise<string> {
   try {
     const out = await new Deno.Command(chromium, {
       args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        `--user-data-dir=${profile}`,
+        ...headlessArgs(profile),
         "--virtual-time-budget=10000",
         "--window-size=1200,3000",
         "--dump-dom",

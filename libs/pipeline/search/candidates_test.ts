@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { bops, LowbitError, sizeBits } from "@lowbit/core";
-import type { Layer } from "../layers.ts";
 import {
   candidateCost,
   pairCandidates,
@@ -9,20 +8,7 @@ import {
 } from "./candidates.ts";
 import { kernelFor, latencyKey } from "./latency.ts";
 import { parseMixedOptions } from "./hook.ts";
-
-const fc: Layer = {
-  node: "fc",
-  op: "Gemm",
-  input: "x",
-  weight: "W",
-  shape: [10, 32],
-  outAxis: 0,
-  inAxis: 1,
-  window: 1,
-  groups: 1,
-  out: 10,
-  in: 32,
-};
+import { fcLayer as fc } from "../_testdata.ts";
 
 Deno.test("parseCandidate() reads weight@activation pairs; no @ means int8 inputs", () => {
   const a = parseCandidate("int4/group:16@fp8_e4m3fn");

@@ -15,6 +15,7 @@ import { type MixedPrecisionResult, searchMixedPrecision } from "./search.ts";
 import { createMixedSearch, parseMixedOptions } from "./hook.ts";
 import { measureLayerLatency } from "./latency.ts";
 import { createLatencyTable } from "@lowbit/core";
+import { fcLayer } from "../_testdata.ts";
 
 const ROOT = new URL("../../../fixtures/digits/", import.meta.url);
 const model = await readOnnxFile(new URL("mlp.onnx", ROOT).pathname);
@@ -45,22 +46,12 @@ Deno.test("parseMixedOptions() needs a budget or a tolerance, and bisect needs a
 });
 
 Deno.test("candidateCost() counts block scales for MX and NVFP4", () => {
-  const fc = {
-    node: "fc",
-    op: "Gemm",
-    input: "x",
-    weight: "W",
-    shape: [10, 32],
-    outAxis: 0,
-    inAxis: 1,
-    window: 1,
-    groups: 1,
-    out: 10,
-    in: 32,
-  };
-  const nv = candidateCost(fc, parseCandidate("nvfp4"), 8);
+  const nv = candidateCost(fcLayer, parseCandidate("nvfp4"), 8);
   assert.deepEqual([nv.bits, nv.scaleBits, nv.tensorBits], [4, 8, 32]);
-  assert.equal(candidateCost(fc, parseCandidate("int4/group:16"), 8).granularity.kind, "group");
+  assert.equal(
+    candidateCost(fcLayer, parseCandidate("int4/group:16"), 8).granularity.kind,
+    "group",
+  );
   assert.throws(() => parseCandidate("int99/channel"), LowbitError);
 });
 

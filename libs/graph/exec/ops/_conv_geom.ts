@@ -30,6 +30,26 @@ export interface Window2d {
   ow: number;
 }
 
+/** The window of a 1×1 convolution over an h×w input: stride 1, no dilation, no pads. */
+export function pointwiseWindow(h: number, w: number): Window2d {
+  return {
+    h,
+    w,
+    kh: 1,
+    kw: 1,
+    sh: 1,
+    sw: 1,
+    dh: 1,
+    dw: 1,
+    pt: 0,
+    pl: 0,
+    pb: 0,
+    pr: 0,
+    oh: h,
+    ow: w,
+  };
+}
+
 /** Spatial dims of an N×C×spatial shape as [h, w] (1-D → [1, w]); throws beyond 2-D. */
 export function spatial2d(shape: readonly number[], node: Node): [number, number] {
   if (shape.length === 4) return [shape[2], shape[3]];

@@ -10,7 +10,7 @@
 import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
 import { attrInt, attrInts, attrString, fusedClamp, outF32, toF32 } from "../_tensor.ts";
-import { forwardWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
+import { forwardWindow, pointwiseWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
 import { convF32Threaded, matmulF32Threaded } from "./_float_backend.ts";
 import { convPost } from "./_post.ts";
 import { transpose2d } from "./matmul.ts";
@@ -389,23 +389,7 @@ const convTranspose: OpImpl = async (inputs, node, ctx) => {
     const wT = transpose2d(wd, cin, rows);
     const rowBias = new Float32Array(rows);
     if (bias) { for (let r = 0; r < rows; r++) rowBias[r] = bias[Math.floor(r / khw)]; }
-    const g1: Window2d = {
-      h,
-      w,
-      kh: 1,
-      kw: 1,
-      sh: 1,
-      sw: 1,
-      dh: 1,
-      dw: 1,
-      pt: 0,
-      pl: 0,
-      pb: 0,
-      pr: 0,
-      oh: h,
-      ow: w,
-    };
-    const z = await convF32Threaded(x, wT, rowBias, n, cin, rows, 1, g1, {
+    const z = await convF32Threaded(x, wT, rowBias, n, cin, rows, 1, pointwiseWindow(h, w), {
       reference: ctx.reference ?? false,
       constant: ctx.isConstant?.(wt) ?? false,
       clamp: fusedClamp(node),

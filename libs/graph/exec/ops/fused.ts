@@ -30,7 +30,7 @@
 import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
 import { alloc, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
-import { forwardWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
+import { forwardWindow, pointwiseWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
 import { igemm, igemmScaled } from "./_int_backend.ts";
 import { convF32, type ConvRef, matmulF32 } from "./_float_backend.ts";
 import { conv2dRef } from "./conv.ts";
@@ -210,24 +210,8 @@ function epilogue(
     const sc = new Float32Array(ch);
     for (let c = 0; c < ch; c++) sc[c] = sx * swAt(c);
     if (acc instanceof Float32Array && !transposed && inner >= 16) {
-      const g1: Window2d = {
-        h: 1,
-        w: inner,
-        kh: 1,
-        kw: 1,
-        sh: 1,
-        sw: 1,
-        dh: 1,
-        dw: 1,
-        pt: 0,
-        pl: 0,
-        pb: 0,
-        pr: 0,
-        oh: 1,
-        ow: inner,
-      };
       const ref: ConvRef = (x, w, b, n, cin) => scaleBias(x, n, cin, inner, w, b, false);
-      const data = convF32(acc, sc, bias, outer, ch, ch, ch, g1, {
+      const data = convF32(acc, sc, bias, outer, ch, ch, ch, pointwiseWindow(1, inner), {
         reference: false,
         constant: false,
         clamp,
