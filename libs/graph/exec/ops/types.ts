@@ -107,6 +107,9 @@ export const OP_NAMES = [
   "QGemmFused",
   "QConvFused",
   "MinifloatGemmFused",
+  // QuantizeLinear → DequantizeLinear with the same per-tensor scale / zero point (domain
+  // "lowbit"), produced by the executor's fusion
+  "QdqFused",
   // lowbit fused pointwise chain (domain "lowbit"), produced by the executor's fusion
   "PointwiseFused",
   // lowbit fused Mul → Add and Resize → Add (domain "lowbit"), produced by the executor's fusion
