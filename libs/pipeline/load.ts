@@ -42,18 +42,8 @@ export async function loadModelFile(
   path: string,
   opts: { threads?: number } = {},
 ): Promise<LoadedModel> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new LowbitError(
-      "IO_ERROR",
-      `cannot read the model: ${e instanceof Error ? e.message : String(e)}`,
-      { file: path },
-    );
-  }
-  const ext = extname(path).toLowerCase();
-  if (ext === ".lowbit" || ext === ".safetensors") {
+  const bytes = await readModelBytes(path);
+  if (isLowbitPath(path)) {
     const qm = decodeLowbitModel(bytes, path);
     return { model: qm.model, runner: simulate(qm), kind: "lowbit" };
   }
@@ -70,4 +60,46 @@ export async function loadModelFile(
     runner: { run: async (inputs) => (await exec.run(inputs))[out] },
     kind: qdq ? "qdq" : "float",
   };
+}
+
+/**
+ * Reads a model file's bytes; a missing or unreadable file is an `IO_ERROR` naming it.
+ *
+ * @param path the file
+ * @returns its bytes
+ *
+ * @example
+ * ```ts
+ * import { readModelBytes } from "@lowbit/pipeline";
+ * const e = await readModelBytes("no/such/model.onnx").catch((e) => e);
+ * if (e.code !== "IO_ERROR" || !String(e.message).includes("no/such/model.onnx")) throw e;
+ * ```
+ */
+export async function readModelBytes(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    throw new LowbitError(
+      "IO_ERROR",
+      `cannot read the model: ${e instanceof Error ? e.message : String(e)}`,
+      { file: path },
+    );
+  }
+}
+
+/**
+ * Whether a path names a lowbit file (`.lowbit`, or `.safetensors` holding one) rather than ONNX.
+ *
+ * @param path the file
+ * @returns true for `.lowbit` / `.safetensors`
+ *
+ * @example
+ * ```ts
+ * import { isLowbitPath } from "@lowbit/pipeline";
+ * if (!isLowbitPath("m.LOWBIT") || isLowbitPath("m.onnx")) throw new Error();
+ * ```
+ */
+export function isLowbitPath(path: string): boolean {
+  const ext = extname(path).toLowerCase();
+  return ext === ".lowbit" || ext === ".safetensors";
 }

@@ -3,9 +3,8 @@
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { LowbitError } from "@lowbit/core";
-import * as graphLib from "@lowbit/graph";
 import { type Model, readOnnx } from "@lowbit/graph";
-import { sha256Hex } from "@lowbit/pipeline";
+import { isLowbitPath, readModelBytes, sha256Hex } from "@lowbit/pipeline";
 
 /** parseArgs, with unknown or malformed options as a LowbitError that shows the help. */
 // deno-lint-ignore explicit-function-return-type
@@ -21,28 +20,20 @@ export function parseOptions<const T extends NonNullable<ParseArgsConfig["option
   }
 }
 
-/** Reads an ONNX model (or a lowbit file, when the graph library can) and hashes it. */
+/**
+ * Reads a float ONNX model to quantize, and hashes it. A lowbit file is refused with a clear
+ * error: it is already quantized (its graph holds dequantized weights).
+ */
 export async function readModelFile(path: string): Promise<{ model: Model; sha256: string }> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
+  if (isLowbitPath(path)) {
     throw new LowbitError(
-      "IO_ERROR",
-      `cannot read the model: ${e instanceof Error ? e.message : String(e)}`,
+      "UNSUPPORTED",
+      "this is a lowbit file, already quantized: quantize takes the float ONNX model",
       { file: path },
     );
   }
+  const bytes = await readModelBytes(path);
   const sha256 = await sha256Hex(bytes);
-  if (path.endsWith(".lowbit") || path.endsWith(".safetensors")) {
-    const reader = (graphLib as Record<string, unknown>)["readLowbitFile"];
-    if (typeof reader !== "function") {
-      throw new LowbitError("UNSUPPORTED", "lowbit files cannot be read by this build", {
-        file: path,
-      });
-    }
-    return { model: await (reader as (p: string) => Promise<Model>)(path), sha256 };
-  }
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
   return { model: readOnnx(bytes, { baseDir: dir, fileName: path }), sha256 };
 }

@@ -286,6 +286,18 @@ Deno.test("quantize refuses an output path in a missing folder before any work",
   });
 });
 
+Deno.test("quantize refuses a lowbit file as input, naming it, instead of failing inside", async () => {
+  await withTmp(async (dir) => {
+    const lowbit = `${dir}/mlp.lowbit`;
+    Deno.writeFileSync(lowbit, new Uint8Array(16));
+    await expectUserError(
+      dir,
+      ["quantize", lowbit, "--calib", CALIB, "--out", `${dir}/q.onnx`],
+      /mlp\.lowbit.*lowbit file, already quantized/,
+    );
+  });
+});
+
 Deno.test("quantize leaves no partial output when interrupted with Ctrl-C", async () => {
   await withTmp(async (dir) => {
     const main = fileURLToPath(new URL("../main.ts", import.meta.url));
