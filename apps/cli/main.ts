@@ -60,12 +60,32 @@ export async function runCli(args: string[]): Promise<number> {
     console.log(usage());
     return name === undefined ? 2 : 0;
   }
-  const load = commands[name];
-  if (!load) {
-    console.error(`lowbit: unknown command '${name}'\n\n${usage()}`);
-    return 2;
-  }
   try {
+    let load = commands[name];
+    if (!load) {
+      // A plugin's command: `lowbit --plugin ./p.ts mycmd ...`, or a built-in plugin's
+      // (`lowbit diffusion sample ...` loads the `diffusion` plugin).
+      const { loadPlugins, PLANNED_PLUGINS, splitPluginArgs } = await import("./plugins.ts");
+      const { defaultRegistry } = await import("@lowbit/core");
+      const split = splitPluginArgs(args);
+      await loadPlugins(split.plugins);
+      const [cmdName, ...cmdArgs] = split.rest;
+      if (cmdName !== undefined && Object.hasOwn(commands, cmdName)) {
+        // `lowbit --plugin X quantize ...`: the command takes the plugins itself.
+        const plugins = split.plugins.flatMap((p) => ["--plugin", p]);
+        return await (await commands[cmdName]()).main([...plugins, ...cmdArgs]);
+      }
+      if (!defaultRegistry().commands.has(cmdName ?? "") && PLANNED_PLUGINS.includes(cmdName)) {
+        await loadPlugins([cmdName]);
+      }
+      if (cmdName !== undefined && defaultRegistry().commands.has(cmdName)) {
+        const pc = defaultRegistry().commands.get(cmdName);
+        load = () => Promise.resolve({ summary: pc.summary, main: pc.main });
+        return await (await load()).main(cmdArgs);
+      }
+      console.error(`lowbit: unknown command '${cmdName ?? name}'\n\n${usage()}`);
+      return 2;
+    }
     const cmd = await load();
     return await cmd.main(rest);
   } catch (e) {

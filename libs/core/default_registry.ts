@@ -31,7 +31,9 @@ let instance: Registry | undefined;
  */
 export function registerBuiltins(registry: Registry): void {
   for (const f of builtinFormats()) registry.formats.register(f);
-  for (const q of builtinQuantizers()) registry.quantizers.register(q);
+  for (const q of builtinQuantizers((n) => registry.formats.get(n))) {
+    registry.quantizers.register(q);
+  }
   for (const c of builtinCalibrators()) registry.calibrators.register(c);
   for (const m of builtinMetrics()) registry.metrics.register(m);
   for (const s of builtinStrategies()) registry.strategies.register(s);

@@ -17,6 +17,7 @@ export * from "./tensor.ts";
 export * from "./rng.ts";
 export * from "./types.ts";
 export * from "./registry.ts";
+export * from "./extensions.ts";
 export * from "./default_registry.ts";
 export * from "./quant/mod.ts";
 export * from "./calib/mod.ts";

@@ -14,6 +14,15 @@ import type {
   SearchStrategy,
   SensitivityMetric,
 } from "./types.ts";
+import type {
+  CalibrationHook,
+  CalibrationSource,
+  Marker,
+  PluginCommand,
+  PluginOption,
+  SearchGroupProvider,
+  Stage,
+} from "./extensions.ts";
 
 /** A table of named entries. */
 export interface Table<T extends { readonly name: string }> {
@@ -39,16 +48,34 @@ export interface Registry {
   readonly metrics: Table<SensitivityMetric>;
   /** Search strategies. */
   readonly strategies: Table<SearchStrategy>;
+  /** Quantization-point markers (which values to quantize). */
+  readonly markers: Table<Marker>;
+  /** Calibration sources (data from a generator, e.g. a sampler loop). */
+  readonly sources: Table<CalibrationSource>;
+  /** Calibration hooks (graph / input transforms, GPTQ row weights). */
+  readonly hooks: Table<CalibrationHook>;
+  /** Stages of the quantize flow added to the built-in ones. */
+  readonly stages: Table<Stage>;
+  /** Mixed-precision search groups and candidate sets. */
+  readonly searchGroups: Table<SearchGroupProvider>;
+  /** Command-line options plugins add. */
+  readonly options: Table<PluginOption>;
+  /** Commands plugins add. */
+  readonly commands: Table<PluginCommand>;
   /** Registers a plugin (once per name). */
   use(plugin: Plugin): void;
   /** Names of the plugins registered so far. */
   plugins(): string[];
+  /** Name and version of each plugin registered so far. */
+  pluginVersions(): { name: string; version: string }[];
 }
 
 /** A plugin: registers its entries against a registry, exactly as built-ins do. */
 export interface Plugin {
   /** Unique plugin name. */
   readonly name: string;
+  /** Version, recorded in the plans it helps make (semver; "0.0.0" when unversioned). */
+  readonly version?: string;
   /** Adds the plugin's entries. */
   register(registry: Registry): void;
 }
@@ -120,22 +147,32 @@ export function createTable<T extends { readonly name: string }>(
 export function createRegistry(
   formatFallback?: (name: string) => NumberFormat | undefined,
 ): Registry {
-  const used: string[] = [];
+  const used: { name: string; version: string }[] = [];
   const reg: Registry = {
     formats: createTable<NumberFormat>("format", formatFallback),
     quantizers: createTable<Quantizer>("quantizer"),
     calibrators: createTable<CalibratorFactory>("calibrator"),
     metrics: createTable<SensitivityMetric>("sensitivity metric"),
     strategies: createTable<SearchStrategy>("search strategy"),
+    markers: createTable<Marker>("marker"),
+    sources: createTable<CalibrationSource>("calibration source"),
+    hooks: createTable<CalibrationHook>("calibration hook"),
+    stages: createTable<Stage>("stage"),
+    searchGroups: createTable<SearchGroupProvider>("search group provider"),
+    options: createTable<PluginOption>("plugin option"),
+    commands: createTable<PluginCommand>("command"),
     use(plugin: Plugin): void {
-      if (used.includes(plugin.name)) {
+      if (used.some((u) => u.name === plugin.name)) {
         throw new LowbitError("DUPLICATE_NAME", `plugin '${plugin.name}' is already registered`);
       }
       plugin.register(reg);
-      used.push(plugin.name);
+      used.push({ name: plugin.name, version: plugin.version ?? "0.0.0" });
     },
     plugins(): string[] {
-      return [...used];
+      return used.map((u) => u.name);
+    },
+    pluginVersions(): { name: string; version: string }[] {
+      return used.map((u) => ({ ...u }));
     },
   };
   return reg;

@@ -21,7 +21,7 @@ Deno.test("createRegistry() starts empty and registerBuiltins() fills every tabl
   registerBuiltins(r);
   assert.equal(createRegistry().formats.has("int8"), false); // registries are independent
   assert.ok(r.formats.has("int8") && r.formats.has("fp8_e4m3fn") && r.formats.has("mxfp4"));
-  assert.deepEqual(r.quantizers.list(), ["symmetric", "affine"]);
+  assert.deepEqual(r.quantizers.list(), ["uniform", "block", "scaled"]);
   assert.deepEqual(r.calibrators.list(), ["minmax", "ema-minmax", "percentile", "mse", "kl"]);
 });
 
@@ -43,7 +43,7 @@ Deno.test("Table.get() names the unknown entry and lists what is registered", ()
   registerBuiltins(r);
   assert.throws(
     () => r.quantizers.get("gptq"),
-    isErr("UNKNOWN_NAME", /^unknown quantizer 'gptq'; registered: symmetric, affine$/),
+    isErr("UNKNOWN_NAME", /^unknown quantizer 'gptq'; registered: uniform, block, scaled$/),
   );
   assert.throws(
     () => r.calibrators.get("entropy"),
@@ -75,7 +75,7 @@ Deno.test("createRegistry() resolves parametric names through its fallback", () 
 Deno.test("Registry.use() registers a plugin exactly like built-ins, once", () => {
   const r = createRegistry();
   registerBuiltins(r);
-  const sym = r.quantizers.get("symmetric");
+  const sym = r.quantizers.get("uniform");
   const plugin: Plugin = {
     name: "@example/log2",
     register(reg) {
@@ -90,7 +90,7 @@ Deno.test("Registry.use() registers a plugin exactly like built-ins, once", () =
   };
   r.use(plugin);
   assert.deepEqual(r.plugins(), ["@example/log2"]);
-  assert.deepEqual(r.quantizers.list(), ["symmetric", "affine", "log2"]);
+  assert.deepEqual(r.quantizers.list(), ["uniform", "block", "scaled", "log2"]);
   assert.equal(r.metrics.get("example-zero").score(undefined, "fc", "int8"), 0);
   assert.throws(
     () => r.use(plugin),
@@ -98,7 +98,7 @@ Deno.test("Registry.use() registers a plugin exactly like built-ins, once", () =
   );
   // a plugin whose registration fails is not recorded as used
   const bad: Plugin = { name: "bad", register: (reg) => reg.quantizers.register(sym) };
-  assert.throws(() => r.use(bad), isErr("DUPLICATE_NAME", /quantizer 'symmetric'/));
+  assert.throws(() => r.use(bad), isErr("DUPLICATE_NAME", /quantizer 'uniform'/));
   assert.deepEqual(r.plugins(), ["@example/log2"]);
   // a fresh registry is isolated
   assert.equal(createRegistry().quantizers.has("log2"), false);

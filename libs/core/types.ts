@@ -89,7 +89,15 @@ export interface BlockEncoded {
 export type Granularity =
   | { readonly kind: "tensor" }
   | { readonly kind: "channel"; readonly axis: number }
-  | { readonly kind: "group"; readonly axis: number; readonly size: number };
+  | { readonly kind: "group"; readonly axis: number; readonly size: number }
+  | {
+    readonly kind: "block";
+    readonly axis: number;
+    readonly size: number;
+    /** Axes right after `axis` merged into the run (a Conv weight's window: 2). */
+    readonly flatten?: number;
+  }
+  | { readonly kind: "row"; readonly axis: number };
 
 /** Symmetric (zero point 0) or affine (zero point fitted). */
 export type QuantMode = "symmetric" | "affine";
@@ -121,6 +129,13 @@ export interface QParams {
   quantMin?: number;
   /** Integer formats: the largest code to clamp to; defaults to `format.max`. */
   quantMax?: number;
+  /**
+   * Quantizer-specific fitted parameters, by name (a ternary tensor's γ, MX block scale codes,
+   * a log quantizer's base, ...): saved with the scales in the plan and the lowbit file.
+   */
+  extra?: Record<string, number[]>;
+  /** Scales computed at run time from the tensor itself (block formats, per-row tokens). */
+  dynamic?: boolean;
 }
 
 /** Options when fitting quantization parameters. */
@@ -139,16 +154,47 @@ export interface FitOptions {
   quantMax?: number;
 }
 
-/** Maps values to codes and back under fitted parameters. */
+/**
+ * What a batch is, for observers, calibrators and quantizers that care: its index in the
+ * calibration run, tags a calibration source attached (a diffusion timestep, a graph's node
+ * degrees, ...), and the model inputs of the batch.
+ */
+export interface BatchContext {
+  /** Index of the batch in the run (0-based). */
+  readonly batch: number;
+  /** Tags by name: one number per sample, or any numbers the source attaches. */
+  readonly tags: Readonly<Record<string, ArrayLike<number>>>;
+  /** The batch's model inputs, by input name. */
+  readonly inputs?: Readonly<Record<string, Tensor>>;
+}
+
+/**
+ * A quantizer: fits its parameters, fake-quantizes, maps values to codes and
+ * back under fitted parameters, and says whether standard QDQ ONNX expresses it.
+ * Everything about a quantized tensor that is not its scales goes into
+ * `QParams.extra`, so the plan and the lowbit file keep it.
+ */
 export interface Quantizer {
-  /** Registry name. */
+  /** Registry name ("uniform", "block", "scaled", plugins' "log2", "adalog", ...). */
   readonly name: string;
-  /** Fits parameters to an observed range. */
-  fit(range: Range, opts: FitOptions): QParams;
-  /** Quantizes a tensor to codes. */
+  /** Whether this quantizer handles a format (checked when a plan is built). */
+  supports(format: NumberFormat): boolean;
+  /**
+   * Fits parameters: from a calibrated range (activations) or from the tensor itself
+   * (weights; quantizers that fit more than a range, e.g. ternary γ or MX block scales).
+   */
+  fit(input: Range | Tensor, opts: FitOptions): QParams;
+  /** Quantizes a tensor to codes under fitted parameters. */
   quantize(t: Tensor, qp: QParams): Codes;
   /** Dequantizes codes back to floats with `shape`. */
   dequantize(codes: Codes, qp: QParams, shape: readonly number[]): Tensor;
+  /** Quantize then dequantize, as the exported model computes it (dynamic scales included). */
+  fakeQuant(t: Tensor, qp: QParams, ctx?: BatchContext): Tensor;
+  /**
+   * Whether QuantizeLinear / DequantizeLinear express these parameters exactly; absent or
+   * false: the point can only be written to a lowbit file.
+   */
+  onnx?(qp: QParams): boolean;
 }
 
 /** Result of a calibrator: the chosen clipping range. */
@@ -161,8 +207,8 @@ export type CalibResult = Range;
 export interface Calibrator {
   /** Registry name of the algorithm. */
   readonly name: string;
-  /** Observes one batch. */
-  observe(batch: Tensor): void;
+  /** Observes one batch (`ctx`: which batch, its tags; most calibrators ignore it). */
+  observe(batch: Tensor, ctx?: BatchContext): void;
   /** Merges another calibrator's state (same kind and options) into this one. */
   merge(other: Calibrator): void;
   /** The chosen range. */
@@ -211,4 +257,23 @@ export interface SearchStrategy {
     scores: Readonly<Record<string, Readonly<Record<string, number>>>>,
     budget: unknown,
   ): Allocation | Promise<Allocation>;
+}
+
+/**
+ * One quantization point of a quantized model, keyed by the value it quantizes: any tensor of
+ * the graph (a weight, a layer input, a Softmax output, a Concat input...). With the float graph,
+ * a list of these is the whole meaning of a quantized model: simulation, QDQ export, the lowbit
+ * file and its loader all read it.
+ */
+export interface QuantPoint {
+  /** The value (tensor name) it quantizes. */
+  readonly value: string;
+  /** A constant weight or a run-time activation. */
+  readonly role: "weight" | "activation";
+  /** Registered quantizer name. */
+  readonly quantizer: string;
+  /** Fitted parameters (format, granularity, mode, scales, zero points, extras). */
+  readonly params: QParams;
+  /** The plugin (or "core") that asked for it. */
+  readonly by?: string;
 }

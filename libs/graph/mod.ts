@@ -29,5 +29,14 @@ export * from "./passes/quant_points.ts";
 export * from "./passes/opset.ts";
 export * from "./export/qdq.ts";
 export * from "./export/lowbit_file.ts";
+export * from "./export/quantized_model.ts";
 // Core types that appear in this package's signatures, re-exported so that its docs are complete.
-export type { Codes, ErrorSubject, Granularity, QParams, QuantMode } from "@lowbit/core";
+export type {
+  Codes,
+  ErrorSubject,
+  Granularity,
+  QParams,
+  QuantMode,
+  QuantPoint,
+  Registry,
+} from "@lowbit/core";

@@ -9,7 +9,16 @@
  * @module
  */
 
-import { type Calibrator, createCalibrator, type Range } from "@lowbit/core";
+import {
+  type BatchContext,
+  type CalibrationHook,
+  type Calibrator,
+  defaultRegistry,
+  type PluginOptionValues,
+  type Range,
+  type Registry,
+  type TensorValue,
+} from "@lowbit/core";
 import { createExecutor, type Model, type Node, type TensorData } from "@lowbit/graph";
 import { type Dataset, sliceBatch } from "./data.ts";
 import { createHessian, type HessianAccumulator } from "./gptq.ts";
@@ -37,6 +46,33 @@ export interface CalibrateRequest {
   maxRows?: number;
   /** Progress bar, one step per batch. */
   progress?: ProgressBar;
+  /** Registry of calibrators (default: the default registry). */
+  registry?: Registry;
+  /** Calibration hooks (graph transforms, GPTQ row weights); they act on this run only. */
+  hooks?: readonly CalibrationHook[];
+  /** Plugin options handed to the hooks. */
+  pluginOptions?: PluginOptionValues;
+}
+
+/** One batch of a calibration stream: model inputs and per-sample tags. */
+export interface CalibrationBatch {
+  /** Model inputs by name. */
+  inputs: Record<string, TensorData>;
+  /** Tags (a timestep per sample, ...) handed to observers. */
+  tags?: Record<string, ArrayLike<number>>;
+}
+
+/** Calibration data produced on the fly (a plugin's calibration source). */
+export interface CalibrationStream {
+  /** The batches, in order; called once per calibration pass. */
+  batches(): AsyncIterable<CalibrationBatch>;
+}
+
+/** The batches of a dataset, `batchSize` samples each. */
+async function* datasetBatches(data: Dataset, batchSize: number): AsyncIterable<CalibrationBatch> {
+  for (let s = 0; s < data.count; s += batchSize) {
+    yield { inputs: sliceBatch(data, s, Math.min(data.count, s + batchSize)) };
+  }
 }
 
 /** What calibration found. */
@@ -113,11 +149,17 @@ function channelAbsMax(t: TensorData, axis: number, acc: Float32Array): void {
  */
 export async function calibrate(
   model: Model,
-  data: Dataset,
+  data: Dataset | CalibrationStream,
   req: CalibrateRequest,
 ): Promise<CalibrationStats> {
-  const exec = createExecutor(model);
-  const nodes = new Map<string, Node>(model.graph.nodes.map((n) => [n.name, n]));
+  const reg = req.registry ?? defaultRegistry();
+  const hooks = req.hooks ?? [];
+  const popts = req.pluginOptions ?? {};
+  let graph = model.graph;
+  for (const h of hooks) if (h.transformGraph) graph = h.transformGraph(graph, popts);
+  const exec = createExecutor({ ...model, graph }, { registry: reg });
+  const nodes = new Map<string, Node>(graph.nodes.map((n) => [n.name, n]));
+  let batchCtx: BatchContext = { batch: 0, tags: {} };
   const calibrators = new Map<string, Calibrator>();
   const watch = new Set<string>();
   const on = new Map<string, Array<(t: TensorData) => void>>();
@@ -129,9 +171,12 @@ export async function calibrate(
     if (e.skip || e.dynamic) continue;
     const key = activationKey(e);
     if (calibrators.has(key)) continue;
-    const c = createCalibrator(e.calibrator ?? "minmax", { format: e.format, mode: e.mode });
+    const c = reg.calibrators.get(e.calibrator ?? "minmax").create({
+      format: e.format,
+      mode: e.mode,
+    });
     calibrators.set(key, c);
-    listen(e.value, (t) => c.observe({ shape: t.shape, data: t.data as Float32Array }));
+    listen(e.value, (t) => c.observe({ shape: t.shape, data: t.data as Float32Array }, batchCtx));
   }
   const absMax = new Map<string, Float32Array>();
   for (const l of req.absMax ?? []) {
@@ -152,20 +197,43 @@ export async function calibrate(
     hess.set(l.node, Array.from({ length: l.groups }, () => createHessian(l.in)));
     needRows.set(l.node, l);
   }
+  // Values the hooks watch, kept for the current batch.
+  const hookWatch = new Set<string>(hooks.flatMap((h) => h.watch?.(graph, popts) ?? []));
+  const watched = new Map<string, TensorValue>();
+  for (const v of hookWatch) listen(v, (t) => watched.set(v, t));
+  const weighted = hooks.some((h) => h.rowWeights);
+  // Layer inputs wait for the end of the batch when a hook weighs rows (it may watch later values).
+  const pending: [Layer, TensorData][] = [];
+  const accumulate = (l: Layer, t: TensorData): void => {
+    let weights: Float32Array | undefined;
+    const maxRows = weighted ? Infinity : req.maxRows ?? 4096;
+    const rows = layerInputRows(l, nodes.get(l.node)!, t, maxRows);
+    if (weighted && hess.has(l.node)) {
+      const view = { node: l.node, op: l.op, input: l.input };
+      for (const h of hooks) {
+        weights = h.rowWeights?.(view, { ...batchCtx, values: watched }, rows[0]?.rows ?? 0) ??
+          weights;
+      }
+    }
+    for (const r of rows) {
+      const s = sums.get(l.node);
+      if (s) {
+        const off = r.group * l.in;
+        for (let i = 0; i < r.rows; i++) {
+          for (let j = 0; j < l.in; j++) s.sum[off + j] += r.data[i * l.in + j];
+        }
+        s.n[r.group] += r.rows;
+      }
+      hess.get(l.node)?.[r.group].add(r.data, r.rows, weights);
+    }
+  };
   for (const l of needRows.values()) {
     listen(l.input, (t) => {
-      const rows = layerInputRows(l, nodes.get(l.node)!, t, req.maxRows ?? 4096);
-      for (const r of rows) {
-        const s = sums.get(l.node);
-        if (s) {
-          const off = r.group * l.in;
-          for (let i = 0; i < r.rows; i++) {
-            for (let j = 0; j < l.in; j++) s.sum[off + j] += r.data[i * l.in + j];
-          }
-          s.n[r.group] += r.rows;
-        }
-        hess.get(l.node)?.[r.group].add(r.data, r.rows);
+      if (weighted) {
+        pending.push([l, t]);
+        return;
       }
+      accumulate(l, t);
     });
   }
   const sampleBufs = new Map<string, number[]>();
@@ -180,14 +248,19 @@ export async function calibrate(
     });
   }
   const bs = Math.max(1, req.batchSize ?? 32);
-  for (let s = 0; s < data.count; s += bs) {
-    const batch = sliceBatch(data, s, Math.min(data.count, s + bs));
-    await exec.run(batch, {
+  const stream = "batches" in data ? data.batches() : datasetBatches(data, bs);
+  let index = 0;
+  for await (const batch of stream) {
+    batchCtx = { batch: index++, tags: batch.tags ?? {}, inputs: batch.inputs as never };
+    watched.clear();
+    pending.length = 0;
+    await exec.run(batch.inputs, {
       watch,
       observe: (name, t) => {
         for (const fn of on.get(name) ?? []) fn(t);
       },
     });
+    for (const [l, t] of pending) accumulate(l, t);
     req.progress?.increment();
   }
   const ranges = new Map<string, Range>();

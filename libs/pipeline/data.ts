@@ -21,6 +21,11 @@ export interface Dataset {
   inputs: Record<string, TensorData>;
   /** Number of samples. */
   count: number;
+  /**
+   * Inputs given whole to every batch, not sliced: a constant (`--calib sr=16000`) or a
+   * non-batched input whose file holds the model input's full shape (a GNN's whole graph).
+   */
+  whole?: Record<string, TensorData>;
 }
 
 /** How images become a model input. */
@@ -56,7 +61,86 @@ export interface ImageSpec {
 export function sliceBatch(data: Dataset, start: number, end: number): Record<string, TensorData> {
   const out: Record<string, TensorData> = {};
   for (const [name, t] of Object.entries(data.inputs)) out[name] = sliceSamples(t, start, end);
+  for (const [name, t] of Object.entries(data.whole ?? {})) out[name] = t;
   return out;
+}
+
+/**
+ * Whether a tensor is one whole, non-batched sample of a model input: the input's shape is fully
+ * static and the tensor has exactly that shape (a scalar input, a whole graph of a GNN).
+ *
+ * @param t the tensor from a file
+ * @param vi the model input
+ * @returns true when it is given whole to every batch
+ *
+ * @example
+ * ```ts
+ * import { isWholeInput } from "@lowbit/pipeline";
+ * const t = { dtype: "float32" as const, shape: [5, 3], data: new Float32Array(15) };
+ * if (!isWholeInput(t, { name: "x", dtype: "float32", shape: [5, 3] })) throw new Error();
+ * if (isWholeInput(t, { name: "x", dtype: "float32", shape: ["N", 3] })) throw new Error();
+ * ```
+ */
+export function isWholeInput(t: TensorData, vi: ValueInfo): boolean {
+  const shape = vi.shape;
+  if (!shape || shape.some((d) => typeof d !== "number" || d < 0)) return false;
+  return t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]);
+}
+
+/**
+ * A constant input from a number (`--calib sr=16000`): the model input's dtype, and its static
+ * shape (a scalar when it has none) filled with the value.
+ *
+ * @param value the number
+ * @param vi the model input
+ * @returns the tensor
+ *
+ * @example
+ * ```ts
+ * import { constantInput } from "@lowbit/pipeline";
+ * const t = constantInput(16000, { name: "sr", dtype: "int64", shape: [] });
+ * if (t.dtype !== "int64" || t.data[0] !== 16000n) throw new Error();
+ * ```
+ */
+export function constantInput(value: number, vi: ValueInfo): TensorData {
+  const subject = { tensor: vi.name };
+  const shape = (vi.shape ?? []).map((d) => {
+    if (typeof d !== "number" || d < 0) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `a constant needs a static input shape; '${vi.name}' is [${vi.shape}]`,
+        subject,
+      );
+    }
+    return d;
+  });
+  const n = shape.reduce((a, b) => a * b, 1);
+  switch (vi.dtype) {
+    case "float32":
+      return { dtype: "float32", shape, data: new Float32Array(n).fill(value) };
+    case "float64":
+      return { dtype: "float64", shape, data: new Float64Array(n).fill(value) };
+    case "int64":
+    case "uint64":
+      if (!Number.isInteger(value)) {
+        throw new LowbitError(
+          "INVALID_ARGUMENT",
+          `${vi.dtype} input needs an integer, got ${value}`,
+          subject,
+        );
+      }
+      return vi.dtype === "int64"
+        ? { dtype: "int64", shape, data: new BigInt64Array(n).fill(BigInt(value)) }
+        : { dtype: "uint64", shape, data: new BigUint64Array(n).fill(BigInt(value)) };
+    case "int32":
+      return { dtype: "int32", shape, data: new Int32Array(n).fill(value) };
+    default:
+      throw new LowbitError(
+        "UNSUPPORTED",
+        `a constant for a ${vi.dtype} input is not supported (give a .npy file)`,
+        subject,
+      );
+  }
 }
 
 /**
@@ -105,6 +189,17 @@ export function checkDataset(data: Dataset, inputs: readonly ValueInfo[], what =
   for (const vi of inputs) {
     const t = data.inputs[vi.name];
     const subject = { tensor: vi.name };
+    const whole = data.whole?.[vi.name];
+    if (whole) {
+      if (whole.dtype !== vi.dtype) {
+        throw new LowbitError(
+          "INVALID_TENSOR",
+          `${what} is ${whole.dtype}, the model input is ${vi.dtype}`,
+          subject,
+        );
+      }
+      continue;
+    }
     if (!t) {
       throw new LowbitError(
         "INVALID_ARGUMENT",
@@ -151,7 +246,7 @@ export function checkDataset(data: Dataset, inputs: readonly ValueInfo[], what =
     }
   }
   if (data.count < 1) throw new LowbitError("INVALID_ARGUMENT", `${what} holds no samples`);
-  for (const name of Object.keys(data.inputs)) {
+  for (const name of [...Object.keys(data.inputs), ...Object.keys(data.whole ?? {})]) {
     if (!inputs.some((vi) => vi.name === name)) {
       throw new LowbitError(
         "INVALID_ARGUMENT",
@@ -238,8 +333,14 @@ export async function loadDataset(
 ): Promise<Dataset> {
   const paths = parseDataSpecs(specs, inputs);
   const out: Record<string, TensorData> = {};
+  const whole: Record<string, TensorData> = {};
   let count = -1;
   for (const [name, path] of Object.entries(paths)) {
+    const vi = inputs.find((v) => v.name === name);
+    if (vi && /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(path)) {
+      whole[name] = constantInput(Number(path), vi);
+      continue;
+    }
     let stat: Deno.FileInfo;
     try {
       stat = await Deno.stat(path);
@@ -259,6 +360,10 @@ export async function loadDataset(
     } else {
       t = readNpy(await readFileOrFail(path), path);
     }
+    if (vi && isWholeInput(t, vi)) {
+      whole[name] = t;
+      continue;
+    }
     if (t.shape.length === 0) {
       throw new LowbitError("SHAPE_MISMATCH", "is a scalar; data must be batch first", {
         file: path,
@@ -267,7 +372,13 @@ export async function loadDataset(
     if (count === -1) count = t.shape[0];
     out[name] = t;
   }
-  const data: Dataset = { inputs: out, count: Math.max(0, count) };
+  // Only whole inputs: the data is one sample.
+  if (count === -1 && Object.keys(whole).length) count = 1;
+  const data: Dataset = {
+    inputs: out,
+    count: Math.max(0, count),
+    ...(Object.keys(whole).length ? { whole } : {}),
+  };
   try {
     checkDataset(data, inputs, what);
   } catch (e) {

@@ -11,7 +11,7 @@ import type { TensorData } from "@lowbit/graph";
 import { type Dataset, sliceBatch } from "./data.ts";
 import { agreement, argmaxRows, cosine, maskIou, sqnrDb } from "./metrics.ts";
 import type { ProgressBar } from "./progress.ts";
-import { activationTransform, type Runner } from "./simulate.ts";
+import { runnableModel, type Runner } from "./simulate.ts";
 import { createExecutor, type Model } from "@lowbit/graph";
 import type { QuantizedModel } from "./quantize.ts";
 
@@ -177,17 +177,17 @@ export async function layerSqnr(
     const n = qm.model.graph.nodes.find((x) => x.name === l.node);
     if (n) outs.set(n.outputs[0], l.node);
   }
-  const grab = async (m: Model, transform?: ReturnType<typeof activationTransform>) => {
+  const grab = async (m: Model) => {
     const got = new Map<string, Float32Array>();
-    await createExecutor(m).run(batch, {
+    await createExecutor(m, { registry: qm.registry }).run(batch, {
       watch: outs.keys(),
       observe: (name, t) => got.set(name, Float32Array.from(t.data as Float32Array)),
-      ...(transform ? { transform } : {}),
     });
     return got;
   };
   const f = await grab(float);
-  const q = await grab(qm.model, activationTransform(qm));
+  // The quantized graph: points inserted after their values, layer outputs keep their names.
+  const q = await grab(runnableModel(qm));
   const out: Record<string, number> = {};
   for (const [value, node] of outs) {
     const a = f.get(value), b = q.get(value);

@@ -11,10 +11,10 @@
  */
 
 import { LowbitError, type QParams } from "@lowbit/core";
-import { exportQdq, writeOnnx } from "@lowbit/graph";
+import { materializeQuantized, writeOnnx } from "@lowbit/graph";
 import { dirname, extname } from "node:path";
 import type { PlanEntry, QuantPlan } from "./plan.ts";
-import type { QuantizedModel } from "./quantize.ts";
+import { planPoints, type QuantizedModel } from "./quantize.ts";
 import { entryQParams } from "./tensor_quant.ts";
 import { encodeLowbitModel } from "./lowbit_model.ts";
 
@@ -267,7 +267,12 @@ export function planQParams(plan: QuantPlan): Record<string, QParams> {
  */
 export function encodeQuantized(qm: QuantizedModel, path: string): Uint8Array {
   const kind = outputKind(path);
-  if (kind === "onnx") return writeOnnx(exportQdq(qm.model, planQParams(qm.plan)));
+  if (kind === "onnx") {
+    const points = planPoints(qm.plan, qm.registry);
+    return writeOnnx(
+      materializeQuantized(qm.model, points, { target: "onnx", registry: qm.registry }),
+    );
+  }
   return encodeLowbitModel(qm);
 }
 

@@ -16,7 +16,7 @@ export interface HessianAccumulator {
   /** Columns (the layer's input width). */
   readonly cols: number;
   /** Adds `rows` rows of `x` (row-major, `rows × cols`). */
-  add(x: Float32Array, rows: number): void;
+  add(x: Float32Array, rows: number, weights?: ArrayLike<number>): void;
   /** Rows seen so far. */
   count(): number;
   /** H = 2·XᵀX/n (cols × cols, row-major, float64). */
@@ -43,23 +43,35 @@ export function createHessian(cols: number): HessianAccumulator {
   let n = 0;
   return {
     cols,
-    add(x: Float32Array, rows: number): void {
+    add(x: Float32Array, rows: number, weights?: ArrayLike<number>): void {
       if (x.length !== rows * cols) {
         throw new LowbitError(
           "SHAPE_MISMATCH",
           `hessian: expected ${rows}×${cols} values, got ${x.length}`,
         );
       }
+      if (weights && weights.length !== rows) {
+        throw new LowbitError(
+          "SHAPE_MISMATCH",
+          `hessian: ${weights.length} row weights for ${rows} rows`,
+        );
+      }
       for (let r = 0; r < rows; r++) {
         const o = r * cols;
+        const wr = weights ? weights[r] : 1;
+        if (!(wr >= 0) || !Number.isFinite(wr)) {
+          throw new LowbitError("INVALID_TENSOR", `hessian: row weight ${wr} at ${r}`);
+        }
+        if (wr === 0) continue;
         for (let i = 0; i < cols; i++) {
-          const xi = x[o + i];
+          const xi = x[o + i] * wr;
           if (xi === 0) continue;
           const row = i * cols;
           for (let j = i; j < cols; j++) acc[row + j] += xi * x[o + j];
         }
       }
-      n += rows;
+      if (weights) { for (let r = 0; r < rows; r++) n += weights[r]; }
+      else n += rows;
     },
     count(): number {
       return n;

@@ -7,11 +7,10 @@
  * @module
  */
 
-import { LowbitError } from "@lowbit/core";
-import { createExecutor, type Model, readOnnx } from "@lowbit/graph";
+import { LowbitError, type Registry } from "@lowbit/core";
+import { createExecutor, decodeLowbitFile, lowbitModel, type Model, readOnnx } from "@lowbit/graph";
 import { extname } from "node:path";
-import { decodeLowbitModel } from "./lowbit_model.ts";
-import { type Runner, simulate } from "./simulate.ts";
+import { QUANTIZED_EXECUTION, type Runner } from "./simulate.ts";
 
 /** A model file loaded for running. */
 export interface LoadedModel {
@@ -40,25 +39,30 @@ export interface LoadedModel {
  */
 export async function loadModelFile(
   path: string,
-  opts: { threads?: number } = {},
+  opts: { threads?: number; registry?: Registry } = {},
 ): Promise<LoadedModel> {
   const bytes = await readModelBytes(path);
+  let model: Model;
+  let kind: LoadedModel["kind"];
   if (isLowbitPath(path)) {
-    const qm = decodeLowbitModel(bytes, path);
-    return { model: qm.model, runner: simulate(qm), kind: "lowbit" };
+    // The one loader of lowbit files (the runtime and `lowbit run` use it too).
+    model = lowbitModel(decodeLowbitFile(bytes, path), { registry: opts.registry });
+    kind = "lowbit";
+  } else {
+    const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+    model = readOnnx(bytes, { baseDir: dir, fileName: path });
+    kind = model.graph.nodes.some((n) => n.op === "DequantizeLinear") ? "qdq" : "float";
   }
-  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
-  const model = readOnnx(bytes, { baseDir: dir, fileName: path });
-  const qdq = model.graph.nodes.some((n) => n.op === "DequantizeLinear");
   const exec = createExecutor(model, {
-    quantized: qdq ? "integer" : "float",
+    quantized: kind === "float" ? "float" : QUANTIZED_EXECUTION,
     threads: opts.threads,
+    registry: opts.registry,
   });
   const out = model.graph.outputs[0].name;
   return {
     model,
     runner: { run: async (inputs) => (await exec.run(inputs))[out] },
-    kind: qdq ? "qdq" : "float",
+    kind,
   };
 }
 

@@ -41,13 +41,16 @@ import type { Rounding } from "./spec.ts";
 import { type Layer, scanLayers } from "./layers.ts";
 
 /** Current plan schema version. */
-export const PLAN_VERSION = 1;
+export const PLAN_VERSION = 2;
 
-/** How one tensor of one layer is quantized. */
+/**
+ * How one value is quantized: a quantization point of the model, keyed by `value` (any tensor:
+ * a layer's weight or input, a Softmax output, a Concat input...).
+ */
 export interface PlanEntry {
-  /** The layer (node) this entry belongs to. */
+  /** The layer (node) a weight belongs to; for an activation, a node reading it (or its producer). */
   node: string;
-  /** The tensor: the weight initializer or the input activation. */
+  /** The tensor quantized: a weight initializer or any activation of the graph. */
   value: string;
   /** Which of the layer's tensors. */
   role: "weight" | "activation";
@@ -71,6 +74,14 @@ export interface PlanEntry {
   scale?: number[];
   /** Fitted zero points, in code units, once known. */
   zeroPoint?: number[];
+  /** Registered quantizer (default: the built-in one for the format: uniform, block, scaled). */
+  quantizer?: string;
+  /** The quantizer's other fitted parameters (block scale codes, a ternary γ, a log base...). */
+  extra?: Record<string, number[]>;
+  /** Who asked for this point: a plugin's marker name; absent for the layers' own points. */
+  by?: string;
+  /** Why it is a point ("Softmax output", ...), for the report. */
+  note?: string;
 }
 
 /** Plan-level options that affect the result. */
@@ -97,9 +108,13 @@ export interface QuantPlan {
   smoothing?: Record<string, number[]>;
   /** Range-equalisation factors by activation value (the value was divided, its Conv weights multiplied). */
   equalization?: Record<string, number[]>;
+  /** Plugins that took part (replaying the plan loads them again). */
+  plugins?: { name: string; version: string; source?: string }[];
+  /** Plugin option values the plan was made with. */
+  pluginOptions?: Record<string, string | number | boolean>;
   /** What the mixed-precision search chose, when `--preset mixed` made the plan. */
   search?: { metric: string; strategy: string; allocation: Record<string, string> };
-  /** One entry per (layer, role). */
+  /** Weight entries (one per layer weight) and activation entries (one per quantized value). */
   entries: PlanEntry[];
 }
 
@@ -125,7 +140,7 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
 
 /** Number of scales a granularity gives on a shape (or an error message). */
 function scaleCount(shape: readonly number[], g: Granularity): number | string {
-  if (g.kind === "tensor") return 1;
+  if (g.kind === "tensor" || g.kind === "block" || g.kind === "row") return 1;
   if (!Number.isInteger(g.axis) || g.axis < 0 || g.axis >= shape.length) {
     return `axis ${g.axis} is out of range for shape [${shape}]`;
   }
@@ -142,7 +157,10 @@ function isGranularity(g: unknown): g is Granularity {
   const o = g as Record<string, unknown>;
   if (o.kind === "tensor") return true;
   if (o.kind === "channel") return typeof o.axis === "number";
-  if (o.kind === "group") return typeof o.axis === "number" && typeof o.size === "number";
+  if (o.kind === "group" || o.kind === "block") {
+    return typeof o.axis === "number" && typeof o.size === "number";
+  }
+  if (o.kind === "row") return typeof o.axis === "number";
   return false;
 }
 
@@ -170,7 +188,9 @@ export function parsePlan(json: unknown, file?: string): QuantPlan {
   };
   if (!json || typeof json !== "object" || Array.isArray(json)) bad("expected a JSON object");
   const p = json as Record<string, unknown>;
-  if (p.version !== PLAN_VERSION) bad(`version ${p.version}; this lowbit reads ${PLAN_VERSION}`);
+  if (p.version !== PLAN_VERSION && p.version !== 1) {
+    bad(`version ${p.version}; this lowbit reads 1 and ${PLAN_VERSION}`);
+  }
   if (!Array.isArray(p.entries)) bad(`"entries" must be an array`);
   const entries = p.entries as unknown[];
   entries.forEach((e, i) => {
@@ -187,6 +207,15 @@ export function parsePlan(json: unknown, file?: string): QuantPlan {
     if (!isGranularity(o.granularity)) bad(`entry ${i} (${o.node}) has a bad "granularity"`);
     if (o.mode !== "symmetric" && o.mode !== "affine") {
       bad(`entry ${i} (${o.node}) needs "mode": "symmetric" or "affine"`);
+    }
+    if (o.extra !== undefined) {
+      const x = o.extra as Record<string, unknown>;
+      if (
+        typeof x !== "object" || x === null ||
+        !Object.values(x).every((v) => Array.isArray(v) && v.every(Number.isFinite))
+      ) {
+        bad(`entry ${i} (${o.node}) "extra" must map names to arrays of finite numbers`);
+      }
     }
     for (const k of ["scale", "zeroPoint"]) {
       if (
@@ -222,6 +251,12 @@ export function parsePlan(json: unknown, file?: string): QuantPlan {
       : {}),
     ...(p.search && typeof p.search === "object"
       ? { search: p.search as NonNullable<QuantPlan["search"]> }
+      : {}),
+    ...(Array.isArray(p.plugins)
+      ? { plugins: p.plugins as NonNullable<QuantPlan["plugins"]> }
+      : {}),
+    ...(p.pluginOptions && typeof p.pluginOptions === "object"
+      ? { pluginOptions: p.pluginOptions as NonNullable<QuantPlan["pluginOptions"]> }
       : {}),
     entries: entries as PlanEntry[],
   };
@@ -274,9 +309,32 @@ export function validatePlan(
   const { layers, rejected } = scanLayers(model.graph);
   const byNode = new Map<string, Layer>(layers.map((l) => [l.node, l]));
   const seen = new Set<string>();
+  const produced = new Set<string>(model.graph.inputs.map((v) => v.name));
+  for (const n of model.graph.nodes) for (const o of n.outputs) produced.add(o);
+  const seenValues = new Set<string>();
   for (const e of plan.entries) {
     const subject = { node: e.node };
     const layer = byNode.get(e.node);
+    if (e.role === "activation" && (!layer || layer.input !== e.value)) {
+      // A point on any value of the graph (marked by a plugin, or written by hand).
+      if (!produced.has(e.value)) {
+        throw new LowbitError(
+          "INVALID_ARGUMENT",
+          "the plan quantizes this value, but the model has no such activation",
+          { tensor: e.value },
+        );
+      }
+      if (seenValues.has(e.value)) {
+        throw new LowbitError("INVALID_ARGUMENT", "the plan quantizes this value twice", {
+          tensor: e.value,
+        });
+      }
+      seenValues.add(e.value);
+      if (!e.skip && (e.format === undefined || !hasFormat(e.format))) {
+        throw new LowbitError("UNKNOWN_NAME", `unknown format '${e.format}'`, { tensor: e.value });
+      }
+      continue;
+    }
     if (!layer) {
       const rej = rejected.find((r) => r.node === e.node);
       const exists = model.graph.nodes.some((n) => n.name === e.node);
@@ -295,6 +353,7 @@ export function validatePlan(
       throw new LowbitError("INVALID_ARGUMENT", `the plan has two ${e.role} entries`, subject);
     }
     seen.add(key);
+    if (e.role === "activation") seenValues.add(e.value);
     const expected = e.role === "weight" ? layer.weight : layer.input;
     if (e.value !== expected) {
       throw new LowbitError(
@@ -307,7 +366,7 @@ export function validatePlan(
     if (e.format === undefined || !hasFormat(e.format)) {
       throw new LowbitError("UNKNOWN_NAME", `unknown format '${e.format}'`, subject);
     }
-    if (e.role === "weight" && e.granularity) {
+    if (e.role === "weight" && e.granularity && e.granularity.kind !== "block") {
       const n = scaleCount(layer.shape, e.granularity);
       if (typeof n === "string") {
         throw new LowbitError("SHAPE_MISMATCH", `weight granularity does not fit: ${n}`, subject);

@@ -7,6 +7,8 @@
  * | `w8a8`  | int8, per output channel, symmetric       | int8, per tensor, affine, minmax  |
  * | `w4a8`  | int4, groups of 128 along the input axis  | int8, per tensor, affine, minmax  |
  * | `w4a16` | int4, groups of 128 along the input axis  | float                             |
+ * | `w8a4`  | int8, per output channel, symmetric       | int4, per tensor, affine, minmax  |
+ * | `w4a4`  | int4, groups of 128 along the input axis  | int4, per tensor, affine, minmax  |
  * | `fp8`   | fp8_e4m3fn, per output channel            | fp8_e4m3fn, per tensor, minmax    |
  * | `mxfp8` | mxfp8 (e4m3 elements, e8m0 per 32)        | mxfp8, scales computed on the fly |
  * | `mxfp4` | mxfp4 (e2m1 elements, e8m0 per 32)        | mxfp4, scales computed on the fly |
@@ -23,7 +25,8 @@
  * @module
  */
 
-import { LowbitError, type Tensor } from "@lowbit/core";
+import { LowbitError, type SearchGroups, type Tensor } from "@lowbit/core";
+import type { Model } from "@lowbit/graph";
 import type { LayerConfig, TensorSpec } from "./spec.ts";
 
 /** A named preset. */
@@ -77,6 +80,24 @@ const PRESETS: readonly Preset[] = [
       skip: false,
       weight: { format: "int4", granularity: { group: 128 }, mode: "symmetric", rounding: "rtn" },
       activation: null,
+    },
+  },
+  {
+    name: "w8a4",
+    description: "int8 per-channel weights, every quantized activation int4 per tensor",
+    base: {
+      skip: false,
+      weight: { format: "int8", granularity: "channel", mode: "symmetric", rounding: "rtn" },
+      activation: { ...int8Act, format: "int4" },
+    },
+  },
+  {
+    name: "w4a4",
+    description: "int4 weights in groups of 128 (or less), every quantized activation int4",
+    base: {
+      skip: false,
+      weight: { format: "int4", granularity: { group: 128 }, mode: "symmetric", rounding: "rtn" },
+      activation: { ...int8Act, format: "int4" },
     },
   },
   {
@@ -191,6 +212,10 @@ export interface SearchLayer {
 
 /** What the pipeline hands the mixed-precision search. */
 export interface MixedSearchContext {
+  /** The prepared model (constants and BatchNormalization folded), as `quantize` sees it. */
+  model?: Model;
+  /** Search groups supplied by plugins (ties, per-layer candidates). */
+  groups?: readonly SearchGroups[];
   /** The quantizable layers, in execution order. */
   layers: readonly SearchLayer[];
   /** Options from the command line (`budget`, `metric`, `search`, `tolerance`, ...). */
@@ -217,6 +242,8 @@ export interface MixedSearchChoice {
   weights: Record<string, TensorSpec | null>;
   /** Input activation spec per layer node (null: float); layers not listed keep the preset's int8. */
   activations?: Record<string, TensorSpec | null>;
+  /** What the search had to change (a metric fallback, ...), for the user. */
+  warnings?: string[];
 }
 
 /**

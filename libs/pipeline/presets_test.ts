@@ -6,6 +6,8 @@ Deno.test("presetNames() lists every preset of the issue", () => {
     "w8a8",
     "w4a8",
     "w4a16",
+    "w8a4",
+    "w4a4",
     "fp8",
     "mxfp8",
     "mxfp4",

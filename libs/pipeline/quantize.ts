@@ -1,30 +1,49 @@
 /**
- * The flow of one `lowbit quantize`, as one function over plain data:
+ * The flow of one `lowbit quantize`, as a short list of registered stages over one state:
  *
  * ```
- * model ─▶ layers ─▶ preset + rules (or mixed search, or a given plan) ─▶ plan entries
- *       ─▶ [range equalisation: |x| maxima pass, fold factors]
- *       ─▶ [SmoothQuant: |x| maxima pass, fold factors]
- *       ─▶ calibration pass (ranges, Hessians, input means, histogram samples)
- *       ─▶ fit activation scales, fit weight scales, round weights (RTN | GPTQ)
- *       ─▶ [bias correction] ─▶ QuantizedModel (model with on-grid weights + fitted plan)
+ * prepare      fold Constant nodes and BatchNormalization, find the layers
+ * plan         preset + rules (or the mixed-precision search, or a given plan) ─▶ plan entries
+ * mark         registered markers add quantization points on any value (Softmax outputs, ...)
+ * check        every point's quantizer exists, supports its format, and (for .onnx) has a QDQ form
+ * equalize     [cross-layer range equalisation: |x| maxima pass, fold factors]
+ * smoothquant  [SmoothQuant: |x| maxima pass, fold factors]
+ * calibrate    ranges, GPTQ Hessians (per-row weighted by hooks), input means, histogram samples;
+ *              data from the dataset or a registered calibration source, hooks see every batch
+ * activations  fit every static activation point with its quantizer
+ * weights      fit, round (RTN | GPTQ), [bias correction]
+ * finalize     the fitted plan
  * ```
  *
- * The result's model is the float graph whose quantized weights already lie
- * on their grids (so exporting them with the plan's scales reproduces the
- * codes exactly); the plan holds every scale. Export and evaluation take it
- * from there.
+ * A plugin adds a stage with `registry.stages.register({ name, after: "calibrate", run })`.
+ * The result's model is the float graph whose quantized weights already lie on their grids; the
+ * plan holds every quantization point with its fitted parameters (`planPoints` turns it into the
+ * core `QuantPoint`s that simulation, export and the lowbit file read).
  *
  * @module
  */
 
-import { getFormat, LowbitError } from "@lowbit/core";
-import { foldBatchNorm, foldConstants, type LowbitTensor, type Model } from "@lowbit/graph";
-import { decodeBlockWeight, encodeBlockWeight } from "./lowbit_model.ts";
-import { activationKey, calibrate, type CalibrationStats } from "./calibrate.ts";
+import {
+  defaultQuantizerFor,
+  defaultRegistry,
+  getFormat,
+  type GraphView,
+  LowbitError,
+  type PluginOptionValues,
+  type QuantPoint,
+  type Registry,
+  type Stage,
+} from "@lowbit/core";
+import { checkQuantPoints, foldBatchNorm, foldConstants, type Model } from "@lowbit/graph";
+import {
+  activationKey,
+  calibrate,
+  type CalibrationStats,
+  type CalibrationStream,
+} from "./calibrate.ts";
 import type { Dataset } from "./data.ts";
 import { gptq } from "./gptq.ts";
-import { fromOutIn, type Layer, scanLayers, toOutIn } from "./layers.ts";
+import { fromOutIn, type Layer, type Rejected, scanLayers, toOutIn } from "./layers.ts";
 import { layerInputRows } from "./layer_inputs.ts";
 import {
   PLAN_VERSION,
@@ -42,8 +61,10 @@ import { equalize } from "./equalize.ts";
 import { addBias, biasShift } from "./bias_correction.ts";
 import type { LayerConfig, Rounding, TensorSpec } from "./spec.ts";
 import {
+  activationBlockGranularity,
   columnRounder,
   entryQParams,
+  entryQuantizer,
   fakeQuantActivation,
   fakeQuantWeight,
   fitActivation,
@@ -63,8 +84,8 @@ export interface QuantizedModel {
   plan: QuantPlan;
   /** The quantizable layers. */
   layers: Layer[];
-  /** Block-format weights as encoded (codes and block scales), by initializer name. */
-  encoded?: Map<string, LowbitTensor>;
+  /** The registry its quantizers are registered in (default: the default registry). */
+  registry?: Registry;
 }
 
 /** Options of {@link quantize}. */
@@ -110,6 +131,57 @@ export interface QuantizeOptions {
   mixedOptions?: Record<string, string>;
   /** Fold BatchNormalization into the preceding Conv / Gemm first (default true). */
   foldBatchNorm?: boolean;
+  /**
+   * The registry: quantizers, calibrators, markers, calibration sources and hooks, stages
+   * (default: the default registry, with whatever plugins were loaded into it).
+   */
+  registry?: Registry;
+  /** Plugin option values (`--vit-softmax adalog`, ...), handed to markers, sources and hooks. */
+  pluginOptions?: PluginOptionValues;
+  /** Where the result goes: `"onnx"` checks, before any work, that QDQ ONNX can hold it. */
+  target?: "onnx" | "lowbit";
+}
+
+/**
+ * What the stages of {@link quantize} share. A plugin's stage reads and changes it.
+ */
+export interface QuantizeState {
+  /** The options `quantize` was called with. */
+  readonly opts: QuantizeOptions;
+  /** The registry. */
+  readonly registry: Registry;
+  /** Plugin option values. */
+  readonly pluginOptions: PluginOptionValues;
+  /** Progress reporting. */
+  readonly progress: Progress;
+  /** Warnings for the user. */
+  readonly warnings: string[];
+  /** The working model: prepared, then transformed (equalisation, SmoothQuant), then on-grid. */
+  model: Model;
+  /** The prepared float model (the reference for per-layer figures). */
+  prepared: Model;
+  /** Quantizable layers. */
+  layers: Layer[];
+  /** Layer candidates that are not quantizable, and why. */
+  rejected: Rejected[];
+  /** The plan entries (quantization points), fitted as the stages go. */
+  entries: PlanEntry[];
+  /** Preset the plan came from. */
+  preset: string | null;
+  /** GPTQ settings. */
+  gptq: PlanOptions["gptq"];
+  /** SmoothQuant α, or null. */
+  smoothAlpha: number | null;
+  /** Bias correction on / off. */
+  biasCorrection: boolean;
+  /** SmoothQuant factors (given by a plan, or computed). */
+  smoothing?: Record<string, number[]>;
+  /** Equalisation factors (given by a plan, or computed). */
+  equalization?: Record<string, number[]>;
+  /** Calibration statistics, once collected. */
+  stats: CalibrationStats | null;
+  /** The mixed search's record for the plan, if it ran. */
+  search?: QuantPlan["search"];
 }
 
 /** What {@link quantize} returns. */
@@ -191,6 +263,7 @@ export function buildEntries(
         node: l.node,
         value: l.weight,
         role: "weight",
+        ...(w.quantizer ? { quantizer: w.quantizer } : {}),
         format: w.format,
         granularity: resolveWeightGranularity(l, w.granularity, w.format),
         mode: block ? "symmetric" : w.mode,
@@ -217,16 +290,40 @@ export function buildEntries(
           where,
         );
       }
-      entries.push({
+      const conv = l.op === "Conv" || l.op === "ConvTranspose";
+      const act: PlanEntry = {
         node: l.node,
         value: l.input,
         role: "activation",
+        ...(a.quantizer ? { quantizer: a.quantizer } : {}),
         format: a.format,
-        granularity: { kind: "tensor" },
+        granularity: block
+          ? activationBlockGranularity(a.format, conv ? 1 : -1)
+          : { kind: "tensor" },
         mode: block ? "symmetric" : a.mode,
         calibrator: block ? "dynamic" : a.calibrator ?? "minmax",
         ...(block ? { dynamic: true } : {}),
-      });
+      };
+      // One point per value: layers reading the same tensor share its quantization.
+      const prev = entries.find((e) => e.role === "activation" && !e.skip && e.value === l.input);
+      if (prev) {
+        const same = prev.format === act.format && prev.mode === act.mode &&
+          prev.quantizer === act.quantizer &&
+          prev.calibrator === act.calibrator && prev.dynamic === act.dynamic;
+        if (!same) {
+          throw new LowbitError(
+            "INVALID_ARGUMENT",
+            `layers '${prev.node}' and '${l.node}' both read '${l.input}' but quantize it ` +
+              `differently; give them the same activation format and calibrator`,
+            { tensor: l.input },
+          );
+        }
+        entries.push(
+          skipped("activation", `shares the quantization of '${l.input}' with ${prev.node}`),
+        );
+        continue;
+      }
+      entries.push(act);
     }
   }
   return entries;
@@ -274,17 +371,103 @@ function needCalib(opts: QuantizeOptions, why: string): Dataset {
  * ```
  */
 export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
-  const progress = opts.progress ?? silentProgress();
-  const warnings: string[] = [];
-  const model = cloneModel(opts.model);
+  const registry = opts.registry ?? defaultRegistry();
+  const state: QuantizeState = {
+    opts,
+    registry,
+    pluginOptions: opts.pluginOptions ?? {},
+    progress: opts.progress ?? silentProgress(),
+    warnings: [],
+    model: opts.model,
+    prepared: opts.model,
+    layers: [],
+    rejected: [],
+    entries: [],
+    preset: null,
+    gptq: {
+      blockSize: opts.gptq?.blockSize ?? opts.plan?.options.gptq.blockSize ?? 128,
+      damp: opts.gptq?.damp ?? opts.plan?.options.gptq.damp ?? 0.01,
+      actOrder: opts.gptq?.actOrder ?? opts.plan?.options.gptq.actOrder ?? false,
+    },
+    smoothAlpha: null,
+    biasCorrection: false,
+    stats: null,
+  };
+  for (const stage of quantizeStages(registry)) await stage.run(state);
+  const plan = finalPlan(state);
+  return {
+    quantized: { model: state.model, plan, layers: state.layers, registry },
+    stats: state.stats,
+    warnings: state.warnings,
+    prepared: state.prepared,
+  };
+}
+
+// *** stages ***
+
+/**
+ * The stages {@link quantize} runs, in order: the built-in ones with the registry's stages
+ * inserted after (or before) the stage they name.
+ *
+ * @param registry the registry (its `stages` table)
+ * @returns the ordered stages
+ *
+ * @example
+ * ```ts
+ * import { quantizeStages } from "@lowbit/pipeline";
+ * import { createRegistry, registerBuiltins } from "@lowbit/core";
+ * const r = createRegistry();
+ * registerBuiltins(r);
+ * r.stages.register({ name: "count", after: "calibrate", run: () => {} });
+ * const names = quantizeStages(r).map((s) => s.name);
+ * if (names[names.indexOf("calibrate") + 1] !== "count") throw new Error(names.join());
+ * ```
+ */
+export function quantizeStages(registry: Registry): Stage[] {
+  const stages: Stage[] = [...BUILTIN_STAGES];
+  for (const name of registry.stages.list()) {
+    const st = registry.stages.get(name);
+    const anchor = st.after ?? st.before;
+    const at = anchor === undefined ? -1 : stages.findIndex((s) => s.name === anchor);
+    if (anchor !== undefined && at < 0) {
+      throw new LowbitError(
+        "UNKNOWN_NAME",
+        `stage '${st.name}' runs ${st.after ? "after" : "before"} '${anchor}', which is not a ` +
+          `stage; stages: ${stages.map((s) => s.name).join(", ")}`,
+      );
+    }
+    if (at < 0) stages.push(st);
+    else stages.splice(st.after ? at + 1 : at, 0, st);
+  }
+  return stages;
+}
+
+const BUILTIN_STAGES: readonly Stage[] = [
+  { name: "prepare", run: prepareStage },
+  { name: "plan", run: planStage },
+  { name: "mark", run: markStage },
+  { name: "check", run: checkStage },
+  { name: "equalize", run: equalizeStage },
+  { name: "smoothquant", run: smoothQuantStage },
+  { name: "calibrate", run: calibrateStage },
+  { name: "activations", run: activationsStage },
+  { name: "weights", run: weightsStage },
+];
+
+/** Folds Constant nodes and BatchNormalization, and finds the layers. */
+function prepareStage(st: QuantizeState): void {
+  const model = cloneModel(st.opts.model);
   // Weights held in Constant nodes (paddle2onnx exports, e.g. PP-OCR) become initializers.
   if (model.graph.nodes.some((n) => n.op === "Constant")) {
     model.graph = foldConstants(model.graph);
   }
-  if (opts.foldBatchNorm ?? true) model.graph = foldBatchNorm(model.graph);
-  const prepared = cloneModel(model);
+  if (st.opts.foldBatchNorm ?? true) model.graph = foldBatchNorm(model.graph);
+  st.model = model;
+  st.prepared = cloneModel(model);
   const { layers, rejected } = scanLayers(model.graph);
-  if (layers.length === 0) {
+  st.layers = layers;
+  st.rejected = rejected;
+  if (layers.length === 0 && st.registry.markers.list().length === 0) {
     throw new LowbitError(
       "INVALID_ARGUMENT",
       `the model has no quantizable layer (Conv, ConvTranspose, Gemm or MatMul with a float32 ` +
@@ -295,34 +478,29 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
         }`,
     );
   }
-  const gptqOpts = {
-    blockSize: opts.gptq?.blockSize ?? opts.plan?.options.gptq.blockSize ?? 128,
-    damp: opts.gptq?.damp ?? opts.plan?.options.gptq.damp ?? 0.01,
-    actOrder: opts.gptq?.actOrder ?? opts.plan?.options.gptq.actOrder ?? false,
-  };
-  let entries: PlanEntry[];
-  let preset: string | null;
-  let smoothAlpha: number | null;
-  let biasCorrection: boolean;
-  let givenSmoothing: Record<string, number[]> | undefined;
-  let givenEqualization: Record<string, number[]> | undefined;
+}
+
+/** Plan entries from a given plan, or from the preset, the rules and the mixed search. */
+async function planStage(st: QuantizeState): Promise<void> {
+  const { opts, layers } = st;
   if (opts.plan) {
-    warnings.push(
-      ...validatePlan(opts.plan, model, opts.sha256 ?? "", (f) => {
+    const reg = st.registry;
+    st.warnings.push(
+      ...validatePlan(opts.plan, st.model, opts.sha256 ?? "", (f) => {
         try {
-          getFormat(f);
+          reg.formats.get(f);
           return true;
         } catch {
           return false;
         }
       }).warnings,
     );
-    entries = structuredClone(opts.plan.entries);
+    st.entries = structuredClone(opts.plan.entries);
     // Layers the plan does not mention stay in float.
     for (const l of layers) {
       for (const role of ["weight", "activation"] as const) {
-        if (!entries.some((e) => e.node === l.node && e.role === role)) {
-          entries.push({
+        if (!st.entries.some((e) => e.node === l.node && e.role === role)) {
+          st.entries.push({
             node: l.node,
             value: role === "weight" ? l.weight : l.input,
             role,
@@ -332,140 +510,245 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
         }
       }
     }
-    preset = opts.plan.preset;
-    smoothAlpha = opts.plan.options.smoothquant;
-    biasCorrection = opts.plan.options.biasCorrection;
-    givenSmoothing = opts.plan.smoothing;
-    givenEqualization = opts.plan.equalization;
-  } else {
-    preset = opts.preset ?? "w8a8";
-    const p = getPreset(preset);
-    const { configs, warnings: ruleWarnings } = applyRules(
-      layers.map((l) => l.node),
-      p.base,
-      opts.rules ?? [],
-    );
-    warnings.push(...ruleWarnings);
-    for (const c of Object.values(configs)) {
-      if (opts.rounding && c.weight) c.weight.rounding = opts.rounding;
-      if (opts.calibrator && c.activation) c.activation.calibrator = opts.calibrator;
-    }
-    if (preset === "mixed") {
-      await runMixedSearch(opts, model, layers, configs);
-    }
-    entries = buildEntries(layers, configs);
-    smoothAlpha = opts.smoothquant ?? null;
-    biasCorrection = opts.biasCorrection ?? false;
+    st.preset = opts.plan.preset;
+    st.smoothAlpha = opts.plan.options.smoothquant;
+    st.biasCorrection = opts.plan.options.biasCorrection;
+    st.smoothing = opts.plan.smoothing;
+    st.equalization = opts.plan.equalization;
+    st.search = opts.plan.search;
+    return;
   }
-  const byNode = new Map(layers.map((l) => [l.node, l]));
-  const weightEntries = entries.filter((e) => e.role === "weight" && !e.skip);
-  const actEntries = entries.filter((e) => e.role === "activation" && !e.skip);
-  const quantLayers = weightEntries.map((e) => byNode.get(e.node)!);
-
-  // Range equalisation: per-channel scales folded between an activation's producer and its Convs.
-  let equalization: Record<string, number[]> | undefined;
-  const eqAlpha = opts.equalize ?? null;
-  if (givenEqualization || (!opts.plan && eqAlpha !== null)) {
-    const eqLayers = layers.filter((l) =>
-      l.op === "Conv" &&
-      entries.some((e) => e.node === l.node && e.role === "activation" && !e.skip)
-    );
-    let absMax = new Map<string, Float32Array>();
-    if (!givenEqualization) {
-      const data = needCalib(opts, "for range equalisation");
-      const bar = progress.start("equalize", Math.ceil(data.count / (opts.batchSize ?? 32)));
-      absMax = (await calibrate(model, data, {
-        absMax: eqLayers,
-        batchSize: opts.batchSize,
-        progress: bar,
-      })).absMax;
-      bar.stop();
-    }
-    const r = equalize(model, eqLayers, absMax, {
-      alpha: eqAlpha ?? 0.5,
-      given: givenEqualization,
-    });
-    equalization = r.factors;
-    warnings.push(...r.notes);
+  st.preset = opts.preset ?? "w8a8";
+  const p = getPreset(st.preset);
+  const { configs, warnings } = applyRules(layers.map((l) => l.node), p.base, opts.rules ?? []);
+  st.warnings.push(...warnings);
+  for (const c of Object.values(configs)) {
+    if (opts.rounding && c.weight) c.weight.rounding = opts.rounding;
+    if (opts.calibrator && c.activation) c.activation.calibrator = opts.calibrator;
   }
+  if (st.preset === "mixed") await runMixedSearch(st, configs);
+  st.entries = buildEntries(layers, configs);
+  st.smoothAlpha = opts.smoothquant ?? null;
+  st.biasCorrection = opts.biasCorrection ?? false;
+}
 
-  // SmoothQuant: migrate activation outliers into the weights.
-  let smoothing: Record<string, number[]> | undefined;
-  if (smoothAlpha !== null) {
-    const smoothable = layers.filter((l) =>
-      entries.some((e) => e.node === l.node && e.role === "activation" && !e.skip)
-    );
-    let absMax = new Map<string, Float32Array>();
-    if (!givenSmoothing) {
-      const data = needCalib(opts, "for SmoothQuant");
-      const bar = progress.start("smoothquant", Math.ceil(data.count / (opts.batchSize ?? 32)));
-      absMax = (await calibrate(model, data, {
-        absMax: smoothable,
-        batchSize: opts.batchSize,
-        progress: bar,
-      })).absMax;
-      bar.stop();
+/** The registered markers add quantization points on any value of the graph. */
+function markStage(st: QuantizeState): void {
+  if (st.opts.plan) return; // a replayed plan carries its marked points
+  const markers = st.registry.markers.list().map((n) => st.registry.markers.get(n));
+  if (markers.length === 0) return;
+  const act = getPreset(st.preset ?? "w8a8").base.activation;
+  const producer = new Map<string, string>();
+  for (const n of st.model.graph.nodes) for (const o of n.outputs) producer.set(o, n.name);
+  const graph = st.model.graph as unknown as GraphView;
+  for (const m of markers) {
+    const specs = m.mark(graph, st.pluginOptions);
+    if (specs.length === 0) {
+      st.warnings.push(`marker '${m.name}' found nothing to quantize in this model`);
     }
-    const r = smoothQuant(model, smoothable, absMax, smoothAlpha, givenSmoothing);
-    smoothing = r.factors;
-    warnings.push(...r.notes);
+    for (const spec of specs) {
+      const subject = { tensor: spec.value };
+      if (!producer.has(spec.value) && !st.model.graph.inputs.some((v) => v.name === spec.value)) {
+        throw new LowbitError(
+          "INVALID_ARGUMENT",
+          `marker '${m.name}' marked a value the graph does not have`,
+          subject,
+        );
+      }
+      const format = spec.format ?? act?.format;
+      if (!format) {
+        st.warnings.push(
+          `${spec.value}: marked by '${m.name}' but the preset leaves activations in float`,
+        );
+        continue;
+      }
+      const fmt = st.registry.formats.get(format);
+      const block = isBlockFormatName(format);
+      const entry: PlanEntry = {
+        node: producer.get(spec.value) ?? "",
+        value: spec.value,
+        role: "activation",
+        quantizer: spec.quantizer ?? defaultQuantizerFor(fmt),
+        format,
+        granularity: spec.granularity ??
+          (block ? activationBlockGranularity(format, -1) : { kind: "tensor" }),
+        mode: spec.mode ?? (block ? "symmetric" : act?.mode ?? "affine"),
+        calibrator: spec.calibrator ?? (block ? "dynamic" : act?.calibrator ?? "minmax"),
+        ...(block ? { dynamic: true } : {}),
+        by: m.name,
+        ...(spec.note ? { note: spec.note } : {}),
+      };
+      const i = st.entries.findIndex((e) => e.role === "activation" && e.value === spec.value);
+      if (i >= 0 && !st.entries[i].skip) {
+        // A layer input already quantized: the marker's quantizer (if it names one) takes over.
+        if (spec.quantizer) st.entries[i] = { ...entry, node: st.entries[i].node };
+        continue;
+      }
+      if (i >= 0) st.entries.splice(i, 1);
+      st.entries.push(entry);
+    }
   }
+}
 
-  // Calibration pass.
+/** Provisional parameters of an entry (for capability checks before fitting). */
+function provisional(e: PlanEntry): QuantPoint {
+  return {
+    value: e.value,
+    role: e.role,
+    quantizer: e.quantizer ?? defaultQuantizerFor(getFormat(e.format!)),
+    params: entryQParams({ ...e, scale: e.scale ?? [1], zeroPoint: e.zeroPoint ?? [0] }),
+  };
+}
+
+/** Every point's quantizer exists and supports its format; a `.onnx` target needs QDQ forms. */
+function checkStage(st: QuantizeState): void {
+  const points = st.entries.filter((e) => !e.skip).map((e) => {
+    try {
+      return { ...provisional(e), quantizer: entryQuantizer(e, st.registry).name };
+    } catch (err) {
+      if (err instanceof LowbitError) {
+        throw new LowbitError(err.code, err.message, { node: e.node, tensor: e.value });
+      }
+      throw err;
+    }
+  });
+  checkQuantPoints(points, {
+    registry: st.registry,
+    target: st.opts.target === "onnx" ? "onnx" : "run",
+  });
+}
+
+function activationEntries(st: QuantizeState): PlanEntry[] {
+  return st.entries.filter((e) => e.role === "activation" && !e.skip);
+}
+
+/** Range equalisation: per-channel scales folded between an activation's producer and its Convs. */
+async function equalizeStage(st: QuantizeState): Promise<void> {
+  const eqAlpha = st.opts.equalize ?? null;
+  const given = st.opts.plan ? st.equalization : undefined;
+  if (!given && (st.opts.plan || eqAlpha === null)) return;
+  const eqLayers = st.layers.filter((l) =>
+    l.op === "Conv" &&
+    st.entries.some((e) => e.node === l.node && e.role === "activation" && !e.skip)
+  );
+  let absMax = new Map<string, Float32Array>();
+  if (!given) {
+    const bar = startBar(st, "equalize");
+    absMax = (await calibrate(st.model, calibrationData(st, "for range equalisation"), {
+      absMax: eqLayers,
+      ...calibrateCommon(st, bar),
+    })).absMax;
+    bar.stop();
+  }
+  const r = equalize(st.model, eqLayers, absMax, { alpha: eqAlpha ?? 0.5, given });
+  st.equalization = r.factors;
+  st.warnings.push(...r.notes);
+}
+
+/** SmoothQuant: migrate activation outliers into the weights. */
+async function smoothQuantStage(st: QuantizeState): Promise<void> {
+  if (st.smoothAlpha === null) return;
+  const given = st.opts.plan ? st.smoothing : undefined;
+  const smoothable = st.layers.filter((l) =>
+    st.entries.some((e) => e.node === l.node && e.role === "activation" && !e.skip)
+  );
+  let absMax = new Map<string, Float32Array>();
+  if (!given) {
+    const bar = startBar(st, "smoothquant");
+    absMax = (await calibrate(st.model, calibrationData(st, "for SmoothQuant"), {
+      absMax: smoothable,
+      ...calibrateCommon(st, bar),
+    })).absMax;
+    bar.stop();
+  }
+  const r = smoothQuant(st.model, smoothable, absMax, st.smoothAlpha, given);
+  st.smoothing = r.factors;
+  st.warnings.push(...r.notes);
+}
+
+/** The calibration pass: ranges, Hessians, means, histogram samples. */
+async function calibrateStage(st: QuantizeState): Promise<void> {
+  const byNode = new Map(st.layers.map((l) => [l.node, l]));
+  const weightEntries = st.entries.filter((e) => e.role === "weight" && !e.skip);
+  const actEntries = activationEntries(st);
   const needActs = actEntries.filter((e) => !e.dynamic && !e.scale);
   const gptqLayers = weightEntries.filter((e) => e.rounding === "gptq").map((e) =>
     byNode.get(e.node)!
   ).filter((l) => {
     if (l.op === "Conv" && l.shape.length !== 4) {
-      warnings.push(`${l.node}: GPTQ needs a 2-D Conv; rounded to nearest instead`);
+      st.warnings.push(`${l.node}: GPTQ needs a 2-D Conv; rounded to nearest instead`);
       return false;
     }
     return true;
   });
-  const meanLayers = biasCorrection
-    ? quantLayers.filter((l) => l.op === "Conv" || l.op === "Gemm")
+  const meanLayers = st.biasCorrection
+    ? weightEntries.map((e) => byNode.get(e.node)!).filter((l) =>
+      l.op === "Conv" || l.op === "Gemm"
+    )
     : [];
-  let stats: CalibrationStats | null = null;
-  if (opts.calib || needActs.length || gptqLayers.length || meanLayers.length) {
-    const data = needCalib(
-      opts,
-      needActs.length
-        ? "to calibrate activation ranges"
-        : gptqLayers.length
-        ? "for GPTQ"
-        : "for bias correction",
-    );
-    const bar = progress.start("calibrate", Math.ceil(data.count / (opts.batchSize ?? 32)));
-    stats = await calibrate(model, data, {
-      activations: needActs,
-      hessians: gptqLayers,
-      means: meanLayers,
-      samples: [...new Set(actEntries.map((e) => e.value))],
-      batchSize: opts.batchSize,
-      progress: bar,
-    });
-    bar.stop();
+  const hasSource = activeSource(st) !== undefined;
+  if (
+    !(st.opts.calib || hasSource) && !needActs.length && !gptqLayers.length && !meanLayers.length
+  ) {
+    return;
   }
+  const data = calibrationData(
+    st,
+    needActs.length
+      ? "to calibrate activation ranges"
+      : gptqLayers.length
+      ? "for GPTQ"
+      : "for bias correction",
+  );
+  const bar = startBar(st, "calibrate");
+  st.stats = await calibrate(st.model, data, {
+    activations: needActs,
+    hessians: gptqLayers,
+    means: meanLayers,
+    samples: [...new Set(actEntries.map((e) => e.value))],
+    ...calibrateCommon(st, bar),
+  });
+  bar.stop();
+}
 
-  // Activations: fit scales.
-  for (const e of actEntries) {
+/** Fits every static activation point from its calibrated range. */
+function activationsStage(st: QuantizeState): void {
+  for (const e of activationEntries(st)) {
     if (e.dynamic || e.scale) continue;
-    const range = stats!.ranges.get(activationKey(e))!;
-    const qp = fitActivation(e, range);
+    const range = st.stats?.ranges.get(activationKey(e));
+    if (!range) {
+      throw new LowbitError("INTERNAL", "no calibrated range for this activation", {
+        tensor: e.value,
+      });
+    }
+    const qp = fitActivation(e, range, st.registry);
+    if (qp.dynamic) {
+      e.dynamic = true;
+      continue;
+    }
     e.scale = [...qp.scale];
     e.zeroPoint = [...qp.zeroPoint];
+    if (qp.extra) e.extra = qp.extra;
   }
+}
 
-  // Weights: fit, round, bias-correct.
-  const wbar = progress.start("weights", weightEntries.length);
-  const encoded = new Map<string, LowbitTensor>();
+/** Weights: fit, round (RTN | GPTQ), bias-correct. */
+function weightsStage(st: QuantizeState): void {
+  const { model } = st;
+  const byNode = new Map(st.layers.map((l) => [l.node, l]));
+  const weightEntries = st.entries.filter((e) => e.role === "weight" && !e.skip);
+  const wbar = st.progress.start("weights", weightEntries.length);
   for (const e of weightEntries) {
     const l = byNode.get(e.node)!;
     const init = model.graph.initializers.get(l.weight)!;
     const w = init.data as Float32Array;
-    const qp = e.scale ? entryQParams(e) : fitWeight(l, w, e);
-    let q: Float32Array;
-    const H = stats?.hessians.get(l.node);
+    if (isBlockFormatName(e.format!) && e.granularity?.kind !== "block") {
+      e.granularity = resolveWeightGranularity(l, "channel", e.format!);
+    }
+    const quantizer = entryQuantizer(e, st.registry);
+    const qp = e.scale ? entryQParams(e) : fitWeight(l, w, e, st.registry);
+    let q: Float32Array = w;
+    const H = st.stats?.hessians.get(l.node);
     if (e.rounding === "gptq" && H) {
       const view = toOutIn(l, w);
       const round = columnRounder(l, w, qp);
@@ -478,59 +761,149 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
           full.set(col, g * per);
           return round(full, j).subarray(g * per, (g + 1) * per);
         };
-        qv.set(gptq(rows, per, l.in, H[g], rowsRound, gptqOpts), g * per * l.in);
+        qv.set(gptq(rows, per, l.in, H[g], rowsRound, st.gptq), g * per * l.in);
       }
       q = fromOutIn(l, qv);
-    } else {
-      q = w;
     }
-    if (isBlockFormatName(e.format!)) {
-      // Block scales always come from the original weight (GPTQ rounded against them).
-      const t = encodeBlockWeight(l, q, e.format!, w);
-      encoded.set(l.weight, t);
-      q = decodeBlockWeight(l, t);
-    } else {
-      // RTN; for GPTQ's on-grid values this only snaps away float noise.
-      q = fakeQuantWeight(l, q, qp);
-    }
-    const mean = stats?.means.get(l.node);
+    // RTN; for GPTQ's on-grid values this only snaps away float noise.
+    q = fakeQuantWeight(l, q, qp, quantizer);
+    const mean = st.stats?.means.get(l.node);
     if (mean) {
       const shift = biasShift(l, toOutIn(l, w), toOutIn(l, q), mean);
       if (!addBias(model, l, shift)) {
-        warnings.push(`${l.node}: no bias to correct (${l.op}); bias correction skipped`);
+        st.warnings.push(`${l.node}: no bias to correct (${l.op}); bias correction skipped`);
       }
     }
     model.graph.initializers.set(l.weight, { ...init, data: q });
+    e.granularity = qp.granularity;
     e.scale = [...qp.scale];
     e.zeroPoint = [...qp.zeroPoint];
+    if (qp.extra) e.extra = qp.extra;
+    if (!e.quantizer) e.quantizer = quantizer.name;
     wbar.increment();
   }
   wbar.stop();
-
-  const skippedLayers = layers.filter((l) =>
-    entries.some((e) => e.node === l.node && e.role === "weight" && e.skip)
-  );
-  if (skippedLayers.length === layers.length && actEntries.length === 0) {
-    warnings.push("every layer is left in float: the output equals the input model");
+  for (const e of activationEntries(st)) {
+    if (!e.quantizer) e.quantizer = entryQuantizer(e, st.registry).name;
   }
-  const plan: QuantPlan = {
+  const skippedLayers = st.layers.filter((l) =>
+    st.entries.some((e) => e.node === l.node && e.role === "weight" && e.skip)
+  );
+  if (skippedLayers.length === st.layers.length && activationEntries(st).length === 0) {
+    st.warnings.push("every layer is left in float: the output equals the input model");
+  }
+}
+
+function finalPlan(st: QuantizeState): QuantPlan {
+  const plugins = st.registry.pluginVersions();
+  const popts = Object.fromEntries(
+    Object.entries(st.pluginOptions).filter(([, v]) => v !== undefined),
+  ) as Record<string, string | number | boolean>;
+  return {
     version: PLAN_VERSION,
-    model: { name: opts.name ?? "model.onnx", sha256: opts.sha256 ?? "" },
-    preset,
-    options: { smoothquant: smoothAlpha, biasCorrection, gptq: gptqOpts },
-    ...(smoothing && Object.keys(smoothing).length ? { smoothing } : {}),
-    ...(equalization && Object.keys(equalization).length ? { equalization } : {}),
-    entries,
+    model: { name: st.opts.name ?? "model.onnx", sha256: st.opts.sha256 ?? "" },
+    preset: st.preset,
+    options: { smoothquant: st.smoothAlpha, biasCorrection: st.biasCorrection, gptq: st.gptq },
+    ...(st.smoothing && Object.keys(st.smoothing).length ? { smoothing: st.smoothing } : {}),
+    ...(st.equalization && Object.keys(st.equalization).length
+      ? { equalization: st.equalization }
+      : {}),
+    ...(st.search ? { search: st.search } : {}),
+    ...(plugins.length ? { plugins } : {}),
+    ...(Object.keys(popts).length ? { pluginOptions: popts } : {}),
+    entries: st.entries,
   };
-  return { quantized: { model, plan, layers, encoded }, stats, warnings, prepared };
+}
+
+// *** helpers of the stages ***
+
+function startBar(st: QuantizeState, name: string) {
+  const data = st.opts.calib;
+  const steps = data ? Math.ceil(data.count / (st.opts.batchSize ?? 32)) : 0;
+  return st.progress.start(name, steps);
+}
+
+function calibrateCommon(st: QuantizeState, bar: ReturnType<typeof startBar>) {
+  return {
+    batchSize: st.opts.batchSize,
+    progress: bar,
+    registry: st.registry,
+    hooks: st.registry.hooks.list().map((n) => st.registry.hooks.get(n)),
+    pluginOptions: st.pluginOptions,
+  };
+}
+
+function activeSource(st: QuantizeState) {
+  const graph = st.model.graph as unknown as GraphView;
+  return st.registry.sources.list().map((n) => st.registry.sources.get(n)).find((s) =>
+    s.applies?.(graph, st.pluginOptions) ?? true
+  );
+}
+
+/** Calibration data: a registered source that applies, else the dataset (needed then). */
+function calibrationData(st: QuantizeState, why: string): Dataset | CalibrationStream {
+  const source = activeSource(st);
+  if (!source) return needCalib(st.opts, why);
+  const exec = createExecutor(st.prepared, { registry: st.registry });
+  const data = st.opts.calib;
+  return {
+    batches: () =>
+      (async function* () {
+        for await (
+          const b of source.batches({
+            graph: st.prepared.graph as unknown as GraphView,
+            run: (inputs) => exec.run(inputs as never) as never,
+            options: st.pluginOptions,
+            ...(data ? { data: { inputs: data.inputs, count: data.count } } : {}),
+            batchSize: st.opts.batchSize ?? 32,
+          })
+        ) {
+          yield { inputs: b.inputs as never, ...(b.tags ? { tags: b.tags as never } : {}) };
+        }
+      })(),
+  };
+}
+
+/**
+ * The quantization points of a fitted plan (skipped entries left out), as core `QuantPoint`s:
+ * what simulation, QDQ export and the lowbit file read.
+ *
+ * @param plan a fitted plan
+ * @param registry where the quantizers are registered (default: the default registry)
+ * @returns the points
+ *
+ * @example
+ * ```ts
+ * import { planPoints } from "@lowbit/pipeline";
+ * const pts = planPoints({ version: 2, model: { name: "", sha256: "" }, preset: null,
+ *   options: { smoothquant: null, biasCorrection: false, gptq: { blockSize: 128, damp: 0.01, actOrder: false } },
+ *   entries: [{ node: "n", value: "W", role: "weight", format: "int8",
+ *     granularity: { kind: "tensor" }, mode: "symmetric", scale: [0.5], zeroPoint: [0] }] });
+ * if (pts[0].quantizer !== "uniform" || pts[0].params.scale[0] !== 0.5) throw new Error();
+ * ```
+ */
+export function planPoints(plan: QuantPlan, registry: Registry = defaultRegistry()): QuantPoint[] {
+  const out: QuantPoint[] = [];
+  const seen = new Set<string>();
+  for (const e of plan.entries) {
+    if (e.skip || seen.has(e.value)) continue;
+    seen.add(e.value);
+    out.push({
+      value: e.value,
+      role: e.role,
+      quantizer: entryQuantizer(e, registry).name,
+      params: entryQParams(e),
+      ...(e.by ? { by: e.by } : {}),
+    });
+  }
+  return out;
 }
 
 async function runMixedSearch(
-  opts: QuantizeOptions,
-  model: Model,
-  layers: Layer[],
+  st: QuantizeState,
   configs: Record<string, LayerConfig>,
 ): Promise<void> {
+  const { opts, model, layers } = st;
   if (!opts.mixedSearch) {
     throw new LowbitError(
       "UNSUPPORTED",
@@ -542,7 +915,7 @@ async function runMixedSearch(
   const bar = progress.start("search", 100);
   const sub = sliceBatch(data, 0, Math.min(data.count, 64));
   const nodes = new Map(model.graph.nodes.map((n) => [n.name, n]));
-  const floatExec = createExecutor(model);
+  const floatExec = createExecutor(model, { registry: st.registry });
   const outName = model.graph.outputs[0].name;
   const ref = (await floatExec.run(sub))[outName];
   const classes = ref.shape[ref.shape.length - 1] ?? 1;
@@ -556,7 +929,13 @@ async function runMixedSearch(
       }
     },
   });
+  const graphView = model.graph as unknown as GraphView;
+  const groups = st.registry.searchGroups.list().map((n) =>
+    st.registry.searchGroups.get(n).groups(graphView, layers.map((l) => l.node), st.pluginOptions)
+  );
   const choice = await opts.mixedSearch({
+    model,
+    groups,
     layers: layers.map((l) => ({
       node: l.node,
       op: l.op,
@@ -593,7 +972,7 @@ async function runMixedSearch(
           axis: l.op === "Conv" || l.op === "ConvTranspose" ? 1 : -1,
         });
       }
-      const out = (await createExecutor(m).run(sub, {
+      const out = (await createExecutor(m, { registry: st.registry }).run(sub, {
         transform: (name, t) => {
           const h = hooks.get(name);
           return h && {
@@ -623,6 +1002,7 @@ async function runMixedSearch(
     },
   });
   bar.stop();
+  st.warnings.push(...(choice.warnings ?? []));
   for (const l of layers) {
     if (l.node in choice.weights) configs[l.node].weight = choice.weights[l.node];
     if (choice.activations && l.node in choice.activations) {

@@ -146,7 +146,7 @@ function parseOverride(v: unknown, where: string): TensorOverride | undefined {
   const o = v as Record<string, unknown>;
   const out: Partial<TensorSpec> = {};
   for (const k of Object.keys(o)) {
-    if (!["format", "granularity", "mode", "calibrator", "rounding"].includes(k)) {
+    if (!["format", "granularity", "mode", "calibrator", "rounding", "quantizer"].includes(k)) {
       throw new LowbitError("INVALID_ARGUMENT", `${where}: unknown field '${k}'`);
     }
   }
@@ -162,6 +162,12 @@ function parseOverride(v: unknown, where: string): TensorOverride | undefined {
       throw new LowbitError("INVALID_ARGUMENT", `${where}.mode must be "symmetric" or "affine"`);
     }
     out.mode = o.mode;
+  }
+  if (o.quantizer !== undefined) {
+    if (typeof o.quantizer !== "string") {
+      throw new LowbitError("INVALID_ARGUMENT", `${where}.quantizer must be a string`);
+    }
+    out.quantizer = o.quantizer;
   }
   if (o.calibrator !== undefined) {
     if (typeof o.calibrator !== "string") {

@@ -1,18 +1,21 @@
 /**
- * Running a {@link QuantizedModel} on our executor in simulation: weights are
- * already on their grids; every quantized activation is fake-quantized by the
- * executor's `transform` hook with the plan's scales (or dynamic block
- * scales) as it is produced — where a QDQ export puts QuantizeLinear →
- * DequantizeLinear, so all its consumers see the quantized value.
+ * Running a {@link QuantizedModel} on our executor: its graph and quantization points become one
+ * runnable graph (`materializeQuantized`: Q/DQ pairs where ONNX expresses a point, `FakeQuant`
+ * nodes running the registered quantizer elsewhere) — the same graph a written lowbit file loads
+ * into, so the simulation, `lowbit run` and `lowbit eval` agree bit for bit.
  *
  * @module
  */
 
-import { createExecutor, type Model, type TensorData } from "@lowbit/graph";
-import type { PlanEntry } from "./plan.ts";
+import {
+  createExecutor,
+  type ExecutorOptions,
+  materializeQuantized,
+  type Model,
+  type TensorData,
+} from "@lowbit/graph";
 import type { QuantizedModel } from "./quantize.ts";
-import { activationsByValue } from "./export.ts";
-import { fakeQuantActivation } from "./tensor_quant.ts";
+import { planPoints } from "./quantize.ts";
 
 /** Runs a model on one batch and returns its first output. */
 export interface Runner {
@@ -43,45 +46,40 @@ export function floatRunner(model: Model): Runner {
 }
 
 /**
- * The executor `transform` hook that fake-quantizes a quantized model's
- * activations (static plan scales, or dynamic block scales).
+ * The runnable graph of a quantized model (see the module doc).
  *
  * @param qm the quantized model
- * @returns the hook
+ * @returns the model with its quantization points as nodes
  *
  * @example
  * ```ts
- * import { activationTransform } from "@lowbit/pipeline";
- * const hook = activationTransform({ model: {} as never, layers: [], plan: { version: 1,
- *   model: { name: "", sha256: "" }, preset: null, entries: [],
- *   options: { smoothquant: null, biasCorrection: false, gptq: { blockSize: 128, damp: 0.01, actOrder: false } } } });
- * if (hook("x", { dtype: "float32", shape: [1], data: new Float32Array(1) }) !== undefined) throw new Error();
+ * import { quantize, runnableModel } from "@lowbit/pipeline";
+ * import { readNpy, readOnnx } from "@lowbit/graph";
+ * const model = readOnnx(await Deno.readFile("fixtures/digits/mlp.onnx"));
+ * const x = readNpy(await Deno.readFile("fixtures/digits/calib_x.npy"));
+ * const { quantized } = await quantize({ model, calib: { inputs: { x }, count: 200 } });
+ * const m = runnableModel(quantized);
+ * if (!m.graph.nodes.some((n) => n.op === "QuantizeLinear")) throw new Error();
  * ```
  */
-export function activationTransform(
-  qm: QuantizedModel,
-): (name: string, t: TensorData) => TensorData | undefined {
-  const hooks = new Map<string, { entry: PlanEntry; axis: number }>();
-  for (const [value, entry] of activationsByValue(qm.plan)) {
-    const layer = qm.layers.find((l) => l.node === entry.node);
-    const conv = layer?.op === "Conv" || layer?.op === "ConvTranspose";
-    hooks.set(value, { entry, axis: conv ? 1 : -1 });
-  }
-  return (name, t) => {
-    const h = hooks.get(name);
-    if (!h) return undefined;
-    return {
-      dtype: "float32",
-      shape: [...t.shape],
-      data: fakeQuantActivation(t.data as Float32Array, t.shape, h.entry, h.axis),
-    };
-  };
+export function runnableModel(qm: QuantizedModel): Model {
+  return materializeQuantized(qm.model, planPoints(qm.plan, qm.registry), {
+    registry: qm.registry,
+  });
 }
 
 /**
- * The fake-quant simulation of a quantized model on our executor.
+ * How quantized models run here and in `lowbit run` / `lowbit eval` / the runtime: QDQ patterns
+ * on the integer kernels.
+ */
+export const QUANTIZED_EXECUTION: ExecutorOptions["quantized"] = "integer";
+
+/**
+ * The simulation of a quantized model on our executor: its runnable graph, run as every loader
+ * runs it.
  *
  * @param qm the quantized model
+ * @param opts threads (the same results for any count)
  * @returns the runner
  *
  * @example
@@ -95,9 +93,13 @@ export function activationTransform(
  * if (y.shape[0] !== 200) throw new Error();
  * ```
  */
-export function simulate(qm: QuantizedModel): Runner {
-  const transform = activationTransform(qm);
-  const exec = createExecutor(qm.model);
-  const out = qm.model.graph.outputs[0].name;
-  return { run: async (inputs) => (await exec.run(inputs, { transform }))[out] };
+export function simulate(qm: QuantizedModel, opts: { threads?: number } = {}): Runner {
+  const m = runnableModel(qm);
+  const exec = createExecutor(m, {
+    quantized: QUANTIZED_EXECUTION,
+    registry: qm.registry,
+    threads: opts.threads,
+  });
+  const out = m.graph.outputs[0].name;
+  return { run: async (inputs) => (await exec.run(inputs))[out] };
 }

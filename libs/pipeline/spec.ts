@@ -31,6 +31,8 @@ export interface TensorSpec {
   calibrator?: string;
   /** Weight rounding (weights only). */
   rounding?: Rounding;
+  /** Registered quantizer (default: the built-in one for the format). */
+  quantizer?: string;
 }
 
 /** The resolved configuration of one layer. */

@@ -9,15 +9,17 @@
 
 import {
   type BlockFormat,
-  chooseQParams,
+  defaultQuantizerFor,
+  defaultRegistry,
   fakeQuantize,
-  fitQParams,
   getFormat,
   type Granularity,
   LowbitError,
   type NumberFormat,
   type QParams,
+  type Quantizer,
   type Range,
+  type Registry,
 } from "@lowbit/core";
 import { effectiveGroupSize } from "./presets.ts";
 import { fromOutIn, type Layer, toOutIn } from "./layers.ts";
@@ -64,7 +66,7 @@ export function resolveWeightGranularity(
   g: GranularitySpec,
   format: string,
 ): Granularity {
-  if (isBlockFormatName(format)) return { kind: "tensor" };
+  if (isBlockFormatName(format)) return weightBlockGranularity(layer, format);
   if (g === "tensor") return { kind: "tensor" };
   const channel: Granularity = { kind: "channel", axis: layer.outAxis };
   if (g === "channel" || layer.op === "ConvTranspose") return channel;
@@ -72,6 +74,53 @@ export function resolveWeightGranularity(
   const size = effectiveGroupSize(len, g.group);
   if (len === 1 || (size === len && layer.window === 1)) return channel;
   return { kind: "group", axis: layer.inAxis, size };
+}
+
+/**
+ * The block granularity of a block-format weight: blocks run along each output channel's row
+ * of the layer's [out, in] view (a Conv's input channels and window together); a
+ * ConvTranspose's along its input channels only.
+ *
+ * @param layer the layer
+ * @param format block format name
+ * @returns the granularity on the weight in the file's layout
+ *
+ * @example
+ * ```ts
+ * import { weightBlockGranularity } from "@lowbit/pipeline";
+ * const conv = { node: "c", op: "Conv", input: "x", weight: "W", shape: [8, 4, 3, 3], outAxis: 0,
+ *   inAxis: 1, window: 9, groups: 1, out: 8, in: 36 };
+ * const g = weightBlockGranularity(conv, "mxfp4");
+ * if (g.kind !== "block" || g.flatten !== 2 || g.size !== 32) throw new Error(JSON.stringify(g));
+ * ```
+ */
+export function weightBlockGranularity(layer: Layer, format: string): Granularity {
+  const size = (getFormat(format) as BlockFormat).blockSize;
+  if (layer.op === "ConvTranspose") return { kind: "block", axis: 0, size };
+  const flatten = layer.outAxis === 0 ? layer.shape.length - 2 : 0;
+  return { kind: "block", axis: layer.inAxis, size, ...(flatten ? { flatten } : {}) };
+}
+
+/**
+ * The registered quantizer of a plan entry: its `quantizer`, or the built-in one for its format.
+ *
+ * @param entry the entry
+ * @param registry where quantizers are registered (default: the default registry)
+ * @returns the quantizer
+ *
+ * @example
+ * ```ts
+ * import { entryQuantizer } from "@lowbit/pipeline";
+ * const q = entryQuantizer({ node: "n", value: "W", role: "weight", format: "nvfp4" });
+ * if (q.name !== "block") throw new Error(q.name);
+ * ```
+ */
+export function entryQuantizer(
+  entry: PlanEntry,
+  registry: Registry = defaultRegistry(),
+): Quantizer {
+  if (entry.quantizer) return registry.quantizers.get(entry.quantizer);
+  return registry.quantizers.get(defaultQuantizerFor(registry.formats.get(entry.format!)));
 }
 
 /** Rows of the [out, in] view zero-padded to whole blocks. */
@@ -118,15 +167,30 @@ const ONE: QParams = {
  * if (qp.scale.length !== 2) throw new Error();
  * ```
  */
-export function fitWeight(layer: Layer, data: Float32Array, entry: PlanEntry): QParams {
-  const format = entry.format!, granularity = entry.granularity!, mode = entry.mode!;
-  if (isBlockFormatName(format)) return { ...ONE, format, granularity };
-  return fitQParams({ shape: layer.shape, data }, {
-    format,
-    granularity,
-    mode,
-    name: layer.weight,
-  });
+export function fitWeight(
+  layer: Layer,
+  data: Float32Array,
+  entry: PlanEntry,
+  registry: Registry = defaultRegistry(),
+): QParams {
+  const format = entry.format!, mode = entry.mode!;
+  let granularity = entry.granularity!;
+  // Plans of format version 1 wrote block formats as per tensor.
+  if (isBlockFormatName(format) && granularity.kind !== "block") {
+    granularity = weightBlockGranularity(layer, format);
+  }
+  try {
+    return entryQuantizer(entry, registry).fit({ shape: layer.shape, data }, {
+      format,
+      granularity,
+      mode,
+    });
+  } catch (e) {
+    if (e instanceof LowbitError && !e.subject.tensor) {
+      throw new LowbitError(e.code, e.message, { node: layer.node, tensor: layer.weight });
+    }
+    throw e;
+  }
 }
 
 /**
@@ -144,6 +208,9 @@ export function fitWeight(layer: Layer, data: Float32Array, entry: PlanEntry): Q
  * ```
  */
 export function entryQParams(entry: PlanEntry): QParams {
+  if (entry.dynamic && !entry.scale && entry.format && entry.granularity && entry.mode) {
+    return entryQParams({ ...entry, scale: [1], zeroPoint: [0] });
+  }
   if (!entry.scale || !entry.format || !entry.granularity || !entry.mode) {
     throw new LowbitError(
       "INVALID_ARGUMENT",
@@ -157,6 +224,8 @@ export function entryQParams(entry: PlanEntry): QParams {
     mode: entry.mode,
     scale: Float32Array.from(entry.scale),
     zeroPoint: Int32Array.from(entry.zeroPoint ?? entry.scale.map(() => 0)),
+    ...(entry.extra ? { extra: structuredClone(entry.extra) } : {}),
+    ...(entry.dynamic ? { dynamic: true } : {}),
   };
 }
 
@@ -180,9 +249,14 @@ export function entryQParams(entry: PlanEntry): QParams {
  * if (q.length !== 32 || q[31] !== 1) throw new Error(String(q[31]));
  * ```
  */
-export function fakeQuantWeight(layer: Layer, data: Float32Array, qp: QParams): Float32Array {
+export function fakeQuantWeight(
+  layer: Layer,
+  data: Float32Array,
+  qp: QParams,
+  quantizer?: Quantizer,
+): Float32Array {
   const fmt = getFormat(qp.format) as Partial<BlockFormat>;
-  if (fmt.family === "block" && fmt.blockSize) {
+  if (fmt.family === "block" && fmt.blockSize && qp.granularity.kind !== "block") {
     const view = toOutIn(layer, data);
     const p = padRows(view, layer.out, layer.in, fmt.blockSize);
     const fq = fakeQuantize({ shape: [layer.out, p.cols], data: p.data }, {
@@ -191,7 +265,14 @@ export function fakeQuantWeight(layer: Layer, data: Float32Array, qp: QParams): 
     }).data;
     return fromOutIn(layer, unpadRows(fq, layer.out, p.cols, layer.in));
   }
-  return fakeQuantize({ shape: layer.shape, data }, qp, layer.weight).data;
+  const q = quantizer ??
+    defaultRegistry().quantizers.get(defaultQuantizerFor(getFormat(qp.format)));
+  // Uniform weights round as torch's fake_quantize does (× 1/scale), as GPTQ's column rounder does;
+  // the values land on the grid either way, and their codes are exact.
+  if (q.name === "uniform") {
+    return fakeQuantize({ shape: layer.shape, data }, qp, layer.weight).data;
+  }
+  return q.fakeQuant({ shape: layer.shape, data }, qp).data;
 }
 
 /**
@@ -199,7 +280,7 @@ export function fakeQuantWeight(layer: Layer, data: Float32Array, qp: QParams): 
  */
 function viewScaleIndex(layer: Layer, qp: QParams): (o: number, j: number) => number {
   const g = qp.granularity;
-  if (g.kind === "tensor") return () => 0;
+  if (g.kind === "tensor" || g.kind === "block" || g.kind === "row") return () => 0;
   // Map view (o, j) to the file's flat index, then to the scale index.
   const shape = layer.shape;
   const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
@@ -328,13 +409,23 @@ export function columnRounder(
  * if (qp.zeroPoint[0] !== -128) throw new Error(String(qp.zeroPoint[0]));
  * ```
  */
-export function fitActivation(entry: PlanEntry, range: Range): QParams {
-  return chooseQParams(range, {
-    format: entry.format!,
-    granularity: entry.granularity!,
-    mode: entry.mode!,
-    name: entry.value,
-  });
+export function fitActivation(
+  entry: PlanEntry,
+  range: Range,
+  registry: Registry = defaultRegistry(),
+): QParams {
+  try {
+    return entryQuantizer(entry, registry).fit(range, {
+      format: entry.format!,
+      granularity: entry.granularity!,
+      mode: entry.mode!,
+    });
+  } catch (e) {
+    if (e instanceof LowbitError && !e.subject.tensor) {
+      throw new LowbitError(e.code, e.message, { node: entry.node, tensor: entry.value });
+    }
+    throw e;
+  }
 }
 
 /**
@@ -362,44 +453,31 @@ export function fakeQuantActivation(
   shape: readonly number[],
   entry: PlanEntry,
   axis: number,
+  registry: Registry = defaultRegistry(),
 ): Float32Array {
-  if (!entry.dynamic) {
-    const qp = entryQParams(entry);
-    const f = getFormat(qp.format);
-    // QuantizeLinear divides by the scale where core's fakeQuantize multiplies by its reciprocal
-    // (as torch does); normalised pixels hit exact ties, so simulate what the QDQ export runs.
-    if (f.family === "int" && qp.scale.length === 1) {
-      const s = qp.scale[0], z = qp.zeroPoint[0], out = new Float32Array(data.length);
-      for (let i = 0; i < data.length; i++) {
-        const y = Math.fround(data[i] / s), r = Math.round(y);
-        const q = Math.min(f.max, Math.max(f.min, (r - y === 0.5 && r % 2 !== 0 ? r - 1 : r) + z));
-        out[i] = Math.fround((q - z) * s);
-      }
-      return out;
-    }
-    return fakeQuantize({ shape, data }, qp, entry.value).data;
+  let e = entry;
+  if (e.dynamic && e.granularity?.kind !== "block" && isBlockFormatName(e.format!)) {
+    e = { ...e, granularity: activationBlockGranularity(e.format!, axis) };
   }
-  const fmt = getFormat(entry.format!) as BlockFormat;
-  const rank = shape.length;
-  const ax = axis < 0 ? axis + rank : axis;
-  const C = shape[ax] ?? 1;
-  const inner = shape.slice(ax + 1).reduce((a, b) => a * b, 1);
-  const outer = data.length / (C * inner);
-  const pc = Math.ceil(C / fmt.blockSize) * fmt.blockSize;
-  // Gather [outer, inner, C] rows with C padded, fake-quantize, scatter back.
-  const rows = outer * inner;
-  const buf = new Float32Array(rows * pc);
-  for (let o = 0; o < outer; o++) {
-    for (let c = 0; c < C; c++) {
-      for (let r = 0; r < inner; r++) buf[(o * inner + r) * pc + c] = data[(o * C + c) * inner + r];
-    }
-  }
-  const fq = rows === 0 ? buf : fmt.decodeBlocks(fmt.encodeBlocks(buf));
-  const out = new Float32Array(data.length);
-  for (let o = 0; o < outer; o++) {
-    for (let c = 0; c < C; c++) {
-      for (let r = 0; r < inner; r++) out[(o * C + c) * inner + r] = fq[(o * inner + r) * pc + c];
-    }
-  }
-  return out;
+  const q = entryQuantizer(e, registry);
+  return q.fakeQuant({ shape, data }, entryQParams(e)).data;
+}
+
+/**
+ * The granularity of a block-format activation: blocks of the format's size along `axis`
+ * (the channel axis: 1 for NCHW, -1 for rows), scales computed at run time.
+ *
+ * @param format block format name
+ * @param axis channel axis
+ * @returns the granularity
+ *
+ * @example
+ * ```ts
+ * import { activationBlockGranularity } from "@lowbit/pipeline";
+ * const g = activationBlockGranularity("nvfp4", 1);
+ * if (g.kind !== "block" || g.size !== 16) throw new Error();
+ * ```
+ */
+export function activationBlockGranularity(format: string, axis: number): Granularity {
+  return { kind: "block", axis, size: (getFormat(format) as BlockFormat).blockSize };
 }

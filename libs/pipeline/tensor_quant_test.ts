@@ -96,7 +96,18 @@ Deno.test("resolveWeightGranularity() maps channel and group onto the weight's o
     kind: "channel",
     axis: 0,
   });
-  assert.deepEqual(resolveWeightGranularity(conv, "channel", "mxfp4"), { kind: "tensor" });
+  // Block formats: blocks along each output channel's row (input channels and window together).
+  assert.deepEqual(resolveWeightGranularity(conv, "channel", "mxfp4"), {
+    kind: "block",
+    axis: 1,
+    size: 32,
+    flatten: conv.shape.length - 2,
+  });
+  assert.deepEqual(resolveWeightGranularity(matmul, "channel", "nvfp4"), {
+    kind: "block",
+    axis: 0,
+    size: 16,
+  });
 });
 
 Deno.test("fakeQuantActivation() quantizes dynamic block formats along the channel axis", () => {

@@ -14,6 +14,7 @@ import { LowbitError } from "@lowbit/core";
 import { readNpy, type TensorData } from "@lowbit/graph";
 import { createProgress, evaluate, loadDataset, loadModelFile } from "@lowbit/pipeline";
 import type { Command } from "../main.ts";
+import { loadPlugins, splitPluginArgs } from "../plugins.ts";
 import { numberOption, parseOptions } from "./_io.ts";
 
 const HELP =
@@ -44,7 +45,10 @@ QUANT_MODEL is a QDQ ONNX file or a lowbit file (.lowbit / .safetensors).
  * if (await evalMain(["--help"]) !== 0) throw new Error();
  * ```
  */
-export async function evalMain(args: string[]): Promise<number> {
+export async function evalMain(argv: string[]): Promise<number> {
+  const split = splitPluginArgs(argv);
+  await loadPlugins(split.plugins);
+  const args = split.rest;
   const { values, positionals } = parseOptions(args, {
     data: { type: "string", multiple: true },
     labels: { type: "string" },

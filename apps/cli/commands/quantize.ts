@@ -15,8 +15,8 @@
 
 import { basename, extname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { LowbitError } from "@lowbit/core";
-import { type Model, qdqFormat, readNpy, type TensorData } from "@lowbit/graph";
+import { defaultRegistry, LowbitError } from "@lowbit/core";
+import { checkQuantPoints, type Model, readNpy, type TensorData } from "@lowbit/graph";
 import {
   numberOption as num,
   parseOptions,
@@ -41,7 +41,7 @@ import {
   parsePlan,
   parseRules,
   pendingWrites,
-  type PlanEntry,
+  planPoints,
   presetNames,
   quantize,
   type QuantizeResult,
@@ -52,6 +52,14 @@ import {
 } from "@lowbit/pipeline";
 import type { MixedPrecisionResult } from "@lowbit/pipeline/search";
 import type { Command } from "../main.ts";
+import {
+  loadPlugins,
+  pluginHelp,
+  pluginOptionValues,
+  pluginParseOptions,
+  pluginSource,
+  splitPluginArgs,
+} from "../plugins.ts";
 
 const FIXTURES = fileURLToPath(new URL("../../../fixtures/digits/", import.meta.url));
 
@@ -62,7 +70,11 @@ report (<out>.report.html). With no MODEL: the bundled digits CNN, its
 calibration and evaluation splits, preset w8a8, output out/cnn.w8a8.onnx.
 
   --calib [NAME=]PATH   calibration data: .npy (batch first) per input, or a folder
-                        of PNG/JPEG images (with --size/--layout/--channels/--mean/--std)
+                        of PNG/JPEG images (with --size/--layout/--channels/--mean/--std);
+                        a .npy of the input's full static shape is one whole sample (a
+                        graph); NAME=NUMBER gives an input a constant (--calib sr=16000)
+  --plugin NAME|PATH    load a plugin (repeatable): a built-in short name or a module
+                        exporting \`plugin\`; its options are listed by --help after it
   --preset NAME         ${presetNames().join(" | ")} (default w8a8)
   --config RULES.json   ordered wildcard rules over node names (later rules win):
                         [{ "match": "conv*", "weight": { "format": "int8" } }, { "match": "fc", "skip": true }]
@@ -117,9 +129,14 @@ function fmtBytes(n: number): string {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 }
 
-/** Whether QDQ ONNX can hold an entry's format (else the default output is a lowbit file). */
-function onnxCanHold(e: PlanEntry): boolean {
-  return !e.dynamic && qdqFormat(e.format ?? "") !== undefined;
+/** Whether QDQ ONNX can hold every point (else the default output is a lowbit file). */
+function onnxCanHold(result: QuantizeResult): boolean {
+  try {
+    checkQuantPoints(planPoints(result.quantized.plan), { target: "onnx" });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The mixed-precision search hook, loaded only for `--preset mixed`. */
@@ -147,8 +164,13 @@ async function loadMixedSearch(
  * if (await quantizeMain(["--help"]) !== 0) throw new Error();
  * ```
  */
-export async function quantizeMain(args: string[]): Promise<number> {
+export async function quantizeMain(argv: string[]): Promise<number> {
+  // Plugins first: their options parse like ours.
+  const split = splitPluginArgs(argv);
+  await loadPlugins(split.plugins);
+  const args = split.rest;
   const { values, positionals } = parseOptions(args, {
+    ...pluginParseOptions(),
     calib: { type: "string", multiple: true },
     preset: { type: "string" },
     config: { type: "string" },
@@ -186,11 +208,12 @@ export async function quantizeMain(args: string[]): Promise<number> {
     mean: { type: "string" },
     std: { type: "string" },
     help: { type: "boolean", short: "h" },
-  }, HELP);
+  }, HELP + pluginHelp());
   if (values.help) {
-    console.log(HELP);
+    console.log(HELP + pluginHelp());
     return 0;
   }
+  const pluginOptions = pluginOptionValues(values as Record<string, unknown>);
   if (positionals.length > 1) {
     throw new LowbitError(
       "INVALID_ARGUMENT",
@@ -228,6 +251,8 @@ export async function quantizeMain(args: string[]): Promise<number> {
   const plan = values.plan
     ? parsePlan(await readJson(values.plan, "plan"), values.plan)
     : undefined;
+  // A replayed plan loads the plugins that made it.
+  for (const p of plan?.plugins ?? []) await loadPlugins([p.source ?? p.name]);
   const image = values.size || values.mean || values.std || values.layout || values.channels
     ? parseImageSpec(values)
     : undefined;
@@ -290,7 +315,18 @@ export async function quantizeMain(args: string[]): Promise<number> {
       ? await loadMixedSearch(model, calib, (r) => (searchResult = r))
       : undefined,
     mixedOptions,
+    registry: defaultRegistry(),
+    pluginOptions: plan?.pluginOptions ?? pluginOptions,
+    ...(values.out
+      ? { target: values.out.toLowerCase().endsWith(".onnx") ? "onnx" : "lowbit" }
+      : {}),
   });
+  if (result.quantized.plan.plugins) {
+    for (const p of result.quantized.plan.plugins) {
+      const src = pluginSource(p.name);
+      if (src) p.source = src;
+    }
+  }
   for (const w of result.warnings) if (!json) console.error(`lowbit quantize: warning: ${w}`);
   if (searchResult) {
     result.quantized.plan.search = {
@@ -300,10 +336,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
     };
   }
 
-  const out = values.out ??
-    defaultOut(
-      result.quantized.plan.entries.every((e) => e.skip || onnxCanHold(e)) ? ".onnx" : ".lowbit",
-    );
+  const out = values.out ?? defaultOut(onnxCanHold(result) ? ".onnx" : ".lowbit");
   const written = await writeQuantized(result.quantized, out);
 
   let evaluation: EvalResult | null = null;

@@ -25,6 +25,7 @@ import {
   writeNpy,
 } from "@lowbit/graph";
 import type { Command } from "../main.ts";
+import { loadPlugins, splitPluginArgs } from "../plugins.ts";
 
 const HELP = `usage: lowbit run <model> --input [NAME=]FILE.npy ... [--out [NAME=]FILE.npy ...]
 
@@ -34,8 +35,10 @@ writes outputs as .npy. <model> is an ONNX file or a lowbit file.
   --input [NAME=]FILE   an input; without NAME, inputs fill the model's inputs in order
   --out [NAME=]FILE     where to write an output; without NAME, the model's outputs in
                         order (default: the first output to out.npy)
-  --quantized MODE      "float" (default: Q/DQ run as written) or "integer" (QDQ patterns
-                        around MatMul / Gemm / Conv run on integer arithmetic)
+  --quantized MODE      "integer" (default: QDQ patterns around MatMul / Gemm / Conv run on
+                        integer arithmetic, as lowbit eval and the runtime run them) or
+                        "float" (Q/DQ run as written)
+  --plugin NAME|PATH    load a plugin (repeatable), for models its quantizers made
   --threads N           threads for Conv / Gemm / MatMul (default 1; same results)
   --json                print a JSON summary
   -h, --help            this help
@@ -170,7 +173,7 @@ export async function runModelFiles(
   modelPath: string,
   inputArgs: readonly string[],
   outArgs: readonly string[],
-  quantized: "float" | "integer" = "float",
+  quantized: "float" | "integer" = "integer",
   threads = 1,
 ): Promise<RunOutputSummary[]> {
   const model = await loadModel(modelPath);
@@ -214,7 +217,10 @@ async function runAndWrite(
 /** The `run` subcommand. */
 export const runCommand: Command = {
   summary: "run a model on .npy inputs and write its outputs as .npy",
-  async main(args: string[]): Promise<number> {
+  async main(argv: string[]): Promise<number> {
+    const split = splitPluginArgs(argv);
+    await loadPlugins(split.plugins);
+    const args = split.rest;
     let parsed;
     try {
       parsed = parseArgs({
@@ -241,7 +247,7 @@ export const runCommand: Command = {
       console.error(HELP);
       return 2;
     }
-    const q = values.quantized ?? "float";
+    const q = values.quantized ?? "integer";
     if (q !== "float" && q !== "integer") {
       throw new LowbitError(
         "INVALID_ARGUMENT",

@@ -23,11 +23,7 @@ export function bitsOfF32(v: number): number {
   return scratch.getUint32(0);
 }
 
-/** Rounds to the nearest integer, ties to even (numpy / torch `round`). */
-export function roundHalfEven(v: number): number {
-  const r = Math.round(v); // ties toward +Infinity
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+export { roundHalfEven } from "../quant/round.ts";
 
 /** A code array of the right width for `bits`-bit codes. */
 export function newCodes(bits: number, n: number): Codes {

@@ -26,3 +26,4 @@ export * from "./packing.ts";
 export * from "./builtin.ts";
 export * from "./names.ts";
 export * from "./guards.ts";
+export * from "./onnx_types.ts";

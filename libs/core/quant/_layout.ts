@@ -43,7 +43,9 @@ export function layoutOf(
 ): Layout {
   const subject = tensorName === undefined ? {} : { tensor: tensorName };
   const numel = shape.reduce((a, b) => a * b, 1);
-  if (granularity.kind === "tensor") {
+  // Block and row granularities keep one (unit) scale here: their real scales live in the
+  // parameters' `extra` (block scale codes) or are computed at run time (rows).
+  if (granularity.kind === "tensor" || granularity.kind === "block" || granularity.kind === "row") {
     return {
       outer: 1,
       dim: numel,
@@ -113,8 +115,4 @@ export function checkFinite(data: Float32Array, tensorName?: string): void {
   }
 }
 
-/** Round half to even (banker's rounding), as torch.round and numpy.round do. */
-export function rne(x: number): number {
-  const r = Math.round(x); // half up
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+export { roundHalfEven as rne } from "./round.ts";

@@ -20,3 +20,4 @@ export * from "./qparams.ts";
 export * from "./affine.ts";
 export * from "./dyadic.ts";
 export * from "./quantizers.ts";
+export * from "./round.ts";

@@ -53,7 +53,7 @@ export interface CandidateCost {
  * ```
  */
 export function scaleCount(layer: LayerGeometry, g: Granularity): number {
-  if (g.kind === "tensor") return 1;
+  if (g.kind === "tensor" || g.kind === "row") return 1;
   if (g.kind === "channel") return layer.outChannels;
   const perRow = layer.params / layer.outChannels;
   return layer.outChannels * Math.ceil(perRow / g.size);

@@ -12,6 +12,7 @@
 import { LowbitError } from "@lowbit/core";
 import type { Graph, Node, TensorData } from "../ir.ts";
 import { isDifferentiableOp, OPS, type T64 } from "./ops.ts";
+import { lookupOp } from "../exec/ops/table.ts";
 import { add } from "./_t64.ts";
 
 /** The values of one forward run, in evaluation order. */
@@ -142,20 +143,6 @@ export function forward64(
       }
     }
     for (const o of node.outputs) dirty.add(o);
-    if (node.domain !== "" && node.domain !== "ai.onnx") {
-      throw new LowbitError(
-        "UNSUPPORTED",
-        `autodiff: op ${node.domain}.${node.op} is not supported`,
-        {
-          node: node.name,
-        },
-      );
-    }
-    if (!isDifferentiableOp(node.op)) {
-      throw new LowbitError("UNSUPPORTED", `autodiff: op ${node.op} is not supported`, {
-        node: node.name,
-      });
-    }
     const ins = node.inputs.map((n) => {
       if (!n) return undefined;
       const v = values.get(n);
@@ -168,7 +155,9 @@ export function forward64(
     });
     let outs: T64[];
     try {
-      outs = OPS[node.op].forward(ins, node);
+      outs = isDifferentiableOp(node.op) && (node.domain === "" || node.domain === "ai.onnx")
+        ? OPS[node.op].forward(ins, node)
+        : forwardOnly(graph, node, ins);
     } catch (e) {
       if (e instanceof LowbitError) throw e;
       throw new LowbitError("INVALID_ARGUMENT", `${node.op}: ${(e as Error).message}`, {
@@ -222,6 +211,14 @@ export function backward64(
     const ins = node.inputs.map((n) => (n ? tape.values.get(n) : undefined));
     const outs = node.outputs.map((o) => tape.values.get(o)!);
     const op = node.op as keyof typeof OPS;
+    if (!isDifferentiableOp(node.op) || (node.domain !== "" && node.domain !== "ai.onnx")) {
+      throw new LowbitError(
+        "UNSUPPORTED",
+        `autodiff: op ${node.op} has no gradient (it runs forward only); a metric that needs ` +
+          `gradients through it cannot be used`,
+        { node: node.name },
+      );
+    }
     const filled = gOut.map((g, i) =>
       g ??
         (outs[i]
@@ -248,4 +245,34 @@ export function backward64(
     out.set(name, g ?? { shape: [...v.shape], data: new Float64Array(v.data.length) });
   }
   return out;
+}
+
+/**
+ * A node autodiff has no gradient for, run forward in float32 by the executor's own op
+ * (a constant Pad, a Shape, an ArgMax...): values flow, gradients cannot.
+ */
+function forwardOnly(graph: Graph, node: Node, ins: readonly (T64 | undefined)[]): T64[] {
+  const impl = lookupOp(node.op, node.domain);
+  if (!impl) {
+    throw new LowbitError("UNSUPPORTED", `autodiff: op ${node.op} is not supported`, {
+      node: node.name,
+    });
+  }
+  // Non-float initializers (pads, axes, shapes) go in as they are in the graph.
+  const tensors = node.inputs.map((n, i): TensorData | undefined => {
+    const init = n ? graph.initializers.get(n) : undefined;
+    if (init && init.dtype !== "float32" && init.dtype !== "float64") return init;
+    const t = ins[i];
+    return t && { dtype: "float32", shape: [...t.shape], data: Float32Array.from(t.data) };
+  });
+  const outs = impl(tensors, node, { opset: 17 });
+  if (outs instanceof Promise) {
+    throw new LowbitError("UNSUPPORTED", `autodiff: op ${node.op} is not supported`, {
+      node: node.name,
+    });
+  }
+  return outs.map((t) => ({
+    shape: [...t.shape],
+    data: Float64Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v)),
+  }));
 }

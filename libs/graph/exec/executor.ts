@@ -10,7 +10,7 @@
  * @module
  */
 
-import { LowbitError } from "@lowbit/core";
+import { defaultRegistry, LowbitError, type Registry } from "@lowbit/core";
 import {
   createFloatKernelsOn,
   type FloatKernels,
@@ -56,6 +56,8 @@ export interface ExecutorOptions {
    * is unavailable everything runs on the calling thread.
    */
   threads?: number;
+  /** Registry whose quantizers run `FakeQuant` nodes (default: the default registry). */
+  registry?: Registry;
 }
 
 /** Options of one run. */
@@ -385,6 +387,7 @@ function prepare(graph: Graph, opset: number, opts: ExecutorOptions): Prepared {
   }
   const ctx: OpContext = {
     opset,
+    quantizers: (opts.registry ?? defaultRegistry()).quantizers,
     reference: opts.reference ?? false,
     isConstant: (t) => constants.has(t.data),
   };

@@ -2,23 +2,28 @@
  * The lowbit file: one safetensors file holding a quantized model that our
  * runtime loads without the original model.
  *
- * Layout (format version 1):
+ * Layout (format version 2):
  * - `lowbit.graph` (U8): the model as ONNX bytes, without its initializers
  *   (string initializers stay inside);
  * - `init/<name>`: every other initializer, in its own dtype;
  * - `q/<name>/codes` (U8, codes packed LSB-first at `bits` per code, or U16 for
  *   codes wider than 8 bits), `q/<name>/scale` (F32), `q/<name>/zero_point`
- *   (I32), `q/<name>/x/<key>` (extra arrays, e.g. block scale codes) for every
- *   quantized tensor;
- * - `__metadata__`: `lowbit.version` = "1", `lowbit.plan` (the plan as JSON),
- *   `lowbit.tensors` (JSON: per quantized tensor its format, bits, shape,
- *   granularity and mode).
+ *   (I32), `q/<name>/x/<key>` (F32: the quantizer's fitted extras, e.g. MX
+ *   block scale codes or a ternary γ) for every quantized weight;
+ * - `lowbit.plan` (U8): the plan as JSON; `lowbit.activations` (U8): the
+ *   activation quantization points (value, quantizer, fitted parameters) as JSON;
+ * - `__metadata__` (kept small): `lowbit.version` = "2", `lowbit.tensors`
+ *   (JSON: per quantized tensor its quantizer, format, bits, shape, granularity,
+ *   mode and extra names).
+ *
+ * Version 1 files (plan in the metadata, no quantizer names, no activation
+ * points) are still read.
  *
  * @module
  */
 
-import { LowbitError } from "@lowbit/core";
-import type { Codes, Granularity, QuantMode } from "@lowbit/core";
+import { defaultQuantizerFor, getFormat, LowbitError } from "@lowbit/core";
+import type { Codes, Granularity, QParams, QuantMode, QuantPoint } from "@lowbit/core";
 import type { Model, TensorData } from "../ir.ts";
 import { readOnnx, writeOnnx } from "../onnx.ts";
 import { readSafetensors, writeSafetensors, writeSafetensorsFile } from "../safetensors.ts";
@@ -26,6 +31,8 @@ import { elementCount } from "../tensor_data.ts";
 
 /** One quantized tensor of a lowbit file. */
 export interface LowbitTensor {
+  /** Registered quantizer that made the codes (default: the built-in one for the format). */
+  quantizer?: string;
   /** Registry format name ("int4", "fp8_e4m3fn", "nvfp4", ...). */
   format: string;
   /** Bits per code, 1–16. */
@@ -54,11 +61,14 @@ export interface LowbitFile {
   plan: unknown;
   /** Quantized tensors by the initializer name they replace. */
   tensors: Map<string, LowbitTensor>;
+  /** Activation quantization points (with their fitted parameters). */
+  activations: QuantPoint[];
 }
 
-const VERSION = "1";
+const VERSION = "2";
 
 interface TensorMeta {
+  quantizer?: string;
   format: string;
   bits: number;
   shape: number[];
@@ -148,8 +158,9 @@ export function encodeLowbitFile(
   model: Model,
   plan: unknown,
   tensors: ReadonlyMap<string, LowbitTensor>,
+  activations: readonly QuantPoint[] = [],
 ): Uint8Array {
-  const { st, meta } = layout(model, plan, tensors);
+  const { st, meta } = layout(model, plan, tensors, activations);
   return writeSafetensors(st, meta);
 }
 
@@ -179,8 +190,9 @@ export async function writeLowbitFile(
   model: Model,
   plan: unknown,
   tensors: ReadonlyMap<string, LowbitTensor>,
+  activations: readonly QuantPoint[] = [],
 ): Promise<void> {
-  const { st, meta } = layout(model, plan, tensors);
+  const { st, meta } = layout(model, plan, tensors, activations);
   await writeSafetensorsFile(path, st, meta);
 }
 
@@ -243,19 +255,28 @@ export function decodeLowbitFile(bytes: Uint8Array, fileName?: string): LowbitFi
   };
   const st = readSafetensors(bytes, { fileName });
   const md = st.metadata;
-  if (md["lowbit.version"] !== VERSION) {
-    fail(`lowbit.version is ${JSON.stringify(md["lowbit.version"])}, expected "${VERSION}"`);
+  const version = md["lowbit.version"];
+  if (version !== VERSION && version !== "1") {
+    fail(`lowbit.version is ${JSON.stringify(version)}, expected "${VERSION}" (or "1")`);
   }
   const graphBytes = st.tensors.get("lowbit.graph");
   if (!graphBytes || graphBytes.dtype !== "uint8") fail("no lowbit.graph tensor");
   const model = readOnnx(graphBytes!.data as Uint8Array, { fileName });
-  let plan: unknown, metas: Record<string, TensorMeta>;
+  let plan: unknown, metas: Record<string, TensorMeta>, acts: unknown;
+  const text = (k: string): string | undefined => {
+    const t = st.tensors.get(k);
+    if (t === undefined) return undefined;
+    if (t.dtype !== "uint8") fail(`${k} must be U8 JSON bytes`);
+    return new TextDecoder().decode(t.data as Uint8Array);
+  };
   try {
-    plan = JSON.parse(md["lowbit.plan"] ?? "null");
+    plan = JSON.parse(text("lowbit.plan") ?? md["lowbit.plan"] ?? "null");
     metas = JSON.parse(md["lowbit.tensors"] ?? "{}");
+    acts = JSON.parse(text("lowbit.activations") ?? "[]");
   } catch (e) {
     return fail(`metadata is not JSON (${(e as Error).message})`);
   }
+  const activations = parseActivations(acts, fail);
   if (typeof metas !== "object" || metas === null || Array.isArray(metas)) {
     fail("lowbit.tensors is not an object");
   }
@@ -297,6 +318,7 @@ export function decodeLowbitFile(bytes: Uint8Array, fileName?: string): LowbitFi
       fail("scale must be F32 and zero_point I32 of the same length", name);
     }
     const t: LowbitTensor = {
+      ...(typeof m.quantizer === "string" ? { quantizer: m.quantizer } : {}),
       format: m.format,
       bits: m.bits,
       shape: [...m.shape],
@@ -310,13 +332,113 @@ export function decodeLowbitFile(bytes: Uint8Array, fileName?: string): LowbitFi
     tensors.set(name, t);
     inits.delete(name);
   }
-  return { model: { ...model, graph: { ...model.graph, initializers: inits } }, plan, tensors };
+  return {
+    model: { ...model, graph: { ...model.graph, initializers: inits } },
+    plan,
+    tensors,
+    activations,
+  };
+}
+
+/** Checks and converts the JSON activation points of a file. */
+function parseActivations(
+  json: unknown,
+  fail: (msg: string, tensor?: string) => never,
+): QuantPoint[] {
+  if (!Array.isArray(json)) fail("lowbit.activations is not a list");
+  const nums = (v: unknown): v is number[] =>
+    Array.isArray(v) && v.every((x) => typeof x === "number" && Number.isFinite(x));
+  return (json as unknown[]).map((p, i) => {
+    const o = (p ?? {}) as Record<string, unknown>;
+    const q = (o.params ?? {}) as Record<string, unknown>;
+    const name = typeof o.value === "string" ? o.value : undefined;
+    if (
+      !name || typeof o.quantizer !== "string" || typeof q.format !== "string" ||
+      typeof q.granularity !== "object" || q.granularity === null ||
+      (q.mode !== "symmetric" && q.mode !== "affine") || !nums(q.scale) || !nums(q.zeroPoint) ||
+      q.scale.length !== q.zeroPoint.length
+    ) {
+      return fail(`activation point ${i} is malformed`, name);
+    }
+    const extra = q.extra as Record<string, unknown> | undefined;
+    if (extra !== undefined && (typeof extra !== "object" || !Object.values(extra).every(nums))) {
+      return fail(`activation point ${i} has bad extras`, name);
+    }
+    const params: QParams = {
+      format: q.format,
+      granularity: q.granularity as Granularity,
+      mode: q.mode,
+      scale: Float32Array.from(q.scale),
+      zeroPoint: Int32Array.from(q.zeroPoint),
+      ...(extra ? { extra: extra as Record<string, number[]> } : {}),
+      ...(q.dynamic === true ? { dynamic: true } : {}),
+      ...(typeof q.quantMin === "number" ? { quantMin: q.quantMin } : {}),
+      ...(typeof q.quantMax === "number" ? { quantMax: q.quantMax } : {}),
+    };
+    return {
+      value: name,
+      role: "activation",
+      quantizer: o.quantizer,
+      params,
+      ...(typeof o.by === "string" ? { by: o.by } : {}),
+    };
+  });
+}
+
+/**
+ * The quantization points of a decoded lowbit file: one per quantized weight (its parameters
+ * from the file, its codes in `file.tensors`) and the file's activation points.
+ *
+ * @param file a decoded lowbit file
+ * @returns the points, weights first
+ *
+ * @example
+ * ```ts
+ * import { lowbitPoints } from "@lowbit/graph";
+ * const file = { model: {} as never, plan: null, activations: [], tensors: new Map([["w", {
+ *   format: "int8", bits: 8, shape: [2], granularity: { kind: "tensor" as const },
+ *   mode: "symmetric" as const, codes: new Uint8Array(2), scale: new Float32Array([0.5]),
+ *   zeroPoint: new Int32Array(1) }]]) };
+ * if (lowbitPoints(file)[0].quantizer !== "uniform") throw new Error();
+ * ```
+ */
+export function lowbitPoints(file: LowbitFile): QuantPoint[] {
+  const out: QuantPoint[] = [];
+  for (const [name, t] of file.tensors) {
+    const extra: Record<string, number[]> = {};
+    for (const [k, x] of Object.entries(t.extra ?? {})) {
+      extra[k] = Array.from(x.data as ArrayLike<number>);
+    }
+    let quantizer = t.quantizer;
+    if (quantizer === undefined) {
+      try {
+        quantizer = defaultQuantizerFor(getFormat(t.format));
+      } catch {
+        quantizer = "uniform"; // an unknown format is reported, with its name, when it is used
+      }
+    }
+    out.push({
+      value: name,
+      role: "weight",
+      quantizer,
+      params: {
+        format: t.format,
+        granularity: t.granularity,
+        mode: t.mode,
+        scale: t.scale,
+        zeroPoint: t.zeroPoint,
+        ...(Object.keys(extra).length ? { extra } : {}),
+      },
+    });
+  }
+  return [...out, ...file.activations];
 }
 
 function layout(
   model: Model,
   plan: unknown,
   tensors: ReadonlyMap<string, LowbitTensor>,
+  activations: readonly QuantPoint[],
 ): { st: Map<string, TensorData>; meta: Record<string, string> } {
   const st = new Map<string, TensorData>();
   const keep = new Map<string, TensorData>();
@@ -373,6 +495,7 @@ function layout(
     });
     for (const [k, x] of Object.entries(t.extra ?? {})) st.set(`q/${name}/x/${k}`, x);
     metas[name] = {
+      ...(t.quantizer ? { quantizer: t.quantizer } : {}),
       format: t.format,
       bits: t.bits,
       shape: [...t.shape],
@@ -381,10 +504,24 @@ function layout(
       extra: Object.keys(t.extra ?? {}),
     };
   }
-  const meta = {
-    "lowbit.version": VERSION,
-    "lowbit.plan": JSON.stringify(plan ?? null),
-    "lowbit.tensors": JSON.stringify(metas),
+  const bytes = (v: unknown): TensorData => {
+    const b = new TextEncoder().encode(JSON.stringify(v));
+    return { dtype: "uint8", shape: [b.length], data: b };
   };
+  st.set("lowbit.plan", bytes(plan ?? null));
+  st.set(
+    "lowbit.activations",
+    bytes(activations.map((p) => ({
+      value: p.value,
+      quantizer: p.quantizer,
+      ...(p.by ? { by: p.by } : {}),
+      params: {
+        ...p.params,
+        scale: [...p.params.scale],
+        zeroPoint: [...p.params.zeroPoint],
+      },
+    }))),
+  );
+  const meta = { "lowbit.version": VERSION, "lowbit.tensors": JSON.stringify(metas) };
   return { st, meta };
 }

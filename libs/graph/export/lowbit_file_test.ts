@@ -77,8 +77,10 @@ Deno.test("writeLowbitFile() round-trips model, plan and quantized tensors", asy
     assert.ok(size < Deno.statSync(CNN).size, `${size}`);
     // It is a valid safetensors file with the documented layout.
     const st = readSafetensors(await Deno.readFile(path));
-    assert.equal(st.metadata["lowbit.version"], "1");
-    assert.ok(st.tensors.has("lowbit.graph"));
+    assert.equal(st.metadata["lowbit.version"], "2");
+    assert.ok(st.tensors.has("lowbit.graph") && st.tensors.has("lowbit.plan"));
+    // The header stays small: the plan is a tensor, not metadata.
+    assert.equal(st.metadata["lowbit.plan"], undefined);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -180,6 +180,13 @@ export function exportQdq(
     const known = weight || graphInputs.has(name) || producerIdx.has(name);
     if (!known) throw new LowbitError("UNKNOWN_NAME", "no such value in the graph", subject);
     const gr = qp.granularity;
+    if (gr.kind === "block" || gr.kind === "row" || qp.dynamic) {
+      throw new LowbitError(
+        "UNSUPPORTED",
+        `${gr.kind} granularity${qp.dynamic ? " with run-time scales" : ""} has no QDQ ONNX form`,
+        subject,
+      );
+    }
     const attrs: Node["attrs"] = {};
     if (gr.kind !== "tensor") attrs.axis = { kind: "int", value: gr.axis };
     if (gr.kind === "group") attrs.block_size = { kind: "int", value: gr.size };
@@ -314,6 +321,7 @@ function scaleIndex(shape: readonly number[], g: QParams["granularity"]): (i: nu
   const dim = shape[ax];
   const inner = shape.slice(ax + 1).reduce((a, b) => a * b, 1);
   if (g.kind === "channel") return (i) => Math.floor(i / inner) % dim;
+  if (g.kind !== "group") throw new LowbitError("UNSUPPORTED", `${g.kind} granularity in QDQ`);
   const nb = Math.ceil(dim / g.size);
   return (i) => {
     const o = Math.floor(i / (dim * inner));

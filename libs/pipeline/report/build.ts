@@ -211,7 +211,8 @@ export function buildReport(input: BuildReportInput): ReportData {
 
 function describe(e: PlanEntry): string {
   const g = e.granularity!;
-  if (isBlockFormatName(e.format!)) return "blocks";
+  if (isBlockFormatName(e.format!) || g.kind === "block") return "blocks";
+  if (g.kind === "row") return "row (dynamic)";
   return formatGranularity(
     g.kind === "tensor" ? "tensor" : g.kind === "channel" ? "channel" : { group: g.size },
   );

@@ -132,7 +132,9 @@ function planRow(e: PlanEntry): string {
       ? "tensor"
       : e.granularity.kind === "channel"
       ? `channel(axis ${e.granularity.axis})`
-      : `group(axis ${e.granularity.axis}, ${e.granularity.size})`
+      : e.granularity.kind === "row"
+      ? `row(axis ${e.granularity.axis})`
+      : `${e.granularity.kind}(axis ${e.granularity.axis}, ${e.granularity.size})`
     : "";
   const scales = e.scale
     ? `${e.scale.length} × [${Math.min(...e.scale).toPrecision(3)} … ${

@@ -171,9 +171,11 @@ function labelArray(l: TensorData | ArrayLike<number> | undefined): number[] | u
 export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
   return async (ctx: MixedSearchContext): Promise<MixedSearchChoice> => {
     const s = parseMixedOptions(ctx.options);
-    const model: Model = deps.foldBatchNorm ?? true
-      ? { ...deps.model, graph: foldBatchNorm(deps.model.graph) }
-      : deps.model;
+    // The model quantize() prepared (constants folded too), else the given one prepared here.
+    const model: Model = ctx.model ??
+      (deps.foldBatchNorm ?? true
+        ? { ...deps.model, graph: foldBatchNorm(deps.model.graph) }
+        : deps.model);
     const table = s.budgets.some((b) => b.kind === "latency")
       ? await loadLatencyTable(deps.latencyCache)
       : undefined;
@@ -191,6 +193,7 @@ export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
       samples: s.samples,
       seed: s.seed,
       ties: s.ties,
+      extraTies: (ctx.groups ?? []).flatMap((g) => (g.ties ?? []).map((t) => [...t])),
       measure: async (specs, acts) => 1 - await ctx.measure(specs, acts),
       progress: (f) => ctx.progress(f),
       latency: table ? { table, measure: measureLayerLatency } : undefined,
@@ -204,6 +207,6 @@ export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
       }
     }
     deps.onResult?.(result);
-    return { weights: result.specs, activations: result.activations };
+    return { weights: result.specs, activations: result.activations, warnings: result.warnings };
   };
 }

@@ -95,6 +95,8 @@ export interface MixedPrecisionOptions {
    * tensor once).
    */
   ties?: boolean;
+  /** More groups of layers tied to one weight format (a plugin's search groups). */
+  extraTies?: readonly (readonly string[])[];
   /** Frontier points to measure with `measure` and output SQNR (default 8, evenly spread; 0 for none). */
   measureFrontier?: number;
   /** The registry to look metrics and strategies up in (default: the default registry). */
@@ -167,7 +169,12 @@ export interface MixedPrecisionResult {
   sharedInputs: string[][];
   /** The (size, sensitivity) Pareto frontier and every strategy's choice on it. */
   frontier: { points: FrontierPointReport[]; choices: StrategyChoice[] };
+  /** What the search had to change (a metric fallback, ...). */
+  warnings: string[];
 }
+
+/** The metric used when the asked one needs gradients through an op autodiff cannot differentiate. */
+const FALLBACK_METRIC = "layer-hessian";
 
 function sliceFeeds(calib: Readonly<Record<string, TensorData>>, n: number): Record<string, T64> {
   const out: Record<string, T64> = {};
@@ -222,8 +229,10 @@ export async function searchMixedPrecision(
   opts: MixedPrecisionOptions,
 ): Promise<MixedPrecisionResult> {
   const registry = opts.registry ?? defaultRegistry();
-  const metricName = opts.metric ?? "hawq-v2", strategyName = opts.strategy ?? "ilp";
-  const metric = registry.metrics.get(metricName);
+  let metricName = opts.metric ?? "hawq-v2";
+  const strategyName = opts.strategy ?? "ilp";
+  let metric = registry.metrics.get(metricName);
+  const warnings: string[] = [];
   const strategy = registry.strategies.get(strategyName);
   const graph = opts.model.graph;
   const { layers, rejected } = scanLayers(graph);
@@ -285,10 +294,35 @@ export async function searchMixedPrecision(
   const scores: Record<string, Record<string, number>> = {};
   const total = names.reduce((s, n) => s + candidates[n].length, 0);
   let done = 0;
-  for (const l of layers) {
+  const score = async (node: string, c: string): Promise<number> => {
+    try {
+      return await metric.score(ctx, node, c);
+    } catch (e) {
+      // An op without a gradient: fall back to a metric that needs forward values only.
+      if (
+        e instanceof LowbitError && e.code === "UNSUPPORTED" && /no gradient/.test(e.message) &&
+        metricName !== FALLBACK_METRIC
+      ) {
+        warnings.push(
+          `metric '${metricName}' needs gradients through ${e.subject.node ?? "an op"} ` +
+            `(${e.message}); scored with '${FALLBACK_METRIC}' instead`,
+        );
+        metricName = FALLBACK_METRIC;
+        metric = registry.metrics.get(FALLBACK_METRIC);
+        for (const k of Object.keys(scores)) scores[k] = {};
+        restart = true;
+        return NaN;
+      }
+      throw e;
+    }
+  };
+  let restart = false;
+  for (let li = 0; li < layers.length; li++) {
+    const l = layers[li];
     scores[l.node] = {};
     for (const c of candidates[l.node]) {
-      const s = await metric.score(ctx, l.node, c);
+      const s = await score(l.node, c);
+      if (restart) break;
       if (!Number.isFinite(s)) {
         throw new LowbitError("INTERNAL", `metric '${metricName}' gave ${s} for ${c}`, {
           node: l.node,
@@ -296,6 +330,11 @@ export async function searchMixedPrecision(
       }
       scores[l.node][c] = Math.max(0, s);
       opts.progress?.(0.8 * (++done / total));
+    }
+    if (restart) {
+      restart = false;
+      li = -1;
+      done = 0;
     }
   }
 
@@ -451,7 +490,10 @@ export async function searchMixedPrecision(
     withActs ? measure(specsOf(a), actsOf(a)) : measure(specsOf(a));
 
   // *** ties: weight formats across residual Add / Concat, activation formats across readers ***
-  const ties = (opts.ties ?? true) ? detectTies(graph, layers) : [];
+  const ties = mergeGroups([
+    ...((opts.ties ?? true) ? detectTies(graph, layers) : []),
+    ...(opts.extraTies ?? []).map((t) => t.filter((n) => layers.some((l) => l.node === n))),
+  ]);
   const sharedInputs = detectSharedInputs(layers);
   const oneAct = new Set([...cands.values()].map((c) => c.activationFormat)).size === 1;
   const weightPart: Record<string, string> = {}, actPart: Record<string, string> = {};
@@ -522,6 +564,7 @@ export async function searchMixedPrecision(
   opts.progress?.(1);
   return {
     metric: metricName,
+    warnings,
     strategy: strategyName,
     allocation,
     specs: specsOf(allocation),
@@ -559,4 +602,20 @@ function macsOf(l: Layer, params: number, float: Tape, graph: Graph, samples: nu
 function sameSpec(a: TensorSpec, b: TensorSpec): boolean {
   return a.format === b.format && JSON.stringify(a.granularity) === JSON.stringify(b.granularity) &&
     a.mode === b.mode;
+}
+
+/** Merges overlapping groups (union of any two that share a member); groups of one vanish. */
+function mergeGroups(groups: readonly (readonly string[])[]): string[][] {
+  const out: Set<string>[] = [];
+  for (const g of groups) {
+    let merged = new Set(g);
+    for (let i = out.length - 1; i >= 0; i--) {
+      if ([...out[i]].some((n) => merged.has(n))) {
+        merged = new Set([...merged, ...out[i]]);
+        out.splice(i, 1);
+      }
+    }
+    out.push(merged);
+  }
+  return out.filter((g) => g.size > 1).map((g) => [...g]);
 }

@@ -16,6 +16,7 @@ import { normalizationOps } from "./normalization.ts";
 import { pointwiseOps } from "./pointwise.ts";
 import { poolOps } from "./pool.ts";
 import { qlinearOps } from "./qlinear.ts";
+import { fakeQuantOps } from "./fake_quant.ts";
 import { reduceOps } from "./reduce.ts";
 import { resizeOps } from "./resize.ts";
 import { shapeOps } from "./shape.ts";
@@ -44,12 +45,14 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   ...fusedOps,
   ...minifloatOps,
   ...pointwiseOps,
+  ...fakeQuantOps,
 };
 
 const FUSED: ReadonlySet<string> = new Set([
   ...Object.keys(fusedOps),
   ...Object.keys(minifloatOps),
   ...Object.keys(pointwiseOps),
+  ...Object.keys(fakeQuantOps),
 ]);
 
 /**

@@ -7,6 +7,7 @@
  */
 
 import type { FloatKernels } from "@lowbit/kernels";
+import type { Quantizer } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
 
 /** Every operator the executor implements (default ONNX domain, plus lowbit's fused ops). */
@@ -115,6 +116,9 @@ export const OP_NAMES = [
   // lowbit fused Mul → Add and Resize → Add (domain "lowbit"), produced by the executor's fusion
   "MulAddFused",
   "ResizeAddFused",
+  // a quantization point run through a registered quantizer (domain "lowbit"), written by
+  // `materializeQuantized` for points QDQ ONNX cannot express
+  "FakeQuant",
 ] as const;
 
 /** Name of an operator the executor implements. */
@@ -124,6 +128,8 @@ export type OpName = typeof OP_NAMES[number];
 export interface OpContext {
   /** Opset version of the default ONNX domain. */
   readonly opset: number;
+  /** The registered quantizers (`FakeQuant` nodes look theirs up here). */
+  readonly quantizers?: { get(name: string): Quantizer };
   /** Run Conv / Gemm / MatMul on the TypeScript reference instead of the WASM kernels. */
   readonly reference?: boolean;
   /**

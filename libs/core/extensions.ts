@@ -1,0 +1,205 @@
+/**
+ * The extension points a plugin registers beside formats, quantizers, calibrators, metrics and
+ * strategies: which values to quantize (markers), where calibration data comes from (sources),
+ * hooks that act during calibration (graph / input transforms, GPTQ row weights), stages of the
+ * quantize flow, search groups, and command-line options and commands.
+ *
+ * Core knows no graph: these signatures see a model through {@link GraphView}, a structural
+ * view that `@lowbit/graph`'s IR satisfies, and tensors as {@link TensorValue}s.
+ *
+ * @module
+ */
+
+import type { BatchContext, Granularity, QuantMode } from "./types.ts";
+
+/** A tensor as extension points see it (`@lowbit/graph`'s `TensorData` is one). */
+export interface TensorValue {
+  /** Element type name ("float32", "int64", ...). */
+  readonly dtype: string;
+  /** Dimensions. */
+  readonly shape: readonly number[];
+  /** Elements, row-major. */
+  readonly data: ArrayLike<unknown>;
+}
+
+/** One node of a graph, as extension points see it. */
+export interface NodeView {
+  /** Unique node name. */
+  readonly name: string;
+  /** Operator type. */
+  readonly op: string;
+  /** Operator domain ("" for ONNX). */
+  readonly domain: string;
+  /** Input value names ("" for an absent optional input). */
+  readonly inputs: readonly string[];
+  /** Output value names. */
+  readonly outputs: readonly string[];
+  /** Attributes by name (`{ kind, value }` records in lowbit's IR). */
+  readonly attrs: Readonly<Record<string, unknown>>;
+}
+
+/** A graph, as extension points see it (lowbit's graph IR satisfies this). */
+export interface GraphView {
+  /** Nodes in file order. */
+  readonly nodes: readonly NodeView[];
+  /** Graph inputs. */
+  readonly inputs: readonly {
+    readonly name: string;
+    readonly dtype: string;
+    readonly shape?: readonly unknown[];
+  }[];
+  /** Graph outputs. */
+  readonly outputs: readonly { readonly name: string }[];
+  /** Constant tensors by name. */
+  readonly initializers: ReadonlyMap<string, TensorValue>;
+}
+
+/** Values of plugin options, by option name (as given on the command line or by the API). */
+export type PluginOptionValues = Readonly<Record<string, string | number | boolean | undefined>>;
+
+/** A value a marker asks to quantize, and optionally how. */
+export interface MarkSpec {
+  /** Value name (any tensor of the graph). */
+  readonly value: string;
+  /** Registered quantizer; default: the built-in one for the format. */
+  readonly quantizer?: string;
+  /** Format; default: the preset's activation format. */
+  readonly format?: string;
+  /** Granularity; default per tensor. */
+  readonly granularity?: Granularity;
+  /** Symmetric or affine; default the preset's. */
+  readonly mode?: QuantMode;
+  /** Calibrator; default the preset's. */
+  readonly calibrator?: string;
+  /** Why it is marked, for the plan and the report ("Softmax output", ...). */
+  readonly note?: string;
+}
+
+/** Says which values of a graph to quantize, by pattern ("every Softmax output", ...). */
+export interface Marker {
+  /** Registry name. */
+  readonly name: string;
+  /** The values to quantize; an empty list when the pattern is absent. */
+  mark(graph: GraphView, options: PluginOptionValues): MarkSpec[];
+}
+
+/** One batch a calibration source yields. */
+export interface SourceBatch {
+  /** Model inputs by name. */
+  readonly inputs: Readonly<Record<string, TensorValue>>;
+  /** Tags per sample (a timestep, ...), handed to observers in the {@link BatchContext}. */
+  readonly tags?: Readonly<Record<string, ArrayLike<number>>>;
+}
+
+/** What a calibration source is given. */
+export interface SourceContext {
+  /** The prepared float model's graph. */
+  readonly graph: GraphView;
+  /** Runs the float model (e.g. a sampler loop that runs the model itself). */
+  run(inputs: Readonly<Record<string, TensorValue>>): Promise<Record<string, TensorValue>>;
+  /** Plugin options. */
+  readonly options: PluginOptionValues;
+  /** Calibration data the user gave, if any (a source may transform it). */
+  readonly data?: {
+    readonly inputs: Readonly<Record<string, TensorValue>>;
+    readonly count: number;
+  };
+  /** Samples per batch. */
+  readonly batchSize: number;
+}
+
+/** Where calibration data comes from, when not (only) from a file. */
+export interface CalibrationSource {
+  /** Registry name. */
+  readonly name: string;
+  /** Whether this source applies (e.g. the plugin's model shape is found); default yes. */
+  applies?(graph: GraphView, options: PluginOptionValues): boolean;
+  /** The batches, in order. */
+  batches(ctx: SourceContext): AsyncIterable<SourceBatch>;
+}
+
+/** A layer as calibration hooks see it. */
+export interface LayerView {
+  /** Node name. */
+  readonly node: string;
+  /** Operator. */
+  readonly op: string;
+  /** The input activation's value name. */
+  readonly input: string;
+}
+
+/** A batch as a hook sees it: context plus the values it asked to watch. */
+export interface HookBatch extends BatchContext {
+  /** Watched values of this batch. */
+  readonly values: ReadonlyMap<string, TensorValue>;
+}
+
+/** Acts during calibration only. */
+export interface CalibrationHook {
+  /** Registry name. */
+  readonly name: string;
+  /** Values the hook wants to see every batch. */
+  watch?(graph: GraphView, options: PluginOptionValues): string[];
+  /** Rewrites the graph used for calibration (never the exported model). */
+  transformGraph?<G extends GraphView>(graph: G, options: PluginOptionValues): G;
+  /**
+   * Weights of the rows a layer's GPTQ Hessian accumulates this batch (one per input row, in
+   * the order the layer's input rows come: samples, then positions); undefined: all 1.
+   */
+  rowWeights?(layer: LayerView, batch: HookBatch, rows: number): Float32Array | undefined;
+}
+
+/** Groups for the mixed-precision search. */
+export interface SearchGroups {
+  /** Layers (node names) that must share a weight format. */
+  readonly ties?: readonly (readonly string[])[];
+  /** Candidate list per layer, replacing the global one. */
+  readonly candidates?: Readonly<Record<string, readonly string[]>>;
+}
+
+/** Supplies search groups and candidate sets. */
+export interface SearchGroupProvider {
+  /** Registry name. */
+  readonly name: string;
+  /** Groups for the given layers of a graph. */
+  groups(graph: GraphView, layers: readonly string[], options: PluginOptionValues): SearchGroups;
+}
+
+/**
+ * A stage of the quantize flow. Stages run in order; a plugin's stage names the stage it runs
+ * after (or before). `state` is the pipeline's `QuantizeState` (`@lowbit/pipeline`).
+ */
+export interface Stage {
+  /** Registry name. */
+  readonly name: string;
+  /** Runs right after this stage (default: at the end). */
+  readonly after?: string;
+  /** Runs right before this stage. */
+  readonly before?: string;
+  /** Does the work; `state` is `@lowbit/pipeline`'s `QuantizeState`. */
+  run(state: any): Promise<void> | void;
+}
+
+/** A command-line option a plugin adds to `lowbit quantize` (and `eval`, `inspect`). */
+export interface PluginOption {
+  /** Option name without dashes ("vit-softmax"). */
+  readonly name: string;
+  /** Value type. */
+  readonly type: "string" | "number" | "boolean";
+  /** One line of help. */
+  readonly help: string;
+  /** Allowed values (strings), if a closed set. */
+  readonly choices?: readonly string[];
+  /** Default value. */
+  readonly default?: string | number | boolean;
+}
+
+/** A command a plugin adds (`lowbit diffusion sample`). */
+export interface PluginCommand {
+  /** Command name (the first word after `lowbit`). */
+  readonly name: string;
+  /** One line for `lowbit help`. */
+  readonly summary: string;
+  /** Runs it with the remaining arguments; returns the exit code. */
+  main(args: string[]): Promise<number>;
+}
