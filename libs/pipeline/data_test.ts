@@ -9,6 +9,7 @@ import {
   loadImageFolder,
   parseDataSpecs,
   parseImageSpec,
+  sliceBatch,
 } from "./data.ts";
 
 const X = [{ name: "x", dtype: "float32" as const, shape: ["N", 1, 8, 8] }];
@@ -125,4 +126,48 @@ Deno.test("parseDataSpecs() and parseImageSpec() reject ambiguous or bad options
       }, X),
     /no samples/,
   );
+});
+
+Deno.test("loadDataset() takes a whole non-batched input and a constant (--calib sr=16000)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A graph input of fixed shape [5, 3] (one whole graph) and a batched one.
+    const inputs = [
+      { name: "nodes", dtype: "float32" as const, shape: [5, 3] },
+      { name: "sr", dtype: "int64" as const, shape: [] },
+      { name: "x", dtype: "float32" as const, shape: ["N", 2] },
+    ];
+    const nodes = {
+      dtype: "float32" as const,
+      shape: [5, 3],
+      data: new Float32Array(15).map((_, i) => i),
+    };
+    const xs = {
+      dtype: "float32" as const,
+      shape: [4, 2],
+      data: new Float32Array(8).map((_, i) => i),
+    };
+    await Deno.writeFile(`${dir}/nodes.npy`, writeNpy(nodes));
+    await Deno.writeFile(`${dir}/x.npy`, writeNpy(xs));
+    const d = await loadDataset([`nodes=${dir}/nodes.npy`, "sr=16000", `x=${dir}/x.npy`], inputs);
+    assert.equal(d.count, 4);
+    assert.deepEqual(Object.keys(d.whole!).sort(), ["nodes", "sr"]);
+    assert.deepEqual(d.whole!.sr, { dtype: "int64", shape: [], data: BigInt64Array.of(16000n) });
+    // Every batch gets the whole inputs as they are and a slice of the batched one.
+    const b = sliceBatch(d, 1, 3);
+    assert.equal(b.nodes, d.whole!.nodes);
+    assert.deepEqual(b.x.shape, [2, 2]);
+    // Only whole inputs: one sample.
+    const one = await loadDataset([`nodes=${dir}/nodes.npy`, "sr=8000"], inputs.slice(0, 2));
+    assert.equal(one.count, 1);
+    // A constant for an input of dynamic shape is refused, naming it.
+    await assert.rejects(
+      () => loadDataset(["x=3"], [inputs[2]]),
+      (e: unknown) =>
+        e instanceof LowbitError && e.subject.tensor === "x" &&
+        /static input shape/.test(e.message),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

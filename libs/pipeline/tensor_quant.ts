@@ -20,6 +20,7 @@ import {
   type Quantizer,
   type Range,
   type Registry,
+  roundHalfEven,
 } from "@lowbit/core";
 import { effectiveGroupSize } from "./presets.ts";
 import { fromOutIn, type Layer, toOutIn } from "./layers.ts";
@@ -384,9 +385,10 @@ export function columnRounder(
     const out = new Float32Array(rows);
     for (let o = 0; o < rows; o++) {
       const inv = Math.fround(1 / s[o]);
-      let q = Math.round(Math.fround(col[o] * inv));
-      if (q - Math.fround(col[o] * inv) === 0.5 && q % 2 !== 0) q -= 1; // ties to even
-      q = Math.min(fmt.max, Math.max(fmt.min, q + z[o]));
+      const q = Math.min(
+        fmt.max,
+        Math.max(fmt.min, roundHalfEven(Math.fround(col[o] * inv)) + z[o]),
+      );
       out[o] = Math.fround((q - z[o]) * s[o]);
     }
     return out;

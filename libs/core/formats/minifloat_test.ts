@@ -1,5 +1,17 @@
 import assert from "node:assert/strict";
-import { type MinifloatFormat, minifloatFormat, parseFormatName } from "./mod.ts";
+import {
+  bf16BitsToF32,
+  f16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  f8e4m3fnToF32,
+  f8e5m2ToF32,
+  type MinifloatFormat,
+  minifloatFormat,
+  parseFormatName,
+} from "./mod.ts";
+import { createRng } from "../rng.ts";
+import { getFormat } from "../default_registry.ts";
 import { builtinFormats } from "./builtin.ts";
 import { type RefCode, refEncode, refGrid, refSpec } from "./_reference.ts";
 
@@ -298,5 +310,38 @@ Deno.test("encode() equals numpy float16 and torch bfloat16 on 5003 golden input
         );
       }
     }
+  }
+});
+
+Deno.test("the scalar float16 / bfloat16 / float8 codecs agree with the fp16, bf16 and fp8 formats", () => {
+  const rng = createRng(77);
+  const xs = Float32Array.from(
+    { length: 4000 },
+    (_, i) =>
+      i < 2000 ? rng.normal() * 2 ** Math.floor(rng.next() * 40 - 20) : (rng.next() - 0.5) * 1e5,
+  );
+  const f16 = getFormat("fp16"), bf16 = getFormat("bf16");
+  const c16 = f16.encode(xs), cb = bf16.encode(xs);
+  for (let i = 0; i < xs.length; i++) {
+    assert.equal(f32ToF16Bits(xs[i]), c16[i], `fp16 ${xs[i]}`);
+    assert.equal(f32ToBf16Bits(xs[i]), cb[i], `bf16 ${xs[i]}`);
+  }
+  const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const e4 = getFormat("fp8_e4m3fn").decode(all), e5 = getFormat("fp8_e5m2").decode(all);
+  for (let c = 0; c < 256; c++) {
+    assert.ok(
+      Object.is(f8e4m3fnToF32(c), e4[c]) || (Number.isNaN(e4[c]) && Number.isNaN(f8e4m3fnToF32(c))),
+      `e4m3 ${c}`,
+    );
+    assert.ok(
+      Object.is(f8e5m2ToF32(c), e5[c]) || (Number.isNaN(e5[c]) && Number.isNaN(f8e5m2ToF32(c))),
+      `e5m2 ${c}`,
+    );
+  }
+  const h = Uint16Array.from({ length: 65536 }, (_, i) => i);
+  const d16 = f16.decode(h), db = bf16.decode(h);
+  for (let c = 0; c < 65536; c += 7) {
+    assert.ok(Object.is(f16BitsToF32(c), d16[c]) || Number.isNaN(d16[c]), `f16 ${c}`);
+    assert.ok(Object.is(bf16BitsToF32(c), db[c]) || Number.isNaN(db[c]), `bf16 ${c}`);
   }
 });

@@ -27,3 +27,4 @@ export * from "./builtin.ts";
 export * from "./names.ts";
 export * from "./guards.ts";
 export * from "./onnx_types.ts";
+export * from "./scalar_codecs.ts";

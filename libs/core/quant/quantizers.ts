@@ -45,8 +45,6 @@ export type FormatResolver = (name: string) => NumberFormat;
 
 const isRange = (x: Range | Tensor): x is Range => "min" in x && "max" in x;
 
-const subjectOf = (name?: string) => (name === undefined ? {} : { tensor: name });
-
 // *** uniform ***
 
 /** Per-tensor integer fake-quant as QuantizeLinear computes it: x / s, ties to even, clamp. */

@@ -1069,3 +1069,57 @@ export const OPS: Record<OpName, OpImpl> = {
 export function isDifferentiableOp(op: string): op is OpName {
   return Object.hasOwn(OPS, op);
 }
+
+/**
+ * The executor's ops that autodiff runs forward only (through the executor's own float32
+ * implementation): values flow through them, gradients do not, and a metric that needs a
+ * gradient through one falls back to one that does not. Every op the executor runs is either
+ * differentiable ({@link isDifferentiableOp}) or listed here (a test checks it).
+ */
+export const FORWARD_ONLY_OPS: ReadonlySet<string> = new Set([
+  "Abs",
+  "And",
+  "ArgMax",
+  "Ceil",
+  "Clip",
+  "ConstantOfShape",
+  "ConvTranspose",
+  "Cos",
+  "DequantizeLinear",
+  "Elu",
+  "Equal",
+  "Expand",
+  "Floor",
+  "GlobalMaxPool",
+  "Greater",
+  "GreaterOrEqual",
+  "HardSigmoid",
+  "HardSwish",
+  "InstanceNormalization",
+  "LeakyRelu",
+  "Less",
+  "LessOrEqual",
+  "Log",
+  "Max",
+  "Min",
+  "Mod",
+  "Not",
+  "Or",
+  "PRelu",
+  "Pad",
+  "QuantizeLinear",
+  "Range",
+  "Reciprocal",
+  "ReduceMax",
+  "ReduceMin",
+  "Resize",
+  "Round",
+  "Sign",
+  "Sin",
+  "Softplus",
+  "Sum",
+  "Tile",
+  "TopK",
+  "Where",
+  "Xor",
+]);

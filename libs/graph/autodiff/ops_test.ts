@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
-import { createRng } from "@lowbit/core";
-import type { Attr, Node } from "../ir.ts";
-import { isDifferentiableOp, type OpName, OPS, type T64 } from "./ops.ts";
+import { createRng, LowbitError } from "@lowbit/core";
+import type { Attr, Node, TensorData } from "../ir.ts";
+import { FORWARD_ONLY_OPS, isDifferentiableOp, type OpName, OPS, type T64 } from "./ops.ts";
+import { backward64, forward64 } from "./tape.ts";
+import { supportedOps } from "../exec/ops/table.ts";
 
 // *** helpers ***
 
@@ -279,4 +281,41 @@ Deno.test("OPS forward: Shape, Constant, Slice on shapes", () => {
 Deno.test("isDifferentiableOp() knows the table", () => {
   assert.equal(isDifferentiableOp("Gemm"), true);
   assert.equal(isDifferentiableOp("Loop"), false);
+});
+
+Deno.test("every executor op is differentiable or declared forward-only", () => {
+  const missing = supportedOps().filter((o) => !isDifferentiableOp(o) && !FORWARD_ONLY_OPS.has(o));
+  assert.deepEqual(missing, [], "declare them in FORWARD_ONLY_OPS or give them a gradient");
+  const both = [...FORWARD_ONLY_OPS].filter((o) => isDifferentiableOp(o));
+  assert.deepEqual(both, []);
+});
+
+Deno.test("forward64() runs a forward-only op (Pad) and backward64() names it", () => {
+  const g = {
+    name: "g",
+    inputs: [{ name: "x", dtype: "float32" as const }],
+    outputs: [{ name: "y", dtype: "float32" as const }],
+    nodes: [
+      { name: "pad", op: "Pad", domain: "", inputs: ["x", "p"], outputs: ["xp"], attrs: {} },
+      { name: "m", op: "Mul", domain: "", inputs: ["xp", "w"], outputs: ["y"], attrs: {} },
+    ],
+    initializers: new Map<string, TensorData>([
+      ["p", { dtype: "int64", shape: [2], data: BigInt64Array.of(1n, 0n) }],
+      ["w", { dtype: "float32", shape: [1], data: Float32Array.of(2) }],
+    ]),
+    valueInfo: new Map(),
+  };
+  const tape = forward64(g, { x: { shape: [2], data: Float64Array.of(3, 4) } });
+  assert.deepEqual([...tape.values.get("y")!.data], [0, 6, 8]);
+  // d y / d w flows through Mul only: fine.
+  const gw = backward64(tape, new Map([["y", { shape: [3], data: Float64Array.of(1, 1, 1) }]]), [
+    "w",
+  ]);
+  assert.deepEqual([...gw.get("w")!.data], [7]); // 0 + 3 + 4
+  // d y / d x must cross the Pad: an error naming it.
+  assert.throws(
+    () => backward64(tape, new Map([["y", { shape: [3], data: Float64Array.of(1, 1, 1) }]]), ["x"]),
+    (e: unknown) =>
+      e instanceof LowbitError && e.subject.node === "pad" && /no gradient/.test(e.message),
+  );
 });
