@@ -92,7 +92,11 @@ Deno.test("quantize() w8a8 keeps PP-OCRv4 det within SQNR 20 dB / mask IoU 0.95 
   // Every weight is quantized; only the rule-matched activation is float.
   const weights = quantized.plan.entries.filter((e) => e.role === "weight");
   assert.ok(weights.length === 64 && weights.every((e) => !e.skip && e.format === "int8"));
-  assert.equal(quantized.plan.entries.filter((e) => e.role === "activation" && e.skip).length, 1);
+  // (layers reading a tensor another layer quantizes share its point: not a float input)
+  const floatInputs = quantized.plan.entries.filter((e) =>
+    e.role === "activation" && e.skip && !/^shares the quantization/.test(e.reason ?? "")
+  );
+  assert.equal(floatInputs.length, 1);
 
   const bytes = encodeQuantized(quantized, "det.onnx");
   const asWritten = relDiff(await ortOut(bytes, x, "disabled"), ours);

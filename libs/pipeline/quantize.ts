@@ -618,6 +618,11 @@ function checkStage(st: QuantizeState): void {
   });
 }
 
+/** Whether a layer's input is a quantized value (whichever layer's entry holds it). */
+function inputQuantized(st: QuantizeState, l: Layer): boolean {
+  return st.entries.some((e) => e.role === "activation" && !e.skip && e.value === l.input);
+}
+
 function activationEntries(st: QuantizeState): PlanEntry[] {
   return st.entries.filter((e) => e.role === "activation" && !e.skip);
 }
@@ -627,10 +632,7 @@ async function equalizeStage(st: QuantizeState): Promise<void> {
   const eqAlpha = st.opts.equalize ?? null;
   const given = st.opts.plan ? st.equalization : undefined;
   if (!given && (st.opts.plan || eqAlpha === null)) return;
-  const eqLayers = st.layers.filter((l) =>
-    l.op === "Conv" &&
-    st.entries.some((e) => e.node === l.node && e.role === "activation" && !e.skip)
-  );
+  const eqLayers = st.layers.filter((l) => l.op === "Conv" && inputQuantized(st, l));
   let absMax = new Map<string, Float32Array>();
   if (!given) {
     const bar = startBar(st, "equalize");
@@ -649,9 +651,7 @@ async function equalizeStage(st: QuantizeState): Promise<void> {
 async function smoothQuantStage(st: QuantizeState): Promise<void> {
   if (st.smoothAlpha === null) return;
   const given = st.opts.plan ? st.smoothing : undefined;
-  const smoothable = st.layers.filter((l) =>
-    st.entries.some((e) => e.node === l.node && e.role === "activation" && !e.skip)
-  );
+  const smoothable = st.layers.filter((l) => inputQuantized(st, l));
   let absMax = new Map<string, Float32Array>();
   if (!given) {
     const bar = startBar(st, "smoothquant");

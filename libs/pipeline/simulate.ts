@@ -69,10 +69,12 @@ export function runnableModel(qm: QuantizedModel): Model {
 }
 
 /**
- * How quantized models run here and in `lowbit run` / `lowbit eval` / the runtime: QDQ patterns
- * on the integer kernels.
+ * How quantized models run here and in `lowbit run` / `lowbit eval`: Q/DQ as written (the ONNX
+ * definition, what onnxruntime computes with its optimisations off). The executor's integer
+ * path ("integer") is faster but rounds some requantizations differently; it is used once it
+ * gives these bits.
  */
-export const QUANTIZED_EXECUTION: ExecutorOptions["quantized"] = "integer";
+export const QUANTIZED_EXECUTION: ExecutorOptions["quantized"] = "float";
 
 /**
  * The simulation of a quantized model on our executor: its runnable graph, run as every loader

@@ -35,9 +35,9 @@ writes outputs as .npy. <model> is an ONNX file or a lowbit file.
   --input [NAME=]FILE   an input; without NAME, inputs fill the model's inputs in order
   --out [NAME=]FILE     where to write an output; without NAME, the model's outputs in
                         order (default: the first output to out.npy)
-  --quantized MODE      "integer" (default: QDQ patterns around MatMul / Gemm / Conv run on
-                        integer arithmetic, as lowbit eval and the runtime run them) or
-                        "float" (Q/DQ run as written)
+  --quantized MODE      "float" (default: Q/DQ run as written, as lowbit eval and the
+                        simulation run them) or "integer" (QDQ patterns around MatMul / Gemm /
+                        Conv on integer arithmetic: faster, may round differently)
   --plugin NAME|PATH    load a plugin (repeatable), for models its quantizers made
   --threads N           threads for Conv / Gemm / MatMul (default 1; same results)
   --json                print a JSON summary
@@ -173,7 +173,7 @@ export async function runModelFiles(
   modelPath: string,
   inputArgs: readonly string[],
   outArgs: readonly string[],
-  quantized: "float" | "integer" = "integer",
+  quantized: "float" | "integer" = "float",
   threads = 1,
 ): Promise<RunOutputSummary[]> {
   const model = await loadModel(modelPath);
@@ -247,7 +247,7 @@ export const runCommand: Command = {
       console.error(HELP);
       return 2;
     }
-    const q = values.quantized ?? "integer";
+    const q = values.quantized ?? "float";
     if (q !== "float" && q !== "integer") {
       throw new LowbitError(
         "INVALID_ARGUMENT",
