@@ -26,7 +26,7 @@
  * @module
  */
 
-import * as esbuild from "npm:esbuild@0.28.2";
+import * as esbuild from "esbuild";
 import { gzipSync } from "node:zlib";
 import { decodeBase64 } from "../kernels/gemm/runner.ts";
 import * as floatWasm from "../kernels/gemm/_float_gemm_wasm.ts";

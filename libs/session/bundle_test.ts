@@ -154,7 +154,7 @@ catch (e) { console.log(JSON.stringify({ error: String(e && e.stack || e) })); }
   check(JSON.parse(new TextDecoder().decode(r.stdout)), p, "Node");
 });
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -188,7 +188,7 @@ export default {
 };
 `,
   );
-  const port = await freePort();
+  const port = freePort();
   const mod = (name: string, kind: string, file = name) =>
     `(name = "${name}", ${kind} = embed "${file}")`;
   await Deno.writeTextFile(
