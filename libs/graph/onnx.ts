@@ -21,12 +21,19 @@ import {
   type PbTensor,
   type PbValueInfo,
 } from "./_onnx_schema.ts";
+import { type FolderSource, folderSource } from "./_external_folder.ts";
 import { elementCount, packedByteLength, tensorFromBytes, tensorToBytes } from "./tensor_data.ts";
 
 /** Options of {@link readOnnx}. */
 export interface ReadOnnxOptions {
   /** Where tensors with external data are read from (`readOnnxFile` passes the model's folder). */
   externalData?: ExternalDataSource;
+  /**
+   * The model's folder, to read external data from files there when no `externalData` is given.
+   * Works where `@lowbit/graph` (with its file I/O) is loaded, not through
+   * `@lowbit/graph/portable`.
+   */
+  baseDir?: string;
   /** File name to name in errors. */
   fileName?: string;
 }
@@ -117,7 +124,11 @@ interface ReadCtx {
  * ```
  */
 export function readOnnx(bytes: Uint8Array, opts: ReadOnnxOptions = {}): Model {
-  const ctx: ReadCtx = { file: opts.fileName, external: opts.externalData };
+  let owned: FolderSource | undefined;
+  if (opts.externalData === undefined && opts.baseDir !== undefined) {
+    owned = folderSource(opts.baseDir);
+  }
+  const ctx: ReadCtx = { file: opts.fileName, external: opts.externalData ?? owned };
   let pb: PbModel;
   try {
     pb = ModelProto.decode(bytes) as unknown as PbModel;
@@ -148,6 +159,8 @@ export function readOnnx(bytes: Uint8Array, opts: ReadOnnxOptions = {}): Model {
   } catch (e) {
     if (e instanceof LowbitError) throw e;
     throw new LowbitError("PARSE_ERROR", `malformed ONNX model: ${(e as Error).message}`, sub(ctx));
+  } finally {
+    owned?.close();
   }
 }
 
@@ -445,7 +458,7 @@ function readExternal(t: PbTensor, ctx: ReadCtx, subj: ErrorSubject, want: numbe
   if (src === undefined) {
     throw new LowbitError(
       "IO_ERROR",
-      "tensor has external data: pass externalData (or use readOnnxFile)",
+      "tensor has external data: pass externalData or baseDir (or use readOnnxFile)",
       subj,
     );
   }

@@ -17,6 +17,7 @@ import {
   readOnnx,
   type WriteOnnxOptions,
 } from "./onnx.ts";
+import { registerFolderSource } from "./_external_folder.ts";
 
 /** An {@link ExternalDataSource} over files in a folder, opened on first use. */
 export interface FileExternalData extends ExternalDataSource {
@@ -80,6 +81,8 @@ export function fileExternalData(baseDir: string): FileExternalData {
     },
   };
 }
+
+registerFolderSource(fileExternalData);
 
 /**
  * Reads an ONNX file, with its external data relative to the file's folder.
