@@ -85,7 +85,8 @@ export { FR as FinalizationRegistry };`;
 
 const WORKER_THREADS = `const m = globalThis.process?.getBuiltinModule?.("worker_threads");
 if (!m) throw new Error("worker_threads is unavailable (Node >= 20.16 has process.getBuiltinModule)");
-export const Worker = m.Worker;`;
+export const Worker = m.Worker;
+export const parentPort = m.parentPort;`;
 
 function plugin(exports: Map<string, string>, stripKernels: boolean): esbuild.Plugin {
   return {
@@ -122,7 +123,10 @@ function plugin(exports: Map<string, string>, stripKernels: boolean): esbuild.Pl
           };
         }
         return {
-          contents: src.replace(`"./worker.ts"`, `"./lowbit-worker.js"`),
+          contents: src.replace(
+            `new URL("./worker.ts", import.meta.url)`,
+            `new URL("./lowbit-worker.js", import.meta.url)`,
+          ),
           loader: "ts",
         };
       });

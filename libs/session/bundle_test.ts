@@ -102,11 +102,11 @@ function assertClose(got: ArrayLike<number>, want: Float32Array, what: string): 
 
 // The script every host runs (as a module): loads both models, runs them on x, returns outputs.
 const RUN_ALL = `
-export async function runAll(loadModel, read, wasm) {
+export async function runAll(loadModel, read, opts = {}) {
   const x = new Float32Array(await read("x.bin"));
   const out = {};
   for (const name of ["w8a8", "mxfp4"]) {
-    const s = await loadModel(new Uint8Array(await read(name + ".lowbit")), wasm ? { wasm } : {});
+    const s = await loadModel(new Uint8Array(await read(name + ".lowbit")), opts);
     const y = await s.run({ [s.inputNames[0]]: { data: x, dims: [${BATCH}, 1, 8, 8] } });
     out[name] = { inputs: s.inputNames, outputs: s.outputNames, y: Array.from(y[s.outputNames[0]].data) };
   }
@@ -127,7 +127,7 @@ function check(res: HostResult, p: Prepared, host: string): void {
   }
 }
 
-Deno.test("the bundle runs in Deno (embedded kernels) and Node (precompiled kernels)", async () => {
+Deno.test("the bundle runs in Deno (embedded kernels) and Node (precompiled kernels, 2 threads)", async () => {
   const p = await prepare();
   await Deno.writeTextFile(`${p.dir}/run_all.mjs`, RUN_ALL);
   // Deno, in this process.
@@ -145,8 +145,9 @@ const dir = new URL(".", import.meta.url);
 const read = async (f) => { const b = await readFile(new URL(f, dir)); return b.buffer.slice(b.byteOffset, b.byteOffset + b.length); };
 const wasm = {};
 for (const f of ["int_gemm.wasm", "float_gemm.wasm"]) wasm[f] = await WebAssembly.compile(await read("dist/" + f));
-try { console.log(JSON.stringify(await runAll(loadModel, read, wasm))); }
+try { console.log(JSON.stringify(await runAll(loadModel, read, { wasm, threads: 2 }))); }
 catch (e) { console.log(JSON.stringify({ error: String(e && e.stack || e) })); }
+process.exit(0); // the sessions' worker pools (threads: 2) would keep Node alive
 `,
   );
   const r = await new Deno.Command("node", { args: [`${p.dir}/node_main.mjs`], stdout: "piped" })
@@ -180,7 +181,7 @@ export default {
   async fetch() {
     try {
       const wasm = { "int_gemm.wasm": intGemm, "float_gemm.wasm": floatGemm };
-      return Response.json(await runAll(loadModel, async (f) => files[f], wasm));
+      return Response.json(await runAll(loadModel, async (f) => files[f], { wasm }));
     } catch (e) {
       return Response.json({ error: String(e && e.stack || e) });
     }
@@ -265,7 +266,7 @@ try {
   for (const f of ["int_gemm.wasm", "float_gemm.wasm"]) {
     wasm[f] = await WebAssembly.compileStreaming(fetch("./dist/" + f));
   }
-  postMessage(await runAll(loadModel, read, wasm));
+  postMessage(await runAll(loadModel, read, { wasm }));
 } catch (e) {
   postMessage({ error: String(e && e.stack || e) });
 }
