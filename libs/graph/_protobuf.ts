@@ -245,6 +245,17 @@ class Reader {
   }
 }
 
+/** A short ASCII string without TextDecoder's call overhead (undefined: not all ASCII). */
+function shortString(b: Uint8Array, at: number, n: number): string | undefined {
+  let s = "";
+  for (let i = at; i < at + n; i++) {
+    const c = b[i];
+    if (c >= 0x80) return undefined;
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
 function int64Value(lo: number, hi: number, unsigned: boolean): number | LongBits {
   const n = unsigned ? hi * 4294967296 + lo : (hi | 0) * 4294967296 + lo;
   if (Number.isSafeInteger(n)) return n;
@@ -275,14 +286,19 @@ function scalar(r: Reader, type: string, end: number): unknown {
     case "string": {
       const n = r.u32(end);
       r.need(n, end);
-      let s: string;
+      const s = n <= 64 ? shortString(r.buf, r.pos, n) : undefined;
+      if (s !== undefined) {
+        r.pos += n;
+        return s;
+      }
+      let t: string;
       try {
-        s = utf8.decode(r.buf.subarray(r.pos, r.pos + n));
+        t = utf8.decode(r.buf.subarray(r.pos, r.pos + n));
       } catch {
         r.fail("invalid UTF-8 in a string");
       }
       r.pos += n;
-      return s;
+      return t;
     }
     default: {
       const n = r.u32(end);
@@ -331,8 +347,9 @@ function decodeAt(r: Reader, m: Message, end: number, depth: number): Record<str
     if (f.repeated) (out[f.name] as unknown[]).push(v);
     else if (f.msg || f.oneof !== undefined || !isDefault(f.type, v)) {
       out[f.name] = v;
-      for (const o of f.siblings) delete out[o];
-    } else delete out[f.name];
+      // NOTE: delete only what is there: a delete turns the object into a slow dictionary.
+      for (const o of f.siblings) if (Object.hasOwn(out, o)) delete out[o];
+    } else if (Object.hasOwn(out, f.name)) delete out[f.name];
   }
   if (r.pos !== end) r.fail("message overruns its length");
   return out;
