@@ -220,6 +220,13 @@ export interface PbType {
   sequenceType?: unknown;
   mapType?: unknown;
   optionalType?: unknown;
+  sparseTensorType?: unknown;
+}
+/** Decoded SparseTensorProto. */
+export interface PbSparseTensor {
+  values?: PbTensor;
+  indices?: PbTensor;
+  dims?: PbLong[];
 }
 /** Decoded ValueInfoProto. */
 export interface PbValueInfo {
@@ -241,6 +248,10 @@ export interface PbAttr {
   graphs?: PbGraph[];
   type?: number;
   refAttrName?: string;
+  tp?: PbType;
+  typeProtos?: PbType[];
+  sparseTensor?: PbSparseTensor;
+  sparseTensors?: PbSparseTensor[];
 }
 /** Decoded NodeProto. */
 export interface PbNode {
@@ -259,6 +270,7 @@ export interface PbGraph {
   input?: PbValueInfo[];
   output?: PbValueInfo[];
   valueInfo?: PbValueInfo[];
+  sparseInitializer?: PbSparseTensor[];
 }
 /** Decoded ModelProto. */
 export interface PbModel {
