@@ -257,7 +257,8 @@ try {
 }
 </script>`;
 
-// In the worker: kernels compiled by the page's host from dist/*.wasm and handed over.
+// In the worker: kernels compiled by the page's host from dist/*.wasm and handed over, two
+// threads (the page is cross-origin isolated: a SharedArrayBuffer pool of lowbit-worker.js).
 const WORKER = `import { loadModel } from "./dist/lowbit-runtime.js";
 import { runAll } from "./run_all.mjs";
 const read = async (f) => (await fetch("./" + f)).arrayBuffer();
@@ -266,7 +267,7 @@ try {
   for (const f of ["int_gemm.wasm", "float_gemm.wasm"]) {
     wasm[f] = await WebAssembly.compileStreaming(fetch("./dist/" + f));
   }
-  postMessage(await runAll(loadModel, read, { wasm }));
+  postMessage({ isolated: crossOriginIsolated, ...await runAll(loadModel, read, { wasm, threads: 2 }) });
 } catch (e) {
   postMessage({ error: String(e && e.stack || e) });
 }
@@ -274,7 +275,7 @@ try {
 
 Deno.test({
   name: CHROMIUM
-    ? "the bundle runs in headless Chromium, on the main thread and in a web worker"
+    ? "the bundle runs in headless Chromium, on the main thread and in a web worker (2 threads)"
     : "the bundle in Chromium: skipped, chromium not found (/usr/bin/chromium)",
   ignore: CHROMIUM === undefined,
   fn: async () => {
@@ -303,7 +304,11 @@ Deno.test({
           return new Response("ok");
         }
         const ext = path === "/" ? "html" : path.split(".").pop()!;
-        const headers = { "content-type": types[ext] ?? "application/octet-stream" };
+        const headers = {
+          "content-type": types[ext] ?? "application/octet-stream",
+          "Cross-Origin-Opener-Policy": "same-origin",
+          "Cross-Origin-Embedder-Policy": "require-corp",
+        };
         if (path in generated) return new Response(generated[path], { headers });
         if (!/^\/(dist\/)?[\w.-]+$/.test(path)) return new Response("no", { status: 404 });
         try {
@@ -327,6 +332,7 @@ Deno.test({
       const res = await Promise.race([result, timeout]);
       check(res.main, p, "Chromium main thread");
       check(res.worker, p, "Chromium web worker");
+      assert.equal((res.worker as { isolated?: boolean }).isolated, true, "crossOriginIsolated");
     } finally {
       clearTimeout(timer);
       child.kill();
