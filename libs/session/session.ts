@@ -46,7 +46,8 @@ export interface LoadOptions {
    * Precompiled kernels by file name (`int_gemm.wasm`, `float_gemm.wasm`: the files `npx deno
    * task bundle` writes to `dist/`). Given, they are instantiated and no wasm bytes are ever
    * compiled (hosts such as Cloudflare workerd refuse run-time compilation); without them the
-   * embedded kernels are compiled.
+   * embedded kernels are compiled. NOTE: with `threads` > 1 the pool's shared-memory kernels
+   * are still compiled from the embedded bytes (hosts with threads allow compilation).
    */
   wasm?: Record<string, WebAssembly.Module>;
   /**
