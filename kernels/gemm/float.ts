@@ -60,6 +60,7 @@ import {
   DEFAULT_MAX_PAGES,
   type KernelRunner,
   type KernelSource,
+  providedKernelModule,
 } from "./runner.ts";
 import * as plainWasm from "./_float_gemm_wasm.ts";
 import * as relaxedWasm from "./_float_gemm_relaxed_wasm.ts";
@@ -117,7 +118,8 @@ let plainModule: WebAssembly.Module | undefined;
 function compileRelaxed(): WebAssembly.Module | null {
   if (relaxedModule === undefined) {
     try {
-      relaxedModule = new WebAssembly.Module(decodeBase64(relaxedWasm.single));
+      relaxedModule = providedKernelModule("float_gemm_relaxed.wasm") ??
+        new WebAssembly.Module(decodeBase64(relaxedWasm.single));
     } catch {
       relaxedModule = null;
     }
@@ -179,7 +181,8 @@ export function createFloatKernels(opts: FloatKernelsOptions = {}): FloatKernels
     } else madd = m;
   }
   if (ex === null) {
-    plainModule ??= new WebAssembly.Module(decodeBase64(plainWasm.single));
+    plainModule ??= providedKernelModule("float_gemm.wasm") ??
+      new WebAssembly.Module(decodeBase64(plainWasm.single));
     ex = new WebAssembly.Instance(plainModule, { env: { memory } }).exports as unknown as Record<
       string,
       Fn

@@ -299,7 +299,10 @@ export async function loadIntKernels(opts: LoadIntOptions = {}): Promise<IntKern
   if (want !== "auto" && want !== "plain" && want !== "relaxed") {
     throw new LowbitError("UNKNOWN_NAME", `unknown simd family '${want}' (auto, plain, relaxed)`);
   }
-  const runner = opts.runner ?? await createLocalRunner(intKernelSources());
+  // NOTE: "plain" loads (and probes) nothing else: hosts without run-time compilation then
+  // need only int_gemm.wasm (see provideKernelModules).
+  const runner = opts.runner ??
+    await createLocalRunner(want === "plain" ? { [PLAIN]: plainSource } : intKernelSources());
   if (!runner.modules.includes(PLAIN)) {
     throw new LowbitError("INVALID_ARGUMENT", `the runner has no '${PLAIN}' module`);
   }

@@ -87,6 +87,55 @@ export function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+const providedModules = new Map<string, WebAssembly.Module>();
+
+/**
+ * Gives precompiled kernel modules to use instead of compiling the embedded bytes (for hosts
+ * that refuse to compile wasm at run time, e.g. Cloudflare workerd, which hands over modules
+ * imported from `.wasm` files). Keys are the build's file names: `int_gemm.wasm`,
+ * `float_gemm.wasm`, `float_gemm_relaxed.wasm`, … (`….shared.wasm` for the shared-memory
+ * flavour). Kernel contexts created afterwards instantiate these modules.
+ *
+ * @param modules modules by file name
+ * @throws {LowbitError} `INVALID_ARGUMENT` for a key that is not a kernel file name or a value
+ *   that is not a `WebAssembly.Module`
+ *
+ * @example
+ * ```ts
+ * import { decodeBase64, provideKernelModules, providedKernelModule } from "@lowbit/kernels";
+ * const m = new WebAssembly.Module(decodeBase64("AGFzbQEAAAA="));
+ * provideKernelModules({ "probe_test.wasm": m });
+ * if (providedKernelModule("probe_test.wasm") !== m) throw new Error();
+ * ```
+ */
+export function provideKernelModules(modules: Record<string, WebAssembly.Module>): void {
+  for (const [file, m] of Object.entries(modules)) {
+    if (!/^[a-z0-9_]+(\.shared)?\.wasm$/.test(file)) {
+      throw new LowbitError("INVALID_ARGUMENT", `'${file}' is not a kernel file name (x.wasm)`);
+    }
+    if (!(m instanceof WebAssembly.Module)) {
+      throw new LowbitError("INVALID_ARGUMENT", `'${file}' is not a WebAssembly.Module`);
+    }
+  }
+  for (const [file, m] of Object.entries(modules)) providedModules.set(file, m);
+}
+
+/**
+ * The module given to {@link provideKernelModules} for a file name, if any.
+ *
+ * @param file e.g. `int_gemm.wasm`
+ * @returns the module, or undefined
+ *
+ * @example
+ * ```ts
+ * import { providedKernelModule } from "@lowbit/kernels";
+ * if (providedKernelModule("nothing.wasm") !== undefined) throw new Error();
+ * ```
+ */
+export function providedKernelModule(file: string): WebAssembly.Module | undefined {
+  return providedModules.get(file);
+}
+
 /**
  * Splits `[0, rows)` into at most `parts` contiguous ranges, each a multiple of `align` rows
  * except possibly the last. Deterministic: it depends only on its arguments.
@@ -365,7 +414,8 @@ export async function createLocalRunner(
   const arena = createArena(memory, maxPages);
   const instances: Record<string, WebAssembly.Exports> = {};
   for (const [name, src] of Object.entries(sources)) {
-    const module = await WebAssembly.compile(decodeBase64(src.single));
+    const module = providedKernelModule(`${name}.wasm`) ??
+      await WebAssembly.compile(decodeBase64(src.single));
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
     instances[name] = instance.exports;
   }

@@ -1,154 +1,150 @@
 /**
- * Our own protobufjs description of the subset of onnx.proto (IR version ≤ 10)
- * that lowbit reads and writes. Field numbers follow the public onnx.proto;
- * messages and fields lowbit does not use (training info, functions, sparse
- * tensors, type protos) are left out, so protobufjs skips them when decoding.
+ * The subset of onnx.proto (IR version ≤ 10) that lowbit reads and writes, as a table for the
+ * hand-written protobuf codec of `_protobuf.ts` (no generated code: it runs where string code
+ * generation is refused). Field numbers follow the public onnx.proto; messages and fields
+ * lowbit does not use (training info, functions, device configurations) are left out, so
+ * decoding keeps them raw (`$unknowns`) and encoding writes them back. onnx.proto is proto2:
+ * repeated scalars are unpacked except the tensor payload fields, which it declares
+ * `[packed = true]`; decoding accepts either form. Presence follows protobufjs' reading of the
+ * schema lowbit used before (see `_protobuf.ts`): a default scalar (0, "") outside a oneof is
+ * not an own property.
  *
  * @module
  */
 
-import protobuf from "protobufjs/light.js";
+import { compileSchema, decodeMessage, encodeMessage, type FieldSpec } from "./_protobuf.ts";
 
-// NOTE: onnx.proto is proto2: repeated scalars are unpacked except the tensor
-// payload fields, which it declares [packed = true]. Decoders accept either.
-const unpacked = { packed: false };
-const packed = { packed: true };
+const f = (id: number, name: string, type: string, oneof?: string): FieldSpec =>
+  oneof === undefined ? { id, name, type } : { id, name, type, oneof };
+const rep = (id: number, name: string, type: string, packed = false): FieldSpec =>
+  packed ? { id, name, type, repeated: true, packed } : { id, name, type, repeated: true };
 
-const f = (
-  id: number,
-  type: string,
-  opts: Record<string, unknown> = {},
-): Record<string, unknown> => ({
-  id,
-  type,
-  ...opts,
-});
-const rep = (
-  id: number,
-  type: string,
-  options?: Record<string, boolean>,
-): Record<string, unknown> =>
-  options ? { id, type, rule: "repeated", options } : { id, type, rule: "repeated" };
-
-const descriptor = {
-  nested: {
-    onnx: {
-      nested: {
-        StringStringEntryProto: { fields: { key: f(1, "string"), value: f(2, "string") } },
-        OperatorSetIdProto: { fields: { domain: f(1, "string"), version: f(2, "int64") } },
-        TensorShapeProto: {
-          fields: { dim: rep(1, "Dimension") },
-          nested: {
-            Dimension: {
-              oneofs: { value: { oneof: ["dimValue", "dimParam"] } },
-              fields: {
-                dimValue: f(1, "int64"),
-                dimParam: f(2, "string"),
-                denotation: f(3, "string"),
-              },
-            },
-          },
-        },
-        TypeProto: {
-          oneofs: { value: { oneof: ["tensorType", "sequenceType", "mapType", "optionalType"] } },
-          fields: {
-            tensorType: f(1, "Tensor"),
-            sequenceType: f(4, "Sequence"),
-            mapType: f(5, "Map"),
-            optionalType: f(9, "Optional"),
-            denotation: f(6, "string"),
-          },
-          nested: {
-            Tensor: { fields: { elemType: f(1, "int32"), shape: f(2, "TensorShapeProto") } },
-            Sequence: { fields: { elemType: f(1, "TypeProto") } },
-            Map: { fields: { keyType: f(1, "int32"), valueType: f(2, "TypeProto") } },
-            Optional: { fields: { elemType: f(1, "TypeProto") } },
-          },
-        },
-        ValueInfoProto: {
-          fields: { name: f(1, "string"), type: f(2, "TypeProto"), docString: f(3, "string") },
-        },
-        TensorProto: {
-          fields: {
-            dims: rep(1, "int64", unpacked),
-            dataType: f(2, "int32"),
-            floatData: rep(4, "float", packed),
-            int32Data: rep(5, "int32", packed),
-            stringData: rep(6, "bytes"),
-            int64Data: rep(7, "int64", packed),
-            name: f(8, "string"),
-            rawData: f(9, "bytes"),
-            doubleData: rep(10, "double", packed),
-            uint64Data: rep(11, "uint64", packed),
-            docString: f(12, "string"),
-            externalData: rep(13, "StringStringEntryProto"),
-            dataLocation: f(14, "int32"),
-          },
-        },
-        AttributeProto: {
-          fields: {
-            name: f(1, "string"),
-            f: f(2, "float"),
-            i: f(3, "int64"),
-            s: f(4, "bytes"),
-            t: f(5, "TensorProto"),
-            g: f(6, "GraphProto"),
-            floats: rep(7, "float", unpacked),
-            ints: rep(8, "int64", unpacked),
-            strings: rep(9, "bytes"),
-            tensors: rep(10, "TensorProto"),
-            graphs: rep(11, "GraphProto"),
-            docString: f(13, "string"),
-            type: f(20, "int32"),
-            refAttrName: f(21, "string"),
-          },
-        },
-        NodeProto: {
-          fields: {
-            input: rep(1, "string"),
-            output: rep(2, "string"),
-            name: f(3, "string"),
-            opType: f(4, "string"),
-            attribute: rep(5, "AttributeProto"),
-            docString: f(6, "string"),
-            domain: f(7, "string"),
-          },
-        },
-        GraphProto: {
-          fields: {
-            node: rep(1, "NodeProto"),
-            name: f(2, "string"),
-            initializer: rep(5, "TensorProto"),
-            docString: f(10, "string"),
-            input: rep(11, "ValueInfoProto"),
-            output: rep(12, "ValueInfoProto"),
-            valueInfo: rep(13, "ValueInfoProto"),
-          },
-        },
-        ModelProto: {
-          fields: {
-            irVersion: f(1, "int64"),
-            producerName: f(2, "string"),
-            producerVersion: f(3, "string"),
-            domain: f(4, "string"),
-            modelVersion: f(5, "int64"),
-            docString: f(6, "string"),
-            graph: f(7, "GraphProto"),
-            opsetImport: rep(8, "OperatorSetIdProto"),
-            metadataProps: rep(14, "StringStringEntryProto"),
-          },
-        },
-      },
-    },
-  },
+/** The ONNX messages lowbit reads and writes (names as in onnx.proto, fields in camelCase). */
+export const ONNX_SCHEMA: Record<string, FieldSpec[]> = {
+  StringStringEntryProto: [f(1, "key", "string"), f(2, "value", "string")],
+  OperatorSetIdProto: [f(1, "domain", "string"), f(2, "version", "int64")],
+  TensorShapeProto: [rep(1, "dim", "TensorShapeProto.Dimension")],
+  "TensorShapeProto.Dimension": [
+    f(1, "dimValue", "int64", "value"),
+    f(2, "dimParam", "string", "value"),
+    f(3, "denotation", "string"),
+  ],
+  TypeProto: [
+    f(1, "tensorType", "TypeProto.Tensor", "value"),
+    f(4, "sequenceType", "TypeProto.Sequence", "value"),
+    f(5, "mapType", "TypeProto.Map", "value"),
+    f(6, "denotation", "string"),
+    f(8, "sparseTensorType", "TypeProto.SparseTensor", "value"),
+    f(9, "optionalType", "TypeProto.Optional", "value"),
+  ],
+  "TypeProto.Tensor": [f(1, "elemType", "int32"), f(2, "shape", "TensorShapeProto")],
+  "TypeProto.Sequence": [f(1, "elemType", "TypeProto")],
+  "TypeProto.Map": [f(1, "keyType", "int32"), f(2, "valueType", "TypeProto")],
+  "TypeProto.Optional": [f(1, "elemType", "TypeProto")],
+  "TypeProto.SparseTensor": [f(1, "elemType", "int32"), f(2, "shape", "TensorShapeProto")],
+  ValueInfoProto: [f(1, "name", "string"), f(2, "type", "TypeProto"), f(3, "docString", "string")],
+  TensorProto: [
+    rep(1, "dims", "int64"),
+    f(2, "dataType", "int32"),
+    rep(4, "floatData", "float", true),
+    rep(5, "int32Data", "int32", true),
+    rep(6, "stringData", "bytes"),
+    rep(7, "int64Data", "int64", true),
+    f(8, "name", "string"),
+    f(9, "rawData", "bytes"),
+    rep(10, "doubleData", "double", true),
+    rep(11, "uint64Data", "uint64", true),
+    f(12, "docString", "string"),
+    rep(13, "externalData", "StringStringEntryProto"),
+    f(14, "dataLocation", "int32"),
+  ],
+  SparseTensorProto: [
+    f(1, "values", "TensorProto"),
+    f(2, "indices", "TensorProto"),
+    rep(3, "dims", "int64"),
+  ],
+  AttributeProto: [
+    f(1, "name", "string"),
+    f(2, "f", "float"),
+    f(3, "i", "int64"),
+    f(4, "s", "bytes"),
+    f(5, "t", "TensorProto"),
+    f(6, "g", "GraphProto"),
+    rep(7, "floats", "float"),
+    rep(8, "ints", "int64"),
+    rep(9, "strings", "bytes"),
+    rep(10, "tensors", "TensorProto"),
+    rep(11, "graphs", "GraphProto"),
+    f(13, "docString", "string"),
+    f(14, "tp", "TypeProto"),
+    rep(15, "typeProtos", "TypeProto"),
+    f(20, "type", "int32"),
+    f(21, "refAttrName", "string"),
+    f(22, "sparseTensor", "SparseTensorProto"),
+    rep(23, "sparseTensors", "SparseTensorProto"),
+  ],
+  NodeProto: [
+    rep(1, "input", "string"),
+    rep(2, "output", "string"),
+    f(3, "name", "string"),
+    f(4, "opType", "string"),
+    rep(5, "attribute", "AttributeProto"),
+    f(6, "docString", "string"),
+    f(7, "domain", "string"),
+  ],
+  GraphProto: [
+    rep(1, "node", "NodeProto"),
+    f(2, "name", "string"),
+    rep(5, "initializer", "TensorProto"),
+    f(10, "docString", "string"),
+    rep(11, "input", "ValueInfoProto"),
+    rep(12, "output", "ValueInfoProto"),
+    rep(13, "valueInfo", "ValueInfoProto"),
+    rep(15, "sparseInitializer", "SparseTensorProto"),
+  ],
+  ModelProto: [
+    f(1, "irVersion", "int64"),
+    f(2, "producerName", "string"),
+    f(3, "producerVersion", "string"),
+    f(4, "domain", "string"),
+    f(5, "modelVersion", "int64"),
+    f(6, "docString", "string"),
+    f(7, "graph", "GraphProto"),
+    rep(8, "opsetImport", "OperatorSetIdProto"),
+    rep(14, "metadataProps", "StringStringEntryProto"),
+  ],
 };
 
-const root = protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
+const compiled = compileSchema(ONNX_SCHEMA);
+
+/** Decode / encode of one message type, shaped like protobufjs' `Type` (`encode(m).finish()`). */
+export interface MessageType {
+  /**
+   * Decodes bytes.
+   * @param bytes the encoded message
+   */
+  decode(bytes: Uint8Array): Record<string, unknown>;
+  /**
+   * Encodes a message.
+   * @param msg the message
+   */
+  encode(msg: object): { finish(): Uint8Array };
+}
+
+function messageType(name: string): MessageType {
+  return {
+    decode: (bytes) => decodeMessage(compiled, name, bytes),
+    encode: (msg) => {
+      const bytes = encodeMessage(compiled, name, msg as Record<string, unknown>);
+      return { finish: () => bytes };
+    },
+  };
+}
 
 /** The ModelProto message type. */
-export const ModelProto: protobuf.Type = root.lookupType("onnx.ModelProto");
+export const ModelProto: MessageType = messageType("ModelProto");
 /** The TensorProto message type. */
-export const TensorProto: protobuf.Type = root.lookupType("onnx.TensorProto");
+export const TensorProto: MessageType = messageType("TensorProto");
 
 /** TensorProto.DataType codes. */
 export const ONNX_DTYPE = {
@@ -190,9 +186,9 @@ export const ATTR_TYPE = {
   typeProtos: 14,
 } as const;
 
-// *** decoded message shapes (what protobufjs hands back; int64 as number or Long) ***
+// *** decoded message shapes (int64 as a number, or as { low, high, unsigned } when unsafe) ***
 
-/** An int64 as protobufjs decodes it. */
+/** An int64 as decoded: a number when it is a safe integer, else its two 32-bit halves. */
 export type PbLong = number | { low: number; high: number; unsigned?: boolean };
 
 /** Decoded StringStringEntryProto. */
@@ -224,6 +220,13 @@ export interface PbType {
   sequenceType?: unknown;
   mapType?: unknown;
   optionalType?: unknown;
+  sparseTensorType?: unknown;
+}
+/** Decoded SparseTensorProto. */
+export interface PbSparseTensor {
+  values?: PbTensor;
+  indices?: PbTensor;
+  dims?: PbLong[];
 }
 /** Decoded ValueInfoProto. */
 export interface PbValueInfo {
@@ -245,6 +248,10 @@ export interface PbAttr {
   graphs?: PbGraph[];
   type?: number;
   refAttrName?: string;
+  tp?: PbType;
+  typeProtos?: PbType[];
+  sparseTensor?: PbSparseTensor;
+  sparseTensors?: PbSparseTensor[];
 }
 /** Decoded NodeProto. */
 export interface PbNode {
@@ -263,6 +270,7 @@ export interface PbGraph {
   input?: PbValueInfo[];
   output?: PbValueInfo[];
   valueInfo?: PbValueInfo[];
+  sparseInitializer?: PbSparseTensor[];
 }
 /** Decoded ModelProto. */
 export interface PbModel {

