@@ -292,7 +292,7 @@ export function encodeQuantized(qm: QuantizedModel, path: string): Uint8Array {
  * const { quantized } = await quantize({ model, calib: { inputs: { x }, count: 200 } });
  * const dir = await Deno.makeTempDir();
  * const { plan } = await writeQuantized(quantized, `${dir}/m.onnx`);
- * if (JSON.parse(await Deno.readTextFile(plan)).version !== 1) throw new Error();
+ * if (JSON.parse(await Deno.readTextFile(plan)).version !== 2) throw new Error();
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

@@ -213,3 +213,44 @@ Deno.test("calibration hooks rewrite the calibration graph only and weigh GPTQ's
   assert.equal(s1.scale![0], Math.fround(s0.scale![0] * 2));
   assert.equal(hooked.quantized.model.graph.nodes.some((nd) => nd.name === "dbl"), false);
 });
+
+Deno.test({
+  name: "search groups from a plugin tie layers and restrict a layer's candidates",
+  sanitizeResources: false,
+  async fn() {
+    const { createMixedSearch } = await import("@lowbit/pipeline/search");
+    const model = await readOnnxFile(`${FIX}mlp.onnx`);
+    const registry = registryWith({
+      name: "groups",
+      register: (r) =>
+        r.searchGroups.register({
+          name: "g",
+          groups: () => ({
+            ties: [["/fc1/Gemm", "/fc2/Gemm"]],
+            candidates: { "/fc3/Gemm": ["int8/channel"] },
+          }),
+        }),
+    });
+    let allocation: Record<string, string> = {};
+    const mixedSearch = createMixedSearch({
+      model,
+      calib,
+      onResult: (r) => (allocation = r.allocation),
+    });
+    await quantize({
+      model,
+      calib,
+      preset: "mixed",
+      mixedSearch,
+      registry,
+      mixedOptions: {
+        budget: "4.2bits",
+        metric: "layer-hessian",
+        candidates: "int8/channel,int4/channel,int2/channel",
+        samples: "16",
+      },
+    });
+    assert.equal(allocation["/fc3/Gemm"], "int8/channel");
+    assert.equal(allocation["/fc1/Gemm"], allocation["/fc2/Gemm"]);
+  },
+});

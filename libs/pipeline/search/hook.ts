@@ -194,6 +194,7 @@ export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
       seed: s.seed,
       ties: s.ties,
       extraTies: (ctx.groups ?? []).flatMap((g) => (g.ties ?? []).map((t) => [...t])),
+      layerCandidates: Object.assign({}, ...(ctx.groups ?? []).map((g) => g.candidates ?? {})),
       measure: async (specs, acts) => 1 - await ctx.measure(specs, acts),
       progress: (f) => ctx.progress(f),
       latency: table ? { table, measure: measureLayerLatency } : undefined,

@@ -97,6 +97,8 @@ export interface MixedPrecisionOptions {
   ties?: boolean;
   /** More groups of layers tied to one weight format (a plugin's search groups). */
   extraTies?: readonly (readonly string[])[];
+  /** Candidates per layer node, replacing the global list for those layers (a plugin's). */
+  layerCandidates?: Readonly<Record<string, readonly string[]>>;
   /** Frontier points to measure with `measure` and output SQNR (default 8, evenly spread; 0 for none). */
   measureFrontier?: number;
   /** The registry to look metrics and strategies up in (default: the default registry). */
@@ -277,8 +279,16 @@ export async function searchMixedPrecision(
   // *** candidates per layer (block formats need whole blocks along the input axis) ***
   const names = layers.map((l) => l.node);
   const candidates: Record<string, string[]> = {};
+  for (const list of Object.values(opts.layerCandidates ?? {})) {
+    for (const name of list) if (!cands.has(name)) cands.set(name, parseCandidate(name));
+  }
+  const globalNames = new Set(
+    pairCandidates(opts.candidates ?? DEFAULT_CANDIDATES, opts.activationFormats),
+  );
   for (const l of layers) {
+    const own = opts.layerCandidates?.[l.node];
     candidates[l.node] = [...cands.values()]
+      .filter((c) => (own ? own.includes(c.name) : globalNames.has(c.name)))
       .filter((c) => {
         const cc = candidateCost(l, c);
         return !(c.spec.granularity !== "channel" && typeof c.spec.granularity === "object" &&
