@@ -19,6 +19,11 @@ import { qlinearOps } from "./qlinear.ts";
 import { reduceOps } from "./reduce.ts";
 import { resizeOps } from "./resize.ts";
 import { shapeOps } from "./shape.ts";
+import { gatherScatterOps } from "./gather_scatter.ts";
+import { reduceMoreOps } from "./reduce_more.ts";
+import { lossOps } from "./loss.ts";
+import { mathExtraOps } from "./math_extra.ts";
+import { tensorExtraOps } from "./tensor_extra.ts";
 import { OP_NAMES, type OpImpl, type OpName } from "./types.ts";
 
 /**
@@ -44,6 +49,11 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   ...fusedOps,
   ...minifloatOps,
   ...pointwiseOps,
+  ...gatherScatterOps,
+  ...reduceMoreOps,
+  ...lossOps,
+  ...mathExtraOps,
+  ...tensorExtraOps,
 };
 
 const FUSED: ReadonlySet<string> = new Set([

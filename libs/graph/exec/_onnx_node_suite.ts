@@ -1,0 +1,217 @@
+// Helpers of the ONNX backend node-test suite (onnx_node_suite_test.ts): find the cases of
+// Debian's `libonnx-testdata`, read their TensorProto files, run one case on the executor and
+// compare with the expected outputs the way ONNX's own runner does.
+
+import { LowbitError } from "@lowbit/core";
+import { join } from "node:path";
+import type { Model, TensorData } from "../ir.ts";
+import { readOnnx } from "../onnx.ts";
+import { createExecutor } from "./executor.ts";
+
+/** Where Debian's `libonnx-testdata` puts onnx 1.12's backend node tests. */
+export const NODE_TEST_DIR = "/usr/share/libonnx-testdata/data/node";
+
+/** One case: a folder holding model.onnx and test_data_set_* folders. */
+export interface NodeCase {
+  name: string;
+  dir: string;
+}
+
+/** The cases under `dir`, sorted by name; throws a clear error when the folder is absent. */
+export function listCases(dir: string = NODE_TEST_DIR): NodeCase[] {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    throw new LowbitError(
+      "IO_ERROR",
+      "the ONNX node-test data is missing: install the Debian package libonnx-testdata " +
+        "(apt-get install -y libonnx-testdata), which provides onnx 1.12's backend node tests",
+      { file: dir },
+    );
+  }
+  return entries
+    .filter((e) => e.isDirectory)
+    .map((e) => ({ name: e.name, dir: join(dir, e.name) }))
+    .filter((c) => exists(join(c.dir, "model.onnx")))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// A TensorProto file is decoded by wrapping it as the one initializer of an otherwise empty
+// ModelProto (ModelProto.graph = field 7, GraphProto.initializer = field 5, both
+// length-delimited) and reading that with readOnnx: the same tensor decoding as models use.
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return out;
+}
+
+function field(tag: number, body: Uint8Array): Uint8Array {
+  const head = [(tag << 3) | 2, ...varint(body.length)];
+  const out = new Uint8Array(head.length + body.length);
+  out.set(head);
+  out.set(body, head.length);
+  return out;
+}
+
+/**
+ * Decodes one serialized TensorProto (an `input_N.pb` / `output_N.pb` file).
+ * Throws PARSE_ERROR naming `file` when the bytes are not a tensor (for instance a
+ * SequenceProto or OptionalProto).
+ */
+export function readTensorProto(bytes: Uint8Array, file: string): TensorData {
+  const model = readOnnx(field(7, field(5, bytes)), { fileName: file });
+  const ts = [...model.graph.initializers.values()];
+  if (ts.length !== 1) throw new LowbitError("PARSE_ERROR", "not one TensorProto", { file });
+  return ts[0];
+}
+
+/** What the suite needs to know about a case before running it. */
+export interface LoadedCase {
+  model: Model;
+  sets: { inputs: TensorData[]; outputs: TensorData[]; dir: string }[];
+}
+
+/** Reads a case's model and data sets (throws LowbitError for non-tensor inputs or outputs). */
+export function loadCase(c: NodeCase): LoadedCase {
+  const modelPath = join(c.dir, "model.onnx");
+  const model = readOnnx(Deno.readFileSync(modelPath), { fileName: modelPath, baseDir: c.dir });
+  const sets = [...Deno.readDirSync(c.dir)]
+    .filter((e) => e.isDirectory && e.name.startsWith("test_data_set_"))
+    .map((e) => e.name)
+    .sort()
+    .map((s) => {
+      const dir = join(c.dir, s);
+      const read = (prefix: string): TensorData[] => {
+        const out: TensorData[] = [];
+        for (let i = 0;; i++) {
+          const f = join(dir, `${prefix}_${i}.pb`);
+          if (!exists(f)) return out;
+          out.push(readTensorProto(Deno.readFileSync(f), f));
+        }
+      };
+      return { inputs: read("input"), outputs: read("output"), dir };
+    });
+  return { model, sets };
+}
+
+/** Tolerances of ONNX's backend runner (onnx/backend/test/runner: rtol 1e-3, atol 1e-7). */
+export const RTOL = 1e-3;
+/** See {@link RTOL}. */
+export const ATOL = 1e-7;
+
+/**
+ * Per-case tolerance overrides, each with the reason ONNX's own runner or the reference
+ * implementation justifies it.
+ */
+export const TOLERANCE: Readonly<Record<string, { rtol: number; atol: number; why: string }>> = {};
+
+function asNumbers(t: TensorData): ArrayLike<number> | ArrayLike<bigint> | string[] {
+  return t.data as ArrayLike<number>;
+}
+
+/**
+ * Compares `got` with `want` as numpy.testing.assert_allclose does (NaN equals NaN, infinities
+ * must match exactly), requiring the same dtype and shape; integer, bool and string tensors must
+ * be equal. Returns undefined when they match, else a one-line description of the first mismatch.
+ */
+export function mismatch(
+  got: TensorData,
+  want: TensorData,
+  rtol: number = RTOL,
+  atol: number = ATOL,
+): string | undefined {
+  if (got.dtype !== want.dtype) return `dtype ${got.dtype}, expected ${want.dtype}`;
+  if (got.shape.join() !== want.shape.join()) {
+    return `shape [${got.shape}], expected [${want.shape}]`;
+  }
+  const a = asNumbers(got);
+  const b = asNumbers(want);
+  if (a.length !== b.length) return `${a.length} elements, expected ${b.length}`;
+  const exact = !(want.dtype === "float32" || want.dtype === "float64" ||
+    want.dtype === "float16" || want.dtype === "bfloat16");
+  if (exact) {
+    for (let i = 0; i < a.length; i++) {
+      if (a[i] !== b[i]) return `element ${i} is ${a[i]}, expected ${b[i]}`;
+    }
+    return undefined;
+  }
+  let bad = -1;
+  let worst = 0;
+  let count = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as number;
+    const y = b[i] as number;
+    if (Number.isNaN(x) && Number.isNaN(y)) continue;
+    if (x === y) continue;
+    const d = Math.abs(x - y);
+    if (!(d <= atol + rtol * Math.abs(y))) {
+      count++;
+      if (bad < 0 || !(d <= worst)) {
+        bad = i;
+        worst = d;
+      }
+    }
+  }
+  if (bad < 0) return undefined;
+  return `${count} of ${a.length} elements off; worst at ${bad}: ${a[bad]}, expected ${
+    b[bad]
+  } (|diff| ${worst})`;
+}
+
+/** Outcome of one case. */
+export interface CaseResult {
+  name: string;
+  /** "pass", "fail" (wrong values: the dangerous kind), or "error" (a thrown error). */
+  status: "pass" | "fail" | "error";
+  detail?: string;
+}
+
+/** Runs every data set of a case; the first problem decides the outcome. */
+export async function runCase(c: NodeCase): Promise<CaseResult> {
+  let loaded: LoadedCase;
+  try {
+    loaded = loadCase(c);
+  } catch (e) {
+    return { name: c.name, status: "error", detail: `load: ${(e as Error).message}` };
+  }
+  const tol = TOLERANCE[c.name] ?? { rtol: RTOL, atol: ATOL };
+  const g = loaded.model.graph;
+  for (const set of loaded.sets) {
+    const feeds: Record<string, TensorData> = {};
+    g.inputs.forEach((v, i) => {
+      if (set.inputs[i] !== undefined) feeds[v.name] = set.inputs[i];
+    });
+    let outs: Record<string, TensorData>;
+    try {
+      const exec = createExecutor(loaded.model);
+      outs = await exec.run(feeds);
+    } catch (e) {
+      const msg = (e as Error).message;
+      return { name: c.name, status: "error", detail: msg.slice(0, 300) };
+    }
+    for (let i = 0; i < g.outputs.length; i++) {
+      const want = set.outputs[i];
+      if (want === undefined) continue;
+      const got = outs[g.outputs[i].name];
+      const m = mismatch(got, want, tol.rtol, tol.atol);
+      if (m !== undefined) {
+        return { name: c.name, status: "fail", detail: `output ${g.outputs[i].name}: ${m}` };
+      }
+    }
+  }
+  return { name: c.name, status: "pass" };
+}
