@@ -24,6 +24,8 @@ import { reduceMoreOps } from "./reduce_more.ts";
 import { lossOps } from "./loss.ts";
 import { mathExtraOps } from "./math_extra.ts";
 import { tensorExtraOps } from "./tensor_extra.ts";
+import { einsumOps } from "./einsum.ts";
+import { detectionOps } from "./detection.ts";
 import { OP_NAMES, type OpImpl, type OpName } from "./types.ts";
 
 /**
@@ -54,6 +56,8 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   ...lossOps,
   ...mathExtraOps,
   ...tensorExtraOps,
+  ...einsumOps,
+  ...detectionOps,
 };
 
 const FUSED: ReadonlySet<string> = new Set([

@@ -152,6 +152,13 @@ export const OP_NAMES = [
   "DepthToSpace",
   "SpaceToDepth",
   "ReverseSequence",
+  "Einsum",
+  // detection / sampling (detection.ts)
+  "NonMaxSuppression",
+  "RoiAlign",
+  "GridSample",
+  // deprecated form of Resize (resize.ts)
+  "Upsample",
   // quantization
   "QuantizeLinear",
   "DequantizeLinear",
