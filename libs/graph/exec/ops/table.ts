@@ -26,6 +26,8 @@ import { mathExtraOps } from "./math_extra.ts";
 import { tensorExtraOps } from "./tensor_extra.ts";
 import { einsumOps } from "./einsum.ts";
 import { detectionOps } from "./detection.ts";
+import { windowNdOps, withNd } from "./window_nd.ts";
+import { normalizationExtraOps, withTrainingMode } from "./normalization_extra.ts";
 import { OP_NAMES, type OpImpl, type OpName } from "./types.ts";
 
 /**
@@ -58,6 +60,15 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   ...tensorExtraOps,
   ...einsumOps,
   ...detectionOps,
+  // 3-D (and more) spatial dimensions, integer MaxPool: the N-D loops of window_nd.ts
+  Conv: withNd("Conv", convOps.Conv),
+  ConvTranspose: withNd("ConvTranspose", convOps.ConvTranspose),
+  MaxPool: withNd("MaxPool", poolOps.MaxPool),
+  AveragePool: withNd("AveragePool", poolOps.AveragePool),
+  LpPool: windowNdOps.LpPool,
+  MaxUnpool: windowNdOps.MaxUnpool,
+  ...normalizationExtraOps,
+  BatchNormalization: withTrainingMode(normalizationOps.BatchNormalization),
 };
 
 const FUSED: ReadonlySet<string> = new Set([

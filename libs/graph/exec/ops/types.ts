@@ -157,6 +157,12 @@ export const OP_NAMES = [
   "NonMaxSuppression",
   "RoiAlign",
   "GridSample",
+  // N-D windows (window_nd.ts)
+  "LpPool",
+  "MaxUnpool",
+  // more normalisation (normalization_extra.ts)
+  "LRN",
+  "MeanVarianceNormalization",
   // deprecated form of Resize (resize.ts)
   "Upsample",
   // quantization
