@@ -79,6 +79,22 @@ export function readTensorProto(bytes: Uint8Array, file: string): TensorData {
   return ts[0];
 }
 
+/**
+ * Cases whose model contradicts its own expected outputs, and the fix applied to the model
+ * before it runs (each checked by hand against the expected values).
+ */
+export const MODEL_FIXES: Readonly<Record<string, { why: string; fix: (m: Model) => void }>> = {
+  test_adam_multiple: {
+    // onnx's generator (backend/test/case/node/adam.py) computes the expected outputs with
+    // epsilon = 1e-2 but does not pass it to the node, which then has the default 1e-6.
+    // With 1e-2: X1_new = 1 − 0.1 · 1.85005 / (√0.5747 + 0.01) = 0.759136, the expected value.
+    why: "expected outputs computed with epsilon 1e-2, which the node omits",
+    fix: (m) => {
+      m.graph.nodes[0].attrs.epsilon = { kind: "float", value: 1e-2 };
+    },
+  },
+};
+
 /** What the suite needs to know about a case before running it. */
 export interface LoadedCase {
   model: Model;
@@ -89,6 +105,7 @@ export interface LoadedCase {
 export function loadCase(c: NodeCase): LoadedCase {
   const modelPath = join(c.dir, "model.onnx");
   const model = readOnnx(Deno.readFileSync(modelPath), { fileName: modelPath, baseDir: c.dir });
+  MODEL_FIXES[c.name]?.fix(model);
   const sets = [...Deno.readDirSync(c.dir)]
     .filter((e) => e.isDirectory && e.name.startsWith("test_data_set_"))
     .map((e) => e.name)
@@ -103,7 +120,19 @@ export function loadCase(c: NodeCase): LoadedCase {
           out.push(readTensorProto(Deno.readFileSync(f), f));
         }
       };
-      return { inputs: read("input"), outputs: read("output"), dir };
+      // onnx 1.12 wrote bfloat16 test tensors with data_type UINT16 (the same 16 bits): read
+      // them as the dtype the model declares.
+      const asDeclared = (ts: TensorData[], vs: readonly { dtype: string }[]) =>
+        ts.map((t, i) =>
+          vs[i]?.dtype === "bfloat16" && t.dtype === "uint16"
+            ? { ...t, dtype: "bfloat16" as const }
+            : t
+        );
+      return {
+        inputs: asDeclared(read("input"), model.graph.inputs),
+        outputs: asDeclared(read("output"), model.graph.outputs),
+        dir,
+      };
     });
   return { model, sets };
 }
@@ -175,9 +204,20 @@ export function mismatch(
 /** Outcome of one case. */
 export interface CaseResult {
   name: string;
-  /** "pass", "fail" (wrong values: the dangerous kind), or "error" (a thrown error). */
-  status: "pass" | "fail" | "error";
+  /**
+   * "pass"; "fail" (wrong values: the dangerous kind); "error" (a thrown error); "non-numeric"
+   * (sequence / optional inputs or outputs, or string tensors: not part of the numeric suite).
+   */
+  status: "pass" | "fail" | "error" | "non-numeric";
   detail?: string;
+}
+
+/** Why a loaded case is not numeric, or undefined when it is. */
+function nonNumeric(l: LoadedCase): string | undefined {
+  const g = l.model.graph;
+  const ts = l.sets.flatMap((s) => [...s.inputs, ...s.outputs]);
+  if ([...g.inputs, ...g.outputs, ...ts].some((v) => v.dtype === "string")) return "string tensors";
+  return undefined;
 }
 
 /** Runs every data set of a case; the first problem decides the outcome. */
@@ -186,8 +226,16 @@ export async function runCase(c: NodeCase): Promise<CaseResult> {
   try {
     loaded = loadCase(c);
   } catch (e) {
-    return { name: c.name, status: "error", detail: `load: ${(e as Error).message}` };
+    const msg = (e as Error).message;
+    // readOnnx refuses sequence / optional graph inputs and outputs, and so does a TensorProto
+    // reader on their SequenceProto / OptionalProto data files.
+    if (e instanceof LowbitError && e.code === "UNSUPPORTED" && /only tensor/.test(msg)) {
+      return { name: c.name, status: "non-numeric", detail: msg };
+    }
+    return { name: c.name, status: "error", detail: `load: ${msg}` };
   }
+  const why = nonNumeric(loaded);
+  if (why !== undefined) return { name: c.name, status: "non-numeric", detail: why };
   const tol = TOLERANCE[c.name] ?? { rtol: RTOL, atol: ATOL };
   const g = loaded.model.graph;
   for (const set of loaded.sets) {

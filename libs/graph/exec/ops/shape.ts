@@ -621,6 +621,15 @@ export const shapeOps: OpTable<
   Identity: (inputs, node) => [need(node, inputs[0], "input")],
   Dropout: (inputs, node) => {
     const t = need(node, inputs[0], "data");
+    // Training mode (input 2, opset 12+) with a ratio > 0 drops random elements: refuse rather
+    // than return the identity, which would be a silently different result.
+    const training = inputs[2] !== undefined && Number(inputs[2].data[0]) !== 0;
+    const ratio = inputs[1] !== undefined ? Number(inputs[1].data[0]) : 0.5;
+    if (training && ratio !== 0) {
+      throw new LowbitError("UNSUPPORTED", "Dropout in training mode (random masks)", {
+        node: node.name,
+      });
+    }
     return [t, { dtype: "bool", shape: [...t.shape], data: new Uint8Array(t.data.length).fill(1) }];
   },
   Range: range,

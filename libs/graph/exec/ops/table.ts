@@ -28,6 +28,9 @@ import { einsumOps } from "./einsum.ts";
 import { detectionOps } from "./detection.ts";
 import { windowNdOps, withNd } from "./window_nd.ts";
 import { normalizationExtraOps, withTrainingMode } from "./normalization_extra.ts";
+import { signalOps } from "./signal.ts";
+import { trainingOps } from "./training.ts";
+import { textOps } from "./text.ts";
 import { OP_NAMES, type OpImpl, type OpName } from "./types.ts";
 
 /**
@@ -69,6 +72,9 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   MaxUnpool: windowNdOps.MaxUnpool,
   ...normalizationExtraOps,
   BatchNormalization: withTrainingMode(normalizationOps.BatchNormalization),
+  ...signalOps,
+  ...trainingOps,
+  ...textOps,
 };
 
 const FUSED: ReadonlySet<string> = new Set([
@@ -77,9 +83,13 @@ const FUSED: ReadonlySet<string> = new Set([
   ...Object.keys(pointwiseOps),
 ]);
 
+/** Ops of the `ai.onnx.preview.training` domain (and only of it). */
+const TRAINING: ReadonlySet<string> = new Set(Object.keys(trainingOps));
+
 /**
  * The implementation of `op` in `domain`, or undefined when unsupported.
- * The default ONNX domain is "" (or "ai.onnx"); lowbit's fused ops live in "lowbit".
+ * The default ONNX domain is "" (or "ai.onnx"); lowbit's fused ops live in "lowbit", the
+ * optimizer updates in "ai.onnx.preview.training".
  *
  * @param op operator type
  * @param domain operator domain
@@ -95,6 +105,9 @@ const FUSED: ReadonlySet<string> = new Set([
  */
 export function lookupOp(op: string, domain: string): OpImpl | undefined {
   if (!Object.hasOwn(OPS, op)) return undefined;
+  if (TRAINING.has(op)) {
+    return domain === "ai.onnx.preview.training" ? OPS[op as OpName] : undefined;
+  }
   const fused = FUSED.has(op);
   if (domain === "lowbit") return fused ? OPS[op as OpName] : undefined;
   if (domain !== "" && domain !== "ai.onnx") return undefined;
@@ -114,5 +127,5 @@ export function lookupOp(op: string, domain: string): OpImpl | undefined {
  * ```
  */
 export function supportedOps(): string[] {
-  return OP_NAMES.filter((n) => !FUSED.has(n)).sort();
+  return OP_NAMES.filter((n) => !FUSED.has(n) && !TRAINING.has(n)).sort();
 }

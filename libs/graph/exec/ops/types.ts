@@ -163,6 +163,19 @@ export const OP_NAMES = [
   // more normalisation (normalization_extra.ts)
   "LRN",
   "MeanVarianceNormalization",
+  // signal processing (signal.ts)
+  "DFT",
+  "STFT",
+  "HannWindow",
+  "HammingWindow",
+  "BlackmanWindow",
+  "MelWeightMatrix",
+  // optimizer updates, domain ai.onnx.preview.training (training.ts)
+  "Adagrad",
+  "Momentum",
+  "Adam",
+  // text (text.ts)
+  "TfIdfVectorizer",
   // deprecated form of Resize (resize.ts)
   "Upsample",
   // quantization
