@@ -4,6 +4,7 @@
 
 import { LowbitError } from "@lowbit/core";
 import { join } from "node:path";
+import * as ort from "onnxruntime-web";
 import type { Model, TensorData } from "../ir.ts";
 import { readOnnx } from "../onnx.ts";
 import { createExecutor } from "./executor.ts";
@@ -262,4 +263,57 @@ export async function runCase(c: NodeCase): Promise<CaseResult> {
     }
   }
   return { name: c.name, status: "pass" };
+}
+
+const ORT_TYPES: Partial<Record<string, ort.Tensor.Type>> = {
+  float32: "float32",
+  float64: "float64",
+  int32: "int32",
+  int64: "int64",
+  uint8: "uint8",
+  int8: "int8",
+  bool: "bool",
+};
+
+/**
+ * Runs a case on onnxruntime-web and on the executor, every data set, and compares the two
+ * (rtol 1e-4, atol 1e-6); also reports whether the executor matches ONNX's expected outputs.
+ */
+export async function runAgainstOrt(
+  c: NodeCase,
+): Promise<{ ort?: string; matchesExpected: boolean }> {
+  ort.env.wasm.numThreads = 1;
+  const loaded = loadCase(c);
+  const g = loaded.model.graph;
+  const session = await ort.InferenceSession.create(
+    Deno.readFileSync(join(c.dir, "model.onnx")),
+  );
+  let matchesExpected = true;
+  try {
+    for (const set of loaded.sets) {
+      const feeds: Record<string, ort.Tensor> = {};
+      const ours: Record<string, TensorData> = {};
+      g.inputs.forEach((v, i) => {
+        const t = set.inputs[i];
+        feeds[v.name] = new ort.Tensor(ORT_TYPES[t.dtype]!, t.data as Float32Array, t.shape);
+        ours[v.name] = t;
+      });
+      const theirs = await session.run(feeds);
+      const got = await createExecutor(loaded.model).run(ours);
+      for (let i = 0; i < g.outputs.length; i++) {
+        const name = g.outputs[i].name, t = theirs[name];
+        const ref: TensorData = {
+          dtype: got[name].dtype,
+          shape: [...t.dims],
+          data: t.data as Float32Array,
+        };
+        const m = mismatch(got[name], ref, 1e-4, 1e-6);
+        if (m !== undefined) return { ort: `output ${name}: ${m}`, matchesExpected: false };
+        if (mismatch(got[name], set.outputs[i]) !== undefined) matchesExpected = false;
+      }
+    }
+  } finally {
+    await session.release();
+  }
+  return { matchesExpected };
 }

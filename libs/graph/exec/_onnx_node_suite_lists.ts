@@ -66,3 +66,18 @@ export const PENDING: Readonly<Record<string, string>> = {
   test_qlinearmatmul_2D: "quantized: QLinearMatMul",
   test_qlinearmatmul_3D: "quantized: QLinearMatMul",
 };
+
+/**
+ * Cases where ONNX's Python reference and onnxruntime disagree and lowbit follows onnxruntime.
+ * The test checks these against onnxruntime-web (run on the same model and inputs) and that
+ * they still differ from ONNX's expected outputs (else the entry is stale).
+ */
+export const FOLLOWS_ONNXRUNTIME: Readonly<Record<string, string>> = {
+  // Resize align_corners with fractional scale × length: ONNX's reference divides by
+  // (scale · length_in − 1), onnxruntime and PyTorch by (length_out − 1) with the integer output
+  // length; onnxruntime lists both cases as known mismatches with the ONNX tests.
+  test_resize_downsample_scales_linear_align_corners:
+    "Resize align_corners: integer output length (onnxruntime), not scale × length (ONNX reference)",
+  test_resize_downsample_scales_cubic_align_corners:
+    "Resize align_corners: integer output length (onnxruntime), not scale × length (ONNX reference)",
+};

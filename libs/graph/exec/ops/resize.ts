@@ -24,9 +24,11 @@ import {
 import type { OpContext, OpImpl, OpTable } from "./types.ts";
 
 /**
- * Output coordinate → input coordinate. `lout` is the output length as ONNX's reference defines
- * it, scale × input length (not rounded): with `scales` of 0.6 on 4 elements, align_corners
- * divides by 2.4 − 1, not by 2 − 1.
+ * Output coordinate → input coordinate. `lout` is the integer output length, as onnxruntime and
+ * PyTorch use it. NOTE ONNX's Python reference uses scale × input length unrounded instead: with
+ * `scales` 0.6 on 4 elements, align_corners divides by 2.4 − 1 there and by 2 − 1 here. lowbit
+ * follows onnxruntime (the runtime its models are checked against, which skips those ONNX
+ * node tests for that reason).
  */
 type Transform = (x: number, scale: number, lin: number, lout: number) => number;
 
@@ -147,7 +149,7 @@ export function resizeF32(
       const li = t.shape[a];
       const m = new Int32Array(lo);
       for (let i = 0; i < lo; i++) {
-        const c = rnd(tf(i, scales[a], li, scales[a] * li), scales[a] < 1);
+        const c = rnd(tf(i, scales[a], li, lo), scales[a] < 1);
         m[i] = Math.min(li - 1, Math.max(0, c)) * st[a];
       }
       return m;
@@ -211,7 +213,7 @@ export function resizeF32(
           outside[i] = 1;
           continue;
         }
-      } else c = tf(i, scales[a], li, scales[a] * li);
+      } else c = tf(i, scales[a], li, lo);
       if (mode === "linear") c = Math.min(li - 1, Math.max(0, c));
       const f = Math.floor(c), r = c - f;
       const ws = mode === "linear" ? [1 - r, r] : cubicCoeffs(r, cubicA);
