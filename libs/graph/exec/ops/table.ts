@@ -115,6 +115,23 @@ export function lookupOp(op: string, domain: string): OpImpl | undefined {
 }
 
 /**
+ * Whether the executor runs `op` of `domain` ("" or "ai.onnx" for ONNX's default domain).
+ *
+ * @param op operator type
+ * @param domain operator domain
+ * @returns true when supported
+ *
+ * @example
+ * ```ts
+ * import { isSupportedOp } from "./table.ts";
+ * if (!isSupportedOp("Einsum", "") || isSupportedOp("StringNormalizer", "")) throw new Error();
+ * ```
+ */
+export function isSupportedOp(op: string, domain: string): boolean {
+  return lookupOp(op, domain) !== undefined;
+}
+
+/**
  * The ONNX operators the executor runs (default domain), sorted; lowbit's
  * internal fused ops are not listed.
  *
