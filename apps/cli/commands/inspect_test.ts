@@ -107,12 +107,12 @@ Deno.test("inspect marks unsupported ops with their nodes; run and quantize refu
     assert.deepEqual(r.layers.map((l: { node: string }) => l.node), ["fc"]);
     const text = await cli(["inspect", path]);
     assert.equal(text.code, 0, text.err);
-    assert.match(text.out, /1  com\.example\.Mystery  \(unsupported\)/);
+    assert.ok(text.out.includes("1  com.example.Mystery  (unsupported)"), text.out);
     assert.match(
       text.out,
-      /unsupported by lowbit's executor \(1 nodes[^\n]*\n  mystery  com\.example\.Mystery/,
+      /unsupported by lowbit's executor \(1 nodes[^\n]*\n {2}mystery {2}com\./,
     );
-    assert.match(text.out, /quantizable layers \(1\)\n  fc /);
+    assert.match(text.out, /quantizable layers \(1\)\n {2}fc /);
     await Deno.writeFile(`${dir}/x.npy`, writeNpy(f32([1, 2], [1, 2])));
     const run = await cli(["run", path, "--input", `${dir}/x.npy`, "--out", `${dir}/y.npy`]);
     assert.equal(run.code, 2);
