@@ -126,33 +126,113 @@ function reduceOp(name: keyof typeof KINDS): OpImpl {
   };
 }
 
-const argMin: OpImpl = (inputs, node) => {
-  const xt = need(node, inputs[0], "data");
-  const axis = normAxis(attrInt(node, "axis", 0), xt.shape.length, node);
-  const keep = attrInt(node, "keepdims", 1) === 1;
-  const last = attrInt(node, "select_last_index", 0) === 1;
-  const x = xt.data as unknown as (number | bigint)[];
-  const outer = size(xt.shape.slice(0, axis)), n = xt.shape[axis];
-  const inner = size(xt.shape.slice(axis + 1));
-  const y = new BigInt64Array(outer * inner);
-  for (let o = 0; o < outer; o++) {
-    for (let j = 0; j < inner; j++) {
-      let best = x[o * n * inner + j], bi = 0;
-      for (let i = 1; i < n; i++) {
-        const v = x[(o * n + i) * inner + j];
-        if (v < best || (last && v === best)) {
-          best = v;
-          bi = i;
+/** ArgMin / ArgMax comparing stored values (exact for int64), first or last index on ties. */
+function argExtreme(max: boolean): OpImpl {
+  return (inputs, node) => {
+    const xt = need(node, inputs[0], "data");
+    const axis = normAxis(attrInt(node, "axis", 0), xt.shape.length, node);
+    const keep = attrInt(node, "keepdims", 1) === 1;
+    const last = attrInt(node, "select_last_index", 0) === 1;
+    const x = xt.data as unknown as (number | bigint)[];
+    const outer = size(xt.shape.slice(0, axis)), n = xt.shape[axis];
+    const inner = size(xt.shape.slice(axis + 1));
+    const y = new BigInt64Array(outer * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < inner; j++) {
+        let best = x[o * n * inner + j], bi = 0;
+        for (let i = 1; i < n; i++) {
+          const v = x[(o * n + i) * inner + j];
+          if ((max ? v > best : v < best) || (last && v === best)) {
+            best = v;
+            bi = i;
+          }
         }
+        y[o * inner + j] = BigInt(bi);
       }
-      y[o * inner + j] = BigInt(bi);
     }
-  }
-  const shape = keep
-    ? xt.shape.map((d, i) => (i === axis ? 1 : d))
-    : xt.shape.filter((_, i) => i !== axis);
-  return [{ dtype: "int64", shape, data: y }];
+    const shape = keep
+      ? xt.shape.map((d, i) => (i === axis ? 1 : d))
+      : xt.shape.filter((_, i) => i !== axis);
+    return [{ dtype: "int64", shape, data: y }];
+  };
+}
+
+const argMin = argExtreme(false);
+
+type Basic = "sum" | "mean" | "max" | "min";
+
+/** ReduceSum / Mean / Max / Min on stored values: int64 as bigint, others in float64. */
+function reduceBasic(kind: Basic): OpImpl {
+  return (inputs, node) => {
+    const { xt, shape, outN, slot, noop } = slots(node, inputs);
+    if (!FLOATS.has(xt.dtype) && !INTS.has(xt.dtype)) {
+      throw new LowbitError("UNSUPPORTED", `${node.op}: dtype ${xt.dtype}`, { node: node.name });
+    }
+    if (noop) return [xt];
+    const count = BigInt(Math.max(1, xt.data.length / Math.max(1, outN)));
+    const src = xt.data as unknown as (number | bigint)[];
+    const acc = new Array<number | bigint | undefined>(outN).fill(undefined);
+    for (let i = 0; i < src.length; i++) {
+      const a = acc[slot[i]], v = src[i];
+      acc[slot[i]] = a === undefined
+        ? v
+        : kind === "max"
+        ? (v > a || v !== v ? v : a)
+        : kind === "min"
+        ? (v < a || v !== v ? v : a)
+        : (a as number) + (v as number);
+    }
+    const big = isBig(xt.dtype), int = INTS.has(xt.dtype);
+    const out = alloc(xt.dtype, outN) as unknown as (number | bigint)[];
+    for (let i = 0; i < outN; i++) {
+      let v = acc[i] ?? (big ? 0n : kind === "max" ? -Infinity : kind === "min" ? Infinity : 0);
+      if (kind === "mean") {
+        v = big ? (v as bigint) / count : (v as number) / Number(count);
+        if (int && !big) v = Math.trunc(v as number);
+      }
+      out[i] = big ? BigInt.asIntN(64, v as bigint) : v;
+    }
+    return [{ dtype: xt.dtype, shape, data: out as unknown as Float32Array }];
+  };
+}
+
+const BASIC: Record<string, OpImpl> = {
+  ReduceSum: reduceBasic("sum"),
+  ReduceMean: reduceBasic("mean"),
+  ReduceMax: reduceBasic("max"),
+  ReduceMin: reduceBasic("min"),
+  ArgMax: argExtreme(true),
 };
+
+/**
+ * `float32` runs `impl` (the float32 kernels of reduce.ts); every other dtype (int64, int32,
+ * uint8, float64, …) the exact loops here.
+ *
+ * @param op ReduceSum, ReduceMean, ReduceMax, ReduceMin or ArgMax
+ * @param impl the float32 implementation
+ * @returns the dispatching implementation
+ *
+ * @example
+ * ```ts
+ * import { exactBeyondF32 } from "./reduce_more.ts";
+ * const sum = exactBeyondF32("ReduceSum", () => { throw new Error("float32 path"); });
+ * const node = { name: "s", op: "ReduceSum", domain: "", inputs: ["x"], outputs: ["y"], attrs: {} };
+ * const big = 2n ** 60n + 1n; // not representable in float32 or float64
+ * const x = { dtype: "int64" as const, shape: [2], data: new BigInt64Array([big, 1n]) };
+ * const [y] = await sum([x], node, { opset: 11 });
+ * if (y.data[0] !== big + 1n) throw new Error();
+ * ```
+ */
+export function exactBeyondF32(
+  op: "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ArgMax",
+  impl: OpImpl,
+): OpImpl {
+  const exact = BASIC[op];
+  return (inputs, node, ctx) =>
+    inputs[0] !== undefined && inputs[0].dtype !== "float32"
+      ? exact(inputs, node, ctx)
+      : impl(inputs, node, ctx);
+}
 
 /**
  * The remaining reductions and ArgMin, by name.

@@ -20,7 +20,7 @@ import { reduceOps } from "./reduce.ts";
 import { resizeOps } from "./resize.ts";
 import { shapeOps } from "./shape.ts";
 import { gatherScatterOps } from "./gather_scatter.ts";
-import { reduceMoreOps } from "./reduce_more.ts";
+import { exactBeyondF32, reduceMoreOps } from "./reduce_more.ts";
 import { lossOps } from "./loss.ts";
 import { mathExtraOps } from "./math_extra.ts";
 import { tensorExtraOps } from "./tensor_extra.ts";
@@ -75,6 +75,12 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   ...signalOps,
   ...trainingOps,
   ...textOps,
+  // Integer and float64 inputs reduce exactly (reduce.ts computes in float32)
+  ReduceSum: exactBeyondF32("ReduceSum", reduceOps.ReduceSum),
+  ReduceMean: exactBeyondF32("ReduceMean", reduceOps.ReduceMean),
+  ReduceMax: exactBeyondF32("ReduceMax", reduceOps.ReduceMax),
+  ReduceMin: exactBeyondF32("ReduceMin", reduceOps.ReduceMin),
+  ArgMax: exactBeyondF32("ArgMax", reduceOps.ArgMax),
 };
 
 const FUSED: ReadonlySet<string> = new Set([
