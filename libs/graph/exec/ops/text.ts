@@ -1,7 +1,7 @@
 /**
- * Text featurisation on integer token ids: TfIdfVectorizer (n-grams with skips, TF / IDF /
- * TFIDF weighting), counted as onnxruntime does: unigrams once, longer n-grams once per skip
- * distance. String tokens are not supported.
+ * Text ops: TfIdfVectorizer on integer token ids (n-grams with skips, TF / IDF / TFIDF
+ * weighting), counted as onnxruntime does: unigrams once, longer n-grams once per skip
+ * distance (string tokens are not supported); StringNormalizer (stopwords, case change).
  *
  * @module
  */
@@ -72,6 +72,30 @@ const tfIdf: OpImpl = (inputs, node) => {
   return [{ dtype: "float32", shape, data: y }];
 };
 
+const stringNormalizer: OpImpl = (inputs, node) => {
+  const xt = inputs[0];
+  if (
+    xt === undefined || xt.dtype !== "string" || xt.shape.length > 2 ||
+    (xt.shape.length === 2 && xt.shape[0] !== 1)
+  ) {
+    throw new LowbitError("UNSUPPORTED", "StringNormalizer: input must be string [C] or [1, C]", {
+      node: node.name,
+    });
+  }
+  const action = attrString(node, "case_change_action", "NONE");
+  const sensitive = attrInt(node, "is_case_sensitive", 0) === 1;
+  const a = node.attrs.stopwords;
+  const stop = a?.kind === "strings" ? a.value : [];
+  const key = (w: string) => (sensitive ? w : w.toLowerCase());
+  const stops = new Set(stop.map(key));
+  const kept = (xt.data as string[]).filter((w) => !stops.has(key(w)))
+    .map((w) => (action === "LOWER" ? w.toLowerCase() : action === "UPPER" ? w.toUpperCase() : w));
+  // Everything filtered out: one empty string (onnxruntime's and ONNX's reference behaviour).
+  const out = kept.length > 0 ? kept : [""];
+  const shape = xt.shape.length === 2 ? [1, out.length] : [out.length];
+  return [{ dtype: "string", shape, data: out }];
+};
+
 /**
  * The text ops, by name.
  *
@@ -89,4 +113,7 @@ const tfIdf: OpImpl = (inputs, node) => {
  * if (y.data.join() !== "2,2,2") throw new Error(y.data.join()); // "5", "6", "5 6"
  * ```
  */
-export const textOps: OpTable<"TfIdfVectorizer"> = { TfIdfVectorizer: tfIdf };
+export const textOps: OpTable<"TfIdfVectorizer" | "StringNormalizer"> = {
+  TfIdfVectorizer: tfIdf,
+  StringNormalizer: stringNormalizer,
+};

@@ -176,6 +176,7 @@ export const OP_NAMES = [
   "Adam",
   // text (text.ts)
   "TfIdfVectorizer",
+  "StringNormalizer",
   // deprecated form of Resize (resize.ts)
   "Upsample",
   // quantization
