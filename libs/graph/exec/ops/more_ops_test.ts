@@ -183,3 +183,62 @@ Deno.test("training-mode Dropout and unsupported dtypes refuse with the node's n
     (e: unknown) => e instanceof LowbitError && e.code === "UNSUPPORTED" && e.subject.node === "n",
   );
 });
+
+Deno.test("LpPool and N-D MaxPool indices: hand-derived values", async () => {
+  // p = 2 over windows of 2: sqrt(3² + 4²) = 5, sqrt(4² + 0²) = 4; p = 1 sums magnitudes.
+  const x = f32([3, -4, 0, 1], [1, 1, 4]);
+  const k: Attr = { kind: "ints", value: [2] };
+  const l2 = await run1("LpPool", [x], { kernel_shape: k, strides: { kind: "ints", value: [2] } });
+  assert.deepEqual([...l2.data], [5, 1]);
+  const l1 = await run1("LpPool", [x], { kernel_shape: k, p: int(1) });
+  assert.deepEqual([...l1.data], [7, 4, 1]);
+  // 3-D MaxPool with indices: flat positions in the [1, 1, 2, 2, 2] input.
+  const v = f32([1, 8, 3, 4, 5, 6, 9, 2], [1, 1, 2, 2, 2]);
+  const { g, feeds } = graph(
+    "MaxPool",
+    [v],
+    { kernel_shape: { kind: "ints", value: [2, 1, 2] } },
+    2,
+  );
+  const out = await createExecutor(g, { opset: 17 }).run(feeds);
+  // windows over (d, w) at h = 0: {1, 8, 5, 6} → 8 at 1; at h = 1: {3, 4, 9, 2} → 9 at 6
+  assert.deepEqual([...out.out0.data], [8, 9]);
+  assert.deepEqual([...out.out1.data], [1n, 6n]);
+});
+
+Deno.test("a 3-D Conv → BatchNormalization → Relu runs the same fused and unfused", async () => {
+  const w = pattern([3, 2, 2, 2, 2], 17);
+  const c = (v: number[]) => f32(v);
+  const g: Graph = {
+    name: "g",
+    nodes: [
+      { name: "conv", op: "Conv", domain: "", inputs: ["x", "w"], outputs: ["c"], attrs: {} },
+      {
+        name: "bn",
+        op: "BatchNormalization",
+        domain: "",
+        inputs: ["c", "s", "b", "m", "v"],
+        outputs: ["n"],
+        attrs: {},
+      },
+      { name: "relu", op: "Relu", domain: "", inputs: ["n"], outputs: ["y"], attrs: {} },
+    ],
+    inputs: [{ name: "x", dtype: "float32", shape: [1, 2, 3, 4, 5] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+    initializers: new Map([
+      ["w", w],
+      ["s", c([1.5, 0.5, 2])],
+      ["b", c([0.1, -0.2, 0.3])],
+      ["m", c([0.05, 0, -0.1])],
+      ["v", c([1, 2, 0.5])],
+    ]),
+    valueInfo: new Map(),
+  };
+  const x = pattern([1, 2, 3, 4, 5], 19);
+  const fused = (await createExecutor(g).run({ x })).y;
+  const plain = (await createExecutor(g, { fuse: false }).run({ x })).y;
+  assert.deepEqual(fused.shape, [1, 3, 2, 3, 4]);
+  const a = fused.data as Float32Array, b = plain.data as Float32Array;
+  assert.ok(b.some((v) => v > 0) && b.some((v) => v === 0), "Relu clips some outputs");
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `at ${i}`);
+});
