@@ -18,7 +18,7 @@ import {
   runAgainstOrt,
   runCase,
 } from "./_onnx_node_suite.ts";
-import { FOLLOWS_ONNXRUNTIME, PENDING, SKIP } from "./_onnx_node_suite_lists.ts";
+import { FOLLOWS_ONNXRUNTIME, PENDING, SKIP, SKIP_OTHER } from "./_onnx_node_suite_lists.ts";
 
 /** Cases with numeric tensors among onnx 1.12's node tests, function-expanded variants aside. */
 const NUMERIC_CASES = 782;
@@ -78,4 +78,33 @@ Deno.test("ONNX backend node tests (libonnx-testdata): every numeric case passes
     [],
   );
   assert.equal(main.length, NUMERIC_CASES, "the numeric cases of onnx 1.12's node tests");
+});
+
+Deno.test("libonnx-testdata's PyTorch-exported and simple models pass, or are listed", async () => {
+  const dirs = ["pytorch-converted", "pytorch-operator", "simple"];
+  const results: CaseResult[] = [];
+  for (const d of dirs) {
+    for (const c of listCases(`${NODE_TEST_DIR}/../${d}`)) results.push(await runCase(c));
+  }
+  const listed = (n: string) => Object.hasOwn(SKIP_OTHER, n);
+  const pass = results.filter((r) => r.status === "pass").length;
+  console.log(`libonnx-testdata ${dirs.join(", ")}: ${pass} / ${results.length} pass`);
+  assert.deepEqual(
+    [
+      ...results.filter((r) => r.status !== "pass" && !listed(r.name)).map((r) =>
+        `  ${r.name}: ${r.status} ${r.detail ?? ""}`
+      ),
+      ...results.filter((r) => r.status === "pass" && listed(r.name)).map((r) =>
+        `  ${r.name} passes: remove it from SKIP_OTHER`
+      ),
+      ...results.filter((r) => r.status === "fail" && listed(r.name)).map((r) =>
+        `  ${r.name} computes wrong values instead of refusing: ${r.detail}`
+      ),
+      ...Object.keys(SKIP_OTHER).filter((n) => !results.some((r) => r.name === n)).map((n) =>
+        `  ${n} is listed but not a case`
+      ),
+    ],
+    [],
+  );
+  assert.ok(results.length >= 140, `${results.length} cases found`);
 });
