@@ -242,3 +242,47 @@ Deno.test("a 3-D Conv → BatchNormalization → Relu runs the same fused and un
   assert.ok(b.some((v) => v > 0) && b.some((v) => v === 0), "Relu clips some outputs");
   for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `at ${i}`);
 });
+
+Deno.test("Resize (opset 18): axes, keep_aspect_ratio_policy, antialias refused", async () => {
+  const nearest: Record<string, Attr> = {
+    mode: { kind: "string", value: "nearest" },
+    coordinate_transformation_mode: { kind: "string", value: "asymmetric" },
+    nearest_mode: { kind: "string", value: "floor" },
+  };
+  const run18 = async (ins: (TensorData | undefined)[], attrs: Record<string, Attr>) => {
+    const { g, feeds } = graph("Resize", ins, attrs);
+    return (await createExecutor(g, { opset: 18 }).run(feeds)).out0;
+  };
+  const x = f32([1, 2, 3, 4, 5, 6, 7, 8], [1, 1, 2, 4]);
+  // scales on axis 3 only: every column doubled.
+  const y = await run18([x, undefined, f32([2])], {
+    ...nearest,
+    axes: { kind: "ints", value: [3] },
+  });
+  assert.deepEqual(y.shape, [1, 1, 2, 8]);
+  assert.deepEqual([...y.data], [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8]);
+  // sizes [4, 4] on axes (2, 3): per-axis scales 2 and 1; not_larger takes 1, not_smaller 2.
+  const sizes = i64([4n, 4n]);
+  const axes: Attr = { kind: "ints", value: [2, 3] };
+  const small = await run18([x, undefined, undefined, sizes], {
+    ...nearest,
+    axes,
+    keep_aspect_ratio_policy: { kind: "string", value: "not_larger" },
+  });
+  assert.deepEqual(small.shape, [1, 1, 2, 4]);
+  assert.deepEqual([...small.data], [...x.data]);
+  const big = await run18([x, undefined, undefined, sizes], {
+    ...nearest,
+    axes,
+    keep_aspect_ratio_policy: { kind: "string", value: "not_smaller" },
+  });
+  assert.deepEqual(big.shape, [1, 1, 4, 8]);
+  assert.deepEqual([...big.data].slice(0, 8), [1, 1, 2, 2, 3, 3, 4, 4]);
+  await assert.rejects(
+    run18([x, undefined, f32([1, 1, 0.5, 0.5])], {
+      mode: { kind: "string", value: "linear" },
+      antialias: int(1),
+    }),
+    (e: unknown) => e instanceof LowbitError && e.code === "UNSUPPORTED" && e.subject.node === "n",
+  );
+});

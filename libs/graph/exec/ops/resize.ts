@@ -14,7 +14,9 @@ import type { Node, TensorData } from "../../ir.ts";
 import {
   attrFloat,
   attrInt,
+  attrInts,
   attrString,
+  normAxis,
   outF32,
   size,
   strides,
@@ -113,11 +115,40 @@ export function resizeF32(
   const sizesT = old ? undefined : inputs[3];
   let outShape: number[];
   let scales: number[];
+  // Opset 18: `axes` names the axes scales / sizes / roi cover (the others keep their size).
+  const axesAttr = old ? undefined : attrInts(node, "axes");
+  const axes = axesAttr?.map((a) => normAxis(a, rank, node)) ?? t.shape.map((_, i) => i);
+  const full = (part: number[], fill: number): number[] => {
+    if (part.length !== axes.length) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `Resize: scales/sizes have ${part.length} values for ${axes.length} axes`,
+        { node: node.name },
+      );
+    }
+    const r = new Array<number>(rank).fill(fill);
+    axes.forEach((a, i) => (r[a] = part[i]));
+    return r;
+  };
   if (sizesT !== undefined && sizesT.data.length > 0) {
-    outShape = toNumbers(sizesT);
+    outShape = full(toNumbers(sizesT), NaN).map((o, i) => (Number.isNaN(o) ? t.shape[i] : o));
     scales = outShape.map((o, i) => o / t.shape[i]);
+    const policy = old ? "stretch" : attrString(node, "keep_aspect_ratio_policy", "stretch");
+    if (policy === "not_larger" || policy === "not_smaller") {
+      // One scale for every resized axis (ONNX's reference: sizes rounded half up).
+      const rs = axes.map((a) => scales[a]);
+      const sc = policy === "not_larger" ? Math.min(...rs) : Math.max(...rs);
+      for (const a of axes) {
+        scales[a] = sc;
+        outShape[a] = Math.floor(sc * t.shape[a] + 0.5);
+      }
+    } else if (policy !== "stretch") {
+      throw new LowbitError("UNSUPPORTED", `Resize: keep_aspect_ratio_policy '${policy}'`, {
+        node: node.name,
+      });
+    }
   } else if (scalesT !== undefined && scalesT.data.length > 0) {
-    scales = Array.from(toF32(scalesT));
+    scales = full(Array.from(toF32(scalesT)), 1);
     outShape = t.shape.map((d, i) => Math.floor(d * scales[i]));
   } else {
     throw new LowbitError("INVALID_ARGUMENT", "Resize: neither scales nor sizes given", {
@@ -126,6 +157,12 @@ export function resizeF32(
   }
   if (scales.length !== rank || outShape.length !== rank) {
     throw new LowbitError("UNSUPPORTED", `Resize: scales/sizes must cover all ${rank} axes`, {
+      node: node.name,
+    });
+  }
+  if (!old && attrInt(node, "antialias", 0) === 1 && scales.some((v) => v < 1)) {
+    // Antialiased downsampling widens the filter; refuse rather than compute plain resampling.
+    throw new LowbitError("UNSUPPORTED", "Resize: antialias = 1 when downsampling", {
       node: node.name,
     });
   }
@@ -191,9 +228,14 @@ export function resizeF32(
   const cubicA = attrFloat(node, "cubic_coeff_a", -0.75);
   const exclude = attrInt(node, "exclude_outside", 0) === 1;
   const extrapolation = attrFloat(node, "extrapolation_value", 0);
-  const roi = ctm === "tf_crop_and_resize" && inputs[1] !== undefined && !old
+  const roiPart = ctm === "tf_crop_and_resize" && inputs[1] !== undefined && !old
     ? Array.from(toF32(inputs[1]))
     : undefined;
+  // roi = [starts…, ends…] over `axes`; other axes take the whole extent [0, 1].
+  const roi = roiPart === undefined ? undefined : [
+    ...full(roiPart.slice(0, roiPart.length / 2), 0),
+    ...full(roiPart.slice(roiPart.length / 2), 1),
+  ];
   let cur = x;
   const shape = [...t.shape];
   for (let a = 0; a < rank; a++) {
