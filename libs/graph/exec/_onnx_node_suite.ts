@@ -7,7 +7,7 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-web";
 import type { Model, TensorData } from "../ir.ts";
 import { readOnnx } from "../onnx.ts";
-import { createExecutor } from "./executor.ts";
+import { createExecutor, type ExecutorOptions } from "./executor.ts";
 
 /** Where Debian's `libonnx-testdata` puts onnx 1.12's backend node tests. */
 export const NODE_TEST_DIR = "/usr/share/libonnx-testdata/data/node";
@@ -223,8 +223,8 @@ function hasStrings(l: LoadedCase): boolean {
   return [...g.inputs, ...g.outputs, ...ts].some((v) => v.dtype === "string");
 }
 
-/** Runs every data set of a case; the first problem decides the outcome. */
-export async function runCase(c: NodeCase): Promise<CaseResult> {
+/** Runs every data set of a case (executor options `opts`); the first problem decides. */
+export async function runCase(c: NodeCase, opts: ExecutorOptions = {}): Promise<CaseResult> {
   let loaded: LoadedCase;
   try {
     loaded = loadCase(c);
@@ -237,11 +237,14 @@ export async function runCase(c: NodeCase): Promise<CaseResult> {
     }
     return { name: c.name, status: "error", detail: `load: ${msg}` };
   }
-  const r = await runLoaded(loaded);
+  const r = await runLoaded(loaded, opts);
   return hasStrings(loaded) ? { name: c.name, ...r, strings: true } : { name: c.name, ...r };
 }
 
-async function runLoaded(loaded: LoadedCase): Promise<Omit<CaseResult, "name">> {
+async function runLoaded(
+  loaded: LoadedCase,
+  opts: ExecutorOptions,
+): Promise<Omit<CaseResult, "name">> {
   const tol = TOLERANCE[loaded.name] ?? { rtol: RTOL, atol: ATOL };
   const g = loaded.model.graph;
   for (const set of loaded.sets) {
@@ -251,7 +254,7 @@ async function runLoaded(loaded: LoadedCase): Promise<Omit<CaseResult, "name">> 
     });
     let outs: Record<string, TensorData>;
     try {
-      const exec = createExecutor(loaded.model);
+      const exec = createExecutor(loaded.model, opts);
       outs = await exec.run(feeds);
     } catch (e) {
       const msg = (e as Error).message;
