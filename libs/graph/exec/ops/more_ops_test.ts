@@ -286,3 +286,17 @@ Deno.test("Resize (opset 18): axes, keep_aspect_ratio_policy, antialias refused"
     (e: unknown) => e instanceof LowbitError && e.code === "UNSUPPORTED" && e.subject.node === "n",
   );
 });
+
+Deno.test("TopK on int64 and int32 keeps the dtype and exact values; ties keep the lower index", async () => {
+  const h = 2n ** 60n;
+  const { g, feeds } = graph("TopK", [i64([h, h + 2n, h + 1n, h + 2n]), i64([3n])], {}, 2);
+  const out = await createExecutor(g, { opset: 11 }).run(feeds);
+  assert.deepEqual([...out.out0.data], [h + 2n, h + 2n, h + 1n]);
+  assert.deepEqual([...out.out1.data], [1n, 3n, 2n]);
+  const x: TensorData = { dtype: "int32", shape: [4], data: new Int32Array([5, -1, 7, -1]) };
+  const s = graph("TopK", [x, i64([2n])], { largest: int(0) }, 2);
+  const small = await createExecutor(s.g, { opset: 11 }).run(s.feeds);
+  assert.equal(small.out0.dtype, "int32");
+  assert.deepEqual([...small.out0.data], [-1, -1]);
+  assert.deepEqual([...small.out1.data], [1n, 3n]);
+});

@@ -196,19 +196,60 @@ function reduceBasic(kind: Basic): OpImpl {
   };
 }
 
+/** TopK on stored values (int64 exact, output values keep the input's dtype). */
+const topKExact: OpImpl = (inputs, node) => {
+  const xt = need(node, inputs[0], "X");
+  const k = toNumbers(need(node, inputs[1], "K"))[0];
+  const axis = normAxis(attrInt(node, "axis", -1), xt.shape.length, node);
+  const largest = attrInt(node, "largest", 1) === 1;
+  const n = xt.shape[axis];
+  if (!(k >= 0 && k <= n) || xt.dtype === "string") {
+    throw new LowbitError("INVALID_ARGUMENT", `TopK: k=${k} for axis size ${n}, ${xt.dtype}`, {
+      node: node.name,
+    });
+  }
+  const x = xt.data as unknown as (number | bigint)[];
+  const outer = size(xt.shape.slice(0, axis)), inner = size(xt.shape.slice(axis + 1));
+  const vals = alloc(xt.dtype, outer * k * inner) as unknown as (number | bigint)[];
+  const idxs = new BigInt64Array(outer * k * inner);
+  const order = new Array<number>(n);
+  for (let o = 0; o < outer; o++) {
+    for (let j = 0; j < inner; j++) {
+      for (let i = 0; i < n; i++) order[i] = i;
+      const at = (i: number) => x[(o * n + i) * inner + j];
+      // Ties keep the lower index first; NaN counts as the largest value.
+      order.sort((p, q) => {
+        const a = at(p), b = at(q);
+        const gt = a > b || (a !== a && b === b), lt = a < b || (b !== b && a === a);
+        return gt ? (largest ? -1 : 1) : lt ? (largest ? 1 : -1) : p - q;
+      });
+      for (let i = 0; i < k; i++) {
+        vals[(o * k + i) * inner + j] = at(order[i]);
+        idxs[(o * k + i) * inner + j] = BigInt(order[i]);
+      }
+    }
+  }
+  const shape = xt.shape.map((d, i) => (i === axis ? k : d));
+  return [
+    { dtype: xt.dtype, shape, data: vals as unknown as Float32Array },
+    { dtype: "int64", shape: [...shape], data: idxs },
+  ];
+};
+
 const BASIC: Record<string, OpImpl> = {
   ReduceSum: reduceBasic("sum"),
   ReduceMean: reduceBasic("mean"),
   ReduceMax: reduceBasic("max"),
   ReduceMin: reduceBasic("min"),
   ArgMax: argExtreme(true),
+  TopK: topKExact,
 };
 
 /**
  * `float32` runs `impl` (the float32 kernels of reduce.ts); every other dtype (int64, int32,
  * uint8, float64, …) the exact loops here.
  *
- * @param op ReduceSum, ReduceMean, ReduceMax, ReduceMin or ArgMax
+ * @param op ReduceSum, ReduceMean, ReduceMax, ReduceMin, ArgMax or TopK
  * @param impl the float32 implementation
  * @returns the dispatching implementation
  *
@@ -224,7 +265,7 @@ const BASIC: Record<string, OpImpl> = {
  * ```
  */
 export function exactBeyondF32(
-  op: "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ArgMax",
+  op: "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ArgMax" | "TopK",
   impl: OpImpl,
 ): OpImpl {
   const exact = BASIC[op];

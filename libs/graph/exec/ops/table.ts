@@ -81,6 +81,7 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   ReduceMax: exactBeyondF32("ReduceMax", reduceOps.ReduceMax),
   ReduceMin: exactBeyondF32("ReduceMin", reduceOps.ReduceMin),
   ArgMax: exactBeyondF32("ArgMax", reduceOps.ArgMax),
+  TopK: exactBeyondF32("TopK", reduceOps.TopK),
 };
 
 const FUSED: ReadonlySet<string> = new Set([
