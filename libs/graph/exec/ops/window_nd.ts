@@ -1,7 +1,8 @@
 /**
  * Sliding-window ops over any number of spatial dimensions (3-D volumes and beyond): Conv,
- * ConvTranspose, MaxPool (any numeric dtype, with indices), AveragePool, LpPool. Direct loops in
- * float64, meant for what the 1-D / 2-D kernels of conv.ts and pool.ts do not cover;
+ * ConvTranspose, MaxPool (any numeric dtype, with indices), AveragePool, LpPool, MaxUnpool. Conv
+ * is an N-D im2col and the float GEMM; the others are direct loops in float64. They are meant
+ * for what the 1-D / 2-D kernels of conv.ts and pool.ts do not cover;
  * {@link withNd} routes a node here only when its input needs it, so 2-D models keep their
  * kernels.
  *
@@ -11,6 +12,7 @@
 import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData, TensorStorage } from "../../ir.ts";
 import { alloc, attrInt, attrInts, attrString, fusedClamp, size, toF32 } from "../_tensor.ts";
+import { matmulF32Threaded } from "./_float_backend.ts";
 import { applyPost, convPost } from "./_post.ts";
 import type { OpImpl } from "./types.ts";
 
@@ -86,7 +88,27 @@ function floatIn(node: Node, t: TensorData | undefined, what: string): TensorDat
   return t;
 }
 
-const convNd: OpImpl = (inputs, node) => {
+/**
+ * For every kernel position and output position, the input element it reads (row-major offset
+ * in the spatial volume), or -1 in the padding: the N-D im2col's gather table.
+ */
+function gatherTable(g: Geom): Int32Array {
+  const kN = size(g.ks), outN = size(g.outs);
+  const t = new Int32Array(kN * outN);
+  const pos = new Array<number>(g.ins.length);
+  let k = 0;
+  forEachIndex(g.ks, (kk) => {
+    let p = 0;
+    forEachIndex(g.outs, (o) => {
+      for (let d = 0; d < pos.length; d++) pos[d] = o[d] * g.ss[d] + kk[d] * g.ds[d] - g.begin[d];
+      t[k * outN + p++] = flat(pos, g.ins);
+    });
+    k++;
+  });
+  return t;
+}
+
+const convNd: OpImpl = async (inputs, node, ctx) => {
   const xt = floatIn(node, inputs[0], "X"), wt = floatIn(node, inputs[1], "W");
   const bias = inputs[2] ? toF32(inputs[2]) : undefined;
   const group = attrInt(node, "group", 1);
@@ -99,29 +121,34 @@ const convNd: OpImpl = (inputs, node) => {
   const x = xt.data as Float32Array, w = wt.data as Float32Array;
   const cinG = cin / group, coutG = cout / group;
   const inN = size(g.ins), kN = size(g.ks), outN = size(g.outs);
+  const table = gatherTable(g);
+  // im2col (rows: input channel × kernel position; columns: output positions), then one GEMM
+  // per image and group: W_g [coutG × cinG·kN] · col.
+  const rows = cinG * kN;
+  const col = new Float32Array(rows * outN);
   const y = new Float32Array(n * cout * outN);
-  const pos = new Array<number>(g.ins.length);
   for (let b = 0; b < n; b++) {
-    for (let co = 0; co < cout; co++) {
-      const gi = Math.floor(co / coutG);
-      let p = 0;
-      forEachIndex(g.outs, (o) => {
-        let s = bias ? bias[co] : 0;
-        let k = 0;
-        forEachIndex(g.ks, (kk) => {
-          for (let d = 0; d < pos.length; d++) {
-            pos[d] = o[d] * g.ss[d] + kk[d] * g.ds[d] - g.begin[d];
+    for (let gi = 0; gi < group; gi++) {
+      for (let ci = 0; ci < cinG; ci++) {
+        const xo = (b * cin + gi * cinG + ci) * inN;
+        for (let k = 0; k < kN; k++) {
+          const r = (ci * kN + k) * outN, t = k * outN;
+          for (let p = 0; p < outN; p++) {
+            const off = table[t + p];
+            col[r + p] = off < 0 ? 0 : x[xo + off];
           }
-          const off = flat(pos, g.ins);
-          if (off >= 0) {
-            for (let ci = 0; ci < cinG; ci++) {
-              s += x[(b * cin + gi * cinG + ci) * inN + off] * w[(co * cinG + ci) * kN + k];
-            }
-          }
-          k++;
-        });
-        y[(b * cout + co) * outN + p++] = s;
+        }
+      }
+      const wg = w.subarray(gi * coutG * rows, (gi + 1) * coutG * rows);
+      const z = await matmulF32Threaded(wg, coutG, col, 0, rows, outN, "kn", undefined, {
+        reference: ctx.reference ?? false,
+        constant: false,
+        kernels: ctx.floatKernels,
       });
+      for (let c = 0; c < coutG; c++) {
+        const co = gi * coutG + c, o = (b * cout + co) * outN, bv = bias ? bias[co] : 0;
+        for (let p = 0; p < outN; p++) y[o + p] = z[c * outN + p] + bv;
+      }
     }
   }
   finish(node, y);
