@@ -202,7 +202,9 @@ const gridSample: OpImpl = (inputs, node) => {
       },
     );
   }
-  const mode = attrString(node, "mode", "bilinear");
+  // Opset 20 renamed the modes (linear, cubic) and made bilinear the default under its new name.
+  const named = attrString(node, "mode", "bilinear");
+  const mode = named === "linear" ? "bilinear" : named === "cubic" ? "bicubic" : named;
   const pad = attrString(node, "padding_mode", "zeros");
   const align = attrInt(node, "align_corners", 0) === 1;
   if (

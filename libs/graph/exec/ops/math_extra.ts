@@ -1,7 +1,7 @@
 /**
  * More elementwise math: inverse trigonometric and hyperbolic functions, IsInf / IsNaN,
- * BitShift, Mean, the activations Selu, Celu, Softsign, Shrink, ThresholdedRelu, Mish, plus
- * Hardmax and Det. Float ops accept float32 and float64 (computed in float64, stored in the
+ * BitShift, the Bitwise And / Or / Xor / Not of opset 18, Mean, the activations Selu, Celu,
+ * Softsign, Shrink, ThresholdedRelu, Mish, plus Hardmax and Det. Float ops accept float32 and float64 (computed in float64, stored in the
  * input's dtype); BitShift works on unsigned integers exactly.
  *
  * @module
@@ -92,6 +92,52 @@ const bitShift: OpImpl = (inputs, node) => {
     }
   }
   return [{ dtype: a.dtype, shape, data: out as unknown as TensorStorage }];
+};
+
+const INTEGER = new Set(["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]);
+
+/** BitwiseAnd / Or / Xor on equal integer dtypes with broadcasting (opset 18). */
+function bitwise(f: (x: bigint, y: bigint) => bigint): OpImpl {
+  return (inputs, node) => {
+    const a = need(node, inputs[0], "A"), b = need(node, inputs[1], "B");
+    if (a.dtype !== b.dtype || !INTEGER.has(a.dtype)) {
+      throw new LowbitError("UNSUPPORTED", `${node.op}: dtypes ${a.dtype}, ${b.dtype}`, {
+        node: node.name,
+      });
+    }
+    const shape = broadcastShapes([a.shape, b.shape], node);
+    const plan = planBroadcast([a.shape, b.shape], shape);
+    const out = alloc(a.dtype, size(shape)) as unknown as (number | bigint)[];
+    const ad = a.data as unknown as (number | bigint)[],
+      bd = b.data as unknown as (number | bigint)[];
+    const big = typeof ad[0] === "bigint" || typeof bd[0] === "bigint";
+    let p = 0;
+    for (let r = 0; r < plan.outer; r++) {
+      for (let i = 0; i < plan.inner; i++) {
+        const v = f(
+          BigInt(ad[plan.offsets[0][r] + i * plan.steps[0]]),
+          BigInt(bd[plan.offsets[1][r] + i * plan.steps[1]]),
+        );
+        // Typed-array storage wraps the result to the dtype's width.
+        out[p++] = big ? v : Number(BigInt.asIntN(64, v));
+      }
+    }
+    return [{ dtype: a.dtype, shape, data: out as unknown as TensorStorage }];
+  };
+}
+
+const bitwiseNot: OpImpl = (inputs, node) => {
+  const a = need(node, inputs[0], "X");
+  if (!INTEGER.has(a.dtype)) {
+    throw new LowbitError("UNSUPPORTED", `BitwiseNot: dtype ${a.dtype}`, { node: node.name });
+  }
+  const d = a.data as unknown as (number | bigint)[];
+  const out = alloc(a.dtype, d.length) as unknown as (number | bigint)[];
+  for (let i = 0; i < d.length; i++) {
+    // ~x in two's complement; storing into the unsigned arrays wraps it (~5 → 250 in uint8).
+    out[i] = typeof d[i] === "bigint" ? ~(d[i] as bigint) : ~(d[i] as number);
+  }
+  return [{ dtype: a.dtype, shape: [...a.shape], data: out as unknown as TensorStorage }];
 };
 
 const mean: OpImpl = (inputs, node) => {
@@ -217,6 +263,10 @@ export const mathExtraOps: OpTable<
   | "Mish"
   | "Hardmax"
   | "Det"
+  | "BitwiseAnd"
+  | "BitwiseOr"
+  | "BitwiseXor"
+  | "BitwiseNot"
 > = {
   Tan: fixed(Math.tan),
   Asin: fixed(Math.asin),
@@ -256,4 +306,8 @@ export const mathExtraOps: OpTable<
   Mish: fixed((x) => x * Math.tanh(x > 20 ? x : Math.log1p(Math.exp(x)))),
   Hardmax: hardmax,
   Det: det,
+  BitwiseAnd: bitwise((x, y) => x & y),
+  BitwiseOr: bitwise((x, y) => x | y),
+  BitwiseXor: bitwise((x, y) => x ^ y),
+  BitwiseNot: bitwiseNot,
 };

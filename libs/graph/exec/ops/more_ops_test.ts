@@ -300,3 +300,48 @@ Deno.test("TopK on int64 and int32 keeps the dtype and exact values; ties keep t
   assert.deepEqual([...small.out0.data], [-1, -1]);
   assert.deepEqual([...small.out1.data], [1n, 3n]);
 });
+
+Deno.test("opset 18 Bitwise ops on signed, unsigned and 64-bit integers", async () => {
+  const u8 = (v: number[]): TensorData => ({
+    dtype: "uint8",
+    shape: [v.length],
+    data: Uint8Array.from(v),
+  });
+  const a = u8([12, 255]), b = u8([10, 1]);
+  assert.deepEqual([...(await run1("BitwiseAnd", [a, b])).data], [8, 1]);
+  assert.deepEqual([...(await run1("BitwiseOr", [a, b])).data], [14, 255]);
+  assert.deepEqual([...(await run1("BitwiseXor", [a, b])).data], [6, 254]);
+  assert.deepEqual([...(await run1("BitwiseNot", [u8([5, 0])])).data], [250, 255]);
+  const i32: TensorData = { dtype: "int32", shape: [2], data: new Int32Array([5, -1]) };
+  assert.deepEqual([...(await run1("BitwiseNot", [i32])).data], [-6, 0]);
+  const h = 2n ** 62n;
+  assert.deepEqual([...(await run1("BitwiseOr", [i64([h, -1n]), i64([1n])])).data], [h + 1n, -1n]);
+  await assert.rejects(
+    run1("BitwiseAnd", [f32([1]), f32([1])]),
+    (e: unknown) => e instanceof LowbitError && e.code === "UNSUPPORTED",
+  );
+});
+
+Deno.test("opset 20 forms: GridSample's renamed modes, DFT's axis input", async () => {
+  const x = pattern([1, 2, 3, 4], 23), grid = pattern([1, 2, 3, 2], 29, 1.2);
+  const at = async (opset: number, ins: TensorData[], attrs: Record<string, Attr>, op: string) => {
+    const { g, feeds } = graph(op, ins, attrs);
+    return (await createExecutor(g, { opset }).run(feeds)).out0;
+  };
+  const str = (v: string): Attr => ({ kind: "string", value: v });
+  for (const [old, now] of [["bilinear", "linear"], ["bicubic", "cubic"], ["nearest", "nearest"]]) {
+    const a = await at(16, [x, grid], { mode: str(old) }, "GridSample");
+    const b = await at(20, [x, grid], { mode: str(now) }, "GridSample");
+    assert.deepEqual([...b.data], [...a.data], now);
+  }
+  // DFT over axis 2 of [1, 3, 4, 1]: attribute (opset 17) and input (opset 20) agree.
+  const s = pattern([1, 3, 4, 1], 31);
+  const a17 = await at(17, [s], { axis: int(2) }, "DFT");
+  const { g, feeds } = graph("DFT", [s, undefined, i64([2n], [])]);
+  const a20 = (await createExecutor(g, { opset: 20 }).run(feeds)).out0;
+  assert.deepEqual(a20.shape, [1, 3, 4, 2]);
+  assert.deepEqual([...a20.data], [...a17.data]);
+  // Opset 20's default axis is -2 (the last signal axis): here 2 again.
+  const d20 = await at(20, [s], {}, "DFT");
+  assert.deepEqual([...d20.data], [...a17.data]);
+});

@@ -64,7 +64,7 @@ function dft1(
   }
 }
 
-const dft: OpImpl = (inputs, node) => {
+const dft: OpImpl = (inputs, node, ctx) => {
   const xt = need(node, inputs[0], "input");
   if (xt.dtype !== "float32" && xt.dtype !== "float64") {
     throw new LowbitError("UNSUPPORTED", `DFT: dtype ${xt.dtype}`, { node: node.name });
@@ -77,7 +77,18 @@ const dft: OpImpl = (inputs, node) => {
       node: node.name,
     });
   }
-  const axis = normAxis(attrInt(node, "axis", 1), rank - 1, node);
+  // Opset 20 moved axis to input 2 (default -2: the last signal axis); before, an attribute.
+  const axisIn = ctx.opset >= 20 ? inputs[2] : undefined;
+  const axis = axisIn !== undefined && axisIn.data.length > 0
+    ? normAxis(scalar(node, axisIn, "axis"), rank, node)
+    : ctx.opset >= 20
+    ? rank - 2
+    : normAxis(attrInt(node, "axis", 1), rank - 1, node);
+  if (axis === rank - 1) {
+    throw new LowbitError("INVALID_ARGUMENT", "DFT: the axis cannot be the real/imaginary one", {
+      node: node.name,
+    });
+  }
   const inverse = attrInt(node, "inverse", 0) === 1;
   const onesided = attrInt(node, "onesided", 0) === 1;
   const n = xt.shape[axis];

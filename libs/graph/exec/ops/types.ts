@@ -142,6 +142,10 @@ export const OP_NAMES = [
   "Mish",
   "Hardmax",
   "Det",
+  "BitwiseAnd",
+  "BitwiseOr",
+  "BitwiseXor",
+  "BitwiseNot",
   // more tensor ops (tensor_extra.ts)
   "Trilu",
   "CumSum",
