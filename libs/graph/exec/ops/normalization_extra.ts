@@ -1,5 +1,6 @@
 /**
- * More normalisation: LRN, MeanVarianceNormalization, and BatchNormalization's training mode
+ * More normalisation: LRN, MeanVarianceNormalization, GroupNormalization, LpNormalization, and
+ * BatchNormalization's training mode
  * (batch statistics, with the running mean / variance outputs). Float32 in and out, computed
  * in float64.
  *
@@ -120,6 +121,83 @@ const batchNormTraining: OpImpl = (inputs, node) => {
   ];
 };
 
+const groupNorm: OpImpl = (inputs, node, ctx) => {
+  const xt = floatIn(node, inputs[0], "X");
+  const scale = toF32(floatIn(node, inputs[1], "scale"));
+  const bias = toF32(floatIn(node, inputs[2], "bias"));
+  const groups = attrInt(node, "num_groups", 0);
+  const eps = attrFloat(node, "epsilon", 1e-5);
+  const [n, c] = xt.shape;
+  if (!(groups > 0) || xt.shape.length < 2 || c % groups !== 0) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `GroupNormalization: ${c} channels, ${groups} groups`,
+      {
+        node: node.name,
+      },
+    );
+  }
+  // Opset 18: scale / bias per group; opset 21: per channel.
+  const perGroup = ctx.opset < 21 && scale.length === groups && c !== groups;
+  const want = perGroup ? groups : c;
+  if (scale.length !== want || bias.length !== want) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `GroupNormalization: scale / bias need ${want} values, got ${scale.length} / ${bias.length}`,
+      { node: node.name },
+    );
+  }
+  const inner = size(xt.shape.slice(2)), per = (c / groups) * inner;
+  const x = xt.data as Float32Array;
+  const y = new Float32Array(x.length);
+  for (let b = 0; b < n; b++) {
+    for (let g = 0; g < groups; g++) {
+      const o = (b * groups + g) * per;
+      let s = 0, sq = 0;
+      for (let i = 0; i < per; i++) s += x[o + i];
+      const mean = s / per;
+      for (let i = 0; i < per; i++) sq += (x[o + i] - mean) ** 2;
+      const inv = 1 / Math.sqrt(sq / per + eps);
+      for (let i = 0; i < per; i++) {
+        const ch = g * (c / groups) + Math.floor(i / inner);
+        const k = perGroup ? g : ch;
+        y[o + i] = (x[o + i] - mean) * inv * scale[k] + bias[k];
+      }
+    }
+  }
+  return [{ dtype: "float32", shape: [...xt.shape], data: y }];
+};
+
+const lpNorm: OpImpl = (inputs, node) => {
+  const xt = floatIn(node, inputs[0], "input");
+  const axis = normAxis(attrInt(node, "axis", -1), xt.shape.length, node);
+  const p = attrInt(node, "p", 2);
+  if (p !== 1 && p !== 2) {
+    throw new LowbitError("INVALID_ARGUMENT", `LpNormalization: p = ${p} (1 or 2)`, {
+      node: node.name,
+    });
+  }
+  const outer = size(xt.shape.slice(0, axis)), m = xt.shape[axis];
+  const inner = size(xt.shape.slice(axis + 1));
+  const x = xt.data as Float32Array;
+  const y = new Float32Array(x.length);
+  for (let o = 0; o < outer; o++) {
+    for (let j = 0; j < inner; j++) {
+      let s = 0;
+      for (let i = 0; i < m; i++) {
+        const v = x[(o * m + i) * inner + j];
+        s += p === 1 ? Math.abs(v) : v * v;
+      }
+      const norm = p === 1 ? s : Math.sqrt(s);
+      for (let i = 0; i < m; i++) {
+        const q = (o * m + i) * inner + j;
+        y[q] = norm === 0 ? 0 : x[q] / norm;
+      }
+    }
+  }
+  return [{ dtype: "float32", shape: [...xt.shape], data: y }];
+};
+
 /**
  * BatchNormalization that runs `inference` unless the node asks for training mode
  * (`training_mode` = 1, opset 14+), where batch statistics normalise and the running
@@ -153,7 +231,8 @@ export function withTrainingMode(inference: OpImpl): OpImpl {
 }
 
 /**
- * LRN and MeanVarianceNormalization.
+ * LRN, MeanVarianceNormalization, GroupNormalization (opset 18's per-group and opset 21's
+ * per-channel scale and bias), LpNormalization.
  *
  * @example
  * ```ts
@@ -168,7 +247,11 @@ export function withTrainingMode(inference: OpImpl): OpImpl {
  * if (y.data[0] !== Math.fround(0.4)) throw new Error(); // 2 / (1 + 2²)
  * ```
  */
-export const normalizationExtraOps: OpTable<"LRN" | "MeanVarianceNormalization"> = {
+export const normalizationExtraOps: OpTable<
+  "LRN" | "MeanVarianceNormalization" | "GroupNormalization" | "LpNormalization"
+> = {
   LRN: lrn,
   MeanVarianceNormalization: mvn,
+  GroupNormalization: groupNorm,
+  LpNormalization: lpNorm,
 };

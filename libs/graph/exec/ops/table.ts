@@ -70,6 +70,7 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   AveragePool: withNd("AveragePool", poolOps.AveragePool),
   LpPool: windowNdOps.LpPool,
   MaxUnpool: windowNdOps.MaxUnpool,
+  GlobalLpPool: windowNdOps.GlobalLpPool,
   ...normalizationExtraOps,
   BatchNormalization: withTrainingMode(normalizationOps.BatchNormalization),
   ...signalOps,

@@ -164,9 +164,12 @@ export const OP_NAMES = [
   // N-D windows (window_nd.ts)
   "LpPool",
   "MaxUnpool",
+  "GlobalLpPool",
   // more normalisation (normalization_extra.ts)
   "LRN",
   "MeanVarianceNormalization",
+  "GroupNormalization",
+  "LpNormalization",
   // signal processing (signal.ts)
   "DFT",
   "STFT",

@@ -300,6 +300,24 @@ function poolNd(kind: PoolKind): OpImpl {
   };
 }
 
+const globalLpPool: OpImpl = (inputs, node) => {
+  const xt = floatIn(node, inputs[0], "X");
+  const p = attrInt(node, "p", 2);
+  const planes = xt.shape[0] * xt.shape[1], n = size(xt.shape.slice(2));
+  const x = xt.data as Float32Array;
+  const y = new Float32Array(planes);
+  for (let q = 0; q < planes; q++) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += Math.abs(x[q * n + i]) ** p;
+    y[q] = s ** (1 / p);
+  }
+  return [{
+    dtype: "float32",
+    shape: [...xt.shape.slice(0, 2), ...xt.shape.slice(2).map(() => 1)],
+    data: y,
+  }];
+};
+
 const maxUnpool: OpImpl = (inputs, node) => {
   const xt = inputs[0], it = inputs[1];
   if (xt === undefined || it === undefined) {
@@ -367,7 +385,10 @@ const maxUnpool: OpImpl = (inputs, node) => {
  * ```
  */
 export const windowNdOps: Readonly<
-  Record<"Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "LpPool" | "MaxUnpool", OpImpl>
+  Record<
+    "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "LpPool" | "MaxUnpool" | "GlobalLpPool",
+    OpImpl
+  >
 > = {
   Conv: convNd,
   ConvTranspose: convTransposeNd,
@@ -375,6 +396,7 @@ export const windowNdOps: Readonly<
   AveragePool: poolNd("avg"),
   LpPool: poolNd("lp"),
   MaxUnpool: maxUnpool,
+  GlobalLpPool: globalLpPool,
 };
 
 /**
