@@ -13,7 +13,14 @@
  */
 
 import { LowbitError } from "@lowbit/core";
-import { foldBatchNorm, isSupportedOp, type Model, readOnnx, type ValueInfo } from "@lowbit/graph";
+import {
+  foldBatchNorm,
+  type Graph,
+  isSupportedOp,
+  type Model,
+  readOnnx,
+  type ValueInfo,
+} from "@lowbit/graph";
 import {
   isLowbitPath,
   LAYER_OPS,
@@ -43,7 +50,7 @@ export interface Inspection {
   inputs: { name: string; dtype: string; shape: (number | string)[] | null }[];
   /** Graph outputs. */
   outputs: { name: string; dtype: string; shape: (number | string)[] | null }[];
-  /** Node count per operator. */
+  /** Node count per operator (nodes of subgraphs included). */
   ops: Record<string, number>;
   /** Total parameters (elements of all initializers). */
   params: number;
@@ -51,7 +58,10 @@ export interface Inspection {
   layers: { node: string; op: string; weight: string; shape: number[]; params: number }[];
   /** Nodes of layer operators that are not quantizable, with the reason. */
   notQuantizable: { node: string; op: string; reason: string }[];
-  /** Nodes whose operator the executor does not run (run / quantize refuse the model). */
+  /**
+   * Nodes whose operator the executor does not run (run / quantize refuse the model); a node
+   * of a subgraph is named `outer/attribute/inner`.
+   */
   unsupported: { node: string; op: string; domain: string }[];
 }
 
@@ -81,13 +91,20 @@ export function inspectModel(model: Model): Inspection {
   const g = model.graph;
   const ops: Record<string, number> = {};
   const unsupported: Inspection["unsupported"] = [];
-  for (const n of g.nodes) {
-    const k = opKey(n.op, n.domain);
-    ops[k] = (ops[k] ?? 0) + 1;
-    if (!isSupportedOp(n.op, n.domain)) {
-      unsupported.push({ node: n.name, op: n.op, domain: n.domain });
+  // Nodes of subgraphs (If / Loop / Scan bodies) count too, named `outer/attribute/inner`.
+  const visit = (graph: Graph, prefix: string): void => {
+    for (const n of graph.nodes) {
+      const k = opKey(n.op, n.domain);
+      ops[k] = (ops[k] ?? 0) + 1;
+      if (!isSupportedOp(n.op, n.domain)) {
+        unsupported.push({ node: prefix + n.name, op: n.op, domain: n.domain });
+      }
+      for (const [name, a] of Object.entries(n.attrs)) {
+        if (a.kind === "graph") visit(a.value, `${prefix}${n.name}/${name}/`);
+      }
     }
-  }
+  };
+  visit(g, "");
   let params = 0;
   for (const t of g.initializers.values()) params += t.shape.reduce((a, b) => a * b, 1);
   const { layers, rejected } = scanLayers(g);

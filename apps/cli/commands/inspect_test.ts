@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Model, writeNpy, writeOnnx } from "@lowbit/graph";
+import { type Graph, type Model, type TensorData, writeNpy, writeOnnx } from "@lowbit/graph";
 import { runCli } from "../main.ts";
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -71,6 +71,22 @@ Deno.test("inspect marks unsupported ops with their nodes; run and quantize refu
       shape,
       data: new Float32Array(v),
     });
+    // An If whose branches hold one node each: an unsupported one, and a Neg.
+    const body = (name: string, input: string): Graph => ({
+      name,
+      nodes: [{
+        name,
+        op: name === "inner" ? "Mystery" : "Neg",
+        domain: name === "inner" ? "com.example" : "",
+        inputs: [input],
+        outputs: [`${name}_out`],
+        attrs: {},
+      }],
+      inputs: [],
+      outputs: [{ name: `${name}_out`, dtype: "float32" }],
+      initializers: new Map(),
+      valueInfo: new Map(),
+    });
     const model: Model = {
       irVersion: 8,
       opsets: [{ domain: "", version: 17 }, { domain: "com.example", version: 1 }],
@@ -89,11 +105,25 @@ Deno.test("inspect marks unsupported ops with their nodes; run and quantize refu
             outputs: ["m"],
             attrs: {},
           },
-          { name: "relu", op: "Relu", domain: "", inputs: ["m"], outputs: ["y"], attrs: {} },
+          { name: "relu", op: "Relu", domain: "", inputs: ["m"], outputs: ["r"], attrs: {} },
+          {
+            name: "branch",
+            op: "If",
+            domain: "",
+            inputs: ["cond"],
+            outputs: ["y"],
+            attrs: {
+              then_branch: { kind: "graph", value: body("inner", "r") },
+              else_branch: { kind: "graph", value: body("other", "r") },
+            },
+          },
         ],
         inputs: [{ name: "x", dtype: "float32", shape: [1, 2] }],
         outputs: [{ name: "y", dtype: "float32", shape: [1, 2] }],
-        initializers: new Map([["w", f32([2, 2], [1, 0, 0, 1])]]),
+        initializers: new Map<string, TensorData>([
+          ["w", f32([2, 2], [1, 0, 0, 1])],
+          ["cond", { dtype: "bool", shape: [], data: new Uint8Array([1]) }],
+        ]),
         valueInfo: new Map(),
       },
     };
@@ -102,16 +132,28 @@ Deno.test("inspect marks unsupported ops with their nodes; run and quantize refu
     const j = await cli(["inspect", path, "--json"]);
     assert.equal(j.code, 0, j.err);
     const r = JSON.parse(j.out);
-    assert.deepEqual(r.unsupported, [{ node: "mystery", op: "Mystery", domain: "com.example" }]);
-    assert.deepEqual(r.ops, { Gemm: 1, "com.example.Mystery": 1, Relu: 1 });
+    const nested = { node: "branch/then_branch/inner", op: "Mystery", domain: "com.example" };
+    const top = { node: "mystery", op: "Mystery", domain: "com.example" };
+    // If itself is listed unless the executor runs it (control flow is another part of issue 14).
+    const ifRow = { node: "branch", op: "If", domain: "" };
+    assert.deepEqual(
+      r.unsupported.filter((u: { op: string }) => u.op !== "If"),
+      [top, nested],
+    );
+    assert.ok(
+      r.unsupported.length === 2 ||
+        JSON.stringify(r.unsupported) === JSON.stringify([top, ifRow, nested]),
+    );
+    assert.deepEqual(r.ops, { Gemm: 1, "com.example.Mystery": 2, Relu: 1, If: 1, Neg: 1 });
     assert.deepEqual(r.layers.map((l: { node: string }) => l.node), ["fc"]);
     const text = await cli(["inspect", path]);
     assert.equal(text.code, 0, text.err);
-    assert.ok(text.out.includes("1  com.example.Mystery  (unsupported)"), text.out);
+    assert.ok(text.out.includes("2  com.example.Mystery  (unsupported)"), text.out);
     assert.match(
       text.out,
-      /unsupported by lowbit's executor \(1 nodes[^\n]*\n {2}mystery {2}com\./,
+      /unsupported by lowbit's executor \(\d nodes[^\n]*\n {2}mystery {2}com\./,
     );
+    assert.ok(text.out.includes("\n  branch/then_branch/inner  com.example.Mystery"), text.out);
     assert.match(text.out, /quantizable layers \(1\)\n {2}fc /);
     await Deno.writeFile(`${dir}/x.npy`, writeNpy(f32([1, 2], [1, 2])));
     const run = await cli(["run", path, "--input", `${dir}/x.npy`, "--out", `${dir}/y.npy`]);
