@@ -240,17 +240,10 @@ const gridSample: OpImpl = (inputs, node) => {
       for (let i = 0; i < ho; i++) {
         for (let j = 0; j < wo; j++) {
           const g = ((b * ho + i) * wo + j) * 2;
+          // Padding applies to each tap (pixel), not to the sampling point: onnxruntime's
+          // kernel; for bicubic sampling outside the image the two differ.
           let xx = denorm(grid[g], w), yy = denorm(grid[g + 1], h);
           if (mode === "nearest") (xx = nearbyint(xx)), (yy = nearbyint(yy));
-          if (xx < xMin || xx > xMax || yy < yMin || yy > yMax) {
-            if (pad === "border") {
-              xx = Math.min(w - 1, Math.max(0, xx));
-              yy = Math.min(h - 1, Math.max(0, yy));
-            } else if (pad === "reflection") {
-              xx = reflect(xx, xMin, xMax);
-              yy = reflect(yy, yMin, yMax);
-            }
-          }
           let v: number;
           if (mode === "nearest") v = pixel(Math.trunc(yy), Math.trunc(xx));
           else if (mode === "bilinear") {

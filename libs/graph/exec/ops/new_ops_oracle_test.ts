@@ -1,0 +1,184 @@
+// The ops added for issue 14 against onnxruntime-web on inputs and attribute combinations beyond
+// ONNX's node tests: sampling coordinates outside the image, every padding mode, RoiAlign's
+// modes, NMS corner cases, cubic Resize variants, Einsum equations, scatter reductions.
+
+import type { Attr, TensorData } from "../../ir.ts";
+import { pattern } from "../_testing.ts";
+import { againstOrt } from "./_ort_oracle.ts";
+
+const int = (v: number): Attr => ({ kind: "int", value: v });
+const str = (v: string): Attr => ({ kind: "string", value: v });
+const ints = (v: number[]): Attr => ({ kind: "ints", value: v });
+const f = (v: number): Attr => ({ kind: "float", value: v });
+const i64 = (v: number[], shape = [v.length]): TensorData => ({
+  dtype: "int64",
+  shape,
+  data: BigInt64Array.from(v, (x) => BigInt(x)),
+});
+const f32 = (v: number[], shape = [v.length]): TensorData => ({
+  dtype: "float32",
+  shape,
+  data: Float32Array.from(v),
+});
+
+Deno.test("GridSample: modes × padding × align_corners, grid beyond [-1, 1]", async () => {
+  const x = pattern([2, 3, 4, 5], 3);
+  const grid = pattern([2, 3, 4, 2], 5, 1.4);
+  for (const mode of ["bilinear", "nearest", "bicubic"]) {
+    for (const pad of ["zeros", "border", "reflection"]) {
+      for (const align of [0, 1]) {
+        await againstOrt("GridSample", 16, [x, grid], {
+          mode: str(mode),
+          padding_mode: str(pad),
+          align_corners: int(align),
+        });
+      }
+    }
+  }
+});
+
+Deno.test("RoiAlign: avg / max, both coordinate modes, sampling ratios", async () => {
+  const x = pattern([2, 2, 8, 7], 7, 3);
+  const rois = f32([0, 0, 6, 5, 1.5, 2.2, 4.1, 7.3, -1, -0.5, 3, 2, 2, 1, 2.5, 1.5], [4, 4]);
+  const idx = i64([0, 1, 1, 0]);
+  for (const mode of ["avg", "max"]) {
+    for (const ctm of ["half_pixel", "output_half_pixel"]) {
+      for (const ratio of [0, 2]) {
+        await againstOrt("RoiAlign", 16, [x, rois, idx], {
+          mode: str(mode),
+          coordinate_transformation_mode: str(ctm),
+          sampling_ratio: int(ratio),
+          output_height: int(3),
+          output_width: int(2),
+          spatial_scale: f(0.9),
+        });
+      }
+    }
+  }
+});
+
+Deno.test("NonMaxSuppression: corners flipped, center boxes, thresholds, several classes", async () => {
+  const boxes = f32([
+    0,
+    0,
+    1,
+    1,
+    0,
+    0.1,
+    1,
+    1.1,
+    1,
+    1,
+    0,
+    0,
+    0,
+    10,
+    1,
+    11,
+    0.5,
+    0.5,
+    2,
+    2,
+    0,
+    10.1,
+    1,
+    11.1,
+  ], [1, 6, 4]);
+  const scores = f32([0.9, 0.75, 0.6, 0.95, 0.5, 0.3, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [1, 2, 6]);
+  for (const center of [0, 1]) {
+    for (const [iou, score] of [[0.5, 0], [0.2, 0.35], [0.9, 0]]) {
+      await againstOrt(
+        "NonMaxSuppression",
+        11,
+        [boxes, scores, i64([3], [1]), f32([iou], [1]), f32([score], [1])],
+        { center_point_box: int(center) },
+      );
+    }
+  }
+});
+
+Deno.test("Resize cubic: coefficients, exclude_outside, coordinate modes, sizes", async () => {
+  const x = pattern([1, 2, 5, 6], 9);
+  for (const ctm of ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"]) {
+    for (const [a, ex] of [[-0.75, 0], [-0.5, 1]]) {
+      const attrs = {
+        mode: str("cubic"),
+        coordinate_transformation_mode: str(ctm),
+        cubic_coeff_a: f(a),
+        exclude_outside: int(ex),
+      };
+      await againstOrt("Resize", 13, [x, undefined, undefined, i64([1, 2, 9, 4])], attrs);
+      await againstOrt("Resize", 13, [x, undefined, f32([1, 1, 2, 0.5])], attrs);
+    }
+  }
+});
+
+Deno.test("Einsum, CumSum, Trilu, GatherND, ScatterND, DepthToSpace", async () => {
+  const eq = (e: string) => ({ equation: str(e) });
+  const a = pattern([2, 3, 4], 1), b = pattern([2, 4, 5], 2), sq = pattern([3, 3], 4);
+  await againstOrt("Einsum", 12, [a, b], eq("bij,bjk->bik"));
+  await againstOrt("Einsum", 12, [a], eq("bij->jb"));
+  await againstOrt("Einsum", 12, [sq], eq("ii->i"));
+  await againstOrt("Einsum", 12, [sq], eq("ii"));
+  await againstOrt("Einsum", 12, [a, pattern([4], 3)], eq("...j,j->..."));
+  for (const [exclusive, reverse] of [[0, 0], [1, 0], [0, 1], [1, 1]]) {
+    await againstOrt("CumSum", 14, [a, i64([1], [])], {
+      exclusive: int(exclusive),
+      reverse: int(reverse),
+    });
+  }
+  for (const k of [-1, 0, 2]) {
+    for (const upper of [0, 1]) {
+      await againstOrt("Trilu", 14, [a, i64([k], [])], { upper: int(upper) });
+    }
+  }
+  const data = pattern([2, 3, 4], 6);
+  await againstOrt("GatherND", 13, [data, i64([1, 2, 0, -1, 1, 0], [2, 1, 3])], {});
+  await againstOrt("GatherND", 13, [data, i64([2, 0], [2, 1])], { batch_dims: int(1) });
+  for (const reduction of ["none", "add", "mul"]) {
+    await againstOrt(
+      "ScatterND",
+      16,
+      [data, i64([1, 2, 0, 1, 1, 2], [3, 2]), pattern([3, 4], 8)],
+      { reduction: str(reduction) },
+    );
+  }
+  for (const mode of ["DCR", "CRD"]) {
+    await againstOrt("DepthToSpace", 13, [pattern([1, 8, 2, 3], 10)], {
+      blocksize: int(2),
+      mode: str(mode),
+    });
+  }
+  await againstOrt("SpaceToDepth", 13, [pattern([1, 2, 4, 6], 12)], { blocksize: int(2) });
+});
+
+Deno.test("3-D Conv (groups, strides, dilations, pads), ConvTranspose, pools", async () => {
+  const x = pattern([1, 4, 5, 6, 7], 13);
+  await againstOrt("Conv", 11, [x, pattern([6, 2, 2, 3, 2], 14), pattern([6], 15)], {
+    group: int(2),
+    strides: ints([1, 2, 2]),
+    dilations: ints([2, 1, 1]),
+    pads: ints([1, 0, 1, 0, 1, 1]),
+  });
+  await againstOrt("Conv", 11, [x, pattern([2, 4, 3, 3, 3], 16)], { auto_pad: str("SAME_UPPER") });
+  await againstOrt("ConvTranspose", 11, [
+    pattern([1, 4, 3, 2, 3], 17),
+    pattern([4, 1, 2, 3, 2], 18),
+  ], {
+    group: int(2),
+    strides: ints([2, 1, 2]),
+    pads: ints([0, 1, 0, 1, 0, 1]),
+    output_padding: ints([1, 0, 0]),
+  });
+  await againstOrt("MaxPool", 12, [x], {
+    kernel_shape: ints([2, 3, 2]),
+    strides: ints([2, 1, 2]),
+    ceil_mode: int(1),
+  }, { outputs: 2 });
+  await againstOrt("AveragePool", 11, [x], {
+    kernel_shape: ints([3, 2, 3]),
+    pads: ints([1, 0, 1, 1, 1, 0]),
+    count_include_pad: int(0),
+  });
+  await againstOrt("LpPool", 11, [x], { kernel_shape: ints([2, 2, 2]), p: int(3) });
+});
