@@ -13,6 +13,8 @@ const ORT_TYPE: Partial<Record<string, ort.Tensor.Type>> = {
   float32: "float32",
   int64: "int64",
   int32: "int32",
+  bool: "bool",
+  uint8: "uint8",
 };
 
 /**

@@ -182,3 +182,118 @@ Deno.test("3-D Conv (groups, strides, dilations, pads), ConvTranspose, pools", a
   });
   await againstOrt("LpPool", 11, [x], { kernel_shape: ints([2, 2, 2]), p: int(3) });
 });
+
+Deno.test("losses: weights, ignore_index, reductions, spatial dimensions", async () => {
+  const x = pattern([3, 4, 2, 2], 21, 2);
+  const t = i64([0, 1, 3, 2, 1, 1, 0, 3, 2, 2, 0, 1], [3, 2, 2]);
+  const w = f32([0.5, 1, 2, 1.5]);
+  for (const reduction of ["none", "sum", "mean"]) {
+    for (const ignore of [undefined, 1]) {
+      const attrs: Record<string, Attr> = { reduction: str(reduction) };
+      if (ignore !== undefined) attrs.ignore_index = int(ignore);
+      await againstOrt("SoftmaxCrossEntropyLoss", 13, [x, t, w], attrs, { outputs: 2 });
+      await againstOrt("SoftmaxCrossEntropyLoss", 13, [x, t], attrs);
+      await againstOrt("NegativeLogLikelihoodLoss", 13, [x, t, w], attrs);
+    }
+  }
+});
+
+Deno.test("gather / scatter family, OneHot, Compress, NonZero, Unique", async () => {
+  const d = pattern([3, 4], 22);
+  const idx = i64([0, -1, 2, 1, 1, 0, 2, 3], [2, 4]);
+  await againstOrt("GatherElements", 13, [d, idx], { axis: int(1) });
+  await againstOrt("GatherElements", 13, [d, i64([2, 0, 1, 0, -1, 2, 0, 1], [2, 4])], {
+    axis: int(0),
+  });
+  for (const reduction of ["none", "add", "mul", "max", "min"]) {
+    await againstOrt("ScatterElements", 18, [d, i64([1, 0, 2, 1], [1, 4]), pattern([1, 4], 23)], {
+      axis: int(0),
+      reduction: str(reduction),
+    });
+    await againstOrt("ScatterND", 18, [d, i64([2, 0, 2], [3, 1]), pattern([3, 4], 24)], {
+      reduction: str(reduction),
+    });
+  }
+  await againstOrt("OneHot", 11, [i64([0, 3, -1, 2], [2, 2]), i64([4], [1]), f32([-1, 5])], {
+    axis: int(1),
+  });
+  const cond: TensorData = { dtype: "bool", shape: [3], data: Uint8Array.from([1, 0, 1]) };
+  await againstOrt("Compress", 11, [d, cond], { axis: int(0) });
+  await againstOrt("Compress", 11, [d, cond], {});
+  await againstOrt("NonZero", 13, [f32([0, 1, 0, 2, 3, 0], [2, 3])], {});
+  const u = f32([2, 1, 1, 3, 4, 3, 2, 2], [4, 2]);
+  for (const sorted of [0, 1]) {
+    await againstOrt("Unique", 11, [u], { sorted: int(sorted) }, { outputs: 4 });
+    await againstOrt("Unique", 11, [u], { sorted: int(sorted), axis: int(0) }, { outputs: 4 });
+  }
+});
+
+Deno.test("elementwise additions: trig, activations, Hardmax, IsInf, Mod, reductions, ArgMin", async () => {
+  const x = pattern([2, 3, 4], 25, 0.9);
+  for (const op of ["Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Atanh", "Softsign"]) {
+    await againstOrt(op, 13, [x], {});
+  }
+  await againstOrt(
+    "Acosh",
+    13,
+    [pattern([5], 26, 3)].map((t) => ({
+      ...t,
+      data: (t.data as Float32Array).map((v) => 1 + Math.abs(v)),
+    })),
+    {},
+  );
+  await againstOrt("Selu", 6, [x], { alpha: f(1.5), gamma: f(0.8) });
+  await againstOrt("Celu", 12, [x], { alpha: f(0.7) });
+  await againstOrt("Shrink", 9, [x], { lambd: f(0.3), bias: f(0.1) });
+  await againstOrt("ThresholdedRelu", 10, [x], { alpha: f(0.2) });
+  await againstOrt("Mish", 18, [pattern([10], 27, 30)], {});
+  for (const axis of [0, 1, -1]) await againstOrt("Hardmax", 13, [x], { axis: int(axis) });
+  await againstOrt("Hardmax", 11, [x], { axis: int(1) });
+  await againstOrt("Mod", 13, [pattern([6], 28, 7), f32([2, -2, 3, -3, 1.5, -0.5])], {
+    fmod: int(1),
+  });
+  await againstOrt("Mod", 13, [i64([-7, 7, -7, 7, 0, 5]), i64([3, 3, -3, -3, 2, -5])], {});
+  for (
+    const op of [
+      "ReduceL1",
+      "ReduceL2",
+      "ReduceLogSum",
+      "ReduceLogSumExp",
+      "ReduceProd",
+      "ReduceSumSquare",
+    ]
+  ) {
+    const pos = { ...x, data: (x.data as Float32Array).map((v) => Math.abs(v) + 0.1) };
+    await againstOrt(op, 13, [pos], { axes: ints([0, 2]), keepdims: int(0) });
+    await againstOrt(op, 13, [pos], {});
+  }
+  await againstOrt("ArgMin", 13, [f32([1, 0, 0, 2, 0, 3], [2, 3])], {
+    axis: int(1),
+    select_last_index: int(1),
+  });
+  await againstOrt("LRN", 13, [pattern([1, 5, 2, 2], 29)], {
+    size: int(3),
+    alpha: f(0.01),
+    beta: f(0.6),
+    bias: f(1.5),
+  });
+  await againstOrt("MeanVarianceNormalization", 13, [pattern([2, 3, 2, 2], 30)], {
+    axes: ints([1, 2, 3]),
+  });
+  await againstOrt("Det", 11, [pattern([2, 3, 3], 31)], {});
+});
+
+Deno.test("signal ops: DFT (inverse, onesided, dft_length), STFT, windows", async () => {
+  const s = pattern([2, 8, 1], 33), c = pattern([2, 8, 2], 34);
+  await againstOrt("DFT", 17, [s], { onesided: int(1) });
+  await againstOrt("DFT", 17, [c], { inverse: int(1) });
+  await againstOrt("DFT", 17, [s, i64([10], [])], {});
+  await againstOrt("STFT", 17, [pattern([1, 40, 1], 35), i64([6], [])], {}, {
+    consts: [pattern([12], 36), i64([12], [])],
+  });
+  for (const op of ["HannWindow", "HammingWindow", "BlackmanWindow"]) {
+    for (const periodic of [0, 1]) {
+      await againstOrt(op, 17, [], { periodic: int(periodic) }, { consts: [i64([9], [])] });
+    }
+  }
+});
