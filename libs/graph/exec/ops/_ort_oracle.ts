@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-web";
-import type { Attr, Model, TensorData } from "../../ir.ts";
+import type { Attr, DType, Model, TensorData } from "../../ir.ts";
 import { writeOnnx } from "../../onnx.ts";
 import { createExecutor } from "../executor.ts";
 import { assertClose } from "../_testing.ts";
@@ -15,6 +15,13 @@ const ORT_TYPE: Partial<Record<string, ort.Tensor.Type>> = {
   int32: "int32",
   bool: "bool",
   uint8: "uint8",
+};
+
+const OUTPUT_TYPE: Partial<Record<string, DType>> = {
+  int64: "int64",
+  int32: "int32",
+  uint8: "uint8",
+  bool: "bool",
 };
 
 /**
@@ -63,10 +70,9 @@ export async function againstOrt(
       session = await ort.InferenceSession.create(writeOnnx(m));
     } catch (e) {
       const r = /output arg \((\w+)\).*expected type \(tensor\((\w+)\)\)/.exec(String(e));
-      if (!r || attempt > 3 || r[2] !== "int64") throw e;
-      m.graph.outputs = m.graph.outputs.map((
-        o,
-      ) => (o.name === r[1] ? { ...o, dtype: "int64" } : o));
+      const dtype = r ? OUTPUT_TYPE[r[2]] : undefined;
+      if (!r || attempt > 3 || dtype === undefined) throw e;
+      m.graph.outputs = m.graph.outputs.map((o) => (o.name === r[1] ? { ...o, dtype } : o));
     }
   }
   const theirs = await session.run(feeds);

@@ -297,3 +297,53 @@ Deno.test("signal ops: DFT (inverse, onesided, dft_length), STFT, windows", asyn
     }
   }
 });
+
+Deno.test("EyeLike, ReverseSequence, BitShift, IsInf / IsNaN, Mean, CastLike, TfIdfVectorizer", async () => {
+  await againstOrt("EyeLike", 9, [pattern([3, 5], 40)], { k: int(2) });
+  await againstOrt("EyeLike", 9, [pattern([4, 3], 41)], { k: int(-1), dtype: int(7) });
+  await againstOrt("ReverseSequence", 10, [pattern([4, 3, 2], 42), i64([4, 1, 3])], {
+    batch_axis: int(1),
+    time_axis: int(0),
+  });
+  await againstOrt("ReverseSequence", 10, [pattern([3, 4], 43), i64([1, 2, 3])], {
+    batch_axis: int(0),
+    time_axis: int(1),
+  });
+  const u8 = (v: number[]): TensorData => ({
+    dtype: "uint8",
+    shape: [v.length],
+    data: Uint8Array.from(v),
+  });
+  for (const direction of ["LEFT", "RIGHT"]) {
+    await againstOrt("BitShift", 11, [u8([1, 16, 255, 7]), u8([1, 2, 3, 0])], {
+      direction: str(direction),
+    });
+  }
+  const special = f32([1, Infinity, -Infinity, NaN, 0]);
+  await againstOrt("IsNaN", 13, [special], {});
+  for (const [neg, pos] of [[1, 1], [0, 1], [1, 0]]) {
+    await againstOrt("IsInf", 10, [special], {
+      detect_negative: int(neg),
+      detect_positive: int(pos),
+    });
+  }
+  await againstOrt("Mean", 13, [pattern([2, 3], 44), pattern([3], 45), pattern([2, 1], 46)], {});
+  await againstOrt("CastLike", 15, [pattern([4], 47, 9)], {}, { consts: [i64([0])] });
+  const tokens: TensorData = {
+    dtype: "int32",
+    shape: [2, 6],
+    data: Int32Array.from([2, 3, 5, 4, 5, 6, 7, 8, 7, 5, 4, 4]),
+  };
+  for (const mode of ["TF", "IDF", "TFIDF"]) {
+    await againstOrt("TfIdfVectorizer", 9, [tokens], {
+      mode: str(mode),
+      min_gram_length: int(1),
+      max_gram_length: int(2),
+      max_skip_count: int(2),
+      ngram_counts: ints([0, 4]),
+      ngram_indexes: ints([0, 1, 2, 3, 4, 5, 6]),
+      pool_int64s: ints([2, 3, 5, 4, 5, 6, 7, 8, 6, 7]),
+      weights: { kind: "floats", value: [1, 2, 0.5, 1, 3, 1, 0.25] },
+    });
+  }
+});
