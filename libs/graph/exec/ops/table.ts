@@ -132,7 +132,7 @@ export function lookupOp(op: string, domain: string): OpImpl | undefined {
  * @example
  * ```ts
  * import { isSupportedOp } from "./table.ts";
- * if (!isSupportedOp("Einsum", "") || isSupportedOp("StringNormalizer", "")) throw new Error();
+ * if (!isSupportedOp("Einsum", "") || isSupportedOp("Einsum", "com.example")) throw new Error();
  * ```
  */
 export function isSupportedOp(op: string, domain: string): boolean {
