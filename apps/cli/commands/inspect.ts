@@ -1,7 +1,9 @@
 /**
  * `lowbit inspect`: what a model is made of and what lowbit can quantize in
  * it — inputs, outputs, an operator histogram, parameters per layer, the
- * quantizable layers and, for every other Conv / Gemm / MatMul, why not.
+ * quantizable layers and, for every other Conv / Gemm / MatMul, why not. Ops the
+ * executor does not run are marked (with their node names) instead of failing:
+ * `run` and `quantize` refuse such models, naming the node.
  *
  * ```sh
  * lowbit inspect model.onnx [--json]
@@ -11,8 +13,21 @@
  */
 
 import { LowbitError } from "@lowbit/core";
-import { foldBatchNorm, type Model, type ValueInfo } from "@lowbit/graph";
-import { LAYER_OPS, loadModelFile, scanLayers } from "@lowbit/pipeline";
+import {
+  foldBatchNorm,
+  type Graph,
+  isSupportedOp,
+  type Model,
+  readOnnx,
+  type ValueInfo,
+} from "@lowbit/graph";
+import {
+  isLowbitPath,
+  LAYER_OPS,
+  loadModelFile,
+  readModelBytes,
+  scanLayers,
+} from "@lowbit/pipeline";
 import type { Command } from "../main.ts";
 import { parseOptions } from "./_io.ts";
 
@@ -20,7 +35,9 @@ const HELP = `usage: lowbit inspect MODEL [--json]
 
 Prints a model's inputs and outputs, operator histogram, parameters per layer,
 and which layers lowbit quantizes (Conv, ConvTranspose, Gemm, MatMul with a
-float32 constant weight) and why the others are not.
+float32 constant weight) and why the others are not. Operators lowbit cannot
+run are marked "(unsupported)" and their nodes listed; run and quantize refuse
+such a model.
 
   --no-fold   inspect the graph as written (default: BatchNormalization folded,
               as quantize does)
@@ -33,7 +50,7 @@ export interface Inspection {
   inputs: { name: string; dtype: string; shape: (number | string)[] | null }[];
   /** Graph outputs. */
   outputs: { name: string; dtype: string; shape: (number | string)[] | null }[];
-  /** Node count per operator. */
+  /** Node count per operator (nodes of subgraphs included). */
   ops: Record<string, number>;
   /** Total parameters (elements of all initializers). */
   params: number;
@@ -41,6 +58,11 @@ export interface Inspection {
   layers: { node: string; op: string; weight: string; shape: number[]; params: number }[];
   /** Nodes of layer operators that are not quantizable, with the reason. */
   notQuantizable: { node: string; op: string; reason: string }[];
+  /**
+   * Nodes whose operator the executor does not run (run / quantize refuse the model); a node
+   * of a subgraph is named `outer/attribute/inner`.
+   */
+  unsupported: { node: string; op: string; domain: string }[];
 }
 
 function info(v: ValueInfo): Inspection["inputs"][number] {
@@ -68,10 +90,21 @@ function info(v: ValueInfo): Inspection["inputs"][number] {
 export function inspectModel(model: Model): Inspection {
   const g = model.graph;
   const ops: Record<string, number> = {};
-  for (const n of g.nodes) {
-    const k = n.domain && n.domain !== "ai.onnx" ? `${n.domain}.${n.op}` : n.op;
-    ops[k] = (ops[k] ?? 0) + 1;
-  }
+  const unsupported: Inspection["unsupported"] = [];
+  // Nodes of subgraphs (If / Loop / Scan bodies) count too, named `outer/attribute/inner`.
+  const visit = (graph: Graph, prefix: string): void => {
+    for (const n of graph.nodes) {
+      const k = opKey(n.op, n.domain);
+      ops[k] = (ops[k] ?? 0) + 1;
+      if (!isSupportedOp(n.op, n.domain)) {
+        unsupported.push({ node: prefix + n.name, op: n.op, domain: n.domain });
+      }
+      for (const [name, a] of Object.entries(n.attrs)) {
+        if (a.kind === "graph") visit(a.value, `${prefix}${n.name}/${name}/`);
+      }
+    }
+  };
+  visit(g, "");
   let params = 0;
   for (const t of g.initializers.values()) params += t.shape.reduce((a, b) => a * b, 1);
   const { layers, rejected } = scanLayers(g);
@@ -88,7 +121,13 @@ export function inspectModel(model: Model): Inspection {
       params: l.shape.reduce((a, b) => a * b, 1),
     })),
     notQuantizable: rejected,
+    unsupported,
   };
+}
+
+/** The histogram key of an op: its name, prefixed by a domain other than ONNX's default. */
+function opKey(op: string, domain: string): string {
+  return domain && domain !== "ai.onnx" ? `${domain}.${op}` : op;
 }
 
 /**
@@ -116,7 +155,16 @@ export async function inspectMain(args: string[]): Promise<number> {
   if (positionals.length !== 1) {
     throw new LowbitError("INVALID_ARGUMENT", `need one model\n\n${HELP}`);
   }
-  const loaded = await loadModelFile(positionals[0]);
+  const path = positionals[0];
+  // ONNX models are only read (not prepared for running), so unsupported ops do not stop this.
+  const loaded = isLowbitPath(path)
+    ? await loadModelFile(path)
+    : { model: readOnnx(await readModelBytes(path), { baseDir: dirOf(path), fileName: path }) };
+  const kind = "kind" in loaded
+    ? loaded.kind
+    : loaded.model.graph.nodes.some((n) => n.op === "DequantizeLinear")
+    ? "qdq"
+    : "float";
   const model = values["no-fold"]
     ? loaded.model
     : { ...loaded.model, graph: foldBatchNorm(loaded.model.graph) };
@@ -126,7 +174,7 @@ export async function inspectMain(args: string[]): Promise<number> {
     return 0;
   }
   const shape = (s: (number | string)[] | null): string => s ? `[${s.join(", ")}]` : "[?]";
-  const lines = [`lowbit inspect: ${positionals[0]} (${loaded.kind})`, "", "inputs"];
+  const lines = [`lowbit inspect: ${path} (${kind})`, "", "inputs"];
   for (const v of r.inputs) lines.push(`  ${v.name}  ${v.dtype} ${shape(v.shape)}`);
   lines.push("outputs");
   for (const v of r.outputs) lines.push(`  ${v.name}  ${v.dtype} ${shape(v.shape)}`);
@@ -134,7 +182,17 @@ export async function inspectMain(args: string[]): Promise<number> {
   for (
     const [op, n] of Object.entries(r.ops).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
   ) {
-    lines.push(`  ${String(n).padStart(5)}  ${op}${LAYER_OPS.includes(op) ? "  (layer op)" : ""}`);
+    const bad = r.unsupported.some((u) => opKey(u.op, u.domain) === op);
+    const mark = bad ? "  (unsupported)" : LAYER_OPS.includes(op) ? "  (layer op)" : "";
+    lines.push(`  ${String(n).padStart(5)}  ${op}${mark}`);
+  }
+  if (r.unsupported.length) {
+    lines.push(
+      "",
+      `unsupported by lowbit's executor (${r.unsupported.length} nodes; run and quantize refuse ` +
+        "this model)",
+    );
+    for (const u of r.unsupported) lines.push(`  ${u.node}  ${opKey(u.op, u.domain)}`);
   }
   lines.push("", `parameters: ${r.params.toLocaleString("en-US")}`, "");
   const w = Math.max(5, ...r.layers.map((l) => l.node.length));
@@ -155,6 +213,10 @@ export async function inspectMain(args: string[]): Promise<number> {
   }
   console.log(lines.join("\n"));
   return 0;
+}
+
+function dirOf(path: string): string {
+  return path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
 }
 
 /** The `inspect` subcommand. */

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { type Graph, type Model, type TensorData, writeNpy, writeOnnx } from "@lowbit/graph";
 import { runCli } from "../main.ts";
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -60,4 +61,108 @@ Deno.test("eval compares a model with itself: perfect agreement, infinite SQNR",
   const j = JSON.parse(r.out.replace(/Infinity/g, "1e999"));
   assert.equal(j.top1_agreement, 1);
   assert.equal(j.top1_float, j.top1_quant);
+});
+
+Deno.test("inspect marks unsupported ops with their nodes; run and quantize refuse, naming the node", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const f32 = (shape: number[], v: number[]) => ({
+      dtype: "float32" as const,
+      shape,
+      data: new Float32Array(v),
+    });
+    // An If whose branches hold one node each: an unsupported one, and a Neg.
+    const body = (name: string, input: string): Graph => ({
+      name,
+      nodes: [{
+        name,
+        op: name === "inner" ? "Mystery" : "Neg",
+        domain: name === "inner" ? "com.example" : "",
+        inputs: [input],
+        outputs: [`${name}_out`],
+        attrs: {},
+      }],
+      inputs: [],
+      outputs: [{ name: `${name}_out`, dtype: "float32" }],
+      initializers: new Map(),
+      valueInfo: new Map(),
+    });
+    const model: Model = {
+      irVersion: 8,
+      opsets: [{ domain: "", version: 17 }, { domain: "com.example", version: 1 }],
+      producerName: "test",
+      producerVersion: "",
+      metadata: {},
+      graph: {
+        name: "g",
+        nodes: [
+          { name: "fc", op: "Gemm", domain: "", inputs: ["x", "w"], outputs: ["h"], attrs: {} },
+          {
+            name: "mystery",
+            op: "Mystery",
+            domain: "com.example",
+            inputs: ["h"],
+            outputs: ["m"],
+            attrs: {},
+          },
+          { name: "relu", op: "Relu", domain: "", inputs: ["m"], outputs: ["r"], attrs: {} },
+          {
+            name: "branch",
+            op: "If",
+            domain: "",
+            inputs: ["cond"],
+            outputs: ["y"],
+            attrs: {
+              then_branch: { kind: "graph", value: body("inner", "r") },
+              else_branch: { kind: "graph", value: body("other", "r") },
+            },
+          },
+        ],
+        inputs: [{ name: "x", dtype: "float32", shape: [1, 2] }],
+        outputs: [{ name: "y", dtype: "float32", shape: [1, 2] }],
+        initializers: new Map<string, TensorData>([
+          ["w", f32([2, 2], [1, 0, 0, 1])],
+          ["cond", { dtype: "bool", shape: [], data: new Uint8Array([1]) }],
+        ]),
+        valueInfo: new Map(),
+      },
+    };
+    const path = `${dir}/m.onnx`;
+    await Deno.writeFile(path, writeOnnx(model));
+    const j = await cli(["inspect", path, "--json"]);
+    assert.equal(j.code, 0, j.err);
+    const r = JSON.parse(j.out);
+    const nested = { node: "branch/then_branch/inner", op: "Mystery", domain: "com.example" };
+    const top = { node: "mystery", op: "Mystery", domain: "com.example" };
+    // If itself is listed unless the executor runs it (control flow is another part of issue 14).
+    const ifRow = { node: "branch", op: "If", domain: "" };
+    assert.deepEqual(
+      r.unsupported.filter((u: { op: string }) => u.op !== "If"),
+      [top, nested],
+    );
+    assert.ok(
+      r.unsupported.length === 2 ||
+        JSON.stringify(r.unsupported) === JSON.stringify([top, ifRow, nested]),
+    );
+    assert.deepEqual(r.ops, { Gemm: 1, "com.example.Mystery": 2, Relu: 1, If: 1, Neg: 1 });
+    assert.deepEqual(r.layers.map((l: { node: string }) => l.node), ["fc"]);
+    const text = await cli(["inspect", path]);
+    assert.equal(text.code, 0, text.err);
+    assert.ok(text.out.includes("2  com.example.Mystery  (unsupported)"), text.out);
+    assert.match(
+      text.out,
+      /unsupported by lowbit's executor \(\d nodes[^\n]*\n {2}mystery {2}com\./,
+    );
+    assert.ok(text.out.includes("\n  branch/then_branch/inner  com.example.Mystery"), text.out);
+    assert.match(text.out, /quantizable layers \(1\)\n {2}fc /);
+    await Deno.writeFile(`${dir}/x.npy`, writeNpy(f32([1, 2], [1, 2])));
+    const run = await cli(["run", path, "--input", `${dir}/x.npy`, "--out", `${dir}/y.npy`]);
+    assert.equal(run.code, 2);
+    assert.match(run.err, /node 'mystery': op 'Mystery' of domain 'com.example' is not supported/);
+    const q = await cli(["quantize", path, "--calib", `${dir}/x.npy`, "--out", `${dir}/q.onnx`]);
+    assert.equal(q.code, 2);
+    assert.match(q.err, /node 'mystery'/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -26,6 +26,7 @@
 export { createExecutor } from "./executor.ts";
 export type { Executor, ExecutorOptions, RunOptions } from "./executor.ts";
 export { supportedOps } from "./ops/table.ts";
+export { isSupportedOp } from "./ops/table.ts";
 export { OP_NAMES } from "./ops/types.ts";
 export type { OpName } from "./ops/types.ts";
 export { fuseQdq } from "./quantized.ts";

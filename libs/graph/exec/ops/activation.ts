@@ -66,11 +66,17 @@ const clip: OpImpl = (inputs, node, ctx) => {
   return [{ dtype: "float32", shape: [...x!.shape], data: y }];
 };
 
-const prelu: OpImpl = (inputs, node) => {
+const prelu: OpImpl = (inputs, node, ctx) => {
   const x = floatInput(node, inputs[0]);
   const s = floatInput(node, inputs[1], "slope");
-  const shape = broadcastShapes([inputs[0]!.shape, inputs[1]!.shape], node);
-  const plan = planBroadcast([inputs[0]!.shape, inputs[1]!.shape], shape);
+  let sShape = inputs[1]!.shape;
+  const xShape = inputs[0]!.shape;
+  // PRelu before opset 7: a 1-D slope of C elements is per channel (axis 1), not broadcast.
+  if (ctx.opset < 7 && sShape.length === 1 && xShape.length > 2 && sShape[0] === xShape[1]) {
+    sShape = [sShape[0], ...xShape.slice(2).map(() => 1)];
+  }
+  const shape = broadcastShapes([xShape, sShape], node);
+  const plan = planBroadcast([xShape, sShape], shape);
   const y = new Float32Array(size(shape));
   let p = 0;
   for (let r = 0; r < plan.outer; r++) {

@@ -8,7 +8,7 @@
 
 import { LowbitError } from "@lowbit/core";
 import type { DType, Node, TensorData, TensorStorage } from "../../ir.ts";
-import { alloc, isBig, outF32, size } from "../_tensor.ts";
+import { alloc, attrInt, isBig, isNumeric, outF32, size } from "../_tensor.ts";
 import { broadcastShapes, planBroadcast } from "./_broadcast.ts";
 import type { OpImpl, OpTable } from "./types.ts";
 
@@ -296,22 +296,9 @@ export function erf(x: number): number {
   return x >= 0 ? 1 - r : r - 1;
 }
 
-/**
- * Rounds half to even, as ONNX Round and QuantizeLinear do.
- *
- * @param x value
- * @returns the nearest integer, ties to even
- *
- * @example
- * ```ts
- * import { roundHalfEven } from "./elementwise.ts";
- * if (roundHalfEven(2.5) !== 2 || roundHalfEven(-1.5) !== -2) throw new Error();
- * ```
- */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+// Round half to even is defined once, in core; re-exported for the ops that import it here.
+export { roundHalfEven } from "@lowbit/core";
+import { roundHalfEven } from "@lowbit/core";
 
 /**
  * Builds a unary op from a scalar function: float32 on a plain loop, other
@@ -376,6 +363,7 @@ const sum: OpImpl = async (inputs, node, ctx) => {
 };
 
 const add = arith("Add", B.Add);
+const mod = arith("Mod", B.Mod);
 const pow = arith("Pow", B.Pow);
 
 /**
@@ -436,11 +424,45 @@ export const elementwiseOps: OpTable<
       for (let i = 0; i < bf.length; i++) bf[i] = Number(b.data[i]);
       return pow([a, { dtype: "float32", shape: b.shape, data: bf }], node, ctx);
     }
+    if (a.dtype !== b.dtype && isNumeric(a.dtype) && isNumeric(b.dtype)) {
+      // Mixed types (int base, float exponent): computed in float64, stored as the base's dtype.
+      const shape = broadcastShapes([a.shape, b.shape], node);
+      const int = isIntegerDType(a.dtype);
+      return [mapGeneric([a, b], shape, a.dtype, (v) => {
+        const r = Math.pow(Number(v[0]), Number(v[1]));
+        return int ? Math.trunc(r) : r;
+      })];
+    }
     return pow(inputs, node, ctx);
   },
   Min: nary(arith("Min", B.Min)),
   Max: nary(arith("Max", B.Max)),
-  Mod: arith("Mod", B.Mod),
+  Mod: (inputs, node, ctx) => {
+    const [a, b] = requireInputs(node, inputs, 2);
+    if (!isNumeric(a.dtype) || !isNumeric(b.dtype)) {
+      throw new LowbitError("UNSUPPORTED", `Mod: dtype ${a.dtype}`, { node: node.name });
+    }
+    // fmod = 1: C's fmod (the sign of the dividend), for integers too; else the sign of the divisor.
+    const fmod = attrInt(node, "fmod", 0) === 1;
+    const float = !isIntegerDType(a.dtype);
+    if (fmod === float && a.dtype === b.dtype) return mod(inputs, node, ctx);
+    if (a.dtype !== b.dtype) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `Mod: operand dtypes differ (${a.dtype} and ${b.dtype})`,
+        {
+          node: node.name,
+        },
+      );
+    }
+    const shape = broadcastShapes([a.shape, b.shape], node);
+    return [mapGeneric([a, b], shape, a.dtype, (v) => {
+      if (typeof v[0] === "bigint") return v[0] % (v[1] as bigint);
+      const x = v[0] as number, y = v[1] as number;
+      const r = x % y;
+      return fmod || r === 0 || (r < 0) === (y < 0) ? r : r + y;
+    })];
+  },
   Equal: compare((x, y) => x === y),
   Greater: compare((x, y) => x > y),
   GreaterOrEqual: compare((x, y) => x >= y),

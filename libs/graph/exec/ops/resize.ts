@@ -1,19 +1,45 @@
 /**
  * `Resize` (and the opset-10 form) on float32 tensors of any rank: nearest
  * (round_prefer_floor / round_prefer_ceil / floor / ceil) and linear
- * (separable, one axis at a time), with the coordinate transformations
- * half_pixel, pytorch_half_pixel, align_corners, asymmetric,
- * tf_half_pixel_for_nearest and half_pixel_symmetric.
+ * and cubic (separable, one axis at a time; cubic_coeff_a, exclude_outside), with the
+ * coordinate transformations half_pixel, pytorch_half_pixel, align_corners, asymmetric,
+ * tf_half_pixel_for_nearest (and its older name tf_half_pixel_for_nn), tf_crop_and_resize
+ * (roi, extrapolation_value) and half_pixel_symmetric.
  *
  * @module
  */
 
 import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
-import { attrString, outF32, size, strides, toF32, toNumbers } from "../_tensor.ts";
+import {
+  attrFloat,
+  attrInt,
+  attrInts,
+  attrString,
+  normAxis,
+  outF32,
+  size,
+  strides,
+  toF32,
+  toNumbers,
+} from "../_tensor.ts";
 import type { OpContext, OpImpl, OpTable } from "./types.ts";
 
+/**
+ * Output coordinate → input coordinate. `lout` is the integer output length, as onnxruntime and
+ * PyTorch use it. NOTE ONNX's Python reference uses scale × input length unrounded instead: with
+ * `scales` 0.6 on 4 elements, align_corners divides by 2.4 − 1 there and by 2 − 1 here. lowbit
+ * follows onnxruntime (the runtime its models are checked against, which skips those ONNX
+ * node tests for that reason).
+ */
 type Transform = (x: number, scale: number, lin: number, lout: number) => number;
+
+/** Keys' cubic convolution weights of the taps at floor − 1 … floor + 2 for fraction `r`. */
+function cubicCoeffs(r: number, a: number): number[] {
+  const far = (d: number) => ((a * d - 5 * a) * d + 8 * a) * d - 4 * a; // 1 <= d < 2
+  const near = (d: number) => ((a + 2) * d - (a + 3)) * d * d + 1; // 0 <= d < 1
+  return [far(r + 1), near(r), near(1 - r), far(2 - r)];
+}
 
 const TRANSFORMS: Record<string, Transform> = {
   half_pixel: (x, s) => (x + 0.5) / s - 0.5,
@@ -21,6 +47,9 @@ const TRANSFORMS: Record<string, Transform> = {
   align_corners: (x, _s, li, lo) => (lo === 1 ? 0 : (x * (li - 1)) / (lo - 1)),
   asymmetric: (x, s) => x / s,
   tf_half_pixel_for_nearest: (x, s) => (x + 0.5) / s,
+  tf_half_pixel_for_nn: (x, s) => (x + 0.5) / s,
+  // The ROI form is computed in resizeF32 (it needs the roi input); this is its no-ROI reading.
+  tf_crop_and_resize: (x, _s, li, lo) => (lo > 1 ? (x * (li - 1)) / (lo - 1) : 0),
   half_pixel_symmetric: (x, s, li, lo) => {
     const adj = lo / (s * li);
     const center = li / 2;
@@ -86,11 +115,40 @@ export function resizeF32(
   const sizesT = old ? undefined : inputs[3];
   let outShape: number[];
   let scales: number[];
+  // Opset 18: `axes` names the axes scales / sizes / roi cover (the others keep their size).
+  const axesAttr = old ? undefined : attrInts(node, "axes");
+  const axes = axesAttr?.map((a) => normAxis(a, rank, node)) ?? t.shape.map((_, i) => i);
+  const full = (part: number[], fill: number): number[] => {
+    if (part.length !== axes.length) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `Resize: scales/sizes have ${part.length} values for ${axes.length} axes`,
+        { node: node.name },
+      );
+    }
+    const r = new Array<number>(rank).fill(fill);
+    axes.forEach((a, i) => (r[a] = part[i]));
+    return r;
+  };
   if (sizesT !== undefined && sizesT.data.length > 0) {
-    outShape = toNumbers(sizesT);
+    outShape = full(toNumbers(sizesT), NaN).map((o, i) => (Number.isNaN(o) ? t.shape[i] : o));
     scales = outShape.map((o, i) => o / t.shape[i]);
+    const policy = old ? "stretch" : attrString(node, "keep_aspect_ratio_policy", "stretch");
+    if (policy === "not_larger" || policy === "not_smaller") {
+      // One scale for every resized axis (ONNX's reference: sizes rounded half up).
+      const rs = axes.map((a) => scales[a]);
+      const sc = policy === "not_larger" ? Math.min(...rs) : Math.max(...rs);
+      for (const a of axes) {
+        scales[a] = sc;
+        outShape[a] = Math.floor(sc * t.shape[a] + 0.5);
+      }
+    } else if (policy !== "stretch") {
+      throw new LowbitError("UNSUPPORTED", `Resize: keep_aspect_ratio_policy '${policy}'`, {
+        node: node.name,
+      });
+    }
   } else if (scalesT !== undefined && scalesT.data.length > 0) {
-    scales = Array.from(toF32(scalesT));
+    scales = full(Array.from(toF32(scalesT)), 1);
     outShape = t.shape.map((d, i) => Math.floor(d * scales[i]));
   } else {
     throw new LowbitError("INVALID_ARGUMENT", "Resize: neither scales nor sizes given", {
@@ -99,6 +157,12 @@ export function resizeF32(
   }
   if (scales.length !== rank || outShape.length !== rank) {
     throw new LowbitError("UNSUPPORTED", `Resize: scales/sizes must cover all ${rank} axes`, {
+      node: node.name,
+    });
+  }
+  if (!old && attrInt(node, "antialias", 0) === 1 && scales.some((v) => v < 1)) {
+    // Antialiased downsampling widens the filter; refuse rather than compute plain resampling.
+    throw new LowbitError("UNSUPPORTED", "Resize: antialias = 1 when downsampling", {
       node: node.name,
     });
   }
@@ -155,32 +219,83 @@ export function resizeF32(
     }
     return { y: { dtype: "float32", shape: outShape, data: y }, added: add !== undefined };
   }
-  if (mode !== "linear") {
-    throw new LowbitError("UNSUPPORTED", `Resize: mode '${mode}' (nearest and linear only)`, {
+  if (mode !== "linear" && mode !== "cubic") {
+    throw new LowbitError("UNSUPPORTED", `Resize: mode '${mode}' (nearest, linear, cubic)`, {
       node: node.name,
     });
   }
-  // Separable linear: one axis at a time.
+  // Separable linear / cubic: one axis at a time, each output a weighted sum of input taps.
+  const cubicA = attrFloat(node, "cubic_coeff_a", -0.75);
+  const exclude = attrInt(node, "exclude_outside", 0) === 1;
+  const extrapolation = attrFloat(node, "extrapolation_value", 0);
+  const roiPart = ctm === "tf_crop_and_resize" && inputs[1] !== undefined && !old
+    ? Array.from(toF32(inputs[1]))
+    : undefined;
+  // roi = [starts…, ends…] over `axes`; other axes take the whole extent [0, 1].
+  const roi = roiPart === undefined ? undefined : [
+    ...full(roiPart.slice(0, roiPart.length / 2), 0),
+    ...full(roiPart.slice(roiPart.length / 2), 1),
+  ];
   let cur = x;
   const shape = [...t.shape];
   for (let a = 0; a < rank; a++) {
     const li = shape[a], lo = outShape[a];
-    if (li === lo && scales[a] === 1) continue;
-    const i0 = new Int32Array(lo), i1 = new Int32Array(lo), f = new Float32Array(lo);
+    if (li === lo && scales[a] === 1 && roi === undefined) continue;
+    const taps = mode === "linear" ? 2 : 4;
+    const idx = new Int32Array(lo * taps), w = new Float64Array(lo * taps);
+    const outside = new Uint8Array(lo);
     for (let i = 0; i < lo; i++) {
-      const c = Math.min(li - 1, Math.max(0, tf(i, scales[a], li, lo)));
-      const lo0 = Math.min(li - 1, Math.floor(c));
-      i0[i] = lo0;
-      i1[i] = Math.min(li - 1, lo0 + 1);
-      f[i] = c - lo0;
+      let c: number;
+      if (roi !== undefined) {
+        const r0 = roi[a], r1 = roi[rank + a];
+        c = lo > 1
+          ? r0 * (li - 1) + (i * (r1 - r0) * (li - 1)) / (lo - 1)
+          : 0.5 * (r0 + r1) * (li - 1);
+        if (c < 0 || c > li - 1) {
+          outside[i] = 1;
+          continue;
+        }
+      } else c = tf(i, scales[a], li, lo);
+      if (mode === "linear") c = Math.min(li - 1, Math.max(0, c));
+      const f = Math.floor(c), r = c - f;
+      const ws = mode === "linear" ? [1 - r, r] : cubicCoeffs(r, cubicA);
+      const first = mode === "linear" ? f : f - 1;
+      let sum = 0;
+      for (let k = 0; k < taps; k++) {
+        const j = first + k;
+        if (exclude && (j < 0 || j >= li)) ws[k] = 0;
+        sum += ws[k];
+      }
+      for (let k = 0; k < taps; k++) {
+        idx[i * taps + k] = Math.min(li - 1, Math.max(0, first + k));
+        w[i * taps + k] = exclude ? ws[k] / sum : ws[k];
+      }
     }
     const outer = size(shape.slice(0, a)), inner = size(shape.slice(a + 1));
     const next = new Float32Array(outer * lo * inner);
     for (let o = 0; o < outer; o++) {
       for (let i = 0; i < lo; i++) {
-        const s0 = (o * li + i0[i]) * inner, s1 = (o * li + i1[i]) * inner;
-        const d = (o * lo + i) * inner, w = f[i];
-        for (let j = 0; j < inner; j++) next[d + j] = cur[s0 + j] + (cur[s1 + j] - cur[s0 + j]) * w;
+        const d = (o * lo + i) * inner;
+        if (outside[i]) {
+          next.fill(extrapolation, d, d + inner);
+          continue;
+        }
+        if (taps === 2) {
+          // The two-tap form the linear mode always used (same bits as before).
+          const s0 = (o * li + idx[i * 2]) * inner, s1 = (o * li + idx[i * 2 + 1]) * inner;
+          const f = Math.fround(w[i * 2 + 1]);
+          for (let j = 0; j < inner; j++) {
+            next[d + j] = cur[s0 + j] + (cur[s1 + j] - cur[s0 + j]) * f;
+          }
+          continue;
+        }
+        for (let j = 0; j < inner; j++) {
+          let v = 0;
+          for (let k = 0; k < taps; k++) {
+            v += w[i * taps + k] * cur[(o * li + idx[i * taps + k]) * inner + j];
+          }
+          next[d + j] = v;
+        }
       }
     }
     cur = next;
@@ -196,6 +311,16 @@ export function resizeF32(
 }
 
 const resize: OpImpl = (inputs, node, ctx) => [resizeF32(inputs, node, ctx).y];
+
+/** Upsample (deprecated): Resize-10's semantics, scales as input (opset 9) or attribute (7). */
+const upsample: OpImpl = (inputs, node, ctx) => {
+  const a = node.attrs.scales;
+  const scales: TensorData | undefined = inputs[1] ??
+    (a?.kind === "floats"
+      ? { dtype: "float32", shape: [a.value.length], data: Float32Array.from(a.value) }
+      : undefined);
+  return [resizeF32([inputs[0], scales], node, { ...ctx, opset: 10 }).y];
+};
 
 /**
  * The resize op.
@@ -213,4 +338,4 @@ const resize: OpImpl = (inputs, node, ctx) => [resizeF32(inputs, node, ctx).y];
  * if (y.data.join() !== "1,1,2,2") throw new Error();
  * ```
  */
-export const resizeOps: OpTable<"Resize"> = { Resize: resize };
+export const resizeOps: OpTable<"Resize" | "Upsample"> = { Resize: resize, Upsample: upsample };

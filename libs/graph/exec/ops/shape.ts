@@ -416,10 +416,14 @@ export function castTo(t: TensorData, to: DType): TensorData {
   const n = t.data.length;
   const shape = [...t.shape];
   if (to === "string") {
-    return { dtype: to, shape, data: Array.from(toF32(t), (v) => String(v)) };
+    const src: ArrayLike<number | bigint> = isBig(t.dtype) || t.dtype === "float64"
+      ? t.data as Float64Array
+      : toF32(t);
+    const f32 = !isBig(t.dtype) && t.dtype !== "float64";
+    return { dtype: to, shape, data: Array.from(src, (v) => numberToString(v, f32)) };
   }
   const vals: ArrayLike<number> = t.dtype === "string"
-    ? Float32Array.from(t.data as string[], (s) => Number(s))
+    ? Float32Array.from(t.data as string[], stringToNumber)
     : isBig(t.dtype) || isNumeric(t.dtype)
     ? (isBig(t.dtype)
       ? Float64Array.from(t.data as BigInt64Array, (v) => Number(v))
@@ -454,6 +458,30 @@ export function castTo(t: TensorData, to: DType): TensorData {
       for (let i = 0; i < n; i++) (out as Int32Array)[i] = Math.trunc(vals[i]);
   }
   return { dtype: to, shape, data: out };
+}
+
+/**
+ * A number as Cast writes it into a string tensor: integers in full, float32 values as the
+ * shortest decimal that reads back as the same float32 (numpy's str of a float32), float64
+ * values as the shortest decimal for float64; non-finite values as "NaN", "INF", "-INF".
+ */
+function numberToString(v: number | bigint, f32: boolean): string {
+  if (typeof v === "bigint") return String(v);
+  if (Number.isNaN(v)) return "NaN";
+  if (!Number.isFinite(v)) return v > 0 ? "INF" : "-INF";
+  if (!f32 || Number.isInteger(v)) return String(v);
+  for (let p = 1; p < 9; p++) {
+    const r = Number(v.toPrecision(p));
+    if (Math.fround(r) === v) return String(r);
+  }
+  return String(Number(v.toPrecision(9)));
+}
+
+/** A string tensor element as Cast reads it: decimal, or (any case, optional sign) INF / NaN. */
+function stringToNumber(s: string): number {
+  const t = s.trim();
+  if (/^[+-]?(inf|infinity)$/i.test(t)) return t.startsWith("-") ? -Infinity : Infinity;
+  return t === "" ? NaN : Number(t);
 }
 
 const cast: OpImpl = (inputs, node) => {
@@ -621,6 +649,15 @@ export const shapeOps: OpTable<
   Identity: (inputs, node) => [need(node, inputs[0], "input")],
   Dropout: (inputs, node) => {
     const t = need(node, inputs[0], "data");
+    // Training mode (input 2, opset 12+) with a ratio > 0 drops random elements: refuse rather
+    // than return the identity, which would be a silently different result.
+    const training = inputs[2] !== undefined && Number(inputs[2].data[0]) !== 0;
+    const ratio = inputs[1] !== undefined ? Number(inputs[1].data[0]) : 0.5;
+    if (training && ratio !== 0) {
+      throw new LowbitError("UNSUPPORTED", "Dropout in training mode (random masks)", {
+        node: node.name,
+      });
+    }
     return [t, { dtype: "bool", shape: [...t.shape], data: new Uint8Array(t.data.length).fill(1) }];
   },
   Range: range,
