@@ -71,6 +71,8 @@ export interface MarkSpec {
   readonly mode?: QuantMode;
   /** Calibrator; default the preset's. */
   readonly calibrator?: string;
+  /** Graph values the quantizer reads at run time (see `QParams.reads`). */
+  readonly reads?: readonly string[];
   /** Why it is marked, for the plan and the report ("Softmax output", ...). */
   readonly note?: string;
 }

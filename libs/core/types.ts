@@ -136,6 +136,12 @@ export interface QParams {
   extra?: Record<string, number[]>;
   /** Scales computed at run time from the tensor itself (block formats, per-row tokens). */
   dynamic?: boolean;
+  /**
+   * Other graph values the quantizer reads at run time, handed to `fakeQuant` in
+   * `ctx.inputs` (a diffusion model's time input picks a timestep group's scales; a graph's
+   * adjacency gives node degrees). Graph inputs are also what calibrators see in `ctx.inputs`.
+   */
+  reads?: string[];
 }
 
 /** Options when fitting quantization parameters. */

@@ -84,7 +84,7 @@ Deno.test({
     );
     const loaded = lowbitModel(file, { registry });
     assert.equal(loaded.graph.nodes.filter((n) => n.op === "FakeQuant").length, 1);
-    const out = await createExecutor(loaded, { quantized: "integer", registry }).run({ x });
+    const out = await createExecutor(loaded, { registry }).run({ x });
     assert.deepEqual(out.logits.data, sim);
     const noMarks = await quantize({ model, calib, preset: "w8a8", registry: registryWith() });
     const plain = (await simulate(noMarks.quantized).run({ x })).data as Float32Array;
@@ -253,4 +253,57 @@ Deno.test({
     assert.equal(allocation["/fc3/Gemm"], "int8/channel");
     assert.equal(allocation["/fc1/Gemm"], allocation["/fc2/Gemm"]);
   },
+});
+
+Deno.test("a quantizer reads another graph value at run time (the input), through the lowbit file too", async () => {
+  const model = await readOnnxFile(`${FIX}mlp.onnx`);
+  const hidden = model.graph.nodes.find((n) => n.name === "/Relu")!.outputs[0];
+  const seen: number[][] = [];
+  // Per sample, one of two scales: the second when the sample's first pixel is lit.
+  const grouped: import("@lowbit/core").Quantizer = {
+    name: "by-first-pixel",
+    supports: (f) => f.name === "int8",
+    fit: (_r, opts) => ({
+      format: opts.format,
+      granularity: { kind: "tensor" },
+      mode: "symmetric",
+      scale: Float32Array.of(1),
+      zeroPoint: Int32Array.of(0),
+      extra: { scales: [0.05, 0.1] },
+    }),
+    quantize: () => new Uint8Array(0),
+    dequantize: (_c, _q, shape) => ({ shape: [...shape], data: new Float32Array(0) }),
+    fakeQuant(t, qp, ctx) {
+      const xin = ctx!.inputs!.x;
+      seen.push([...xin.shape]);
+      const per = t.data.length / t.shape[0], px = xin.data.length / xin.shape[0];
+      const out = new Float32Array(t.data.length);
+      for (let n = 0; n < t.shape[0]; n++) {
+        const s = qp.extra!.scales[(xin.data as Float32Array)[n * px] > 0.5 ? 1 : 0];
+        for (let i = 0; i < per; i++) {
+          const v = t.data[n * per + i];
+          out[n * per + i] = Math.fround(Math.max(-128, Math.min(127, Math.round(v / s))) * s);
+        }
+      }
+      return { shape: [...t.shape], data: out };
+    },
+  };
+  const registry = registryWith({
+    name: "reads",
+    register(r) {
+      r.quantizers.register(grouped);
+      r.markers.register({
+        name: "hidden",
+        mark: () => [{ value: hidden, quantizer: "by-first-pixel", format: "int8", reads: ["x"] }],
+      });
+    },
+  });
+  const { quantized } = await quantize({ model, calib, registry, preset: "w8a8" });
+  const e = quantized.plan.entries.find((p) => p.value === hidden && !p.skip)!;
+  assert.deepEqual(e.reads, ["x"]);
+  const sim = (await simulate(quantized).run({ x })).data;
+  assert.deepEqual(seen.at(-1), [200, 1, 8, 8]);
+  const loaded = lowbitModel(decodeLowbitFile(encodeLowbitModel(quantized)), { registry });
+  const out = await createExecutor(loaded, { registry }).run({ x });
+  assert.deepEqual(out.logits.data, sim);
 });

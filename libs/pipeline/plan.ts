@@ -78,6 +78,8 @@ export interface PlanEntry {
   quantizer?: string;
   /** The quantizer's other fitted parameters (block scale codes, a ternary γ, a log base...). */
   extra?: Record<string, number[]>;
+  /** Graph values the quantizer reads at run time (a time input, an adjacency). */
+  reads?: string[];
   /** Who asked for this point: a plugin's marker name; absent for the layers' own points. */
   by?: string;
   /** Why it is a point ("Softmax output", ...), for the report. */

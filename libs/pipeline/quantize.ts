@@ -575,6 +575,7 @@ function markStage(st: QuantizeState): void {
         mode: spec.mode ?? (block ? "symmetric" : act?.mode ?? "affine"),
         calibrator: spec.calibrator ?? (block ? "dynamic" : act?.calibrator ?? "minmax"),
         ...(block ? { dynamic: true } : {}),
+        ...(spec.reads?.length ? { reads: [...spec.reads] } : {}),
         by: m.name,
         ...(spec.note ? { note: spec.note } : {}),
       };

@@ -227,6 +227,7 @@ export function entryQParams(entry: PlanEntry): QParams {
     zeroPoint: Int32Array.from(entry.zeroPoint ?? entry.scale.map(() => 0)),
     ...(entry.extra ? { extra: structuredClone(entry.extra) } : {}),
     ...(entry.dynamic ? { dynamic: true } : {}),
+    ...(entry.reads?.length ? { reads: [...entry.reads] } : {}),
   };
 }
 

@@ -372,6 +372,9 @@ function parseActivations(
       zeroPoint: Int32Array.from(q.zeroPoint),
       ...(extra ? { extra: extra as Record<string, number[]> } : {}),
       ...(q.dynamic === true ? { dynamic: true } : {}),
+      ...(Array.isArray(q.reads) && q.reads.every((r) => typeof r === "string")
+        ? { reads: q.reads as string[] }
+        : {}),
       ...(typeof q.quantMin === "number" ? { quantMin: q.quantMin } : {}),
       ...(typeof q.quantMax === "number" ? { quantMax: q.quantMax } : {}),
     };

@@ -196,12 +196,22 @@ export function materializeQuantized(
       inits2.set(n, f32([qp.extra![k].length], qp.extra![k]));
       return n;
     });
+    const reads = qp.reads ?? [];
+    for (const r of reads) {
+      if (!producer.has(r) && !g.inputs.some((v) => v.name === r) && !inits2.has(r)) {
+        throw new LowbitError(
+          "UNKNOWN_NAME",
+          `the quantizer reads '${r}', which the graph lacks`,
+          subject,
+        );
+      }
+    }
     const out = fresh(`${p.value}.lowbit_fake_quant`);
     const node: Node = {
       name: fresh(`${p.value}_FakeQuant`),
       op: "FakeQuant",
       domain: "lowbit",
-      inputs: [p.value, sName, zName, ...extraInputs],
+      inputs: [p.value, sName, zName, ...extraInputs, ...reads],
       outputs: [out],
       attrs: {
         quantizer: { kind: "string", value: p.quantizer },
@@ -210,6 +220,7 @@ export function materializeQuantized(
         mode: { kind: "string", value: qp.mode },
         ...(qp.dynamic ? { dynamic: { kind: "int", value: 1 } } : {}),
         ...(extraNames.length ? { extra: { kind: "strings", value: extraNames } } : {}),
+        ...(reads.length ? { reads: { kind: "strings", value: [...reads] } } : {}),
         ...(qp.quantMin !== undefined ? { quant_min: { kind: "int", value: qp.quantMin } } : {}),
         ...(qp.quantMax !== undefined ? { quant_max: { kind: "int", value: qp.quantMax } } : {}),
       },

@@ -4,9 +4,10 @@
  * through the registered quantizer's `fakeQuant` — the same function the simulation uses, so a
  * lowbit file and the simulation give the same bits.
  *
- * Inputs: `x`, `scale`, `zero_point`, then one float32 tensor per name in the `extra` attribute.
- * Attributes: `quantizer`, `format`, `granularity` (JSON), `mode`, `dynamic` (0 / 1), `extra`
- * (names), optional `quant_min` / `quant_max`.
+ * Inputs: `x`, `scale`, `zero_point`, one float32 tensor per name in the `extra` attribute, then
+ * one per name in `reads` (graph values the quantizer reads at run time, given to it in
+ * `ctx.inputs`). Attributes: `quantizer`, `format`, `granularity` (JSON), `mode`, `dynamic`
+ * (0 / 1), `extra` (names), `reads` (names), optional `quant_min` / `quant_max`.
  *
  * @module
  */
@@ -86,6 +87,7 @@ export function fakeQuantParams(
     if (!t) throw new LowbitError("INVALID_ARGUMENT", `FakeQuant extra '${k}' missing`, subject);
     extra[k] = Array.from(toF32(t));
   });
+  const reads = strings(node, "reads");
   const qmin = attr(node, "quant_min"), qmax = attr(node, "quant_max");
   return {
     quantizer,
@@ -97,6 +99,7 @@ export function fakeQuantParams(
       zeroPoint: Int32Array.from(toF32(z)),
       ...(names.length ? { extra } : {}),
       ...(attr(node, "dynamic") === 1 ? { dynamic: true } : {}),
+      ...(reads.length ? { reads } : {}),
       ...(typeof qmin === "number" ? { quantMin: qmin } : {}),
       ...(typeof qmax === "number" ? { quantMax: qmax } : {}),
     },
@@ -115,7 +118,23 @@ const fakeQuant: OpImpl = (inputs, node, ctx: OpContext) => {
     });
   }
   const q = ctx.quantizers.get(quantizer);
-  const y = q.fakeQuant({ shape: x.shape, data: x.data as Float32Array }, qp);
+  // The values the quantizer reads at run time come after the extras.
+  const offset = 3 + Object.keys(qp.extra ?? {}).length;
+  const read: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
+  (qp.reads ?? []).forEach((name, i) => {
+    const t = inputs[offset + i];
+    if (!t) {
+      throw new LowbitError("INVALID_ARGUMENT", `FakeQuant reads '${name}', which is missing`, {
+        node: node.name,
+      });
+    }
+    read[name] = { shape: t.shape, data: toF32(t) };
+  });
+  const y = q.fakeQuant({ shape: x.shape, data: x.data as Float32Array }, qp, {
+    batch: 0,
+    tags: {},
+    inputs: read,
+  });
   return [{ dtype: "float32", shape: [...x.shape], data: y.data }];
 };
 
