@@ -169,9 +169,8 @@ export function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> 
 }
 
 /**
- * The static activation entry of each quantized value. Layers that share an
- * input must quantize it the same way (one Q/DQ pair per value, as QDQ ONNX
- * does); different specs on one value are an error naming both layers.
+ * The activation point of each quantized value (one per value: layers that share an input
+ * share its point).
  *
  * @param plan the fitted plan
  * @returns value → entry
@@ -188,26 +187,10 @@ export function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> 
  * ```
  */
 export function activationsByValue(plan: QuantPlan): Map<string, PlanEntry> {
+  // Plans hold one activation point per value (`buildEntries` refuses two specs on one tensor).
   const out = new Map<string, PlanEntry>();
   for (const e of plan.entries) {
-    if (e.role !== "activation" || e.skip) continue;
-    const prev = out.get(e.value);
-    if (!prev) {
-      out.set(e.value, e);
-      continue;
-    }
-    const same = prev.format === e.format && prev.mode === e.mode &&
-      prev.dynamic === e.dynamic &&
-      JSON.stringify(prev.scale) === JSON.stringify(e.scale) &&
-      JSON.stringify(prev.zeroPoint) === JSON.stringify(e.zeroPoint);
-    if (!same) {
-      throw new LowbitError(
-        "INVALID_ARGUMENT",
-        `layers '${prev.node}' and '${e.node}' both read '${e.value}' but quantize it ` +
-          `differently; give them the same activation format and calibrator`,
-        { tensor: e.value },
-      );
-    }
+    if (e.role === "activation" && !e.skip && !out.has(e.value)) out.set(e.value, e);
   }
   return out;
 }

@@ -634,18 +634,28 @@ async function equalizeStage(st: QuantizeState): Promise<void> {
   const given = st.opts.plan ? st.equalization : undefined;
   if (!given && (st.opts.plan || eqAlpha === null)) return;
   const eqLayers = st.layers.filter((l) => l.op === "Conv" && inputQuantized(st, l));
-  let absMax = new Map<string, Float32Array>();
-  if (!given) {
-    const bar = startBar(st, "equalize");
-    absMax = (await calibrate(st.model, calibrationData(st, "for range equalisation"), {
-      absMax: eqLayers,
-      ...calibrateCommon(st, bar),
-    })).absMax;
-    bar.stop();
-  }
+  const absMax = given
+    ? new Map()
+    : await absMaxPass(st, "equalize", eqLayers, "for range equalisation");
   const r = equalize(st.model, eqLayers, absMax, { alpha: eqAlpha ?? 0.5, given });
   st.equalization = r.factors;
   st.warnings.push(...r.notes);
+}
+
+/** A calibration pass collecting per-channel input |x| maxima of `layers`. */
+async function absMaxPass(
+  st: QuantizeState,
+  name: string,
+  layers: Layer[],
+  why: string,
+): Promise<Map<string, Float32Array>> {
+  const bar = startBar(st, name);
+  const stats = await calibrate(st.model, calibrationData(st, why), {
+    absMax: layers,
+    ...calibrateCommon(st, bar),
+  });
+  bar.stop();
+  return stats.absMax;
 }
 
 /** SmoothQuant: migrate activation outliers into the weights. */
@@ -653,15 +663,9 @@ async function smoothQuantStage(st: QuantizeState): Promise<void> {
   if (st.smoothAlpha === null) return;
   const given = st.opts.plan ? st.smoothing : undefined;
   const smoothable = st.layers.filter((l) => inputQuantized(st, l));
-  let absMax = new Map<string, Float32Array>();
-  if (!given) {
-    const bar = startBar(st, "smoothquant");
-    absMax = (await calibrate(st.model, calibrationData(st, "for SmoothQuant"), {
-      absMax: smoothable,
-      ...calibrateCommon(st, bar),
-    })).absMax;
-    bar.stop();
-  }
+  const absMax = given
+    ? new Map()
+    : await absMaxPass(st, "smoothquant", smoothable, "for SmoothQuant");
   const r = smoothQuant(st.model, smoothable, absMax, st.smoothAlpha, given);
   st.smoothing = r.factors;
   st.warnings.push(...r.notes);

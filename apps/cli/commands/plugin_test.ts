@@ -5,24 +5,10 @@ import assert from "node:assert/strict";
 import { defaultRegistry } from "@lowbit/core";
 import { readNpy } from "@lowbit/graph";
 import { fileURLToPath } from "node:url";
-import { runCli } from "../main.ts";
+import { cli } from "../_cli_test_util.ts";
 
 const FIX = fileURLToPath(new URL("../../../fixtures/digits/", import.meta.url));
 const EXAMPLE = fileURLToPath(new URL("../../../docs/examples/pow2_plugin.ts", import.meta.url));
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await runCli(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 Deno.test({
   name:
