@@ -26,7 +26,7 @@ export * from "./passes/topo.ts";
 export * from "./passes/shape_infer.ts";
 export * from "./passes/fold.ts";
 export * from "./passes/bn_fold.ts";
-export * from "./passes/quant_points.ts";
+export * from "./passes/quant_points.ts"; // candidate sites (QuantSite), not the quantized model's points
 export * from "./passes/opset.ts";
 export * from "./export/qdq.ts";
 export * from "./export/lowbit_file.ts";

@@ -11,7 +11,7 @@ import { attrInt } from "./_const_eval.ts";
 export type QuantRole = "weight" | "activation";
 
 /** One place a tensor may be quantized. */
-export interface QuantPoint {
+export interface QuantSite {
   /** Consuming node (for marked values: the producing node, "" for graph inputs / initializers). */
   node: string;
   /** Operator of `node` ("" when there is none). */
@@ -40,7 +40,7 @@ export interface QuantMark {
   role?: QuantRole;
   /** Per-channel axis, if any. */
   axis?: number;
-  /** Who asked (plugin name), copied to `QuantPoint.markedBy`. */
+  /** Who asked (plugin name), copied to `QuantSite.markedBy`. */
   by?: string;
 }
 
@@ -82,7 +82,7 @@ export interface QuantPointOptions {
  * }
  * ```
  */
-export function quantPoints(graph: Graph, opts: QuantPointOptions = {}): QuantPoint[] {
+export function quantPoints(graph: Graph, opts: QuantPointOptions = {}): QuantSite[] {
   const constants = new Set<string>(graph.initializers.keys());
   const producer = new Map<string, { name: string; op: string }>();
   for (const n of graph.nodes) {
@@ -92,7 +92,7 @@ export function quantPoints(graph: Graph, opts: QuantPointOptions = {}): QuantPo
   const rank = (v: string): number | undefined =>
     graph.initializers.get(v)?.shape.length ?? graph.valueInfo.get(v)?.shape?.length ??
       constRank(graph, v);
-  const points: QuantPoint[] = [];
+  const points: QuantSite[] = [];
   for (const n of graph.nodes) {
     if (n.domain !== "" && n.domain !== "ai.onnx") continue;
     let idx: number[];
@@ -125,7 +125,7 @@ export function quantPoints(graph: Graph, opts: QuantPointOptions = {}): QuantPo
       const v = n.inputs[i];
       if (!v) continue;
       const weight = constants.has(v);
-      const p: QuantPoint = {
+      const p: QuantSite = {
         node: n.name,
         op: n.op,
         inputIndex: i,
@@ -145,7 +145,7 @@ export function quantPoints(graph: Graph, opts: QuantPointOptions = {}): QuantPo
       if (seen.has(mark.value)) continue;
       seen.add(mark.value);
       const prod = producer.get(mark.value);
-      const p: QuantPoint = {
+      const p: QuantSite = {
         node: prod?.name ?? "",
         op: prod?.op ?? "",
         inputIndex: -1,
