@@ -22,6 +22,7 @@ export * from "./npy.ts";
 export * from "./safetensors.ts";
 export * from "./exec/mod.ts";
 export * from "./passes/topo.ts";
+export * from "./subgraphs.ts";
 export * from "./passes/shape_infer.ts";
 export * from "./passes/fold.ts";
 export * from "./passes/bn_fold.ts";

@@ -7,6 +7,7 @@
  */
 
 import { activationOps } from "./activation.ts";
+import { controlFlowOps } from "./controlflow.ts";
 import { convOps } from "./conv.ts";
 import { elementwiseOps } from "./elementwise.ts";
 import { fusedOps } from "./fused.ts";
@@ -18,6 +19,7 @@ import { poolOps } from "./pool.ts";
 import { qlinearOps } from "./qlinear.ts";
 import { reduceOps } from "./reduce.ts";
 import { resizeOps } from "./resize.ts";
+import { rnnOps } from "./rnn.ts";
 import { shapeOps } from "./shape.ts";
 import { OP_NAMES, type OpImpl, type OpName } from "./types.ts";
 
@@ -44,6 +46,8 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   ...fusedOps,
   ...minifloatOps,
   ...pointwiseOps,
+  ...controlFlowOps,
+  ...rnnOps,
 };
 
 const FUSED: ReadonlySet<string> = new Set([
