@@ -153,8 +153,9 @@ const Loop: OpImpl = async (args, node, ctx) => {
   let i = 0;
   while (i < M && cond) {
     const out = await run(ctx, node, body, [int64([i], []), boolScalar(cond), ...carried], outer);
-    // NOTE: without a condition input the loop runs M times and ignores the body's condition.
-    if (condIn !== undefined) cond = truth(out[0], node, "the body's condition output");
+    // NOTE: the spec's pseudo-code ignores the body's condition when the node has no condition
+    // input; onnxruntime (and ONNX's reference evaluator) stop on it anyway, and so do we.
+    cond = truth(out[0], node, "the body's condition output");
     carried = out.slice(1, 1 + n);
     out.slice(1 + n).forEach((t, k) => (scans[k] ??= []).push(t));
     i++;
