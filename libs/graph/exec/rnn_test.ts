@@ -9,10 +9,10 @@ import { pattern } from "./_testing.ts";
 import { graphOf, matchOrt, modelOf, node } from "./_ort_testing.ts";
 
 const T = 5, B = 3, I = 4, H = 6;
-const ints = (value: number[]): Attr => ({ kind: "ints", value });
 const int = (value: number): Attr => ({ kind: "int", value });
 const flt = (value: number): Attr => ({ kind: "float", value });
 const str = (value: string): Attr => ({ kind: "string", value });
+const floats = (value: number[]): Attr => ({ kind: "floats", value });
 const strs = (value: string[]): Attr => ({ kind: "strings", value });
 const lens: TensorData = { dtype: "int32", shape: [B], data: new Int32Array([5, 2, 4]) };
 
@@ -83,8 +83,6 @@ Deno.test("LSTM matches onnxruntime-web", async () => {
   ];
   for (const c of cases) await check("LSTM", c);
 });
-
-const floats = (value: number[]): Attr => ({ kind: "floats", value });
 
 Deno.test("GRU matches onnxruntime-web", async () => {
   const cases: Case[] = [
