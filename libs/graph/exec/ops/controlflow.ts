@@ -64,7 +64,7 @@ function boolScalar(v: boolean): TensorData {
 }
 
 /** Slice `index` of `t` along `axis`, the axis removed. */
-export function sliceAxis(t: TensorData, axis: number, index: number): TensorData {
+function sliceAxis(t: TensorData, axis: number, index: number): TensorData {
   const outer = size(t.shape.slice(0, axis));
   const inner = size(t.shape.slice(axis + 1));
   const len = t.shape[axis];
@@ -89,7 +89,7 @@ function copyInto(dst: TensorStorage, at: number, src: TensorStorage, from: numb
 }
 
 /** Stacks equally shaped tensors along a new axis `axis`. */
-export function stackAxis(parts: readonly TensorData[], axis: number, node: Node): TensorData {
+function stackAxis(parts: readonly TensorData[], axis: number, node: Node): TensorData {
   const first = parts[0];
   for (const p of parts) {
     if (p.dtype !== first.dtype || p.shape.join() !== first.shape.join()) {

@@ -13,7 +13,9 @@ import { elementwiseOps } from "./elementwise.ts";
 import { fusedOps } from "./fused.ts";
 import { matmulOps } from "./matmul.ts";
 import { minifloatOps } from "./minifloat.ts";
+import { msQuantOps } from "./ms_quant.ts";
 import { normalizationOps } from "./normalization.ts";
+import { ortQuantOps } from "./ort_quant.ts";
 import { pointwiseOps } from "./pointwise.ts";
 import { poolOps } from "./pool.ts";
 import { qlinearOps } from "./qlinear.ts";
@@ -48,6 +50,7 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   ...pointwiseOps,
   ...controlFlowOps,
   ...rnnOps,
+  ...ortQuantOps,
 };
 
 const FUSED: ReadonlySet<string> = new Set([
@@ -58,7 +61,8 @@ const FUSED: ReadonlySet<string> = new Set([
 
 /**
  * The implementation of `op` in `domain`, or undefined when unsupported.
- * The default ONNX domain is "" (or "ai.onnx"); lowbit's fused ops live in "lowbit".
+ * The default ONNX domain is "" (or "ai.onnx"); lowbit's fused ops live in "lowbit";
+ * onnxruntime's quantized contrib ops in "com.microsoft".
  *
  * @param op operator type
  * @param domain operator domain
@@ -73,6 +77,8 @@ const FUSED: ReadonlySet<string> = new Set([
  * ```
  */
 export function lookupOp(op: string, domain: string): OpImpl | undefined {
+  // onnxruntime's contrib ops (ms_quant.ts)
+  if (domain === "com.microsoft") return Object.hasOwn(msQuantOps, op) ? msQuantOps[op] : undefined;
   if (!Object.hasOwn(OPS, op)) return undefined;
   const fused = FUSED.has(op);
   if (domain === "lowbit") return fused ? OPS[op as OpName] : undefined;

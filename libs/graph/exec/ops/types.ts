@@ -112,6 +112,12 @@ export const OP_NAMES = [
   // quantization
   "QuantizeLinear",
   "DequantizeLinear",
+  // onnxruntime's quantizer output, default domain (ort_quant.ts)
+  "DynamicQuantizeLinear",
+  "MatMulInteger",
+  "ConvInteger",
+  "QLinearConv",
+  "QLinearMatMul",
   // lowbit fused quantized ops (domain "lowbit"), produced by `fuseQdq`
   "QGemmFused",
   "QConvFused",
