@@ -193,21 +193,24 @@ function inputProjection(c: Common, d: number, G: number, bias: Float32Array): F
   return out;
 }
 
-/** h·R_gᵀ for gate rows [g0, g0 + H) of direction d. */
-function recur(
-  c: Common,
-  d: number,
-  G: number,
+/** out[g] = base[bo + g] + Σ_k h[ho + k]·r[ro + g·H + k] for the gate rows g < rows. */
+function matvec(
+  out: Float32Array,
+  base: Float32Array | undefined,
+  bo: number,
+  r: Float32Array,
+  ro: number,
   h: Float32Array,
   ho: number,
-  g0: number,
-  j: number,
-) {
-  const { H, r } = c;
-  const ro = (d * G * H + g0 + j) * H;
-  let s = 0;
-  for (let k = 0; k < H; k++) s += h[ho + k] * r[ro + k];
-  return s;
+  rows: number,
+  H: number,
+): void {
+  for (let g = 0; g < rows; g++) {
+    let s = base === undefined ? 0 : base[bo + g];
+    const o = ro + g * H;
+    for (let k = 0; k < H; k++) s += h[ho + k] * r[o + k];
+    out[g] = s;
+  }
 }
 
 /** Output layout: Y [T, D, B, H] → layout 1 [B, T, D, H]; states [D, B, H] → [B, D, H]. */
@@ -265,8 +268,7 @@ const LSTM: OpImpl = (args, node) => {
   const y = new Float32Array(T * D * B * H);
   const hs = c.h0, cs = c0;
   const cl = (v: number): number => v < -clip ? -clip : v > clip ? clip : v;
-  const gi = new Float32Array(H), go = new Float32Array(H), gf = new Float32Array(H);
-  const gc = new Float32Array(H);
+  const gates = new Float32Array(4 * H);
   for (let d = 0; d < D; d++) {
     const [f, g, h] = c.acts[d];
     const xw = inputProjection(c, d, 4, biasSum(c, d, 4, () => false));
@@ -277,25 +279,21 @@ const LSTM: OpImpl = (args, node) => {
         if (t < 0) continue;
         const so = (d * B + b) * H;
         const xo = (t * B + b) * 4 * H;
-        for (let j = 0; j < H; j++) {
-          gi[j] = xw[xo + j] + recur(c, d, 4, hs, so, 0, j);
-          go[j] = xw[xo + H + j] + recur(c, d, 4, hs, so, H, j);
-          gf[j] = xw[xo + 2 * H + j] + recur(c, d, 4, hs, so, 2 * H, j);
-          gc[j] = xw[xo + 3 * H + j] + recur(c, d, 4, hs, so, 3 * H, j);
-        }
+        matvec(gates, xw, xo, c.r, d * 4 * H * H, hs, so, 4 * H, H);
         for (let j = 0; j < H; j++) {
           const cp = cs[so + j];
-          const i = f(cl(gi[j] + (P ? P[po + j] * cp : 0)));
-          const fg = inputForget ? 1 - i : f(cl(gf[j] + (P ? P[po + 2 * H + j] * cp : 0)));
-          const cn = fg * cp + i * g(cl(gc[j]));
-          const o = f(cl(go[j] + (P ? P[po + H + j] * cn : 0)));
-          const hn = o * h(cn);
+          const i = f(cl(gates[j] + (P ? P[po + j] * cp : 0)));
+          const fg = inputForget
+            ? 1 - i
+            : f(cl(gates[2 * H + j] + (P ? P[po + 2 * H + j] * cp : 0)));
+          const cn = fg * cp + i * g(cl(gates[3 * H + j]));
+          const o = f(cl(gates[H + j] + (P ? P[po + H + j] * cn : 0)));
           cs[so + j] = cn;
-          gi[j] = hn; // keep until every element of this step is computed
+          gates[j] = o * h(cn); // h of this step, kept until every element is computed
         }
         for (let j = 0; j < H; j++) {
-          hs[so + j] = gi[j];
-          y[((t * D + d) * B + b) * H + j] = gi[j];
+          hs[so + j] = gates[j];
+          y[((t * D + d) * B + b) * H + j] = gates[j];
         }
       }
     }
@@ -310,12 +308,13 @@ const GRU: OpImpl = (args, node) => {
   const y = new Float32Array(T * D * B * H);
   const hs = c.h0;
   const cl = (v: number): number => v < -clip ? -clip : v > clip ? clip : v;
-  const z = new Float32Array(H), r = new Float32Array(H), hn = new Float32Array(H);
-  const rh = new Float32Array(H);
+  const zr = new Float32Array(2 * H), hn = new Float32Array(H);
+  const rh = new Float32Array(H), lin = new Float32Array(H);
   for (let d = 0; d < D; d++) {
     const [f, g] = c.acts[d];
     // Rb of z and r join the input projection; Rb of h stays apart (it is inside the reset).
     const xw = inputProjection(c, d, 3, biasSum(c, d, 3, (k) => k >= 2 * H));
+    const ro = d * 3 * H * H;
     const rbh = c.b === undefined
       ? new Float32Array(H)
       : c.b.subarray(d * 6 * H + 5 * H, (d * 6 + 6) * H);
@@ -325,23 +324,18 @@ const GRU: OpImpl = (args, node) => {
         if (t < 0) continue;
         const so = (d * B + b) * H;
         const xo = (t * B + b) * 3 * H;
-        for (let j = 0; j < H; j++) {
-          z[j] = f(cl(xw[xo + j] + recur(c, d, 3, hs, so, 0, j)));
-          r[j] = f(cl(xw[xo + H + j] + recur(c, d, 3, hs, so, H, j)));
-        }
+        matvec(zr, xw, xo, c.r, ro, hs, so, 2 * H, H);
+        for (let j = 0; j < 2 * H; j++) zr[j] = f(cl(zr[j]));
         if (lbr) {
-          for (let j = 0; j < H; j++) {
-            const lin = recur(c, d, 3, hs, so, 2 * H, j) + rbh[j];
-            hn[j] = g(cl(xw[xo + 2 * H + j] + r[j] * lin));
-          }
+          matvec(lin, rbh, 0, c.r, ro + 2 * H * H, hs, so, H, H);
+          for (let j = 0; j < H; j++) hn[j] = g(cl(xw[xo + 2 * H + j] + zr[H + j] * lin[j]));
         } else {
-          for (let j = 0; j < H; j++) rh[j] = r[j] * hs[so + j];
-          for (let j = 0; j < H; j++) {
-            hn[j] = g(cl(xw[xo + 2 * H + j] + recur(c, d, 3, rh, 0, 2 * H, j) + rbh[j]));
-          }
+          for (let j = 0; j < H; j++) rh[j] = zr[H + j] * hs[so + j];
+          matvec(lin, rbh, 0, c.r, ro + 2 * H * H, rh, 0, H, H);
+          for (let j = 0; j < H; j++) hn[j] = g(cl(xw[xo + 2 * H + j] + lin[j]));
         }
         for (let j = 0; j < H; j++) {
-          const v = (1 - z[j]) * hn[j] + z[j] * hs[so + j];
+          const v = (1 - zr[j]) * hn[j] + zr[j] * hs[so + j];
           hs[so + j] = v;
           y[((t * D + d) * B + b) * H + j] = v;
         }
@@ -367,7 +361,8 @@ const RNN: OpImpl = (args, node) => {
         if (t < 0) continue;
         const so = (d * B + b) * H;
         const xo = (t * B + b) * H;
-        for (let j = 0; j < H; j++) hn[j] = f(cl(xw[xo + j] + recur(c, d, 1, hs, so, 0, j)));
+        matvec(hn, xw, xo, c.r, d * H * H, hs, so, H, H);
+        for (let j = 0; j < H; j++) hn[j] = f(cl(hn[j]));
         for (let j = 0; j < H; j++) {
           hs[so + j] = hn[j];
           y[((t * D + d) * B + b) * H + j] = hn[j];
