@@ -186,3 +186,65 @@ Deno.test("createExecutor() looks into subgraphs: unsupported ops and unknown na
     (e) => e instanceof LowbitError && e.code === "UNKNOWN_NAME" && e.subject.tensor === "nowhere",
   );
 });
+
+Deno.test("Scan of opset 8: batch axis, sequence_lens, reverse direction", async () => {
+  const s0 = pattern([3, 2], 8); // [batch, state]
+  const a = pattern([3, 4, 2], 9); // [batch, time, 2]
+  const lens: TensorData = { dtype: "int64", shape: [3], data: new BigInt64Array([4n, 2n, 3n]) };
+  const body = graphOf(
+    "body",
+    [
+      node("Add", ["st", "x"], ["st2"]),
+      node("Mul", ["st2", "x"], ["y"]),
+    ],
+    { st: pattern([2]), x: pattern([2]) },
+    [
+      { name: "st2", dtype: "float32", shape: [2] },
+      { name: "y", dtype: "float32", shape: [2] },
+    ],
+  );
+  const main = graphOf(
+    "scan8",
+    [
+      node("Scan", ["lens", "s0", "a"], ["final", "ys"], {
+        body: g(body),
+        num_scan_inputs: { kind: "int", value: 1 },
+        directions: { kind: "ints", value: [1] },
+      }),
+    ],
+    { lens, s0, a },
+    [
+      { name: "final", dtype: "float32", shape: [3, 2] },
+      { name: "ys", dtype: "float32", shape: [3, 4, 2] },
+    ],
+  );
+  await matchOrt("Scan-8", modelOf(main, 8), { lens, s0, a });
+});
+
+Deno.test("hooks reach inside subgraphs: observe sees, transform replaces branch values", async () => {
+  const x = pattern([2, 3], 1);
+  const w = pattern([3, 2], 2);
+  const then = graphOf("then", [node("MatMul", ["x", "w"], ["t"])], {}, [
+    vi("t", "float32", [2, 2]),
+  ]);
+  const els = graphOf("else", [node("Neg", ["x"], ["e"])], {}, [vi("e")]);
+  const main = graphOf(
+    "if",
+    [
+      node("If", ["c"], ["y"], { then_branch: g(then), else_branch: g(els) }),
+    ],
+    { x, c: bool(true) },
+    [vi("y", "float32", [2, 2])],
+    { w },
+  );
+  const exec = createExecutor(main);
+  const seen: string[] = [];
+  const out = await exec.run({ x, c: bool(true) }, {
+    observe: (name, _t, n) => seen.push(`${name}@${n?.op ?? "input"}`),
+    transform: (name, t) =>
+      name === "t" ? { ...t, data: (t.data as Float32Array).map(() => 7) } : undefined,
+  });
+  // the MatMul output inside the branch was observed (by its node) and replaced
+  assert.deepEqual(seen, ["x@input", "c@input", "t@MatMul", "y@If"]);
+  assert.deepEqual(Array.from(out.y.data as Float32Array), [7, 7, 7, 7]);
+});

@@ -71,7 +71,9 @@ export interface RunOptions {
   /**
    * Called once per watched value as it is produced (graph inputs first, then
    * node outputs in plan order), after `transform`. `node` is undefined for
-   * graph inputs. Only the current batch is alive; copy `t` to keep it.
+   * graph inputs. Only the current batch is alive; copy `t` to keep it. Values made inside
+   * If / Loop / Scan subgraphs are shown (and transformed) as the subgraph runs, once per
+   * iteration; a subgraph's inputs are not shown again.
    */
   observe?: (valueName: string, t: TensorData, node: Node | undefined) => void;
   /**
@@ -510,7 +512,13 @@ async function runPlan(
     if (bad !== undefined) {
       throw new LowbitError("SHAPE_MISMATCH", `input ${bad}`, { tensor: info.name });
     }
-    produce(info.name, t, undefined);
+    if (scope.check) produce(info.name, t, undefined);
+    else {
+      // A subgraph's inputs (outer values, loop-carried values, scan slices) were shown to the
+      // hooks where they were produced: they are not shown again.
+      values.set(info.name, t);
+      refs.set(t.data, (refs.get(t.data) ?? 0) + 1);
+    }
     pinned.add(t.data);
     pinned.add(values.get(info.name)!.data);
   }

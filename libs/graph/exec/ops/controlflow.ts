@@ -169,14 +169,8 @@ const Loop: OpImpl = async (args, node, ctx) => {
 };
 
 const Scan: OpImpl = async (args, node, ctx) => {
-  if (ctx.opset < 9) {
-    throw new LowbitError(
-      "UNSUPPORTED",
-      "Scan of opset 8 (with batch axis and sequence_lens) is not supported; use opset 9+",
-      { node: node.name },
-    );
-  }
   const { own, outer } = splitOuter(args, node);
+  if (ctx.opset < 9) return await scan8(ctx, node, own, outer);
   const body = graphAttr(node, "body");
   const m = attrInt(node, "num_scan_inputs", -1);
   if (m < 1 || m > own.length || own.some((t) => t === undefined)) {
@@ -227,6 +221,63 @@ const Scan: OpImpl = async (args, node, ctx) => {
   }
   return [...states, ...outs];
 };
+
+/**
+ * Scan of opset 8: inputs are [sequence_lens], states [batch, ...], scan inputs
+ * [batch, time, ...]; every batch entry is scanned on its own (over its sequence length,
+ * forward or reverse per `directions`), scan outputs are [batch, time, ...] with zeros past a
+ * shorter sequence.
+ */
+async function scan8(
+  ctx: OpContext,
+  node: Node,
+  own: (TensorData | undefined)[],
+  outer: Record<string, TensorData>,
+): Promise<TensorData[]> {
+  const body = graphAttr(node, "body");
+  const [lensT, ...rest] = own;
+  const m = attrInt(node, "num_scan_inputs", -1);
+  if (m < 1 || m > rest.length || rest.some((t) => t === undefined)) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `Scan: num_scan_inputs ${m} does not fit ${rest.length} inputs after sequence_lens`,
+      { node: node.name },
+    );
+  }
+  const all = rest as TensorData[];
+  const n = all.length - m;
+  const scanIn = all.slice(n);
+  const dirs = attrInts(node, "directions") ?? scanIn.map(() => 0);
+  const B = scanIn[0].shape[0], T = scanIn[0].shape[1];
+  const lens = lensT === undefined ? new Array<number>(B).fill(T) : Array.from(lensT.data, Number);
+  const finals: TensorData[][] = Array.from({ length: n }, () => []);
+  const outs: TensorData[][] = [];
+  for (let b = 0; b < B; b++) {
+    let states = all.slice(0, n).map((t) => sliceAxis(t, 0, b));
+    const rows = scanIn.map((t) => sliceAxis(t, 0, b));
+    const steps: TensorData[][] = [];
+    for (let t = 0; t < lens[b]; t++) {
+      const slices = rows.map((x, k) => sliceAxis(x, 0, dirs[k] ? lens[b] - 1 - t : t));
+      const out = await run(ctx, node, body, [...states, ...slices], outer);
+      states = out.slice(0, n);
+      out.slice(n).forEach((y, k) => (steps[k] ??= []).push(y));
+    }
+    states.forEach((s, k) => finals[k].push(s));
+    const nOut = body.outputs.length - n;
+    outs.push(Array.from({ length: nOut }, (_, k) => {
+      const seq = steps[k] ?? [];
+      const like = seq[0] ?? emptyScan(body, n + k);
+      const shape = seq.length ? like.shape : like.shape.slice(1);
+      const zero = { dtype: like.dtype, shape, data: alloc(like.dtype, size(shape)) };
+      while (seq.length < T) seq.push(zero);
+      return stackAxis(seq, 0, node);
+    }));
+  }
+  return [
+    ...finals.map((f) => stackAxis(f, 0, node)),
+    ...(outs[0] ?? []).map((_, k) => stackAxis(outs.map((o) => o[k]), 0, node)),
+  ];
+}
 
 /** Size: the element count as an int64 scalar. */
 const Size: OpImpl = (args, node) => {
