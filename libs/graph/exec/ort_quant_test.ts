@@ -3,7 +3,10 @@
 // and a Conv (DynamicQuantizeLinear → MatMulInteger / ConvInteger → Cast → Mul → Add).
 // Integer outputs must match exactly, float outputs at rtol 1e-5.
 
+import assert from "node:assert/strict";
+import { LowbitError } from "@lowbit/core";
 import type { Attr, DType, TensorData } from "../ir.ts";
+import { createExecutor } from "./executor.ts";
 import { pattern } from "./_testing.ts";
 import { graphOf, matchOrt, modelOf, node } from "./_ort_testing.ts";
 
@@ -351,4 +354,107 @@ Deno.test("the graphs of onnxruntime's dynamic quantizer (MatMul and Conv) match
     },
   );
   await matchOrt("dynamic Conv", modelOf(conv), { x: img }, 1e-5, 1e-6);
+});
+
+Deno.test("com.microsoft QLinearLeakyRelu, GatherBlockQuantized, Q/DQ match onnxruntime-web", async () => {
+  for (const dt of ["uint8", "int8"] as const) {
+    const z = (v: number) => zp(dt, [dt === "uint8" ? v + 128 : v]);
+    await one(
+      `QLinearLeakyRelu ${dt}`,
+      "QLinearLeakyRelu",
+      [
+        q(dt, [3, 16], 50),
+        sc(0.05),
+        z(3),
+        sc(0.03),
+        z(-20),
+      ],
+      [{ name: "y", dtype: dt }],
+      { alpha: flt(0.1) },
+      MS,
+    );
+  }
+  const rows = 6, cols = 64, block = 32;
+  const idx: TensorData = {
+    dtype: "int64",
+    shape: [2, 2],
+    data: new BigInt64Array([5n, 0n, 2n, 5n]),
+  };
+  for (const bits of [4, 8]) {
+    const per = 8 / bits;
+    const data = q("uint8", [rows, cols / per], 51 + bits);
+    const scales = pattern([rows, cols / block], 52, 0.1);
+    const attrs = {
+      bits: int(bits),
+      block_size: int(block),
+      gather_axis: int(0),
+      quantize_axis: int(1),
+    };
+    const y = [{ name: "y", dtype: "float32" as DType }];
+    await one(
+      `GatherBlockQuantized ${bits}-bit`,
+      "GatherBlockQuantized",
+      [data, idx, scales],
+      y,
+      attrs,
+      MS,
+    );
+    const zps = q("uint8", [rows, Math.ceil(cols / block / per)], 53);
+    await one(
+      `GatherBlockQuantized ${bits}-bit, zero points`,
+      "GatherBlockQuantized",
+      [data, idx, scales, zps],
+      y,
+      attrs,
+      MS,
+    );
+  }
+  const x = pattern([2, 5], 54, 3);
+  const z16: TensorData = { dtype: "uint16", shape: [], data: new Uint16Array([30000]) };
+  const g = graphOf(
+    "qdq16",
+    [
+      node("QuantizeLinear", ["x", "s", "z"], ["xq"], {}, MS),
+      node("DequantizeLinear", ["xq", "s", "z"], ["y"], {}, MS),
+    ],
+    { x },
+    ["y"],
+    { s: sc(0.001), z: z16 },
+  );
+  await matchOrt("com.microsoft Q/DQ uint16", modelOf(g), { x }, 1e-6, 1e-7);
+});
+
+Deno.test("unsupported quantized forms give a LowbitError naming the node", async () => {
+  const a = pattern([2, 64], 60);
+  const g = graphOf(
+    "nbits",
+    [
+      node("MatMulNBits", ["a", "b", "s"], ["y"], {
+        K: int(64),
+        N: int(2),
+        bits: int(3),
+        block_size: int(32),
+      }, MS),
+    ],
+    { a },
+    ["y"],
+    { b: q("uint8", [2, 2, 12], 61), s: pattern([4], 62) },
+  );
+  await assert.rejects(
+    createExecutor(modelOf(g)).run({ a }),
+    (e) =>
+      e instanceof LowbitError && e.code === "UNSUPPORTED" && e.subject.node === "MatMulNBits_y" &&
+      /bits 3/.test(e.message),
+  );
+  const f = pattern([2, 3], 63);
+  const bad = graphOf("mmi", [node("MatMulInteger", ["f", "f"], ["y"])], { f }, ["y"]);
+  await assert.rejects(
+    createExecutor(modelOf(bad)).run({ f }),
+    (e) => e instanceof LowbitError && /A must be int8 or uint8, got float32/.test(e.message),
+  );
+  const unknown = graphOf("u", [node("QAttention", ["f"], ["y"], {}, MS)], { f }, ["y"]);
+  assert.throws(
+    () => createExecutor(modelOf(unknown)),
+    (e) => e instanceof LowbitError && e.code === "UNSUPPORTED" && /com\.microsoft/.test(e.message),
+  );
 });

@@ -3,6 +3,7 @@
 // every output. Layout 1 (which onnxruntime does not run) against layout 0 on transposed data.
 
 import assert from "node:assert/strict";
+import { LowbitError } from "@lowbit/core";
 import type { Attr, TensorData } from "../ir.ts";
 import { createExecutor } from "./executor.ts";
 import { pattern } from "./_testing.ts";
@@ -168,4 +169,32 @@ Deno.test("layout 1 (batch first) equals layout 0 on transposed inputs and outpu
   }
   assert.deepEqual(swap01(l1.Y_h), l0.Y_h);
   assert.deepEqual(swap01(l1.Y_c), l0.Y_c);
+});
+
+Deno.test("bad RNN inputs give a LowbitError naming the node", async () => {
+  const X = pattern([T, B, I], 1);
+  const run = (W: TensorData, attrs: Record<string, Attr> = {}) => {
+    const inputs = { X, W, R: pattern([1, 4 * H, H], 3) };
+    const g = graphOf(
+      "lstm",
+      [node("LSTM", ["X", "W", "R"], ["Y"], { hidden_size: int(H), ...attrs })],
+      inputs,
+      [
+        "Y",
+      ],
+    );
+    return createExecutor(g).run(inputs);
+  };
+  await assert.rejects(
+    run(pattern([1, 4 * H, I + 1], 2)),
+    (e) => e instanceof LowbitError && e.code === "SHAPE_MISMATCH" && e.subject.node === "LSTM_Y",
+  );
+  await assert.rejects(
+    run(pattern([1, 4 * H, I], 2), { activations: strs(["Sigmoid", "Nope", "Tanh"]) }),
+    (e) => e instanceof LowbitError && /unknown activation 'Nope'/.test(e.message),
+  );
+  await assert.rejects(
+    run(pattern([1, 4 * H, I], 2), { direction: str("sideways") }),
+    (e) => e instanceof LowbitError && e.code === "INVALID_ARGUMENT",
+  );
 });

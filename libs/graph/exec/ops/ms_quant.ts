@@ -2,7 +2,9 @@
  * onnxruntime's quantized contrib ops (domain `com.microsoft`) as they appear in models from
  * onnxruntime's quantizer and transformers.js: `MatMulNBits` (2 to 8-bit blockwise weights),
  * `DynamicQuantizeMatMul`, `QGemm`, `QLinearAdd`, `QLinearMul`, `QLinearGlobalAveragePool`,
- * `QLinearConcat`, `QLinearSigmoid`. Arithmetic follows onnxruntime's CPU kernels (MLAS):
+ * `QLinearConcat`, `QLinearSigmoid`, `QLinearLeakyRelu`, `GatherBlockQuantized` (4 / 8-bit
+ * embeddings) and the contrib-domain `QuantizeLinear` / `DequantizeLinear` (16-bit and 4-bit
+ * QDQ models). Arithmetic follows onnxruntime's CPU kernels (MLAS):
  * exact integer sums, float32 scale products, ties to even.
  *
  * @module
@@ -26,7 +28,7 @@ import {
 } from "./_qint.ts";
 import { matmulF32Threaded } from "./_float_backend.ts";
 import { roundHalfEven } from "./elementwise.ts";
-import { INT_RANGES } from "./qlinear.ts";
+import { INT_RANGES, qlinearOps } from "./qlinear.ts";
 import type { OpImpl } from "./types.ts";
 
 function unsupported(node: Node, detail: string): LowbitError {
@@ -367,6 +369,96 @@ const QLinearConcat: OpImpl = (args, node) => {
   return [{ dtype, shape, data: out }];
 };
 
+const QLinearLeakyRelu: OpImpl = (args, node) => {
+  const x = need(node, args[0], "X");
+  const alpha = attrFloat(node, "alpha", 0.01);
+  const dtype = codeType(node, args[4] ?? { dtype: x.dtype, shape: [], data: new Uint8Array(1) });
+  return [lookup(
+    node,
+    x,
+    scalar(node, args[1], "X_scale"),
+    scalar(node, args[2], "X_zero_point", 0),
+    scalar(node, args[3], "Y_scale"),
+    scalar(node, args[4], "Y_zero_point", 0),
+    dtype,
+    (v) => v >= 0 ? v : Math.fround(v * alpha),
+  )];
+};
+
+/**
+ * Gather from a blockwise-quantized uint8 matrix (bits 4: two codes per byte, low nibble first;
+ * bits 8: one), dequantized per block of `block_size` along the last axis:
+ * (code − zero point) · scale; zero points packed like the data (default 8 / 128).
+ */
+const GatherBlockQuantized: OpImpl = (args, node) => {
+  const data = need(node, args[0], "data"), idx = need(node, args[1], "indices");
+  const scalesT = need(node, args[2], "scales");
+  const bits = attrInt(node, "bits", 4), block = attrInt(node, "block_size", 128);
+  if (data.dtype !== "uint8") {
+    throw unsupported(node, `data of dtype ${data.dtype} (uint8 supported)`);
+  }
+  if (bits !== 4 && bits !== 8) throw unsupported(node, `bits ${bits} (4 or 8 supported)`);
+  const rank = data.shape.length;
+  const qAxis = normAxis(attrInt(node, "quantize_axis", 1), rank, node);
+  if (qAxis !== rank - 1) throw unsupported(node, "quantize_axis must be the last axis");
+  const gAxis = normAxis(attrInt(node, "gather_axis", 0), rank, node);
+  const perByte = 8 / bits, mask = (1 << bits) - 1;
+  const shape = [...data.shape];
+  shape[rank - 1] *= perByte; // logical (unpacked) shape
+  const cols = shape[rank - 1], blocks = Math.ceil(cols / block);
+  const rows = size(shape) / cols;
+  const scales = toF32(scalesT);
+  if (scales.length !== rows * blocks) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `GatherBlockQuantized: scales [${scalesT.shape}] need ${rows}×${blocks} elements`,
+      { node: node.name },
+    );
+  }
+  const zq = args[3]?.data as Uint8Array | undefined;
+  const zpCols = Math.ceil(blocks / perByte);
+  if (zq !== undefined && zq.length !== rows * zpCols) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `GatherBlockQuantized: zero_points need ${rows * zpCols} bytes`,
+      {
+        node: node.name,
+      },
+    );
+  }
+  const q = data.data as Uint8Array;
+  const value = (flat: number): number => {
+    const r = Math.floor(flat / cols), c = flat % cols, b = Math.floor(c / block);
+    const code = (q[Math.floor(flat / perByte)] >> ((flat % perByte) * bits)) & mask;
+    const z = zq === undefined
+      ? 1 << (bits - 1)
+      : (zq[r * zpCols + Math.floor(b / perByte)] >> ((b % perByte) * bits)) & mask;
+    return Math.fround((code - z) * scales[r * blocks + b]);
+  };
+  const ind = toNumbers(idx);
+  const n = shape[gAxis];
+  const outer = size(shape.slice(0, gAxis)), inner = size(shape.slice(gAxis + 1));
+  const out = new Float32Array(outer * ind.length * inner);
+  for (let o = 0; o < outer; o++) {
+    ind.forEach((i0, k) => {
+      const i = i0 < 0 ? i0 + n : i0;
+      if (i < 0 || i >= n) {
+        throw new LowbitError(
+          "INVALID_ARGUMENT",
+          `GatherBlockQuantized: index ${i0} out of [0, ${n})`,
+          {
+            node: node.name,
+          },
+        );
+      }
+      const from = (o * n + i) * inner, to = (o * ind.length + k) * inner;
+      for (let j = 0; j < inner; j++) out[to + j] = value(from + j);
+    });
+  }
+  const outShape = [...shape.slice(0, gAxis), ...idx.shape, ...shape.slice(gAxis + 1)];
+  return [{ dtype: "float32", shape: outShape, data: out }];
+};
+
 /** onnxruntime's quantized contrib ops (domain com.microsoft), by name. */
 export const msQuantOps: Readonly<Record<string, OpImpl>> = {
   MatMulNBits,
@@ -377,4 +469,9 @@ export const msQuantOps: Readonly<Record<string, OpImpl>> = {
   QLinearGlobalAveragePool,
   QLinearConcat,
   QLinearSigmoid,
+  QLinearLeakyRelu,
+  GatherBlockQuantized,
+  // The contrib-domain forms its quantizer writes for 16-bit and 4-bit QDQ models.
+  QuantizeLinear: qlinearOps.QuantizeLinear,
+  DequantizeLinear: qlinearOps.DequantizeLinear,
 };
