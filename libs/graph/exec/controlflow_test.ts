@@ -248,3 +248,40 @@ Deno.test("hooks reach inside subgraphs: observe sees, transform replaces branch
   assert.deepEqual(seen, ["x@input", "c@input", "t@MatMul", "y@If"]);
   assert.deepEqual(Array.from(out.y.data as Float32Array), [7, 7, 7, 7]);
 });
+
+Deno.test("If nests in If; a branch without nodes hands back an outer value", async () => {
+  const x = pattern([2, 3], 11);
+  // onnxruntime refuses a subgraph that returns an outer value directly (it wants an Identity):
+  // against it with the Identity, on our own with the bare branch (expected values by hand).
+  const build = (pass: Graph) => {
+    const innerThen = graphOf("it", [node("Neg", ["x"], ["n"])], {}, [vi("n")]);
+    const nested = graphOf(
+      "nested",
+      [
+        node("If", ["c2"], ["r"], { then_branch: g(innerThen), else_branch: g(pass) }),
+      ],
+      {},
+      [vi("r")],
+    );
+    return graphOf(
+      "if2",
+      [
+        node("If", ["c1"], ["y"], { then_branch: g(nested), else_branch: g(pass) }),
+      ],
+      { x, c1: bool(true), c2: bool(true) },
+      [vi("y")],
+    );
+  };
+  const withIdentity = build(graphOf("pass", [node("Identity", ["x"], ["xi"])], {}, [vi("xi")]));
+  const bare = build(graphOf("pass", [], {}, [vi("x")]));
+  for (const [c1, c2] of [[true, true], [true, false], [false, true]]) {
+    const inputs = { x, c1: bool(c1), c2: bool(c2) };
+    await matchOrt(`If ${c1} ${c2}`, modelOf(withIdentity), inputs);
+    const out = await createExecutor(bare).run(inputs);
+    const sign = c1 && c2 ? -1 : 1;
+    assert.deepEqual(
+      Array.from(out.y.data as Float32Array),
+      Array.from(x.data as Float32Array, (v) => sign * v),
+    );
+  }
+});
