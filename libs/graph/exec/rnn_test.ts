@@ -198,3 +198,32 @@ Deno.test("bad RNN inputs give a LowbitError naming the node", async () => {
     (e) => e instanceof LowbitError && e.code === "INVALID_ARGUMENT",
   );
 });
+
+Deno.test("kernel-sized LSTM / GRU / RNN with constant weights match onnxruntime-web", async () => {
+  // Large enough for the float kernels (not the small-product reference path), weights as
+  // initializers (packed once and cached), bidirectional so both per-direction halves are used.
+  const T2 = 4, B2 = 2, I2 = 48, H2 = 40, D = 2;
+  const X = pattern([T2, B2, I2], 11);
+  for (const [op, G] of [["LSTM", 4], ["GRU", 3], ["RNN", 1]] as const) {
+    const init = {
+      W: pattern([D, G * H2, I2], 12, 0.3),
+      R: pattern([D, G * H2, H2], 13, 0.3),
+      B: pattern([D, 2 * G * H2], 14, 0.3),
+    };
+    const outs = op === "LSTM" ? ["Y", "Y_h", "Y_c"] : ["Y", "Y_h"];
+    const g = graphOf(
+      op,
+      [
+        node(op, ["X", "W", "R", "B"], outs, {
+          hidden_size: int(H2),
+          direction: str("bidirectional"),
+          ...(op === "GRU" ? { linear_before_reset: int(1) } : {}),
+        }),
+      ],
+      { X },
+      outs,
+      init,
+    );
+    await matchOrt(`${op} kernel-sized`, modelOf(g), { X }, 1e-4, 1e-5);
+  }
+});

@@ -12,7 +12,8 @@
 import { LowbitError } from "@lowbit/core";
 import type { Node, TensorData } from "../../ir.ts";
 import { attrFloat, attrFloats, attrInt, attrString, toF32, toNumbers } from "../_tensor.ts";
-import type { OpImpl, OpTable } from "./types.ts";
+import { type FloatCallOptions, matmulF32 } from "./_float_backend.ts";
+import type { OpContext, OpImpl, OpTable } from "./types.ts";
 
 type Act = (x: number) => number;
 
@@ -51,6 +52,25 @@ interface Common {
   clip: number;
   layout: number;
   reverse: boolean[];
+  /** W and R split per direction (stable objects, so the kernels' packed forms are cached). */
+  wDir: Float32Array[];
+  rDir: Float32Array[];
+  /** Kernel options for X·Wᵀ and h·Rᵀ. */
+  wOpts: FloatCallOptions;
+  rOpts: FloatCallOptions;
+}
+
+const dirCache = new WeakMap<Float32Array, Float32Array[]>();
+
+/** `a` as D equal consecutive parts, the same subarray objects on every call. */
+function perDirection(a: Float32Array, D: number): Float32Array[] {
+  let v = dirCache.get(a);
+  if (v === undefined || v.length !== D) {
+    const n = a.length / D;
+    v = Array.from({ length: D }, (_, d) => a.subarray(d * n, (d + 1) * n));
+    dirCache.set(a, v);
+  }
+  return v;
 }
 
 function bad(node: Node, detail: string): LowbitError {
@@ -103,6 +123,7 @@ function parseActs(node: Node, defaults: string[], D: number): Act[][] {
 function common(
   args: readonly (TensorData | undefined)[],
   node: Node,
+  ctx: OpContext,
   gates: number,
   defaults: string[],
 ): Common {
@@ -141,6 +162,8 @@ function common(
   const clip = clipA === undefined ? Infinity : attrFloat(node, "clip", Infinity);
   if (!(clip > 0)) throw bad(node, `clip must be positive, got ${clip}`);
   const reverse = D === 2 ? [false, true] : [dir === "reverse"];
+  const w = toF32(W), r = toF32(R);
+  const base = { reference: ctx.reference ?? false, kernels: ctx.floatKernels };
   return {
     T,
     B,
@@ -148,8 +171,8 @@ function common(
     H,
     D,
     x,
-    w: toF32(W),
-    r: toF32(R),
+    w,
+    r,
     b,
     lens,
     h0,
@@ -157,6 +180,10 @@ function common(
     clip,
     layout,
     reverse,
+    wDir: perDirection(w, D),
+    rDir: perDirection(r, D),
+    wOpts: { ...base, constant: ctx.isConstant?.(W) ?? false },
+    rOpts: { ...base, constant: ctx.isConstant?.(R) ?? false },
   };
 }
 
@@ -177,20 +204,23 @@ function initState(
 
 /** X·Wᵀ (+ the given bias sums) for one direction: [T·B, G·H]. */
 function inputProjection(c: Common, d: number, G: number, bias: Float32Array): Float32Array {
-  const { T, B, I, H, x, w } = c;
-  const GH = G * H;
-  const out = new Float32Array(T * B * GH);
-  const wd = d * GH * I;
-  for (let tb = 0; tb < T * B; tb++) {
-    const xo = tb * I;
-    for (let g = 0; g < GH; g++) {
-      let s = bias[g];
-      const wo = wd + g * I;
-      for (let k = 0; k < I; k++) s += x[xo + k] * w[wo + k];
-      out[tb * GH + g] = s;
-    }
-  }
-  return out;
+  return matmulF32(c.x, c.T * c.B, c.wDir[d], 0, c.I, G * c.H, "nk", bias, c.wOpts);
+}
+
+/** h·Rᵀ of direction d for every batch row: [B, G·H]. */
+function recurrent(c: Common, d: number, G: number, h: Float32Array): Float32Array {
+  const { B, H } = c;
+  return matmulF32(
+    h.subarray(d * B * H, (d + 1) * B * H),
+    B,
+    c.rDir[d],
+    0,
+    H,
+    G * H,
+    "nk",
+    undefined,
+    c.rOpts,
+  );
 }
 
 /** out[g] = base[bo + g] + Σ_k h[ho + k]·r[ro + g·H + k] for the gate rows g < rows. */
@@ -258,8 +288,8 @@ function biasSum(c: Common, d: number, G: number, skipR: (g: number) => boolean)
   return out;
 }
 
-const LSTM: OpImpl = (args, node) => {
-  const c = common(args, node, 4, ["Sigmoid", "Tanh", "Tanh"]);
+const LSTM: OpImpl = (args, node, ctx) => {
+  const c = common(args, node, ctx, 4, ["Sigmoid", "Tanh", "Tanh"]);
   const { T, B, H, D, clip } = c;
   const c0 = initState(node, args[6], D, B, H, c.layout, "initial_c");
   const P = args[7] === undefined ? undefined : toF32(args[7]);
@@ -274,12 +304,13 @@ const LSTM: OpImpl = (args, node) => {
     const xw = inputProjection(c, d, 4, biasSum(c, d, 4, () => false));
     const po = d * 3 * H;
     for (let s = 0; s < T; s++) {
+      const hr = recurrent(c, d, 4, hs);
       for (let b = 0; b < B; b++) {
         const t = timeOf(c, d, b, s);
         if (t < 0) continue;
         const so = (d * B + b) * H;
         const xo = (t * B + b) * 4 * H;
-        matvec(gates, xw, xo, c.r, d * 4 * H * H, hs, so, 4 * H, H);
+        for (let q = 0; q < 4 * H; q++) gates[q] = xw[xo + q] + hr[b * 4 * H + q];
         for (let j = 0; j < H; j++) {
           const cp = cs[so + j];
           const i = f(cl(gates[j] + (P ? P[po + j] * cp : 0)));
@@ -301,15 +332,15 @@ const LSTM: OpImpl = (args, node) => {
   return outputs(c, y, [hs, cs]);
 };
 
-const GRU: OpImpl = (args, node) => {
-  const c = common(args, node, 3, ["Sigmoid", "Tanh"]);
+const GRU: OpImpl = (args, node, ctx) => {
+  const c = common(args, node, ctx, 3, ["Sigmoid", "Tanh"]);
   const { T, B, H, D, clip } = c;
   const lbr = attrInt(node, "linear_before_reset", 0) !== 0;
   const y = new Float32Array(T * D * B * H);
   const hs = c.h0;
   const cl = (v: number): number => v < -clip ? -clip : v > clip ? clip : v;
   const zr = new Float32Array(2 * H), hn = new Float32Array(H);
-  const rh = new Float32Array(H), lin = new Float32Array(H);
+  const rh = new Float32Array(H), rhR = new Float32Array(H);
   for (let d = 0; d < D; d++) {
     const [f, g] = c.acts[d];
     // Rb of z and r join the input projection; Rb of h stays apart (it is inside the reset).
@@ -319,20 +350,22 @@ const GRU: OpImpl = (args, node) => {
       ? new Float32Array(H)
       : c.b.subarray(d * 6 * H + 5 * H, (d * 6 + 6) * H);
     for (let s = 0; s < T; s++) {
+      const hr = recurrent(c, d, 3, hs);
       for (let b = 0; b < B; b++) {
         const t = timeOf(c, d, b, s);
         if (t < 0) continue;
         const so = (d * B + b) * H;
-        const xo = (t * B + b) * 3 * H;
-        matvec(zr, xw, xo, c.r, ro, hs, so, 2 * H, H);
-        for (let j = 0; j < 2 * H; j++) zr[j] = f(cl(zr[j]));
+        const xo = (t * B + b) * 3 * H, ho = b * 3 * H;
+        for (let j = 0; j < 2 * H; j++) zr[j] = f(cl(xw[xo + j] + hr[ho + j]));
         if (lbr) {
-          matvec(lin, rbh, 0, c.r, ro + 2 * H * H, hs, so, H, H);
-          for (let j = 0; j < H; j++) hn[j] = g(cl(xw[xo + 2 * H + j] + zr[H + j] * lin[j]));
+          for (let j = 0; j < H; j++) {
+            const lin = hr[ho + 2 * H + j] + rbh[j];
+            hn[j] = g(cl(xw[xo + 2 * H + j] + zr[H + j] * lin));
+          }
         } else {
           for (let j = 0; j < H; j++) rh[j] = zr[H + j] * hs[so + j];
-          matvec(lin, rbh, 0, c.r, ro + 2 * H * H, rh, 0, H, H);
-          for (let j = 0; j < H; j++) hn[j] = g(cl(xw[xo + 2 * H + j] + lin[j]));
+          matvec(rhR, rbh, 0, c.r, ro + 2 * H * H, rh, 0, H, H);
+          for (let j = 0; j < H; j++) hn[j] = g(cl(xw[xo + 2 * H + j] + rhR[j]));
         }
         for (let j = 0; j < H; j++) {
           const v = (1 - zr[j]) * hn[j] + zr[j] * hs[so + j];
@@ -345,8 +378,8 @@ const GRU: OpImpl = (args, node) => {
   return outputs(c, y, [hs]);
 };
 
-const RNN: OpImpl = (args, node) => {
-  const c = common(args, node, 1, ["Tanh"]);
+const RNN: OpImpl = (args, node, ctx) => {
+  const c = common(args, node, ctx, 1, ["Tanh"]);
   const { T, B, H, D, clip } = c;
   const y = new Float32Array(T * D * B * H);
   const hs = c.h0;
@@ -356,13 +389,13 @@ const RNN: OpImpl = (args, node) => {
     const [f] = c.acts[d];
     const xw = inputProjection(c, d, 1, biasSum(c, d, 1, () => false));
     for (let s = 0; s < T; s++) {
+      const hr = recurrent(c, d, 1, hs);
       for (let b = 0; b < B; b++) {
         const t = timeOf(c, d, b, s);
         if (t < 0) continue;
         const so = (d * B + b) * H;
         const xo = (t * B + b) * H;
-        matvec(hn, xw, xo, c.r, d * H * H, hs, so, H, H);
-        for (let j = 0; j < H; j++) hn[j] = f(cl(hn[j]));
+        for (let j = 0; j < H; j++) hn[j] = f(cl(xw[xo + j] + hr[b * H + j]));
         for (let j = 0; j < H; j++) {
           hs[so + j] = hn[j];
           y[((t * D + d) * B + b) * H + j] = hn[j];
