@@ -87,8 +87,8 @@ export async function runOrt(
     try {
       session = await ort.InferenceSession.create(writeOnnx(m));
     } catch (e) {
-      const r = /output arg \((\w+)\).*expected type \(tensor\((\w+)\)\)/.exec(String(e));
-      if (!r || attempt > 8 || TYPE_NAMES[r[2]] === undefined) throw e;
+      const r = /output arg \(([^)]+)\).*expected type \(tensor\((\w+)\)\)/.exec(String(e));
+      if (!r || attempt > m.graph.outputs.length || TYPE_NAMES[r[2]] === undefined) throw e;
       m.graph.outputs = m.graph.outputs.map((o) =>
         o.name === r[1] ? { ...o, dtype: TYPE_NAMES[r[2]] } : o
       );
