@@ -1,7 +1,7 @@
 // Models quantized by onnxruntime's own quantizer (fixtures/ort_quantized, made from the digits
 // fixtures by tools/fixtures/ort_quantized.py): dynamic (MatMulInteger / ConvInteger), static
-// QOperator (QLinearConv, com.microsoft QGemm / QLinearAdd / QLinearGlobalAveragePool) and
-// 4-bit MatMulNBits. Our executor against onnxruntime-web on the evaluation images.
+// QOperator (QLinearConv, QLinearMatMul, com.microsoft QGemm / QLinearAdd / QLinearMul /
+// QLinearSoftmax / QLinearGlobalAveragePool) and 4-bit MatMulNBits. Our executor against onnxruntime-web on the evaluation images.
 
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-web";
@@ -30,7 +30,9 @@ function top1(logits: Float32Array): number {
   return hits / labels.length;
 }
 
-for (const name of ["mlp_dynamic", "cnn_dynamic", "cnn_qoperator", "vit_matmul4"]) {
+for (
+  const name of ["mlp_dynamic", "cnn_dynamic", "cnn_qoperator", "vit_qoperator", "vit_matmul4"]
+) {
   Deno.test(`onnxruntime-quantized ${name} matches onnxruntime-web`, async () => {
     const url = new URL(`${name}.onnx`, DIR);
     const model = await readOnnxFile(url.pathname);

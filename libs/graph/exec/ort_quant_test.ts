@@ -458,3 +458,22 @@ Deno.test("unsupported quantized forms give a LowbitError naming the node", asyn
     (e) => e instanceof LowbitError && e.code === "UNSUPPORTED" && /com\.microsoft/.test(e.message),
   );
 });
+
+Deno.test("com.microsoft QLinearSoftmax matches onnxruntime-web (axes, opset 12 / 13, int8 / uint8)", async () => {
+  for (const dt of ["uint8", "int8"] as const) {
+    const z = (v: number) => zp(dt, [dt === "uint8" ? v + 128 : v]);
+    const x = q(dt, [2, 5, 7], 70);
+    for (
+      const [opset, axis] of [[13, -1], [13, 1], [12, 1], [12, 2]] as const
+    ) {
+      await one(
+        `QLinearSoftmax ${dt} opset ${opset} axis ${axis}`,
+        "QLinearSoftmax",
+        [x, sc(0.08), z(2), sc(1 / 256), z(-128)],
+        [{ name: "y", dtype: dt }],
+        { opset: int(opset), axis: int(axis) },
+        MS,
+      );
+    }
+  }
+});

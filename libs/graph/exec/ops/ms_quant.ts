@@ -2,7 +2,7 @@
  * onnxruntime's quantized contrib ops (domain `com.microsoft`) as they appear in models from
  * onnxruntime's quantizer and transformers.js: `MatMulNBits` (2 to 8-bit blockwise weights),
  * `DynamicQuantizeMatMul`, `QGemm`, `QLinearAdd`, `QLinearMul`, `QLinearGlobalAveragePool`,
- * `QLinearConcat`, `QLinearSigmoid`, `QLinearLeakyRelu`, `GatherBlockQuantized` (4 / 8-bit
+ * `QLinearConcat`, `QLinearSigmoid`, `QLinearLeakyRelu`, `QLinearSoftmax`, `GatherBlockQuantized` (4 / 8-bit
  * embeddings) and the contrib-domain `QuantizeLinear` / `DequantizeLinear` (16-bit and 4-bit
  * QDQ models). Arithmetic follows onnxruntime's CPU kernels (MLAS):
  * exact integer sums, float32 scale products, ties to even.
@@ -459,6 +459,56 @@ const GatherBlockQuantized: OpImpl = (args, node) => {
   return [{ dtype: "float32", shape: outShape, data: out }];
 };
 
+/**
+ * Softmax on codes, as onnxruntime computes it: a float32 table of exp((i − 255 + shift)·x_scale)
+ * (shift keeps the sum of `D` terms finite), indexed by each code's distance to the row maximum;
+ * y = nearbyint(table · ⌊1 / y_scale⌋ / Σ table) + y_zp. Attribute `opset` < 13 flattens from
+ * `axis` (default 1), otherwise the op runs along `axis` (default −1).
+ */
+const QLinearSoftmax: OpImpl = (args, node) => {
+  const x = need(node, args[0], "X");
+  const xs = scalar(node, args[1], "X_scale");
+  const ys = scalar(node, args[3], "y_scale"), yzp = scalar(node, args[4], "y_zero_point", 0);
+  const opset = attrInt(node, "opset", -1);
+  if (opset < 0) {
+    throw new LowbitError("INVALID_ARGUMENT", "QLinearSoftmax needs attribute 'opset'", {
+      node: node.name,
+    });
+  }
+  const signed = codes(node, x, "X") instanceof Int8Array;
+  const rank = x.shape.length;
+  const axis = normAxis(attrInt(node, "axis", opset < 13 ? 1 : -1), rank, node);
+  // Rows of D codes, `stride` apart (contiguous when flattening or on the last axis).
+  const D = opset < 13 ? size(x.shape.slice(axis)) : x.shape[axis];
+  const stride = opset < 13 ? 1 : size(x.shape.slice(axis + 1));
+  const rows = size(x.shape) / D;
+  const f = Math.fround;
+  let shift = Math.log(f(3.4028234663852886e38 / D));
+  shift = Math.max(0, shift - 5) / xs;
+  const table = new Float32Array(256);
+  for (let i = 0; i < 256; i++) {
+    table[signed ? (i - 128) & 255 : i] = f(Math.exp((i - 255 + shift) * xs));
+  }
+  const yScale = f(Math.floor(f(1 / ys)));
+  const hi = signed ? 127 : 255; // saturates above (as onnxruntime 1.30 does for int8 too)
+  const src = x.data as Int8Array | Uint8Array;
+  const out = alloc(x.dtype, src.length) as Uint8Array;
+  for (let r = 0; r < rows; r++) {
+    const base = stride === 1 ? r * D : Math.floor(r / stride) * D * stride + (r % stride);
+    let xmax = -Infinity;
+    for (let k = 0; k < D; k++) xmax = Math.max(xmax, src[base + k * stride]);
+    const index = (v: number): number => signed ? (127 - xmax + v) & 255 : 255 - xmax + v;
+    let sum = 0;
+    for (let k = 0; k < D; k++) sum = f(sum + table[index(src[base + k * stride])]);
+    if (sum === 0) continue;
+    for (let k = 0; k < D; k++) {
+      const q = roundHalfEven(f(f(table[index(src[base + k * stride])] * yScale) / sum)) + yzp;
+      out[base + k * stride] = q > hi ? hi : q;
+    }
+  }
+  return [{ dtype: x.dtype, shape: [...x.shape], data: out }];
+};
+
 /** onnxruntime's quantized contrib ops (domain com.microsoft), by name. */
 export const msQuantOps: Readonly<Record<string, OpImpl>> = {
   MatMulNBits,
@@ -471,6 +521,7 @@ export const msQuantOps: Readonly<Record<string, OpImpl>> = {
   QLinearSigmoid,
   QLinearLeakyRelu,
   GatherBlockQuantized,
+  QLinearSoftmax,
   // The contrib-domain forms its quantizer writes for 16-bit and 4-bit QDQ models.
   QuantizeLinear: qlinearOps.QuantizeLinear,
   DequantizeLinear: qlinearOps.DequantizeLinear,
