@@ -25,6 +25,7 @@ export * from "./passes/topo.ts";
 export * from "./subgraphs.ts";
 export * from "./passes/shape_infer.ts";
 export * from "./passes/fold.ts";
+export * from "./passes/inline_if.ts";
 export * from "./passes/bn_fold.ts";
 export * from "./passes/quant_points.ts";
 export * from "./passes/opset.ts";
