@@ -288,5 +288,17 @@ const Size: OpImpl = (args, node) => {
   return [int64([size(t.shape)], [])];
 };
 
-/** Control-flow ops. */
+/**
+ * Control-flow ops (If / Loop / Scan run their subgraphs through `ctx.runSubgraph`, which the
+ * executor provides), and Size.
+ *
+ * @example
+ * ```ts
+ * import { controlFlowOps } from "./controlflow.ts";
+ * const node = { name: "s", op: "Size", domain: "", inputs: ["x"], outputs: ["n"], attrs: {} };
+ * const x = { dtype: "float32" as const, shape: [2, 3], data: new Float32Array(6) };
+ * const [n] = await controlFlowOps.Size([x], node, { opset: 17 });
+ * if (n.data[0] !== 6n) throw new Error();
+ * ```
+ */
 export const controlFlowOps: OpTable<"If" | "Loop" | "Scan" | "Size"> = { If, Loop, Scan, Size };

@@ -509,7 +509,20 @@ const QLinearSoftmax: OpImpl = (args, node) => {
   return [{ dtype: x.dtype, shape: [...x.shape], data: out }];
 };
 
-/** onnxruntime's quantized contrib ops (domain com.microsoft), by name. */
+/**
+ * onnxruntime's quantized contrib ops (domain com.microsoft), by name.
+ *
+ * @example
+ * ```ts
+ * import { msQuantOps } from "./ms_quant.ts";
+ * const node = { name: "a", op: "QLinearAdd", domain: "com.microsoft", inputs: [], outputs: ["c"], attrs: {} };
+ * const u8 = (...v: number[]) => ({ dtype: "uint8" as const, shape: [v.length], data: Uint8Array.from(v) });
+ * const s = (v: number) => ({ dtype: "float32" as const, shape: [], data: new Float32Array([v]) });
+ * // (10 − 0)·0.5 + (4 − 0)·0.25 = 6, in steps of 0.5: code 12
+ * const [c] = await msQuantOps.QLinearAdd([u8(10), s(0.5), u8(0), u8(4), s(0.25), u8(0), s(0.5), u8(0)], node, { opset: 17 });
+ * if (c.data[0] !== 12) throw new Error();
+ * ```
+ */
 export const msQuantOps: Readonly<Record<string, OpImpl>> = {
   MatMulNBits,
   DynamicQuantizeMatMul,

@@ -143,7 +143,20 @@ const QLinearMatMul: OpImpl = (args, node) => {
   return [requantize(r.data, r.shape, scales, zps, (i) => nScale === 1 ? 0 : i % r.n, dtype)];
 };
 
-/** onnxruntime's quantized ops of the default domain. */
+/**
+ * onnxruntime's quantized ops of the default domain.
+ *
+ * @example
+ * ```ts
+ * import { ortQuantOps } from "./ort_quant.ts";
+ * const node = { name: "m", op: "MatMulInteger", domain: "", inputs: [], outputs: ["y"], attrs: {} };
+ * const a = { dtype: "uint8" as const, shape: [1, 2], data: new Uint8Array([130, 129]) };
+ * const b = { dtype: "int8" as const, shape: [2, 1], data: new Int8Array([3, -4]) };
+ * const zp = { dtype: "uint8" as const, shape: [], data: new Uint8Array([128]) };
+ * const [y] = await ortQuantOps.MatMulInteger([a, b, zp], node, { opset: 17 });
+ * if (y.data[0] !== 2 * 3 + 1 * -4) throw new Error(); // (130−128)·3 + (129−128)·(−4)
+ * ```
+ */
 export const ortQuantOps: OpTable<
   "DynamicQuantizeLinear" | "MatMulInteger" | "ConvInteger" | "QLinearConv" | "QLinearMatMul"
 > = { DynamicQuantizeLinear, MatMulInteger, ConvInteger, QLinearConv, QLinearMatMul };

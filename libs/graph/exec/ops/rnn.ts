@@ -406,5 +406,18 @@ const RNN: OpImpl = (args, node, ctx) => {
   return outputs(c, y, [hs]);
 };
 
-/** Recurrent ops. */
+/**
+ * Recurrent ops.
+ *
+ * @example
+ * ```ts
+ * import { rnnOps } from "./rnn.ts";
+ * // One step of a 1-unit RNN: h = tanh(x·w + h0·r) = tanh(0.5·2 + 0) = tanh(1).
+ * const t = (v: number, shape: number[]) => ({ dtype: "float32" as const, shape, data: new Float32Array([v]) });
+ * const node = { name: "r", op: "RNN", domain: "", inputs: [], outputs: ["y", "h"],
+ *   attrs: { hidden_size: { kind: "int" as const, value: 1 } } };
+ * const [, h] = await rnnOps.RNN([t(0.5, [1, 1, 1]), t(2, [1, 1, 1]), t(3, [1, 1, 1])], node, { opset: 17 });
+ * if (Math.abs(h.data[0] as number - Math.tanh(1)) > 1e-6) throw new Error();
+ * ```
+ */
 export const rnnOps: OpTable<"LSTM" | "GRU" | "RNN"> = { LSTM, GRU, RNN };
