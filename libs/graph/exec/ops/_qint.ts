@@ -8,8 +8,10 @@ import type { DType, Node, TensorData } from "../../ir.ts";
 import { alloc, size, toNumbers } from "../_tensor.ts";
 import { broadcastShapes, planBroadcast } from "./_broadcast.ts";
 import type { Window2d } from "./_conv_geom.ts";
+import { igemm } from "./_int_backend.ts";
 import { roundHalfEven } from "./elementwise.ts";
 import { INT_RANGES } from "./qlinear.ts";
+import type { OpContext } from "./types.ts";
 
 /** A required input, or a clear error naming it. */
 export function need(node: Node, t: TensorData | undefined, what: string): TensorData {
@@ -128,6 +130,166 @@ export function intMatMul(
   if (aShape.length !== 1) shape.push(m);
   if (bShape.length !== 1) shape.push(n);
   return { shape, data: out, m, n };
+}
+
+/** uint8 weight codes moved to int8 (code − 128), for constant weights kept by storage. */
+const s8Cache = new WeakMap<object, Int8Array>();
+
+/**
+ * Weight codes as int8 and the shift applied: uint8 codes become code − 128 (the zero point
+ * moves by the same 128, so (w − zb) is unchanged and the int8 kernels take them).
+ */
+function asS8(t: TensorData, constant: boolean): { w: Int8Array; shift: number } {
+  if (t.dtype === "int8") return { w: t.data as Int8Array, shift: 0 };
+  let w = constant ? s8Cache.get(t.data) : undefined;
+  if (w === undefined) {
+    const u = t.data as Uint8Array;
+    w = new Int8Array(u.length);
+    for (let i = 0; i < u.length; i++) w[i] = u[i] - 128;
+    if (constant) s8Cache.set(t.data, w);
+  }
+  return { w, shift: 128 };
+}
+
+/** [K, N] int8 codes transposed to [N, K], for constant weights kept by storage. */
+const nkCache = new WeakMap<object, Int8Array>();
+
+/**
+ * (A − a_zp)·(B − b_zp) exactly, B 2-D as [K, N] (or [N, K] with `bIsNK`), A [..., K] (its batch
+ * folds into the rows). Weights with one zero point run on the int8 GEMM kernels (uint8 ones
+ * shifted to int8; packed once for constant weights); other operands on {@link intMatMul}.
+ */
+export async function matmulCodes(
+  node: Node,
+  ctx: OpContext,
+  a: TensorData,
+  azp: number,
+  b: TensorData,
+  bzp: readonly number[],
+  bIsNK = false,
+): Promise<{ shape: number[]; data: Int32Array | Float64Array; m: number; n: number }> {
+  const ac = codes(node, a, "A");
+  const bc = codes(node, b, "B");
+  if (!ctx.reference && b.shape.length === 2 && bzp.every((z) => z === bzp[0])) {
+    const [K, N] = bIsNK ? [b.shape[1], b.shape[0]] : b.shape;
+    if (a.shape[a.shape.length - 1] !== K) {
+      throw new LowbitError(
+        "SHAPE_MISMATCH",
+        `${node.op}: inner dimensions differ ([${a.shape}] × ${bIsNK ? "ᵀ" : ""}[${b.shape}])`,
+        { node: node.name },
+      );
+    }
+    const constant = ctx.isConstant?.(b) ?? false;
+    const { w: s8, shift } = asS8(b, constant);
+    let w = bIsNK ? s8 : constant ? nkCache.get(s8) : undefined;
+    if (w === undefined) {
+      w = new Int8Array(K * N);
+      for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) w[n * K + k] = s8[k * N + n];
+      if (constant) nkCache.set(s8, w);
+    }
+    const m = ac.length / K;
+    const data = await igemm({
+      a: ac,
+      za: azp,
+      w,
+      zb: Float32Array.of(bzp[0] - shift),
+      m,
+      n: N,
+      k: K,
+      reference: false,
+      constant,
+    });
+    const shape = a.shape.length === 1 ? [N] : [...a.shape.slice(0, -1), N];
+    return { shape, data, m, n: N };
+  }
+  let bKN = b;
+  if (bIsNK) {
+    const [r, c] = b.shape;
+    const t = alloc(b.dtype, bc.length) as Uint8Array;
+    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) t[j * r + i] = bc[i * c + j];
+    bKN = { dtype: b.dtype, shape: [c, r], data: t };
+  }
+  return intMatMul(node, centered(ac, azp), a.shape, bKN.data as Int8Array, bKN.shape, bzp);
+}
+
+/** Per-group weight rows of constant int8 weights, the same subarray objects on every call. */
+const groupCache = new WeakMap<object, Int8Array[]>();
+
+/**
+ * (x − x_zp) ⊛ (w − w_zp) exactly for 8-bit codes (padding is the zero point): weights with one
+ * zero point run on the int8 GEMM kernels (uint8 ones shifted to int8), one GEMM per image and
+ * group over the patch rows; other operands on {@link intConv}.
+ */
+export async function convCodes(
+  node: Node,
+  ctx: OpContext,
+  x: TensorData,
+  xzp: number,
+  w: TensorData,
+  wz: readonly number[],
+  n: number,
+  cin: number,
+  cout: number,
+  group: number,
+  g: Window2d,
+): Promise<Int32Array | Float64Array> {
+  const xc = codes(node, x, "x"), wc = codes(node, w, "w");
+  if (ctx.reference || !wz.every((z) => z === wz[0])) {
+    const per = wc.length / cout;
+    const wCentered = new Int16Array(wc.length);
+    for (let i = 0; i < wc.length; i++) wCentered[i] = wc[i] - wz[Math.floor(i / per)];
+    return intConv(centered(xc, xzp), wCentered, n, cin, cout, group, g);
+  }
+  const { h, w: iw, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
+  const cinG = cin / group, coutG = cout / group, K = cinG * kh * kw, P = oh * ow;
+  const constant = ctx.isConstant?.(w) ?? false;
+  const { w: all, shift } = asS8(w, constant);
+  let parts = constant ? groupCache.get(all) : undefined;
+  if (parts === undefined) {
+    parts = Array.from(
+      { length: group },
+      (_, gi) => all.subarray(gi * coutG * K, (gi + 1) * coutG * K),
+    );
+    if (constant) groupCache.set(all, parts);
+  }
+  const rows = xc instanceof Int8Array ? new Int8Array(P * K) : new Uint8Array(P * K);
+  const out = new Int32Array(n * cout * P);
+  for (let b = 0; b < n; b++) {
+    for (let gi = 0; gi < group; gi++) {
+      // One row of K codes per output pixel; taps in the padding hold the zero point.
+      for (let oy = 0; oy < oh; oy++) {
+        for (let ox = 0; ox < ow; ox++) {
+          let r = (oy * ow + ox) * K;
+          for (let ci = 0; ci < cinG; ci++) {
+            const xo = (b * cin + gi * cinG + ci) * h * iw;
+            for (let ki = 0; ki < kh; ki++) {
+              const iy = oy * sh + ki * dh - pt;
+              for (let kj = 0; kj < kw; kj++, r++) {
+                const ix = ox * sw + kj * dw - pl;
+                rows[r] = iy >= 0 && iy < h && ix >= 0 && ix < iw ? xc[xo + iy * iw + ix] : xzp;
+              }
+            }
+          }
+        }
+      }
+      const c = await igemm({
+        a: rows,
+        za: xzp,
+        w: parts[gi],
+        zb: Float32Array.of(wz[0] - shift),
+        m: P,
+        n: coutG,
+        k: K,
+        reference: false,
+        constant,
+      });
+      for (let j = 0; j < coutG; j++) {
+        const o = (b * cout + gi * coutG + j) * P;
+        for (let p = 0; p < P; p++) out[o + p] = c[p * coutG + j];
+      }
+    }
+  }
+  return out;
 }
 
 /**

@@ -15,11 +15,10 @@ import type { Node, TensorData } from "../../ir.ts";
 import { alloc, attrFloat, attrInt, normAxis, size, toF32, toNumbers } from "../_tensor.ts";
 import { broadcastShapes, planBroadcast } from "./_broadcast.ts";
 import {
-  centered,
   codes,
   codeType,
   dynamicParams,
-  intMatMul,
+  matmulCodes,
   need,
   perChannel,
   quantizeOne,
@@ -128,7 +127,7 @@ function dequantNBits(
 }
 
 /** A quantized dynamically to uint8 (as DynamicQuantizeLinear), times int8/uint8 B, rescaled. */
-const DynamicQuantizeMatMul: OpImpl = (args, node) => {
+const DynamicQuantizeMatMul: OpImpl = async (args, node, ctx) => {
   const a = toF32(need(node, args[0], "A"));
   const b = need(node, args[1], "B");
   const { scale, zp } = dynamicParams(a);
@@ -137,7 +136,8 @@ const DynamicQuantizeMatMul: OpImpl = (args, node) => {
   const n = b.shape[b.shape.length - 1];
   const bzp = perChannel(node, args[3], n, "b_zero_point", 0);
   const bs = perChannel(node, need(node, args[2], "b_scale"), n, "b_scale", 1);
-  const r = intMatMul(node, centered(aq, zp), args[0]!.shape, codes(node, b, "B"), b.shape, bzp);
+  const aqT: TensorData = { dtype: "uint8", shape: args[0]!.shape, data: aq };
+  const r = await matmulCodes(node, ctx, aqT, zp, b, bzp);
   const bias = args[4] === undefined ? undefined : toF32(args[4]);
   const y = new Float32Array(r.data.length);
   for (let i = 0; i < y.length; i++) {
@@ -157,26 +157,20 @@ function transposeCodes(t: TensorData): TensorData {
 }
 
 /** Gemm on codes: int32 bias C, float output, or quantized when y_scale is given. */
-const QGemm: OpImpl = (args, node) => {
-  let a = need(node, args[0], "A"), b = need(node, args[3], "B");
+const QGemm: OpImpl = async (args, node, ctx) => {
+  let a = need(node, args[0], "A");
+  const b = need(node, args[3], "B");
   if (a.shape.length !== 2 || b.shape.length !== 2) {
     throw unsupported(node, `A and B must be 2-D, got [${a.shape}] and [${b.shape}]`);
   }
   if (attrInt(node, "transA", 0)) a = transposeCodes(a);
-  if (attrInt(node, "transB", 0)) b = transposeCodes(b);
+  const transB = attrInt(node, "transB", 0) !== 0;
   const alpha = attrFloat(node, "alpha", 1);
   const as = scalar(node, args[1], "a_scale"), azp = scalar(node, args[2], "a_zero_point", 0);
-  const n = b.shape[1];
+  const n = transB ? b.shape[0] : b.shape[1];
   const bs = perChannel(node, need(node, args[4], "b_scale"), n, "b_scale", 1);
   const bzp = perChannel(node, args[5], n, "b_zero_point", 0);
-  const r = intMatMul(
-    node,
-    centered(codes(node, a, "A"), azp),
-    a.shape,
-    codes(node, b, "B"),
-    b.shape,
-    bzp,
-  );
+  const r = await matmulCodes(node, ctx, a, azp, b, bzp, transB);
   if (args[6] !== undefined) {
     const c = args[6];
     const cv = toNumbers(c);

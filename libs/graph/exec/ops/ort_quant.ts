@@ -12,19 +12,17 @@ import type { Node, TensorData } from "../../ir.ts";
 import { attrInt, toF32 } from "../_tensor.ts";
 import { forwardWindow } from "./_conv_geom.ts";
 import {
-  centered,
-  codes,
   codeType,
+  convCodes,
   dynamicParams,
-  intConv,
-  intMatMul,
+  matmulCodes,
   need,
   perChannel,
   quantizeOne,
   requantize,
   scalar,
 } from "./_qint.ts";
-import type { OpImpl, OpTable } from "./types.ts";
+import type { OpContext, OpImpl, OpTable } from "./types.ts";
 
 const DynamicQuantizeLinear: OpImpl = (args, node) => {
   const x = toF32(need(node, args[0], "x"));
@@ -41,6 +39,7 @@ const DynamicQuantizeLinear: OpImpl = (args, node) => {
 /** (A − a_zp)·(B − b_zp) exactly, A's zero point per tensor, B's per tensor or per column. */
 function matmulCore(
   node: Node,
+  ctx: OpContext,
   a: TensorData,
   azp: number,
   b: TensorData,
@@ -48,26 +47,20 @@ function matmulCore(
 ) {
   const n = b.shape[b.shape.length - 1];
   const bz = perChannel(node, bzp, b.shape.length === 1 ? 1 : n, "b_zero_point", 0);
-  return intMatMul(
-    node,
-    centered(codes(node, a, "A"), azp),
-    a.shape,
-    codes(node, b, "B"),
-    b.shape,
-    bz,
-  );
+  return matmulCodes(node, ctx, a, azp, b, bz);
 }
 
-const MatMulInteger: OpImpl = (args, node) => {
+const MatMulInteger: OpImpl = async (args, node, ctx) => {
   const a = need(node, args[0], "A"), b = need(node, args[1], "B");
   const azp = scalar(node, args[2], "a_zero_point", 0);
-  const r = matmulCore(node, a, azp, b, args[3]);
+  const r = await matmulCore(node, ctx, a, azp, b, args[3]);
   return [{ dtype: "int32", shape: r.shape, data: Int32Array.from(r.data) }];
 };
 
 /** (x − x_zp) ⊛ (w − w_zp) exactly (per-output-channel w_zp), with its output shape. */
-function convCore(
+async function convCore(
   node: Node,
+  ctx: OpContext,
   x: TensorData,
   xzp: number,
   w: TensorData,
@@ -93,19 +86,15 @@ function convCore(
   }
   const kernel: [number, number] = rank === 4 ? [w.shape[2], w.shape[3]] : [1, w.shape[2]];
   const g = forwardWindow(node, x.shape, kernel);
-  const wc = codes(node, w, "w");
   const wz = perChannel(node, wzp, cout, "w_zero_point", 0);
-  const per = wc.length / cout;
-  const wCentered = new Int16Array(wc.length);
-  for (let i = 0; i < wc.length; i++) wCentered[i] = wc[i] - wz[Math.floor(i / per)];
-  const acc = intConv(centered(codes(node, x, "x"), xzp), wCentered, n, cin, cout, group, g);
+  const acc = await convCodes(node, ctx, x, xzp, w, wz, n, cin, cout, group, g);
   const shape = rank === 4 ? [n, cout, g.oh, g.ow] : [n, cout, g.ow];
   return { acc, shape, plane: g.oh * g.ow, cout };
 }
 
-const ConvInteger: OpImpl = (args, node) => {
+const ConvInteger: OpImpl = async (args, node, ctx) => {
   const x = need(node, args[0], "x"), w = need(node, args[1], "w");
-  const r = convCore(node, x, scalar(node, args[2], "x_zero_point", 0), w, args[3]);
+  const r = await convCore(node, ctx, x, scalar(node, args[2], "x_zero_point", 0), w, args[3]);
   return [{ dtype: "int32", shape: r.shape, data: Int32Array.from(r.acc) }];
 };
 
@@ -114,11 +103,11 @@ function outScales(xs: number, ws: readonly number[], ys: number): number[] {
   return ws.map((w) => Math.fround(Math.fround(xs * w) / ys));
 }
 
-const QLinearConv: OpImpl = (args, node) => {
+const QLinearConv: OpImpl = async (args, node, ctx) => {
   const x = need(node, args[0], "x"), w = need(node, args[3], "w");
   const xs = scalar(node, args[1], "x_scale"), xzp = scalar(node, args[2], "x_zero_point", 0);
   const ys = scalar(node, args[6], "y_scale"), yzp = scalar(node, args[7], "y_zero_point", 0);
-  const r = convCore(node, x, xzp, w, args[5]);
+  const r = await convCore(node, ctx, x, xzp, w, args[5]);
   const ws = perChannel(node, need(node, args[4], "w_scale"), r.cout, "w_scale", 1);
   if (args[8] !== undefined) {
     const bias = perChannel(node, args[8], r.cout, "B", 0);
@@ -130,11 +119,11 @@ const QLinearConv: OpImpl = (args, node) => {
   return [requantize(r.acc, r.shape, scales, zps, (i) => Math.floor(i / r.plane) % r.cout, dtype)];
 };
 
-const QLinearMatMul: OpImpl = (args, node) => {
+const QLinearMatMul: OpImpl = async (args, node, ctx) => {
   const a = need(node, args[0], "a"), b = need(node, args[3], "b");
   const as = scalar(node, args[1], "a_scale"), azp = scalar(node, args[2], "a_zero_point", 0);
   const ys = scalar(node, args[6], "y_scale"), yzp = scalar(node, args[7], "y_zero_point", 0);
-  const r = matmulCore(node, a, azp, b, args[5]);
+  const r = await matmulCore(node, ctx, a, azp, b, args[5]);
   const nScale = b.shape.length === 1 ? 1 : r.n;
   const bs = perChannel(node, need(node, args[4], "b_scale"), nScale, "b_scale", 1);
   const scales = outScales(as, bs, ys);
