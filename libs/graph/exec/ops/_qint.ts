@@ -234,7 +234,9 @@ export async function convCodes(
   g: Window2d,
 ): Promise<Int32Array | Float64Array> {
   const xc = codes(node, x, "x"), wc = codes(node, w, "w");
-  if (ctx.reference || !wz.every((z) => z === wz[0])) {
+  const depthwise = cin === group && cout === group;
+  if (ctx.reference || depthwise || !wz.every((z) => z === wz[0])) {
+    // (depthwise: nine-tap dot products, plain loops beat one tiny GEMM per channel)
     const per = wc.length / cout;
     const wCentered = new Int16Array(wc.length);
     for (let i = 0; i < wc.length; i++) wCentered[i] = wc[i] - wz[Math.floor(i / per)];
@@ -252,14 +254,14 @@ export async function convCodes(
     );
     if (constant) groupCache.set(all, parts);
   }
-  const rows = xc instanceof Int8Array ? new Int8Array(P * K) : new Uint8Array(P * K);
+  // One row of K codes per output pixel of every image; taps in the padding hold the zero point.
+  const rows = xc instanceof Int8Array ? new Int8Array(n * P * K) : new Uint8Array(n * P * K);
   const out = new Int32Array(n * cout * P);
-  for (let b = 0; b < n; b++) {
-    for (let gi = 0; gi < group; gi++) {
-      // One row of K codes per output pixel; taps in the padding hold the zero point.
+  for (let gi = 0; gi < group; gi++) {
+    for (let b = 0; b < n; b++) {
       for (let oy = 0; oy < oh; oy++) {
         for (let ox = 0; ox < ow; ox++) {
-          let r = (oy * ow + ox) * K;
+          let r = ((b * oh + oy) * ow + ox) * K;
           for (let ci = 0; ci < cinG; ci++) {
             const xo = (b * cin + gi * cinG + ci) * h * iw;
             for (let ki = 0; ki < kh; ki++) {
@@ -272,20 +274,22 @@ export async function convCodes(
           }
         }
       }
-      const c = await igemm({
-        a: rows,
-        za: xzp,
-        w: parts[gi],
-        zb: Float32Array.of(wz[0] - shift),
-        m: P,
-        n: coutG,
-        k: K,
-        reference: false,
-        constant,
-      });
+    }
+    const c = await igemm({
+      a: rows,
+      za: xzp,
+      w: parts[gi],
+      zb: Float32Array.of(wz[0] - shift),
+      m: n * P,
+      n: coutG,
+      k: K,
+      reference: false,
+      constant,
+    });
+    for (let b = 0; b < n; b++) {
       for (let j = 0; j < coutG; j++) {
-        const o = (b * cout + gi * coutG + j) * P;
-        for (let p = 0; p < P; p++) out[o + p] = c[p * coutG + j];
+        const o = (b * cout + gi * coutG + j) * P, from = b * P * coutG;
+        for (let p = 0; p < P; p++) out[o + p] = c[from + p * coutG + j];
       }
     }
   }

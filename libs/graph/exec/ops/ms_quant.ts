@@ -236,11 +236,14 @@ const QLinearSigmoid: OpImpl = (args, node) => {
   )];
 };
 
-/** Elementwise binary op on codes with broadcasting; `f(a, b)` gives the float value of C. */
+/**
+ * Elementwise binary op on codes with broadcasting; `make(scales)` gives the float value of C
+ * for centred codes (a − a_zp, b − b_zp), its constants computed once.
+ */
 function binary(
   args: readonly (TensorData | undefined)[],
   node: Node,
-  f: (qa: number, qb: number, p: { as: number; bs: number; cs: number }) => number,
+  make: (as: number, bs: number, cs: number) => (va: number, vb: number) => number,
 ): TensorData[] {
   const a = need(node, args[0], "A"), b = need(node, args[3], "B");
   const as = scalar(node, args[1], "A_scale"), azp = scalar(node, args[2], "A_zero_point", 0);
@@ -252,13 +255,13 @@ function binary(
   const plan = planBroadcast([a.shape, b.shape], shape);
   const ac = codes(node, a, "A"), bc = codes(node, b, "B");
   const out = alloc(dtype, size(shape)) as Uint8Array;
-  const p = { as, bs, cs };
+  const f = make(as, bs, cs);
+  const [sa, sb] = plan.steps;
   let i = 0;
   for (let o = 0; o < plan.outer; o++) {
     const ao = plan.offsets[0][o], bo = plan.offsets[1][o];
     for (let k = 0; k < plan.inner; k++, i++) {
-      const va = ac[ao + k * plan.steps[0]] - azp, vb = bc[bo + k * plan.steps[1]] - bzp;
-      const v = roundHalfEven(f(va, vb, p)) + czp;
+      const v = roundHalfEven(f(ac[ao + k * sa] - azp, bc[bo + k * sb] - bzp)) + czp;
       out[i] = v < lo ? lo : v > hi ? hi : v;
     }
   }
@@ -267,16 +270,16 @@ function binary(
 
 // MLAS: C = (A − a_zp)·(a_s / c_s) + (B − b_zp)·(b_s / c_s), each product in float32.
 const QLinearAdd: OpImpl = (args, node) =>
-  binary(args, node, (va, vb, { as, bs, cs }) => {
+  binary(args, node, (as, bs, cs) => {
     const ra = Math.fround(as / cs), rb = Math.fround(bs / cs);
-    return Math.fround(Math.fround(va * ra) + Math.fround(vb * rb));
+    return (va, vb) => Math.fround(Math.fround(va * ra) + Math.fround(vb * rb));
   });
 
 // MLAS: C = (A − a_zp)·(B − b_zp)·(a_s·b_s / c_s), in float32.
 const QLinearMul: OpImpl = (args, node) =>
-  binary(args, node, (va, vb, { as, bs, cs }) => {
+  binary(args, node, (as, bs, cs) => {
     const m = Math.fround(Math.fround(as * bs) / cs);
-    return Math.fround(Math.fround(va * vb) * m);
+    return (va, vb) => Math.fround(Math.fround(va * vb) * m);
   });
 
 /** Mean over the spatial dims (NCHW, or NHWC with channels_last), requantized. */
