@@ -20,7 +20,7 @@ import {
 } from "@lowbit/kernels";
 import { createPool, type Pool } from "@lowbit/runtime";
 import type { Graph, Model, Node, TensorData, ValueInfo } from "../ir.ts";
-import { lookupOp, supportedOps } from "./ops/table.ts";
+import { lookupOp, supportedContribOps, supportedOps } from "./ops/table.ts";
 import type { OpContext, OpImpl } from "./ops/types.ts";
 import { fuseQdq } from "./quantized.ts";
 import { fuseGraph } from "./_fuse.ts";
@@ -247,7 +247,9 @@ export function createExecutor(model: Model | Graph, opts: ExecutorOptions = {})
       "UNSUPPORTED",
       `op '${n.op}'${
         n.domain ? ` of domain '${n.domain}'` : ""
-      } is not supported by the executor${others}; supported ops: ${supportedOps().join(", ")}`,
+      } is not supported by the executor${others}; supported ops: ${
+        (n.domain === "com.microsoft" ? supportedContribOps() : supportedOps()).join(", ")
+      }`,
       { node: n.name },
     );
   }

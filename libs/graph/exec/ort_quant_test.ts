@@ -456,7 +456,9 @@ Deno.test("unsupported quantized forms give a LowbitError naming the node", asyn
   const unknown = graphOf("u", [node("QAttention", ["f"], ["y"], {}, MS)], { f }, ["y"]);
   assert.throws(
     () => createExecutor(modelOf(unknown)),
-    (e) => e instanceof LowbitError && e.code === "UNSUPPORTED" && /com\.microsoft/.test(e.message),
+    (e) =>
+      e instanceof LowbitError && e.code === "UNSUPPORTED" && /com\.microsoft/.test(e.message) &&
+      /MatMulNBits/.test(e.message),
   );
 });
 

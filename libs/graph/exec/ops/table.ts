@@ -101,3 +101,18 @@ export function lookupOp(op: string, domain: string): OpImpl | undefined {
 export function supportedOps(): string[] {
   return OP_NAMES.filter((n) => !FUSED.has(n)).sort();
 }
+
+/**
+ * onnxruntime's contrib ops (domain "com.microsoft") the executor runs, sorted.
+ *
+ * @returns op names
+ *
+ * @example
+ * ```ts
+ * import { supportedContribOps } from "./table.ts";
+ * if (!supportedContribOps().includes("MatMulNBits")) throw new Error();
+ * ```
+ */
+export function supportedContribOps(): string[] {
+  return Object.keys(msQuantOps).sort();
+}
