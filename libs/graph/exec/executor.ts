@@ -126,7 +126,7 @@ interface Step {
   frees: string[];
 }
 
-/** What a run needs for subgraphs (outer-scope values arrive as extra inputs, see `_subgraph.ts`). */
+/** What a run needs for subgraphs (outer values come as extra inputs: `_subgraph.ts`). */
 interface RunScope {
   /** Prepared subgraphs of the plan's control-flow nodes, by the subgraph object. */
   subs: Map<Graph, Prepared>;
