@@ -23,8 +23,10 @@ export * from "./npy.ts";
 export * from "./safetensors.ts";
 export * from "./exec/mod.ts";
 export * from "./passes/topo.ts";
+export * from "./subgraphs.ts";
 export * from "./passes/shape_infer.ts";
 export * from "./passes/fold.ts";
+export * from "./passes/inline_if.ts";
 export * from "./passes/bn_fold.ts";
 export * from "./passes/quant_points.ts"; // candidate sites (QuantSite), not the quantized model's points
 export * from "./passes/opset.ts";

@@ -31,41 +31,10 @@ export const SKIP: Readonly<Record<string, string>> = {
 };
 
 /**
- * Work in progress elsewhere (the "cflow" part of issue 14: control flow, recurrent ops,
- * float16, onnxruntime's quantized ops): expected to fail for now; whoever merges that work
- * empties this list.
+ * Work in progress elsewhere, expected to fail for now (empty: control flow, recurrent ops,
+ * float16 and onnxruntime's quantized ops have landed).
  */
-export const PENDING: Readonly<Record<string, string>> = {
-  test_if: "control flow: If",
-  test_loop11: "control flow: Loop",
-  test_scan_sum: "control flow: Scan",
-  test_scan9_sum: "control flow: Scan",
-  test_range_float_type_positive_delta_expanded: "control flow: Loop (Range's function body)",
-  test_range_int32_type_negative_delta_expanded: "control flow: Loop (Range's function body)",
-  test_gru_batchwise: "recurrent: GRU",
-  test_gru_defaults: "recurrent: GRU",
-  test_gru_seq_length: "recurrent: GRU",
-  test_gru_with_initial_bias: "recurrent: GRU",
-  test_lstm_batchwise: "recurrent: LSTM",
-  test_lstm_defaults: "recurrent: LSTM",
-  test_lstm_with_initial_bias: "recurrent: LSTM",
-  test_lstm_with_peepholes: "recurrent: LSTM",
-  test_rnn_seq_length: "recurrent: RNN",
-  test_simple_rnn_batchwise: "recurrent: RNN",
-  test_simple_rnn_defaults: "recurrent: RNN",
-  test_simple_rnn_with_initial_bias: "recurrent: RNN",
-  test_mod_mixed_sign_float16: "float16 arithmetic",
-  test_dynamicquantizelinear: "quantized: DynamicQuantizeLinear",
-  test_dynamicquantizelinear_max_adjusted: "quantized: DynamicQuantizeLinear",
-  test_dynamicquantizelinear_min_adjusted: "quantized: DynamicQuantizeLinear",
-  test_matmulinteger: "quantized: MatMulInteger",
-  test_basic_convinteger: "quantized: ConvInteger",
-  test_convinteger_with_padding: "quantized: ConvInteger",
-  test_convinteger_without_padding: "quantized: ConvInteger",
-  test_qlinearconv: "quantized: QLinearConv",
-  test_qlinearmatmul_2D: "quantized: QLinearMatMul",
-  test_qlinearmatmul_3D: "quantized: QLinearMatMul",
-};
+export const PENDING: Readonly<Record<string, string>> = {};
 
 /**
  * Cases where ONNX's Python reference and onnxruntime disagree and lowbit follows onnxruntime.

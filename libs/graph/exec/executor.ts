@@ -20,10 +20,13 @@ import {
 } from "@lowbit/kernels";
 import { createPool, type Pool } from "@lowbit/runtime";
 import type { Graph, Model, Node, TensorData, ValueInfo } from "../ir.ts";
-import { lookupOp, supportedOps } from "./ops/table.ts";
+import { lookupOp, supportedContribOps, supportedOps } from "./ops/table.ts";
 import type { OpContext, OpImpl } from "./ops/types.ts";
 import { fuseQdq } from "./quantized.ts";
 import { fuseGraph } from "./_fuse.ts";
+import { allNodes } from "../subgraphs.ts";
+import { bindOuterScope, outerNames, subgraphsOf } from "./_subgraph.ts";
+import { halfAsFloat } from "./_half.ts";
 
 /** Options fixed when an executor is created. */
 export interface ExecutorOptions {
@@ -70,7 +73,9 @@ export interface RunOptions {
   /**
    * Called once per watched value as it is produced (graph inputs first, then
    * node outputs in plan order), after `transform`. `node` is undefined for
-   * graph inputs. Only the current batch is alive; copy `t` to keep it.
+   * graph inputs. Only the current batch is alive; copy `t` to keep it. Values made inside
+   * If / Loop / Scan subgraphs are shown (and transformed) as the subgraph runs, once per
+   * iteration; a subgraph's inputs are not shown again.
    */
   observe?: (valueName: string, t: TensorData, node: Node | undefined) => void;
   /**
@@ -121,6 +126,14 @@ interface Step {
   impl: OpImpl;
   /** Values whose last consumer this step is (freed after it runs). */
   frees: string[];
+}
+
+/** What a run needs for subgraphs (outer values come as extra inputs: `_subgraph.ts`). */
+interface RunScope {
+  /** Prepared subgraphs of the plan's control-flow nodes, by the subgraph object. */
+  subs: Map<Graph, Prepared>;
+  /** Check graph inputs against their declared types (not for subgraphs). */
+  check: boolean;
 }
 
 function opsetOf(m: Model | Graph, opts: ExecutorOptions): number {
@@ -224,7 +237,7 @@ export function createExecutor(model: Model | Graph, opts: ExecutorOptions = {})
   const opset = opsetOf(model, opts);
   let graph: Graph = "graph" in model ? model.graph : model;
   // Unsupported ops first: they are the most common reason a model cannot run.
-  const unsupported = graph.nodes.filter((n) => lookupOp(n.op, n.domain) === undefined);
+  const unsupported = [...allNodes(graph)].filter((n) => lookupOp(n.op, n.domain) === undefined);
   if (unsupported.length > 0) {
     const n = unsupported[0];
     const others = unsupported.length > 1
@@ -236,7 +249,9 @@ export function createExecutor(model: Model | Graph, opts: ExecutorOptions = {})
       "UNSUPPORTED",
       `op '${n.op}'${
         n.domain ? ` of domain '${n.domain}'` : ""
-      } is not supported by the executor${others}; supported ops: ${supportedOps().join(", ")}`,
+      } is not supported by the executor${others}; supported ops: ${
+        (n.domain === "com.microsoft" ? supportedContribOps() : supportedOps()).join(", ")
+      }`,
       { node: n.name },
     );
   }
@@ -248,10 +263,13 @@ export function createExecutor(model: Model | Graph, opts: ExecutorOptions = {})
     );
   }
   if (opts.quantized === "integer") graph = fuseQdq(graph);
+  graph = bindOuterScope(graph);
   const plain = prepare(graph, opset, opts);
   // The fast plan folds and fuses ops (see _fuse.ts); it runs when no value is
   // observed or transformed and every requested value still exists in it.
-  const fast = opts.fuse === false ? plain : prepare(fuseGraph(graph), opset, opts);
+  const fast = opts.fuse === false
+    ? plain
+    : prepare(fuseGraph(graph), opset, opts, undefined, true);
   const parallel = threads > 1 && opts.reference !== true;
   let pool: Promise<{ pool: Pool; kernels: FloatKernels; recycler: Recycler }> | undefined;
   const recycler = createRecycler();
@@ -264,7 +282,7 @@ export function createExecutor(model: Model | Graph, opts: ExecutorOptions = {})
     const useFast = runOpts.observe === undefined && runOpts.transform === undefined &&
       (runOpts.outputs ?? []).every((v) => fast.values.has(v));
     const p = useFast ? fast : plain;
-    if (!parallel) return runPlan(p.graph, p.ctx, p.steps, inputs, runOpts, recycler);
+    if (!parallel) return runPlan(p.graph, p.ctx, p.steps, inputs, runOpts, recycler, p);
     pool ??= createPool({ modules: floatKernelSources("wasmsimd"), threads }).then(
       (q) => {
         const kernels = createFloatKernelsOn(q);
@@ -277,7 +295,7 @@ export function createExecutor(model: Model | Graph, opts: ExecutorOptions = {})
     );
     const q = await pool;
     const ctx = { ...p.ctx, floatKernels: q.kernels };
-    return runPlan(p.graph, ctx, p.steps, inputs, runOpts, q.recycler);
+    return runPlan(p.graph, ctx, p.steps, inputs, runOpts, q.recycler, p);
   };
   return {
     graph,
@@ -356,10 +374,37 @@ interface Prepared {
   ctx: OpContext;
   /** Every value name that exists while the plan runs. */
   values: Set<string>;
+  /** Prepared subgraphs, see {@link RunScope}. */
+  subs: Map<Graph, Prepared>;
+  check: boolean;
 }
 
-function prepare(graph: Graph, opset: number, opts: ExecutorOptions): Prepared {
+/**
+ * Plans `graph`; for a subgraph, `outer` names the enclosing values it reads (extra inputs) and
+ * `fused` says whether the enclosing plan is the fused one. Subgraphs are planned eagerly, so
+ * their unknown names and cycles are reported before anything runs.
+ */
+function prepare(
+  graph: Graph,
+  opset: number,
+  opts: ExecutorOptions,
+  outer?: readonly string[],
+  fused = false,
+): Prepared {
+  if (outer !== undefined) {
+    const inputs = [...graph.inputs];
+    for (const name of outer) {
+      if (!inputs.some((v) => v.name === name)) inputs.push({ name, dtype: "float32" });
+    }
+    graph = { ...graph, inputs };
+  }
   const order = topoSort(graph);
+  const subs = new Map<Graph, Prepared>();
+  for (const node of order) {
+    for (const sg of subgraphsOf(node)) {
+      subs.set(sg, prepare(fused ? fuseGraph(sg) : sg, opset, opts, outerNames(node), fused));
+    }
+  }
   const outputNames = new Set(graph.outputs.map((o) => o.name));
   // Last consumer of each value; graph outputs are never freed.
   const last = new Map<string, number>();
@@ -373,7 +418,7 @@ function prepare(graph: Graph, opset: number, opts: ExecutorOptions): Prepared {
         node: node.name,
       });
     }
-    return { node, impl, frees: [] };
+    return { node, impl: halfAsFloat(node.op, impl), frees: [] };
   });
   for (const [v, i] of last) {
     if (!outputNames.has(v) && !graph.initializers.has(v)) steps[i].frees.push(v);
@@ -396,7 +441,7 @@ function prepare(graph: Graph, opset: number, opts: ExecutorOptions): Prepared {
     ...graph.inputs.map((v) => v.name),
   ]);
   for (const n of order) for (const o of n.outputs) values.add(o);
-  return { graph, order, steps, ctx, values };
+  return { graph, order, steps, ctx, values, subs, check: outer === undefined };
 }
 
 function dimsOk(info: ValueInfo, t: TensorData): string | undefined {
@@ -428,6 +473,7 @@ async function runPlan(
   inputs: Record<string, TensorData>,
   opts: RunOptions,
   recycler: Recycler,
+  scope: RunScope,
 ): Promise<Record<string, TensorData>> {
   const values = new Map<string, TensorData>();
   const watch = opts.watch === undefined ? undefined : new Set(opts.watch);
@@ -467,11 +513,17 @@ async function runPlan(
         tensor: info.name,
       });
     }
-    const bad = dimsOk(info, t);
+    const bad = scope.check ? dimsOk(info, t) : undefined;
     if (bad !== undefined) {
       throw new LowbitError("SHAPE_MISMATCH", `input ${bad}`, { tensor: info.name });
     }
-    produce(info.name, t, undefined);
+    if (scope.check) produce(info.name, t, undefined);
+    else {
+      // A subgraph's inputs (outer values, loop-carried values, scan slices) were shown to the
+      // hooks where they were produced: they are not shown again.
+      values.set(info.name, t);
+      refs.set(t.data, (refs.get(t.data) ?? 0) + 1);
+    }
     pinned.add(t.data);
     pinned.add(values.get(info.name)!.data);
   }
@@ -483,6 +535,16 @@ async function runPlan(
     reusable: (t) => donated.has(t),
     allocF32: recycle ? recycler.take : undefined,
     releaseF32: recycle ? recycler.give : undefined,
+    runSubgraph: async (sg, subInputs) => {
+      const p = scope.subs.get(sg);
+      if (p === undefined) {
+        throw new LowbitError("INTERNAL", `subgraph '${sg.name}' was not planned`);
+      }
+      const subOpts: RunOptions = { watch: opts.watch, observe, transform, profile };
+      const subCtx = { ...p.ctx, floatKernels: ctx.floatKernels };
+      const r = await runPlan(p.graph, subCtx, p.steps, subInputs, subOpts, recycler, p);
+      return sg.outputs.map((o) => r[o.name]);
+    },
   };
   const args: (TensorData | undefined)[] = [];
   for (const step of steps) {

@@ -7,18 +7,22 @@
  */
 
 import { activationOps } from "./activation.ts";
+import { controlFlowOps } from "./controlflow.ts";
 import { convOps } from "./conv.ts";
 import { elementwiseOps } from "./elementwise.ts";
 import { fusedOps } from "./fused.ts";
 import { matmulOps } from "./matmul.ts";
 import { minifloatOps } from "./minifloat.ts";
+import { msQuantOps } from "./ms_quant.ts";
 import { normalizationOps } from "./normalization.ts";
+import { ortQuantOps } from "./ort_quant.ts";
 import { pointwiseOps } from "./pointwise.ts";
 import { poolOps } from "./pool.ts";
 import { qlinearOps } from "./qlinear.ts";
 import { fakeQuantOps } from "./fake_quant.ts";
 import { reduceOps } from "./reduce.ts";
 import { resizeOps } from "./resize.ts";
+import { rnnOps } from "./rnn.ts";
 import { shapeOps } from "./shape.ts";
 import { gatherScatterOps } from "./gather_scatter.ts";
 import { exactBeyondF32, reduceMoreOps } from "./reduce_more.ts";
@@ -85,6 +89,9 @@ export const OPS: Readonly<Record<OpName, OpImpl>> = {
   ReduceMin: exactBeyondF32("ReduceMin", reduceOps.ReduceMin),
   ArgMax: exactBeyondF32("ArgMax", reduceOps.ArgMax),
   TopK: exactBeyondF32("TopK", reduceOps.TopK),
+  ...controlFlowOps,
+  ...rnnOps,
+  ...ortQuantOps,
 };
 
 const FUSED: ReadonlySet<string> = new Set([
@@ -100,7 +107,8 @@ const TRAINING: ReadonlySet<string> = new Set(Object.keys(trainingOps));
 /**
  * The implementation of `op` in `domain`, or undefined when unsupported.
  * The default ONNX domain is "" (or "ai.onnx"); lowbit's fused ops live in "lowbit", the
- * optimizer updates in "ai.onnx.preview.training".
+ * optimizer updates in "ai.onnx.preview.training", onnxruntime's quantized contrib ops in
+ * "com.microsoft".
  *
  * @param op operator type
  * @param domain operator domain
@@ -115,6 +123,8 @@ const TRAINING: ReadonlySet<string> = new Set(Object.keys(trainingOps));
  * ```
  */
 export function lookupOp(op: string, domain: string): OpImpl | undefined {
+  // onnxruntime's contrib ops (ms_quant.ts)
+  if (domain === "com.microsoft") return Object.hasOwn(msQuantOps, op) ? msQuantOps[op] : undefined;
   if (!Object.hasOwn(OPS, op)) return undefined;
   if (TRAINING.has(op)) {
     return domain === "ai.onnx.preview.training" ? OPS[op as OpName] : undefined;
@@ -156,4 +166,19 @@ export function isSupportedOp(op: string, domain: string): boolean {
  */
 export function supportedOps(): string[] {
   return OP_NAMES.filter((n) => !FUSED.has(n) && !TRAINING.has(n)).sort();
+}
+
+/**
+ * onnxruntime's contrib ops (domain "com.microsoft") the executor runs, sorted.
+ *
+ * @returns op names
+ *
+ * @example
+ * ```ts
+ * import { supportedContribOps } from "./table.ts";
+ * if (!supportedContribOps().includes("MatMulNBits")) throw new Error();
+ * ```
+ */
+export function supportedContribOps(): string[] {
+  return Object.keys(msQuantOps).sort();
 }

@@ -8,7 +8,7 @@
 
 import type { FloatKernels } from "@lowbit/kernels";
 import type { Quantizer } from "@lowbit/core";
-import type { Node, TensorData } from "../../ir.ts";
+import type { Graph, Node, TensorData } from "../../ir.ts";
 
 /** Every operator the executor implements (default ONNX domain, plus lowbit's fused ops). */
 export const OP_NAMES = [
@@ -187,9 +187,23 @@ export const OP_NAMES = [
   "StringNormalizer",
   // deprecated form of Resize (resize.ts)
   "Upsample",
+  // control flow (controlflow.ts)
+  "If",
+  "Loop",
+  "Scan",
+  // recurrent (rnn.ts)
+  "LSTM",
+  "GRU",
+  "RNN",
   // quantization
   "QuantizeLinear",
   "DequantizeLinear",
+  // onnxruntime's quantizer output, default domain (ort_quant.ts)
+  "DynamicQuantizeLinear",
+  "MatMulInteger",
+  "ConvInteger",
+  "QLinearConv",
+  "QLinearMatMul",
   // lowbit fused quantized ops (domain "lowbit"), produced by `fuseQdq`
   "QGemmFused",
   "QConvFused",
@@ -237,6 +251,12 @@ export interface OpContext {
   readonly allocF32?: (n: number) => Float32Array;
   /** Hands back a temporary buffer the op allocated and no longer uses (for reuse). */
   readonly releaseF32?: (a: Float32Array) => void;
+  /**
+   * Runs a subgraph of this node (an If branch, a Loop / Scan body) with `inputs` by name: its
+   * formal inputs and the outer-scope values it reads (see `_subgraph.ts`); returns its outputs
+   * in order. Hooks of the run apply inside. Undefined outside the executor.
+   */
+  readonly runSubgraph?: (g: Graph, inputs: Record<string, TensorData>) => Promise<TensorData[]>;
 }
 
 /**

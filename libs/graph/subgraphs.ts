@@ -1,0 +1,82 @@
+/**
+ * Subgraphs (the graph-valued attributes of If / Loop / Scan) made visible to passes: one
+ * generator walks a graph and every graph nested in it, so that a pass looking for MatMul /
+ * Conv layers also finds the ones inside a branch or a loop body.
+ *
+ * @module
+ */
+
+import type { Graph, Node } from "./ir.ts";
+
+/** One graph met by {@link walkGraphs}. */
+export interface GraphVisit {
+  /** The graph. */
+  graph: Graph;
+  /** The node whose attribute holds it (undefined for the root graph). */
+  owner?: Node;
+  /** The attribute name on `owner` (e.g. "then_branch", "body"). */
+  attr?: string;
+  /** Nesting depth: 0 for the root, 1 for its subgraphs, ... */
+  depth: number;
+  /** Owner node names from the root down to this graph (empty for the root). */
+  path: string[];
+}
+
+/**
+ * Yields `graph` and then every subgraph nested in it, depth first, in node order (a node's
+ * attributes in their key order).
+ *
+ * @param graph the root graph
+ * @returns a generator of visits
+ *
+ * @example
+ * ```ts
+ * import { walkGraphs, type Graph } from "@lowbit/graph";
+ * const branch = (y: string): Graph => ({ name: y, initializers: new Map(), valueInfo: new Map(),
+ *   inputs: [], outputs: [{ name: y, dtype: "float32" }],
+ *   nodes: [{ name: `mm_${y}`, op: "MatMul", domain: "", inputs: ["x", "w"], outputs: [y], attrs: {} }] });
+ * const g: Graph = { name: "g", initializers: new Map(), valueInfo: new Map(),
+ *   inputs: [{ name: "c", dtype: "bool" }], outputs: [{ name: "z", dtype: "float32" }],
+ *   nodes: [{ name: "if", op: "If", domain: "", inputs: ["c"], outputs: ["z"], attrs: {
+ *     then_branch: { kind: "graph", value: branch("a") },
+ *     else_branch: { kind: "graph", value: branch("b") } } }] };
+ * const matmuls = [...walkGraphs(g)].flatMap((v) => v.graph.nodes).filter((n) => n.op === "MatMul");
+ * if (matmuls.map((n) => n.name).join() !== "mm_a,mm_b") throw new Error();
+ * ```
+ */
+export function* walkGraphs(graph: Graph): Generator<GraphVisit> {
+  yield* walk(graph, undefined, undefined, []);
+}
+
+function* walk(
+  graph: Graph,
+  owner: Node | undefined,
+  attr: string | undefined,
+  path: string[],
+): Generator<GraphVisit> {
+  yield { graph, owner, attr, depth: path.length, path };
+  for (const n of graph.nodes) {
+    for (const [name, a] of Object.entries(n.attrs)) {
+      if (a.kind === "graph") yield* walk(a.value, n, name, [...path, n.name]);
+    }
+  }
+}
+
+/**
+ * Every node of a graph and of its subgraphs (depth first, see {@link walkGraphs}).
+ *
+ * @param graph the root graph
+ * @returns a generator of nodes
+ *
+ * @example
+ * ```ts
+ * import { allNodes, type Graph } from "@lowbit/graph";
+ * const g: Graph = { name: "g", initializers: new Map(), valueInfo: new Map(),
+ *   inputs: [{ name: "x", dtype: "float32" }], outputs: [{ name: "y", dtype: "float32" }],
+ *   nodes: [{ name: "r", op: "Relu", domain: "", inputs: ["x"], outputs: ["y"], attrs: {} }] };
+ * if ([...allNodes(g)].length !== 1) throw new Error();
+ * ```
+ */
+export function* allNodes(graph: Graph): Generator<Node> {
+  for (const v of walkGraphs(graph)) yield* v.graph.nodes;
+}
