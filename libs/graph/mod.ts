@@ -28,6 +28,7 @@ export * from "./passes/shape_infer.ts";
 export * from "./passes/fold.ts";
 export * from "./passes/inline_if.ts";
 export * from "./passes/bn_fold.ts";
+export * from "./passes/widen_half.ts";
 export * from "./passes/quant_points.ts"; // candidate sites (QuantSite), not the quantized model's points
 export * from "./passes/opset.ts";
 export * from "./export/qdq.ts";

@@ -7,7 +7,7 @@
  */
 
 import { LowbitError } from "@lowbit/core";
-import type { TensorData } from "@lowbit/graph";
+import { type TensorData, toFloat32 } from "@lowbit/graph";
 import { type Dataset, sliceBatch } from "./data.ts";
 import { agreement, argmaxRows, cosine, maskIou, sqnrDb } from "./metrics.ts";
 import type { ProgressBar } from "./progress.ts";
@@ -111,8 +111,9 @@ export async function evaluate(
       );
     }
     classes = a.shape[a.shape.length - 1] ?? 1;
-    fo.push(Float32Array.from(a.data as Float32Array));
-    qo.push(Float32Array.from(b.data as Float32Array));
+    // Half outputs (float16 models) compare as their values, not their bit patterns.
+    fo.push(Float32Array.from(toFloat32(a)));
+    qo.push(Float32Array.from(toFloat32(b)));
     batches++;
     opts.progress?.increment();
   }

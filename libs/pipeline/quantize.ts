@@ -2,7 +2,7 @@
  * The flow of one `lowbit quantize`, as a short list of registered stages over one state:
  *
  * ```
- * prepare      fold Constant nodes and BatchNormalization, find the layers
+ * prepare      widen float16 models, fold Constant nodes and BatchNormalization, find the layers
  * plan         preset + rules (or the mixed-precision search, or a given plan) ─▶ plan entries
  * mark         registered markers add quantization points on any value (Softmax outputs, ...)
  * check        every point's quantizer exists, supports its format, and (for .onnx) has a QDQ form
@@ -34,7 +34,14 @@ import {
   type Registry,
   type Stage,
 } from "@lowbit/core";
-import { checkQuantPoints, foldBatchNorm, foldConstants, type Model } from "@lowbit/graph";
+import {
+  checkQuantPoints,
+  foldBatchNorm,
+  foldConstants,
+  hasHalfTensors,
+  type Model,
+  widenHalf,
+} from "@lowbit/graph";
 import {
   activationKey,
   calibrate,
@@ -456,7 +463,16 @@ const BUILTIN_STAGES: readonly Stage[] = [
 
 /** Folds Constant nodes and BatchNormalization, and finds the layers. */
 function prepareStage(st: QuantizeState): void {
-  const model = cloneModel(st.opts.model);
+  let model = cloneModel(st.opts.model);
+  // float16 / bfloat16 models: float32 inside (their weights are float weights to quantize),
+  // the half inputs and outputs kept through Casts at the edges.
+  if (hasHalfTensors(model)) {
+    model = widenHalf(model);
+    st.warnings.push(
+      "float16 / bfloat16 model: quantized and computed in float32 inside; its inputs and " +
+        "outputs keep their half type",
+    );
+  }
   // Weights held in Constant nodes (paddle2onnx exports, e.g. PP-OCR) become initializers.
   if (model.graph.nodes.some((n) => n.op === "Constant")) {
     model.graph = foldConstants(model.graph);
