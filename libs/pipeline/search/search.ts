@@ -372,9 +372,11 @@ export async function searchMixedPrecision(
     for (const name of candidates[l.node]) {
       const c = cands.get(name)!;
       const cc = candidateCost(l, c);
+      // "bits" budgets count what the file stores per weight: codes, scales and zero points.
+      const stored = sizeBits(geo, cc);
       const entry: Record<string, number> = {
-        bits: geo.params * cc.bits,
-        size: sizeBits(geo, cc),
+        bits: stored,
+        size: stored,
         bops: bops(geo, cc),
       };
       if (opts.latency) {
@@ -525,7 +527,7 @@ export async function searchMixedPrecision(
     measure: opts.tolerance !== undefined ? measureAlloc : undefined,
     tolerance: opts.tolerance,
   };
-  const allocation = await strategy.allocate(names, candidates, scores, problem);
+  let allocation = await strategy.allocate(names, candidates, scores, problem);
   opts.progress?.(0.9);
 
   // *** report ***
@@ -569,6 +571,31 @@ export async function searchMixedPrecision(
     const p = point(a);
     choices.push({ strategy: s, ...p, measured: await measureAlloc(a), sqnrDb: await sqnrOf(a) });
   }
+  // Never return a point another measured one dominates (no larger, no worse, better in one)
+  // while meeting every budget: the metric's proxy scores can rank two allocations wrongly.
+  const fits = (a: Record<string, string>): boolean => {
+    const cost = allocationCost(a, { costs });
+    return Object.entries(limits).every(([r, lim]) => (cost[r] ?? 0) <= lim * (1 + 1e-12));
+  };
+  const own = choices.find((x) => x.strategy === strategyName);
+  let best = own;
+  if (own?.measured !== undefined) {
+    for (const p of [...frontier, ...choices]) {
+      if (p.measured === undefined || !fits(p.allocation)) continue;
+      const b = best!;
+      const noWorse = p.sizeBytes <= b.sizeBytes && p.measured! <= b.measured!;
+      const better = p.sizeBytes < b.sizeBytes || p.measured! < b.measured!;
+      if (noWorse && better) best = { ...p, strategy: strategyName } as StrategyChoice;
+    }
+  }
+  if (best && best !== own) {
+    warnings.push(
+      `'${strategyName}' chose ${own!.sizeBytes.toFixed(0)} B with measured loss ` +
+        `${own!.measured!.toFixed(4)}; a measured point within the budget dominates it ` +
+        `(${best.sizeBytes.toFixed(0)} B, loss ${best.measured!.toFixed(4)}): taking that one`,
+    );
+    allocation = best.allocation;
+  }
   const chosen = point(allocation);
   const c = allocationCost(allocation, { costs });
   opts.progress?.(1);
@@ -585,7 +612,7 @@ export async function searchMixedPrecision(
       bops: c.bops,
       latencyMs: c.latency,
     },
-    measured: choices.find((x) => x.strategy === strategyName)?.measured,
+    measured: best?.measured ?? choices.find((x) => x.strategy === strategyName)?.measured,
     perLayer: layers.map((l) => ({
       node: l.node,
       weight: l.weight,

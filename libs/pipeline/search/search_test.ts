@@ -66,7 +66,9 @@ Deno.test("searchMixedPrecision(): an infeasible budget says which and the small
         budgets: [{ kind: "bits", bits: 3 }],
         samples: 8,
       }),
-    /the bits budget 3 bits per weight is infeasible with these candidates: the smallest feasible bits budget is 4 bits per weight/,
+    // Bits count what the file stores: the MLP's 6464 weights at 4 bits plus 106 fp32 channel
+    // scales (64 + 32 + 10) = 29248 bits, 4.525 bits per weight.
+    /the bits budget 3 bits per weight is infeasible with these candidates: the smallest feasible bits budget is 4.525 bits per weight/,
   );
   await assert.rejects(
     () =>
@@ -323,7 +325,7 @@ Deno.test("quantize() --preset mixed with act-formats: a BOPs budget picks float
   const calib = { inputs: { x }, count: x.shape[0] };
   let result: MixedPrecisionResult | undefined;
   const mixedOptions = {
-    budget: "4.5bits",
+    budget: "5bits",
     "budget-bops": "8MBOPs",
     "act-formats": "int8,fp8_e4m3fn,none",
     candidates: "int8/channel,int4/channel,fp8_e4m3fn/channel",
@@ -338,7 +340,7 @@ Deno.test("quantize() --preset mixed with act-formats: a BOPs budget picks float
     mixedSearch: createMixedSearch({ model: cnn, calib, onResult: (r) => (result = r) }),
   });
   const r = result!;
-  assert.ok(r.cost.bops <= 8e6 && r.cost.avgBits <= 4.5 + 1e-9, JSON.stringify(r.cost));
+  assert.ok(r.cost.bops <= 8e6 && r.cost.avgBits <= 5 + 1e-9, JSON.stringify(r.cost));
   const acts = Object.values(r.activations).map((a) => a?.format ?? "none");
   assert.ok(acts.some((a) => a !== "int8"), `every input int8: ${acts}`);
   // The plan applies exactly the chosen activation formats (none: left in float).
@@ -391,4 +393,24 @@ Deno.test("searchMixedPrecision(): latency is looked up per (weight, activation)
   const keys = Object.keys(table.entries()).map((k) => k.split("|")[1]).sort();
   assert.deepEqual(keys, ["int8", "int8", "int8", "int8@none", "int8@none", "int8@none"]);
   assert.ok(r.cost.latencyMs! > 0);
+});
+
+Deno.test("searchMixedPrecision() returns no allocation a measured point within the budget dominates", async () => {
+  for (const metric of ["layer-hessian", "zeroq"]) {
+    const r = await searchMixedPrecision({
+      model,
+      calib: { x },
+      metric,
+      candidates: ["int8/channel", "int4/channel", "int2/channel", "int4/group:16"],
+      budgets: [{ kind: "bits", bits: 5 }],
+      samples: 32,
+    });
+    assert.ok(r.measured !== undefined);
+    for (const p of [...r.frontier.points, ...r.frontier.choices]) {
+      if (p.measured === undefined || p.avgBits > 5 + 1e-9) continue;
+      const dominates = p.sizeBytes <= r.cost.sizeBytes && p.measured <= r.measured! &&
+        (p.sizeBytes < r.cost.sizeBytes || p.measured < r.measured!);
+      assert.ok(!dominates, `${metric}: ${JSON.stringify(p.allocation)} dominates the choice`);
+    }
+  }
 });
