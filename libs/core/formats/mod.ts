@@ -28,3 +28,4 @@ export * from "./names.ts";
 export * from "./guards.ts";
 export * from "./onnx_types.ts";
 export * from "./scalar_codecs.ts";
+export * from "./kernel_map.ts";

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { getFormat } from "@lowbit/core";
+import { getFormat, type WeightKernel, weightKernel } from "@lowbit/core";
 import {
   gemmF32,
   gemmMinifloat,
@@ -33,22 +33,8 @@ import {
 import type { Layer } from "../layers.ts";
 import type { Candidate } from "./candidates.ts";
 
-const MINIFLOAT = new Set([
-  "fp8_e4m3fn",
-  "fp8_e5m2",
-  "fp6_e3m2fn",
-  "fp6_e2m3fn",
-  "fp4_e2m1fn",
-  "mxfp8_e4m3",
-  "mxfp8_e5m2",
-  "mxfp6_e3m2",
-  "mxfp6_e2m3",
-  "mxfp4",
-  "nvfp4",
-]);
-
-/** Which kernel runs a weight format. */
-export type LatencyKernel = "s8" | "s4" | "minifloat" | "f32";
+/** Which kernel runs a weight format (core's `WeightKernel`). */
+export type LatencyKernel = WeightKernel;
 
 /**
  * The kernel that runs a weight format with a given activation format.
@@ -65,13 +51,8 @@ export type LatencyKernel = "s8" | "s4" | "minifloat" | "f32";
  * ```
  */
 export function kernelFor(format: string, activation = "int8"): LatencyKernel {
-  if (MINIFLOAT.has(format)) return "minifloat";
-  const f = getFormat(format);
-  const intAct = activation !== "none" && getFormat(activation).family === "int";
-  if (intAct && (f.family === "int" || f.family === "ternary" || f.family === "binary")) {
-    return f.bits <= 4 ? "s4" : "s8";
-  }
-  return "f32";
+  // The mapping is data in core, beside the formats.
+  return weightKernel(getFormat(format), activation === "none" ? "none" : getFormat(activation));
 }
 
 /**
