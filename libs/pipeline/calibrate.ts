@@ -77,7 +77,7 @@ async function* datasetBatches(data: Dataset, batchSize: number): AsyncIterable<
 
 /** What calibration found. */
 export interface CalibrationStats {
-  /** Calibrated range per activation entry, keyed by {@link activationKey}. */
+  /** Calibrated range per activation entry, keyed by {@link activationKey} (absent: no data reached it). */
   ranges: Map<string, Range>;
   /** Per-channel max |x| by input value. */
   absMax: Map<string, Float32Array>;
@@ -161,6 +161,8 @@ export async function calibrate(
   const nodes = new Map<string, Node>(graph.nodes.map((n) => [n.name, n]));
   let batchCtx: BatchContext = { batch: 0, tags: {} };
   const calibrators = new Map<string, Calibrator>();
+  // Keys of calibrators that saw data (a value no batch reaches gets no range).
+  const observed = new Set<string>();
   const watch = new Set<string>();
   const on = new Map<string, Array<(t: TensorData) => void>>();
   const listen = (value: string, fn: (t: TensorData) => void): void => {
@@ -176,7 +178,10 @@ export async function calibrate(
       mode: e.mode,
     });
     calibrators.set(key, c);
-    listen(e.value, (t) => c.observe({ shape: t.shape, data: t.data as Float32Array }, batchCtx));
+    listen(e.value, (t) => {
+      observed.add(key);
+      c.observe({ shape: t.shape, data: t.data as Float32Array }, batchCtx);
+    });
   }
   const absMax = new Map<string, Float32Array>();
   for (const l of req.absMax ?? []) {
@@ -264,7 +269,7 @@ export async function calibrate(
     req.progress?.increment();
   }
   const ranges = new Map<string, Range>();
-  for (const [k, c] of calibrators) ranges.set(k, c.result());
+  for (const [k, c] of calibrators) if (observed.has(k)) ranges.set(k, c.result());
   const means = new Map<string, Float64Array>();
   for (const [node, s] of sums) {
     const l = needRows.get(node)!;

@@ -307,3 +307,39 @@ Deno.test("a quantizer reads another graph value at run time (the input), throug
   const out = await createExecutor(loaded, { registry }).run({ x });
   assert.deepEqual(out.logits.data, sim);
 });
+
+Deno.test("an activation point no calibration batch reaches stays in float with a warning", async () => {
+  const model = await readOnnxFile(`${FIX}mlp.onnx`);
+  // A hook that cuts the first Relu's output off during calibration (its consumers read a
+  // constant instead), so the marked value is never produced.
+  const relu = model.graph.nodes.find((n) => n.name === "/Relu")!;
+  const cut: CalibrationHook = {
+    name: "cut",
+    transformGraph: (g) => ({
+      ...g,
+      nodes: g.nodes.filter((n) => n.name !== "/Relu").map((n) => ({
+        ...n,
+        inputs: n.inputs.map((v) => (v === relu.outputs[0] ? "zeros" : v)),
+      })),
+      initializers: new Map([...g.initializers, ["zeros", {
+        dtype: "float32",
+        shape: [1, 64],
+        data: new Float32Array(64),
+      }]]),
+    }),
+  };
+  const registry = registryWith({
+    name: "cutter",
+    register(r) {
+      r.hooks.register(cut);
+      r.markers.register({ name: "relu-out", mark: () => [{ value: relu.outputs[0] }] });
+    },
+  });
+  const { quantized, warnings } = await quantize({ model, calib, registry });
+  const e = quantized.plan.entries.find((p) => p.value === relu.outputs[0])!;
+  assert.equal(e.skip, true);
+  assert.ok(
+    warnings.some((w) => w.startsWith(`${relu.outputs[0]}: no calibration data reached it`)),
+    warnings.join("\n"),
+  );
+});

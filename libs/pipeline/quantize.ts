@@ -737,10 +737,13 @@ function activationsStage(st: QuantizeState): void {
   for (const e of activationEntries(st)) {
     if (e.dynamic || e.scale) continue;
     const range = st.stats?.ranges.get(activationKey(e));
-    if (!range) {
-      throw new LowbitError("INTERNAL", "no calibrated range for this activation", {
-        tensor: e.value,
-      });
+    // A value no calibration batch reached (an untaken branch, an expert no token was routed
+    // to) has no range: it stays in float, said out loud, never a made-up scale.
+    if (!range || ![...range.min, ...range.max].every(Number.isFinite)) {
+      e.skip = true;
+      e.reason = "no calibration data reached it: left in float";
+      st.warnings.push(`${e.value}: no calibration data reached it; its quantization is skipped`);
+      continue;
     }
     const qp = fitActivation(e, range, st.registry);
     if (qp.dynamic) {
