@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Graph, Node } from "./ir.ts";
+import type { Graph, Node, TensorData } from "./ir.ts";
 
 /** One graph met by {@link walkGraphs}. */
 export interface GraphVisit {
@@ -79,4 +79,31 @@ function* walk(
  */
 export function* allNodes(graph: Graph): Generator<Node> {
   for (const v of walkGraphs(graph)) yield* v.graph.nodes;
+}
+
+/**
+ * The graph (the root or a subgraph) that holds an initializer, and the tensor.
+ *
+ * @param graph the root graph
+ * @param name the initializer's name
+ * @returns where it is, or undefined
+ *
+ * @example
+ * ```ts
+ * import { findInitializer, type Graph } from "@lowbit/graph";
+ * const w = { dtype: "float32" as const, shape: [1], data: Float32Array.of(2) };
+ * const g: Graph = { name: "g", initializers: new Map([["w", w]]), valueInfo: new Map(),
+ *   inputs: [], outputs: [], nodes: [] };
+ * if (findInitializer(g, "w")?.tensor !== w) throw new Error();
+ * ```
+ */
+export function findInitializer(
+  graph: Graph,
+  name: string,
+): { graph: Graph; tensor: TensorData } | undefined {
+  for (const v of walkGraphs(graph)) {
+    const t = v.graph.initializers.get(name);
+    if (t) return { graph: v.graph, tensor: t };
+  }
+  return undefined;
 }

@@ -26,6 +26,11 @@ export interface Dataset {
    * non-batched input whose file holds the model input's full shape (a GNN's whole graph).
    */
   whole?: Record<string, TensorData>;
+  /**
+   * The sample axis of inputs whose batch dimension is not the first (a recurrent state
+   * `[layers, batch, hidden]`: 1); absent inputs are batched along axis 0.
+   */
+  axes?: Record<string, number>;
 }
 
 /** How images become a model input. */
@@ -60,7 +65,10 @@ export interface ImageSpec {
  */
 export function sliceBatch(data: Dataset, start: number, end: number): Record<string, TensorData> {
   const out: Record<string, TensorData> = {};
-  for (const [name, t] of Object.entries(data.inputs)) out[name] = sliceSamples(t, start, end);
+  for (const [name, t] of Object.entries(data.inputs)) {
+    const axis = data.axes?.[name] ?? 0;
+    out[name] = axis === 0 ? sliceSamples(t, start, end) : sliceAxis(t, axis, start, end);
+  }
   for (const [name, t] of Object.entries(data.whole ?? {})) out[name] = t;
   return out;
 }
@@ -168,6 +176,27 @@ export function sliceSamples(t: TensorData, start: number, end: number): TensorD
   };
 }
 
+/** Copies indices [start, end) of one axis. */
+function sliceAxis(t: TensorData, axis: number, start: number, end: number): TensorData {
+  const outer = t.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = t.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const n = t.shape[axis], m = end - start;
+  const src = t.data as Float32Array;
+  const dst = new (src.constructor as Float32ArrayConstructor)(outer * m * inner);
+  for (let o = 0; o < outer; o++) {
+    dst.set(src.subarray((o * n + start) * inner, (o * n + end) * inner), o * m * inner);
+  }
+  const shape = [...t.shape];
+  shape[axis] = m;
+  return { dtype: t.dtype, shape, data: dst as unknown as TensorData["data"] };
+}
+
+/** The sample axis of a model input: its first dimension that is not a fixed size (0 if none). */
+function sampleAxis(vi: ValueInfo): number {
+  const i = (vi.shape ?? []).findIndex((d) => typeof d !== "number" || d < 0);
+  return i < 0 ? 0 : i;
+}
+
 /**
  * Checks a dataset against a model's inputs: every input present, same dtype,
  * same rank, static dimensions equal, the same sample count everywhere, at
@@ -225,7 +254,9 @@ export function checkDataset(data: Dataset, inputs: readonly ValueInfo[], what =
           subject,
         );
       }
-      for (let i = 1; i < shape.length; i++) {
+      const batchAxis = data.axes?.[vi.name] ?? 0;
+      for (let i = 0; i < shape.length; i++) {
+        if (i === batchAxis) continue;
         if (typeof shape[i] === "number" && shape[i] !== t.shape[i]) {
           throw new LowbitError(
             "SHAPE_MISMATCH",
@@ -237,10 +268,11 @@ export function checkDataset(data: Dataset, inputs: readonly ValueInfo[], what =
         }
       }
     }
-    if (t.shape[0] !== data.count) {
+    const n = t.shape[data.axes?.[vi.name] ?? 0];
+    if (n !== data.count) {
       throw new LowbitError(
         "SHAPE_MISMATCH",
-        `${what} has ${t.shape[0]} samples, other inputs have ${data.count}`,
+        `${what} has ${n} samples, other inputs have ${data.count}`,
         subject,
       );
     }
@@ -334,6 +366,7 @@ export async function loadDataset(
   const paths = parseDataSpecs(specs, inputs);
   const out: Record<string, TensorData> = {};
   const whole: Record<string, TensorData> = {};
+  const axes: Record<string, number> = {};
   let count = -1;
   for (const [name, path] of Object.entries(paths)) {
     const vi = inputs.find((v) => v.name === name);
@@ -369,7 +402,9 @@ export async function loadDataset(
         file: path,
       });
     }
-    if (count === -1) count = t.shape[0];
+    const axis = vi && vi.shape && t.shape.length === vi.shape.length ? sampleAxis(vi) : 0;
+    if (axis !== 0) axes[name] = axis;
+    if (count === -1) count = t.shape[axis];
     out[name] = t;
   }
   // Only whole inputs: the data is one sample.
@@ -378,6 +413,7 @@ export async function loadDataset(
     inputs: out,
     count: Math.max(0, count),
     ...(Object.keys(whole).length ? { whole } : {}),
+    ...(Object.keys(axes).length ? { axes } : {}),
   };
   try {
     checkDataset(data, inputs, what);

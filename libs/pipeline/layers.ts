@@ -43,6 +43,8 @@ export interface Layer {
   out: number;
   /** Width of one output channel's row in the [out, in] view. */
   in: number;
+  /** Inside a subgraph: the path of the nodes and attributes that hold it ("If_25/else_branch"). */
+  scope?: string;
 }
 
 /** A node that looks like a layer but cannot be quantized, with the reason. */
@@ -68,8 +70,25 @@ function attrInt(n: Node, name: string, dflt: number): number {
   return a && a.kind === "int" ? a.value : dflt;
 }
 
-function initializer(g: Graph, name: string | undefined): TensorData | undefined {
-  return name ? g.initializers.get(name) : undefined;
+/** Initializers visible from a graph: its own, then those of the graphs around it. */
+type Scopes = readonly Graph[];
+
+function initializer(scopes: Scopes, name: string | undefined): TensorData | undefined {
+  if (!name) return undefined;
+  for (let i = scopes.length - 1; i >= 0; i--) {
+    const t = scopes[i].initializers.get(name);
+    if (t) return t;
+  }
+  return undefined;
+}
+
+/** Options of {@link scanLayers}. */
+export interface ScanOptions {
+  /**
+   * Also find layers inside subgraphs (If / Loop / Scan bodies), with their `scope`
+   * (default false: the top-level graph only).
+   */
+  subgraphs?: boolean;
 }
 
 /**
@@ -91,16 +110,42 @@ function initializer(g: Graph, name: string | undefined): TensorData | undefined
  * if (layers[0].out !== 3 || layers[0].in !== 4) throw new Error();
  * ```
  */
-export function scanLayers(g: Graph): LayerScan {
+export function scanLayers(g: Graph, opts: ScanOptions = {}): LayerScan {
   const layers: Layer[] = [];
   const rejected: Rejected[] = [];
+  scanGraph([g], undefined, layers, rejected, opts.subgraphs ?? false);
+  return { layers, rejected };
+}
+
+function scanGraph(
+  scopes: Scopes,
+  scope: string | undefined,
+  layers: Layer[],
+  rejected: Rejected[],
+  deep: boolean,
+): void {
+  const g = scopes[scopes.length - 1];
+  const at = scope ? { scope } : {};
   for (const n of g.nodes) {
+    if (deep) {
+      for (const [k, a] of Object.entries(n.attrs)) {
+        if (a.kind === "graph") {
+          scanGraph(
+            [...scopes, a.value],
+            `${scope ? scope + "/" : ""}${n.name}/${k}`,
+            layers,
+            rejected,
+            true,
+          );
+        }
+      }
+    }
     if (!LAYER_OPS.includes(n.op) || n.domain !== "") continue;
     const reject = (reason: string): void => {
       rejected.push({ node: n.name, op: n.op, reason });
     };
     const wName = n.inputs[1];
-    const w = initializer(g, wName);
+    const w = initializer(scopes, wName);
     if (!w) {
       reject(
         n.op === "MatMul"
@@ -114,9 +159,9 @@ export function scanLayers(g: Graph): LayerScan {
       continue;
     }
     const bName = n.inputs[2] || undefined;
-    const bias = bName && initializer(g, bName)?.dtype === "float32" ? bName : undefined;
+    const bias = bName && initializer(scopes, bName)?.dtype === "float32" ? bName : undefined;
     const shape = [...w.shape];
-    const base = { node: n.name, op: n.op, input: n.inputs[0], weight: wName, shape };
+    const base = { node: n.name, op: n.op, input: n.inputs[0], weight: wName, shape, ...at };
     if (n.op === "Conv" || n.op === "ConvTranspose") {
       if (shape.length < 3) {
         reject(`its weight has rank ${shape.length}`);
@@ -161,7 +206,7 @@ export function scanLayers(g: Graph): LayerScan {
         reject(`its constant operand has rank ${shape.length} (only 2-D weights are layers)`);
         continue;
       }
-      if (initializer(g, n.inputs[0])) {
+      if (initializer(scopes, n.inputs[0])) {
         reject("its first operand is the constant; only x·W is a layer");
         continue;
       }
@@ -176,7 +221,6 @@ export function scanLayers(g: Graph): LayerScan {
       });
     }
   }
-  return { layers, rejected };
 }
 
 /**

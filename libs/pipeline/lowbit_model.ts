@@ -12,6 +12,7 @@ import { defaultRegistry, type Registry } from "@lowbit/core";
 import {
   decodeLowbitFile,
   encodeLowbitFile,
+  findInitializer,
   lowbitPoints,
   type LowbitTensor,
   type Model,
@@ -45,7 +46,7 @@ export function encodeLowbitModel(qm: QuantizedModel): Uint8Array {
   const tensors = new Map<string, LowbitTensor>();
   for (const p of points) {
     if (p.role !== "weight") continue;
-    const init = qm.model.graph.initializers.get(p.value)!;
+    const init = findInitializer(qm.model.graph, p.value)!.tensor;
     const q = reg.quantizers.get(p.quantizer);
     const codes = q.quantize({ shape: init.shape, data: init.data as Float32Array }, p.params);
     const extra: LowbitTensor["extra"] = {};
@@ -97,8 +98,14 @@ export function decodeLowbitModel(
     if (p.role !== "weight") continue;
     const t = file.tensors.get(p.value)!;
     const data = registry.quantizers.get(p.quantizer).dequantize(t.codes, p.params, t.shape).data;
-    inits.set(p.value, { dtype: "float32", shape: [...t.shape], data });
+    // A weight of a subgraph (If / Loop / Scan body) is decoded where it is.
+    const inner = findInitializer(file.model.graph, p.value);
+    (inner ? inner.graph.initializers : inits).set(p.value, {
+      dtype: "float32",
+      shape: [...t.shape],
+      data,
+    });
   }
   const model: Model = { ...file.model, graph: { ...file.model.graph, initializers: inits } };
-  return { model, plan, layers: scanLayers(model.graph).layers, registry };
+  return { model, plan, layers: scanLayers(model.graph, { subgraphs: true }).layers, registry };
 }

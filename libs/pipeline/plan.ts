@@ -308,7 +308,7 @@ export function validatePlan(
         `${plan.model.sha256.slice(0, 12)}…); its entries fit this model, replaying it anyway`,
     );
   }
-  const { layers, rejected } = scanLayers(model.graph);
+  const { layers, rejected } = scanLayers(model.graph, { subgraphs: true });
   const byNode = new Map<string, Layer>(layers.map((l) => [l.node, l]));
   const seen = new Set<string>();
   const produced = new Set<string>(model.graph.inputs.map((v) => v.name));

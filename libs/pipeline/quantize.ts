@@ -36,6 +36,7 @@ import {
 } from "@lowbit/core";
 import {
   checkQuantPoints,
+  findInitializer,
   foldBatchNorm,
   foldConstants,
   hasHalfTensors,
@@ -480,7 +481,9 @@ function prepareStage(st: QuantizeState): void {
   if (st.opts.foldBatchNorm ?? true) model.graph = foldBatchNorm(model.graph);
   st.model = model;
   st.prepared = cloneModel(model);
-  const { layers, rejected } = scanLayers(model.graph);
+  // Layers inside If / Loop / Scan bodies too: quantized where they are, calibrated when their
+  // branch runs (RTN only, no equalisation, SmoothQuant or mixed search there).
+  const { layers, rejected } = scanLayers(model.graph, { subgraphs: true });
   st.layers = layers;
   st.rejected = rejected;
   if (layers.length === 0 && st.registry.markers.list().length === 0) {
@@ -649,7 +652,7 @@ async function equalizeStage(st: QuantizeState): Promise<void> {
   const eqAlpha = st.opts.equalize ?? null;
   const given = st.opts.plan ? st.equalization : undefined;
   if (!given && (st.opts.plan || eqAlpha === null)) return;
-  const eqLayers = st.layers.filter((l) => l.op === "Conv" && inputQuantized(st, l));
+  const eqLayers = st.layers.filter((l) => !l.scope && l.op === "Conv" && inputQuantized(st, l));
   const absMax = given
     ? new Map()
     : await absMaxPass(st, "equalize", eqLayers, "for range equalisation");
@@ -678,7 +681,7 @@ async function absMaxPass(
 async function smoothQuantStage(st: QuantizeState): Promise<void> {
   if (st.smoothAlpha === null) return;
   const given = st.opts.plan ? st.smoothing : undefined;
-  const smoothable = st.layers.filter((l) => inputQuantized(st, l));
+  const smoothable = st.layers.filter((l) => !l.scope && inputQuantized(st, l));
   const absMax = given
     ? new Map()
     : await absMaxPass(st, "smoothquant", smoothable, "for SmoothQuant");
@@ -696,6 +699,12 @@ async function calibrateStage(st: QuantizeState): Promise<void> {
   const gptqLayers = weightEntries.filter((e) => e.rounding === "gptq").map((e) =>
     byNode.get(e.node)!
   ).filter((l) => {
+    if (l.scope) {
+      st.warnings.push(
+        `${l.node}: GPTQ inside a subgraph (${l.scope}) is not supported; rounded to nearest`,
+      );
+      return false;
+    }
     if (l.op === "Conv" && l.shape.length !== 4) {
       st.warnings.push(`${l.node}: GPTQ needs a 2-D Conv; rounded to nearest instead`);
       return false;
@@ -704,7 +713,7 @@ async function calibrateStage(st: QuantizeState): Promise<void> {
   });
   const meanLayers = st.biasCorrection
     ? weightEntries.map((e) => byNode.get(e.node)!).filter((l) =>
-      l.op === "Conv" || l.op === "Gemm"
+      !l.scope && (l.op === "Conv" || l.op === "Gemm")
     )
     : [];
   const hasSource = activeSource(st) !== undefined;
@@ -764,7 +773,9 @@ function weightsStage(st: QuantizeState): void {
   const wbar = st.progress.start("weights", weightEntries.length);
   for (const e of weightEntries) {
     const l = byNode.get(e.node)!;
-    const init = model.graph.initializers.get(l.weight)!;
+    // The weight's initializer: in the graph or in the subgraph that holds the layer.
+    const owner = findInitializer(model.graph, l.weight)!;
+    const init = owner.tensor;
     const w = init.data as Float32Array;
     if (isBlockFormatName(e.format!) && e.granularity?.kind !== "block") {
       e.granularity = resolveWeightGranularity(l, "channel", e.format!);
@@ -798,7 +809,7 @@ function weightsStage(st: QuantizeState): void {
         st.warnings.push(`${l.node}: no bias to correct (${l.op}); bias correction skipped`);
       }
     }
-    model.graph.initializers.set(l.weight, { ...init, data: q });
+    owner.graph.initializers.set(l.weight, { ...init, data: q });
     e.granularity = qp.granularity;
     e.scale = [...qp.scale];
     e.zeroPoint = [...qp.zeroPoint];
@@ -927,7 +938,9 @@ async function runMixedSearch(
   st: QuantizeState,
   configs: Record<string, LayerConfig>,
 ): Promise<void> {
-  const { opts, model, layers } = st;
+  const { opts, model } = st;
+  // The search works on the top-level graph; layers in subgraphs keep the preset's formats.
+  const layers = st.layers.filter((l) => !l.scope);
   if (!opts.mixedSearch) {
     throw new LowbitError(
       "UNSUPPORTED",

@@ -12,6 +12,7 @@
 import type { Codes, Registry } from "@lowbit/core";
 import { type LowbitFile, lowbitPoints } from "../export/lowbit_file.ts";
 import { materializeQuantized } from "../export/quantized_model.ts";
+import { findInitializer } from "../subgraphs.ts";
 import type { Model } from "../ir.ts";
 
 /**
@@ -50,8 +51,10 @@ export function lowbitModel(file: LowbitFile, opts: { registry?: Registry } = {}
   const inits = new Map(file.model.graph.initializers);
   const stored = new Map<string, Codes>();
   for (const [name, t] of file.tensors) {
-    // Shape only: the values come from the codes.
-    inits.set(name, { dtype: "float32", shape: [...t.shape], data: new Float32Array(0) });
+    // Shape only: the values come from the codes. A weight of a subgraph stays where it is.
+    if (!findInitializer(file.model.graph, name)) {
+      inits.set(name, { dtype: "float32", shape: [...t.shape], data: new Float32Array(0) });
+    }
     stored.set(name, t.codes);
   }
   const model: Model = { ...file.model, graph: { ...file.model.graph, initializers: inits } };

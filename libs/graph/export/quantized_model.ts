@@ -133,6 +133,65 @@ export function materializeQuantized(
   opts: MaterializeOptions = {},
 ): Model {
   checkQuantPoints(points, opts);
+  // Points on values of If / Loop / Scan bodies are materialized inside those bodies.
+  const here = points.filter((p) => holds(model.graph, p.value));
+  const inner = points.filter((p) => !holds(model.graph, p.value));
+  if (inner.length) {
+    model = { ...model, graph: intoSubgraphs(model, model.graph, inner, opts) };
+    const missing = inner.filter((p) => !placed.has(p));
+    placed.clear();
+    if (missing.length) {
+      throw new LowbitError("UNKNOWN_NAME", "no such value in the graph or its subgraphs", {
+        tensor: missing[0].value,
+      });
+    }
+  }
+  return materializeHere(model, here, opts);
+}
+
+/** Points placed in a subgraph during one `materializeQuantized` call. */
+const placed = new Set<QuantPoint>();
+
+/** Whether a graph itself holds a value (an input, an initializer or a node's output). */
+function holds(g: Model["graph"], value: string): boolean {
+  return g.initializers.has(value) || g.inputs.some((v) => v.name === value) ||
+    g.nodes.some((n) => n.outputs.includes(value));
+}
+
+/** The graph with each subgraph attribute's points materialized inside it (deepest first). */
+function intoSubgraphs(
+  model: Model,
+  g: Model["graph"],
+  points: readonly QuantPoint[],
+  opts: MaterializeOptions,
+): Model["graph"] {
+  let changed = false;
+  const nodes = g.nodes.map((n) => {
+    let attrs = n.attrs;
+    for (const [k, a] of Object.entries(n.attrs)) {
+      if (a.kind !== "graph") continue;
+      let sub = intoSubgraphs(model, a.value, points, opts);
+      const mine = points.filter((p) => !placed.has(p) && holds(sub, p.value));
+      if (mine.length) {
+        for (const p of mine) placed.add(p);
+        sub = materializeHere({ ...model, graph: sub }, mine, opts).graph;
+      }
+      if (sub !== a.value) {
+        attrs = { ...attrs, [k]: { kind: "graph", value: sub } };
+        changed = true;
+      }
+    }
+    return attrs === n.attrs ? n : { ...n, attrs };
+  });
+  return changed ? { ...g, nodes } : g;
+}
+
+/** Points on values the model's own graph holds (see the module doc). */
+function materializeHere(
+  model: Model,
+  points: readonly QuantPoint[],
+  opts: MaterializeOptions,
+): Model {
   const reg = opts.registry ?? defaultRegistry();
   const inits = new Map(model.graph.initializers);
   const qdq: Record<string, QParams> = {};
