@@ -34,7 +34,7 @@ Deno.test("balancedGraph gives each expert its routed plus its highest-affinity 
       col.indexOf(col[t]) >= 0 &&
       [0, 1, 2, 3].reduce((b, j) => (p[t * E + j] > p[t * E + b] ? j : b), 0);
     const kth = [...col].sort((a, b) => b - a)[k - 1];
-    const expected = col.map((v, t) => t).filter((t) => argmax(t) === e.index || col[t] >= kth);
+    const expected = col.map((_v, t) => t).filter((t) => argmax(t) === e.index || col[t] >= kth);
     const ids = Array.from(got.get(graph(e.dispatch!).inputs[1])!.data as BigInt64Array, Number);
     assert.deepEqual(ids, expected, `expert ${e.index}`);
     assert.ok(ids.length >= k);
