@@ -46,7 +46,7 @@ export const MOE_OPTIONS: readonly PluginOption[] = [
     type: "string",
     choices: ["float", "preset"],
     default: "float",
-    help: "moe: routers kept in float (default) or quantized like the other layers",
+    help: "moe: routers kept in float, or quantized like the other layers (preset)",
   },
   {
     name: "moe-thin",

@@ -6,15 +6,16 @@
  * @module
  */
 
-import type {
-  CalibrationHook,
-  CalibrationSource,
-  GraphView,
-  HookBatch,
-  LayerView,
-  Plugin,
-  PluginOptionValues,
-  Registry,
+import {
+  type CalibrationHook,
+  type CalibrationSource,
+  type GraphView,
+  type HookBatch,
+  type LayerView,
+  LowbitError,
+  type Plugin,
+  type PluginOptionValues,
+  type Registry,
 } from "@lowbit/core";
 import type { PlanEntry, QuantizeState } from "@lowbit/pipeline";
 import { balancedGraph } from "./balance.ts";
@@ -49,10 +50,11 @@ function planStage(ctx: MoEContext, st: QuantizeState): void {
     return;
   }
   const count = st.opts.calib?.count ?? 0;
-  const balanced = o.calib === "balanced" && sparse(info);
+  // dense dispatch: every expert computes every token, so more samples are all it needs
+  const balanced = o.calib === "balanced";
   const total = balanced ? Math.max(count, o.minTokens) : count;
   ctx.extra = balanced && count > 0 ? total - count : 0;
-  ctx.frac = balanced && total > 0 ? Math.min(1, o.minTokens / total) : 0;
+  ctx.frac = balanced && sparse(info) && total > 0 ? Math.min(1, o.minTokens / total) : 0;
   if (st.opts.plan || o.router !== "float") return;
   for (const r of info.routers) {
     st.entries = st.entries.map((e): PlanEntry =>
@@ -91,14 +93,30 @@ async function coverageStage(ctx: MoEContext, st: QuantizeState): Promise<void> 
     st.warnings.push(
       `moe: router '${r.node}' tokens per expert: the data routes ${c.natural.join(" / ")}; ` +
         `calibration (${
-          ctx.frac > 0
+          o.calib === "balanced"
             ? `balanced, min ${o.minTokens}, ${data.count} samples + ${ctx.extra} generated`
             : "natural"
         }) gives ${c.seen.join(" / ")}`,
     );
     for (const e of r.experts) {
       const natural = c.natural[e.index], seen = c.seen[e.index];
-      const dynamic = natural < o.thin || seen === 0;
+      const onnx = st.opts.target === "onnx";
+      if (onnx && seen === 0) {
+        throw new LowbitError(
+          "INVALID_ARGUMENT",
+          `expert ${e.index} of router '${r.node}' sees no calibration token, and QDQ ONNX ` +
+            `cannot hold the dynamic per-token scales it would need; use --moe-calib balanced ` +
+            `or write a .lowbit file`,
+          { node: e.layers[0], tensor: e.input },
+        );
+      }
+      const dynamic = (natural < o.thin && !onnx) || seen === 0;
+      if (onnx && natural < o.thin) {
+        st.warnings.push(
+          `moe: expert ${e.index} of router '${r.node}' keeps static (balanced) activation ` +
+            `scales: QDQ ONNX cannot hold dynamic per-token scales (a .lowbit file can)`,
+        );
+      }
       const note = `moe expert ${e.index}: ${natural} routed / ${seen} calibration tokens` +
         (dynamic ? "; dynamic per-token activation scales" : "");
       if (natural === 0 || seen === 0) {
