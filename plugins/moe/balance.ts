@@ -16,7 +16,7 @@ import type { GraphView, NodeView, TensorValue } from "@lowbit/core";
 type EditableNode = {
   -readonly [K in keyof NodeView]: K extends "inputs" ? string[] : NodeView[K];
 };
-import type { MoEInfo } from "./detect.ts";
+import type { MoEInfo, RouterInfo } from "./detect.ts";
 
 const f32 = (data: number[]): TensorValue => ({
   dtype: "float32",
@@ -29,6 +29,25 @@ const i64 = (data: number[], shape = [data.length]): TensorValue => ({
   data: BigInt64Array.from(data.map(BigInt)),
 });
 const attr = (kind: string, value: unknown) => ({ kind, value });
+
+/**
+ * Whether balanced re-routing applies to a router: sparse top-1 dispatch whose experts select
+ * tokens by an `Equal(index, e)` mask (the pattern {@link balancedGraph} rewrites).
+ *
+ * @param r a detected router
+ * @returns whether its experts can be re-routed
+ *
+ * @example
+ * ```ts
+ * import { balanceable, detectMoE } from "@lowbit/moe";
+ * import { readOnnxFile } from "@lowbit/graph";
+ * const m = await readOnnxFile(new URL("../../fixtures/moe/moe_dense.onnx", import.meta.url).pathname);
+ * if (balanceable(detectMoE(m.graph).routers[0])) throw new Error("dense experts see every token");
+ * ```
+ */
+export function balanceable(r: RouterInfo): boolean {
+  return r.dispatch !== "dense" && r.k === 1 && r.experts.some((e) => e.mask && e.dispatch);
+}
 
 /**
  * The calibration graph with balanced routing: every expert of a sparse router also receives
@@ -55,7 +74,7 @@ export function balancedGraph<G extends GraphView>(graph: G, info: MoEInfo, frac
   let nodes: EditableNode[] = graph.nodes.map((n) => ({ ...n, inputs: [...n.inputs] }));
   const byName = (name: string) => nodes.find((n) => n.name === name);
   info.routers.forEach((r, ri) => {
-    if (r.dispatch === "dense") return;
+    if (!balanceable(r)) return;
     const p = `moe_bal/${ri}`;
     inits.set(`${p}/frac`, f32([frac]));
     inits.set(`${p}/minus1`, i64([-1]));

@@ -77,6 +77,14 @@ for (const form of ["sparse", "dense"]) {
     ["--plugin moe --moe-thin 0", "w8a8", false, { "moe-thin": 0 }],
     ["--plugin moe --moe-thin 0", "w4a8", true, { "moe-thin": 0 }],
     ["--plugin moe --moe-router preset", "w4a8", true, { "moe-router": "preset" }],
+    // int4 activations: where calibration coverage shows
+    ["core (no plugin)", "w8a4", false, {}],
+    ["--plugin moe", "w8a4", false, {}],
+    ["--plugin moe --moe-thin 0", "w8a4", false, { "moe-thin": 0 }],
+    ["--plugin moe --moe-calib natural --moe-thin 0", "w8a4", false, {
+      "moe-calib": "natural",
+      "moe-thin": 0,
+    }],
   ];
   for (const [name, preset, gptq, opts] of configs) {
     const withPlugin = name.startsWith("--plugin");

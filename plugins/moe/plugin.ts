@@ -18,7 +18,7 @@ import {
   type Registry,
 } from "@lowbit/core";
 import type { PlanEntry, QuantizeState } from "@lowbit/pipeline";
-import { balancedGraph } from "./balance.ts";
+import { balanceable, balancedGraph } from "./balance.ts";
 import { moeCommand } from "./commands.ts";
 import { countTokens, type RouterCoverage } from "./coverage.ts";
 import { calibrationBatches } from "./data.ts";
@@ -36,7 +36,7 @@ interface MoEContext {
   coverage?: RouterCoverage[];
 }
 
-const sparse = (info: MoEInfo | undefined) => !!info?.routers.some((r) => r.dispatch !== "dense");
+const sparse = (info: MoEInfo | undefined) => !!info?.routers.some(balanceable);
 
 /** Detection, router precision, balancing figures (after the plan is made). */
 function planStage(ctx: MoEContext, st: QuantizeState): void {
@@ -55,6 +55,14 @@ function planStage(ctx: MoEContext, st: QuantizeState): void {
   const total = balanced ? Math.max(count, o.minTokens) : count;
   ctx.extra = balanced && count > 0 ? total - count : 0;
   ctx.frac = balanced && sparse(info) && total > 0 ? Math.min(1, o.minTokens / total) : 0;
+  if (balanced) {
+    for (const r of info.routers.filter((r) => r.dispatch !== "dense" && !balanceable(r))) {
+      st.warnings.push(
+        `moe: router '${r.node}' (top-${r.k ?? "?"}): balanced re-routing handles top-1 ` +
+          `sparse dispatch by an Equal(index, e) mask; its experts see their routed tokens only`,
+      );
+    }
+  }
   if (st.opts.plan || o.router !== "float") return;
   for (const r of info.routers) {
     st.entries = st.entries.map((e): PlanEntry =>
