@@ -74,6 +74,7 @@ for (const form of ["sparse", "dense"]) {
     ["--plugin moe", "w4a8", true, {}],
     ["--plugin moe --moe-calib natural", "w4a8", true, { "moe-calib": "natural" }],
     ["--plugin moe --moe-hessian plain", "w4a8", true, { "moe-hessian": "plain" }],
+    ["--plugin moe --moe-affinity-floor 0", "w4a8", true, { "moe-affinity-floor": 0 }],
     ["--plugin moe --moe-thin 0", "w8a8", false, { "moe-thin": 0 }],
     ["--plugin moe --moe-thin 0", "w4a8", true, { "moe-thin": 0 }],
     ["--plugin moe --moe-router preset", "w4a8", true, { "moe-router": "preset" }],
