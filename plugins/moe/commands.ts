@@ -8,6 +8,7 @@
 
 import { LowbitError, type PluginCommand, type Registry } from "@lowbit/core";
 import {
+  createExecutor,
   lowbitModel,
   type Model,
   readLowbitFile,
@@ -159,7 +160,6 @@ export function moeCommand(registry: Registry): PluginCommand {
             Number,
           );
           const acc = async (m: Model) => {
-            const { createExecutor } = await import("@lowbit/graph");
             const o = await createExecutor(m, { registry }).run({ [name]: x });
             const p = argmaxRows(o[float.graph.outputs[0].name]);
             return p.filter((v, i) => v === y[i]).length / y.length;

@@ -34,6 +34,8 @@ interface MoEContext {
   extra: number;
   /** Tokens per expert, once measured. */
   coverage?: RouterCoverage[];
+  /** Layers whose GPTQ rows could not be matched to gates (weighted as 1), for a warning. */
+  unweighted: Set<string>;
 }
 
 const sparse = (info: MoEInfo | undefined) => !!info?.routers.some(balanceable);
@@ -197,14 +199,14 @@ function hook(ctx: MoEContext): CalibrationHook {
       if (r.dispatch === "dense") {
         const p = batch.values.get(r.probs);
         const E = p?.shape[p.shape.length - 1] ?? 0;
-        if (!p || p.data.length / E !== rows) return undefined;
+        if (!p || p.data.length / E !== rows) return void ctx.unweighted.add(layer.node);
         return Float32Array.from(
           { length: rows },
           (_, i) => Math.max(floor, Number(p.data[i * E + e.index])),
         );
       }
       const g = e.gate ? batch.values.get(e.gate) : undefined;
-      if (!g || g.data.length !== rows) return undefined;
+      if (!g || g.data.length !== rows) return void ctx.unweighted.add(layer.node);
       return Float32Array.from(g.data as ArrayLike<number>, (v) => Math.max(floor, v));
     },
   };
@@ -261,7 +263,7 @@ export const plugin: Plugin = {
   name: "moe",
   version: "0.1.0",
   register(r: Registry): void {
-    const ctx: MoEContext = { frac: 0, extra: 0 };
+    const ctx: MoEContext = { frac: 0, extra: 0, unweighted: new Set() };
     contexts.set(r, ctx);
     for (const o of MOE_OPTIONS) r.options.register(o);
     r.stages.register({ name: "moe-plan", after: "plan", run: (st) => planStage(ctx, st) });
@@ -269,6 +271,18 @@ export const plugin: Plugin = {
       name: "moe-coverage",
       before: "calibrate",
       run: (st) => coverageStage(ctx, st),
+    });
+    r.stages.register({
+      name: "moe-calibrated",
+      after: "calibrate",
+      run(st: QuantizeState): void {
+        for (const l of ctx.unweighted) {
+          st.warnings.push(
+            `moe: ${l}: its GPTQ rows do not line up with its gate values; rows weighted 1`,
+          );
+        }
+        ctx.unweighted.clear();
+      },
     });
     r.hooks.register(hook(ctx));
     r.sources.register(source(ctx));
