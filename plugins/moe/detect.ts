@@ -177,6 +177,17 @@ function taint(ix: Index, seeds: readonly string[]): Set<string> {
   return out;
 }
 
+/** Values derived from the given seeds through any input (indices included). */
+function taintAll(ix: Index, seeds: readonly string[]): Set<string> {
+  const out = new Set(seeds);
+  for (const n of ix.graph.nodes) {
+    if (n.inputs.some((v) => out.has(v))) { for (const o of n.outputs) out.add(o); }
+  }
+  return out;
+}
+
+const GATHERS = new Set(["Gather", "GatherND", "GatherElements"]);
+
 /** Nodes of an expert: backward from its output through data inputs, stopping at the tokens. */
 function expertCone(ix: Index, output: string, tokens: string, tainted: Set<string>): NodeView[] {
   const seen = new Map<string, NodeView>();
@@ -224,6 +235,11 @@ function expertNumber(ix: Index, gate: string | undefined, dispatch: NodeView | 
         if (c?.length === 1) return { index: c[0], mask: eq.outputs[0] };
       }
     }
+    // a row of a one-hot expert mask: Gather(mask, e) before the NonZero
+    const nz = findUp(ix, dispatch.inputs[1], (n) => n.op === "NonZero");
+    const row = nz && ix.producer.get(nz.inputs[0]);
+    const c = row?.op === "Gather" ? constantOf(ix.graph, row.inputs[1]) : undefined;
+    if (c?.length === 1) return { index: c[0] };
   }
   if (gate) {
     const sl = findUp(ix, gate, (n) => n.op === "Slice", 3);
@@ -294,6 +310,7 @@ export function detectMoE(graph: GraphView, override?: MoEOverride): MoEInfo {
     if (!r) continue;
     const base = routerBase(ix, topk, r.layer, r.softmax);
     const tainted = taint(ix, [base.probs, base.topkValues, base.topkIndices]);
+    const routed = taintAll(ix, [base.topkIndices, base.topkValues]);
     const experts: ExpertInfo[] = [];
     for (const n of graph.nodes) {
       if (n.op !== "Mul") continue;
@@ -303,7 +320,10 @@ export function detectMoE(graph: GraphView, override?: MoEOverride): MoEInfo {
       const cone = expertCone(ix, output, base.tokens, tainted);
       const layers = cone.filter((c) => isLayer(ix, c)).map((c) => c.name);
       if (layers.length === 0) continue;
-      const dispatch = cone.find((c) => c.op === "Gather" && c.inputs[0] === base.tokens);
+      // sparse: a gather whose indices come from the routing (NonZero of a routing mask)
+      const dispatch = cone.find((c) =>
+        GATHERS.has(c.op) && routed.has(c.inputs[1]) && !tainted.has(c.inputs[0])
+      );
       const num = expertNumber(ix, gate, dispatch);
       experts.push({
         index: num.index ?? experts.length,
