@@ -32,6 +32,8 @@ interface MoEContext {
   frac: number;
   /** Samples the source generates. */
   extra: number;
+  /** Whether generating samples is allowed (balanced calibration, float inputs, data given). */
+  generate: boolean;
   /** Tokens per expert, once measured. */
   coverage?: RouterCoverage[];
   /** Layers whose GPTQ rows could not be matched to gates (weighted as 1), for a warning. */
@@ -55,13 +57,24 @@ function planStage(ctx: MoEContext, st: QuantizeState): void {
   // dense dispatch: every expert computes every token, so more samples are all it needs
   const balanced = o.calib === "balanced";
   const total = balanced ? Math.max(count, o.minTokens) : count;
-  ctx.extra = balanced && count > 0 ? total - count : 0;
+  const floatInputs = Object.values(st.opts.calib?.inputs ?? {}).every((t) =>
+    t.dtype === "float32"
+  );
+  ctx.generate = balanced && count > 0 && floatInputs;
+  ctx.extra = ctx.generate ? total - count : 0;
+  if (balanced && !floatInputs && count < o.minTokens) {
+    st.warnings.push(
+      `moe: the calibration inputs are not all float32, so no samples are generated: experts ` +
+        `see at most the ${count} calibration samples' tokens (--moe-min-tokens ${o.minTokens})`,
+    );
+  }
   ctx.frac = balanced && sparse(info) && total > 0 ? Math.min(1, o.minTokens / total) : 0;
   if (balanced) {
     for (const r of info.routers.filter((r) => r.dispatch !== "dense" && !balanceable(r))) {
       st.warnings.push(
         `moe: router '${r.node}' (top-${r.k ?? "?"}): balanced re-routing handles top-1 ` +
-          `sparse dispatch by an Equal(index, e) mask; its experts see their routed tokens only`,
+          `sparse dispatch by an Equal(index, e) mask; its experts see their routed tokens only ` +
+          `(of the data and of generated samples)`,
       );
     }
   }
@@ -94,9 +107,36 @@ async function coverageStage(ctx: MoEContext, st: QuantizeState): Promise<void> 
     info,
     calibrationBatches(data.inputs, data.count, bs),
   );
+  // Routers that cannot be re-routed reach the minimum through generated samples only: as many
+  // as the rarest expert's share of the data needs (at most 16× the data).
+  const fixed = info.routers.map((r, i) => [r, natural[i]] as const).filter(([r]) =>
+    r.dispatch !== "dense" && !balanceable(r)
+  );
+  if (ctx.generate && fixed.length) {
+    const rarest = Math.min(...fixed.flatMap(([, c]) => c.natural));
+    const cap = 16 * data.count;
+    const want = rarest > 0 ? Math.ceil((data.count * o.minTokens) / rarest) - data.count : cap;
+    ctx.extra = Math.min(cap, Math.max(ctx.extra, want));
+  }
   const graph = ctx.frac > 0 ? balancedGraph(st.model.graph, info, ctx.frac) : st.model.graph;
-  const batches = calibrationBatches(data.inputs, data.count, bs, ctx.extra);
-  const seenBy = await countTokens({ ...st.model, graph }, info, batches);
+  const count = (extra: number) =>
+    countTokens(
+      { ...st.model, graph },
+      info,
+      calibrationBatches(data.inputs, data.count, bs, extra),
+    );
+  let seenBy = await count(ctx.extra);
+  // generated samples route a little differently from the data: top up (at most twice)
+  for (let round = 0; round < 2 && ctx.generate && fixed.length; round++) {
+    const short = Math.min(
+      ...fixed.map(([r]) => info.routers.indexOf(r)).flatMap((i) => seenBy[i].seen),
+    );
+    const cap = 16 * data.count;
+    if (short >= o.minTokens || ctx.extra >= cap || short === 0) break;
+    const total = data.count + ctx.extra;
+    ctx.extra = Math.min(cap, Math.ceil((total * o.minTokens) / short * 1.05) - data.count);
+    seenBy = await count(ctx.extra);
+  }
   ctx.coverage = natural.map((c, i) => ({ ...c, seen: seenBy[i].seen }));
   info.routers.forEach((r, ri) => {
     const c = ctx.coverage![ri];
@@ -263,7 +303,7 @@ export const plugin: Plugin = {
   name: "moe",
   version: "0.1.0",
   register(r: Registry): void {
-    const ctx: MoEContext = { frac: 0, extra: 0, unweighted: new Set() };
+    const ctx: MoEContext = { frac: 0, extra: 0, generate: false, unweighted: new Set() };
     contexts.set(r, ctx);
     for (const o of MOE_OPTIONS) r.options.register(o);
     r.stages.register({ name: "moe-plan", after: "plan", run: (st) => planStage(ctx, st) });

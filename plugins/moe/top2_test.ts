@@ -53,6 +53,8 @@ Deno.test("the plugin quantizes the top-2 block: counts, router in float, gates 
   const [c] = lastCoverage(registry)!;
   // top-2: every token goes to two experts
   assert.equal(c.natural.reduce((a, b) => a + b), 2 * 64);
+  // not re-routable: generated samples (as many as the rarest expert needs) bring it to 256
+  assert.ok(c.seen.every((n) => n >= 256), c.seen.join());
   assert.ok(warnings.some((w) => /top-2.*routed tokens only/.test(w)));
   assert.ok(!warnings.some((w) => /do not line up/.test(w)), warnings.join("\n"));
   assert.ok(quantized.plan.entries.filter((e) => e.node === "/gate/MatMul").every((e) => e.skip));
