@@ -57,6 +57,7 @@ export function balanceable(r: RouterInfo): boolean {
  * @param graph the (prepared) graph
  * @param info what detection found in it
  * @param frac fraction of each batch every expert receives at least (0..1)
+ * @param notes receives one line per expert left as it is (its dispatch is another pattern)
  * @returns a new graph (the input is not changed)
  *
  * @example
@@ -68,7 +69,12 @@ export function balanceable(r: RouterInfo): boolean {
  * if (!g.nodes.some((n) => n.name === "moe_bal/0/1/or")) throw new Error();
  * ```
  */
-export function balancedGraph<G extends GraphView>(graph: G, info: MoEInfo, frac: number): G {
+export function balancedGraph<G extends GraphView>(
+  graph: G,
+  info: MoEInfo,
+  frac: number,
+  notes?: string[],
+): G {
   if (!(frac > 0)) return graph;
   const inits = new Map(graph.initializers);
   let nodes: EditableNode[] = graph.nodes.map((n) => ({ ...n, inputs: [...n.inputs] }));
@@ -79,30 +85,49 @@ export function balancedGraph<G extends GraphView>(graph: G, info: MoEInfo, frac
     inits.set(`${p}/frac`, f32([frac]));
     inits.set(`${p}/minus1`, i64([-1]));
     inits.set(`${p}/axis1`, i64([1]));
-    const shared: EditableNode[] = [];
+    const early: EditableNode[] = [];
+    const late = new Map<string, EditableNode[]>(); // inserted after the named node
     for (const e of r.experts) {
-      const gateMul = e.gateMul && byName(e.gateMul);
-      const dispatch = e.dispatch && byName(e.dispatch);
-      if (!e.mask || !gateMul || !dispatch || !e.gate) continue;
+      // everything the rewrite touches must be there, or the expert is left as it is
+      const gateMul = e.gateMul ? byName(e.gateMul) : undefined;
+      const dispatch = e.dispatch ? byName(e.dispatch) : undefined;
+      const nonzero = nodes.filter((n) => n.op === "NonZero" && n.inputs[0] === e.mask);
+      const gateGather = nodes.find((n) =>
+        n.op === "Gather" && n.outputs[0] === e.gate && n.inputs[0] === r.topkValues
+      );
+      const scatters = gateMul ? scattersFed(nodes, gateMul.outputs[0]) : [];
+      if (
+        !e.mask || !gateMul || !dispatch || nonzero.length !== 1 || !gateGather || !scatters.length
+      ) {
+        notes?.push(
+          `moe: expert ${e.index} of router '${r.node}' is not re-routed (its dispatch is not ` +
+            `Equal → NonZero → Gather, gate Gather of the TopK values, rows scattered back)`,
+        );
+        continue;
+      }
       const q = `${p}/${e.index}`;
       const v = (s: string) => `${q}/${s}`;
       inits.set(v("start"), i64([e.index]));
       inits.set(v("end"), i64([e.index + 1]));
-      const add = (op: string, inputs: string[], attrs: Record<string, unknown> = {}) => {
-        const name = v(`${op.toLowerCase()}${shared.length}`);
-        shared.push({ name, op, domain: "", inputs, outputs: [name], attrs });
+      const add = (
+        to: EditableNode[],
+        op: string,
+        inputs: string[],
+        attrs: Record<string, unknown> = {},
+        name = v(`${op.toLowerCase()}${early.length + to.length}`),
+      ) => {
+        to.push({ name, op, domain: "", inputs, outputs: [name], attrs });
         return name;
       };
       // affinity column [B,1] and [B]
-      const col = add("Slice", [r.probs, v("start"), v("end"), `${p}/axis1`]);
-      const flat = add("Reshape", [col, `${p}/minus1`]);
+      const col = add(early, "Slice", [r.probs, v("start"), v("end"), `${p}/axis1`]);
+      const flat = add(early, "Reshape", [col, `${p}/minus1`]);
       // k = ceil(frac · B), as a [1] int64
-      const b = add("Shape", [flat]);
-      const bf = add("Cast", [b], { to: attr("int", 1) });
-      const kf = add("Ceil", [add("Mul", [bf, `${p}/frac`])]);
-      const k = add("Cast", [kf], { to: attr("int", 7) });
+      const bf = add(early, "Cast", [add(early, "Shape", [flat])], { to: attr("int", 1) });
+      const kf = add(early, "Ceil", [add(early, "Mul", [bf, `${p}/frac`])]);
+      const k = add(early, "Cast", [kf], { to: attr("int", 7) });
       const topk = v("topk");
-      shared.push({
+      early.push({
         name: topk,
         op: "TopK",
         domain: "",
@@ -110,64 +135,54 @@ export function balancedGraph<G extends GraphView>(graph: G, info: MoEInfo, frac
         outputs: [`${topk}/values`, `${topk}/indices`],
         attrs: { axis: attr("int", 0), largest: attr("int", 1), sorted: attr("int", 1) },
       });
-      const thr = add("ReduceMin", [`${topk}/values`], { keepdims: attr("int", 0) });
-      const high = add("GreaterOrEqual", [flat, thr]);
-      const or = v("or");
-      shared.push({
-        name: or,
-        op: "Or",
-        domain: "",
-        inputs: [e.mask, high],
-        outputs: [or],
-        attrs: {},
-      });
-      // the dispatch selects routed-or-affine tokens
-      for (const n of nodes) {
-        if (n.op === "NonZero" && n.inputs[0] === e.mask) n.inputs[0] = or;
-      }
-      // their gate is their true affinity for this expert
-      const gateGather = nodes.find((n) => n.outputs[0] === e.gate && n.op === "Gather");
-      if (gateGather) gateGather.inputs[0] = col;
+      const thr = add(early, "ReduceMin", [`${topk}/values`], { keepdims: attr("int", 0) });
+      const high = add(early, "GreaterOrEqual", [flat, thr]);
+      const or = add(early, "Or", [e.mask, high], {}, v("or"));
+      // the dispatch selects routed-or-affine tokens, gated by their true affinity
+      nonzero[0].inputs[0] = or;
+      gateGather.inputs[0] = col;
       // the combine adds only naturally routed rows
-      const sel = dispatch.inputs[1];
-      const natural = add("Cast", [e.mask], { to: attr("int", 1) });
-      const natRows = add("Unsqueeze", [
-        add("Gather", [natural, sel], { axis: attr("int", 0) }),
-        `${p}/axis1`,
-      ]);
-      const kept = v("kept");
       const mulOut = gateMul.outputs[0];
+      const kept = v("kept");
       for (const n of nodes) n.inputs = n.inputs.map((i) => (i === mulOut ? kept : i));
-      shared.push({
-        name: kept,
-        op: "Mul",
-        domain: "",
-        inputs: [mulOut, natRows],
-        outputs: [kept],
-        attrs: {},
-      });
-      // ScatterND / ScatterElements fed (through reshapes) by these rows accumulate
-      let frontier = [kept];
-      for (let h = 0; h < 4; h++) {
-        const next: string[] = [];
-        for (const n of nodes) {
-          if (!n.inputs.some((i) => frontier.includes(i))) continue;
-          if (n.op === "ScatterND" || n.op === "ScatterElements") {
-            n.attrs = { ...n.attrs, reduction: attr("string", "add") };
-          } else next.push(...n.outputs);
-        }
-        frontier = next;
-      }
+      const after: EditableNode[] = [];
+      const natural = add(after, "Cast", [e.mask], { to: attr("int", 1) });
+      const rows = add(after, "Gather", [natural, dispatch.inputs[1]], { axis: attr("int", 0) });
+      const natRows = add(after, "Unsqueeze", [rows, `${p}/axis1`]);
+      add(after, "Mul", [mulOut, natRows], {}, kept);
+      late.set(gateMul.name, after);
+      for (const sc of scatters) sc.attrs = { ...sc.attrs, reduction: attr("string", "add") };
     }
-    // new nodes go right after the router's TopK (they read its probabilities)
-    const at = nodes.findIndex((n) => n.name === r.topk) + 1;
-    const maskAt = Math.max(
-      at,
+    // new nodes: the masks' rewrite after the masks, the kept rows after each gate Mul
+    const at = Math.max(
+      nodes.findIndex((n) => n.name === r.topk) + 1,
       ...r.experts.map((e) => nodes.findIndex((n) => n.outputs.includes(e.mask ?? "")) + 1),
     );
-    nodes = [...nodes.slice(0, maskAt), ...shared, ...nodes.slice(maskAt)];
+    nodes = [...nodes.slice(0, at), ...early, ...nodes.slice(at)];
+    nodes = nodes.flatMap((n) => [n, ...(late.get(n.name) ?? [])]);
   });
   return { ...graph, nodes, initializers: inits };
+}
+
+/** The ScatterND / ScatterElements whose updates come from `value` through shape-only ops. */
+function scattersFed(nodes: readonly EditableNode[], value: string): EditableNode[] {
+  const found: EditableNode[] = [];
+  let frontier = [value];
+  for (let h = 0; h < 4 && frontier.length; h++) {
+    const next: string[] = [];
+    for (const n of nodes) {
+      const i = n.inputs.findIndex((x) => frontier.includes(x));
+      if (i < 0) continue;
+      if ((n.op === "ScatterND" || n.op === "ScatterElements") && i === 2) found.push(n);
+      else if (
+        ["Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity"].includes(n.op) && i === 0
+      ) {
+        next.push(...n.outputs);
+      }
+    }
+    frontier = next;
+  }
+  return found;
 }
 
 /** A deterministic uniform generator in [0, 1) (mulberry32). */

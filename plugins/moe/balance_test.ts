@@ -60,3 +60,19 @@ Deno.test("extraSamples mixes two samples per new one, deterministically; batche
   assert.deepEqual(batches.map((t) => t.x.shape[0]), [50, 50, 18, 20]);
   assert.deepEqual(batches[3].x.data, a.x.data);
 });
+
+Deno.test("balancedGraph leaves an expert whose combine it cannot verify as it is, with a note", async () => {
+  const model = await readOnnxFile(new URL("moe_sparse.onnx", DIR).pathname);
+  // expert 1's rows reach the output through an op that is not a scatter
+  const graph = {
+    ...model.graph,
+    nodes: model.graph.nodes.map((n) => (n.name === "/ScatterND_1" ? { ...n, op: "Custom" } : n)),
+  };
+  const notes: string[] = [];
+  const g = balancedGraph(graph, detectMoE(model.graph), 0.5, notes);
+  assert.deepEqual(notes.length, 1);
+  assert.match(notes[0], /expert 1 of router '\/router\/Gemm' is not re-routed/);
+  assert.ok(g.nodes.some((n) => n.name === "moe_bal/0/0/or"));
+  assert.ok(!g.nodes.some((n) => n.name === "moe_bal/0/1/or"));
+  assert.equal(g.nodes.find((n) => n.name === "/ScatterND_1")!.attrs.reduction, undefined);
+});

@@ -118,7 +118,11 @@ async function coverageStage(ctx: MoEContext, st: QuantizeState): Promise<void> 
     const want = rarest > 0 ? Math.ceil((data.count * o.minTokens) / rarest) - data.count : cap;
     ctx.extra = Math.min(cap, Math.max(ctx.extra, want));
   }
-  const graph = ctx.frac > 0 ? balancedGraph(st.model.graph, info, ctx.frac) : st.model.graph;
+  const notes: string[] = [];
+  const graph = ctx.frac > 0
+    ? balancedGraph(st.model.graph, info, ctx.frac, notes)
+    : st.model.graph;
+  st.warnings.push(...notes);
   const count = (extra: number) =>
     countTokens(
       { ...st.model, graph },
