@@ -1,0 +1,118 @@
+// The plugin from the command line, as a user runs it: `--plugin moe` quantizes the sparse MoE
+// fixture, `lowbit run` of the .lowbit reproduces the figure `lowbit quantize --eval` printed,
+// `lowbit moe inspect` prints the routers and experts, `lowbit moe eval` the routing agreement.
+import assert from "node:assert/strict";
+import { readNpy } from "@lowbit/graph";
+import { fileURLToPath } from "node:url";
+import { runCli } from "../../apps/cli/main.ts";
+
+const FIX = fileURLToPath(new URL("../../fixtures/", import.meta.url));
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    const code = await runCli(args);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+Deno.test({
+  name: "lowbit quantize --plugin moe, then run, moe inspect and moe eval",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "lowbit-moe-" });
+    try {
+      const out = `${dir}/moe.lowbit`;
+      const q = await cli([
+        "quantize",
+        `${FIX}moe/moe_sparse.onnx`,
+        "--plugin",
+        "moe",
+        "--calib",
+        `${FIX}moe/calib_x.npy`,
+        "--preset",
+        "w8a8",
+        "--out",
+        out,
+        "--json",
+        "--no-report",
+        "--eval",
+        `${FIX}digits/eval_x.npy`,
+        "--labels",
+        `${FIX}digits/eval_y.npy`,
+      ]);
+      assert.equal(q.code, 0, q.err);
+      const summary = JSON.parse(q.out);
+      assert.ok(
+        summary.warnings.some((w: string) => /the data routes 65 \/ 50 \/ 0 \/ 3/.test(w)),
+        JSON.stringify(summary.warnings),
+      );
+      const plan = JSON.parse(await Deno.readTextFile(`${dir}/moe.plan.json`));
+      assert.equal(plan.pluginOptions["moe-calib"], "balanced");
+      assert.equal(plan.plugins[0].name, "moe");
+      // lowbit run of the file: top-1 from its logits equals the evaluation's figure
+      const ran = await cli([
+        "run",
+        out,
+        "--plugin",
+        "moe",
+        "--input",
+        `${FIX}digits/eval_x.npy`,
+        "--out",
+        `${dir}/y.npy`,
+      ]);
+      assert.equal(ran.code, 0, ran.err);
+      const y = readNpy(await Deno.readFile(`${dir}/y.npy`)).data as Float32Array;
+      const labels = readNpy(await Deno.readFile(`${FIX}digits/eval_y.npy`)).data as BigInt64Array;
+      let ok = 0;
+      for (let i = 0; i < labels.length; i++) {
+        let b = 0;
+        for (let j = 1; j < 10; j++) if (y[i * 10 + j] > y[i * 10 + b]) b = j;
+        ok += +(b === Number(labels[i]));
+      }
+      assert.equal(ok / labels.length, summary.evaluation.top1_quant);
+      // inspect
+      const ins = await cli(["--plugin", "moe", "moe", "inspect", `${FIX}moe/moe_dense.onnx`]);
+      assert.equal(ins.code, 0, ins.err);
+      assert.match(ins.out, /router \/router\/Gemm \(dense dispatch, top-1 of 4\)/);
+      assert.match(
+        ins.out,
+        /expert 3: \/experts\.3\/experts\.3\.0\/Gemm, \/experts\.3\/experts\.3\.2\/Gemm/,
+      );
+      // routing agreement: the float model routes the evaluation images 153 / 148 / 104 / 92
+      // (PROVENANCE.md, torch)
+      const ev = await cli([
+        "--plugin",
+        "moe",
+        "moe",
+        "eval",
+        `${FIX}moe/moe_sparse.onnx`,
+        out,
+        "--data",
+        `${FIX}digits/eval_x.npy`,
+      ]);
+      assert.equal(ev.code, 0, ev.err);
+      const [r] = JSON.parse(ev.out).routers;
+      assert.equal(r.router, "/router/Gemm");
+      assert.deepEqual(r.experts.map((e: { floatTokens: number }) => e.floatTokens), [
+        153,
+        148,
+        104,
+        92,
+      ]);
+      assert.ok(r.agreement > 0.95 && r.agreement <= 1);
+      const bad = await cli(["--plugin", "moe", "moe", "inspect"]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.err, /usage:/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
