@@ -2,7 +2,7 @@
  * Search groups for `--preset mixed`: the layers of one message-passing layer's update MLP
  * (layers joined only through element-wise ops, no aggregation between them) share a weight
  * format, so the search allocates bits per GNN layer and component (LPGNAS-style), not per
- * Gemm of an MLP.
+ * Gemm of an MLP. A classifier right after the last MLP (through a Relu) joins that MLP's group.
  *
  * @module
  */
@@ -24,8 +24,9 @@ const ELEMENTWISE = new Set(["Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu", "El
  * import { readOnnxFile } from "@lowbit/graph";
  * const m = await readOnnxFile("fixtures/gnn/gin_dense.onnx");
  * const ties = mlpTies(m.graph, m.graph.nodes.filter((n) => n.op === "Gemm").map((n) => n.name));
+ * // each GIN layer's MLP; the classifier follows the last MLP through a Relu, so it joins it
  * if (JSON.stringify(ties) !== JSON.stringify([["/mlp1/mlp1.0/Gemm", "/mlp1/mlp1.2/Gemm"],
- *   ["/mlp2/mlp2.0/Gemm", "/mlp2/mlp2.2/Gemm"]])) throw new Error(JSON.stringify(ties));
+ *   ["/mlp2/mlp2.0/Gemm", "/mlp2/mlp2.2/Gemm", "/out/Gemm"]])) throw new Error(JSON.stringify(ties));
  * ```
  */
 export function mlpTies(g: GraphView, layers: readonly string[]): string[][] {

@@ -25,7 +25,8 @@ import { DEGREE_QUANTIZER } from "./quantizer.ts";
  * import { readOnnxFile } from "@lowbit/graph";
  * const m = await readOnnxFile("fixtures/gnn/gcn_dense.onnx");
  * const specs = markAggregations(m.graph, {});
- * if (specs.length !== 4 || specs[0].quantizer !== "gnn-degree") throw new Error();
+ * // two aggregations (input, output), and the second Gemm's input after the first
+ * if (specs.length !== 5 || specs[0].quantizer !== "gnn-degree") throw new Error();
  * if (specs[0].reads?.[0] !== "adj") throw new Error();
  * ```
  */

@@ -117,23 +117,31 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const inputs = await graphInputs("gin_dense");
+    // mlp1.0 may only be int8: tied to it, mlp1.2 must follow though the budget presses
+    const r = registry();
+    r.searchGroups.register({
+      name: "pin",
+      groups: () => ({ candidates: { "/mlp1/mlp1.0/Gemm": ["int8/channel"] } }),
+    });
     let allocation: Record<string, string> = {};
     await quantize({
       model: await model("gin_dense"),
       calib: { inputs: { ...inputs }, count: 400 },
       preset: "mixed",
-      registry: registry(),
+      registry: r,
       pluginOptions: { "gnn-agg-format": "int4" },
       mixedSearch: graphMixedSearch(inputs, (r) => (allocation = r.allocation)),
       mixedOptions: {
-        budget: "5bits",
+        budget: "6bits",
         metric: "layer-hessian",
         candidates: "int8/channel,int4/channel,int2/channel",
       },
     });
     assert.equal(Object.keys(allocation).length, 5);
-    assert.equal(allocation["/mlp1/mlp1.0/Gemm"], allocation["/mlp1/mlp1.2/Gemm"]);
+    assert.equal(allocation["/mlp1/mlp1.0/Gemm"], "int8/channel");
+    assert.equal(allocation["/mlp1/mlp1.2/Gemm"], "int8/channel");
     assert.equal(allocation["/mlp2/mlp2.0/Gemm"], allocation["/mlp2/mlp2.2/Gemm"]);
+    assert.ok(Object.values(allocation).some((c) => c !== "int8/channel"), "the budget presses");
   },
 });
 

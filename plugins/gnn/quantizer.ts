@@ -221,7 +221,9 @@ function quantRow(
  * const qp = fitDegreeParams(t, Int32Array.of(1, 2), { bins: 2, protect: 0, protectFloat: false,
  *   source: { input: "adj", kind: "adjacency", row: -1 } }, { format: "int4", mode: "symmetric" });
  * const y = q.fakeQuant(t, qp, { batch: 0, tags: {}, inputs: { adj } });
- * assert.deepEqual([...y.data], [Math.fround(0.3), 7]); // each row at its own bin's scale
+ * // each row at its own bin's scale (0.3 / 7.5 and 7 / 7.5): code 7 of each, not 0.3 → 0
+ * assert.deepEqual([...y.data], [Math.fround(7 * qp.scale[0]), Math.fround(7 * qp.scale[1])]);
+ * assert.ok(y.data[0] > 0.25);
  * ```
  */
 export function degreeQuantizer(registry: Registry): Quantizer {
