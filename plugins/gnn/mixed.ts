@@ -9,17 +9,13 @@
 
 import type { TensorData } from "@lowbit/graph";
 import type { MixedSearch, MixedSearchChoice, MixedSearchContext } from "@lowbit/pipeline";
-import {
-  type MixedPrecisionResult,
-  parseMixedOptions,
-  searchMixedPrecision,
-} from "@lowbit/pipeline/search";
+import { parseMixedOptions, searchMixedPrecision } from "@lowbit/pipeline/search";
 
 /**
  * A `--preset mixed` search over a whole graph (see the module documentation).
  *
  * @param graph the graph inputs (node features, adjacency or edge index), unsliced
- * @param onResult receives the search's full result
+ * @param onResult receives the allocation (candidate per layer)
  * @returns the search, for `quantize({ preset: "mixed", mixedSearch })`
  *
  * @example
@@ -31,7 +27,7 @@ import {
  */
 export function graphMixedSearch(
   graph: Readonly<Record<string, TensorData>>,
-  onResult?: (r: MixedPrecisionResult) => void,
+  onResult?: (allocation: Record<string, string>) => void,
 ): MixedSearch {
   return async (ctx: MixedSearchContext): Promise<MixedSearchChoice> => {
     const s = parseMixedOptions(ctx.options);
@@ -56,7 +52,7 @@ export function graphMixedSearch(
       measure: async (specs, acts) => 1 - await ctx.measure(specs, acts),
       progress: (f) => ctx.progress(f),
     });
-    onResult?.(result);
+    onResult?.(result.allocation);
     return { weights: result.specs, activations: result.activations, warnings: result.warnings };
   };
 }

@@ -15,6 +15,69 @@ export * from "./quantizer.ts";
 export * from "./options.ts";
 export * from "./marker.ts";
 export * from "./groups.ts";
-export * from "./stages.ts";
+export { checkGraphInputs } from "./stages.ts";
 export * from "./eval_command.ts";
 export * from "./mixed.ts";
+// Types of the platform that appear in this package's signatures, re-exported so that its docs
+// are complete.
+export type {
+  Allocation,
+  BatchContext,
+  CalibrationHook,
+  CalibrationSource,
+  Calibrator,
+  CalibratorFactory,
+  CalibratorOptions,
+  CalibResult,
+  Codes,
+  FitOptions,
+  FormatFamily,
+  Granularity,
+  GraphView,
+  HookBatch,
+  LayerView,
+  Marker,
+  MarkSpec,
+  NodeView,
+  NumberFormat,
+  Plugin,
+  PluginCommand,
+  PluginOption,
+  PluginOptionValues,
+  QParams,
+  Quantizer,
+  QuantMode,
+  Range,
+  Registry,
+  SearchGroupProvider,
+  SearchGroups,
+  SearchStrategy,
+  SensitivityMetric,
+  SourceBatch,
+  SourceContext,
+  Stage,
+  Table,
+  Tensor,
+  TensorValue,
+} from "@lowbit/core";
+export type {
+  Attr,
+  Dim,
+  DType,
+  Graph,
+  Model,
+  Node,
+  OpsetImport,
+  TensorData,
+  TensorStorage,
+  ValueInfo,
+} from "@lowbit/graph";
+export type {
+  GranularitySpec,
+  MixedSearch,
+  MixedSearchChoice,
+  MixedSearchContext,
+  Rounding,
+  SearchLayer,
+  TensorSpec,
+} from "@lowbit/pipeline";

@@ -130,7 +130,7 @@ Deno.test({
       preset: "mixed",
       registry: r,
       pluginOptions: { "gnn-agg-format": "int4" },
-      mixedSearch: graphMixedSearch(inputs, (r) => (allocation = r.allocation)),
+      mixedSearch: graphMixedSearch(inputs, (a) => (allocation = a)),
       mixedOptions: {
         budget: "6bits",
         metric: "layer-hessian",
