@@ -73,7 +73,7 @@ function wholeInputs(d: Dataset): Record<string, TensorData> {
  *
  * @example
  * ```ts
- * import { wholeGraphStage } from "@lowbit/gnn";
+ * import { wholeGraphStage } from "./stages.ts";
  * import { readNpy, readOnnxFile } from "@lowbit/graph";
  * const model = await readOnnxFile("fixtures/gnn/gin_dense.onnx");
  * const x = readNpy(await Deno.readFile("fixtures/gnn/x.npy"));
@@ -104,7 +104,7 @@ export function wholeGraphStage(st: QuantizeState): void {
  *
  * @example
  * ```ts
- * import { degreeFitStage } from "@lowbit/gnn";
+ * import { degreeFitStage } from "./stages.ts";
  * // with no gnn-degree point, it does nothing
  * await degreeFitStage({ entries: [], pluginOptions: {}, opts: {} } as never);
  * ```
