@@ -2,7 +2,8 @@
 // export, float and quantized at --preset w8a4 (aggregations int4) with uniform ranges, degree
 // ranges, degree ranges + protection, and the mixed search. Run from the repository root:
 //
-//   npx deno run -A plugins/gnn/bench.ts [--protect 0.05] [--json]
+//   npx deno run -A plugins/gnn/bench.ts [--protect 0.05] [--budget 6bits] [--act-formats int4,int8]
+//     [--only NAME] [--json]
 //
 // Every row is computed by the library API the CLI uses (quantize, then simulate); the README
 // also gives the equivalent CLI commands.
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     budget: { type: "string", default: "6bits" },
     json: { type: "boolean" },
     only: { type: "string" },
+    "act-formats": { type: "string" },
   },
 });
 const x = await rd("x.npy"), y = await rd("y.npy"), mask = await rd("test_mask.npy");
@@ -58,6 +60,11 @@ for (const [name, input, file] of EXPORTS) {
     ["uniform", { "gnn-ranges": "uniform" }, "w8a4"],
     ["degree", { "gnn-ranges": "degree" }, "w8a4"],
     ["degree+protect", { "gnn-protect": Number(values.protect) }, "w8a4"],
+    [
+      "degree+protect-float",
+      { "gnn-protect": Number(values.protect), "gnn-protect-format": "float" },
+      "w8a4",
+    ],
     ["mixed", { "gnn-agg-format": "int4" }, "mixed"],
   ];
   for (const [label, pluginOptions, preset] of variants) {
@@ -73,12 +80,16 @@ for (const [name, input, file] of EXPORTS) {
       pluginOptions,
       ...(preset === "mixed"
         ? {
-          mixedSearch: graphMixedSearch(inputs),
+          mixedSearch: graphMixedSearch(inputs, (a) => {
+            const n = new Map<string, number>();
+            for (const c of Object.values(a)) n.set(c, (n.get(c) ?? 0) + 1);
+            row.mixed_allocation = [...n].map(([c, k]) => `${k}× ${c}`).join(", ");
+          }),
           mixedOptions: {
             budget: values.budget!,
             metric: "layer-hessian",
             candidates: "int8/channel,int4/channel,int2/channel",
-            "act-formats": "int4,int8",
+            ...(values["act-formats"] ? { "act-formats": values["act-formats"] } : {}),
           },
         }
         : {}),

@@ -19,6 +19,7 @@ import {
 import { parseArgs } from "node:util";
 import { findAggregations } from "./detect.ts";
 import { checkGraphInputs } from "./stages.ts";
+import { staticMain } from "./static_shapes.ts";
 
 /**
  * Top-1 accuracy of node logits `[nodes, classes]` over the nodes a mask selects.
@@ -64,9 +65,12 @@ export function nodeAccuracy(
 
 const HELP = `usage: lowbit gnn eval <model.onnx|model.lowbit> --input NAME=FILE.npy ...
                      --labels y.npy [--mask test_mask.npy] [--json]
+       lowbit gnn static <model.onnx> --input NAME=FILE.npy ... --out STATIC.onnx
 
-Runs a graph model on the whole graph (one sample) and prints the node accuracy on the
-nodes the mask selects (bool or 0/1 .npy; all nodes without it).`;
+eval    runs a graph model on the whole graph (one sample) and prints the node accuracy
+        on the nodes the mask selects (bool or 0/1 .npy; all nodes without it)
+static  writes the model with the given graph's static input shapes, so that
+        lowbit quantize --calib takes each input .npy whole (the graph is one sample)`;
 
 async function npy(path: string): Promise<TensorData> {
   try {
@@ -85,7 +89,8 @@ async function loadModel(path: string): Promise<Model> {
 }
 
 /**
- * The `lowbit gnn` command: `eval` (see the module documentation).
+ * The `lowbit gnn` command: `eval` (see the module documentation) and `static`
+ * ({@link staticMain}).
  *
  * @param args the arguments after `gnn`
  * @returns the exit code
@@ -97,6 +102,7 @@ async function loadModel(path: string): Promise<Model> {
  * ```
  */
 export async function gnnCommand(args: string[]): Promise<number> {
+  if (args[0] === "static") return await staticMain(args.slice(1));
   if (args[0] !== "eval") {
     console.log(HELP);
     return args[0] === "--help" || args[0] === "-h" || args.length === 0 ? 0 : 2;

@@ -17,6 +17,7 @@ export * from "./marker.ts";
 export * from "./groups.ts";
 export { checkGraphInputs } from "./stages.ts";
 export * from "./eval_command.ts";
+export * from "./static_shapes.ts";
 export * from "./mixed.ts";
 // Types of the platform that appear in this package's signatures, re-exported so that its docs
 // are complete.

@@ -39,7 +39,8 @@ export const plugin: Plugin = {
     for (const o of GNN_OPTIONS) r.options.register(o);
     r.commands.register({
       name: "gnn",
-      summary: "gnn eval: node accuracy of a graph model on the whole graph",
+      summary:
+        "gnn eval: node accuracy on the whole graph; gnn static: fix input shapes to a graph",
       main: gnnCommand,
     });
   },
