@@ -17,7 +17,10 @@ import { pathToFileURL } from "node:url";
  * {@link PLANNED_PLUGINS} but not here is not part of this build yet.
  */
 const BUILTIN_PLUGINS: Readonly<Record<string, string>> = {
-  moe: "../../plugins/moe/mod.ts",
+    "./plugins/vit",
+    "./plugins/diffusion",
+    "./plugins/gnn",
+    "./plugins/moe"
 };
 
 /** The model-family plugins lowbit ships (or will): `--plugin vit`, ... */

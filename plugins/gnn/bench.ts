@@ -1,0 +1,108 @@
+// The results table of plugins/gnn/README.md: test accuracy (240 test nodes) of each fixture
+// export, float and quantized at --preset w8a4 (aggregations int4) with uniform ranges, degree
+// ranges, degree ranges + protection, and the mixed search. Run from the repository root:
+//
+//   npx deno run -A plugins/gnn/bench.ts [--protect 0.05] [--budget 6bits] [--act-formats int4,int8]
+//     [--only NAME] [--json]
+//
+// Every row is computed by the library API the CLI uses (quantize, then simulate); the README
+// also gives the equivalent CLI commands.
+import { createRegistry, registerBuiltins, type Registry } from "@lowbit/core";
+import { createExecutor, readNpy, readOnnxFile, type TensorData } from "@lowbit/graph";
+import { quantize, simulate } from "@lowbit/pipeline";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { graphMixedSearch, nodeAccuracy, plugin } from "./mod.ts";
+
+const FIX = fileURLToPath(new URL("../../fixtures/gnn/", import.meta.url));
+const rd = async (f: string): Promise<TensorData> => readNpy(await Deno.readFile(FIX + f), f);
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    protect: { type: "string", default: "0.05" },
+    budget: { type: "string", default: "6bits" },
+    json: { type: "boolean" },
+    only: { type: "string" },
+    "act-formats": { type: "string" },
+  },
+});
+const x = await rd("x.npy"), y = await rd("y.npy"), mask = await rd("test_mask.npy");
+const graphs: Record<string, TensorData> = {
+  adj: await rd("adj.npy"),
+  adj_norm: await rd("adj_norm.npy"),
+  edge_index: await rd("edge_index.npy"),
+};
+const EXPORTS: [string, string, string][] = [
+  ["gcn_dense", "adj", "adj_norm"],
+  ["gcn_edges", "edge_index", "edge_index"],
+  ["gin_dense", "adj", "adj"],
+  ["gin_edges", "edge_index", "edge_index"],
+];
+
+function registry(): Registry {
+  const r = createRegistry();
+  registerBuiltins(r);
+  r.use(plugin);
+  return r;
+}
+
+const pct = (v: number): string => (100 * v).toFixed(2);
+const rows: Record<string, unknown>[] = [];
+for (const [name, input, file] of EXPORTS) {
+  if (values.only && !name.includes(values.only)) continue;
+  const model = await readOnnxFile(`${FIX}${name}.onnx`);
+  const inputs = { x, [input]: graphs[file] };
+  const acc = (l: TensorData): number => nodeAccuracy(l, y.data, mask.data).accuracy;
+  const float = acc((await createExecutor(model).run(inputs)).logits);
+  const row: Record<string, unknown> = { model: name, float: pct(float) };
+  const variants: [string, Record<string, string | number>, string][] = [
+    ["uniform", { "gnn-ranges": "uniform" }, "w8a4"],
+    ["degree", { "gnn-ranges": "degree" }, "w8a4"],
+    ["degree+protect", { "gnn-protect": Number(values.protect) }, "w8a4"],
+    [
+      "degree+protect-float",
+      { "gnn-protect": Number(values.protect), "gnn-protect-format": "float" },
+      "w8a4",
+    ],
+    ["mixed", { "gnn-agg-format": "int4" }, "mixed"],
+  ];
+  for (const [label, pluginOptions, preset] of variants) {
+    const r = registry();
+    // as the CLI loads it: the node and edge axes are dynamic, so no input is "whole"
+    const calib = { inputs: { ...inputs }, count: x.shape[0] };
+    const t0 = performance.now();
+    const res = await quantize({
+      model,
+      calib,
+      preset,
+      registry: r,
+      pluginOptions,
+      ...(preset === "mixed"
+        ? {
+          mixedSearch: graphMixedSearch(inputs, (a) => {
+            const n = new Map<string, number>();
+            for (const c of Object.values(a)) n.set(c, (n.get(c) ?? 0) + 1);
+            row.mixed_allocation = [...n].map(([c, k]) => `${k}× ${c}`).join(", ");
+          }),
+          mixedOptions: {
+            budget: values.budget!,
+            metric: "layer-hessian",
+            candidates: "int8/channel,int4/channel,int2/channel",
+            ...(values["act-formats"] ? { "act-formats": values["act-formats"] } : {}),
+          },
+        }
+        : {}),
+    }).catch((e: Error) => e);
+    if (res instanceof Error) {
+      row[label] = `error: ${res.message.slice(0, 80)}`;
+      continue;
+    }
+    const out = await simulate(res.quantized).run(inputs);
+    row[label] = pct(acc(out));
+    row[`${label}_ms`] = Math.round(performance.now() - t0);
+  }
+  rows.push(row);
+  if (!values.json) console.log(JSON.stringify(row));
+}
+if (values.json) console.log(JSON.stringify(rows, null, 1));

@@ -1,0 +1,85 @@
+/**
+ * The `gnn-aggregations` marker: the input features and the output of every message-passing
+ * aggregation become quantization points. With degree-aware ranges (or protected nodes) they
+ * use the `gnn-degree` quantizer and read the graph input that gives node degrees; with
+ * `--gnn-ranges uniform` and no protection, the built-in per-tensor quantizer.
+ *
+ * @module
+ */
+
+import type { GraphView, Marker, MarkSpec, PluginOptionValues } from "@lowbit/core";
+import { findAggregations } from "./detect.ts";
+import { gnnOptions } from "./options.ts";
+import { DEGREE_QUANTIZER } from "./quantizer.ts";
+
+/**
+ * The points to quantize for a graph's aggregations.
+ *
+ * @param g the graph
+ * @param options plugin options
+ * @returns one point per distinct aggregation input and output
+ *
+ * @example
+ * ```ts
+ * import { markAggregations } from "@lowbit/gnn";
+ * import { readOnnxFile } from "@lowbit/graph";
+ * const m = await readOnnxFile("fixtures/gnn/gcn_dense.onnx");
+ * const specs = markAggregations(m.graph, {});
+ * // two aggregations (input, output), and the second Gemm's input after the first
+ * if (specs.length !== 5 || specs[0].quantizer !== "gnn-degree") throw new Error();
+ * if (specs[0].reads?.[0] !== "adj") throw new Error();
+ * ```
+ */
+export function markAggregations(g: GraphView, options: PluginOptionValues): MarkSpec[] {
+  const o = gnnOptions(options);
+  const degreeAware = o.ranges === "degree" || o.protect > 0;
+  const out: MarkSpec[] = [];
+  const seen = new Set<string>();
+  const aggs = findAggregations(g);
+  for (const a of aggs) {
+    for (const [value, what] of [[a.input, "input"], [a.output, "output"]] as const) {
+      if (seen.has(value)) continue;
+      seen.add(value);
+      out.push({
+        value,
+        ...(o.aggFormat ? { format: o.aggFormat } : {}),
+        ...(degreeAware ? { quantizer: DEGREE_QUANTIZER, reads: [a.degrees.input] } : {}),
+        note: `${a.style} aggregation ${what} (${a.node})`,
+      });
+    }
+  }
+  for (const [value, layer] of downstreamLayerInputs(g, aggs.map((a) => a.output))) {
+    if (seen.has(value)) continue;
+    seen.add(value);
+    const source = aggs[0].degrees.input;
+    out.push({
+      value,
+      ...(o.aggFormat ? { format: o.aggFormat } : {}),
+      ...(degreeAware ? { quantizer: DEGREE_QUANTIZER, reads: [source] } : {}),
+      note: `node features after message passing (input of ${layer})`,
+    });
+  }
+  return out;
+}
+
+const LAYER_OPS = new Set(["Gemm", "MatMul", "Conv"]);
+
+/**
+ * The inputs of layers (Gemm / MatMul / Conv with a constant weight) that depend on an
+ * aggregation output: node features whose rows carry the degree imbalance of the sums.
+ */
+function downstreamLayerInputs(g: GraphView, from: readonly string[]): [string, string][] {
+  const reached = new Set(from);
+  const out: [string, string][] = [];
+  for (const n of g.nodes) {
+    if (!n.inputs.some((i) => reached.has(i))) continue;
+    for (const o of n.outputs) reached.add(o);
+    if (LAYER_OPS.has(n.op) && g.initializers.has(n.inputs[1]) && reached.has(n.inputs[0])) {
+      out.push([n.inputs[0], n.name]);
+    }
+  }
+  return out;
+}
+
+/** The marker record. */
+export const aggregationMarker: Marker = { name: "gnn-aggregations", mark: markAggregations };

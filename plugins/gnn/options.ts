@@ -1,0 +1,93 @@
+/**
+ * The plugin's command-line options (`--gnn-ranges`, `--gnn-bins`, `--gnn-protect`,
+ * `--gnn-protect-format`, `--gnn-agg-format`) and their parsed values.
+ *
+ * @module
+ */
+
+import { LowbitError, type PluginOption, type PluginOptionValues } from "@lowbit/core";
+
+/** The options the plugin registers. */
+export const GNN_OPTIONS: readonly PluginOption[] = [
+  {
+    name: "gnn-ranges",
+    type: "string",
+    help: "gnn: aggregation ranges per in-degree bin (degree) or one per tensor (uniform)",
+    choices: ["degree", "uniform"],
+    default: "degree",
+  },
+  {
+    name: "gnn-bins",
+    type: "number",
+    help: "gnn: number of in-degree bins [0,2) [2,4) [4,8) ..., the last open-ended",
+    default: 8,
+  },
+  {
+    name: "gnn-protect",
+    type: "number",
+    help: "gnn: fraction of nodes, by in-degree, whose aggregations are protected (0..1)",
+    default: 0,
+  },
+  {
+    name: "gnn-protect-format",
+    type: "string",
+    help: "gnn: protected nodes at int8 or left in float",
+    choices: ["int8", "float"],
+    default: "int8",
+  },
+  {
+    name: "gnn-agg-format",
+    type: "string",
+    help: "gnn: format of the aggregation points (default: the preset's activation format)",
+  },
+];
+
+/** Parsed plugin options. */
+export interface GnnOptions {
+  /** Degree-binned or per-tensor ranges. */
+  ranges: "degree" | "uniform";
+  /** Degree bins. */
+  bins: number;
+  /** Protected fraction of nodes. */
+  protect: number;
+  /** Protected nodes' format. */
+  protectFormat: "int8" | "float";
+  /** Aggregation points' format, if not the preset's. */
+  aggFormat?: string;
+}
+
+/**
+ * The plugin's options with defaults, checked.
+ *
+ * @param o option values by name (`state.pluginOptions`, a marker's options)
+ * @returns the parsed options
+ *
+ * @example
+ * ```ts
+ * import { gnnOptions } from "@lowbit/gnn";
+ * const o = gnnOptions({ "gnn-protect": 0.05 });
+ * if (o.ranges !== "degree" || o.bins !== 8 || o.protect !== 0.05) throw new Error();
+ * ```
+ */
+export function gnnOptions(o: PluginOptionValues): GnnOptions {
+  const ranges = String(o["gnn-ranges"] ?? "degree");
+  const protectFormat = String(o["gnn-protect-format"] ?? "int8");
+  const bins = Number(o["gnn-bins"] ?? 8), protect = Number(o["gnn-protect"] ?? 0);
+  const bad = (what: string): never => {
+    throw new LowbitError("INVALID_ARGUMENT", `gnn plugin: ${what}`);
+  };
+  if (ranges !== "degree" && ranges !== "uniform") bad(`--gnn-ranges is degree or uniform`);
+  if (protectFormat !== "int8" && protectFormat !== "float") {
+    bad("--gnn-protect-format is int8 or float");
+  }
+  if (!Number.isInteger(bins) || bins < 1 || bins > 32) bad("--gnn-bins is an integer 1..32");
+  if (!(protect >= 0 && protect <= 1)) bad("--gnn-protect is a fraction 0..1");
+  const agg = o["gnn-agg-format"];
+  return {
+    ranges: ranges as GnnOptions["ranges"],
+    bins,
+    protect,
+    protectFormat: protectFormat as GnnOptions["protectFormat"],
+    ...(agg !== undefined && agg !== "" ? { aggFormat: String(agg) } : {}),
+  };
+}

@@ -1,0 +1,282 @@
+/**
+ * The `gnn-degree` quantizer: per-node (row) integer quantization of a `[nodes, F]` tensor with
+ * one scale / zero point per in-degree bin, and protected nodes (the top fraction by degree)
+ * at int8 or left in float. Degrees are computed at run time from the graph input the point
+ * `reads` (the adjacency or the edge index), so any graph — not only the calibration graph —
+ * picks each row's parameters from its own degrees.
+ *
+ * Parameters: `scale` / `zeroPoint` hold G + 1 sets (G degree bins, then the protected set);
+ * `extra` holds `bins` [G], `protect` [fraction], `protect_float` [0 | 1], `source_kind`
+ * [0 adjacency | 1 edge index] and `source_row` [destination row, -1 for a 1-D index].
+ *
+ * @module
+ */
+
+import {
+  chooseQParams,
+  LowbitError,
+  type NumberFormat,
+  type QParams,
+  type Quantizer,
+  type Range,
+  type Registry,
+  roundHalfEven,
+  type Tensor,
+  type TensorValue,
+} from "@lowbit/core";
+import type { DegreeSource } from "./detect.ts";
+import { degreeBin, nodeDegrees, protectedNodes } from "./degrees.ts";
+
+/** Registry name of the quantizer. */
+export const DEGREE_QUANTIZER = "gnn-degree";
+
+/** How a degree-aware point is laid out (what `extra` records). */
+export interface DegreeLayout {
+  /** Number of degree bins G. */
+  readonly bins: number;
+  /** Fraction of nodes protected (0: none). */
+  readonly protect: number;
+  /** Protected rows left in float (true) or at int8 (false). */
+  readonly protectFloat: boolean;
+  /** Where degrees come from. */
+  readonly source: DegreeSource;
+}
+
+/** The layout `extra` records. */
+function layoutOf(qp: QParams): DegreeLayout {
+  const x = qp.extra ?? {};
+  const input = qp.reads?.[0];
+  if (!x.bins || !input) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `'${DEGREE_QUANTIZER}' parameters need extra.bins and the graph input it reads (reads)`,
+    );
+  }
+  return {
+    bins: x.bins[0],
+    protect: x.protect?.[0] ?? 0,
+    protectFloat: (x.protect_float?.[0] ?? 0) === 1,
+    source: {
+      input,
+      kind: (x.source_kind?.[0] ?? 0) === 1 ? "edges" : "adjacency",
+      row: x.source_row?.[0] ?? -1,
+    },
+  };
+}
+
+/**
+ * The `extra` record of a layout.
+ *
+ * @param l the layout
+ * @returns numbers by name, for `QParams.extra`
+ *
+ * @example
+ * ```ts
+ * import { layoutExtra } from "@lowbit/gnn";
+ * const e = layoutExtra({ bins: 4, protect: 0.05, protectFloat: false,
+ *   source: { input: "edge_index", kind: "edges", row: 1 } });
+ * if (e.bins[0] !== 4 || e.source_kind[0] !== 1 || e.source_row[0] !== 1) throw new Error();
+ * ```
+ */
+export function layoutExtra(l: DegreeLayout): Record<string, number[]> {
+  return {
+    bins: [l.bins],
+    protect: [l.protect],
+    protect_float: [l.protectFloat ? 1 : 0],
+    source_kind: [l.source.kind === "edges" ? 1 : 0],
+    source_row: [l.source.row],
+  };
+}
+
+/**
+ * Which parameter set each row uses: its degree bin (0..G-1), or G when protected.
+ *
+ * @param degrees one degree per node
+ * @param l the layout
+ * @returns one set index per node
+ *
+ * @example
+ * ```ts
+ * import { rowSets } from "@lowbit/gnn";
+ * const l = { bins: 3, protect: 0.25, protectFloat: true,
+ *   source: { input: "adj", kind: "adjacency" as const, row: -1 } };
+ * if ([...rowSets(Int32Array.of(1, 3, 5, 40), l)].join() !== "0,1,2,3") throw new Error();
+ * ```
+ */
+export function rowSets(degrees: Int32Array, l: DegreeLayout): Uint8Array {
+  const prot = protectedNodes(degrees, l.protect);
+  return Uint8Array.from(degrees, (d, i) => (prot[i] ? l.bins : degreeBin(d, l.bins)));
+}
+
+/**
+ * Fits the G + 1 parameter sets of a `[nodes, F]` tensor from its values and its nodes'
+ * degrees: min / max of the rows in each set (an empty bin takes the nearest populated bin's
+ * range, higher bins first; an empty protected set the whole tensor's range).
+ *
+ * @param t the tensor (first axis: nodes)
+ * @param degrees one degree per node
+ * @param layout bins, protection, degree source
+ * @param opts the format and mode of the bins (protected rows: int8, same mode)
+ * @returns the parameters
+ *
+ * @example
+ * ```ts
+ * import { fitDegreeParams } from "@lowbit/gnn";
+ * import assert from "node:assert/strict";
+ * // two nodes of degree 1 with values in [0, 1], one hub of degree 9 with values up to 15
+ * const t = { shape: [3, 2], data: Float32Array.of(0, 1, 0.5, 0, 15, 3) };
+ * const qp = fitDegreeParams(t, Int32Array.of(1, 1, 9), { bins: 4, protect: 0,
+ *   protectFloat: false, source: { input: "adj", kind: "adjacency", row: -1 } },
+ *   { format: "uint4", mode: "affine" });
+ * assert.equal(qp.scale[0], Math.fround(1 / 15)); // bin [0, 2)
+ * assert.equal(qp.scale[3], 1); // bin [8, ∞): 15 / 15
+ * ```
+ */
+export function fitDegreeParams(
+  t: Tensor,
+  degrees: Int32Array,
+  layout: DegreeLayout,
+  opts: { format: string; mode: "symmetric" | "affine" },
+): QParams {
+  const nodes = t.shape[0], per = t.data.length / Math.max(1, nodes);
+  const sets = rowSets(degrees, layout);
+  const G = layout.bins;
+  const lo = new Float32Array(G + 1).fill(Infinity), hi = new Float32Array(G + 1).fill(-Infinity);
+  let allLo = Infinity, allHi = -Infinity;
+  for (let r = 0; r < nodes; r++) {
+    const s = sets[r];
+    for (let j = 0; j < per; j++) {
+      const v = t.data[r * per + j];
+      if (v < lo[s]) lo[s] = v;
+      if (v > hi[s]) hi[s] = v;
+      if (v < allLo) allLo = v;
+      if (v > allHi) allHi = v;
+    }
+  }
+  if (!(allLo <= allHi)) allLo = allHi = 0;
+  const filled = (s: number): boolean => lo[s] <= hi[s];
+  for (let s = 0; s < G; s++) {
+    if (filled(s)) continue;
+    let src = -1;
+    for (let d = 1; d < G && src < 0; d++) {
+      if (s + d < G && filled(s + d)) src = s + d;
+      else if (s - d >= 0 && filled(s - d)) src = s - d;
+    }
+    lo[s] = src < 0 ? allLo : lo[src];
+    hi[s] = src < 0 ? allHi : hi[src];
+  }
+  if (!filled(G)) lo[G] = allLo, hi[G] = allHi;
+  const bins = chooseQParams({ min: lo.slice(0, G), max: hi.slice(0, G) }, {
+    format: opts.format,
+    granularity: { kind: "channel", axis: 0 },
+    mode: opts.mode,
+  });
+  const prot = chooseQParams({ min: lo.slice(G), max: hi.slice(G) }, {
+    format: "int8",
+    granularity: { kind: "tensor" },
+    mode: opts.mode,
+  });
+  return {
+    format: opts.format,
+    granularity: { kind: "tensor" },
+    mode: opts.mode,
+    scale: Float32Array.of(...bins.scale, ...prot.scale),
+    zeroPoint: Int32Array.of(...bins.zeroPoint, ...prot.zeroPoint),
+    extra: layoutExtra(layout),
+    reads: [layout.source.input],
+  };
+}
+
+/** x → clamp(round_half_even(x / s) + z) → (q − z)·s, as QuantizeLinear / DequantizeLinear. */
+function quantRow(
+  src: ArrayLike<number>,
+  dst: Float32Array,
+  from: number,
+  len: number,
+  s: number,
+  z: number,
+  lo: number,
+  hi: number,
+): void {
+  for (let j = from; j < from + len; j++) {
+    const q = Math.min(hi, Math.max(lo, roundHalfEven(Math.fround(src[j] / s)) + z));
+    dst[j] = Math.fround((q - z) * s);
+  }
+}
+
+/**
+ * The `gnn-degree` quantizer (see the module documentation).
+ *
+ * @param registry where formats are looked up
+ * @returns the quantizer record
+ *
+ * @example
+ * ```ts
+ * import { degreeQuantizer, fitDegreeParams } from "@lowbit/gnn";
+ * import { defaultRegistry } from "@lowbit/core";
+ * import assert from "node:assert/strict";
+ * const q = degreeQuantizer(defaultRegistry());
+ * const adj = { dtype: "float32", shape: [2, 2], data: Float32Array.of(0, 1, 1, 1) };
+ * const t = { shape: [2, 1], data: Float32Array.of(0.3, 7) };
+ * const qp = fitDegreeParams(t, Int32Array.of(1, 2), { bins: 2, protect: 0, protectFloat: false,
+ *   source: { input: "adj", kind: "adjacency", row: -1 } }, { format: "int4", mode: "symmetric" });
+ * const y = q.fakeQuant(t, qp, { batch: 0, tags: {}, inputs: { adj } });
+ * // each row at its own bin's scale (0.3 / 7.5 and 7 / 7.5): code 7 of each, not 0.3 → 0
+ * assert.deepEqual([...y.data], [Math.fround(7 * qp.scale[0]), Math.fround(7 * qp.scale[1])]);
+ * assert.ok(y.data[0] > 0.25);
+ * ```
+ */
+export function degreeQuantizer(registry: Registry): Quantizer {
+  const fmtOf = (name: string): NumberFormat => registry.formats.get(name);
+  return {
+    name: DEGREE_QUANTIZER,
+    supports: (f) => f.family === "int" && f.bits <= 8,
+    fit(_input: Range | Tensor): QParams {
+      // The bins need each row's degree: the plugin's stage fits them from the calibration graph.
+      throw new LowbitError(
+        "UNSUPPORTED",
+        `'${DEGREE_QUANTIZER}' is fitted from the calibration graph by the gnn plugin's stage ` +
+          `(load the plugin, and give the whole graph as calibration data)`,
+      );
+    },
+    quantize(): never {
+      throw new LowbitError(
+        "UNSUPPORTED",
+        `'${DEGREE_QUANTIZER}' picks each row's scale from run-time degrees: it has no stored ` +
+          `codes (activations only)`,
+      );
+    },
+    dequantize(): never {
+      throw new LowbitError(
+        "UNSUPPORTED",
+        `'${DEGREE_QUANTIZER}' has no stored codes (activations only)`,
+      );
+    },
+    fakeQuant(t: Tensor, qp: QParams, ctx): Tensor {
+      const l = layoutOf(qp);
+      const src = ctx?.inputs?.[l.source.input] as TensorValue | undefined;
+      if (!src) {
+        throw new LowbitError(
+          "INVALID_ARGUMENT",
+          `'${DEGREE_QUANTIZER}' needs the graph input '${l.source.input}' at run time`,
+          { tensor: l.source.input },
+        );
+      }
+      const nodes = t.shape[0];
+      const sets = rowSets(nodeDegrees(src, l.source, nodes), l);
+      const per = t.data.length / Math.max(1, nodes);
+      const f = fmtOf(qp.format), i8 = fmtOf("int8");
+      const lo = qp.quantMin ?? f.min, hi = qp.quantMax ?? f.max;
+      const out = new Float32Array(t.data.length);
+      for (let r = 0; r < nodes; r++) {
+        const s = sets[r];
+        if (s === l.bins && l.protectFloat) {
+          out.set(t.data.subarray(r * per, (r + 1) * per), r * per);
+        } else if (s === l.bins) {
+          quantRow(t.data, out, r * per, per, qp.scale[s], qp.zeroPoint[s], i8.min, i8.max);
+        } else quantRow(t.data, out, r * per, per, qp.scale[s], qp.zeroPoint[s], lo, hi);
+      }
+      return { shape: [...t.shape], data: out };
+    },
+  };
+}

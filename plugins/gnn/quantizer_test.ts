@@ -1,0 +1,100 @@
+// The gnn-degree quantizer on the hand-derived graph of degrees_test.ts (in-degrees 1, 4, 2, 0, 1;
+// three bins [0,2) [2,4) [4,∞): nodes 0, 3, 4 in bin 0, node 2 in bin 1, node 1 in bin 2), int4
+// symmetric (codes -8..7): each bin's scale is its rows' largest |x| / 7.5, as lowbit's symmetric
+// fit spreads the range over the 15 steps; every value rounded by hand.
+import assert from "node:assert/strict";
+import { defaultRegistry, LowbitError } from "@lowbit/core";
+import { type DegreeLayout, degreeQuantizer, fitDegreeParams, rowSets } from "./mod.ts";
+import { ADJ, EDGES } from "./_small_graph.ts";
+
+const t = {
+  shape: [5, 2],
+  // node 0 (bin 0), node 1 (bin 2, the hub), node 2 (bin 1), node 3 (bin 0), node 4 (bin 0)
+  data: Float32Array.of(0.75, -0.26, 7.5, 2.6, 1.5, 0.46, 0.1, 0, -0.36, 0.2),
+};
+const layout = (protect = 0, protectFloat = false): DegreeLayout => ({
+  bins: 3,
+  protect,
+  protectFloat,
+  source: { input: "edge_index", kind: "edges", row: 1 },
+});
+const degrees = Int32Array.of(1, 4, 2, 0, 1);
+const q = degreeQuantizer(defaultRegistry());
+const ctx = { batch: 0, tags: {}, inputs: { edge_index: EDGES } as never };
+
+function close(got: Float32Array, want: number[]): void {
+  assert.equal(got.length, want.length);
+  got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-6, `${i}: ${v} vs ${want[i]}`));
+}
+
+Deno.test("per-bin scales: bin 0 |x| ≤ 0.75, bin 1 ≤ 1.5, bin 2 ≤ 7.5; protected set at int8", () => {
+  const qp = fitDegreeParams(t, degrees, layout(), { format: "int4", mode: "symmetric" });
+  close(qp.scale.subarray(0, 3), [0.1, 0.2, 1]);
+  assert.deepEqual([...qp.zeroPoint], [0, 0, 0, 0]);
+  // no protected node: the protected set takes the whole tensor's range, int8: 7.5 / 127.5
+  close(qp.scale.subarray(3), [1 / 17]);
+  assert.deepEqual(qp.reads, ["edge_index"]);
+  assert.deepEqual(qp.extra, {
+    bins: [3],
+    protect: [0],
+    protect_float: [0],
+    source_kind: [1],
+    source_row: [1],
+  });
+});
+
+Deno.test("fake-quant picks each row's set from run-time degrees", () => {
+  const qp = fitDegreeParams(t, degrees, layout(), { format: "int4", mode: "symmetric" });
+  const y = q.fakeQuant(t, qp, ctx).data;
+  // 0.75/0.1 = 7.5 → code 7 at most, -0.26/0.1 = -2.6 → -3; 7.5 → 7, 2.6 → 3;
+  // 1.5/0.2 → 7, 0.46/0.2 = 2.3 → 2; 0.1 → 1, 0 → 0; -0.36/0.1 = -3.6 → -4, 0.2 → 2
+  close(y, [0.7, -0.3, 7, 3, 1.4, 0.4, 0.1, 0, -0.4, 0.2]);
+  // the dense form of the same graph gives the same degrees, so the same values
+  const dense = {
+    ...qp,
+    extra: { ...qp.extra, source_kind: [0], source_row: [-1] },
+    reads: ["adj"],
+  };
+  assert.deepEqual(q.fakeQuant(t, dense, { ...ctx, inputs: { adj: ADJ } as never }).data, y);
+  // another graph: node 3 becomes the hub (in-degree 4) and uses bin 2's scale 1: 0.1 → 0
+  const other = {
+    dtype: "int64",
+    shape: [2, 4],
+    data: BigInt64Array.of(0n, 1n, 2n, 4n, 3n, 3n, 3n, 3n),
+  };
+  const z = q.fakeQuant(t, qp, { ...ctx, inputs: { edge_index: other } as never }).data;
+  close(z.subarray(6, 8), [0, 0]);
+  // node 1 now has degree 0: bin 0's scale 0.1 clamps 7.5 and 2.6 to 0.7
+  close(z.subarray(2, 4), [0.7, 0.7]);
+});
+
+Deno.test("protected nodes: the top 20 % (node 1) at int8 or in float", () => {
+  const qp8 = fitDegreeParams(t, degrees, layout(0.2), { format: "int4", mode: "symmetric" });
+  // the protected set holds node 1 only: |x| ≤ 7.5 at int8 (scale 7.5 / 127.5 = 1/17); bin 2 is
+  // empty and takes bin 1's range
+  close(qp8.scale, [0.1, 0.2, 0.2, 1 / 17]);
+  const y = q.fakeQuant(t, qp8, ctx).data;
+  // 7.5 · 17 = 127.5 → code 127 at most; 2.6 · 17 = 44.2 → 44
+  close(y.subarray(2, 4), [127 / 17, 44 / 17]);
+  const qpf = fitDegreeParams(t, degrees, layout(0.2, true), { format: "int4", mode: "symmetric" });
+  const f = q.fakeQuant(t, qpf, ctx).data;
+  assert.deepEqual([...f.subarray(2, 4)], [7.5, Math.fround(2.6)]);
+  close(f.subarray(0, 2), [0.7, -0.3]);
+  assert.deepEqual([...rowSets(degrees, layout(0.2))], [0, 3, 1, 0, 0]);
+});
+
+Deno.test("without its graph input, or asked for codes, the quantizer says why", () => {
+  const qp = fitDegreeParams(t, degrees, layout(), { format: "int4", mode: "symmetric" });
+  assert.throws(
+    () => q.fakeQuant(t, qp, { batch: 0, tags: {} }),
+    (e) => e instanceof LowbitError && /needs the graph input 'edge_index'/.test(e.message),
+  );
+  assert.throws(
+    () => q.quantize(t, qp),
+    (e) => e instanceof LowbitError && /no stored/.test(e.message),
+  );
+  assert.throws(
+    () => q.fit({ min: Float32Array.of(0), max: Float32Array.of(1) }, qp),
+    (e) => e instanceof LowbitError && /fitted from the calibration graph/.test(e.message),
+  );
+});

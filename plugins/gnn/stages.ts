@@ -1,0 +1,158 @@
+/**
+ * The plugin's stages of `quantize()`:
+ *
+ * - `gnn-whole-graph` (before `plan`): the graph inputs of a model with message passing are
+ *   checked (square adjacency, edge index in range) and the calibration data is given whole to
+ *   every batch — the whole graph is one sample, even when the inputs have dynamic node / edge
+ *   axes (which the data loader cannot tell from a batch axis);
+ * - `gnn-degree-fit` (after `calibrate`): every `gnn-degree` point is fitted from the
+ *   calibration graph: per in-degree bin ranges (and the protected nodes' range), with the
+ *   degrees computed from the graph input the point reads.
+ *
+ * @module
+ */
+
+import { LowbitError, type TensorValue } from "@lowbit/core";
+import { createExecutor, type TensorData } from "@lowbit/graph";
+import type { Dataset, QuantizeState } from "@lowbit/pipeline";
+import { type Aggregation, findAggregations } from "./detect.ts";
+import { nodeDegrees } from "./degrees.ts";
+import { DEGREE_QUANTIZER, fitDegreeParams } from "./quantizer.ts";
+import { gnnOptions } from "./options.ts";
+
+/**
+ * Checks a graph's inputs against its aggregations: each adjacency square and as large as the
+ * node features, each edge index's destinations inside the graph. The node count is the first
+ * dimension of the first float 2-D input that is not an adjacency.
+ *
+ * @param aggs the graph's aggregations ({@link findAggregations})
+ * @param inputs the graph inputs by name
+ * @throws LowbitError naming the input when it is malformed
+ *
+ * @example
+ * ```ts
+ * import { checkGraphInputs } from "@lowbit/gnn";
+ * import assert from "node:assert/strict";
+ * const agg = { node: "s", style: "edges" as const, input: "x", output: "y",
+ *   degrees: { input: "edge_index", kind: "edges" as const, row: 1 } };
+ * const x = { dtype: "float32", shape: [3, 2], data: new Float32Array(6) };
+ * const edge_index = { dtype: "int64", shape: [2, 1], data: BigInt64Array.of(0n, 3n) };
+ * assert.throws(() => checkGraphInputs([agg], { x, edge_index }), /outside the graph's 3 nodes/);
+ * ```
+ */
+export function checkGraphInputs(
+  aggs: readonly Aggregation[],
+  inputs: Readonly<Record<string, TensorValue>>,
+): void {
+  const adjacency = new Set(
+    aggs.filter((a) => a.degrees.kind === "adjacency").map((a) => a.degrees.input),
+  );
+  const features = Object.entries(inputs).find(([n, t]) =>
+    !adjacency.has(n) && t.dtype === "float32" && t.shape.length === 2
+  )?.[1];
+  for (const a of aggs) {
+    const t = inputs[a.degrees.input];
+    if (!t) continue;
+    const nodes = a.degrees.kind === "adjacency"
+      ? (t.shape.length === 2 && t.shape[0] === t.shape[1] ? t.shape[0] : -1)
+      : features?.shape[0];
+    if (nodes === undefined) continue;
+    nodeDegrees(t, a.degrees, nodes < 0 ? 0 : nodes);
+  }
+}
+
+/** All the data's inputs, unsliced (the whole graph). */
+function wholeInputs(d: Dataset): Record<string, TensorData> {
+  return { ...d.inputs, ...(d.whole ?? {}) };
+}
+
+/**
+ * Stage `gnn-whole-graph`: see the module documentation.
+ *
+ * @param st the quantize state
+ *
+ * @example
+ * ```ts
+ * import { wholeGraphStage } from "./stages.ts";
+ * import { readNpy, readOnnxFile } from "@lowbit/graph";
+ * const model = await readOnnxFile("fixtures/gnn/gin_dense.onnx");
+ * const x = readNpy(await Deno.readFile("fixtures/gnn/x.npy"));
+ * const adj = readNpy(await Deno.readFile("fixtures/gnn/adj.npy"));
+ * const opts = { model, calib: { inputs: { x, adj }, count: 400 } };
+ * wholeGraphStage({ opts, model } as never);
+ * if (opts.calib.count !== 1 || !("whole" in opts.calib)) throw new Error("the graph is one sample");
+ * ```
+ */
+export function wholeGraphStage(st: QuantizeState): void {
+  const aggs = findAggregations(st.model.graph);
+  const calib = st.opts.calib;
+  if (aggs.length === 0 || !calib) return;
+  checkGraphInputs(aggs, wholeInputs(calib));
+  if (calib.count === 1 && Object.keys(calib.inputs).length === 0) return;
+  // The options object is the caller's: its dataset becomes one sample, the whole graph, given
+  // whole to every batch (\`whole\` overrides the sliced inputs of the same names); \`inputs\`
+  // stay as they were for the mixed search, which reads them directly.
+  const d = calib as { whole?: Dataset["whole"]; count: number };
+  d.whole = wholeInputs(calib);
+  d.count = 1;
+}
+
+/**
+ * Stage `gnn-degree-fit`: see the module documentation.
+ *
+ * @param st the quantize state
+ *
+ * @example
+ * ```ts
+ * import { degreeFitStage } from "./stages.ts";
+ * // with no gnn-degree point, it does nothing
+ * await degreeFitStage({ entries: [], pluginOptions: {}, opts: {} } as never);
+ * ```
+ */
+export async function degreeFitStage(st: QuantizeState): Promise<void> {
+  const todo = st.entries.filter((e) =>
+    !e.skip && e.role === "activation" && e.quantizer === DEGREE_QUANTIZER && !e.scale
+  );
+  if (todo.length === 0) return;
+  const calib = st.opts.calib;
+  if (!calib) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      "degree-aware ranges are fitted on a calibration graph; pass --calib with the whole graph",
+    );
+  }
+  const aggs = findAggregations(st.model.graph);
+  const opts = gnnOptions(st.pluginOptions);
+  const inputs = wholeInputs(calib);
+  const values = new Map<string, TensorData>();
+  const watch = todo.map((e) => e.value);
+  await createExecutor(st.model, { registry: st.registry }).run(inputs, {
+    watch,
+    observe: (name, t) => {
+      if (!values.has(name)) {
+        values.set(name, { ...t, data: (t.data as Float32Array).slice() } as TensorData);
+      }
+    },
+  });
+  for (const e of todo) {
+    const t = inputs[e.value] ?? values.get(e.value);
+    const source = aggs.find((a) => a.degrees.input === e.reads?.[0])?.degrees;
+    if (!t || !source) {
+      throw new LowbitError("INTERNAL", "no calibration value or degree source for this point", {
+        tensor: e.value,
+      });
+    }
+    const tensor = { shape: [...t.shape], data: t.data as Float32Array };
+    const degrees = nodeDegrees(inputs[source.input], source, t.shape[0]);
+    const qp = fitDegreeParams(tensor, degrees, {
+      bins: opts.ranges === "degree" ? opts.bins : 1,
+      protect: opts.protect,
+      protectFloat: opts.protectFormat === "float",
+      source,
+    }, { format: e.format!, mode: e.mode ?? "affine" });
+    e.granularity = qp.granularity;
+    e.scale = [...qp.scale];
+    e.zeroPoint = [...qp.zeroPoint];
+    e.extra = qp.extra;
+  }
+}
