@@ -39,7 +39,12 @@ export function shortcutMarker(): Marker {
     mark(graph, options) {
       const o = parseDiffusionOptions(options);
       if (o.jointShortcut) return [];
-      const { image } = findDiffusionInputs(graph, { timeInput: o.timeInput });
+      let image: string;
+      try {
+        image = findDiffusionInputs(graph, { timeInput: o.timeInput }).image;
+      } catch {
+        return []; // the stage `diffusion-points` reports the missing input, naming the model
+      }
       const values = new Set(skipConcats(graph, image).flatMap((c) => c.inputs));
       return [...values].map((value) => ({
         value,
