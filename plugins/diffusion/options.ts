@@ -56,7 +56,7 @@ export const DIFFUSION_OPTIONS: readonly PluginOption[] = [
   {
     name: "time-precision",
     type: "string",
-    help: "diffusion: time-embedding path: int8 (default), float, or same as the rest",
+    help: "diffusion: time-embedding path: at least int8, float, or same as the rest",
     choices: ["int8", "float", "same"],
     default: "int8",
   },
