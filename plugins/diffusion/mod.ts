@@ -26,3 +26,47 @@ export * from "./points.ts";
 export * from "./metrics.ts";
 export * from "./report.ts";
 export * from "./commands.ts";
+
+// Types of the other packages that appear in this package's signatures, re-exported so that its
+// docs are complete.
+export type {
+  Allocation,
+  BatchContext,
+  CalibrationHook,
+  CalibrationSource,
+  Calibrator,
+  CalibratorFactory,
+  CalibratorOptions,
+  CalibResult,
+  Codes,
+  FitOptions,
+  FormatFamily,
+  Granularity,
+  GraphView,
+  HookBatch,
+  LayerView,
+  Marker,
+  MarkSpec,
+  NodeView,
+  NumberFormat,
+  Plugin,
+  PluginCommand,
+  PluginOption,
+  PluginOptionValues,
+  QParams,
+  Quantizer,
+  QuantMode,
+  Range,
+  Registry,
+  SearchGroupProvider,
+  SearchGroups,
+  SearchStrategy,
+  SensitivityMetric,
+  SourceBatch,
+  SourceContext,
+  Stage,
+  Table,
+  Tensor,
+  TensorValue,
+} from "@lowbit/core";
+export type { DType, TensorData, TensorStorage } from "@lowbit/graph";
