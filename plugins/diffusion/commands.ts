@@ -234,13 +234,13 @@ export function diffusionCommand(registry: Registry): PluginCommand {
   return {
     name: "diffusion",
     summary: "diffusion models: sample with any model, evaluate quantized vs float",
-    main(args: string[]): Promise<number> {
+    async main(args: string[]): Promise<number> {
       const [sub, ...rest] = args;
-      if (sub === "sample") return sampleMain(rest, registry);
-      if (sub === "eval") return evalMain(rest, registry);
+      if (sub === "sample") return await sampleMain(rest, registry);
+      if (sub === "eval") return await evalMain(rest, registry);
       if (sub === undefined || sub === "help" || sub === "--help" || sub === "-h") {
         console.log(HELP);
-        return Promise.resolve(0);
+        return 0;
       }
       throw new LowbitError(
         "INVALID_ARGUMENT",

@@ -30,7 +30,7 @@ const esc = (s: string): string =>
 
 /** A line chart of per-timestep values on a log axis. */
 function chart(values: readonly number[]): string {
-  const W = 640, H = 260, L = 60, B = 30, R = 10, Tp = 10;
+  const W = 640, H = 280, L = 60, B = 44, R = 10, Tp = 10;
   const ok = values.filter((v) => v > 0 && Number.isFinite(v));
   if (!ok.length) return "<p>(no positive values to chart)</p>";
   const lo = Math.floor(Math.log10(Math.min(...ok))), hi = Math.ceil(Math.log10(Math.max(...ok)));
@@ -48,19 +48,21 @@ function chart(values: readonly number[]): string {
     );
   }
   for (let t = 0; t < values.length; t += Math.max(1, Math.round(values.length / 10))) {
-    grid.push(`<text x="${X(t)}" y="${H - 10}" text-anchor="middle" font-size="11">${t}</text>`);
+    grid.push(`<text x="${X(t)}" y="${H - 26}" text-anchor="middle" font-size="11">${t}</text>`);
   }
   return `<svg width="${W}" height="${H}" xmlns="http://www.w3.org/2000/svg" role="img">` +
     grid.join("") +
     `<polyline fill="none" stroke="#c33" stroke-width="2" points="${pts.join(" ")}"/>` +
-    `<text x="${(L + W) / 2}" y="${H}" text-anchor="middle" font-size="12">timestep t</text></svg>`;
+    `<text x="${(L + W) / 2}" y="${
+      H - 4
+    }" text-anchor="middle" font-size="12">timestep t</text></svg>`;
 }
 
-/** A grid of images `[N, C, H, W]` in [−1, 1], grey (C = 1) or RGB (C = 3), 4 px per pixel. */
+/** A grid of images `[N, C, H, W]` in [−1, 1], grey (C = 1) or RGB (C = 3), 6 px per pixel. */
 function grid(t: TensorData): string {
   const [n, c, h, w] = t.shape.length === 4 ? t.shape : [t.shape[0], 1, t.shape[1], t.shape[2]];
   const d = t.data as Float32Array;
-  const cols = Math.ceil(Math.sqrt(n)), px = 4, gap = 4;
+  const cols = Math.ceil(Math.sqrt(n)), px = 6, gap = 4;
   const rows = Math.ceil(n / cols);
   const byte = (v: number) => Math.round(Math.max(0, Math.min(1, (v + 1) / 2)) * 255);
   const rects: string[] = [];
