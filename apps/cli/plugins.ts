@@ -16,7 +16,9 @@ import { pathToFileURL } from "node:url";
  * The built-in plugins by short name: module specifiers relative to this file. A name listed in
  * {@link PLANNED_PLUGINS} but not here is not part of this build yet.
  */
-const BUILTIN_PLUGINS: Readonly<Record<string, string>> = {};
+const BUILTIN_PLUGINS: Readonly<Record<string, string>> = {
+  vit: "../../plugins/vit/mod.ts",
+};
 
 /** The model-family plugins lowbit ships (or will): `--plugin vit`, ... */
 export const PLANNED_PLUGINS: readonly string[] = ["vit", "diffusion", "moe", "gnn"];

@@ -1,0 +1,32 @@
+/**
+ * @lowbit/vit: quantizing vision transformers' attention and GELU activations.
+ *
+ * With `--plugin vit`, every Softmax output, both operands of attention MatMuls (Q·Kᵀ, P·V),
+ * every GELU output (op or decomposed) and every LayerNorm output (op or decomposed) become
+ * quantization points. Softmax outputs get a log quantizer (`adalog` by default: base searched
+ * per tensor on calibration data to minimise the attention output error; or `log2`, `logsqrt2`,
+ * PTQ4ViT's `twin-uniform`, the core's `uniform`), GELU outputs the best of twin-uniform,
+ * adalog and uniform on calibration data, and `--noisy-bias` adds NoisyQuant's seeded noisy bias
+ * to the uniform points that feed Linear layers and to twin-uniform GELU points.
+ *
+ * @example
+ * ```ts
+ * import { createRegistry, registerBuiltins } from "@lowbit/core";
+ * import { plugin } from "@lowbit/vit";
+ * import assert from "node:assert/strict";
+ * const r = createRegistry();
+ * registerBuiltins(r);
+ * r.use(plugin);
+ * assert.ok(r.quantizers.list().includes("adalog"));
+ * assert.deepEqual(r.markers.list(), ["vit-softmax", "vit-attention-matmul", "vit-gelu", "vit-layernorm"]);
+ * ```
+ *
+ * @module
+ */
+
+export * from "./log_quantizer.ts";
+export * from "./twin.ts";
+export * from "./noise.ts";
+export * from "./markers.ts";
+export * from "./fit_stage.ts";
+export * from "./plugin.ts";
