@@ -5,9 +5,11 @@
  * attention output P·V for a Softmax point (as AdaLog does), the next Linear layer's output for
  * a GELU point:
  *
- * - `adalog`: the base, among 2^(1/r), r = 1, 1.25, …, 4;
+ * - `adalog`: the base, among 2^(1/r), r = 1, 1.25, …, 4 (float32, as the plan keeps it);
  * - `twin-uniform`: unsigned, Δ1 = Δ2 / 2^m, m = 0…10 (PTQ4ViT's power-of-two ratio); signed,
  *   the positive step Δ2 clipped by 1, 0.9, …, 0.3;
+ * - `uniform` points the plugin marked (attention operands, LayerNorm outputs, `--vit-softmax
+ *   uniform`) and `noisy-uniform` points: the range clipped by 1, 0.95, 0.9, 0.8, …, 0.4;
  * - GELU points with `--vit-gelu auto`: the best of twin-uniform, adalog and uniform;
  * - with `--noisy-bias`: the noisy bias' width, 0, ½, 1, 1½ or 2 quantization steps (NoisyQuant
  *   searches it per layer), seeded per point.
@@ -18,7 +20,7 @@
  * @module
  */
 
-import { LowbitError, type QParams, type Quantizer } from "@lowbit/core";
+import { LowbitError, type QParams, type Quantizer, type Range } from "@lowbit/core";
 import { createExecutor, type Graph, type Node } from "@lowbit/graph";
 import { activationKey, type PlanEntry, type QuantizeState, sliceBatch } from "@lowbit/pipeline";
 
@@ -134,13 +136,30 @@ function errorOf(x: Captured, y: Float32Array, readers: Reader[]): number {
   return s;
 }
 
+/** Clipping factors of the calibrated range that uniform points try. */
+const CLIP = [1, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4];
+
 /** Candidate parameter sets of one quantizer, starting from its fit on the calibrated range. */
-function candidates(name: string, qp: QParams): QParams[] {
+function candidates(
+  name: string,
+  q: Quantizer,
+  range: Range,
+  fitOpts: Parameters<Quantizer["fit"]>[1],
+): QParams[] {
+  if (name === "uniform" || name === "noisy-uniform") {
+    return CLIP.map((f) =>
+      q.fit({
+        min: Float32Array.of(Math.fround(range.min[0] * f)),
+        max: Float32Array.of(Math.fround(range.max[0] * f)),
+      }, fitOpts)
+    );
+  }
+  const qp = q.fit(range, fitOpts);
   const ex = qp.extra ?? {};
   if (name === "adalog") {
     return Array.from({ length: 13 }, (_, i) => ({
       ...qp,
-      extra: { ...ex, base: [2 ** (1 / (1 + i / 4))] },
+      extra: { ...ex, base: [Math.fround(2 ** (1 / (1 + i / 4)))] },
     }));
   }
   if (name === "twin-uniform" && !ex.signed?.[0]) {
@@ -186,7 +205,8 @@ export interface VitFitOptions {
 export async function fitVitPoints(st: QuantizeState, opts: VitFitOptions): Promise<void> {
   const mine = st.entries.filter((e) =>
     e.role === "activation" && !e.skip && !e.dynamic && !e.scale &&
-    (FITTED.has(e.quantizer ?? "") || (e.by === "vit-gelu" && opts.gelu === "auto"))
+    (FITTED.has(e.quantizer ?? "") || (e.by === "vit-gelu" && opts.gelu === "auto") ||
+      (e.quantizer === "uniform" && e.by?.startsWith("vit-")))
   );
   if (mine.length === 0) return;
   const calib = st.opts.calib;
@@ -244,7 +264,7 @@ function fitEntry(
   let best: { q: string; qp: QParams; err: number } | undefined;
   for (const name of names) {
     const q: Quantizer = st.registry.quantizers.get(name);
-    for (let qp of candidates(name, q.fit(range, fitOpts))) {
+    for (let qp of candidates(name, q, range, fitOpts)) {
       if (opts.noisy && (name === "twin-uniform" || name === "noisy-uniform")) {
         qp = bestNoise(q, qp, x, readers, index);
       }

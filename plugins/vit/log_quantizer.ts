@@ -147,10 +147,13 @@ export function logFakeQuant(x: Float32Array, g: LogGrid): Float32Array {
   return decodeLog(encodeLog(x, g), g);
 }
 
-/** The fixed base of each log quantizer; `adalog`'s default before its search. */
+/**
+ * The fixed base of each log quantizer (float32, as the plan and the lowbit file keep it);
+ * `adalog`'s default before its search.
+ */
 export const LOG_BASES: Readonly<Record<"log2" | "logsqrt2" | "adalog", number>> = {
   log2: 2,
-  logsqrt2: Math.SQRT2,
+  logsqrt2: Math.fround(Math.SQRT2),
   adalog: 2,
 };
 
@@ -173,7 +176,7 @@ export const LOG_BASES: Readonly<Record<"log2" | "logsqrt2" | "adalog", number>>
  * const qp = q.fit({ min: Float32Array.of(0), max: Float32Array.of(1) },
  *   { format: "uint4", granularity: { kind: "tensor" }, mode: "affine" });
  * // −log_√2(0.3) = 3.47: the level (√2)^−3
- * assert.equal(q.fakeQuant(tensor(Float32Array.of(0.3), [1]), qp).data[0], Math.fround(Math.SQRT2 ** -3));
+ * assert.equal(q.fakeQuant(tensor(Float32Array.of(0.3), [1]), qp).data[0], Math.fround(Math.fround(Math.SQRT2) ** -3));
  * ```
  */
 export function logQuantizer(name: "log2" | "logsqrt2" | "adalog", registry: Registry): Quantizer {

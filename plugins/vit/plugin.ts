@@ -63,7 +63,13 @@ export function vitMarks(g: GraphView, options: PluginOptionValues): Record<stri
     "vit-attention-matmul": findActivationMatMuls(g).filter((f) => !softValues.has(f.value))
       .map((f) => ({ value: f.value, note: `operand of ${f.node} (activation × activation)` })),
     "vit-gelu": findGelu(g).map((f) => ({ value: f.value, quantizer: gq, note: "GELU output" })),
-    "vit-layernorm": findLayerNorm(g).map((f) => ({ value: f.value, note: "LayerNorm output" })),
+    // LayerNorm outputs: the plugin fits them (clipping searched on the next layers' outputs),
+    // also where a layer already quantizes them as its input.
+    "vit-layernorm": findLayerNorm(g).map((f) => ({
+      value: f.value,
+      quantizer: "uniform",
+      note: "LayerNorm output",
+    })),
   };
 }
 
