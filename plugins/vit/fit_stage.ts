@@ -25,13 +25,22 @@ import { createExecutor, type Graph, type Node } from "@lowbit/graph";
 import { activationKey, type PlanEntry, type QuantizeState, sliceBatch } from "@lowbit/pipeline";
 
 /** The quantizers this stage fits. */
-export const FITTED = new Set(["log2", "logsqrt2", "adalog", "twin-uniform", "noisy-uniform"]);
+export const FITTED: ReadonlySet<string> = new Set([
+  "log2",
+  "logsqrt2",
+  "adalog",
+  "twin-uniform",
+  "noisy-uniform",
+]);
 
 /** Calibration samples the stage runs (at most). */
 export const FIT_SAMPLES = 32;
 
-interface Captured {
+/** A tensor the fit stage captured (or a constant operand). */
+export interface Captured {
+  /** Dimensions. */
   shape: number[];
+  /** Values, row-major. */
   data: Float32Array;
 }
 

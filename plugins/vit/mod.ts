@@ -28,5 +28,47 @@ export * from "./log_quantizer.ts";
 export * from "./twin.ts";
 export * from "./noise.ts";
 export * from "./markers.ts";
-export * from "./fit_stage.ts";
+export { type Captured, FIT_SAMPLES, FITTED, productSquaredNorm } from "./fit_stage.ts";
 export * from "./plugin.ts";
+// Types of the platform that appear in this package's signatures, re-exported so that its docs
+// are complete.
+export type {
+  Allocation,
+  BatchContext,
+  CalibrationHook,
+  CalibrationSource,
+  Calibrator,
+  CalibratorFactory,
+  CalibratorOptions,
+  CalibResult,
+  Codes,
+  FitOptions,
+  FormatFamily,
+  Granularity,
+  GraphView,
+  HookBatch,
+  LayerView,
+  Marker,
+  MarkSpec,
+  NodeView,
+  NumberFormat,
+  Plugin,
+  PluginCommand,
+  PluginOption,
+  PluginOptionValues,
+  QParams,
+  Quantizer,
+  QuantMode,
+  Range,
+  Registry,
+  SearchGroupProvider,
+  SearchGroups,
+  SearchStrategy,
+  SensitivityMetric,
+  SourceBatch,
+  SourceContext,
+  Stage,
+  Table,
+  Tensor,
+  TensorValue,
+} from "@lowbit/core";
