@@ -267,8 +267,11 @@ function fitEntry(
   }
   const readers = readersOf(st.model.graph, e.value, captured);
   const fitOpts = { format: e.format!, granularity: e.granularity!, mode: e.mode! };
+  const fmt = st.registry.formats.get(e.format!);
   const names = e.by === "vit-gelu" && opts.gelu === "auto"
-    ? ["twin-uniform", "adalog", "uniform"]
+    ? ["twin-uniform", "adalog", "uniform"].filter((n) =>
+      st.registry.quantizers.get(n).supports(fmt)
+    )
     : [e.quantizer!];
   let best: { q: string; qp: QParams; err: number } | undefined;
   for (const name of names) {

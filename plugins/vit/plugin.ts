@@ -4,7 +4,14 @@
  * @module
  */
 
-import type { GraphView, MarkSpec, Plugin, PluginOptionValues, Registry } from "@lowbit/core";
+import {
+  defaultQuantizerFor,
+  type GraphView,
+  type MarkSpec,
+  type Plugin,
+  type PluginOptionValues,
+  type Registry,
+} from "@lowbit/core";
 import type { QuantizeState } from "@lowbit/pipeline";
 import { logQuantizer } from "./log_quantizer.ts";
 import { twinUniform } from "./twin.ts";
@@ -75,7 +82,7 @@ export function vitMarks(g: GraphView, options: PluginOptionValues): Record<stri
 
 /** The layer inputs `--noisy-bias` moves to `noisy-uniform`: static uniform inputs of Linears. */
 function noisyStage(st: QuantizeState): void {
-  if (st.pluginOptions["noisy-bias"] !== true) return;
+  if (st.opts.plan || st.pluginOptions["noisy-bias"] !== true) return;
   const linear = new Set(
     st.layers.filter((l) => l.op === "MatMul" || l.op === "Gemm").map((l) => l.input),
   );
@@ -95,6 +102,29 @@ function nothingStage(st: QuantizeState): void {
     "plugin vit found nothing to do: the model has no Softmax, attention MatMul, GELU or " +
       "LayerNorm; it is quantized as without --plugin vit",
   );
+}
+
+/**
+ * Points whose format the plugin's quantizer does not handle (fp8, MX presets): the preset's
+ * quantizer for the format instead, said once per quantizer and format.
+ */
+function formatStage(st: QuantizeState): void {
+  const said = new Set<string>();
+  for (const e of st.entries) {
+    if (e.skip || !e.by || !MARKERS.includes(e.by) || !e.quantizer || !e.format) continue;
+    const fmt = st.registry.formats.get(e.format);
+    if (st.registry.quantizers.get(e.quantizer).supports(fmt)) continue;
+    const instead = defaultQuantizerFor(fmt);
+    const key = `${e.quantizer}|${e.format}`;
+    if (!said.has(key)) {
+      said.add(key);
+      st.warnings.push(
+        `vit: '${e.quantizer}' does not handle ${e.format}; the plugin's points in ${e.format} ` +
+          `use '${instead}' instead`,
+      );
+    }
+    e.quantizer = instead;
+  }
 }
 
 /** The plugin: what `--plugin vit` loads. */
@@ -131,7 +161,8 @@ export const plugin: Plugin = {
       default: false,
     });
     r.stages.register({ name: "vit-nothing", after: "mark", run: nothingStage });
-    r.stages.register({ name: "vit-noisy-bias", after: "vit-nothing", run: noisyStage });
+    r.stages.register({ name: "vit-formats", after: "vit-nothing", run: formatStage });
+    r.stages.register({ name: "vit-noisy-bias", after: "vit-formats", run: noisyStage });
     r.stages.register({
       name: "vit-fit",
       after: "calibrate",
