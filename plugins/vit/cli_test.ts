@@ -1,7 +1,8 @@
 // `--plugin vit` through the CLI, in-process: `lowbit run` of the written .lowbit reproduces
 // `lowbit eval`'s top-1 exactly (log, twin-uniform and noisy-bias points are FakeQuant nodes),
-// the default stays within 3 points of w8a8 on the digits ViT, an unknown `--vit-softmax` lists
-// the choices, and a model without attention says the plugin found nothing to do.
+// replaying the plan writes the same file, the default stays within 3 points of w8a8 on the
+// digits ViT, an unknown `--vit-softmax` lists the choices, and a model without attention says
+// the plugin found nothing to do.
 import assert from "node:assert/strict";
 import { readNpy } from "@lowbit/graph";
 import { fileURLToPath } from "node:url";
@@ -114,6 +115,22 @@ Deno.test({
             assert.ok(e.extra.d1[0] > 0 && e.extra.d1[0] <= e.scale[0]);
           }
         }
+        // the plan holds every fitted parameter: replaying it writes the same file
+        const again = await cli([
+          "quantize",
+          `${FIX}vit.onnx`,
+          "--plan",
+          `${dir}/${label}.plan.json`,
+          "--out",
+          `${dir}/${label}-replay.lowbit`,
+          "--no-report",
+        ]);
+        assert.equal(again.code, 0, again.err);
+        assert.deepEqual(
+          await Deno.readFile(`${dir}/${label}-replay.lowbit`),
+          await Deno.readFile(lowbit),
+          `${label}: plan replay`,
+        );
         if (label === "twin-noisy") {
           const noisy = plan.entries.filter((e: { extra?: { noise?: number[] } }) =>
             (e.extra?.noise?.[0] ?? 0) > 0
