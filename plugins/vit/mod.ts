@@ -29,6 +29,7 @@ export * from "./twin.ts";
 export * from "./noise.ts";
 export * from "./markers.ts";
 export { type Captured, FIT_SAMPLES, FITTED, productSquaredNorm } from "./fit_stage.ts";
+export * from "./onnx_export.ts";
 export * from "./plugin.ts";
 // Types of the platform that appear in this package's signatures, re-exported so that its docs
 // are complete.
@@ -72,3 +73,15 @@ export type {
   Tensor,
   TensorValue,
 } from "@lowbit/core";
+export type {
+  Attr,
+  Dim,
+  DType,
+  Graph,
+  Model,
+  Node,
+  OpsetImport,
+  TensorData,
+  TensorStorage,
+  ValueInfo,
+} from "@lowbit/graph";

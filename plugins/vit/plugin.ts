@@ -7,6 +7,7 @@
 import {
   defaultQuantizerFor,
   type GraphView,
+  LowbitError,
   type MarkSpec,
   type Plugin,
   type PluginOptionValues,
@@ -18,6 +19,8 @@ import { twinUniform } from "./twin.ts";
 import { noisyUniform } from "./noise.ts";
 import { findActivationMatMuls, findGelu, findLayerNorm, findSoftmax } from "./markers.ts";
 import { fitVitPoints } from "./fit_stage.ts";
+import { logOnnxModel } from "./onnx_export.ts";
+import { lowbitModel, readLowbitFile, writeOnnx } from "@lowbit/graph";
 
 /** `--vit-softmax` choices and the quantizer each names. */
 export const SOFTMAX_QUANTIZERS: Readonly<Record<string, string>> = {
@@ -127,6 +130,17 @@ function formatStage(st: QuantizeState): void {
   }
 }
 
+/** `lowbit vit-onnx IN.lowbit OUT.onnx`. */
+async function vitOnnxCommand(args: string[], r: Registry): Promise<number> {
+  if (args.length !== 2 || !args[0].endsWith(".lowbit") || !args[1].endsWith(".onnx")) {
+    throw new LowbitError("INVALID_ARGUMENT", "usage: lowbit vit-onnx IN.lowbit OUT.onnx");
+  }
+  const model = logOnnxModel(lowbitModel(await readLowbitFile(args[0]), { registry: r }), r);
+  await Deno.writeFile(args[1], writeOnnx(model));
+  console.log(`${args[0]} → ${args[1]} (standard ONNX ops)`);
+  return 0;
+}
+
 /** The plugin: what `--plugin vit` loads. */
 export const plugin: Plugin = {
   name: "vit",
@@ -159,6 +173,11 @@ export const plugin: Plugin = {
       type: "boolean",
       help: "vit: NoisyQuant's seeded noisy bias on the uniform inputs of Linear layers and GELU",
       default: false,
+    });
+    r.commands.register({
+      name: "vit-onnx",
+      summary: "vit: write a .lowbit whose log-quantized points become standard ONNX ops",
+      main: (args: string[]) => vitOnnxCommand(args, r),
     });
     r.stages.register({ name: "vit-nothing", after: "mark", run: nothingStage });
     r.stages.register({ name: "vit-formats", after: "vit-nothing", run: formatStage });
