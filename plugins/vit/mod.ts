@@ -8,6 +8,8 @@
  * PTQ4ViT's `twin-uniform`, the core's `uniform`), GELU outputs the best of twin-uniform,
  * adalog and uniform on calibration data, and `--noisy-bias` adds NoisyQuant's seeded noisy bias
  * to the uniform points that feed Linear layers and to twin-uniform GELU points.
+ * `lowbit --plugin vit vit-onnx IN.lowbit OUT.onnx` writes the log-quantized points as
+ * standard ONNX ops.
  *
  * @example
  * ```ts
