@@ -203,7 +203,7 @@ export interface VitFitOptions {
  *
  * @example
  * ```ts
- * import { fitVitPoints } from "@lowbit/vit";
+ * import { fitVitPoints } from "./fit_stage.ts";
  * import assert from "node:assert/strict";
  * // nothing to fit: the state is left alone
  * const st = { entries: [], warnings: [] } as never;
