@@ -1,0 +1,63 @@
+// Ablation: which group of w4a4 points costs the most top-1 (each group put back in float).
+//   npx deno run -A plugins/vit/_experiment.ts MODEL [PRESET] [--vit-softmax X] [--noisy-bias]
+import { createRegistry, registerBuiltins } from "@lowbit/core";
+import { readNpy, readOnnxFile } from "@lowbit/graph";
+import { quantize, simulate } from "@lowbit/pipeline";
+import { plugin } from "./mod.ts";
+
+const [modelPath, preset = "w4a4"] = Deno.args.filter((a) =>
+  !a.startsWith("--") && !["adalog", "log2", "logsqrt2", "twin", "uniform"].includes(a)
+);
+const si = Deno.args.indexOf("--vit-softmax");
+const pluginOptions = {
+  "vit-softmax": si >= 0 ? Deno.args[si + 1] : "adalog",
+  "noisy-bias": Deno.args.includes("--noisy-bias"),
+};
+const r = createRegistry();
+registerBuiltins(r);
+r.use(plugin);
+const D = "fixtures/digits/";
+const x = readNpy(await Deno.readFile(`${D}calib_x.npy`));
+const ex = readNpy(await Deno.readFile(`${D}eval_x.npy`));
+const ey = readNpy(await Deno.readFile(`${D}eval_y.npy`)).data as BigInt64Array;
+const model = await readOnnxFile(modelPath);
+const { quantized } = await quantize({
+  model,
+  calib: { inputs: { x }, count: x.shape[0] },
+  preset,
+  registry: r,
+  pluginOptions,
+});
+async function top1(q: typeof quantized): Promise<number> {
+  const y = (await simulate(q).run({ x: ex })).data as Float32Array;
+  let hit = 0;
+  for (let i = 0; i < ey.length; i++) {
+    let b = 0;
+    for (let j = 1; j < 10; j++) if (y[i * 10 + j] > y[i * 10 + b]) b = j;
+    if (BigInt(b) === ey[i]) hit++;
+  }
+  return hit / ey.length;
+}
+console.log("all", await top1(quantized));
+const groups: Record<string, (e: typeof quantized.plan.entries[0]) => boolean> = {
+  softmax: (e) => e.by === "vit-softmax",
+  attnOperands: (e) => e.by === "vit-attention-matmul",
+  gelu: (e) => e.by === "vit-gelu",
+  layernorm: (e) => e.by === "vit-layernorm" || e.value.includes("ln"),
+  layerInputs: (e) => e.role === "activation" && !e.by,
+  weights: (e) => e.role === "weight",
+};
+for (const [g, f] of Object.entries(groups)) {
+  const plan = structuredClone(quantized.plan);
+  let n = 0;
+  for (const e of plan.entries) {
+    if (!e.skip && f(e)) {
+      e.skip = true;
+      n++;
+    }
+  }
+  console.log(g, n, await top1({ ...quantized, plan }));
+}
+for (const e of quantized.plan.entries) {
+  if (e.by) console.log(e.value, e.quantizer, JSON.stringify(e.extra ?? {}), e.scale);
+}
