@@ -17,10 +17,10 @@ import { pathToFileURL } from "node:url";
  * {@link PLANNED_PLUGINS} but not here is not part of this build yet.
  */
 const BUILTIN_PLUGINS: Readonly<Record<string, string>> = {
-    "./plugins/vit",
-    "./plugins/diffusion",
-    "./plugins/gnn",
-    "./plugins/moe"
+  vit: "../../plugins/vit/mod.ts",
+  diffusion: "../../plugins/diffusion/mod.ts",
+  gnn: "../../plugins/gnn/mod.ts",
+  moe: "../../plugins/moe/mod.ts",
 };
 
 /** The model-family plugins lowbit ships (or will): `--plugin vit`, ... */
