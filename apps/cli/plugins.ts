@@ -9,6 +9,8 @@
  */
 
 import { defaultRegistry, LowbitError, type Plugin, type PluginOption } from "@lowbit/core";
+import { decodeLowbitFile } from "@lowbit/graph";
+import { isLowbitPath } from "@lowbit/pipeline";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -249,4 +251,45 @@ export function pluginHelp(): string {
     return `  --${n}${arg}\n                        ${o.help}${dflt}`;
   });
   return `\nplugin options (${reg.plugins().join(", ")}):\n${lines.join("\n")}`;
+}
+
+/**
+ * Loads the plugins a lowbit file's plan records (its quantizers come from them), so
+ * `lowbit run` / `lowbit eval` of a plugin's model needs no `--plugin`. ONNX files and files
+ * without plugins load nothing.
+ *
+ * @param path the model file
+ * @returns the plugin names loaded
+ *
+ * @example
+ * ```ts
+ * import { loadPluginsOfFile } from "./plugins.ts";
+ * if ((await loadPluginsOfFile("fixtures/digits/mlp.onnx")).length !== 0) throw new Error();
+ * ```
+ */
+export async function loadPluginsOfFile(path: string): Promise<string[]> {
+  if (!isLowbitPath(path)) return [];
+  let plan: unknown;
+  try {
+    plan = decodeLowbitFile(await Deno.readFile(path), path).plan;
+  } catch {
+    return []; // reading the model reports what is wrong with the file
+  }
+  const plugins = (plan as { plugins?: { name: string; source?: string }[] } | null)?.plugins;
+  const names: string[] = [];
+  for (const p of plugins ?? []) {
+    if (defaultRegistry().plugins().includes(p.name)) continue;
+    try {
+      names.push(await loadPlugin(p.source ?? p.name));
+    } catch (e) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `the model was made with plugin '${p.name}', which cannot be loaded (${
+          e instanceof Error ? e.message : e
+        }); pass --plugin NAME|PATH`,
+        { file: path },
+      );
+    }
+  }
+  return names;
 }

@@ -229,6 +229,12 @@ export interface CalibratorOptions {
   format?: string;
   /** Symmetric or affine range. */
   mode?: QuantMode;
+  /** The value (tensor name) being calibrated, when the pipeline creates it for a point. */
+  value?: string;
+  /** The graph values the point's quantizer reads at run time (see `QParams.reads`). */
+  reads?: readonly string[];
+  /** Plugin option values of the run. */
+  options?: Readonly<Record<string, unknown>>;
   /** Algorithm-specific extras (bins, percentile, p, ...). */
   [key: string]: unknown;
 }

@@ -173,9 +173,15 @@ export async function calibrate(
     if (e.skip || e.dynamic) continue;
     const key = activationKey(e);
     if (calibrators.has(key)) continue;
+    // Calibrators see the point they calibrate: its value, the graph values its quantizer reads,
+    // its quantizer and the plugin options (a grouping calibrator needs them).
     const c = reg.calibrators.get(e.calibrator ?? "minmax").create({
       format: e.format,
       mode: e.mode,
+      value: e.value,
+      ...(e.quantizer ? { quantizer: e.quantizer } : {}),
+      ...(e.reads ? { reads: e.reads } : {}),
+      options: popts,
     });
     calibrators.set(key, c);
     listen(e.value, (t) => {

@@ -783,7 +783,15 @@ function weightsStage(st: QuantizeState): void {
     const quantizer = entryQuantizer(e, st.registry);
     const qp = e.scale ? entryQParams(e) : fitWeight(l, w, e, st.registry);
     let q: Float32Array = w;
-    const H = st.stats?.hessians.get(l.node);
+    let H = st.stats?.hessians.get(l.node);
+    // No input row reached the layer (an expert no token was routed to): GPTQ would zero its
+    // weights; round to nearest instead, and say so.
+    if (e.rounding === "gptq" && H && H.every((h) => h.every((v) => v === 0))) {
+      st.warnings.push(
+        `${l.node}: no calibration data reached it; GPTQ skipped, rounded to nearest`,
+      );
+      H = undefined;
+    }
     if (e.rounding === "gptq" && H) {
       const view = toOutIn(l, w);
       const round = columnRounder(l, w, qp);

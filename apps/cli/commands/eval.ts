@@ -14,7 +14,7 @@ import { LowbitError } from "@lowbit/core";
 import { readNpy, type TensorData } from "@lowbit/graph";
 import { createProgress, evaluate, loadDataset, loadModelFile } from "@lowbit/pipeline";
 import type { Command } from "../main.ts";
-import { loadPlugins, splitPluginArgs } from "../plugins.ts";
+import { loadPlugins, loadPluginsOfFile, splitPluginArgs } from "../plugins.ts";
 import { numberOption, parseOptions } from "./_io.ts";
 
 const HELP =
@@ -49,6 +49,8 @@ export async function evalMain(argv: string[]): Promise<number> {
   const split = splitPluginArgs(argv);
   await loadPlugins(split.plugins);
   const args = split.rest;
+  // A lowbit file names the plugins its quantizers come from: load them too.
+  for (const a of args) if (!a.startsWith("-")) await loadPluginsOfFile(a);
   const { values, positionals } = parseOptions(args, {
     data: { type: "string", multiple: true },
     labels: { type: "string" },

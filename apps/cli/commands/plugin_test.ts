@@ -137,6 +137,25 @@ Deno.test({
       ]);
       assert.equal(r.code, 0, r.err);
       assert.deepEqual(await Deno.readFile(again), await Deno.readFile(out));
+      // A fresh process runs the file without --plugin: the plan names the plugin and its source.
+      const main = fileURLToPath(new URL("../main.ts", import.meta.url));
+      const fresh = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          main,
+          "run",
+          out,
+          "--input",
+          `${FIX}eval_x.npy`,
+          "--out",
+          `${dir}/y2.npy`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(fresh.code, 0, new TextDecoder().decode(fresh.stderr));
+      assert.deepEqual(await Deno.readFile(`${dir}/y2.npy`), await Deno.readFile(`${dir}/y.npy`));
       // The plugin's command.
       const grid = await cli(["pow2-grid", "int4"]);
       assert.equal(grid.code, 0, grid.err);

@@ -25,7 +25,7 @@ import {
   writeNpy,
 } from "@lowbit/graph";
 import type { Command } from "../main.ts";
-import { loadPlugins, splitPluginArgs } from "../plugins.ts";
+import { loadPlugins, loadPluginsOfFile, splitPluginArgs } from "../plugins.ts";
 
 const HELP = `usage: lowbit run <model> --input [NAME=]FILE.npy ... [--out [NAME=]FILE.npy ...]
 
@@ -221,6 +221,8 @@ export const runCommand: Command = {
     const split = splitPluginArgs(argv);
     await loadPlugins(split.plugins);
     const args = split.rest;
+    // A lowbit file names the plugins its quantizers come from: load them too.
+    for (const a of args) if (!a.startsWith("-")) await loadPluginsOfFile(a);
     let parsed;
     try {
       parsed = parseArgs({
