@@ -24,6 +24,7 @@ import { lookupOp, supportedContribOps, supportedOps } from "./ops/table.ts";
 import type { OpContext, OpImpl } from "./ops/types.ts";
 import { fuseQdq } from "./quantized.ts";
 import { fuseGraph } from "./_fuse.ts";
+import { topoSort } from "../passes/topo.ts";
 import { allNodes } from "../subgraphs.ts";
 import { bindOuterScope, outerNames, subgraphsOf } from "./_subgraph.ts";
 import { halfAsFloat } from "./_half.ts";
@@ -144,64 +145,23 @@ function opsetOf(m: Model | Graph, opts: ExecutorOptions): number {
   return opts.opset ?? 17;
 }
 
-/** Orders nodes topologically (stable w.r.t. file order); throws on a cycle or a dangling input. */
-function topoSort(g: Graph): Node[] {
-  const producer = new Map<string, number>();
-  g.nodes.forEach((n, i) => {
+/**
+ * Orders nodes topologically (the one `topoSort` of `passes/topo.ts`); a value produced twice,
+ * or produced over an initializer or a graph input, is an error naming it.
+ */
+function executionOrder(g: Graph): Node[] {
+  const given = new Set<string>([...g.initializers.keys(), ...g.inputs.map((v) => v.name)]);
+  for (const n of g.nodes) {
     for (const o of n.outputs) {
-      if (o === "") continue;
-      if (producer.has(o) || g.initializers.has(o) || g.inputs.some((v) => v.name === o)) {
+      if (o !== "" && given.has(o)) {
         throw new LowbitError("DUPLICATE_NAME", `value '${o}' is produced more than once`, {
           node: n.name,
           tensor: o,
         });
       }
-      producer.set(o, i);
     }
-  });
-  const known = (v: string): boolean =>
-    v === "" || g.initializers.has(v) || g.inputs.some((x) => x.name === v);
-  const inputNames = new Set(g.inputs.map((v) => v.name));
-  const indeg = new Int32Array(g.nodes.length);
-  const users: number[][] = g.nodes.map(() => []);
-  g.nodes.forEach((n, i) => {
-    const deps = new Set<number>();
-    for (const v of n.inputs) {
-      if (v === "" || g.initializers.has(v) || inputNames.has(v)) continue;
-      const p = producer.get(v);
-      if (p === undefined) {
-        if (known(v)) continue;
-        throw new LowbitError(
-          "UNKNOWN_NAME",
-          `input '${v}' is not a graph input, an initializer, or any node's output`,
-          { node: n.name, tensor: v },
-        );
-      }
-      deps.add(p);
-    }
-    indeg[i] = deps.size;
-    for (const p of deps) users[p].push(i);
-  });
-  // Kahn's algorithm with a min-heap-free approach: repeatedly scan ready nodes in file order.
-  const order: Node[] = [];
-  const ready: number[] = [];
-  for (let i = 0; i < g.nodes.length; i++) if (indeg[i] === 0) ready.push(i);
-  ready.reverse();
-  while (ready.length > 0) {
-    const i = ready.pop()!;
-    order.push(g.nodes[i]);
-    const next: number[] = [];
-    for (const u of users[i]) if (--indeg[u] === 0) next.push(u);
-    next.sort((a, b) => b - a);
-    for (const u of next) ready.push(u);
   }
-  if (order.length !== g.nodes.length) {
-    const stuck = g.nodes.find((_, i) => indeg[i] > 0)!;
-    throw new LowbitError("INVALID_ARGUMENT", "the graph has a cycle through this node", {
-      node: stuck.name,
-    });
-  }
-  return order;
+  return topoSort(g);
 }
 
 /**
@@ -398,7 +358,7 @@ function prepare(
     }
     graph = { ...graph, inputs };
   }
-  const order = topoSort(graph);
+  const order = executionOrder(graph);
   const subs = new Map<Graph, Prepared>();
   for (const node of order) {
     for (const sg of subgraphsOf(node)) {
