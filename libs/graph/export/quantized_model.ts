@@ -124,7 +124,7 @@ function f32(shape: number[], values: ArrayLike<number>): TensorData {
  *   mode: "symmetric" as const, scale: new Float32Array([1]), zeroPoint: new Int32Array([0]), dynamic: true };
  * const m = materializeQuantized(model, [{ value: "x", role: "activation", quantizer: "uniform", params }]);
  * const { y } = await createExecutor(m).run({ x: { dtype: "float32", shape: [2], data: new Float32Array([1, 0.5]) } });
- * if (m.graph.nodes[0].op !== "FakeQuant" || Math.abs(y.data[0] - 1) > 0.01) throw new Error();
+ * if (m.graph.nodes[0].op !== "FakeQuant" || Math.abs(Number(y.data[0]) - 1) > 0.01) throw new Error();
  * ```
  */
 export function materializeQuantized(
