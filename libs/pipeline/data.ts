@@ -348,6 +348,8 @@ async function readFileOrFail(path: string): Promise<Uint8Array> {
  * @param inputs the model's graph inputs
  * @param image preprocessing for image folders (required if a path is a folder)
  * @param what "calibration data" / "evaluation data", for messages
+ * @param wholeInputs inputs given whole to every batch whatever their shape (`--whole`: a
+ *   graph's node features and edge list, one sample)
  * @returns the dataset
  *
  * @example
@@ -362,8 +364,19 @@ export async function loadDataset(
   inputs: readonly ValueInfo[],
   image?: ImageSpec,
   what = "calibration data",
+  wholeInputs: readonly string[] = [],
 ): Promise<Dataset> {
   const paths = parseDataSpecs(specs, inputs);
+  for (const w of wholeInputs) {
+    if (!inputs.some((v) => v.name === w)) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `--whole names '${w}', which is not a model input (inputs: ${
+          inputs.map((v) => v.name).join(", ")
+        })`,
+      );
+    }
+  }
   const out: Record<string, TensorData> = {};
   const whole: Record<string, TensorData> = {};
   const axes: Record<string, number> = {};
@@ -393,7 +406,7 @@ export async function loadDataset(
     } else {
       t = readNpy(await readFileOrFail(path), path);
     }
-    if (vi && isWholeInput(t, vi)) {
+    if (vi && (wholeInputs.includes(name) || isWholeInput(t, vi))) {
       whole[name] = t;
       continue;
     }

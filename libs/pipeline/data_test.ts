@@ -171,3 +171,41 @@ Deno.test("loadDataset() takes a whole non-batched input and a constant (--calib
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("loadDataset() gives named inputs whole whatever their shape (--whole)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const inputs = [
+      { name: "x", dtype: "float32" as const, shape: ["N", 3] },
+      { name: "edges", dtype: "int64" as const, shape: [2, "E"] },
+    ];
+    await Deno.writeFile(
+      `${dir}/x.npy`,
+      writeNpy({ dtype: "float32", shape: [5, 3], data: new Float32Array(15) }),
+    );
+    await Deno.writeFile(
+      `${dir}/e.npy`,
+      writeNpy({ dtype: "int64", shape: [2, 4], data: new BigInt64Array(8) }),
+    );
+    // Without --whole the two disagree on the sample count (5 nodes vs 2 edge rows).
+    await assert.rejects(
+      () => loadDataset([`x=${dir}/x.npy`, `edges=${dir}/e.npy`], inputs),
+      LowbitError,
+    );
+    const d = await loadDataset(
+      [`x=${dir}/x.npy`, `edges=${dir}/e.npy`],
+      inputs,
+      undefined,
+      "data",
+      ["x", "edges"],
+    );
+    assert.equal(d.count, 1);
+    assert.deepEqual(sliceBatch(d, 0, 1).edges.shape, [2, 4]);
+    await assert.rejects(
+      () => loadDataset([`x=${dir}/x.npy`], inputs.slice(0, 1), undefined, "data", ["nodes"]),
+      /--whole names 'nodes', which is not a model input/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

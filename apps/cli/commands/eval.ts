@@ -24,6 +24,8 @@ Runs both models on the same inputs on our runtime and compares their outputs.
 QUANT_MODEL is a QDQ ONNX file or a lowbit file (.lowbit / .safetensors).
 
   --data [NAME=]X.npy   inputs, batch first (one per model input)
+  --whole NAME[,NAME]   inputs given whole to every batch (a graph's features and edges)
+  --plugin NAME|PATH    load a plugin (repeatable; a lowbit file's own are loaded anyway)
   --labels Y.npy        integer labels, one per sample (top-1 of both models)
   --batch-size N        samples per batch (64)
   --mask-threshold T    also report mask_iou: IoU of the outputs binarised at T
@@ -52,6 +54,7 @@ export async function evalMain(argv: string[]): Promise<number> {
   // A lowbit file names the plugins its quantizers come from: load them too.
   for (const a of args) if (!a.startsWith("-")) await loadPluginsOfFile(a);
   const { values, positionals } = parseOptions(args, {
+    whole: { type: "string", multiple: true },
     data: { type: "string", multiple: true },
     labels: { type: "string" },
     "batch-size": { type: "string" },
@@ -85,6 +88,7 @@ export async function evalMain(argv: string[]): Promise<number> {
     float.model.graph.inputs,
     undefined,
     "evaluation data",
+    (values.whole ?? []).flatMap((w: string) => w.split(",")).filter((w: string) => w),
   );
   let labels: TensorData | undefined;
   if (values.labels) {

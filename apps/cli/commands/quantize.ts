@@ -73,6 +73,8 @@ calibration and evaluation splits, preset w8a8, output out/cnn.w8a8.onnx.
                         of PNG/JPEG images (with --size/--layout/--channels/--mean/--std);
                         a .npy of the input's full static shape is one whole sample (a
                         graph); NAME=NUMBER gives an input a constant (--calib sr=16000)
+  --whole NAME[,NAME]   inputs given whole to every batch whatever their shape (a graph's
+                        features and edges: the data is one sample)
   --plugin NAME|PATH    load a plugin (repeatable): a built-in short name or a module
                         exporting \`plugin\`; its options are listed by --help after it
   --preset NAME         ${presetNames().join(" | ")} (default w8a8)
@@ -172,6 +174,7 @@ export async function quantizeMain(argv: string[]): Promise<number> {
   const { values, positionals } = parseOptions(args, {
     ...pluginParseOptions(),
     calib: { type: "string", multiple: true },
+    whole: { type: "string", multiple: true },
     preset: { type: "string" },
     config: { type: "string" },
     plan: { type: "string" },
@@ -214,6 +217,7 @@ export async function quantizeMain(argv: string[]): Promise<number> {
     return 0;
   }
   const pluginOptions = pluginOptionValues(values as Record<string, unknown>);
+  const wholeInputs = (values.whole ?? []).flatMap((w) => w.split(",")).filter((w) => w);
   if (positionals.length > 1) {
     throw new LowbitError(
       "INVALID_ARGUMENT",
@@ -257,10 +261,10 @@ export async function quantizeMain(argv: string[]): Promise<number> {
     ? parseImageSpec(values)
     : undefined;
   const calib: Dataset | undefined = calibSpecs.length
-    ? await loadDataset(calibSpecs, model.graph.inputs, image, "calibration data")
+    ? await loadDataset(calibSpecs, model.graph.inputs, image, "calibration data", wholeInputs)
     : undefined;
   const evalData: Dataset | undefined = evalSpecs.length
-    ? await loadDataset(evalSpecs, model.graph.inputs, image, "evaluation data")
+    ? await loadDataset(evalSpecs, model.graph.inputs, image, "evaluation data", wholeInputs)
     : undefined;
   let labels: TensorData | undefined;
   if (labelsPath) {
