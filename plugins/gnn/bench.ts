@@ -2,7 +2,7 @@
 // export, float and quantized at --preset w8a4 (aggregations int4) with uniform ranges, degree
 // ranges, degree ranges + protection, and the mixed search. Run from the repository root:
 //
-//   npx deno run -A plugins/gnn/bench.ts [--protect 0.05] [--budget 6bits] [--act-formats int4,int8]
+//   npx deno run -A plugins/gnn/bench.ts [--protect 0.05] [--budget 7bits] [--act-formats int4,int8]
 //     [--only NAME] [--json]
 //
 // Every row is computed by the library API the CLI uses (quantize, then simulate); the README
@@ -21,7 +21,7 @@ const { values } = parseArgs({
   args: Deno.args,
   options: {
     protect: { type: "string", default: "0.05" },
-    budget: { type: "string", default: "6bits" },
+    budget: { type: "string", default: "7bits" },
     json: { type: "boolean" },
     only: { type: "string" },
     "act-formats": { type: "string" },

@@ -132,7 +132,7 @@ Deno.test({
       pluginOptions: { "gnn-agg-format": "int4" },
       mixedSearch: graphMixedSearch(inputs, (a) => (allocation = a)),
       mixedOptions: {
-        budget: "6bits",
+        budget: "7bits", // stored bits per weight, scales included
         metric: "layer-hessian",
         candidates: "int8/channel,int4/channel,int2/channel",
       },
