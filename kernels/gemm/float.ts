@@ -1150,6 +1150,11 @@ export interface Conv2dF32Options {
   group?: number;
   /** Per-output-channel bias (length O). */
   bias?: Float32Array;
+  /**
+   * Per-output-channel scale (length O), applied to the sum before the bias:
+   * y = f32(f32(acc · scale[o]) + bias[o]) (default none).
+   */
+  scale?: Float32Array;
   /** Activation (default none). */
   activation?: Activation;
   /** Elementwise ops after the activation (default none). */
@@ -1162,29 +1167,65 @@ export interface Conv2dF32Options {
 
 /**
  * Elementwise ops a conv applies to its output after the activation, in this order, each step
- * rounded to f32 as separate ONNX ops would: HardSwish computed as ONNX's decomposition
- * `Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6)`, then `Mul(·, mul)`, then `Add(·, add)`.
+ * rounded to f32 as separate ONNX ops would: `Mul(·, preMul)`, `Add(·, preAdd)`, HardSwish
+ * computed as ONNX's decomposition `Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6)`, `Mul(·, mul)`,
+ * `Add(·, add)`, then `quantize`.
  */
 export interface ConvPostOps {
+  /** Multiply by this scalar first. */
+  preMul?: number;
+  /** Then add this scalar. */
+  preAdd?: number;
   /** Apply HardSwish. */
   hardswish?: boolean;
   /** Multiply by this scalar. */
   mul?: number;
   /** Add this scalar. */
   add?: number;
+  /**
+   * Last, quantize as ONNX QuantizeLinear (per tensor) and keep the code minus the zero point:
+   * min(max(round_half_even(f32(v / scale)), lo), hi) as an f32 integer (NaN stays NaN).
+   * `lo` / `hi` are the code range minus the zero point (e.g. −128 − z, 127 − z).
+   */
+  quantize?: { scale: number; lo: number; hi: number };
 }
 
-function postArgs(post: ConvPostOps | undefined): [number, number, number] {
-  if (post === undefined) return [0, 1, 0];
-  for (const k of ["mul", "add"] as const) {
+/** The post-op arguments of the split conv entry points (bits, then the eight scalars). */
+function postArgs(post: ConvPostOps | undefined): number[] {
+  if (post === undefined) return [0, 1, 0, 1, 0, 1, 0, 0];
+  for (const k of ["mul", "add", "preMul", "preAdd"] as const) {
     const v = post[k];
     if (v !== undefined && typeof v !== "number") {
       throw new LowbitError("INVALID_ARGUMENT", `conv post-op ${k} must be a number, got ${v}`);
     }
   }
+  const q = post.quantize;
+  if (q !== undefined) {
+    const ok = q !== null && typeof q === "object" && Number.isFinite(q.scale) && q.scale > 0 &&
+      Math.fround(q.scale) > 0 && Number.isInteger(q.lo) && Number.isInteger(q.hi) &&
+      q.lo <= q.hi && Math.abs(q.lo) < 2 ** 24 && Math.abs(q.hi) < 2 ** 24;
+    if (!ok) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `conv post-op quantize needs a finite scale > 0 and integer bounds lo <= hi, got ${
+          JSON.stringify(q)
+        }`,
+      );
+    }
+  }
   const bits = (post.hardswish ? 1 : 0) | (post.mul !== undefined ? 2 : 0) |
-    (post.add !== undefined ? 4 : 0);
-  return [bits, post.mul ?? 1, post.add ?? 0];
+    (post.add !== undefined ? 4 : 0) | (post.preMul !== undefined ? 8 : 0) |
+    (post.preAdd !== undefined ? 16 : 0) | (q !== undefined ? 32 : 0);
+  return [
+    bits,
+    post.mul ?? 1,
+    post.add ?? 0,
+    post.preMul ?? 1,
+    post.preAdd ?? 0,
+    q?.scale ?? 1,
+    q?.lo ?? 0,
+    q?.hi ?? 0,
+  ];
 }
 
 /** A conv output: NCHW data and its shape. */
@@ -1315,6 +1356,7 @@ function planConv(
     );
   }
   if (opts.bias !== undefined) checkLen(opts.bias, o, `${what}: bias`);
+  if (opts.scale !== undefined) checkLen(opts.scale, o, `${what}: scale`);
   if (opts.out !== undefined) checkLen(opts.out, n * o * oh * ow, `${what}: out`);
   return { n, c, h, w, o, cg, kh, kw, sh, sw, dh, dw, pads, group, oh, ow };
 }
@@ -1330,6 +1372,7 @@ interface ConvSetup {
   outLen: number;
   flags: number;
   bp: number;
+  sp: number;
   lo: number;
   hi: number;
 }
@@ -1387,14 +1430,19 @@ function setupConv(
     wPtr = slot(i, "w", (weight as Float32Array).length * 4);
     f32View(kernels, wPtr, (weight as Float32Array).length).set(weight as Float32Array);
   }
-  let flags = 0, bp = 0;
+  let flags = 0, bp = 0, sp = 0;
   if (opts.bias) {
     flags = EPI_BIAS | EPI_ROW;
     bp = slot(i, "epi", p.o * 4 + 32);
     f32View(kernels, bp, p.o).set(opts.bias);
   }
+  if (opts.scale) {
+    flags |= EPI_SCALE | EPI_ROW;
+    sp = slot(i, "epiScale", p.o * 4 + 32);
+    f32View(kernels, sp, p.o).set(opts.scale);
+  }
   if (rx === undefined) f32View(kernels, xPtr, inLen).set(input);
-  return { kernels, i, p, depthwise, xPtr, wPtr, yPtr, outLen, flags, bp, lo, hi };
+  return { kernels, i, p, depthwise, xPtr, wPtr, yPtr, outLen, flags, bp, sp, lo, hi };
 }
 
 function convResult(s: ConvSetup, opts: Conv2dF32Options): Conv2dResult {
@@ -1478,8 +1526,8 @@ function runConv(
   depthwiseOnly: boolean,
 ): Conv2dResult {
   const s = setupConv(what, input, inputShape, weight, weightShape, opts, depthwiseOnly);
-  if (opts.post !== undefined) {
-    // Post-ops exist on the split entry points only: run them as one range.
+  if (opts.post !== undefined || opts.scale !== undefined) {
+    // Post-ops and scales exist on the split entry points only: run them as one range.
     for (const c of splitCalls(s, 1, opts.post)) {
       c.before?.();
       s.i.ex[c.fn](0, c.rows, ...c.args);
@@ -1678,7 +1726,7 @@ interface SplitCall {
  * thread's scratch (see _conv_impl.ts).
  */
 function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined): SplitCall[] {
-  const { i, p, xPtr, wPtr, yPtr, flags, bp, lo, hi } = s;
+  const { i, p, xPtr, wPtr, yPtr, flags, bp, sp, lo, hi } = s;
   const [pt, pl] = p.pads;
   const ohw = p.oh * p.ow, inImg = p.c * p.h * p.w * 4, outImg = p.o * ohw * 4;
   const variant = (base: string, v: string): string => {
@@ -1688,7 +1736,14 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
     }
     return name;
   };
-  const epilogue = [flags, bp, lo, hi, ...postArgs(post)];
+  // The epilogue parameter block (loadEpilogue in assembly/_float_common.ts).
+  const eb = slot(i, "epiBlock", 64);
+  const [bits, ...scalars] = postArgs(post);
+  new Int32Array(s.kernels.memory.buffer, eb, 3).set([flags, sp, bp]);
+  new Float32Array(s.kernels.memory.buffer, eb + 12, 2).set([lo, hi]);
+  new Int32Array(s.kernels.memory.buffer, eb + 20, 1)[0] = bits;
+  new Float32Array(s.kernels.memory.buffer, eb + 24, 7).set(scalars);
+  const epilogue = [eb];
   const geo = [p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, pt, pl, p.oh, p.ow];
   const calls: SplitCall[] = [];
   if (threads > 1 && p.n >= threads) {

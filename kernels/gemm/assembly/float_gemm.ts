@@ -4,7 +4,7 @@
 // The twin is float_gemm_relaxed.ts; both export the same kernels, suffixed by ISA.
 // Kernel names: <op>_<dtypes>_<epilogue>_<MRxNR>__<isa>[_<variant>] (XNNPACK style).
 
-import { Plain, setEpilogue, setEpiloguePost } from "./_float_common";
+import { Plain, setEpilogue, loadEpilogue } from "./_float_common";
 import { gemmF32, packF32B } from "./_float_gemm_impl";
 import { conv2dF32, conv2dScratchBytes, dwconv2dF32, dwconvScratchBytes } from "./_conv_impl";
 import { conv2dF32Pixels, conv2dPadBytes, conv2dPadF32, conv2dPixelsScratchBytes, dwconv2dF32Channels } from "./_conv_impl";
@@ -62,16 +62,17 @@ export function gemv_mfw_f32_minmax_1x8__wasmsimd(
 
 // Thread splits of the convs (see _conv_impl.ts): output pixels of one image, channels of one image,
 // or whole images;
-// `post`: the post-op bits of _float_common.ts (HardSwish, × postMul, + postAdd) after the clamp.
+// `epi`: the address of an epilogue parameter block (loadEpilogue in _float_common.ts: flags,
+// per-channel scale and bias, clamp, then the post-ops: × preMul, + preAdd, HardSwish, × postMul,
+// + postAdd, quantize).
 
 export function conv2d_f32_minmax_im2col_4x8__wasmsimd_pixels(
   p0: i32, p1: i32, c: i32, h: i32, w: i32, o: i32, groups: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
   oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize, stride: usize, align: i32,
-  padded: i32, flags: i32, bias: usize, lo: f32, hi: f32, post: i32, postMul: f32, postAdd: f32,
+  padded: i32, epi: usize,
 ): void {
-  setEpilogue(flags, 0, bias, lo, hi);
-  setEpiloguePost(post, postMul, postAdd);
+  loadEpilogue(epi);
   conv2dF32Pixels<Plain>(p0, p1, c, h, w, o, groups, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x, wt, out, scratch, stride, align, padded != 0);
 }
 
@@ -79,10 +80,9 @@ export function dwconv2d_f32_minmax_4x1__wasmsimd_channels(
   c0: i32, c1: i32, h: i32, w: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
   oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize, stride: usize, align: i32,
-  flags: i32, bias: usize, lo: f32, hi: f32, post: i32, postMul: f32, postAdd: f32,
+  epi: usize,
 ): void {
-  setEpilogue(flags, 0, bias, lo, hi);
-  setEpiloguePost(post, postMul, postAdd);
+  loadEpilogue(epi);
   dwconv2dF32Channels<Plain>(c0, c1, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x, wt, out, scratch, stride, align);
 }
 
@@ -90,10 +90,9 @@ export function conv2d_f32_minmax_im2col_4x8__wasmsimd_images(
   n0: i32, n1: i32, c: i32, h: i32, w: i32, o: i32, groups: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
   oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize, stride: usize, align: i32,
-  flags: i32, bias: usize, lo: f32, hi: f32, post: i32, postMul: f32, postAdd: f32,
+  epi: usize,
 ): void {
-  setEpilogue(flags, 0, bias, lo, hi);
-  setEpiloguePost(post, postMul, postAdd);
+  loadEpilogue(epi);
   conv2dF32Images<Plain>(n0, n1, c, h, w, o, groups, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x, wt, out, scratch, stride, align);
 }
 
@@ -101,9 +100,8 @@ export function dwconv2d_f32_minmax_4x1__wasmsimd_images(
   n0: i32, n1: i32, c: i32, h: i32, w: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
   oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize, stride: usize, align: i32,
-  flags: i32, bias: usize, lo: f32, hi: f32, post: i32, postMul: f32, postAdd: f32,
+  epi: usize,
 ): void {
-  setEpilogue(flags, 0, bias, lo, hi);
-  setEpiloguePost(post, postMul, postAdd);
+  loadEpilogue(epi);
   dwconv2dF32Images<Plain>(n0, n1, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x, wt, out, scratch, stride, align);
 }
