@@ -1746,8 +1746,8 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
   const epilogue = [eb];
   const geo = [p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, pt, pl, p.oh, p.ow];
   const calls: SplitCall[] = [];
-  if (threads > 1 && p.n >= threads) {
-    // Whole images per thread.
+  if (p.n >= threads && (threads > 1 || p.n > 1)) {
+    // Whole images per thread (one call for a batch on one thread).
     const align = Math.ceil(p.n / threads);
     if (s.depthwise) {
       const fn = variant("dwconv2d_f32_minmax_4x1", "_images");
