@@ -81,7 +81,8 @@ export interface LatencyRow {
  * ```ts
  * import { noise } from "./quantized_latency.ts";
  * const t = noise([2, 3], 1, 1);
- * if (t.data.length !== 6 || !t.data.every((v) => v >= -1 && v < 1)) throw new Error();
+ * const d = t.data as Float32Array;
+ * if (d.length !== 6 || !d.every((v) => v >= -1 && v < 1)) throw new Error();
  * ```
  */
 export function noise(shape: number[], seed: number, amp = 1): TensorData {
