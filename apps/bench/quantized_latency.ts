@@ -38,6 +38,7 @@ import {
 } from "@lowbit/graph";
 import { encodeQuantized, quantize } from "@lowbit/pipeline";
 import { median } from "./gemm.ts";
+import { keepingWorker } from "./_cases.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const DIGITS = new URL("fixtures/digits/", ROOT);
@@ -163,7 +164,7 @@ async function ortRunner(
   input: TensorData,
 ): Promise<(() => Promise<void>) | undefined> {
   try {
-    const session = await ort.InferenceSession.create(bytes);
+    const session = await keepingWorker(() => ort.InferenceSession.create(bytes));
     const feeds = {
       [session.inputNames[0]]: new ort.Tensor("float32", input.data as Float32Array, input.shape),
     };
