@@ -402,9 +402,10 @@ export function decodeE8M0(code: number): number {
 export const MINIFLOAT_DOMAIN_SHIFT = 60;
 
 /**
- * The power of two the fp8 / fp6 kernels decode weights at: a code's f32 bits, formed by shifts
- * and masks alone, are the value of w·2^-shift with shift = 127 − bias (e4m3: 120, e5m2: 112,
- * e3m2: 124, e2m3: 126). 0 for fp4, whose lookup tables give w itself.
+ * The power of two the fp8 / fp6 kernels decode weights at: fp8 codes' f32 bits, formed by shifts
+ * and masks alone, are the value of w·2^-shift with shift = 127 − bias (e4m3: 120, e5m2: 112);
+ * fp6 decodes add 64 to the exponent so that no weight is an f32 subnormal (slow on x86):
+ * shift = 127 − bias − 64 (e3m2: 60, e2m3: 62). 0 for fp4, whose lookup tables give w itself.
  *
  * @param element element format
  * @returns the shift
@@ -414,13 +415,14 @@ export const MINIFLOAT_DOMAIN_SHIFT = 60;
  * import { minifloatWeightShift } from "@lowbit/kernels";
  * import assert from "node:assert/strict";
  * assert.equal(minifloatWeightShift("fp8_e4m3fn"), 120);
+ * assert.equal(minifloatWeightShift("fp6_e2m3fn"), 62);
  * assert.equal(minifloatWeightShift("fp4_e2m1fn"), 0);
  * ```
  */
 export function minifloatWeightShift(element: MinifloatElement): number {
   if (element === "fp4_e2m1fn") return 0;
-  const e = ELEMENT_LAYOUT[element][0];
-  return 127 - ((1 << (e - 1)) - 1);
+  const [e, , special] = ELEMENT_LAYOUT[element];
+  return 127 - ((1 << (e - 1)) - 1) - (special === "finite" && e < 4 ? 64 : 0);
 }
 
 /**
