@@ -6,8 +6,9 @@ import {
   depthwiseConv2dF32,
   type FloatKernels,
   prepareConv2dF32,
+  quantizeF32,
 } from "./float.ts";
-import { refConv2dF32, type RefConvGeometry } from "./reference_float.ts";
+import { refConv2dF32, type RefConvGeometry, refPost } from "./reference_float.ts";
 import { floatContexts, randF32, rng } from "./_test_util.ts";
 
 const CTX: FloatKernels[] = floatContexts();
@@ -420,4 +421,19 @@ Deno.test("conv2dF32() rejects bad shapes and attributes with clear errors", () 
       ]),
     /4 dimensions/,
   );
+});
+
+Deno.test("quantizeF32() equals QuantizeLinear's scalar definition (refPost) bit for bit", () => {
+  const r = rng(41);
+  for (const k of CTX) {
+    for (const n of [1, 3, 4, 17, 1000]) {
+      const x = randF32(n, r, 4);
+      if (n > 3) x.set([0.25, -0.25, NaN, 1e30]);
+      for (const [s, lo, hi] of [[0.05, -128, 127], [0.013, -3, 252], [1 / 3, -7, 7]]) {
+        const want = x.map((v) => refPost(v, { quantize: { scale: s, lo, hi } }));
+        assertSameBits(quantizeF32(x, s, lo, hi, { kernels: k }), want, `n ${n} s ${s} (${k.isa})`);
+      }
+    }
+  }
+  assert.throws(() => quantizeF32(new Float32Array(2), 0, 0, 1), /quantize/);
 });

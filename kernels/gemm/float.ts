@@ -1516,6 +1516,52 @@ export function freeResidentF32(a: Float32Array): void {
   internal(r.kernels).free(r.ptr);
 }
 
+/**
+ * ONNX QuantizeLinear (per tensor) to centred codes, as f32: out[i] = min(max(round_half_even(
+ * f32(x[i] / scale)), lo), hi) (+0 for −0; NaN stays NaN), with lo / hi the code range minus the
+ * zero point. The input side of the exact integer-on-float convs (the conv epilogue's
+ * `post.quantize` is the same operation).
+ *
+ * @param x the values
+ * @param scale the quantization scale (f32, > 0)
+ * @param lo lowest centred code (an integer)
+ * @param hi highest centred code (an integer ≥ lo)
+ * @param opts `out` (length n; default a new array), `kernels` (default {@link floatKernels})
+ * @returns the centred codes
+ *
+ * @example
+ * ```ts
+ * import { quantizeF32 } from "@lowbit/kernels";
+ * // 0.25 / 0.5 = 0.5 → 0, 0.75 / 0.5 = 1.5 → 2 (ties to even), 100 → clamped to 9
+ * const q = quantizeF32(new Float32Array([0.25, 0.75, 100, -3]), 0.5, -10, 9);
+ * if (q.join() !== "0,2,9,-6") throw new Error(q.join());
+ * ```
+ */
+export function quantizeF32(
+  x: Float32Array,
+  scale: number,
+  lo: number,
+  hi: number,
+  opts: { out?: Float32Array; kernels?: FloatKernels } = {},
+): Float32Array {
+  if (!(x instanceof Float32Array)) {
+    throw new LowbitError("INVALID_ARGUMENT", "quantizeF32: x must be a Float32Array");
+  }
+  postArgs({ quantize: { scale, lo, hi } }); // validates
+  const n = x.length;
+  const out = opts.out ?? new Float32Array(n);
+  checkLen(out, n, "quantizeF32: out");
+  const kernels = opts.kernels ?? floatKernels();
+  const i = internal(kernels);
+  const rx = residentOf32(x, kernels), ry = residentOf32(out, kernels);
+  const xPtr = rx ?? slot(i, "a", n * 4);
+  const yPtr = ry ?? slot(i, "c", n * 4);
+  if (rx === undefined) f32View(kernels, xPtr, n).set(x);
+  kernel(i, "quantize_f32_centred")(xPtr, n, yPtr, scale, lo, hi);
+  if (ry === undefined) out.set(f32View(kernels, yPtr, n));
+  return out;
+}
+
 function runConv(
   what: string,
   input: Float32Array,

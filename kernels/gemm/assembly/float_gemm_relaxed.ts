@@ -16,6 +16,24 @@ export { conv2dPadBytes as conv2d_pad_bytes, conv2dPadF32 as conv2d_pad_f32, con
 export { packF32B as pack_f32_b_8, gemmMinifloatScratchBytes as gemm_mfw_scratch_bytes };
 export { scaleF32 as mfw_scale_f32 };
 
+/**
+ * out[i] = min(max(nearest(x[i] / s), lo), hi) + 0 for i < n: ONNX QuantizeLinear (per tensor,
+ * f32 division, round half to even) to centred codes (code − zero point) as f32; NaN stays NaN.
+ */
+export function quantize_f32_centred__wasmrelaxedsimd(x: usize, n: i32, out: usize, s: f32, lo: f32, hi: f32): void {
+  const vs = f32x4.splat(s), vlo = f32x4.splat(lo), vhi = f32x4.splat(hi), z = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const v = f32x4.nearest(f32x4.div(v128.load(x + o), vs));
+    v128.store(out + o, f32x4.add(f32x4.min(f32x4.max(v, vlo), vhi), z));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, min<f32>(max<f32>(nearest<f32>(load<f32>(x + o) / s), lo), hi) + 0);
+  }
+}
+
 export function gemm_f32_f32_minmax_4x8__wasmrelaxedsimd(
   n0: i32, n1: i32, m: i32, k: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, tmp: usize,
   flags: i32, scale: usize, bias: usize, lo: f32, hi: f32,

@@ -38,6 +38,7 @@ import {
   type FloatKernels,
   prepareConv2dF32,
   type PreparedConv2dF32,
+  quantizeF32,
   refPost,
   type RefPostOps,
 } from "@lowbit/kernels";
@@ -583,7 +584,7 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
     const n = size(x.shape);
     const xc = codesIn
       ? toF32(x)
-      : quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, ctx.allocF32?.(n) ?? new Float32Array(n));
+      : quantizeF32(toF32(x), sx, lo - zx, hi - zx, { out: ctx.allocF32?.(n), kernels: fk });
     const sc = new Float32Array(cout);
     for (let c = 0; c < cout; c++) sc[c] = sx * sw[sw.length === 1 ? 0 : c];
     const wShape: [number, number, number, number] = [cout, cinG, kh, kw];
@@ -619,9 +620,12 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
     // The centred codes go to recycled storage (a fresh array costs page faults), handed back
     // once the conv has read them.
     const n = size(x.shape);
+    const buf = (): Float32Array => ctx.allocF32?.(n) ?? new Float32Array(n);
     const xc = codesIn
       ? toF32(x)
-      : quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, ctx.allocF32?.(n) ?? new Float32Array(n));
+      : fk !== null
+      ? quantizeF32(toF32(x), sx, lo - zx, hi - zx, { out: buf(), kernels: fk })
+      : quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, buf());
     // Over the executor's worker pool when it has one (the same bits: the sums are exact).
     const y = await convF32Threaded(xc, fw.w, undefined, nb, cin, cout, group, g, {
       reference: false,
