@@ -297,6 +297,25 @@ function fuseQdqPair(c: Ctx): void {
     const zt = qz ? c.consts.get(qz) : undefined;
     const dzt = dz ? c.consts.get(dz) : undefined;
     const zType = zt?.dtype ?? "uint8";
+    if (zType === "float8e4m3fn" || zType === "float8e5m2") {
+      // float8 with saturation, zero points +0 (ops/fused.ts qdqFp8).
+      const s = scalarConst(c, qs), s2 = scalarConst(c, ds);
+      const zeros = [zt, dzt].every((t) =>
+        t !== undefined && t.dtype === zType && t.data.length === 1 && Number(t.data[0]) === 0
+      );
+      const sat = attr(q, "saturate")?.value ?? 1;
+      if (s === undefined || s !== s2 || !zeros || sat !== 1 || attr(q, "output_dtype")) return;
+      c.nodes[i] = {
+        name: q.name,
+        op: "QdqFused",
+        domain: "lowbit",
+        inputs: q.inputs,
+        outputs: [d.outputs[0]],
+        attrs: {},
+      };
+      c.nodes[j!] = undefined;
+      return;
+    }
     if (
       !["int8", "uint8"].includes(zType) || (dzt?.dtype ?? "uint8") !== zType ||
       (qz !== undefined && qz !== "" && zt === undefined) ||

@@ -243,3 +243,32 @@ Deno.test("integer plan on PP-OCRv4 det and PP-OCR cls at small sizes: fused = u
   const qcls = await qdqModel(cls, pattern([4, 3, 48, 192], 5, 2));
   await checkModel(qcls, { x: pattern([2, 3, 48, 192], 9, 2) }, "PP-OCR cls", 2e-2);
 });
+
+Deno.test("float8 activation Q → DQ pairs fuse into QdqFused with the two ops' bits", async () => {
+  for (const fmt of ["float8e4m3fn", "float8e5m2"] as const) {
+    const g: Graph = {
+      name: "fp8qdq",
+      nodes: qdq("a", "x", "s", "z"),
+      inputs: [{ name: "x", dtype: "float32", shape: [4, 1000] }],
+      outputs: [{ name: "a.xd", dtype: "float32" }],
+      initializers: new Map<string, TensorData>([
+        ["s", f32([], [0.37])],
+        ["z", { dtype: fmt, shape: [], data: new Uint8Array([0]) }],
+      ]),
+      valueInfo: new Map(),
+    };
+    assert.deepEqual(fuseGraph(g).nodes.map((x) => x.op), ["QdqFused"]);
+    // Magnitudes across the whole range (subnormals, normals, beyond max), ties, ±0, NaN, ±∞.
+    const x = pattern([4, 1000], 3, 1).data as Float32Array;
+    for (let i = 0; i < x.length; i++) x[i] = x[i] * 2 ** ((i % 60) - 30);
+    x.set([0, -0, NaN, Infinity, -Infinity, 0.37 * 449, 0.37 * 1e5, 0.37 * 2 ** -10]);
+    x.set([0.37 * (1 + 1 / 16), 0.37 * (1 + 3 / 16), 0.37 * 3 * 2 ** -10, 0.37 * 2 ** -17], 8);
+    const feed = { x: { dtype: "float32" as const, shape: [4, 1000], data: x } };
+    const fused = await runWith(g, feed, {});
+    const plain = await runWith(g, feed, { fuse: false });
+    const a = fused["a.xd"].data as Float32Array, b = plain["a.xd"].data as Float32Array;
+    for (let i = 0; i < a.length; i++) {
+      assert.ok(Object.is(a[i], b[i]), `${fmt}: x ${x[i]}: fused ${a[i]}, Q → DQ ${b[i]}`);
+    }
+  }
+});

@@ -719,7 +719,51 @@ function withPost(t: TensorData, post: RefPostOps | undefined): TensorData {
  * lo − z, hi − z), the centred code (q − z, exact). The same bits as the two ops: their code q
  * is c + z (NaN stores as code 0, i.e. c = −z), and DequantizeLinear computes fround((q − z)·s).
  */
+/** 2^(i − 127 − m) for every f32 exponent field i: the fp8 quantum at that exponent. */
+function quanta(m: number): Float64Array {
+  return Float64Array.from({ length: 256 }, (_, i) => 2 ** (i - 127 - m));
+}
+/** [mantissa bits, smallest normal exponent field (f32), subnormal quantum, max] of fp8. */
+const FP8: Record<string, { q: Float64Array; minE: number; sub: number; max: number }> = {
+  float8e4m3fn: { q: quanta(3), minE: 127 - 6, sub: 2 ** -9, max: 448 },
+  float8e5m2: { q: quanta(2), minE: 127 - 14, sub: 2 ** -16, max: 57344 },
+};
+
+/**
+ * DequantizeLinear(QuantizeLinear(x)) to float8 with saturation, per tensor, zero point 0:
+ * y = f32(r·s), r = v rounded to the format (half to even), |r| ≤ max, v = f32(x / s). The
+ * rounding is exact arithmetic on doubles: v / quantum is below 2⁵¹, the quantum a power of two
+ * (the format's subnormal quantum below its smallest normal); NaN stays NaN, ±0 keeps its sign —
+ * the same values as encodeFp8 then the fp8 decode (ops/qlinear.ts).
+ */
+function qdqFp8(xs: Float32Array, s: number, fmt: string, y: Float32Array): void {
+  const { q, minE, sub, max } = FP8[fmt];
+  const v32 = new Float32Array(1), bits = new Uint32Array(v32.buffer);
+  for (let i = 0; i < xs.length; i++) {
+    const v = Math.fround(xs[i] / s);
+    const a = Math.abs(v);
+    let r: number;
+    if (!(a <= max)) r = a > max ? max : a; // NaN stays NaN; beyond max (and ∞) saturates
+    else {
+      v32[0] = a;
+      const e = bits[0] >>> 23;
+      const u = e < minE ? sub : q[e];
+      r = ((a / u + RNE) - RNE) * u;
+      if (r > max) r = max;
+    }
+    y[i] = (v < 0 || Object.is(v, -0) ? -r : r) * s;
+  }
+}
+
 const qdq: OpImpl = (inputs, node, ctx) => {
+  const fmt = inputs[2]?.dtype;
+  if (fmt === "float8e4m3fn" || fmt === "float8e5m2") {
+    const x = need(node, inputs[0], "x");
+    const xs = toF32(x);
+    const y = ctx.allocF32?.(xs.length) ?? new Float32Array(xs.length);
+    qdqFp8(xs, toF32(need(node, inputs[1], "x_scale"))[0], fmt, y);
+    return [{ dtype: "float32", shape: [...x.shape], data: y }];
+  }
   const { x, sx, zx, lo, hi } = activationParams(node, inputs);
   const xs = toF32(x);
   const n = xs.length;
