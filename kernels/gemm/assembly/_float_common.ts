@@ -129,8 +129,9 @@ function postOps(v: v128): v128 {
   if (epiPost & POST_MUL) v = f32x4.mul(v, f32x4.splat(epiPostMul));
   if (epiPost & POST_ADD) v = f32x4.add(v, f32x4.splat(epiPostAdd));
   if (epiPost & POST_QUANT) {
+    // pmax / pmin (one instruction each; NaN in v stays NaN, and +0 turns −0 into +0).
     v = f32x4.nearest(f32x4.div(v, f32x4.splat(epiQScale)));
-    v = f32x4.min(f32x4.max(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi));
+    v = f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi));
     v = f32x4.add(v, f32x4.splat(0));
   }
   return v;

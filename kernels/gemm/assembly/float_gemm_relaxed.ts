@@ -26,7 +26,7 @@ export function quantize_f32_centred__wasmrelaxedsimd(x: usize, n: i32, out: usi
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i << 2;
     const v = f32x4.nearest(f32x4.div(v128.load(x + o), vs));
-    v128.store(out + o, f32x4.add(f32x4.min(f32x4.max(v, vlo), vhi), z));
+    v128.store(out + o, f32x4.add(f32x4.pmin(f32x4.pmax(v, vlo), vhi), z));
   }
   for (; i < n; i++) {
     const o = <usize>i << 2;
