@@ -437,3 +437,32 @@ Deno.test("quantizeF32() equals QuantizeLinear's scalar definition (refPost) bit
   }
   assert.throws(() => quantizeF32(new Float32Array(2), 0, 0, 1), /quantize/);
 });
+
+Deno.test("conv2dF32() inputQuantize equals the conv of quantizeF32()'s codes and leaves the input", () => {
+  const r = rng(43);
+  for (const k of CTX) {
+    for (const c of CASES) {
+      const x = randF32(c.input.reduce((p, v) => p * v), r, 3);
+      const keep = x.slice();
+      const w = randF32(c.weight.reduce((p, v) => p * v), r);
+      const opts: Conv2dF32Options = {
+        group: c.group,
+        strides: c.strides,
+        pads: c.pads,
+        dilations: c.dilations,
+        kernels: k,
+      };
+      const q = { scale: 0.02, lo: -100, hi: 155 };
+      const got = conv2dF32(x, c.input, w, c.weight, { ...opts, inputQuantize: q });
+      const want = conv2dF32(
+        quantizeF32(x, q.scale, q.lo, q.hi, { kernels: k }),
+        c.input,
+        w,
+        c.weight,
+        opts,
+      );
+      assertSameBits(got.data, want.data, `${describe(c)} (${k.isa})`);
+      assertSameBits(x, keep, "input untouched");
+    }
+  }
+});

@@ -1159,6 +1159,11 @@ export interface Conv2dF32Options {
   activation?: Activation;
   /** Elementwise ops after the activation (default none). */
   post?: ConvPostOps;
+  /**
+   * Quantize the input first, as {@link quantizeF32} (in the kernel memory's copy of it: the
+   * caller's array is not modified): the conv then sums centred codes (default none).
+   */
+  inputQuantize?: { scale: number; lo: number; hi: number };
   /** Output buffer (length N·O·OH·OW). */
   out?: Float32Array;
   /** Context (default {@link floatKernels}; ignored when the weight is prepared). */
@@ -1423,7 +1428,11 @@ function setupConv(
   const inLen = p.n * p.c * p.h * p.w;
   const outLen = p.n * p.o * p.oh * p.ow;
   // Arrays already in the context's memory (residentF32) are used in place: no copies.
-  const rx = residentOf32(input, kernels), ry = residentOf32(opts.out, kernels);
+  const iq = opts.inputQuantize;
+  if (iq !== undefined) postArgs({ quantize: iq }); // validates
+  // A resident input is read in place, unless it is to be quantized (into the slot instead).
+  const rx = iq === undefined ? residentOf32(input, kernels) : undefined;
+  const ry = residentOf32(opts.out, kernels);
   const xPtr = rx ?? slot(i, "a", inLen * 4);
   const yPtr = ry ?? slot(i, "c", outLen * 4);
   if (wPtr < 0) {
@@ -1442,6 +1451,9 @@ function setupConv(
     f32View(kernels, sp, p.o).set(opts.scale);
   }
   if (rx === undefined) f32View(kernels, xPtr, inLen).set(input);
+  if (iq !== undefined) {
+    kernel(i, "quantize_f32_centred")(xPtr, inLen, xPtr, iq.scale, iq.lo, iq.hi);
+  }
   return { kernels, i, p, depthwise, xPtr, wPtr, yPtr, outLen, flags, bp, sp, lo, hi };
 }
 

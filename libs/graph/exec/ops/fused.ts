@@ -581,10 +581,8 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
     // One conv call: exact integer sums, then the epilogue fused in the kernel's store:
     // f32(f32(acc·sc[c]) + bias[c]), sc[c] = f32(sx·sw[c]), the clamp, the post-ops (and the
     // consumer's quantization), the same steps as the TypeScript route below.
-    const n = size(x.shape);
-    const xc = codesIn
-      ? toF32(x)
-      : quantizeF32(toF32(x), sx, lo - zx, hi - zx, { out: ctx.allocF32?.(n), kernels: fk });
+    // Float input: quantized by the conv call itself, in its copy of the input.
+    const xc = toF32(x);
     const sc = new Float32Array(cout);
     for (let c = 0; c < cout; c++) sc[c] = sx * sw[sw.length === 1 ? 0 : c];
     const wShape: [number, number, number, number] = [cout, cinG, kh, kw];
@@ -598,6 +596,7 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
       bias: bias ?? new Float32Array(cout),
       activation: clo === -Infinity && chi === Infinity ? "none" : { min: clo, max: chi },
       post,
+      inputQuantize: codesIn ? undefined : { scale: sx, lo: lo - zx, hi: hi - zx },
       out: ctx.allocF32?.(nb * cout * ohw),
       kernels: fk,
     };
@@ -613,7 +612,6 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
         opts,
       )
       : (dw ? depthwiseConv2dF32 : conv2dF32)(xc, xShape, weight, wShape, opts);
-    if (!codesIn) ctx.releaseF32?.(xc);
     return [{ dtype: "float32", shape, data: y.data }];
   }
   if (fw !== undefined && kk * xr * fw.range < 2 ** 24) {
