@@ -721,35 +721,38 @@ function withPost(t: TensorData, post: RefPostOps | undefined): TensorData {
 function quanta(m: number): Float64Array {
   return Float64Array.from({ length: 256 }, (_, i) => 2 ** (i - 127 - m));
 }
-/** [mantissa bits, smallest normal exponent field (f32), subnormal quantum, max] of fp8. */
-const FP8: Record<string, { q: Float64Array; minE: number; sub: number; max: number }> = {
-  float8e4m3fn: { q: quanta(3), minE: 127 - 6, sub: 2 ** -9, max: 448 },
-  float8e5m2: { q: quanta(2), minE: 127 - 14, sub: 2 ** -16, max: 57344 },
+/** Quanta by f32 exponent field (the subnormal quantum below the smallest normal), max. */
+function fp8Format(m: number, minNormal: number, max: number): { q: Float64Array; max: number } {
+  const q = quanta(m);
+  for (let e = 0; e < 127 + minNormal; e++) q[e] = 2 ** (minNormal - m);
+  return { q, max };
+}
+const FP8: Record<string, { q: Float64Array; max: number }> = {
+  float8e4m3fn: fp8Format(3, -6, 448),
+  float8e5m2: fp8Format(2, -14, 57344),
 };
 
 /**
  * DequantizeLinear(QuantizeLinear(x)) to float8 with saturation, per tensor, zero point 0:
  * y = f32(r·s), r = v rounded to the format (half to even), |r| ≤ max, v = f32(x / s). The
- * rounding is exact arithmetic on doubles: v / quantum is below 2⁵¹, the quantum a power of two
- * (the format's subnormal quantum below its smallest normal); NaN stays NaN, ±0 keeps its sign —
- * the same values as encodeFp8 then the fp8 decode (ops/qlinear.ts).
+ * rounding is exact arithmetic on doubles: |v| / quantum is below 2⁵¹ and the quantum a power of
+ * two (the format's subnormal quantum below its smallest normal); NaN stays NaN, ±0 keeps its
+ * sign — the values of encodeFp8 then the fp8 decode (ops/qlinear.ts).
  */
 function qdqFp8(xs: Float32Array, s: number, fmt: string, y: Float32Array): void {
-  const { q, minE, sub, max } = FP8[fmt];
+  const { q, max } = FP8[fmt];
   const v32 = new Float32Array(1), bits = new Uint32Array(v32.buffer);
   for (let i = 0; i < xs.length; i++) {
-    const v = Math.fround(xs[i] / s);
-    const a = Math.abs(v);
+    v32[0] = xs[i] / s; // f32(x / s)
+    const b = bits[0], a = Math.abs(v32[0]);
     let r: number;
-    if (!(a <= max)) r = a > max ? max : a; // NaN stays NaN; beyond max (and ∞) saturates
+    if (!(a <= max)) r = a > max ? max : a; // beyond max and ∞ saturate; NaN stays NaN
     else {
-      v32[0] = a;
-      const e = bits[0] >>> 23;
-      const u = e < minE ? sub : q[e];
-      r = ((a / u + RNE) - RNE) * u;
+      const u = q[(b >>> 23) & 255];
+      r = (a / u + RNE - RNE) * u; // a / u: exact (a power of two)
       if (r > max) r = max;
     }
-    y[i] = (v < 0 || Object.is(v, -0) ? -r : r) * s;
+    y[i] = (b >>> 31 ? -r : r) * s;
   }
 }
 
