@@ -15,13 +15,14 @@
  * machine whose speed drifts; a ratio of medians does not). onnxruntime-web fixes its thread
  * count per process, so each thread count runs in its own child process (`--child N`).
  *
- * Models: digits CNN (batch 1 and 64), PP-OCR cls (1×3×48×192), PP-OCRv4 rec (1×3×48×320),
- * PP-OCRv4 det at 224×352 and 640×640 (`--det` sizes). Presets: `--presets` (default w8a8,
+ * Models: digits CNN (batch 1 and 64: `cnn1`, `cnn64`), the digits ViT (a transformer encoder,
+ * batch 64: `vit64`), PP-OCR cls (1×3×48×192), PP-OCRv4 rec (1×3×48×320), PP-OCRv4 det at
+ * 224×352 and 640×640 (`--det` sizes). Presets: `--presets` (default w8a8,
  * w4a16, fp8). Prints a table per thread count and one JSON line.
  *
  * ```sh
  * npx deno run -A apps/bench/quantized_latency.ts [--runs 11] [--threads 1,2] \
- *   [--models cnn1,cnn64,cls,rec,det] [--det 224x352,640x640] [--presets w8a8,w4a16,fp8]
+ *   [--models cnn1,cnn64,vit64,cls,rec,det] [--det 224x352,640x640] [--presets w8a8,w4a16,fp8]
  * ```
  *
  * @module
@@ -130,9 +131,9 @@ function rows(t: TensorData, k: number): TensorData {
 }
 
 function modelSpecs(names: string[], det: number[][]): ModelSpec[] {
-  const digits = (b: number): ModelSpec => ({
-    name: `digits cnn b${b}`,
-    file: new URL("cnn.onnx", DIGITS),
+  const digits = (b: number, m = "cnn"): ModelSpec => ({
+    name: `digits ${m} b${b}`,
+    file: new URL(`${m}.onnx`, DIGITS),
     input: [b, 1, 8, 8],
     calib: () => rows(readNpy(Deno.readFileSync(new URL("calib_x.npy", DIGITS))), 128),
     feed: () => rows(readNpy(Deno.readFileSync(new URL("eval_x.npy", DIGITS))), b),
@@ -147,6 +148,7 @@ function modelSpecs(names: string[], det: number[][]): ModelSpec[] {
   const all: Record<string, ModelSpec[]> = {
     cnn1: [digits(1)],
     cnn64: [digits(64)],
+    vit64: [digits(64, "vit")],
     cls: [ocr("ppocr cls 48x192", "ch_ppocr_mobile_v2.0_cls_infer.onnx", [1, 3, 48, 192])],
     rec: [ocr("ppocrv4 rec 48x320", "ch_PP-OCRv4_rec_infer.onnx", [1, 3, 48, 320])],
     det: det.map(([h, w]) =>
@@ -295,7 +297,7 @@ if (import.meta.main) {
     options: {
       runs: { type: "string", default: "11" },
       threads: { type: "string", default: "1,2" },
-      models: { type: "string", default: "cnn1,cnn64,cls,rec,det" },
+      models: { type: "string", default: "cnn1,cnn64,vit64,cls,rec,det" },
       det: { type: "string", default: "224x352,640x640" },
       presets: { type: "string", default: "w8a8,w4a16,fp8" },
       child: { type: "string" },
