@@ -46,7 +46,7 @@ import type { Node, TensorData } from "../../ir.ts";
 import { alloc, attrFloats, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
 import { forwardWindow, pointwiseWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
 import { igemm, igemmScaled } from "./_int_backend.ts";
-import { convF32, convF32Threaded, type ConvRef, matmulF32 } from "./_float_backend.ts";
+import { convF32, convF32Threaded, type ConvRef, matmulF32Threaded } from "./_float_backend.ts";
 import { conv2dRef } from "./conv.ts";
 import { INT_RANGES } from "./qlinear.ts";
 import { roundHalfEven } from "./elementwise.ts";
@@ -300,7 +300,12 @@ const qgemm: OpImpl = async (inputs, node, ctx) => {
     const fw = centredWeights(wc, wz, n, k, constant);
     if (k * Math.max(hi - zx, zx - lo) * fw.range < 2 ** 24) {
       const xc = quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(m * k));
-      const acc = matmulF32(xc, m, fw.w, 0, k, n, "nk", undefined, { reference: false, constant });
+      // Over the executor's worker pool when it has one (same bits: each column on one thread).
+      const acc = await matmulF32Threaded(xc, m, fw.w, 0, k, n, "nk", undefined, {
+        reference: false,
+        constant,
+        kernels: ctx.floatKernels,
+      });
       return [epilogue(acc, m, n, 1, sx, sw, bias, inputs[7], inputs[8], node, shape)];
     }
   }
