@@ -432,6 +432,11 @@ Deno.test("quantizeF32() equals QuantizeLinear's scalar definition (refPost) bit
       for (const [s, lo, hi] of [[0.05, -128, 127], [0.013, -3, 252], [1 / 3, -7, 7]]) {
         const want = x.map((v) => refPost(v, { quantize: { scale: s, lo, hi } }));
         assertSameBits(quantizeF32(x, s, lo, hi, { kernels: k }), want, `n ${n} s ${s} (${k.isa})`);
+        // dequantize: f32(c·s), NaN → the given centred code (here −lo − 1: any integer works)
+        const nanCode = -lo - 1;
+        const dq = want.map((c) => Math.fround((Number.isNaN(c) ? nanCode : c) * Math.fround(s)));
+        const got = quantizeF32(x, s, lo, hi, { kernels: k, dequantize: { nanCode } });
+        assertSameBits(got, dq, `dequantize n ${n} s ${s} (${k.isa})`);
       }
     }
   }

@@ -1538,8 +1538,10 @@ export function freeResidentF32(a: Float32Array): void {
  * @param scale the quantization scale (f32, > 0)
  * @param lo lowest centred code (an integer)
  * @param hi highest centred code (an integer ≥ lo)
- * @param opts `out` (length n; default a new array), `kernels` (default {@link floatKernels})
- * @returns the centred codes
+ * @param opts `out` (length n; default a new array), `kernels` (default {@link floatKernels}),
+ *   `dequantize`: return f32(c·scale) instead of c (DequantizeLinear after it), NaN taking the
+ *   centred code `nanCode` (QuantizeLinear stores NaN as code 0: nanCode = −zero point)
+ * @returns the centred codes (or their dequantized values)
  *
  * @example
  * ```ts
@@ -1554,7 +1556,7 @@ export function quantizeF32(
   scale: number,
   lo: number,
   hi: number,
-  opts: { out?: Float32Array; kernels?: FloatKernels } = {},
+  opts: { out?: Float32Array; kernels?: FloatKernels; dequantize?: { nanCode: number } } = {},
 ): Float32Array {
   if (!(x instanceof Float32Array)) {
     throw new LowbitError("INVALID_ARGUMENT", "quantizeF32: x must be a Float32Array");
@@ -1569,7 +1571,9 @@ export function quantizeF32(
   const xPtr = rx ?? slot(i, "a", n * 4);
   const yPtr = ry ?? slot(i, "c", n * 4);
   if (rx === undefined) f32View(kernels, xPtr, n).set(x);
-  kernel(i, "quantize_f32_centred")(xPtr, n, yPtr, scale, lo, hi);
+  const dq = opts.dequantize;
+  if (dq === undefined) kernel(i, "quantize_f32_centred")(xPtr, n, yPtr, scale, lo, hi);
+  else kernel(i, "qdq_f32")(xPtr, n, yPtr, scale, lo, hi, dq.nanCode);
   if (ry === undefined) out.set(f32View(kernels, yPtr, n));
   return out;
 }

@@ -34,6 +34,30 @@ export function quantize_f32_centred__wasmrelaxedsimd(x: usize, n: i32, out: usi
   }
 }
 
+/**
+ * out[i] = f32(c·s), c = min(max(nearest(x[i] / s), lo), hi) + 0, NaN → c = nanCode:
+ * DequantizeLinear(QuantizeLinear(x)) per tensor, with c the centred code (code − zero point;
+ * QuantizeLinear stores NaN as code 0, i.e. c = −zero point).
+ */
+export function qdq_f32__wasmrelaxedsimd(x: usize, n: i32, out: usize, s: f32, lo: f32, hi: f32, nanCode: f32): void {
+  const vs = f32x4.splat(s), vlo = f32x4.splat(lo), vhi = f32x4.splat(hi), z = f32x4.splat(0);
+  const vn = f32x4.splat(nanCode);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    let c = f32x4.nearest(f32x4.div(v128.load(x + o), vs));
+    c = f32x4.add(f32x4.pmin(f32x4.pmax(c, vlo), vhi), z);
+    c = v128.bitselect(c, vn, f32x4.eq(c, c));
+    v128.store(out + o, f32x4.mul(c, vs));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    let c = min<f32>(max<f32>(nearest<f32>(load<f32>(x + o) / s), lo), hi) + 0;
+    if (c != c) c = nanCode;
+    store<f32>(out + o, c * s);
+  }
+}
+
 export function gemm_f32_f32_minmax_4x8__wasmrelaxedsimd(
   n0: i32, n1: i32, m: i32, k: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, tmp: usize,
   flags: i32, scale: usize, bias: usize, lo: f32, hi: f32,

@@ -776,10 +776,9 @@ const qdq: OpImpl = (inputs, node, ctx) => {
   const y = ctx.allocF32?.(n) ?? new Float32Array(n);
   const fk = ctx.reference ? null : floatContext(ctx.floatKernels);
   if (fk !== null) {
-    // The centred codes from the SIMD kernel (the same c), then y = f32(c·s).
-    quantizeF32(xs, sx, lo - zx, hi - zx, { out: y, kernels: fk });
-    const nan = 0 - zx; // NaN: code 0, as QuantizeLinear stores it (0 − 0 is +0, as DQ gives)
-    for (let i = 0; i < n; i++) y[i] = (y[i] === y[i] ? y[i] : nan) * sx;
+    // The same c and y = f32(c·s) in one SIMD pass; NaN: code 0, as QuantizeLinear stores it
+    // (0 − 0 is +0, as DQ gives).
+    quantizeF32(xs, sx, lo - zx, hi - zx, { out: y, kernels: fk, dequantize: { nanCode: 0 - zx } });
     return [{ dtype: "float32", shape: [...x.shape], data: y }];
   }
   const a = lo - zx, b = hi - zx, nan = 0 - zx; // 0 − 0 is +0, as DQ gives
