@@ -54,3 +54,22 @@ export function makeCopies<W, A>(
   }
   return { packed, acts };
 }
+
+/**
+ * Runs `f` (an onnxruntime-web session creation) and puts back the global `Worker` it may
+ * replace: with more than one thread its wasm backend swaps in Node's `worker_threads` Worker,
+ * which then breaks lowbit's worker pools in the same process (they must spawn module workers
+ * from file URLs). Its own workers exist by the time the session is created.
+ *
+ * @param f what to run
+ * @returns its result
+ */
+export async function keepingWorker<T>(f: () => Promise<T>): Promise<T> {
+  const g = globalThis as { Worker?: unknown };
+  const w = g.Worker;
+  try {
+    return await f();
+  } finally {
+    g.Worker = w;
+  }
+}

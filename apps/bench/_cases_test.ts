@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { caseSpec, makeCopies } from "./_cases.ts";
+import { caseSpec, keepingWorker, makeCopies } from "./_cases.ts";
 
 Deno.test("caseSpec() names the tuple's fields", () => {
   assert.deepEqual(caseSpec("lowbit:s8s8", ["gemv", 1, 64, 32, 2]), {
@@ -32,4 +32,15 @@ Deno.test("makeCopies() frees the weights made before a failing copy and rethrow
     (e) => e === boom,
   );
   assert.deepEqual(freed, ["w0", "w1"]);
+});
+
+Deno.test("keepingWorker() puts back a global Worker the callback replaced", async () => {
+  const g = globalThis as { Worker?: unknown };
+  const before = g.Worker;
+  const got = await keepingWorker(() => {
+    g.Worker = class Fake {};
+    return Promise.resolve(42);
+  });
+  assert.equal(got, 42);
+  assert.equal(g.Worker, before);
 });

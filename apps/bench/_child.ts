@@ -1,20 +1,14 @@
-// Child process of run.ts: times the cases of one `isolate` group and prints them as JSON.
-// usage: deno run -A _child.ts <isolate-key> <BenchOptions JSON>
+// Child process of run.ts: times every selected case of one thread count (lowbit and
+// onnxruntime-web, which fixes its thread count per process), shape by shape, interleaved, and
+// prints the rows as JSON.
+// usage: deno run -A _child.ts <threads> <BenchOptions JSON>
 
-import { type BenchOptions, type BenchResult, createBenchContext, timeCase } from "./gemm.ts";
-import { collectCases } from "./run.ts";
+import type { BenchOptions } from "./gemm.ts";
+import { collectCases, timeByShape } from "./run.ts";
 
-const [key, json] = Deno.args;
+const [threads, json] = Deno.args;
 const opts = JSON.parse(json) as BenchOptions;
-const ctx = createBenchContext();
-const out: BenchResult[] = [];
-try {
-  for (const c of collectCases(opts)) {
-    if (c.isolate === key) out.push(await timeCase(c, ctx, opts));
-  }
-} finally {
-  ctx.close();
-}
-console.log(JSON.stringify(out));
+const cases = collectCases(opts).filter((c) => c.threads === Number(threads));
+console.log(JSON.stringify(await timeByShape(cases, opts)));
 // onnxruntime-web keeps worker threads alive: leave explicitly.
 Deno.exit(0);

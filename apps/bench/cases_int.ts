@@ -26,7 +26,7 @@ import {
 } from "@lowbit/kernels";
 import type { BenchCase, BenchContext, Runnable } from "./gemm.ts";
 import { tinyMatMulModel, type TinyType } from "./_tiny_onnx.ts";
-import { caseSpec, makeCopies, type Shape } from "./_cases.ts";
+import { caseSpec, keepingWorker, makeCopies, type Shape } from "./_cases.ts";
 
 /** Deterministic bytes in [lo, hi]. */
 function fill<T extends Int8Array | Uint8Array>(out: T, lo: number, hi: number, seed: number): T {
@@ -136,7 +136,7 @@ function ortCase(impl: keyof typeof ORT_TYPES, shape: Shape): BenchCase {
         N,
         b,
       });
-      const session = await ort.InferenceSession.create(model);
+      const session = await keepingWorker(() => ort.InferenceSession.create(model));
       const elt = aType === "float32" ? 4 : 1;
       const n = ctx.copies(M * K * elt);
       const feeds: Parameters<typeof session.run>[0][] = [];

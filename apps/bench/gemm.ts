@@ -73,6 +73,32 @@ export interface BenchCase extends BenchSpec {
 export interface BenchResult extends BenchSpec {
   /** Median throughput, 2·M·N·K / s / 1e9. */
   gops: number;
+  /**
+   * Speed against onnxruntime-web on the same shape and thread count, timed in the same rounds:
+   * the median over rounds of t(peer) / t(this) (> 1: faster than the peer). The peer is
+   * `ort:u8s8` for integer kernels and `ort:f32` for float / minifloat ones (see
+   * {@link peerOf}); absent when the peer was not run alongside, or with `clock: "cpu"`.
+   */
+  vs_ort?: number;
+}
+
+/**
+ * The onnxruntime-web case a lowbit implementation is compared with in the same rounds.
+ *
+ * @param impl implementation name
+ * @returns the peer's name, or undefined for onnxruntime-web itself
+ *
+ * @example
+ * ```ts
+ * import { peerOf } from "./gemm.ts";
+ * if (peerOf("lowbit:s8s8") !== "ort:u8s8" || peerOf("lowbit:fp8w") !== "ort:f32") throw new Error();
+ * if (peerOf("ort:f32") !== undefined) throw new Error();
+ * ```
+ */
+export function peerOf(impl: string): string | undefined {
+  if (!impl.startsWith("lowbit:")) return undefined;
+  const intImpl = /^lowbit:(s8s8|u8s8|s4s8)(_|$)/.test(impl) || impl.endsWith("_s8");
+  return intImpl ? "ort:u8s8" : "ort:f32";
 }
 
 /** Which cases to run and how long. */
@@ -89,8 +115,12 @@ export interface BenchOptions {
   ops: BenchOp[];
   /** Timed runs per case (median taken). */
   runs: number;
-  /** Untimed warm-up runs per case (at least; warm-up also lasts ≥ 300 ms). */
+  /** Untimed warm-up runs per case (at least; warm-up also lasts ≥ `warmupMs`). */
   warmup: number;
+  /** Minimum warm-up time per case, ms (default 300: V8 tiers wasm up from Liftoff). */
+  warmupMs?: number;
+  /** Bytes of rotating inputs per case (default 64 MiB: more than the caches). */
+  rotateBytes?: number;
   /**
    * `"wall"` (default): median elapsed time per run. `"cpu"`: the process's CPU time over all
    * timed runs, divided by runs and `threads` (a mean: CPU time is accounted in scheduler
@@ -197,7 +227,9 @@ export function median(xs: readonly number[]): number {
  * ctx.close();
  * ```
  */
-export function createBenchContext(): BenchContext & { close(): void } {
+export function createBenchContext(
+  rotateBytes: number = ROTATE_BYTES,
+): BenchContext & { close(): void } {
   const pools = new Map<string, Promise<KernelRunner>>();
   return {
     runner(threads, modules) {
@@ -210,7 +242,7 @@ export function createBenchContext(): BenchContext & { close(): void } {
       return p;
     },
     copies(bytes) {
-      return Math.max(2, Math.min(64, Math.ceil(ROTATE_BYTES / Math.max(1, bytes))));
+      return Math.max(2, Math.min(64, Math.ceil(rotateBytes / Math.max(1, bytes))));
     },
     close() {
       for (const p of pools.values()) p.then((r) => r.close());
@@ -242,18 +274,19 @@ export function createBenchContext(): BenchContext & { close(): void } {
 export async function timeCase(
   c: BenchCase,
   ctx: BenchContext,
-  opts: Pick<BenchOptions, "runs" | "warmup" | "clock">,
+  opts: Pick<BenchOptions, "runs" | "warmup" | "clock" | "warmupMs">,
 ): Promise<BenchResult> {
   return (await timeCases([c], ctx, opts))[0];
 }
 
 /**
- * Times a group of cases (typically one kernel and shape at several thread counts) with their
- * timed runs interleaved round by round: run 1 of each case, then run 2 of each, ... so that a
- * slow stretch of a shared machine hits every case of the group alike and their ratio (e.g.
- * two threads vs one) stays meaningful. Each case gets `warmup` untimed runs and ≥ 300 ms of
- * warm-up first. With `clock: "cpu"` the cases are timed one after the other (CPU time is
- * accounted per window).
+ * Times a group of cases (typically every implementation of one shape and thread count) with
+ * their timed runs interleaved round by round: run 1 of each case, then run 2 of each, ... so
+ * that a slow stretch of a shared machine hits every case of the group alike, and reports for
+ * each lowbit case the median of its per-round ratios against its onnxruntime-web peer
+ * (`vs_ort`) when the peer is in the group. Each case gets `warmup` untimed runs and
+ * ≥ `warmupMs` (300) ms of warm-up first. With `clock: "cpu"` the cases are timed one after
+ * the other (CPU time is accounted per window).
  *
  * @param cases the group
  * @param ctx shared resources
@@ -276,9 +309,10 @@ export async function timeCase(
 export async function timeCases(
   cases: readonly BenchCase[],
   ctx: BenchContext,
-  opts: Pick<BenchOptions, "runs" | "warmup" | "clock">,
+  opts: Pick<BenchOptions, "runs" | "warmup" | "clock" | "warmupMs">,
 ): Promise<BenchResult[]> {
   const bodies: Runnable[] = [];
+  const warmupMs = opts.warmupMs ?? 300;
   try {
     for (const c of cases) bodies.push(await c.setup(ctx));
     const next = bodies.map(() => 0);
@@ -286,11 +320,12 @@ export async function timeCases(
     // from Liftoff to TurboFan (in every worker) before the timed runs.
     for (let j = 0; j < bodies.length; j++) {
       const w0 = performance.now();
-      while (next[j] < opts.warmup || (performance.now() - w0 < 300 && next[j] < 1000)) {
+      while (next[j] < opts.warmup || (performance.now() - w0 < warmupMs && next[j] < 1000)) {
         await bodies[j].run(next[j]++);
       }
     }
     const ms: number[] = [];
+    const times: number[][] = bodies.map(() => []);
     if (opts.clock === "cpu") {
       // CPU time is accounted in scheduler ticks (ms), too coarse per run: one window, mean.
       for (let j = 0; j < bodies.length; j++) {
@@ -300,7 +335,6 @@ export async function timeCases(
         ms.push((u.user + u.system) / 1e3 / cases[j].threads / opts.runs);
       }
     } else {
-      const times: number[][] = bodies.map(() => []);
       for (let t = 0; t < opts.runs; t++) {
         for (let j = 0; j < bodies.length; j++) {
           const t0 = performance.now();
@@ -310,15 +344,25 @@ export async function timeCases(
       }
       for (const ts of times) ms.push(median(ts));
     }
-    return cases.map((c, j) => ({
-      impl: c.impl,
-      op: c.op,
-      M: c.M,
-      N: c.N,
-      K: c.K,
-      threads: c.threads,
-      gops: Math.round((2 * c.M * c.N * c.K) / (ms[j] / 1e3) / 1e9 * 100) / 100,
-    }));
+    return cases.map((c, j) => {
+      const r: BenchResult = {
+        impl: c.impl,
+        op: c.op,
+        M: c.M,
+        N: c.N,
+        K: c.K,
+        threads: c.threads,
+        gops: Math.round((2 * c.M * c.N * c.K) / (ms[j] / 1e3) / 1e9 * 100) / 100,
+      };
+      const p = cases.findIndex((d) =>
+        d.impl === peerOf(c.impl) && d.threads === c.threads && d.op === c.op && d.M === c.M &&
+        d.N === c.N && d.K === c.K
+      );
+      if (p >= 0 && times[j].length > 0) {
+        r.vs_ort = Math.round(median(times[p].map((t, i) => t / times[j][i])) * 1000) / 1000;
+      }
+      return r;
+    });
   } finally {
     for (const b of bodies) await b.dispose();
   }
@@ -338,7 +382,7 @@ export async function timeCases(
  * ```
  */
 export function formatTable(rows: readonly BenchResult[]): string {
-  const head = ["impl", "op", "M", "N", "K", "threads", "gops"];
+  const head = ["impl", "op", "M", "N", "K", "threads", "gops", "vs ort"];
   const body = rows.map((r) => [
     r.impl,
     r.op,
@@ -347,6 +391,7 @@ export function formatTable(rows: readonly BenchResult[]): string {
     String(r.K),
     String(r.threads),
     r.gops.toFixed(2),
+    r.vs_ort === undefined ? "" : r.vs_ort.toFixed(2),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) =>

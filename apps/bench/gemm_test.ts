@@ -37,6 +37,12 @@ Deno.test("runBenchmarks() reports impl, op, M, N, K, threads, gops for lowbit a
     ],
   );
   assert.ok(rows.every((r) => r.gops > 0 && Number.isFinite(r.gops)));
+  // lowbit and its onnxruntime-web peer ran in the same rounds (one child process): each lowbit
+  // row has the median per-round speed ratio, the peer rows none.
+  for (const r of rows) {
+    if (r.impl.startsWith("lowbit:")) assert.ok(r.vs_ort! > 0 && Number.isFinite(r.vs_ort), r.impl);
+    else assert.equal(r.vs_ort, undefined);
+  }
 });
 
 Deno.test("timeCases interleaves the timed runs of a group and keeps each case's own counter", async () => {

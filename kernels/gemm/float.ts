@@ -1153,10 +1153,20 @@ export interface Conv2dF32Options {
   group?: number;
   /** Per-output-channel bias (length O). */
   bias?: Float32Array;
+  /**
+   * Per-output-channel scale (length O), applied to the sum before the bias:
+   * y = f32(f32(acc · scale[o]) + bias[o]) (default none).
+   */
+  scale?: Float32Array;
   /** Activation (default none). */
   activation?: Activation;
   /** Elementwise ops after the activation (default none). */
   post?: ConvPostOps;
+  /**
+   * Quantize the input first, as {@link quantizeF32} (in the kernel memory's copy of it: the
+   * caller's array is not modified): the conv then sums centred codes (default none).
+   */
+  inputQuantize?: { scale: number; lo: number; hi: number };
   /** Output buffer (length N·O·OH·OW). */
   out?: Float32Array;
   /** Context (default {@link floatKernels}; ignored when the weight is prepared). */
@@ -1165,29 +1175,65 @@ export interface Conv2dF32Options {
 
 /**
  * Elementwise ops a conv applies to its output after the activation, in this order, each step
- * rounded to f32 as separate ONNX ops would: HardSwish computed as ONNX's decomposition
- * `Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6)`, then `Mul(·, mul)`, then `Add(·, add)`.
+ * rounded to f32 as separate ONNX ops would: `Mul(·, preMul)`, `Add(·, preAdd)`, HardSwish
+ * computed as ONNX's decomposition `Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6)`, `Mul(·, mul)`,
+ * `Add(·, add)`, then `quantize`.
  */
 export interface ConvPostOps {
+  /** Multiply by this scalar first. */
+  preMul?: number;
+  /** Then add this scalar. */
+  preAdd?: number;
   /** Apply HardSwish. */
   hardswish?: boolean;
   /** Multiply by this scalar. */
   mul?: number;
   /** Add this scalar. */
   add?: number;
+  /**
+   * Last, quantize as ONNX QuantizeLinear (per tensor) and keep the code minus the zero point:
+   * min(max(round_half_even(f32(v / scale)), lo), hi) as an f32 integer (NaN stays NaN).
+   * `lo` / `hi` are the code range minus the zero point (e.g. −128 − z, 127 − z).
+   */
+  quantize?: { scale: number; lo: number; hi: number };
 }
 
-function postArgs(post: ConvPostOps | undefined): [number, number, number] {
-  if (post === undefined) return [0, 1, 0];
-  for (const k of ["mul", "add"] as const) {
+/** The post-op arguments of the split conv entry points (bits, then the eight scalars). */
+function postArgs(post: ConvPostOps | undefined): number[] {
+  if (post === undefined) return [0, 1, 0, 1, 0, 1, 0, 0];
+  for (const k of ["mul", "add", "preMul", "preAdd"] as const) {
     const v = post[k];
     if (v !== undefined && typeof v !== "number") {
       throw new LowbitError("INVALID_ARGUMENT", `conv post-op ${k} must be a number, got ${v}`);
     }
   }
+  const q = post.quantize;
+  if (q !== undefined) {
+    const ok = q !== null && typeof q === "object" && Number.isFinite(q.scale) && q.scale > 0 &&
+      Math.fround(q.scale) > 0 && Number.isInteger(q.lo) && Number.isInteger(q.hi) &&
+      q.lo <= q.hi && Math.abs(q.lo) < 2 ** 24 && Math.abs(q.hi) < 2 ** 24;
+    if (!ok) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `conv post-op quantize needs a finite scale > 0 and integer bounds lo <= hi, got ${
+          JSON.stringify(q)
+        }`,
+      );
+    }
+  }
   const bits = (post.hardswish ? 1 : 0) | (post.mul !== undefined ? 2 : 0) |
-    (post.add !== undefined ? 4 : 0);
-  return [bits, post.mul ?? 1, post.add ?? 0];
+    (post.add !== undefined ? 4 : 0) | (post.preMul !== undefined ? 8 : 0) |
+    (post.preAdd !== undefined ? 16 : 0) | (q !== undefined ? 32 : 0);
+  return [
+    bits,
+    post.mul ?? 1,
+    post.add ?? 0,
+    post.preMul ?? 1,
+    post.preAdd ?? 0,
+    q?.scale ?? 1,
+    q?.lo ?? 0,
+    q?.hi ?? 0,
+  ];
 }
 
 /** A conv output: NCHW data and its shape. */
@@ -1318,6 +1364,7 @@ function planConv(
     );
   }
   if (opts.bias !== undefined) checkLen(opts.bias, o, `${what}: bias`);
+  if (opts.scale !== undefined) checkLen(opts.scale, o, `${what}: scale`);
   if (opts.out !== undefined) checkLen(opts.out, n * o * oh * ow, `${what}: out`);
   return { n, c, h, w, o, cg, kh, kw, sh, sw, dh, dw, pads, group, oh, ow };
 }
@@ -1333,6 +1380,7 @@ interface ConvSetup {
   outLen: number;
   flags: number;
   bp: number;
+  sp: number;
   lo: number;
   hi: number;
 }
@@ -1383,21 +1431,33 @@ function setupConv(
   const inLen = p.n * p.c * p.h * p.w;
   const outLen = p.n * p.o * p.oh * p.ow;
   // Arrays already in the context's memory (residentF32) are used in place: no copies.
-  const rx = residentOf32(input, kernels), ry = residentOf32(opts.out, kernels);
+  const iq = opts.inputQuantize;
+  if (iq !== undefined) postArgs({ quantize: iq }); // validates
+  // A resident input is read in place, unless it is to be quantized (into the slot instead).
+  const rx = iq === undefined ? residentOf32(input, kernels) : undefined;
+  const ry = residentOf32(opts.out, kernels);
   const xPtr = rx ?? slot(i, "a", inLen * 4);
   const yPtr = ry ?? slot(i, "c", outLen * 4);
   if (wPtr < 0) {
     wPtr = slot(i, "w", (weight as Float32Array).length * 4);
     f32View(kernels, wPtr, (weight as Float32Array).length).set(weight as Float32Array);
   }
-  let flags = 0, bp = 0;
+  let flags = 0, bp = 0, sp = 0;
   if (opts.bias) {
     flags = EPI_BIAS | EPI_ROW;
     bp = slot(i, "epi", p.o * 4 + 32);
     f32View(kernels, bp, p.o).set(opts.bias);
   }
+  if (opts.scale) {
+    flags |= EPI_SCALE | EPI_ROW;
+    sp = slot(i, "epiScale", p.o * 4 + 32);
+    f32View(kernels, sp, p.o).set(opts.scale);
+  }
   if (rx === undefined) f32View(kernels, xPtr, inLen).set(input);
-  return { kernels, i, p, depthwise, xPtr, wPtr, yPtr, outLen, flags, bp, lo, hi };
+  if (iq !== undefined) {
+    kernel(i, "quantize_f32_centred")(xPtr, inLen, xPtr, iq.scale, iq.lo, iq.hi);
+  }
+  return { kernels, i, p, depthwise, xPtr, wPtr, yPtr, outLen, flags, bp, sp, lo, hi };
 }
 
 function convResult(s: ConvSetup, opts: Conv2dF32Options): Conv2dResult {
@@ -1471,6 +1531,56 @@ export function freeResidentF32(a: Float32Array): void {
   internal(r.kernels).free(r.ptr);
 }
 
+/**
+ * ONNX QuantizeLinear (per tensor) to centred codes, as f32: out[i] = min(max(round_half_even(
+ * f32(x[i] / scale)), lo), hi) (+0 for −0; NaN stays NaN), with lo / hi the code range minus the
+ * zero point. The input side of the exact integer-on-float convs (the conv epilogue's
+ * `post.quantize` is the same operation).
+ *
+ * @param x the values
+ * @param scale the quantization scale (f32, > 0)
+ * @param lo lowest centred code (an integer)
+ * @param hi highest centred code (an integer ≥ lo)
+ * @param opts `out` (length n; default a new array), `kernels` (default {@link floatKernels}),
+ *   `dequantize`: return f32(c·scale) instead of c (DequantizeLinear after it), NaN taking the
+ *   centred code `nanCode` (QuantizeLinear stores NaN as code 0: nanCode = −zero point)
+ * @returns the centred codes (or their dequantized values)
+ *
+ * @example
+ * ```ts
+ * import { quantizeF32 } from "@lowbit/kernels";
+ * // 0.25 / 0.5 = 0.5 → 0, 0.75 / 0.5 = 1.5 → 2 (ties to even), 100 → clamped to 9
+ * const q = quantizeF32(new Float32Array([0.25, 0.75, 100, -3]), 0.5, -10, 9);
+ * if (q.join() !== "0,2,9,-6") throw new Error(q.join());
+ * ```
+ */
+export function quantizeF32(
+  x: Float32Array,
+  scale: number,
+  lo: number,
+  hi: number,
+  opts: { out?: Float32Array; kernels?: FloatKernels; dequantize?: { nanCode: number } } = {},
+): Float32Array {
+  if (!(x instanceof Float32Array)) {
+    throw new LowbitError("INVALID_ARGUMENT", "quantizeF32: x must be a Float32Array");
+  }
+  postArgs({ quantize: { scale, lo, hi } }); // validates
+  const n = x.length;
+  const out = opts.out ?? new Float32Array(n);
+  checkLen(out, n, "quantizeF32: out");
+  const kernels = opts.kernels ?? floatKernels();
+  const i = internal(kernels);
+  const rx = residentOf32(x, kernels), ry = residentOf32(out, kernels);
+  const xPtr = rx ?? slot(i, "a", n * 4);
+  const yPtr = ry ?? slot(i, "c", n * 4);
+  if (rx === undefined) f32View(kernels, xPtr, n).set(x);
+  const dq = opts.dequantize;
+  if (dq === undefined) kernel(i, "quantize_f32_centred")(xPtr, n, yPtr, scale, lo, hi);
+  else kernel(i, "qdq_f32")(xPtr, n, yPtr, scale, lo, hi, dq.nanCode);
+  if (ry === undefined) out.set(f32View(kernels, yPtr, n));
+  return out;
+}
+
 function runConv(
   what: string,
   input: Float32Array,
@@ -1481,8 +1591,8 @@ function runConv(
   depthwiseOnly: boolean,
 ): Conv2dResult {
   const s = setupConv(what, input, inputShape, weight, weightShape, opts, depthwiseOnly);
-  if (opts.post !== undefined) {
-    // Post-ops exist on the split entry points only: run them as one range.
+  if (opts.post !== undefined || opts.scale !== undefined) {
+    // Post-ops and scales exist on the split entry points only: run them as one range.
     for (const c of splitCalls(s, 1, opts.post)) {
       c.before?.();
       s.i.ex[c.fn](0, c.rows, ...c.args);
@@ -1681,7 +1791,7 @@ interface SplitCall {
  * thread's scratch (see _conv_impl.ts).
  */
 function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined): SplitCall[] {
-  const { i, p, xPtr, wPtr, yPtr, flags, bp, lo, hi } = s;
+  const { i, p, xPtr, wPtr, yPtr, flags, bp, sp, lo, hi } = s;
   const [pt, pl] = p.pads;
   const ohw = p.oh * p.ow, inImg = p.c * p.h * p.w * 4, outImg = p.o * ohw * 4;
   const variant = (base: string, v: string): string => {
@@ -1691,11 +1801,18 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
     }
     return name;
   };
-  const epilogue = [flags, bp, lo, hi, ...postArgs(post)];
+  // The epilogue parameter block (loadEpilogue in assembly/_float_common.ts).
+  const eb = slot(i, "epiBlock", 64);
+  const [bits, ...scalars] = postArgs(post);
+  new Int32Array(s.kernels.memory.buffer, eb, 3).set([flags, sp, bp]);
+  new Float32Array(s.kernels.memory.buffer, eb + 12, 2).set([lo, hi]);
+  new Int32Array(s.kernels.memory.buffer, eb + 20, 1)[0] = bits;
+  new Float32Array(s.kernels.memory.buffer, eb + 24, 7).set(scalars);
+  const epilogue = [eb];
   const geo = [p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, pt, pl, p.oh, p.ow];
   const calls: SplitCall[] = [];
-  if (threads > 1 && p.n >= threads) {
-    // Whole images per thread.
+  if (p.n >= threads && (threads > 1 || p.n > 1)) {
+    // Whole images per thread (one call for a batch on one thread).
     const align = Math.ceil(p.n / threads);
     if (s.depthwise) {
       const fn = variant("dwconv2d_f32_minmax_4x1", "_images");

@@ -138,6 +138,36 @@ Deno.test("conv2dF32Parallel() / depthwiseConv2dF32Parallel() on 2 threads equal
         assert.deepEqual(fused.data, want, `${what} (post-ops, 2 threads)`);
         const fused1 = (depthwise ? depthwiseConv2dF32 : conv2dF32)(x, input, w, weight, withPost);
         assert.deepEqual(fused1.data, want, `${what} (post-ops, 1 thread)`);
+        // Per-channel scale, pre-affine, HardSwish, affine and quantization to centred codes:
+        // the scalar reference's bits on 1 and 2 threads.
+        const scale = randF32(weight[0], r, 2);
+        const full = {
+          preMul: 1.25,
+          preAdd: 0.5,
+          hardswish: true,
+          mul: 0.75,
+          add: -0.125,
+          quantize: { scale: 0.0123, lo: -100, hi: 127 },
+        };
+        const wantQ = refConv2dF32(x, w, g, k.madd, {
+          scale,
+          bias,
+          lo: -0.5,
+          hi: 1.5,
+          post: full,
+        });
+        const withQ = { ...opts, scale, activation, post: full };
+        const q2 = await (depthwise ? depthwiseConv2dF32Parallel : conv2dF32Parallel)(
+          x,
+          input,
+          w,
+          weight,
+          withQ,
+        );
+        assert.deepEqual(q2.data, wantQ, `${what} (scale + quantize, 2 threads)`);
+        const q1 = (depthwise ? depthwiseConv2dF32 : conv2dF32)(x, input, w, weight, withQ);
+        assert.deepEqual(q1.data, wantQ, `${what} (scale + quantize, 1 thread)`);
+        assert.ok(wantQ.every((v) => Number.isInteger(v) && v >= -100 && v <= 127), what);
       }
     } finally {
       pool.close();

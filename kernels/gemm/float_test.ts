@@ -493,3 +493,24 @@ Deno.test("gemmMinifloat() fp8 / fp6 scaled domain equals the unscaled sum away 
     p.dispose();
   }
 });
+
+Deno.test("gemmMinifloat() decodes every fp6 code exactly, subnormal codes included (GEMM and GEMV)", () => {
+  // W = the 64 codes as a 64×1 column; identity activations (GEMM, M = 64) and one-hot rows
+  // (GEMV, M = 1) read each weight back: it must be decodeMinifloat's value, exactly.
+  for (const k of CTX) {
+    for (const format of ["fp6_e3m2fn", "fp6_e2m3fn"] as const) {
+      const codes = Uint8Array.from({ length: 64 }, (_, i) => i);
+      // + 0: a sum that starts at +0 turns the −0 code into +0.
+      const want = Float32Array.from(codes, (c) => decodeMinifloat(format, c) + 0);
+      const p = packMinifloatB({ format, k: 64, n: 1, codes }, k);
+      const eye = new Float32Array(64 * 64);
+      for (let i = 0; i < 64; i++) eye[i * 65] = 1;
+      assert.deepEqual(gemmMinifloat(eye, 64, p), want, `${format} GEMM (${k.isa})`);
+      for (let i = 0; i < 64; i++) {
+        const y = gemmMinifloat(eye.subarray(i * 64, i * 64 + 64), 1, p);
+        assert.ok(Object.is(y[0], want[i]), `${format} GEMV code ${i}: ${y[0]} vs ${want[i]}`);
+      }
+      p.dispose();
+    }
+  }
+});

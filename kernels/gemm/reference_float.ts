@@ -107,13 +107,69 @@ export interface RefEpilogue {
   lo?: number;
   /** Upper clamp (default +∞). */
   hi?: number;
+  /** Elementwise steps after the clamp (convs; see `ConvPostOps` in float.ts). */
+  post?: RefPostOps;
+}
+
+/**
+ * The conv post-ops, in this order: × preMul, + preAdd, HardSwish (ONNX's decomposition), × mul,
+ * + add, then QuantizeLinear to centred codes.
+ */
+export interface RefPostOps {
+  /** Multiply by this first. */
+  preMul?: number;
+  /** Then add this. */
+  preAdd?: number;
+  /** HardSwish as Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6). */
+  hardswish?: boolean;
+  /** Multiply by this. */
+  mul?: number;
+  /** Add this. */
+  add?: number;
+  /** clamp(round_half_even(f32(v / scale)), lo, hi). */
+  quantize?: { scale: number; lo: number; hi: number };
+}
+
+/** 1.5·2⁵²: adding and subtracting it rounds a double to an integer, ties to even. */
+const RNE = 6755399441055744;
+
+/**
+ * Applies the post-ops to one f32 value, each step rounded to f32 (plain scalar code: the
+ * independent twin of the kernels' vector epilogue).
+ *
+ * @param v the value (after the clamp)
+ * @param p the post-ops
+ * @returns the result
+ *
+ * @example
+ * ```ts
+ * import { refPost } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * assert.equal(refPost(3, { hardswish: true }), 3); // 3·clip(6, 0, 6)/6
+ * assert.equal(refPost(0.5, { quantize: { scale: 0.2, lo: -128, hi: 127 } }), 2); // 2.5 → 2
+ * ```
+ */
+export function refPost(v: number, p: RefPostOps): number {
+  const f = Math.fround;
+  if (p.preMul !== undefined) v = f(v * f(p.preMul));
+  if (p.preAdd !== undefined) v = f(v + f(p.preAdd));
+  if (p.hardswish) v = f(f(v * Math.min(6, Math.max(0, f(v + 3)))) / 6);
+  if (p.mul !== undefined) v = f(v * f(p.mul));
+  if (p.add !== undefined) v = f(v + f(p.add));
+  const q = p.quantize;
+  if (q !== undefined && !Number.isNaN(v)) {
+    const r = f(v / f(q.scale)) + RNE - RNE;
+    v = (r < q.lo ? q.lo : r > q.hi ? q.hi : r) + 0;
+  }
+  return v;
 }
 
 function epilogue(acc: number, i: number, e: RefEpilogue): number {
   let v = acc;
   if (e.scale) v = Math.fround(v * e.scale[i]);
   if (e.bias) v = Math.fround(v + e.bias[i]);
-  return Math.min(Math.max(v, Math.fround(e.lo ?? -Infinity)), Math.fround(e.hi ?? Infinity));
+  v = Math.min(Math.max(v, Math.fround(e.lo ?? -Infinity)), Math.fround(e.hi ?? Infinity));
+  return e.post ? refPost(v, e.post) : v;
 }
 
 /**
@@ -346,9 +402,10 @@ export function decodeE8M0(code: number): number {
 export const MINIFLOAT_DOMAIN_SHIFT = 60;
 
 /**
- * The power of two the fp8 / fp6 kernels decode weights at: a code's f32 bits, formed by shifts
- * and masks alone, are the value of w·2^-shift with shift = 127 − bias (e4m3: 120, e5m2: 112,
- * e3m2: 124, e2m3: 126). 0 for fp4, whose lookup tables give w itself.
+ * The power of two the fp8 / fp6 kernels decode weights at: fp8 codes' f32 bits, formed by shifts
+ * and masks alone, are the value of w·2^-shift with shift = 127 − bias (e4m3: 120, e5m2: 112);
+ * fp6 decodes add 64 to the exponent so that no weight is an f32 subnormal (slow on x86):
+ * shift = 127 − bias − 64 (e3m2: 60, e2m3: 62). 0 for fp4, whose lookup tables give w itself.
  *
  * @param element element format
  * @returns the shift
@@ -358,13 +415,14 @@ export const MINIFLOAT_DOMAIN_SHIFT = 60;
  * import { minifloatWeightShift } from "@lowbit/kernels";
  * import assert from "node:assert/strict";
  * assert.equal(minifloatWeightShift("fp8_e4m3fn"), 120);
+ * assert.equal(minifloatWeightShift("fp6_e2m3fn"), 62);
  * assert.equal(minifloatWeightShift("fp4_e2m1fn"), 0);
  * ```
  */
 export function minifloatWeightShift(element: MinifloatElement): number {
   if (element === "fp4_e2m1fn") return 0;
-  const e = ELEMENT_LAYOUT[element][0];
-  return 127 - ((1 << (e - 1)) - 1);
+  const [e, , special] = ELEMENT_LAYOUT[element];
+  return 127 - ((1 << (e - 1)) - 1) - (special === "finite" && e < 4 ? 64 : 0);
 }
 
 /**

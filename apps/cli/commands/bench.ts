@@ -3,7 +3,7 @@
  *
  * ```sh
  * lowbit bench                       # table: every impl, M=N=K ∈ {256, 512, 1024}, GEMV 4096, 1 and 2 threads
- * lowbit bench --json                # {"results": [{"impl","op","M","N","K","threads","gops"}, ...]}
+ * lowbit bench --json                # {"results": [{"impl","op","M","N","K","threads","gops","vs_ort"}, ...]}
  * lowbit bench --quick --impl lowbit:s8s8,ort:u8s8 --size 512 --threads 1
  * ```
  *
@@ -19,12 +19,14 @@ const HELP = `usage: lowbit bench [--json] [--quick] [--impl LIST] [--size LIST]
                     [--threads LIST] [--op gemm|gemv] [--runs N] [--clock wall|cpu]
 
 Times lowbit's kernels and onnxruntime-web (median of N runs, rotating inputs larger
-than the caches) and reports 2·M·N·K / s in GOP/s. A lowbit kernel's thread counts are
-timed interleaved, run by run, so that their ratio survives a busy machine; onnxruntime-web
-runs once per thread count, in a child process.
+than the caches) and reports 2·M·N·K / s in GOP/s. Every implementation of a shape and
+thread count is timed in the same rounds, run by run (lowbit and onnxruntime-web in one
+process per thread count), and "vs ort" is the median of the per-run speed ratios against
+onnxruntime-web (ort:u8s8 for integer kernels, ort:f32 for float ones; > 1: lowbit faster),
+a ratio that survives a machine whose speed drifts.
 
-  --json          print {"results": [{"impl","op","M","N","K","threads","gops"}, ...]}
-  --quick         M=N=K=256 and GEMV 1024, 5 runs (a smoke run)
+  --json          print {"results": [{"impl","op","M","N","K","threads","gops","vs_ort"}, ...]}
+  --quick         M=N=K=256 and GEMV 1024, 5 runs, short warm-up (a smoke run, < 30 s)
   --impl LIST     comma-separated impls or prefixes (lowbit:s8s8, ort:, lowbit:*)
   --size LIST     comma-separated square sizes (default 256,512,1024)
   --gemv N        GEMV size N=K (default 4096; 0 for none)
@@ -81,7 +83,17 @@ export const benchCommand: Command = {
       return 0;
     }
     const opts = { ...DEFAULT_BENCH_OPTIONS };
-    if (v.quick) Object.assign(opts, { sizes: [256], gemvSize: 1024, runs: 5, warmup: 2 });
+    if (v.quick) {
+      // A smoke run (< 30 s): short warm-up, 4 MiB of rotating inputs instead of 64.
+      Object.assign(opts, {
+        sizes: [256],
+        gemvSize: 1024,
+        runs: 5,
+        warmup: 2,
+        warmupMs: 50,
+        rotateBytes: 4 << 20,
+      });
+    }
     opts.sizes = list(v.size, "size") ?? opts.sizes;
     opts.gemvSize = list(v.gemv, "gemv")?.[0] ?? opts.gemvSize;
     opts.threads = list(v.threads, "threads") ?? opts.threads;

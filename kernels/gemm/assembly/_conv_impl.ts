@@ -8,7 +8,7 @@
 // out = min(max(acc + bias[o], lo), hi). The GEMM path (K = (c, ky, kx) row-major, the OIHW
 // order) and the depthwise path (one channel) give the same bits.
 
-import { madd, epi, epiFlags, setEpilogue, epiScale, epiBias, epiLo, epiHi, EPI_BIAS } from "./_float_common";
+import { madd, epi, epiFlags, setEpilogue, epiScale, epiBias, epiLo, epiHi, EPI_BIAS, EPI_SCALE } from "./_float_common";
 import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost } from "./_float_common";
 import { gemmF32 } from "./_float_gemm_impl";
 
@@ -226,6 +226,7 @@ export function dwconv2dF32<V>(
   const rowBytes = <usize>pw << 2;
   const tmp = scratch + <usize>ph * rowBytes;
   const hasBias = (epiFlags & EPI_BIAS) != 0;
+  const hasScale = (epiFlags & EPI_SCALE) != 0;
   for (let n = 0; n < batch; n++) {
     for (let ch = 0; ch < c; ch++) {
       const xc = x + (<usize>n * c + ch) * <usize>h * w * 4;
@@ -240,6 +241,7 @@ export function dwconv2dF32<V>(
       }
       const wc = wt + <usize>ch * kh * kw * 4;
       const bv = hasBias ? v128.load32_splat(epiBias + (<usize>ch << 2)) : f32x4.splat(0);
+      const sv = hasScale ? v128.load32_splat(epiScale + (<usize>ch << 2)) : f32x4.splat(1);
       const oc = out + (<usize>n * c + ch) * <usize>oh * ow * 4;
       const is3x3 = kh == 3 && kw == 3;
       // 3×3: the nine weights stay in registers
@@ -275,8 +277,8 @@ export function dwconv2dF32<V>(
             q = madd<V>(w7, load4(prow + 2 * dRow, xb + dw, sw), q);
             p = madd<V>(w8, load4(prow + 2 * dRow, xa + 2 * dw, sw), p);
             q = madd<V>(w8, load4(prow + 2 * dRow, xb + 2 * dw, sw), q);
-            v128.store(orow + (<usize>ox << 2), epi(p, p, bv));
-            v128.store(orow + (<usize>ox << 2), epi(q, q, bv), 16);
+            v128.store(orow + (<usize>ox << 2), epi(p, sv, bv));
+            v128.store(orow + (<usize>ox << 2), epi(q, sv, bv), 16);
           }
         }
         for (; ox < ow; ox += 4) {
@@ -302,7 +304,7 @@ export function dwconv2dF32<V>(
               }
             }
           }
-          acc = epi(acc, acc, bv);
+          acc = epi(acc, sv, bv);
           if (ox + 4 <= ow) {
             v128.store(orow + (<usize>ox << 2), acc);
           } else {
@@ -416,7 +418,7 @@ export function dwconv2dF32Channels<V>(
 ): void {
   const flags = epiFlags, bias = epiBias, lo = epiLo, hi = epiHi, sc = epiScale;
   const post = epiPost, pm = epiPostMul, pa = epiPostAdd;
-  setEpilogue(flags, sc, bias + (<usize>c0 << 2), lo, hi);
+  setEpilogue(flags, sc + (<usize>c0 << 2), bias + (<usize>c0 << 2), lo, hi);
   setEpiloguePost(post, pm, pa);
   dwconv2dF32<V>(
     1, c1 - c0, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,

@@ -61,20 +61,50 @@ export function setEpilogue(flags: i32, scale: usize, bias: usize, lo: f32, hi: 
 }
 
 // *** post-ops after the clamp (the conv entry points that take them set them after setEpilogue) ***
-// bit 0: HardSwish as ONNX's Add(3) → Clip(0, 6) → Mul(x) → Div(6), each step rounded to f32;
-// bit 1: multiply by epiPostMul; bit 2: add epiPostAdd (in this order).
+// In this order: bit 3: multiply by epiPreMul; bit 4: add epiPreAdd; bit 0: HardSwish as ONNX's
+// Add(3) → Clip(0, 6) → Mul(x) → Div(6), each step rounded to f32; bit 1: multiply by
+// epiPostMul; bit 2: add epiPostAdd; bit 5: quantize as ONNX QuantizeLinear to centred codes,
+// min(max(nearest(v / epiQScale), epiQLo), epiQHi) (+0, so that −0 becomes +0).
 export let epiPost: i32 = 0;
 export let epiPostMul: f32 = 1;
 export let epiPostAdd: f32 = 0;
+export let epiPreMul: f32 = 1;
+export let epiPreAdd: f32 = 0;
+export let epiQScale: f32 = 1;
+export let epiQLo: f32 = 0;
+export let epiQHi: f32 = 0;
 
 export const POST_HARDSWISH: i32 = 1;
 export const POST_MUL: i32 = 2;
 export const POST_ADD: i32 = 4;
+export const POST_PREMUL: i32 = 8;
+export const POST_PREADD: i32 = 16;
+export const POST_QUANT: i32 = 32;
 
 export function setEpiloguePost(post: i32, mul: f32, add: f32): void {
   epiPost = post;
   epiPostMul = mul;
   epiPostAdd = add;
+}
+
+/**
+ * Sets the whole epilogue from a parameter block in memory (the split conv entry points: their
+ * argument count is bounded): i32 flags, u32 scale, u32 bias, f32 lo, f32 hi, i32 post, f32
+ * postMul, f32 postAdd, f32 preMul, f32 preAdd, f32 qScale, f32 qLo, f32 qHi (52 bytes).
+ */
+export function loadEpilogue(p: usize): void {
+  setEpilogue(load<i32>(p), <usize>load<u32>(p, 4), <usize>load<u32>(p, 8), load<f32>(p, 12), load<f32>(p, 16));
+  setEpiloguePost(load<i32>(p, 20), load<f32>(p, 24), load<f32>(p, 28));
+  setEpiloguePre(load<f32>(p, 32), load<f32>(p, 36), load<f32>(p, 40), load<f32>(p, 44), load<f32>(p, 48));
+}
+
+/** The pre-affine and quantization parameters of the post-ops (bits 3, 4, 5). */
+export function setEpiloguePre(preMul: f32, preAdd: f32, qScale: f32, qLo: f32, qHi: f32): void {
+  epiPreMul = preMul;
+  epiPreAdd = preAdd;
+  epiQScale = qScale;
+  epiQLo = qLo;
+  epiQHi = qHi;
 }
 
 /** out = min(max(v * s + b, lo), hi), each step only when enabled; unfused, in this order. */
@@ -90,12 +120,20 @@ export function epi(v: v128, s: v128, b: v128): v128 {
 
 /** The post-ops of epiPost (see above). */
 function postOps(v: v128): v128 {
+  if (epiPost & POST_PREMUL) v = f32x4.mul(v, f32x4.splat(epiPreMul));
+  if (epiPost & POST_PREADD) v = f32x4.add(v, f32x4.splat(epiPreAdd));
   if (epiPost & POST_HARDSWISH) {
     const t = f32x4.min(f32x4.max(f32x4.add(v, f32x4.splat(3)), f32x4.splat(0)), f32x4.splat(6));
     v = f32x4.div(f32x4.mul(v, t), f32x4.splat(6));
   }
   if (epiPost & POST_MUL) v = f32x4.mul(v, f32x4.splat(epiPostMul));
   if (epiPost & POST_ADD) v = f32x4.add(v, f32x4.splat(epiPostAdd));
+  if (epiPost & POST_QUANT) {
+    // pmax / pmin (one instruction each; NaN in v stays NaN, and +0 turns −0 into +0).
+    v = f32x4.nearest(f32x4.div(v, f32x4.splat(epiQScale)));
+    v = f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi));
+    v = f32x4.add(v, f32x4.splat(0));
+  }
   return v;
 }
 

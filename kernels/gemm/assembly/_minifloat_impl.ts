@@ -13,7 +13,11 @@
 //                 w·2^-(127-bias) exactly (fp8 subnormals become f32 subnormals, still exact).
 //   FMT_FP6 + E   fp6 (E = 3: e3m2, E = 2: e2m3): four codes in three bytes (see the layout). One
 //   (= 8 + E)     swizzle puts each 24-bit word in the top of an i32 lane, then per code a shift
-//                 to the top, an arithmetic shift and a mask give the f32 bits of w·2^-(127-bias).
+//                 to the top, an arithmetic shift and a mask give the f32 bits of w·2^-(127-bias);
+//                 then the exponent is raised by FP6_UP (fp6Top): w·2^-(127-bias-FP6_UP), with
+//                 the format's subnormal codes fixed up, so that no decoded weight is an f32
+//                 subnormal (x86 takes a microcode assist per subnormal operand: an fp6 e2m3
+//                 GEMM of Gaussian weights, a third of them |w| < 1, ran ~300× slower).
 //   FMT_F32 = 32  plain f32 panels (for the f32 GEMV).
 // *** the scaled value domain of fp8 / fp6 ***
 // The kernels never multiply by 2^(127-bias): the TS side (float.ts) scales the activations by
@@ -170,11 +174,23 @@ function fp6Idx(z: i32): v128 {
 function fp6Mask(e: i32, z: i32): v128 {
   return i32x4.splat(0x80000000 | (31 << (18 + e)) | z);
 }
-/** f32 bits of the code at bits 26..31 (after `shl`). */
+/** What fp6Top adds to the exponent (minifloatWeightShift in reference_float.ts matches). */
+const FP6_UP: i32 = 64;
+
+/**
+ * The f32 value w·2^-(127-bias-FP6_UP) of the code at bits 26..31 (after `shl`). The shifted
+ * bits p are those of w·2^-(127-bias), an f32 subnormal for the format's subnormal codes
+ * (exponent field 0). Normal codes: p + FP6_UP·2^23. Subnormal codes 0.m: q = p + (FP6_UP +
+ * 1)·2^23 is ±1.m·2^t, and q − (±2^t) = ±0.m·2^t exactly (t = FP6_UP − 126); code 0 gives +0.
+ */
 // @ts-ignore: decorator
 @inline
 function fp6Top(x: v128, e: i32, mask: v128): v128 {
-  return v128.and(i32x4.shr_s(x, 8 - e), mask);
+  const p = v128.and(i32x4.shr_s(x, 8 - e), mask);
+  const sub = i32x4.eq(v128.and(p, i32x4.splat(0x7f800000)), i32x4.splat(0));
+  const up = v128.bitselect(i32x4.splat((FP6_UP + 1) << 23), i32x4.splat(FP6_UP << 23), sub);
+  const q = i32x4.add(p, up);
+  return f32x4.sub(q, v128.and(q, v128.and(sub, i32x4.splat(<i32>0xff800000))));
 }
 
 /**

@@ -4,7 +4,7 @@
 // The twin is float_gemm_relaxed.ts; both export the same kernels, suffixed by ISA.
 // Kernel names: <op>_<dtypes>_<epilogue>_<MRxNR>__<isa>[_<variant>] (XNNPACK style).
 
-import { Plain, setEpilogue, setEpiloguePost } from "./_float_common";
+import { Plain, setEpilogue, loadEpilogue } from "./_float_common";
 import { gemmF32, packF32B } from "./_float_gemm_impl";
 import { conv2dF32, conv2dScratchBytes, dwconv2dF32, dwconvScratchBytes } from "./_conv_impl";
 import { conv2dF32Pixels, conv2dPadBytes, conv2dPadF32, conv2dPixelsScratchBytes, dwconv2dF32Channels } from "./_conv_impl";
@@ -15,6 +15,48 @@ export { conv2dScratchBytes as conv2d_scratch_bytes, dwconvScratchBytes as dwcon
 export { conv2dPadBytes as conv2d_pad_bytes, conv2dPadF32 as conv2d_pad_f32, conv2dPixelsScratchBytes as conv2d_pixels_scratch_bytes };
 export { packF32B as pack_f32_b_8, gemmMinifloatScratchBytes as gemm_mfw_scratch_bytes };
 export { scaleF32 as mfw_scale_f32 };
+
+/**
+ * out[i] = min(max(nearest(x[i] / s), lo), hi) + 0 for i < n: ONNX QuantizeLinear (per tensor,
+ * f32 division, round half to even) to centred codes (code − zero point) as f32; NaN stays NaN.
+ */
+export function quantize_f32_centred__wasmsimd(x: usize, n: i32, out: usize, s: f32, lo: f32, hi: f32): void {
+  const vs = f32x4.splat(s), vlo = f32x4.splat(lo), vhi = f32x4.splat(hi), z = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const v = f32x4.nearest(f32x4.div(v128.load(x + o), vs));
+    v128.store(out + o, f32x4.add(f32x4.pmin(f32x4.pmax(v, vlo), vhi), z));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, min<f32>(max<f32>(nearest<f32>(load<f32>(x + o) / s), lo), hi) + 0);
+  }
+}
+
+/**
+ * out[i] = f32(c·s), c = min(max(nearest(x[i] / s), lo), hi) + 0, NaN → c = nanCode:
+ * DequantizeLinear(QuantizeLinear(x)) per tensor, with c the centred code (code − zero point;
+ * QuantizeLinear stores NaN as code 0, i.e. c = −zero point).
+ */
+export function qdq_f32__wasmsimd(x: usize, n: i32, out: usize, s: f32, lo: f32, hi: f32, nanCode: f32): void {
+  const vs = f32x4.splat(s), vlo = f32x4.splat(lo), vhi = f32x4.splat(hi), z = f32x4.splat(0);
+  const vn = f32x4.splat(nanCode);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    let c = f32x4.nearest(f32x4.div(v128.load(x + o), vs));
+    c = f32x4.add(f32x4.pmin(f32x4.pmax(c, vlo), vhi), z);
+    c = v128.bitselect(c, vn, f32x4.eq(c, c));
+    v128.store(out + o, f32x4.mul(c, vs));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    let c = min<f32>(max<f32>(nearest<f32>(load<f32>(x + o) / s), lo), hi) + 0;
+    if (c != c) c = nanCode;
+    store<f32>(out + o, c * s);
+  }
+}
 
 export function gemm_f32_f32_minmax_4x8__wasmsimd(
   n0: i32, n1: i32, m: i32, k: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, tmp: usize,
@@ -62,16 +104,17 @@ export function gemv_mfw_f32_minmax_1x8__wasmsimd(
 
 // Thread splits of the convs (see _conv_impl.ts): output pixels of one image, channels of one image,
 // or whole images;
-// `post`: the post-op bits of _float_common.ts (HardSwish, × postMul, + postAdd) after the clamp.
+// `epi`: the address of an epilogue parameter block (loadEpilogue in _float_common.ts: flags,
+// per-channel scale and bias, clamp, then the post-ops: × preMul, + preAdd, HardSwish, × postMul,
+// + postAdd, quantize).
 
 export function conv2d_f32_minmax_im2col_4x8__wasmsimd_pixels(
   p0: i32, p1: i32, c: i32, h: i32, w: i32, o: i32, groups: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
   oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize, stride: usize, align: i32,
-  padded: i32, flags: i32, bias: usize, lo: f32, hi: f32, post: i32, postMul: f32, postAdd: f32,
+  padded: i32, epi: usize,
 ): void {
-  setEpilogue(flags, 0, bias, lo, hi);
-  setEpiloguePost(post, postMul, postAdd);
+  loadEpilogue(epi);
   conv2dF32Pixels<Plain>(p0, p1, c, h, w, o, groups, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x, wt, out, scratch, stride, align, padded != 0);
 }
 
@@ -79,10 +122,9 @@ export function dwconv2d_f32_minmax_4x1__wasmsimd_channels(
   c0: i32, c1: i32, h: i32, w: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
   oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize, stride: usize, align: i32,
-  flags: i32, bias: usize, lo: f32, hi: f32, post: i32, postMul: f32, postAdd: f32,
+  epi: usize,
 ): void {
-  setEpilogue(flags, 0, bias, lo, hi);
-  setEpiloguePost(post, postMul, postAdd);
+  loadEpilogue(epi);
   dwconv2dF32Channels<Plain>(c0, c1, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x, wt, out, scratch, stride, align);
 }
 
@@ -90,10 +132,9 @@ export function conv2d_f32_minmax_im2col_4x8__wasmsimd_images(
   n0: i32, n1: i32, c: i32, h: i32, w: i32, o: i32, groups: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
   oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize, stride: usize, align: i32,
-  flags: i32, bias: usize, lo: f32, hi: f32, post: i32, postMul: f32, postAdd: f32,
+  epi: usize,
 ): void {
-  setEpilogue(flags, 0, bias, lo, hi);
-  setEpiloguePost(post, postMul, postAdd);
+  loadEpilogue(epi);
   conv2dF32Images<Plain>(n0, n1, c, h, w, o, groups, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x, wt, out, scratch, stride, align);
 }
 
@@ -101,9 +142,8 @@ export function dwconv2d_f32_minmax_4x1__wasmsimd_images(
   n0: i32, n1: i32, c: i32, h: i32, w: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
   oh: i32, ow: i32, x: usize, wt: usize, out: usize, scratch: usize, stride: usize, align: i32,
-  flags: i32, bias: usize, lo: f32, hi: f32, post: i32, postMul: f32, postAdd: f32,
+  epi: usize,
 ): void {
-  setEpilogue(flags, 0, bias, lo, hi);
-  setEpiloguePost(post, postMul, postAdd);
+  loadEpilogue(epi);
   dwconv2dF32Images<Plain>(n0, n1, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x, wt, out, scratch, stride, align);
 }

@@ -16,7 +16,13 @@
 //   ResizeAddFused (a feature pyramid's upsample and sum);
 // - the head of such a chain (or a single such op) after a Conv that fits the kernels'
 //   epilogue — clamps, then HardSwish, then × c, then + c — fuses into the Conv
-//   (attributes `lowbit_clamp` and `lowbit_post`, see ops/_post.ts); the rest stays a chain.
+//   (attributes `lowbit_clamp` and `lowbit_post`, see ops/_post.ts); the rest stays a chain;
+// - likewise after a QConvFused with float output: clamps, × c, + c, HardSwish, × c, + c
+//   (attribute `lowbit_qpost`, ops/fused.ts); and when its only consumer is another QConvFused,
+//   that consumer's QuantizeLinear moves into its epilogue (`lowbit_qout`): the value between
+//   them is then the consumer's centred integer codes (code − zero point) as f32, and the
+//   consumer reads them as they are (`lowbit_codes_in`) — quantize / dequantize only at float
+//   boundaries.
 //
 // NOTE folding changes float rounding slightly (conv(x, W·a) vs conv(x, W)·a): within
 // a few ulps, far inside the executor's 1e-4 tolerance against onnxruntime.
@@ -291,6 +297,25 @@ function fuseQdqPair(c: Ctx): void {
     const zt = qz ? c.consts.get(qz) : undefined;
     const dzt = dz ? c.consts.get(dz) : undefined;
     const zType = zt?.dtype ?? "uint8";
+    if (zType === "float8e4m3fn" || zType === "float8e5m2") {
+      // float8 with saturation, zero points +0 (ops/fused.ts qdqFp8).
+      const s = scalarConst(c, qs), s2 = scalarConst(c, ds);
+      const zeros = [zt, dzt].every((t) =>
+        t !== undefined && t.dtype === zType && t.data.length === 1 && Number(t.data[0]) === 0
+      );
+      const sat = attr(q, "saturate")?.value ?? 1;
+      if (s === undefined || s !== s2 || !zeros || sat !== 1 || attr(q, "output_dtype")) return;
+      c.nodes[i] = {
+        name: q.name,
+        op: "QdqFused",
+        domain: "lowbit",
+        inputs: q.inputs,
+        outputs: [d.outputs[0]],
+        attrs: {},
+      };
+      c.nodes[j!] = undefined;
+      return;
+    }
     if (
       !["int8", "uint8"].includes(zType) || (dzt?.dtype ?? "uint8") !== zType ||
       (qz !== undefined && qz !== "" && zt === undefined) ||
@@ -525,6 +550,102 @@ function fuseConvPost(c: Ctx): boolean {
   return changed;
 }
 
+const isQConv = (n: Node | undefined): n is Node =>
+  n !== undefined && n.op === "QConvFused" && n.domain === "lowbit";
+
+function fuseQConvPost(c: Ctx): boolean {
+  const cons = consumers(c);
+  let changed = false;
+  c.nodes.forEach((n, i) => {
+    if (!isQConv(n) || (n.inputs[7] ?? "") !== "" || attr(n, "lowbit_qpost")) return;
+    if (attr(n, "lowbit_qout")) return;
+    const j = only(c, cons, n.outputs[0]);
+    const m = j === undefined ? undefined : c.nodes[j];
+    if (!m || (m.op === "PointwiseFused" ? m.inputs[0] : dataInput(c, m)) !== n.outputs[0]) return;
+    const steps = stepsOf(c, m);
+    if (!steps) return;
+    const prev = attr(n, "lowbit_clamp")?.value as number[] | undefined;
+    let lo = prev ? prev[0] : -Infinity, hi = prev ? prev[1] : Infinity;
+    // [preMul, preAdd, hardswish, mul, add], NaN: absent; stages in this order, each once.
+    const q = [NaN, NaN, 0, NaN, NaN];
+    let stage = 0, k = 0;
+    for (; k < steps.length; k++) {
+      const s = steps[k];
+      if (stage === 0 && (s.op === "relu" || s.op === "clip")) {
+        const [a, b] = s.op === "clip" ? [s.lo, s.hi] : [0, Infinity];
+        if (Math.max(lo, a) > Math.min(hi, b)) break;
+        lo = Math.max(lo, a);
+        hi = Math.min(hi, b);
+      } else if (s.op === "mul" && stage < 1) {
+        q[0] = s.c;
+        stage = 1;
+      } else if ((s.op === "add" || s.op === "sub") && stage < 2) {
+        q[1] = s.op === "add" ? s.c : -s.c;
+        stage = 2;
+      } else if (s.op === "hardswish" && stage < 3) {
+        q[2] = 1;
+        stage = 3;
+      } else if (s.op === "mul" && stage < 4) {
+        q[3] = s.c;
+        stage = 4;
+      } else if ((s.op === "add" || s.op === "sub") && stage < 5) {
+        q[4] = s.op === "add" ? s.c : -s.c;
+        stage = 5;
+      } else break;
+    }
+    if (k === 0) return;
+    const attrs: Record<string, Attr> = { ...n.attrs };
+    if (stage > 0) attrs.lowbit_qpost = { kind: "floats", value: q };
+    if (lo !== -Infinity || hi !== Infinity) {
+      attrs.lowbit_clamp = { kind: "floats", value: [lo, hi] };
+    }
+    if (k === steps.length) {
+      c.nodes[i] = { ...n, outputs: [m.outputs[0]], attrs };
+      c.nodes[j!] = undefined;
+    } else {
+      c.nodes[i] = { ...n, attrs };
+      c.nodes[j!] = {
+        name: m.name,
+        op: "PointwiseFused",
+        domain: "lowbit",
+        inputs: [n.outputs[0]],
+        outputs: [m.outputs[0]],
+        attrs: { program: { kind: "string", value: JSON.stringify(steps.slice(k)) } },
+      };
+    }
+    changed = true;
+  });
+  return changed;
+}
+
+const CODE_RANGE: Record<string, [number, number]> = { int8: [-128, 127], uint8: [0, 255] };
+
+function fuseQConvCodes(c: Ctx): void {
+  const cons = consumers(c);
+  c.nodes.forEach((n, i) => {
+    if (!isQConv(n) || (n.inputs[7] ?? "") !== "" || attr(n, "lowbit_qout")) return;
+    const j = only(c, cons, n.outputs[0]);
+    const m = j === undefined ? undefined : c.nodes[j];
+    if (!isQConv(m) || m.inputs[0] !== n.outputs[0] || attr(m, "lowbit_codes_in")) return;
+    if (m.inputs.indexOf(n.outputs[0], 1) !== -1) return;
+    const s = scalarConst(c, m.inputs[1]);
+    const zt = m.inputs[2] ? c.consts.get(m.inputs[2]) : undefined;
+    if (s === undefined || !(s > 0) || !Number.isFinite(s)) return;
+    if (m.inputs[2] && (zt === undefined || zt.data.length !== 1)) return;
+    const range = CODE_RANGE[zt?.dtype ?? "uint8"];
+    if (range === undefined) return;
+    const z = zt ? Number(zt.data[0]) : 0;
+    c.nodes[i] = {
+      ...n,
+      attrs: {
+        ...n.attrs,
+        lowbit_qout: { kind: "floats", value: [s, range[0] - z, range[1] - z] },
+      },
+    };
+    c.nodes[j!] = { ...m, attrs: { ...m.attrs, lowbit_codes_in: { kind: "int", value: 1 } } };
+  });
+}
+
 /**
  * Applies the inference rewrites to a graph (see the file comment).
  *
@@ -548,6 +669,8 @@ export function fuseGraph(g: Graph): Graph {
   while (fuseClamp(c)) { /* Relu then Clip */ }
   fusePointwise(c);
   fuseConvPost(c);
+  while (fuseQConvPost(c)) { /* a chain's rest may fit again after a split */ }
+  fuseQConvCodes(c);
   fuseMulAdd(c);
   fuseResizeAdd(c);
   const kept = c.nodes.filter((n): n is Node => n !== undefined);

@@ -15,13 +15,17 @@
  * the float kernels' minifloat GEMM (codes decoded in registers, scale in the epilogue).
  * A trailing QuantizeLinear that is the output's only consumer is absorbed, and
  * the op then requantizes integer-only. Anything else (blocked scales, float8
- * weights, per-tensor activation scales missing) stays as it is and runs in float.
+ * weights, per-tensor activation scales missing) stays as it is and runs in float;
+ * a DequantizeLinear left with constant inputs only (weight-only, blocked or unfused
+ * weights) is computed once here, with the op's own code (the same bits as every run
+ * computing it), so those layers run on prepared float weights like the float model.
  *
  * @module
  */
 
 import type { Graph, Node, TensorData } from "../ir.ts";
 import { isBig, toF32 } from "./_tensor.ts";
+import { qlinearOps } from "./ops/qlinear.ts";
 
 const INT_CODES = new Set(["int8", "uint8", "int4", "uint4"]);
 
@@ -228,6 +232,23 @@ function rewrite(c: Ctx, i: number, n: Node): boolean {
   return true;
 }
 
+/** Computes every DequantizeLinear whose inputs are all constants into a constant. */
+function foldConstantDq(c: Ctx): boolean {
+  let changed = false;
+  c.nodes.forEach((n, i) => {
+    if (!n || n.op !== "DequantizeLinear" || (n.domain !== "" && n.domain !== "ai.onnx")) return;
+    if (n.outputs.length !== 1 || c.outputs.has(n.outputs[0])) return;
+    const ins = n.inputs.map((v) => (v ? c.consts.get(v) : undefined));
+    if (ins.some((t, k) => t === undefined && n.inputs[k])) return;
+    const r = qlinearOps.DequantizeLinear(ins, n, { opset: 21 });
+    if (!Array.isArray(r)) return;
+    c.consts.set(n.outputs[0], r[0]);
+    c.nodes[i] = undefined;
+    changed = true;
+  });
+  return changed;
+}
+
 /**
  * Rewrites QDQ patterns around MatMul / Gemm / Conv into `QGemmFused` /
  * `QConvFused` nodes (domain "lowbit"); Q / DQ nodes left without consumers are
@@ -301,7 +322,6 @@ export function fuseQdq(g: Graph): Graph {
       index();
     }
   });
-  if (!changed) return { ...g, nodes: [...g.nodes] };
   // Drop Q / DQ nodes nothing reads any more (repeat: a DQ's Q frees up after it).
   for (let again = true; again;) {
     again = false;
@@ -314,6 +334,8 @@ export function fuseQdq(g: Graph): Graph {
       }
     });
   }
+  if (foldConstantDq(c)) changed = true;
+  if (!changed) return { ...g, nodes: [...g.nodes] };
   const kept = c.nodes.filter((n): n is Node => n !== undefined);
   const used = new Set<string>(g.outputs.map((o) => o.name));
   for (const n of kept) for (const v of n.inputs) used.add(v);

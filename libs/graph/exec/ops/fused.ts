@@ -28,11 +28,25 @@
  */
 
 import { LowbitError } from "@lowbit/core";
+import {
+  conv2dF32,
+  type Conv2dF32Options,
+  conv2dF32Parallel,
+  createFloatKernels,
+  depthwiseConv2dF32,
+  depthwiseConv2dF32Parallel,
+  type FloatKernels,
+  prepareConv2dF32,
+  type PreparedConv2dF32,
+  quantizeF32,
+  refPost,
+  type RefPostOps,
+} from "@lowbit/kernels";
 import type { Node, TensorData } from "../../ir.ts";
-import { alloc, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
+import { alloc, attrFloats, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
 import { forwardWindow, pointwiseWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
 import { igemm, igemmScaled } from "./_int_backend.ts";
-import { convF32, convF32Threaded, type ConvRef, matmulF32 } from "./_float_backend.ts";
+import { convF32, convF32Threaded, type ConvRef, matmulF32Threaded } from "./_float_backend.ts";
 import { conv2dRef } from "./conv.ts";
 import { INT_RANGES } from "./qlinear.ts";
 import { roundHalfEven } from "./elementwise.ts";
@@ -286,7 +300,12 @@ const qgemm: OpImpl = async (inputs, node, ctx) => {
     const fw = centredWeights(wc, wz, n, k, constant);
     if (k * Math.max(hi - zx, zx - lo) * fw.range < 2 ** 24) {
       const xc = quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(m * k));
-      const acc = matmulF32(xc, m, fw.w, 0, k, n, "nk", undefined, { reference: false, constant });
+      // Over the executor's worker pool when it has one (same bits: each column on one thread).
+      const acc = await matmulF32Threaded(xc, m, fw.w, 0, k, n, "nk", undefined, {
+        reference: false,
+        constant,
+        kernels: ctx.floatKernels,
+      });
       return [epilogue(acc, m, n, 1, sx, sw, bias, inputs[7], inputs[8], node, shape)];
     }
   }
@@ -455,8 +474,87 @@ function centredWeights(
   return e;
 }
 
+/**
+ * The post-ops `_fuse.ts` gave a QConvFused with float output: `lowbit_qpost` [preMul, preAdd,
+ * hardswish (0 / 1), mul, add] (NaN: absent) and `lowbit_qout` [scale, lo, hi] (the consumer's
+ * QuantizeLinear: the output is then its centred codes, code − zero point, as f32 integers).
+ */
+function qconvPost(node: Node): RefPostOps | undefined {
+  const p = attrFloats(node, "lowbit_qpost"), q = attrFloats(node, "lowbit_qout");
+  if (p === undefined && q === undefined) return undefined;
+  const num = (v: number | undefined): number | undefined =>
+    v === undefined || Number.isNaN(v) ? undefined : v;
+  const post: RefPostOps = {};
+  if (p !== undefined) {
+    post.preMul = num(p[0]);
+    post.preAdd = num(p[1]);
+    post.hardswish = p[2] === 1;
+    post.mul = num(p[3]);
+    post.add = num(p[4]);
+  }
+  if (q !== undefined) post.quantize = { scale: q[0], lo: q[1], hi: q[2] };
+  return post;
+}
+
+/** The input's codes: quantized here, or already centred codes (`lowbit_codes_in`) shifted back. */
+function inputCodes(
+  xs: Float32Array,
+  codesIn: boolean,
+  sx: number,
+  zx: number,
+  lo: number,
+  hi: number,
+  signed: boolean,
+): Int8Array | Uint8Array {
+  if (!codesIn) return quantizeCodes(xs, sx, zx, lo, hi, signed);
+  // c + zx is the code (NaN stores as 0, as QuantizeLinear's NaN above).
+  const out = signed ? new Int8Array(xs.length) : new Uint8Array(xs.length);
+  for (let i = 0; i < xs.length; i++) out[i] = xs[i] + zx;
+  return out;
+}
+
+let ownKernels: FloatKernels | null | undefined;
+/** The float kernels on the executor's pool, else a calling-thread context (null: no SIMD). */
+function floatContext(k: FloatKernels | undefined): FloatKernels | null {
+  if (k !== undefined) return k;
+  if (ownKernels === undefined) {
+    try {
+      ownKernels = createFloatKernels({ isa: "wasmsimd" });
+    } catch {
+      ownKernels = null;
+    }
+  }
+  return ownKernels;
+}
+
+// Centred constant weights copied once into each kernel context's memory.
+const preparedConvs = new WeakMap<FloatKernels, WeakMap<Float32Array, PreparedConv2dF32>>();
+const disposer = new FinalizationRegistry<PreparedConv2dF32>((p) => p.dispose());
+function preparedWeights(
+  w: Float32Array,
+  shape: [number, number, number, number],
+  k: FloatKernels,
+): PreparedConv2dF32 {
+  let m = preparedConvs.get(k);
+  if (m === undefined) preparedConvs.set(k, m = new WeakMap());
+  let p = m.get(w);
+  if (p === undefined) {
+    p = prepareConv2dF32(w, shape, k);
+    m.set(w, p);
+    disposer.register(w, p);
+  }
+  return p;
+}
+
 const qconv: OpImpl = async (inputs, node, ctx) => {
   const { x, sx, zx, lo, hi, signed } = activationParams(node, inputs);
+  const codesIn = attrInt(node, "lowbit_codes_in", 0) === 1;
+  const post = qconvPost(node);
+  if (post !== undefined && inputs[7] !== undefined) {
+    throw new LowbitError("INVALID_ARGUMENT", "QConvFused: post-ops with a requantized output", {
+      node: node.name,
+    });
+  }
   const w = need(node, inputs[3], "w_q");
   const sw = toF32(need(node, inputs[4], "w_scale"));
   const wz = inputs[5] ? toF32(inputs[5]) : undefined;
@@ -483,18 +581,54 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
   // the int32 ones, in any summation order.
   const fw = ctx.reference ? undefined : centredWeights(wc, wz, cout, kk, constant);
   const xr = Math.max(hi - zx, zx - lo);
+  const fk = fw === undefined ? null : floatContext(ctx.floatKernels);
+  if (fw !== undefined && fk !== null && kk * xr * fw.range < 2 ** 24 && inputs[7] === undefined) {
+    // One conv call: exact integer sums, then the epilogue fused in the kernel's store:
+    // f32(f32(acc·sc[c]) + bias[c]), sc[c] = f32(sx·sw[c]), the clamp, the post-ops (and the
+    // consumer's quantization), the same steps as the TypeScript route below.
+    // Float input: quantized by the conv call itself, in its copy of the input.
+    const xc = toF32(x);
+    const sc = new Float32Array(cout);
+    for (let c = 0; c < cout; c++) sc[c] = sx * sw[sw.length === 1 ? 0 : c];
+    const wShape: [number, number, number, number] = [cout, cinG, kh, kw];
+    const [clo, chi] = fusedClamp(node) ?? [-Infinity, Infinity];
+    const opts: Conv2dF32Options = {
+      strides: [g.sh, g.sw],
+      pads: [g.pt, g.pl, g.pb, g.pr],
+      dilations: [g.dh, g.dw],
+      group,
+      scale: sc,
+      bias: bias ?? new Float32Array(cout),
+      activation: clo === -Infinity && chi === Infinity ? "none" : { min: clo, max: chi },
+      post,
+      inputQuantize: codesIn ? undefined : { scale: sx, lo: lo - zx, hi: hi - zx },
+      out: ctx.allocF32?.(nb * cout * ohw),
+      kernels: fk,
+    };
+    const weight = constant ? preparedWeights(fw.w, wShape, fk) : fw.w;
+    const xShape: [number, number, number, number] = [nb, cin, g.h, g.w];
+    const dw = group === cin && cout === cin && cinG === 1;
+    const y = fk.threads > 1
+      ? await (dw ? depthwiseConv2dF32Parallel : conv2dF32Parallel)(
+        xc,
+        xShape,
+        weight,
+        wShape,
+        opts,
+      )
+      : (dw ? depthwiseConv2dF32 : conv2dF32)(xc, xShape, weight, wShape, opts);
+    return [{ dtype: "float32", shape, data: y.data }];
+  }
   if (fw !== undefined && kk * xr * fw.range < 2 ** 24) {
     // The centred codes go to recycled storage (a fresh array costs page faults), handed back
     // once the conv has read them.
     const n = size(x.shape);
-    const xc = quantizeInto(
-      toF32(x),
-      sx,
-      0,
-      lo - zx,
-      hi - zx,
-      ctx.allocF32?.(n) ?? new Float32Array(n),
-    );
+    const buf = (): Float32Array => ctx.allocF32?.(n) ?? new Float32Array(n);
+    const xc = codesIn
+      ? toF32(x)
+      : fk !== null
+      ? quantizeF32(toF32(x), sx, lo - zx, hi - zx, { out: buf(), kernels: fk })
+      : quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, buf());
     // Over the executor's worker pool when it has one (the same bits: the sums are exact).
     const y = await convF32Threaded(xc, fw.w, undefined, nb, cin, cout, group, g, {
       reference: false,
@@ -502,32 +636,35 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
       kernels: ctx.floatKernels,
       alloc: ctx.allocF32,
     }, conv2dRef);
-    ctx.releaseF32?.(xc);
+    if (!codesIn) ctx.releaseF32?.(xc);
     const args = [sx, sw, bias, inputs[7], inputs[8], node, shape, false, ctx.allocF32] as const;
-    const out = epilogue(y, nb, cout, ohw, ...args);
+    const out = withPost(epilogue(y, nb, cout, ohw, ...args), post);
     ctx.releaseF32?.(y);
     return [out];
   }
   if (cinG === 1 && coutG === 1) {
     // Direct integer loops (a GEMM with one output column per group is all overhead).
-    const xq = quantizeCodes(toF32(x), sx, zx, lo, hi, signed);
+    const xq = inputCodes(toF32(x), codesIn, sx, zx, lo, hi, signed);
     return [
-      epilogue(
-        depthwiseAll(xq, zx, wc, wz, nb, cout, g),
-        nb,
-        cout,
-        ohw,
-        sx,
-        sw,
-        bias,
-        inputs[7],
-        inputs[8],
-        node,
-        shape,
+      withPost(
+        epilogue(
+          depthwiseAll(xq, zx, wc, wz, nb, cout, g),
+          nb,
+          cout,
+          ohw,
+          sx,
+          sw,
+          bias,
+          inputs[7],
+          inputs[8],
+          node,
+          shape,
+        ),
+        post,
       ),
     ];
   }
-  const xq = quantizeCodes(toF32(x), sx, zx, lo, hi, signed);
+  const xq = inputCodes(toF32(x), codesIn, sx, zx, lo, hi, signed);
   const acc = new Int32Array(nb * cout * ohw);
   const groups = groupsOf(wc, group);
   // Several images per GEMM call (rows of all of them stacked), up to ~16 MB of rows.
@@ -568,8 +705,16 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
     }
   }
   const args = [sx, sw, bias, inputs[7], inputs[8], node, shape] as const;
-  return [epilogue(acc, nb, cout, ohw, ...args, group === 1)];
+  return [withPost(epilogue(acc, nb, cout, ohw, ...args, group === 1), post)];
 };
+
+/** Applies the post-ops to a float epilogue's output in place (the kernels' scalar twin). */
+function withPost(t: TensorData, post: RefPostOps | undefined): TensorData {
+  if (post === undefined) return t;
+  const y = t.data as Float32Array;
+  for (let i = 0; i < y.length; i++) y[i] = refPost(y[i], post);
+  return t;
+}
 
 /**
  * `QdqFused(x, scale, zero_point?)`: DequantizeLinear(QuantizeLinear(x)) with one per-tensor
@@ -577,11 +722,65 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
  * lo − z, hi − z), the centred code (q − z, exact). The same bits as the two ops: their code q
  * is c + z (NaN stores as code 0, i.e. c = −z), and DequantizeLinear computes fround((q − z)·s).
  */
+/** 2^(i − 127 − m) for every f32 exponent field i: the fp8 quantum at that exponent. */
+function quanta(m: number): Float64Array {
+  return Float64Array.from({ length: 256 }, (_, i) => 2 ** (i - 127 - m));
+}
+/** Quanta by f32 exponent field (the subnormal quantum below the smallest normal), max. */
+function fp8Format(m: number, minNormal: number, max: number): { q: Float64Array; max: number } {
+  const q = quanta(m);
+  for (let e = 0; e < 127 + minNormal; e++) q[e] = 2 ** (minNormal - m);
+  return { q, max };
+}
+const FP8: Record<string, { q: Float64Array; max: number }> = {
+  float8e4m3fn: fp8Format(3, -6, 448),
+  float8e5m2: fp8Format(2, -14, 57344),
+};
+
+/**
+ * DequantizeLinear(QuantizeLinear(x)) to float8 with saturation, per tensor, zero point 0:
+ * y = f32(r·s), r = v rounded to the format (half to even), |r| ≤ max, v = f32(x / s). The
+ * rounding is exact arithmetic on doubles: |v| / quantum is below 2⁵¹ and the quantum a power of
+ * two (the format's subnormal quantum below its smallest normal); NaN stays NaN, ±0 keeps its
+ * sign — the values of encodeFp8 then the fp8 decode (ops/qlinear.ts).
+ */
+function qdqFp8(xs: Float32Array, s: number, fmt: string, y: Float32Array): void {
+  const { q, max } = FP8[fmt];
+  const v32 = new Float32Array(1), bits = new Uint32Array(v32.buffer);
+  for (let i = 0; i < xs.length; i++) {
+    v32[0] = xs[i] / s; // f32(x / s)
+    const b = bits[0], a = Math.abs(v32[0]);
+    let r: number;
+    if (!(a <= max)) r = a > max ? max : a; // beyond max and ∞ saturate; NaN stays NaN
+    else {
+      const u = q[(b >>> 23) & 255];
+      r = (a / u + RNE - RNE) * u; // a / u: exact (a power of two)
+      if (r > max) r = max;
+    }
+    y[i] = (b >>> 31 ? -r : r) * s;
+  }
+}
+
 const qdq: OpImpl = (inputs, node, ctx) => {
+  const fmt = inputs[2]?.dtype;
+  if (fmt === "float8e4m3fn" || fmt === "float8e5m2") {
+    const x = need(node, inputs[0], "x");
+    const xs = toF32(x);
+    const y = ctx.allocF32?.(xs.length) ?? new Float32Array(xs.length);
+    qdqFp8(xs, toF32(need(node, inputs[1], "x_scale"))[0], fmt, y);
+    return [{ dtype: "float32", shape: [...x.shape], data: y }];
+  }
   const { x, sx, zx, lo, hi } = activationParams(node, inputs);
   const xs = toF32(x);
   const n = xs.length;
   const y = ctx.allocF32?.(n) ?? new Float32Array(n);
+  const fk = ctx.reference ? null : floatContext(ctx.floatKernels);
+  if (fk !== null) {
+    // The same c and y = f32(c·s) in one SIMD pass; NaN: code 0, as QuantizeLinear stores it
+    // (0 − 0 is +0, as DQ gives).
+    quantizeF32(xs, sx, lo - zx, hi - zx, { out: y, kernels: fk, dequantize: { nanCode: 0 - zx } });
+    return [{ dtype: "float32", shape: [...x.shape], data: y }];
+  }
   const a = lo - zx, b = hi - zx, nan = 0 - zx; // 0 − 0 is +0, as DQ gives
   for (let i = 0; i < n; i++) {
     const v = Math.fround(xs[i] / sx) + RNE - RNE;
