@@ -1,0 +1,323 @@
+/**
+ * The accuracy guard: after quantizing, the end-to-end output SQNR (quantized vs float, on real
+ * data) is compared with what the per-layer figures predict, the layers whose quantization alone
+ * collapses the output are found and named, and — with a threshold — the worst offenders are
+ * kept in float (through {@link quantize}'s `rules`) until the output SQNR holds.
+ *
+ * Why: per-layer SQNR is dominated by a layer's large values. A layer whose small values matter
+ * downstream (a mel filterbank's power spectrum before a Log) can read 35 dB at its own output
+ * while its int8 input (one scale for a range of 1e9) wipes out the quiet bins and brings the
+ * model's output to 5 dB.
+ *
+ * How a layer is measured alone: the quantized model runs with only that layer's input
+ * fake-quantized (every weight quantized: the weights-only run is the baseline); for weights, when
+ * the weights-only run itself misses the threshold, the float model runs with only that layer's
+ * quantized weight swapped in.
+ *
+ * @module
+ */
+
+import type { Model, TensorData } from "@lowbit/graph";
+import { createExecutor } from "@lowbit/graph";
+import { type Dataset, sliceBatch } from "./data.ts";
+import { activationsByValue } from "./export.ts";
+import { sqnrDb } from "./metrics.ts";
+import { quantize, type QuantizeOptions, type QuantizeResult } from "./quantize.ts";
+import type { Rule } from "./rules.ts";
+import { activationTransform } from "./simulate.ts";
+import { silentProgress } from "./progress.ts";
+
+/** Options of {@link guardQuantize}. */
+export interface GuardOptions {
+  /** Data to measure on (the evaluation split, or the calibration data without one). */
+  data: Dataset;
+  /** Output SQNR (dB) to hold, or null to measure and warn only. */
+  minSqnrDb: number | null;
+  /** Keep offenders in float to reach the threshold (default true); false: check and warn only. */
+  fix?: boolean;
+  /** Samples measured (default 32). */
+  samples?: number;
+  /** At most this many layers kept in float (default 8). */
+  maxKept?: number;
+  /** A run whose output SQNR is this far (dB) below the prediction is a collapse (default 10). */
+  collapseMarginDb?: number;
+}
+
+/** One measured offender: a layer's input or weight quantized alone. */
+export interface GuardOffender {
+  /** The layer node. */
+  node: string;
+  /** "activation": the layer's input quantized alone; "weight": its weight alone. */
+  what: "activation" | "weight";
+  /** The value (input tensor or weight initializer). */
+  value: string;
+  /** Output SQNR (dB) with only this quantized. */
+  aloneDb: number;
+}
+
+/** What the guard measured and did. */
+export interface GuardReport {
+  /** The threshold, or null when off. */
+  thresholdDb: number | null;
+  /** Output SQNR of the first quantization. */
+  initialDb: number;
+  /** Output SQNR of the returned model. */
+  outputDb: number;
+  /** What the per-layer figures predict: the lowest SQNR at a quantized layer's output. */
+  predictedDb: number;
+  /** The weight-only output SQNR (every weight quantized, activations float). */
+  weightsOnlyDb: number;
+  /** The worst offenders measured (at most 5, worst first). */
+  offenders: GuardOffender[];
+  /** What was kept in float, in the order it was kept. */
+  kept: GuardOffender[];
+  /** Whether the threshold holds (null: no threshold). */
+  met: boolean | null;
+  /** Samples measured. */
+  samples: number;
+}
+
+type Transform = (name: string, t: TensorData) => TensorData | undefined;
+
+async function runOut(model: Model, batch: Record<string, TensorData>, transform?: Transform) {
+  const out = model.graph.outputs[0].name;
+  const r = await createExecutor(model).run(batch, transform ? { transform } : {});
+  return r[out].data as Float32Array;
+}
+
+/** Every layer's output under float and quantized weights + activations (the report's figures). */
+async function predicted(
+  float: Model,
+  result: QuantizeResult,
+  batch: Record<string, TensorData>,
+): Promise<number> {
+  const qm = result.quantized;
+  const outs = new Set<string>();
+  for (const l of qm.layers) {
+    const n = qm.model.graph.nodes.find((x) => x.name === l.node);
+    if (n) outs.add(n.outputs[0]);
+  }
+  const grab = async (m: Model, transform?: Transform): Promise<Map<string, Float32Array>> => {
+    const got = new Map<string, Float32Array>();
+    await createExecutor(m).run(batch, {
+      watch: outs.values(),
+      observe: (name, t) => got.set(name, Float32Array.from(t.data as Float32Array)),
+      ...(transform ? { transform } : {}),
+    });
+    return got;
+  };
+  const f = await grab(float), q = await grab(qm.model, activationTransform(qm));
+  let lo = Infinity;
+  for (const [v, a] of f) {
+    const b = q.get(v);
+    if (b && b.length === a.length) lo = Math.min(lo, sqnrDb(a, b));
+  }
+  return lo;
+}
+
+/** Measures every offender alone; returns them worst first. */
+async function offenders(
+  float: Model,
+  result: QuantizeResult,
+  batch: Record<string, TensorData>,
+  ref: Float32Array,
+  weightsOnlyDb: number,
+  threshold: number | null,
+  sameWeights: boolean,
+): Promise<GuardOffender[]> {
+  const qm = result.quantized;
+  const out: GuardOffender[] = [];
+  const full = activationTransform(qm);
+  for (const [value, entry] of activationsByValue(qm.plan)) {
+    const only: Transform = (name, t) => (name === value ? full(name, t) : undefined);
+    const y = await runOut(qm.model, batch, only);
+    out.push({ node: entry.node, what: "activation", value, aloneDb: sqnrDb(ref, y) });
+  }
+  // Weights, one at a time, only when the weights together already miss the threshold and the
+  // float model's weights are the quantized model's before rounding (no SmoothQuant / equalise).
+  if (threshold !== null && weightsOnlyDb < threshold && sameWeights) {
+    for (const e of qm.plan.entries) {
+      if (e.role !== "weight" || e.skip) continue;
+      const w = qm.model.graph.initializers.get(e.value);
+      const f = float.graph.initializers.get(e.value);
+      if (!w || !f || w.data.length !== f.data.length) continue;
+      const hybrid: Model = {
+        ...float,
+        graph: {
+          ...float.graph,
+          initializers: new Map([...float.graph.initializers, [e.value, w]]),
+        },
+      };
+      out.push({
+        node: e.node,
+        what: "weight",
+        value: e.value,
+        aloneDb: sqnrDb(ref, await runOut(hybrid, batch)),
+      });
+    }
+  }
+  return out.sort((a, b) => a.aloneDb - b.aloneDb);
+}
+
+/** The rule that keeps an offender in float: the layer's input, or its weight. */
+function keepRule(o: GuardOffender): Rule {
+  return o.what === "activation"
+    ? { match: o.node, activation: null }
+    : { match: o.node, weight: null };
+}
+
+/** Every layer reading an activation value shares its format: keep them all in float together. */
+function readersOf(result: QuantizeResult, value: string): string[] {
+  return result.quantized.plan.entries
+    .filter((e) => e.role === "activation" && !e.skip && e.value === value)
+    .map((e) => e.node);
+}
+
+function fmtDb(x: number): string {
+  return Number.isFinite(x) ? `${x.toFixed(1)} dB` : "∞ dB";
+}
+
+/**
+ * Quantizes under the guard: measures the first result, names collapsing layers in warnings and,
+ * when a threshold is set and `fix` is on, re-runs {@link quantize} with rules that keep the worst
+ * offenders in float until the output SQNR holds (or `maxKept` is reached, which is a warning).
+ *
+ * @param options the options the first result was made with (re-runs add rules to them)
+ * @param first the first result
+ * @param g data, threshold and limits
+ * @returns the result to write (with the guard's warnings appended) and what the guard measured
+ *
+ * @example
+ * ```ts
+ * import { quantize } from "@lowbit/pipeline";
+ * import { guardQuantize } from "@lowbit/pipeline/guard";
+ * import { readNpy, readOnnx } from "@lowbit/graph";
+ * const model = readOnnx(await Deno.readFile("fixtures/digits/mlp.onnx"));
+ * const x = readNpy(await Deno.readFile("fixtures/digits/calib_x.npy"));
+ * const options = { model, calib: { inputs: { x }, count: 200 } };
+ * const { report } = await guardQuantize(options, await quantize(options), {
+ *   data: options.calib, minSqnrDb: 20 });
+ * if (!report.met || report.kept.length !== 0) throw new Error(JSON.stringify(report));
+ * ```
+ */
+export async function guardQuantize(
+  options: QuantizeOptions,
+  first: QuantizeResult,
+  g: GuardOptions,
+): Promise<{ result: QuantizeResult; report: GuardReport }> {
+  const samples = Math.min(g.data.count, g.samples ?? 32);
+  const batch = sliceBatch(g.data, 0, samples);
+  const float = first.prepared;
+  const ref = await runOut(float, batch);
+  const measure = async (r: QuantizeResult): Promise<number> =>
+    sqnrDb(ref, await runOut(r.quantized.model, batch, activationTransform(r.quantized)));
+  const initialDb = await measure(first);
+  const weightsOnlyDb = sqnrDb(ref, await runOut(first.quantized.model, batch));
+  const predictedDb = await predicted(float, first, batch);
+  const threshold = g.minSqnrDb;
+  const margin = g.collapseMarginDb ?? 10;
+  const collapsed = initialDb < predictedDb - margin;
+  const below = threshold !== null && initialDb < threshold;
+  const sameWeights = !options.smoothquant && !options.equalize && !options.plan;
+  const ranked = collapsed || below
+    ? await offenders(float, first, batch, ref, weightsOnlyDb, threshold, sameWeights)
+    : [];
+  const warnings: string[] = [];
+  if (collapsed && ranked.length) {
+    const w = ranked[0];
+    warnings.push(
+      `output SQNR ${fmtDb(initialDb)} is far below what the per-layer figures predict ` +
+        `(${fmtDb(predictedDb)} at the weakest layer output): quantizing the ${w.what} of layer ` +
+        `'${w.node}' ('${w.value}') alone brings the output to ${fmtDb(w.aloneDb)}`,
+    );
+  }
+  let result = first, outputDb = initialDb;
+  const kept: GuardOffender[] = [];
+  if (below && (g.fix ?? true)) {
+    const rules: Rule[] = [...(options.rules ?? [])];
+    const maxKept = g.maxKept ?? 8;
+    const queue = [...ranked];
+    while (outputDb < threshold! && kept.length < maxKept && queue.length) {
+      // Every offender that alone misses the threshold must go; else the single worst one.
+      const take = queue[0].aloneDb < threshold!
+        ? queue.filter((o) => o.aloneDb < threshold!).slice(0, maxKept - kept.length)
+        : [queue[0]];
+      for (const o of take) {
+        queue.splice(queue.indexOf(o), 1);
+        kept.push(o);
+        const nodes = o.what === "activation" ? readersOf(result, o.value) : [o.node];
+        for (const node of nodes.length ? nodes : [o.node]) rules.push(keepRule({ ...o, node }));
+      }
+      result = await quantize({ ...options, rules, progress: silentProgress() });
+      outputDb = await measure(result);
+    }
+    result = { ...result, warnings: [...first.warnings] };
+    if (kept.length) {
+      warnings.push(
+        `accuracy guard (--min-sqnr ${threshold} dB): output SQNR ${fmtDb(initialDb)} → ` +
+          `${fmtDb(outputDb)} by keeping in float: ${
+            kept.map((k) => `the ${k.what} of '${k.node}' (alone ${fmtDb(k.aloneDb)})`).join(", ")
+          }`,
+      );
+    }
+  }
+  const met = threshold === null ? null : outputDb >= threshold;
+  if (met === false) {
+    warnings.push(
+      `accuracy guard: output SQNR ${fmtDb(outputDb)} is below --min-sqnr ${threshold} dB` +
+        (kept.length
+          ? ` even with ${kept.length} offender(s) kept in float`
+          : (g.fix ?? true)
+          ? ""
+          : " (a replayed plan or searched allocation is checked, not changed)") +
+        (ranked.length
+          ? `; worst alone: ${
+            ranked.slice(0, 3).map((o) => `${o.what} of '${o.node}' ${fmtDb(o.aloneDb)}`).join(
+              ", ",
+            )
+          }`
+          : ""),
+    );
+  }
+  result.warnings.push(...warnings);
+  return {
+    result,
+    report: {
+      thresholdDb: threshold,
+      initialDb,
+      outputDb,
+      predictedDb,
+      weightsOnlyDb,
+      offenders: ranked.slice(0, 5),
+      kept,
+      met,
+      samples,
+    },
+  };
+}
+
+/**
+ * One line describing what the guard did, for the CLI's summary.
+ *
+ * @param r the guard's report
+ * @returns e.g. "output SQNR 31.2 dB ≥ 20 dB (32 samples)"
+ *
+ * @example
+ * ```ts
+ * import { describeGuard } from "@lowbit/pipeline/guard";
+ * const s = describeGuard({ thresholdDb: 20, initialDb: 31, outputDb: 31, predictedDb: 33,
+ *   weightsOnlyDb: 40, offenders: [], kept: [], met: true, samples: 32 });
+ * if (!s.startsWith("output SQNR 31.0 dB ≥ 20 dB")) throw new Error(s);
+ * ```
+ */
+export function describeGuard(r: GuardReport): string {
+  const vs = r.thresholdDb === null
+    ? "(no --min-sqnr)"
+    : `${r.met ? "≥" : "<"} ${r.thresholdDb} dB`;
+  const kept = r.kept.length
+    ? `; kept in float: ${r.kept.map((k) => `${k.what} of ${k.node}`).join(", ")} (was ${
+      fmtDb(r.initialDb)
+    })`
+    : "";
+  return `output SQNR ${fmtDb(r.outputDb)} ${vs} (${r.samples} samples)${kept}`;
+}
