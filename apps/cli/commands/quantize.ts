@@ -549,7 +549,15 @@ export async function quantizeMain(args: string[]): Promise<number> {
     if (evalData) {
       const bar = progress.start("evaluate", Math.ceil(evalData.count / (a.batchSize ?? 64)));
       const artifact = await loadModelFile(staged.files[0].temp);
-      evaluation = await evaluate(floatRunner(model), artifact.runner, evalData, {
+      // One macrotask turn per batch, so that Ctrl-C is handled during evaluation (the
+      // executor's awaits are microtasks only, which never let a signal listener run).
+      const runner = {
+        run: async (x: Record<string, TensorData>) => {
+          await new Promise((r) => setTimeout(r, 0));
+          return await artifact.runner.run(x);
+        },
+      };
+      evaluation = await evaluate(floatRunner(model), runner, evalData, {
         labels,
         batchSize: a.batchSize,
         progress: bar,
