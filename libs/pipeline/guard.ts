@@ -279,9 +279,8 @@ export async function guardQuantize(
           : ""),
     );
   }
-  result.warnings.push(...warnings);
   return {
-    result,
+    result: { ...result, warnings: [...result.warnings, ...warnings] },
     report: {
       thresholdDb: threshold,
       initialDb,
