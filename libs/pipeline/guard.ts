@@ -190,7 +190,7 @@ function fmtDb(x: number): string {
  * @example
  * ```ts
  * import { quantize } from "@lowbit/pipeline";
- * import { guardQuantize } from "@lowbit/pipeline/guard";
+ * import { guardQuantize } from "@lowbit/pipeline";
  * import { readNpy, readOnnx } from "@lowbit/graph";
  * const model = readOnnx(await Deno.readFile("fixtures/digits/mlp.onnx"));
  * const x = readNpy(await Deno.readFile("fixtures/digits/calib_x.npy"));
@@ -303,7 +303,7 @@ export async function guardQuantize(
  *
  * @example
  * ```ts
- * import { describeGuard } from "@lowbit/pipeline/guard";
+ * import { describeGuard } from "@lowbit/pipeline";
  * const s = describeGuard({ thresholdDb: 20, initialDb: 31, outputDb: 31, predictedDb: 33,
  *   weightsOnlyDb: 40, offenders: [], kept: [], met: true, samples: 32 });
  * if (!s.startsWith("output SQNR 31.0 dB ≥ 20 dB")) throw new Error(s);
