@@ -53,7 +53,6 @@ import {
   type Rule,
   stageFiles,
 } from "@lowbit/pipeline";
-import { describeGuard, guardQuantize, type GuardReport } from "@lowbit/pipeline/guard";
 import type { Budget, MixedPrecisionResult } from "@lowbit/pipeline/search";
 import type { Command } from "../main.ts";
 
