@@ -245,22 +245,28 @@ export function exportQdq(
       inits.delete(name);
       if (constNodes.has(name)) dropNodes.add(constNodes.get(name)!);
       inits.set(qName, codesTensor(f, [...weight.shape], codes));
+      const dqOut = f.float ? fresh(`${name}_dequantized`) : name;
       front.push({
         name: fresh(`${name}_DequantizeLinear`),
         op: "DequantizeLinear",
         domain: "",
         inputs: [qName, scaleName, zpName],
-        outputs: [name],
+        outputs: [dqOut],
         attrs,
       });
+      if (f.float) front.push(fp8Barrier(fresh(`${name}_fp8_barrier`), dqOut, name));
     } else {
       const qOut = fresh(`${name}_quantized`), dqOut = fresh(`${name}_dequantized`);
+      // Float8: a barrier before Q and after DQ (see fp8Barrier).
+      const qIn = f.float ? fresh(`${name}_fp8_in`) : name;
+      const dqRaw = f.float ? fresh(`${name}_fp8_dequantized`) : dqOut;
       const pair: Node[] = [
+        ...(f.float ? [fp8Barrier(fresh(`${name}_fp8_barrier_in`), name, qIn)] : []),
         {
           name: fresh(`${name}_QuantizeLinear`),
           op: "QuantizeLinear",
           domain: "",
-          inputs: [name, scaleName, zpName],
+          inputs: [qIn, scaleName, zpName],
           outputs: [qOut],
           attrs: { ...attrs },
         },
@@ -269,9 +275,10 @@ export function exportQdq(
           op: "DequantizeLinear",
           domain: "",
           inputs: [qOut, scaleName, zpName],
-          outputs: [dqOut],
+          outputs: [dqRaw],
           attrs: { ...attrs },
         },
+        ...(f.float ? [fp8Barrier(fresh(`${name}_fp8_barrier_out`), dqRaw, dqOut)] : []),
       ];
       const p = producerIdx.get(name);
       if (p === undefined) front.push(...pair);
@@ -286,6 +293,25 @@ export function exportQdq(
     nodes.push(...(after.get(i) ?? []));
   });
   return { ...m, graph: { ...g, nodes, initializers: inits } };
+}
+
+/**
+ * A one-input Concat (an exact copy) that onnxruntime's QDQ transformers do not look through.
+ * onnxruntime-web 1.30 at its default optimisation level mishandles float8 Q/DQ: it fuses
+ * DQ → Conv / Gemm → Q into QLinearConv / QGemm (which take no float8 and refuse the model), moves
+ * float8 DQ across Unsqueeze / Reshape (whose kernels take no float8) and drops a Relu before a
+ * float8 QuantizeLinear as if the codes were unsigned. With a barrier after every float8 DQ and
+ * before every float8 Q none of these patterns is there to match; the values are unchanged.
+ */
+function fp8Barrier(name: string, input: string, output: string): Node {
+  return {
+    name,
+    op: "Concat",
+    domain: "",
+    inputs: [input],
+    outputs: [output],
+    attrs: { axis: { kind: "int", value: 0 } },
+  };
 }
 
 function codesTensor(f: OnnxQType, shape: number[], v: number[]): TensorData {
