@@ -578,6 +578,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
             layerSqnr: perLayer,
             output: out,
             sizes,
+            fileBytes: { floatModel: modelInBytes, quantModel: modelBytes.length },
             ...(searchResult
               ? {
                 search: {
@@ -585,6 +586,16 @@ export async function quantizeMain(args: string[]): Promise<number> {
                   strategy: searchResult.strategy,
                   points: searchResult.frontier.points,
                   choices: searchResult.frontier.choices,
+                  budgets: a.budgets.map((b) => ({
+                    kind: b.kind,
+                    value: b.kind === "bits"
+                      ? b.bits
+                      : b.kind === "size"
+                      ? b.bytes
+                      : b.kind === "latency"
+                      ? b.ms
+                      : b.bops,
+                  })),
                 },
               }
               : {}),
