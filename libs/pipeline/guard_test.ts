@@ -50,7 +50,7 @@ Deno.test("guard: the mel front end's collapsing MatMul input is named and kept 
   assert.ok(result.warnings.some((w) => /layer 'MatMul_15'.*alone brings the output to/.test(w)));
   assert.ok(report.kept.some((k) => k.node === "MatMul_15" && k.what === "activation"));
   assert.ok(
-    result.warnings.some((w) => /accuracy guard .* by keeping in float: .*MatMul_15/.test(w)),
+    result.warnings.some((w) => /accuracy guard .*kept in float: .*MatMul_15/.test(w)),
   );
   const mm = result.quantized.plan.entries.find((e) =>
     e.node === "MatMul_15" && e.role === "activation"
