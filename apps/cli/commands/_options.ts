@@ -18,7 +18,18 @@ export interface NumberRule {
   max?: number;
 }
 
-/** The allowed range of a rule, as the error message shows it: "an integer in 1..65536". */
+/**
+ * The allowed range of a rule, as the error message shows it.
+ *
+ * @param r the rule
+ * @returns e.g. "an integer in 1..65536"
+ *
+ * @example
+ * ```ts
+ * import { describeRule } from "./_options.ts";
+ * if (describeRule({ integer: true, min: 1, max: 8 }) !== "an integer in 1..8") throw new Error();
+ * ```
+ */
 export function describeRule(r: NumberRule): string {
   const kind = r.integer ? "an integer" : "a number";
   const lo = r.min === undefined ? undefined : `${r.minExclusive ? ">" : "≥"} ${r.min}`;
@@ -40,6 +51,18 @@ export function describeRule(r: NumberRule): string {
  * @param flag the flag, for the message (`--gptq-block`)
  * @param rule allowed values
  * @returns the number
+ *
+ * @example
+ * ```ts
+ * import { checkedNumber } from "./_options.ts";
+ * if (checkedNumber("128", "--gptq-block", { integer: true, min: 1, max: 65536 }) !== 128) {
+ *   throw new Error();
+ * }
+ * let msg = "";
+ * try { checkedNumber("0", "--gptq-block", { integer: true, min: 1, max: 65536 }); }
+ * catch (e) { msg = (e as Error).message; }
+ * if (!msg.includes("an integer in 1..65536")) throw new Error(msg);
+ * ```
  */
 export function checkedNumber(v: unknown, flag: string, rule: NumberRule): number | undefined {
   if (v === undefined) return undefined;
@@ -57,7 +80,17 @@ export function checkedNumber(v: unknown, flag: string, rule: NumberRule): numbe
   return n;
 }
 
-/** The cores this machine reports (at least 1). */
+/**
+ * The cores this machine reports (at least 1).
+ *
+ * @returns the count
+ *
+ * @example
+ * ```ts
+ * import { coreCount } from "./_options.ts";
+ * if (coreCount() < 1) throw new Error();
+ * ```
+ */
 export function coreCount(): number {
   return Math.max(1, navigator.hardwareConcurrency || 1);
 }
@@ -70,6 +103,12 @@ export function coreCount(): number {
  * @param command the command, for the warning (`eval`)
  * @param warn where the warning goes (stderr by default)
  * @returns the thread count to use (1 when absent)
+ *
+ * @example
+ * ```ts
+ * import { coreCount, threadsOption } from "./_options.ts";
+ * if (threadsOption("256", "run", () => {}) !== Math.min(256, coreCount())) throw new Error();
+ * ```
  */
 export function threadsOption(
   v: unknown,
@@ -93,6 +132,15 @@ export function threadsOption(
  *
  * @param v the option's value
  * @returns the same text when valid (the search parses it), or undefined when absent
+ *
+ * @example
+ * ```ts
+ * import { toleranceOption } from "./_options.ts";
+ * if (toleranceOption("1%") !== "1%") throw new Error();
+ * let threw = false;
+ * try { toleranceOption("5"); } catch { threw = true; }
+ * if (!threw) throw new Error("a bare 5 was taken");
+ * ```
  */
 export function toleranceOption(v: unknown): string | undefined {
   if (v === undefined) return undefined;
