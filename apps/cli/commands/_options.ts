@@ -2,6 +2,7 @@
 // allowed range, with that range in the message. Nothing numeric reaches the libraries unchecked.
 
 import { LowbitError } from "@lowbit/core";
+import type { Budget } from "@lowbit/pipeline/search";
 
 /** A decimal number as users type it: `12`, `-0.5`, `.5`, `1e-3` (no hex, no Infinity, no blanks). */
 const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?$/i;
@@ -154,4 +155,54 @@ export function toleranceOption(v: unknown): string | undefined {
     );
   }
   return text;
+}
+
+/**
+ * Budgets the searched allocation does not meet, as warnings: an unmet budget (a latency the
+ * kernels cannot reach, a size below the smallest candidate) is never silent.
+ *
+ * @param r the search's totals for the chosen allocation
+ * @param budgets the budgets given
+ * @returns one warning per unmet budget
+ *
+ * @example
+ * ```ts
+ * import { unmetBudgets } from "./_options.ts";
+ * const w = unmetBudgets({ cost: { avgBits: 4, sizeBytes: 900, bops: 1, latencyMs: 2.5 } },
+ *   [{ kind: "latency", ms: 1 }]);
+ * if (!w[0].includes("--budget-latency 1 ms is NOT met")) throw new Error(w[0]);
+ * ```
+ */
+export function unmetBudgets(
+  r: { cost: { avgBits: number; sizeBytes: number; bops: number; latencyMs?: number } },
+  budgets: readonly Budget[],
+): string[] {
+  const out: string[] = [];
+  for (const b of budgets) {
+    const [flag, want, got, over] = b.kind === "latency"
+      ? [
+        "--budget-latency",
+        `${b.ms} ms`,
+        r.cost.latencyMs === undefined
+          ? "no latency (not measured)"
+          : `${r.cost.latencyMs.toFixed(3)} ms`,
+        (r.cost.latencyMs ?? Infinity) > b.ms,
+      ]
+      : b.kind === "bits"
+      ? [
+        "--budget",
+        `${b.bits} bits`,
+        `${r.cost.avgBits.toFixed(3)} bits per weight`,
+        r.cost.avgBits > b.bits + 1e-9,
+      ]
+      : b.kind === "size"
+      ? ["--budget-size", `${b.bytes} B`, `${r.cost.sizeBytes} B`, r.cost.sizeBytes > b.bytes]
+      : ["--budget-bops", `${b.bops} BOPs`, `${r.cost.bops} BOPs`, r.cost.bops > b.bops];
+    if (over) {
+      out.push(
+        `${flag} ${want} is NOT met: the smallest allocation the search found measures ${got}`,
+      );
+    }
+  }
+  return out;
 }

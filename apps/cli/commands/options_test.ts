@@ -4,7 +4,13 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { runCli } from "../main.ts";
-import { checkedNumber, describeRule, threadsOption, toleranceOption } from "./_options.ts";
+import {
+  checkedNumber,
+  describeRule,
+  threadsOption,
+  toleranceOption,
+  unmetBudgets,
+} from "./_options.ts";
 
 const FIX = fileURLToPath(new URL("../../../fixtures/digits/", import.meta.url));
 const MLP = `${FIX}mlp.onnx`, CALIB = `${FIX}calib_x.npy`;
@@ -191,4 +197,26 @@ Deno.test("--tolerance keeps a valid percentage as written", () => {
   assert.equal(toleranceOption("1%"), "1%");
   assert.equal(toleranceOption("0.5 %"), "0.5 %");
   assert.equal(toleranceOption(undefined), undefined);
+});
+
+Deno.test("an unmet budget is a warning naming the flag, the budget and what was reached", () => {
+  const cost = { avgBits: 4.25, sizeBytes: 5584, bops: 3e6, latencyMs: 2.5 };
+  assert.deepEqual(
+    unmetBudgets({ cost }, [
+      { kind: "latency", ms: 1 },
+      { kind: "bits", bits: 4.5 },
+      { kind: "size", bytes: 5000 },
+      { kind: "bops", bops: 4e6 },
+    ]),
+    [
+      "--budget-latency 1 ms is NOT met: the smallest allocation the search found measures 2.500 ms",
+      "--budget-size 5000 B is NOT met: the smallest allocation the search found measures 5584 B",
+    ],
+  );
+  // A latency budget the search could not measure is not claimed as met.
+  assert.equal(
+    unmetBudgets({ cost: { ...cost, latencyMs: undefined } }, [{ kind: "latency", ms: 1 }])
+      .length,
+    1,
+  );
 });

@@ -18,7 +18,7 @@ import { basename, dirname, extname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LowbitError } from "@lowbit/core";
 import { type Model, qdqFormat, readNpy, type TensorData } from "@lowbit/graph";
-import { checkedNumber, type NumberRule, toleranceOption } from "./_options.ts";
+import { checkedNumber, type NumberRule, toleranceOption, unmetBudgets } from "./_options.ts";
 import { parseOptions, readJsonFile as readJson, readModelFile as readModel } from "./_io.ts";
 import {
   buildReport,
@@ -643,36 +643,6 @@ export async function quantizeMain(args: string[]): Promise<number> {
   } finally {
     discardStaged(staged);
   }
-}
-
-/** Budgets the searched allocation does not meet, as warnings (an unmet budget is never silent). */
-function unmetBudgets(r: MixedPrecisionResult, budgets: readonly Budget[]): string[] {
-  const out: string[] = [];
-  for (const b of budgets) {
-    const [flag, want, got, over] = b.kind === "latency"
-      ? [
-        "--budget-latency",
-        `${b.ms} ms`,
-        `${r.cost.latencyMs?.toFixed(3)} ms`,
-        (r.cost.latencyMs ?? Infinity) > b.ms,
-      ]
-      : b.kind === "bits"
-      ? [
-        "--budget",
-        `${b.bits} bits`,
-        `${r.cost.avgBits.toFixed(3)} bits per weight`,
-        r.cost.avgBits > b.bits + 1e-9,
-      ]
-      : b.kind === "size"
-      ? ["--budget-size", `${b.bytes} B`, `${r.cost.sizeBytes} B`, r.cost.sizeBytes > b.bytes]
-      : ["--budget-bops", `${b.bops} BOPs`, `${r.cost.bops} BOPs`, r.cost.bops > b.bops];
-    if (over) {
-      out.push(
-        `${flag} ${want} is NOT met: the smallest allocation the search found measures ${got}`,
-      );
-    }
-  }
-  return out;
 }
 
 function layerRows(result: QuantizeResult): Summary["layers"] {
