@@ -42,6 +42,8 @@ export interface GuardOptions {
   fix?: boolean;
   /** Samples measured (default 32). */
   samples?: number;
+  /** Samples each offender is measured alone on, to rank them (default 4). */
+  isolationSamples?: number;
   /** At most this many layers kept in float (default 8). */
   maxKept?: number;
   /** A run whose output SQNR is this far (dB) below the prediction is a collapse (default 10). */
@@ -226,8 +228,11 @@ export async function guardQuantize(
   const collapsed = initialDb < predictedDb - margin;
   const below = threshold !== null && initialDb < threshold;
   let sameWeights = !options.smoothquant && !options.equalize && !options.plan;
+  // Offenders are ranked on a few samples (one run each); weights only once remedies are tried.
+  const isoBatch = sliceBatch(g.data, 0, Math.min(samples, g.isolationSamples ?? 4));
+  const isoRef = await runOut(float, isoBatch);
   const ranked = collapsed || below
-    ? await offenders(float, first, batch, ref, weightsOnlyDb, threshold, sameWeights)
+    ? await offenders(float, first, isoBatch, isoRef, Infinity, threshold, false)
     : [];
   const warnings: string[] = [];
   if (collapsed && ranked.length) {
@@ -256,7 +261,7 @@ export async function guardQuantize(
   const rerank = async (): Promise<void> => {
     sameWeights = !current.smoothquant && !current.equalize && !current.plan;
     const w = sqnrDb(ref, await runOut(result.quantized.model, batch));
-    queue = (await offenders(float, result, batch, ref, w, threshold, sameWeights))
+    queue = (await offenders(float, result, isoBatch, isoRef, w, threshold, sameWeights))
       .filter((o) => !kept.some((k) => k.what === o.what && k.node === o.node));
   };
   /** Keeps offenders in float (every reader of an activation value together). */
@@ -274,7 +279,7 @@ export async function guardQuantize(
     // 1. Weight rounding shifts every output channel's mean; deep nets with depthwise convs
     //    accumulate it (PP-OCRv4 rec: weights-only 12 dB, 25.7 dB with bias correction).
     if (weightsOnlyDb < threshold! + 3 && !options.biasCorrection && options.calib) {
-      if (await attempt({ ...current, biasCorrection: true }, "bias correction")) await rerank();
+      await attempt({ ...current, biasCorrection: true }, "bias correction");
     }
     // 2. A layer whose quantization alone collapses the output goes to float first.
     const collapsing = queue.filter((o) =>
@@ -284,9 +289,8 @@ export async function guardQuantize(
     // 3. Range equalisation of Conv inputs (PP-OCRv4 rec: 15.7 → 20.6 dB), then other
     //    calibrators for every activation, each kept only when it helps.
     if (outputDb < threshold! && options.calib && !options.plan) {
-      let improved = false;
       if (!options.equalize && result.quantized.layers.some((l) => l.op === "Conv")) {
-        improved = await attempt({ ...current, equalize: 0.5 }, "--equalize 0.5");
+        await attempt({ ...current, equalize: 0.5 }, "--equalize 0.5");
       }
       // The calibrators are alternatives: the best one is applied, if it helps.
       let best: { r: QuantizeResult; db: number; o: QuantizeOptions; cal: string } | undefined;
@@ -300,11 +304,11 @@ export async function guardQuantize(
       if (best) {
         remedies.push(`--calibrator ${best.cal} (${fmtDb(outputDb)} → ${fmtDb(best.db)})`);
         result = best.r, outputDb = best.db, current = best.o;
-        improved = true;
       }
-      if (improved) await rerank();
     }
-    // 4. The worst remaining offenders, one at a time, until the threshold holds.
+    // 4. The worst remaining offenders (now weights too, if they alone miss the threshold), one
+    //    at a time, until the threshold holds.
+    if (outputDb < threshold!) await rerank();
     while (outputDb < threshold! && kept.length < maxKept && queue.length) {
       await keep([queue[0]]);
     }
