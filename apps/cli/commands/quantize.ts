@@ -542,6 +542,11 @@ export async function quantizeMain(args: string[]): Promise<number> {
   const planBytes = new TextEncoder().encode(planToJson(result.quantized.plan));
   // The model is staged beside its destination and evaluated as our runtime loads that file;
   // nothing at the destinations changes until every file of the run is ready.
+  // Ctrl-C before this point needs no handler: nothing is staged, and Deno's default ends the run
+  // at once (a listener would only run when the event loop turns, which the compute-bound
+  // quantization rarely lets it do, so Ctrl-C would be swallowed). From here until the renames,
+  // the handler removes the staged files and says that nothing was written.
+  const listening = listenForInterrupt(true);
   const staged = stageFiles([[out, modelBytes]]);
   let reportPath: string | null = null;
   let reportBytes: Uint8Array | null = null;
@@ -642,6 +647,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
     return 0;
   } finally {
     discardStaged(staged);
+    if (listening) listenForInterrupt(false);
   }
 }
 
@@ -714,19 +720,19 @@ function onInterrupt(): void {
   Deno.exit(130);
 }
 
+/** Adds or removes the Ctrl-C handler; false when signals are unsupported here. */
+function listenForInterrupt(on: boolean): boolean {
+  try {
+    if (on) Deno.addSignalListener("SIGINT", onInterrupt);
+    else Deno.removeSignalListener("SIGINT", onInterrupt);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The `quantize` subcommand. */
 export const quantizeCommand: Command = {
   summary: "calibrate, quantize (RTN / GPTQ), guard, export, evaluate and report",
-  async main(args: string[]): Promise<number> {
-    let listening = false;
-    try {
-      Deno.addSignalListener("SIGINT", onInterrupt);
-      listening = true;
-    } catch { /* signals unsupported here */ }
-    try {
-      return await quantizeMain(args);
-    } finally {
-      if (listening) Deno.removeSignalListener("SIGINT", onInterrupt);
-    }
-  },
+  main: quantizeMain,
 };

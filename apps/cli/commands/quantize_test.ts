@@ -350,6 +350,38 @@ Deno.test("Ctrl-C during evaluation leaves every earlier file as it was and says
   });
 });
 
+Deno.test("Ctrl-C during quantization ends the run at once and leaves earlier files", async () => {
+  await withTmp(async (dir) => {
+    await Deno.writeTextFile(`${dir}/v.onnx`, "old model");
+    const main = fileURLToPath(new URL("../main.ts", import.meta.url));
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        main,
+        "quantize",
+        `${FIX}vit.onnx`,
+        "--calib",
+        CALIB,
+        "--gptq",
+        "--batch-size",
+        "1",
+        "--out",
+        `${dir}/v.onnx`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    // GPTQ on the ViT with batches of 1 takes seconds: the signal lands while it computes.
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill("SIGINT");
+    const { code } = await child.output();
+    assert.equal(code, 130);
+    assert.deepEqual(await files(dir), ["v.onnx"]);
+    assert.equal(await Deno.readTextFile(`${dir}/v.onnx`), "old model");
+  });
+});
+
 Deno.test("a failure after quantizing (bad labels) leaves earlier files as they were", async () => {
   await withTmp(async (dir) => {
     await Deno.writeTextFile(`${dir}/m.onnx`, "old model");
