@@ -48,6 +48,8 @@ export interface GuardOptions {
   maxKept?: number;
   /** A run whose output SQNR is this far (dB) below the prediction is a collapse (default 10). */
   collapseMarginDb?: number;
+  /** Told what the guard is about to try (each step re-quantizes, which can take minutes). */
+  onStep?: (message: string) => void;
 }
 
 /** One measured offender: a layer's input or weight quantized alone. */
@@ -250,7 +252,9 @@ export async function guardQuantize(
   const rules: Rule[] = [...(options.rules ?? [])];
   const maxKept = g.maxKept ?? 8;
   /** Re-quantizes with other options; keeps the result when it is better by 0.5 dB. */
+  const step = (m: string): void => g.onStep?.(`${m} (output SQNR now ${fmtDb(outputDb)})`);
   const attempt = async (o: QuantizeOptions, what: string): Promise<boolean> => {
+    step(`trying ${what}`);
     const r = await quantize({ ...o, rules, progress: silentProgress() });
     const db = await measure(r);
     if (db <= outputDb + 0.5) return false;
@@ -266,6 +270,7 @@ export async function guardQuantize(
   };
   /** Keeps offenders in float (every reader of an activation value together). */
   const keep = async (take: GuardOffender[]): Promise<void> => {
+    step(`keeping in float: ${take.map((o) => `the ${o.what} of '${o.node}'`).join(", ")}`);
     for (const o of take) {
       queue = queue.filter((q) => q !== o);
       kept.push(o);
@@ -283,6 +288,7 @@ export async function guardQuantize(
     //    equalisation, which alone gives 17.3 dB).
     if (weightsOnlyDb < threshold! + 3 && !options.biasCorrection && options.calib) {
       const o = { ...current, biasCorrection: true };
+      step("trying --bias-correction");
       const r = await quantize({ ...o, rules, progress: silentProgress() });
       const w = sqnrDb(ref, await runOut(r.quantized.model, batch));
       const db = await measure(r);
@@ -310,6 +316,7 @@ export async function guardQuantize(
       for (const cal of ["mse", "percentile"]) {
         if (outputDb >= threshold! || cal === (current.calibrator ?? "minmax")) continue;
         const o = { ...current, calibrator: cal };
+        step(`trying --calibrator ${cal}`);
         const r = await quantize({ ...o, rules, progress: silentProgress() });
         const db = await measure(r);
         if (db > (best?.db ?? outputDb + 0.5)) best = { r, db, o, cal };

@@ -526,6 +526,9 @@ export async function quantizeMain(args: string[]): Promise<number> {
       minSqnrDb: a.minSqnrDb,
       // A replayed plan or a searched allocation is checked, not changed.
       fix: !plan && a.preset !== "mixed",
+      onStep: (m) => {
+        if (!a.json) console.error(`lowbit quantize: accuracy guard: ${m}`);
+      },
     });
     result = g.result;
     guard = g.report;
