@@ -338,8 +338,16 @@ export async function guardQuantize(
     // 4. The worst remaining offenders (now weights too, if they alone miss the threshold), one
     //    at a time, until the threshold holds.
     if (outputDb < threshold!) await rerank();
-    while (outputDb < threshold! && kept.length < maxKept && queue.length) {
+    //    A layer stays in float only if that raises the output SQNR (errors partly cancel:
+    //    on PP-OCRv4 rec some inputs in float made it worse); at most maxKept tries.
+    for (let tries = 0; outputDb < threshold! && tries < maxKept && queue.length; tries++) {
+      const before = { result, outputDb, rules: rules.length, kept: kept.length };
       await keep([queue[0]]);
+      if (outputDb <= before.outputDb + 0.2) {
+        g.onStep?.(`undone: ${fmtDb(before.outputDb)} → ${fmtDb(outputDb)} did not help`);
+        rules.length = before.rules, kept.length = before.kept;
+        result = before.result, outputDb = before.outputDb;
+      }
     }
     result = { ...result, warnings: [...first.warnings] };
     if (kept.length || remedies.length) {
