@@ -9,6 +9,7 @@
  */
 
 import { LowbitError } from "@lowbit/core";
+import meta from "./deno.json" with { type: "json" };
 
 /** A subcommand: takes its arguments, returns an exit code. */
 export interface Command {
@@ -18,25 +19,61 @@ export interface Command {
   main(args: string[]): Promise<number>;
 }
 
-/** The subcommands, loaded lazily so that start-up stays fast. */
-const commands: Record<string, () => Promise<Command>> = {
-  formats: async () => (await import("./commands/formats.ts")).formatsCommand,
-  bench: async () => (await import("./commands/bench.ts")).benchCommand,
-  run: async () => (await import("./commands/run.ts")).runCommand,
-  quantize: async () => (await import("./commands/quantize.ts")).quantizeCommand,
-  eval: async () => (await import("./commands/eval.ts")).evalCommand,
-  inspect: async () => (await import("./commands/inspect.ts")).inspectCommand,
-  report: async () => (await import("./commands/report.ts")).reportCommand,
+/** A subcommand in the table: its one-line summary (for `lowbit help`) and its loader. */
+export interface CommandEntry {
+  /** The same line as the command's own `summary` (a test keeps them equal). */
+  summary: string;
+  /** Loads the command (lazily, so that start-up stays fast). */
+  load: () => Promise<Command>;
+}
+
+/** The subcommands. */
+export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
+  quantize: {
+    summary: "calibrate, quantize (RTN / GPTQ), guard, export, evaluate and report",
+    load: async () => (await import("./commands/quantize.ts")).quantizeCommand,
+  },
+  eval: {
+    summary: "compare a quantized model with its float original (SQNR, cosine, top-1, latency)",
+    load: async () => (await import("./commands/eval.ts")).evalCommand,
+  },
+  inspect: {
+    summary:
+      "inputs, outputs, operators, parameters, and which layers are quantizable (and why not)",
+    load: async () => (await import("./commands/inspect.ts")).inspectCommand,
+  },
+  run: {
+    summary: "run a model on .npy inputs and write its outputs as .npy",
+    load: async () => (await import("./commands/run.ts")).runCommand,
+  },
+  report: {
+    summary: "re-render a quantize run's HTML report from its embedded data",
+    load: async () => (await import("./commands/report.ts")).reportCommand,
+  },
+  formats: {
+    summary: "list number formats (bits, grid size, range) or print one format's value grid",
+    load: async () => (await import("./commands/formats.ts")).formatsCommand,
+  },
+  bench: {
+    summary: "benchmark the GEMM kernels against onnxruntime-web",
+    load: async () => (await import("./commands/bench.ts")).benchCommand,
+  },
 };
 
+/** This build's version (the CLI package's). */
+export const VERSION: string = meta.version;
+
 function usage(): string {
+  const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
   return [
-    "lowbit: post-training quantization for neural networks",
+    `lowbit ${VERSION}: post-training quantization for neural networks`,
     "",
     "usage: lowbit <command> [args]",
     "",
-    "commands: " + Object.keys(commands).join(", "),
-    "run `lowbit <command> --help` for a command's options",
+    "commands:",
+    ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(w)}  ${c.summary}`),
+    "",
+    "run `lowbit <command> --help` for a command's options; `lowbit --version` for the version",
   ].join("\n");
 }
 
@@ -60,8 +97,12 @@ export async function runCli(args: string[]): Promise<number> {
     console.log(usage());
     return name === undefined ? 2 : 0;
   }
+  if (name === "--version" || name === "-V" || name === "version") {
+    console.log(`lowbit ${VERSION}`);
+    return 0;
+  }
   try {
-    let load = commands[name];
+    let load = COMMANDS[name]?.load;
     if (!load) {
       // A plugin's command: `lowbit --plugin ./p.ts mycmd ...`, or a built-in plugin's
       // (`lowbit diffusion sample ...` loads the `diffusion` plugin).
@@ -70,10 +111,10 @@ export async function runCli(args: string[]): Promise<number> {
       const split = splitPluginArgs(args);
       await loadPlugins(split.plugins);
       const [cmdName, ...cmdArgs] = split.rest;
-      if (cmdName !== undefined && Object.hasOwn(commands, cmdName)) {
+      if (cmdName !== undefined && Object.hasOwn(COMMANDS, cmdName)) {
         // `lowbit --plugin X quantize ...`: the command takes the plugins itself.
         const plugins = split.plugins.flatMap((p) => ["--plugin", p]);
-        return await (await commands[cmdName]()).main([...plugins, ...cmdArgs]);
+        return await (await COMMANDS[cmdName].load()).main([...plugins, ...cmdArgs]);
       }
       if (!defaultRegistry().commands.has(cmdName ?? "") && PLANNED_PLUGINS.includes(cmdName)) {
         await loadPlugins([cmdName]);

@@ -96,12 +96,129 @@ export function pendingWrites(): string[] {
   return [...pending];
 }
 
+/** Files written to temporary names beside their destinations, not yet renamed into place. */
+export interface StagedFiles {
+  /** Each file's temporary path (same folder and extension as its destination) and destination. */
+  readonly files: readonly { readonly temp: string; readonly path: string }[];
+}
+
+/** `<dir>/<stem>.<pid>.tmp<ext>`: same folder (so the rename is atomic) and same extension. */
+function tempPathFor(path: string): string {
+  const ext = extname(path);
+  const stem = ext ? path.slice(0, -ext.length) : path;
+  return `${stem}.${Deno.pid}.tmp${ext}`;
+}
+
 /**
- * Writes files atomically, as a set: each to `<path>.<pid>.tmp` in its folder,
- * then every one renamed into place. The writes are synchronous, so a signal
- * handler (Ctrl-C) runs either before a temporary file exists or after it is
- * complete and listed in {@link pendingWrites}; and the renames run back to
- * back, so an interrupted run leaves either no output or all of them.
+ * Writes files to temporary names beside their destinations (same folder, same extension, so a
+ * staged model can be loaded and evaluated before it replaces anything). The writes are
+ * synchronous, so a signal handler (Ctrl-C) sees each temporary file either absent or complete
+ * and listed in {@link pendingWrites}. Nothing at the destinations changes until
+ * {@link commitStaged}; {@link discardStaged} removes the temporary files.
+ *
+ * @param files destination path and content of each file
+ * @returns the staged set
+ *
+ * @example
+ * ```ts
+ * import { commitStaged, stageFiles } from "@lowbit/pipeline";
+ * const dir = await Deno.makeTempDir();
+ * const staged = stageFiles([[`${dir}/a.onnx`, new Uint8Array([1])]]);
+ * if (!staged.files[0].temp.endsWith(".onnx")) throw new Error(staged.files[0].temp);
+ * commitStaged(staged);
+ * if (Deno.readFileSync(`${dir}/a.onnx`)[0] !== 1) throw new Error();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function stageFiles(files: readonly (readonly [string, Uint8Array])[]): StagedFiles {
+  const staged: { temp: string; path: string }[] = [];
+  try {
+    for (const [path, bytes] of files) {
+      const temp = tempPathFor(path);
+      pending.add(temp);
+      staged.push({ temp, path });
+      try {
+        Deno.writeFileSync(temp, bytes);
+      } catch (e) {
+        throw new LowbitError(
+          "IO_ERROR",
+          `cannot write: ${e instanceof Error ? e.message : String(e)}`,
+          { file: path },
+        );
+      }
+    }
+  } catch (e) {
+    discardStaged({ files: staged });
+    throw e;
+  }
+  return { files: staged };
+}
+
+/**
+ * Renames every staged file into place, back to back and synchronously (a signal handler runs
+ * before the first rename or after the last). On a failed rename the files not yet renamed are
+ * removed and the error names the destination.
+ *
+ * @param staged what {@link stageFiles} returned
+ * @returns nothing
+ *
+ * @example
+ * ```ts
+ * import { commitStaged, pendingWrites, stageFiles } from "@lowbit/pipeline";
+ * const dir = await Deno.makeTempDir();
+ * commitStaged(stageFiles([[`${dir}/p.json`, new TextEncoder().encode("{}")]]));
+ * if (pendingWrites().length !== 0) throw new Error();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function commitStaged(staged: StagedFiles): void {
+  try {
+    for (const { temp, path } of staged.files) {
+      try {
+        Deno.renameSync(temp, path);
+      } catch (e) {
+        throw new LowbitError(
+          "IO_ERROR",
+          `cannot replace: ${e instanceof Error ? e.message : String(e)}`,
+          { file: path },
+        );
+      }
+      pending.delete(temp);
+    }
+  } finally {
+    discardStaged(staged);
+  }
+}
+
+/**
+ * Removes the staged files still pending (none of their destinations is touched).
+ *
+ * @param staged what {@link stageFiles} returned
+ * @returns nothing
+ *
+ * @example
+ * ```ts
+ * import { discardStaged, stageFiles } from "@lowbit/pipeline";
+ * const dir = await Deno.makeTempDir();
+ * discardStaged(stageFiles([[`${dir}/a.onnx`, new Uint8Array([1])]]));
+ * for (const _ of Deno.readDirSync(dir)) throw new Error("left a file");
+ * await Deno.remove(dir);
+ * ```
+ */
+export function discardStaged(staged: StagedFiles): void {
+  for (const { temp } of staged.files) {
+    if (!pending.has(temp)) continue;
+    try {
+      Deno.removeSync(temp);
+    } catch { /* never created */ }
+    pending.delete(temp);
+  }
+}
+
+/**
+ * Writes files atomically, as a set: each staged beside its destination
+ * ({@link stageFiles}), then every one renamed into place ({@link commitStaged}),
+ * so an interrupted run leaves either no output or all of them.
  *
  * @param files destination path and content of each file
  * @returns nothing
@@ -117,35 +234,7 @@ export function pendingWrites(): string[] {
  * ```
  */
 export function writeFilesAtomic(files: readonly (readonly [string, Uint8Array])[]): void {
-  const temps: [string, string][] = [];
-  try {
-    for (const [path, bytes] of files) {
-      const tmp = `${path}.${Deno.pid}.tmp`;
-      pending.add(tmp);
-      temps.push([tmp, path]);
-      try {
-        Deno.writeFileSync(tmp, bytes);
-      } catch (e) {
-        throw new LowbitError(
-          "IO_ERROR",
-          `cannot write: ${e instanceof Error ? e.message : String(e)}`,
-          { file: path },
-        );
-      }
-    }
-    for (const [tmp, path] of temps) {
-      Deno.renameSync(tmp, path);
-      pending.delete(tmp);
-    }
-  } finally {
-    for (const [tmp] of temps) {
-      if (!pending.has(tmp)) continue;
-      try {
-        Deno.removeSync(tmp);
-      } catch { /* never created */ }
-      pending.delete(tmp);
-    }
-  }
+  commitStaged(stageFiles(files));
 }
 
 /**

@@ -41,6 +41,7 @@ export * from "./export.ts";
 export * from "./report/build.ts";
 export * from "./lowbit_model.ts";
 export * from "./load.ts";
+export * from "./guard.ts";
 // Types of the other packages that appear in this package's signatures, re-exported so that its
 // docs are complete.
 export type { Codes, Granularity, QParams, QuantMode, Range, Tensor } from "@lowbit/core";

@@ -14,6 +14,7 @@ import {
   type Model,
   type TensorData,
 } from "@lowbit/graph";
+import { defaultRegistry } from "@lowbit/core";
 import type { QuantizedModel } from "./quantize.ts";
 import { planPoints } from "./quantize.ts";
 
@@ -104,4 +105,40 @@ export function simulate(qm: QuantizedModel, opts: { threads?: number } = {}): R
   });
   const out = m.graph.outputs[0].name;
   return { run: async (inputs) => (await exec.run(inputs))[out] };
+}
+
+/**
+ * The executor `transform` hook that fake-quantizes a quantized model's activation points with
+ * their registered quantizers, for code that runs the float graph with on-grid weights and
+ * wants the activations quantized one value at a time (the accuracy guard isolates offenders
+ * with it). The runnable graph of {@link runnableModel} computes the same values.
+ *
+ * @param qm the quantized model
+ * @returns the hook
+ *
+ * @example
+ * ```ts
+ * import { activationTransform } from "@lowbit/pipeline";
+ * const hook = activationTransform({ model: {} as never, layers: [], plan: { version: 2,
+ *   model: { name: "", sha256: "" }, preset: null, entries: [],
+ *   options: { smoothquant: null, biasCorrection: false, gptq: { blockSize: 128, damp: 0.01, actOrder: false } } } });
+ * if (hook("x", { dtype: "float32", shape: [1], data: new Float32Array(1) }) !== undefined) throw new Error();
+ * ```
+ */
+export function activationTransform(
+  qm: QuantizedModel,
+): (name: string, t: TensorData) => TensorData | undefined {
+  const reg = qm.registry ?? defaultRegistry();
+  const points = new Map(
+    planPoints(qm.plan, reg).filter((p) => p.role === "activation").map((p) => [p.value, p]),
+  );
+  return (name, t) => {
+    const p = points.get(name);
+    if (!p || t.dtype !== "float32") return undefined;
+    const y = reg.quantizers.get(p.quantizer).fakeQuant(
+      { shape: t.shape, data: t.data as Float32Array },
+      p.params,
+    );
+    return { dtype: "float32", shape: [...t.shape], data: y.data };
+  };
 }

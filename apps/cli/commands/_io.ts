@@ -60,13 +60,3 @@ export async function readJsonFile(path: string, what: string): Promise<unknown>
     );
   }
 }
-
-/** A finite number from an option, or undefined when absent. */
-export function numberOption(v: unknown, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (typeof v !== "string" || !Number.isFinite(n)) {
-    throw new LowbitError("INVALID_ARGUMENT", `${flag} needs a number, got '${v}'`);
-  }
-  return n;
-}

@@ -15,7 +15,8 @@ import { readNpy, type TensorData } from "@lowbit/graph";
 import { createProgress, evaluate, loadDataset, loadModelFile } from "@lowbit/pipeline";
 import type { Command } from "../main.ts";
 import { loadPlugins, loadPluginsOfFile, splitPluginArgs } from "../plugins.ts";
-import { numberOption, parseOptions } from "./_io.ts";
+import { parseOptions } from "./_io.ts";
+import { checkedNumber, threadsOption } from "./_options.ts";
 
 const HELP =
   `usage: lowbit eval FLOAT_MODEL QUANT_MODEL --data [NAME=]X.npy [--labels Y.npy] [--json]
@@ -74,13 +75,14 @@ export async function evalMain(argv: string[]): Promise<number> {
     throw new LowbitError("INVALID_ARGUMENT", `--data is required\n\n${HELP}`);
   }
   const [floatPath, quantPath] = positionals;
-  const threads = numberOption(values.threads, "--threads") ?? 1;
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
-    throw new LowbitError(
-      "INVALID_ARGUMENT",
-      `--threads must be an integer from 1 to 256, not '${values.threads}'`,
-    );
-  }
+  // Every numeric option, checked before any file is read.
+  const threads = threadsOption(values.threads, "eval");
+  const batchSize = checkedNumber(values["batch-size"], "--batch-size", {
+    integer: true,
+    min: 1,
+    max: 65536,
+  }) ?? 64;
+  const maskThreshold = checkedNumber(values["mask-threshold"], "--mask-threshold", {});
   const float = await loadModelFile(floatPath, { threads });
   const quant = await loadModelFile(quantPath, { threads });
   const data = await loadDataset(
@@ -99,7 +101,6 @@ export async function evalMain(argv: string[]): Promise<number> {
     labels = readNpy(bytes, path);
   }
   const json = values.json ?? false;
-  const batchSize = numberOption(values["batch-size"], "--batch-size") ?? 64;
   const bar = createProgress(!json && Deno.stdout.isTerminal()).start(
     "evaluate",
     Math.ceil(data.count / batchSize),
@@ -108,7 +109,7 @@ export async function evalMain(argv: string[]): Promise<number> {
     labels,
     batchSize,
     progress: bar,
-    maskThreshold: numberOption(values["mask-threshold"], "--mask-threshold"),
+    maskThreshold,
   });
   bar.stop();
   if (json) {

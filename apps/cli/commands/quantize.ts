@@ -13,24 +13,28 @@
  * @module
  */
 
-import { basename, extname, join, relative } from "node:path";
+import { existsSync } from "node:fs";
+import { basename, dirname, extname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultRegistry, LowbitError } from "@lowbit/core";
 import { checkQuantPoints, type Model, readNpy, type TensorData } from "@lowbit/graph";
-import {
-  numberOption as num,
-  parseOptions,
-  readJsonFile as readJson,
-  readModelFile as readModel,
-} from "./_io.ts";
+import { checkedNumber, type NumberRule, toleranceOption, unmetBudgets } from "./_options.ts";
+import { parseOptions, readJsonFile as readJson, readModelFile as readModel } from "./_io.ts";
 import {
   buildReport,
   checkOutputPath,
+  commitStaged,
   createProgress,
   type Dataset,
+  describeGuard,
+  discardStaged,
+  encodeQuantized,
   type EvalResult,
   evaluate,
   floatRunner,
+  guardQuantize,
+  type GuardReport,
+  type ImageSpec,
   layerSqnr,
   loadChartJs,
   loadDataset,
@@ -41,16 +45,18 @@ import {
   parsePlan,
   parseRules,
   pendingWrites,
+  planPathFor,
   planPoints,
+  planToJson,
   presetNames,
   quantize,
+  type QuantizeOptions,
   type QuantizeResult,
   renderReport,
   type Rule,
-  writeFileAtomic,
-  writeQuantized,
+  stageFiles,
 } from "@lowbit/pipeline";
-import type { MixedPrecisionResult } from "@lowbit/pipeline/search";
+import type { Budget, MixedPrecisionResult } from "@lowbit/pipeline/search";
 import type { Command } from "../main.ts";
 import {
   loadPlugins,
@@ -63,11 +69,16 @@ import {
 
 const FIXTURES = fileURLToPath(new URL("../../../fixtures/digits/", import.meta.url));
 
+/** The guard's default threshold with a preset (output SQNR vs float, dB). */
+const DEFAULT_MIN_SQNR_DB = 20;
+
 const HELP = `usage: lowbit quantize [MODEL.onnx] [options]
 
 Quantizes a model and writes it with its plan (<out>.plan.json) and an HTML
 report (<out>.report.html). With no MODEL: the bundled digits CNN, its
 calibration and evaluation splits, preset w8a8, output out/cnn.w8a8.onnx.
+The files of one run are written together, after everything (evaluation
+included) succeeded; an interrupted or failed run leaves earlier files as they were.
 
   --calib [NAME=]PATH   calibration data: .npy (batch first) per input, or a folder
                         of PNG/JPEG images (with --size/--layout/--channels/--mean/--std);
@@ -75,33 +86,39 @@ calibration and evaluation splits, preset w8a8, output out/cnn.w8a8.onnx.
                         graph); NAME=NUMBER gives an input a constant (--calib sr=16000)
   --whole NAME[,NAME]   inputs given whole to every batch whatever their shape (a graph's
                         features and edges: the data is one sample)
-  --plugin NAME|PATH    load a plugin (repeatable): a built-in short name or a module
-                        exporting \`plugin\`; its options are listed by --help after it
+  --plugin NAME|PATH    load a plugin (repeatable): a built-in short name (vit, diffusion,
+                        gnn, moe) or a module exporting \`plugin\`; its options are listed
+                        by --help after it
   --preset NAME         ${presetNames().join(" | ")} (default w8a8)
   --config RULES.json   ordered wildcard rules over node names (later rules win):
                         [{ "match": "conv*", "weight": { "format": "int8" } }, { "match": "fc", "skip": true }]
   --plan PLAN.json      replay a plan written by an earlier run (instead of preset/config)
-  --out PATH            .onnx (QDQ ONNX) or .lowbit / .safetensors (lowbit file)
+  --out PATH            .onnx (QDQ ONNX) or .lowbit / .safetensors (lowbit file); never an input
   --gptq                GPTQ weight rounding (same as --rounding gptq)
   --rounding rtn|gptq   weight rounding (default: the preset's, rtn)
   --act-order           GPTQ: columns in decreasing Hessian-diagonal order
-  --damp X              GPTQ dampening, fraction of the mean diagonal (0.01)
-  --gptq-block N        GPTQ lazy-update block (128)
+  --damp X              GPTQ dampening, fraction of the mean diagonal, in (0, 1] (0.01)
+  --gptq-block N        GPTQ lazy-update block, 1..65536 (128)
   --calibrator NAME     activation calibrator: minmax, ema-minmax, percentile, mse, kl
-  --smoothquant ALPHA   SmoothQuant migration strength (e.g. 0.5)
-  --equalize ALPHA      range-equalise Conv inputs first (depthwise inputs fully; ALPHA for
-                        ungrouped Convs: 0.5 balanced, 1 all into the weights)
+  --smoothquant ALPHA   SmoothQuant migration strength in [0, 1] (e.g. 0.5)
+  --equalize ALPHA      range-equalise Conv inputs first, ALPHA in [0, 1] (depthwise inputs
+                        fully; ALPHA for ungrouped Convs: 0.5 balanced, 1 all into the weights)
   --bias-correction     correct the bias for the weights' rounding error
+  --min-sqnr DB|off     accuracy guard: if the output SQNR vs float is below DB (0..200; default
+                        ${DEFAULT_MIN_SQNR_DB} with a preset, off when replaying a plan), keep the layers whose
+                        quantization hurts the output most in float until it holds, and list them
   --eval [NAME=]X.npy   evaluation inputs (default: none; the embedded default uses its split)
   --labels Y.npy        evaluation labels (int64), for top-1
-  --mask-threshold T    also report the IoU of the outputs binarised at T (e.g. 0.3 for
-                        a text detector's probability map)
-  --batch-size N        calibration / evaluation batch (32)
+  --mask-threshold T    also report the IoU of the outputs binarised at T (a finite number,
+                        e.g. 0.3 for a text detector's probability map)
+  --batch-size N        calibration / evaluation batch, 1..65536 (32)
   --report PATH         report path (default <out>.report.html); --no-report to skip
   --json                print one JSON object (no progress bars)
-  --budget, --budget-size, --budget-latency, --budget-bops, --metric, --search, --tolerance,
-  --candidates, --act-formats   passed to the mixed-precision search, e.g. --budget 4.5bits,
-                        --budget-bops 2MBOPs, --candidates int8/channel,int4/group:16,mxfp4,
+  --preset mixed only:  --budget 4.5bits (bits per weight; a bare number is bits),
+                        --budget-size 200KB, --budget-latency 3ms (an unmet latency budget
+                        is a warning), --budget-bops 2MBOPs, --tolerance 1% (largest top-1
+                        drop, with its % sign), --metric, --search,
+                        --candidates int8/channel,int4/group:16,mxfp4,
                         --act-formats int8,fp8_e4m3fn,none (input formats searched per layer;
                         none = float inputs; default int8)
   --no-ties             mixed search: do not tie layers whose outputs meet in an Add / Concat
@@ -110,6 +127,223 @@ calibration and evaluation splits, preset w8a8, output out/cnn.w8a8.onnx.
                         image preprocessing (pixels scaled to [0, 1] first)
   -h, --help            this help`;
 
+// ───────────── Validated options: every option of `lowbit quantize`, checked here, once ─────────────
+// Nothing below this table reads `values` directly: numbers are checked against their ranges (with
+// the range in the message), mixed-search options are refused without `--preset mixed`, and the
+// output paths are checked against the inputs, all before any work.
+
+const PARSE = {
+  calib: { type: "string", multiple: true },
+  whole: { type: "string", multiple: true },
+  preset: { type: "string" },
+  config: { type: "string" },
+  plan: { type: "string" },
+  out: { type: "string" },
+  gptq: { type: "boolean" },
+  rounding: { type: "string" },
+  "act-order": { type: "boolean" },
+  damp: { type: "string" },
+  "gptq-block": { type: "string" },
+  calibrator: { type: "string" },
+  smoothquant: { type: "string" },
+  equalize: { type: "string" },
+  "bias-correction": { type: "boolean" },
+  "min-sqnr": { type: "string" },
+  eval: { type: "string", multiple: true },
+  labels: { type: "string" },
+  "batch-size": { type: "string" },
+  "mask-threshold": { type: "string" },
+  report: { type: "string" },
+  "no-report": { type: "boolean" },
+  json: { type: "boolean" },
+  budget: { type: "string" },
+  "budget-size": { type: "string" },
+  "budget-latency": { type: "string" },
+  "budget-bops": { type: "string" },
+  candidates: { type: "string" },
+  "act-formats": { type: "string" },
+  metric: { type: "string" },
+  search: { type: "string" },
+  tolerance: { type: "string" },
+  "no-ties": { type: "boolean" },
+  size: { type: "string" },
+  layout: { type: "string" },
+  channels: { type: "string" },
+  mean: { type: "string" },
+  std: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Numeric options: their allowed values (the message quotes the range). */
+const NUMBERS = {
+  damp: { min: 0, minExclusive: true, max: 1 },
+  "gptq-block": { integer: true, min: 1, max: 65536 },
+  smoothquant: { min: 0, max: 1 },
+  equalize: { min: 0, max: 1 },
+  "batch-size": { integer: true, min: 1, max: 65536 },
+  "mask-threshold": {},
+  "min-sqnr": { min: 0, max: 200 },
+} as const satisfies Record<string, NumberRule>;
+
+/** Options that only mean something to the mixed-precision search. */
+const MIXED_ONLY = [
+  "budget",
+  "budget-size",
+  "budget-latency",
+  "budget-bops",
+  "candidates",
+  "act-formats",
+  "metric",
+  "search",
+  "tolerance",
+  "no-ties",
+] as const;
+
+/** `lowbit quantize`'s options, checked. */
+interface QuantizeArgs {
+  modelPath: string;
+  embedded: boolean;
+  calibSpecs: string[];
+  evalSpecs: string[];
+  labelsPath?: string;
+  preset: string;
+  configPath?: string;
+  planPath?: string;
+  /** The output given with --out (else chosen after quantizing). */
+  out?: string;
+  rounding?: "rtn" | "gptq";
+  gptq: { actOrder?: boolean; damp?: number; blockSize?: number };
+  calibrator?: string;
+  smoothquant: number | null;
+  equalize: number | null;
+  biasCorrection: boolean;
+  /** The guard's threshold in dB, or null when off. */
+  minSqnrDb: number | null;
+  batchSize?: number;
+  maskThreshold?: number;
+  report?: string;
+  noReport: boolean;
+  json: boolean;
+  mixedOptions: Record<string, string>;
+  /** The budgets, parsed (to check the search's result against them). */
+  budgets: Budget[];
+  image?: ImageSpec;
+  /** Plugin option values (`--vit-softmax adalog`, ...). */
+  pluginOptions: Record<string, string | number | boolean>;
+  /** Inputs given whole to every batch (`--whole`). */
+  wholeInputs: string[];
+}
+
+/** Budgets as the search reads them, checked now (positive, bits ≤ 32, the right unit). */
+async function checkBudgets(mixed: Record<string, string>): Promise<Budget[]> {
+  if (!Object.keys(mixed).some((k) => k.startsWith("budget"))) return [];
+  const { parseMixedOptions } = await import("@lowbit/pipeline/search");
+  const { budgets } = parseMixedOptions(mixed);
+  for (const b of budgets) {
+    const [flag, v, ok] = b.kind === "bits"
+      ? ["--budget", b.bits, b.bits > 0 && b.bits <= 32]
+      : b.kind === "size"
+      ? ["--budget-size", b.bytes, b.bytes >= 1]
+      : b.kind === "latency"
+      ? ["--budget-latency", b.ms, b.ms > 0]
+      : ["--budget-bops", b.bops, b.bops > 0];
+    if (!ok) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `${flag} must be ${b.kind === "bits" ? "in (0, 32] bits per weight" : "positive"}, got ${
+          mixed[flag.slice(2)]
+        } (${v})`,
+      );
+    }
+  }
+  return budgets;
+}
+
+/** Parses and checks every option; null for --help. */
+async function checkedArgs(argv: string[]): Promise<QuantizeArgs | null> {
+  // Plugins first: their options parse like ours.
+  const split = splitPluginArgs(argv);
+  await loadPlugins(split.plugins);
+  const { values, positionals } = parseOptions(
+    split.rest,
+    { ...pluginParseOptions(), ...PARSE },
+    HELP + pluginHelp(),
+  );
+  if (values.help) return null;
+  if (positionals.length > 1) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `one model at a time (got ${positionals.join(", ")})`,
+    );
+  }
+  const n = (k: keyof typeof NUMBERS): number | undefined =>
+    checkedNumber(values[k], `--${k}`, NUMBERS[k]);
+  const embedded = positionals.length === 0;
+  if (values.plan && (values.preset || values.config)) {
+    throw new LowbitError("INVALID_ARGUMENT", "--plan replays a plan: drop --preset and --config");
+  }
+  const preset = values.preset ?? "w8a8";
+  const mixedOptions: Record<string, string> = {};
+  for (const k of MIXED_ONLY) {
+    const v = values[k];
+    if (v === undefined || v === false) continue;
+    if (preset !== "mixed" || values.plan) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `--${k} is an option of the mixed-precision search: it needs --preset mixed ` +
+          `(the preset here is ${values.plan ? "the replayed plan" : `'${preset}'`})`,
+      );
+    }
+    if (k === "no-ties") mixedOptions.ties = "false";
+    else mixedOptions[k] = k === "tolerance" ? toleranceOption(v)! : String(v);
+  }
+  const budgets = await checkBudgets(mixedOptions);
+  const rounding = values.gptq ? "gptq" : values.rounding;
+  if (rounding !== undefined && rounding !== "rtn" && rounding !== "gptq") {
+    throw new LowbitError("INVALID_ARGUMENT", `--rounding must be rtn or gptq, got '${rounding}'`);
+  }
+  const minSqnr = values["min-sqnr"];
+  const image = values.size || values.mean || values.std || values.layout || values.channels
+    ? parseImageSpec(values)
+    : undefined;
+  return {
+    modelPath: embedded ? join(FIXTURES, "cnn.onnx") : positionals[0],
+    embedded,
+    calibSpecs: values.calib ?? (embedded ? [join(FIXTURES, "calib_x.npy")] : []),
+    evalSpecs: values.eval ?? (embedded ? [join(FIXTURES, "eval_x.npy")] : []),
+    labelsPath: values.labels ?? (embedded ? join(FIXTURES, "eval_y.npy") : undefined),
+    preset,
+    configPath: values.config,
+    planPath: values.plan,
+    out: values.out,
+    rounding,
+    gptq: {
+      ...(values["act-order"] ? { actOrder: true } : {}),
+      ...(values.damp !== undefined ? { damp: n("damp") } : {}),
+      ...(values["gptq-block"] !== undefined ? { blockSize: n("gptq-block") } : {}),
+    },
+    calibrator: values.calibrator,
+    smoothquant: n("smoothquant") ?? null,
+    equalize: n("equalize") ?? null,
+    biasCorrection: values["bias-correction"] ?? false,
+    minSqnrDb: minSqnr === "off"
+      ? null
+      : n("min-sqnr") ?? (values.plan ? null : DEFAULT_MIN_SQNR_DB),
+    batchSize: n("batch-size"),
+    maskThreshold: n("mask-threshold"),
+    report: values.report,
+    noReport: values["no-report"] ?? false,
+    json: values.json ?? false,
+    mixedOptions,
+    budgets,
+    image,
+    pluginOptions: pluginOptionValues(values as Record<string, unknown>),
+    wholeInputs: (values.whole ?? []).flatMap((w) => w.split(",")).filter((w) => w),
+  };
+}
+
+// ───────────────────────────────────────── the run ─────────────────────────────────────────
+
 interface Summary {
   model: string;
   preset: string | null;
@@ -117,9 +351,13 @@ interface Summary {
   plan: string;
   report: string | null;
   layers: { node: string; op: string; weight: string; activation: string }[];
+  /** Weight bytes (formats' bits, scales and zero points), float and quantized. */
   size_bytes_float: number;
   size_bytes_quant: number;
+  /** Bytes on disk: the input model file and each file written. */
+  file_bytes: { model_in: number; model: number; plan: number; report: number | null };
   evaluation: EvalResult | null;
+  guard: GuardReport | null;
   warnings: string[];
 }
 
@@ -128,7 +366,11 @@ function fmtPct(x: number | null | undefined): string {
 }
 
 function fmtBytes(n: number): string {
-  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
+  return n >= 1 << 20
+    ? `${(n / (1 << 20)).toFixed(2)} MiB`
+    : n >= 1024
+    ? `${(n / 1024).toFixed(1)} KiB`
+    : `${n} B`;
 }
 
 /** Whether QDQ ONNX can hold every point (else the default output is a lowbit file). */
@@ -154,6 +396,68 @@ async function loadMixedSearch(
   return createMixedSearch({ model, calib, onResult });
 }
 
+/** The file part of a `[NAME=]PATH` data spec. */
+function specPath(spec: string): string {
+  const eq = spec.indexOf("=");
+  return eq > 0 && !spec.slice(0, eq).includes("/") ? spec.slice(eq + 1) : spec;
+}
+
+/** An absolute path with symlinks in its folder resolved (the file itself need not exist). */
+function canonical(path: string): string {
+  const abs = resolve(path);
+  try {
+    return Deno.realPathSync(abs);
+  } catch {
+    try {
+      return join(Deno.realPathSync(dirname(abs)), basename(abs));
+    } catch {
+      return abs;
+    }
+  }
+}
+
+/**
+ * Refuses, before any work, an output that would replace one of the run's inputs (the model, its
+ * calibration or evaluation data, labels, plan or rules), or two outputs on one path.
+ */
+function checkOutputsAgainstInputs(a: QuantizeArgs, outputs: string[]): void {
+  const inputs: [string, string][] = [
+    ["the model", a.modelPath],
+    ...a.calibSpecs.map((s): [string, string] => ["calibration data", specPath(s)]),
+    ...a.evalSpecs.map((s): [string, string] => ["evaluation data", specPath(s)]),
+    ...(a.labelsPath ? [["the labels", a.labelsPath] as [string, string]] : []),
+    ...(a.planPath ? [["the plan", a.planPath] as [string, string]] : []),
+    ...(a.configPath ? [["the rules file", a.configPath] as [string, string]] : []),
+  ];
+  const seen = new Map<string, string>();
+  for (const out of outputs) {
+    const o = canonical(out);
+    for (const [what, path] of inputs) {
+      const i = canonical(path);
+      if (o === i || (o.startsWith(i + "/"))) {
+        throw new LowbitError(
+          "INVALID_ARGUMENT",
+          `the output '${out}' is ${what} this run reads: it would be overwritten; ` +
+            `choose another --out${out.endsWith(".html") ? " / --report" : ""}`,
+          { file: out },
+        );
+      }
+    }
+    const other = seen.get(o);
+    if (other !== undefined) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `two outputs of this run are one file: '${other}' and '${out}'`,
+        { file: out },
+      );
+    }
+    seen.set(o, out);
+  }
+}
+
+/** Where the run is, for the Ctrl-C handler's message. */
+let phase: "working" | "written" = "working";
+
 /**
  * Runs `lowbit quantize`.
  *
@@ -166,173 +470,91 @@ async function loadMixedSearch(
  * if (await quantizeMain(["--help"]) !== 0) throw new Error();
  * ```
  */
-export async function quantizeMain(argv: string[]): Promise<number> {
-  // Plugins first: their options parse like ours.
-  const split = splitPluginArgs(argv);
-  await loadPlugins(split.plugins);
-  const args = split.rest;
-  const { values, positionals } = parseOptions(args, {
-    ...pluginParseOptions(),
-    calib: { type: "string", multiple: true },
-    whole: { type: "string", multiple: true },
-    preset: { type: "string" },
-    config: { type: "string" },
-    plan: { type: "string" },
-    out: { type: "string" },
-    gptq: { type: "boolean" },
-    rounding: { type: "string" },
-    "act-order": { type: "boolean" },
-    damp: { type: "string" },
-    "gptq-block": { type: "string" },
-    calibrator: { type: "string" },
-    smoothquant: { type: "string" },
-    equalize: { type: "string" },
-    "bias-correction": { type: "boolean" },
-    eval: { type: "string", multiple: true },
-    labels: { type: "string" },
-    "batch-size": { type: "string" },
-    "mask-threshold": { type: "string" },
-    report: { type: "string" },
-    "no-report": { type: "boolean" },
-    json: { type: "boolean" },
-    budget: { type: "string" },
-    "budget-size": { type: "string" },
-    "budget-latency": { type: "string" },
-    "budget-bops": { type: "string" },
-    candidates: { type: "string" },
-    "act-formats": { type: "string" },
-    metric: { type: "string" },
-    search: { type: "string" },
-    tolerance: { type: "string" },
-    "no-ties": { type: "boolean" },
-    size: { type: "string" },
-    layout: { type: "string" },
-    channels: { type: "string" },
-    mean: { type: "string" },
-    std: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  }, HELP + pluginHelp());
-  if (values.help) {
+export async function quantizeMain(args: string[]): Promise<number> {
+  const a = await checkedArgs(args);
+  if (!a) {
     console.log(HELP + pluginHelp());
     return 0;
   }
-  const pluginOptions = pluginOptionValues(values as Record<string, unknown>);
-  const wholeInputs = (values.whole ?? []).flatMap((w) => w.split(",")).filter((w) => w);
-  if (positionals.length > 1) {
-    throw new LowbitError(
-      "INVALID_ARGUMENT",
-      `one model at a time (got ${positionals.join(", ")})`,
-    );
-  }
-  const embedded = positionals.length === 0;
-  const modelPath = embedded ? join(FIXTURES, "cnn.onnx") : positionals[0];
-  const calibSpecs = values.calib ?? (embedded ? [join(FIXTURES, "calib_x.npy")] : []);
-  const evalSpecs = values.eval ?? (embedded ? [join(FIXTURES, "eval_x.npy")] : []);
-  const labelsPath = values.labels ?? (embedded ? join(FIXTURES, "eval_y.npy") : undefined);
-  const preset = values.preset ?? "w8a8";
-  if (values.plan && (values.preset || values.config)) {
-    throw new LowbitError("INVALID_ARGUMENT", "--plan replays a plan: drop --preset and --config");
-  }
-  const stem = basename(modelPath, extname(modelPath));
+  phase = "working";
+  const warn = (w: string): void => {
+    if (!a.json) console.error(`lowbit quantize: warning: ${w}`);
+  };
+  const stem = basename(a.modelPath, extname(a.modelPath));
   // Default output: out/<model>.<preset>.onnx, or .lowbit when a format has no ONNX type.
   const defaultOut = (ext: string): string =>
-    join("out", `${stem}.${values.plan ? "plan" : preset}${ext}`);
-  if (values.out) await checkOutputPath(values.out);
-  else await Deno.mkdir("out", { recursive: true });
-  const json = values.json ?? false;
-  const progress = createProgress(!json && Deno.stdout.isTerminal());
-  const rounding = values.gptq ? "gptq" : values.rounding;
-  if (rounding !== undefined && rounding !== "rtn" && rounding !== "gptq") {
-    throw new LowbitError("INVALID_ARGUMENT", `--rounding must be rtn or gptq, got '${rounding}'`);
+    join("out", `${stem}.${a.planPath ? "plan" : a.preset}${ext}`);
+  const reportFor = (out: string): string =>
+    a.report ?? planPathFor(out).replace(/\.plan\.json$/, ".report.html");
+  const outsFor = (out: string): string[] => [out, planPathFor(out), reportFor(out)];
+  if (a.out) {
+    await checkOutputPath(a.out);
+    checkOutputsAgainstInputs(a, outsFor(a.out));
+  } else {
+    for (const ext of [".onnx", ".lowbit"]) checkOutputsAgainstInputs(a, outsFor(defaultOut(ext)));
   }
-  const batchSize = num(values["batch-size"], "--batch-size");
+  const progress = createProgress(!a.json && Deno.stdout.isTerminal());
 
-  // Inputs: model, rules / plan, data (all checked before any work).
-  const { model, sha256 } = await readModel(modelPath);
-  const rules: Rule[] = values.config
-    ? parseRules(await readJson(values.config, "rules file"), values.config)
+  // Inputs: model, rules / plan, data (all read and checked before any work).
+  const modelInBytes = (await Deno.stat(a.modelPath).catch(() => ({ size: 0 }))).size;
+  const { model, sha256 } = await readModel(a.modelPath);
+  const rules: Rule[] = a.configPath
+    ? parseRules(await readJson(a.configPath, "rules file"), a.configPath)
     : [];
-  const plan = values.plan
-    ? parsePlan(await readJson(values.plan, "plan"), values.plan)
-    : undefined;
+  const plan = a.planPath ? parsePlan(await readJson(a.planPath, "plan"), a.planPath) : undefined;
   // A replayed plan loads the plugins that made it.
   for (const p of plan?.plugins ?? []) await loadPlugins([p.source ?? p.name]);
-  const image = values.size || values.mean || values.std || values.layout || values.channels
-    ? parseImageSpec(values)
+  const calib: Dataset | undefined = a.calibSpecs.length
+    ? await loadDataset(
+      a.calibSpecs,
+      model.graph.inputs,
+      a.image,
+      "calibration data",
+      a.wholeInputs,
+    )
     : undefined;
-  const calib: Dataset | undefined = calibSpecs.length
-    ? await loadDataset(calibSpecs, model.graph.inputs, image, "calibration data", wholeInputs)
-    : undefined;
-  const evalData: Dataset | undefined = evalSpecs.length
-    ? await loadDataset(evalSpecs, model.graph.inputs, image, "evaluation data", wholeInputs)
+  const evalData: Dataset | undefined = a.evalSpecs.length
+    ? await loadDataset(a.evalSpecs, model.graph.inputs, a.image, "evaluation data", a.wholeInputs)
     : undefined;
   let labels: TensorData | undefined;
-  if (labelsPath) {
+  if (a.labelsPath) {
+    const path = a.labelsPath;
     labels = readNpy(
-      await Deno.readFile(labelsPath).catch(() => {
-        throw new LowbitError("IO_ERROR", "cannot read the labels", { file: labelsPath });
+      await Deno.readFile(path).catch(() => {
+        throw new LowbitError("IO_ERROR", "cannot read the labels", { file: path });
       }),
-      labelsPath,
+      path,
     );
   }
-  const mixedOptions: Record<string, string> = {};
-  for (
-    const k of [
-      "budget",
-      "budget-size",
-      "budget-latency",
-      "budget-bops",
-      "candidates",
-      "act-formats",
-      "metric",
-      "search",
-      "tolerance",
-    ]
-  ) {
-    const v = (values as Record<string, unknown>)[k];
-    if (typeof v === "string") mixedOptions[k] = v;
-  }
-  if (values["no-ties"]) mixedOptions.ties = "false";
 
   let searchResult: MixedPrecisionResult | undefined;
-  const result: QuantizeResult = await quantize({
+  const options: QuantizeOptions = {
     model,
-    name: basename(modelPath),
+    name: basename(a.modelPath),
     sha256,
     calib,
-    preset,
+    preset: a.preset,
     rules,
     plan,
-    rounding,
-    calibrator: values.calibrator,
-    gptq: {
-      ...(values["act-order"] ? { actOrder: true } : {}),
-      ...(values.damp ? { damp: num(values.damp, "--damp") } : {}),
-      ...(values["gptq-block"] ? { blockSize: num(values["gptq-block"], "--gptq-block") } : {}),
-    },
-    smoothquant: num(values.smoothquant, "--smoothquant") ?? null,
-    equalize: num(values.equalize, "--equalize") ?? null,
-    biasCorrection: values["bias-correction"] ?? false,
-    batchSize,
+    rounding: a.rounding,
+    calibrator: a.calibrator,
+    gptq: a.gptq,
+    smoothquant: a.smoothquant,
+    equalize: a.equalize,
+    biasCorrection: a.biasCorrection,
+    batchSize: a.batchSize,
     progress,
-    mixedSearch: preset === "mixed" && !plan
+    mixedSearch: a.preset === "mixed" && !plan
       ? await loadMixedSearch(model, calib, (r) => (searchResult = r))
       : undefined,
-    mixedOptions,
+    mixedOptions: a.mixedOptions,
     registry: defaultRegistry(),
-    pluginOptions: plan?.pluginOptions ?? pluginOptions,
-    ...(values.out
-      ? { target: values.out.toLowerCase().endsWith(".onnx") ? "onnx" : "lowbit" }
-      : {}),
-  });
-  if (result.quantized.plan.plugins) {
-    for (const p of result.quantized.plan.plugins) {
-      const src = pluginSource(p.name);
-      if (src) p.source = src;
-    }
-  }
-  for (const w of result.warnings) if (!json) console.error(`lowbit quantize: warning: ${w}`);
+    pluginOptions: plan?.pluginOptions ?? a.pluginOptions,
+    ...(a.out ? { target: a.out.toLowerCase().endsWith(".onnx") ? "onnx" : "lowbit" } : {}),
+  };
+  let result: QuantizeResult = await quantize(options);
   if (searchResult) {
+    for (const w of unmetBudgets(searchResult, a.budgets)) result.warnings.push(w);
     result.quantized.plan.search = {
       metric: searchResult.metric,
       strategy: searchResult.strategy,
@@ -340,86 +562,163 @@ export async function quantizeMain(argv: string[]): Promise<number> {
     };
   }
 
-  const out = values.out ?? defaultOut(onnxCanHold(result) ? ".onnx" : ".lowbit");
-  const written = await writeQuantized(result.quantized, out);
-
-  let evaluation: EvalResult | null = null;
-  let perLayer: Record<string, number> = {};
-  if (evalData) {
-    const bar = progress.start("evaluate", Math.ceil(evalData.count / (batchSize ?? 64)));
-    // The written file, as our runtime loads and runs it.
-    const artifact = await loadModelFile(written.model);
-    evaluation = await evaluate(floatRunner(model), artifact.runner, evalData, {
-      labels,
-      batchSize,
-      progress: bar,
-      maskThreshold: num(values["mask-threshold"], "--mask-threshold"),
+  // The accuracy guard, on the evaluation data (or the calibration data without it).
+  let guard: GuardReport | null = null;
+  const guardData = evalData ?? calib;
+  if (guardData && result.quantized.layers.length) {
+    const g = await guardQuantize(options, result, {
+      data: guardData,
+      minSqnrDb: a.minSqnrDb,
+      // A replayed plan or a searched allocation is checked, not changed.
+      fix: !plan && a.preset !== "mixed",
+      onStep: (m) => {
+        if (!a.json) console.error(`lowbit quantize: accuracy guard: ${m}`);
+      },
     });
-    bar.stop();
-    perLayer = await layerSqnr(result.prepared, result.quantized, evalData);
+    result = g.result;
+    guard = g.report;
   }
-  // The prepared graph: weights held in Constant nodes are initializers there.
-  const sizes = modelSizes(result.prepared, result.quantized);
+  for (const w of result.warnings) warn(w);
+  // Where each plugin came from, so a replay finds it.
+  for (const p of result.quantized.plan.plugins ?? []) {
+    const src = pluginSource(p.name);
+    if (src) p.source = src;
+  }
+
+  const out = a.out ?? defaultOut(onnxCanHold(result) ? ".onnx" : ".lowbit");
+  if (!a.out) await Deno.mkdir(dirname(out), { recursive: true });
+  const planPath = planPathFor(out);
+  const modelBytes = encodeQuantized(result.quantized, out);
+  const planBytes = new TextEncoder().encode(planToJson(result.quantized.plan));
+  // The model is staged beside its destination and evaluated as our runtime loads that file;
+  // nothing at the destinations changes until every file of the run is ready.
+  // Ctrl-C before this point needs no handler: nothing is staged, and Deno's default ends the run
+  // at once (a listener would only run when the event loop turns, which the compute-bound
+  // quantization rarely lets it do, so Ctrl-C would be swallowed). From here until the renames,
+  // the handler removes the staged files and says that nothing was written.
+  const listening = listenForInterrupt(true);
+  const staged = stageFiles([[out, modelBytes]]);
   let reportPath: string | null = null;
-  if (!values["no-report"] && evaluation) {
-    reportPath = values.report ?? written.plan.replace(/\.plan\.json$/, ".report.html");
-    const html = renderReport(
-      buildReport({
-        float: result.prepared,
-        model: { name: basename(modelPath), sha256 },
-        result,
-        evaluation,
-        layerSqnr: perLayer,
-        output: out,
-        sizes,
-        ...(searchResult
-          ? {
-            search: {
-              metric: searchResult.metric,
-              strategy: searchResult.strategy,
-              points: searchResult.frontier.points,
-              choices: searchResult.frontier.choices,
-            },
-          }
-          : {}),
-      }),
-      await loadChartJs(),
-    );
-    await writeFileAtomic(reportPath, new TextEncoder().encode(html));
-  }
-  const summary: Summary = {
-    model: relative(Deno.cwd(), modelPath) || modelPath,
-    preset: result.quantized.plan.preset,
-    output: written.model,
-    plan: written.plan,
-    report: reportPath,
-    layers: result.quantized.layers.map((l) => {
-      const w = result.quantized.plan.entries.find((e) => e.node === l.node && e.role === "weight");
-      const a = result.quantized.plan.entries.find((e) =>
-        e.node === l.node && e.role === "activation"
-      );
-      return {
-        node: l.node,
-        op: l.op,
-        weight: !w || w.skip ? "float" : `${w.format} ${w.rounding ?? ""}`.trim(),
-        activation: !a || a.skip ? "float" : `${a.format}${a.dynamic ? " dynamic" : ""}`,
+  let reportBytes: Uint8Array | null = null;
+  let evaluation: EvalResult | null = null;
+  try {
+    const sizes = modelSizes(result.prepared, result.quantized);
+    if (evalData) {
+      const bar = progress.start("evaluate", Math.ceil(evalData.count / (a.batchSize ?? 64)));
+      const artifact = await loadModelFile(staged.files[0].temp);
+      // One macrotask turn per batch, so that Ctrl-C is handled during evaluation (the
+      // executor's awaits are microtasks only, which never let a signal listener run).
+      const runner = {
+        run: async (x: Record<string, TensorData>) => {
+          await new Promise((r) => setTimeout(r, 0));
+          return await artifact.runner.run(x);
+        },
       };
-    }),
-    size_bytes_float: sizes.floatBytes,
-    size_bytes_quant: sizes.quantBytes,
-    evaluation,
-    warnings: result.warnings,
-  };
-  if (json) {
-    console.log(JSON.stringify(summary));
+      evaluation = await evaluate(floatRunner(model), runner, evalData, {
+        labels,
+        batchSize: a.batchSize,
+        progress: bar,
+        maskThreshold: a.maskThreshold,
+      });
+      bar.stop();
+      if (!a.noReport) {
+        const perLayer = await layerSqnr(result.prepared, result.quantized, evalData);
+        reportPath = reportFor(out);
+        reportBytes = new TextEncoder().encode(renderReport(
+          buildReport({
+            float: result.prepared,
+            model: { name: basename(a.modelPath), sha256 },
+            result,
+            evaluation,
+            layerSqnr: perLayer,
+            output: out,
+            sizes,
+            fileBytes: { floatModel: modelInBytes, quantModel: modelBytes.length },
+            ...(searchResult
+              ? {
+                search: {
+                  metric: searchResult.metric,
+                  strategy: searchResult.strategy,
+                  points: searchResult.frontier.points,
+                  choices: searchResult.frontier.choices,
+                  budgets: a.budgets.map((b) => ({
+                    kind: b.kind,
+                    value: b.kind === "bits"
+                      ? b.bits
+                      : b.kind === "size"
+                      ? b.bytes
+                      : b.kind === "latency"
+                      ? b.ms
+                      : b.bops,
+                  })),
+                },
+              }
+              : {}),
+          }),
+          await loadChartJs(),
+        ));
+      }
+    }
+    const rest = stageFiles([
+      [planPath, planBytes],
+      ...(reportPath && reportBytes ? [[reportPath, reportBytes] as const] : []),
+    ]);
+    commitStaged({ files: [...staged.files, ...rest.files] });
+    phase = "written";
+    const stale = reportFor(out);
+    if (!reportPath && existsSync(stale)) {
+      const why = a.noReport ? "--no-report" : "no --eval data, so no report";
+      const w = `'${stale}' is from an earlier run and no longer describes '${out}' ` +
+        `(this run: ${why}); it was left as it was`;
+      warn(w);
+      result.warnings.push(w);
+    }
+    const summary: Summary = {
+      model: relative(Deno.cwd(), a.modelPath) || a.modelPath,
+      preset: result.quantized.plan.preset,
+      output: out,
+      plan: planPath,
+      report: reportPath,
+      layers: layerRows(result),
+      size_bytes_float: sizes.floatBytes,
+      size_bytes_quant: sizes.quantBytes,
+      file_bytes: {
+        model_in: modelInBytes,
+        model: modelBytes.length,
+        plan: planBytes.length,
+        report: reportBytes?.length ?? null,
+      },
+      evaluation,
+      guard,
+      warnings: result.warnings,
+    };
+    if (a.json) console.log(JSON.stringify(summary));
+    else printSummary(summary);
     return 0;
+  } finally {
+    discardStaged(staged);
+    if (listening) listenForInterrupt(false);
   }
-  printSummary(summary);
-  return 0;
+}
+
+function layerRows(result: QuantizeResult): Summary["layers"] {
+  return result.quantized.layers.map((l) => {
+    const w = result.quantized.plan.entries.find((e) => e.node === l.node && e.role === "weight");
+    const a = result.quantized.plan.entries.find((e) =>
+      e.node === l.node && e.role === "activation"
+    );
+    return {
+      node: l.node,
+      op: l.op,
+      weight: !w || w.skip ? "float" : `${w.format} ${w.rounding ?? ""}`.trim(),
+      activation: !a || a.skip ? "float" : `${a.format}${a.dynamic ? " dynamic" : ""}`,
+    };
+  });
 }
 
 function printSummary(s: Summary): void {
   const w = Math.max(5, ...s.layers.map((l) => l.node.length));
+  const f = s.file_bytes;
   const lines = [
     `lowbit quantize: ${s.model} → ${s.output} (preset ${s.preset ?? "from plan"})`,
     "",
@@ -428,9 +727,12 @@ function printSummary(s: Summary): void {
       `  ${l.node.padEnd(w)}  ${l.op.padEnd(13)}  ${l.weight.padEnd(14)}  ${l.activation}`
     ),
     "",
-    `  size      ${fmtBytes(s.size_bytes_float)} → ${fmtBytes(s.size_bytes_quant)} (${
+    `  weights   ${fmtBytes(s.size_bytes_float)} → ${fmtBytes(s.size_bytes_quant)} (${
       (s.size_bytes_float / Math.max(1, s.size_bytes_quant)).toFixed(2)
-    }× smaller)`,
+    }× smaller; formats' bits with scales and zero points)`,
+    `  files     ${f.model_in} B → ${f.model} B on disk (${
+      (f.model_in / Math.max(1, f.model)).toFixed(2)
+    }×); plan ${f.plan} B${f.report === null ? "" : `, report ${f.report} B`}`,
   ];
   const e = s.evaluation;
   if (e) {
@@ -447,36 +749,40 @@ function printSummary(s: Summary): void {
   } else {
     lines.push("  (no --eval data: accuracy not measured)");
   }
+  if (s.guard) lines.push(`  guard     ${describeGuard(s.guard)}`);
   lines.push(`  plan      ${s.plan}`);
   if (s.report) lines.push(`  report    ${s.report}`);
   console.log(lines.join("\n"));
 }
 
-/** Removes temporary outputs and exits on Ctrl-C. */
+/** Removes temporary outputs and exits on Ctrl-C, saying truthfully what was written. */
 function onInterrupt(): void {
   for (const tmp of pendingWrites()) {
     try {
       Deno.removeSync(tmp);
     } catch { /* already gone */ }
   }
-  console.error("\nlowbit quantize: interrupted; no output was written");
+  console.error(
+    phase === "written"
+      ? "\nlowbit quantize: interrupted after the outputs were written (they are complete)"
+      : "\nlowbit quantize: interrupted; nothing was written, earlier files are as they were",
+  );
   Deno.exit(130);
+}
+
+/** Adds or removes the Ctrl-C handler; false when signals are unsupported here. */
+function listenForInterrupt(on: boolean): boolean {
+  try {
+    if (on) Deno.addSignalListener("SIGINT", onInterrupt);
+    else Deno.removeSignalListener("SIGINT", onInterrupt);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The `quantize` subcommand. */
 export const quantizeCommand: Command = {
-  summary:
-    "calibrate, quantize (RTN / GPTQ), export, evaluate and report (no model: the bundled demo)",
-  async main(args: string[]): Promise<number> {
-    let listening = false;
-    try {
-      Deno.addSignalListener("SIGINT", onInterrupt);
-      listening = true;
-    } catch { /* signals unsupported here */ }
-    try {
-      return await quantizeMain(args);
-    } finally {
-      if (listening) Deno.removeSignalListener("SIGINT", onInterrupt);
-    }
-  },
+  summary: "calibrate, quantize (RTN / GPTQ), guard, export, evaluate and report",
+  main: quantizeMain,
 };

@@ -298,8 +298,14 @@ Deno.test("quantize refuses a lowbit file as input, naming it, instead of failin
   });
 });
 
-Deno.test("quantize leaves no partial output when interrupted with Ctrl-C", async () => {
+Deno.test("Ctrl-C during evaluation leaves every earlier file as it was and says so", async () => {
   await withTmp(async (dir) => {
+    const old: Record<string, string> = {
+      "c.onnx": "old model",
+      "c.plan.json": "old plan",
+      "c.report.html": "old report",
+    };
+    for (const [k, v] of Object.entries(old)) await Deno.writeTextFile(`${dir}/${k}`, v);
     const main = fileURLToPath(new URL("../main.ts", import.meta.url));
     const child = new Deno.Command(Deno.execPath(), {
       args: [
@@ -307,31 +313,198 @@ Deno.test("quantize leaves no partial output when interrupted with Ctrl-C", asyn
         "-A",
         main,
         "quantize",
-        `${FIX}vit.onnx`,
+        `${FIX}cnn.onnx`,
         "--calib",
         CALIB,
-        "--gptq",
+        "--eval",
+        `${FIX}eval_x.npy`,
+        "--labels",
+        `${FIX}eval_y.npy`,
         "--batch-size",
         "1",
+        "--min-sqnr",
+        "off",
         "--out",
-        `${dir}/v.onnx`,
+        `${dir}/c.onnx`,
       ],
       stdout: "null",
       stderr: "piped",
     }).spawn();
-    await new Promise((r) => setTimeout(r, 2000));
-    try {
-      child.kill("SIGINT");
-    } catch { /* it finished first */ }
-    const { code, stderr } = await child.output();
-    const names = await files(dir);
-    // Either the run finished before the signal, or it stopped with nothing written;
-    // never a temporary file or one output without the other.
-    if (names.length) {
-      assert.deepEqual(names, ["v.onnx", "v.plan.json"]);
-      JSON.parse(await Deno.readTextFile(`${dir}/v.plan.json`));
-      return;
+    // The staged model appears right before evaluation starts: interrupt then.
+    const t0 = Date.now();
+    let seen = false;
+    while (!seen && Date.now() - t0 < 120_000) {
+      seen = (await files(dir)).some((n) => /\.tmp\.onnx$/.test(n));
+      if (!seen) await new Promise((r) => setTimeout(r, 5));
     }
-    assert.equal(code, 130, new TextDecoder().decode(stderr));
+    assert.ok(seen, "evaluation never started");
+    child.kill("SIGINT");
+    const { code, stderr } = await child.output();
+    const err = new TextDecoder().decode(stderr);
+    assert.equal(code, 130, err);
+    assert.match(err, /interrupted; nothing was written, earlier files are as they were/);
+    assert.deepEqual(await files(dir), Object.keys(old).sort());
+    for (const [k, v] of Object.entries(old)) {
+      assert.equal(await Deno.readTextFile(`${dir}/${k}`), v);
+    }
+  });
+});
+
+Deno.test("Ctrl-C during quantization ends the run at once and leaves earlier files", async () => {
+  await withTmp(async (dir) => {
+    const main = fileURLToPath(new URL("../main.ts", import.meta.url));
+    const run = (out: string) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", main, "quantize", `${FIX}vit.onnx`, "--calib", CALIB, "--gptq"]
+          .concat(["--batch-size", "1", "--out", out]),
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+    // A whole run first, to time it; the signal then lands half-way, while it computes.
+    const t0 = Date.now();
+    assert.equal((await run(`${dir}/first.onnx`).output()).code, 0);
+    const took = Date.now() - t0;
+    await Deno.writeTextFile(`${dir}/v.onnx`, "old model");
+    const before = await files(dir);
+    const child = run(`${dir}/v.onnx`);
+    await new Promise((r) => setTimeout(r, took / 2));
+    child.kill("SIGINT");
+    const { code } = await child.output();
+    assert.equal(code, 130);
+    assert.deepEqual(await files(dir), before);
+    assert.equal(await Deno.readTextFile(`${dir}/v.onnx`), "old model");
+  });
+});
+
+Deno.test("a failure after quantizing (bad labels) leaves earlier files as they were", async () => {
+  await withTmp(async (dir) => {
+    await Deno.writeTextFile(`${dir}/m.onnx`, "old model");
+    await Deno.writeTextFile(`${dir}/m.plan.json`, "old plan");
+    await Deno.writeFile(
+      `${dir}/y.npy`,
+      writeNpy({ dtype: "int64", shape: [3], data: new BigInt64Array(3) }),
+    );
+    const r = await cli([
+      "quantize",
+      MLP,
+      "--calib",
+      CALIB,
+      "--eval",
+      `${FIX}eval_x.npy`,
+      "--labels",
+      `${dir}/y.npy`,
+      "--out",
+      `${dir}/m.onnx`,
+    ]);
+    assert.equal(r.code, 2, r.err);
+    assert.deepEqual(await files(dir), ["m.onnx", "m.plan.json", "y.npy"]);
+    assert.equal(await Deno.readTextFile(`${dir}/m.onnx`), "old model");
+    assert.equal(await Deno.readTextFile(`${dir}/m.plan.json`), "old plan");
+  });
+});
+
+Deno.test("an output that is one of the run's inputs is refused before any work", async () => {
+  await withTmp(async (dir) => {
+    const model = `${dir}/mlp.onnx`, calib = `${dir}/x.npy`;
+    await Deno.copyFile(MLP, model);
+    await Deno.copyFile(CALIB, calib);
+    const before = await Deno.readFile(model);
+    await Deno.writeTextFile(`${dir}/rules.json`, "[]");
+    const cases: [string[], RegExp][] = [
+      [["--out", model], /output '.*mlp\.onnx' is the model this run reads/],
+      [["--out", `${dir}/./mlp.onnx`], /is the model this run reads/],
+      [["--out", `${dir}/x.onnx`, "--report", calib], /is calibration data this run reads/],
+      [[
+        "--out",
+        `${dir}/rules.onnx`,
+        "--config",
+        `${dir}/rules.json`,
+        "--report",
+        `${dir}/rules.json`,
+      ], /is the rules file/],
+      [
+        ["--out", `${dir}/q.onnx`, "--eval", `x=${calib}`, "--report", calib],
+        /is calibration data|is evaluation data/,
+      ],
+      [
+        ["--out", `${dir}/q.onnx`, "--report", `${dir}/q.onnx`],
+        /two outputs of this run are one file/,
+      ],
+    ];
+    for (const [extra, re] of cases) {
+      await expectUserError(dir, ["quantize", model, "--calib", calib, ...extra], re);
+    }
+    // A plan replayed onto its own path.
+    const first = await cli([
+      "quantize",
+      model,
+      "--calib",
+      calib,
+      "--out",
+      `${dir}/a.onnx`,
+      "--json",
+    ]);
+    assert.equal(first.code, 0, first.err);
+    await expectUserError(
+      dir,
+      [
+        "quantize",
+        model,
+        "--calib",
+        calib,
+        "--plan",
+        `${dir}/a.plan.json`,
+        "--out",
+        `${dir}/a.onnx`,
+      ],
+      /output '.*a\.plan\.json' is the plan this run reads/,
+    );
+    assert.deepEqual(await Deno.readFile(model), before);
+  });
+});
+
+Deno.test("a run that writes no report warns that the old one beside the model is stale", async () => {
+  await withTmp(async (dir) => {
+    const out = `${dir}/m.onnx`;
+    const first = await cli([
+      "quantize",
+      MLP,
+      "--calib",
+      CALIB,
+      "--eval",
+      `${FIX}eval_x.npy`,
+      "--out",
+      out,
+      "--json",
+    ]);
+    assert.equal(first.code, 0, first.err);
+    const report = await Deno.readFile(`${dir}/m.report.html`);
+    const again = await cli(["quantize", MLP, "--calib", CALIB, "--preset", "w4a8", "--out", out]);
+    assert.equal(again.code, 0, again.err);
+    assert.match(
+      again.err,
+      /warning: '.*m\.report\.html' is from an earlier run and no longer describes '.*m\.onnx' \(this run: no --eval data, so no report\); it was left as it was/,
+    );
+    assert.deepEqual(await Deno.readFile(`${dir}/m.report.html`), report);
+    assert.match(await Deno.readTextFile(`${dir}/m.plan.json`), /"preset": "w4a8"/);
+  });
+});
+
+Deno.test("the summary gives file sizes on disk next to weight sizes", async () => {
+  await withTmp(async (dir) => {
+    const r = await cli(["quantize", MLP, "--calib", CALIB, "--out", `${dir}/m.lowbit`, "--json"]);
+    assert.equal(r.code, 0, r.err);
+    const s = JSON.parse(r.out);
+    assert.equal(s.file_bytes.model_in, (await Deno.stat(MLP)).size);
+    assert.equal(s.file_bytes.model, (await Deno.stat(`${dir}/m.lowbit`)).size);
+    assert.equal(s.file_bytes.plan, (await Deno.stat(`${dir}/m.plan.json`)).size);
+    assert.equal(s.file_bytes.report, null);
+    const t = await cli(["quantize", MLP, "--calib", CALIB, "--out", `${dir}/m.onnx`]);
+    assert.equal(t.code, 0, t.err);
+    const onDisk = (await Deno.stat(`${dir}/m.onnx`)).size;
+    assert.match(
+      t.out,
+      new RegExp(`files +${(await Deno.stat(MLP)).size} B → ${onDisk} B on disk`),
+    );
   });
 });

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { threadsOption } from "./_options.ts";
 import { parseArgs } from "node:util";
 import { LowbitError } from "@lowbit/core";
 import {
@@ -256,13 +257,7 @@ export const runCommand: Command = {
         `--quantized must be "float" or "integer", not '${q}'`,
       );
     }
-    const threads = values.threads === undefined ? 1 : Number(values.threads);
-    if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
-      throw new LowbitError(
-        "INVALID_ARGUMENT",
-        `--threads must be an integer from 1 to 256, not '${values.threads}'`,
-      );
-    }
+    const threads = threadsOption(values.threads, "run");
     const t0 = performance.now();
     const written = await runModelFiles(
       positionals[0],

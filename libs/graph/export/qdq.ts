@@ -252,22 +252,27 @@ export function exportQdq(
       inits.delete(name);
       if (constNodes.has(name)) dropNodes.add(constNodes.get(name)!);
       inits.set(qName, codesTensor(f, [...weight.shape], codes));
+      const dqOut = name;
       front.push({
         name: fresh(`${name}_DequantizeLinear`),
         op: "DequantizeLinear",
         domain: "",
         inputs: [qName, scaleName, zpName],
-        outputs: [name],
+        outputs: [dqOut],
         attrs,
       });
     } else {
       const qOut = fresh(`${name}_quantized`), dqOut = fresh(`${name}_dequantized`);
+      // Float8: a barrier before Q and after DQ (see fp8Barrier).
+      const qIn = f.float ? fresh(`${name}_fp8_in`) : name;
+      const dqRaw = f.float ? fresh(`${name}_fp8_dequantized`) : dqOut;
       const pair: Node[] = [
+        ...(f.float ? [fp8Barrier(fresh(`${name}_fp8_barrier_in`), name, qIn)] : []),
         {
           name: fresh(`${name}_QuantizeLinear`),
           op: "QuantizeLinear",
           domain: "",
-          inputs: [name, scaleName, zpName],
+          inputs: [qIn, scaleName, zpName],
           outputs: [qOut],
           attrs: { ...attrs },
         },
@@ -276,9 +281,10 @@ export function exportQdq(
           op: "DequantizeLinear",
           domain: "",
           inputs: [qOut, scaleName, zpName],
-          outputs: [dqOut],
+          outputs: [dqRaw],
           attrs: { ...attrs },
         },
+        ...(f.float ? [fp8Barrier(fresh(`${name}_fp8_barrier_out`), dqRaw, dqOut)] : []),
       ];
       const p = producerIdx.get(name);
       if (p === undefined) front.push(...pair);
@@ -293,6 +299,28 @@ export function exportQdq(
     nodes.push(...(after.get(i) ?? []));
   });
   return { ...m, graph: { ...g, nodes, initializers: inits } };
+}
+
+/**
+ * A one-input Concat (an exact copy) that onnxruntime's QDQ transformers do not look through.
+ * onnxruntime-web 1.30 at its default optimisation level mishandles float8 Q/DQ: it fuses
+ * DQ → Conv / Gemm → Q into QLinearConv / QGemm (which take no float8 and refuse the model), moves
+ * float8 DQ across Unsqueeze / Reshape (whose kernels take no float8) and drops a Relu before a
+ * float8 QuantizeLinear as if the codes were unsigned. With a barrier before every float8
+ * activation Q and after its DQ none of these patterns is there to match; the values are
+ * unchanged. Float8 weights keep DQ → op: a DQ on the weight alone is not fused by onnxruntime
+ * (checked on the digits models, openWakeWord's mel and embedding models and PP-OCR cls), and
+ * lowbit's executor runs that pattern on its minifloat GEMM.
+ */
+function fp8Barrier(name: string, input: string, output: string): Node {
+  return {
+    name,
+    op: "Concat",
+    domain: "",
+    inputs: [input],
+    outputs: [output],
+    attrs: { axis: { kind: "int", value: 0 } },
+  };
 }
 
 function codesTensor(f: OnnxQType, shape: number[], v: number[]): TensorData {

@@ -85,7 +85,11 @@ function weightOnlyParams(
 function fakeQuant(q: Model, float: Model): Model {
   const inits = new Map(float.graph.initializers);
   for (const n of q.graph.nodes) {
-    if (n.op !== "DequantizeLinear" || !inits.has(n.outputs[0])) continue;
+    if (n.op !== "DequantizeLinear") continue;
+    // Float8 weights reach their consumers through a one-input Concat barrier.
+    const barrier = q.graph.nodes.find((b) => b.op === "Concat" && b.inputs[0] === n.outputs[0]);
+    const target = inits.has(n.outputs[0]) ? n.outputs[0] : barrier?.outputs[0];
+    if (target === undefined || !inits.has(target)) continue;
     const codes = q.graph.initializers.get(n.inputs[0])!;
     const scale = q.graph.initializers.get(n.inputs[1])!.data as Float32Array;
     const zp = toFloat32(q.graph.initializers.get(n.inputs[2])!);
@@ -105,7 +109,7 @@ function fakeQuant(q: Model, float: Model): Model {
       }
       out[i] = (v[i] - (isFloat ? 0 : zp[k])) * scale[k];
     }
-    inits.set(n.outputs[0], { dtype: "float32", shape: [...shape], data: out });
+    inits.set(target, { dtype: "float32", shape: [...shape], data: out });
   }
   return { ...float, graph: { ...float.graph, initializers: inits } };
 }

@@ -126,6 +126,8 @@ export interface BuildReportInput {
   search?: ReportSearch;
   /** Sizes to show (default: {@link modelSizes} of `float` and the quantized model). */
   sizes?: { floatBytes: number; quantBytes: number };
+  /** Bytes on disk of the input model file and of the written model file, when known. */
+  fileBytes?: { floatModel: number; quantModel: number };
 }
 
 /**
@@ -195,6 +197,7 @@ export function buildReport(input: BuildReportInput): ReportData {
     summary: {
       sizeFloatBytes: sizes.floatBytes,
       sizeQuantBytes: sizes.quantBytes,
+      ...(input.fileBytes ? { fileBytes: input.fileBytes } : {}),
       samples: ev.samples,
       top1Float: ev.top1_float,
       top1Quant: ev.top1_quant,

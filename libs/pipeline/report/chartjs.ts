@@ -1,18 +1,19 @@
 /**
- * The charting library the report embeds: Chart.js's UMD build, read from
- * `node_modules` (installed by `npm ci`) at report time and inlined, so the
- * report needs no network.
+ * The charting library the report embeds: Chart.js's UMD build, reached through an `npm:` import
+ * (so Deno fetches it into `node_modules` or its own cache, as a JSR user of `@lowbit/pipeline`
+ * has it) and inlined into the report, which therefore needs no network.
  *
  * @module
  */
 
 import { LowbitError } from "@lowbit/core";
-import { fileURLToPath } from "node:url";
+
+/** The Chart.js release the report is drawn with. */
+const CHART_JS = "npm:chart.js@4.6.1";
 
 /**
- * Reads Chart.js's minified UMD bundle from the workspace's `node_modules`.
+ * Reads Chart.js's minified UMD bundle (the file beside the package's ES module entry).
  *
- * @param root workspace root (defaults to the one holding this file)
  * @returns the JavaScript source
  *
  * @example
@@ -22,16 +23,23 @@ import { fileURLToPath } from "node:url";
  * if (!js.includes("Chart")) throw new Error();
  * ```
  */
-export async function loadChartJs(root?: string): Promise<string> {
-  const base = root ?? fileURLToPath(new URL("../../../", import.meta.url));
-  const path = `${base.replace(/\/$/, "")}/node_modules/chart.js/dist/chart.umd.min.js`;
+export async function loadChartJs(): Promise<string> {
+  let url: URL;
   try {
-    return await Deno.readTextFile(path);
-  } catch {
+    // The import makes Deno install the package; its entry resolves to a file beside the UMD.
+    await import(CHART_JS);
+    url = new URL("./chart.umd.min.js", import.meta.resolve(CHART_JS));
+  } catch (e) {
     throw new LowbitError(
       "IO_ERROR",
-      "Chart.js is not installed; run `npm ci` in the lowbit workspace",
-      { file: path },
+      `Chart.js (${CHART_JS}) cannot be loaded: ${e instanceof Error ? e.message : String(e)}`,
     );
+  }
+  try {
+    return await Deno.readTextFile(url);
+  } catch {
+    throw new LowbitError("IO_ERROR", "Chart.js's UMD bundle is missing from its package", {
+      file: url.pathname,
+    });
   }
 }

@@ -3,8 +3,11 @@
  * accuracy, SQNR, latency), the plan as a table, per-layer SQNR, and per-layer
  * weight and activation histograms with the chosen ranges, drawn by the
  * inlined Chart.js. When every chart has drawn, a script sets
- * `data-charts-rendered` on `<body>` to the number of non-blank charts, which
- * the headless-browser test reads.
+ * `data-charts-rendered` on `<body>` to the number of non-blank charts and
+ * `data-chart-checks` to what each chart shows (axes, datasets), which the
+ * headless-browser test reads. Accuracy and size have their own axes; histograms
+ * have log counts with the values outside the chosen range marked; the search
+ * chart shows the budget line and the chosen point.
  *
  * @module
  */
@@ -58,6 +61,8 @@ export interface ReportSummary {
   sqnrDb: number;
   /** Output cosine similarity. */
   cosine: number;
+  /** Bytes on disk of the input model file and of the written model file, when known. */
+  fileBytes?: { floatModel: number; quantModel: number };
   /** Mean latency per batch of the float model on our runtime (ms). */
   latencyMsFloat: number;
   /** Same for the quantized model. */
@@ -76,6 +81,8 @@ export interface ReportSearch {
    * shows SQNR against size, else summed sensitivity against average bits.
    */
   points: { avgBits: number; score: number; sizeBytes?: number; sqnrDb?: number | null }[];
+  /** The budgets the search was given (drawn as lines where they match an axis). */
+  budgets?: { kind: "bits" | "size" | "latency" | "bops"; value: number }[];
   /** Each strategy's choice on the same axes. */
   choices: {
     strategy: string;
@@ -220,7 +227,11 @@ ${data.warnings.map((w) => `<p class="warn">⚠ ${esc(w)}</p>`).join("\n")}
 <div class="kpi">
 <div>weights<b>${bytes(s.sizeFloatBytes)} → ${bytes(s.sizeQuantBytes)}</b>${
     (s.sizeFloatBytes / Math.max(1, s.sizeQuantBytes)).toFixed(2)
-  }× smaller</div>
+  }× smaller${
+    s.fileBytes
+      ? `<br>files on disk ${bytes(s.fileBytes.floatModel)} → ${bytes(s.fileBytes.quantModel)}`
+      : ""
+  }</div>
 <div>top-1 float / quantized<b>${pct(s.top1Float)} / ${pct(s.top1Quant)}</b>agreement ${
     pct(s.top1Agreement)
   } on ${s.samples} samples</div>
@@ -258,61 +269,96 @@ ${layerCards}
   const charts = [];
   const base = { animation: false, responsive: true, maintainAspectRatio: false,
     plugins: { legend: { labels: { boxWidth: 10 } } } };
+  const checks = {};
   function histChart(id, title, t) {
     const el = document.getElementById(id);
     if (!el || !t) return;
+    // Log counts: a bin of 1 outlier stays visible next to a zero spike of 10^5.
     const n = t.hist.counts.length, w = (t.hist.hi - t.hist.lo) / n;
-    const pts = t.hist.counts.map((c, i) => ({ x: t.hist.lo + (i + 0.5) * w, y: c }));
-    const top = Math.max(1, ...t.hist.counts);
+    const pts = t.hist.counts.map((c, i) => ({ x: t.hist.lo + (i + 0.5) * w, y: c > 0 ? c : null }));
+    const top = Math.max(1, ...t.hist.counts) * 2;
     const datasets = [{ label: title + " (" + t.format + ", " + t.granularity + ")", data: pts,
-      stepped: "middle", fill: true, pointRadius: 0, borderWidth: 1,
+      stepped: "middle", fill: "start", pointRadius: 0, borderWidth: 1, spanGaps: false,
       borderColor: "#3b6ea8", backgroundColor: "rgba(59,110,168,0.25)" }];
     if (t.range) {
-      datasets.push({ label: "chosen range", data: [{ x: t.range[0], y: 0 }, { x: t.range[0], y: top },
-        { x: NaN, y: NaN }, { x: t.range[1], y: top }, { x: t.range[1], y: 0 }],
+      const out = pts.filter((p) => p.y !== null && (p.x + w / 2 < t.range[0] || p.x - w / 2 > t.range[1]));
+      datasets.push({ label: "chosen range", data: [{ x: t.range[0], y: 0.5 }, { x: t.range[0], y: top },
+        { x: NaN, y: NaN }, { x: t.range[1], y: top }, { x: t.range[1], y: 0.5 }],
         borderColor: "#d0412e", borderDash: [4, 3], pointRadius: 0, borderWidth: 2, spanGaps: false });
+      if (out.length) {
+        datasets.push({ label: "clipped (" + out.reduce((a, p) => a + p.y, 0) + " values)", data: out,
+          showLine: false, pointRadius: 5, pointStyle: "triangle", backgroundColor: "#d0412e", borderColor: "#d0412e" });
+      }
     }
     charts.push(new Chart(el, { type: "line", data: { datasets }, options: { ...base,
-      scales: { x: { type: "linear" }, y: { beginAtZero: true, title: { display: true, text: "count" } } } } }));
+      scales: { x: { type: "linear" },
+        y: { type: "logarithmic", min: 0.5, max: top, title: { display: true, text: "count (log)" } } } } }));
+    checks[id] = { y: "logarithmic", datasets: datasets.map((d) => d.label) };
   }
   const s = data.summary;
+  // Accuracy and size on their own axes (left: top-1 %, right: KiB).
+  const sizeSets = [{ label: "weights (KiB, right axis)", yAxisID: "size", backgroundColor: "#8da9c4",
+    data: [s.sizeFloatBytes / 1024, s.sizeQuantBytes / 1024] }];
+  if (s.fileBytes) {
+    sizeSets.push({ label: "file on disk (KiB, right axis)", yAxisID: "size", backgroundColor: "#c9d6e3",
+      data: [s.fileBytes.floatModel / 1024, s.fileBytes.quantModel / 1024] });
+  }
+  const accSets = s.top1Float === null ? [] : [{ label: "top-1 (%, left axis)", yAxisID: "acc",
+    backgroundColor: "#5b8c5a", data: [s.top1Float * 100, (s.top1Quant ?? 0) * 100] }];
   charts.push(new Chart(document.getElementById("summary"), { type: "bar", data: {
-    labels: ["top-1 %", "size KiB"],
-    datasets: [
-      { label: "float", data: [(s.top1Float ?? 0) * 100, s.sizeFloatBytes / 1024], backgroundColor: "#8da9c4" },
-      { label: "quantized", data: [(s.top1Quant ?? 0) * 100, s.sizeQuantBytes / 1024], backgroundColor: "#3b6ea8" },
-    ] }, options: base }));
+    labels: ["float", "quantized"], datasets: [...accSets, ...sizeSets] }, options: { ...base, scales: {
+      acc: { type: "linear", position: "left", min: 0, max: 100, display: accSets.length > 0,
+        title: { display: true, text: "top-1 (%)" } },
+      size: { type: "linear", position: "right", beginAtZero: true, grid: { drawOnChartArea: false },
+        title: { display: true, text: "size (KiB)" } } } } }));
+  checks.summary = { axes: [accSets.length ? "acc:left" : null, "size:right"].filter(Boolean),
+    datasets: [...accSets, ...sizeSets].map((d) => d.label) };
   charts.push(new Chart(document.getElementById("sqnr"), { type: "bar", data: {
     labels: data.layers.map((l) => l.node),
     datasets: [{ label: "layer output SQNR (dB)", data: data.layers.map((l) => l.sqnrDb ?? 0),
       backgroundColor: "#5b8c5a" }] }, options: base }));
-  if (data.search && data.search.sqnr) {
-    const palette = ["#d0412e", "#5b8c5a", "#8e44ad", "#e08e0b", "#2c7fb8"];
-    const pt = (p) => ({ x: p.sizeBytes / 1024, y: p.sqnrDb });
-    charts.push(new Chart(document.getElementById("frontier"), { type: "scatter", data: { datasets: [
-      { label: "frontier (measured)", data: data.search.points.filter((p) => typeof p.sqnrDb === "number" && typeof p.sizeBytes === "number").map(pt),
-        showLine: true, borderColor: "#3b6ea8", backgroundColor: "#3b6ea8", pointRadius: 3 },
-      ...data.search.choices.filter((c) => typeof c.sqnrDb === "number" && typeof c.sizeBytes === "number").map((c, i) => ({
-        label: c.strategy + (c.strategy === data.search.strategy ? " (applied)" : ""),
-        data: [pt(c)], pointRadius: 7, pointStyle: "rectRot", backgroundColor: palette[i % palette.length] })),
-    ] }, options: { ...base, scales: { x: { title: { display: true, text: "weight size (KB)" } },
-      y: { title: { display: true, text: "output SQNR (dB)" } } } } }));
-  } else if (data.search) {
-    const palette = ["#d0412e", "#5b8c5a", "#8e44ad", "#e08e0b", "#2c7fb8"];
-    charts.push(new Chart(document.getElementById("frontier"), { type: "scatter", data: { datasets: [
-      { label: "frontier", data: data.search.points.map((p) => ({ x: p.avgBits, y: p.score })),
-        showLine: true, borderColor: "#3b6ea8", backgroundColor: "#3b6ea8", pointRadius: 2 },
-      ...data.search.choices.map((c, i) => ({ label: c.strategy + (c.strategy === data.search.strategy ? " (applied)" : ""),
-        data: [{ x: c.avgBits, y: c.score }], pointRadius: 7, pointStyle: "rectRot",
+  if (data.search) {
+    // x: weight size (KB) when SQNRs were measured and no bits budget is set, else average bits;
+    // y: output SQNR when measured, else summed sensitivity. Budgets on the x axis are drawn.
+    const sq = data.search.sqnr, budgets = data.search.budgets ?? [];
+    const byBits = !sq || budgets.some((b) => b.kind === "bits");
+    const ok = (p) => !sq || (typeof p.sqnrDb === "number" && typeof p.sizeBytes === "number");
+    const pt = (p) => ({ x: byBits ? p.avgBits : p.sizeBytes / 1024, y: sq ? p.sqnrDb : p.score });
+    const pts = data.search.points.filter(ok).map(pt);
+    const applied = data.search.choices.find((c) => c.strategy === data.search.strategy && ok(c));
+    const ys = [...pts, ...data.search.choices.filter(ok).map(pt)].map((p) => p.y);
+    const lo = Math.min(...ys), hi = Math.max(...ys);
+    const palette = ["#5b8c5a", "#8e44ad", "#e08e0b", "#2c7fb8"];
+    const datasets = [
+      { label: sq ? "frontier (measured)" : "frontier", data: pts, showLine: true,
+        borderColor: "#3b6ea8", backgroundColor: "#3b6ea8", pointRadius: 3 },
+      ...data.search.choices.filter((c) => ok(c) && c !== applied).map((c, i) => ({
+        label: c.strategy, data: [pt(c)], pointRadius: 6, pointStyle: "rectRot",
         backgroundColor: palette[i % palette.length] })),
-    ] }, options: { ...base, scales: { x: { title: { display: true, text: "average weight bits" } },
-      y: { title: { display: true, text: "summed sensitivity" } } } } }));
+    ];
+    if (applied) {
+      datasets.push({ label: "chosen (" + applied.strategy + ")", data: [pt(applied)], pointRadius: 11,
+        pointStyle: "star", borderWidth: 3, borderColor: "#d0412e", backgroundColor: "#d0412e" });
+    }
+    for (const b of budgets) {
+      const x = b.kind === "bits" && byBits ? b.value : b.kind === "size" && !byBits ? b.value / 1024 : null;
+      if (x === null) continue;
+      datasets.push({ label: "budget " + (b.kind === "bits" ? b.value + " bits" : (b.value / 1024).toFixed(2) + " KB"),
+        data: [{ x, y: lo }, { x, y: hi }], showLine: true, pointRadius: 0, borderDash: [6, 4],
+        borderWidth: 2, borderColor: "#d0412e" });
+    }
+    charts.push(new Chart(document.getElementById("frontier"), { type: "scatter", data: { datasets },
+      options: { ...base, scales: {
+        x: { title: { display: true, text: byBits ? "average weight bits" : "weight size (KB)" } },
+        y: { title: { display: true, text: sq ? "output SQNR (dB)" : "summed sensitivity" } } } } }));
+    checks.frontier = { x: byBits ? "bits" : "size", datasets: datasets.map((d) => d.label) };
   }
   data.layers.forEach((l, i) => {
     histChart("w" + i, "weights", l.weight);
     histChart("a" + i, "activations", l.activation);
   });
   document.body.dataset.chartsExpected = String(charts.length);
+  document.body.dataset.chartChecks = JSON.stringify(checks);
   requestAnimationFrame(() => {
     let drawn = 0;
     for (const c of charts) {

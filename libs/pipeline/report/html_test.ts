@@ -8,7 +8,9 @@ import { findChromium, headlessArgs } from "../../../tools/chromium.ts";
 function sample(): ReportData {
   const rng = createRng(1);
   const w = new Float32Array(500).map(() => rng.normal() * 0.1);
-  const a = new Float32Array(500).map(() => Math.max(0, rng.normal()));
+  // A ReLU output: a zero spike, a bulk, and 3 outliers far beyond the chosen range.
+  const a = new Float32Array(5000).map(() => Math.max(0, rng.normal() * 0.5));
+  a.set([9, 11, 12], 0);
   return {
     title: "lowbit report <test>",
     createdAt: "2026-01-01T00:00:00Z",
@@ -35,7 +37,7 @@ function sample(): ReportData {
         op: "Conv",
         params: 500,
         sqnrDb: 35,
-        weight: { format: "int8", granularity: "channel", hist: histogram(w), range: [-0.3, 0.3] },
+        weight: { format: "int8", granularity: "channel", hist: histogram(w), range: [-0.5, 0.5] },
         activation: { format: "int8", granularity: "tensor", hist: histogram(a), range: [0, 3] },
       },
       { node: "fc", op: "Gemm", params: 100, sqnrDb: null, weight: null, activation: null },
@@ -43,6 +45,7 @@ function sample(): ReportData {
     summary: {
       sizeFloatBytes: 2400,
       sizeQuantBytes: 700,
+      fileBytes: { floatModel: 3100, quantModel: 1900 },
       samples: 497,
       top1Float: 0.98,
       top1Quant: 0.975,
@@ -57,23 +60,27 @@ function sample(): ReportData {
 }
 
 /**
- * Opens an HTML file in headless Chromium and returns the DOM after scripts ran.
+ * Opens an HTML file in headless Chromium and returns the DOM after scripts ran; with
+ * `screenshot`, also writes a PNG of the page there.
  */
-async function dumpDom(chromium: string, htmlPath: string): Promise<string> {
+async function dumpDom(chromium: string, htmlPath: string, screenshot?: string): Promise<string> {
   const profile = await Deno.makeTempDir({ prefix: "lowbit-chromium-" });
   try {
-    const out = await new Deno.Command(chromium, {
-      args: [
-        ...headlessArgs(profile),
-        "--virtual-time-budget=10000",
-        "--window-size=1200,3000",
-        "--dump-dom",
-        `file://${htmlPath}`,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return new TextDecoder().decode(out.stdout);
+    const run = (extra: string[]) =>
+      new Deno.Command(chromium, {
+        args: [
+          ...headlessArgs(profile),
+          "--virtual-time-budget=10000",
+          "--window-size=1200,2200",
+          "--hide-scrollbars",
+          ...extra,
+          `file://${htmlPath}`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    if (screenshot) await run([`--screenshot=${screenshot}`]);
+    return new TextDecoder().decode((await run(["--dump-dom"])).stdout);
   } finally {
     await Deno.remove(profile, { recursive: true }).catch(() => {});
   }
@@ -92,7 +99,21 @@ Deno.test({
   ignore: findChromium() === undefined && Deno.env.get("CI") !== "true",
   sanitizeResources: false,
   // summary + per-layer SQNR + weight and activation histograms of conv1
-  fn: () => assertChartsRender(sample(), 4),
+  fn: async () => {
+    const c = await assertChartsRender(sample(), 4, "report");
+    // Accuracy and size on separate axes, both file and weight sizes shown.
+    assert.deepEqual(c.summary.axes, ["acc:left", "size:right"]);
+    assert.deepEqual(c.summary.datasets, [
+      "top-1 (%, left axis)",
+      "weights (KiB, right axis)",
+      "file on disk (KiB, right axis)",
+    ]);
+    // Log counts, and the 3 activation outliers beyond the range [0, 3] marked.
+    assert.equal(c.w0.y, "logarithmic");
+    assert.equal(c.a0.y, "logarithmic");
+    assert.ok(c.a0.datasets.includes("clipped (3 values)"), c.a0.datasets.join());
+    assert.ok(!c.w0.datasets.some((d) => d.startsWith("clipped")), c.w0.datasets.join());
+  },
 });
 
 function withSearch(sqnr: boolean): ReportData {
@@ -104,6 +125,7 @@ function withSearch(sqnr: boolean): ReportData {
       metric: "layer-hessian",
       strategy: "ilp",
       points: [at(2, 9, 150, 8), { avgBits: 3, score: 4 }, at(4, 2, 300, 19), at(8, 0.1, 600, 41)],
+      budgets: [{ kind: "size", value: 320 }],
       choices: [{ strategy: "ilp", ...at(4, 2, 300, 19) }, {
         strategy: "greedy",
         ...at(4, 2.5, 310, 17),
@@ -127,25 +149,47 @@ Deno.test({
   ignore: findChromium() === undefined && Deno.env.get("CI") !== "true",
   sanitizeResources: false,
   // the 4 charts of sample() + the frontier
-  fn: () => assertChartsRender(withSearch(true), 5),
+  fn: async () => {
+    const c = await assertChartsRender(withSearch(true), 5, "report-search");
+    assert.equal(c.frontier.x, "size");
+    assert.deepEqual(c.frontier.datasets, [
+      "frontier (measured)",
+      "greedy",
+      "chosen (ilp)",
+      "budget 0.31 KB",
+    ]);
+  },
 });
 
 /**
  * Renders `data` to a file, loads it in headless Chromium and checks that `charts` charts were
- * expected and that all of them drew pixels.
+ * expected and that all of them drew pixels; returns what each chart shows. A screenshot of the
+ * page goes to `$LOWBIT_REPORT_SCREENSHOT_DIR/<name>.png` when that is set (to look at it).
  */
-async function assertChartsRender(data: ReportData, charts: number): Promise<void> {
+async function assertChartsRender(
+  data: ReportData,
+  charts: number,
+  name = "report",
+): Promise<Record<string, { y?: string; x?: string; axes?: string[]; datasets: string[] }>> {
   const chromium = findChromium();
   assert.ok(chromium, "chromium is not installed (apt-get install -y chromium)");
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/report.html`;
     await Deno.writeTextFile(path, renderReport(data, await loadChartJs()));
-    const dom = await dumpDom(chromium, path);
+    const shotDir = Deno.env.get("LOWBIT_REPORT_SCREENSHOT_DIR");
+    const shot = shotDir ? `${shotDir}/${name}.png` : undefined;
+    const dom = await dumpDom(chromium, path, shot);
     const expected = /data-charts-expected="(\d+)"/.exec(dom)?.[1];
     const rendered = /data-charts-rendered="([^"]+)"/.exec(dom)?.[1];
     assert.equal(expected, String(charts));
     assert.equal(rendered, String(charts), `only ${rendered} of ${expected} charts drew`);
+    if (shot) {
+      const png = await Deno.readFile(shot);
+      assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], "not a PNG");
+    }
+    const checks = /data-chart-checks="([^"]+)"/.exec(dom)?.[1] ?? "{}";
+    return JSON.parse(checks.replace(/&quot;/g, '"').replace(/&amp;/g, "&"));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

