@@ -326,12 +326,12 @@ export function validatePlan(
           { tensor: e.value },
         );
       }
-      if (seenValues.has(e.value)) {
+      if (!e.skip && seenValues.has(e.value)) {
         throw new LowbitError("INVALID_ARGUMENT", "the plan quantizes this value twice", {
           tensor: e.value,
         });
       }
-      seenValues.add(e.value);
+      if (!e.skip) seenValues.add(e.value);
       if (!e.skip && (e.format === undefined || !hasFormat(e.format))) {
         throw new LowbitError("UNKNOWN_NAME", `unknown format '${e.format}'`, { tensor: e.value });
       }
@@ -355,7 +355,14 @@ export function validatePlan(
       throw new LowbitError("INVALID_ARGUMENT", `the plan has two ${e.role} entries`, subject);
     }
     seen.add(key);
-    if (e.role === "activation") seenValues.add(e.value);
+    if (e.role === "activation" && !e.skip) {
+      if (seenValues.has(e.value)) {
+        throw new LowbitError("INVALID_ARGUMENT", "the plan quantizes this value twice", {
+          tensor: e.value,
+        });
+      }
+      seenValues.add(e.value);
+    }
     const expected = e.role === "weight" ? layer.weight : layer.input;
     if (e.value !== expected) {
       throw new LowbitError(

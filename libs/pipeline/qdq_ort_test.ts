@@ -14,10 +14,17 @@ import type { Dataset } from "./data.ts";
 import type { QuantizedModel } from "./quantize.ts";
 
 /** Runs the file in onnxruntime-web (default options) and in our executor; returns both. */
-async function both(bytes: Uint8Array, calib: Dataset): Promise<[Float32Array, Float32Array]> {
+async function both(
+  bytes: Uint8Array,
+  calib: Dataset,
+  graphOptimizationLevel?: "disabled",
+): Promise<[Float32Array, Float32Array]> {
   const x = calib.inputs.x;
   const ours = (await createExecutor(readOnnx(bytes)).run({ x })).logits.data as Float32Array;
-  const s = await ort.InferenceSession.create(bytes);
+  const s = await ort.InferenceSession.create(
+    bytes,
+    graphOptimizationLevel ? { graphOptimizationLevel } : {},
+  );
   const r = await s.run({ x: new ort.Tensor("float32", x.data as Float32Array, x.shape) });
   return [ours, r.logits.data as Float32Array];
 }
@@ -41,9 +48,23 @@ Deno.test("every preset's .onnx runs in onnxruntime-web at its defaults like our
       if (preset === "mixed") continue;
       const { quantized } = await quantize({ model, calib, preset });
       if (!onnxable(quantized)) continue; // block formats: .lowbit only
-      const [ours, theirs] = await both(encodeQuantized(quantized, "m.onnx"), calib);
+      const bytes = encodeQuantized(quantized, "m.onnx");
+      const [ours, theirs] = await both(bytes, calib);
       const s = sqnrDb(ours, theirs);
-      assert.ok(s > 38, `${name} ${preset}: onnxruntime-web vs our executor ${s.toFixed(1)} dB`);
+      // int4 activations (w8a4, w4a4): onnxruntime-web's default QDQ fusions requantize them
+      // with their own rounding (measured 30.9 dB on the MLP); with its optimisations off it runs
+      // the QDQ graph exactly as we do, which is checked too.
+      const int4Acts = quantized.plan.entries.some((e) =>
+        e.role === "activation" && !e.skip && e.format === "int4"
+      );
+      assert.ok(
+        s > (int4Acts ? 25 : 38),
+        `${name} ${preset}: onnxruntime-web vs our executor ${s.toFixed(1)} dB`,
+      );
+      if (int4Acts) {
+        const [a, b] = await both(bytes, calib, "disabled");
+        assert.ok(sqnrDb(a, b) > 100, `${name} ${preset}: as written ${sqnrDb(a, b)} dB`);
+      }
       seen.push(`${name}:${preset}`);
     }
   }

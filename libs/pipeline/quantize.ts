@@ -598,13 +598,14 @@ function markStage(st: QuantizeState): void {
         by: m.name,
         ...(spec.note ? { note: spec.note } : {}),
       };
-      const i = st.entries.findIndex((e) => e.role === "activation" && e.value === spec.value);
-      if (i >= 0 && !st.entries[i].skip) {
+      const i = st.entries.findIndex((e) =>
+        e.role === "activation" && e.value === spec.value && !e.skip
+      );
+      if (i >= 0) {
         // A layer input already quantized: the marker's quantizer (if it names one) takes over.
         if (spec.quantizer) st.entries[i] = { ...entry, node: st.entries[i].node };
         continue;
       }
-      if (i >= 0) st.entries.splice(i, 1);
       st.entries.push(entry);
     }
   }

@@ -87,7 +87,8 @@ Deno.test({
         await check(dir, "mlp", preset, extra);
         // Where QDQ ONNX holds the plan: the .onnx written from the same plan runs to the
         // same outputs as the .lowbit, to float rounding.
-        const plan = `${dir}/${preset}.plan.json`;
+        const plan = `${dir}/${preset}.replay.json`;
+        await Deno.copyFile(`${dir}/${preset}.plan.json`, plan);
         const onnx = `${dir}/${preset}.onnx`;
         const r = await cli([
           "quantize",

@@ -263,11 +263,12 @@ export function exportQdq(
       });
     } else {
       const qOut = fresh(`${name}_quantized`), dqOut = fresh(`${name}_dequantized`);
-      // Float8: a barrier before Q and after DQ (see fp8Barrier).
-      const qIn = f.float ? fresh(`${name}_fp8_in`) : name;
-      const dqRaw = f.float ? fresh(`${name}_fp8_dequantized`) : dqOut;
+      // Float8 and 4-bit activations: a barrier before Q and after DQ (see fp8Barrier).
+      const barrier = f.float !== undefined || f.dtype === "int4" || f.dtype === "uint4";
+      const qIn = barrier ? fresh(`${name}_q_in`) : name;
+      const dqRaw = barrier ? fresh(`${name}_q_dequantized`) : dqOut;
       const pair: Node[] = [
-        ...(f.float ? [fp8Barrier(fresh(`${name}_fp8_barrier_in`), name, qIn)] : []),
+        ...(barrier ? [fp8Barrier(fresh(`${name}_q_barrier_in`), name, qIn)] : []),
         {
           name: fresh(`${name}_QuantizeLinear`),
           op: "QuantizeLinear",
@@ -284,7 +285,7 @@ export function exportQdq(
           outputs: [dqRaw],
           attrs: { ...attrs },
         },
-        ...(f.float ? [fp8Barrier(fresh(`${name}_fp8_barrier_out`), dqRaw, dqOut)] : []),
+        ...(barrier ? [fp8Barrier(fresh(`${name}_q_barrier_out`), dqRaw, dqOut)] : []),
       ];
       const p = producerIdx.get(name);
       if (p === undefined) front.push(...pair);
@@ -310,7 +311,10 @@ export function exportQdq(
  * activation Q and after its DQ none of these patterns is there to match; the values are
  * unchanged. Float8 weights keep DQ → op: a DQ on the weight alone is not fused by onnxruntime
  * (checked on the digits models, openWakeWord's mel and embedding models and PP-OCR cls), and
- * lowbit's executor runs that pattern on its minifloat GEMM.
+ * lowbit's executor runs that pattern on its minifloat GEMM. int4 / uint4 activations get the
+ * same barriers: onnxruntime-web fuses their DQ → Conv → Q into QLinearConv, which takes no int4
+ * ("Type 'tensor(int4)' ... of operator (QLinearConv) is invalid"), and requantizes int4 MatMul
+ * inputs with its own rounding (30.9 dB against the QDQ definition on the digits MLP).
  */
 function fp8Barrier(name: string, input: string, output: string): Node {
   return {
