@@ -5,12 +5,12 @@
  * @module
  */
 
-import { LowbitError } from "@lowbit/core";
+import { getFormat, LowbitError, roundHalfEven } from "@lowbit/core";
 import type { QParams } from "@lowbit/core";
 import type { DType, Model, Node, TensorData } from "../ir.ts";
 import { constantValue } from "../passes/_const_eval.ts";
 import { upgradeOpset } from "../passes/opset.ts";
-import { f8e4m3fnToF32, f8e5m2ToF32, toFloat32 } from "../tensor_data.ts";
+import { toFloat32 } from "../tensor_data.ts";
 
 interface OnnxQType {
   dtype: DType;
@@ -20,29 +20,13 @@ interface OnnxQType {
   float?: (x: number) => number;
 }
 
-/** Float8 encoder (round to nearest even, saturating) from a decoder over all 256 codes. */
-function f8Encoder(decode: (c: number) => number): (x: number) => number {
-  const pos: [number, number][] = [];
-  for (let c = 0; c < 128; c++) {
-    const v = decode(c);
-    if (Number.isFinite(v)) pos.push([v, c]);
-  }
-  pos.sort((a, b) => a[0] - b[0]);
-  const nan = [...Array(128).keys()].find((c) => Number.isNaN(decode(c)))!;
+/** A float8 format's encoder for one value (core's minifloat codec: nearest, ties to even). */
+function f8Encoder(format: string): (x: number) => number {
+  const f = getFormat(format);
+  const one = new Float32Array(1);
   return (x: number): number => {
-    if (Number.isNaN(x)) return nan;
-    const sign = x < 0 || Object.is(x, -0) ? 0x80 : 0;
-    const a = Math.abs(x);
-    let lo = 0, hi = pos.length - 1;
-    if (a >= pos[hi][0]) return sign | pos[hi][1];
-    while (hi - lo > 1) {
-      const mid = (lo + hi) >> 1;
-      if (pos[mid][0] <= a) lo = mid;
-      else hi = mid;
-    }
-    const [vl, cl] = pos[lo], [vh, ch] = pos[hi];
-    const c = a - vl < vh - a ? cl : a - vl > vh - a ? ch : (cl & 1 ? ch : cl);
-    return sign | c;
+    one[0] = x;
+    return f.encode(one)[0];
   };
 }
 
@@ -58,9 +42,9 @@ const FORMATS: Record<string, OnnxQType> = {
     opset: 19,
     qmin: 0,
     qmax: 0,
-    float: f8Encoder(f8e4m3fnToF32),
+    float: f8Encoder("fp8_e4m3fn"),
   },
-  fp8_e5m2: { dtype: "float8e5m2", opset: 19, qmin: 0, qmax: 0, float: f8Encoder(f8e5m2ToF32) },
+  fp8_e5m2: { dtype: "float8e5m2", opset: 19, qmin: 0, qmax: 0, float: f8Encoder("fp8_e5m2") },
 };
 
 /**
@@ -88,10 +72,7 @@ export interface ExportQdqOptions {
   minOpset?: number;
 }
 
-const rne = (x: number): number => {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-};
+const rne = roundHalfEven;
 
 /**
  * Inserts QuantizeLinear / DequantizeLinear for every value in `params`:

@@ -27,7 +27,7 @@
  * @module
  */
 
-import { LowbitError } from "@lowbit/core";
+import { dyadicFromScale, LowbitError } from "@lowbit/core";
 import {
   conv2dF32,
   type Conv2dF32Options,
@@ -149,23 +149,10 @@ function groupsOf(w: Int8Array | Uint8Array, group: number): (Int8Array | Uint8A
  * ```
  */
 export function dyadic(m: number): [number, number] {
-  if (!(m > 0) || !Number.isFinite(m)) return [0, 0];
-  let shift = 0;
-  let v = m;
-  while (v < 2 ** 30) {
-    v *= 2;
-    shift++;
-  }
-  while (v >= 2 ** 31) {
-    v /= 2;
-    shift--;
-  }
-  let m0 = Math.round(v);
-  if (m0 === 2 ** 31) {
-    m0 /= 2;
-    shift--;
-  }
-  return [m0, shift];
+  if (!(m > 0) || !Number.isFinite(m) || m >= 2 ** 31) return [0, 0];
+  // Defined once, in core (the kernels' epilogues match it bit for bit).
+  const d = dyadicFromScale(m);
+  return [d.multiplier, d.shift];
 }
 
 /**

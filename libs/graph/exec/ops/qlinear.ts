@@ -7,7 +7,7 @@
  * @module
  */
 
-import { LowbitError } from "@lowbit/core";
+import { getFormat, LowbitError } from "@lowbit/core";
 import type { DType, Node, TensorData } from "../../ir.ts";
 import { alloc, attrInt, normAxis, size, toF32 } from "../_tensor.ts";
 import { roundHalfEven } from "./elementwise.ts";
@@ -35,23 +35,16 @@ const ONNX_OUT: Record<number, DType> = {
   22: "int4",
 };
 
-// Positive finite magnitudes by code (index = code & 0x7f) of the fp8 formats.
-function fp8Table(e4m3: boolean): Float64Array {
-  const n = e4m3 ? 0x7f : 0x7c; // exclusive: NaN (e4m3fn) / inf (e5m2)
-  const t = new Float64Array(n);
-  for (let c = 0; c < n; c++) {
-    if (e4m3) {
-      const e = c >> 3, m = c & 7;
-      t[c] = e === 0 ? m * 2 ** -9 : (1 + m / 8) * 2 ** (e - 7);
-    } else {
-      const e = c >> 2, m = c & 3;
-      t[c] = e === 0 ? m * 2 ** -16 : (1 + m / 4) * 2 ** (e - 15);
-    }
-  }
-  return t;
-}
-const E4M3 = fp8Table(true);
-const E5M2 = fp8Table(false);
+// The fp8 codecs are core's (defined once): nearest, ties to even; their largest finite values.
+const FP8 = {
+  float8e4m3fn: { format: getFormat("fp8_e4m3fn"), max: 448, overflow: () => 0x7f },
+  float8e5m2: {
+    format: getFormat("fp8_e5m2"),
+    max: 57344,
+    overflow: (sign: number) => sign | 0x7c,
+  },
+} as const;
+const one = new Float32Array(1);
 
 /**
  * Encodes a value to an fp8 code, round to nearest even; `saturate` clamps
@@ -74,31 +67,17 @@ export function encodeFp8(
   format: "float8e4m3fn" | "float8e5m2",
   saturate: boolean,
 ): number {
-  const t = format === "float8e4m3fn" ? E4M3 : E5M2;
+  const f = FP8[format];
   if (x !== x) return format === "float8e4m3fn" ? 0x7f : 0x7e;
   const sign = x < 0 || Object.is(x, -0) ? 0x80 : 0;
-  const a = Math.abs(x);
-  const max = t[t.length - 1];
-  if (a > max) {
-    if (saturate) {
-      // Values that round to max still saturate; beyond, clamp.
-      return sign | (t.length - 1);
-    }
-    return format === "float8e4m3fn" ? 0x7f : sign | 0x7c;
+  one[0] = x;
+  const code = f.format.encode(one)[0];
+  if (Math.abs(x) > f.max) {
+    // Beyond the largest finite value: clamp (saturate) or NaN / infinity, as ONNX defines.
+    if (!saturate) return f.overflow(sign);
+    return sign | (format === "float8e4m3fn" ? 0x7e : 0x7b);
   }
-  let lo = 0, hi = t.length - 1;
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >> 1;
-    if (t[mid] <= a) lo = mid;
-    else hi = mid;
-  }
-  let c = lo;
-  if (t[hi] <= a) c = hi;
-  else {
-    const dl = a - t[lo], dh = t[hi] - a;
-    c = dh < dl || (dh === dl && (hi & 1) === 0) ? hi : lo;
-  }
-  return sign | c;
+  return code;
 }
 
 /** Per-element scale/zero-point index mapping for per-tensor / per-axis / blocked params. */
