@@ -1,19 +1,7 @@
 import assert from "node:assert/strict";
-import { COMMANDS, runCli, VERSION } from "./main.ts";
+import { COMMANDS, VERSION } from "./main.ts";
+import { cli } from "./_cli_test_util.ts";
 import meta from "./deno.json" with { type: "json" };
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    return { code: await runCli(args), out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 Deno.test("--version prints the CLI package's version", async () => {
   for (const flag of ["--version", "-V", "version"]) {

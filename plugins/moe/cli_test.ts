@@ -4,23 +4,9 @@
 import assert from "node:assert/strict";
 import { readNpy } from "@lowbit/graph";
 import { fileURLToPath } from "node:url";
-import { runCli } from "../../apps/cli/main.ts";
+import { cli } from "../../apps/cli/_cli_test_util.ts";
 
 const FIX = fileURLToPath(new URL("../../fixtures/", import.meta.url));
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await runCli(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 Deno.test({
   name: "lowbit quantize --plugin moe, then run, moe inspect and moe eval",

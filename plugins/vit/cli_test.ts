@@ -6,24 +6,10 @@
 import assert from "node:assert/strict";
 import { readNpy } from "@lowbit/graph";
 import { fileURLToPath } from "node:url";
-import { runCli } from "../../apps/cli/main.ts";
+import { cli } from "../../apps/cli/_cli_test_util.ts";
 
 const FIX = fileURLToPath(new URL("../../fixtures/digits/", import.meta.url));
 const EVAL = `${FIX}eval_x.npy`, LABELS = `${FIX}eval_y.npy`, CALIB = `${FIX}calib_x.npy`;
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await runCli(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 /** Top-1 of logits written by `lowbit run`, against the labels (computed here). */
 function top1(logitsPath: string): number {

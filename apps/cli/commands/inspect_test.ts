@@ -1,19 +1,6 @@
 import assert from "node:assert/strict";
 import { type Graph, type Model, type TensorData, writeNpy, writeOnnx } from "@lowbit/graph";
-import { runCli } from "../main.ts";
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    return { code: await runCli(args), out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+import { cli } from "../_cli_test_util.ts";
 
 Deno.test("inspect lists inputs, operators, layers and why attention MatMuls are not layers", async () => {
   const r = await cli(["inspect", "fixtures/digits/vit.onnx", "--json"]);

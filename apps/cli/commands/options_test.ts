@@ -3,7 +3,7 @@
 // nothing. The ranges are the ones documented in each command's --help.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { runCli } from "../main.ts";
+import { cli } from "../_cli_test_util.ts";
 import {
   checkedNumber,
   describeRule,
@@ -14,19 +14,6 @@ import {
 
 const FIX = fileURLToPath(new URL("../../../fixtures/digits/", import.meta.url));
 const MLP = `${FIX}mlp.onnx`, CALIB = `${FIX}calib_x.npy`;
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    return { code: await runCli(args), out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 /** [command prefix, flag, nonsense values, expected message]. */
 const CASES: [string[], string, string[], RegExp][] = [

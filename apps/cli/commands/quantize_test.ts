@@ -2,25 +2,10 @@ import assert from "node:assert/strict";
 import { type Model, readOnnx, writeNpy, writeOnnx } from "@lowbit/graph";
 import { fileURLToPath } from "node:url";
 import pngjs from "pngjs";
-import { runCli } from "../main.ts";
+import { cli } from "../_cli_test_util.ts";
 
 const FIX = fileURLToPath(new URL("../../../fixtures/digits/", import.meta.url));
 const MLP = `${FIX}mlp.onnx`, CALIB = `${FIX}calib_x.npy`;
-
-/** Runs the CLI in-process, capturing stdout and stderr. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await runCli(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 async function files(dir: string): Promise<string[]> {
   const names: string[] = [];
