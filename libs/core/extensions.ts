@@ -205,3 +205,37 @@ export interface PluginCommand {
   /** Runs it with the remaining arguments; returns the exit code. */
   main(args: string[]): Promise<number>;
 }
+
+/** A part of the HTML report a plugin adds. */
+export interface ReportPart {
+  /** Heading of the section. */
+  readonly title: string;
+  /** Self-contained HTML (tables, inline SVG); no scripts, no network. */
+  readonly html: string;
+}
+
+/** What a report section is given. */
+export interface ReportContext {
+  /** The prepared float model's graph. */
+  readonly graph: GraphView;
+  /** The fitted plan (JSON). */
+  readonly plan: unknown;
+  /** Plugin option values. */
+  readonly options: PluginOptionValues;
+  /** The evaluation data (or the calibration data without it): model inputs, samples first. */
+  readonly inputs?: Readonly<Record<string, TensorValue>>;
+  /** The prepared float model and the quantized model as written (`@lowbit/graph` Models). */
+  readonly models: { readonly float: unknown; readonly quantized: unknown };
+  /** Runs the prepared float model. */
+  runFloat(inputs: Readonly<Record<string, TensorValue>>): Promise<Record<string, TensorValue>>;
+  /** Runs the quantized model as it is written. */
+  runQuantized(inputs: Readonly<Record<string, TensorValue>>): Promise<Record<string, TensorValue>>;
+}
+
+/** Adds a section to `lowbit quantize`'s HTML report (routing agreement, ε over t, ...). */
+export interface ReportSection {
+  /** Registry name. */
+  readonly name: string;
+  /** The section, or undefined when it has nothing to say about this model. */
+  render(ctx: ReportContext): Promise<ReportPart | undefined>;
+}

@@ -20,6 +20,7 @@ import type {
   Marker,
   PluginCommand,
   PluginOption,
+  ReportSection,
   SearchGroupProvider,
   Stage,
 } from "./extensions.ts";
@@ -62,6 +63,8 @@ export interface Registry {
   readonly options: Table<PluginOption>;
   /** Commands plugins add. */
   readonly commands: Table<PluginCommand>;
+  /** Sections plugins add to the HTML report. */
+  readonly reportSections: Table<ReportSection>;
   /** Registers a plugin (once per name). */
   use(plugin: Plugin): void;
   /** Names of the plugins registered so far. */
@@ -161,6 +164,7 @@ export function createRegistry(
     searchGroups: createTable<SearchGroupProvider>("search group provider"),
     options: createTable<PluginOption>("plugin option"),
     commands: createTable<PluginCommand>("command"),
+    reportSections: createTable<ReportSection>("report section"),
     use(plugin: Plugin): void {
       if (used.some((u) => u.name === plugin.name)) {
         throw new LowbitError("DUPLICATE_NAME", `plugin '${plugin.name}' is already registered`);

@@ -58,3 +58,4 @@ export type {
   TensorStorage,
   ValueInfo,
 } from "@lowbit/graph";
+export * from "./report/sections.ts";

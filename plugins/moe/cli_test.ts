@@ -28,7 +28,6 @@ Deno.test({
         "--out",
         out,
         "--json",
-        "--no-report",
         "--eval",
         `${FIX}digits/eval_x.npy`,
         "--labels",
@@ -36,6 +35,17 @@ Deno.test({
       ]);
       assert.equal(q.code, 0, q.err);
       const summary = JSON.parse(q.out);
+      // The report carries the plugin's section: tokens per expert (calibration routed and
+      // balanced, evaluation float and quantized, from the fixture's PROVENANCE) and agreement.
+      const html = await Deno.readTextFile(`${dir}/moe.report.html`);
+      assert.match(html, /<h2>Mixture of experts: routing<\/h2>/);
+      assert.match(html, /top-k agreement \d+\.\d+ % over 497 tokens/);
+      for (const [e, routed, ev] of [[0, 65, 153], [1, 50, 148], [2, 0, 104], [3, 3, 92]]) {
+        assert.match(
+          html,
+          new RegExp(`<tr><td>${e}</td><td>${routed}</td><td>256</td><td>${ev}</td>`),
+        );
+      }
       assert.ok(
         summary.warnings.some((w: string) => /the data routes 65 \/ 50 \/ 0 \/ 3/.test(w)),
         JSON.stringify(summary.warnings),

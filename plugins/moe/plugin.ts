@@ -16,13 +16,18 @@ import {
   type Plugin,
   type PluginOptionValues,
   type Registry,
+  type ReportContext,
+  type ReportPart,
+  type ReportSection,
 } from "@lowbit/core";
+import type { Model } from "@lowbit/graph";
 import type { PlanEntry, QuantizeState } from "@lowbit/pipeline";
+import { routingAgreement } from "./agreement.ts";
 import { balanceable, balancedGraph } from "./balance.ts";
 import { moeCommand } from "./commands.ts";
 import { countTokens, type RouterCoverage } from "./coverage.ts";
 import { calibrationBatches } from "./data.ts";
-import { layerRoles, type MoEInfo } from "./detect.ts";
+import { detectMoE, layerRoles, type MoEInfo } from "./detect.ts";
 import { detectWithConfig, MOE_OPTIONS, moeOptions } from "./options.ts";
 
 /** What the stages found, shared with the hook and the source of one registry. */
@@ -331,5 +336,42 @@ export const plugin: Plugin = {
     r.hooks.register(hook(ctx));
     r.sources.register(source(ctx));
     r.commands.register(moeCommand(r));
+    r.reportSections.register(reportSection(ctx, r));
   },
 };
+
+/** Routing agreement and tokens per expert, in `lowbit quantize`'s HTML report. */
+function reportSection(ctx: MoEContext, registry: Registry): ReportSection {
+  return {
+    name: "moe-routing",
+    async render(c: ReportContext): Promise<ReportPart | undefined> {
+      const info = detectMoE(c.graph);
+      if (info.routers.length === 0 || !c.inputs) return undefined;
+      const agree = await routingAgreement(
+        c.models.float as Model,
+        c.models.quantized as Model,
+        info,
+        c.inputs,
+        { registry },
+      );
+      const esc = (t: string) => t.replace(/[&<>"']/g, (x) => `&#${x.charCodeAt(0)};`);
+      const rows = agree.map((r, i) => {
+        const cov = ctx.coverage?.[i];
+        const experts = r.experts.map((e) =>
+          `<tr><td>${e.expert}</td><td>${cov?.natural[e.expert] ?? "–"}</td><td>${
+            cov?.seen[e.expert] ?? "–"
+          }</td><td>${e.floatTokens}</td><td>${e.quantTokens}</td><td>${
+            e.agreement === null ? "–" : `${(e.agreement * 100).toFixed(2)} %`
+          }</td></tr>`
+        ).join("");
+        return `<h3>${esc(r.router)}: top-k agreement ${
+          (r.agreement * 100).toFixed(2)
+        } % over ${r.tokens} tokens</h3><table><thead><tr><th>expert</th><th>calibration tokens (routed)</th>` +
+          `<th>calibration tokens (balanced)</th><th>evaluation tokens, float</th>` +
+          `<th>evaluation tokens, quantized</th><th>agreement</th></tr></thead><tbody>${experts}` +
+          `</tbody></table>`;
+      });
+      return { title: "Mixture of experts: routing", html: rows.join("\n") };
+    },
+  };
+}

@@ -48,6 +48,7 @@ import {
   planPathFor,
   planPoints,
   planToJson,
+  pluginReportSections,
   presetNames,
   quantize,
   type QuantizeOptions,
@@ -623,38 +624,50 @@ export async function quantizeMain(args: string[]): Promise<number> {
       bar.stop();
       if (!a.noReport) {
         const perLayer = await layerSqnr(result.prepared, result.quantized, evalData);
+        // Sections plugins add (routing agreement, ...), on the written model.
+        const sections = await pluginReportSections({
+          float: result.prepared,
+          quantized: artifact.model,
+          plan: result.quantized.plan,
+          data: evalData,
+          options: plan?.pluginOptions ?? a.pluginOptions,
+        });
+        for (const w of sections.warnings) warn(w);
         reportPath = reportFor(out);
         reportBytes = new TextEncoder().encode(renderReport(
-          buildReport({
-            float: result.prepared,
-            model: { name: basename(a.modelPath), sha256 },
-            result,
-            evaluation,
-            layerSqnr: perLayer,
-            output: out,
-            sizes,
-            fileBytes: { floatModel: modelInBytes, quantModel: modelBytes.length },
-            ...(searchResult
-              ? {
-                search: {
-                  metric: searchResult.metric,
-                  strategy: searchResult.strategy,
-                  points: searchResult.frontier.points,
-                  choices: searchResult.frontier.choices,
-                  budgets: a.budgets.map((b) => ({
-                    kind: b.kind,
-                    value: b.kind === "bits"
-                      ? b.bits
-                      : b.kind === "size"
-                      ? b.bytes
-                      : b.kind === "latency"
-                      ? b.ms
-                      : b.bops,
-                  })),
-                },
-              }
-              : {}),
-          }),
+          {
+            ...buildReport({
+              float: result.prepared,
+              model: { name: basename(a.modelPath), sha256 },
+              result,
+              evaluation,
+              layerSqnr: perLayer,
+              output: out,
+              sizes,
+              fileBytes: { floatModel: modelInBytes, quantModel: modelBytes.length },
+              ...(searchResult
+                ? {
+                  search: {
+                    metric: searchResult.metric,
+                    strategy: searchResult.strategy,
+                    points: searchResult.frontier.points,
+                    choices: searchResult.frontier.choices,
+                    budgets: a.budgets.map((b) => ({
+                      kind: b.kind,
+                      value: b.kind === "bits"
+                        ? b.bits
+                        : b.kind === "size"
+                        ? b.bytes
+                        : b.kind === "latency"
+                        ? b.ms
+                        : b.bops,
+                    })),
+                  },
+                }
+                : {}),
+            }),
+            sections: sections.parts,
+          },
           await loadChartJs(),
         ));
       }

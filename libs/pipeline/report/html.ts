@@ -115,6 +115,8 @@ export interface ReportData {
   warnings: string[];
   /** The mixed-precision search's frontier, if it ran. */
   search?: ReportSearch;
+  /** Sections plugins added (`registry.reportSections`), in registration order. */
+  sections?: { title: string; html: string }[];
 }
 
 function esc(s: string): string {
@@ -253,6 +255,11 @@ ${
       }, and each strategy's choice.</p>
 <div class="row"><div class="chart" style="height:280px"><canvas id="frontier"></canvas></div></div>`
       : ""
+  }
+${
+    (data.sections ?? []).map((p) =>
+      `<h2>${esc(p.title)}</h2>\n<div class="plugin-section">${p.html}</div>`
+    ).join("\n")
   }
 <h2>Plan</h2>
 <table><thead><tr><th>node</th><th>role</th><th>tensor</th><th>format</th><th>granularity</th>
