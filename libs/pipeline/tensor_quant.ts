@@ -23,7 +23,7 @@ import {
   roundHalfEven,
 } from "@lowbit/core";
 import { effectiveGroupSize } from "./presets.ts";
-import { fromOutIn, type Layer, toOutIn } from "./layers.ts";
+import { type Layer, toOutIn } from "./layers.ts";
 import type { PlanEntry } from "./plan.ts";
 import type { GranularitySpec } from "./spec.ts";
 
@@ -132,21 +132,6 @@ function padRows(view: Float32Array, rows: number, cols: number, block: number) 
   for (let r = 0; r < rows; r++) out.set(view.subarray(r * cols, (r + 1) * cols), r * pc);
   return { data: out, cols: pc };
 }
-
-function unpadRows(data: Float32Array, rows: number, pc: number, cols: number): Float32Array {
-  if (pc === cols) return data;
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) out.set(data.subarray(r * pc, r * pc + cols), r * cols);
-  return out;
-}
-
-const ONE: QParams = {
-  format: "",
-  granularity: { kind: "tensor" },
-  mode: "symmetric",
-  scale: new Float32Array([1]),
-  zeroPoint: new Int32Array([0]),
-};
 
 /**
  * Fits a weight's parameters for a plan entry (scales and zero points on the
@@ -257,16 +242,6 @@ export function fakeQuantWeight(
   qp: QParams,
   quantizer?: Quantizer,
 ): Float32Array {
-  const fmt = getFormat(qp.format) as Partial<BlockFormat>;
-  if (fmt.family === "block" && fmt.blockSize && qp.granularity.kind !== "block") {
-    const view = toOutIn(layer, data);
-    const p = padRows(view, layer.out, layer.in, fmt.blockSize);
-    const fq = fakeQuantize({ shape: [layer.out, p.cols], data: p.data }, {
-      ...ONE,
-      format: qp.format,
-    }).data;
-    return fromOutIn(layer, unpadRows(fq, layer.out, p.cols, layer.in));
-  }
   const q = quantizer ??
     defaultRegistry().quantizers.get(defaultQuantizerFor(getFormat(qp.format)));
   // Uniform weights round as torch's fake_quantize does (× 1/scale), as GPTQ's column rounder does;

@@ -137,9 +137,9 @@ export function materializeQuantized(
   const here = points.filter((p) => holds(model.graph, p.value));
   const inner = points.filter((p) => !holds(model.graph, p.value));
   if (inner.length) {
-    model = { ...model, graph: intoSubgraphs(model, model.graph, inner, opts) };
+    const placed = new Set<QuantPoint>();
+    model = { ...model, graph: intoSubgraphs(model, model.graph, inner, placed, opts) };
     const missing = inner.filter((p) => !placed.has(p));
-    placed.clear();
     if (missing.length) {
       throw new LowbitError("UNKNOWN_NAME", "no such value in the graph or its subgraphs", {
         tensor: missing[0].value,
@@ -149,20 +149,21 @@ export function materializeQuantized(
   return materializeHere(model, here, opts);
 }
 
-/** Points placed in a subgraph during one `materializeQuantized` call. */
-const placed = new Set<QuantPoint>();
-
 /** Whether a graph itself holds a value (an input, an initializer or a node's output). */
 function holds(g: Model["graph"], value: string): boolean {
   return g.initializers.has(value) || g.inputs.some((v) => v.name === value) ||
     g.nodes.some((n) => n.outputs.includes(value));
 }
 
-/** The graph with each subgraph attribute's points materialized inside it (deepest first). */
+/**
+ * The graph with each subgraph attribute's points materialized inside it (deepest first);
+ * `placed` collects the points placed.
+ */
 function intoSubgraphs(
   model: Model,
   g: Model["graph"],
   points: readonly QuantPoint[],
+  placed: Set<QuantPoint>,
   opts: MaterializeOptions,
 ): Model["graph"] {
   let changed = false;
@@ -170,7 +171,7 @@ function intoSubgraphs(
     let attrs = n.attrs;
     for (const [k, a] of Object.entries(n.attrs)) {
       if (a.kind !== "graph") continue;
-      let sub = intoSubgraphs(model, a.value, points, opts);
+      let sub = intoSubgraphs(model, a.value, points, placed, opts);
       const mine = points.filter((p) => !placed.has(p) && holds(sub, p.value));
       if (mine.length) {
         for (const p of mine) placed.add(p);
