@@ -515,6 +515,18 @@ async function planStage(st: QuantizeState): Promise<void> {
       }).warnings,
     );
     st.entries = structuredClone(opts.plan.entries);
+    // Version-1 plans wrote block-format activations per tensor: their blocks run along the
+    // channel axis of the layer that reads them (as `buildEntries` writes them now).
+    const byNode = new Map(layers.map((l) => [l.node, l]));
+    for (const e of st.entries) {
+      if (e.role !== "activation" || e.skip || !isBlockFormatName(e.format!)) continue;
+      if (e.granularity?.kind === "block") continue;
+      const op = byNode.get(e.node)?.op;
+      e.granularity = activationBlockGranularity(
+        e.format!,
+        op === "Conv" || op === "ConvTranspose" ? 1 : -1,
+      );
+    }
     // Layers the plan does not mention stay in float.
     for (const l of layers) {
       for (const role of ["weight", "activation"] as const) {
@@ -611,13 +623,14 @@ function markStage(st: QuantizeState): void {
   }
 }
 
-/** Provisional parameters of an entry (for capability checks before fitting). */
-function provisional(e: PlanEntry): QuantPoint {
+/** An entry as a core `QuantPoint` (its quantizer from the registry, its fitted parameters). */
+function entryPoint(e: PlanEntry, registry: Registry): QuantPoint {
   return {
     value: e.value,
     role: e.role,
-    quantizer: e.quantizer ?? defaultQuantizerFor(getFormat(e.format!)),
-    params: entryQParams({ ...e, scale: e.scale ?? [1], zeroPoint: e.zeroPoint ?? [0] }),
+    quantizer: entryQuantizer(e, registry).name,
+    params: entryQParams(e),
+    ...(e.by ? { by: e.by } : {}),
   };
 }
 
@@ -625,7 +638,11 @@ function provisional(e: PlanEntry): QuantPoint {
 function checkStage(st: QuantizeState): void {
   const points = st.entries.filter((e) => !e.skip).map((e) => {
     try {
-      return { ...provisional(e), quantizer: entryQuantizer(e, st.registry).name };
+      // Before fitting: unit scales stand in (the checks look at quantizer, format, granularity).
+      return entryPoint(
+        { ...e, scale: e.scale ?? [1], zeroPoint: e.zeroPoint ?? [0] },
+        st.registry,
+      );
     } catch (err) {
       if (err instanceof LowbitError) {
         throw new LowbitError(err.code, err.message, { node: e.node, tensor: e.value });
@@ -782,7 +799,10 @@ function weightsStage(st: QuantizeState): void {
       e.granularity = resolveWeightGranularity(l, "channel", e.format!);
     }
     const quantizer = entryQuantizer(e, st.registry);
-    const qp = e.scale ? entryQParams(e) : fitWeight(l, w, e, st.registry);
+    // Fitted parameters replay as they are; a version-1 plan's block-format weight has no block
+    // scales stored (they were the weight's own), so they are fitted from the weight again.
+    const refit = !e.scale || (isBlockFormatName(e.format!) && !e.extra);
+    const qp = refit ? fitWeight(l, w, e, st.registry) : entryQParams(e);
     let q: Float32Array = w;
     let H = st.stats?.hessians.get(l.node);
     // No input row reached the layer (an expert no token was routed to): GPTQ would zero its
@@ -932,13 +952,7 @@ export function planPoints(plan: QuantPlan, registry: Registry = defaultRegistry
   for (const e of plan.entries) {
     if (e.skip || seen.has(e.value)) continue;
     seen.add(e.value);
-    out.push({
-      value: e.value,
-      role: e.role,
-      quantizer: entryQuantizer(e, registry).name,
-      params: entryQParams(e),
-      ...(e.by ? { by: e.by } : {}),
-    });
+    out.push(entryPoint(e, registry));
   }
   return out;
 }

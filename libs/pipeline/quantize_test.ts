@@ -62,6 +62,30 @@ Deno.test("quantize() replays its own plan to the same weights", async () => {
   assert.deepEqual(again.quantized.plan.entries, first.quantized.plan.entries);
 });
 
+Deno.test("quantize() replays a version-1 plan of block formats to the same model", async () => {
+  const cnn = await digitsModel("cnn");
+  const calib = await digitsCalib();
+  const first = await quantize({ model: cnn, calib, preset: "mxfp4" });
+  // The plan as version 1 wrote it: block formats per tensor with a unit scale, no quantizer,
+  // no extras (block scales were the weight's own).
+  const v1 = JSON.parse(planToJson(first.quantized.plan));
+  v1.version = 1;
+  for (const e of v1.entries) {
+    if (e.skip) continue;
+    delete e.quantizer;
+    delete e.extra;
+    e.granularity = { kind: "tensor" };
+    e.scale = [1];
+    e.zeroPoint = [0];
+  }
+  const again = await quantize({ model: cnn, calib, plan: parsePlan(v1) });
+  const x = calib.inputs.x;
+  assert.deepEqual(
+    (await simulate(again.quantized).run({ x })).data,
+    (await simulate(first.quantized).run({ x })).data,
+  );
+});
+
 Deno.test("quantize() applies rules: skipped layers stay float, a rule matching nothing warns", async () => {
   const mlp = await digitsModel("mlp");
   const calib = await digitsCalib();
