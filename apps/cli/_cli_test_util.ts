@@ -4,6 +4,8 @@
  * @module
  */
 
+import { readNpy } from "@lowbit/graph";
+import { argmaxRows } from "@lowbit/pipeline";
 import { runCli } from "./main.ts";
 
 /** What one CLI run printed and returned. */
@@ -41,4 +43,32 @@ export async function cli(args: string[]): Promise<CliRun> {
     console.log = log;
     console.error = error;
   }
+}
+
+/**
+ * Top-1 of the logits `lowbit run` wrote (a `.npy` of [samples, classes]) against integer labels
+ * (a `.npy`), computed independently of `lowbit eval`.
+ *
+ * @param logitsPath the logits file
+ * @param labelsPath the labels file
+ * @returns the fraction of samples whose largest logit is the label
+ *
+ * @example
+ * ```ts
+ * import { top1OfFiles } from "./_cli_test_util.ts";
+ * import { writeNpy } from "@lowbit/graph";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeFile(`${dir}/y.npy`, writeNpy({ dtype: "float32", shape: [2, 2], data: Float32Array.of(1, 0, 0, 1) }));
+ * await Deno.writeFile(`${dir}/l.npy`, writeNpy({ dtype: "int64", shape: [2], data: BigInt64Array.of(0n, 0n) }));
+ * if (top1OfFiles(`${dir}/y.npy`, `${dir}/l.npy`) !== 0.5) throw new Error();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function top1OfFiles(logitsPath: string, labelsPath: string): number {
+  const y = readNpy(Deno.readFileSync(logitsPath));
+  const labels = readNpy(Deno.readFileSync(labelsPath)).data as BigInt64Array;
+  const best = argmaxRows(y.data as Float32Array, y.shape[y.shape.length - 1]);
+  let hit = 0;
+  for (let i = 0; i < best.length; i++) if (BigInt(best[i]) === labels[i]) hit++;
+  return hit / best.length;
 }

@@ -102,7 +102,7 @@ export async function runCli(args: string[]): Promise<number> {
     return 0;
   }
   try {
-    let load = COMMANDS[name]?.load;
+    const load = COMMANDS[name]?.load;
     if (!load) {
       // A plugin's command: `lowbit --plugin ./p.ts mycmd ...`, or a built-in plugin's
       // (`lowbit diffusion sample ...` loads the `diffusion` plugin).
@@ -120,9 +120,7 @@ export async function runCli(args: string[]): Promise<number> {
         await loadPlugins([cmdName]);
       }
       if (cmdName !== undefined && defaultRegistry().commands.has(cmdName)) {
-        const pc = defaultRegistry().commands.get(cmdName);
-        load = () => Promise.resolve({ summary: pc.summary, main: pc.main });
-        return await (await load()).main(cmdArgs);
+        return await defaultRegistry().commands.get(cmdName).main(cmdArgs);
       }
       console.error(`lowbit: unknown command '${cmdName ?? name}'\n\n${usage()}`);
       return 2;

@@ -9,7 +9,7 @@
  */
 
 import { defaultRegistry, LowbitError, type Plugin, type PluginOption } from "@lowbit/core";
-import { decodeLowbitFile } from "@lowbit/graph";
+import { readLowbitPlan } from "@lowbit/graph";
 import { isLowbitPath } from "@lowbit/pipeline";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -271,7 +271,7 @@ export async function loadPluginsOfFile(path: string): Promise<string[]> {
   if (!isLowbitPath(path)) return [];
   let plan: unknown;
   try {
-    plan = decodeLowbitFile(await Deno.readFile(path), path).plan;
+    plan = readLowbitPlan(await Deno.readFile(path), path);
   } catch {
     return []; // reading the model reports what is wrong with the file
   }

@@ -2,9 +2,8 @@
 // fixture, `lowbit run` of the .lowbit reproduces the figure `lowbit quantize --eval` printed,
 // `lowbit moe inspect` prints the routers and experts, `lowbit moe eval` the routing agreement.
 import assert from "node:assert/strict";
-import { readNpy } from "@lowbit/graph";
 import { fileURLToPath } from "node:url";
-import { cli } from "../../apps/cli/_cli_test_util.ts";
+import { cli, top1OfFiles } from "../../apps/cli/_cli_test_util.ts";
 
 const FIX = fileURLToPath(new URL("../../fixtures/", import.meta.url));
 
@@ -65,15 +64,10 @@ Deno.test({
         `${dir}/y.npy`,
       ]);
       assert.equal(ran.code, 0, ran.err);
-      const y = readNpy(await Deno.readFile(`${dir}/y.npy`)).data as Float32Array;
-      const labels = readNpy(await Deno.readFile(`${FIX}digits/eval_y.npy`)).data as BigInt64Array;
-      let ok = 0;
-      for (let i = 0; i < labels.length; i++) {
-        let b = 0;
-        for (let j = 1; j < 10; j++) if (y[i * 10 + j] > y[i * 10 + b]) b = j;
-        ok += +(b === Number(labels[i]));
-      }
-      assert.equal(ok / labels.length, summary.evaluation.top1_quant);
+      assert.equal(
+        top1OfFiles(`${dir}/y.npy`, `${FIX}digits/eval_y.npy`),
+        summary.evaluation.top1_quant,
+      );
       // inspect
       const ins = await cli(["--plugin", "moe", "moe", "inspect", `${FIX}moe/moe_dense.onnx`]);
       assert.equal(ins.code, 0, ins.err);

@@ -4,26 +4,15 @@
 // digits ViT, an unknown `--vit-softmax` lists the choices, and a model without attention says
 // the plugin found nothing to do.
 import assert from "node:assert/strict";
-import { readNpy } from "@lowbit/graph";
 import { fileURLToPath } from "node:url";
-import { cli } from "../../apps/cli/_cli_test_util.ts";
+import { cli, top1OfFiles } from "../../apps/cli/_cli_test_util.ts";
 
 const FIX = fileURLToPath(new URL("../../fixtures/digits/", import.meta.url));
 const EVAL = `${FIX}eval_x.npy`, LABELS = `${FIX}eval_y.npy`, CALIB = `${FIX}calib_x.npy`;
 
-/** Top-1 of logits written by `lowbit run`, against the labels (computed here). */
+/** Top-1 of logits written by `lowbit run`, against the labels. */
 function top1(logitsPath: string): number {
-  const y = readNpy(Deno.readFileSync(logitsPath));
-  const labels = readNpy(Deno.readFileSync(LABELS)).data as BigInt64Array;
-  const [n, c] = y.shape;
-  const d = y.data as Float32Array;
-  let hit = 0;
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (d[i * c + j] > d[i * c + best]) best = j;
-    if (BigInt(best) === labels[i]) hit++;
-  }
-  return hit / n;
+  return top1OfFiles(logitsPath, LABELS);
 }
 
 async function quantize(dir: string, label: string, model: string, extra: string[]) {

@@ -6,24 +6,14 @@ import assert from "node:assert/strict";
 import { readNpy } from "@lowbit/graph";
 import { presetNames } from "@lowbit/pipeline";
 import { fileURLToPath } from "node:url";
-import { cli } from "../_cli_test_util.ts";
+import { cli, top1OfFiles } from "../_cli_test_util.ts";
 
 const FIX = fileURLToPath(new URL("../../../fixtures/digits/", import.meta.url));
 const EVAL = `${FIX}eval_x.npy`, LABELS = `${FIX}eval_y.npy`, CALIB = `${FIX}calib_x.npy`;
 
 /** Top-1 of logits written by `lowbit run`, against the labels. */
 function top1(logitsPath: string): number {
-  const y = readNpy(Deno.readFileSync(logitsPath));
-  const labels = readNpy(Deno.readFileSync(LABELS)).data as BigInt64Array;
-  const [n, c] = y.shape;
-  const d = y.data as Float32Array;
-  let hit = 0;
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (d[i * c + j] > d[i * c + best]) best = j;
-    if (BigInt(best) === labels[i]) hit++;
-  }
-  return hit / n;
+  return top1OfFiles(logitsPath, LABELS);
 }
 
 async function check(dir: string, model: string, label: string, extra: string[]): Promise<void> {

@@ -263,14 +263,9 @@ export function decodeLowbitFile(bytes: Uint8Array, fileName?: string): LowbitFi
   if (!graphBytes || graphBytes.dtype !== "uint8") fail("no lowbit.graph tensor");
   const model = readOnnx(graphBytes!.data as Uint8Array, { fileName });
   let plan: unknown, metas: Record<string, TensorMeta>, acts: unknown;
-  const text = (k: string): string | undefined => {
-    const t = st.tensors.get(k);
-    if (t === undefined) return undefined;
-    if (t.dtype !== "uint8") fail(`${k} must be U8 JSON bytes`);
-    return new TextDecoder().decode(t.data as Uint8Array);
-  };
+  const text = jsonText(st, fail);
   try {
-    plan = JSON.parse(text("lowbit.plan") ?? md["lowbit.plan"] ?? "null");
+    plan = planOf(st, fail);
     metas = JSON.parse(md["lowbit.tensors"] ?? "{}");
     acts = JSON.parse(text("lowbit.activations") ?? "[]");
   } catch (e) {
@@ -338,6 +333,60 @@ export function decodeLowbitFile(bytes: Uint8Array, fileName?: string): LowbitFi
     tensors,
     activations,
   };
+}
+
+type Safetensors = ReturnType<typeof readSafetensors>;
+
+/** The text of a U8 JSON tensor of the file, if present. */
+function jsonText(st: Safetensors, fail: (msg: string) => never) {
+  return (k: string): string | undefined => {
+    const t = st.tensors.get(k);
+    if (t === undefined) return undefined;
+    if (t.dtype !== "uint8") fail(`${k} must be U8 JSON bytes`);
+    return new TextDecoder().decode(t.data as Uint8Array);
+  };
+}
+
+/** The plan of a file: a JSON tensor (version 2) or metadata (version 1). */
+function planOf(st: Safetensors, fail: (msg: string) => never): unknown {
+  return JSON.parse(jsonText(st, fail)("lowbit.plan") ?? st.metadata["lowbit.plan"] ?? "null");
+}
+
+/**
+ * The plan of a lowbit file, read without decoding its graph or tensors (to see which plugins
+ * made it before loading it).
+ *
+ * @param bytes the file's bytes
+ * @param fileName the file to name in errors
+ * @returns the plan as JSON (null when the file has none)
+ * @throws {LowbitError} `PARSE_ERROR` naming the file when it is not a lowbit file
+ *
+ * @example
+ * ```ts
+ * import { readLowbitPlan } from "@lowbit/graph";
+ * try {
+ *   readLowbitPlan(new Uint8Array(8), "x.lowbit");
+ *   throw new Error("unreachable");
+ * } catch (e) {
+ *   if ((e as { code?: string }).code !== "PARSE_ERROR") throw e;
+ * }
+ * ```
+ */
+export function readLowbitPlan(bytes: Uint8Array, fileName?: string): unknown {
+  const fail = (msg: string): never => {
+    throw new LowbitError(
+      "PARSE_ERROR",
+      `invalid lowbit file: ${msg}`,
+      fileName !== undefined ? { file: fileName } : {},
+    );
+  };
+  const st = readSafetensors(bytes, { fileName });
+  try {
+    return planOf(st, fail);
+  } catch (e) {
+    if (e instanceof LowbitError) throw e;
+    return fail(`metadata is not JSON (${(e as Error).message})`);
+  }
 }
 
 /** Checks and converts the JSON activation points of a file. */
