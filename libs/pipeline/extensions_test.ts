@@ -107,6 +107,46 @@ Deno.test("a marker on a model without its pattern warns that it found nothing",
   assert.ok(warnings.includes("marker 'softmax-outputs' found nothing to quantize in this model"));
 });
 
+Deno.test("rules (--config) apply to a marker's points by producer or value name", async () => {
+  const model = await readOnnxFile(`${FIX}vit.onnx`);
+  const softmax = model.graph.nodes.filter((n) => n.op === "Softmax");
+  const registry = registryWith({
+    name: "p",
+    register: (reg) =>
+      reg.markers.register({
+        name: "softmax-outputs",
+        mark: (g) =>
+          g.nodes.filter((n) => n.op === "Softmax").map((n) => ({ value: n.outputs[0] })),
+      }),
+  });
+  const rules = [
+    { match: softmax[0].name, activation: null },
+    { match: softmax[1].outputs[0], activation: { format: "int4", mode: "symmetric" as const } },
+    { match: "no-such-node*", skip: true },
+  ];
+  const { quantized, warnings } = await quantize({
+    model,
+    calib,
+    preset: "w8a8",
+    registry,
+    rules,
+    calibrator: "percentile",
+  });
+  const [p0, p1] = softmax.map((n) =>
+    quantized.plan.entries.find((e) => e.value === n.outputs[0] && e.by === "softmax-outputs") ??
+      quantized.plan.entries.find((e) => e.value === n.outputs[0])!
+  );
+  assert.equal(p0.skip, true);
+  assert.equal(p0.reason, "marked by 'softmax-outputs', left in float by a rule");
+  assert.equal(p1.format, "int4");
+  assert.equal(p1.mode, "symmetric");
+  assert.equal(p1.calibrator, "percentile"); // --calibrator reaches marked points too
+  assert.deepEqual(p1.zeroPoint, [0]);
+  // Only the rule that matched neither a layer nor a marked point is reported.
+  const ruleWarnings = warnings.filter((w) => w.startsWith("rule "));
+  assert.deepEqual(ruleWarnings, ["rule 3 'no-such-node*' matches no quantizable node"]);
+});
+
 Deno.test("a calibration source feeds tagged batches that calibrators see, and stages run in place", async () => {
   const model = await readOnnxFile(`${FIX}mlp.onnx`);
   const seen: number[] = [];

@@ -62,7 +62,7 @@ import {
 } from "./plan.ts";
 import { getPreset, type MixedSearch } from "./presets.ts";
 import { type Progress, silentProgress } from "./progress.ts";
-import { applyRules, type Rule } from "./rules.ts";
+import { applyRules, type Rule, ruleOverrides, unmatchedRuleWarning } from "./rules.ts";
 import { smoothQuant } from "./smoothquant.ts";
 import { fittedInputEntry, minMax } from "./search/_act_quant.ts";
 import { equalize } from "./equalize.ts";
@@ -190,6 +190,8 @@ export interface QuantizeState {
   stats: CalibrationStats | null;
   /** The mixed search's record for the plan, if it ran. */
   search?: QuantPlan["search"];
+  /** Rules that matched no layer: warned about once the markers' points had their turn. */
+  unmatchedRules?: number[];
 }
 
 /** What {@link quantize} returns. */
@@ -551,8 +553,8 @@ async function planStage(st: QuantizeState): Promise<void> {
   }
   st.preset = opts.preset ?? "w8a8";
   const p = getPreset(st.preset);
-  const { configs, warnings } = applyRules(layers.map((l) => l.node), p.base, opts.rules ?? []);
-  st.warnings.push(...warnings);
+  const { configs, unmatched } = applyRules(layers.map((l) => l.node), p.base, opts.rules ?? []);
+  st.unmatchedRules = unmatched;
   for (const c of Object.values(configs)) {
     if (opts.rounding && c.weight) c.weight.rounding = opts.rounding;
     if (opts.calibrator && c.activation) c.activation.calibrator = opts.calibrator;
@@ -563,12 +565,23 @@ async function planStage(st: QuantizeState): Promise<void> {
   st.biasCorrection = opts.biasCorrection ?? false;
 }
 
-/** The registered markers add quantization points on any value of the graph. */
+/**
+ * The registered markers add quantization points on any value of the graph. The rules
+ * (`--config`) apply to them too, matched on the producing node's name or the value's:
+ * they can leave a point in float or change its format, mode, calibrator or quantizer.
+ */
 function markStage(st: QuantizeState): void {
-  if (st.opts.plan) return; // a replayed plan carries its marked points
+  const unmatched = new Set(st.unmatchedRules ?? []);
+  if (!st.opts.plan) markPoints(st, unmatched);
+  const rules = st.opts.rules ?? [];
+  for (const i of unmatched) st.warnings.push(unmatchedRuleWarning(rules[i], i));
+}
+
+function markPoints(st: QuantizeState, unmatched: Set<number>): void {
   const markers = st.registry.markers.list().map((n) => st.registry.markers.get(n));
   if (markers.length === 0) return;
   const act = getPreset(st.preset ?? "w8a8").base.activation;
+  const rules = st.opts.rules ?? [];
   const producer = new Map<string, string>();
   for (const n of st.model.graph.nodes) for (const o of n.outputs) producer.set(o, n.name);
   const graph = st.model.graph as unknown as GraphView;
@@ -586,7 +599,21 @@ function markStage(st: QuantizeState): void {
           subject,
         );
       }
-      const format = spec.format ?? act?.format;
+      const node = producer.get(spec.value) ?? "";
+      const ruled = ruleOverrides([node, spec.value], rules);
+      for (const i of ruled.matched) unmatched.delete(i);
+      if (ruled.float) {
+        st.entries.push({
+          node,
+          value: spec.value,
+          role: "activation",
+          skip: true,
+          reason: `marked by '${m.name}', left in float by a rule`,
+        });
+        continue;
+      }
+      const r = ruled.activation;
+      const format = r.format ?? spec.format ?? act?.format;
       if (!format) {
         st.warnings.push(
           `${spec.value}: marked by '${m.name}' but the preset leaves activations in float`,
@@ -595,16 +622,27 @@ function markStage(st: QuantizeState): void {
       }
       const fmt = st.registry.formats.get(format);
       const block = isBlockFormatName(format);
+      if (r.granularity !== undefined && r.granularity !== STATIC_ACT_GRANULARITY && !block) {
+        throw new LowbitError(
+          "UNSUPPORTED",
+          `a rule asks for activation granularity ${JSON.stringify(r.granularity)} on a point ` +
+            `marked by '${m.name}'; activations are quantized per tensor (static) or with a ` +
+            `block format (dynamic)`,
+          { node, tensor: spec.value },
+        );
+      }
+      const sameFormat = !r.format || r.format === spec.format;
       const entry: PlanEntry = {
-        node: producer.get(spec.value) ?? "",
+        node,
         value: spec.value,
         role: "activation",
-        quantizer: spec.quantizer ?? defaultQuantizerFor(fmt),
+        quantizer: r.quantizer ?? spec.quantizer ?? defaultQuantizerFor(fmt),
         format,
-        granularity: spec.granularity ??
+        granularity: (sameFormat ? spec.granularity : undefined) ??
           (block ? activationBlockGranularity(format, -1) : { kind: "tensor" }),
-        mode: spec.mode ?? (block ? "symmetric" : act?.mode ?? "affine"),
-        calibrator: spec.calibrator ?? (block ? "dynamic" : act?.calibrator ?? "minmax"),
+        mode: r.mode ?? spec.mode ?? (block ? "symmetric" : act?.mode ?? "affine"),
+        calibrator: r.calibrator ?? spec.calibrator ??
+          (block ? "dynamic" : st.opts.calibrator ?? act?.calibrator ?? "minmax"),
         ...(block ? { dynamic: true } : {}),
         ...(spec.reads?.length ? { reads: [...spec.reads] } : {}),
         by: m.name,
@@ -614,8 +652,11 @@ function markStage(st: QuantizeState): void {
         e.role === "activation" && e.value === spec.value && !e.skip
       );
       if (i >= 0) {
-        // A layer input already quantized: the marker's quantizer (if it names one) takes over.
-        if (spec.quantizer) st.entries[i] = { ...entry, node: st.entries[i].node };
+        // A layer input already quantized: the marker's quantizer (if it names one) or what a
+        // rule says of the marked value takes over.
+        if (spec.quantizer || Object.keys(r).length) {
+          st.entries[i] = { ...entry, node: st.entries[i].node };
+        }
         continue;
       }
       st.entries.push(entry);

@@ -38,6 +38,8 @@ export interface RulesResult {
   configs: Record<string, LayerConfig>;
   /** Human-readable warnings (e.g. a rule that matches nothing). */
   warnings: string[];
+  /** Indexes of the rules that matched no node (each also has a warning). */
+  unmatched: number[];
 }
 
 /**
@@ -119,6 +121,7 @@ export function applyRules(
   const configs: Record<string, LayerConfig> = {};
   for (const n of nodes) configs[n] = structuredClone(base);
   const warnings: string[] = [];
+  const unmatched: number[] = [];
   rules.forEach((rule, i) => {
     const re = globToRegExp(rule.match);
     let hits = 0;
@@ -131,10 +134,82 @@ export function applyRules(
       c.activation = mergeSpec(c.activation, rule.activation, base.activation);
     }
     if (hits === 0) {
-      warnings.push(`rule ${i + 1} '${rule.match}' matches no quantizable node`);
+      warnings.push(unmatchedRuleWarning(rule, i));
+      unmatched.push(i);
     }
   });
-  return { configs, warnings };
+  return { configs, warnings, unmatched };
+}
+
+/**
+ * The warning for a rule that matches nothing.
+ *
+ * @param rule the rule
+ * @param index its index in the rules
+ * @returns the warning text
+ *
+ * @example
+ * ```ts
+ * import { unmatchedRuleWarning } from "@lowbit/pipeline";
+ * const w = unmatchedRuleWarning({ match: "enc*", skip: true }, 0);
+ * if (w !== "rule 1 'enc*' matches no quantizable node") throw new Error(w);
+ * ```
+ */
+export function unmatchedRuleWarning(rule: Rule, index: number): string {
+  return `rule ${index + 1} '${rule.match}' matches no quantizable node`;
+}
+
+/** What the rules say about one activation point marked by a plugin. */
+export interface PointOverrides {
+  /** Indexes of the rules that matched. */
+  matched: number[];
+  /** true: leave the point in float (a `skip` rule or `activation: null`). */
+  float: boolean;
+  /** The merged activation fields the rules set (later rules override earlier ones). */
+  activation: Partial<TensorSpec>;
+}
+
+/**
+ * The rules applied to a quantization point that is not a layer's input (a
+ * plugin's marked value): a rule matches when its pattern matches any of the
+ * given names (the producing node's, the value's). `skip: true` or
+ * `activation: null` leave it in float; `skip: false` or an activation object
+ * quantize it again; activation fields merge in rule order. Weight fields do
+ * not apply to activation points.
+ *
+ * @param names the names to match (producer node, value)
+ * @param rules the rules, in order
+ * @returns which rules matched and what they set
+ *
+ * @example
+ * ```ts
+ * import { ruleOverrides } from "@lowbit/pipeline";
+ * const o = ruleOverrides(["/attn/Softmax", "/attn/Softmax_output_0"], [
+ *   { match: "*", activation: { format: "int4" } },
+ *   { match: "*Softmax", activation: { format: "int8", calibrator: "mse" } },
+ * ]);
+ * if (o.float || o.activation.format !== "int8" || o.activation.calibrator !== "mse") {
+ *   throw new Error();
+ * }
+ * if (o.matched.length !== 2) throw new Error();
+ * ```
+ */
+export function ruleOverrides(names: readonly string[], rules: readonly Rule[]): PointOverrides {
+  const out: PointOverrides = { matched: [], float: false, activation: {} };
+  let skip = false, noActivation = false;
+  rules.forEach((rule, i) => {
+    const re = globToRegExp(rule.match);
+    if (!names.some((n) => re.test(n))) return;
+    out.matched.push(i);
+    if (rule.skip !== undefined) skip = rule.skip;
+    if (rule.activation === null) noActivation = true, out.activation = {};
+    else if (rule.activation !== undefined) {
+      noActivation = false;
+      out.activation = { ...out.activation, ...rule.activation };
+    }
+  });
+  out.float = skip || noActivation;
+  return out;
 }
 
 function parseOverride(v: unknown, where: string): TensorOverride | undefined {
