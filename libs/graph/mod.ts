@@ -32,6 +32,7 @@ export * from "./passes/widen_half.ts";
 export * from "./passes/quant_points.ts"; // candidate sites (QuantSite), not the quantized model's points
 export * from "./passes/opset.ts";
 export * from "./export/qdq.ts";
+export * from "./export/qdq_read.ts";
 export * from "./export/lowbit_file.ts";
 export * from "./export/quantized_model.ts";
 // Core types that appear in this package's signatures, re-exported so that its docs are complete.

@@ -3,7 +3,9 @@
  * it — inputs, outputs, an operator histogram, parameters per layer, the
  * quantizable layers and, for every other Conv / Gemm / MatMul, why not. Ops the
  * executor does not run are marked (with their node names) instead of failing:
- * `run` and `quantize` refuse such models, naming the node.
+ * `run` and `quantize` refuse such models, naming the node. For a model lowbit
+ * quantized (QDQ ONNX or a lowbit file), its quantization points: per weight and
+ * activation, the reading layers, format, bits, granularity, mode and scales.
  *
  * ```sh
  * lowbit inspect model.onnx [--json]
@@ -12,22 +14,19 @@
  * @module
  */
 
-import { LowbitError } from "@lowbit/core";
+import { getFormat, LowbitError, type QuantPoint } from "@lowbit/core";
 import {
+  decodeLowbitFile,
   foldBatchNorm,
   type Graph,
   isSupportedOp,
+  lowbitPoints,
   type Model,
   readOnnx,
+  readQdqPoints,
   type ValueInfo,
 } from "@lowbit/graph";
-import {
-  isLowbitPath,
-  LAYER_OPS,
-  loadModelFile,
-  readModelBytes,
-  scanLayers,
-} from "@lowbit/pipeline";
+import { isLowbitPath, LAYER_OPS, readModelBytes, scanLayers } from "@lowbit/pipeline";
 import type { Command } from "../main.ts";
 import { parseOptions } from "./_io.ts";
 
@@ -37,7 +36,10 @@ Prints a model's inputs and outputs, operator histogram, parameters per layer,
 and which layers lowbit quantizes (Conv, ConvTranspose, Gemm, MatMul with a
 float32 constant weight) and why the others are not. Operators lowbit cannot
 run are marked "(unsupported)" and their nodes listed; run and quantize refuse
-such a model.
+such a model. For a quantized model (QDQ ONNX or a .lowbit file): every
+quantization point with the layers reading it, its format, bits, granularity,
+mode and scales (and for a lowbit file its quantizer, the plugin that marked it
+and the plan's preset and plugins).
 
   --no-fold   inspect the graph as written (default: BatchNormalization folded,
               as quantize does)
@@ -63,6 +65,38 @@ export interface Inspection {
    * of a subgraph is named `outer/attribute/inner`.
    */
   unsupported: { node: string; op: string; domain: string }[];
+  /** Quantization points of a quantized model (empty for a float one). */
+  quantized: InspectedPoint[];
+}
+
+/** One quantization point of a quantized model, as `inspect` shows it. */
+export interface InspectedPoint {
+  /** The quantized value. */
+  value: string;
+  /** Weight or activation. */
+  role: "weight" | "activation";
+  /** The nodes reading it (through its Q / DQ nodes). */
+  readers: string[];
+  /** Format name. */
+  format: string;
+  /** Bits per element of the format (0 when the format is not registered here). */
+  bits: number;
+  /** Granularity: `tensor`, `channel:AXIS`, `group:AXIS/SIZE`, `block:AXIS/SIZE`, `row:AXIS`. */
+  granularity: string;
+  /** Symmetric or affine. */
+  mode: string;
+  /** Scales computed at run time (no stored scales). */
+  dynamic: boolean;
+  /** Number of stored scales, and their smallest and largest. */
+  scales: { count: number; min: number; max: number };
+  /** The zero point when it is the same everywhere. */
+  zeroPoint?: number;
+  /** Registered quantizer. */
+  quantizer: string;
+  /** The quantizer's fitted extras (MX block scale codes, a log base, ...): their lengths. */
+  extra?: Record<string, number>;
+  /** The plugin that marked it, if one did. */
+  by?: string;
 }
 
 function info(v: ValueInfo): Inspection["inputs"][number] {
@@ -87,7 +121,7 @@ function info(v: ValueInfo): Inspection["inputs"][number] {
  * if (r.layers.length !== 3 || r.ops.Gemm !== 3) throw new Error(JSON.stringify(r.ops));
  * ```
  */
-export function inspectModel(model: Model): Inspection {
+export function inspectModel(model: Model, points: readonly QuantPoint[] = []): Inspection {
   const g = model.graph;
   const ops: Record<string, number> = {};
   const unsupported: Inspection["unsupported"] = [];
@@ -108,6 +142,10 @@ export function inspectModel(model: Model): Inspection {
   let params = 0;
   for (const t of g.initializers.values()) params += t.shape.reduce((a, b) => a * b, 1);
   const { layers, rejected } = scanLayers(g);
+  const quantized = points.map((p) => inspectPoint(g, p));
+  const readsQuantizedWeight = new Set(
+    quantized.filter((p) => p.role === "weight").flatMap((p) => p.readers),
+  );
   return {
     inputs: g.inputs.map(info),
     outputs: g.outputs.map(info),
@@ -120,8 +158,77 @@ export function inspectModel(model: Model): Inspection {
       shape: l.shape,
       params: l.shape.reduce((a, b) => a * b, 1),
     })),
-    notQuantizable: rejected,
+    // A layer whose weight is already quantized is listed with its points, not as a refusal.
+    notQuantizable: rejected.filter((r) => !readsQuantizedWeight.has(r.node)),
     unsupported,
+    quantized,
+  };
+}
+
+/** The nodes reading a value, looking through the Q / DQ nodes around it. */
+function readersOf(g: Graph, value: string): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const todo = [value];
+  while (todo.length) {
+    const v = todo.pop()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    for (const n of g.nodes) {
+      if (!n.inputs.includes(v)) continue;
+      const qdq = n.op === "QuantizeLinear" || n.op === "DequantizeLinear";
+      if (qdq && n.inputs[0] === v) todo.push(...n.outputs);
+      else if (!qdq && !out.includes(n.name)) out.push(n.name);
+    }
+  }
+  return out;
+}
+
+function granularityText(p: QuantPoint): string {
+  const g = p.params.granularity;
+  switch (g.kind) {
+    case "tensor":
+      return "tensor";
+    case "channel":
+    case "row":
+      return `${g.kind}:${g.axis}`;
+    case "group":
+    case "block":
+      return `${g.kind}:${g.axis}/${g.size}`;
+  }
+}
+
+function inspectPoint(g: Graph, p: QuantPoint): InspectedPoint {
+  let bits = 0;
+  try {
+    bits = getFormat(p.params.format).bits;
+  } catch {
+    // a plugin's format that is not registered here: shown by name, bits unknown (0)
+  }
+  const s = p.params.scale, z = p.params.zeroPoint;
+  const dynamic = p.params.dynamic === true;
+  return {
+    value: p.value,
+    role: p.role,
+    readers: readersOf(g, p.value),
+    format: p.params.format,
+    bits,
+    granularity: granularityText(p),
+    mode: p.params.mode,
+    dynamic,
+    scales: {
+      count: dynamic ? 0 : s.length,
+      min: s.length && !dynamic ? Math.min(...s) : 0,
+      max: s.length && !dynamic ? Math.max(...s) : 0,
+    },
+    ...(z.length && z.every((v) => v === z[0]) ? { zeroPoint: z[0] } : {}),
+    quantizer: p.quantizer,
+    ...(p.params.extra && Object.keys(p.params.extra).length
+      ? {
+        extra: Object.fromEntries(Object.entries(p.params.extra).map(([k, v]) => [k, v.length])),
+      }
+      : {}),
+    ...(p.by ? { by: p.by } : {}),
   };
 }
 
@@ -156,21 +263,23 @@ export async function inspectMain(args: string[]): Promise<number> {
     throw new LowbitError("INVALID_ARGUMENT", `need one model\n\n${HELP}`);
   }
   const path = positionals[0];
-  // ONNX models are only read (not prepared for running), so unsupported ops do not stop this.
-  const loaded = isLowbitPath(path)
-    ? await loadModelFile(path)
-    : { model: readOnnx(await readModelBytes(path), { baseDir: dirOf(path), fileName: path }) };
-  const kind = "kind" in loaded
-    ? loaded.kind
-    : loaded.model.graph.nodes.some((n) => n.op === "DequantizeLinear")
-    ? "qdq"
-    : "float";
-  const model = values["no-fold"]
-    ? loaded.model
-    : { ...loaded.model, graph: foldBatchNorm(loaded.model.graph) };
-  const r = inspectModel(model);
+  // Models are only read (not prepared for running), so unsupported ops do not stop this; a
+  // lowbit file is decoded, not loaded: its graph reads the quantized weights by name.
+  const bytes = await readModelBytes(path);
+  let model: Model, points: QuantPoint[], plan: unknown = null;
+  if (isLowbitPath(path)) {
+    const file = decodeLowbitFile(bytes, path);
+    model = file.model, points = lowbitPoints(file), plan = file.plan;
+  } else {
+    model = readOnnx(bytes, { baseDir: dirOf(path), fileName: path });
+    points = readQdqPoints(model.graph);
+  }
+  const kind = isLowbitPath(path) ? "lowbit" : points.length ? "qdq" : "float";
+  if (!values["no-fold"]) model = { ...model, graph: foldBatchNorm(model.graph) };
+  const r = inspectModel(model, points);
+  const made = planSummary(plan);
   if (values.json) {
-    console.log(JSON.stringify(r));
+    console.log(JSON.stringify(made ? { ...r, plan: made } : r));
     return 0;
   }
   const shape = (s: (number | string)[] | null): string => s ? `[${s.join(", ")}]` : "[?]";
@@ -208,11 +317,58 @@ export async function inspectMain(args: string[]): Promise<number> {
     lines.push("", `not quantizable (${r.notQuantizable.length})`);
     for (const x of r.notQuantizable) lines.push(`  ${x.node}  ${x.op}: ${x.reason}`);
   }
-  if (r.layers.length === 0) {
+  if (r.layers.length === 0 && r.quantized.length === 0) {
     lines.push("  (none: lowbit quantize would refuse this model)");
   }
+  if (r.quantized.length) lines.push("", ...pointLines(r.quantized, made));
   console.log(lines.join("\n"));
   return 0;
+}
+
+/** The preset and plugins of a lowbit file's plan. */
+function planSummary(plan: unknown): { preset: string | null; plugins: string[] } | undefined {
+  if (!plan || typeof plan !== "object") return undefined;
+  const p = plan as { preset?: unknown; plugins?: { name?: unknown; version?: unknown }[] };
+  return {
+    preset: typeof p.preset === "string" ? p.preset : null,
+    plugins: Array.isArray(p.plugins)
+      ? p.plugins.map((x) => `${x?.name}${x?.version ? `@${x.version}` : ""}`)
+      : [],
+  };
+}
+
+function pointLines(
+  points: readonly InspectedPoint[],
+  made: { preset: string | null; plugins: string[] } | undefined,
+): string[] {
+  const nw = points.filter((p) => p.role === "weight").length;
+  const out = [
+    `quantization points (${points.length}: ${nw} weights, ${points.length - nw} activations)` +
+    (made
+      ? `; plan: preset ${made.preset ?? "(none)"}` +
+        (made.plugins.length ? `, plugins ${made.plugins.join(", ")}` : "")
+      : ""),
+  ];
+  const num = (v: number): string => v.toPrecision(3);
+  for (const p of points) {
+    const scales = p.dynamic
+      ? "scales at run time"
+      : p.scales.count === 1
+      ? `scale ${num(p.scales.min)}`
+      : `${p.scales.count} scales ${num(p.scales.min)}..${num(p.scales.max)}`;
+    const zp = p.zeroPoint !== undefined && p.zeroPoint !== 0 ? `, zero point ${p.zeroPoint}` : "";
+    const extra = [
+      p.quantizer !== "uniform" ? `quantizer ${p.quantizer}` : "",
+      ...Object.entries(p.extra ?? {}).map(([k, n]) => `${k} ×${n}`),
+      p.by ? `by ${p.by}` : "",
+    ].filter(Boolean).join(", ");
+    out.push(
+      `  ${p.role.padEnd(10)}  ${p.value}  -> ${p.readers.join(", ") || "(no reader)"}`,
+      `              ${p.format} (${p.bits || "?"} bits), ${p.granularity}, ${p.mode}, ` +
+        `${scales}${zp}${extra ? `; ${extra}` : ""}`,
+    );
+  }
+  return out;
 }
 
 function dirOf(path: string): string {

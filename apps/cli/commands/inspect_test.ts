@@ -153,3 +153,44 @@ Deno.test("inspect marks unsupported ops with their nodes; run and quantize refu
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("inspect shows the points of lowbit's own QDQ and .lowbit outputs as their plan has them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const [ext, preset, kind] of [["onnx", "w8a8", "qdq"], ["lowbit", "mxfp4", "lowbit"]]) {
+      const out = `${dir}/cnn.${ext}`;
+      const q = await cli(["quantize", "--preset", preset, "--out", out]);
+      assert.equal(q.code, 0, q.err);
+      const plan = JSON.parse(await Deno.readTextFile(`${dir}/cnn.plan.json`));
+      const r = await cli(["inspect", out, "--json"]);
+      assert.equal(r.code, 0, r.err);
+      const j = JSON.parse(r.out);
+      // Every quantized layer is read as quantized, none refused for its non-constant weight.
+      assert.deepEqual(j.notQuantizable, []);
+      const entries = plan.entries.filter((e: { skip?: boolean }) => !e.skip);
+      assert.equal(j.quantized.length, entries.length);
+      for (const e of entries) {
+        const p = j.quantized.find((x: { value: string; role: string }) =>
+          x.value === e.value && x.role === e.role
+        );
+        assert.ok(p, `${e.role} ${e.value} missing`);
+        assert.equal(p.format, e.format);
+        assert.equal(p.mode, e.mode);
+        assert.ok(p.readers.includes(e.node), `${e.value}: ${p.readers} lacks ${e.node}`);
+        if (e.dynamic) assert.equal(p.scales.count, 0);
+        else {
+          assert.equal(p.scales.count, e.scale.length);
+          assert.equal(Math.fround(p.scales.min), Math.fround(Math.min(...e.scale)));
+          assert.equal(Math.fround(p.scales.max), Math.fround(Math.max(...e.scale)));
+        }
+        if (e.extra?.block_scales) assert.equal(p.extra.block_scales, e.extra.block_scales.length);
+      }
+      if (kind === "lowbit") assert.deepEqual(j.plan, { preset, plugins: [] });
+      const text = await cli(["inspect", out]);
+      assert.match(text.out, new RegExp(`\\(${kind}\\)`));
+      assert.match(text.out, /quantization points \(\d+: \d+ weights, \d+ activations\)/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
