@@ -239,3 +239,24 @@ export interface ReportSection {
   /** The section, or undefined when it has nothing to say about this model. */
   render(ctx: ReportContext): Promise<ReportPart | undefined>;
 }
+
+/** What an {@link Inspector} has to say about a model, for `lowbit inspect`. */
+export interface InspectPart {
+  /** Section title ("MoE routing", ...). */
+  readonly title: string;
+  /** Text lines, printed under the title. */
+  readonly lines: readonly string[];
+  /** Plain data for `lowbit inspect --json` (under `plugins.sections.<inspector name>`). */
+  readonly data?: unknown;
+}
+
+/**
+ * Adds a section to `lowbit inspect --plugin NAME`: what the plugin finds in a model before any
+ * quantization (routers and experts, message-passing aggregations, the time input, ...).
+ */
+export interface Inspector {
+  /** Registry name. */
+  readonly name: string;
+  /** The section, or undefined when the plugin finds nothing in this model. */
+  inspect(graph: GraphView, options: PluginOptionValues): InspectPart | undefined;
+}

@@ -17,6 +17,7 @@ import type {
 import type {
   CalibrationHook,
   CalibrationSource,
+  Inspector,
   Marker,
   PluginCommand,
   PluginOption,
@@ -65,6 +66,8 @@ export interface Registry {
   readonly commands: Table<PluginCommand>;
   /** Sections plugins add to the HTML report. */
   readonly reportSections: Table<ReportSection>;
+  /** Sections plugins add to `lowbit inspect`. */
+  readonly inspectors: Table<Inspector>;
   /** Registers a plugin (once per name). */
   use(plugin: Plugin): void;
   /** Names of the plugins registered so far. */
@@ -165,6 +168,7 @@ export function createRegistry(
     options: createTable<PluginOption>("plugin option"),
     commands: createTable<PluginCommand>("command"),
     reportSections: createTable<ReportSection>("report section"),
+    inspectors: createTable<Inspector>("inspector"),
     use(plugin: Plugin): void {
       if (used.some((u) => u.name === plugin.name)) {
         throw new LowbitError("DUPLICATE_NAME", `plugin '${plugin.name}' is already registered`);

@@ -98,6 +98,16 @@ Deno.test({
         92,
       ]);
       assert.ok(r.agreement > 0.95 && r.agreement <= 1);
+      // `lowbit inspect --plugin moe` shows the same routers and experts (the inspector).
+      const gen = await cli(["inspect", `${FIX}moe/moe_sparse.onnx`, "--plugin", "moe", "--json"]);
+      assert.equal(gen.code, 0, gen.err);
+      const sec = JSON.parse(gen.out).plugins.sections.moe;
+      assert.equal(sec.data.routers.length, 1);
+      assert.equal(sec.data.routers[0].node, "/router/Gemm");
+      assert.deepEqual(
+        sec.data.routers[0].experts.map((e: { layers: string[] }) => e.layers[0]),
+        [0, 1, 2, 3].map((i) => `/experts.${i}/experts.${i}.0/Gemm`),
+      );
       const bad = await cli(["--plugin", "moe", "moe", "inspect"]);
       assert.equal(bad.code, 2);
       assert.match(bad.err, /usage:/);

@@ -24,7 +24,7 @@ import type { Model } from "@lowbit/graph";
 import type { PlanEntry, QuantizeState } from "@lowbit/pipeline";
 import { routingAgreement } from "./agreement.ts";
 import { balanceable, balancedGraph } from "./balance.ts";
-import { moeCommand } from "./commands.ts";
+import { describeMoE, moeCommand } from "./commands.ts";
 import { countTokens, type RouterCoverage } from "./coverage.ts";
 import { calibrationBatches } from "./data.ts";
 import { detectMoE, layerRoles, type MoEInfo } from "./detect.ts";
@@ -337,6 +337,17 @@ export const plugin: Plugin = {
     r.sources.register(source(ctx));
     r.commands.register(moeCommand(r));
     r.reportSections.register(reportSection(ctx, r));
+    r.inspectors.register({
+      name: "moe",
+      inspect: (graph, options) => {
+        const info = detectWithConfig(graph, moeOptions(options).config);
+        return {
+          title: "MoE routing (routers, experts, combine)",
+          lines: describeMoE(info),
+          data: info,
+        };
+      },
+    });
   },
 };
 

@@ -14,7 +14,14 @@
  * @module
  */
 
-import { getFormat, LowbitError, type QuantPoint } from "@lowbit/core";
+import {
+  defaultRegistry,
+  getFormat,
+  type GraphView,
+  type InspectPart,
+  LowbitError,
+  type QuantPoint,
+} from "@lowbit/core";
 import {
   decodeLowbitFile,
   foldBatchNorm,
@@ -28,9 +35,16 @@ import {
 } from "@lowbit/graph";
 import { isLowbitPath, LAYER_OPS, readModelBytes, scanLayers } from "@lowbit/pipeline";
 import type { Command } from "../main.ts";
+import {
+  loadPlugins,
+  pluginHelp,
+  pluginOptionValues,
+  pluginParseOptions,
+  splitPluginArgs,
+} from "../plugins.ts";
 import { parseOptions } from "./_io.ts";
 
-const HELP = `usage: lowbit inspect MODEL [--json]
+const HELP = `usage: lowbit inspect MODEL [--json] [--plugin NAME|PATH ...]
 
 Prints a model's inputs and outputs, operator histogram, parameters per layer,
 and which layers lowbit quantizes (Conv, ConvTranspose, Gemm, MatMul with a
@@ -39,8 +53,10 @@ run are marked "(unsupported)" and their nodes listed; run and quantize refuse
 such a model. For a quantized model (QDQ ONNX or a .lowbit file): every
 quantization point with the layers reading it, its format, bits, granularity,
 mode and scales (and for a lowbit file its quantizer, the plugin that marked it
-and the plan's preset and plugins).
+and the plan's preset and plugins). With --plugin, what each plugin's markers
+would quantize and what its inspectors find (routers and experts, ...).
 
+  --plugin NAME|PATH  load a plugin (repeatable; built-ins vit, diffusion, gnn, moe)
   --no-fold   inspect the graph as written (default: BatchNormalization folded,
               as quantize does)
   --json      one JSON object
@@ -250,13 +266,17 @@ function opKey(op: string, domain: string): string {
  * ```
  */
 export async function inspectMain(args: string[]): Promise<number> {
-  const { values, positionals } = parseOptions(args, {
+  const split = splitPluginArgs(args);
+  await loadPlugins(split.plugins);
+  const help = HELP + pluginHelp();
+  const { values, positionals } = parseOptions(split.rest, {
+    ...pluginParseOptions(),
     json: { type: "boolean" },
     "no-fold": { type: "boolean" },
     help: { type: "boolean", short: "h" },
-  }, HELP);
+  }, help);
   if (values.help) {
-    console.log(HELP);
+    console.log(help);
     return 0;
   }
   if (positionals.length !== 1) {
@@ -278,8 +298,13 @@ export async function inspectMain(args: string[]): Promise<number> {
   if (!values["no-fold"]) model = { ...model, graph: foldBatchNorm(model.graph) };
   const r = inspectModel(model, points);
   const made = planSummary(plan);
+  const plugins = split.plugins.length
+    ? inspectPlugins(model, pluginOptionValues(values as Record<string, unknown>))
+    : undefined;
   if (values.json) {
-    console.log(JSON.stringify(made ? { ...r, plan: made } : r));
+    console.log(
+      JSON.stringify({ ...r, ...(made ? { plan: made } : {}), ...(plugins ? { plugins } : {}) }),
+    );
     return 0;
   }
   const shape = (s: (number | string)[] | null): string => s ? `[${s.join(", ")}]` : "[?]";
@@ -321,8 +346,53 @@ export async function inspectMain(args: string[]): Promise<number> {
     lines.push("  (none: lowbit quantize would refuse this model)");
   }
   if (r.quantized.length) lines.push("", ...pointLines(r.quantized, made));
+  if (plugins) lines.push(...pluginLines(plugins));
   console.log(lines.join("\n"));
   return 0;
+}
+
+/** What the loaded plugins see in a model. */
+interface PluginInspection {
+  /** Values each marker would quantize, by marker name. */
+  marked: Record<string, string[]>;
+  /** Each inspector's section, by inspector name (absent when it found nothing). */
+  sections: Record<string, InspectPart>;
+}
+
+function inspectPlugins(
+  model: Model,
+  options: Record<string, string | number | boolean>,
+): PluginInspection {
+  const reg = defaultRegistry();
+  const graph = model.graph as unknown as GraphView;
+  const marked: Record<string, string[]> = {};
+  for (const name of reg.markers.list()) {
+    marked[name] = reg.markers.get(name).mark(graph, options).map((m) => m.value);
+  }
+  const sections: Record<string, InspectPart> = {};
+  for (const name of reg.inspectors.list()) {
+    const part = reg.inspectors.get(name).inspect(graph, options);
+    if (part) sections[name] = part;
+  }
+  return { marked, sections };
+}
+
+function pluginLines(p: PluginInspection): string[] {
+  const out: string[] = [];
+  const names = Object.keys(p.marked);
+  if (names.length) out.push("", "plugin markers (the values a plugin would quantize)");
+  for (const name of names) {
+    const v = p.marked[name];
+    out.push(
+      v.length
+        ? `  ${name}: ${v.length} values: ${v.slice(0, 6).join(", ")}${v.length > 6 ? ", ..." : ""}`
+        : `  ${name}: found nothing to quantize in this model`,
+    );
+  }
+  for (const part of Object.values(p.sections)) {
+    out.push("", part.title, ...part.lines.map((l) => `  ${l}`));
+  }
+  return out;
 }
 
 /** The preset and plugins of a lowbit file's plan. */

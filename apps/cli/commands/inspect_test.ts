@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { type Graph, type Model, type TensorData, writeNpy, writeOnnx } from "@lowbit/graph";
+import {
+  type Graph,
+  type Model,
+  readOnnx,
+  type TensorData,
+  writeNpy,
+  writeOnnx,
+} from "@lowbit/graph";
 import { cli } from "../_cli_test_util.ts";
 
 Deno.test("inspect lists inputs, operators, layers and why attention MatMuls are not layers", async () => {
@@ -193,4 +200,17 @@ Deno.test("inspect shows the points of lowbit's own QDQ and .lowbit outputs as t
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("inspect --plugin vit lists what each marker would quantize", async () => {
+  const r = await cli(["inspect", "fixtures/digits/vit.onnx", "--plugin", "vit", "--json"]);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  // The Softmax outputs, read from the graph itself.
+  const g = readOnnx(await Deno.readFile("fixtures/digits/vit.onnx")).graph;
+  const softmax = g.nodes.filter((n) => n.op === "Softmax").map((n) => n.outputs[0]);
+  assert.equal(softmax.length, 2);
+  assert.deepEqual(j.plugins.marked["vit-softmax"], softmax);
+  const text = await cli(["inspect", "fixtures/digits/mlp.onnx", "--plugin", "vit"]);
+  assert.match(text.out, /vit-softmax: found nothing to quantize in this model/);
 });
