@@ -25,6 +25,7 @@ export * from "./paths.ts";
 export * from "./points.ts";
 export * from "./metrics.ts";
 export * from "./report.ts";
+export * from "./report_section.ts";
 export * from "./commands.ts";
 
 // Types of the other packages that appear in this package's signatures, re-exported so that its

@@ -1,7 +1,7 @@
 /**
  * The plugin record: what `--plugin diffusion` registers — options, the calibration source, the
- * timestep-grouped calibrator and quantizer, the split-shortcut marker, the points stage and the
- * `lowbit diffusion` command.
+ * timestep-grouped calibrator and quantizer, the split-shortcut marker, the points stage, the
+ * `lowbit diffusion` command and the report section.
  *
  * @module
  */
@@ -11,6 +11,7 @@ import { diffusionCommand } from "./commands.ts";
 import { type GroupConfig, groupedQuantizer, timestepCalibrator } from "./grouped.ts";
 import { DIFFUSION_OPTIONS } from "./options.ts";
 import { pointsStage, shortcutMarker } from "./points.ts";
+import { diffusionReportSection } from "./report_section.ts";
 import { diffusionSource } from "./source.ts";
 
 /** The diffusion plugin (`@lowbit/diffusion`). */
@@ -26,5 +27,6 @@ export const plugin: Plugin = {
     r.markers.register(shortcutMarker());
     r.stages.register(pointsStage(r, groups));
     r.commands.register(diffusionCommand(r));
+    r.reportSections.register(diffusionReportSection());
   },
 };

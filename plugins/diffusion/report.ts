@@ -88,6 +88,44 @@ function grid(t: TensorData): string {
 }
 
 /**
+ * The figures of an evaluation as an HTML fragment: the table, the ε chart over t and the
+ * sample grids (the evaluation page's body and the quantize report's section).
+ *
+ * @param r figures and samples (model names optional)
+ * @returns the HTML fragment
+ *
+ * @example
+ * ```ts
+ * import { diffusionReportBody } from "@lowbit/diffusion";
+ * const html = diffusionReportBody({ eps: { perT: [0.01, 0.001], mean: 0.0055 } });
+ * if (!html.includes("<svg") || !html.includes("0.550 %")) throw new Error();
+ * ```
+ */
+export function diffusionReportBody(
+  r: Omit<DiffusionReport, "model" | "float"> & { model?: string; float?: string },
+): string {
+  const pct = (v: number) => `${(100 * v).toFixed(3)} %`;
+  const rows = [
+    ...(r.model ? [["quantized model", esc(r.model)]] : []),
+    ...(r.float ? [["float model", esc(r.float)]] : []),
+    ["mean ε relative MSE over t", pct(r.eps.mean)],
+    ...(r.samples
+      ? [
+        ["sample MSE to float samples", r.samples.mse.toExponential(3)],
+        ["… relative to their variance", pct(r.samples.ratio)],
+      ]
+      : []),
+  ].map(([k, v]) => `<tr><th>${k}</th><td>${v}</td></tr>`).join("");
+  const grids = r.floatSamples && r.quantSamples
+    ? `<h3>Samples from the same noise</h3><div style="display:flex;gap:32px">` +
+      `<figure>${grid(r.floatSamples)}<figcaption>float</figcaption></figure>` +
+      `<figure>${grid(r.quantSamples)}<figcaption>quantized</figcaption></figure></div>`
+    : "";
+  return `<table>${rows}</table>` +
+    `<h3>ε relative MSE per timestep (quantized vs float)</h3>${chart(r.eps.perT)}${grids}`;
+}
+
+/**
  * Renders the evaluation page.
  *
  * @param r figures and samples
@@ -102,27 +140,8 @@ function grid(t: TensorData): string {
  * ```
  */
 export function renderDiffusionReport(r: DiffusionReport): string {
-  const pct = (v: number) => `${(100 * v).toFixed(3)} %`;
-  const rows = [
-    ["quantized model", esc(r.model)],
-    ["float model", esc(r.float)],
-    ["mean ε relative MSE over t", pct(r.eps.mean)],
-    ...(r.samples
-      ? [
-        ["sample MSE to float samples", r.samples.mse.toExponential(3)],
-        ["… relative to their variance", pct(r.samples.ratio)],
-      ]
-      : []),
-  ].map(([k, v]) => `<tr><th>${k}</th><td>${v}</td></tr>`).join("");
-  const grids = r.floatSamples && r.quantSamples
-    ? `<h2>Samples from the same noise</h2><div style="display:flex;gap:32px">` +
-      `<figure>${grid(r.floatSamples)}<figcaption>float</figcaption></figure>` +
-      `<figure>${grid(r.quantSamples)}<figcaption>quantized</figcaption></figure></div>`
-    : "";
   return `<!doctype html><html><head><meta charset="utf-8"><title>lowbit diffusion eval: ${
     esc(r.model)
   }</title><style>body{font-family:sans-serif;margin:24px}th{text-align:left;padding-right:16px}` +
-    `</style></head><body><h1>Diffusion evaluation</h1><table>${rows}</table>` +
-    `<h2>ε relative MSE per timestep (quantized vs float)</h2>${chart(r.eps.perT)}${grids}` +
-    `</body></html>\n`;
+    `</style></head><body><h1>Diffusion evaluation</h1>${diffusionReportBody(r)}</body></html>\n`;
 }
