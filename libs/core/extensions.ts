@@ -116,6 +116,11 @@ export interface CalibrationSource {
   readonly name: string;
   /** Whether this source applies (e.g. the plugin's model shape is found); default yes. */
   applies?(graph: GraphView, options: PluginOptionValues): boolean;
+  /**
+   * The model inputs this source makes itself (a diffusion model's time input, when it
+   * forward-noises the given images): calibration data need not give them. Default none.
+   */
+  provides?(graph: GraphView, options: PluginOptionValues): readonly string[];
   /** The batches, in order. */
   batches(ctx: SourceContext): AsyncIterable<SourceBatch>;
 }

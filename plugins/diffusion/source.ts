@@ -158,6 +158,11 @@ export function diffusionSource(): CalibrationSource {
   return {
     name: "diffusion-trajectory",
     applies: (_g, o) => typeof o.schedule === "string" && o.schedule !== "",
+    // The time input always comes from the source (images, if given, are forward-noised).
+    provides: (
+      g,
+      o,
+    ) => [findDiffusionInputs(g, { timeInput: parseDiffusionOptions(o).timeInput }).time],
     async *batches(ctx: SourceContext): AsyncIterable<SourceBatch> {
       const o = parseDiffusionOptions(ctx.options);
       const schedule = await readSchedule(o.schedule!, o.timesteps);

@@ -16,7 +16,12 @@
 import { existsSync } from "node:fs";
 import { basename, dirname, extname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { defaultRegistry, LowbitError } from "@lowbit/core";
+import {
+  defaultRegistry,
+  type GraphView,
+  LowbitError,
+  type PluginOptionValues,
+} from "@lowbit/core";
 import { checkQuantPoints, type Model, readNpy, type TensorData } from "@lowbit/graph";
 import { checkedNumber, type NumberRule, toleranceOption, unmetBudgets } from "./_options.ts";
 import { parseOptions, readJsonFile as readJson, readModelFile as readModel } from "./_io.ts";
@@ -505,10 +510,12 @@ export async function quantizeMain(args: string[]): Promise<number> {
   const plan = a.planPath ? parsePlan(await readJson(a.planPath, "plan"), a.planPath) : undefined;
   // A replayed plan loads the plugins that made it.
   for (const p of plan?.plugins ?? []) await loadPlugins([p.source ?? p.name]);
+  // Inputs a plugin's calibration source makes itself need not be in --calib.
+  const provided = providedInputs(model, plan?.pluginOptions ?? a.pluginOptions);
   const calib: Dataset | undefined = a.calibSpecs.length
     ? await loadDataset(
       a.calibSpecs,
-      model.graph.inputs,
+      model.graph.inputs.filter((v) => !provided.includes(v.name)),
       a.image,
       "calibration data",
       a.wholeInputs,
@@ -563,9 +570,17 @@ export async function quantizeMain(args: string[]): Promise<number> {
     };
   }
 
-  // The accuracy guard, on the evaluation data (or the calibration data without it).
+  // The accuracy guard, on the evaluation data (or the calibration data without it, when that
+  // has every input).
   let guard: GuardReport | null = null;
-  const guardData = evalData ?? calib;
+  const guardData = evalData ?? (provided.some((n) => !calib?.inputs[n]) ? undefined : calib);
+  if (!guardData && calib) {
+    result.warnings.push(
+      `accuracy guard skipped: the calibration data has no '${
+        provided.filter((n) => !calib.inputs[n]).join("', '")
+      }' (a plugin's calibration source makes it); give --eval data with every input to check`,
+    );
+  }
   if (guardData && result.quantized.layers.length) {
     const g = await guardQuantize(options, result, {
       data: guardData,
@@ -799,3 +814,18 @@ export const quantizeCommand: Command = {
   summary: "calibrate, quantize (RTN / GPTQ), guard, export, evaluate and report",
   main: quantizeMain,
 };
+
+/**
+ * The model inputs the registered calibration sources that apply make themselves.
+ *
+ * @param model the model to quantize
+ * @param options plugin option values
+ * @returns their names
+ */
+function providedInputs(model: Model, options: PluginOptionValues): string[] {
+  const reg = defaultRegistry();
+  const graph = model.graph as unknown as GraphView;
+  return reg.sources.list().map((n) => reg.sources.get(n)).filter((s) =>
+    s.applies?.(graph, options) ?? true
+  ).flatMap((s) => [...(s.provides?.(graph, options) ?? [])]);
+}
