@@ -11,13 +11,9 @@
 import { LowbitError } from "@lowbit/core";
 import meta from "./deno.json" with { type: "json" };
 
-/** A subcommand: takes its arguments, returns an exit code. */
-export interface Command {
-  /** One line for `lowbit help`. */
-  summary: string;
-  /** Runs the command. */
-  main(args: string[]): Promise<number>;
-}
+import type { Command } from "./commands/_command.ts";
+
+export type { Command };
 
 /** A subcommand in the table: its one-line summary (for `lowbit help`) and its loader. */
 export interface CommandEntry {

@@ -13,7 +13,7 @@
 import { parseArgs } from "node:util";
 import { LowbitError } from "@lowbit/core";
 import { type BenchOp, DEFAULT_BENCH_OPTIONS, formatTable, runBenchmarks } from "@lowbit/bench";
-import type { Command } from "../main.ts";
+import type { Command } from "./_command.ts";
 
 const HELP = `usage: lowbit bench [--json] [--quick] [--impl LIST] [--size LIST] [--gemv N]
                     [--threads LIST] [--op gemm|gemv] [--runs N] [--clock wall|cpu]

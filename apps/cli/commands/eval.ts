@@ -13,7 +13,7 @@
 import { LowbitError } from "@lowbit/core";
 import { readNpy, type TensorData } from "@lowbit/graph";
 import { createProgress, evaluate, loadDataset, loadModelFile } from "@lowbit/pipeline";
-import type { Command } from "../main.ts";
+import type { Command } from "./_command.ts";
 import { loadPlugins, loadPluginsOfFile, splitPluginArgs } from "../plugins.ts";
 import { parseOptions } from "./_io.ts";
 import { checkedNumber, threadsOption } from "./_options.ts";

@@ -13,7 +13,7 @@
 
 import { parseArgs } from "node:util";
 import { defaultRegistry, getFormat, LowbitError, type NumberFormat } from "@lowbit/core";
-import type { Command } from "../main.ts";
+import type { Command } from "./_command.ts";
 
 const HELP = `usage: lowbit formats [--values NAME] [--json]
 

@@ -34,7 +34,7 @@ import {
   type ValueInfo,
 } from "@lowbit/graph";
 import { isLowbitPath, LAYER_OPS, readModelBytes, scanLayers } from "@lowbit/pipeline";
-import type { Command } from "../main.ts";
+import type { Command } from "./_command.ts";
 import {
   loadPlugins,
   pluginHelp,

@@ -63,7 +63,7 @@ import {
   stageFiles,
 } from "@lowbit/pipeline";
 import type { Budget, MixedPrecisionResult } from "@lowbit/pipeline/search";
-import type { Command } from "../main.ts";
+import type { Command } from "./_command.ts";
 import {
   loadPlugins,
   pluginHelp,

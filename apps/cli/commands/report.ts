@@ -15,7 +15,7 @@
 
 import { LowbitError } from "@lowbit/core";
 import { loadChartJs, renderReport, type ReportData, writeFileAtomic } from "@lowbit/pipeline";
-import type { Command } from "../main.ts";
+import type { Command } from "./_command.ts";
 import { parseOptions } from "./_io.ts";
 
 const HELP = `usage: lowbit report REPORT.html|RUN.json [--out REPORT.html] [--data-out RUN.json]

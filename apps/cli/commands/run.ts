@@ -25,7 +25,7 @@ import {
   type TensorData,
   writeNpy,
 } from "@lowbit/graph";
-import type { Command } from "../main.ts";
+import type { Command } from "./_command.ts";
 import { loadPlugins, loadPluginsOfFile, splitPluginArgs } from "../plugins.ts";
 
 const HELP = `usage: lowbit run <model> --input [NAME=]FILE.npy ... [--out [NAME=]FILE.npy ...]
