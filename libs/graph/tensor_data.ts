@@ -129,6 +129,33 @@ export function packedByteLength(dtype: DType, count: number): number {
   return bits === 4 ? Math.ceil(count / 2) : count * (bits / 8);
 }
 
+/** A typed-array constructor: zeroed storage of a length, or a view of a buffer. */
+interface StorageConstructor {
+  new (length: number): TensorStorage;
+  new (buffer: ArrayBuffer): TensorStorage;
+}
+
+/** The storage of each numeric dtype: its typed array (codes of 8-bit floats and int4 raw). */
+const STORAGE: Readonly<Record<Exclude<DType, "string">, StorageConstructor>> = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int8: Int8Array,
+  int4: Int8Array,
+  uint8: Uint8Array,
+  bool: Uint8Array,
+  uint4: Uint8Array,
+  float8e4m3fn: Uint8Array,
+  float8e5m2: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  float16: Uint16Array,
+  bfloat16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
+};
+
 /**
  * Allocates zeroed storage for `n` elements of `dtype`, of the array type the
  * IR prescribes (see `TensorStorage`).
@@ -144,38 +171,10 @@ export function packedByteLength(dtype: DType, count: number): number {
  * ```
  */
 export function allocStorage(dtype: DType, n: number): TensorStorage {
-  switch (dtype) {
-    case "float32":
-      return new Float32Array(n);
-    case "float64":
-      return new Float64Array(n);
-    case "int8":
-    case "int4":
-      return new Int8Array(n);
-    case "uint8":
-    case "bool":
-    case "uint4":
-    case "float8e4m3fn":
-    case "float8e5m2":
-      return new Uint8Array(n);
-    case "int16":
-      return new Int16Array(n);
-    case "uint16":
-    case "float16":
-    case "bfloat16":
-      return new Uint16Array(n);
-    case "int32":
-      return new Int32Array(n);
-    case "uint32":
-      return new Uint32Array(n);
-    case "int64":
-      return new BigInt64Array(n);
-    case "uint64":
-      return new BigUint64Array(n);
-    case "string":
-      return new Array<string>(n).fill("");
-  }
-  throw new LowbitError("UNSUPPORTED", `unknown dtype '${dtype}'`);
+  if (dtype === "string") return new Array<string>(n).fill("");
+  const make = STORAGE[dtype];
+  if (!make) throw new LowbitError("UNSUPPORTED", `unknown dtype '${dtype}'`);
+  return new make(n);
 }
 
 /**
@@ -268,45 +267,10 @@ export function tensorFromBytes(
   }
   const copy = new Uint8Array(want);
   copy.set(bytes);
-  const buf = copy.buffer;
-  let data: TensorStorage;
-  switch (dtype) {
-    case "float32":
-      data = new Float32Array(buf);
-      break;
-    case "float64":
-      data = new Float64Array(buf);
-      break;
-    case "int8":
-      data = new Int8Array(buf);
-      break;
-    case "int16":
-      data = new Int16Array(buf);
-      break;
-    case "uint16":
-    case "float16":
-    case "bfloat16":
-      data = new Uint16Array(buf);
-      break;
-    case "int32":
-      data = new Int32Array(buf);
-      break;
-    case "uint32":
-      data = new Uint32Array(buf);
-      break;
-    case "int64":
-      data = new BigInt64Array(buf);
-      break;
-    case "uint64":
-      data = new BigUint64Array(buf);
-      break;
-    case "bool":
-      for (let i = 0; i < n; i++) if (copy[i] > 1) copy[i] = 1;
-      data = copy;
-      break;
-    default:
-      data = copy;
+  if (dtype === "bool") {
+    for (let i = 0; i < n; i++) if (copy[i] > 1) copy[i] = 1;
   }
+  const data = new STORAGE[dtype](copy.buffer);
   return { dtype, shape: [...shape], data };
 }
 
