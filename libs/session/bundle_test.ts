@@ -10,6 +10,7 @@
 // scale codes, got 32"), a lowbit-file bug outside the runtime.
 
 import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
 import { readNpy, writeNpy } from "@lowbit/graph";
 import { bundle } from "../../tools/bundle.ts";
 import { findChromium, headlessArgs } from "../../tools/chromium.ts";
@@ -344,12 +345,38 @@ Deno.test({
   },
 });
 
+Deno.test("the runtime is at most 150 KB gzipped, without the kernels, which load only when compiled", async () => {
+  const p = await prepare();
+  const js = await Deno.readFile(`${p.dir}/dist/lowbit-runtime.js`);
+  const gz = gzipSync(js, { level: 9 }).length;
+  assert.ok(gz <= 150 * 1024, `lowbit-runtime.js is ${(gz / 1024).toFixed(1)} KB gzipped`);
+  // No kernel bytes in it: the longest string literal is far shorter than any kernel's base64
+  // (the smallest, int_gemm_relaxed, is ~18 KB), and wasm's magic in base64 is absent.
+  const text = new TextDecoder().decode(js);
+  assert.ok(!text.includes("AGFzbQ"), "a wasm module's base64 in lowbit-runtime.js");
+  // The one way to the kernels' bytes: a dynamic import of the chunk beside it (and no static
+  // import of anything: the workerd test lists only lowbit-runtime.js, and passes).
+  assert.deepEqual(
+    [...text.matchAll(/import\(\s*"([^"]*)"\s*\)/g)].map((m) => m[1]),
+    ["./lowbit-kernels-embedded.js"],
+  );
+  assert.doesNotMatch(text, /\bimport\s*["'{*\w]/, "a static import");
+  const chunk = await import(`file://${p.dir}/dist/lowbit-kernels-embedded.js`);
+  assert.deepEqual(
+    Uint8Array.from(atob(chunk._int_gemm_wasm.single), (c) => c.charCodeAt(0)),
+    await Deno.readFile(`${p.dir}/dist/int_gemm.wasm`),
+    "the chunk's int_gemm = dist/int_gemm.wasm",
+  );
+});
+
 Deno.test("the bundle has no node: import, no Deno API, no string code generation; valid kernels", async () => {
   const p = await prepare();
-  const js = await Deno.readTextFile(`${p.dir}/dist/lowbit-runtime.js`);
-  assert.doesNotMatch(js, /["'`]node:/);
-  assert.doesNotMatch(js, /\beval\(|new Function\b|\bFunction\(/);
-  assert.doesNotMatch(js, /\bDeno\./);
+  for (const f of ["lowbit-runtime.js", "lowbit-kernels-embedded.js", "lowbit-worker.js"]) {
+    const js = await Deno.readTextFile(`${p.dir}/dist/${f}`);
+    assert.doesNotMatch(js, /["'`]node:/, f);
+    assert.doesNotMatch(js, /\beval\(|new Function\b|\bFunction\(/, f);
+    assert.doesNotMatch(js, /\bDeno\./, f);
+  }
   for (const f of ["int_gemm.wasm", "float_gemm.wasm"]) {
     const bytes = await Deno.readFile(`${p.dir}/dist/${f}`);
     assert.ok(WebAssembly.validate(bytes), f);
