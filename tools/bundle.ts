@@ -36,6 +36,7 @@ import * as floatWasm from "../kernels/gemm/_float_gemm_wasm.ts";
 import * as floatRelaxedWasm from "../kernels/gemm/_float_gemm_relaxed_wasm.ts";
 import * as intWasm from "../kernels/gemm/_int_gemm_wasm.ts";
 import * as intRelaxedWasm from "../kernels/gemm/_int_gemm_relaxed_wasm.ts";
+import { loadChartJs } from "../libs/pipeline/report/chartjs.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -135,11 +136,15 @@ if (!m) throw new Error("worker_threads is unavailable (Node >= 20.16 has proces
 export const Worker = m.Worker;
 export const parentPort = m.parentPort;`;
 
-function plugin(exports: Map<string, string>): esbuild.Plugin {
+function plugin(exports: Map<string, string>, page = false): esbuild.Plugin {
   return {
     name: "lowbit",
     setup(build) {
       build.onResolve({ filter: /^@lowbit\// }, (args) => {
+        // The quantize page: @lowbit/graph without its file I/O (see libs/graph/in_memory.ts).
+        if (page && args.path === "@lowbit/graph") {
+          return { path: new URL("libs/graph/in_memory.ts", ROOT).pathname };
+        }
         const path = exports.get(args.path);
         if (path === undefined) return { errors: [{ text: `unknown export ${args.path}` }] };
         return { path };
@@ -177,6 +182,15 @@ function plugin(exports: Map<string, string>): esbuild.Plugin {
           loader: "ts",
         };
       });
+      if (page) {
+        build.onResolve({ filter: /^node:/ }, (args) => ({
+          errors: [{
+            text: `${args.path} imported by ${args.importer}: the quantize page's bundle takes ` +
+              `no node: module (split the module that needs it)`,
+          }],
+        }));
+        return;
+      }
       // The kernels' bytes: holders in the runtime, filled from the embedded chunk.
       build.onLoad({ filter: /kernels\/gemm\/_[a-z_]+_wasm\.ts$/ }, (args) => {
         const name = /(_[a-z_]+_wasm)\.ts$/.exec(args.path)![1];
@@ -206,12 +220,16 @@ function plugin(exports: Map<string, string>): esbuild.Plugin {
 }
 
 /** Builds an entry (a source path or a virtual `lowbit:` module) into one ES module. */
-async function build(entry: string, exports: Map<string, string>): Promise<Uint8Array> {
+async function build(
+  entry: string,
+  exports: Map<string, string>,
+  page = false,
+): Promise<Uint8Array> {
   const r = await esbuild.build({
     entryPoints: [entry.startsWith("lowbit:") ? entry : new URL(entry, ROOT).pathname],
     bundle: true,
     format: "esm",
-    platform: "neutral",
+    platform: page ? "browser" : "neutral",
     target: "es2022",
     minify: true,
     write: false,
@@ -219,9 +237,54 @@ async function build(entry: string, exports: Map<string, string>): Promise<Uint8
     conditions: ["import", "default"],
     logLevel: "warning",
     inject: entry.startsWith("lowbit:") ? [] : ["lowbit:finalization"],
-    plugins: [plugin(exports)],
+    plugins: [plugin(exports, page)],
   });
   return r.outputFiles[0].contents;
+}
+
+/** Sizes of the quantize page's files, in bytes. */
+export interface PageSizes {
+  /** `page.js`, minified. */
+  page: number;
+  /** `worker.js` (the pipeline and its kernels), minified. */
+  worker: number;
+  /** The same, gzipped (level 9). */
+  workerGzip: number;
+}
+
+/**
+ * Builds the in-browser quantize page into `outDir` (`dist/quantize/`): `index.html`, `page.js`
+ * (the page's script), `worker.js` (the lowbit pipeline: `apps/web/worker.ts`, with
+ * `@lowbit/graph` resolved to its file-free entry and any `node:` import an error) and
+ * `chart.umd.min.js` (Chart.js, which the reports embed).
+ *
+ * @param outDir output folder
+ * @returns the sizes
+ *
+ * @example
+ * ```ts ignore
+ * import { bundleQuantizePage } from "./bundle.ts";
+ * await bundleQuantizePage(new URL("file:///tmp/q/"));
+ * ```
+ */
+export async function bundleQuantizePage(outDir: URL): Promise<PageSizes> {
+  const exports = await workspaceExports();
+  const page = await build("apps/web/page.ts", exports, true);
+  const worker = await build("apps/web/worker.ts", exports, true);
+  for (const [name, bytes] of [["page.js", page], ["worker.js", worker]] as const) {
+    const text = new TextDecoder().decode(bytes);
+    if (/["'`]node:/.test(text)) throw new Error(`quantize/${name} has a node: import`);
+  }
+  await Deno.mkdir(outDir, { recursive: true });
+  await Deno.copyFile(new URL("apps/web/index.html", ROOT), new URL("index.html", outDir));
+  await Deno.writeFile(new URL("page.js", outDir), page);
+  await Deno.writeFile(new URL("worker.js", outDir), worker);
+  await Deno.writeTextFile(new URL("chart.umd.min.js", outDir), await loadChartJs());
+  return {
+    page: page.length,
+    worker: worker.length,
+    workerGzip: gzipSync(worker, { level: 9 }).length,
+  };
 }
 
 /**
