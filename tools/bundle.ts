@@ -10,7 +10,9 @@
  * - `lowbit-worker.js`: the worker script of `threads > 1` (loaded next to the runtime);
  * - `int_gemm.wasm`, `float_gemm.wasm`: the kernels for hosts that only take precompiled
  *   modules (`loadModel(bytes, { wasm: { "int_gemm.wasm": module, ... } })`);
- * - `package.json` (`"type": "module"`, so that Node loads the `.js` files as ES modules).
+ * - `package.json` (`"type": "module"`, so that Node loads the `.js` files as ES modules);
+ * - `quantize/`: the in-browser quantize page ({@link bundleQuantizePage}; `lowbit serve`
+ *   serves it).
  *
  * It resolves the workspace's `@lowbit/*` packages through their `deno.json` exports and npm
  * packages from `node_modules`. Two things are kept out on purpose: the LP solver (`highs`, used
@@ -54,6 +56,8 @@ export interface BundleSizes {
   worker: number;
   /** Each `.wasm` file. */
   wasm: Record<string, number>;
+  /** The quantize page (`quantize/`). */
+  quantizePage: PageSizes;
 }
 
 /** Kernel files written beside the bundle, from the same bytes the bundle embeds. */
@@ -259,6 +263,7 @@ export interface PageSizes {
  * `chart.umd.min.js` (Chart.js, which the reports embed).
  *
  * @param outDir output folder
+ * @param exports the workspace's `@lowbit/*` exports (read from the deno.json files if absent)
  * @returns the sizes
  *
  * @example
@@ -267,8 +272,11 @@ export interface PageSizes {
  * await bundleQuantizePage(new URL("file:///tmp/q/"));
  * ```
  */
-export async function bundleQuantizePage(outDir: URL): Promise<PageSizes> {
-  const exports = await workspaceExports();
+export async function bundleQuantizePage(
+  outDir: URL,
+  exports?: Map<string, string>,
+): Promise<PageSizes> {
+  exports ??= await workspaceExports();
   const page = await build("apps/web/page.ts", exports, true);
   const worker = await build("apps/web/worker.ts", exports, true);
   for (const [name, bytes] of [["page.js", page], ["worker.js", worker]] as const) {
@@ -324,6 +332,7 @@ export async function bundle(outDir: URL = new URL("dist/", ROOT)): Promise<Bund
       await Deno.writeFile(new URL(file, outDir), bytes);
       wasm[file] = bytes.length;
     }
+    const quantizePage = await bundleQuantizePage(new URL("quantize/", outDir), exports);
     return {
       js: js.length,
       jsGzip: gzipSync(js, { level: 9 }).length,
@@ -331,6 +340,7 @@ export async function bundle(outDir: URL = new URL("dist/", ROOT)): Promise<Bund
       embeddedGzip: gzipSync(embedded, { level: 9 }).length,
       worker: worker.length,
       wasm,
+      quantizePage,
     };
   } finally {
     await esbuild.stop();
@@ -349,5 +359,10 @@ if (import.meta.main) {
     );
     console.log(`dist/lowbit-worker.js   ${kb(sizes.worker)} minified`);
     for (const [f, n] of Object.entries(sizes.wasm)) console.log(`dist/${f}  ${kb(n)}`);
+    const q = sizes.quantizePage;
+    console.log(
+      `dist/quantize/ (the quantize page; open index.html through lowbit serve): page.js ` +
+        `${kb(q.page)}, worker.js ${kb(q.worker)} minified, ${kb(q.workerGzip)} gzipped`,
+    );
   }
 }

@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { readNpy, writeNpy } from "@lowbit/graph";
 import { bundle } from "../../tools/bundle.ts";
-import { findChromium, headlessArgs } from "../../tools/chromium.ts";
+import { findChromium, runPage } from "../../tools/chromium.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const WORKERD = `${ROOT}node_modules/@cloudflare/workerd-linux-64/bin/workerd`;
@@ -281,67 +281,24 @@ Deno.test({
   ignore: CHROMIUM === undefined,
   fn: async () => {
     const p = await prepare();
-    const types: Record<string, string> = {
-      html: "text/html",
-      js: "text/javascript",
-      mjs: "text/javascript",
-      wasm: "application/wasm",
-    };
     const generated: Record<string, string> = {
       "/": PAGE,
       "/run_all.mjs": RUN_ALL,
       "/worker.mjs": WORKER,
     };
-    const { promise: result, resolve } = Promise.withResolvers<
-      { main: HostResult; worker: HostResult }
-    >();
-    const ac = new AbortController();
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
-      async (req) => {
-        const path = new URL(req.url).pathname;
-        if (req.method === "POST" && path === "/result") {
-          resolve(JSON.parse(await req.text()));
-          return new Response("ok");
-        }
-        const ext = path === "/" ? "html" : path.split(".").pop()!;
-        const headers = {
-          "content-type": types[ext] ?? "application/octet-stream",
-          "Cross-Origin-Opener-Policy": "same-origin",
-          "Cross-Origin-Embedder-Policy": "require-corp",
-        };
-        if (path in generated) return new Response(generated[path], { headers });
-        if (!/^\/(dist\/)?[\w.-]+$/.test(path)) return new Response("no", { status: 404 });
-        try {
-          return new Response(await Deno.readFile(`${p.dir}${path}`), { headers });
-        } catch {
-          return new Response("not found", { status: 404 });
-        }
+    const res = await runPage<{ main: HostResult; worker: HostResult }>(CHROMIUM!, {
+      files: (path) => {
+        if (path in generated) return generated[path];
+        if (!/^\/(dist\/)?[\w.-]+$/.test(path)) return undefined;
+        return Deno.readFile(`${p.dir}${path}`).catch(() => undefined);
       },
-    );
-    const profile = await Deno.makeTempDir({ prefix: "lowbit-chromium-" });
-    const child = new Deno.Command(CHROMIUM!, {
-      args: [...headlessArgs(profile), `http://127.0.0.1:${server.addr.port}/`],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("no result from Chromium within 30 s")), 30_000);
-      });
-      const res = await Promise.race([result, timeout]);
-      check(res.main, p, "Chromium main thread");
-      check(res.worker, p, "Chromium web worker");
-      assert.equal((res.worker as { isolated?: boolean }).isolated, true, "crossOriginIsolated");
-    } finally {
-      clearTimeout(timer);
-      child.kill();
-      await child.status;
-      ac.abort();
-      await server.finished;
-      await Deno.remove(profile, { recursive: true }).catch(() => {});
-    }
+      isolated: true,
+      timeoutMs: 30_000,
+      label: "the runtime bundle",
+    });
+    check(res.main, p, "Chromium main thread");
+    check(res.worker, p, "Chromium web worker");
+    assert.equal((res.worker as { isolated?: boolean }).isolated, true, "crossOriginIsolated");
   },
 });
 
