@@ -205,6 +205,7 @@ const w :Workerd.Worker = (
     ${mod("worker.js", "esModule")},
     ${mod("run_all.mjs", "esModule")},
     ${mod("lowbit-runtime.js", "esModule", "../dist/lowbit-runtime.js")},
+    # No lowbit-kernels-embedded.js: given opts.wasm, the runtime must never import it.
     ${mod("int_gemm.wasm", "wasm", "../dist/int_gemm.wasm")},
     ${mod("float_gemm.wasm", "wasm", "../dist/float_gemm.wasm")},
     ${mod("w8a8.lowbit", "data", "../w8a8.lowbit")},
