@@ -101,6 +101,9 @@ function embeddedSeam(kernelDir: string): string {
     "export function loadEmbeddedKernels() {",
     '  return loading ??= import("lowbit:kernels-embedded").then((m) => {',
     ...names.map((k, i) => `    fill${i}(m.${k});`),
+    "  }, (e) => {",
+    "    loading = undefined;", // a later call tries again
+    "    throw e;",
     "  });",
     "}",
   ].join("\n");

@@ -327,6 +327,29 @@ Deno.test("the runtime is at most 150 KB gzipped, without the kernels, which loa
   );
 });
 
+Deno.test("without its embedded-kernels file the runtime needs opts.wasm, and says so", async () => {
+  const p = await prepare();
+  const dir = `${p.dir}/lonely`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.copyFile(`${p.dir}/dist/lowbit-runtime.js`, `${dir}/lowbit-runtime.js`);
+  const rt = await import(`file://${dir}/lowbit-runtime.js`);
+  const model = await Deno.readFile(`${p.dir}/w8a8.lowbit`);
+  await assert.rejects(
+    rt.loadModel(model),
+    (e: Error & { code?: string }) =>
+      e.code === "IO_ERROR" && /lowbit-kernels-embedded\.js.*opts\.wasm/.test(e.message),
+  );
+  const wasm: Record<string, WebAssembly.Module> = {};
+  for (const f of ["int_gemm.wasm", "float_gemm.wasm"]) {
+    wasm[f] = await WebAssembly.compile(await Deno.readFile(`${p.dir}/dist/${f}`));
+  }
+  const s = await rt.loadModel(model, { wasm });
+  const x = new Float32Array((await Deno.readFile(`${p.dir}/x.bin`)).buffer);
+  const y = await s.run({ x: { data: x, dims: [BATCH, 1, 8, 8] } });
+  assertClose(y.logits.data, p.want.w8a8, "lonely runtime with opts.wasm");
+  await s.close();
+});
+
 Deno.test("the bundle has no node: import, no Deno API, no string code generation; valid kernels", async () => {
   const p = await prepare();
   for (const f of ["lowbit-runtime.js", "lowbit-kernels-embedded.js", "lowbit-worker.js"]) {

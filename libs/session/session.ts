@@ -186,7 +186,19 @@ function parse(bytes: Uint8Array): Model {
 export async function loadModel(bytes: Uint8Array, opts: LoadOptions = {}): Promise<Session> {
   checkOptions(opts);
   const threads = opts.threads ?? 1;
-  if (opts.wasm === undefined || threads > 1) await loadEmbeddedKernels();
+  if (opts.wasm === undefined || threads > 1) {
+    try {
+      await loadEmbeddedKernels();
+    } catch (e) {
+      throw new LowbitError(
+        "IO_ERROR",
+        "cannot load the embedded kernels (lowbit-kernels-embedded.js, beside " +
+          "lowbit-runtime.js): deploy that file, or pass opts.wasm with one thread " +
+          `(${e instanceof Error ? e.message : String(e)})`,
+        { file: "lowbit-kernels-embedded.js" },
+      );
+    }
+  }
   const model = parse(bytes);
   let exec: Executor | undefined = createExecutor(model, { threads });
   const g = exec.graph;
