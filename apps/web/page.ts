@@ -6,7 +6,7 @@
  * `dist/quantize/page.js`.
  *
  * `document.body.dataset.state` is `loading`, `idle`, `running`, `done` or `error` (tests wait
- * on it).
+ * on it); `document.body.dataset.phases` lists the progress phases shown.
  *
  * @module
  */
@@ -159,6 +159,9 @@ worker.onmessage = (ev: MessageEvent<WorkerMessage>) => {
     status("Drop an ONNX model and images.");
     setFiles(files);
   } else if (m.type === "progress") {
+    // The phases seen, for tests: "calibrate weights evaluate".
+    const seen = new Set((document.body.dataset.phases ?? "").split(" ").filter(Boolean));
+    document.body.dataset.phases = [...seen.add(m.label)].join(" ");
     bar.max = Math.max(1, m.total);
     bar.value = m.done;
     status(`${m.label}: ${m.done} / ${m.total}`);
@@ -204,6 +207,7 @@ async function start(): Promise<void> {
 
 $("go").addEventListener("click", () => {
   ($("go") as HTMLButtonElement).disabled = true;
+  document.body.dataset.phases = "";
   $("summary").hidden = true;
   state("running");
   status("Starting…");

@@ -70,6 +70,7 @@ async function until(what: string, ms: number, f: () => Promise<boolean>): Promi
 
 interface PageFigures {
   state: string;
+  phases: string;
   status: string;
   figures: Record<string, string>;
   layers: string[][];
@@ -177,6 +178,7 @@ Deno.test({
             const r = document.getElementById("summary").getBoundingClientRect();
             return {
               state: document.body.dataset.state,
+              phases: document.body.dataset.phases,
               status: document.getElementById("status").textContent,
               figures, layers, download: a.download, model,
               reportLoaded: !frame.hidden && frame.src.startsWith("blob:"),
@@ -237,6 +239,9 @@ Deno.test({
         want.layers.map((l: Record<string, string>) => [l.node, l.op, l.weight, l.activation]),
       );
       assert.ok(page.reportLoaded, "the report is shown");
+      for (const phase of ["calibrate", "weights", "evaluate"]) {
+        assert.ok(page.phases.split(" ").includes(phase), `progress of ${phase}: ${page.phases}`);
+      }
       assert.equal(page.download, "cnn.w8a8.lowbit");
       const model = Uint8Array.from(atob(page.model), (c) => c.charCodeAt(0));
       assert.ok(page.figures["Model file"].endsWith(`→ ${(model.length / 1024).toFixed(1)} KiB`));
