@@ -156,6 +156,37 @@ process.exit(0); // the sessions' worker pools (threads: 2) would keep Node aliv
   check(JSON.parse(new TextDecoder().decode(r.stdout)), p, "Node");
 });
 
+Deno.test("session.close() stops the pool's worker threads: Node exits on its own", async () => {
+  const p = await prepare();
+  await Deno.writeTextFile(
+    `${p.dir}/node_close.mjs`,
+    `import { readFile } from "node:fs/promises";
+import { loadModel } from "./dist/lowbit-runtime.js";
+const dir = new URL(".", import.meta.url);
+const x = new Float32Array((await readFile(new URL("x.bin", dir))).buffer.slice(0));
+const s = await loadModel(new Uint8Array(await readFile(new URL("w8a8.lowbit", dir))), { threads: 2 });
+const y = await s.run({ x: { data: x, dims: [${BATCH}, 1, 8, 8] } });
+await s.close();
+let after = "";
+try { await s.run({ x: { data: x, dims: [${BATCH}, 1, 8, 8] } }); } catch (e) { after = e.code + ": " + e.message; }
+console.log(JSON.stringify({ y: Array.from(y.logits.data), after }));
+// No process.exit: with the pool's workers alive, Node would not end.
+`,
+  );
+  const child = new Deno.Command("node", {
+    args: [`${p.dir}/node_close.mjs`],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill(), 20_000);
+  const r = await child.output();
+  clearTimeout(timer);
+  assert.ok(r.success, `Node did not end by itself: ${new TextDecoder().decode(r.stderr)}`);
+  const out = JSON.parse(new TextDecoder().decode(r.stdout));
+  assertClose(out.y, p.want.w8a8, "Node, 2 threads");
+  assert.match(out.after, /^INVALID_ARGUMENT: .*closed/);
+});
+
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
