@@ -54,6 +54,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: "benchmark the GEMM kernels against onnxruntime-web",
     load: async () => (await import("./commands/bench.ts")).benchCommand,
   },
+  serve: {
+    summary: "serve dist/ (the in-browser quantize page, the runtime bundle) on 127.0.0.1",
+    load: async () => (await import("./serve.ts")).serveCommand,
+  },
 };
 
 /** This build's version (the CLI package's). */

@@ -20,12 +20,12 @@ import {
   type TensorValue,
 } from "@lowbit/core";
 import { createExecutor, type Model, type Node, type TensorData } from "@lowbit/graph";
-import { type Dataset, sliceBatch } from "./data.ts";
+import { type Dataset, sliceBatch } from "./dataset.ts";
 import { createHessian, type HessianAccumulator } from "./gptq.ts";
 import type { Layer } from "./layers.ts";
 import { layerInputRows } from "./layer_inputs.ts";
 import type { PlanEntry } from "./plan.ts";
-import type { ProgressBar } from "./progress.ts";
+import type { ProgressBar } from "./progress_api.ts";
 import { smoothAxis } from "./smoothquant.ts";
 
 /** What to collect. */

@@ -8,9 +8,9 @@
 
 import { LowbitError } from "@lowbit/core";
 import { type TensorData, toFloat32 } from "@lowbit/graph";
-import { type Dataset, sliceBatch } from "./data.ts";
+import { type Dataset, sliceBatch } from "./dataset.ts";
 import { agreement, argmaxRows, cosine, maskIou, sqnrDb } from "./metrics.ts";
-import type { ProgressBar } from "./progress.ts";
+import type { ProgressBar } from "./progress_api.ts";
 import { runnableModel, type Runner } from "./simulate.ts";
 import { createExecutor, type Model } from "@lowbit/graph";
 import type { QuantizedModel } from "./quantize.ts";

@@ -25,13 +25,13 @@
 
 import type { Model, TensorData } from "@lowbit/graph";
 import { createExecutor } from "@lowbit/graph";
-import { type Dataset, sliceBatch } from "./data.ts";
-import { activationsByValue } from "./export.ts";
+import { type Dataset, sliceBatch } from "./dataset.ts";
+import { activationsByValue } from "./encode.ts";
 import { sqnrDb } from "./metrics.ts";
 import { quantize, type QuantizeOptions, type QuantizeResult } from "./quantize.ts";
 import type { Rule } from "./rules.ts";
 import { activationTransform } from "./simulate.ts";
-import { silentProgress } from "./progress.ts";
+import { silentProgress } from "./progress_api.ts";
 
 /** Options of {@link guardQuantize}. */
 export interface GuardOptions {

@@ -8,19 +8,9 @@
  */
 
 import { LowbitError, type Registry } from "@lowbit/core";
-import { createExecutor, decodeLowbitFile, lowbitModel, type Model, readOnnx } from "@lowbit/graph";
-import { extname } from "node:path";
-import { QUANTIZED_EXECUTION, type Runner } from "./simulate.ts";
+import { type LoadedModel, loadModelBytes } from "./model_bytes.ts";
 
-/** A model file loaded for running. */
-export interface LoadedModel {
-  /** The graph (for a lowbit file: with dequantized weights). */
-  model: Model;
-  /** Runs it on our runtime. */
-  runner: Runner;
-  /** "float" (plain ONNX), "qdq" (ONNX with Q/DQ nodes) or "lowbit". */
-  kind: "float" | "qdq" | "lowbit";
-}
+export { isLowbitPath, type LoadedModel, loadModelBytes } from "./model_bytes.ts";
 
 /**
  * Reads a model file (ONNX, QDQ ONNX or lowbit file) and prepares a runner.
@@ -41,29 +31,8 @@ export async function loadModelFile(
   path: string,
   opts: { threads?: number; registry?: Registry } = {},
 ): Promise<LoadedModel> {
-  const bytes = await readModelBytes(path);
-  let model: Model;
-  let kind: LoadedModel["kind"];
-  if (isLowbitPath(path)) {
-    // The one loader of lowbit files (the runtime and `lowbit run` use it too).
-    model = lowbitModel(decodeLowbitFile(bytes, path), { registry: opts.registry });
-    kind = "lowbit";
-  } else {
-    const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
-    model = readOnnx(bytes, { baseDir: dir, fileName: path });
-    kind = model.graph.nodes.some((n) => n.op === "DequantizeLinear") ? "qdq" : "float";
-  }
-  const exec = createExecutor(model, {
-    quantized: kind === "float" ? "float" : QUANTIZED_EXECUTION,
-    threads: opts.threads,
-    registry: opts.registry,
-  });
-  const out = model.graph.outputs[0].name;
-  return {
-    model,
-    runner: { run: async (inputs) => (await exec.run(inputs))[out] },
-    kind,
-  };
+  const baseDir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  return loadModelBytes(await readModelBytes(path), path, { ...opts, baseDir });
 }
 
 /**
@@ -89,21 +58,4 @@ export async function readModelBytes(path: string): Promise<Uint8Array> {
       { file: path },
     );
   }
-}
-
-/**
- * Whether a path names a lowbit file (`.lowbit`, or `.safetensors` holding one) rather than ONNX.
- *
- * @param path the file
- * @returns true for `.lowbit` / `.safetensors`
- *
- * @example
- * ```ts
- * import { isLowbitPath } from "@lowbit/pipeline";
- * if (!isLowbitPath("m.LOWBIT") || isLowbitPath("m.onnx")) throw new Error();
- * ```
- */
-export function isLowbitPath(path: string): boolean {
-  const ext = extname(path).toLowerCase();
-  return ext === ".lowbit" || ext === ".safetensors";
 }

@@ -8,49 +8,15 @@
  */
 
 import cliProgress from "cli-progress";
+import { type Progress, type ProgressBar, silentProgress } from "./progress_api.ts";
 
-/** One phase's progress. */
-export interface ProgressBar {
-  /** Sets the number of finished steps. */
-  update(done: number): void;
-  /** Advances by `n` steps (1 by default). */
-  increment(n?: number): void;
-  /** Ends the bar (leaves it on screen completed). */
-  stop(): void;
-}
-
-/** Makes one bar per phase. */
-export interface Progress {
-  /** Whether bars are drawn. */
-  readonly enabled: boolean;
-  /** Starts a bar for a phase of `total` steps. */
-  start(label: string, total: number): ProgressBar;
-}
+export { type Progress, type ProgressBar, silentProgress } from "./progress_api.ts";
 
 interface CliBar {
   start(total: number, value: number, payload?: Record<string, unknown>): void;
   update(value: number, payload?: Record<string, unknown>): void;
   increment(n?: number): void;
   stop(): void;
-}
-
-const SILENT_BAR: ProgressBar = { update() {}, increment() {}, stop() {} };
-
-/**
- * A progress reporter that draws nothing.
- *
- * @returns the reporter
- *
- * @example
- * ```ts
- * import { silentProgress } from "@lowbit/pipeline";
- * const bar = silentProgress().start("calibrate", 10);
- * bar.increment();
- * bar.stop();
- * ```
- */
-export function silentProgress(): Progress {
-  return { enabled: false, start: () => SILENT_BAR };
 }
 
 /**

@@ -49,7 +49,7 @@ import {
   type CalibrationStats,
   type CalibrationStream,
 } from "./calibrate.ts";
-import type { Dataset } from "./data.ts";
+import type { Dataset } from "./dataset.ts";
 import { gptq } from "./gptq.ts";
 import { fromOutIn, type Layer, type Rejected, scanLayers, toOutIn } from "./layers.ts";
 import { layerInputRows } from "./layer_inputs.ts";
@@ -61,7 +61,7 @@ import {
   validatePlan,
 } from "./plan.ts";
 import { getPreset, type MixedSearch } from "./presets.ts";
-import { type Progress, silentProgress } from "./progress.ts";
+import { type Progress, silentProgress } from "./progress_api.ts";
 import { applyRules, type Rule, ruleOverrides, unmatchedRuleWarning } from "./rules.ts";
 import { smoothQuant } from "./smoothquant.ts";
 import { fittedInputEntry, minMax } from "./search/_act_quant.ts";
@@ -80,7 +80,7 @@ import {
   isBlockFormatName,
   resolveWeightGranularity,
 } from "./tensor_quant.ts";
-import { sliceBatch } from "./data.ts";
+import { sliceBatch } from "./dataset.ts";
 import { createExecutor } from "@lowbit/graph";
 import { agreement, argmaxRows } from "./metrics.ts";
 

@@ -1,5 +1,5 @@
 // The kernels and the worker pool in headless Chromium: `deno bundle --platform browser` of
-// @lowbit/runtime + @lowbit/kernels and of the worker, served by a local Deno.serve, once with
+// @lowbit/runtime + @lowbit/kernels and of the worker, served by tools/chromium.ts's runPage, once with
 // COOP/COEP headers (crossOriginIsolated: a SharedArrayBuffer pool with a web worker, the
 // main thread waiting with Atomics.waitAsync) and once without (no SharedArrayBuffer: the
 // same-thread fallback). The page posts its int8 GEMM results back; they must equal the
@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { gemmIntRef, gemmS8, intKernelSources, loadIntKernels, packS8 } from "@lowbit/kernels";
 import { createPool } from "./mod.ts";
-import { findChromium, headlessArgs } from "../../tools/chromium.ts";
+import { findChromium, runPage } from "../../tools/chromium.ts";
 import { bundleRuntime } from "./_test_util.ts";
 
 const CHROMIUM = findChromium();
@@ -79,57 +79,19 @@ interface PageResult {
 }
 
 /** Serves `dir` (with or without COOP/COEP), opens the page in Chromium, returns its report. */
-async function runPage(chromium: string, dir: string, isolated: boolean): Promise<PageResult> {
-  const files: Record<string, [string, string]> = {
-    "/": [PAGE, "text/html"],
-    "/page.js": [PAGE_SCRIPT, "text/javascript"],
-    "/lowbit.js": [await Deno.readTextFile(`${dir}/lowbit.js`), "text/javascript"],
-    "/worker.js": [await Deno.readTextFile(`${dir}/worker.js`), "text/javascript"],
+async function runIn(chromium: string, dir: string, isolated: boolean): Promise<PageResult> {
+  const files: Record<string, string> = {
+    "/": PAGE,
+    "/page.js": PAGE_SCRIPT,
+    "/lowbit.js": await Deno.readTextFile(`${dir}/lowbit.js`),
+    "/worker.js": await Deno.readTextFile(`${dir}/worker.js`),
   };
-  const isolation: Record<string, string> = isolated
-    ? {
-      "Cross-Origin-Opener-Policy": "same-origin",
-      "Cross-Origin-Embedder-Policy": "require-corp",
-    }
-    : {};
-  const { promise: result, resolve } = Promise.withResolvers<PageResult>();
-  const ac = new AbortController();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      if (req.method === "POST" && path === "/result") {
-        resolve(JSON.parse(await req.text()));
-        return new Response("ok");
-      }
-      const f = files[path];
-      if (!f) return new Response("not found", { status: 404 });
-      return new Response(f[0], { headers: { "content-type": f[1], ...isolation } });
-    },
-  );
-  const profile = await Deno.makeTempDir({ prefix: "lowbit-chromium-" });
-  const child = new Deno.Command(chromium, {
-    args: [...headlessArgs(profile), `http://127.0.0.1:${server.addr.port}/`],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no result from Chromium within 20 s (isolated: ${isolated})`)),
-        20_000,
-      );
-    });
-    return await Promise.race([result, timeout]);
-  } finally {
-    clearTimeout(timer);
-    child.kill();
-    await child.status;
-    ac.abort();
-    await server.finished;
-    await Deno.remove(profile, { recursive: true }).catch(() => {});
-  }
+  return await runPage<PageResult>(chromium, {
+    files: (path) => files[path],
+    isolated,
+    timeoutMs: 20_000,
+    label: `isolated: ${isolated}`,
+  });
 }
 
 Deno.test({
@@ -167,8 +129,8 @@ Deno.test({
     try {
       await bundleRuntime(dir, "js", "browser");
       const [iso, plain] = await Promise.all([
-        runPage(CHROMIUM!, dir, true),
-        runPage(CHROMIUM!, dir, false),
+        runIn(CHROMIUM!, dir, true),
+        runIn(CHROMIUM!, dir, false),
       ]);
       const pages: [string, PageResult, boolean][] = [
         ["COOP/COEP", iso, true],

@@ -10,9 +10,10 @@
 // scale codes, got 32"), a lowbit-file bug outside the runtime.
 
 import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
 import { readNpy, writeNpy } from "@lowbit/graph";
 import { bundle } from "../../tools/bundle.ts";
-import { findChromium, headlessArgs } from "../../tools/chromium.ts";
+import { findChromium, runPage } from "../../tools/chromium.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const WORKERD = `${ROOT}node_modules/@cloudflare/workerd-linux-64/bin/workerd`;
@@ -155,6 +156,37 @@ process.exit(0); // the sessions' worker pools (threads: 2) would keep Node aliv
   check(JSON.parse(new TextDecoder().decode(r.stdout)), p, "Node");
 });
 
+Deno.test("session.close() stops the pool's worker threads: Node exits on its own", async () => {
+  const p = await prepare();
+  await Deno.writeTextFile(
+    `${p.dir}/node_close.mjs`,
+    `import { readFile } from "node:fs/promises";
+import { loadModel } from "./dist/lowbit-runtime.js";
+const dir = new URL(".", import.meta.url);
+const x = new Float32Array((await readFile(new URL("x.bin", dir))).buffer.slice(0));
+const s = await loadModel(new Uint8Array(await readFile(new URL("w8a8.lowbit", dir))), { threads: 2 });
+const y = await s.run({ x: { data: x, dims: [${BATCH}, 1, 8, 8] } });
+await s.close();
+let after = "";
+try { await s.run({ x: { data: x, dims: [${BATCH}, 1, 8, 8] } }); } catch (e) { after = e.code + ": " + e.message; }
+console.log(JSON.stringify({ y: Array.from(y.logits.data), after }));
+// No process.exit: with the pool's workers alive, Node would not end.
+`,
+  );
+  const child = new Deno.Command("node", {
+    args: [`${p.dir}/node_close.mjs`],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill(), 20_000);
+  const r = await child.output();
+  clearTimeout(timer);
+  assert.ok(r.success, `Node did not end by itself: ${new TextDecoder().decode(r.stderr)}`);
+  const out = JSON.parse(new TextDecoder().decode(r.stdout));
+  assertClose(out.y, p.want.w8a8, "Node, 2 threads");
+  assert.match(out.after, /^INVALID_ARGUMENT: .*closed/);
+});
+
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -204,6 +236,7 @@ const w :Workerd.Worker = (
     ${mod("worker.js", "esModule")},
     ${mod("run_all.mjs", "esModule")},
     ${mod("lowbit-runtime.js", "esModule", "../dist/lowbit-runtime.js")},
+    # No lowbit-kernels-embedded.js: given opts.wasm, the runtime must never import it.
     ${mod("int_gemm.wasm", "wasm", "../dist/int_gemm.wasm")},
     ${mod("float_gemm.wasm", "wasm", "../dist/float_gemm.wasm")},
     ${mod("w8a8.lowbit", "data", "../w8a8.lowbit")},
@@ -280,76 +313,82 @@ Deno.test({
   ignore: CHROMIUM === undefined,
   fn: async () => {
     const p = await prepare();
-    const types: Record<string, string> = {
-      html: "text/html",
-      js: "text/javascript",
-      mjs: "text/javascript",
-      wasm: "application/wasm",
-    };
     const generated: Record<string, string> = {
       "/": PAGE,
       "/run_all.mjs": RUN_ALL,
       "/worker.mjs": WORKER,
     };
-    const { promise: result, resolve } = Promise.withResolvers<
-      { main: HostResult; worker: HostResult }
-    >();
-    const ac = new AbortController();
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
-      async (req) => {
-        const path = new URL(req.url).pathname;
-        if (req.method === "POST" && path === "/result") {
-          resolve(JSON.parse(await req.text()));
-          return new Response("ok");
-        }
-        const ext = path === "/" ? "html" : path.split(".").pop()!;
-        const headers = {
-          "content-type": types[ext] ?? "application/octet-stream",
-          "Cross-Origin-Opener-Policy": "same-origin",
-          "Cross-Origin-Embedder-Policy": "require-corp",
-        };
-        if (path in generated) return new Response(generated[path], { headers });
-        if (!/^\/(dist\/)?[\w.-]+$/.test(path)) return new Response("no", { status: 404 });
-        try {
-          return new Response(await Deno.readFile(`${p.dir}${path}`), { headers });
-        } catch {
-          return new Response("not found", { status: 404 });
-        }
+    const res = await runPage<{ main: HostResult; worker: HostResult }>(CHROMIUM!, {
+      files: (path) => {
+        if (path in generated) return generated[path];
+        if (!/^\/(dist\/)?[\w.-]+$/.test(path)) return undefined;
+        return Deno.readFile(`${p.dir}${path}`).catch(() => undefined);
       },
-    );
-    const profile = await Deno.makeTempDir({ prefix: "lowbit-chromium-" });
-    const child = new Deno.Command(CHROMIUM!, {
-      args: [...headlessArgs(profile), `http://127.0.0.1:${server.addr.port}/`],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("no result from Chromium within 30 s")), 30_000);
-      });
-      const res = await Promise.race([result, timeout]);
-      check(res.main, p, "Chromium main thread");
-      check(res.worker, p, "Chromium web worker");
-      assert.equal((res.worker as { isolated?: boolean }).isolated, true, "crossOriginIsolated");
-    } finally {
-      clearTimeout(timer);
-      child.kill();
-      await child.status;
-      ac.abort();
-      await server.finished;
-      await Deno.remove(profile, { recursive: true }).catch(() => {});
-    }
+      isolated: true,
+      timeoutMs: 30_000,
+      label: "the runtime bundle",
+    });
+    check(res.main, p, "Chromium main thread");
+    check(res.worker, p, "Chromium web worker");
+    assert.equal((res.worker as { isolated?: boolean }).isolated, true, "crossOriginIsolated");
   },
+});
+
+Deno.test("the runtime is at most 150 KB gzipped, without the kernels, which load only when compiled", async () => {
+  const p = await prepare();
+  const js = await Deno.readFile(`${p.dir}/dist/lowbit-runtime.js`);
+  const gz = gzipSync(js, { level: 9 }).length;
+  assert.ok(gz <= 150 * 1024, `lowbit-runtime.js is ${(gz / 1024).toFixed(1)} KB gzipped`);
+  // No kernel bytes in it: the longest string literal is far shorter than any kernel's base64
+  // (the smallest, int_gemm_relaxed, is ~18 KB), and wasm's magic in base64 is absent.
+  const text = new TextDecoder().decode(js);
+  assert.ok(!text.includes("AGFzbQ"), "a wasm module's base64 in lowbit-runtime.js");
+  // The one way to the kernels' bytes: a dynamic import of the chunk beside it (and no static
+  // import of anything: the workerd test lists only lowbit-runtime.js, and passes).
+  assert.deepEqual(
+    [...text.matchAll(/import\(\s*"([^"]*)"\s*\)/g)].map((m) => m[1]),
+    ["./lowbit-kernels-embedded.js"],
+  );
+  assert.doesNotMatch(text, /\bimport\s*["'{*\w]/, "a static import");
+  const chunk = await import(`file://${p.dir}/dist/lowbit-kernels-embedded.js`);
+  assert.deepEqual(
+    Uint8Array.from(atob(chunk._int_gemm_wasm.single), (c) => c.charCodeAt(0)),
+    await Deno.readFile(`${p.dir}/dist/int_gemm.wasm`),
+    "the chunk's int_gemm = dist/int_gemm.wasm",
+  );
+});
+
+Deno.test("without its embedded-kernels file the runtime needs opts.wasm, and says so", async () => {
+  const p = await prepare();
+  const dir = `${p.dir}/lonely`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.copyFile(`${p.dir}/dist/lowbit-runtime.js`, `${dir}/lowbit-runtime.js`);
+  const rt = await import(`file://${dir}/lowbit-runtime.js`);
+  const model = await Deno.readFile(`${p.dir}/w8a8.lowbit`);
+  await assert.rejects(
+    rt.loadModel(model),
+    (e: Error & { code?: string }) =>
+      e.code === "IO_ERROR" && /lowbit-kernels-embedded\.js.*opts\.wasm/.test(e.message),
+  );
+  const wasm: Record<string, WebAssembly.Module> = {};
+  for (const f of ["int_gemm.wasm", "float_gemm.wasm"]) {
+    wasm[f] = await WebAssembly.compile(await Deno.readFile(`${p.dir}/dist/${f}`));
+  }
+  const s = await rt.loadModel(model, { wasm });
+  const x = new Float32Array((await Deno.readFile(`${p.dir}/x.bin`)).buffer);
+  const y = await s.run({ x: { data: x, dims: [BATCH, 1, 8, 8] } });
+  assertClose(y.logits.data, p.want.w8a8, "lonely runtime with opts.wasm");
+  await s.close();
 });
 
 Deno.test("the bundle has no node: import, no Deno API, no string code generation; valid kernels", async () => {
   const p = await prepare();
-  const js = await Deno.readTextFile(`${p.dir}/dist/lowbit-runtime.js`);
-  assert.doesNotMatch(js, /["'`]node:/);
-  assert.doesNotMatch(js, /\beval\(|new Function\b|\bFunction\(/);
-  assert.doesNotMatch(js, /\bDeno\./);
+  for (const f of ["lowbit-runtime.js", "lowbit-kernels-embedded.js", "lowbit-worker.js"]) {
+    const js = await Deno.readTextFile(`${p.dir}/dist/${f}`);
+    assert.doesNotMatch(js, /["'`]node:/, f);
+    assert.doesNotMatch(js, /\beval\(|new Function\b|\bFunction\(/, f);
+    assert.doesNotMatch(js, /\bDeno\./, f);
+  }
   for (const f of ["int_gemm.wasm", "float_gemm.wasm"]) {
     const bytes = await Deno.readFile(`${p.dir}/dist/${f}`);
     assert.ok(WebAssembly.validate(bytes), f);

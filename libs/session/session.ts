@@ -18,6 +18,7 @@ import {
   type TensorData,
 } from "@lowbit/graph/portable";
 import { provideKernelModules } from "@lowbit/kernels/runner";
+import { loadEmbeddedKernels } from "./_embedded.ts";
 
 /** The typed arrays a tensor's elements come in. */
 export type TypedArray =
@@ -46,8 +47,10 @@ export interface LoadOptions {
    * Precompiled kernels by file name (`int_gemm.wasm`, `float_gemm.wasm`: the files `npx deno
    * task bundle` writes to `dist/`). Given, they are instantiated and no wasm bytes are ever
    * compiled (hosts such as Cloudflare workerd refuse run-time compilation); without them the
-   * embedded kernels are compiled. NOTE: with `threads` > 1 the pool's shared-memory kernels
-   * are still compiled from the embedded bytes (hosts with threads allow compilation).
+   * embedded kernels are compiled (in the bundle they are a separate file,
+   * `lowbit-kernels-embedded.js`, imported only then). NOTE: with `threads` > 1 the pool's
+   * shared-memory kernels are still compiled from the embedded bytes (hosts with threads allow
+   * compilation).
    */
   wasm?: Record<string, WebAssembly.Module>;
   /**
@@ -70,6 +73,12 @@ export interface Session {
    * @returns one tensor per output name
    */
   run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  /**
+   * Releases the session: stops its worker threads (`threads` > 1) and drops the model, so its
+   * weights can be collected. Calling `run` afterwards rejects with a `LowbitError`
+   * (`INVALID_ARGUMENT`); closing twice is harmless.
+   */
+  close(): Promise<void>;
 }
 
 /** The kernel files `opts.wasm` must hold: the ones the executor instantiates. */
@@ -176,16 +185,42 @@ function parse(bytes: Uint8Array): Model {
  */
 export async function loadModel(bytes: Uint8Array, opts: LoadOptions = {}): Promise<Session> {
   checkOptions(opts);
+  const threads = opts.threads ?? 1;
+  if (opts.wasm === undefined || threads > 1) {
+    try {
+      await loadEmbeddedKernels();
+    } catch (e) {
+      throw new LowbitError(
+        "IO_ERROR",
+        "cannot load the embedded kernels (lowbit-kernels-embedded.js, beside " +
+          "lowbit-runtime.js): deploy that file, or pass opts.wasm with one thread " +
+          `(${e instanceof Error ? e.message : String(e)})`,
+        { file: "lowbit-kernels-embedded.js" },
+      );
+    }
+  }
   const model = parse(bytes);
-  const exec = createExecutor(model, { threads: opts.threads ?? 1 });
+  let exec: Executor | undefined = createExecutor(model, { threads });
   const g = exec.graph;
   const inputs = g.inputs.filter((v) => !g.initializers.has(v.name));
   const outputNames = g.outputs.map((v) => v.name);
-  return await Promise.resolve({
+  return {
     inputNames: inputs.map((v) => v.name),
     outputNames,
-    run: (feeds) => run(exec, inputs, outputNames, feeds),
-  });
+    run: (feeds) => {
+      if (exec === undefined) {
+        return Promise.reject(
+          new LowbitError("INVALID_ARGUMENT", "run after close: this session is closed"),
+        );
+      }
+      return run(exec, inputs, outputNames, feeds);
+    },
+    close: async () => {
+      const e = exec;
+      exec = undefined;
+      await e?.close();
+    },
+  };
 }
 
 async function run(

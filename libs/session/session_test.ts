@@ -153,3 +153,27 @@ Deno.test("Session.run checks feeds: names, dims, element types", async () => {
   const b = await s.run({ x: { data: Float64Array.from(x), dims } });
   assert.deepEqual(b.logits.data, a.logits.data);
 });
+
+Deno.test("Session.close stops the worker pool; run after close is a clear error", async () => {
+  const torch = readNpy(Deno.readFileSync(`${DIGITS}cnn_eval_logits.npy`));
+  const want = (torch.data as Float32Array).slice(0, N * 10);
+  const s = await loadModel(Deno.readFileSync(`${DIGITS}cnn.onnx`), { threads: 2 });
+  const y = await s.run({ x: { data: x, dims: [N, 1, 8, 8] } });
+  close(y.logits.data as Float32Array, want, 1e-4, 1e-4);
+  // Closing stops the executor's pool (Executor.close; the pool's own tests check its workers).
+  await s.close();
+  await assert.rejects(
+    s.run({ x: { data: x, dims: [N, 1, 8, 8] } }),
+    code("INVALID_ARGUMENT", /closed/),
+  );
+  await s.close(); // twice: harmless
+  // Another session of the same model still runs (close frees this session's state only).
+  const t = await loadModel(Deno.readFileSync(`${DIGITS}cnn.onnx`));
+  close(
+    (await t.run({ x: { data: x, dims: [N, 1, 8, 8] } })).logits.data as Float32Array,
+    want,
+    1e-4,
+    1e-4,
+  );
+  await t.close();
+});

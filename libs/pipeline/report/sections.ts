@@ -15,7 +15,7 @@ import {
   type TensorValue,
 } from "@lowbit/core";
 import { createExecutor, type Model, type TensorData } from "@lowbit/graph";
-import { type Dataset, sliceBatch } from "../data.ts";
+import { type Dataset, sliceBatch } from "../dataset.ts";
 
 /** What {@link pluginReportSections} needs. */
 export interface SectionInputs {

@@ -16,7 +16,7 @@
 import { loadLatencyTable, LowbitError, saveLatencyTable } from "@lowbit/core";
 import { measureLayerLatency } from "./latency.ts";
 import { foldBatchNorm, type Model, type TensorData } from "@lowbit/graph";
-import type { Dataset } from "../data.ts";
+import type { Dataset } from "../dataset.ts";
 import type { MixedSearch, MixedSearchChoice, MixedSearchContext } from "../presets.ts";
 import { type Budget, parseBudget, parseTolerance } from "./budget.ts";
 import { type MixedPrecisionResult, searchMixedPrecision } from "./search.ts";
