@@ -36,6 +36,14 @@ export const GNN_OPTIONS: readonly PluginOption[] = [
     default: "int8",
   },
   {
+    name: "gnn-index-add",
+    type: "string",
+    help: "gnn: a torch index_add export (scatter without reduction, then Add) is refused " +
+      "when a destination repeats (error), or read as torch's sum (sum)",
+    choices: ["error", "sum"],
+    default: "error",
+  },
+  {
     name: "gnn-agg-format",
     type: "string",
     help: "gnn: format of the aggregation points (default: the preset's activation format)",
