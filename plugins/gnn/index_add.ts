@@ -145,7 +145,7 @@ function repeatedDestination(t: TensorValue, f: IndexAddExport, nodes: number): 
  *
  * @example
  * ```ts
- * import { indexAddStage } from "@lowbit/gnn";
+ * import { indexAddStage } from "./index_add.ts";
  * import { readOnnxFile } from "@lowbit/graph";
  * const model = await readOnnxFile("fixtures/gnn/gin_index_add.onnx");
  * const st = { model, prepared: model, pluginOptions: { "gnn-index-add": "sum" }, warnings: [],
