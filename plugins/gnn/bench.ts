@@ -40,6 +40,11 @@ const EXPORTS: [string, string, string][] = [
   ["gin_dense", "adj", "adj"],
   ["gin_edges", "edge_index", "edge_index"],
   ["gin_index_add", "edge_index", "edge_index"], // read as torch's sums (--gnn-index-add sum)
+  // PyG / DGL's GCN (bias after the aggregation), transform first and aggregate first
+  ["gcn2_dense", "adj", "adj_norm"],
+  ["gcn2_edges", "edge_index", "edge_index"],
+  ["gcn2_aggfirst_dense", "adj", "adj_norm"],
+  ["gcn2_aggfirst_edges", "edge_index", "edge_index"],
 ];
 
 function registry(): Registry {
