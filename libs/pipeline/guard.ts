@@ -118,7 +118,7 @@ async function predicted(
     });
     return got;
   };
-  const f = await grab(float), q = await grab(qm.model, activationTransform(qm));
+  const f = await grab(float), q = await grab(qm.model, activationTransform(qm, batch));
   let lo = Infinity;
   for (const [v, a] of f) {
     const b = q.get(v);
@@ -139,7 +139,7 @@ async function offenders(
 ): Promise<GuardOffender[]> {
   const qm = result.quantized;
   const out: GuardOffender[] = [];
-  const full = activationTransform(qm);
+  const full = activationTransform(qm, batch);
   for (const [value, entry] of activationsByValue(qm.plan)) {
     const only: Transform = (name, t) => (name === value ? full(name, t) : undefined);
     const y = await runOut(qm.model, batch, only);
@@ -222,7 +222,7 @@ export async function guardQuantize(
   const float = first.prepared;
   const ref = await runOut(float, batch);
   const measure = async (r: QuantizeResult): Promise<number> =>
-    sqnrDb(ref, await runOut(r.quantized.model, batch, activationTransform(r.quantized)));
+    sqnrDb(ref, await runOut(r.quantized.model, batch, activationTransform(r.quantized, batch)));
   const initialDb = await measure(first);
   const weightsOnlyDb = sqnrDb(ref, await runOut(first.quantized.model, batch));
   const predictedDb = await predicted(float, first, batch);

@@ -114,6 +114,8 @@ export function simulate(qm: QuantizedModel, opts: { threads?: number } = {}): R
  * with it). The runnable graph of {@link runnableModel} computes the same values.
  *
  * @param qm the quantized model
+ * @param inputs the run's graph inputs, for quantizers that read one at run time (a GNN's
+ *   per-node ranges read the adjacency or edge index)
  * @returns the hook
  *
  * @example
@@ -127,6 +129,7 @@ export function simulate(qm: QuantizedModel, opts: { threads?: number } = {}): R
  */
 export function activationTransform(
   qm: QuantizedModel,
+  inputs?: Readonly<Record<string, TensorData>>,
 ): (name: string, t: TensorData) => TensorData | undefined {
   const reg = qm.registry ?? defaultRegistry();
   const points = new Map(
@@ -138,6 +141,7 @@ export function activationTransform(
     const y = reg.quantizers.get(p.quantizer).fakeQuant(
       { shape: t.shape, data: t.data as Float32Array },
       p.params,
+      inputs && { batch: 0, tags: {}, inputs: inputs as never },
     );
     return { dtype: "float32", shape: [...t.shape], data: y.data };
   };

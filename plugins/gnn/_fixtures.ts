@@ -12,12 +12,16 @@ export const npy = async (f: string): Promise<TensorData> =>
 /** A model of the fixture folder. */
 export const model = (name: string): Promise<Model> => readOnnxFile(`${FIX}${name}.onnx`);
 
-/** The four exports: model name, graph input name, file of that input. */
+/** The exports: model name, graph input name, file of that input. */
 export const EXPORTS: readonly [string, string, string][] = [
   ["gcn_dense", "adj", "adj_norm.npy"],
   ["gcn_edges", "edge_index", "edge_index.npy"],
   ["gin_dense", "adj", "adj.npy"],
   ["gin_edges", "edge_index", "edge_index.npy"],
+  ["gcn2_dense", "adj", "adj_norm.npy"],
+  ["gcn2_edges", "edge_index", "edge_index.npy"],
+  ["gcn2_aggfirst_dense", "adj", "adj_norm.npy"],
+  ["gcn2_aggfirst_edges", "edge_index", "edge_index.npy"],
 ];
 
 /** The whole-graph inputs of an export. */

@@ -64,6 +64,12 @@ Deno.test("bad graph inputs: a non-square adjacency, an edge index out of range"
     code(() => checkGraphInputs([agg], { x, edge_index: EDGES })),
     /outside the graph's 4/,
   );
+  // a source (row 0) outside the graph: named too, before any Gather reads it
+  const src = { ...EDGES, data: EDGES.data.map((v, i) => (i === 2 ? 7n : v)) };
+  assert.match(
+    code(() => checkGraphInputs([agg], { x: { ...x, shape: [5, 3] }, edge_index: src })),
+    /^INVALID_ARGUMENT edge_index tensor 'edge_index': edge 2 has source 7 \(row 0\), outside the graph's 5 nodes/,
+  );
   const dense = { ...agg, style: "dense" as const, degrees: adjSrc };
   assert.match(code(() => checkGraphInputs([dense], { x, adj: rect })), /must be square/);
   assert.equal(code(() => checkGraphInputs([dense], { x, adj: ADJ })), "no error");

@@ -42,7 +42,7 @@ export interface Aggregation {
 /** Ops an index tensor passes through unchanged in meaning. */
 const INDEX_PASS = new Set(["Unsqueeze", "Squeeze", "Expand", "Reshape", "Cast", "Identity"]);
 /** Ops a message passes through (edge weights multiply it). */
-const MESSAGE_PASS = new Set(["Mul", "Div", "Cast", "Identity"]);
+const MESSAGE_PASS = new Set(["Mul", "Div", "Cast", "Identity", "Expand"]);
 
 function attr(n: NodeView, name: string): unknown {
   const a = n.attrs[name] as { value?: unknown } | undefined;
@@ -119,8 +119,21 @@ export function findAggregations(g: GraphView): Aggregation[] {
   return out;
 }
 
-/** The node features whose rows a message tensor gathers (through edge-weight `Mul`s). */
-function sourceGather(v: string, producer: Map<string, NodeView>): string | undefined {
+/**
+ * The node features whose rows a message tensor gathers (through edge-weight `Mul`s).
+ *
+ * @param v the message tensor
+ * @param producer node by output name
+ * @returns the gathered features, if the messages are a Gather of node rows
+ *
+ * @example
+ * ```ts
+ * import { sourceGather } from "./detect.ts";
+ * const gather = { name: "g", op: "Gather", inputs: ["h", "src"], outputs: ["m"], attrs: {} };
+ * if (sourceGather("m", new Map([["m", gather as never]])) !== "h") throw new Error();
+ * ```
+ */
+export function sourceGather(v: string, producer: Map<string, NodeView>): string | undefined {
   const todo = [v];
   const seen = new Set<string>();
   while (todo.length) {
@@ -136,8 +149,24 @@ function sourceGather(v: string, producer: Map<string, NodeView>): string | unde
   return undefined;
 }
 
-/** The graph input (and its row) that scatter indices come from. */
-function indexSource(
+/**
+ * The graph input (and its row) that scatter indices come from.
+ *
+ * @param v the index tensor
+ * @param g the graph
+ * @param producer node by output name
+ * @param inputs graph inputs by name
+ * @returns the input and the row of destinations (-1: a 1-D input), if indices come from one
+ *
+ * @example
+ * ```ts
+ * import { indexSource } from "./detect.ts";
+ * const g = { inputs: [{ name: "dst" }], initializers: new Map() };
+ * const src = indexSource("dst", g as never, new Map(), new Map([["dst", g.inputs[0] as never]]));
+ * if (src?.input !== "dst" || src.row !== -1) throw new Error();
+ * ```
+ */
+export function indexSource(
   v: string,
   g: GraphView,
   producer: Map<string, NodeView>,

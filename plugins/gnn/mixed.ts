@@ -1,8 +1,9 @@
 /**
- * The mixed-precision search for one whole graph: the pipeline's `createMixedSearch` slices its
- * calibration feeds to `samples` (metrics) and 200 (measures) rows of axis 0, which cuts a
- * graph's nodes (and breaks `A·X`); this one runs the same search with every node of the one
- * graph sample, and the plugin's search groups (update-MLP ties) from the pipeline's context.
+ * The mixed-precision search for one whole graph given in code: the pipeline's search with the
+ * graph's inputs as `whole` inputs (one sample, every node, the edge index kept int64) and the
+ * plugin's search groups (update-MLP ties) from the pipeline's context. From the command line,
+ * `lowbit quantize --whole x,edge_index --preset mixed` does the same (`createMixedSearch` passes
+ * the dataset's whole inputs).
  *
  * @module
  */
@@ -31,11 +32,10 @@ export function graphMixedSearch(
 ): MixedSearch {
   return async (ctx: MixedSearchContext): Promise<MixedSearchChoice> => {
     const s = parseMixedOptions(ctx.options);
-    // Rows of the largest input: every node (the edge index has 2).
-    const rows = Math.max(1, ...Object.values(graph).map((t) => t.shape[0] ?? 1));
     const result = await searchMixedPrecision({
       model: ctx.model!,
-      calib: graph,
+      calib: {},
+      whole: graph, // one sample, never cut (the edge index stays int64)
       candidates: s.candidates,
       activationFormats: s.activationFormats,
       metric: s.metric,
@@ -43,8 +43,6 @@ export function graphMixedSearch(
       budgets: s.budgets,
       tolerance: s.tolerance,
       loss: s.loss,
-      samples: rows,
-      measureSamples: rows,
       seed: s.seed,
       ties: s.ties,
       extraTies: (ctx.groups ?? []).flatMap((g) => (g.ties ?? []).map((t) => [...t])),

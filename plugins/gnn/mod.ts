@@ -19,6 +19,7 @@ export { checkGraphInputs } from "./stages.ts";
 export * from "./eval_command.ts";
 export * from "./static_shapes.ts";
 export * from "./mixed.ts";
+export { findIndexAddExports, type IndexAddExport, repairIndexAdd } from "./index_add.ts";
 // Types of the platform that appear in this package's signatures, re-exported so that its docs
 // are complete.
 export type {

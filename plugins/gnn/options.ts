@@ -36,6 +36,22 @@ export const GNN_OPTIONS: readonly PluginOption[] = [
     default: "int8",
   },
   {
+    name: "gnn-fit",
+    type: "string",
+    help: "gnn: degree-aware ranges from each bin's min / max (minmax) or clipped to the least " +
+      "squared error (mse)",
+    choices: ["minmax", "mse"],
+    default: "minmax",
+  },
+  {
+    name: "gnn-index-add",
+    type: "string",
+    help: "gnn: a torch index_add export (scatter without reduction, then Add) is refused " +
+      "when a destination repeats (error), or read as torch's sum (sum)",
+    choices: ["error", "sum"],
+    default: "error",
+  },
+  {
     name: "gnn-agg-format",
     type: "string",
     help: "gnn: format of the aggregation points (default: the preset's activation format)",
@@ -52,6 +68,8 @@ export interface GnnOptions {
   protect: number;
   /** Protected nodes' format. */
   protectFormat: "int8" | "float";
+  /** How degree-aware ranges are fitted. */
+  fit: "minmax" | "mse";
   /** Aggregation points' format, if not the preset's. */
   aggFormat?: string;
 }
@@ -82,12 +100,15 @@ export function gnnOptions(o: PluginOptionValues): GnnOptions {
   }
   if (!Number.isInteger(bins) || bins < 1 || bins > 32) bad("--gnn-bins is an integer 1..32");
   if (!(protect >= 0 && protect <= 1)) bad("--gnn-protect is a fraction 0..1");
+  const fit = String(o["gnn-fit"] ?? "minmax");
+  if (fit !== "minmax" && fit !== "mse") bad("--gnn-fit is minmax or mse");
   const agg = o["gnn-agg-format"];
   return {
     ranges: ranges as GnnOptions["ranges"],
     bins,
     protect,
     protectFormat: protectFormat as GnnOptions["protectFormat"],
+    fit: fit as GnnOptions["fit"],
     ...(agg !== undefined && agg !== "" ? { aggFormat: String(agg) } : {}),
   };
 }

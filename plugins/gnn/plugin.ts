@@ -11,10 +11,11 @@ import { degreeFitStage, wholeGraphStage } from "./stages.ts";
 import { gnnSearchGroups } from "./groups.ts";
 import { GNN_OPTIONS } from "./options.ts";
 import { gnnCommand } from "./eval_command.ts";
+import { indexAddStage } from "./index_add.ts";
 
 /**
  * The GNN plugin: the `gnn-aggregations` marker, the `gnn-degree` quantizer, the stages
- * `gnn-whole-graph` and `gnn-degree-fit`, the `gnn-layers` search groups, the `--gnn-*` options
+ * `gnn-index-add`, `gnn-whole-graph` and `gnn-degree-fit`, the `gnn-layers` search groups, the `--gnn-*` options
  * and the `lowbit gnn eval` command.
  *
  * @example
@@ -33,6 +34,7 @@ export const plugin: Plugin = {
   register(r: Registry): void {
     r.quantizers.register(degreeQuantizer(r));
     r.markers.register(aggregationMarker);
+    r.stages.register({ name: "gnn-index-add", after: "prepare", run: indexAddStage });
     r.stages.register({ name: "gnn-whole-graph", before: "plan", run: wholeGraphStage });
     r.stages.register({ name: "gnn-degree-fit", after: "calibrate", run: degreeFitStage });
     r.searchGroups.register(gnnSearchGroups);

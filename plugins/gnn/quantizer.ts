@@ -14,6 +14,7 @@
 
 import {
   chooseQParams,
+  defaultRegistry,
   LowbitError,
   type NumberFormat,
   type QParams,
@@ -136,7 +137,7 @@ export function fitDegreeParams(
   t: Tensor,
   degrees: Int32Array,
   layout: DegreeLayout,
-  opts: { format: string; mode: "symmetric" | "affine" },
+  opts: { format: string; mode: "symmetric" | "affine"; fit?: "minmax" | "mse" },
 ): QParams {
   const nodes = t.shape[0], per = t.data.length / Math.max(1, nodes);
   const sets = rowSets(degrees, layout);
@@ -166,6 +167,7 @@ export function fitDegreeParams(
     hi[s] = src < 0 ? allHi : hi[src];
   }
   if (!filled(G)) lo[G] = allLo, hi[G] = allHi;
+  if (opts.fit === "mse") clipByError(t.data, per, sets, lo, hi, G, opts);
   const bins = chooseQParams({ min: lo.slice(0, G), max: hi.slice(0, G) }, {
     format: opts.format,
     granularity: { kind: "channel", axis: 0 },
@@ -185,6 +187,53 @@ export function fitDegreeParams(
     extra: layoutExtra(layout),
     reads: [layout.source.input],
   };
+}
+
+/** Clip ratios tried per set by the `mse` fit: 1, 0.95, …, 0.2 of the set's min / max. */
+const CLIP_RATIOS = Array.from({ length: 17 }, (_, i) => 1 - 0.05 * i);
+
+/**
+ * Shrinks each set's [lo, hi] to the clip ratio whose fake-quantization of the set's own values
+ * has the least squared error (the protected set, at int8, keeps its min / max).
+ */
+function clipByError(
+  data: ArrayLike<number>,
+  per: number,
+  sets: Uint8Array,
+  lo: Float32Array,
+  hi: Float32Array,
+  G: number,
+  opts: { format: string; mode: "symmetric" | "affine" },
+): void {
+  const fmt = defaultRegistry().formats.get(opts.format);
+  const rows: number[][] = Array.from({ length: G }, () => []);
+  sets.forEach((s, r) => s < G && rows[s].push(r));
+  for (let s = 0; s < G; s++) {
+    if (rows[s].length === 0) continue;
+    let best = Infinity, bestC = 1;
+    for (const c of CLIP_RATIOS) {
+      const qp = chooseQParams(
+        { min: Float32Array.of(lo[s] * c), max: Float32Array.of(hi[s] * c) },
+        {
+          format: opts.format,
+          granularity: { kind: "tensor" },
+          mode: opts.mode,
+        },
+      );
+      const sc = qp.scale[0], z = qp.zeroPoint[0];
+      const qlo = qp.quantMin ?? fmt.min, qhi = qp.quantMax ?? fmt.max;
+      let err = 0;
+      for (const r of rows[s]) {
+        for (let j = r * per; j < (r + 1) * per; j++) {
+          const q = Math.min(qhi, Math.max(qlo, roundHalfEven(data[j] / sc) + z));
+          err += ((q - z) * sc - data[j]) ** 2;
+        }
+      }
+      if (err < best) best = err, bestC = c;
+    }
+    lo[s] *= bestC;
+    hi[s] *= bestC;
+  }
 }
 
 /** x → clamp(round_half_even(x / s) + z) → (q − z)·s, as QuantizeLinear / DequantizeLinear. */

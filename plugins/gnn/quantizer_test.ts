@@ -98,3 +98,30 @@ Deno.test("without its graph input, or asked for codes, the quantizer says why",
     (e) => e instanceof LowbitError && /fitted from the calibration graph/.test(e.message),
   );
 });
+
+Deno.test("the mse fit clips a bin whose outlier wastes the grid, and leaves a tight bin alone", () => {
+  // bin 0 (degree 1): 400 rows in (-1, 1) and one row at 7.5; bin 1 (degree 2): 0.5 and -0.5
+  const n = 403, data = new Float32Array(n);
+  for (let i = 0; i < 400; i++) data[i] = Math.sin(i * 1.7) * 0.99;
+  data[400] = 7.5, data[401] = 0.5, data[402] = -0.5;
+  const deg = Int32Array.from({ length: n }, (_, i) => (i < 401 ? 1 : 2));
+  const l: DegreeLayout = { ...layout(), bins: 2 };
+  const tt = { shape: [n, 1], data };
+  const mm = fitDegreeParams(tt, deg, l, { format: "int4", mode: "symmetric" });
+  const mse = fitDegreeParams(tt, deg, l, { format: "int4", mode: "symmetric", fit: "mse" });
+  close(mm.scale.subarray(0, 2), [1, 0.5 / 7.5]);
+  // reference: the squared error of bin 0 at scale s (codes -8..7, round half to even), by ratio
+  const err = (s: number): number => {
+    let e = 0;
+    for (let i = 0; i <= 400; i++) {
+      const x = data[i] / s, r = Math.round(x);
+      const q = Math.max(-8, Math.min(7, Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : r));
+      e += (q * s - data[i]) ** 2;
+    }
+    return e;
+  };
+  const ratios = Array.from({ length: 17 }, (_, i) => 1 - 0.05 * i);
+  const best = ratios.reduce((a, c) => (err(c) < err(a) ? c : a), 1);
+  assert.ok(best < 1 && err(best) < 0.8 * err(1), `${best}: ${err(best)} vs ${err(1)}`);
+  close(mse.scale.subarray(0, 2), [best, 0.5 / 7.5]); // bin 1: min / max is already best
+});

@@ -58,6 +58,28 @@ export function checkGraphInputs(
       : features?.shape[0];
     if (nodes === undefined) continue;
     nodeDegrees(t, a.degrees, nodes < 0 ? 0 : nodes);
+    if (a.degrees.kind === "edges" && a.degrees.row >= 0) {
+      checkSources(t, a.degrees.input, a.degrees.row, nodes);
+    }
+  }
+}
+
+/** The other rows of a [2, edges] edge index (the sources) inside the graph too. */
+function checkSources(t: TensorValue, name: string, dstRow: number, nodes: number): void {
+  const count = t.shape[1];
+  for (let r = 0; r < t.shape[0]; r++) {
+    if (r === dstRow) continue;
+    for (let e = 0; e < count; e++) {
+      const v = Number(t.data[r * count + e]);
+      if (!Number.isInteger(v) || v < 0 || v >= nodes) {
+        throw new LowbitError(
+          "INVALID_ARGUMENT",
+          `edge ${e} has source ${v} (row ${r}), outside the graph's ${nodes} nodes ` +
+            `(0..${nodes - 1})`,
+          { tensor: name },
+        );
+      }
+    }
   }
 }
 
@@ -149,7 +171,7 @@ export async function degreeFitStage(st: QuantizeState): Promise<void> {
       protect: opts.protect,
       protectFloat: opts.protectFormat === "float",
       source,
-    }, { format: e.format!, mode: e.mode ?? "affine" });
+    }, { format: e.format!, mode: e.mode ?? "affine", fit: opts.fit });
     e.granularity = qp.granularity;
     e.scale = [...qp.scale];
     e.zeroPoint = [...qp.zeroPoint];

@@ -27,7 +27,10 @@ import type { SearchLoss } from "./context.ts";
 export interface MixedSearchDeps {
   /** The float model, as given to `quantize` (BatchNormalization is folded here as the pipeline does). */
   model: Model;
-  /** Calibration data. */
+  /**
+   * Calibration data; its `whole` inputs (a GNN's whole graph, a constant) are never cut to
+   * samples and `axes` say which axis is the sample axis.
+   */
   calib: Dataset;
   /** One class per calibration sample, if known (enables the cross-entropy loss). */
   labels?: TensorData | ArrayLike<number>;
@@ -182,6 +185,8 @@ export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
     const result = await searchMixedPrecision({
       model,
       calib: deps.calib.inputs,
+      whole: deps.calib.whole,
+      axes: deps.calib.axes,
       labels: labelArray(deps.labels),
       candidates: s.candidates,
       activationFormats: s.activationFormats,

@@ -24,6 +24,7 @@ import {
 } from "@lowbit/core";
 import { createExecutor, type Graph, type Model, type TensorData } from "@lowbit/graph";
 import { forward64, type T64, type Tape, toT64 } from "@lowbit/graph/autodiff";
+import { sliceBatch } from "../data.ts";
 import { type Layer, scanLayers } from "../layers.ts";
 import type { TensorSpec } from "../spec.ts";
 import { type Budget, formatBudget } from "./budget.ts";
@@ -53,9 +54,21 @@ export type AllocationMeasure = (
 export interface MixedPrecisionOptions {
   /** The model (prepared: weights must be initializers feeding Conv / Gemm / MatMul). */
   model: Model;
-  /** Calibration inputs by graph input name (first axis = samples). */
+  /** Calibration inputs by graph input name (first axis = samples, unless `axes` says). */
   calib: Readonly<Record<string, TensorData>>;
-  /** One class per calibration sample, if known. */
+  /**
+   * Inputs given whole, never cut to `samples` (as `Dataset.whole`): a constant, or a GNN's whole
+   * graph (node features and edge index: with only whole inputs the data is one sample). They
+   * keep their dtype (an int64 edge index stays int64 for the executor); they override `calib`
+   * inputs of the same name.
+   */
+  whole?: Readonly<Record<string, TensorData>>;
+  /** The sample axis of `calib` inputs not batched along axis 0 (as `Dataset.axes`). */
+  axes?: Readonly<Record<string, number>>;
+  /**
+   * One class per calibration sample, if known (per output row: with only `whole` inputs the
+   * labels are not cut to the one sample).
+   */
   labels?: ArrayLike<number>;
   /** Candidate names (default {@link DEFAULT_CANDIDATES}); `w@a` names pair an activation format. */
   candidates?: readonly string[];
@@ -178,15 +191,31 @@ export interface MixedPrecisionResult {
 /** The metric used when the asked one needs gradients through an op autodiff cannot differentiate. */
 const FALLBACK_METRIC = "layer-hessian";
 
-function sliceFeeds(calib: Readonly<Record<string, TensorData>>, n: number): Record<string, T64> {
-  const out: Record<string, T64> = {};
-  for (const [k, t] of Object.entries(calib)) {
-    const x = toT64(t);
-    const rows = Math.min(n, x.shape[0]);
-    const per = x.data.length / x.shape[0];
-    out[k] = { shape: [rows, ...x.shape.slice(1)], data: x.data.slice(0, rows * per) };
-  }
-  return out;
+/** The first `n` samples of the calibration data: float64 (autodiff) and as given (executor). */
+interface Feeds {
+  /** Float64 copies, for the autodiff interpreter. */
+  t64: Record<string, T64>;
+  /** The same slices in their own dtypes (an int64 index stays int64), for the executor. */
+  data: Record<string, TensorData>;
+  /** Samples taken (1 when every input is whole). */
+  count: number;
+  /** Whether any input was cut to samples (else labels are per output row, kept whole). */
+  sliced: boolean;
+}
+
+function sliceFeeds(opts: MixedPrecisionOptions, n: number): Feeds {
+  const whole = opts.whole ?? {};
+  const inputs = Object.fromEntries(Object.entries(opts.calib).filter(([k]) => !(k in whole)));
+  const axisOf = (k: string): number => opts.axes?.[k] ?? 0;
+  const avail = Object.entries(inputs).map(([k, t]) => t.shape[axisOf(k)]);
+  const count = avail.length ? Math.min(n, ...avail) : 1;
+  const data = sliceBatch(
+    { inputs, count, whole: { ...whole }, ...(opts.axes ? { axes: { ...opts.axes } } : {}) },
+    0,
+    count,
+  );
+  const t64 = Object.fromEntries(Object.entries(data).map(([k, t]) => [k, toT64(t)]));
+  return { t64, data, count, sliced: avail.length > 0 };
 }
 
 /** 10·log10(Σf² / Σ(f − q)²); Infinity when equal. */
@@ -262,9 +291,12 @@ export async function searchMixedPrecision(
   // the inputs too (weight-only searches measure as before, weights only).
   const withActs = [...cands.values()].some((c) => c.name !== c.weightName);
   const samples = opts.samples ?? 64;
-  const feeds = sliceFeeds(opts.calib, samples);
-  const nSamples = Object.values(feeds)[0]?.shape[0] ?? 0;
-  const labels = opts.labels ? Array.from(opts.labels).slice(0, nSamples) : undefined;
+  const sliced = sliceFeeds(opts, samples);
+  const feeds = sliced.t64;
+  const nSamples = sliced.count;
+  const labels = opts.labels
+    ? Array.from(opts.labels).slice(0, sliced.sliced ? nSamples : undefined)
+    : undefined;
   const ctx = createSensitivityContext({
     graph,
     layers,
@@ -425,8 +457,9 @@ export async function searchMixedPrecision(
 
   // *** the real metric, for bisect and frontier points ***
   const outName = graph.outputs[0].name;
-  const mfeeds = sliceFeeds(opts.calib, opts.measureSamples ?? 200);
-  const mCount = Object.values(mfeeds)[0]?.shape[0] ?? 0;
+  const msliced = sliceFeeds(opts, opts.measureSamples ?? 200);
+  const mfeeds = msliced.t64;
+  const mCount = msliced.sliced ? msliced.count : undefined;
   const mFloat = forward64(graph, mfeeds);
   const floatTop = argmax(mFloat.values.get(outName)!);
   const refTop = opts.labels ? Int32Array.from(Array.from(opts.labels).slice(0, mCount)) : floatTop;
@@ -483,10 +516,16 @@ export async function searchMixedPrecision(
     }))[outName];
     return { shape: [...y.shape], data: Float64Array.from(y.data as Float32Array) };
   };
+  // Float inputs as float32 (the exported model's type); integer ones (an edge index) as given.
   const f32Feeds: Record<string, TensorData> = Object.fromEntries(
-    Object.entries(mfeeds).map((
-      [k, t],
-    ) => [k, { dtype: "float32" as const, shape: [...t.shape], data: Float32Array.from(t.data) }]),
+    Object.entries(msliced.data).map(([k, t]) => [
+      k,
+      t.dtype === "float32" || !/^(float|bfloat)/.test(t.dtype) ? t : {
+        dtype: "float32" as const,
+        shape: [...t.shape],
+        data: Float32Array.from(mfeeds[k].data),
+      },
+    ]),
   );
   const ownMeasure: AllocationMeasure = async (specs, acts) => {
     const top = argmax(await quantOutput(specs, acts));
