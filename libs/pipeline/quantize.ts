@@ -489,7 +489,7 @@ function prepareStage(st: QuantizeState): void {
   st.model = model;
   st.prepared = cloneModel(model);
   // Layers inside If / Loop / Scan bodies too: quantized where they are, calibrated when their
-  // branch runs (RTN only, no equalisation, SmoothQuant or mixed search there).
+  // branch runs (RTN, GPTQ and bias correction; no equalisation, SmoothQuant or mixed search).
   const { layers, rejected } = scanLayers(model.graph, { subgraphs: true });
   st.layers = layers;
   st.rejected = rejected;
@@ -736,12 +736,6 @@ async function calibrateStage(st: QuantizeState): Promise<void> {
   ).filter((l) => {
     if (l.part) {
       st.warnings.push(`${l.node}: GPTQ on ${l.op} weights is not supported; rounded to nearest`);
-      return false;
-    }
-    if (l.scope) {
-      st.warnings.push(
-        `${l.node}: GPTQ inside a subgraph (${l.scope}) is not supported; rounded to nearest`,
-      );
       return false;
     }
     if (l.op === "Conv" && l.shape.length !== 4 && l.shape.length !== 3) {
