@@ -226,3 +226,23 @@ Deno.test("LSTM weights computed inside an If branch are folded, quantized and s
   assert.deepEqual(got, want);
   assert.deepEqual(want, (await createExecutor(runnableModel(flatQ)).run({ x })).y.data);
 });
+
+Deno.test("GRU and RNN weights are quantized per gate and unit too (3·hidden and hidden rows)", async () => {
+  for (const [op, gates] of [["GRU", 3], ["RNN", 1]] as const) {
+    const m = lstmModel();
+    const rows = gates * HIDDEN;
+    m.graph.nodes[0] = { ...m.graph.nodes[0], op };
+    m.graph.initializers.set("W", f32([2, rows, INPUT], values(2 * rows * INPUT, 4)));
+    m.graph.initializers.set("R", f32([2, rows, HIDDEN], values(2 * rows * HIDDEN, 5)));
+    const { quantized } = await quantize({ model: m, calib: calib(), preset: "w8a8" });
+    const weights = quantized.plan.entries.filter((e) => e.role === "weight" && !e.skip);
+    assert.deepEqual(weights.map((e) => [e.value, e.scale?.length]), [["W", rows], ["R", rows]]);
+    const x = calib().inputs.x;
+    const yf = (await createExecutor(m).run({ x })).y.data as Float32Array;
+    const yq = (await createExecutor(runnableModel(quantized)).run({ x })).y.data as Float32Array;
+    const err = Math.max(...yf.map((v, i) => Math.abs(v - yq[i])));
+    assert.ok(err > 0 && err < 0.05, `${op}: max |Δy| ${err}`);
+    const file = lowbitModel(decodeLowbitFile(encodeLowbitModel(quantized)));
+    assert.deepEqual((await createExecutor(file).run({ x })).y.data, yq, op);
+  }
+});
