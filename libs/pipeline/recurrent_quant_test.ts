@@ -133,6 +133,14 @@ Deno.test("an LSTM's W and R are quantized int8 per gate and unit, on hand-compu
   const [perRow, perTensor] = [await errOf("channel"), await errOf("tensor")];
   assert.ok(perRow > 0 && perRow < perTensor / 4, `per row ${perRow}, per tensor ${perTensor}`);
   const yq = (await createExecutor(runnableModel(quantized)).run({ x })).y.data as Float32Array;
+  // Its plan replays (two weight entries on one node) to the same weights.
+  const replay = await quantize({ model, plan: JSON.parse(JSON.stringify(quantized.plan)) });
+  for (const v of ["W", "R"]) {
+    assert.deepEqual(
+      replay.quantized.model.graph.initializers.get(v)!.data,
+      quantized.model.graph.initializers.get(v)!.data,
+    );
+  }
   // Its lowbit file runs to the same bits; its QDQ ONNX runs in onnxruntime-web like ours.
   const file = lowbitModel(decodeLowbitFile(encodeLowbitModel(quantized)));
   assert.deepEqual((await createExecutor(file).run({ x })).y.data, yq);
