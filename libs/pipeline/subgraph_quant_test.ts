@@ -1,11 +1,13 @@
 // Weight corrections on layers inside an If branch (as Silero v4's Convs are): bias correction
 // adds its bias inside the branch, GPTQ gets its Hessian from the branch's inputs, and a 1-D Conv
-// takes both. Checked against the same Conv at the top level: the same corrected weights and bias.
+// takes both. Checked against the same Conv at the top level: the same corrected weights and bias;
+// the report's model sizes count the branches' weights.
 import assert from "node:assert/strict";
 import { createRng } from "@lowbit/core";
 import { createExecutor, findInitializer, type Model, type TensorData } from "@lowbit/graph";
 import { quantize } from "./quantize.ts";
 import { runnableModel } from "./simulate.ts";
+import { modelSizes } from "./report/build.ts";
 
 const C = 4, O = 3, K = 5, L = 16, N = 12;
 
@@ -115,6 +117,10 @@ Deno.test("bias correction and GPTQ on a 1-D Conv inside an If branch match the 
     findInitializer(g, "W_conv_a")!.tensor.data,
     flat.quantized.model.graph.initializers.get("W_conv")!.data,
   );
+  // The report's sizes count the branches' weights (two copies of the top-level Conv's).
+  const [sf, sn] = [flat, nested].map((r) => modelSizes(r.prepared, r.quantized));
+  assert.equal(sn.floatBytes, 2 * sf.floatBytes);
+  assert.equal(sn.quantBytes, 2 * sf.quantBytes);
   // And it pays: the output mean error shrinks against plain rounding to nearest.
   const yFloat = (await createExecutor(model(false)).run({ x })).y.data as Float32Array;
   const meanErr = async (m: Model, inputs: Record<string, TensorData>) => {
