@@ -219,6 +219,9 @@ Deno.test({
       // W and R [1, 512, 128], 512 scales each.
       assert.equal(q.lstm.length, 4);
       assert.ok(q.lstm.every((e) => e.scale?.length === 512));
+      // The summary lists both: W reads the int8 input, R the float hidden state.
+      assert.match(q.report, /\/model\/decoder\/rnn\/LSTM +LSTM W +int8 rtn +int8/);
+      assert.match(q.report, /\/model\/decoder\/rnn\/LSTM +LSTM R +int8 rtn +float/);
       // No float copy of weight_ih / weight_hh left at the top level: 1.29 MB of float model.
       assert.ok(q.bytes.length < 600_000, `${q.bytes.length} B`);
       const d = await deltas(V5, model, q.model);
