@@ -15,6 +15,8 @@
 //     (0.055 alone) and the 7-tap smoothing Conv of the adaptive normalisation (weights 0.051
 //     alone: its rounding shifts the mean subtracted from every log-spectrum bin). With those two
 //     kept in float (`--config`), max 0.019: within the issue's 0.02.
+//   Over the calibration streams (`closedLoop`, the state fed back, what a guard could measure):
+//     default 0.080, kept 0.014; v5 default 0.166.
 //   v5 default w8a8: max 0.19, mean 0.046 (guard: 37 dB). The state fed back amplifies the error
 //     (the same quantized model run on the float model's states: max 0.066); every encoder
 //     Conv's int8 weights alone move p by 0.02–0.09. Not within 0.02 short of int16 for the whole
@@ -31,6 +33,8 @@ import {
   writeNpy,
 } from "@lowbit/graph";
 import { cli } from "../../apps/cli/_cli_test_util.ts";
+import type { Dataset } from "./data.ts";
+import { closedLoop } from "./stateful.ts";
 import { speechLike } from "../graph/exec/_speech_like.ts";
 import { fileURLToPath } from "node:url";
 
@@ -92,18 +96,34 @@ async function run(vad: Vad, model: Model, audio: Float32Array) {
   return { probs, seen };
 }
 
-/** Calibration .npy files: frames of 0.5 s stretches of a 3 s clip, with their float states. */
-async function writeCalib(vad: Vad, model: Model, dir: string): Promise<string[]> {
+/** The calibration streams: 0.5 s stretches of a 3 s clip from eight starting points. */
+const STRETCHES = (() => {
   const long = speechLike(16000 * 3);
+  return Array.from({ length: 8 }, (_, k) => long.slice(k * 4000, k * 4000 + 8000));
+})();
+
+/**
+ * Calibration .npy files: the stretches' frames with their float states (each stretch from the
+ * zero state, as a stream starts); the CLI arguments, and the same data as a dataset.
+ */
+async function writeCalib(
+  vad: Vad,
+  model: Model,
+  dir: string,
+): Promise<{ args: string[]; data: Dataset }> {
   const seen: Frame[] = [];
-  for (let k = 0; k < 8; k++) {
-    seen.push(...(await run(vad, model, long.slice(k * 4000, k * 4000 + 8000))).seen);
-  }
+  for (const s of STRETCHES) seen.push(...(await run(vad, model, s)).seen);
   const n = seen.length, width = vad.context + vad.frame;
   const x = new Float32Array(n * width);
   seen.forEach((s, i) => x.set(s.x, i * width));
   await Deno.writeFile(`${dir}/frames.npy`, writeNpy(f32([n, width], x)));
   const args = ["--calib", `input=${dir}/frames.npy`];
+  const data: Dataset = {
+    inputs: { input: f32([n, width], x) },
+    whole: { sr: SR },
+    axes: {},
+    count: n,
+  };
   for (const [k, [name, , w]] of vad.states.entries()) {
     // [2, n, width]: the batch is axis 1, as the model declares it.
     const st = new Float32Array(2 * n * w);
@@ -113,9 +133,29 @@ async function writeCalib(vad: Vad, model: Model, dir: string): Promise<string[]
       }
     });
     await Deno.writeFile(`${dir}/${name}.npy`, writeNpy(f32([2, n, w], st)));
+    data.inputs[name] = f32([2, n, w], st);
+    data.axes![name] = 1;
     args.push("--calib", `${name}=${dir}/${name}.npy`);
   }
-  return [...args, "--calib", "sr=16000"];
+  return { args: [...args, "--calib", "sr=16000"], data };
+}
+
+/**
+ * `closedLoop` over the calibration data finds its eight streams and measures what running each
+ * stretch here does (an independent loop): the worst |Δp| with each model fed its own state.
+ */
+async function checkClosedLoop(vad: Vad, model: Model, q: Model, data: Dataset): Promise<number> {
+  const cl = await closedLoop(model, q, data);
+  let worst = 0;
+  for (const s of STRETCHES) {
+    const [a, b] = [await run(vad, model, s), await run(vad, q, s)];
+    for (let i = 0; i < a.probs.length; i++) {
+      worst = Math.max(worst, Math.abs(a.probs[i] - b.probs[i]));
+    }
+  }
+  assert.deepEqual([cl.streams, cl.frames], [8, data.count]);
+  assert.ok(Math.abs(cl.maxAbs - worst) < 1e-6, `closedLoop ${cl.maxAbs}, by hand ${worst}`);
+  return cl.maxAbs;
 }
 
 /** |Δp| over a clip unseen in calibration (a 4 s signal from 0.7 s on). */
@@ -176,7 +216,7 @@ Deno.test({
     try {
       const model = await readOnnxFile(V4.path);
       const calib = await writeCalib(V4, model, dir);
-      const q = await quantizeCli(V4, dir, calib);
+      const q = await quantizeCli(V4, dir, calib.args);
       // Eight LSTMs (two per branch of the inner Ifs of both sample-rate branches), each W and R
       // [1, 256, 64] quantized per gate and unit: 256 scales.
       assert.equal(q.lstm.length, 16);
@@ -197,9 +237,18 @@ Deno.test({
           { match: "Conv_606", skip: true },
         ]),
       );
-      const kept = await quantizeCli(V4, dir, calib, ["--config", `${dir}/keep.json`]);
+      const kept = await quantizeCli(V4, dir, calib.args, ["--config", `${dir}/keep.json`]);
       const k = await deltas(V4, model, kept.model);
       assert.ok(k.max <= 0.02, `max |Δp| ${k.max}, mean ${k.mean}`);
+      // Measured on the calibration streams, state fed back, as a guard could: the default
+      // misses 0.02 there too; the kept points meet it.
+      const [c0, c1] = [
+        await checkClosedLoop(V4, model, q.model, calib.data),
+        await checkClosedLoop(V4, model, kept.model, calib.data),
+      ];
+      // Measured: 0.080 and 0.014. One frame at a time the guard passed the default (35 dB).
+      assert.ok(c0 > 0.05 && c1 <= 0.02, `closed loop: default ${c0}, kept ${c1}`);
+      assert.match(q.report, /guard +output SQNR [\d.]+ dB ≥ 20 dB/);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -214,7 +263,8 @@ Deno.test({
     const dir = await Deno.makeTempDir();
     try {
       const model = await readOnnxFile(V5.path);
-      const q = await quantizeCli(V5, dir, await writeCalib(V5, model, dir));
+      const calib = await writeCalib(V5, model, dir);
+      const q = await quantizeCli(V5, dir, calib.args);
       // Both branches' LSTM (weight_ih / weight_hh sliced per gate inside the If, folded):
       // W and R [1, 512, 128], 512 scales each.
       assert.equal(q.lstm.length, 4);
@@ -228,6 +278,8 @@ Deno.test({
       // Far from 0.02 (see the header): kept here as the measured bound.
       assert.ok(d.max <= 0.21 && d.mean <= 0.05, `max |Δp| ${d.max}, mean ${d.mean}`);
       assert.equal(await runCli(V5, q.out, dir, d.quant.seen[3]), d.quant.probs[3]);
+      const c = await checkClosedLoop(V5, model, q.model, calib.data);
+      assert.ok(c > 0.1, `closed loop ${c}`); // measured 0.166
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
