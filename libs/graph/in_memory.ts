@@ -4,7 +4,7 @@
  * external-data source as they load). The browser's quantize page bundles `@lowbit/pipeline`
  * with `@lowbit/graph` resolved to this module (`tools/bundle.ts`), so a pipeline module that
  * needs graph file I/O fails that build instead of dragging a file system into the page.
- * `in_memory_test.ts` checks it exports exactly `mod.ts`'s names minus `onnx_file.ts`'s.
+ * `mod.ts` is this module plus `onnx_file.ts`.
  *
  * @example
  * ```ts
@@ -32,6 +32,7 @@ export * from "./passes/widen_half.ts";
 export * from "./passes/quant_points.ts"; // candidate sites (QuantSite), not the quantized model's points
 export * from "./passes/opset.ts";
 export * from "./export/qdq.ts";
+export * from "./export/qdq_read.ts";
 export * from "./export/lowbit_file.ts";
 export * from "./export/quantized_model.ts";
 // Core types that appear in this package's signatures, re-exported so that its docs are complete.

@@ -15,33 +15,7 @@
  * @module
  */
 
-export type * from "./ir.ts";
-export * from "./tensor_data.ts";
-export * from "./onnx.ts";
+// Everything but the ONNX file I/O lives in `in_memory.ts` (the browser's quantize page bundles
+// that alone); the file I/O is `onnx_file.ts`.
+export * from "./in_memory.ts";
 export * from "./onnx_file.ts";
-export * from "./npy.ts";
-export * from "./safetensors.ts";
-export * from "./exec/mod.ts";
-export * from "./passes/topo.ts";
-export * from "./subgraphs.ts";
-export * from "./passes/shape_infer.ts";
-export * from "./passes/fold.ts";
-export * from "./passes/inline_if.ts";
-export * from "./passes/bn_fold.ts";
-export * from "./passes/widen_half.ts";
-export * from "./passes/quant_points.ts"; // candidate sites (QuantSite), not the quantized model's points
-export * from "./passes/opset.ts";
-export * from "./export/qdq.ts";
-export * from "./export/qdq_read.ts";
-export * from "./export/lowbit_file.ts";
-export * from "./export/quantized_model.ts";
-// Core types that appear in this package's signatures, re-exported so that its docs are complete.
-export type {
-  Codes,
-  ErrorSubject,
-  Granularity,
-  QParams,
-  QuantMode,
-  QuantPoint,
-  Registry,
-} from "@lowbit/core";

@@ -107,3 +107,57 @@ export function findInitializer(
   }
   return undefined;
 }
+
+/**
+ * A node with some of the values it reads renamed, in its own inputs and in the outer-scope reads
+ * of its subgraphs (at any depth; a body that defines a value of the same name keeps its own).
+ * Used where a pass inserts a node after a value (a Q/DQ pair) and every reader must take the new
+ * value, including readers inside an If branch or a Loop body.
+ *
+ * @param node the node
+ * @param rename old name → new name
+ * @returns the node (the same object when nothing is renamed)
+ *
+ * @example
+ * ```ts
+ * import { renameReads, type Graph } from "@lowbit/graph";
+ * const body: Graph = { name: "b", initializers: new Map(), valueInfo: new Map(), inputs: [],
+ *   outputs: [{ name: "y", dtype: "float32" }],
+ *   nodes: [{ name: "r", op: "Relu", domain: "", inputs: ["x"], outputs: ["y"], attrs: {} }] };
+ * const n = { name: "if", op: "If", domain: "", inputs: ["c"], outputs: ["z"],
+ *   attrs: { then_branch: { kind: "graph" as const, value: body },
+ *     else_branch: { kind: "graph" as const, value: body } } };
+ * const m = renameReads(n, new Map([["x", "x_dq"]]));
+ * const then = m.attrs.then_branch;
+ * if (then.kind !== "graph" || then.value.nodes[0].inputs[0] !== "x_dq") throw new Error();
+ * ```
+ */
+export function renameReads(node: Node, rename: ReadonlyMap<string, string>): Node {
+  if (rename.size === 0) return node;
+  let inputs = node.inputs;
+  if (inputs.some((v) => rename.has(v))) inputs = inputs.map((v) => rename.get(v) ?? v);
+  let attrs = node.attrs;
+  for (const [k, a] of Object.entries(node.attrs)) {
+    if (a.kind !== "graph") continue;
+    const sub = renameInBody(a.value, rename);
+    if (sub !== a.value) attrs = { ...attrs, [k]: { kind: "graph", value: sub } };
+  }
+  return inputs === node.inputs && attrs === node.attrs ? node : { ...node, inputs, attrs };
+}
+
+/** A body with its outer-scope reads renamed (names it defines itself are left alone). */
+function renameInBody(g: Graph, rename: ReadonlyMap<string, string>): Graph {
+  const own = new Set<string>([...g.inputs.map((v) => v.name), ...g.initializers.keys()]);
+  for (const n of g.nodes) for (const o of n.outputs) own.add(o);
+  let inner = rename;
+  if ([...rename.keys()].some((k) => own.has(k))) {
+    inner = new Map([...rename].filter(([k]) => !own.has(k)));
+    if (inner.size === 0) return g;
+  }
+  const nodes = g.nodes.map((n) => renameReads(n, inner));
+  const outputs = g.outputs.some((o) => inner.has(o.name))
+    ? g.outputs.map((o) => inner.has(o.name) ? { ...o, name: inner.get(o.name)! } : o)
+    : g.outputs;
+  const same = outputs === g.outputs && nodes.every((n, i) => n === g.nodes[i]);
+  return same ? g : { ...g, nodes, outputs };
+}

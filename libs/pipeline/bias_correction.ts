@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Model } from "@lowbit/graph";
+import { allNodes, type Model, walkGraphs } from "@lowbit/graph";
 import type { Layer } from "./layers.ts";
 
 /**
@@ -71,8 +71,13 @@ export function biasShift(
  */
 export function addBias(model: Model, layer: Layer, shift: Float64Array): boolean {
   if (layer.op !== "Conv" && layer.op !== "Gemm") return false;
-  const node = model.graph.nodes.find((n) => n.name === layer.node);
-  if (!node) return false;
+  // The graph holding the node: the model's, or the If / Loop / Scan body it sits in.
+  const at = [...walkGraphs(model.graph)].find((v) =>
+    v.graph.nodes.some((n) => n.name === layer.node)
+  );
+  if (!at) return false;
+  const graph = at.graph;
+  const node = graph.nodes.find((n) => n.name === layer.node)!;
   let beta = 1;
   if (layer.op === "Gemm") {
     const b = node.attrs.beta;
@@ -80,23 +85,23 @@ export function addBias(model: Model, layer: Layer, shift: Float64Array): boolea
     if (beta === 0) return false;
   }
   const name = node.inputs[2];
-  const existing = name ? model.graph.initializers.get(name) : undefined;
+  const existing = name ? graph.initializers.get(name) : undefined;
   if (name && (!existing || existing.dtype !== "float32" || existing.data.length !== layer.out)) {
     return false; // a broadcast or computed bias: leave it
   }
   if (existing) {
-    if (model.graph.nodes.some((n) => n !== node && n.inputs.includes(name))) return false;
+    if ([...allNodes(model.graph)].some((n) => n !== node && n.inputs.includes(name))) return false;
     // Copy-on-write (executors may cache derived forms keyed by the array).
     const d = Float32Array.from(existing.data as Float32Array);
     for (let o = 0; o < layer.out; o++) d[o] += shift[o] / beta;
-    model.graph.initializers.set(name, { ...existing, shape: [...existing.shape], data: d });
+    graph.initializers.set(name, { ...existing, shape: [...existing.shape], data: d });
     return true;
   }
   let fresh = `${layer.node}.bias_correction`;
-  while (model.graph.initializers.has(fresh)) fresh += "_";
+  while (graph.initializers.has(fresh)) fresh += "_";
   const d = new Float32Array(layer.out);
   for (let o = 0; o < layer.out; o++) d[o] = shift[o] / beta;
-  model.graph.initializers.set(fresh, { dtype: "float32", shape: [layer.out], data: d });
+  graph.initializers.set(fresh, { dtype: "float32", shape: [layer.out], data: d });
   while (node.inputs.length < 2) node.inputs.push("");
   node.inputs[2] = fresh;
   return true;

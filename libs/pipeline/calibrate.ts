@@ -19,7 +19,7 @@ import {
   type Registry,
   type TensorValue,
 } from "@lowbit/core";
-import { createExecutor, type Model, type Node, type TensorData } from "@lowbit/graph";
+import { allNodes, createExecutor, type Model, type Node, type TensorData } from "@lowbit/graph";
 import { type Dataset, sliceBatch } from "./dataset.ts";
 import { createHessian, type HessianAccumulator } from "./gptq.ts";
 import type { Layer } from "./layers.ts";
@@ -158,7 +158,8 @@ export async function calibrate(
   let graph = model.graph;
   for (const h of hooks) if (h.transformGraph) graph = h.transformGraph(graph, popts);
   const exec = createExecutor({ ...model, graph }, { registry: reg });
-  const nodes = new Map<string, Node>(graph.nodes.map((n) => [n.name, n]));
+  // Layers inside If / Loop / Scan bodies too (their inputs are observed when the body runs).
+  const nodes = new Map<string, Node>([...allNodes(graph)].map((n) => [n.name, n]));
   let batchCtx: BatchContext = { batch: 0, tags: {} };
   const calibrators = new Map<string, Calibrator>();
   // Keys of calibrators that saw data (a value no batch reaches gets no range).

@@ -75,6 +75,21 @@ export function layerInputRows(
     for (let r = 0; r < rows; r++) out.set(data.subarray(r * step * k, (r * step + 1) * k), r * k);
     return [{ group: 0, rows, data: out }];
   }
+  if (layer.op === "Conv" && x.shape.length === 3 && layer.shape.length === 3) {
+    // A 1-D Conv is the 2-D one with a height of 1: [N, C, W] → [N, C, 1, W].
+    const [s, d, p] = [ints(node, "strides"), ints(node, "dilations"), ints(node, "pads")];
+    const attrs = { ...node.attrs };
+    if (s) attrs.strides = { kind: "ints", value: [1, s[0]] };
+    if (d) attrs.dilations = { kind: "ints", value: [1, d[0]] };
+    if (p) attrs.pads = { kind: "ints", value: [0, p[0], 0, p[1]] };
+    const [n, c, w] = x.shape;
+    return layerInputRows(
+      { ...layer, shape: [layer.shape[0], layer.shape[1], 1, layer.shape[2]] },
+      { ...node, attrs },
+      { ...x, shape: [n, c, 1, w] },
+      maxRows,
+    );
+  }
   if (layer.op !== "Conv" || x.shape.length !== 4 || layer.shape.length !== 4) {
     throw new LowbitError(
       "UNSUPPORTED",

@@ -102,3 +102,47 @@ Deno.test("layerInputRows() keeps every k-th row under maxRows", () => {
   assert.equal(few.rows, 5); // step 4
   assert.deepEqual([...few.data], [0, 4, 8, 12, 16]);
 });
+
+Deno.test("layerInputRows() unfolds 1-D Conv inputs so that W·rows equals the Conv output", async () => {
+  const rng = createRng(11);
+  const C = 3, O = 2, k = 3, L = 11;
+  const w = new Float32Array(O * C * k).map(() => rng.normal());
+  const node: Node = {
+    name: "c",
+    op: "Conv",
+    domain: "",
+    inputs: ["x", "W"],
+    outputs: ["y"],
+    attrs: {
+      pads: { kind: "ints", value: [1, 2] },
+      strides: { kind: "ints", value: [2] },
+      dilations: { kind: "ints", value: [2] },
+    },
+  };
+  const graph = {
+    name: "g",
+    nodes: [node],
+    inputs: [{ name: "x", dtype: "float32" as const, shape: [2, C, L] }],
+    outputs: [{ name: "y", dtype: "float32" as const }],
+    initializers: new Map([["W", { dtype: "float32" as const, shape: [O, C, k], data: w }]]),
+    valueInfo: new Map(),
+  };
+  const x = {
+    dtype: "float32" as const,
+    shape: [2, C, L],
+    data: new Float32Array(2 * C * L).map(() => rng.normal()),
+  };
+  const y = (await createExecutor(graph).run({ x })).y;
+  const [layer] = scanLayers(graph).layers;
+  const [r] = layerInputRows(layer, node, x);
+  const OL = y.shape[2];
+  assert.equal(r.rows, 2 * OL);
+  for (let o = 0; o < O; o++) {
+    for (let i = 0; i < r.rows; i++) {
+      let acc = 0;
+      for (let j = 0; j < layer.in; j++) acc += w[o * layer.in + j] * r.data[i * layer.in + j];
+      const want = (y.data as Float32Array)[(Math.floor(i / OL) * O + o) * OL + i % OL];
+      assert.ok(Math.abs(acc - want) < 1e-4, `o ${o} row ${i}: ${acc} vs ${want}`);
+    }
+  }
+});

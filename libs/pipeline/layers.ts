@@ -1,21 +1,35 @@
 /**
  * Which nodes of a graph are quantizable layers, how their weights are laid
  * out, and why the others are not. A layer is a Conv, ConvTranspose, Gemm or
- * MatMul whose weight is a float32 initializer.
+ * MatMul whose weight is a float32 initializer, or one of the two weights of an
+ * LSTM, GRU or RNN node (its input weight W and its recurrence weight R, each a
+ * layer of the same node).
  *
  * Every weight is also seen in its [out, in] view: Conv [O, I/g, kh, kw] →
  * [O, I/g·kh·kw] (each of the g groups of output channels sees its own
  * inputs); Gemm with transB=1 [N, K] as is; Gemm with transB=0 and MatMul
  * [K, N] → transposed; ConvTranspose [I, O/g, kh, kw] → [O/g·…] is per-tensor
- * or per-input-channel only (no GPTQ).
+ * or per-input-channel only (no GPTQ). A recurrent weight [dirs, gates·hidden,
+ * in] → [gates·hidden, dirs·in]: one row per gate and unit, both directions side
+ * by side, so "per output channel" is per gate and unit (axis 1 of the file's
+ * layout, which QDQ ONNX can hold); RTN only.
  *
  * @module
  */
 
 import type { Graph, Node, TensorData } from "@lowbit/graph";
 
+/** Recurrent operators: each of their weights W and R is a layer of its own. */
+export const RECURRENT_OPS: readonly string[] = ["LSTM", "GRU", "RNN"];
+
 /** Operators whose weights lowbit quantizes. */
-export const LAYER_OPS: readonly string[] = ["Conv", "ConvTranspose", "Gemm", "MatMul"];
+export const LAYER_OPS: readonly string[] = [
+  "Conv",
+  "ConvTranspose",
+  "Gemm",
+  "MatMul",
+  ...RECURRENT_OPS,
+];
 
 /** One quantizable layer. */
 export interface Layer {
@@ -45,6 +59,11 @@ export interface Layer {
   in: number;
   /** Inside a subgraph: the path of the nodes and attributes that hold it ("If_25/else_branch"). */
   scope?: string;
+  /**
+   * A recurrent node's weight: "input" (W, reading the layer's `input`) or "recurrence" (R,
+   * reading the hidden state; its node's activation point is the W layer's).
+   */
+  part?: "input" | "recurrence";
 }
 
 /** A node that looks like a layer but cannot be quantized, with the reason. */
@@ -144,6 +163,10 @@ function scanGraph(
     const reject = (reason: string): void => {
       rejected.push({ node: n.name, op: n.op, reason });
     };
+    if (RECURRENT_OPS.includes(n.op)) {
+      scanRecurrent(scopes, n, at, layers, reject);
+      continue;
+    }
     const wName = n.inputs[1];
     const w = initializer(scopes, wName);
     if (!w) {
@@ -223,6 +246,43 @@ function scanGraph(
   }
 }
 
+/** The two weights of an LSTM / GRU / RNN node, W [dirs, gates·hidden, in] and R [.., hidden]. */
+function scanRecurrent(
+  scopes: Scopes,
+  n: Node,
+  at: { scope?: string },
+  layers: Layer[],
+  reject: (reason: string) => void,
+): void {
+  const parts = [["input", n.inputs[1]], ["recurrence", n.inputs[2]]] as const;
+  const found: Layer[] = [];
+  for (const [part, name] of parts) {
+    const w = initializer(scopes, name);
+    if (!w) return reject(`its ${part} weight is not a constant initializer`);
+    if (w.dtype !== "float32") {
+      return reject(`its ${part} weight is ${w.dtype}, not float32 (already quantized?)`);
+    }
+    if (w.shape.length !== 3) return reject(`its ${part} weight has rank ${w.shape.length}`);
+    const [dirs, rows, width] = w.shape;
+    found.push({
+      node: n.name,
+      op: n.op,
+      input: n.inputs[0],
+      weight: name,
+      shape: [...w.shape],
+      outAxis: 1,
+      inAxis: 2,
+      window: 1,
+      groups: 1,
+      out: rows,
+      in: dirs * width,
+      part,
+      ...at,
+    });
+  }
+  layers.push(...found);
+}
+
 /**
  * A layer's weight in its [out, in] view (a copy).
  *
@@ -242,6 +302,19 @@ function scanGraph(
 export function toOutIn(layer: Layer, data: Float32Array): Float32Array {
   if (layer.outAxis === 0) return data.slice();
   const out = new Float32Array(data.length);
+  if (layer.part) {
+    // [dirs, rows, width] → [rows, dirs·width]
+    const [dirs, rows, width] = layer.shape;
+    for (let d = 0; d < dirs; d++) {
+      for (let r = 0; r < rows; r++) {
+        out.set(
+          data.subarray((d * rows + r) * width, (d * rows + r + 1) * width),
+          (r * dirs + d) * width,
+        );
+      }
+    }
+    return out;
+  }
   if (layer.op === "ConvTranspose") {
     // [I, O/g, k] → [O, I/g·k]
     const [ci] = layer.shape;
@@ -280,6 +353,18 @@ export function toOutIn(layer: Layer, data: Float32Array): Float32Array {
 export function fromOutIn(layer: Layer, view: Float32Array): Float32Array {
   if (layer.outAxis === 0) return view.slice();
   const out = new Float32Array(view.length);
+  if (layer.part) {
+    const [dirs, rows, width] = layer.shape;
+    for (let d = 0; d < dirs; d++) {
+      for (let r = 0; r < rows; r++) {
+        out.set(
+          view.subarray((r * dirs + d) * width, (r * dirs + d + 1) * width),
+          (d * rows + r) * width,
+        );
+      }
+    }
+    return out;
+  }
   if (layer.op === "ConvTranspose") {
     const [ci] = layer.shape;
     const og = layer.shape[1], k = layer.window, ig = ci / layer.groups;

@@ -20,6 +20,8 @@ export * from "./spec.ts";
 export * from "./rules.ts";
 export * from "./presets.ts";
 export * from "./layers.ts";
+export * from "./subgraph_fold.ts";
+export * from "./stateful.ts";
 export * from "./plan.ts";
 export * from "./gptq.ts";
 export * from "./data.ts";

@@ -309,14 +309,18 @@ export function validatePlan(
     );
   }
   const { layers, rejected } = scanLayers(model.graph, { subgraphs: true });
-  const byNode = new Map<string, Layer>(layers.map((l) => [l.node, l]));
+  const byNode = new Map<string, Layer>();
+  // A recurrent node has two weight layers (W, R): its activation point is W's.
+  for (const l of layers) if (!byNode.has(l.node)) byNode.set(l.node, l);
   const seen = new Set<string>();
   const produced = new Set<string>(model.graph.inputs.map((v) => v.name));
   for (const n of model.graph.nodes) for (const o of n.outputs) produced.add(o);
   const seenValues = new Set<string>();
   for (const e of plan.entries) {
     const subject = { node: e.node };
-    const layer = byNode.get(e.node);
+    const layer = e.role === "weight"
+      ? layers.find((l) => l.node === e.node && l.weight === e.value) ?? byNode.get(e.node)
+      : byNode.get(e.node);
     if (e.role === "activation" && (!layer || layer.input !== e.value)) {
       // A point on any value of the graph (marked by a plugin, or written by hand).
       if (!produced.has(e.value)) {
@@ -350,7 +354,7 @@ export function validatePlan(
         subject,
       );
     }
-    const key = `${e.node}\u0000${e.role}`;
+    const key = `${e.node}\u0000${e.role}\u0000${e.role === "weight" ? e.value : ""}`;
     if (seen.has(key)) {
       throw new LowbitError("INVALID_ARGUMENT", `the plan has two ${e.role} entries`, subject);
     }

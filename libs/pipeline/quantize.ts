@@ -66,6 +66,7 @@ import { applyRules, type Rule, ruleOverrides, unmatchedRuleWarning } from "./ru
 import { smoothQuant } from "./smoothquant.ts";
 import { fittedInputEntry, minMax } from "./search/_act_quant.ts";
 import { equalize } from "./equalize.ts";
+import { foldSubgraphConstants } from "./subgraph_fold.ts";
 import { addBias, biasShift } from "./bias_correction.ts";
 import type { LayerConfig, Rounding, TensorSpec } from "./spec.ts";
 import {
@@ -250,9 +251,11 @@ export function buildEntries(
       skip: true,
       reason: why,
     });
+    // A recurrent node's R weight: its node's activation point is the W layer's.
+    const second = l.part === "recurrence";
     if (!c || c.skip) {
       const why = reasons[l.node] ?? "skipped by a rule";
-      entries.push(skipped("weight", why), skipped("activation", why));
+      entries.push(skipped("weight", why), ...(second ? [] : [skipped("activation", why)]));
       continue;
     }
     const w: TensorSpec | null = c.weight;
@@ -261,7 +264,7 @@ export function buildEntries(
       checkFormat(w.format, where);
       const block = isBlockFormatName(w.format);
       let rounding: Rounding = w.rounding ?? "rtn";
-      if (rounding === "gptq" && l.op === "ConvTranspose") rounding = "rtn";
+      if (rounding === "gptq" && (l.op === "ConvTranspose" || l.part)) rounding = "rtn";
       if (w.mode === "affine" && getFormat(w.format).family !== "int") {
         throw new LowbitError(
           "INVALID_ARGUMENT",
@@ -280,6 +283,7 @@ export function buildEntries(
         rounding,
       });
     }
+    if (second) continue;
     const a: TensorSpec | null = c.activation;
     if (!a) entries.push(skipped("activation", "activations left in float"));
     else {
@@ -480,11 +484,14 @@ function prepareStage(st: QuantizeState): void {
   if (model.graph.nodes.some((n) => n.op === "Constant")) {
     model.graph = foldConstants(model.graph);
   }
+  // Weights computed from constants inside If / Loop bodies (an LSTMCell export's gate slices)
+  // become the bodies' initializers: layers, stored as codes.
+  model.graph = foldSubgraphConstants(model.graph);
   if (st.opts.foldBatchNorm ?? true) model.graph = foldBatchNorm(model.graph);
   st.model = model;
   st.prepared = cloneModel(model);
   // Layers inside If / Loop / Scan bodies too: quantized where they are, calibrated when their
-  // branch runs (RTN only, no equalisation, SmoothQuant or mixed search there).
+  // branch runs (RTN, GPTQ and bias correction; no equalisation, SmoothQuant or mixed search).
   const { layers, rejected } = scanLayers(model.graph, { subgraphs: true });
   st.layers = layers;
   st.rejected = rejected;
@@ -532,7 +539,11 @@ async function planStage(st: QuantizeState): Promise<void> {
     // Layers the plan does not mention stay in float.
     for (const l of layers) {
       for (const role of ["weight", "activation"] as const) {
-        if (!st.entries.some((e) => e.node === l.node && e.role === role)) {
+        if (role === "activation" && l.part === "recurrence") continue;
+        const mentioned = st.entries.some((e) =>
+          e.node === l.node && e.role === role && (role === "activation" || e.value === l.weight)
+        );
+        if (!mentioned) {
           st.entries.push({
             node: l.node,
             value: role === "weight" ? l.weight : l.input,
@@ -553,7 +564,8 @@ async function planStage(st: QuantizeState): Promise<void> {
   }
   st.preset = opts.preset ?? "w8a8";
   const p = getPreset(st.preset);
-  const { configs, unmatched } = applyRules(layers.map((l) => l.node), p.base, opts.rules ?? []);
+  const nodes = [...new Set(layers.map((l) => l.node))];
+  const { configs, unmatched } = applyRules(nodes, p.base, opts.rules ?? []);
   st.unmatchedRules = unmatched;
   for (const c of Object.values(configs)) {
     if (opts.rounding && c.weight) c.weight.rounding = opts.rounding;
@@ -675,6 +687,12 @@ function entryPoint(e: PlanEntry, registry: Registry): QuantPoint {
   };
 }
 
+/** The layer a weight entry quantizes (a recurrent node has two: its W and its R). */
+function layerOfEntry(layers: readonly Layer[], e: PlanEntry): Layer {
+  return layers.find((l) => l.node === e.node && l.weight === e.value) ??
+    layers.find((l) => l.node === e.node)!;
+}
+
 /** Every point's quantizer exists and supports its format; a `.onnx` target needs QDQ forms. */
 function checkStage(st: QuantizeState): void {
   const points = st.entries.filter((e) => !e.skip).map((e) => {
@@ -751,28 +769,25 @@ async function smoothQuantStage(st: QuantizeState): Promise<void> {
 
 /** The calibration pass: ranges, Hessians, means, histogram samples. */
 async function calibrateStage(st: QuantizeState): Promise<void> {
-  const byNode = new Map(st.layers.map((l) => [l.node, l]));
   const weightEntries = st.entries.filter((e) => e.role === "weight" && !e.skip);
   const actEntries = activationEntries(st);
   const needActs = actEntries.filter((e) => !e.dynamic && !e.scale);
   const gptqLayers = weightEntries.filter((e) => e.rounding === "gptq").map((e) =>
-    byNode.get(e.node)!
+    layerOfEntry(st.layers, e)
   ).filter((l) => {
-    if (l.scope) {
-      st.warnings.push(
-        `${l.node}: GPTQ inside a subgraph (${l.scope}) is not supported; rounded to nearest`,
-      );
+    if (l.part) {
+      st.warnings.push(`${l.node}: GPTQ on ${l.op} weights is not supported; rounded to nearest`);
       return false;
     }
-    if (l.op === "Conv" && l.shape.length !== 4) {
-      st.warnings.push(`${l.node}: GPTQ needs a 2-D Conv; rounded to nearest instead`);
+    if (l.op === "Conv" && l.shape.length !== 4 && l.shape.length !== 3) {
+      st.warnings.push(`${l.node}: GPTQ needs a 1-D or 2-D Conv; rounded to nearest instead`);
       return false;
     }
     return true;
   });
   const meanLayers = st.biasCorrection
-    ? weightEntries.map((e) => byNode.get(e.node)!).filter((l) =>
-      !l.scope && (l.op === "Conv" || l.op === "Gemm")
+    ? weightEntries.map((e) => layerOfEntry(st.layers, e)).filter((l) =>
+      l.op === "Conv" || l.op === "Gemm"
     )
     : [];
   const hasSource = activeSource(st) !== undefined;
@@ -827,11 +842,10 @@ function activationsStage(st: QuantizeState): void {
 /** Weights: fit, round (RTN | GPTQ), bias-correct. */
 function weightsStage(st: QuantizeState): void {
   const { model } = st;
-  const byNode = new Map(st.layers.map((l) => [l.node, l]));
   const weightEntries = st.entries.filter((e) => e.role === "weight" && !e.skip);
   const wbar = st.progress.start("weights", weightEntries.length);
   for (const e of weightEntries) {
-    const l = byNode.get(e.node)!;
+    const l = layerOfEntry(st.layers, e);
     // The weight's initializer: in the graph or in the subgraph that holds the layer.
     const owner = findInitializer(model.graph, l.weight)!;
     const init = owner.tensor;
@@ -1003,8 +1017,9 @@ async function runMixedSearch(
   configs: Record<string, LayerConfig>,
 ): Promise<void> {
   const { opts, model } = st;
-  // The search works on the top-level graph; layers in subgraphs keep the preset's formats.
-  const layers = st.layers.filter((l) => !l.scope);
+  // The search works on the top-level graph; layers in subgraphs and recurrent weights keep the
+  // preset's formats.
+  const layers = st.layers.filter((l) => !l.scope && !l.part);
   if (!opts.mixedSearch) {
     throw new LowbitError(
       "UNSUPPORTED",

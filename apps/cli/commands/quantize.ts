@@ -731,15 +731,21 @@ export async function quantizeMain(args: string[]): Promise<number> {
 
 function layerRows(result: QuantizeResult): Summary["layers"] {
   return result.quantized.layers.map((l) => {
-    const w = result.quantized.plan.entries.find((e) => e.node === l.node && e.role === "weight");
+    // A recurrent node (LSTM / GRU / RNN) has two rows: its input weight W and recurrence R.
+    const w = result.quantized.plan.entries.find((e) =>
+      e.node === l.node && e.role === "weight" && e.value === l.weight
+    );
     const a = result.quantized.plan.entries.find((e) =>
       e.node === l.node && e.role === "activation"
     );
     return {
       node: l.node,
-      op: l.op,
+      op: l.part ? `${l.op} ${l.part === "input" ? "W" : "R"}` : l.op,
       weight: !w || w.skip ? "float" : `${w.format} ${w.rounding ?? ""}`.trim(),
-      activation: !a || a.skip ? "float" : `${a.format}${a.dynamic ? " dynamic" : ""}`,
+      // R multiplies the hidden state, which stays float.
+      activation: !a || a.skip || l.part === "recurrence"
+        ? "float"
+        : `${a.format}${a.dynamic ? " dynamic" : ""}`,
     };
   });
 }

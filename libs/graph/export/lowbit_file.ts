@@ -14,7 +14,12 @@
  *   activation quantization points (value, quantizer, fitted parameters) as JSON;
  * - `__metadata__` (kept small): `lowbit.version` = "2", `lowbit.tensors`
  *   (JSON: per quantized tensor its quantizer, format, bits, shape, granularity,
- *   mode and extra names).
+ *   mode and extra names, and for a weight of an If / Loop / Scan body its `scope`:
+ *   the [node, attribute] path to that body).
+ *
+ * A quantized weight of a subgraph is stored as codes like any other: the body in
+ * `lowbit.graph` holds no float copy of it. Decoding puts an empty placeholder
+ * (its shape, no values) back where it was, so loaders find the weight in its body.
  *
  * Version 1 files (plan in the metadata, no quantizer names, no activation
  * points) are still read.
@@ -24,7 +29,7 @@
 
 import { defaultQuantizerFor, getFormat, LowbitError } from "@lowbit/core";
 import type { Codes, Granularity, QParams, QuantMode, QuantPoint } from "@lowbit/core";
-import type { Model, TensorData } from "../ir.ts";
+import type { Attr, Graph, Model, TensorData } from "../ir.ts";
 import { readOnnx, writeOnnx } from "../onnx.ts";
 import { readSafetensors, writeSafetensors, writeSafetensorsFile } from "../safetensors.ts";
 import { elementCount } from "../tensor_data.ts";
@@ -75,6 +80,52 @@ interface TensorMeta {
   granularity: Granularity;
   mode: QuantMode;
   extra: string[];
+  /** The [node, attribute] path of the subgraph holding it (absent: the top-level graph). */
+  scope?: [string, string][];
+}
+
+type ScopePath = [string, string][];
+
+/**
+ * The graph without the subgraph initializers named in `drop` (any depth), and where each was.
+ */
+function stripSubgraphWeights(
+  g: Graph,
+  drop: ReadonlySet<string>,
+  path: ScopePath,
+  found: Map<string, ScopePath>,
+): Graph {
+  let inits = g.initializers;
+  if (path.length) {
+    for (const name of g.initializers.keys()) {
+      if (!drop.has(name)) continue;
+      if (inits === g.initializers) inits = new Map(g.initializers);
+      inits.delete(name);
+      found.set(name, path);
+    }
+  }
+  let changed = inits !== g.initializers;
+  const nodes = g.nodes.map((n) => {
+    let attrs = n.attrs;
+    for (const [k, a] of Object.entries(n.attrs)) {
+      if (a.kind !== "graph") continue;
+      const sub = stripSubgraphWeights(a.value, drop, [...path, [n.name, k]], found);
+      if (sub !== a.value) attrs = { ...attrs, [k]: { kind: "graph", value: sub } };
+    }
+    if (attrs !== n.attrs) changed = true;
+    return attrs === n.attrs ? n : { ...n, attrs };
+  });
+  return changed ? { ...g, nodes, initializers: inits } : g;
+}
+
+/** The subgraph at a scope path, or undefined. */
+function subgraphAt(g: Graph, path: ScopePath): Graph | undefined {
+  let cur: Graph | undefined = g;
+  for (const [node, attr] of path) {
+    const a: Attr | undefined = cur?.nodes.find((n) => n.name === node)?.attrs[attr];
+    cur = a && a.kind === "graph" ? a.value : undefined;
+  }
+  return cur;
 }
 
 /**
@@ -326,6 +377,20 @@ export function decodeLowbitFile(bytes: Uint8Array, fileName?: string): LowbitFi
     if (m.extra?.length) t.extra = Object.fromEntries(m.extra.map((k) => [k, get(`x/${k}`)]));
     tensors.set(name, t);
     inits.delete(name);
+    if (m.scope !== undefined) {
+      // A weight of a subgraph: an empty placeholder goes back into its body.
+      const ok = Array.isArray(m.scope) &&
+        m.scope.every((p) =>
+          Array.isArray(p) && p.length === 2 && p.every((x) => typeof x === "string")
+        );
+      const body = ok ? subgraphAt(model.graph, m.scope) : undefined;
+      if (!body) fail(`scope ${JSON.stringify(m.scope)} names no subgraph of the graph`, name);
+      body!.initializers.set(name, {
+        dtype: "float32",
+        shape: [...m.shape],
+        data: new Float32Array(0),
+      });
+    }
   }
   return {
     model: { ...model, graph: { ...model.graph, initializers: inits } },
@@ -500,7 +565,10 @@ function layout(
     if (t.dtype === "string") keep.set(k, t);
     else floats.set(k, t);
   }
-  const graphBytes = writeOnnx({ ...model, graph: { ...model.graph, initializers: keep } });
+  // Quantized weights of subgraphs leave their bodies: their codes are stored below.
+  const scopes = new Map<string, ScopePath>();
+  const graph = stripSubgraphWeights(model.graph, new Set(tensors.keys()), [], scopes);
+  const graphBytes = writeOnnx({ ...model, graph: { ...graph, initializers: keep } });
   st.set("lowbit.graph", { dtype: "uint8", shape: [graphBytes.length], data: graphBytes });
   for (const [k, t] of floats) st.set(`init/${k}`, t);
   const metas: Record<string, TensorMeta> = {};
@@ -554,6 +622,7 @@ function layout(
       granularity: t.granularity,
       mode: t.mode,
       extra: Object.keys(t.extra ?? {}),
+      ...(scopes.has(name) ? { scope: scopes.get(name) } : {}),
     };
   }
   const bytes = (v: unknown): TensorData => {

@@ -118,3 +118,91 @@ Deno.test("decodeLowbitFile() rejects files that are not lowbit files or miss te
     parse,
   );
 });
+
+Deno.test("a quantized weight of an If branch is stored as codes only, and put back in its branch", () => {
+  const w: TensorData = { dtype: "float32", shape: [2, 2], data: Float32Array.of(1, 2, 3, 4) };
+  const branch = (tag: string) => ({
+    name: tag,
+    inputs: [],
+    outputs: [{ name: `y_${tag}`, dtype: "float32" as const }],
+    valueInfo: new Map(),
+    initializers: new Map([[`w_${tag}`, w]]),
+    nodes: [{
+      name: `mm_${tag}`,
+      op: "MatMul",
+      domain: "",
+      inputs: ["x", `w_${tag}`],
+      outputs: [`y_${tag}`],
+      attrs: {},
+    }],
+  });
+  const model = {
+    irVersion: 8,
+    opsets: [{ domain: "", version: 17 }],
+    producerName: "",
+    producerVersion: "",
+    metadata: {},
+    graph: {
+      name: "g",
+      inputs: [{ name: "x", dtype: "float32" as const, shape: [1, 2] }, {
+        name: "c",
+        dtype: "bool" as const,
+        shape: [],
+      }],
+      outputs: [{ name: "y", dtype: "float32" as const }],
+      valueInfo: new Map(),
+      initializers: new Map(),
+      nodes: [{
+        name: "if",
+        op: "If",
+        domain: "",
+        inputs: ["c"],
+        outputs: ["y"],
+        attrs: {
+          then_branch: { kind: "graph" as const, value: branch("a") },
+          else_branch: { kind: "graph" as const, value: branch("b") },
+        },
+      }],
+    },
+  };
+  const q: LowbitTensor = {
+    format: "int8",
+    bits: 8,
+    shape: [2, 2],
+    granularity: { kind: "tensor" },
+    mode: "symmetric",
+    codes: Uint8Array.of(1, 2, 3, 4),
+    scale: Float32Array.of(1),
+    zeroPoint: Int32Array.of(0),
+  };
+  const bytes = encodeLowbitFile(model, {}, new Map([["w_a", q]]));
+  const st = readSafetensors(bytes);
+  // The graph bytes: w_a is gone from its branch (w_b, not quantized, stays there).
+  const stored = readOnnx(st.tensors.get("lowbit.graph")!.data as Uint8Array);
+  const body = (m: typeof stored, k: string) => {
+    const a = m.graph.nodes[0].attrs[k];
+    return a.kind === "graph" ? a.value : assert.fail(k);
+  };
+  assert.deepEqual([...body(stored, "then_branch").initializers.keys()], []);
+  assert.deepEqual([...body(stored, "else_branch").initializers.keys()], ["w_b"]);
+  // Decoded: an empty placeholder of its shape back in the then branch, its codes in `tensors`.
+  const back = decodeLowbitFile(bytes);
+  const ph = body(back.model, "then_branch").initializers.get("w_a")!;
+  assert.deepEqual([ph.shape, ph.data.length], [[2, 2], 0]);
+  assert.deepEqual([...back.tensors.get("w_a")!.codes], [1, 2, 3, 4]);
+  assert.ok(!back.model.graph.initializers.has("w_a"));
+  // A scope naming no subgraph is refused, naming the tensor.
+  const metas = JSON.parse(st.metadata["lowbit.tensors"]);
+  assert.deepEqual(metas.w_a.scope, [["if", "then_branch"]]);
+  metas.w_a.scope = [["if", "no_branch"]];
+  const bad = writeSafetensors(st.tensors, {
+    ...st.metadata,
+    "lowbit.tensors": JSON.stringify(metas),
+  });
+  assert.throws(
+    () => decodeLowbitFile(bad, "x.lowbit"),
+    (e) =>
+      e instanceof LowbitError && e.code === "PARSE_ERROR" && e.subject.tensor === "w_a" &&
+      /names no subgraph/.test(e.message),
+  );
+});

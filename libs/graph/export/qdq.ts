@@ -11,6 +11,7 @@ import type { DType, Model, Node, TensorData } from "../ir.ts";
 import { constantValue } from "../passes/_const_eval.ts";
 import { upgradeOpset } from "../passes/opset.ts";
 import { toFloat32 } from "../tensor_data.ts";
+import { renameReads } from "../subgraphs.ts";
 
 interface OnnxQType {
   dtype: DType;
@@ -277,7 +278,8 @@ export function exportQdq(
   const nodes: Node[] = [...front];
   g.nodes.forEach((n, i) => {
     if (dropNodes.has(n)) return;
-    nodes.push(rename.size ? { ...n, inputs: n.inputs.map((v) => rename.get(v) ?? v) } : n);
+    // Readers inside If / Loop bodies (outer-scope reads) take the new value too.
+    nodes.push(renameReads(n, rename));
     nodes.push(...(after.get(i) ?? []));
   });
   return { ...m, graph: { ...g, nodes, initializers: inits } };

@@ -26,6 +26,7 @@ import {
 import type { Model, Node, TensorData } from "../ir.ts";
 import { exportQdq } from "./qdq.ts";
 import { toFloat32 } from "../tensor_data.ts";
+import { renameReads } from "../subgraphs.ts";
 
 /** Options of {@link materializeQuantized}. */
 export interface MaterializeOptions {
@@ -292,7 +293,7 @@ function materializeHere(
   }
   const nodes: Node[] = [...front];
   g.nodes.forEach((n, i) => {
-    nodes.push({ ...n, inputs: n.inputs.map((v) => rename.get(v) ?? v) });
+    nodes.push(renameReads(n, rename));
     nodes.push(...(after.get(i) ?? []));
   });
   const opsets = m.opsets.some((o) => o.domain === "lowbit")

@@ -7,7 +7,7 @@
  */
 
 import { getFormat } from "@lowbit/core";
-import type { Model } from "@lowbit/graph";
+import { findInitializer, type Model, walkGraphs } from "@lowbit/graph";
 import type { EvalResult } from "../evaluate.ts";
 import type { PlanEntry } from "../plan.ts";
 import type { QuantizedModel, QuantizeResult } from "../quantize.ts";
@@ -72,7 +72,9 @@ export function modelSizes(
 ): { floatBytes: number; quantBytes: number } {
   const bytesOf = (m: Model): Map<string, number> => {
     const out = new Map<string, number>();
-    for (const [name, t] of m.graph.initializers) {
+    // Weights of If / Loop / Scan bodies count too (all of Silero v4's are in an If).
+    const all = [...walkGraphs(m.graph)].flatMap((v) => [...v.graph.initializers]);
+    for (const [name, t] of all) {
       const n = t.shape.reduce((a, b) => a * b, 1);
       const bits = t.dtype === "float64" || t.dtype.endsWith("64")
         ? 64
@@ -89,7 +91,7 @@ export function modelSizes(
   const after = bytesOf(qm.model);
   for (const e of qm.plan.entries) {
     if (e.role !== "weight" || e.skip || !e.format) continue;
-    const t = qm.model.graph.initializers.get(e.value);
+    const t = findInitializer(qm.model.graph, e.value)?.tensor;
     if (!t) continue;
     const n = t.shape.reduce((a, b) => a * b, 1);
     const f = getFormat(e.format) as {
