@@ -3,6 +3,7 @@
 // the CLI, exactly as the README's commands write them. Two runs at a time.
 //
 //   npx deno run -A plugins/vit/bench.ts [--json] [--model digits|vit4|vit64]... [--preset w4a4|w8a4]...
+//     [--skip-w8a8]
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
@@ -79,6 +80,7 @@ const { values } = parseArgs({
     json: { type: "boolean", default: false },
     model: { type: "string", multiple: true },
     preset: { type: "string", multiple: true },
+    "skip-w8a8": { type: "boolean", default: false },
   },
 });
 const models = values.model?.length ? values.model : Object.keys(MODELS);
@@ -125,6 +127,6 @@ else {
   console.log(`| model, preset | ${cols.join(" | ")} |`);
   console.log(`| --- | ${cols.map(() => "---:").join(" | ")} |`);
   for (const [k, r] of Object.entries(rows)) {
-    console.log(`| ${k} | ${cols.map((c) => pct(r[c])).join(" | ")} |`);
+    console.log(`| ${k} | ${cols.map((c) => c in r ? pct(r[c]) : "–").join(" | ")} |`);
   }
 }
