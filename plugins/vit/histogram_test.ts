@@ -85,6 +85,7 @@ function plain(
 Deno.test("the report section: digits ViT Softmax points, counts sum to 32 images × 4 heads × 16²", async () => {
   const r = reg();
   r.use(plugin);
+  assert.ok(r.reportSections.has("vit-histograms"));
   const model = readOnnx(await Deno.readFile("fixtures/digits/vit.onnx"));
   const sms = model.graph.nodes.filter((n) => n.op === "Softmax").map((n) => n.outputs[0]);
   const x = readNpy(await Deno.readFile("fixtures/digits/eval_x.npy"));
