@@ -1,12 +1,17 @@
-// Ablation: which group of w4a4 points costs the most top-1 (each group put back in float).
+// Ablation: which group of w4a4 points costs the most top-1 (each group put back in float), and
+// the Softmax points alone (every other point in float).
 //   npx deno run -A plugins/vit/_experiment.ts MODEL [PRESET] [--vit-softmax X] [--noisy-bias]
+//     [--data DIR]   (calib_x.npy / eval_x.npy from DIR, default fixtures/digits/)
 import { createRegistry, registerBuiltins } from "@lowbit/core";
 import { readNpy, readOnnxFile } from "@lowbit/graph";
 import { quantize, simulate } from "@lowbit/pipeline";
 import { plugin } from "./mod.ts";
 
-const [modelPath, preset = "w4a4"] = Deno.args.filter((a) =>
-  !a.startsWith("--") && !["adalog", "log2", "logsqrt2", "twin", "uniform"].includes(a)
+const di = Deno.args.indexOf("--data");
+const DATA = di >= 0 ? Deno.args[di + 1].replace(/\/?$/, "/") : "fixtures/digits/";
+const [modelPath, preset = "w4a4"] = Deno.args.filter((a, i) =>
+  !a.startsWith("--") && !["adalog", "log2", "logsqrt2", "twin", "uniform"].includes(a) &&
+  i !== di + 1
 );
 const si = Deno.args.indexOf("--vit-softmax");
 const pluginOptions = {
@@ -17,8 +22,8 @@ const r = createRegistry();
 registerBuiltins(r);
 r.use(plugin);
 const D = "fixtures/digits/";
-const x = readNpy(await Deno.readFile(`${D}calib_x.npy`));
-const ex = readNpy(await Deno.readFile(`${D}eval_x.npy`));
+const x = readNpy(await Deno.readFile(`${DATA}calib_x.npy`));
+const ex = readNpy(await Deno.readFile(`${DATA}eval_x.npy`));
 const ey = readNpy(await Deno.readFile(`${D}eval_y.npy`)).data as BigInt64Array;
 const model = await readOnnxFile(modelPath);
 const { quantized } = await quantize({
@@ -57,6 +62,11 @@ for (const [g, f] of Object.entries(groups)) {
     }
   }
   console.log(g, n, await top1({ ...quantized, plan }));
+}
+{
+  const plan = structuredClone(quantized.plan);
+  for (const e of plan.entries) if (e.by !== "vit-softmax") e.skip = true;
+  console.log("softmax only", await top1({ ...quantized, plan }));
 }
 for (const e of quantized.plan.entries) {
   if (e.by) console.log(e.value, e.quantizer, JSON.stringify(e.extra ?? {}), e.scale);

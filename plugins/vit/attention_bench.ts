@@ -1,5 +1,5 @@
 // Attention output error of each Softmax quantizer at 4 bits: ‖(P̂ − P)·V‖ / ‖P·V‖ on the real
-// Softmax outputs of both ViT fixtures (first 32 calibration images, every block), and on a
+// Softmax outputs of the ViT fixtures (first 32 calibration images, every block), and on a
 // synthetic ImageNet-sized attention (197 tokens, seeded Gaussian scores of std 3 and values),
 // where probabilities crowd near zero. Each quantizer is fitted as the plugin's fit stage does
 // (adalog's base, twin's Δ1, uniform's clipping searched on the same error).
@@ -57,9 +57,22 @@ function relError(name: string, p: Captured, v: Captured): number {
 const NAMES = ["uniform", "log2", "logsqrt2", "twin-uniform", "adalog"];
 const rows: [string, number[]][] = [];
 
-const x = readNpy(await Deno.readFile(`${ROOT}fixtures/digits/calib_x.npy`));
-const x32 = { ...x, shape: [32, 1, 8, 8], data: (x.data as Float32Array).slice(0, 32 * 64) };
-for (const f of ["fixtures/digits/vit.onnx", "fixtures/vit4/vit4.onnx"]) {
+const first32 = async (f: string) => {
+  const t = readNpy(await Deno.readFile(`${ROOT}${f}`));
+  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  return {
+    ...t,
+    shape: [32, ...t.shape.slice(1)],
+    data: (t.data as Float32Array).slice(0, 32 * per),
+  };
+};
+const FIXTURES: [string, string][] = [
+  ["fixtures/digits/vit.onnx", "fixtures/digits/calib_x.npy"],
+  ["fixtures/vit4/vit4.onnx", "fixtures/digits/calib_x.npy"],
+  ["fixtures/vit64/vit64.onnx", "fixtures/vit64/calib_x.npy"],
+];
+for (const [f, calib] of FIXTURES) {
+  const x32 = await first32(calib);
   const model = await readOnnxFile(`${ROOT}${f}`);
   const pv = model.graph.nodes.filter((n) =>
     n.op === "MatMul" &&

@@ -1,15 +1,40 @@
-// The results table of plugins/vit/README.md: top-1 of both ViT fixtures under each Softmax
-// quantizer at w4a4 and w8a4 (and w8a8, float), each figure from one `lowbit quantize --json`
-// run of the CLI, exactly as the README's commands write them.
+// The results table of plugins/vit/README.md: top-1 of the ViT fixtures under each Softmax
+// quantizer at w4a4 and w8a4 (and w8a8), each figure from one `lowbit quantize --json` run of
+// the CLI, exactly as the README's commands write them. Two runs at a time.
 //
-//   npx deno run -A plugins/vit/bench.ts [--json]
+//   npx deno run -A plugins/vit/bench.ts [--json] [--model digits|vit4|vit64]... [--preset w4a4|w8a4]...
+//     [--skip-w8a8]
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const D = `${ROOT}fixtures/digits/`;
-const MODELS: Record<string, string> = {
-  "digits/vit.onnx (4 heads)": `${D}vit.onnx`,
-  "vit4/vit4.onnx (6 heads)": `${ROOT}fixtures/vit4/vit4.onnx`,
+const V64 = `${ROOT}fixtures/vit64/`;
+interface Fixture {
+  label: string;
+  model: string;
+  calib: string;
+  evalX: string;
+}
+const MODELS: Record<string, Fixture> = {
+  digits: {
+    label: "digits/vit.onnx (4 heads, 16 tokens)",
+    model: `${D}vit.onnx`,
+    calib: `${D}calib_x.npy`,
+    evalX: `${D}eval_x.npy`,
+  },
+  vit4: {
+    label: "vit4/vit4.onnx (6 heads, 17 tokens)",
+    model: `${ROOT}fixtures/vit4/vit4.onnx`,
+    calib: `${D}calib_x.npy`,
+    evalX: `${D}eval_x.npy`,
+  },
+  vit64: {
+    label: "vit64/vit64.onnx (4 heads, 65 tokens)",
+    model: `${V64}vit64.onnx`,
+    calib: `${V64}calib_x.npy`,
+    evalX: `${V64}eval_x.npy`,
+  },
 };
 const COLUMNS: Record<string, string[]> = {
   "uniform": ["--vit-softmax", "uniform"],
@@ -20,26 +45,22 @@ const COLUMNS: Record<string, string[]> = {
   "adalog + noisy bias": ["--noisy-bias"],
 };
 
-const cache = new Map<string, number>();
-
-async function top1(model: string, preset: string, extra: string[]): Promise<number> {
-  const key = [model, preset, ...extra].join(" ");
-  if (cache.has(key)) return cache.get(key)!;
+async function top1(f: Fixture, preset: string, extra: string[]): Promise<number> {
   const out = await Deno.makeTempDir();
   const args = [
     "run",
     "-A",
     `${ROOT}apps/cli/main.ts`,
     "quantize",
-    model,
+    f.model,
     "--calib",
-    `${D}calib_x.npy`,
+    f.calib,
     "--preset",
     preset,
     "--out",
     `${out}/m.lowbit`,
     "--eval",
-    `${D}eval_x.npy`,
+    f.evalX,
     "--labels",
     `${D}eval_y.npy`,
     "--json",
@@ -50,31 +71,62 @@ async function top1(model: string, preset: string, extra: string[]): Promise<num
     .output();
   await Deno.remove(out, { recursive: true });
   if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
-  const v = JSON.parse(new TextDecoder().decode(r.stdout)).evaluation.top1_quant;
-  cache.set(key, v);
-  return v;
+  return JSON.parse(new TextDecoder().decode(r.stdout)).evaluation.top1_quant;
 }
 
-const pct = (v: number) => (100 * v).toFixed(2);
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    json: { type: "boolean", default: false },
+    model: { type: "string", multiple: true },
+    preset: { type: "string", multiple: true },
+    "skip-w8a8": { type: "boolean", default: false },
+  },
+});
+const models = values.model?.length ? values.model : Object.keys(MODELS);
+const presets = values.preset?.length ? values.preset : ["w4a4", "w8a4"];
+const jobs: { row: string; col: string; run: () => Promise<number> }[] = [];
 const rows: Record<string, Record<string, number>> = {};
-for (const [label, model] of Object.entries(MODELS)) {
-  for (const preset of ["w4a4", "w8a4"]) {
-    const row: Record<string, number> = {};
+for (const m of models) {
+  const f = MODELS[m];
+  if (!f) throw new Error(`unknown --model ${m}; choices: ${Object.keys(MODELS).join(", ")}`);
+  for (const preset of presets) {
+    const row = `${f.label} ${preset}`;
+    rows[row] = {};
     for (const [col, extra] of Object.entries(COLUMNS)) {
-      row[col] = await top1(model, preset, ["--plugin", "vit", ...extra]);
+      jobs.push({ row, col, run: () => top1(f, preset, ["--plugin", "vit", ...extra]) });
     }
-    row["w8a8 (plugin, default)"] = await top1(model, "w8a8", ["--plugin", "vit"]);
-    row["w8a8 (no plugin)"] = await top1(model, "w8a8", []);
-    rows[`${label} ${preset}`] = row;
-    console.error(label, preset, JSON.stringify(row));
+    jobs.push({
+      row,
+      col: "w8a8 (plugin, default)",
+      run: () => top1(f, "w8a8", ["--plugin", "vit"]),
+    });
+    jobs.push({ row, col: "w8a8 (no plugin)", run: () => top1(f, "w8a8", []) });
   }
 }
-if (Deno.args.includes("--json")) console.log(JSON.stringify(rows, null, 2));
+// w8a8 cells repeat across presets of one model: run each distinct command once
+const memo = new Map<string, Promise<number>>();
+let next = 0;
+async function worker(): Promise<void> {
+  while (next < jobs.length) {
+    const j = jobs[next++];
+    const key = `${j.row.replace(/ w\d+a\d+$/, "")}|${
+      j.col.startsWith("w8a8") ? j.col : j.row + j.col
+    }`;
+    if (!memo.has(key)) memo.set(key, j.run());
+    rows[j.row][j.col] = await memo.get(key)!;
+    console.error(j.row, "|", j.col, rows[j.row][j.col]);
+  }
+}
+await Promise.all([worker(), worker()]);
+
+const pct = (v: number) => (100 * v).toFixed(2);
+if (values.json) console.log(JSON.stringify(rows, null, 2));
 else {
-  const cols = Object.keys(Object.values(rows)[0]);
+  const cols = [...Object.keys(COLUMNS), "w8a8 (plugin, default)", "w8a8 (no plugin)"];
   console.log(`| model, preset | ${cols.join(" | ")} |`);
   console.log(`| --- | ${cols.map(() => "---:").join(" | ")} |`);
   for (const [k, r] of Object.entries(rows)) {
-    console.log(`| ${k} | ${cols.map((c) => pct(r[c])).join(" | ")} |`);
+    console.log(`| ${k} | ${cols.map((c) => c in r ? pct(r[c]) : "–").join(" | ")} |`);
   }
 }

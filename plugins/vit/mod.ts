@@ -32,6 +32,8 @@ export * from "./noise.ts";
 export * from "./markers.ts";
 export { type Captured, FIT_SAMPLES, FITTED, productSquaredNorm } from "./fit_stage.ts";
 export * from "./onnx_export.ts";
+export * from "./histogram.ts";
+export * from "./report_section.ts";
 export * from "./plugin.ts";
 // Types of the platform that appear in this package's signatures, re-exported so that its docs
 // are complete.
@@ -64,6 +66,9 @@ export type {
   QuantMode,
   Range,
   Registry,
+  ReportContext,
+  ReportPart,
+  ReportSection,
   SearchGroupProvider,
   SearchGroups,
   SearchStrategy,

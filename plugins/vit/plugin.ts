@@ -20,6 +20,7 @@ import { noisyUniform } from "./noise.ts";
 import { findActivationMatMuls, findGelu, findLayerNorm, findSoftmax } from "./markers.ts";
 import { fitVitPoints } from "./fit_stage.ts";
 import { logOnnxModel } from "./onnx_export.ts";
+import { histogramSection } from "./report_section.ts";
 import { lowbitModel, readLowbitFile, writeOnnx } from "@lowbit/graph";
 
 /** `--vit-softmax` choices and the quantizer each names. */
@@ -179,6 +180,7 @@ export const plugin: Plugin = {
       summary: "vit: write a .lowbit whose log-quantized points become standard ONNX ops",
       main: (args: string[]) => vitOnnxCommand(args, r),
     });
+    r.reportSections.register(histogramSection(r));
     r.stages.register({ name: "vit-nothing", after: "mark", run: nothingStage });
     r.stages.register({ name: "vit-formats", after: "vit-nothing", run: formatStage });
     r.stages.register({ name: "vit-noisy-bias", after: "vit-formats", run: noisyStage });
