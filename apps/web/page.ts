@@ -15,6 +15,7 @@
 
 import type { FlowSummary } from "./flow.ts";
 import type { RunRequest, WorkerMessage } from "./worker.ts";
+import { formatBytes, formatPercent } from "../../libs/pipeline/report/units.ts";
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 
@@ -66,14 +67,6 @@ function numbers(id: string): number[] {
   return v;
 }
 
-function fmtBytes(n: number): string {
-  return n >= 1 << 20
-    ? `${(n / (1 << 20)).toFixed(2)} MiB`
-    : n >= 1024
-    ? `${(n / 1024).toFixed(1)} KiB`
-    : `${n} B`;
-}
-
 function row(table: HTMLElement, cells: (string | number)[], id?: string): void {
   const tr = document.createElement("tr");
   if (id) tr.id = id;
@@ -99,22 +92,21 @@ function show(summary: FlowSummary, model: ArrayBuffer, report: string): void {
   const e = summary.evaluation;
   const figures = $("figures");
   figures.replaceChildren();
-  const pct = (x: number | null) => x === null ? "–" : `${(x * 100).toFixed(2)} %`;
   row(figures, ["Model", `${summary.input.name} → ${summary.output.name}`]);
   row(figures, ["Preset", summary.preset]);
   row(figures, [
     "Model file",
-    `${fmtBytes(summary.input.bytes)} → ${fmtBytes(summary.output.bytes)}`,
+    `${formatBytes(summary.input.bytes)} → ${formatBytes(summary.output.bytes)}`,
   ], "fig-files");
   row(figures, [
     "Weights",
-    `${fmtBytes(summary.weightBytes.float)} → ${fmtBytes(summary.weightBytes.quant)}`,
+    `${formatBytes(summary.weightBytes.float)} → ${formatBytes(summary.weightBytes.quant)}`,
   ]);
   row(figures, ["Output SQNR vs float", `${e.sqnr_db.toFixed(2)} dB`], "fig-sqnr");
-  row(figures, ["Top-1 agreement with float", pct(e.top1_agreement)], "fig-agreement");
+  row(figures, ["Top-1 agreement with float", formatPercent(e.top1_agreement)], "fig-agreement");
   row(figures, ["Cosine", e.cosine.toFixed(6)]);
   row(figures, ["Images (calibration and evaluation)", String(summary.images)]);
-  row(figures, ["Report", fmtBytes(summary.reportBytes)]);
+  row(figures, ["Report", formatBytes(summary.reportBytes)]);
   figures.querySelector("#fig-sqnr td:last-child")!.classList.add("big");
   const body = $("layers").querySelector("tbody")!;
   body.replaceChildren();

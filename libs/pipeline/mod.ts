@@ -29,6 +29,7 @@ export * from "./progress.ts";
 export * from "./report/histogram.ts";
 export * from "./report/chartjs.ts";
 export * from "./report/html.ts";
+export * from "./report/units.ts";
 export * from "./tensor_quant.ts";
 export * from "./metrics.ts";
 export * from "./layer_inputs.ts";

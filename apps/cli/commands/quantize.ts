@@ -37,6 +37,8 @@ import {
   type EvalResult,
   evaluate,
   floatRunner,
+  formatBytes,
+  formatPercent,
   guardQuantize,
   type GuardReport,
   type ImageSpec,
@@ -365,18 +367,6 @@ interface Summary {
   evaluation: EvalResult | null;
   guard: GuardReport | null;
   warnings: string[];
-}
-
-function fmtPct(x: number | null | undefined): string {
-  return x === null || x === undefined ? "–" : `${(x * 100).toFixed(2)} %`;
-}
-
-function fmtBytes(n: number): string {
-  return n >= 1 << 20
-    ? `${(n / (1 << 20)).toFixed(2)} MiB`
-    : n >= 1024
-    ? `${(n / 1024).toFixed(1)} KiB`
-    : `${n} B`;
 }
 
 /** Whether QDQ ONNX can hold every point (else the default output is a lowbit file). */
@@ -761,7 +751,7 @@ function printSummary(s: Summary): void {
       `  ${l.node.padEnd(w)}  ${l.op.padEnd(13)}  ${l.weight.padEnd(14)}  ${l.activation}`
     ),
     "",
-    `  weights   ${fmtBytes(s.size_bytes_float)} → ${fmtBytes(s.size_bytes_quant)} (${
+    `  weights   ${formatBytes(s.size_bytes_float)} → ${formatBytes(s.size_bytes_quant)} (${
       (s.size_bytes_float / Math.max(1, s.size_bytes_quant)).toFixed(2)
     }× smaller; formats' bits with scales and zero points)`,
     `  files     ${f.model_in} B → ${f.model} B on disk (${
@@ -771,8 +761,10 @@ function printSummary(s: Summary): void {
   const e = s.evaluation;
   if (e) {
     lines.push(
-      `  top-1     float ${fmtPct(e.top1_float)}, quantized ${fmtPct(e.top1_quant)} ` +
-        `(agreement ${fmtPct(e.top1_agreement)}, ${e.samples} samples)`,
+      `  top-1     float ${formatPercent(e.top1_float)}, quantized ${
+        formatPercent(e.top1_quant)
+      } ` +
+        `(agreement ${formatPercent(e.top1_agreement)}, ${e.samples} samples)`,
       `  output    SQNR ${e.sqnr_db.toFixed(2)} dB, cosine ${e.cosine.toFixed(5)}${
         e.mask_iou === undefined ? "" : `, mask IoU ${e.mask_iou.toFixed(4)}`
       }`,

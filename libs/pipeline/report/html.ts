@@ -14,6 +14,7 @@
 
 import type { PlanEntry } from "../plan.ts";
 import type { Histogram } from "./histogram.ts";
+import { formatBytes, formatPercent } from "./units.ts";
 
 /** One tensor's distribution and the range quantization keeps. */
 export interface ReportTensor {
@@ -123,18 +124,6 @@ function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function pct(x: number | null): string {
-  return x === null ? "–" : `${(x * 100).toFixed(2)} %`;
-}
-
-function bytes(n: number): string {
-  return n >= 1 << 20
-    ? `${(n / (1 << 20)).toFixed(2)} MiB`
-    : n >= 1024
-    ? `${(n / 1024).toFixed(1)} KiB`
-    : `${n} B`;
-}
-
 function planRow(e: PlanEntry): string {
   const g = e.granularity
     ? e.granularity.kind === "tensor"
@@ -227,16 +216,18 @@ preset <b>${esc(data.preset ?? "custom")}</b> · output <code>${esc(data.output)
 ${data.warnings.map((w) => `<p class="warn">⚠ ${esc(w)}</p>`).join("\n")}
 <h2>Summary</h2>
 <div class="kpi">
-<div>weights<b>${bytes(s.sizeFloatBytes)} → ${bytes(s.sizeQuantBytes)}</b>${
+<div>weights<b>${formatBytes(s.sizeFloatBytes)} → ${formatBytes(s.sizeQuantBytes)}</b>${
     (s.sizeFloatBytes / Math.max(1, s.sizeQuantBytes)).toFixed(2)
   }× smaller${
     s.fileBytes
-      ? `<br>files on disk ${bytes(s.fileBytes.floatModel)} → ${bytes(s.fileBytes.quantModel)}`
+      ? `<br>files on disk ${formatBytes(s.fileBytes.floatModel)} → ${
+        formatBytes(s.fileBytes.quantModel)
+      }`
       : ""
   }</div>
-<div>top-1 float / quantized<b>${pct(s.top1Float)} / ${pct(s.top1Quant)}</b>agreement ${
-    pct(s.top1Agreement)
-  } on ${s.samples} samples</div>
+<div>top-1 float / quantized<b>${formatPercent(s.top1Float)} / ${
+    formatPercent(s.top1Quant)
+  }</b>agreement ${formatPercent(s.top1Agreement)} on ${s.samples} samples</div>
 <div>output SQNR<b>${s.sqnrDb.toFixed(2)} dB</b>cosine ${s.cosine.toFixed(5)}</div>
 <div>latency float / quantized<b>${s.latencyMsFloat.toFixed(2)} / ${
     s.latencyMsQuant.toFixed(2)
