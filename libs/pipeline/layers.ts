@@ -300,37 +300,10 @@ function scanRecurrent(
  * ```
  */
 export function toOutIn(layer: Layer, data: Float32Array): Float32Array {
-  if (layer.outAxis === 0) return data.slice();
+  const at = outInIndex(layer);
+  if (!at) return data.slice();
   const out = new Float32Array(data.length);
-  if (layer.part) {
-    // [dirs, rows, width] → [rows, dirs·width]
-    const [dirs, rows, width] = layer.shape;
-    for (let d = 0; d < dirs; d++) {
-      for (let r = 0; r < rows; r++) {
-        out.set(
-          data.subarray((d * rows + r) * width, (d * rows + r + 1) * width),
-          (r * dirs + d) * width,
-        );
-      }
-    }
-    return out;
-  }
-  if (layer.op === "ConvTranspose") {
-    // [I, O/g, k] → [O, I/g·k]
-    const [ci] = layer.shape;
-    const og = layer.shape[1], k = layer.window, ig = ci / layer.groups;
-    for (let i = 0; i < ci; i++) {
-      const grp = Math.floor(i / ig);
-      for (let o = 0; o < og; o++) {
-        for (let t = 0; t < k; t++) {
-          out[(grp * og + o) * (ig * k) + (i % ig) * k + t] = data[(i * og + o) * k + t];
-        }
-      }
-    }
-    return out;
-  }
-  const [k, n] = layer.shape;
-  for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) out[j * k + i] = data[i * n + j];
+  for (let i = 0; i < data.length; i++) out[at[i]] = data[i];
   return out;
 }
 
@@ -351,34 +324,48 @@ export function toOutIn(layer: Layer, data: Float32Array): Float32Array {
  * ```
  */
 export function fromOutIn(layer: Layer, view: Float32Array): Float32Array {
-  if (layer.outAxis === 0) return view.slice();
+  const at = outInIndex(layer);
+  if (!at) return view.slice();
   const out = new Float32Array(view.length);
+  for (let i = 0; i < view.length; i++) out[i] = view[at[i]];
+  return out;
+}
+
+/**
+ * Where each element of a weight in the file's layout sits in the `out × in` view (undefined
+ * when the layouts are the same): the one permutation behind {@link toOutIn} and
+ * {@link fromOutIn}.
+ */
+function outInIndex(layer: Layer): Int32Array | undefined {
+  if (layer.outAxis === 0) return undefined;
+  const n = layer.shape.reduce((a, b) => a * b, 1);
+  const at = new Int32Array(n);
   if (layer.part) {
+    // [dirs, rows, width] → [rows, dirs·width]
     const [dirs, rows, width] = layer.shape;
     for (let d = 0; d < dirs; d++) {
       for (let r = 0; r < rows; r++) {
-        out.set(
-          view.subarray((r * dirs + d) * width, (r * dirs + d + 1) * width),
-          (d * rows + r) * width,
-        );
+        for (let c = 0; c < width; c++) {
+          at[(d * rows + r) * width + c] = (r * dirs + d) * width + c;
+        }
       }
     }
-    return out;
-  }
-  if (layer.op === "ConvTranspose") {
+  } else if (layer.op === "ConvTranspose") {
+    // [I, O/g, k] → [O, I/g·k]
     const [ci] = layer.shape;
     const og = layer.shape[1], k = layer.window, ig = ci / layer.groups;
     for (let i = 0; i < ci; i++) {
       const grp = Math.floor(i / ig);
       for (let o = 0; o < og; o++) {
         for (let t = 0; t < k; t++) {
-          out[(i * og + o) * k + t] = view[(grp * og + o) * (ig * k) + (i % ig) * k + t];
+          at[(i * og + o) * k + t] = (grp * og + o) * (ig * k) + (i % ig) * k + t;
         }
       }
     }
-    return out;
+  } else {
+    // [in, out] → [out, in]
+    const [k, m] = layer.shape;
+    for (let i = 0; i < k; i++) for (let j = 0; j < m; j++) at[i * m + j] = j * k + i;
   }
-  const [k, n] = layer.shape;
-  for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) out[i * n + j] = view[j * k + i];
-  return out;
+  return at;
 }
