@@ -15,6 +15,10 @@
  * while its int8 input (one scale for a range of 1e9) wipes out the quiet bins and brings the
  * model's output to 5 dB.
  *
+ * A model that carries a state from one call to the next (`h` → `hn`: Silero VAD) is measured
+ * as it is used: frame by frame over the streams of the data, each model fed its own state
+ * ({@link closedLoop}); one frame at a time hides how its error grows.
+ *
  * How a layer is measured alone: the quantized model runs with only that layer's input
  * fake-quantized (every weight quantized: the weights-only run is the baseline); for weights, when
  * the weights-only run itself misses the threshold, the float model runs with only that layer's
@@ -30,7 +34,8 @@ import { activationsByValue } from "./encode.ts";
 import { sqnrDb } from "./metrics.ts";
 import { quantize, type QuantizeOptions, type QuantizeResult } from "./quantize.ts";
 import type { Rule } from "./rules.ts";
-import { activationTransform } from "./simulate.ts";
+import { activationTransform, runnableModel } from "./simulate.ts";
+import { closedLoop, statePairs } from "./stateful.ts";
 import { silentProgress } from "./progress_api.ts";
 
 /** Options of {@link guardQuantize}. */
@@ -43,6 +48,8 @@ export interface GuardOptions {
   fix?: boolean;
   /** Samples measured (default 32). */
   samples?: number;
+  /** Frames a stateful model's output SQNR is measured over, closed loop (default 128). */
+  loopFrames?: number;
   /** Samples each offender is measured alone on, to rank them (default 4). */
   isolationSamples?: number;
   /** At most this many layers kept in float (default 8). */
@@ -87,6 +94,8 @@ export interface GuardReport {
   met: boolean | null;
   /** Samples measured. */
   samples: number;
+  /** A stateful model: the frames its output SQNR was measured over, each model fed its own state. */
+  closedLoopFrames?: number;
 }
 
 type Transform = (name: string, t: TensorData) => TensorData | undefined;
@@ -221,8 +230,19 @@ export async function guardQuantize(
   const batch = sliceBatch(g.data, 0, samples);
   const float = first.prepared;
   const ref = await runOut(float, batch);
+  const loopFrames = statePairs(float).length && g.data.count > 1
+    ? Math.min(g.data.count, g.loopFrames ?? 128)
+    : 0;
   const measure = async (r: QuantizeResult): Promise<number> =>
-    sqnrDb(ref, await runOut(r.quantized.model, batch, activationTransform(r.quantized, batch)));
+    loopFrames
+      ? (await closedLoop(float, runnableModel(r.quantized), g.data, {
+        frames: loopFrames,
+        registry: r.quantized.registry,
+      })).sqnrDb
+      : sqnrDb(
+        ref,
+        await runOut(r.quantized.model, batch, activationTransform(r.quantized, batch)),
+      );
   const initialDb = await measure(first);
   const weightsOnlyDb = sqnrDb(ref, await runOut(first.quantized.model, batch));
   const predictedDb = await predicted(float, first, batch);
@@ -396,6 +416,7 @@ export async function guardQuantize(
       remedies,
       met,
       samples,
+      ...(loopFrames ? { closedLoopFrames: loopFrames } : {}),
     },
   };
 }
@@ -423,5 +444,8 @@ export function describeGuard(r: GuardReport): string {
     : "";
   const fixes = r.remedies.length ? `; applied ${r.remedies.join(", ")}` : "";
   const was = r.kept.length || r.remedies.length ? ` (was ${fmtDb(r.initialDb)})` : "";
-  return `output SQNR ${fmtDb(r.outputDb)} ${vs} (${r.samples} samples)${fixes}${kept}${was}`;
+  const over = r.closedLoopFrames
+    ? `${r.closedLoopFrames} frames, closed loop`
+    : `${r.samples} samples`;
+  return `output SQNR ${fmtDb(r.outputDb)} ${vs} (${over})${fixes}${kept}${was}`;
 }

