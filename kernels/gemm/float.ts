@@ -413,6 +413,7 @@ export interface PackedF32B {
 interface Resident {
   ptr: number;
   bytes: number;
+  /** A second block freed with it: the scales, or a prepared conv's i16 weights. */
   scalePtr: number;
   disposed: boolean;
 }
@@ -1171,6 +1172,14 @@ export interface Conv2dF32Options {
   out?: Float32Array;
   /** Context (default {@link floatKernels}; ignored when the weight is prepared). */
   kernels?: FloatKernels;
+  /**
+   * The caller's promise that, whenever the input (after `inputQuantize`) holds integers, every
+   * partial sum of the conv is an integer below 2²⁴ in magnitude (the integer plan's centred
+   * codes): a dense conv whose weights were prepared with `integer` then sums the im2col chunks
+   * that are integers in i16 range with `i32x4.dot_i16x8_s` — exact int32 sums, hence the same
+   * bits as the f32 kernel (other chunks, e.g. with NaN, run on the f32 kernel). Default false.
+   */
+  integerSums?: boolean;
 }
 
 /**
@@ -1250,10 +1259,22 @@ export interface PreparedConv2dF32 {
   readonly kind: "conv2d_f32";
   /** [O, C/group, kh, kw]. */
   readonly shape: readonly [number, number, number, number];
+  /** Whether an i16 copy was kept for the integer route (see {@link PrepareConv2dOptions}). */
+  readonly integer: boolean;
   /** The context that holds it. */
   readonly kernels: FloatKernels;
   /** Frees the weights (idempotent). */
   dispose(): void;
+}
+
+/** Options of {@link prepareConv2dF32}. */
+export interface PrepareConv2dOptions {
+  /**
+   * Also keep the weights as i16 (rows of K = C/group·kh·kw rounded up to even) when they are
+   * all integers in [−32768, 32767], for the integer route of convs called with `integerSums`
+   * (ignored otherwise; default false).
+   */
+  integer?: boolean;
 }
 
 /**
@@ -1263,6 +1284,7 @@ export interface PreparedConv2dF32 {
  * @param weight OIHW weights
  * @param shape [O, C/group, kh, kw]
  * @param kernels context (default {@link floatKernels})
+ * @param opts `integer`: keep an i16 copy too (see {@link PrepareConv2dOptions})
  * @returns the prepared weights
  *
  * @example
@@ -1278,6 +1300,7 @@ export function prepareConv2dF32(
   weight: Float32Array,
   shape: readonly [number, number, number, number],
   kernels: FloatKernels = floatKernels(),
+  opts: PrepareConv2dOptions = {},
 ): PreparedConv2dF32 {
   checkShape4(shape, "prepareConv2dF32: weight shape");
   checkLen(
@@ -1289,11 +1312,21 @@ export function prepareConv2dF32(
   const bytes = weight.length * 4;
   const ptr = i.alloc(bytes);
   f32View(kernels, ptr, weight.length).set(weight);
+  // The i16 copy (rows of K rounded up to even, zero-padded): integers in i16 range only.
+  let w16 = 0;
+  if (opts.integer && weight.every((v) => Number.isInteger(v) && v >= -32768 && v <= 32767)) {
+    const [o] = shape, k = weight.length / o, kp = k + (k & 1);
+    w16 = i.alloc(o * kp * 2);
+    const v = new Int16Array(kernels.memory.buffer, w16, o * kp);
+    v.fill(0);
+    for (let r = 0; r < o; r++) v.set(weight.subarray(r * k, (r + 1) * k), r * kp);
+  }
   return makeResident<PreparedConv2dF32>(
     i,
-    { kind: "conv2d_f32", shape: [...shape], kernels },
+    { kind: "conv2d_f32", shape: [...shape], kernels, integer: w16 !== 0 },
     ptr,
     bytes,
+    w16,
   );
 }
 
@@ -1376,6 +1409,8 @@ interface ConvSetup {
   depthwise: boolean;
   xPtr: number;
   wPtr: number;
+  /** The i16 weights of the integer route (0: none). */
+  w16: number;
   yPtr: number;
   outLen: number;
   flags: number;
@@ -1397,7 +1432,7 @@ function setupConv(
 ): ConvSetup {
   let kernels: FloatKernels;
   let wshape: readonly [number, number, number, number];
-  let wPtr = -1;
+  let wPtr = -1, w16 = 0;
   if (weight instanceof Float32Array) {
     if (weightShape === undefined) {
       throw new LowbitError("INVALID_ARGUMENT", `${what}: the weight shape is required`);
@@ -1406,7 +1441,9 @@ function setupConv(
     kernels = opts.kernels ?? floatKernels();
   } else {
     kernels = weight.kernels;
-    wPtr = residentOf(weight, kernels, what).ptr;
+    const r = residentOf(weight, kernels, what);
+    wPtr = r.ptr;
+    if (weight.integer && opts.integerSums === true) w16 = r.scalePtr;
     wshape = weight.shape;
     if (weightShape !== undefined && weightShape.join() !== wshape.join()) {
       throw new LowbitError(
@@ -1420,6 +1457,7 @@ function setupConv(
     checkLen(weight, wshape[0] * wshape[1] * wshape[2] * wshape[3], `${what}: weight [${wshape}]`);
   }
   const depthwise = p.group === p.c && p.o === p.c && p.cg === 1;
+  if (depthwise) w16 = 0; // the direct depthwise kernel has no integer route
   if (depthwiseOnly && !depthwise) {
     throw new LowbitError(
       "SHAPE_MISMATCH",
@@ -1457,7 +1495,7 @@ function setupConv(
   if (iq !== undefined) {
     kernel(i, "quantize_f32_centred")(xPtr, inLen, xPtr, iq.scale, iq.lo, iq.hi);
   }
-  return { kernels, i, p, depthwise, xPtr, wPtr, yPtr, outLen, flags, bp, sp, lo, hi };
+  return { kernels, i, p, depthwise, xPtr, wPtr, w16, yPtr, outLen, flags, bp, sp, lo, hi };
 }
 
 function convResult(s: ConvSetup, opts: Conv2dF32Options): Conv2dResult {
@@ -1591,8 +1629,9 @@ function runConv(
   depthwiseOnly: boolean,
 ): Conv2dResult {
   const s = setupConv(what, input, inputShape, weight, weightShape, opts, depthwiseOnly);
-  if (opts.post !== undefined || opts.scale !== undefined) {
-    // Post-ops and scales exist on the split entry points only: run them as one range.
+  if (opts.post !== undefined || opts.scale !== undefined || s.w16 !== 0) {
+    // Post-ops, scales and the integer route exist on the split entry points only: run them as
+    // one range.
     for (const c of splitCalls(s, 1, opts.post)) {
       c.before?.();
       s.i.ex[c.fn](0, c.rows, ...c.args);
@@ -1808,6 +1847,7 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
   new Float32Array(s.kernels.memory.buffer, eb + 12, 2).set([lo, hi]);
   new Int32Array(s.kernels.memory.buffer, eb + 20, 1)[0] = bits;
   new Float32Array(s.kernels.memory.buffer, eb + 24, 7).set(scalars);
+  new Uint32Array(s.kernels.memory.buffer, eb + 52, 1)[0] = s.w16;
   const epilogue = [eb];
   const geo = [p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, pt, pl, p.oh, p.ow];
   const calls: SplitCall[] = [];

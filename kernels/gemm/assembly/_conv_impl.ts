@@ -9,7 +9,8 @@
 // order) and the depthwise path (one channel) give the same bits.
 
 import { madd, epi, epiFlags, setEpilogue, epiScale, epiBias, epiLo, epiHi, EPI_BIAS, EPI_SCALE } from "./_float_common";
-import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost } from "./_float_common";
+import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost, epiW16 } from "./_float_common";
+import { gemmI16, panelsToI16 } from "./_conv_int";
 import { gemmF32 } from "./_float_gemm_impl";
 
 /** Spatial columns per im2col chunk so that one chunk (K × chunk floats) is about 256 KiB. */
@@ -361,10 +362,14 @@ export function conv2dPadF32(
   }
 }
 
-/** Bytes of one thread's scratch for conv2dF32Pixels: an im2col chunk, tile buffer, geometry. */
+/**
+ * Bytes of one thread's scratch for conv2dF32Pixels: an im2col chunk, tile buffer, geometry, and
+ * the chunk's i16 pair panels (the integer route, _conv_int.ts).
+ */
 export function conv2dPixelsScratchBytes(cg: i32, kh: i32, kw: i32, oh: i32, ow: i32): usize {
   const k = cg * kh * kw;
-  return <usize>convChunk(k, oh * ow) * <usize>k * 4 + 192;
+  const chunk = <usize>convChunk(k, oh * ow);
+  return chunk * <usize>k * 4 + 192 + chunk * <usize>((k + 1) & ~1) * 2;
 }
 
 /**
@@ -392,6 +397,7 @@ export function conv2dF32Pixels<V>(
   const pw = pad ? convPadW(w, ow, kw, sw, dw, pl) : w;
   const flags = epiFlags, bias = epiBias, lo = epiLo, hi = epiHi, sc = epiScale;
   const post = epiPost, pm = epiPostMul, pa = epiPostAdd;
+  const w16 = epiW16, kp = (k + 1) & ~1, p16 = geo + 64;
   for (let g = 0; g < groups; g++) {
     setEpilogue(flags, sc + <usize>g * og * 4, bias + <usize>g * og * 4, lo, hi);
     setEpiloguePost(post, pm, pa);
@@ -400,7 +406,11 @@ export function conv2dF32Pixels<V>(
     for (let q0 = p0; q0 < p1; q0 += chunk) {
       const pn = min(chunk, p1 - q0);
       im2colPanels(x, ph, pw, g * cg, cg, kh, kw, sh, sw, dh, dw, pad ? 0 : pt, pad ? 0 : pl, ow, q0, pn, s, geo);
-      gemmF32<V>(0, pn, og, k, a, k, s, cOut + (<usize>q0 << 2), p, tmp);
+      if (w16 != 0 && panelsToI16(s, k, pn, p16)) {
+        gemmI16(og, pn, kp, w16 + <usize>g * og * kp * 2, p16, cOut + (<usize>q0 << 2), p, tmp);
+      } else {
+        gemmF32<V>(0, pn, og, k, a, k, s, cOut + (<usize>q0 << 2), p, tmp);
+      }
     }
   }
   setEpilogue(flags, sc, bias, lo, hi);

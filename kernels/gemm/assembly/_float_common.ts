@@ -73,6 +73,12 @@ export let epiPreAdd: f32 = 0;
 export let epiQScale: f32 = 1;
 export let epiQLo: f32 = 0;
 export let epiQHi: f32 = 0;
+/**
+ * Integer weights of a dense conv (0: none): the OIHW weights as i16, rows of Kp = K rounded up
+ * to even (zero-padded). Set by loadEpilogue (word 13); conv2dF32Pixels then runs the chunks
+ * whose im2col values are all integers in i16 range on the i16 dot kernel (_conv_int.ts).
+ */
+export let epiW16: usize = 0;
 
 export const POST_HARDSWISH: i32 = 1;
 export const POST_MUL: i32 = 2;
@@ -90,9 +96,11 @@ export function setEpiloguePost(post: i32, mul: f32, add: f32): void {
 /**
  * Sets the whole epilogue from a parameter block in memory (the split conv entry points: their
  * argument count is bounded): i32 flags, u32 scale, u32 bias, f32 lo, f32 hi, i32 post, f32
- * postMul, f32 postAdd, f32 preMul, f32 preAdd, f32 qScale, f32 qLo, f32 qHi (52 bytes).
+ * postMul, f32 postAdd, f32 preMul, f32 preAdd, f32 qScale, f32 qLo, f32 qHi, u32 i16 weights
+ * (epiW16, 0 for none) (56 bytes).
  */
 export function loadEpilogue(p: usize): void {
+  epiW16 = <usize>load<u32>(p, 52);
   setEpilogue(load<i32>(p), <usize>load<u32>(p, 4), <usize>load<u32>(p, 8), load<f32>(p, 12), load<f32>(p, 16));
   setEpiloguePost(load<i32>(p, 20), load<f32>(p, 24), load<f32>(p, 28));
   setEpiloguePre(load<f32>(p, 32), load<f32>(p, 36), load<f32>(p, 40), load<f32>(p, 44), load<f32>(p, 48));

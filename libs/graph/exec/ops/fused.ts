@@ -514,7 +514,8 @@ function floatContext(k: FloatKernels | undefined): FloatKernels | null {
   return ownKernels;
 }
 
-// Centred constant weights copied once into each kernel context's memory.
+// Centred constant weights copied once into each kernel context's memory (with an i16 copy for
+// the dense convs' integer route).
 const preparedConvs = new WeakMap<FloatKernels, WeakMap<Float32Array, PreparedConv2dF32>>();
 const disposer = new FinalizationRegistry<PreparedConv2dF32>((p) => p.dispose());
 function preparedWeights(
@@ -526,7 +527,7 @@ function preparedWeights(
   if (m === undefined) preparedConvs.set(k, m = new WeakMap());
   let p = m.get(w);
   if (p === undefined) {
-    p = prepareConv2dF32(w, shape, k);
+    p = prepareConv2dF32(w, shape, k, { integer: true });
     m.set(w, p);
     disposer.register(w, p);
   }
@@ -591,6 +592,9 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
       inputQuantize: codesIn ? undefined : { scale: sx, lo: lo - zx, hi: hi - zx },
       out: ctx.allocF32?.(nb * cout * ohw),
       kernels: fk,
+      // The sums are integers below 2²⁴ (the condition above): dense convs then run on the
+      // i16 dot kernel with the prepared weights' i16 copy (the same bits).
+      integerSums: true,
     };
     const weight = constant ? preparedWeights(fw.w, wShape, fk) : fw.w;
     const xShape: [number, number, number, number] = [nb, cin, g.h, g.w];

@@ -1,0 +1,117 @@
+// The integer route of the dense conv (conv2dF32Pixels): when the caller says every sum of the
+// conv is an integer below 2^24 in magnitude (the integer plan's centred codes), an im2col chunk
+// whose values are all integers in i16 range is summed with `i32x4.dot_i16x8_s` (pmaddwd: 8
+// products per instruction, twice the f32 kernel's 4 per multiply + 4 per add) against the
+// weights' i16 copy. The int32 sums are exact and convert to f32 exactly (|sum| < 2^24), and the
+// f32 kernel's sums are the same integers (every partial sum exact), so the outputs, after the
+// same epilogue (storeRow8), have the same bits. Never built on its own.
+//
+// *** layouts ***
+// weights: rows of Kp = K rounded up to even i16 (zero-padded), row r at w16 + r·Kp·2.
+// panels (from the f32 im2col panels of 8 columns): panel q at dst + q·Kp·16; for each k pair
+// (k, k+1): 16 i16 = [x[k][0], x[k+1][0], x[k][1], x[k+1][1], …, x[k][3], x[k+1][3]] then the
+// same for columns 4..7 (32 bytes). A dot of one panel half with the splat of the weight pair
+// (w[r][k], w[r][k+1]) adds both products of 4 columns.
+
+import { storeRow8 } from "./_float_common";
+
+/**
+ * Converts `pn` columns of f32 im2col panels (K rows of 8 floats each, panels k·32 bytes apart)
+ * into i16 pair panels at `dst`. Returns false, leaving the f32 panels for the float kernel,
+ * when any value is not an integer in [−32768, 32767] (NaN included).
+ */
+export function panelsToI16(src: usize, k: i32, pn: i32, dst: usize): bool {
+  const panels = (pn + 7) >> 3;
+  const kp = (k + 1) & ~1;
+  let bad = i32x4.splat(0);
+  const off = i32x4.splat(32768), top = i32x4.splat(65535);
+  for (let q = 0; q < panels; q++) {
+    let s = src + <usize>q * (<usize>k << 5);
+    let d = dst + <usize>q * (<usize>kp << 4);
+    for (let kk = 0; kk < k; kk += 2) {
+      const a0 = v128.load(s), a1 = v128.load(s, 16);
+      let b0 = f32x4.splat(0), b1 = b0;
+      if (kk + 1 < k) {
+        b0 = v128.load(s, 32);
+        b1 = v128.load(s, 48);
+      }
+      const ia0 = i32x4.trunc_sat_f32x4_s(a0), ia1 = i32x4.trunc_sat_f32x4_s(a1);
+      const ib0 = i32x4.trunc_sat_f32x4_s(b0), ib1 = i32x4.trunc_sat_f32x4_s(b1);
+      // exact integers (NaN and fractions fail the round trip) within i16
+      bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ia0), a0), f32x4.ne(f32x4.convert_i32x4_s(ia1), a1)));
+      bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ib0), b0), f32x4.ne(f32x4.convert_i32x4_s(ib1), b1)));
+      bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ia0, off), top), i32x4.gt_u(i32x4.add(ia1, off), top)));
+      bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ib0, off), top), i32x4.gt_u(i32x4.add(ib1, off), top)));
+      const ra = i16x8.narrow_i32x4_s(ia0, ia1), rb = i16x8.narrow_i32x4_s(ib0, ib1);
+      v128.store(d, i8x16.shuffle(ra, rb, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
+      v128.store(d, i8x16.shuffle(ra, rb, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16);
+      s += 64;
+      d += 32;
+    }
+  }
+  return !v128.any_true(bad);
+}
+
+/** 4 rows × 8 columns over kp / 2 pairs; rows may alias (they then store equal values). */
+// @ts-ignore: decorator
+@inline
+function tileI16(
+  pairs: i32, a0: usize, a1: usize, a2: usize, a3: usize, bp: usize,
+  c0: usize, c1: usize, c2: usize, c3: usize, r0: i32, r1: i32, r2: i32, r3: i32, j: i32,
+): void {
+  let x00 = i32x4.splat(0), x01 = x00, x10 = x00, x11 = x00;
+  let x20 = x00, x21 = x00, x30 = x00, x31 = x00;
+  const end = a0 + (<usize>pairs << 2);
+  while (a0 < end) {
+    const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+    let va = v128.load32_splat(a0);
+    x00 = i32x4.add(x00, i32x4.dot_i16x8_s(va, b0));
+    x01 = i32x4.add(x01, i32x4.dot_i16x8_s(va, b1));
+    va = v128.load32_splat(a1);
+    x10 = i32x4.add(x10, i32x4.dot_i16x8_s(va, b0));
+    x11 = i32x4.add(x11, i32x4.dot_i16x8_s(va, b1));
+    va = v128.load32_splat(a2);
+    x20 = i32x4.add(x20, i32x4.dot_i16x8_s(va, b0));
+    x21 = i32x4.add(x21, i32x4.dot_i16x8_s(va, b1));
+    va = v128.load32_splat(a3);
+    x30 = i32x4.add(x30, i32x4.dot_i16x8_s(va, b0));
+    x31 = i32x4.add(x31, i32x4.dot_i16x8_s(va, b1));
+    a0 += 4; a1 += 4; a2 += 4; a3 += 4;
+    bp += 32;
+  }
+  storeRow8(c0, f32x4.convert_i32x4_s(x00), f32x4.convert_i32x4_s(x01), r0, j, true);
+  storeRow8(c1, f32x4.convert_i32x4_s(x10), f32x4.convert_i32x4_s(x11), r1, j, true);
+  storeRow8(c2, f32x4.convert_i32x4_s(x20), f32x4.convert_i32x4_s(x21), r2, j, true);
+  storeRow8(c3, f32x4.convert_i32x4_s(x30), f32x4.convert_i32x4_s(x31), r3, j, true);
+}
+
+/**
+ * C[r][j] = epilogue(Σ_k w[r][k]·x[k][j]) for rows [0, m) and columns [0, pn) of the i16 panels
+ * at `b` (panelsToI16), weights `a` (rows of `kp` i16), C rows `ldc` floats apart. `tmp`: 128
+ * bytes for the column tail. The epilogue is the one setEpilogue configured (rows: channels).
+ */
+export function gemmI16(m: i32, pn: i32, kp: i32, a: usize, b: usize, c: usize, ldc: i32, tmp: usize): void {
+  const pairs = kp >> 1;
+  const rowBytes = <usize>kp << 1, panelStride = <usize>kp << 4;
+  for (let i = 0; i < m; i += 4) {
+    const mr = min(4, m - i);
+    const r0 = i, r1 = i + min(1, mr - 1), r2 = i + min(2, mr - 1), r3 = i + min(3, mr - 1);
+    const a0 = a + <usize>r0 * rowBytes, a1 = a + <usize>r1 * rowBytes;
+    const a2 = a + <usize>r2 * rowBytes, a3 = a + <usize>r3 * rowBytes;
+    for (let j = 0; j < pn; j += 8) {
+      const nr = min(8, pn - j);
+      const bp = b + <usize>(j >> 3) * panelStride;
+      if (nr == 8) {
+        const cj = c + (<usize>j << 2);
+        const c0 = cj + <usize>r0 * ldc * 4, c1 = cj + <usize>r1 * ldc * 4;
+        const c2 = cj + <usize>r2 * ldc * 4, c3 = cj + <usize>r3 * ldc * 4;
+        tileI16(pairs, a0, a1, a2, a3, bp, c0, c1, c2, c3, r0, r1, r2, r3, j);
+      } else {
+        tileI16(pairs, a0, a1, a2, a3, bp, tmp, tmp + 32, tmp + 64, tmp + 96, r0, r1, r2, r3, j);
+        for (let r = 0; r < mr; r++) {
+          memory.copy(c + (<usize>(i + r) * ldc + j) * 4, tmp + <usize>r * 32, <usize>nr * 4);
+        }
+      }
+    }
+  }
+}
