@@ -1,8 +1,8 @@
 // The integer route of the dense conv (assembly/_conv_int.ts): integer inputs and prepared
 // integer weights with `integerSums` give the bits of the scalar reference (refConv2dF32, whose
 // f32 partial sums are exact integers under the promise), on one and two threads; chunks that are
-// not integers (NaN, fractions) fall back to the f32 kernel; and a probe that breaks the promise
-// shows the route really runs (exact int32 sums rounded once, not the f32 kernel's rounding).
+// not integers (NaN, fractions) fall back to the f32 kernel; and beyond 2^24 (where the f32
+// kernel rounds, so the probe also shows the route runs) the exact sums are scaled as in double.
 
 import assert from "node:assert/strict";
 import { createPool } from "@lowbit/runtime";
@@ -123,21 +123,29 @@ Deno.test("conv2dF32() integerSums: NaN and fractional chunks fall back to the f
   frac.dispose();
 });
 
-Deno.test("conv2dF32() integerSums: the i16 route runs (a probe beyond the 2^24 promise)", () => {
-  // 1×1 conv, K = 64 terms of 4000·(±4000): the partial sums pass 2^24, where the f32 kernel
-  // rounds them and the int32 sum stays exact; the route's output is fround(exact sum).
+Deno.test("conv2dF32() integerSums: beyond 2^24 the i16 route gives fround(exact sum · scale) + bias", () => {
+  // 1×1 conv, K = 64 terms of ±4000·±4000: the partial sums pass 2^24, where the f32 kernel
+  // rounds them and the int32 sum stays exact. Expected, by a plain double loop: y =
+  // f32(f32(acc·s) + b) with acc the exact sum (the integer plan's TypeScript epilogue).
   const k = floatContexts()[0];
   const r = rng(3);
   const input: Shape4 = [1, 64, 4, 8], weight: Shape4 = [4, 64, 1, 1];
   const x = Float32Array.from({ length: count(input) }, () => (r() < 0.5 ? -4000 : 4000) - 1);
   const w = Float32Array.from({ length: count(weight) }, () => (r() < 0.5 ? -4000 : 3999));
-  const g: RefConvGeometry = c(input, weight);
-  const exact = refConv2dF32(x, w, g, "exact");
-  const viaF32 = conv2dF32(x, input, w, weight, { kernels: k, scale: new Float32Array(4).fill(1) });
-  assert.notDeepEqual(viaF32.data, exact, "the probe must separate the two routes");
+  const scale = Float32Array.from([0.3, 1e-7, 3, 0.0123]), bias = Float32Array.from([1, 2, 3, 4]);
+  const want = new Float32Array(4 * 32);
+  for (let o = 0; o < 4; o++) {
+    for (let p = 0; p < 32; p++) {
+      let acc = 0;
+      for (let ci = 0; ci < 64; ci++) acc += x[ci * 32 + p] * w[o * 64 + ci];
+      want[o * 32 + p] = Math.fround(Math.fround(acc * scale[o]) + bias[o]);
+    }
+  }
+  const viaF32 = conv2dF32(x, input, w, weight, { kernels: k, scale, bias });
+  assert.notDeepEqual(viaF32.data, want, "the probe must separate the f32 kernel from exact sums");
   const prepared = prepareConv2dF32(w, weight, k, { integer: true });
-  const got = conv2dF32(x, input, prepared, { kernels: k, integerSums: true });
-  sameBits(got.data, exact, "i16 route");
+  const got = conv2dF32(x, input, prepared, { kernels: k, integerSums: true, scale, bias });
+  sameBits(got.data, want, "i16 route");
   prepared.dispose();
 });
 

@@ -1173,11 +1173,13 @@ export interface Conv2dF32Options {
   /** Context (default {@link floatKernels}; ignored when the weight is prepared). */
   kernels?: FloatKernels;
   /**
-   * The caller's promise that, whenever the input (after `inputQuantize`) holds integers, every
-   * partial sum of the conv is an integer below 2²⁴ in magnitude (the integer plan's centred
-   * codes): a dense conv whose weights were prepared with `integer` then sums the im2col chunks
-   * that are integers in i16 range with `i32x4.dot_i16x8_s` — exact int32 sums, hence the same
-   * bits as the f32 kernel (other chunks, e.g. with NaN, run on the f32 kernel). Default false.
+   * Integer route (default false): a dense conv whose weights were prepared with `integer` sums
+   * every im2col chunk whose values are integers in i16 range with `i32x4.dot_i16x8_s` (other
+   * chunks, e.g. with NaN, run on the f32 kernel), then applies the scale as
+   * f32(f64(sum)·f64(scale)) and the rest of the epilogue as usual. The caller promises the int32
+   * sums do not overflow (|sum| < 2³¹). While every partial sum is below 2²⁴ in magnitude (the
+   * integer plan's centred codes, mostly) the result has the f32 kernel's bits; beyond, the exact
+   * sum's (`Math.fround(sum * scale)`, as the integer plan's TypeScript epilogue).
    */
   integerSums?: boolean;
 }

@@ -4,7 +4,10 @@
 // products per instruction, twice the f32 kernel's 4 per multiply + 4 per add) against the
 // weights' i16 copy. The int32 sums are exact and convert to f32 exactly (|sum| < 2^24), and the
 // f32 kernel's sums are the same integers (every partial sum exact), so the outputs, after the
-// same epilogue (storeRow8), have the same bits. Never built on its own.
+// same epilogue (storeRow8), have the same bits. The per-channel scale is applied as
+// f32(f64(sum)·f64(scale)) (the f32 multiply's value while |sum| < 2^24, and JavaScript's
+// Math.fround(sum * scale) beyond, as the TypeScript and int8 epilogues compute it), so sums up
+// to 2^31 keep the integer plan's bits too. Never built on its own.
 //
 // *** layouts ***
 // weights: rows of Kp = K rounded up to even i16 (zero-padded), row r at w16 + r·Kp·2.
@@ -13,7 +16,8 @@
 // same for columns 4..7 (32 bytes). A dot of one panel half with the splat of the weight pair
 // (w[r][k], w[r][k+1]) adds both products of 4 columns.
 
-import { storeRow8 } from "./_float_common";
+import { storeRow8, epiFlags, epiScale, epiBias, epiLo, epiHi, EPI_SCALE, setEpilogue } from "./_float_common";
+import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost } from "./_float_common";
 
 /**
  * Converts `pn` columns of f32 im2col panels (K rows of 8 floats each, panels k·32 bytes apart)
@@ -58,6 +62,7 @@ export function panelsToI16(src: usize, k: i32, pn: i32, dst: usize): bool {
 function tileI16(
   pairs: i32, a0: usize, a1: usize, a2: usize, a3: usize, bp: usize,
   c0: usize, c1: usize, c2: usize, c3: usize, r0: i32, r1: i32, r2: i32, r3: i32, j: i32,
+  sc: usize,
 ): void {
   let x00 = i32x4.splat(0), x01 = x00, x10 = x00, x11 = x00;
   let x20 = x00, x21 = x00, x30 = x00, x31 = x00;
@@ -79,10 +84,21 @@ function tileI16(
     a0 += 4; a1 += 4; a2 += 4; a3 += 4;
     bp += 32;
   }
-  storeRow8(c0, f32x4.convert_i32x4_s(x00), f32x4.convert_i32x4_s(x01), r0, j, true);
-  storeRow8(c1, f32x4.convert_i32x4_s(x10), f32x4.convert_i32x4_s(x11), r1, j, true);
-  storeRow8(c2, f32x4.convert_i32x4_s(x20), f32x4.convert_i32x4_s(x21), r2, j, true);
-  storeRow8(c3, f32x4.convert_i32x4_s(x30), f32x4.convert_i32x4_s(x31), r3, j, true);
+  storeRow8(c0, scaled(x00, sc, r0), scaled(x01, sc, r0), r0, j, true);
+  storeRow8(c1, scaled(x10, sc, r1), scaled(x11, sc, r1), r1, j, true);
+  storeRow8(c2, scaled(x20, sc, r2), scaled(x21, sc, r2), r2, j, true);
+  storeRow8(c3, scaled(x30, sc, r3), scaled(x31, sc, r3), r3, j, true);
+}
+
+/** f32(f64(x)·f64(scale[row])) per lane (sc = 0: f32(x)). */
+// @ts-ignore: decorator
+@inline
+function scaled(x: v128, sc: usize, row: i32): v128 {
+  if (sc == 0) return f32x4.convert_i32x4_s(x);
+  const s = f64x2.splat(<f64>load<f32>(sc + (<usize>row << 2)));
+  const lo = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.convert_low_i32x4_s(x), s));
+  const hi = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(x, x, 2, 3, 2, 3)), s));
+  return v128.shuffle<f32>(lo, hi, 0, 1, 4, 5);
 }
 
 /**
@@ -91,6 +107,18 @@ function tileI16(
  * bytes for the column tail. The epilogue is the one setEpilogue configured (rows: channels).
  */
 export function gemmI16(m: i32, pn: i32, kp: i32, a: usize, b: usize, c: usize, ldc: i32, tmp: usize): void {
+  // The scale is applied here (in f64), so the epilogue runs without it, then is restored.
+  const flags = epiFlags, scale = epiScale, bias = epiBias, lo = epiLo, hi = epiHi;
+  const post = epiPost, pm = epiPostMul, pa = epiPostAdd;
+  const sc = flags & EPI_SCALE ? scale : 0;
+  setEpilogue(flags & ~EPI_SCALE, scale, bias, lo, hi);
+  setEpiloguePost(post, pm, pa);
+  gemmI16Tiles(m, pn, kp, a, b, c, ldc, tmp, sc);
+  setEpilogue(flags, scale, bias, lo, hi);
+  setEpiloguePost(post, pm, pa);
+}
+
+function gemmI16Tiles(m: i32, pn: i32, kp: i32, a: usize, b: usize, c: usize, ldc: i32, tmp: usize, sc: usize): void {
   const pairs = kp >> 1;
   const rowBytes = <usize>kp << 1, panelStride = <usize>kp << 4;
   for (let i = 0; i < m; i += 4) {
@@ -105,9 +133,9 @@ export function gemmI16(m: i32, pn: i32, kp: i32, a: usize, b: usize, c: usize, 
         const cj = c + (<usize>j << 2);
         const c0 = cj + <usize>r0 * ldc * 4, c1 = cj + <usize>r1 * ldc * 4;
         const c2 = cj + <usize>r2 * ldc * 4, c3 = cj + <usize>r3 * ldc * 4;
-        tileI16(pairs, a0, a1, a2, a3, bp, c0, c1, c2, c3, r0, r1, r2, r3, j);
+        tileI16(pairs, a0, a1, a2, a3, bp, c0, c1, c2, c3, r0, r1, r2, r3, j, sc);
       } else {
-        tileI16(pairs, a0, a1, a2, a3, bp, tmp, tmp + 32, tmp + 64, tmp + 96, r0, r1, r2, r3, j);
+        tileI16(pairs, a0, a1, a2, a3, bp, tmp, tmp + 32, tmp + 64, tmp + 96, r0, r1, r2, r3, j, sc);
         for (let r = 0; r < mr; r++) {
           memory.copy(c + (<usize>(i + r) * ldc + j) * 4, tmp + <usize>r * 32, <usize>nr * 4);
         }

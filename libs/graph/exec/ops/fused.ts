@@ -570,7 +570,13 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
   const fw = ctx.reference ? undefined : centredWeights(wc, wz, cout, kk, constant);
   const xr = Math.max(hi - zx, zx - lo);
   const fk = fw === undefined ? null : floatContext(ctx.floatKernels);
-  if (fw !== undefined && fk !== null && kk * xr * fw.range < 2 ** 24 && inputs[7] === undefined) {
+  const dw = group === cin && cout === cin && cinG === 1;
+  // Dense convs with constant weights also take the kernels beyond 2²⁴: their integer route sums
+  // in int32 (exact below 2³¹) and scales as Math.fround(acc·sc) does, the epilogue's bits.
+  const bound = fw === undefined ? Infinity : kk * xr * fw.range;
+  const intRoute = fw !== undefined && constant && !dw && xr <= 32767 && fw.range <= 32767 &&
+    bound < 2 ** 31;
+  if (fw !== undefined && fk !== null && (bound < 2 ** 24 || intRoute) && inputs[7] === undefined) {
     // One conv call: exact integer sums, then the epilogue fused in the kernel's store:
     // f32(f32(acc·sc[c]) + bias[c]), sc[c] = f32(sx·sw[c]), the clamp, the post-ops (and the
     // consumer's quantization), the same steps as the TypeScript route below.
@@ -598,7 +604,6 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
     };
     const weight = constant ? preparedWeights(fw.w, wShape, fk) : fw.w;
     const xShape: [number, number, number, number] = [nb, cin, g.h, g.w];
-    const dw = group === cin && cout === cin && cinG === 1;
     const y = fk.threads > 1
       ? await (dw ? depthwiseConv2dF32Parallel : conv2dF32Parallel)(
         xc,
