@@ -94,7 +94,13 @@ function tileI16(
 // @ts-ignore: decorator
 @inline
 function scaled(x: v128, sc: usize, row: i32): v128 {
-  if (sc == 0) return f32x4.convert_i32x4_s(x);
+  const f = f32x4.convert_i32x4_s(x);
+  if (sc == 0) return f;
+  // |x| < 2^24 in every lane: f32(x) is exact, and one f32 multiply rounds the exact product
+  // once, as the f64 route below does (the common case: 2 instructions instead of 8).
+  if (!v128.any_true(i32x4.gt_u(i32x4.add(x, i32x4.splat(1 << 24)), i32x4.splat(1 << 25)))) {
+    return f32x4.mul(f, v128.load32_splat(sc + (<usize>row << 2)));
+  }
   const s = f64x2.splat(<f64>load<f32>(sc + (<usize>row << 2)));
   const lo = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.convert_low_i32x4_s(x), s));
   const hi = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(x, x, 2, 3, 2, 3)), s));
