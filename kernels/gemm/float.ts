@@ -1849,7 +1849,7 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
   new Float32Array(s.kernels.memory.buffer, eb + 12, 2).set([lo, hi]);
   new Int32Array(s.kernels.memory.buffer, eb + 20, 1)[0] = bits;
   new Float32Array(s.kernels.memory.buffer, eb + 24, 7).set(scalars);
-  new Uint32Array(s.kernels.memory.buffer, eb + 52, 1)[0] = s.w16;
+  new Uint32Array(s.kernels.memory.buffer, eb + 52, 2).set([s.w16, 0]);
   const epilogue = [eb];
   const geo = [p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, pt, pl, p.oh, p.ow];
   const calls: SplitCall[] = [];
@@ -1896,11 +1896,20 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
   const align = Math.ceil(ohw / threads / 8) * 8;
   const scratch = slot(i, "conv", stride * threads + padBytes);
   const padded = scratch + stride * threads;
+  // The integer route: each image is checked and converted once into a padded i16 copy (a pass
+  // over the input, before the split), from which every thread gathers its pair panels; an
+  // image that is not all integers in i16 range runs on the f32 route instead.
+  const x16 = s.w16 !== 0 ? slot(i, "x16", i.ex.conv2d_pad_i16_bytes(p.c, p.h, p.w, ...geo)) : 0;
   for (let n = 0; n < p.n; n++) {
     const x = xPtr + n * inImg;
-    const before = padBytes > 0
+    const padF32 = padBytes > 0
       ? () => void i.ex.conv2d_pad_f32(p.c, p.h, p.w, ...geo, x, padded)
       : undefined;
+    const before = x16 === 0 ? padF32 : () => {
+      const ok = i.ex.conv2d_pad_i16(p.c, p.h, p.w, ...geo, x, x16) === 1;
+      new Uint32Array(s.kernels.memory.buffer, eb + 56, 1)[0] = ok ? x16 : 0;
+      if (!ok) padF32?.();
+    };
     const args = [p.c, p.h, p.w, p.o, p.group, ...geo, padBytes > 0 ? padded : x, wPtr];
     args.push(yPtr + n * outImg, scratch, stride, align, padBytes > 0 ? 1 : 0, ...epilogue);
     calls.push({ fn, rows: ohw, align, args, before });

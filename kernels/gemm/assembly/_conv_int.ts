@@ -149,3 +149,126 @@ function gemmI16Tiles(m: i32, pn: i32, kp: i32, a: usize, b: usize, c: usize, ld
     }
   }
 }
+
+// *** i16 image → i16 pair panels (no f32 im2col) ***
+// A single image is converted once into a zero-padded i16 copy (padImageI16, before the conv is
+// split over threads), and each chunk's pair panels are gathered from it directly (im2colI16):
+// per pair of taps, two 8-lane loads and two interleaves, instead of the f32 im2col plus the
+// conversion of every gathered value.
+
+/**
+ * Writes image x [c, h, w] (f32) into `out` as a zero-padded i16 image [c, ph, pw] (row pt,
+ * column pl). Returns false when any value is not an integer in [−32768, 32767] (NaN included):
+ * the conv then runs on the f32 route.
+ */
+export function padImageI16(c: i32, h: i32, w: i32, pt: i32, pl: i32, ph: i32, pw: i32, x: usize, out: usize): bool {
+  memory.fill(out, 0, <usize>c * ph * pw * 2);
+  let bad = i32x4.splat(0);
+  let badScalar = false;
+  const off = i32x4.splat(32768), top = i32x4.splat(65535);
+  for (let ch = 0; ch < c; ch++) {
+    for (let y = 0; y < h; y++) {
+      const src = x + (<usize>(ch * h + y) * w) * 4;
+      const dst = out + (<usize>(ch * ph + y + pt) * pw + pl) * 2;
+      let i = 0;
+      for (; i + 8 <= w; i += 8) {
+        const a0 = v128.load(src + (<usize>i << 2)), a1 = v128.load(src + (<usize>i << 2), 16);
+        const i0 = i32x4.trunc_sat_f32x4_s(a0), i1 = i32x4.trunc_sat_f32x4_s(a1);
+        bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(i0), a0), f32x4.ne(f32x4.convert_i32x4_s(i1), a1)));
+        bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(i0, off), top), i32x4.gt_u(i32x4.add(i1, off), top)));
+        v128.store(dst + (<usize>i << 1), i16x8.narrow_i32x4_s(i0, i1));
+      }
+      for (; i < w; i++) {
+        const v = load<f32>(src + (<usize>i << 2));
+        const iv = i32x4.extract_lane(i32x4.trunc_sat_f32x4_s(f32x4.splat(v)), 0);
+        if (<f32>iv != v || iv < -32768 || iv > 32767) badScalar = true;
+        store<i16>(dst + (<usize>i << 1), <i16>iv);
+      }
+    }
+  }
+  return !v128.any_true(bad) && !badScalar;
+}
+
+/** Eight i16 inputs of one tap: lanes at element offsets geo[l] + t (the general case). */
+// @ts-ignore: decorator
+@inline
+function gather8(x: usize, t: i32, geo: usize): v128 {
+  let v = i16x8.splat(load<i16>(x + (<usize>(load<i32>(geo) + t) << 1)));
+  v = i16x8.replace_lane(v, 1, load<i16>(x + (<usize>(load<i32>(geo, 4) + t) << 1)));
+  v = i16x8.replace_lane(v, 2, load<i16>(x + (<usize>(load<i32>(geo, 8) + t) << 1)));
+  v = i16x8.replace_lane(v, 3, load<i16>(x + (<usize>(load<i32>(geo, 12) + t) << 1)));
+  v = i16x8.replace_lane(v, 4, load<i16>(x + (<usize>(load<i32>(geo, 16) + t) << 1)));
+  v = i16x8.replace_lane(v, 5, load<i16>(x + (<usize>(load<i32>(geo, 20) + t) << 1)));
+  v = i16x8.replace_lane(v, 6, load<i16>(x + (<usize>(load<i32>(geo, 24) + t) << 1)));
+  v = i16x8.replace_lane(v, 7, load<i16>(x + (<usize>(load<i32>(geo, 28) + t) << 1)));
+  return v;
+}
+
+/** Eight i16 inputs of one tap for 8 outputs of one row: stride 1 or 2 from `p`. */
+// @ts-ignore: decorator
+@inline
+function row8(p: usize, sw: i32): v128 {
+  if (sw == 1) return v128.load(p);
+  return i8x16.shuffle(v128.load(p), v128.load(p, 16), 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
+}
+
+/**
+ * The i16 pair panels (layout above) of output pixels [p0, p0 + pn) of one group (input
+ * channels c0..c0+cg), gathered from the padded i16 image x16 [c, ph, pw] (padImageI16: every
+ * tap is inside it). `geo`: 32 bytes of scratch for the lanes' element offsets.
+ */
+export function im2colI16(
+  x16: usize, ph: i32, pw: i32, c0: i32, cg: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  ow: i32, p0: i32, pn: i32, out: usize, geo: usize,
+): void {
+  const k = cg * kh * kw, kp = (k + 1) & ~1;
+  const plane = ph * pw;
+  const base = x16 + (<usize>c0 * plane << 1);
+  for (let q = 0; q < pn; q += 8) {
+    const p = p0 + q;
+    const nr = min(8, pn - q);
+    let dst = out + <usize>(q >> 3) * (<usize>kp << 4);
+    const oy = p / ow, ox = p % ow;
+    const oneRow = nr == 8 && ox + 7 < ow && (sw == 1 || sw == 2);
+    if (!oneRow) {
+      let y = oy, xx = ox;
+      for (let l = 0; l < 8; l++) {
+        // lanes past nr read element 0 (their columns are discarded)
+        store<i32>(geo + (<usize>l << 2), l < nr ? y * sh * pw + xx * sw : 0);
+        if (++xx == ow) {
+          xx = 0;
+          y++;
+        }
+      }
+    }
+    const org = oy * sh * pw + ox * sw;
+    let c = 0, ky = 0, kx = 0;
+    for (let kk = 0; kk < k; kk += 2) {
+      // tap kk, then kk + 1 (zero past K)
+      let t = c * plane + ky * dh * pw + kx * dw;
+      const a = oneRow ? row8(base + (<usize>(org + t) << 1), sw) : gather8(base, t, geo);
+      if (++kx == kw) {
+        kx = 0;
+        if (++ky == kh) {
+          ky = 0;
+          c++;
+        }
+      }
+      let b = i16x8.splat(0);
+      if (kk + 1 < k) {
+        t = c * plane + ky * dh * pw + kx * dw;
+        b = oneRow ? row8(base + (<usize>(org + t) << 1), sw) : gather8(base, t, geo);
+        if (++kx == kw) {
+          kx = 0;
+          if (++ky == kh) {
+            ky = 0;
+            c++;
+          }
+        }
+      }
+      v128.store(dst, i8x16.shuffle(a, b, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
+      v128.store(dst, i8x16.shuffle(a, b, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16);
+      dst += 32;
+    }
+  }
+}

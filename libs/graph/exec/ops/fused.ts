@@ -598,9 +598,12 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
       inputQuantize: codesIn ? undefined : { scale: sx, lo: lo - zx, hi: hi - zx },
       out: ctx.allocF32?.(nb * cout * ohw),
       kernels: fk,
-      // The sums are integers below 2²⁴ (the condition above): dense convs then run on the
-      // i16 dot kernel with the prepared weights' i16 copy (the same bits).
-      integerSums: true,
+      // The kernels' integer route (i16 dot products, exact int32 sums: the bits of this op's
+      // epilogue): needed beyond 2²⁴; below, taken where it is the faster one (measured, CPU
+      // time, relaxed-SIMD f32 as the peer: 3×3 96→24 at 56×88 0.65×, 1×1 192→192 0.79×, 96→96
+      // 0.85×, but 1×1 96→24 1.12× and 16→32 1.07×: a 1×1 conv with few output channels spends
+      // more on converting its input than the dot products save).
+      integerSums: bound >= 2 ** 24 || kh * kw > 1 || coutG >= 64,
     };
     const weight = constant ? preparedWeights(fw.w, wShape, fk) : fw.w;
     const xShape: [number, number, number, number] = [nb, cin, g.h, g.w];
