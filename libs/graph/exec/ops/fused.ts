@@ -501,12 +501,18 @@ function inputCodes(
 }
 
 let ownKernels: FloatKernels | null | undefined;
-/** The float kernels on the executor's pool, else a calling-thread context (null: no SIMD). */
+/**
+ * The float kernels on the executor's pool, else a calling-thread context (null: no SIMD). The
+ * calling-thread context may use relaxed SIMD (`f32x4.relaxed_madd`, fused on x64 V8): unlike
+ * the float plan, whose rounding must not depend on the engine, these kernels sum exact
+ * integers here, so fused and unfused multiply-adds give the same bits (the epilogue's steps
+ * are separate multiplies and adds in both modules).
+ */
 function floatContext(k: FloatKernels | undefined): FloatKernels | null {
   if (k !== undefined) return k;
   if (ownKernels === undefined) {
     try {
-      ownKernels = createFloatKernels({ isa: "wasmsimd" });
+      ownKernels = createFloatKernels();
     } catch {
       ownKernels = null;
     }
