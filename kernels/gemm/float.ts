@@ -1621,6 +1621,62 @@ export function quantizeF32(
   return out;
 }
 
+/** The float8 formats of {@link qdqFp8F32}: [mantissa bits, smallest normal exponent, max]. */
+const FP8_QDQ: Record<"fp8_e4m3fn" | "fp8_e5m2", [number, number, number]> = {
+  fp8_e4m3fn: [3, -6, 448],
+  fp8_e5m2: [2, -14, 57344],
+};
+
+/**
+ * DequantizeLinear(QuantizeLinear(x)) to a float8 format (per tensor, zero point 0, saturating),
+ * in one SIMD pass: y = f32(r·scale), r = f32(x / scale) rounded half to even to the format
+ * (its subnormal quantum below the smallest normal), |r| ≤ the format's max, NaN kept, ±0 kept.
+ *
+ * @param x the values
+ * @param scale the quantization scale (f32, > 0)
+ * @param format `"fp8_e4m3fn"` or `"fp8_e5m2"`
+ * @param opts `out` (length n; default a new array), `kernels` (default {@link floatKernels})
+ * @returns the dequantized values
+ *
+ * @example
+ * ```ts
+ * import { qdqFp8F32 } from "@lowbit/kernels";
+ * // e4m3 near 1: quantum 1/8; 1.0625 is a tie → 1 (even), 1.1875 → 1.25; 1000 saturates to 448
+ * const y = qdqFp8F32(new Float32Array([1.0625, 1.1875, 1000, -0.3]), 1, "fp8_e4m3fn");
+ * if (y.join() !== "1,1.25,448,-0.3125") throw new Error(y.join());
+ * ```
+ */
+export function qdqFp8F32(
+  x: Float32Array,
+  scale: number,
+  format: "fp8_e4m3fn" | "fp8_e5m2",
+  opts: { out?: Float32Array; kernels?: FloatKernels } = {},
+): Float32Array {
+  if (!(x instanceof Float32Array)) {
+    throw new LowbitError("INVALID_ARGUMENT", "qdqFp8F32: x must be a Float32Array");
+  }
+  const f = FP8_QDQ[format];
+  if (f === undefined) {
+    throw new LowbitError("UNSUPPORTED", `qdqFp8F32: format ${format} (fp8_e4m3fn, fp8_e5m2)`);
+  }
+  if (!(Number.isFinite(scale) && Math.fround(scale) > 0)) {
+    throw new LowbitError("INVALID_ARGUMENT", `qdqFp8F32: scale must be finite and > 0: ${scale}`);
+  }
+  const n = x.length;
+  const out = opts.out ?? new Float32Array(n);
+  checkLen(out, n, "qdqFp8F32: out");
+  const kernels = opts.kernels ?? floatKernels();
+  const i = internal(kernels);
+  const rx = residentOf32(x, kernels), ry = residentOf32(out, kernels);
+  const xPtr = rx ?? slot(i, "a", n * 4);
+  const yPtr = ry ?? slot(i, "c", n * 4);
+  if (rx === undefined) f32View(kernels, xPtr, n).set(x);
+  const [m, minNormal, max] = f;
+  kernel(i, "qdq_fp8_f32")(xPtr, n, yPtr, scale, m, 127 + minNormal, max);
+  if (ry === undefined) out.set(f32View(kernels, yPtr, n));
+  return out;
+}
+
 function runConv(
   what: string,
   input: Float32Array,

@@ -59,6 +59,39 @@ export function qdq_f32__wasmrelaxedsimd(x: usize, n: i32, out: usize, s: f32, l
   }
 }
 
+/**
+ * out[i] = DequantizeLinear(QuantizeLinear(x[i])) to a float8 format with saturation, per tensor,
+ * zero point 0: v = f32(x / s), r = |v| rounded half to even to the format's quantum at its
+ * exponent (2^(max(e, eMin) − 127 − m), e the f32 exponent field, eMin the field of the format's
+ * smallest normal), min(r, max), the sign of v, then f32(±r·s). Every step is exact but the
+ * division and the last multiply (a power-of-two scaling and a rounding of a small integer);
+ * NaN stays NaN, ±0 keeps its sign.
+ */
+export function qdq_fp8_f32__wasmrelaxedsimd(x: usize, n: i32, out: usize, s: f32, m: i32, eMin: i32, max: f32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, qdqFp8x4(v128.load(x + o), s, m, eMin, max));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, f32x4.extract_lane(qdqFp8x4(f32x4.splat(load<f32>(x + o)), s, m, eMin, max), 0));
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function qdqFp8x4(x: v128, s: f32, m: i32, eMin: i32, max: f32): v128 {
+  const vs = f32x4.splat(s);
+  const v = f32x4.div(x, vs);
+  const a = v128.and(v, i32x4.splat(0x7fffffff));
+  const e = i32x4.max_s(i32x4.shr_u(a, 23), i32x4.splat(eMin));
+  const u = i32x4.sub(i32x4.shl(e, 23), i32x4.splat(m << 23)); // bits of the quantum
+  const inv = i32x4.sub(i32x4.splat(254 << 23), u); // bits of 1 / quantum
+  const r = f32x4.min(f32x4.mul(f32x4.nearest(f32x4.mul(a, inv)), u), f32x4.splat(max));
+  return f32x4.mul(v128.or(r, v128.and(v, i32x4.splat(0x80000000))), vs);
+}
+
 export function gemm_f32_f32_minmax_4x8__wasmrelaxedsimd(
   n0: i32, n1: i32, m: i32, k: i32, a: usize, lda: i32, b: usize, c: usize, ldc: i32, tmp: usize,
   flags: i32, scale: usize, bias: usize, lo: f32, hi: f32,

@@ -38,6 +38,7 @@ import {
   type FloatKernels,
   prepareConv2dF32,
   type PreparedConv2dF32,
+  qdqFp8F32,
   quantizeF32,
   refPost,
   type RefPostOps,
@@ -772,7 +773,13 @@ const qdq: OpImpl = (inputs, node, ctx) => {
     const x = need(node, inputs[0], "x");
     const xs = toF32(x);
     const y = ctx.allocF32?.(xs.length) ?? new Float32Array(xs.length);
-    qdqFp8(xs, toF32(need(node, inputs[1], "x_scale"))[0], fmt, y);
+    const s = toF32(need(node, inputs[1], "x_scale"))[0];
+    const fk = ctx.reference ? null : floatContext(ctx.floatKernels);
+    // The same steps in one SIMD pass (f32 arithmetic, each step exact but the division and the
+    // last multiply, which round as here); the loop below is its reference.
+    if (fk !== null && Math.fround(s) > 0 && Number.isFinite(s)) {
+      qdqFp8F32(xs, s, fmt === "float8e4m3fn" ? "fp8_e4m3fn" : "fp8_e5m2", { out: y, kernels: fk });
+    } else qdqFp8(xs, s, fmt, y);
     return [{ dtype: "float32", shape: [...x.shape], data: y }];
   }
   const { x, sx, zx, lo, hi } = activationParams(node, inputs);
