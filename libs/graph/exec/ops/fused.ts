@@ -243,12 +243,12 @@ function epilogue(
     const accScale = sx * swAt(c);
     const bq = bias ? roundHalfEven(bias[c] / accScale) : 0;
     const [m0, shift] = dyadic(accScale / sy);
-    const div = 2 ** shift;
+    const inv = 2 ** -shift; // v · 2⁻ˢʰⁱᶠᵗ is v / 2ˢʰⁱᶠᵗ exactly (a power of two), without a divide
     for (let o = 0; o < outer; o++) {
       const base = (o * ch + c) * inner, ab = o * ch * inner + c * cs;
       for (let i = 0; i < inner; i++) {
         const v = (acc[ab + i * is] + bq) * m0; // exact: |v| < 2⁵³
-        const r = v >= 0 ? Math.floor(v / div + 0.5) : -Math.floor(-v / div + 0.5);
+        const r = v >= 0 ? Math.floor(v * inv + 0.5) : -Math.floor(-v * inv + 0.5);
         const q = r + zy;
         out[base + i] = q < lo ? lo : q > hi ? hi : q;
       }
@@ -287,7 +287,11 @@ const qgemm: OpImpl = async (inputs, node, ctx) => {
     // On the float GEMM when exact, as QConvFused does (see there).
     const fw = centredWeights(wc, wz, n, k, constant);
     if (k * Math.max(hi - zx, zx - lo) * fw.range < 2 ** 24) {
-      const xc = quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(m * k));
+      // The centred codes: the SIMD quantize kernel when there is one (the same bits).
+      const fk = floatContext(ctx.floatKernels);
+      const xc = fk !== null
+        ? quantizeF32(toF32(x), sx, lo - zx, hi - zx, { kernels: fk })
+        : quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(m * k));
       // Over the executor's worker pool when it has one (same bits: each column on one thread).
       const acc = await matmulF32Threaded(xc, m, fw.w, 0, k, n, "nk", undefined, {
         reference: false,
