@@ -175,3 +175,70 @@ Deno.test("conv2dF32Parallel() integerSums on 2 threads equals one thread, bit f
     await pool.close();
   }
 });
+
+/** The integer plan's requantization of an exact sum (libs/graph/exec/ops/fused.ts, epilogue). */
+function requantRef(acc: number, r: Float64Array, c: number): number {
+  const [bq, m0, inv, zy, lo, hi] = r.subarray(6 * c, 6 * c + 6);
+  const v = (acc + bq) * m0;
+  const q = (v >= 0 ? Math.floor(v * inv + 0.5) : -Math.floor(-v * inv + 0.5)) + zy;
+  return q < lo ? lo : q > hi ? hi : q;
+}
+
+for (const k of floatContexts()) {
+  Deno.test(`conv2dF32() requantize: integer-only codes equal the scalar formula (${k.isa})`, () => {
+    const r = rng(23);
+    CASES.forEach((t, n) => {
+      if (t.group > 1 && t.weight[1] === 1) return; // dense only
+      const o = t.weight[0];
+      const x = ints(count(t.input), -100, 155, r);
+      const w = ints(count(t.weight), -128, 127, r);
+      // per channel: bias code, multiplier < 2^31, 2^-shift, zero point, range (int8 / uint8)
+      const rq = new Float64Array(6 * o);
+      for (let c = 0; c < o; c++) {
+        const signed = (n + c) % 2 === 0;
+        rq.set([
+          Math.round((r() - 0.5) * 4000),
+          Math.floor(2 ** 30 + r() * 2 ** 30),
+          2 ** -(36 + (c % 5)),
+          signed ? -3 : 7,
+          signed ? -128 : 0,
+          signed ? 127 : 255,
+        ], 6 * c);
+      }
+      const g: RefConvGeometry = t;
+      const exact = refConv2dF32(x, w, g, "exact");
+      const opts = { group: t.group, strides: t.strides, pads: t.pads, dilations: t.dilations };
+      const per = exact.length / t.input[0] / o;
+      for (const integer of [false, true]) {
+        const prepared = prepareConv2dF32(w, t.weight, k, { integer });
+        const got = conv2dF32(x, t.input, prepared, {
+          ...opts,
+          requantize: rq,
+          integerSums: integer,
+          kernels: k,
+        });
+        for (let i = 0; i < exact.length; i++) {
+          const want = requantRef(exact[i], rq, Math.floor(i / per) % o);
+          if (got.data[i] !== want) {
+            assert.fail(`case ${n} integer ${integer}: [${i}] = ${got.data[i]}, want ${want}`);
+          }
+        }
+        prepared.dispose();
+      }
+    });
+  });
+}
+
+Deno.test("conv2dF32() requantize rejects a wrong record length or a scale given with it", () => {
+  const k = floatContexts()[0];
+  const x = new Float32Array(4), w = new Float32Array(2);
+  const bad = [
+    { requantize: new Float64Array(6) },
+    { requantize: new Float64Array(12), scale: new Float32Array(2) },
+  ];
+  for (const o of bad) {
+    assert.throws(() => conv2dF32(x, [1, 1, 2, 2], w, [2, 1, 1, 1], { ...o, kernels: k }), {
+      name: "LowbitError",
+    });
+  }
+});

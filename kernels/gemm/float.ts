@@ -362,7 +362,7 @@ function bounds(act: Activation | undefined): [number, number] {
   throw new LowbitError("INVALID_ARGUMENT", `unknown activation ${JSON.stringify(act)}`);
 }
 
-const EPI_SCALE = 1, EPI_BIAS = 2, EPI_ROW = 4;
+const EPI_SCALE = 1, EPI_BIAS = 2, EPI_ROW = 4, EPI_DYADIC = 8;
 
 /** Copies scale / bias (zero-padded to a multiple of 8) into a slot; returns [flags, s, b]. */
 function epilogueArgs(
@@ -1182,6 +1182,14 @@ export interface Conv2dF32Options {
    * sum's (`Math.fround(sum * scale)`, as the integer plan's TypeScript epilogue).
    */
   integerSums?: boolean;
+  /**
+   * Integer-only requantization of a dense conv's sums instead of scale, bias, activation and
+   * post-ops (none of which may be given): six numbers per output channel, `[bq, m0, 2^−shift,
+   * zy, lo, hi]`, and the output is the code clamp(sign(t)·floor(|t|·2^−shift + 1/2) + zy, lo,
+   * hi), t = (sum + bq)·m0, computed in double (as JavaScript would), as f32. The sums must be
+   * exact in f32 (|partial sums| < 2²⁴: integer inputs and weights). Default none.
+   */
+  requantize?: Float64Array;
 }
 
 /**
@@ -1483,6 +1491,23 @@ function setupConv(
     f32View(kernels, wPtr, (weight as Float32Array).length).set(weight as Float32Array);
   }
   let flags = 0, bp = 0, sp = 0;
+  const rq = opts.requantize;
+  if (rq !== undefined) {
+    if (
+      !(rq instanceof Float64Array) || rq.length !== 6 * p.o || depthwise ||
+      opts.bias !== undefined || opts.scale !== undefined || opts.post !== undefined ||
+      (opts.activation !== undefined && opts.activation !== "none")
+    ) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `${what}: requantize needs 6·O = ${6 * p.o} float64 numbers, a dense conv, and no bias, ` +
+          "scale, activation or post-ops",
+      );
+    }
+    flags = EPI_DYADIC | EPI_ROW;
+    sp = slot(i, "epiScale", rq.length * 8 + 32);
+    new Float64Array(kernels.memory.buffer, sp, rq.length).set(rq);
+  }
   if (opts.bias) {
     flags = EPI_BIAS | EPI_ROW;
     bp = slot(i, "epi", p.o * 4 + 32);
@@ -1687,7 +1712,7 @@ function runConv(
   depthwiseOnly: boolean,
 ): Conv2dResult {
   const s = setupConv(what, input, inputShape, weight, weightShape, opts, depthwiseOnly);
-  if (opts.post !== undefined || opts.scale !== undefined || s.w16 !== 0) {
+  if (opts.post !== undefined || opts.scale !== undefined || s.w16 !== 0 || s.flags & EPI_DYADIC) {
     // Post-ops, scales and the integer route exist on the split entry points only: run them as
     // one range.
     for (const c of splitCalls(s, 1, opts.post)) {

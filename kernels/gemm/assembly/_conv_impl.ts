@@ -9,6 +9,7 @@
 // order) and the depthwise path (one channel) give the same bits.
 
 import { madd, epi, epiFlags, setEpilogue, epiScale, epiBias, epiLo, epiHi, EPI_BIAS, EPI_SCALE } from "./_float_common";
+import { EPI_DYADIC, DYADIC_RECORD } from "./_float_common";
 import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost, epiW16, epiX16 } from "./_float_common";
 import { gemmI16, im2colI16, padImageI16, panelsToI16 } from "./_conv_int";
 import { gemmF32 } from "./_float_gemm_impl";
@@ -421,8 +422,9 @@ export function conv2dF32Pixels<V>(
   const w16 = epiW16, kp = (k + 1) & ~1, p16 = geo + 64;
   const x16 = w16 != 0 ? epiX16 : 0;
   const ph16 = convPadH(h, oh, kh, sh, dh, pt), pw16 = convPadW(w, ow, kw, sw, dw, pl);
+  const scStride = <usize>(flags & EPI_DYADIC ? DYADIC_RECORD : 4);
   for (let g = 0; g < groups; g++) {
-    setEpilogue(flags, sc + <usize>g * og * 4, bias + <usize>g * og * 4, lo, hi);
+    setEpilogue(flags, sc + <usize>g * og * scStride, bias + <usize>g * og * 4, lo, hi);
     setEpiloguePost(post, pm, pa);
     const a = wt + <usize>g * og * k * 4;
     const cOut = out + <usize>g * og * p * 4;

@@ -50,6 +50,15 @@ export let epiHi: f32 = 0;
 export const EPI_SCALE: i32 = 1;
 export const EPI_BIAS: i32 = 2;
 export const EPI_ROW: i32 = 4;
+/**
+ * Integer-only requantization instead of scale / bias / clamp / post-ops (dense convs, by row):
+ * epiScale then points at one record of six f64 per row (bias code bq, multiplier m0, 2^−shift,
+ * zero point zy, lo, hi) and the output is the code q = clamp(sign(t)·floor(|t|·2^−shift + 1/2)
+ * + zy, lo, hi), t = (acc + bq)·m0, in f64 as the integer plan's TypeScript epilogue computes it
+ * (acc exact in f32: |acc| < 2^24).
+ */
+export const EPI_DYADIC: i32 = 8;
+export const DYADIC_RECORD: i32 = 48;
 
 export function setEpilogue(flags: i32, scale: usize, bias: usize, lo: f32, hi: f32): void {
   epiFlags = flags;
@@ -151,11 +160,35 @@ function postOps(v: v128): v128 {
   return v;
 }
 
+/** The EPI_DYADIC requantization of four sums (record `r`), as f32 codes. */
+// @ts-ignore: decorator
+@inline
+function dyadic4(v: v128, r: usize): v128 {
+  const a = dyadic2(f64x2.promote_low_f32x4(v), r);
+  const b = dyadic2(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), r);
+  return v128.shuffle<f32>(f32x4.demote_f64x2_zero(a), f32x4.demote_f64x2_zero(b), 0, 1, 4, 5);
+}
+
+// @ts-ignore: decorator
+@inline
+function dyadic2(x: v128, r: usize): v128 {
+  const t = f64x2.mul(f64x2.add(x, v128.load64_splat(r)), v128.load64_splat(r, 8));
+  const m = f64x2.floor(f64x2.add(f64x2.mul(f64x2.abs(t), v128.load64_splat(r, 16)), f64x2.splat(0.5)));
+  // sign(t)·m: negate where t < 0 (−0 and +0 both give m = 0, then + zy)
+  const s = v128.bitselect(f64x2.neg(m), m, f64x2.lt(t, f64x2.splat(0)));
+  const q = f64x2.add(s, v128.load64_splat(r, 24));
+  return f64x2.min(f64x2.max(q, v128.load64_splat(r, 32)), v128.load64_splat(r, 40));
+}
+
 /** Applies the epilogue to the 8 values of row `row` at columns j..j+7 and stores them. */
 // @ts-ignore: decorator
 @inline
 export function storeRow8(c: usize, x0: v128, x1: v128, row: i32, j: i32, last: bool): void {
-  if (last) {
+  if (last && (epiFlags & EPI_DYADIC) != 0) {
+    const r = epiScale + <usize>row * DYADIC_RECORD;
+    x0 = dyadic4(x0, r);
+    x1 = dyadic4(x1, r);
+  } else if (last) {
     let s0 = f32x4.splat(1), s1 = s0, b0 = f32x4.splat(0), b1 = b0;
     if (epiFlags & EPI_ROW) {
       if (epiFlags & EPI_SCALE) {

@@ -587,7 +587,15 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
   const bound = fw === undefined ? Infinity : kk * xr * fw.range;
   const intRoute = fw !== undefined && constant && !dw && xr <= 32767 && fw.range <= 32767 &&
     bound < 2 ** 31;
-  if (fw !== undefined && fk !== null && (bound < 2 ** 24 || intRoute) && inputs[7] === undefined) {
+  // A requantized output (y_scale, y_zero_point): the kernels requantize in their epilogue too,
+  // integer-only as the TypeScript epilogue below (dense convs, exact f32 sums, no clamp).
+  const rq = inputs[7] === undefined || dw || bound >= 2 ** 24 || fusedClamp(node) !== undefined
+    ? undefined
+    : requantParams(sx, sw, bias, inputs[7], inputs[8], cout);
+  if (
+    fw !== undefined && fk !== null && (bound < 2 ** 24 || intRoute) &&
+    (inputs[7] === undefined || rq !== undefined)
+  ) {
     // One conv call: exact integer sums, then the epilogue fused in the kernel's store:
     // f32(f32(acc·sc[c]) + bias[c]), sc[c] = f32(sx·sw[c]), the clamp, the post-ops (and the
     // consumer's quantization), the same steps as the TypeScript route below.
@@ -602,10 +610,12 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
       pads: [g.pt, g.pl, g.pb, g.pr],
       dilations: [g.dh, g.dw],
       group,
-      scale: sc,
-      bias: bias ?? new Float32Array(cout),
-      activation: clo === -Infinity && chi === Infinity ? "none" : { min: clo, max: chi },
-      post,
+      ...(rq !== undefined ? { requantize: rq.params } : {
+        scale: sc,
+        bias: bias ?? new Float32Array(cout),
+        activation: clo === -Infinity && chi === Infinity ? "none" : { min: clo, max: chi },
+        post,
+      }),
       inputQuantize: codesIn ? undefined : { scale: sx, lo: lo - zx, hi: hi - zx },
       out: ctx.allocF32?.(nb * cout * ohw),
       kernels: fk,
@@ -627,6 +637,13 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
         opts,
       )
       : (dw ? depthwiseConv2dF32 : conv2dF32)(xc, xShape, weight, wShape, opts);
+    if (rq !== undefined) {
+      // The codes, as f32 integers, into the zero point's type (NaN stores as 0, as there).
+      const out = alloc(rq.dtype, y.data.length) as Int8Array | Uint8Array;
+      out.set(y.data);
+      ctx.releaseF32?.(y.data);
+      return [{ dtype: rq.dtype, shape, data: out }];
+    }
     return [{ dtype: "float32", shape, data: y.data }];
   }
   if (fw !== undefined && kk * xr * fw.range < 2 ** 24) {
@@ -717,6 +734,33 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
   const args = [sx, sw, bias, inputs[7], inputs[8], node, shape] as const;
   return [withPost(epilogue(acc, nb, cout, ohw, ...args, group === 1), post)];
 };
+
+/**
+ * The kernels' requantization records (`Conv2dF32Options.requantize`): per output channel
+ * [bq, m0, 2^−shift, zy, lo, hi], the numbers `epilogue` computes its codes with; undefined for an
+ * output type without a range (the TypeScript route then reports it).
+ */
+function requantParams(
+  sx: number,
+  sw: Float32Array,
+  bias: Float32Array | undefined,
+  yScale: TensorData,
+  yZero: TensorData | undefined,
+  cout: number,
+): { params: Float64Array; dtype: TensorData["dtype"] } | undefined {
+  const dtype = yZero?.dtype ?? "uint8";
+  const range = INT_RANGES[dtype];
+  if (range === undefined) return undefined;
+  const sy = toF32(yScale)[0], zy = yZero ? toF32(yZero)[0] : 0;
+  const params = new Float64Array(6 * cout);
+  for (let c = 0; c < cout; c++) {
+    const accScale = sx * sw[sw.length === 1 ? 0 : c];
+    const bq = bias ? roundHalfEven(bias[c] / accScale) : 0;
+    const [m0, shift] = dyadic(accScale / sy);
+    params.set([bq, m0, 2 ** -shift, zy, range[0], range[1]], 6 * c);
+  }
+  return { params, dtype };
+}
 
 /** Applies the post-ops to a float epilogue's output in place (the kernels' scalar twin). */
 function withPost(t: TensorData, post: RefPostOps | undefined): TensorData {
