@@ -24,18 +24,23 @@
  * file are each loaded and run twice in a fresh process (`--mem-child`), which reports its peak
  * resident set (Linux `VmHWM`) minus its resident set before loading: `float MB`, `quant MB`.
  *
+ * `--clock cpu`: time each run by the process's CPU time (`process.cpuUsage`, user + system)
+ * instead of the wall clock: on a shared machine other processes then cost nothing, but worker
+ * threads' time adds up, so use it with one thread (it cannot show thread scaling).
+ *
  * `--quick`: 3 rounds, digits CNN b64 and PP-OCRv4 det 224×352, presets w8a8 and w4a16, one
  * thread (about a minute on an idle 2-core machine).
  *
  * ```sh
  * npx deno run -A apps/bench/quantized_latency.ts [--runs 11] [--threads 1,2] \
  *   [--models cnn1,cnn64,vit64,cls,rec,det] [--det 224x352,640x640] [--presets w8a8,w4a16,fp8] \
- *   [--memory true|false] [--quick]
+ *   [--memory true|false] [--clock wall|cpu] [--quick]
  * ```
  *
  * @module
  */
 
+import process from "node:process";
 import { parseArgs } from "node:util";
 import {
   createExecutor,
@@ -249,7 +254,14 @@ async function measure(
   threads: number,
   runs: number,
   memory: boolean,
+  clock: "wall" | "cpu",
 ): Promise<LatencyRow> {
+  const now = clock === "cpu"
+    ? () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    }
+    : () => performance.now();
   const floatBytes = Deno.readFileSync(spec.file);
   const model: Model = readOnnx(floatBytes);
   const inName = model.graph.inputs[0].name;
@@ -299,9 +311,9 @@ async function measure(
       for (let j = 0; j < runners.length; j++) {
         const r = runners[j];
         if (!r) continue;
-        const t0 = performance.now();
+        const t0 = now();
         await r();
-        times[j].push(performance.now() - t0);
+        times[j].push(now() - t0);
       }
     }
     const med = (j: number): number => (times[j].length ? median(times[j]) : NaN);
@@ -389,6 +401,7 @@ if (import.meta.main) {
       det: { type: "string", default: "224x352,640x640" },
       presets: { type: "string", default: "w8a8,w4a16,fp8" },
       memory: { type: "string", default: "true" },
+      clock: { type: "string", default: "wall" },
       quick: { type: "boolean", default: false },
       child: { type: "string" },
       "mem-child": { type: "string" },
@@ -425,7 +438,8 @@ if (import.meta.main) {
     const out: LatencyRow[] = [];
     for (const spec of specs) {
       for (const preset of presets) {
-        const r = await measure(ort, spec, preset, threads, runs, memory);
+        const clock = values.clock === "cpu" ? "cpu" : "wall";
+        const r = await measure(ort, spec, preset, threads, runs, memory, clock);
         console.error(`  ${r.model} ${r.preset} t${threads}: q/f ${r.quant_vs_float}`);
         out.push(r);
       }
@@ -436,14 +450,17 @@ if (import.meta.main) {
   const all: LatencyRow[] = [];
   for (const t of values.threads.split(",").map(Number)) {
     const args = ["run", "-A", new URL(import.meta.url).pathname, "--child", String(t)];
-    for (const k of ["runs", "models", "det", "presets", "memory"] as const) {
+    for (const k of ["runs", "models", "det", "presets", "memory", "clock"] as const) {
       args.push(`--${k}`, values[k]);
     }
     const p = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
       .output();
     if (!p.success) throw new Error(`child for ${t} threads failed`);
     const got = JSON.parse(new TextDecoder().decode(p.stdout)) as LatencyRow[];
-    console.log(`\n${t} thread(s), median of ${runs} interleaved rounds (ms; ratios per round)`);
+    const what = values.clock === "cpu" ? "CPU ms" : "ms";
+    console.log(
+      `\n${t} thread(s), median of ${runs} interleaved rounds (${what}; ratios per round)`,
+    );
     console.log(formatLatency(got));
     all.push(...got);
   }
