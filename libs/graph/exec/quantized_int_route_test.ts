@@ -102,9 +102,10 @@ Deno.test("integer plan: wide dense convs (sums beyond 2^24) on the i16 route gi
 });
 
 Deno.test("integer plan: convs with a requantized output (Conv → Q absorbed) requantize in the kernels with the reference's bits", async () => {
-  // x → Q/DQ (uint8) → Conv 3×3 stride 2, 6 → 20 → Q (int8, zero point −3) → DQ → y, and a
-  // 1×1 conv on the same codes → Q (uint8) → DQ → y2: both convs end in the kernels' integer-only
-  // requantization (stride, padding, a pixel tail; the i16 route and the f32 route).
+  // x → Q/DQ (uint8) → Conv 3×3 stride 2, 8 → 20 (K = 72: the i16 route) → Q (int8, zero
+  // point −3) → DQ → y, and a 1×1 conv (K = 8: the f32 route) on the same codes → Q (uint8) →
+  // DQ → y2: both convs end in the kernels' integer-only requantization (stride, padding, a
+  // pixel tail).
   const q = (p: string, x: string, s: string, z: string): Node[] => [
     n(`${p}.q`, "QuantizeLinear", [x, s, z], [`${p}.xq`]),
     n(`${p}.dq`, "DequantizeLinear", [`${p}.xq`, s, z], [`${p}.xd`]),
@@ -128,17 +129,17 @@ Deno.test("integer plan: convs with a requantized output (Conv → Q absorbed) r
       n("id1", "Identity", ["o1.xd"], ["y"]),
       n("id2", "Identity", ["o2.xd"], ["y2"]),
     ],
-    inputs: [{ name: "x", dtype: "float32", shape: [1, 6, 13, 17] }],
+    inputs: [{ name: "x", dtype: "float32", shape: [1, 8, 13, 17] }],
     outputs: [{ name: "y", dtype: "float32" }, { name: "y2", dtype: "float32" }],
     initializers: new Map<string, TensorData>([
       ["sa", f32([], [0.01])],
       ["za", { dtype: "uint8", shape: [], data: new Uint8Array([128]) }],
-      ["w1", codes([20, 6, 3, 3], 11, 0, true)],
+      ["w1", codes([20, 8, 3, 3], 11, 0, true)],
       ["s1", scales(20, 0.01)],
       ["b1", f32([20], Array.from({ length: 20 }, (_, i) => (i - 10) / 7))],
       ["so1", f32([], [0.02])],
       ["zo1", { dtype: "int8", shape: [], data: new Int8Array([-3]) }],
-      ["w2", codes([70, 6, 1, 1], 13, 0, true)],
+      ["w2", codes([70, 8, 1, 1], 13, 0, true)],
       ["s2", scales(70, 0.02)],
       ["b2", f32([70], Array.from({ length: 70 }, (_, i) => i / 70))],
       ["so2", f32([], [0.015])],
@@ -146,7 +147,7 @@ Deno.test("integer plan: convs with a requantized output (Conv → Q absorbed) r
     ]),
     valueInfo: new Map(),
   };
-  const x = pattern([1, 6, 13, 17], 3, 1.3);
+  const x = pattern([1, 8, 13, 17], 3, 1.3);
   const ref = await run(g, x, { quantized: "integer", reference: true });
   assert.ok(ref[0].some((v) => v !== ref[0][0]) && ref[1].some((v) => v !== ref[1][0]));
   assert.deepEqual(await run(g, x, { quantized: "integer" }), ref, "one thread");

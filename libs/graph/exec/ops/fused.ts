@@ -623,8 +623,9 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
       // epilogue): needed beyond 2²⁴; below, taken where it is the faster one (measured, CPU
       // time, relaxed-SIMD f32 as the peer: 3×3 96→24 at 56×88 0.65×, 1×1 192→192 0.79×, 96→96
       // 0.85×, but 1×1 96→24 1.12× and 16→32 1.07×: a 1×1 conv with few output channels spends
-      // more on converting its input than the dot products save).
-      integerSums: bound >= 2 ** 24 || kh * kw > 1 || coutG >= 64,
+      // more on converting its input than the dot products save; so does a conv with K < 64,
+      // e.g. 3×3 1→16 over 64 images of 8×8: 1.17×).
+      integerSums: bound >= 2 ** 24 || (kk >= 64 && (kh * kw > 1 || coutG >= 64)),
     };
     const weight = constant ? preparedWeights(fw.w, wShape, fk) : fw.w;
     const xShape: [number, number, number, number] = [nb, cin, g.h, g.w];
