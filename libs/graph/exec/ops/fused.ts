@@ -32,7 +32,6 @@ import {
   conv2dF32,
   type Conv2dF32Options,
   conv2dF32Parallel,
-  createFloatKernels,
   depthwiseConv2dF32,
   depthwiseConv2dF32Parallel,
   type FloatKernels,
@@ -47,7 +46,13 @@ import type { Node, TensorData } from "../../ir.ts";
 import { alloc, attrFloats, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
 import { forwardWindow, pointwiseWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
 import { igemm, igemmScaled } from "./_int_backend.ts";
-import { convF32, convF32Threaded, type ConvRef, matmulF32Threaded } from "./_float_backend.ts";
+import {
+  backendKernels,
+  convF32,
+  convF32Threaded,
+  type ConvRef,
+  matmulF32Threaded,
+} from "./_float_backend.ts";
 import { conv2dRef } from "./conv.ts";
 import { INT_RANGES } from "./qlinear.ts";
 import { roundHalfEven } from "./elementwise.ts";
@@ -505,24 +510,14 @@ function inputCodes(
   return out;
 }
 
-let ownKernels: FloatKernels | null | undefined;
 /**
- * The float kernels on the executor's pool, else a calling-thread context (null: no SIMD). The
- * calling-thread context may use relaxed SIMD (`f32x4.relaxed_madd`, fused on x64 V8): unlike
- * the float plan, whose rounding must not depend on the engine, these kernels sum exact
- * integers here, so fused and unfused multiply-adds give the same bits (the epilogue's steps
- * are separate multiplies and adds in both modules).
+ * The float kernels on the executor's pool, else the float ops' calling-thread context (null:
+ * no SIMD). Shared with them rather than a context of its own: a second context's scratch
+ * blocks cost 33 MB of peak memory on PP-OCRv4 det at 640×640, while its relaxed-SIMD FMA
+ * (exact here: integer sums) was worth ≈ 2 % of det's run time (CPU time, 224×352, within noise).
  */
 function floatContext(k: FloatKernels | undefined): FloatKernels | null {
-  if (k !== undefined) return k;
-  if (ownKernels === undefined) {
-    try {
-      ownKernels = createFloatKernels();
-    } catch {
-      ownKernels = null;
-    }
-  }
-  return ownKernels;
+  return k !== undefined ? k : backendKernels();
 }
 
 // Centred constant weights copied once into each kernel context's memory (with an i16 copy for
