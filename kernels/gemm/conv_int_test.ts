@@ -242,3 +242,44 @@ Deno.test("conv2dF32() requantize rejects a wrong record length or a scale given
     });
   }
 });
+
+Deno.test("conv post-op quantize (reciprocal in f64, no divide) gives the division's codes", () => {
+  // 1×1 conv with weight 1: the output is the input through the quantize post-op, whose
+  // f32(v / s) the kernel computes as f32(f64(v)·f64(1 / s)). Reference: refPost (a real f32
+  // division). Inputs: ties (k + 1/2)·s and their f32 neighbours, tiny and huge values, random
+  // magnitudes; scales with long mantissas.
+  const r = rng(41);
+  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  for (const s of [0.1, 0.37, 1 / 3, 0.013, 7.77, 1e-3, 3e-7].map(Math.fround)) {
+    const xs: number[] = [0, -0, 1e-45, -1e-40, 3e38, -3e38, Infinity, NaN];
+    for (let k = -300; k <= 300; k++) {
+      f[0] = (k + 0.5) * s;
+      const b = u[0];
+      for (const d of [-2, -1, 0, 1, 2]) {
+        u[0] = b + d;
+        xs.push(f[0]);
+      }
+    }
+    for (let i = 0; i < 4000; i++) xs.push((r() * 2 - 1) * 2 ** (r() * 40 - 20) * s);
+    const x = Float32Array.from(xs);
+    const post = { quantize: { scale: s, lo: -100000, hi: 100000 } };
+    for (const k of floatContexts()) {
+      const y = conv2dF32(x, [1, 1, 1, x.length], new Float32Array([1]), [1, 1, 1, 1], {
+        scale: new Float32Array([1]),
+        post,
+        kernels: k,
+      });
+      const want = refConv2dF32(
+        x,
+        new Float32Array([1]),
+        c([1, 1, 1, x.length], [1, 1, 1, 1]),
+        k.madd,
+        {
+          scale: new Float32Array([1]),
+          post,
+        },
+      );
+      sameBits(y.data, want, `scale ${s} (${k.isa})`);
+    }
+  }
+});
