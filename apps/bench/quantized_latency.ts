@@ -20,14 +20,27 @@
  * 224×352 and 640×640 (`--det` sizes). Presets: `--presets` (default w8a8,
  * w4a16, fp8). Prints a table per thread count and one JSON line.
  *
+ * Peak memory (`--memory`, default on): for each model and preset, the float model and our QDQ
+ * file are each loaded and run twice in a fresh process (`--mem-child`), which reports its peak
+ * resident set (Linux `VmHWM`) minus its resident set before loading: `float MB`, `quant MB`.
+ *
+ * `--clock cpu`: time each run by the process's CPU time (`process.cpuUsage`, user + system)
+ * instead of the wall clock: on a shared machine other processes then cost nothing, but worker
+ * threads' time adds up, so use it with one thread (it cannot show thread scaling).
+ *
+ * `--quick`: 3 rounds, digits CNN b64 and PP-OCRv4 det 224×352, presets w8a8 and w4a16, one
+ * thread (about a minute on an idle 2-core machine).
+ *
  * ```sh
  * npx deno run -A apps/bench/quantized_latency.ts [--runs 11] [--threads 1,2] \
- *   [--models cnn1,cnn64,vit64,cls,rec,det] [--det 224x352,640x640] [--presets w8a8,w4a16,fp8]
+ *   [--models cnn1,cnn64,vit64,cls,rec,det] [--det 224x352,640x640] [--presets w8a8,w4a16,fp8] \
+ *   [--memory true|false] [--clock wall|cpu] [--quick]
  * ```
  *
  * @module
  */
 
+import process from "node:process";
 import { parseArgs } from "node:util";
 import {
   createExecutor,
@@ -69,6 +82,62 @@ export interface LatencyRow {
   float_vs_ort_float: number;
   /** Median of per-round lowbit quant / ort qdq. */
   quant_vs_ort_qdq: number;
+  /** Peak resident memory of loading and running the float model, MB (NaN: not measured). */
+  float_peak_mb?: number;
+  /** The same for our QDQ file on the integer plan, MB. */
+  quant_peak_mb?: number;
+}
+
+/**
+ * Resident memory of this process, MB: the peak so far (Linux `VmHWM`) and now (`VmRSS`), or
+ * Deno's `rss` for both where /proc is missing.
+ *
+ * @returns [peak, current]
+ *
+ * @example
+ * ```ts
+ * import { residentMb } from "./quantized_latency.ts";
+ * const [peak, now] = residentMb();
+ * if (!(peak >= now && now > 0)) throw new Error(`${peak} ${now}`);
+ * ```
+ */
+export function residentMb(): [number, number] {
+  try {
+    const s = Deno.readTextFileSync("/proc/self/status");
+    const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1]);
+    const peak = kb("VmHWM"), now = kb("VmRSS");
+    if (peak > 0 && now > 0) return [peak / 1024, now / 1024];
+  } catch {
+    // no /proc: fall through
+  }
+  const r = Deno.memoryUsage().rss / 2 ** 20;
+  return [r, r];
+}
+
+/**
+ * Child process of `--memory`: loads one model file (the float model, or a QDQ file on the
+ * integer plan), runs it twice, and prints its peak resident set minus the one before loading.
+ */
+async function memoryChild(file: string, integer: boolean, shape: number[], threads: number) {
+  const [, before] = residentMb();
+  const model = readOnnx(Deno.readFileSync(file));
+  const e = createExecutor(model, integer ? { quantized: "integer", threads } : { threads });
+  const feed = { [model.graph.inputs[0].name]: noise(shape, 2, 2) };
+  for (let i = 0; i < 2; i++) await e.run(feed);
+  const [peak] = residentMb();
+  await e.close();
+  console.log(JSON.stringify({ mb: peak - before }));
+}
+
+/** Peak MB of `file` in a fresh process (see memoryChild). */
+async function peakMb(file: string, integer: boolean, shape: number[], threads: number) {
+  const args = ["run", "-A", new URL(import.meta.url).pathname, "--mem-child", file];
+  args.push("--mem-shape", shape.join("x"), "--mem-integer", String(integer));
+  args.push("--mem-threads", String(threads));
+  const p = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
+    .output();
+  if (!p.success) return NaN;
+  return Math.round(JSON.parse(new TextDecoder().decode(p.stdout)).mb * 10) / 10;
 }
 
 /**
@@ -184,7 +253,15 @@ async function measure(
   preset: string,
   threads: number,
   runs: number,
+  memory: boolean,
+  clock: "wall" | "cpu",
 ): Promise<LatencyRow> {
+  const now = clock === "cpu"
+    ? () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    }
+    : () => performance.now();
   const floatBytes = Deno.readFileSync(spec.file);
   const model: Model = readOnnx(floatBytes);
   const inName = model.graph.inputs[0].name;
@@ -196,6 +273,20 @@ async function measure(
   });
   const qdqBytes = encodeQuantized(quantized, "model.onnx");
   const qdq = readOnnx(qdqBytes);
+  let mem: { float_peak_mb?: number; quant_peak_mb?: number } = {};
+  if (memory) {
+    // Each in a fresh process, before this one's runs (the QDQ file through a temporary file).
+    const tmp = Deno.makeTempFileSync({ suffix: ".onnx" });
+    try {
+      Deno.writeFileSync(tmp, qdqBytes);
+      mem = {
+        float_peak_mb: await peakMb(spec.file.pathname, false, spec.input, threads),
+        quant_peak_mb: await peakMb(tmp, true, spec.input, threads),
+      };
+    } finally {
+      Deno.removeSync(tmp);
+    }
+  }
   const input = spec.feed();
   const feed = { [inName]: input };
   const executors: Executor[] = [
@@ -209,16 +300,20 @@ async function measure(
     await ortRunner(ort, qdqBytes, input),
   ];
   try {
-    // Warm-up: V8 tiers the wasm up, recycled storage settles.
-    for (let i = 0; i < 3; i++) for (const r of runners) await r?.();
+    // Warm-up: V8 tiers the wasm up (in the background: small models need many runs before their
+    // kernels leave Liftoff), recycled storage settles. At least 3 rounds and 1 s.
+    const w0 = performance.now();
+    for (let i = 0; i < 3 || performance.now() - w0 < 1000; i++) {
+      for (const r of runners) await r?.();
+    }
     const times: number[][] = runners.map(() => []);
     for (let t = 0; t < runs; t++) {
       for (let j = 0; j < runners.length; j++) {
         const r = runners[j];
         if (!r) continue;
-        const t0 = performance.now();
+        const t0 = now();
         await r();
-        times[j].push(performance.now() - t0);
+        times[j].push(now() - t0);
       }
     }
     const med = (j: number): number => (times[j].length ? median(times[j]) : NaN);
@@ -235,6 +330,7 @@ async function measure(
       quant_vs_ort_float: round(medianRatio(times[1], times[2])),
       float_vs_ort_float: round(medianRatio(times[0], times[2])),
       quant_vs_ort_qdq: round(medianRatio(times[1], times[3])),
+      ...mem,
     };
   } finally {
     for (const e of executors) await e.close();
@@ -269,6 +365,8 @@ export function formatLatency(rows: readonly LatencyRow[]): string {
     "q/ort f",
     "f/ort f",
     "q/ort qdq",
+    "float MB",
+    "quant MB",
   ];
   const num = (v: number | null, d: number): string =>
     v === null || Number.isNaN(v) ? "n/a" : v.toFixed(d);
@@ -284,6 +382,8 @@ export function formatLatency(rows: readonly LatencyRow[]): string {
     num(r.quant_vs_ort_float, 3),
     num(r.float_vs_ort_float, 3),
     num(r.quant_vs_ort_qdq, 3),
+    num(r.float_peak_mb ?? NaN, 1),
+    num(r.quant_peak_mb ?? NaN, 1),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]): string =>
@@ -300,9 +400,32 @@ if (import.meta.main) {
       models: { type: "string", default: "cnn1,cnn64,vit64,cls,rec,det" },
       det: { type: "string", default: "224x352,640x640" },
       presets: { type: "string", default: "w8a8,w4a16,fp8" },
+      memory: { type: "string", default: "true" },
+      clock: { type: "string", default: "wall" },
+      quick: { type: "boolean", default: false },
       child: { type: "string" },
+      "mem-child": { type: "string" },
+      "mem-shape": { type: "string", default: "" },
+      "mem-integer": { type: "string", default: "false" },
+      "mem-threads": { type: "string", default: "1" },
     },
   });
+  if (values["mem-child"] !== undefined) {
+    const shape = values["mem-shape"].split("x").map(Number);
+    const integer = values["mem-integer"] === "true";
+    await memoryChild(values["mem-child"], integer, shape, Number(values["mem-threads"]));
+    Deno.exit(0);
+  }
+  if (values.quick) {
+    Object.assign(values, {
+      runs: "3",
+      threads: "1",
+      models: "cnn64,det",
+      det: "224x352",
+      presets: "w8a8,w4a16",
+    });
+  }
+  const memory = values.memory !== "false";
   const runs = Math.max(3, Number(values.runs));
   const det = values.det.split(",").map((s) => s.split("x").map(Number));
   const specs = modelSpecs(values.models.split(","), det);
@@ -315,7 +438,8 @@ if (import.meta.main) {
     const out: LatencyRow[] = [];
     for (const spec of specs) {
       for (const preset of presets) {
-        const r = await measure(ort, spec, preset, threads, runs);
+        const clock = values.clock === "cpu" ? "cpu" : "wall";
+        const r = await measure(ort, spec, preset, threads, runs, memory, clock);
         console.error(`  ${r.model} ${r.preset} t${threads}: q/f ${r.quant_vs_float}`);
         out.push(r);
       }
@@ -326,12 +450,17 @@ if (import.meta.main) {
   const all: LatencyRow[] = [];
   for (const t of values.threads.split(",").map(Number)) {
     const args = ["run", "-A", new URL(import.meta.url).pathname, "--child", String(t)];
-    for (const k of ["runs", "models", "det", "presets"] as const) args.push(`--${k}`, values[k]);
+    for (const k of ["runs", "models", "det", "presets", "memory", "clock"] as const) {
+      args.push(`--${k}`, values[k]);
+    }
     const p = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
       .output();
     if (!p.success) throw new Error(`child for ${t} threads failed`);
     const got = JSON.parse(new TextDecoder().decode(p.stdout)) as LatencyRow[];
-    console.log(`\n${t} thread(s), median of ${runs} interleaved rounds (ms; ratios per round)`);
+    const what = values.clock === "cpu" ? "CPU ms" : "ms";
+    console.log(
+      `\n${t} thread(s), median of ${runs} interleaved rounds (${what}; ratios per round)`,
+    );
     console.log(formatLatency(got));
     all.push(...got);
   }

@@ -362,7 +362,7 @@ function bounds(act: Activation | undefined): [number, number] {
   throw new LowbitError("INVALID_ARGUMENT", `unknown activation ${JSON.stringify(act)}`);
 }
 
-const EPI_SCALE = 1, EPI_BIAS = 2, EPI_ROW = 4;
+const EPI_SCALE = 1, EPI_BIAS = 2, EPI_ROW = 4, EPI_DYADIC = 8;
 
 /** Copies scale / bias (zero-padded to a multiple of 8) into a slot; returns [flags, s, b]. */
 function epilogueArgs(
@@ -413,6 +413,7 @@ export interface PackedF32B {
 interface Resident {
   ptr: number;
   bytes: number;
+  /** A second block freed with it: the scales, or a prepared conv's i16 weights. */
   scalePtr: number;
   disposed: boolean;
 }
@@ -1171,6 +1172,24 @@ export interface Conv2dF32Options {
   out?: Float32Array;
   /** Context (default {@link floatKernels}; ignored when the weight is prepared). */
   kernels?: FloatKernels;
+  /**
+   * Integer route (default false): a dense conv whose weights were prepared with `integer` sums
+   * every im2col chunk whose values are integers in i16 range with `i32x4.dot_i16x8_s` (other
+   * chunks, e.g. with NaN, run on the f32 kernel), then applies the scale as
+   * f32(f64(sum)·f64(scale)) and the rest of the epilogue as usual. The caller promises the int32
+   * sums do not overflow (|sum| < 2³¹). While every partial sum is below 2²⁴ in magnitude (the
+   * integer plan's centred codes, mostly) the result has the f32 kernel's bits; beyond, the exact
+   * sum's (`Math.fround(sum * scale)`, as the integer plan's TypeScript epilogue).
+   */
+  integerSums?: boolean;
+  /**
+   * Integer-only requantization of a dense conv's sums instead of scale, bias, activation and
+   * post-ops (none of which may be given): six numbers per output channel, `[bq, m0, 2^−shift,
+   * zy, lo, hi]`, and the output is the code clamp(sign(t)·floor(|t|·2^−shift + 1/2) + zy, lo,
+   * hi), t = (sum + bq)·m0, computed in double (as JavaScript would), as f32. The sums must be
+   * exact in f32 (|partial sums| < 2²⁴: integer inputs and weights). Default none.
+   */
+  requantize?: Float64Array;
 }
 
 /**
@@ -1250,10 +1269,22 @@ export interface PreparedConv2dF32 {
   readonly kind: "conv2d_f32";
   /** [O, C/group, kh, kw]. */
   readonly shape: readonly [number, number, number, number];
+  /** Whether an i16 copy was kept for the integer route (see {@link PrepareConv2dOptions}). */
+  readonly integer: boolean;
   /** The context that holds it. */
   readonly kernels: FloatKernels;
   /** Frees the weights (idempotent). */
   dispose(): void;
+}
+
+/** Options of {@link prepareConv2dF32}. */
+export interface PrepareConv2dOptions {
+  /**
+   * Also keep the weights as i16 (rows of K = C/group·kh·kw rounded up to even) when they are
+   * all integers in [−32768, 32767], for the integer route of convs called with `integerSums`
+   * (ignored otherwise; default false).
+   */
+  integer?: boolean;
 }
 
 /**
@@ -1263,6 +1294,7 @@ export interface PreparedConv2dF32 {
  * @param weight OIHW weights
  * @param shape [O, C/group, kh, kw]
  * @param kernels context (default {@link floatKernels})
+ * @param opts `integer`: keep an i16 copy too (see {@link PrepareConv2dOptions})
  * @returns the prepared weights
  *
  * @example
@@ -1278,6 +1310,7 @@ export function prepareConv2dF32(
   weight: Float32Array,
   shape: readonly [number, number, number, number],
   kernels: FloatKernels = floatKernels(),
+  opts: PrepareConv2dOptions = {},
 ): PreparedConv2dF32 {
   checkShape4(shape, "prepareConv2dF32: weight shape");
   checkLen(
@@ -1289,11 +1322,21 @@ export function prepareConv2dF32(
   const bytes = weight.length * 4;
   const ptr = i.alloc(bytes);
   f32View(kernels, ptr, weight.length).set(weight);
+  // The i16 copy (rows of K rounded up to even, zero-padded): integers in i16 range only.
+  let w16 = 0;
+  if (opts.integer && weight.every((v) => Number.isInteger(v) && v >= -32768 && v <= 32767)) {
+    const [o] = shape, k = weight.length / o, kp = k + (k & 1);
+    w16 = i.alloc(o * kp * 2);
+    const v = new Int16Array(kernels.memory.buffer, w16, o * kp);
+    v.fill(0);
+    for (let r = 0; r < o; r++) v.set(weight.subarray(r * k, (r + 1) * k), r * kp);
+  }
   return makeResident<PreparedConv2dF32>(
     i,
-    { kind: "conv2d_f32", shape: [...shape], kernels },
+    { kind: "conv2d_f32", shape: [...shape], kernels, integer: w16 !== 0 },
     ptr,
     bytes,
+    w16,
   );
 }
 
@@ -1376,6 +1419,8 @@ interface ConvSetup {
   depthwise: boolean;
   xPtr: number;
   wPtr: number;
+  /** The i16 weights of the integer route (0: none). */
+  w16: number;
   yPtr: number;
   outLen: number;
   flags: number;
@@ -1397,7 +1442,7 @@ function setupConv(
 ): ConvSetup {
   let kernels: FloatKernels;
   let wshape: readonly [number, number, number, number];
-  let wPtr = -1;
+  let wPtr = -1, w16 = 0;
   if (weight instanceof Float32Array) {
     if (weightShape === undefined) {
       throw new LowbitError("INVALID_ARGUMENT", `${what}: the weight shape is required`);
@@ -1406,7 +1451,9 @@ function setupConv(
     kernels = opts.kernels ?? floatKernels();
   } else {
     kernels = weight.kernels;
-    wPtr = residentOf(weight, kernels, what).ptr;
+    const r = residentOf(weight, kernels, what);
+    wPtr = r.ptr;
+    if (weight.integer && opts.integerSums === true) w16 = r.scalePtr;
     wshape = weight.shape;
     if (weightShape !== undefined && weightShape.join() !== wshape.join()) {
       throw new LowbitError(
@@ -1420,6 +1467,7 @@ function setupConv(
     checkLen(weight, wshape[0] * wshape[1] * wshape[2] * wshape[3], `${what}: weight [${wshape}]`);
   }
   const depthwise = p.group === p.c && p.o === p.c && p.cg === 1;
+  if (depthwise) w16 = 0; // the direct depthwise kernel has no integer route
   if (depthwiseOnly && !depthwise) {
     throw new LowbitError(
       "SHAPE_MISMATCH",
@@ -1443,6 +1491,23 @@ function setupConv(
     f32View(kernels, wPtr, (weight as Float32Array).length).set(weight as Float32Array);
   }
   let flags = 0, bp = 0, sp = 0;
+  const rq = opts.requantize;
+  if (rq !== undefined) {
+    if (
+      !(rq instanceof Float64Array) || rq.length !== 6 * p.o || depthwise ||
+      opts.bias !== undefined || opts.scale !== undefined || opts.post !== undefined ||
+      (opts.activation !== undefined && opts.activation !== "none")
+    ) {
+      throw new LowbitError(
+        "INVALID_ARGUMENT",
+        `${what}: requantize needs 6·O = ${6 * p.o} float64 numbers, a dense conv, and no bias, ` +
+          "scale, activation or post-ops",
+      );
+    }
+    flags = EPI_DYADIC | EPI_ROW;
+    sp = slot(i, "epiScale", rq.length * 8 + 32);
+    new Float64Array(kernels.memory.buffer, sp, rq.length).set(rq);
+  }
   if (opts.bias) {
     flags = EPI_BIAS | EPI_ROW;
     bp = slot(i, "epi", p.o * 4 + 32);
@@ -1457,7 +1522,7 @@ function setupConv(
   if (iq !== undefined) {
     kernel(i, "quantize_f32_centred")(xPtr, inLen, xPtr, iq.scale, iq.lo, iq.hi);
   }
-  return { kernels, i, p, depthwise, xPtr, wPtr, yPtr, outLen, flags, bp, sp, lo, hi };
+  return { kernels, i, p, depthwise, xPtr, wPtr, w16, yPtr, outLen, flags, bp, sp, lo, hi };
 }
 
 function convResult(s: ConvSetup, opts: Conv2dF32Options): Conv2dResult {
@@ -1581,6 +1646,62 @@ export function quantizeF32(
   return out;
 }
 
+/** The float8 formats of {@link qdqFp8F32}: [mantissa bits, smallest normal exponent, max]. */
+const FP8_QDQ: Record<"fp8_e4m3fn" | "fp8_e5m2", [number, number, number]> = {
+  fp8_e4m3fn: [3, -6, 448],
+  fp8_e5m2: [2, -14, 57344],
+};
+
+/**
+ * DequantizeLinear(QuantizeLinear(x)) to a float8 format (per tensor, zero point 0, saturating),
+ * in one SIMD pass: y = f32(r·scale), r = f32(x / scale) rounded half to even to the format
+ * (its subnormal quantum below the smallest normal), |r| ≤ the format's max, NaN kept, ±0 kept.
+ *
+ * @param x the values
+ * @param scale the quantization scale (f32, > 0)
+ * @param format `"fp8_e4m3fn"` or `"fp8_e5m2"`
+ * @param opts `out` (length n; default a new array), `kernels` (default {@link floatKernels})
+ * @returns the dequantized values
+ *
+ * @example
+ * ```ts
+ * import { qdqFp8F32 } from "@lowbit/kernels";
+ * // e4m3 near 1: quantum 1/8; 1.0625 is a tie → 1 (even), 1.1875 → 1.25; 1000 saturates to 448
+ * const y = qdqFp8F32(new Float32Array([1.0625, 1.1875, 1000, -0.3]), 1, "fp8_e4m3fn");
+ * if (y.join() !== "1,1.25,448,-0.3125") throw new Error(y.join());
+ * ```
+ */
+export function qdqFp8F32(
+  x: Float32Array,
+  scale: number,
+  format: "fp8_e4m3fn" | "fp8_e5m2",
+  opts: { out?: Float32Array; kernels?: FloatKernels } = {},
+): Float32Array {
+  if (!(x instanceof Float32Array)) {
+    throw new LowbitError("INVALID_ARGUMENT", "qdqFp8F32: x must be a Float32Array");
+  }
+  const f = FP8_QDQ[format];
+  if (f === undefined) {
+    throw new LowbitError("UNSUPPORTED", `qdqFp8F32: format ${format} (fp8_e4m3fn, fp8_e5m2)`);
+  }
+  if (!(Number.isFinite(scale) && Math.fround(scale) > 0)) {
+    throw new LowbitError("INVALID_ARGUMENT", `qdqFp8F32: scale must be finite and > 0: ${scale}`);
+  }
+  const n = x.length;
+  const out = opts.out ?? new Float32Array(n);
+  checkLen(out, n, "qdqFp8F32: out");
+  const kernels = opts.kernels ?? floatKernels();
+  const i = internal(kernels);
+  const rx = residentOf32(x, kernels), ry = residentOf32(out, kernels);
+  const xPtr = rx ?? slot(i, "a", n * 4);
+  const yPtr = ry ?? slot(i, "c", n * 4);
+  if (rx === undefined) f32View(kernels, xPtr, n).set(x);
+  const [m, minNormal, max] = f;
+  kernel(i, "qdq_fp8_f32")(xPtr, n, yPtr, scale, m, 127 + minNormal, max);
+  if (ry === undefined) out.set(f32View(kernels, yPtr, n));
+  return out;
+}
+
 function runConv(
   what: string,
   input: Float32Array,
@@ -1591,8 +1712,9 @@ function runConv(
   depthwiseOnly: boolean,
 ): Conv2dResult {
   const s = setupConv(what, input, inputShape, weight, weightShape, opts, depthwiseOnly);
-  if (opts.post !== undefined || opts.scale !== undefined) {
-    // Post-ops and scales exist on the split entry points only: run them as one range.
+  if (opts.post !== undefined || opts.scale !== undefined || s.w16 !== 0 || s.flags & EPI_DYADIC) {
+    // Post-ops, scales and the integer route exist on the split entry points only: run them as
+    // one range.
     for (const c of splitCalls(s, 1, opts.post)) {
       c.before?.();
       s.i.ex[c.fn](0, c.rows, ...c.args);
@@ -1808,6 +1930,7 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
   new Float32Array(s.kernels.memory.buffer, eb + 12, 2).set([lo, hi]);
   new Int32Array(s.kernels.memory.buffer, eb + 20, 1)[0] = bits;
   new Float32Array(s.kernels.memory.buffer, eb + 24, 7).set(scalars);
+  new Uint32Array(s.kernels.memory.buffer, eb + 52, 2).set([s.w16, 0]);
   const epilogue = [eb];
   const geo = [p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, pt, pl, p.oh, p.ow];
   const calls: SplitCall[] = [];
@@ -1854,11 +1977,20 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
   const align = Math.ceil(ohw / threads / 8) * 8;
   const scratch = slot(i, "conv", stride * threads + padBytes);
   const padded = scratch + stride * threads;
+  // The integer route: each image is checked and converted once into a padded i16 copy (a pass
+  // over the input, before the split), from which every thread gathers its pair panels; an
+  // image that is not all integers in i16 range runs on the f32 route instead.
+  const x16 = s.w16 !== 0 ? slot(i, "x16", i.ex.conv2d_pad_i16_bytes(p.c, p.h, p.w, ...geo)) : 0;
   for (let n = 0; n < p.n; n++) {
     const x = xPtr + n * inImg;
-    const before = padBytes > 0
+    const padF32 = padBytes > 0
       ? () => void i.ex.conv2d_pad_f32(p.c, p.h, p.w, ...geo, x, padded)
       : undefined;
+    const before = x16 === 0 ? padF32 : () => {
+      const ok = i.ex.conv2d_pad_i16(p.c, p.h, p.w, ...geo, x, x16) === 1;
+      new Uint32Array(s.kernels.memory.buffer, eb + 56, 1)[0] = ok ? x16 : 0;
+      if (!ok) padF32?.();
+    };
     const args = [p.c, p.h, p.w, p.o, p.group, ...geo, padBytes > 0 ? padded : x, wPtr];
     args.push(yPtr + n * outImg, scratch, stride, align, padBytes > 0 ? 1 : 0, ...epilogue);
     calls.push({ fn, rows: ohw, align, args, before });

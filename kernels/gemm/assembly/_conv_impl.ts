@@ -9,7 +9,9 @@
 // order) and the depthwise path (one channel) give the same bits.
 
 import { madd, epi, epiFlags, setEpilogue, epiScale, epiBias, epiLo, epiHi, EPI_BIAS, EPI_SCALE } from "./_float_common";
-import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost } from "./_float_common";
+import { EPI_DYADIC, DYADIC_RECORD } from "./_float_common";
+import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost, epiW16, epiX16 } from "./_float_common";
+import { gemmI16, im2colI16, padImageI16, panelsToI16 } from "./_conv_int";
 import { gemmF32 } from "./_float_gemm_impl";
 
 /** Spatial columns per im2col chunk so that one chunk (K × chunk floats) is about 256 KiB. */
@@ -333,6 +335,27 @@ export function conv2dPadBytes(
   return <usize>c * <usize>convPadH(h, oh, kh, sh, dh, pt) * <usize>convPadW(w, ow, kw, sw, dw, pl) * 4;
 }
 
+/** Bytes of the zero-padded i16 image of conv2dPadI16 ([c, ph, pw] i16, always padded). */
+export function conv2dPadI16Bytes(
+  c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  pt: i32, pl: i32, oh: i32, ow: i32,
+): usize {
+  return <usize>c * <usize>convPadH(h, oh, kh, sh, dh, pt) * <usize>convPadW(w, ow, kw, sw, dw, pl) * 2;
+}
+
+/**
+ * Copies one image x [c, h, w] (f32) into the zero-padded i16 layout conv2dF32Pixels reads with
+ * epiX16 (the conv2dF32 padded geometry, i16). Returns 1, or 0 when a value is not an integer in
+ * i16 range (then the conv must run without epiX16).
+ */
+export function conv2dPadI16(
+  c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  pt: i32, pl: i32, oh: i32, ow: i32, x: usize, padded: usize,
+): i32 {
+  const ph = convPadH(h, oh, kh, sh, dh, pt), pw = convPadW(w, ow, kw, sw, dw, pl);
+  return padImageI16(c, h, w, pt, pl, ph, pw, x, padded) ? 1 : 0;
+}
+
 /** Copies one image x [c, h, w] into the zero-padded layout of conv2dF32 (when it pads). */
 export function conv2dPadF32(
   c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
@@ -361,10 +384,14 @@ export function conv2dPadF32(
   }
 }
 
-/** Bytes of one thread's scratch for conv2dF32Pixels: an im2col chunk, tile buffer, geometry. */
+/**
+ * Bytes of one thread's scratch for conv2dF32Pixels: an im2col chunk, tile buffer, geometry, and
+ * the chunk's i16 pair panels (the integer route, _conv_int.ts).
+ */
 export function conv2dPixelsScratchBytes(cg: i32, kh: i32, kw: i32, oh: i32, ow: i32): usize {
   const k = cg * kh * kw;
-  return <usize>convChunk(k, oh * ow) * <usize>k * 4 + 192;
+  const chunk = <usize>convChunk(k, oh * ow);
+  return chunk * <usize>k * 4 + 192 + chunk * <usize>((k + 1) & ~1) * 2;
 }
 
 /**
@@ -392,15 +419,29 @@ export function conv2dF32Pixels<V>(
   const pw = pad ? convPadW(w, ow, kw, sw, dw, pl) : w;
   const flags = epiFlags, bias = epiBias, lo = epiLo, hi = epiHi, sc = epiScale;
   const post = epiPost, pm = epiPostMul, pa = epiPostAdd;
+  const w16 = epiW16, kp = (k + 1) & ~1, p16 = geo + 64;
+  const x16 = w16 != 0 ? epiX16 : 0;
+  const ph16 = convPadH(h, oh, kh, sh, dh, pt), pw16 = convPadW(w, ow, kw, sw, dw, pl);
+  const scStride = <usize>(flags & EPI_DYADIC ? DYADIC_RECORD : 4);
   for (let g = 0; g < groups; g++) {
-    setEpilogue(flags, sc + <usize>g * og * 4, bias + <usize>g * og * 4, lo, hi);
+    setEpilogue(flags, sc + <usize>g * og * scStride, bias + <usize>g * og * 4, lo, hi);
     setEpiloguePost(post, pm, pa);
     const a = wt + <usize>g * og * k * 4;
     const cOut = out + <usize>g * og * p * 4;
     for (let q0 = p0; q0 < p1; q0 += chunk) {
       const pn = min(chunk, p1 - q0);
+      if (x16 != 0) {
+        // the image was checked and converted once (conv2dPadI16): gather the pairs from it
+        im2colI16(x16, ph16, pw16, g * cg, cg, kh, kw, sh, sw, dh, dw, ow, q0, pn, p16, geo);
+        gemmI16(og, pn, kp, w16 + <usize>g * og * kp * 2, p16, cOut + (<usize>q0 << 2), p, tmp);
+        continue;
+      }
       im2colPanels(x, ph, pw, g * cg, cg, kh, kw, sh, sw, dh, dw, pad ? 0 : pt, pad ? 0 : pl, ow, q0, pn, s, geo);
-      gemmF32<V>(0, pn, og, k, a, k, s, cOut + (<usize>q0 << 2), p, tmp);
+      if (w16 != 0 && panelsToI16(s, k, pn, p16)) {
+        gemmI16(og, pn, kp, w16 + <usize>g * og * kp * 2, p16, cOut + (<usize>q0 << 2), p, tmp);
+      } else {
+        gemmF32<V>(0, pn, og, k, a, k, s, cOut + (<usize>q0 << 2), p, tmp);
+      }
     }
   }
   setEpilogue(flags, sc, bias, lo, hi);

@@ -50,6 +50,15 @@ export let epiHi: f32 = 0;
 export const EPI_SCALE: i32 = 1;
 export const EPI_BIAS: i32 = 2;
 export const EPI_ROW: i32 = 4;
+/**
+ * Integer-only requantization instead of scale / bias / clamp / post-ops (dense convs, by row):
+ * epiScale then points at one record of six f64 per row (bias code bq, multiplier m0, 2^−shift,
+ * zero point zy, lo, hi) and the output is the code q = clamp(sign(t)·floor(|t|·2^−shift + 1/2)
+ * + zy, lo, hi), t = (acc + bq)·m0, in f64 as the integer plan's TypeScript epilogue computes it
+ * (acc exact in f32: |acc| < 2^24).
+ */
+export const EPI_DYADIC: i32 = 8;
+export const DYADIC_RECORD: i32 = 48;
 
 export function setEpilogue(flags: i32, scale: usize, bias: usize, lo: f32, hi: f32): void {
   epiFlags = flags;
@@ -73,6 +82,19 @@ export let epiPreAdd: f32 = 0;
 export let epiQScale: f32 = 1;
 export let epiQLo: f32 = 0;
 export let epiQHi: f32 = 0;
+/** 1 / epiQScale in f64 (set with it). */
+export let epiQRecip: f64 = 1;
+/**
+ * Integer weights of a dense conv (0: none): the OIHW weights as i16, rows of Kp = K rounded up
+ * to even (zero-padded). Set by loadEpilogue (word 13); conv2dF32Pixels then runs the chunks
+ * whose im2col values are all integers in i16 range on the i16 dot kernel (_conv_int.ts).
+ */
+export let epiW16: usize = 0;
+/**
+ * The zero-padded i16 copy of the image (conv2dPadI16; 0: none): with epiW16, conv2dF32Pixels
+ * gathers its pair panels from it (im2colI16). Word 14 of the parameter block.
+ */
+export let epiX16: usize = 0;
 
 export const POST_HARDSWISH: i32 = 1;
 export const POST_MUL: i32 = 2;
@@ -90,9 +112,12 @@ export function setEpiloguePost(post: i32, mul: f32, add: f32): void {
 /**
  * Sets the whole epilogue from a parameter block in memory (the split conv entry points: their
  * argument count is bounded): i32 flags, u32 scale, u32 bias, f32 lo, f32 hi, i32 post, f32
- * postMul, f32 postAdd, f32 preMul, f32 preAdd, f32 qScale, f32 qLo, f32 qHi (52 bytes).
+ * postMul, f32 postAdd, f32 preMul, f32 preAdd, f32 qScale, f32 qLo, f32 qHi, u32 i16 weights
+ * (epiW16, 0 for none), u32 i16 padded image (epiX16, 0 for none) (60 bytes).
  */
 export function loadEpilogue(p: usize): void {
+  epiW16 = <usize>load<u32>(p, 52);
+  epiX16 = <usize>load<u32>(p, 56);
   setEpilogue(load<i32>(p), <usize>load<u32>(p, 4), <usize>load<u32>(p, 8), load<f32>(p, 12), load<f32>(p, 16));
   setEpiloguePost(load<i32>(p, 20), load<f32>(p, 24), load<f32>(p, 28));
   setEpiloguePre(load<f32>(p, 32), load<f32>(p, 36), load<f32>(p, 40), load<f32>(p, 44), load<f32>(p, 48));
@@ -103,6 +128,7 @@ export function setEpiloguePre(preMul: f32, preAdd: f32, qScale: f32, qLo: f32, 
   epiPreMul = preMul;
   epiPreAdd = preAdd;
   epiQScale = qScale;
+  epiQRecip = 1.0 / <f64>qScale;
   epiQLo = qLo;
   epiQHi = qHi;
 }
@@ -130,18 +156,59 @@ function postOps(v: v128): v128 {
   if (epiPost & POST_ADD) v = f32x4.add(v, f32x4.splat(epiPostAdd));
   if (epiPost & POST_QUANT) {
     // pmax / pmin (one instruction each; NaN in v stays NaN, and +0 turns −0 into +0).
-    v = f32x4.nearest(f32x4.div(v, f32x4.splat(epiQScale)));
+    v = f32x4.nearest(quotient(v));
     v = f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi));
     v = f32x4.add(v, f32x4.splat(0));
   }
   return v;
 }
 
+/** The EPI_DYADIC requantization of four sums (record `r`), as f32 codes. */
+// @ts-ignore: decorator
+@inline
+function dyadic4(v: v128, r: usize): v128 {
+  const a = dyadic2(f64x2.promote_low_f32x4(v), r);
+  const b = dyadic2(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), r);
+  return v128.shuffle<f32>(f32x4.demote_f64x2_zero(a), f32x4.demote_f64x2_zero(b), 0, 1, 4, 5);
+}
+
+// @ts-ignore: decorator
+@inline
+function dyadic2(x: v128, r: usize): v128 {
+  const t = f64x2.mul(f64x2.add(x, v128.load64_splat(r)), v128.load64_splat(r, 8));
+  const m = f64x2.floor(f64x2.add(f64x2.mul(f64x2.abs(t), v128.load64_splat(r, 16)), f64x2.splat(0.5)));
+  // sign(t)·m: negate where t < 0 (−0 and +0 both give m = 0, then + zy)
+  const s = v128.bitselect(f64x2.neg(m), m, f64x2.lt(t, f64x2.splat(0)));
+  const q = f64x2.add(s, v128.load64_splat(r, 24));
+  return f64x2.min(f64x2.max(q, v128.load64_splat(r, 32)), v128.load64_splat(r, 40));
+}
+
+/**
+ * f32(v / epiQScale) without a divide: f32(f64(v)·f64(1 / epiQScale)). The same f32 whenever the
+ * quotient is a normal f32: two f32 values' quotient is never an f32 rounding midpoint and lies
+ * at least 2^−49 (relative) away from every one (its numerator v − m·s is a nonzero multiple of
+ * 2^(e_s + e_m − 1) for a midpoint m), while the f64 route is within 2^−52 of it. Below 2^−126
+ * both round to the code ±0 (the only use: the quantize post-op). Division costs 3.5–5 cycles a
+ * vector on Zen 3, this 8 simple ops.
+ */
+// @ts-ignore: decorator
+@inline
+function quotient(v: v128): v128 {
+  const r = f64x2.splat(epiQRecip);
+  const a = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(v), r));
+  const b = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), r));
+  return v128.shuffle<f32>(a, b, 0, 1, 4, 5);
+}
+
 /** Applies the epilogue to the 8 values of row `row` at columns j..j+7 and stores them. */
 // @ts-ignore: decorator
 @inline
 export function storeRow8(c: usize, x0: v128, x1: v128, row: i32, j: i32, last: bool): void {
-  if (last) {
+  if (last && (epiFlags & EPI_DYADIC) != 0) {
+    const r = epiScale + <usize>row * DYADIC_RECORD;
+    x0 = dyadic4(x0, r);
+    x1 = dyadic4(x1, r);
+  } else if (last) {
     let s0 = f32x4.splat(1), s1 = s0, b0 = f32x4.splat(0), b1 = b0;
     if (epiFlags & EPI_ROW) {
       if (epiFlags & EPI_SCALE) {

@@ -8,11 +8,12 @@ import { Plain, setEpilogue, loadEpilogue } from "./_float_common";
 import { gemmF32, packF32B } from "./_float_gemm_impl";
 import { conv2dF32, conv2dScratchBytes, dwconv2dF32, dwconvScratchBytes } from "./_conv_impl";
 import { conv2dF32Pixels, conv2dPadBytes, conv2dPadF32, conv2dPixelsScratchBytes, dwconv2dF32Channels } from "./_conv_impl";
-import { conv2dF32Images, dwconv2dF32Images } from "./_conv_impl";
+import { conv2dF32Images, dwconv2dF32Images, conv2dPadI16, conv2dPadI16Bytes } from "./_conv_impl";
 import { gemmMinifloat, gemmMinifloatScratchBytes, gemvMinifloat, scaleF32 } from "./_minifloat_impl";
 
 export { conv2dScratchBytes as conv2d_scratch_bytes, dwconvScratchBytes as dwconv_scratch_bytes };
 export { conv2dPadBytes as conv2d_pad_bytes, conv2dPadF32 as conv2d_pad_f32, conv2dPixelsScratchBytes as conv2d_pixels_scratch_bytes };
+export { conv2dPadI16 as conv2d_pad_i16, conv2dPadI16Bytes as conv2d_pad_i16_bytes };
 export { packF32B as pack_f32_b_8, gemmMinifloatScratchBytes as gemm_mfw_scratch_bytes };
 export { scaleF32 as mfw_scale_f32 };
 
@@ -56,6 +57,39 @@ export function qdq_f32__wasmsimd(x: usize, n: i32, out: usize, s: f32, lo: f32,
     if (c != c) c = nanCode;
     store<f32>(out + o, c * s);
   }
+}
+
+/**
+ * out[i] = DequantizeLinear(QuantizeLinear(x[i])) to a float8 format with saturation, per tensor,
+ * zero point 0: v = f32(x / s), r = |v| rounded half to even to the format's quantum at its
+ * exponent (2^(max(e, eMin) − 127 − m), e the f32 exponent field, eMin the field of the format's
+ * smallest normal), min(r, max), the sign of v, then f32(±r·s). Every step is exact but the
+ * division and the last multiply (a power-of-two scaling and a rounding of a small integer);
+ * NaN stays NaN, ±0 keeps its sign.
+ */
+export function qdq_fp8_f32__wasmsimd(x: usize, n: i32, out: usize, s: f32, m: i32, eMin: i32, max: f32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, qdqFp8x4(v128.load(x + o), s, m, eMin, max));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, f32x4.extract_lane(qdqFp8x4(f32x4.splat(load<f32>(x + o)), s, m, eMin, max), 0));
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function qdqFp8x4(x: v128, s: f32, m: i32, eMin: i32, max: f32): v128 {
+  const vs = f32x4.splat(s);
+  const v = f32x4.div(x, vs);
+  const a = v128.and(v, i32x4.splat(0x7fffffff));
+  const e = i32x4.max_s(i32x4.shr_u(a, 23), i32x4.splat(eMin));
+  const u = i32x4.sub(i32x4.shl(e, 23), i32x4.splat(m << 23)); // bits of the quantum
+  const inv = i32x4.sub(i32x4.splat(254 << 23), u); // bits of 1 / quantum
+  const r = f32x4.min(f32x4.mul(f32x4.nearest(f32x4.mul(a, inv)), u), f32x4.splat(max));
+  return f32x4.mul(v128.or(r, v128.and(v, i32x4.splat(0x80000000))), vs);
 }
 
 export function gemm_f32_f32_minmax_4x8__wasmsimd(

@@ -32,12 +32,12 @@ import {
   conv2dF32,
   type Conv2dF32Options,
   conv2dF32Parallel,
-  createFloatKernels,
   depthwiseConv2dF32,
   depthwiseConv2dF32Parallel,
   type FloatKernels,
   prepareConv2dF32,
   type PreparedConv2dF32,
+  qdqFp8F32,
   quantizeF32,
   refPost,
   type RefPostOps,
@@ -46,7 +46,13 @@ import type { Node, TensorData } from "../../ir.ts";
 import { alloc, attrFloats, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
 import { forwardWindow, pointwiseWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
 import { igemm, igemmScaled } from "./_int_backend.ts";
-import { convF32, convF32Threaded, type ConvRef, matmulF32Threaded } from "./_float_backend.ts";
+import {
+  backendKernels,
+  convF32,
+  convF32Threaded,
+  type ConvRef,
+  matmulF32Threaded,
+} from "./_float_backend.ts";
 import { conv2dRef } from "./conv.ts";
 import { INT_RANGES } from "./qlinear.ts";
 import { roundHalfEven } from "./elementwise.ts";
@@ -242,12 +248,12 @@ function epilogue(
     const accScale = sx * swAt(c);
     const bq = bias ? roundHalfEven(bias[c] / accScale) : 0;
     const [m0, shift] = dyadic(accScale / sy);
-    const div = 2 ** shift;
+    const inv = 2 ** -shift; // v · 2⁻ˢʰⁱᶠᵗ is v / 2ˢʰⁱᶠᵗ exactly (a power of two), without a divide
     for (let o = 0; o < outer; o++) {
       const base = (o * ch + c) * inner, ab = o * ch * inner + c * cs;
       for (let i = 0; i < inner; i++) {
         const v = (acc[ab + i * is] + bq) * m0; // exact: |v| < 2⁵³
-        const r = v >= 0 ? Math.floor(v / div + 0.5) : -Math.floor(-v / div + 0.5);
+        const r = v >= 0 ? Math.floor(v * inv + 0.5) : -Math.floor(-v * inv + 0.5);
         const q = r + zy;
         out[base + i] = q < lo ? lo : q > hi ? hi : q;
       }
@@ -286,7 +292,11 @@ const qgemm: OpImpl = async (inputs, node, ctx) => {
     // On the float GEMM when exact, as QConvFused does (see there).
     const fw = centredWeights(wc, wz, n, k, constant);
     if (k * Math.max(hi - zx, zx - lo) * fw.range < 2 ** 24) {
-      const xc = quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(m * k));
+      // The centred codes: the SIMD quantize kernel when there is one (the same bits).
+      const fk = floatContext(ctx.floatKernels);
+      const xc = fk !== null
+        ? quantizeF32(toF32(x), sx, lo - zx, hi - zx, { kernels: fk })
+        : quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(m * k));
       // Over the executor's worker pool when it has one (same bits: each column on one thread).
       const acc = await matmulF32Threaded(xc, m, fw.w, 0, k, n, "nk", undefined, {
         reference: false,
@@ -500,21 +510,18 @@ function inputCodes(
   return out;
 }
 
-let ownKernels: FloatKernels | null | undefined;
-/** The float kernels on the executor's pool, else a calling-thread context (null: no SIMD). */
+/**
+ * The float kernels on the executor's pool, else the float ops' calling-thread context (null:
+ * no SIMD). Shared with them rather than a context of its own: a second context's scratch
+ * blocks cost 33 MB of peak memory on PP-OCRv4 det at 640×640, while its relaxed-SIMD FMA
+ * (exact here: integer sums) was worth ≈ 2 % of det's run time (CPU time, 224×352, within noise).
+ */
 function floatContext(k: FloatKernels | undefined): FloatKernels | null {
-  if (k !== undefined) return k;
-  if (ownKernels === undefined) {
-    try {
-      ownKernels = createFloatKernels({ isa: "wasmsimd" });
-    } catch {
-      ownKernels = null;
-    }
-  }
-  return ownKernels;
+  return k !== undefined ? k : backendKernels();
 }
 
-// Centred constant weights copied once into each kernel context's memory.
+// Centred constant weights copied once into each kernel context's memory (with an i16 copy for
+// the dense convs' integer route).
 const preparedConvs = new WeakMap<FloatKernels, WeakMap<Float32Array, PreparedConv2dF32>>();
 const disposer = new FinalizationRegistry<PreparedConv2dF32>((p) => p.dispose());
 function preparedWeights(
@@ -526,7 +533,7 @@ function preparedWeights(
   if (m === undefined) preparedConvs.set(k, m = new WeakMap());
   let p = m.get(w);
   if (p === undefined) {
-    p = prepareConv2dF32(w, shape, k);
+    p = prepareConv2dF32(w, shape, k, { integer: true });
     m.set(w, p);
     disposer.register(w, p);
   }
@@ -569,7 +576,21 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
   const fw = ctx.reference ? undefined : centredWeights(wc, wz, cout, kk, constant);
   const xr = Math.max(hi - zx, zx - lo);
   const fk = fw === undefined ? null : floatContext(ctx.floatKernels);
-  if (fw !== undefined && fk !== null && kk * xr * fw.range < 2 ** 24 && inputs[7] === undefined) {
+  const dw = group === cin && cout === cin && cinG === 1;
+  // Dense convs with constant weights also take the kernels beyond 2²⁴: their integer route sums
+  // in int32 (exact below 2³¹) and scales as Math.fround(acc·sc) does, the epilogue's bits.
+  const bound = fw === undefined ? Infinity : kk * xr * fw.range;
+  const intRoute = fw !== undefined && constant && !dw && xr <= 32767 && fw.range <= 32767 &&
+    bound < 2 ** 31;
+  // A requantized output (y_scale, y_zero_point): the kernels requantize in their epilogue too,
+  // integer-only as the TypeScript epilogue below (dense convs, exact f32 sums, no clamp).
+  const rq = inputs[7] === undefined || dw || bound >= 2 ** 24 || fusedClamp(node) !== undefined
+    ? undefined
+    : requantParams(sx, sw, bias, inputs[7], inputs[8], cout);
+  if (
+    fw !== undefined && fk !== null && (bound < 2 ** 24 || intRoute) &&
+    (inputs[7] === undefined || rq !== undefined)
+  ) {
     // One conv call: exact integer sums, then the epilogue fused in the kernel's store:
     // f32(f32(acc·sc[c]) + bias[c]), sc[c] = f32(sx·sw[c]), the clamp, the post-ops (and the
     // consumer's quantization), the same steps as the TypeScript route below.
@@ -584,17 +605,25 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
       pads: [g.pt, g.pl, g.pb, g.pr],
       dilations: [g.dh, g.dw],
       group,
-      scale: sc,
-      bias: bias ?? new Float32Array(cout),
-      activation: clo === -Infinity && chi === Infinity ? "none" : { min: clo, max: chi },
-      post,
+      ...(rq !== undefined ? { requantize: rq.params } : {
+        scale: sc,
+        bias: bias ?? new Float32Array(cout),
+        activation: clo === -Infinity && chi === Infinity ? "none" : { min: clo, max: chi },
+        post,
+      }),
       inputQuantize: codesIn ? undefined : { scale: sx, lo: lo - zx, hi: hi - zx },
       out: ctx.allocF32?.(nb * cout * ohw),
       kernels: fk,
+      // The kernels' integer route (i16 dot products, exact int32 sums: the bits of this op's
+      // epilogue): needed beyond 2²⁴; below, taken where it is the faster one (measured, CPU
+      // time, relaxed-SIMD f32 as the peer: 3×3 96→24 at 56×88 0.65×, 1×1 192→192 0.79×, 96→96
+      // 0.85×, but 1×1 96→24 1.12× and 16→32 1.07×: a 1×1 conv with few output channels spends
+      // more on converting its input than the dot products save; so does a conv with K < 64,
+      // e.g. 3×3 1→16 over 64 images of 8×8: 1.17×).
+      integerSums: bound >= 2 ** 24 || (kk >= 64 && (kh * kw > 1 || coutG >= 64)),
     };
     const weight = constant ? preparedWeights(fw.w, wShape, fk) : fw.w;
     const xShape: [number, number, number, number] = [nb, cin, g.h, g.w];
-    const dw = group === cin && cout === cin && cinG === 1;
     const y = fk.threads > 1
       ? await (dw ? depthwiseConv2dF32Parallel : conv2dF32Parallel)(
         xc,
@@ -604,6 +633,13 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
         opts,
       )
       : (dw ? depthwiseConv2dF32 : conv2dF32)(xc, xShape, weight, wShape, opts);
+    if (rq !== undefined) {
+      // The codes, as f32 integers, into the zero point's type (NaN stores as 0, as there).
+      const out = alloc(rq.dtype, y.data.length) as Int8Array | Uint8Array;
+      out.set(y.data);
+      ctx.releaseF32?.(y.data);
+      return [{ dtype: rq.dtype, shape, data: out }];
+    }
     return [{ dtype: "float32", shape, data: y.data }];
   }
   if (fw !== undefined && kk * xr * fw.range < 2 ** 24) {
@@ -695,6 +731,33 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
   return [withPost(epilogue(acc, nb, cout, ohw, ...args, group === 1), post)];
 };
 
+/**
+ * The kernels' requantization records (`Conv2dF32Options.requantize`): per output channel
+ * [bq, m0, 2^−shift, zy, lo, hi], the numbers `epilogue` computes its codes with; undefined for an
+ * output type without a range (the TypeScript route then reports it).
+ */
+function requantParams(
+  sx: number,
+  sw: Float32Array,
+  bias: Float32Array | undefined,
+  yScale: TensorData,
+  yZero: TensorData | undefined,
+  cout: number,
+): { params: Float64Array; dtype: TensorData["dtype"] } | undefined {
+  const dtype = yZero?.dtype ?? "uint8";
+  const range = INT_RANGES[dtype];
+  if (range === undefined) return undefined;
+  const sy = toF32(yScale)[0], zy = yZero ? toF32(yZero)[0] : 0;
+  const params = new Float64Array(6 * cout);
+  for (let c = 0; c < cout; c++) {
+    const accScale = sx * sw[sw.length === 1 ? 0 : c];
+    const bq = bias ? roundHalfEven(bias[c] / accScale) : 0;
+    const [m0, shift] = dyadic(accScale / sy);
+    params.set([bq, m0, 2 ** -shift, zy, range[0], range[1]], 6 * c);
+  }
+  return { params, dtype };
+}
+
 /** Applies the post-ops to a float epilogue's output in place (the kernels' scalar twin). */
 function withPost(t: TensorData, post: RefPostOps | undefined): TensorData {
   if (post === undefined) return t;
@@ -754,7 +817,13 @@ const qdq: OpImpl = (inputs, node, ctx) => {
     const x = need(node, inputs[0], "x");
     const xs = toF32(x);
     const y = ctx.allocF32?.(xs.length) ?? new Float32Array(xs.length);
-    qdqFp8(xs, toF32(need(node, inputs[1], "x_scale"))[0], fmt, y);
+    const s = toF32(need(node, inputs[1], "x_scale"))[0];
+    const fk = ctx.reference ? null : floatContext(ctx.floatKernels);
+    // The same steps in one SIMD pass (f32 arithmetic, each step exact but the division and the
+    // last multiply, which round as here); the loop below is its reference.
+    if (fk !== null && Math.fround(s) > 0 && Number.isFinite(s)) {
+      qdqFp8F32(xs, s, fmt === "float8e4m3fn" ? "fp8_e4m3fn" : "fp8_e5m2", { out: y, kernels: fk });
+    } else qdqFp8(xs, s, fmt, y);
     return [{ dtype: "float32", shape: [...x.shape], data: y }];
   }
   const { x, sx, zx, lo, hi } = activationParams(node, inputs);
