@@ -222,8 +222,10 @@ export function createExecutor(model: Model | Graph, opts: ExecutorOptions = {})
       `executor option threads must be an integer in [1, 256], got ${threads}`,
     );
   }
-  if (opts.quantized === "integer") graph = fuseQdq(graph);
+  // Outer-scope reads of If / Loop / Scan bodies become inputs of their nodes first, so that the
+  // integer plan's rewrite sees them as uses (a value or constant read only inside a branch).
   graph = bindOuterScope(graph);
+  if (opts.quantized === "integer") graph = fuseQdq(graph);
   const plain = prepare(graph, opset, opts);
   // The fast plan folds and fuses ops (see _fuse.ts); it runs when no value is
   // observed or transformed and every requested value still exists in it.

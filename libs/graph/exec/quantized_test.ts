@@ -237,3 +237,35 @@ Deno.test("float8 weights run on the minifloat GEMM like the float QDQ reference
     }
   }
 });
+
+Deno.test("integer execution keeps values only an If branch reads (a Constant, the fused output)", async () => {
+  const base = matmulGraph(true);
+  const branch = (op: string): Graph => ({
+    name: op,
+    nodes: [n(op, op, ["y", "c"], [`${op}_out`])],
+    inputs: [],
+    outputs: [{ name: `${op}_out`, dtype: "float32" }],
+    initializers: new Map(),
+    valueInfo: new Map(),
+  });
+  const g: Graph = {
+    ...base,
+    nodes: [
+      ...base.nodes,
+      n("c", "Constant", [], ["c"], { value: { kind: "tensor", value: f32([], [2]) } }),
+      n("if", "If", ["cond"], ["z"], {
+        then_branch: { kind: "graph", value: branch("Mul") },
+        else_branch: { kind: "graph", value: branch("Add") },
+      }),
+    ],
+    inputs: [...base.inputs, { name: "cond", dtype: "bool", shape: [] }],
+    outputs: [{ name: "z", dtype: "float32" }],
+  };
+  const x = pattern([5, 24], 7, 1);
+  for (const c of [true, false]) {
+    const cond: TensorData = { dtype: "bool", shape: [], data: Uint8Array.of(c ? 1 : 0) };
+    const ref = (await createExecutor(g).run({ x, cond })).z;
+    const int = (await createExecutor(g, { quantized: "integer" }).run({ x, cond })).z;
+    assertClose(int.data as Float32Array, ref.data as Float32Array, 1e-5, 1e-5);
+  }
+});
