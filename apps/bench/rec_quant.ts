@@ -20,6 +20,7 @@
  * ```sh
  * npx deno run -A apps/bench/rec_quant.ts [--lines 32] [-- extra lowbit quantize options]
  * npx deno run -A apps/bench/rec_quant.ts -- --min-sqnr off     # the defaults without the guard
+ * npx deno run -A apps/bench/rec_quant.ts --model out/rec.onnx   # measure a model written before
  * ```
  *
  * @module
@@ -66,9 +67,16 @@ async function compare(
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     args: Deno.args,
-    options: { lines: { type: "string", default: "32" } },
+    options: { lines: { type: "string", default: "32" }, model: { type: "string" } },
     allowPositionals: true,
   });
+  const x = sliceSamples(await loadImageFolder(EVAL, SPEC), 0, Number(values.lines));
+  if (values.model) {
+    // An already quantized model (e.g. one written by an earlier lowbit quantize) measured alone.
+    const r = await compare(await readOnnxFile(REC), await readOnnxFile(values.model), x);
+    console.log(JSON.stringify({ model: values.model, ...r }));
+    return;
+  }
   const dir = await Deno.makeTempDir({ prefix: "lowbit_rec_" });
   const out = `${dir}/rec.w8a8.onnx`;
   const args = [
@@ -97,7 +105,6 @@ async function main(): Promise<void> {
   const seconds = (performance.now() - t0) / 1000;
   if (!child.success) throw new Error(`lowbit quantize exited with ${child.code}`);
   const summary = JSON.parse(new TextDecoder().decode(child.stdout));
-  const x = sliceSamples(await loadImageFolder(EVAL, SPEC), 0, Number(values.lines));
   const r = await compare(await readOnnxFile(REC), await readOnnxFile(out), x);
   await Deno.remove(dir, { recursive: true });
   const g = summary.guard;
