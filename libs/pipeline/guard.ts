@@ -5,7 +5,9 @@
  * re-runs {@link quantize} with, in this order: bias correction when the weights alone miss it;
  * the collapsing layers' inputs (or weights) kept in float (through `rules`); range
  * equalisation of Conv inputs (α 0.5) and the `mse` and `percentile` calibrators, each kept
- * only when it raises the output SQNR; bias correction again on top of those when it was refused
+ * only when it raises the output SQNR; a calibrator per activation (each input's range from the
+ * calibrator that hurts the output least with that input alone quantized), kept only when it
+ * raises the output SQNR; bias correction again on top of those when it was refused
  * at first; then the worst
  * remaining offenders in float, one at a time, until the threshold holds. What it changed is
  * listed in a warning and in its report.
