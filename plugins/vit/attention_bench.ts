@@ -70,6 +70,7 @@ const FIXTURES: [string, string][] = [
   ["fixtures/digits/vit.onnx", "fixtures/digits/calib_x.npy"],
   ["fixtures/vit4/vit4.onnx", "fixtures/digits/calib_x.npy"],
   ["fixtures/vit64/vit64.onnx", "fixtures/vit64/calib_x.npy"],
+  ["fixtures/vit145/vit145.onnx", "fixtures/vit145/calib_x.npy"],
 ];
 for (const [f, calib] of FIXTURES) {
   const x32 = await first32(calib);

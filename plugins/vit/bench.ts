@@ -2,14 +2,15 @@
 // quantizer at w4a4 and w8a4 (and w8a8), each figure from one `lowbit quantize --json` run of
 // the CLI, exactly as the README's commands write them. Two runs at a time.
 //
-//   npx deno run -A plugins/vit/bench.ts [--json] [--model digits|vit4|vit64]... [--preset w4a4|w8a4]...
-//     [--skip-w8a8]
+//   npx deno run -A plugins/vit/bench.ts [--json] [--model digits|vit4|vit64|vit145]... [--preset w4a4|w8a4]...
+//     [--skip-w8a8] [--column uniform|log2|logsqrt2|twin|adalog|noisy|w8a8|w8a8-plain]...
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const D = `${ROOT}fixtures/digits/`;
 const V64 = `${ROOT}fixtures/vit64/`;
+const V145 = `${ROOT}fixtures/vit145/`;
 interface Fixture {
   label: string;
   model: string;
@@ -34,6 +35,12 @@ const MODELS: Record<string, Fixture> = {
     model: `${V64}vit64.onnx`,
     calib: `${V64}calib_x.npy`,
     evalX: `${V64}eval_x.npy`,
+  },
+  vit145: {
+    label: "vit145/vit145.onnx (4 heads, 145 tokens, 6 blocks)",
+    model: `${V145}vit145.onnx`,
+    calib: `${V145}calib_x.npy`,
+    evalX: `${V145}eval_x.npy`,
   },
 };
 const COLUMNS: Record<string, string[]> = {
@@ -81,8 +88,28 @@ const { values } = parseArgs({
     model: { type: "string", multiple: true },
     preset: { type: "string", multiple: true },
     "skip-w8a8": { type: "boolean", default: false },
+    column: { type: "string", multiple: true },
   },
 });
+// --column keeps only the named columns (the first word of a column's name; `noisy` for the noisy
+// bias, `w8a8` for the plugin's default at w8a8, `w8a8-plain` for w8a8 without the plugin)
+const COLUMN_KEYS: Record<string, string> = {
+  uniform: "uniform",
+  log2: "log2",
+  logsqrt2: "logsqrt2",
+  twin: "twin",
+  adalog: "adalog (default)",
+  noisy: "adalog + noisy bias",
+  w8a8: "w8a8 (plugin, default)",
+  "w8a8-plain": "w8a8 (no plugin)",
+};
+for (const c of values.column ?? []) {
+  if (!(c in COLUMN_KEYS)) {
+    throw new Error(`unknown --column ${c}; choices: ${Object.keys(COLUMN_KEYS).join(", ")}`);
+  }
+}
+const wanted = (col: string): boolean =>
+  !values.column?.length || values.column.some((c) => COLUMN_KEYS[c] === col);
 const models = values.model?.length ? values.model : Object.keys(MODELS);
 const presets = values.preset?.length ? values.preset : ["w4a4", "w8a4"];
 const jobs: { row: string; col: string; run: () => Promise<number> }[] = [];
@@ -104,6 +131,7 @@ for (const m of models) {
     jobs.push({ row, col: "w8a8 (no plugin)", run: () => top1(f, "w8a8", []) });
   }
 }
+jobs.splice(0, jobs.length, ...jobs.filter((j) => wanted(j.col)));
 // w8a8 cells repeat across presets of one model: run each distinct command once
 const memo = new Map<string, Promise<number>>();
 let next = 0;
