@@ -162,6 +162,12 @@ export interface SearchGroups {
   readonly ties?: readonly (readonly string[])[];
   /** Candidate list per layer, replacing the global one. */
   readonly candidates?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Activation values that are not layer inputs (a GNN's aggregation inputs and outputs) whose
+   * formats `--preset mixed` allocates from `--act-formats` under `--budget-act` (average bits
+   * per element); the plugin's markers quantize them with the chosen formats.
+   */
+  readonly points?: readonly string[];
 }
 
 /** Supplies search groups and candidate sets. */

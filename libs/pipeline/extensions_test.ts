@@ -147,6 +147,50 @@ Deno.test("rules (--config) apply to a marker's points by producer or value name
   assert.deepEqual(ruleWarnings, ["rule 3 'no-such-node*' matches no quantizable node"]);
 });
 
+Deno.test("a marked layer input keeps the format a layer rule or the search chose for it", async () => {
+  const model = await readOnnxFile(`${FIX}mlp.onnx`);
+  // The marker names a quantizer only (as the GNN plugin's degree-aware points do): the format,
+  // mode and calibrator of a point the plan already holds are the reading layer's.
+  const registry = registryWith({
+    name: "p",
+    register: (reg) =>
+      reg.markers.register({
+        name: "relu-outputs",
+        mark: (g) =>
+          g.nodes.filter((n) => n.op === "Relu").map((n) => ({
+            value: n.outputs[0],
+            quantizer: "uniform",
+            note: "Relu output",
+          })),
+      }),
+  });
+  const rules = [
+    { match: "/fc2/Gemm", activation: { format: "int4", mode: "symmetric" as const } },
+    { match: "/fc3/Gemm", activation: null },
+  ];
+  const { quantized, warnings } = await quantize({
+    model,
+    calib,
+    preset: "w8a8",
+    registry,
+    rules,
+  });
+  const at = (v: string) =>
+    quantized.plan.entries.filter((e) => e.role === "activation" && e.value === v);
+  const [fc2In] = at("/Relu_output_0");
+  assert.equal(fc2In.by, "relu-outputs");
+  assert.equal(fc2In.node, "/fc2/Gemm");
+  assert.equal(fc2In.format, "int4"); // the layer rule's, not the preset's int8
+  assert.equal(fc2In.mode, "symmetric");
+  assert.deepEqual(fc2In.zeroPoint, [0]);
+  // fc3's input was left in float by its rule: the marked point stays in float, with a warning.
+  const fc3In = at("/Relu_1_output_0");
+  assert.deepEqual(fc3In.map((e) => e.skip), [true]);
+  assert.ok(warnings.includes(
+    "/Relu_1_output_0: marked by 'relu-outputs' but the plan leaves /fc3/Gemm's input in float",
+  ));
+});
+
 Deno.test("a calibration source feeds tagged batches that calibrators see, and stages run in place", async () => {
   const model = await readOnnxFile(`${FIX}mlp.onnx`);
   const seen: number[] = [];

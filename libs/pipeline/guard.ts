@@ -464,9 +464,10 @@ export async function guardQuantize(
           : " (a replayed plan or searched allocation is checked, not changed)") +
         (ranked.length
           ? `; worst alone: ${
-            ranked.slice(0, 3).map((o) => `${o.what} of '${o.node}' ${fmtDb(o.aloneDb)}`).join(
-              ", ",
-            )
+            ranked.slice(0, 3).map((o) => `${o.what} of '${o.node || o.value}' ${fmtDb(o.aloneDb)}`)
+              .join(
+                ", ",
+              )
           }`
           : ""),
     );
@@ -508,7 +509,7 @@ export function describeGuard(r: GuardReport): string {
     ? "(no --min-sqnr)"
     : `${r.met ? "≥" : "<"} ${r.thresholdDb} dB`;
   const kept = r.kept.length
-    ? `; kept in float: ${r.kept.map((k) => `${k.what} of ${k.node}`).join(", ")}`
+    ? `; kept in float: ${r.kept.map((k) => `${k.what} of ${k.node || k.value}`).join(", ")}`
     : "";
   const fixes = r.remedies.length ? `; applied ${r.remedies.join(", ")}` : "";
   const was = r.kept.length || r.remedies.length ? ` (was ${fmtDb(r.initialDb)})` : "";

@@ -115,7 +115,13 @@ export interface QuantPlan {
   /** Plugin option values the plan was made with. */
   pluginOptions?: Record<string, string | number | boolean>;
   /** What the mixed-precision search chose, when `--preset mixed` made the plan. */
-  search?: { metric: string; strategy: string; allocation: Record<string, string> };
+  search?: {
+    metric: string;
+    strategy: string;
+    allocation: Record<string, string>;
+    /** Format per activation point the search allocated (`--budget-act`; "none": float). */
+    points?: Record<string, string>;
+  };
   /** Weight entries (one per layer weight) and activation entries (one per quantized value). */
   entries: PlanEntry[];
 }

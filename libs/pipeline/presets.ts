@@ -242,6 +242,11 @@ export interface MixedSearchChoice {
   weights: Record<string, TensorSpec | null>;
   /** Input activation spec per layer node (null: float); layers not listed keep the preset's int8. */
   activations?: Record<string, TensorSpec | null>;
+  /**
+   * Spec per activation point the search allocated (`--budget-act`; null: float): marked values
+   * that are not layer inputs, named by a plugin's search groups.
+   */
+  points?: Record<string, TensorSpec | null>;
   /** What the search had to change (a metric fallback, ...), for the user. */
   warnings?: string[];
 }

@@ -193,6 +193,8 @@ export interface QuantizeState {
   search?: QuantPlan["search"];
   /** Rules that matched no layer: warned about once the markers' points had their turn. */
   unmatchedRules?: number[];
+  /** Formats the mixed search allocated to activation points (`--budget-act`; null: float). */
+  searchedPoints?: Record<string, TensorSpec | null>;
 }
 
 /** What {@link quantize} returns. */
@@ -624,8 +626,40 @@ function markPoints(st: QuantizeState, unmatched: Set<number>): void {
         });
         continue;
       }
-      const r = ruled.activation;
-      const format = r.format ?? spec.format ?? act?.format;
+      const searched = st.searchedPoints?.[spec.value];
+      if (searched === null && !ruled.activation.format) {
+        st.entries.push({
+          node,
+          value: spec.value,
+          role: "activation",
+          skip: true,
+          reason: `marked by '${m.name}', left in float by the mixed search`,
+        });
+        continue;
+      }
+      // The mixed search's format for the point (`--budget-act`), unless a rule names one.
+      const r = searched ? { mode: searched.mode, ...ruled.activation } : ruled.activation;
+      const fromSearch = searched && !ruled.activation.format ? searched.format : undefined;
+      // A layer input the plan already quantizes keeps what the search or a rule on the reading
+      // layer chose for it, unless the marker or a rule on the marked value names a format; one
+      // that the search or a layer rule left in float stays in float.
+      const held = st.entries.find((e) =>
+        e.role === "activation" && e.value === spec.value && !e.skip
+      );
+      const named = r.format ?? fromSearch ?? spec.format;
+      if (!named && !held) {
+        const float = st.entries.find((e) =>
+          e.role === "activation" && e.value === spec.value && e.skip &&
+          e.reason === "activations left in float"
+        );
+        if (float && act?.format) {
+          st.warnings.push(
+            `${spec.value}: marked by '${m.name}' but the plan leaves ${float.node}'s input in float`,
+          );
+          continue;
+        }
+      }
+      const format = named ?? held?.format ?? act?.format;
       if (!format) {
         st.warnings.push(
           `${spec.value}: marked by '${m.name}' but the preset leaves activations in float`,
@@ -643,17 +677,20 @@ function markPoints(st: QuantizeState, unmatched: Set<number>): void {
           { node, tensor: spec.value },
         );
       }
-      const sameFormat = !r.format || r.format === spec.format;
+      const override = r.format ?? fromSearch;
+      const sameFormat = !override || override === spec.format;
+      const kept = named ? undefined : held; // the held entry's format, so its other settings too
       const entry: PlanEntry = {
         node,
         value: spec.value,
         role: "activation",
         quantizer: r.quantizer ?? spec.quantizer ?? defaultQuantizerFor(fmt),
         format,
-        granularity: (sameFormat ? spec.granularity : undefined) ??
+        granularity: (sameFormat ? spec.granularity : undefined) ?? kept?.granularity ??
           (block ? activationBlockGranularity(format, -1) : { kind: "tensor" }),
-        mode: r.mode ?? spec.mode ?? (block ? "symmetric" : act?.mode ?? "affine"),
-        calibrator: r.calibrator ?? spec.calibrator ??
+        mode: r.mode ?? spec.mode ?? kept?.mode ??
+          (block ? "symmetric" : act?.mode ?? "affine"),
+        calibrator: r.calibrator ?? spec.calibrator ?? kept?.calibrator ??
           (block ? "dynamic" : st.opts.calibrator ?? act?.calibrator ?? "minmax"),
         ...(block ? { dynamic: true } : {}),
         ...(spec.reads?.length ? { reads: [...spec.reads] } : {}),
@@ -664,9 +701,11 @@ function markPoints(st: QuantizeState, unmatched: Set<number>): void {
         e.role === "activation" && e.value === spec.value && !e.skip
       );
       if (i >= 0) {
-        // A layer input already quantized: the marker's quantizer (if it names one) or what a
-        // rule says of the marked value takes over.
-        if (spec.quantizer || Object.keys(r).length) {
+        // A layer input already quantized: what the marker names (quantizer, format, ...) or
+        // what a rule says of the marked value takes over.
+        const names = spec.quantizer || spec.format || spec.granularity || spec.mode ||
+          spec.calibrator || spec.reads?.length;
+        if (names || Object.keys(r).length) {
           st.entries[i] = { ...entry, node: st.entries[i].node };
         }
         continue;
@@ -1119,6 +1158,7 @@ async function runMixedSearch(
   });
   bar.stop();
   st.warnings.push(...(choice.warnings ?? []));
+  if (choice.points) st.searchedPoints = choice.points;
   for (const l of layers) {
     if (l.node in choice.weights) configs[l.node].weight = choice.weights[l.node];
     if (choice.activations && l.node in choice.activations) {

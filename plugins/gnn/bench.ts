@@ -1,10 +1,12 @@
 // The results table of plugins/gnn/README.md: test accuracy (240 test nodes) of each fixture
 // export, float (torch's logits) and quantized at --preset w8a4 (aggregations int4) with uniform
 // ranges (min / max, or the built-in mse calibrator), degree ranges (min / max or --gnn-fit mse),
-// degree ranges + protection, and the mixed search. Run from the repository root:
+// degree ranges + protection, and the mixed search: weights only (aggregations int4), and weights,
+// layer inputs and aggregation points together (`--act-formats int4,int8 --budget-act 6bits`, the
+// aggregation points' bits searched too). Run from the repository root:
 //
 //   npx deno run -A plugins/gnn/bench.ts [--protect 0.05] [--budget 7bits] [--act-formats int4,int8]
-//     [--only NAME] [--json]
+//     [--budget-act 6bits] [--only NAME] [--json]
 //
 // Every row is computed by the library API the CLI uses (quantize, then simulate); the README
 // also gives the equivalent CLI commands.
@@ -26,6 +28,7 @@ const { values } = parseArgs({
     json: { type: "boolean" },
     only: { type: "string" },
     "act-formats": { type: "string" },
+    "budget-act": { type: "string", default: "6bits" },
   },
 });
 const x = await rd("x.npy"), y = await rd("y.npy"), mask = await rd("test_mask.npy");
@@ -75,6 +78,7 @@ for (const [name, input, file] of EXPORTS) {
     ["degree+protect-float", { "gnn-protect": protect, "gnn-protect-format": "float" }, "w8a4"],
     ["degree-mse+protect", { "gnn-fit": "mse", "gnn-protect": protect }, "w8a4"],
     ["mixed", { "gnn-agg-format": "int4" }, "mixed"],
+    ["mixed-act", {}, "mixed"],
   ];
   for (const [label, options, preset, calibrator] of variants) {
     const pluginOptions = { ...own, ...options };
@@ -94,13 +98,17 @@ for (const [name, input, file] of EXPORTS) {
           mixedSearch: graphMixedSearch(inputs, (a) => {
             const n = new Map<string, number>();
             for (const c of Object.values(a)) n.set(c, (n.get(c) ?? 0) + 1);
-            row.mixed_allocation = [...n].map(([c, k]) => `${k}× ${c}`).join(", ");
+            row[`${label}_allocation`] = [...n].map(([c, k]) => `${k}× ${c}`).join(", ");
           }),
           mixedOptions: {
             budget: values.budget!,
             metric: "layer-hessian",
             candidates: "int8/channel,int4/channel,int2/channel",
-            ...(values["act-formats"] ? { "act-formats": values["act-formats"] } : {}),
+            ...(label === "mixed-act"
+              ? { "act-formats": "int4,int8", "budget-act": values["budget-act"]! }
+              : values["act-formats"]
+              ? { "act-formats": values["act-formats"] }
+              : {}),
           },
         }
         : {}),
@@ -108,6 +116,12 @@ for (const [name, input, file] of EXPORTS) {
     if (res instanceof Error) {
       row[label] = `error: ${res.message.slice(0, 80)}`;
       continue;
+    }
+    const points = res.quantized.plan.entries.filter((e) =>
+      e.role === "activation" && !e.skip && e.by === "gnn-aggregations"
+    );
+    if (label === "mixed-act") {
+      row[`${label}_points`] = points.map((e) => `${e.value}:${e.format}`).join(" ");
     }
     const out = await simulate(res.quantized).run(inputs);
     row[label] = pct(acc(out));

@@ -8,6 +8,7 @@
  */
 
 import type { GraphView, NodeView, SearchGroupProvider, SearchGroups } from "@lowbit/core";
+import { findAggregations } from "./detect.ts";
 
 const ELEMENTWISE = new Set(["Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu", "Elu", "Identity"]);
 
@@ -52,8 +53,44 @@ export function mlpTies(g: GraphView, layers: readonly string[]): string[][] {
   return [...groups.values()].filter((g) => g.length > 1);
 }
 
+/**
+ * The aggregation points that are not layer inputs (aggregation inputs and outputs): the
+ * mixed search allocates their formats under `--budget-act`; the layer inputs among the
+ * marked points take the search's per-layer `--act-formats` choice.
+ *
+ * @param g the graph
+ * @param layers the layers' node names
+ * @returns the values, in graph order
+ *
+ * @example
+ * ```ts
+ * import { aggregationPoints } from "@lowbit/gnn";
+ * import { readOnnxFile } from "@lowbit/graph";
+ * const m = await readOnnxFile("fixtures/gnn/gin_edges.onnx");
+ * const gemms = m.graph.nodes.filter((n) => n.op === "Gemm").map((n) => n.name);
+ * // x and the first scatter's output, the hidden features and the second scatter's output
+ * if (aggregationPoints(m.graph, gemms).length !== 4) throw new Error();
+ * ```
+ */
+export function aggregationPoints(g: GraphView, layers: readonly string[]): string[] {
+  const isLayer = new Set(layers);
+  const layerInputs = new Set(
+    g.nodes.filter((n) => isLayer.has(n.name)).map((n) => n.inputs[0]),
+  );
+  const out: string[] = [];
+  for (const a of findAggregations(g)) {
+    for (const v of [a.input, a.output]) {
+      if (!layerInputs.has(v) && !out.includes(v)) out.push(v);
+    }
+  }
+  return out;
+}
+
 /** The search-group provider record. */
 export const gnnSearchGroups: SearchGroupProvider = {
   name: "gnn-layers",
-  groups: (g, layers): SearchGroups => ({ ties: mlpTies(g, layers) }),
+  groups: (g, layers): SearchGroups => ({
+    ties: mlpTies(g, layers),
+    points: aggregationPoints(g, layers),
+  }),
 };

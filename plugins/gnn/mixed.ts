@@ -10,7 +10,7 @@
 
 import type { TensorData } from "@lowbit/graph";
 import type { MixedSearch, MixedSearchChoice, MixedSearchContext } from "@lowbit/pipeline";
-import { parseMixedOptions, searchMixedPrecision } from "@lowbit/pipeline/search";
+import { groupPoints, parseMixedOptions, searchMixedPrecision } from "@lowbit/pipeline/search";
 
 /**
  * A `--preset mixed` search over a whole graph (see the module documentation).
@@ -47,10 +47,17 @@ export function graphMixedSearch(
       ties: s.ties,
       extraTies: (ctx.groups ?? []).flatMap((g) => (g.ties ?? []).map((t) => [...t])),
       layerCandidates: Object.assign({}, ...(ctx.groups ?? []).map((g) => g.candidates ?? {})),
+      points: groupPoints(ctx.groups),
+      pointBits: s.pointBits,
       measure: async (specs, acts) => 1 - await ctx.measure(specs, acts),
       progress: (f) => ctx.progress(f),
     });
     onResult?.(result.allocation);
-    return { weights: result.specs, activations: result.activations, warnings: result.warnings };
+    return {
+      weights: result.specs,
+      activations: result.activations,
+      ...(result.points ? { points: result.points.specs } : {}),
+      warnings: result.warnings,
+    };
   };
 }

@@ -128,7 +128,9 @@ included) succeeded; an interrupted or failed run leaves earlier files as they w
                         drop, with its % sign), --metric, --search,
                         --candidates int8/channel,int4/group:16,mxfp4,
                         --act-formats int8,fp8_e4m3fn,none (input formats searched per layer;
-                        none = float inputs; default int8)
+                        none = float inputs; default int8), --budget-act 6bits (average bits
+                        per element of a plugin's activation points, e.g. GNN aggregations,
+                        allocated from --act-formats)
   --no-ties             mixed search: do not tie layers whose outputs meet in an Add / Concat
                         (layers reading one tensor always share its activation format)
   --size HxW --layout NCHW|NHWC --channels 1|3 --mean M[,M,M] --std S[,S,S]
@@ -168,6 +170,7 @@ const PARSE = {
   "budget-size": { type: "string" },
   "budget-latency": { type: "string" },
   "budget-bops": { type: "string" },
+  "budget-act": { type: "string" },
   candidates: { type: "string" },
   "act-formats": { type: "string" },
   metric: { type: "string" },
@@ -199,6 +202,7 @@ const MIXED_ONLY = [
   "budget-size",
   "budget-latency",
   "budget-bops",
+  "budget-act",
   "candidates",
   "act-formats",
   "metric",
@@ -557,6 +561,13 @@ export async function quantizeMain(args: string[]): Promise<number> {
       metric: searchResult.metric,
       strategy: searchResult.strategy,
       allocation: searchResult.allocation,
+      ...(searchResult.points
+        ? {
+          points: Object.fromEntries(
+            searchResult.points.perPoint.map((p) => [p.value, p.format]),
+          ),
+        }
+        : {}),
     };
   }
 

@@ -27,9 +27,19 @@ export function fittedInputEntry(
   spec: TensorSpec,
   range: { min: number; max: number },
 ): PlanEntry {
+  return fittedValueEntry(l.node, l.input, spec, range);
+}
+
+/** The fitted per-tensor plan entry of any value (read by `node`) under a spec and a range. */
+export function fittedValueEntry(
+  node: string,
+  value: string,
+  spec: TensorSpec,
+  range: { min: number; max: number },
+): PlanEntry {
   const e: PlanEntry = {
-    node: l.node,
-    value: l.input,
+    node,
+    value,
     role: "activation",
     format: spec.format,
     granularity: { kind: "tensor" },

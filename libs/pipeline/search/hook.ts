@@ -1,7 +1,7 @@
 /**
  * The `--preset mixed` hook: adapts {@link searchMixedPrecision} to the
  * pipeline's {@link MixedSearch} signature, reading the command-line options
- * (`budget`, `budget-size`, `budget-latency`, `budget-bops`, `tolerance`,
+ * (`budget`, `budget-size`, `budget-latency`, `budget-bops`, `budget-act`, `tolerance`,
  * `metric`, `search`, `candidates`, `act-formats`, `loss`, `samples`, `seed`) and measuring
  * `bisect` steps with the pipeline's own measure (top-1 agreement with the
  * float model on calibration data).
@@ -13,7 +13,7 @@
  * @module
  */
 
-import { loadLatencyTable, LowbitError, saveLatencyTable } from "@lowbit/core";
+import { loadLatencyTable, LowbitError, saveLatencyTable, type SearchGroups } from "@lowbit/core";
 import { measureLayerLatency } from "./latency.ts";
 import { foldBatchNorm, type Model, type TensorData } from "@lowbit/graph";
 import type { Dataset } from "../dataset.ts";
@@ -64,6 +64,8 @@ export interface MixedSearchSettings {
   seed?: number;
   /** Tie layers meeting in a residual Add / Concat (default true; `ties: "false"` turns it off). */
   ties: boolean;
+  /** Average bits per element of the activation points (`budget-act`, e.g. "6bits"), if given. */
+  pointBits?: number;
 }
 
 /**
@@ -125,7 +127,19 @@ export function parseMixedOptions(o: Readonly<Record<string, string>>): MixedSea
     samples: o.samples ? Number(o.samples) : undefined,
     seed: o.seed ? Number(o.seed) : undefined,
     ties: o.ties !== "false",
+    ...(o["budget-act"] !== undefined ? { pointBits: actBudget(o["budget-act"]) } : {}),
   };
+}
+
+function actBudget(text: string): number {
+  const b = parseBudget(/^[0-9.e+-]+$/i.test(text.trim()) ? text + "bits" : text);
+  if (b.kind !== "bits" || !(b.bits > 0 && b.bits <= 32)) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `--budget-act ${text}: expected average bits per activation element in (0, 32] (e.g. 6bits)`,
+    );
+  }
+  return b.bits;
 }
 
 function actFormats(text: string): string[] {
@@ -200,6 +214,8 @@ export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
       ties: s.ties,
       extraTies: (ctx.groups ?? []).flatMap((g) => (g.ties ?? []).map((t) => [...t])),
       layerCandidates: Object.assign({}, ...(ctx.groups ?? []).map((g) => g.candidates ?? {})),
+      points: groupPoints(ctx.groups),
+      pointBits: s.pointBits,
       measure: async (specs, acts) => 1 - await ctx.measure(specs, acts),
       progress: (f) => ctx.progress(f),
       latency: table ? { table, measure: measureLayerLatency } : undefined,
@@ -213,6 +229,27 @@ export function createMixedSearch(deps: MixedSearchDeps): MixedSearch {
       }
     }
     deps.onResult?.(result);
-    return { weights: result.specs, activations: result.activations, warnings: result.warnings };
+    return {
+      weights: result.specs,
+      activations: result.activations,
+      ...(result.points ? { points: result.points.specs } : {}),
+      warnings: result.warnings,
+    };
   };
+}
+
+/**
+ * The activation points named by a plugin's search groups, once each.
+ *
+ * @param groups the search groups of the registered providers
+ * @returns the points' values
+ *
+ * @example
+ * ```ts
+ * import { groupPoints } from "@lowbit/pipeline/search";
+ * if (groupPoints([{ points: ["a", "b"] }, { points: ["b"] }]).join() !== "a,b") throw new Error();
+ * ```
+ */
+export function groupPoints(groups: readonly SearchGroups[] | undefined): string[] {
+  return [...new Set((groups ?? []).flatMap((g) => [...(g.points ?? [])]))];
 }

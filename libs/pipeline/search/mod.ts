@@ -17,6 +17,7 @@ export * from "./candidates.ts";
 export * from "./budget.ts";
 export * from "./context.ts";
 export * from "./search.ts";
+export * from "./points.ts";
 export * from "./hook.ts";
 export * from "./latency.ts";
 export * from "./ties.ts";

@@ -14,6 +14,7 @@ import {
   allocationScore,
   bops,
   defaultRegistry,
+  getFormat,
   type LatencyTable,
   LowbitError,
   paretoFrontier,
@@ -28,11 +29,14 @@ import { sliceBatch } from "../data.ts";
 import { type Layer, scanLayers } from "../layers.ts";
 import type { TensorSpec } from "../spec.ts";
 import { type Budget, formatBudget } from "./budget.ts";
+import { allocatePoints, type PointAllocation } from "./points.ts";
 import {
   type Candidate,
   candidateCost,
+  DEFAULT_ACT_FORMATS,
   DEFAULT_CANDIDATES,
   pairCandidates,
+  parseActivationFormat,
   parseCandidate,
 } from "./candidates.ts";
 import { createSensitivityContext, type SearchLoss } from "./context.ts";
@@ -112,6 +116,14 @@ export interface MixedPrecisionOptions {
   extraTies?: readonly (readonly string[])[];
   /** Candidates per layer node, replacing the global list for those layers (a plugin's). */
   layerCandidates?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Activation points that are not layer inputs (a plugin's search groups: a GNN's aggregation
+   * inputs and outputs): with `pointBits`, their formats are allocated from `activationFormats`
+   * (see {@link allocatePoints}).
+   */
+  points?: readonly string[];
+  /** Average bits per element the `points` may use (`--budget-act`). */
+  pointBits?: number;
   /** Frontier points to measure with `measure` and output SQNR (default 8, evenly spread; 0 for none). */
   measureFrontier?: number;
   /** The registry to look metrics and strategies up in (default: the default registry). */
@@ -172,6 +184,8 @@ export interface MixedPrecisionResult {
   specs: Record<string, TensorSpec>;
   /** Input activation spec per layer node (null: float), what the plan applies. */
   activations: Record<string, TensorSpec | null>;
+  /** The activation points' allocation, when `pointBits` was given. */
+  points?: PointAllocation;
   /** Totals of the chosen allocation. */
   cost: { avgBits: number; sizeBytes: number; bops: number; latencyMs?: number };
   /** Measured loss of the chosen allocation, when measured. */
@@ -281,6 +295,7 @@ export async function searchMixedPrecision(
       `metric '${metricName}' with the cross-entropy loss needs labels (--labels FILE); without labels use --loss kl`,
     );
   }
+  checkPointBudget(opts);
   const cands = new Map<string, Candidate>();
   for (
     const name of pairCandidates(opts.candidates ?? DEFAULT_CANDIDATES, opts.activationFormats)
@@ -637,6 +652,7 @@ export async function searchMixedPrecision(
   }
   const chosen = point(allocation);
   const c = allocationCost(allocation, { costs });
+  const points = await searchPoints(opts, graph, feeds, float, nSamples, registry, strategyName);
   opts.progress?.(1);
   return {
     metric: metricName,
@@ -645,6 +661,7 @@ export async function searchMixedPrecision(
     allocation,
     specs: specsOf(allocation),
     activations: actsOf(allocation),
+    ...(points ? { points } : {}),
     cost: {
       avgBits: chosen.avgBits,
       sizeBytes: chosen.sizeBytes,
@@ -665,6 +682,54 @@ export async function searchMixedPrecision(
     sharedInputs,
     frontier: { points: frontier, choices },
   };
+}
+
+/** Refuses an activation budget without points, or below every format's bits, before any work. */
+function checkPointBudget(opts: MixedPrecisionOptions): void {
+  if (opts.pointBits === undefined) return;
+  if (!opts.points?.length) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      "--budget-act: this model has no activation points for the search to allocate (a " +
+        "plugin's search groups name them, e.g. the GNN plugin's aggregations)",
+    );
+  }
+  const formats = opts.activationFormats ?? DEFAULT_ACT_FORMATS;
+  const least = Math.min(...formats.map((f) => {
+    const spec = parseActivationFormat(f, "--act-formats");
+    return spec ? getFormat(spec.format).bits : 32;
+  }));
+  if (least > opts.pointBits) {
+    throw new LowbitError(
+      "INFEASIBLE",
+      `the activation budget ${opts.pointBits} bits per element is infeasible with formats ` +
+        `${formats.join(",")}: the smallest is ${least} bits (every point at its cheapest format)`,
+    );
+  }
+}
+
+/** The activation points' allocation, when the options ask for one. */
+async function searchPoints(
+  opts: MixedPrecisionOptions,
+  graph: Graph,
+  feeds: Record<string, T64>,
+  float: Tape,
+  samples: number,
+  registry: Registry,
+  strategy: string,
+): Promise<PointAllocation | undefined> {
+  if (opts.pointBits === undefined || !opts.points?.length) return undefined;
+  return await allocatePoints({
+    graph,
+    feeds,
+    float,
+    samples,
+    points: opts.points,
+    formats: opts.activationFormats ?? DEFAULT_ACT_FORMATS,
+    bits: opts.pointBits,
+    registry,
+    strategy,
+  });
 }
 
 /** MACs per sample: weight elements × output positions per sample (pixels for Conv, tokens for MatMul). */
