@@ -22,7 +22,9 @@
 //   that consumer's QuantizeLinear moves into its epilogue (`lowbit_qout`): the value between
 //   them is then the consumer's centred integer codes (code − zero point) as f32, and the
 //   consumer reads them as they are (`lowbit_codes_in`) — quantize / dequantize only at float
-//   boundaries.
+//   boundaries;
+// - a Concat with one input is dropped (the identity: QDQ exports put one in front of float8 /
+//   int4 Q/DQ pairs as a barrier against onnxruntime's fusions).
 //
 // NOTE folding changes float rounding slightly (conv(x, W·a) vs conv(x, W)·a): within
 // a few ulps, far inside the executor's 1e-4 tolerance against onnxruntime.
@@ -647,6 +649,33 @@ function fuseQConvCodes(c: Ctx): void {
 }
 
 /**
+ * Concat with one input is the identity: its consumers read the input instead (QDQ exports put
+ * one in front of every float8 / int4 Q/DQ pair as a barrier against onnxruntime's fusions; here it
+ * was a copy of the tensor). Kept when its output is a graph output, and in graphs with subgraphs
+ * (a body may read the output by name).
+ */
+function dropOneInputConcat(c: Ctx): void {
+  // A subgraph body may read any outer value by name: then nothing is renamed.
+  const bodies = c.nodes.some((n) => n && Object.values(n.attrs).some((a) => a.kind === "graph"));
+  if (bodies) return;
+  const rename = new Map<string, string>();
+  c.nodes.forEach((n, i) => {
+    if (!n || n.op !== "Concat" || n.domain !== "" || n.inputs.length !== 1) return;
+    if (n.inputs[0] === "" || n.outputs.length !== 1 || c.outputs.has(n.outputs[0])) return;
+    rename.set(n.outputs[0], n.inputs[0]);
+    c.nodes[i] = undefined;
+  });
+  if (rename.size === 0) return;
+  const to = (v: string): string => {
+    while (rename.has(v)) v = rename.get(v)!;
+    return v;
+  };
+  c.nodes.forEach((n, i) => {
+    if (n && n.inputs.some((v) => rename.has(v))) c.nodes[i] = { ...n, inputs: n.inputs.map(to) };
+  });
+}
+
+/**
  * Applies the inference rewrites to a graph (see the file comment).
  *
  * @param g the graph
@@ -663,6 +692,7 @@ export function fuseGraph(g: Graph): Graph {
     return n;
   });
   const c: Ctx = { nodes, consts, outputs: new Set(g.outputs.map((o) => o.name)), fresh: 0 };
+  dropOneInputConcat(c);
   while (foldIntoConv(c)) { /* until no more folds */ }
   fuseHardSwish(c);
   fuseQdqPair(c);

@@ -94,6 +94,17 @@ export interface RunOptions {
   outputs?: readonly string[];
   /** When given, wall time in ms is added per op type (e.g. `profile.Conv`). */
   profile?: Record<string, number>;
+  /**
+   * What `profile` is keyed by: the op type (default), or each node of the plan that ran
+   * (`"<node name> <op>"`: the fused plan keeps the names of the nodes it replaced, so a float
+   * model's and its quantized model's nodes line up).
+   */
+  profileBy?: "op" | "node";
+  /**
+   * The clock of `profile`, in ms (default `performance.now`); e.g. the process's CPU time, which
+   * other processes on a shared machine do not advance (one thread only).
+   */
+  profileClock?: () => number;
 }
 
 /** A prepared graph. */
@@ -440,6 +451,8 @@ async function runPlan(
   const values = new Map<string, TensorData>();
   const watch = opts.watch === undefined ? undefined : new Set(opts.watch);
   const { observe, transform, profile } = opts;
+  const clock = opts.profileClock ?? (() => performance.now());
+  const byNode = opts.profileBy === "node";
   const wanted = opts.outputs ?? g.outputs.map((o) => o.name);
   const keep = new Set(wanted);
   // Live values per storage object (Reshape & co. share storage), and storage
@@ -502,7 +515,14 @@ async function runPlan(
       if (p === undefined) {
         throw new LowbitError("INTERNAL", `subgraph '${sg.name}' was not planned`);
       }
-      const subOpts: RunOptions = { watch: opts.watch, observe, transform, profile };
+      const subOpts: RunOptions = {
+        watch: opts.watch,
+        observe,
+        transform,
+        profile,
+        profileBy: opts.profileBy,
+        profileClock: opts.profileClock,
+      };
       const subCtx = { ...p.ctx, floatKernels: ctx.floatKernels };
       const r = await runPlan(p.graph, subCtx, p.steps, subInputs, subOpts, recycler, p);
       return sg.outputs.map((o) => r[o.name]);
@@ -535,11 +555,14 @@ async function runPlan(
       }
     }
     let outs: TensorData[];
-    const t0 = profile ? performance.now() : 0;
+    const t0 = profile ? clock() : 0;
     try {
       const r = step.impl(args, node, stepCtx);
       outs = r instanceof Promise ? await r : r;
-      if (profile) profile[node.op] = (profile[node.op] ?? 0) + performance.now() - t0;
+      if (profile) {
+        const key = byNode ? `${node.name} ${node.op}` : node.op;
+        profile[key] = (profile[key] ?? 0) + clock() - t0;
+      }
     } catch (e) {
       if (e instanceof LowbitError) {
         if (e.subject.node !== undefined) throw e;

@@ -9,7 +9,7 @@
 
 import { getFormat, LowbitError } from "@lowbit/core";
 import type { DType, Node, TensorData } from "../../ir.ts";
-import { alloc, attrInt, normAxis, size, toF32 } from "../_tensor.ts";
+import { alloc, attrInt, normAxis, outF32, size, toF32 } from "../_tensor.ts";
 import { roundHalfEven } from "./elementwise.ts";
 import type { OpImpl, OpTable } from "./types.ts";
 
@@ -171,12 +171,25 @@ const quantize: OpImpl = (inputs, node) => {
   return [{ dtype: outDtype, shape: [...xt.shape], data: out }];
 };
 
-const dequantize: OpImpl = (inputs, node) => {
+const dequantize: OpImpl = (inputs, node, ctx) => {
   const xt = inputs[0], st = inputs[1];
   if (xt === undefined || st === undefined) {
     throw new LowbitError("INVALID_ARGUMENT", "DequantizeLinear: x and x_scale are required", {
       node: node.name,
     });
+  }
+  if (
+    st.data.length === 1 && (xt.dtype === "int8" || xt.dtype === "uint8") &&
+    (inputs[2] === undefined || inputs[2].data.length === 1)
+  ) {
+    // Per-tensor 8-bit codes (a quantized model's activations): read the codes where they are,
+    // into recycled storage. (q − z)·s is exact in a double (9-bit × 24-bit), so the one
+    // rounding on the store gives the same bits as the generic loop below.
+    const q = xt.data as Int8Array | Uint8Array;
+    const sv = toF32(st)[0], zv = inputs[2] ? toF32(inputs[2])[0] : 0;
+    const y = outF32(ctx, q.length);
+    for (let i = 0; i < q.length; i++) y[i] = (q[i] - zv) * sv;
+    return [{ dtype: "float32", shape: [...xt.shape], data: y }];
   }
   const x = toF32(xt), s = toF32(st);
   const z = inputs[2] ? toF32(inputs[2]) : undefined;

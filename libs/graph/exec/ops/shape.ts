@@ -121,6 +121,9 @@ const concat: OpImpl = (inputs, node, ctx) => {
     }
     shape[axis] += t.shape[axis];
   }
+  // One input: the identity (QDQ exports put one-input Concats in front of float8 / int4
+  // Q/DQ pairs as fusion barriers for onnxruntime); its storage is shared, as Identity's.
+  if (inputs.length === 1) return [ts[0]];
   // Every element is written: float32 may use recycled storage.
   const out = ts[0].dtype === "float32"
     ? { dtype: "float32" as const, shape, data: outF32(ctx, size(shape)) }
