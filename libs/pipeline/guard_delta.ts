@@ -82,7 +82,7 @@ export interface MaxDeltaReport {
 }
 
 /** A measurement: max |Δ| of the first output of a quantized result. */
-type Measure = (r: QuantizeResult) => Promise<number>;
+export type MaxDeltaMeasure = (r: QuantizeResult) => Promise<number>;
 
 /**
  * The max |Δ| measurement the guard uses: closed loop over the data's streams for a stateful
@@ -109,7 +109,7 @@ export async function maxDeltaMeasure(
   float: Model,
   data: Dataset,
   o: { samples?: number; loopFrames?: number } = {},
-): Promise<{ measure: Measure; closedLoopFrames?: number; samples?: number }> {
+): Promise<{ measure: MaxDeltaMeasure; closedLoopFrames?: number; samples?: number }> {
   if (statePairs(float).length && data.count > 1) {
     const frames = Math.min(data.count, o.loopFrames ?? 128);
     return {
