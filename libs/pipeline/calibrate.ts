@@ -85,6 +85,8 @@ export interface CalibrationStats {
   means: Map<string, Float64Array>;
   /** Hessian 2·XᵀX/n per conv group by layer node. */
   hessians: Map<string, Float64Array[]>;
+  /** Input rows each Hessian was accumulated from (non-zero row weight; per conv group), by node. */
+  hessianRows?: Map<string, number[]>;
   /** A bounded, evenly strided sample of each requested value. */
   samples: Map<string, Float32Array>;
 }
@@ -287,8 +289,12 @@ export async function calibrate(
     means.set(node, m);
   }
   const hessians = new Map<string, Float64Array[]>();
-  for (const [node, hs] of hess) hessians.set(node, hs.map((h) => h.result()));
+  const hessianRows = new Map<string, number[]>();
+  for (const [node, hs] of hess) {
+    hessians.set(node, hs.map((h) => h.result()));
+    hessianRows.set(node, hs.map((h) => h.rows()));
+  }
   const samples = new Map<string, Float32Array>();
   for (const [v, b] of sampleBufs) samples.set(v, Float32Array.from(b));
-  return { ranges, absMax, means, hessians, samples };
+  return { ranges, absMax, means, hessians, hessianRows, samples };
 }

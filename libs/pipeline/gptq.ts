@@ -17,8 +17,10 @@ export interface HessianAccumulator {
   readonly cols: number;
   /** Adds `rows` rows of `x` (row-major, `rows × cols`). */
   add(x: Float32Array, rows: number, weights?: ArrayLike<number>): void;
-  /** Rows seen so far. */
+  /** Rows seen so far (with row weights: their sum). */
   count(): number;
+  /** Rows seen so far with a non-zero weight (the rank H can reach is at most this). */
+  rows(): number;
   /** H = 2·XᵀX/n (cols × cols, row-major, float64). */
   result(): Float64Array;
 }
@@ -40,7 +42,7 @@ export interface HessianAccumulator {
  */
 export function createHessian(cols: number): HessianAccumulator {
   const acc = new Float64Array(cols * cols);
-  let n = 0;
+  let n = 0, seen = 0;
   return {
     cols,
     add(x: Float32Array, rows: number, weights?: ArrayLike<number>): void {
@@ -63,6 +65,7 @@ export function createHessian(cols: number): HessianAccumulator {
           throw new LowbitError("INVALID_TENSOR", `hessian: row weight ${wr} at ${r}`);
         }
         if (wr === 0) continue;
+        seen++;
         for (let i = 0; i < cols; i++) {
           const xi = x[o + i] * wr;
           if (xi === 0) continue;
@@ -75,6 +78,9 @@ export function createHessian(cols: number): HessianAccumulator {
     },
     count(): number {
       return n;
+    },
+    rows(): number {
+      return seen;
     },
     result(): Float64Array {
       const h = new Float64Array(cols * cols);

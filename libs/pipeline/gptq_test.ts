@@ -42,7 +42,11 @@ Deno.test("createHessian() accumulates 2·XᵀX/n over batches", () => {
   const h = createHessian(2);
   h.add(new Float32Array([1, 2]), 1);
   h.add(new Float32Array([3, 4]), 1);
-  assert.deepEqual(h.count(), 2);
+  assert.deepEqual([h.count(), h.rows()], [2, 2]);
+  // Row weights: count() sums them, rows() counts the rows that weigh anything.
+  const w = createHessian(2);
+  w.add(new Float32Array([1, 2, 3, 4, 5, 6]), 3, [0.25, 0, 0.5]);
+  assert.deepEqual([w.count(), w.rows()], [0.75, 2]);
   assert.deepEqual([...h.result()], [10, 14, 14, 20]);
   assert.throws(() => h.add(new Float32Array(3), 1), /expected/);
 });

@@ -38,6 +38,7 @@ import { quantize, type QuantizeOptions, type QuantizeResult } from "./quantize.
 import type { Rule } from "./rules.ts";
 import { activationTransform, runnableModel } from "./simulate.ts";
 import { closedLoop, statePairs } from "./stateful.ts";
+import { holdMaxDelta, type MaxDeltaReport } from "./guard_delta.ts";
 import { silentProgress } from "./progress_api.ts";
 
 /** Options of {@link guardQuantize}. */
@@ -46,6 +47,12 @@ export interface GuardOptions {
   data: Dataset;
   /** Output SQNR (dB) to hold, or null to measure and warn only. */
   minSqnrDb: number | null;
+  /**
+   * Bound on the largest |Δ| of the first output (closed loop for a stateful model), or
+   * null/undefined for none: after the SQNR steps, layers are kept in int16, then float, until
+   * it holds (see `guard_delta.ts`).
+   */
+  maxDelta?: number | null;
   /** Keep offenders in float to reach the threshold (default true); false: check and warn only. */
   fix?: boolean;
   /** Samples measured (default 32). */
@@ -98,6 +105,8 @@ export interface GuardReport {
   samples: number;
   /** A stateful model: the frames its output SQNR was measured over, each model fed its own state. */
   closedLoopFrames?: number;
+  /** With `maxDelta`: the max |Δ| bound's figures and what it kept. */
+  maxDelta?: MaxDeltaReport;
 }
 
 type Transform = (name: string, t: TensorData) => TensorData | undefined;
@@ -453,6 +462,24 @@ export async function guardQuantize(
       );
     }
   }
+  // The max |Δ| bound, on top of whatever the SQNR steps made.
+  let delta: MaxDeltaReport | undefined;
+  if (g.maxDelta !== undefined && g.maxDelta !== null) {
+    const d = await holdMaxDelta({ ...current, rules }, result, {
+      data: g.data,
+      maxDelta: g.maxDelta,
+      fix: g.fix,
+      samples,
+      loopFrames: g.loopFrames,
+      onStep: g.onStep,
+    });
+    delta = d.report;
+    if (d.result !== result) {
+      result = { ...d.result, warnings: [...result.warnings] };
+      outputDb = await measure(result);
+    }
+    warnings.push(...d.warnings);
+  }
   const met = threshold === null ? null : outputDb >= threshold;
   if (met === false) {
     warnings.push(
@@ -486,6 +513,7 @@ export async function guardQuantize(
       met,
       samples,
       ...(loopFrames ? { closedLoopFrames: loopFrames } : {}),
+      ...(delta ? { maxDelta: delta } : {}),
     },
   };
 }
@@ -516,5 +544,17 @@ export function describeGuard(r: GuardReport): string {
   const over = r.closedLoopFrames
     ? `${r.closedLoopFrames} frames, closed loop`
     : `${r.samples} samples`;
-  return `output SQNR ${fmtDb(r.outputDb)} ${vs} (${over})${fixes}${kept}${was}`;
+  const d = r.maxDelta;
+  const delta = d
+    ? `; max |Δ| ${d.final.toPrecision(3)} ${d.met ? "≤" : ">"} ${d.maxDelta}` +
+      (d.final !== d.initial ? ` (was ${d.initial.toPrecision(3)})` : "") +
+      (d.remedies.length ? `; applied ${d.remedies.map((r) => r.split(" (")[0]).join(", ")}` : "") +
+      (d.kept.length
+        ? `; kept: ${
+          d.kept.map((k) => `${k.node} ${k.part === "layer" ? "" : `${k.part} `}${k.precision}`)
+            .join(", ")
+        }`
+        : "")
+    : "";
+  return `output SQNR ${fmtDb(r.outputDb)} ${vs} (${over})${fixes}${kept}${was}${delta}`;
 }

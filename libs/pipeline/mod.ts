@@ -62,3 +62,4 @@ export type {
   ValueInfo,
 } from "@lowbit/graph";
 export * from "./report/sections.ts";
+export * from "./guard_delta.ts";

@@ -8,6 +8,7 @@ import { presetNames } from "./presets.ts";
 import { quantize, type QuantizeOptions } from "./quantize.ts";
 import { floatRunner, simulate } from "./simulate.ts";
 import { planToJson } from "./export.ts";
+import { sliceBatch } from "./dataset.ts";
 
 async function top1(model: Model, opts: Omit<QuantizeOptions, "model" | "calib">) {
   const calib = await digitsCalib();
@@ -131,4 +132,32 @@ Deno.test("quantize() with SmoothQuant and bias correction keeps the ViT accurat
   const r = await top1(vit, { preset: "w8a8", smoothquant: 0.5, biasCorrection: true });
   assert.ok(r.quant >= r.float - 0.01, `float ${r.float}, smoothed w8a8 ${r.quant}`);
   assert.ok(Object.keys(r.quantized.plan.smoothing ?? {}).length > 0, "nothing was smoothed");
+});
+
+Deno.test("quantize() rounds to nearest, and says so, where GPTQ has fewer input rows than columns", async () => {
+  const model = await digitsModel("mlp");
+  const full = await digitsCalib();
+  // 16 samples: each Gemm sees 16 input rows, fewer than its input width (64 pixels first).
+  const few = { inputs: sliceBatch(full, 0, 16), count: 16 };
+  const width = 64;
+  const g = await quantize({ model, calib: few, preset: "w8a8", rounding: "gptq" });
+  const r = await quantize({ model, calib: few, preset: "w8a8", rounding: "rtn" });
+  const first = g.quantized.layers[0];
+  assert.equal(first.in, width);
+  assert.ok(
+    g.warnings.some((w) =>
+      w.startsWith(`${first.node}: GPTQ needs at least as many calibration input rows`) &&
+      w.includes(`(16 < ${width}`)
+    ),
+    g.warnings.join("\n"),
+  );
+  // The same on-grid weights as round to nearest.
+  const wg = g.quantized.model.graph.initializers.get(first.weight)!.data as Float32Array;
+  const wr = r.quantized.model.graph.initializers.get(first.weight)!.data as Float32Array;
+  assert.deepEqual(wg, wr);
+  // With the 200 samples GPTQ runs on it (other weights than round to nearest).
+  const g200 = await quantize({ model, calib: full, preset: "w8a8", rounding: "gptq" });
+  assert.ok(!g200.warnings.some((w) => w.includes("GPTQ needs")), g200.warnings.join("\n"));
+  const w200 = g200.quantized.model.graph.initializers.get(first.weight)!.data as Float32Array;
+  assert.notDeepEqual(w200, wr);
 });

@@ -8,21 +8,24 @@
 // concatenated inside an If branch). Their LSTM weights are quantized int8 per gate and unit and
 // stored as codes; the speech probability is compared with the float model's.
 //
-// Measured (this clip; calibration: 0.5 s stretches of another stretch of the signal, every frame
-// with the state the float model had there):
-//   v4 default w8a8: max |Δp| 0.062, mean 0.009 (the guard's output SQNR, closed loop over the
-//     calibration streams, 32.6 dB ≥ 20 dB: it keeps nothing; with --min-sqnr 40 it keeps the
-//     STFT Conv's input in float and adds bias correction and mse: max 0.036). Where it enters: the int8 raw audio read by the STFT Conv
-//     (0.055 alone) and the 7-tap smoothing Conv of the adaptive normalisation (weights 0.051
-//     alone: its rounding shifts the mean subtracted from every log-spectrum bin). With those two
-//     kept in float (`--config`), max 0.019: within the issue's 0.02.
-//   Over the calibration streams (`closedLoop`, the state fed back, what a guard could measure):
-//     default 0.080, kept 0.014; v5 default 0.166.
-//   v5 default w8a8: max 0.19, mean 0.046 (guard: 24.1 dB closed loop, 37 dB one frame at a
-//     time; --min-sqnr 40 reaches 33.3 dB, max 0.094). The state fed back amplifies the error
-//     (the same quantized model run on the float model's states: max 0.066); every encoder
-//     Conv's int8 weights alone move p by 0.02–0.09. Not within 0.02 short of int16 for the whole
-//     encoder (then 0.022).
+// Measured (this clip; calibration: five 1.5 s stretches of the signal, every frame with the
+// state the float model had there):
+//   v4 default w8a8: max |Δp| 0.127, mean 0.012 (the guard's output SQNR passes 20 dB). Where
+//     the error enters: the int8 raw audio read by the STFT Conv and the 7-tap smoothing Conv of
+//     the adaptive normalisation (its rounding shifts the mean subtracted from every log-spectrum
+//     bin); those two kept in float by hand (`--config`): 0.025.
+//   v5 default w8a8: max 0.178. The encoder Convs are reparameterised (a 1-tap branch folded
+//     into the centre tap): centre weights up to 54.9 where the side taps' RMS is 0.016
+//     (encoder.3; kurtosis 17 000). Each row's int8 step is set by its centre weight: weight SQNR
+//     32–38 dB, not ~48, and 11 % of encoder.2 / .3 weights round to 0. The error drifts the
+//     fed-back state (p 0.1–0.19 above float for 40 frames). The four encoder weights alone:
+//     max 0.089 rounded to nearest, 0.0062 with GPTQ.
+//   `--max-delta 0.01` (the guard's bound on max |Δp| over the calibration streams, closed loop:
+//     half the issue's 0.02, the margin for audio it has not seen; at 0.02 the clip reads 0.037
+//     and 0.021): GPTQ and bias correction, then layers in int16 until it holds.
+//     v4: 0.0089 (Conv_137, Conv_158, the STFT Conv_73 and the normalisation's Conv_132 in
+//     int16). v5: 0.0107 (the STFT, the four encoder Convs and the 16 kHz LSTM in int16; the
+//     last Conv int8: GPTQ falls back to round to nearest there, 128 inputs and one row a frame).
 import assert from "node:assert/strict";
 import {
   createExecutor,
@@ -98,10 +101,14 @@ async function run(vad: Vad, model: Model, audio: Float32Array) {
   return { probs, seen };
 }
 
-/** The calibration streams: 0.5 s stretches of a 3 s clip from eight starting points. */
+/**
+ * The calibration streams: 1.5 s stretches of a 3 s clip from five starting points, 0.375 s
+ * apart. Long enough for the guard, which runs them closed loop, to see how the error of the
+ * fed-back state grows (0.5 s stretches hid it: v4 0.018 there, 0.037 on the clip below).
+ */
 const STRETCHES = (() => {
   const long = speechLike(16000 * 3);
-  return Array.from({ length: 8 }, (_, k) => long.slice(k * 4000, k * 4000 + 8000));
+  return Array.from({ length: 5 }, (_, k) => long.slice(k * 6000, k * 6000 + 24000));
 })();
 
 /**
@@ -155,12 +162,15 @@ async function checkClosedLoop(vad: Vad, model: Model, q: Model, data: Dataset):
       worst = Math.max(worst, Math.abs(a.probs[i] - b.probs[i]));
     }
   }
-  assert.deepEqual([cl.streams, cl.frames], [8, data.count]);
+  assert.deepEqual([cl.streams, cl.frames], [STRETCHES.length, data.count]);
   assert.ok(Math.abs(cl.maxAbs - worst) < 1e-6, `closedLoop ${cl.maxAbs}, by hand ${worst}`);
   return cl.maxAbs;
 }
 
-/** |Δp| over a clip unseen in calibration (a 4 s signal from 0.7 s on). */
+/**
+ * |Δp| over a clip framed unlike the calibration streams (a 4 s signal from 0.7 s on: its
+ * first 2.3 s are the calibration clip's last, at other frame offsets; its last second is new).
+ */
 async function deltas(vad: Vad, model: Model, q: Model) {
   const clip = speechLike(16000 * 4).slice(11200);
   const float = await run(vad, model, clip);
@@ -177,7 +187,7 @@ async function deltas(vad: Vad, model: Model, q: Model) {
 
 /** Quantizes with the CLI; the lowbit file's model and the plan's LSTM weight entries. */
 async function quantizeCli(vad: Vad, dir: string, calibArgs: string[], extra: string[] = []) {
-  const out = `${dir}/x${extra.length ? "_config" : ""}.lowbit`;
+  const out = `${dir}/x${extra.length ? `_${extra[0].replace(/\W/g, "")}` : ""}.lowbit`;
   const r = await cli([
     "quantize",
     vad.path,
@@ -210,6 +220,29 @@ async function runCli(vad: Vad, file: string, dir: string, f: Frame) {
   return (readNpy(await Deno.readFile(`${dir}/p.npy`)).data as Float32Array)[0];
 }
 
+/** Plan entries of the kept layers: each in int16 or float as the guard's summary says. */
+function checkKept(report: string, entries: PlanEntryLike[]): string[] {
+  const m = /; kept: (.*)$/m.exec(report);
+  assert.ok(m, report);
+  const kept = m[1].split(", ").map((k) => /^(.*) (int16|float)$/.exec(k)!);
+  for (const [, node, precision] of kept) {
+    const mine = entries.filter((e) => e.node === node);
+    assert.ok(mine.length, node);
+    assert.ok(
+      mine.every((e) => e.skip || (precision === "int16" && e.format === "int16")),
+      `${node} ${precision}: ${JSON.stringify(mine)}`,
+    );
+  }
+  return kept.map(([, node, precision]) => `${node} ${precision}`);
+}
+
+interface PlanEntryLike {
+  node: string;
+  role: string;
+  format?: string;
+  skip?: boolean;
+}
+
 Deno.test({
   name: "Silero VAD v4 quantized by `lowbit quantize --preset w8a8`: LSTMs as codes, |Δp| measured",
   sanitizeResources: false,
@@ -226,10 +259,15 @@ Deno.test({
       // Their codes, not float copies: 262 144 LSTM weights alone were 1 MiB in float32.
       assert.ok(q.bytes.length < 800_000, `${q.bytes.length} B`);
       const d = await deltas(V4, model, q.model);
-      assert.ok(d.max <= 0.07 && d.mean <= 0.012, `max |Δp| ${d.max}, mean ${d.mean}`);
+      // The default misses 0.02 (the guard's SQNR figure passes it).
+      assert.ok(
+        d.max > 0.05 && d.max <= 0.14 && d.mean <= 0.015,
+        `max |Δp| ${d.max}, mean ${d.mean}`,
+      );
+      assert.match(q.report, /guard +output SQNR [\d.]+ dB ≥ 20 dB/);
       // `lowbit run` on the first frame: the same bits as the loader used above.
       assert.equal(await runCli(V4, q.out, dir, d.quant.seen[0]), d.quant.probs[0]);
-      // The two points where the error enters, kept in float: within the issue's 0.02.
+      // The two points where the error enters, kept in float by hand.
       await Deno.writeTextFile(
         `${dir}/keep.json`,
         JSON.stringify([
@@ -241,16 +279,24 @@ Deno.test({
       );
       const kept = await quantizeCli(V4, dir, calib.args, ["--config", `${dir}/keep.json`]);
       const k = await deltas(V4, model, kept.model);
-      assert.ok(k.max <= 0.02, `max |Δp| ${k.max}, mean ${k.mean}`);
-      // Measured on the calibration streams, state fed back, as a guard could: the default
-      // misses 0.02 there too; the kept points meet it.
+      // The accuracy guard's bound on max |Δp|, closed loop over the calibration streams: half
+      // the issue's 0.02, the margin for audio it has not seen.
+      const g = await quantizeCli(V4, dir, calib.args, ["--max-delta", "0.01"]);
+      const gd = await deltas(V4, model, g.model);
+      // Measured: 0.025 (that alone is not within 0.02 with these calibration streams).
+      assert.ok(k.max <= 0.03 && k.max < d.max / 4, `--config: max |Δp| ${k.max}`);
+      assert.ok(gd.max <= 0.02, `--max-delta 0.01: max |Δp| ${gd.max}, mean ${gd.mean}`);
+      const line = /guard +(.*)$/m.exec(g.report)![1];
+      assert.match(line, /; max \|Δ\| [\d.e-]+ ≤ 0\.01 \(was [\d.e-]+\)/);
+      const plan = JSON.parse(await Deno.readTextFile(g.out.replace(/\.lowbit$/, ".plan.json")));
+      checkKept(line, plan.entries);
+      // Over the calibration streams, state fed back, by hand: the default's error and the
+      // guard's, within its bound.
       const [c0, c1] = [
         await checkClosedLoop(V4, model, q.model, calib.data),
-        await checkClosedLoop(V4, model, kept.model, calib.data),
+        await checkClosedLoop(V4, model, g.model, calib.data),
       ];
-      // Measured: 0.080 and 0.014. One frame at a time the guard passed the default (35 dB).
-      assert.ok(c0 > 0.05 && c1 <= 0.02, `closed loop: default ${c0}, kept ${c1}`);
-      assert.match(q.report, /guard +output SQNR [\d.]+ dB ≥ 20 dB/);
+      assert.ok(c0 > 0.02 && c1 <= 0.01, `closed loop: default ${c0}, --max-delta 0.01 ${c1}`);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -277,11 +323,24 @@ Deno.test({
       // No float copy of weight_ih / weight_hh left at the top level: 1.29 MB of float model.
       assert.ok(q.bytes.length < 600_000, `${q.bytes.length} B`);
       const d = await deltas(V5, model, q.model);
-      // Far from 0.02 (see the header): kept here as the measured bound.
-      assert.ok(d.max <= 0.21 && d.mean <= 0.05, `max |Δp| ${d.max}, mean ${d.mean}`);
+      assert.ok(
+        d.max > 0.1 && d.max <= 0.25 && d.mean <= 0.06,
+        `max |Δp| ${d.max}, mean ${d.mean}`,
+      );
       assert.equal(await runCli(V5, q.out, dir, d.quant.seen[3]), d.quant.probs[3]);
-      const c = await checkClosedLoop(V5, model, q.model, calib.data);
-      assert.ok(c > 0.1, `closed loop ${c}`); // measured 0.166
+      const g = await quantizeCli(V5, dir, calib.args, ["--max-delta", "0.01"]);
+      const gd = await deltas(V5, model, g.model);
+      assert.ok(gd.max <= 0.02, `--max-delta 0.01: max |Δp| ${gd.max}, mean ${gd.mean}`);
+      const line = /guard +(.*)$/m.exec(g.report)![1];
+      assert.match(line, /; max \|Δ\| [\d.e-]+ ≤ 0\.01 \(was [\d.e-]+\)/);
+      const plan = JSON.parse(await Deno.readTextFile(g.out.replace(/\.lowbit$/, ".plan.json")));
+      checkKept(line, plan.entries);
+      assert.equal(await runCli(V5, g.out, dir, gd.quant.seen[3]), gd.quant.probs[3]);
+      const [c0, c1] = [
+        await checkClosedLoop(V5, model, q.model, calib.data),
+        await checkClosedLoop(V5, model, g.model, calib.data),
+      ];
+      assert.ok(c0 > 0.1 && c1 <= 0.02, `closed loop: default ${c0}, --max-delta 0.01 ${c1}`);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -115,6 +115,11 @@ included) succeeded; an interrupted or failed run leaves earlier files as they w
   --min-sqnr DB|off     accuracy guard: if the output SQNR vs float is below DB (0..200; default
                         ${DEFAULT_MIN_SQNR_DB} with a preset, off when replaying a plan), keep the layers whose
                         quantization hurts the output most in float until it holds, and list them
+  --max-delta X         accuracy guard: bound the largest |Δ| of the first output vs float (X > 0;
+                        default off; a stateful model is measured closed loop over the streams of
+                        the data): try GPTQ, bias correction and the mse calibrator, then keep
+                        layers in int16, then float, until it holds, and list them (for
+                        probabilities compared with a threshold: a VAD's speech probability)
   --eval [NAME=]X.npy   evaluation inputs (default: none; the embedded default uses its split)
   --labels Y.npy        evaluation labels (int64), for top-1
   --mask-threshold T    also report the IoU of the outputs binarised at T (a finite number,
@@ -159,6 +164,7 @@ const PARSE = {
   equalize: { type: "string" },
   "bias-correction": { type: "boolean" },
   "min-sqnr": { type: "string" },
+  "max-delta": { type: "string" },
   eval: { type: "string", multiple: true },
   labels: { type: "string" },
   "batch-size": { type: "string" },
@@ -194,6 +200,7 @@ const NUMBERS = {
   "batch-size": { integer: true, min: 1, max: 65536 },
   "mask-threshold": {},
   "min-sqnr": { min: 0, max: 200 },
+  "max-delta": { min: 0, minExclusive: true },
 } as const satisfies Record<string, NumberRule>;
 
 /** Options that only mean something to the mixed-precision search. */
@@ -231,6 +238,8 @@ interface QuantizeArgs {
   biasCorrection: boolean;
   /** The guard's threshold in dB, or null when off. */
   minSqnrDb: number | null;
+  /** The guard's bound on the output's max |Δ|, or null when off. */
+  maxDelta: number | null;
   batchSize?: number;
   maskThreshold?: number;
   report?: string;
@@ -341,6 +350,7 @@ async function checkedArgs(argv: string[]): Promise<QuantizeArgs | null> {
     minSqnrDb: minSqnr === "off"
       ? null
       : n("min-sqnr") ?? (values.plan ? null : DEFAULT_MIN_SQNR_DB),
+    maxDelta: n("max-delta") ?? null,
     batchSize: n("batch-size"),
     maskThreshold: n("mask-threshold"),
     report: values.report,
@@ -586,6 +596,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
     const g = await guardQuantize(options, result, {
       data: guardData,
       minSqnrDb: a.minSqnrDb,
+      maxDelta: a.maxDelta,
       // A replayed plan or a searched allocation is checked, not changed.
       fix: !plan && a.preset !== "mixed",
       onStep: (m) => {
