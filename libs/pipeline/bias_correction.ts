@@ -4,6 +4,13 @@
  * shift back to the bias removes the systematic part of the error. E[x] is
  * the mean of the layer's captured input rows (per conv group).
  *
+ * When the layer's input is quantized too, the layer computes Q·x̂ (x̂ the
+ * fake-quantized input) and its mean shifts by W·E[x] − Q·E[x̂]: the input's
+ * rounding error has a mean of its own wherever the input sits still (a text
+ * line's flat background rounds to the same wrong value at every pixel, and a
+ * depthwise edge filter with taps of ±6 turns that into a constant offset of
+ * its output channel). Given E[x̂], the shift corrects both.
+ *
  * @module
  */
 
@@ -17,6 +24,8 @@ import type { Layer } from "./layers.ts";
  * @param w float weight, [out, in] view
  * @param q quantized weight, [out, in] view
  * @param mean mean input row per group: groups × in values
+ * @param quantizedMean the mean of the fake-quantized input rows (same layout), when the layer's
+ *   input is quantized: the shift is then W·E[x] − Q·E[x̂]
  * @returns one correction per output channel
  *
  * @example
@@ -33,6 +42,7 @@ export function biasShift(
   w: Float32Array,
   q: Float32Array,
   mean: Float64Array,
+  quantizedMean: Float64Array = mean,
 ): Float64Array {
   const out = new Float64Array(layer.out);
   const perGroup = layer.out / layer.groups;
@@ -40,7 +50,9 @@ export function biasShift(
     const g = Math.floor(o / perGroup);
     let d = 0;
     for (let j = 0; j < layer.in; j++) {
-      d += (w[o * layer.in + j] - q[o * layer.in + j]) * mean[g * layer.in + j];
+      // W·m − Q·m̂ = (W − Q)·m + Q·(m − m̂): the weights' part, then the input's.
+      const k = g * layer.in + j, qk = q[o * layer.in + j];
+      d += (w[o * layer.in + j] - qk) * mean[k] + qk * (mean[k] - quantizedMean[k]);
     }
     out[o] = d;
   }

@@ -38,6 +38,11 @@ export interface CalibrateRequest {
   means?: readonly Layer[];
   /** Layers whose GPTQ Hessians to accumulate. */
   hessians?: readonly Layer[];
+  /**
+   * A layer's input as the layer is to see it (fake-quantized by its input's quantizer): means
+   * and Hessians are taken over the transformed rows. Other statistics see the value as it is.
+   */
+  layerInput?: (layer: Layer, t: TensorData) => TensorData;
   /** Values whose sample to keep for histograms. */
   samples?: readonly string[];
   /** Samples per batch (32). */
@@ -221,7 +226,8 @@ export async function calibrate(
   const accumulate = (l: Layer, t: TensorData): void => {
     let weights: Float32Array | undefined;
     const maxRows = weighted ? Infinity : req.maxRows ?? 4096;
-    const rows = layerInputRows(l, nodes.get(l.node)!, t, maxRows);
+    const x = req.layerInput ? req.layerInput(l, t) : t;
+    const rows = layerInputRows(l, nodes.get(l.node)!, x, maxRows);
     if (weighted && hess.has(l.node)) {
       const view = { node: l.node, op: l.op, input: l.input };
       for (const h of hooks) {

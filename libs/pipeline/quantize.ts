@@ -11,7 +11,8 @@
  * calibrate    ranges, GPTQ Hessians (per-row weighted by hooks), input means, histogram samples;
  *              data from the dataset or a registered calibration source, hooks see every batch
  * activations  fit every static activation point with its quantizer
- * weights      fit, round (RTN | GPTQ), [bias correction]
+ * input-means  [bias correction: a pass for the mean of each layer's fake-quantized input rows]
+ * weights      fit, round (RTN | GPTQ), [bias correction of the weights' and inputs' rounding]
  * finalize     the fitted plan
  * ```
  *
@@ -189,6 +190,11 @@ export interface QuantizeState {
   equalization?: Record<string, number[]>;
   /** Calibration statistics, once collected. */
   stats: CalibrationStats | null;
+  /**
+   * Bias correction: the mean input row of each layer whose input is statically quantized, taken
+   * over the fake-quantized input (by layer node).
+   */
+  quantizedMeans?: Map<string, Float64Array>;
   /** The mixed search's record for the plan, if it ran. */
   search?: QuantPlan["search"];
   /** Rules that matched no layer: warned about once the markers' points had their turn. */
@@ -467,6 +473,7 @@ const BUILTIN_STAGES: readonly Stage[] = [
   { name: "smoothquant", run: smoothQuantStage },
   { name: "calibrate", run: calibrateStage },
   { name: "activations", run: activationsStage },
+  { name: "input-means", run: inputMeansStage },
   { name: "weights", run: weightsStage },
 ];
 
@@ -878,6 +885,40 @@ function activationsStage(st: QuantizeState): void {
   }
 }
 
+/**
+ * Bias correction's second pass: each Conv / Gemm layer whose input is statically quantized sees
+ * its input fake-quantized with the fitted parameters, and the mean of those rows is kept, so the
+ * weights stage corrects the mean shift of the input's rounding along with the weights' (a flat
+ * background rounds to the same wrong value everywhere; PP-OCRv4 rec's depthwise edge filters
+ * turn that into a constant offset per channel).
+ */
+async function inputMeansStage(st: QuantizeState): Promise<void> {
+  if (!st.biasCorrection || !st.stats?.means.size) return;
+  const byInput = new Map<string, PlanEntry>();
+  for (const e of activationEntries(st)) {
+    if (!e.dynamic && e.scale && !byInput.has(e.value)) byInput.set(e.value, e);
+  }
+  const layers = st.layers.filter((l) => st.stats!.means.has(l.node) && byInput.has(l.input));
+  if (!layers.length) return;
+  const bar = startBar(st, "input means");
+  const stats = await calibrate(st.model, calibrationData(st, "for bias correction"), {
+    means: layers,
+    layerInput: (l, t) => ({
+      ...t,
+      data: fakeQuantActivation(
+        t.data as Float32Array,
+        t.shape,
+        byInput.get(l.input)!,
+        1,
+        st.registry,
+      ),
+    }),
+    ...calibrateCommon(st, bar),
+  });
+  bar.stop();
+  st.quantizedMeans = stats.means;
+}
+
 /** Weights: fit, round (RTN | GPTQ), bias-correct. */
 function weightsStage(st: QuantizeState): void {
   const { model } = st;
@@ -938,7 +979,13 @@ function weightsStage(st: QuantizeState): void {
     q = fakeQuantWeight(l, q, qp, quantizer);
     const mean = st.stats?.means.get(l.node);
     if (mean) {
-      const shift = biasShift(l, toOutIn(l, w), toOutIn(l, q), mean);
+      const shift = biasShift(
+        l,
+        toOutIn(l, w),
+        toOutIn(l, q),
+        mean,
+        st.quantizedMeans?.get(l.node),
+      );
       if (!addBias(model, l, shift)) {
         st.warnings.push(`${l.node}: no bias to correct (${l.op}); bias correction skipped`);
       }
