@@ -1,7 +1,7 @@
 // Ablation: which group of w4a4 points costs the most top-1 (each group put back in float), and
 // the Softmax points alone (every other point in float).
 //   npx deno run -A plugins/vit/_experiment.ts MODEL [PRESET] [--vit-softmax X] [--noisy-bias]
-//     [--data DIR]   (calib_x.npy / eval_x.npy from DIR, default fixtures/digits/)
+//     [--vit-layernorm reparam|tensor] [--data DIR]   (calib_x.npy / eval_x.npy from DIR, default fixtures/digits/)
 import { createRegistry, registerBuiltins } from "@lowbit/core";
 import { readNpy, readOnnxFile } from "@lowbit/graph";
 import { quantize, simulate } from "@lowbit/pipeline";
@@ -9,14 +9,16 @@ import { plugin } from "./mod.ts";
 
 const di = Deno.args.indexOf("--data");
 const DATA = di >= 0 ? Deno.args[di + 1].replace(/\/?$/, "/") : "fixtures/digits/";
+const li = Deno.args.indexOf("--vit-layernorm");
 const [modelPath, preset = "w4a4"] = Deno.args.filter((a, i) =>
   !a.startsWith("--") && !["adalog", "log2", "logsqrt2", "twin", "uniform"].includes(a) &&
-  i !== di + 1
+  (di < 0 || i !== di + 1) && (li < 0 || i !== li + 1)
 );
 const si = Deno.args.indexOf("--vit-softmax");
 const pluginOptions = {
   "vit-softmax": si >= 0 ? Deno.args[si + 1] : "adalog",
   "noisy-bias": Deno.args.includes("--noisy-bias"),
+  "vit-layernorm": li >= 0 ? Deno.args[li + 1] : "reparam",
 };
 const r = createRegistry();
 registerBuiltins(r);
@@ -44,9 +46,22 @@ async function top1(q: typeof quantized): Promise<number> {
   return hit / ey.length;
 }
 console.log("all", await top1(quantized));
+// attention operands by role: Q and K of Q·Kᵀ (left / right), V of P·V (beside a Softmax output)
+const softmaxOut = new Set(
+  model.graph.nodes.filter((n) => n.op === "Softmax").map((n) => n.outputs[0]),
+);
+const operandRole = (v: string): string => {
+  const mm = model.graph.nodes.find((n) => n.op === "MatMul" && n.inputs.includes(v));
+  if (!mm) return "?";
+  if (mm.inputs.some((i) => softmaxOut.has(i))) return "V";
+  return mm.inputs[0] === v ? "Q" : "K";
+};
 const groups: Record<string, (e: typeof quantized.plan.entries[0]) => boolean> = {
   softmax: (e) => e.by === "vit-softmax",
   attnOperands: (e) => e.by === "vit-attention-matmul",
+  attnQ: (e) => e.by === "vit-attention-matmul" && operandRole(e.value) === "Q",
+  attnK: (e) => e.by === "vit-attention-matmul" && operandRole(e.value) === "K",
+  attnV: (e) => e.by === "vit-attention-matmul" && operandRole(e.value) === "V",
   gelu: (e) => e.by === "vit-gelu",
   layernorm: (e) => e.by === "vit-layernorm" || e.value.includes("ln"),
   layerInputs: (e) => e.role === "activation" && !e.by,

@@ -1,9 +1,16 @@
 // The results table of plugins/vit/README.md: top-1 of the ViT fixtures under each Softmax
-// quantizer at w4a4 and w8a4 (and w8a8), each figure from one `lowbit quantize --json` run of
-// the CLI, exactly as the README's commands write them. Two runs at a time.
+// quantizer at w4a4 and w8a4 (and w8a8, and float), each figure from one `lowbit quantize --json`
+// run of the CLI, exactly as the README's commands write them. Two runs at a time.
 //
-//   npx deno run -A plugins/vit/bench.ts [--json] [--model digits|vit4|vit64|vit145]... [--preset w4a4|w8a4]...
-//     [--skip-w8a8] [--column uniform|log2|logsqrt2|twin|adalog|noisy|w8a8|w8a8-plain]...
+// The accuracy guard is off in every run (`--min-sqnr off`): with it on, the guard may keep
+// different points of each column in float (on vit145 it kept four of uniform's six Softmax
+// outputs), so the columns would not compare quantizers on the same points. `--guard` turns it
+// back on (the CLI's default, 20 dB).
+//
+//   npx deno run -A plugins/vit/bench.ts [--json] [--guard] [--model digits|vit4|vit64|vit145]...
+//     [--preset w4a4|w8a4]... [--column uniform|log2|logsqrt2|twin|adalog|noisy|w8a8|w8a8-plain]...
+//     [--keep DIR] [-- EXTRA CLI ARGS for every plugin run]
+// --keep DIR keeps each plugin cell's `.lowbit` as DIR/MODEL-PRESET-COLUMN.lowbit.
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
@@ -52,7 +59,17 @@ const COLUMNS: Record<string, string[]> = {
   "adalog + noisy bias": ["--noisy-bias"],
 };
 
-async function top1(f: Fixture, preset: string, extra: string[]): Promise<number> {
+interface Cell {
+  quant: number;
+  float: number;
+}
+
+async function top1(
+  f: Fixture,
+  preset: string,
+  extra: string[],
+  keepAs?: string,
+): Promise<Cell> {
   const out = await Deno.makeTempDir();
   const args = [
     "run",
@@ -72,22 +89,31 @@ async function top1(f: Fixture, preset: string, extra: string[]): Promise<number
     `${D}eval_y.npy`,
     "--json",
     "--no-report",
+    ...(values.guard ? [] : ["--min-sqnr", "off"]),
     ...extra,
   ];
   const r = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
     .output();
+  if (keepAs && values.keep && r.success) {
+    await Deno.mkdir(values.keep, { recursive: true });
+    await Deno.copyFile(`${out}/m.lowbit`, `${values.keep}/${keepAs}.lowbit`);
+  }
   await Deno.remove(out, { recursive: true });
   if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
-  return JSON.parse(new TextDecoder().decode(r.stdout)).evaluation.top1_quant;
+  const ev = JSON.parse(new TextDecoder().decode(r.stdout)).evaluation;
+  return { quant: ev.top1_quant, float: ev.top1_float };
 }
 
+const dd = Deno.args.indexOf("--");
+const passThrough = dd >= 0 ? Deno.args.slice(dd + 1) : [];
 const { values } = parseArgs({
-  args: Deno.args,
+  args: dd >= 0 ? Deno.args.slice(0, dd) : Deno.args,
   options: {
     json: { type: "boolean", default: false },
+    guard: { type: "boolean", default: false },
+    keep: { type: "string" },
     model: { type: "string", multiple: true },
     preset: { type: "string", multiple: true },
-    "skip-w8a8": { type: "boolean", default: false },
     column: { type: "string", multiple: true },
   },
 });
@@ -112,7 +138,7 @@ const wanted = (col: string): boolean =>
   !values.column?.length || values.column.some((c) => COLUMN_KEYS[c] === col);
 const models = values.model?.length ? values.model : Object.keys(MODELS);
 const presets = values.preset?.length ? values.preset : ["w4a4", "w8a4"];
-const jobs: { row: string; col: string; run: () => Promise<number> }[] = [];
+const jobs: { row: string; col: string; run: () => Promise<Cell> }[] = [];
 const rows: Record<string, Record<string, number>> = {};
 for (const m of models) {
   const f = MODELS[m];
@@ -121,19 +147,29 @@ for (const m of models) {
     const row = `${f.label} ${preset}`;
     rows[row] = {};
     for (const [col, extra] of Object.entries(COLUMNS)) {
-      jobs.push({ row, col, run: () => top1(f, preset, ["--plugin", "vit", ...extra]) });
+      jobs.push({
+        row,
+        col,
+        run: () =>
+          top1(
+            f,
+            preset,
+            ["--plugin", "vit", ...extra, ...passThrough],
+            `${m}-${preset}-${col.split(" ")[0]}${col.includes("noisy") ? "-noisy" : ""}`,
+          ),
+      });
     }
     jobs.push({
       row,
       col: "w8a8 (plugin, default)",
-      run: () => top1(f, "w8a8", ["--plugin", "vit"]),
+      run: () => top1(f, "w8a8", ["--plugin", "vit", ...passThrough]),
     });
     jobs.push({ row, col: "w8a8 (no plugin)", run: () => top1(f, "w8a8", []) });
   }
 }
 jobs.splice(0, jobs.length, ...jobs.filter((j) => wanted(j.col)));
 // w8a8 cells repeat across presets of one model: run each distinct command once
-const memo = new Map<string, Promise<number>>();
+const memo = new Map<string, Promise<Cell>>();
 let next = 0;
 async function worker(): Promise<void> {
   while (next < jobs.length) {
@@ -142,7 +178,9 @@ async function worker(): Promise<void> {
       j.col.startsWith("w8a8") ? j.col : j.row + j.col
     }`;
     if (!memo.has(key)) memo.set(key, j.run());
-    rows[j.row][j.col] = await memo.get(key)!;
+    const c = await memo.get(key)!;
+    rows[j.row][j.col] = c.quant;
+    rows[j.row].float = c.float;
     console.error(j.row, "|", j.col, rows[j.row][j.col]);
   }
 }
@@ -151,7 +189,7 @@ await Promise.all([worker(), worker()]);
 const pct = (v: number) => (100 * v).toFixed(2);
 if (values.json) console.log(JSON.stringify(rows, null, 2));
 else {
-  const cols = [...Object.keys(COLUMNS), "w8a8 (plugin, default)", "w8a8 (no plugin)"];
+  const cols = [...Object.keys(COLUMNS), "w8a8 (plugin, default)", "w8a8 (no plugin)", "float"];
   console.log(`| model, preset | ${cols.join(" | ")} |`);
   console.log(`| --- | ${cols.map(() => "---:").join(" | ")} |`);
   for (const [k, r] of Object.entries(rows)) {

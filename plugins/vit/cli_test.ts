@@ -1,6 +1,6 @@
 // `--plugin vit` through the CLI, in-process: `lowbit run` of the written .lowbit reproduces
 // `lowbit eval`'s top-1 exactly (log, twin-uniform and noisy-bias points are FakeQuant nodes),
-// replaying the plan writes the same file, the default stays within 3 points of w8a8 on the
+// replaying the plan (with the same calibration data) writes the same file, the default stays within 3 points of w8a8 on the
 // digits ViT, an unknown `--vit-softmax` lists the choices, and a model without attention says
 // the plugin found nothing to do.
 import assert from "node:assert/strict";
@@ -96,6 +96,9 @@ Deno.test({
           `${FIX}vit.onnx`,
           "--plan",
           `${dir}/${label}.plan.json`,
+          // the LayerNorm reparameterisation and the bias correction are recomputed from it
+          "--calib",
+          CALIB,
           "--out",
           `${dir}/${label}-replay.lowbit`,
           "--no-report",

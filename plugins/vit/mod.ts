@@ -35,3 +35,11 @@ export * from "./onnx_export.ts";
 export * from "./histogram.ts";
 export * from "./report_section.ts";
 export * from "./plugin.ts";
+export { BIAS_SAMPLES, type BiasSite, biasSites, channelMeans } from "./bias.ts";
+export {
+  applyReparam,
+  type LayerNormReparam,
+  reparamFactors,
+  type ReparamSite,
+  reparamSite,
+} from "./reparam.ts";

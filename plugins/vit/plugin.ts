@@ -19,6 +19,8 @@ import { twinUniform } from "./twin.ts";
 import { noisyUniform } from "./noise.ts";
 import { findActivationMatMuls, findGelu, findLayerNorm, findSoftmax } from "./markers.ts";
 import { fitVitPoints } from "./fit_stage.ts";
+import { reparamStage } from "./reparam.ts";
+import { biasCorrectionStage, biasReferenceStage } from "./bias.ts";
 import { logOnnxModel } from "./onnx_export.ts";
 import { histogramSection } from "./report_section.ts";
 import { lowbitModel, readLowbitFile, writeOnnx } from "@lowbit/graph";
@@ -170,6 +172,22 @@ export const plugin: Plugin = {
       default: "auto",
     });
     r.options.register({
+      name: "vit-layernorm",
+      type: "string",
+      help: "vit: LayerNorm outputs — reparam (RepQ-ViT: per-channel ranges folded into the " +
+        "LayerNorm affine and the next Linear, then one scale per tensor) or tensor (as they are)",
+      choices: ["reparam", "tensor"],
+      default: "reparam",
+    });
+    r.options.register({
+      name: "vit-bias",
+      type: "string",
+      help: "vit: empirical bias correction of the quantized layers, depth by depth (empirical) " +
+        "or none (off)",
+      choices: ["empirical", "off"],
+      default: "empirical",
+    });
+    r.options.register({
       name: "noisy-bias",
       type: "boolean",
       help: "vit: NoisyQuant's seeded noisy bias on the uniform inputs of Linear layers and GELU",
@@ -185,6 +203,15 @@ export const plugin: Plugin = {
     r.stages.register({ name: "vit-formats", after: "vit-nothing", run: formatStage });
     r.stages.register({ name: "vit-noisy-bias", after: "vit-formats", run: noisyStage });
     r.stages.register({
+      name: "vit-reparam",
+      after: "smoothquant",
+      run: async (st: QuantizeState) => {
+        if (opt(st.pluginOptions, "vit-layernorm", "reparam") === "reparam") {
+          await reparamStage(st);
+        }
+      },
+    });
+    r.stages.register({
       name: "vit-fit",
       after: "calibrate",
       run: (st: QuantizeState) =>
@@ -192,6 +219,22 @@ export const plugin: Plugin = {
           gelu: opt(st.pluginOptions, "vit-gelu", "auto"),
           noisy: st.pluginOptions["noisy-bias"] === true,
         }),
+    });
+    const biasOn = (st: QuantizeState) =>
+      opt(st.pluginOptions, "vit-bias", "empirical") === "empirical";
+    r.stages.register({
+      name: "vit-bias-ref",
+      after: "vit-fit",
+      run: async (st: QuantizeState) => {
+        if (biasOn(st)) await biasReferenceStage(st);
+      },
+    });
+    r.stages.register({
+      name: "vit-bias",
+      after: "weights",
+      run: async (st: QuantizeState) => {
+        if (biasOn(st)) await biasCorrectionStage(st);
+      },
     });
   },
 };

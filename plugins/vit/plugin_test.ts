@@ -31,7 +31,19 @@ Deno.test("the plugin registers its quantizers, markers, options and stages", ()
   assert.equal(r.options.get("vit-softmax").default, "adalog");
   assert.deepEqual(r.options.get("vit-gelu").choices, ["auto", "twin", "adalog", "uniform"]);
   assert.equal(r.options.get("noisy-bias").type, "boolean");
-  assert.deepEqual(r.stages.list(), ["vit-nothing", "vit-formats", "vit-noisy-bias", "vit-fit"]);
+  assert.deepEqual(r.options.get("vit-layernorm").choices, ["reparam", "tensor"]);
+  assert.equal(r.options.get("vit-layernorm").default, "reparam");
+  assert.deepEqual(r.options.get("vit-bias").choices, ["empirical", "off"]);
+  assert.equal(r.options.get("vit-bias").default, "empirical");
+  assert.deepEqual(r.stages.list(), [
+    "vit-nothing",
+    "vit-formats",
+    "vit-noisy-bias",
+    "vit-reparam",
+    "vit-fit",
+    "vit-bias-ref",
+    "vit-bias",
+  ]);
 });
 
 Deno.test("fp8: the plugin's points fall back to the format's quantizer, saying so", async () => {
