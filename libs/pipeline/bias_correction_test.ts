@@ -150,4 +150,17 @@ Deno.test("quantize() with bias correction cancels the mean error of a flat inpu
       `channel ${o}: ${corrected[o]} vs ${float[o]}`,
     );
   }
+  // "weights": only the weights' rounding, (w − q)·E[x] over the float input, is added back.
+  const weightsOnly = await meanOut(
+    await quantize({ model, calib, biasCorrection: "weights", progress: silentProgress() }),
+  );
+  const meanX = (63 * 0.3 + 10) / 64;
+  for (const o of [0, 1]) {
+    const expected = plain[o] + ([6, -3][o] - q[o]) * meanX;
+    assert.ok(
+      Math.abs(weightsOnly[o] - expected) < 1e-4,
+      `weights only, channel ${o}: ${weightsOnly[o]} vs ${expected}`,
+    );
+  }
+  assert.ok(weightsOnly.some((v, o) => Math.abs(v - float[o]) > 0.02), "the input's part is left");
 });

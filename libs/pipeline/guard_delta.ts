@@ -232,10 +232,17 @@ export async function holdMaxDelta(
     //    their small ones to the round; GPTQ spreads each column's error over the rest.
     const tries: [string, Partial<QuantizeOptions>][] = [];
     if ((options.rounding ?? "rtn") === "rtn") tries.push(["--gptq", { rounding: "gptq" }]);
-    if (!options.biasCorrection) tries.push(["--bias-correction", { biasCorrection: true }]);
+    if (!options.biasCorrection) {
+      tries.push(["--bias-correction", { biasCorrection: true }]);
+      // The inputs' part corrects a mean shift measured frame by frame, which a stateful
+      // model's fed-back error can make worse (Silero v4): the weights' part alone is the
+      // next try when the whole was refused.
+      tries.push(["bias correction of the weights only", { biasCorrection: "weights" }]);
+    }
     if (!options.calibrator) tries.push(["--calibrator mse", { calibrator: "mse" }]);
     for (const [what, change] of tries) {
       if (d <= X || !current.calib) break;
+      if (change.biasCorrection === "weights" && current.biasCorrection) continue;
       step(`trying ${what}`);
       const o = { ...current, ...change };
       const r = await run(o);

@@ -90,8 +90,11 @@ export interface PlanEntry {
 export interface PlanOptions {
   /** SmoothQuant migration strength α, or null when off. */
   smoothquant: number | null;
-  /** Whether bias correction was applied. */
-  biasCorrection: boolean;
+  /**
+   * Bias correction: true corrects each layer's output mean for its weights' rounding and its
+   * quantized input's mean shift; "weights" for the weights' rounding only; false: off.
+   */
+  biasCorrection: boolean | "weights";
   /** GPTQ settings (used by entries with `rounding: "gptq"`). */
   gptq: { blockSize: number; damp: number; actOrder: boolean };
 }
@@ -244,7 +247,7 @@ export function parsePlan(json: unknown, file?: string): QuantPlan {
     preset: typeof p.preset === "string" ? p.preset : null,
     options: {
       smoothquant: typeof opts.smoothquant === "number" ? opts.smoothquant : null,
-      biasCorrection: opts.biasCorrection === true,
+      biasCorrection: opts.biasCorrection === "weights" ? "weights" : opts.biasCorrection === true,
       gptq: {
         blockSize: opts.gptq?.blockSize ?? 128,
         damp: opts.gptq?.damp ?? 0.01,

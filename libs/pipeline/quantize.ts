@@ -122,8 +122,11 @@ export interface QuantizeOptions {
   gptq?: Partial<PlanOptions["gptq"]>;
   /** SmoothQuant α, or null/undefined for off. */
   smoothquant?: number | null;
-  /** Apply bias correction. */
-  biasCorrection?: boolean;
+  /**
+   * Bias correction (default off): true corrects each layer's output mean for its weights'
+   * rounding and for the mean shift of its quantized input; "weights" for the weights' only.
+   */
+  biasCorrection?: boolean | "weights";
   /**
    * Cross-layer range equalisation of Conv inputs before calibration (see `equalize`): its α for
    * inputs of ungrouped Convs (0.5 balances activation and weight ranges, 1 moves them wholly
@@ -182,8 +185,8 @@ export interface QuantizeState {
   gptq: PlanOptions["gptq"];
   /** SmoothQuant α, or null. */
   smoothAlpha: number | null;
-  /** Bias correction on / off. */
-  biasCorrection: boolean;
+  /** Bias correction: on (weights and inputs), weights only, or off. */
+  biasCorrection: boolean | "weights";
   /** SmoothQuant factors (given by a plan, or computed). */
   smoothing?: Record<string, number[]>;
   /** Equalisation factors (given by a plan, or computed). */
@@ -893,7 +896,7 @@ function activationsStage(st: QuantizeState): void {
  * turn that into a constant offset per channel).
  */
 async function inputMeansStage(st: QuantizeState): Promise<void> {
-  if (!st.biasCorrection || !st.stats?.means.size) return;
+  if (st.biasCorrection !== true || !st.stats?.means.size) return;
   const byInput = new Map<string, PlanEntry>();
   for (const e of activationEntries(st)) {
     if (!e.dynamic && e.scale && !byInput.has(e.value)) byInput.set(e.value, e);
