@@ -19,7 +19,7 @@
  *
  * A model that carries a state from one call to the next (`h` → `hn`: Silero VAD) is measured
  * as it is used: frame by frame over the streams of the data, each model fed its own state
- * ({@link closedLoop}); one frame at a time hides how its error grows.
+ * (`closedLoop`, measured by `compareWithFloat`); one frame at a time hides how its error grows.
  *
  * How a layer is measured alone: the quantized model runs with only that layer's input
  * fake-quantized (every weight quantized: the weights-only run is the baseline); for weights, when
@@ -36,9 +36,9 @@ import { activationsByValue } from "./encode.ts";
 import { sqnrDb } from "./metrics.ts";
 import { quantize, type QuantizeOptions, type QuantizeResult } from "./quantize.ts";
 import type { Rule } from "./rules.ts";
-import { activationTransform, runnableModel } from "./simulate.ts";
-import { closedLoop, statePairs } from "./stateful.ts";
+import { activationTransform } from "./simulate.ts";
 import { holdMaxDelta, type MaxDeltaReport } from "./guard_delta.ts";
+import { compareWithFloat } from "./guard_measure.ts";
 import { silentProgress } from "./progress_api.ts";
 
 /** Options of {@link guardQuantize}. */
@@ -110,6 +110,11 @@ export interface GuardReport {
 }
 
 type Transform = (name: string, t: TensorData) => TensorData | undefined;
+
+/** The layer an offender belongs to, or its value when it is a graph input no layer owns. */
+function whose(o: GuardOffender): string {
+  return o.node || o.value;
+}
 
 async function runOut(model: Model, batch: Record<string, TensorData>, transform?: Transform) {
   const out = model.graph.outputs[0].name;
@@ -279,23 +284,11 @@ export async function guardQuantize(
   first: QuantizeResult,
   g: GuardOptions,
 ): Promise<{ result: QuantizeResult; report: GuardReport }> {
-  const samples = Math.min(g.data.count, g.samples ?? 32);
-  const batch = sliceBatch(g.data, 0, samples);
   const float = first.prepared;
-  const ref = await runOut(float, batch);
-  const loopFrames = statePairs(float).length && g.data.count > 1
-    ? Math.min(g.data.count, g.loopFrames ?? 128)
-    : 0;
+  const comparison = await compareWithFloat(float, g.data, g);
+  const { samples, batch, ref, loopFrames } = comparison;
   const measure = async (r: QuantizeResult): Promise<number> =>
-    loopFrames
-      ? (await closedLoop(float, runnableModel(r.quantized), g.data, {
-        frames: loopFrames,
-        registry: r.quantized.registry,
-      })).sqnrDb
-      : sqnrDb(
-        ref,
-        await runOut(r.quantized.model, batch, activationTransform(r.quantized, batch)),
-      );
+    (await comparison.measure(r)).sqnrDb;
   const initialDb = await measure(first);
   const weightsOnlyDb = sqnrDb(ref, await runOut(first.quantized.model, batch));
   const predictedDb = await predicted(float, first, batch);
@@ -471,8 +464,7 @@ export async function guardQuantize(
       data: g.data,
       maxDelta: g.maxDelta,
       fix: g.fix,
-      samples,
-      loopFrames: g.loopFrames,
+      comparison,
       onStep: g.onStep,
     });
     delta = d.report;
@@ -493,10 +485,8 @@ export async function guardQuantize(
           : " (a replayed plan or searched allocation is checked, not changed)") +
         (ranked.length
           ? `; worst alone: ${
-            ranked.slice(0, 3).map((o) => `${o.what} of '${o.node || o.value}' ${fmtDb(o.aloneDb)}`)
-              .join(
-                ", ",
-              )
+            ranked.slice(0, 3).map((o) => `${o.what} of '${whose(o)}' ${fmtDb(o.aloneDb)}`)
+              .join(", ")
           }`
           : ""),
     );
@@ -539,7 +529,7 @@ export function describeGuard(r: GuardReport): string {
     ? "(no --min-sqnr)"
     : `${r.met ? "≥" : "<"} ${r.thresholdDb} dB`;
   const kept = r.kept.length
-    ? `; kept in float: ${r.kept.map((k) => `${k.what} of ${k.node || k.value}`).join(", ")}`
+    ? `; kept in float: ${r.kept.map((k) => `${k.what} of ${whose(k)}`).join(", ")}`
     : "";
   const fixes = r.remedies.length ? `; applied ${r.remedies.join(", ")}` : "";
   const was = r.kept.length || r.remedies.length ? ` (was ${fmtDb(r.initialDb)})` : "";

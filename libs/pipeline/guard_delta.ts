@@ -21,14 +21,12 @@
  * @module
  */
 
-import type { Model, TensorData } from "@lowbit/graph";
-import { createExecutor } from "@lowbit/graph";
-import { type Dataset, sliceBatch } from "./dataset.ts";
+import type { Model } from "@lowbit/graph";
+import type { Dataset } from "./dataset.ts";
+import { compareWithFloat, type FloatComparison } from "./guard_measure.ts";
 import type { PlanEntry } from "./plan.ts";
 import { quantize, type QuantizeOptions, type QuantizeResult } from "./quantize.ts";
 import type { Rule } from "./rules.ts";
-import { activationTransform, runnableModel } from "./simulate.ts";
-import { closedLoop, statePairs } from "./stateful.ts";
 import { silentProgress } from "./progress_api.ts";
 
 /** Options of {@link holdMaxDelta}. */
@@ -43,6 +41,8 @@ export interface MaxDeltaOptions {
   samples?: number;
   /** Frames a stateful model is measured over, closed loop (default 128). */
   loopFrames?: number;
+  /** The float reference to measure against (the SQNR guard's), instead of making one. */
+  comparison?: FloatComparison;
   /** At most this many layers kept in higher precision (default 8). */
   maxKept?: number;
   /** Told what is about to be tried. */
@@ -86,11 +86,11 @@ export type MaxDeltaMeasure = (r: QuantizeResult) => Promise<number>;
 
 /**
  * The max |Δ| measurement the guard uses: closed loop over the data's streams for a stateful
- * model, else over the first samples, with the activations fake-quantized.
+ * model, else over the first samples, with the activations fake-quantized (`compareWithFloat`).
  *
  * @param float the float (prepared) model
  * @param data the data
- * @param o sample and frame limits
+ * @param o sample and frame limits, or the float reference to use
  * @returns the measurement, and what it runs over
  *
  * @example
@@ -108,37 +108,12 @@ export type MaxDeltaMeasure = (r: QuantizeResult) => Promise<number>;
 export async function maxDeltaMeasure(
   float: Model,
   data: Dataset,
-  o: { samples?: number; loopFrames?: number } = {},
+  o: { samples?: number; loopFrames?: number; comparison?: FloatComparison } = {},
 ): Promise<{ measure: MaxDeltaMeasure; closedLoopFrames?: number; samples?: number }> {
-  if (statePairs(float).length && data.count > 1) {
-    const frames = Math.min(data.count, o.loopFrames ?? 128);
-    return {
-      closedLoopFrames: frames,
-      measure: async (r) =>
-        (await closedLoop(float, runnableModel(r.quantized), data, {
-          frames,
-          registry: r.quantized.registry,
-        })).maxAbs,
-    };
-  }
-  const samples = Math.min(data.count, o.samples ?? 32);
-  const batch: Record<string, TensorData> = {
-    ...sliceBatch(data, 0, samples),
-    ...(data.whole ?? {}),
-  };
-  const out = float.graph.outputs[0].name;
-  const ref = (await createExecutor(float).run(batch))[out].data as Float32Array;
+  const c = o.comparison ?? await compareWithFloat(float, data, o);
   return {
-    samples,
-    measure: async (r) => {
-      const qm = r.quantized;
-      const y = (await createExecutor(qm.model, { registry: qm.registry }).run(batch, {
-        transform: activationTransform(qm, batch),
-      }))[out].data as Float32Array;
-      let m = 0;
-      for (let i = 0; i < ref.length; i++) m = Math.max(m, Math.abs(ref[i] - y[i]));
-      return m;
-    },
+    ...(c.loopFrames ? { closedLoopFrames: c.loopFrames } : { samples: c.samples }),
+    measure: async (r) => (await c.measure(r)).maxAbs,
   };
 }
 

@@ -63,3 +63,4 @@ export type {
 } from "@lowbit/graph";
 export * from "./report/sections.ts";
 export * from "./guard_delta.ts";
+export * from "./guard_measure.ts";

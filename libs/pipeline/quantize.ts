@@ -653,9 +653,10 @@ function markPoints(st: QuantizeState, unmatched: Set<number>): void {
       // A layer input the plan already quantizes keeps what the search or a rule on the reading
       // layer chose for it, unless the marker or a rule on the marked value names a format; one
       // that the search or a layer rule left in float stays in float.
-      const held = st.entries.find((e) =>
+      const heldAt = st.entries.findIndex((e) =>
         e.role === "activation" && e.value === spec.value && !e.skip
       );
+      const held = heldAt >= 0 ? st.entries[heldAt] : undefined;
       const named = r.format ?? fromSearch ?? spec.format;
       if (!named && !held) {
         const float = st.entries.find((e) =>
@@ -707,17 +708,12 @@ function markPoints(st: QuantizeState, unmatched: Set<number>): void {
         by: m.name,
         ...(spec.note ? { note: spec.note } : {}),
       };
-      const i = st.entries.findIndex((e) =>
-        e.role === "activation" && e.value === spec.value && !e.skip
-      );
-      if (i >= 0) {
+      if (held) {
         // A layer input already quantized: what the marker names (quantizer, format, ...) or
         // what a rule says of the marked value takes over.
         const names = spec.quantizer || spec.format || spec.granularity || spec.mode ||
           spec.calibrator || spec.reads?.length;
-        if (names || Object.keys(r).length) {
-          st.entries[i] = { ...entry, node: st.entries[i].node };
-        }
+        if (names || Object.keys(r).length) st.entries[heldAt] = { ...entry, node: held.node };
         continue;
       }
       st.entries.push(entry);

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Graph } from "@lowbit/graph";
 import type { Layer } from "../layers.ts";
 import type { PlanEntry } from "../plan.ts";
 import type { TensorSpec } from "../spec.ts";
@@ -64,4 +65,19 @@ export function fakeQuantInput(
 ): Float32Array {
   const conv = l.op === "Conv" || l.op === "ConvTranspose";
   return fakeQuantActivation(Float32Array.from(data), shape, entry, conv ? 1 : -1);
+}
+
+/**
+ * The graph with every reader of `value` reading `replacement` instead: a fake-quantized copy
+ * fed in as an extra value, with the rest of the graph (and its float run) unchanged.
+ */
+export function rewireReaders(graph: Graph, value: string, replacement: string): Graph {
+  return {
+    ...graph,
+    nodes: graph.nodes.map((n) =>
+      n.inputs.includes(value)
+        ? { ...n, inputs: n.inputs.map((i) => (i === value ? replacement : i)) }
+        : n
+    ),
+  };
 }

@@ -26,7 +26,7 @@ import type { Layer } from "../layers.ts";
 import type { PlanEntry } from "../plan.ts";
 import { fakeQuantWeight, fitWeight, resolveWeightGranularity } from "../tensor_quant.ts";
 import type { Candidate } from "./candidates.ts";
-import { fakeQuantInput, fittedInputEntry, minMax } from "./_act_quant.ts";
+import { fakeQuantInput, fittedInputEntry, minMax, rewireReaders } from "./_act_quant.ts";
 
 /** Which loss the Hessian metrics differentiate. */
 export type SearchLoss = "cross-entropy" | "kl";
@@ -307,14 +307,7 @@ export function createSensitivityContext(opts: SensitivityContextOptions): Graph
         const qName = `${l.input}\u0000q`;
         let g = rewired.get(node);
         if (!g) {
-          g = {
-            ...graph,
-            nodes: graph.nodes.map((m) =>
-              m.inputs.includes(l.input)
-                ? { ...m, inputs: m.inputs.map((i) => (i === l.input ? qName : i)) }
-                : m
-            ),
-          };
+          g = rewireReaders(graph, l.input, qName);
           rewired.set(node, g);
         }
         const tape = forward64(g, feeds, new Map([[qName, quantizedInput(l, c)]]), base());

@@ -16,7 +16,7 @@ import { forward64, type T64, type Tape } from "@lowbit/graph/autodiff";
 import type { TensorSpec } from "../spec.ts";
 import { fakeQuantActivation } from "../tensor_quant.ts";
 import { parseActivationFormat } from "./candidates.ts";
-import { fittedValueEntry, minMax } from "./_act_quant.ts";
+import { fittedValueEntry, minMax, rewireReaders } from "./_act_quant.ts";
 
 /** One activation point's scores and choice. */
 export interface PointReport {
@@ -87,6 +87,7 @@ export interface PointSearch {
  * ```
  */
 export async function allocatePoints(s: PointSearch): Promise<PointAllocation> {
+  checkPointBudget(s.points, s.formats, s.bits);
   const out = s.graph.outputs[0].name;
   const y = s.float.values.get(out)!;
   let energy = 0;
@@ -108,12 +109,7 @@ export async function allocatePoints(s: PointSearch): Promise<PointAllocation> {
     const range = minMax(x.data);
     // Every reader of the point reads the fake-quantized copy, fed as an extra value.
     const q = `${p}\u0000q`;
-    const g: Graph = {
-      ...s.graph,
-      nodes: s.graph.nodes.map((n) =>
-        n.inputs.includes(p) ? { ...n, inputs: n.inputs.map((i) => (i === p ? q : i)) } : n
-      ),
-    };
+    const g = rewireReaders(s.graph, p, q);
     for (const [f, spec] of specs) {
       costs[p][f] = { act: elements[p] * (spec ? getFormat(spec.format).bits : 32) };
       if (!spec) {
@@ -135,19 +131,6 @@ export async function allocatePoints(s: PointSearch): Promise<PointAllocation> {
     }
   }
   const total = s.points.reduce((a, p) => a + elements[p], 0);
-  const cheapest = s.points.reduce(
-    (a, p) => a + Math.min(...Object.values(costs[p]).map((c) => c.act)),
-    0,
-  );
-  if (cheapest > s.bits * total * (1 + 1e-12)) {
-    throw new LowbitError(
-      "INFEASIBLE",
-      `the activation budget ${s.bits} bits per element is infeasible with formats ` +
-        `${s.formats.join(",")}: the smallest is ${
-          Math.round(cheapest / total * 1000) / 1000
-        } bits (every point at its cheapest format)`,
-    );
-  }
   const problem: SearchProblem = {
     costs,
     limits: { act: s.bits * total },
@@ -155,7 +138,13 @@ export async function allocatePoints(s: PointSearch): Promise<PointAllocation> {
   };
   const name = s.strategy && s.strategy !== "bisect" ? s.strategy : "ilp";
   const candidates = Object.fromEntries(s.points.map((p) => [p, [...s.formats]]));
-  const finish = (a: Record<string, string>): PointAllocation => ({
+  const a = await s.registry.strategies.get(name).allocate(
+    [...s.points],
+    candidates,
+    scores,
+    problem,
+  );
+  return {
     specs: Object.fromEntries(s.points.map((p) => [p, specs.get(a[p])!])),
     perPoint: s.points.map((p) => ({
       value: p,
@@ -164,8 +153,47 @@ export async function allocatePoints(s: PointSearch): Promise<PointAllocation> {
       scores: scores[p],
     })),
     avgBits: s.points.reduce((b, p) => b + costs[p][a[p]].act, 0) / total,
-  });
-  return finish(
-    await s.registry.strategies.get(name).allocate([...s.points], candidates, scores, problem),
-  );
+  };
+}
+
+/**
+ * Refuses an activation budget without points, or below every format's bits (every point at its
+ * cheapest format is then still too much), before any work.
+ *
+ * @param points the points
+ * @param formats the candidate formats
+ * @param bits the average bits per element allowed
+ *
+ * @example
+ * ```ts
+ * import { checkPointBudget } from "@lowbit/pipeline/search";
+ * checkPointBudget(["h"], ["int4", "int8"], 4); // int4 everywhere fits
+ * let refused = false;
+ * try { checkPointBudget(["h"], ["int4", "int8"], 3); } catch { refused = true; }
+ * if (!refused) throw new Error();
+ * ```
+ */
+export function checkPointBudget(
+  points: readonly string[],
+  formats: readonly string[],
+  bits: number,
+): void {
+  if (!points.length) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      "--budget-act: this model has no activation points for the search to allocate (a " +
+        "plugin's search groups name them, e.g. the GNN plugin's aggregations)",
+    );
+  }
+  const least = Math.min(...formats.map((f) => {
+    const spec = parseActivationFormat(f, "--act-formats");
+    return spec ? getFormat(spec.format).bits : 32;
+  }));
+  if (least > bits) {
+    throw new LowbitError(
+      "INFEASIBLE",
+      `the activation budget ${bits} bits per element is infeasible with formats ` +
+        `${formats.join(",")}: the smallest is ${least} bits (every point at its cheapest format)`,
+    );
+  }
 }

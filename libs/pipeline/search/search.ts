@@ -14,7 +14,6 @@ import {
   allocationScore,
   bops,
   defaultRegistry,
-  getFormat,
   type LatencyTable,
   LowbitError,
   paretoFrontier,
@@ -29,14 +28,13 @@ import { sliceBatch } from "../data.ts";
 import { type Layer, scanLayers } from "../layers.ts";
 import type { TensorSpec } from "../spec.ts";
 import { type Budget, formatBudget } from "./budget.ts";
-import { allocatePoints, type PointAllocation } from "./points.ts";
+import { allocatePoints, checkPointBudget, type PointAllocation } from "./points.ts";
 import {
   type Candidate,
   candidateCost,
   DEFAULT_ACT_FORMATS,
   DEFAULT_CANDIDATES,
   pairCandidates,
-  parseActivationFormat,
   parseCandidate,
 } from "./candidates.ts";
 import { createSensitivityContext, type SearchLoss } from "./context.ts";
@@ -295,7 +293,13 @@ export async function searchMixedPrecision(
       `metric '${metricName}' with the cross-entropy loss needs labels (--labels FILE); without labels use --loss kl`,
     );
   }
-  checkPointBudget(opts);
+  if (opts.pointBits !== undefined) {
+    checkPointBudget(
+      opts.points ?? [],
+      opts.activationFormats ?? DEFAULT_ACT_FORMATS,
+      opts.pointBits,
+    );
+  }
   const cands = new Map<string, Candidate>();
   for (
     const name of pairCandidates(opts.candidates ?? DEFAULT_CANDIDATES, opts.activationFormats)
@@ -682,30 +686,6 @@ export async function searchMixedPrecision(
     sharedInputs,
     frontier: { points: frontier, choices },
   };
-}
-
-/** Refuses an activation budget without points, or below every format's bits, before any work. */
-function checkPointBudget(opts: MixedPrecisionOptions): void {
-  if (opts.pointBits === undefined) return;
-  if (!opts.points?.length) {
-    throw new LowbitError(
-      "INVALID_ARGUMENT",
-      "--budget-act: this model has no activation points for the search to allocate (a " +
-        "plugin's search groups name them, e.g. the GNN plugin's aggregations)",
-    );
-  }
-  const formats = opts.activationFormats ?? DEFAULT_ACT_FORMATS;
-  const least = Math.min(...formats.map((f) => {
-    const spec = parseActivationFormat(f, "--act-formats");
-    return spec ? getFormat(spec.format).bits : 32;
-  }));
-  if (least > opts.pointBits) {
-    throw new LowbitError(
-      "INFEASIBLE",
-      `the activation budget ${opts.pointBits} bits per element is infeasible with formats ` +
-        `${formats.join(",")}: the smallest is ${least} bits (every point at its cheapest format)`,
-    );
-  }
 }
 
 /** The activation points' allocation, when the options ask for one. */
