@@ -54,6 +54,48 @@ export interface GraphView {
   readonly initializers: ReadonlyMap<string, TensorValue>;
 }
 
+/** Who writes and who reads each value of a graph. */
+export interface ValueLinks<N> {
+  /** The node writing each value (graph inputs and constants have none). */
+  readonly producer: Map<string, N>;
+  /** The nodes reading each value, in node order (absent optional inputs are not listed). */
+  readonly consumers: Map<string, N[]>;
+}
+
+/**
+ * The producer and consumers of every value of a graph, for pattern matching in markers,
+ * search groups and stages.
+ *
+ * @param graph the graph (any node type with inputs and outputs)
+ * @returns the links
+ *
+ * @example
+ * ```ts
+ * import { valueLinks } from "@lowbit/core";
+ * const n = (name: string, inputs: string[], outputs: string[]) => ({ name, inputs, outputs });
+ * const { producer, consumers } = valueLinks({ nodes: [n("a", ["x"], ["y"]), n("b", ["y", ""], ["z"])] });
+ * if (producer.get("y")?.name !== "a" || consumers.get("y")?.[0].name !== "b" || consumers.has("")) {
+ *   throw new Error();
+ * }
+ * ```
+ */
+export function valueLinks<
+  N extends { readonly inputs: readonly string[]; readonly outputs: readonly string[] },
+>(graph: { readonly nodes: readonly N[] }): ValueLinks<N> {
+  const producer = new Map<string, N>();
+  const consumers = new Map<string, N[]>();
+  for (const n of graph.nodes) {
+    for (const o of n.outputs) producer.set(o, n);
+    for (const i of n.inputs) {
+      if (!i) continue;
+      const list = consumers.get(i);
+      if (list) list.push(n);
+      else consumers.set(i, [n]);
+    }
+  }
+  return { producer, consumers };
+}
+
 /** Values of plugin options, by option name (as given on the command line or by the API). */
 export type PluginOptionValues = Readonly<Record<string, string | number | boolean | undefined>>;
 

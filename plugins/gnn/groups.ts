@@ -7,7 +7,12 @@
  * @module
  */
 
-import type { GraphView, NodeView, SearchGroupProvider, SearchGroups } from "@lowbit/core";
+import {
+  type GraphView,
+  type SearchGroupProvider,
+  type SearchGroups,
+  valueLinks,
+} from "@lowbit/core";
 import { findAggregations } from "./detect.ts";
 
 const ELEMENTWISE = new Set(["Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu", "Elu", "Identity"]);
@@ -31,10 +36,7 @@ const ELEMENTWISE = new Set(["Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu", "El
  * ```
  */
 export function mlpTies(g: GraphView, layers: readonly string[]): string[][] {
-  const consumers = new Map<string, NodeView[]>();
-  for (const n of g.nodes) {
-    for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
-  }
+  const { consumers } = valueLinks(g);
   const isLayer = new Set(layers);
   const parent = new Map<string, string>(layers.map((l) => [l, l]));
   const find = (x: string): string => (parent.get(x) === x ? x : find(parent.get(x)!));

@@ -8,7 +8,13 @@
  * @module
  */
 
-import { type GraphView, LowbitError, type NodeView, type TensorValue } from "@lowbit/core";
+import {
+  type GraphView,
+  LowbitError,
+  type NodeView,
+  type TensorValue,
+  valueLinks,
+} from "@lowbit/core";
 import { globToRegExp } from "@lowbit/pipeline";
 
 /** One expert of a router. */
@@ -106,14 +112,8 @@ interface Index {
 }
 
 function indexGraph(graph: GraphView): Index {
-  const producer = new Map<string, NodeView>(), consumers = new Map<string, NodeView[]>();
-  const order = new Map<string, number>();
-  graph.nodes.forEach((n, i) => {
-    order.set(n.name, i);
-    for (const o of n.outputs) producer.set(o, n);
-    for (const v of n.inputs) if (v) consumers.set(v, [...(consumers.get(v) ?? []), n]);
-  });
-  return { producer, consumers, order, graph };
+  const order = new Map(graph.nodes.map((n, i) => [n.name, i]));
+  return { ...valueLinks(graph), order, graph };
 }
 
 /**

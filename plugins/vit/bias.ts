@@ -17,8 +17,8 @@
  * @module
  */
 
-import { LowbitError } from "@lowbit/core";
-import type { Graph, Node, TensorData } from "@lowbit/graph";
+import { LowbitError, valueLinks } from "@lowbit/core";
+import type { Graph, TensorData } from "@lowbit/graph";
 import { createExecutor } from "@lowbit/graph";
 import {
   activationTransform,
@@ -68,15 +68,7 @@ export interface BiasSite {
  * ```
  */
 export function biasSites(g: Graph, nodes: readonly string[]): BiasSite[] {
-  const producer = new Map<string, Node>();
-  const consumers = new Map<string, Node[]>();
-  for (const n of g.nodes) {
-    for (const o of n.outputs) producer.set(o, n);
-    for (const i of n.inputs) {
-      if (!consumers.has(i)) consumers.set(i, []);
-      consumers.get(i)!.push(n);
-    }
-  }
+  const { producer, consumers } = valueLinks(g);
   const init = g.initializers;
   const single = (v: string) => (consumers.get(v) ?? []).length === 1;
   const found = new Map<string, Omit<BiasSite, "depth">>();

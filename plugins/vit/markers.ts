@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { GraphView, NodeView, TensorValue } from "@lowbit/core";
+import { type GraphView, type NodeView, type TensorValue, valueLinks } from "@lowbit/core";
 
 /** What the finders return: one value per match, with the node it comes from. */
 export interface Found {
@@ -46,16 +46,7 @@ interface Index {
 }
 
 function indexOf(g: GraphView): Index {
-  const producer = new Map<string, NodeView>();
-  const consumers = new Map<string, NodeView[]>();
-  for (const n of g.nodes) {
-    for (const o of n.outputs) producer.set(o, n);
-    for (const i of n.inputs) {
-      if (!consumers.has(i)) consumers.set(i, []);
-      consumers.get(i)!.push(n);
-    }
-  }
-  return { producer, consumers, consts: constants(g) };
+  return { ...valueLinks(g), consts: constants(g) };
 }
 
 const near = (a: number | undefined, b: number, tol = 1e-3): boolean =>
