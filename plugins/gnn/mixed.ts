@@ -10,7 +10,7 @@
 
 import type { TensorData } from "@lowbit/graph";
 import type { MixedSearch, MixedSearchChoice, MixedSearchContext } from "@lowbit/pipeline";
-import { groupPoints, parseMixedOptions, searchMixedPrecision } from "@lowbit/pipeline/search";
+import { createMixedSearch } from "@lowbit/pipeline/search";
 
 /**
  * A `--preset mixed` search over a whole graph (see the module documentation).
@@ -30,34 +30,10 @@ export function graphMixedSearch(
   graph: Readonly<Record<string, TensorData>>,
   onResult?: (allocation: Record<string, string>) => void,
 ): MixedSearch {
-  return async (ctx: MixedSearchContext): Promise<MixedSearchChoice> => {
-    const s = parseMixedOptions(ctx.options);
-    const result = await searchMixedPrecision({
+  return (ctx: MixedSearchContext): Promise<MixedSearchChoice> =>
+    createMixedSearch({
       model: ctx.model!,
-      calib: {},
-      whole: graph, // one sample, never cut (the edge index stays int64)
-      candidates: s.candidates,
-      activationFormats: s.activationFormats,
-      metric: s.metric,
-      strategy: s.strategy,
-      budgets: s.budgets,
-      tolerance: s.tolerance,
-      loss: s.loss,
-      seed: s.seed,
-      ties: s.ties,
-      extraTies: (ctx.groups ?? []).flatMap((g) => (g.ties ?? []).map((t) => [...t])),
-      layerCandidates: Object.assign({}, ...(ctx.groups ?? []).map((g) => g.candidates ?? {})),
-      points: groupPoints(ctx.groups),
-      pointBits: s.pointBits,
-      measure: async (specs, acts) => 1 - await ctx.measure(specs, acts),
-      progress: (f) => ctx.progress(f),
-    });
-    onResult?.(result.allocation);
-    return {
-      weights: result.specs,
-      activations: result.activations,
-      ...(result.points ? { points: result.points.specs } : {}),
-      warnings: result.warnings,
-    };
-  };
+      calib: { inputs: {}, count: 1, whole: graph }, // one sample, never cut (int64 edge index)
+      onResult: onResult && ((r) => onResult(r.allocation)),
+    })(ctx);
 }
