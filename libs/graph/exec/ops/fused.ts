@@ -615,12 +615,15 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
       out: ctx.allocF32?.(nb * cout * ohw),
       kernels: fk,
       // The kernels' integer route (i16 dot products, exact int32 sums: the bits of this op's
-      // epilogue): needed beyond 2²⁴; below, taken where it is the faster one (measured, CPU
-      // time, relaxed-SIMD f32 as the peer: 3×3 96→24 at 56×88 0.65×, 1×1 192→192 0.79×, 96→96
-      // 0.85×, but 1×1 96→24 1.12× and 16→32 1.07×: a 1×1 conv with few output channels spends
-      // more on converting its input than the dot products save; so does a conv with K < 64,
-      // e.g. 3×3 1→16 over 64 images of 8×8: 1.17×).
-      integerSums: bound >= 2 ** 24 || (kk >= 64 && (kh * kw > 1 || coutG >= 64)),
+      // epilogue): needed beyond 2²⁴; below, taken where it is the faster one. Measured (CPU
+      // time, i16 / plain-SIMD f32, the same fused epilogue, 2026-12-07): 3×3 3→16 stride 2 at
+      // 224×352 0.85–0.87, 1×1 96→96 at 28×44 0.76, 48→96 0.84, 48→48 at 56×88 0.87, 32→48
+      // 0.93–0.95, 96→24 0.94, 42→96 at 14×22 0.92, 192→48 on one pixel 0.78, but 1×1 16→32
+      // at 112×176 1.05, 16→16 over 64 images of 8×8 1.07, 96→18 1.19, 48→12 1.47: with few
+      // input or output channels, converting the input costs more than the dot products save
+      // (so does K < 27, e.g. 3×3 1→16 over 64 images of 8×8: 1.17).
+      integerSums: bound >= 2 ** 24 || (kk >= 64 && (kh * kw > 1 || coutG >= 64)) ||
+        (kk >= 27 && (kh * kw > 1 ? coutG >= 16 : kk >= 32 && coutG >= 24)),
     };
     const weight = constant ? preparedWeights(fw.w, wShape, fk) : fw.w;
     const xShape: [number, number, number, number] = [nb, cin, g.h, g.w];
