@@ -192,9 +192,10 @@ function padH(oh: i32, kh: i32, sh: i32, dh: i32): i32 {
   return (oh - 1) * sh + (kh - 1) * dh + 1;
 }
 
-/** Bytes of scratch dwconv2dF32 needs: one zero-padded input plane plus 16 bytes. */
+/** Bytes of scratch dwconv2dF32 needs: one zero-padded input plane plus one output row (its
+ * sums, before the epilogue), rounded up to 8 columns. */
 export function dwconvScratchBytes(oh: i32, ow: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32): usize {
-  return <usize>padH(oh, kh, sh, dh) * <usize>padW(ow, kw, sw, dw) * 4 + 16;
+  return <usize>padH(oh, kh, sh, dh) * <usize>padW(ow, kw, sw, dw) * 4 + (<usize>((ow + 7) & ~7) << 2);
 }
 
 /** Four inputs at padded row `row`, columns x, x+sw, x+2sw, x+3sw. */
@@ -218,6 +219,11 @@ function load4(row: usize, x: i32, sw: i32): v128 {
  * Depthwise conv (groups = channels = output channels): x [batch, c, h, w], wt [c, 1, kh, kw],
  * out [batch, c, oh, ow]. Each channel is copied into a zero-padded plane in `scratch`, then every
  * output is computed 4 columns at a time. Epilogue from setEpilogue() (bias per channel, clamp).
+ * 3×3: 8 columns a step (two chains), the epilogue applied as they are stored; other kernels
+ * (one multiply-add chain a step) write a row's sums to a row buffer, then run the epilogue over
+ * the row, so its long dependent chain (the integer plan's post-ops and quantization) overlaps
+ * across the row's vectors instead of following each chain (same operations per value, same
+ * bits; measured 5×5 depthwise 192 ch at 14×22: 0.91–0.93× the time, 3×3 slower that way).
  */
 export function dwconv2dF32<V>(
   batch: i32, c: i32, h: i32, w: i32,
@@ -226,7 +232,7 @@ export function dwconv2dF32<V>(
 ): void {
   const ph = padH(oh, kh, sh, dh), pw = padW(ow, kw, sw, dw);
   const rowBytes = <usize>pw << 2;
-  const tmp = scratch + <usize>ph * rowBytes;
+  const rb = scratch + <usize>ph * rowBytes; // one row of sums, ow rounded up to 8
   const hasBias = (epiFlags & EPI_BIAS) != 0;
   const hasScale = (epiFlags & EPI_SCALE) != 0;
   for (let n = 0; n < batch; n++) {
@@ -283,6 +289,7 @@ export function dwconv2dF32<V>(
             v128.store(orow + (<usize>ox << 2), epi(q, sv, bv), 16);
           }
         }
+        const ox0 = ox; // from here: sums to the row buffer, the epilogue after the row
         for (; ox < ow; ox += 4) {
           let acc = f32x4.splat(0);
           if (is3x3) {
@@ -306,13 +313,15 @@ export function dwconv2dF32<V>(
               }
             }
           }
-          acc = epi(acc, sv, bv);
-          if (ox + 4 <= ow) {
-            v128.store(orow + (<usize>ox << 2), acc);
-          } else {
-            v128.store(tmp, acc);
-            memory.copy(orow + (<usize>ox << 2), tmp, <usize>(ow - ox) << 2);
-          }
+          v128.store(rb + (<usize>ox << 2), acc);
+        }
+        let j = ox0;
+        for (; j + 4 <= ow; j += 4) {
+          v128.store(orow + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
+        }
+        if (j < ow) {
+          v128.store(rb + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
+          memory.copy(orow + (<usize>j << 2), rb + (<usize>j << 2), <usize>(ow - j) << 2);
         }
       }
     }

@@ -46,6 +46,9 @@ export let epiScale: usize = 0;
 export let epiBias: usize = 0;
 export let epiLo: f32 = 0;
 export let epiHi: f32 = 0;
+/** Whether [epiLo, epiHi] clamps anything (it does not when it is [−∞, ∞]: min / max are then the
+ * identity, NaN included). */
+export let epiClamp: bool = false;
 
 export const EPI_SCALE: i32 = 1;
 export const EPI_BIAS: i32 = 2;
@@ -66,6 +69,7 @@ export function setEpilogue(flags: i32, scale: usize, bias: usize, lo: f32, hi: 
   epiBias = bias;
   epiLo = lo;
   epiHi = hi;
+  epiClamp = lo > -Infinity || hi < Infinity;
   epiPost = 0;
 }
 
@@ -82,8 +86,6 @@ export let epiPreAdd: f32 = 0;
 export let epiQScale: f32 = 1;
 export let epiQLo: f32 = 0;
 export let epiQHi: f32 = 0;
-/** 1 / epiQScale in f64 (set with it). */
-export let epiQRecip: f64 = 1;
 /**
  * Integer weights of a dense conv (0: none): the OIHW weights as i16, rows of Kp = K rounded up
  * to even (zero-padded). Set by loadEpilogue (word 13); conv2dF32Pixels then runs the chunks
@@ -128,7 +130,6 @@ export function setEpiloguePre(preMul: f32, preAdd: f32, qScale: f32, qLo: f32, 
   epiPreMul = preMul;
   epiPreAdd = preAdd;
   epiQScale = qScale;
-  epiQRecip = 1.0 / <f64>qScale;
   epiQLo = qLo;
   epiQHi = qHi;
 }
@@ -139,12 +140,14 @@ export function setEpiloguePre(preMul: f32, preAdd: f32, qScale: f32, qLo: f32, 
 export function epi(v: v128, s: v128, b: v128): v128 {
   if (epiFlags & EPI_SCALE) v = f32x4.mul(v, s);
   if (epiFlags & EPI_BIAS) v = f32x4.add(v, b);
-  v = f32x4.min(f32x4.max(v, f32x4.splat(epiLo)), f32x4.splat(epiHi));
+  if (epiClamp) v = f32x4.min(f32x4.max(v, f32x4.splat(epiLo)), f32x4.splat(epiHi));
   if (epiPost) v = postOps(v);
   return v;
 }
 
 /** The post-ops of epiPost (see above). */
+// @ts-ignore: decorator
+@inline
 function postOps(v: v128): v128 {
   if (epiPost & POST_PREMUL) v = f32x4.mul(v, f32x4.splat(epiPreMul));
   if (epiPost & POST_PREADD) v = f32x4.add(v, f32x4.splat(epiPreAdd));
@@ -156,7 +159,7 @@ function postOps(v: v128): v128 {
   if (epiPost & POST_ADD) v = f32x4.add(v, f32x4.splat(epiPostAdd));
   if (epiPost & POST_QUANT) {
     // pmax / pmin (one instruction each; NaN in v stays NaN, and +0 turns −0 into +0).
-    v = f32x4.nearest(quotient(v));
+    v = f32x4.nearest(f32x4.div(v, f32x4.splat(epiQScale)));
     v = f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi));
     v = f32x4.add(v, f32x4.splat(0));
   }
@@ -181,23 +184,6 @@ function dyadic2(x: v128, r: usize): v128 {
   const s = v128.bitselect(f64x2.neg(m), m, f64x2.lt(t, f64x2.splat(0)));
   const q = f64x2.add(s, v128.load64_splat(r, 24));
   return f64x2.min(f64x2.max(q, v128.load64_splat(r, 32)), v128.load64_splat(r, 40));
-}
-
-/**
- * f32(v / epiQScale) without a divide: f32(f64(v)·f64(1 / epiQScale)). The same f32 whenever the
- * quotient is a normal f32: two f32 values' quotient is never an f32 rounding midpoint and lies
- * at least 2^−49 (relative) away from every one (its numerator v − m·s is a nonzero multiple of
- * 2^(e_s + e_m − 1) for a midpoint m), while the f64 route is within 2^−52 of it. Below 2^−126
- * both round to the code ±0 (the only use: the quantize post-op). Division costs 3.5–5 cycles a
- * vector on Zen 3, this 8 simple ops.
- */
-// @ts-ignore: decorator
-@inline
-function quotient(v: v128): v128 {
-  const r = f64x2.splat(epiQRecip);
-  const a = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(v), r));
-  const b = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), r));
-  return v128.shuffle<f32>(a, b, 0, 1, 4, 5);
 }
 
 /** Applies the epilogue to the 8 values of row `row` at columns j..j+7 and stores them. */

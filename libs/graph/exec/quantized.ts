@@ -183,6 +183,26 @@ function rewriteMinifloat(c: Ctx, i: number, n: Node): boolean {
   return true;
 }
 
+/**
+ * Whether the codes `v` (a QuantizeLinear's output) reach, through a DequantizeLinear, the data
+ * input of a Conv / MatMul / Gemm whose weight is DQ(constant integer codes): one `rewrite`
+ * will fuse (its activation pattern is DQ(Q(x)), which absorbing the Q would break).
+ */
+function feedsFusable(c: Ctx, v: string): boolean {
+  return c.nodes.some((dq) =>
+    dq !== undefined && dq.op === "DequantizeLinear" && dq.inputs[0] === v &&
+    c.nodes.some((m) => {
+      if (!m || m.inputs[0] !== dq.outputs[0] || (m.domain !== "" && m.domain !== "ai.onnx")) {
+        return false;
+      }
+      if (m.op === "Conv") return weight(c, m.inputs[1], 0) !== undefined;
+      if (m.op !== "MatMul" && m.op !== "Gemm") return false;
+      const transB = m.op === "Gemm" && attrInt(m, "transB", 0) === 1;
+      return weight(c, m.inputs[1], transB ? 0 : 1) !== undefined;
+    })
+  );
+}
+
 function rewrite(c: Ctx, i: number, n: Node): boolean {
   const isConv = n.op === "Conv";
   const isGemm = n.op === "Gemm";
@@ -206,12 +226,15 @@ function rewrite(c: Ctx, i: number, n: Node): boolean {
   if (!isConv && !transB) wName = addConst(c, wName, transposeCodes(w.w));
   const inputs = [act.x, act.s, act.z, wName, w.s, w.z, b ?? ""];
   let out = n.outputs[0];
-  // Absorb a trailing QuantizeLinear (integer-only requantization).
+  // Absorb a trailing QuantizeLinear (integer-only requantization), unless a DQ of its codes
+  // feeds another Conv / MatMul / Gemm that fuses: that consumer's pattern needs the Q, and
+  // the executor then passes the codes between the two in the producer's epilogue instead.
   const consumers = c.nodes.flatMap((m, j) => (m && m.inputs.includes(out) ? [j] : []));
   if (singleUse(c, out) && consumers.length === 1) {
     const qn = c.nodes[consumers[0]]!;
     if (
-      qn.op === "QuantizeLinear" && qn.inputs[0] === out && scalar(c, qn.inputs[1]) &&
+      qn.op === "QuantizeLinear" && qn.inputs[0] === out && !feedsFusable(c, qn.outputs[0]) &&
+      scalar(c, qn.inputs[1]) &&
       c.consts.has(qn.inputs[1]) && scalar(c, qn.inputs[2]) &&
       ["int8", "uint8"].includes(qn.inputs[2] ? c.consts.get(qn.inputs[2])!.dtype : "uint8")
     ) {

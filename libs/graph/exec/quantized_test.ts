@@ -104,6 +104,56 @@ Deno.test("fuseQdq() rewrites QDQ Conv / MatMul / Gemm into fused ops", () => {
   assert.deepEqual(fuseQdq(matmulGraph(true)).nodes.map((x) => x.op), ["QGemmFused"]);
 });
 
+/**
+ * convGraph(true) followed by DQ(yq) → Conv 1×1 (DQ(int8 weights) when `quantizedWeights`, else
+ * float weights) → z: the producer's trailing Q is also the consumer's activation Q.
+ */
+function convChainGraph(quantizedWeights: boolean): Graph {
+  const g = convGraph(true);
+  const w2 = Int8Array.from({ length: 3 * 6 }, (_, i) => ((i * 37) % 255) - 127);
+  g.nodes.push(n("dqy", "DequantizeLinear", ["yq", "sy", "zy"], ["yd"]));
+  if (quantizedWeights) {
+    g.nodes.push(n("dqw2", "DequantizeLinear", ["w2q", "sw2"], ["w2"]));
+    g.initializers.set("w2q", { dtype: "int8", shape: [3, 6, 1, 1], data: w2 });
+    g.initializers.set("sw2", f32([], [0.004]));
+  } else g.initializers.set("w2", f32([3, 6, 1, 1], Float32Array.from(w2, (v) => v * 0.004)));
+  g.nodes.push(n("conv2", "Conv", ["yd", "w2"], ["z"]));
+  g.outputs = [{ name: "z", dtype: "float32" }];
+  return g;
+}
+
+Deno.test("fuseQdq() leaves a Q that a fusable consumer's DQ reads to that consumer", () => {
+  // Absorbing the Q into the first conv (integer requantization) used to leave the second as a
+  // float Conv on DQ(codes): PP-OCRv4 det's first 3×3 → depthwise and its neck 1×1s.
+  const fused = fuseQdq(convChainGraph(true)).nodes;
+  assert.deepEqual(fused.map((x) => x.op), ["QConvFused", "QConvFused"]);
+  assert.equal(fused[0].inputs.length, 7); // float output: no y_scale / y_zero_point
+  assert.equal(fused[1].inputs[0], "y");
+  // With a float-weight consumer the Q is still absorbed (integer requantization).
+  const plain = fuseQdq(convChainGraph(false)).nodes;
+  assert.deepEqual(plain.map((x) => x.op), ["QConvFused", "DequantizeLinear", "Conv"]);
+  assert.equal(plain[0].inputs.length, 9);
+});
+
+Deno.test("a Conv → Q → DQ → Conv chain in the integer plan matches the float QDQ reference", async () => {
+  const x = pattern([2, 4, 9, 7], 17, 2);
+  for (const q of [true, false]) {
+    const g = convChainGraph(q);
+    const ref = (await createExecutor(g).run({ x })).z.data as Float32Array;
+    const int = (await createExecutor(g, { quantized: "integer" }).run({ x })).z
+      .data as Float32Array;
+    // One code of y (0.05) off through the 1×1's weights (|w| ≤ 127·0.004) on a few values: the
+    // integer requantization (q = false) rounds the sums in another order than Q(float conv).
+    let big = 0;
+    for (let i = 0; i < ref.length; i++) {
+      const d = Math.abs(int[i] - ref[i]);
+      assert.ok(d <= 0.05 * 127 * 0.004 * 6 + 1e-5, `${q}: |Δ| ${d} at ${i}`);
+      if (d > 1e-5 + 1e-5 * Math.abs(ref[i])) big++;
+    }
+    assert.ok(big <= ref.length * 0.05, `${q}: ${big} of ${ref.length} beyond float rounding`);
+  }
+});
+
 Deno.test("integer execution matches the float QDQ reference (Conv, groups 1, 2, depthwise)", async () => {
   for (const [group, cout] of [[1, 6], [2, 6], [4, 4]]) {
     const g = convGraph(false, group, cout);

@@ -298,7 +298,7 @@ const qgemm: OpImpl = async (inputs, node, ctx) => {
         ? quantizeF32(toF32(x), sx, lo - zx, hi - zx, { kernels: fk })
         : quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(m * k));
       // Over the executor's worker pool when it has one (same bits: each column on one thread).
-      const acc = await matmulF32Threaded(xc, m, fw.w, 0, k, n, "nk", undefined, {
+      const acc = await matmulF32Threaded(xc, m, centredData(fw), 0, k, n, "nk", undefined, {
         reference: false,
         constant,
         kernels: ctx.floatKernels,
@@ -434,19 +434,49 @@ function depthwiseAll(
   return acc;
 }
 
-/** Centred float weights (w − zw) of a conv, made once per constant weight array. */
+/**
+ * Centred float weights (w − zw) of a conv, made once per constant weight array. Once a kernel
+ * context holds them (`preparedWeights`), the JavaScript copy is dropped (`w` undefined): the
+ * kernel route reads the prepared copy, and a route that needs the array again recomputes it
+ * (`centredData`), so a quantized model does not keep a float32 copy of every weight besides
+ * its codes and the kernels' copy (PP-OCRv4 det: 4.7 MB of peak memory).
+ */
 interface CentredWeights {
-  /** (w − zw) as float32, same layout. */
-  w: Float32Array;
+  /** (w − zw) as float32, same layout (undefined once prepared: see `centredData`). */
+  w: Float32Array | undefined;
   /** max |w − zw|. */
   range: number;
   /** The zero points they were made with. */
   wz: Float32Array | undefined;
+  /** The codes, output channels and values per channel they were made from. */
+  wc: Int8Array | Uint8Array;
+  cout: number;
+  kk: number;
 }
 const centred = new WeakMap<object, CentredWeights>();
 const sameZeros = (a: Float32Array | undefined, b: Float32Array | undefined): boolean =>
   a === b || (a !== undefined && b !== undefined && a.length === b.length &&
     a.every((v, i) => v === b[i]));
+
+/** (w − zw) as float32 and max |w − zw|. */
+function centre(
+  wc: Int8Array | Uint8Array,
+  wz: Float32Array | undefined,
+  cout: number,
+  kk: number,
+): [Float32Array, number] {
+  const w = new Float32Array(wc.length);
+  let range = 0;
+  for (let c = 0; c < cout; c++) {
+    const z = wz ? wz[wz.length === 1 ? 0 : c] : 0;
+    for (let i = c * kk; i < (c + 1) * kk; i++) {
+      w[i] = wc[i] - z;
+      range = Math.max(range, Math.abs(w[i]));
+    }
+  }
+  return [w, range];
+}
+
 function centredWeights(
   wc: Int8Array | Uint8Array,
   wz: Float32Array | undefined,
@@ -456,19 +486,16 @@ function centredWeights(
 ): CentredWeights {
   let e = constant ? centred.get(wc) : undefined;
   if (e === undefined || !sameZeros(e.wz, wz)) {
-    const w = new Float32Array(wc.length);
-    let range = 0;
-    for (let c = 0; c < cout; c++) {
-      const z = wz ? wz[wz.length === 1 ? 0 : c] : 0;
-      for (let i = c * kk; i < (c + 1) * kk; i++) {
-        w[i] = wc[i] - z;
-        range = Math.max(range, Math.abs(w[i]));
-      }
-    }
-    e = { w, range, wz: wz?.slice() };
+    const [w, range] = centre(wc, wz, cout, kk);
+    e = { w, range, wz: wz?.slice(), wc, cout, kk };
     if (constant) centred.set(wc, e);
   }
   return e;
+}
+
+/** The centred weights as an array: the cached one, or recomputed once it was dropped. */
+function centredData(e: CentredWeights): Float32Array {
+  return e.w ?? centre(e.wc, e.wz, e.cout, e.kk)[0];
 }
 
 /**
@@ -521,21 +548,22 @@ function floatContext(k: FloatKernels | undefined): FloatKernels | null {
 }
 
 // Centred constant weights copied once into each kernel context's memory (with an i16 copy for
-// the dense convs' integer route).
-const preparedConvs = new WeakMap<FloatKernels, WeakMap<Float32Array, PreparedConv2dF32>>();
+// the dense convs' integer route), by centred-weights entry (alive as long as the codes are).
+const preparedConvs = new WeakMap<FloatKernels, WeakMap<CentredWeights, PreparedConv2dF32>>();
 const disposer = new FinalizationRegistry<PreparedConv2dF32>((p) => p.dispose());
 function preparedWeights(
-  w: Float32Array,
+  e: CentredWeights,
   shape: [number, number, number, number],
   k: FloatKernels,
 ): PreparedConv2dF32 {
   let m = preparedConvs.get(k);
   if (m === undefined) preparedConvs.set(k, m = new WeakMap());
-  let p = m.get(w);
+  let p = m.get(e);
   if (p === undefined) {
-    p = prepareConv2dF32(w, shape, k, { integer: true });
-    m.set(w, p);
-    disposer.register(w, p);
+    p = prepareConv2dF32(centredData(e), shape, k, { integer: true });
+    m.set(e, p);
+    disposer.register(e, p);
+    e.w = undefined; // the kernels hold them now
   }
   return p;
 }
@@ -615,14 +643,17 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
       out: ctx.allocF32?.(nb * cout * ohw),
       kernels: fk,
       // The kernels' integer route (i16 dot products, exact int32 sums: the bits of this op's
-      // epilogue): needed beyond 2²⁴; below, taken where it is the faster one (measured, CPU
-      // time, relaxed-SIMD f32 as the peer: 3×3 96→24 at 56×88 0.65×, 1×1 192→192 0.79×, 96→96
-      // 0.85×, but 1×1 96→24 1.12× and 16→32 1.07×: a 1×1 conv with few output channels spends
-      // more on converting its input than the dot products save; so does a conv with K < 64,
-      // e.g. 3×3 1→16 over 64 images of 8×8: 1.17×).
-      integerSums: bound >= 2 ** 24 || (kk >= 64 && (kh * kw > 1 || coutG >= 64)),
+      // epilogue): needed beyond 2²⁴; below, taken where it is the faster one. Measured (CPU
+      // time, i16 / plain-SIMD f32, the same fused epilogue, 2026-12-07): 3×3 3→16 stride 2 at
+      // 224×352 0.85–0.87, 1×1 96→96 at 28×44 0.76, 48→96 0.84, 48→48 at 56×88 0.87, 32→48
+      // 0.93–0.95, 96→24 0.94, 42→96 at 14×22 0.92, 192→48 on one pixel 0.78, but 1×1 16→32
+      // at 112×176 1.05, 16→16 over 64 images of 8×8 1.07, 96→18 1.19, 48→12 1.47: with few
+      // input or output channels, converting the input costs more than the dot products save
+      // (so does K < 27, e.g. 3×3 1→16 over 64 images of 8×8: 1.17).
+      integerSums: bound >= 2 ** 24 || (kk >= 64 && (kh * kw > 1 || coutG >= 64)) ||
+        (kk >= 27 && (kh * kw > 1 ? coutG >= 16 : kk >= 32 && coutG >= 24)),
     };
-    const weight = constant ? preparedWeights(fw.w, wShape, fk) : fw.w;
+    const weight = constant ? preparedWeights(fw, wShape, fk) : centredData(fw);
     const xShape: [number, number, number, number] = [nb, cin, g.h, g.w];
     const y = fk.threads > 1
       ? await (dw ? depthwiseConv2dF32Parallel : conv2dF32Parallel)(
@@ -653,7 +684,7 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
       ? quantizeF32(toF32(x), sx, lo - zx, hi - zx, { out: buf(), kernels: fk })
       : quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, buf());
     // Over the executor's worker pool when it has one (the same bits: the sums are exact).
-    const y = await convF32Threaded(xc, fw.w, undefined, nb, cin, cout, group, g, {
+    const y = await convF32Threaded(xc, centredData(fw), undefined, nb, cin, cout, group, g, {
       reference: false,
       constant,
       kernels: ctx.floatKernels,
