@@ -22,6 +22,8 @@ export * from "./presets.ts";
 export * from "./layers.ts";
 export * from "./subgraph_fold.ts";
 export * from "./stateful.ts";
+export * from "./stateful_bound.ts";
+export * from "./tap_split.ts";
 export * from "./plan.ts";
 export * from "./gptq.ts";
 export * from "./data.ts";
