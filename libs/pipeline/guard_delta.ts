@@ -16,7 +16,8 @@
  *
  * What it kept is listed in a warning and in the report. Off unless asked for: a sensible bound
  * depends on what reads the output (0.02 for a VAD with a 0.5 threshold), and each step
- * re-quantizes the model.
+ * re-quantizes the model; the CLI asks for 0.01 for a stateful model whose first output is a
+ * probability (`defaultMaxDelta`).
  *
  * @module
  */
