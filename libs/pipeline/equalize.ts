@@ -19,7 +19,10 @@
  * (the constant is divided too), `Relu`/`LeakyRelu`/`PRelu` (positively
  * homogeneous), ending at a `Mul` or `Div` by a constant, a `Conv`'s output
  * channels, or a `BatchNormalization`. Scalar constants become per-channel
- * `[1, C, 1, 1]` ones. Not through HardSwish, Sigmoid, …; every value on the way
+ * `[1, C, 1, 1]` ones; through the ops of `HOMOGENEOUS` (float Cast, Identity, Slices off the
+ * channel axis) and a complex magnitude `Sqrt(a² + b²)` of two channel ranges of one value
+ * (an STFT Conv's real and imaginary halves: bin c's factor divides both of its channels, see
+ * `planMagnitude`). Not through HardSwish, Sigmoid, …; every value on the way
  * must be read by nothing else. Activations that cannot be equalised are left
  * alone with a note saying why.
  *
@@ -29,6 +32,7 @@
 import { LowbitError } from "@lowbit/core";
 import type { Model, Node, TensorData } from "@lowbit/graph";
 import type { Layer } from "./layers.ts";
+import { HOMOGENEOUS, planMagnitude } from "./equalize_homogeneous.ts";
 
 /** What equalisation did. */
 export interface EqualizeResult {
@@ -178,7 +182,18 @@ function planFold(model: Model, value: string, s: Float64Array): (() => void)[] 
         });
         return edits;
       }
+      case "Sqrt": {
+        // A complex magnitude: bin c's factor goes to both of its channels in the source.
+        const mag = planMagnitude(model, p, s);
+        if (typeof mag === "string") return mag;
+        const rest = planFold(model, mag.source, mag.s);
+        return typeof rest === "string" ? rest : [...edits, ...rest];
+      }
       default:
+        if (HOMOGENEOUS[p.op]?.(model, p)) {
+          v = p.inputs[0];
+          continue;
+        }
         return `'${v}' comes from ${p.op} '${p.name}', which a per-channel scale does not commute with`;
     }
   }

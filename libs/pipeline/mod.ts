@@ -37,6 +37,7 @@ export * from "./metrics.ts";
 export * from "./layer_inputs.ts";
 export * from "./smoothquant.ts";
 export * from "./equalize.ts";
+export * from "./equalize_homogeneous.ts";
 export * from "./bias_correction.ts";
 export * from "./calibrate.ts";
 export * from "./quantize.ts";
