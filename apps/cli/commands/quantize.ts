@@ -112,6 +112,8 @@ included) succeeded; an interrupted or failed run leaves earlier files as they w
   --smoothquant ALPHA   SmoothQuant migration strength in [0, 1] (e.g. 0.5)
   --equalize ALPHA      range-equalise Conv inputs first, ALPHA in [0, 1] (depthwise inputs
                         fully; ALPHA for ungrouped Convs: 0.5 balanced, 1 all into the weights)
+  --equalize-spectra ALPHA  the same for complex magnitudes only (an STFT's bins, sqrt(re² + im²),
+                        read by a Conv; their factors go into the STFT Conv's rows)
   --split-taps BITS     split each Conv whose other kernel taps lose on average BITS (0..8;
                         2 is a good start) of their int8 grid to one tap (a folded 1×1 branch)
                         into that tap and the rest, summed, each quantized on its own (default off)
@@ -168,6 +170,7 @@ const PARSE = {
   calibrator: { type: "string" },
   smoothquant: { type: "string" },
   equalize: { type: "string" },
+  "equalize-spectra": { type: "string" },
   "split-taps": { type: "string" },
   "bias-correction": { type: "boolean" },
   "min-sqnr": { type: "string" },
@@ -204,6 +207,7 @@ const NUMBERS = {
   "gptq-block": { integer: true, min: 1, max: 65536 },
   smoothquant: { min: 0, max: 1 },
   equalize: { min: 0, max: 1 },
+  "equalize-spectra": { min: 0, max: 1 },
   "split-taps": { min: 0, max: 8 },
   "batch-size": { integer: true, min: 1, max: 65536 },
   "mask-threshold": {},
@@ -243,6 +247,8 @@ interface QuantizeArgs {
   calibrator?: string;
   smoothquant: number | null;
   equalize: number | null;
+  /** "spectra" with --equalize-spectra (equalize is then its α). */
+  equalizeWhere?: "spectra";
   /** Tap split threshold in bits, or null when off. */
   splitTaps: number | null;
   biasCorrection: boolean;
@@ -337,6 +343,12 @@ async function checkedArgs(argv: string[]): Promise<QuantizeArgs | null> {
     throw new LowbitError("INVALID_ARGUMENT", `--rounding must be rtn or gptq, got '${rounding}'`);
   }
   const minSqnr = values["min-sqnr"];
+  if (values.equalize !== undefined && values["equalize-spectra"] !== undefined) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      "--equalize and --equalize-spectra are exclusive (--equalize covers the spectra too)",
+    );
+  }
   const image = values.size || values.mean || values.std || values.layout || values.channels
     ? parseImageSpec(values)
     : undefined;
@@ -358,7 +370,8 @@ async function checkedArgs(argv: string[]): Promise<QuantizeArgs | null> {
     },
     calibrator: values.calibrator,
     smoothquant: n("smoothquant") ?? null,
-    equalize: n("equalize") ?? null,
+    equalize: n("equalize") ?? n("equalize-spectra") ?? null,
+    ...(values["equalize-spectra"] !== undefined ? { equalizeWhere: "spectra" as const } : {}),
     splitTaps: n("split-taps") ?? null,
     biasCorrection: values["bias-correction"] ?? false,
     minSqnrDb: minSqnr === "off"
@@ -583,6 +596,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
     gptq: a.gptq,
     smoothquant: a.smoothquant,
     equalize: a.equalize,
+    equalizeWhere: a.equalizeWhere,
     splitTaps: a.splitTaps,
     biasCorrection: a.biasCorrection,
     batchSize: a.batchSize,
