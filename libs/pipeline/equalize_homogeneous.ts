@@ -1,7 +1,7 @@
 /**
  * Range equalisation through positively homogeneous ops that mix channels of one source: the
- * complex magnitude of an STFT front end. An STFT computed by a Conv (Silero VAD, openWakeWord's
- * mel front end, most torch STFT-by-conv exports) splits the Conv's output channels into a real
+ * complex magnitude of an STFT front end. An STFT computed by a Conv (Silero VAD v5; torch
+ * exports of an STFT by conv1d have the same pattern) splits the Conv's output channels into a real
  * and an imaginary half (Slice on the channel axis), squares both (`Pow` by 2 or `Mul(x, x)`),
  * adds them and takes `Sqrt`. That magnitude is homogeneous of degree 1 in the pair:
  * |(s·re_c, s·im_c)| = s·|(re_c, im_c)| for s > 0, so dividing bin c of the magnitude by s_c is
