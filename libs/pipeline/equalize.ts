@@ -19,7 +19,10 @@
  * (the constant is divided too), `Relu`/`LeakyRelu`/`PRelu` (positively
  * homogeneous), ending at a `Mul` or `Div` by a constant, a `Conv`'s output
  * channels, or a `BatchNormalization`. Scalar constants become per-channel
- * `[1, C, 1, 1]` ones. Not through HardSwish, Sigmoid, …; every value on the way
+ * `[1, C, 1, 1]` ones; through the ops of `HOMOGENEOUS` (float Cast, Identity, Slices off the
+ * channel axis) and a complex magnitude `Sqrt(a² + b²)` of two channel ranges of one value
+ * (an STFT Conv's real and imaginary halves: bin c's factor divides both of its channels, see
+ * `planMagnitude`). Not through HardSwish, Sigmoid, …; every value on the way
  * must be read by nothing else. Activations that cannot be equalised are left
  * alone with a note saying why.
  *
@@ -29,6 +32,7 @@
 import { LowbitError } from "@lowbit/core";
 import type { Model, Node, TensorData } from "@lowbit/graph";
 import type { Layer } from "./layers.ts";
+import { HOMOGENEOUS, planMagnitude } from "./equalize_homogeneous.ts";
 
 /** What equalisation did. */
 export interface EqualizeResult {
@@ -114,6 +118,16 @@ function scaleRows(
   return { ...t, shape: [...t.shape], data: d };
 }
 
+/** Whether `value` is a `Sqrt` output, up through the ops of `HOMOGENEOUS`. */
+function isMagnitude(model: Model, value: string): boolean {
+  for (let v = value;;) {
+    const p = model.graph.nodes.find((n) => n.outputs.includes(v));
+    if (p?.op === "Sqrt") return true;
+    if (!p || !HOMOGENEOUS[p.op]?.(model, p)) return false;
+    v = p.inputs[0];
+  }
+}
+
 /**
  * Plans the division of `value` by s (per channel) in its producers; returns the edits, or why not.
  */
@@ -178,7 +192,18 @@ function planFold(model: Model, value: string, s: Float64Array): (() => void)[] 
         });
         return edits;
       }
+      case "Sqrt": {
+        // A complex magnitude: bin c's factor goes to both of its channels in the source.
+        const mag = planMagnitude(model, p, s);
+        if (typeof mag === "string") return mag;
+        const rest = planFold(model, mag.source, mag.s);
+        return typeof rest === "string" ? rest : [...edits, ...rest];
+      }
       default:
+        if (HOMOGENEOUS[p.op]?.(model, p)) {
+          v = p.inputs[0];
+          continue;
+        }
         return `'${v}' comes from ${p.op} '${p.name}', which a per-channel scale does not commute with`;
     }
   }
@@ -191,7 +216,8 @@ function planFold(model: Model, value: string, s: Float64Array): (() => void)[] 
  * @param layers the layers whose inputs may be equalised (only Conv consumers are)
  * @param actAbsMax per input value, max |x| per channel (axis 1), e.g. from `calibrate`'s `absMax`
  * @param opts `alpha` (0.5): migration strength for inputs with ungrouped consumers;
- *   `given`: factors to apply instead of computing them (replaying a plan), by value
+ *   `given`: factors to apply instead of computing them (replaying a plan), by value;
+ *   `spectra`: only values computed as a complex magnitude (`Sqrt(re² + im²)`, a spectrum's bins)
  * @returns factors per value and notes for values left alone
  *
  * @example
@@ -217,7 +243,11 @@ export function equalize(
   model: Model,
   layers: readonly Layer[],
   actAbsMax: ReadonlyMap<string, Float32Array>,
-  opts: { alpha?: number; given?: Readonly<Record<string, readonly number[]>> } = {},
+  opts: {
+    alpha?: number;
+    given?: Readonly<Record<string, readonly number[]>>;
+    spectra?: boolean;
+  } = {},
 ): EqualizeResult {
   const { alpha = 0.5, given } = opts;
   if (!(alpha >= 0 && alpha <= 1)) {
@@ -232,6 +262,7 @@ export function equalize(
   for (const l of layers) byInput.set(l.input, [...(byInput.get(l.input) ?? []), l]);
   for (const [value, consumers] of byInput) {
     if (given && !given[value]) continue;
+    if (opts.spectra && !isMagnitude(model, value)) continue;
     const note = (why: string): void => {
       notes.push(`equalisation skips '${value}': ${why}`);
     };

@@ -97,6 +97,8 @@ export interface PlanOptions {
   biasCorrection: boolean | "weights";
   /** GPTQ settings (used by entries with `rounding: "gptq"`). */
   gptq: { blockSize: number; damp: number; actOrder: boolean };
+  /** Convs dominated by one tap were split at this threshold in bits (`splitDominantTaps`). */
+  splitTaps?: number;
 }
 
 /** The plan. */
@@ -253,6 +255,7 @@ export function parsePlan(json: unknown, file?: string): QuantPlan {
         damp: opts.gptq?.damp ?? 0.01,
         actOrder: opts.gptq?.actOrder ?? false,
       },
+      ...(typeof opts.splitTaps === "number" ? { splitTaps: opts.splitTaps } : {}),
     },
     ...(p.smoothing && typeof p.smoothing === "object"
       ? { smoothing: p.smoothing as Record<string, number[]> }

@@ -69,6 +69,7 @@ import { fittedInputEntry, minMax } from "./search/_act_quant.ts";
 import { equalize } from "./equalize.ts";
 import { foldSubgraphConstants } from "./subgraph_fold.ts";
 import { addBias, biasShift } from "./bias_correction.ts";
+import { splitDominantTaps } from "./tap_split.ts";
 import type { LayerConfig, Rounding, TensorSpec } from "./spec.ts";
 import {
   activationBlockGranularity,
@@ -134,6 +135,11 @@ export interface QuantizeOptions {
    * A replayed plan applies its own `equalization` factors instead.
    */
   equalize?: number | null;
+  /**
+   * Which Conv inputs `equalize` rescales: "all" (default), or "spectra": only complex
+   * magnitudes (an STFT's bins, `Sqrt(re² + im²)`), whose ranges span decades across bins.
+   */
+  equalizeWhere?: "all" | "spectra";
   /** Samples per calibration batch (32). */
   batchSize?: number;
   /** Progress reporting. */
@@ -144,6 +150,12 @@ export interface QuantizeOptions {
   mixedOptions?: Record<string, string>;
   /** Fold BatchNormalization into the preceding Conv / Gemm first (default true). */
   foldBatchNorm?: boolean;
+  /**
+   * Split convs dominated by one kernel tap (reparameterised convs) into two, summed (see
+   * `splitDominantTaps`): the threshold in bits (`TAP_SPLIT_MIN_BITS` = 2 is a sensible one), or
+   * null / undefined for off.
+   */
+  splitTaps?: number | null;
   /**
    * The registry: quantizers, calibrators, markers, calibration sources and hooks, stages
    * (default: the default registry, with whatever plugins were loaded into it).
@@ -480,7 +492,12 @@ const BUILTIN_STAGES: readonly Stage[] = [
   { name: "weights", run: weightsStage },
 ];
 
-/** Folds Constant nodes and BatchNormalization, and finds the layers. */
+/** The tap-split threshold: a replayed plan's, else the option's (undefined / null: off). */
+function minSplit(st: QuantizeState): number | null | undefined {
+  return st.opts.plan ? st.opts.plan.options.splitTaps : st.opts.splitTaps;
+}
+
+/** Folds Constant nodes and BatchNormalization, folds and splits weights, finds the layers. */
 function prepareStage(st: QuantizeState): void {
   let model = cloneModel(st.opts.model);
   // float16 / bfloat16 models: float32 inside (their weights are float weights to quantize),
@@ -500,6 +517,20 @@ function prepareStage(st: QuantizeState): void {
   // become the bodies' initializers: layers, stored as codes.
   model.graph = foldSubgraphConstants(model.graph);
   if (st.opts.foldBatchNorm ?? true) model.graph = foldBatchNorm(model.graph);
+  // A replayed plan splits as it was made (its entries name the new convs).
+  const minBits = minSplit(st);
+  if (minBits !== null && minBits !== undefined) {
+    const r = splitDominantTaps(model.graph, { minBits });
+    model.graph = r.graph;
+    if (r.split.length) {
+      st.warnings.push(
+        `split ${r.split.length} conv(s) dominated by one kernel tap into the tap and the rest, ` +
+          `each quantized on its own: ${
+            r.split.map((s) => `${s.node} (${s.bits.toFixed(1)} bits)`).join(", ")
+          }`,
+      );
+    }
+  }
   st.model = model;
   st.prepared = cloneModel(model);
   // Layers inside If / Loop / Scan bodies too: quantized where they are, calibrated when their
@@ -778,7 +809,11 @@ async function equalizeStage(st: QuantizeState): Promise<void> {
   const absMax = given
     ? new Map()
     : await absMaxPass(st, "equalize", eqLayers, "for range equalisation");
-  const r = equalize(st.model, eqLayers, absMax, { alpha: eqAlpha ?? 0.5, given });
+  const r = equalize(st.model, eqLayers, absMax, {
+    alpha: eqAlpha ?? 0.5,
+    given,
+    spectra: st.opts.equalizeWhere === "spectra",
+  });
   st.equalization = r.factors;
   st.warnings.push(...r.notes);
 }
@@ -1018,7 +1053,12 @@ function finalPlan(st: QuantizeState): QuantPlan {
     version: PLAN_VERSION,
     model: { name: st.opts.name ?? "model.onnx", sha256: st.opts.sha256 ?? "" },
     preset: st.preset,
-    options: { smoothquant: st.smoothAlpha, biasCorrection: st.biasCorrection, gptq: st.gptq },
+    options: {
+      smoothquant: st.smoothAlpha,
+      biasCorrection: st.biasCorrection,
+      gptq: st.gptq,
+      ...(typeof minSplit(st) === "number" ? { splitTaps: minSplit(st)! } : {}),
+    },
     ...(st.smoothing && Object.keys(st.smoothing).length ? { smoothing: st.smoothing } : {}),
     ...(st.equalization && Object.keys(st.equalization).length
       ? { equalization: st.equalization }

@@ -49,6 +49,12 @@ const CASES: [string[], string, string[], RegExp][] = [
   ],
   [
     ["quantize", MLP, "--calib", CALIB],
+    "--equalize-spectra",
+    ["-1", "2", "yes"],
+    /--equalize-spectra must be a number in \[0, 1\]/,
+  ],
+  [
+    ["quantize", MLP, "--calib", CALIB],
     "--min-sqnr",
     ["-3", "500", "high", "20dB"],
     /--min-sqnr must be a number in \[0, 200\]/,
@@ -148,6 +154,21 @@ Deno.test("every numeric option refuses its nonsense values with exit 2 and its 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("--equalize and --equalize-spectra together are refused (the first covers both)", async () => {
+  const r = await cli([
+    "quantize",
+    MLP,
+    "--calib",
+    CALIB,
+    "--equalize",
+    "0.5",
+    "--equalize-spectra",
+    "0.5",
+  ]);
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /--equalize and --equalize-spectra are exclusive/);
 });
 
 Deno.test("the separated form '--flag -5' is refused by the parser, not taken as a value", async () => {

@@ -31,6 +31,7 @@ import {
   commitStaged,
   createProgress,
   type Dataset,
+  defaultMaxDelta,
   describeGuard,
   discardStaged,
   encodeQuantized,
@@ -111,15 +112,22 @@ included) succeeded; an interrupted or failed run leaves earlier files as they w
   --smoothquant ALPHA   SmoothQuant migration strength in [0, 1] (e.g. 0.5)
   --equalize ALPHA      range-equalise Conv inputs first, ALPHA in [0, 1] (depthwise inputs
                         fully; ALPHA for ungrouped Convs: 0.5 balanced, 1 all into the weights)
+  --equalize-spectra ALPHA  the same for complex magnitudes only (an STFT's bins, sqrt(re² + im²),
+                        read by a Conv; their factors go into the STFT Conv's rows)
+  --split-taps BITS     split each Conv whose other kernel taps lose on average BITS (0..8;
+                        2 is a good start) of their int8 grid to one tap (a folded 1×1 branch)
+                        into that tap and the rest, summed, each quantized on its own (default off)
   --bias-correction     correct the bias for the weights' rounding error
   --min-sqnr DB|off     accuracy guard: if the output SQNR vs float is below DB (0..200; default
                         ${DEFAULT_MIN_SQNR_DB} with a preset, off when replaying a plan), keep the layers whose
                         quantization hurts the output most in float until it holds, and list them
-  --max-delta X         accuracy guard: bound the largest |Δ| of the first output vs float (X > 0;
-                        default off; a stateful model is measured closed loop over the streams of
-                        the data): try GPTQ, bias correction and the mse calibrator, then keep
-                        layers in int16, then float, until it holds, and list them (for
-                        probabilities compared with a threshold: a VAD's speech probability)
+  --max-delta X|off     accuracy guard: bound the largest |Δ| of the first output vs float (X > 0;
+                        a stateful model is measured closed loop over the streams of the data):
+                        try GPTQ, bias correction and the mse calibrator, then keep layers in
+                        int16, then float, until it holds, and list them (for probabilities
+                        compared with a threshold: a VAD's speech probability). Default 0.01
+                        for a stateful model (h → hn) whose first output is in [0, 1] on the
+                        data, off otherwise and when replaying a plan
   --eval [NAME=]X.npy   evaluation inputs (default: none; the embedded default uses its split)
   --labels Y.npy        evaluation labels (int64), for top-1
   --mask-threshold T    also report the IoU of the outputs binarised at T (a finite number,
@@ -162,6 +170,8 @@ const PARSE = {
   calibrator: { type: "string" },
   smoothquant: { type: "string" },
   equalize: { type: "string" },
+  "equalize-spectra": { type: "string" },
+  "split-taps": { type: "string" },
   "bias-correction": { type: "boolean" },
   "min-sqnr": { type: "string" },
   "max-delta": { type: "string" },
@@ -197,6 +207,8 @@ const NUMBERS = {
   "gptq-block": { integer: true, min: 1, max: 65536 },
   smoothquant: { min: 0, max: 1 },
   equalize: { min: 0, max: 1 },
+  "equalize-spectra": { min: 0, max: 1 },
+  "split-taps": { min: 0, max: 8 },
   "batch-size": { integer: true, min: 1, max: 65536 },
   "mask-threshold": {},
   "min-sqnr": { min: 0, max: 200 },
@@ -235,11 +247,18 @@ interface QuantizeArgs {
   calibrator?: string;
   smoothquant: number | null;
   equalize: number | null;
+  /** "spectra" with --equalize-spectra (equalize is then its α). */
+  equalizeWhere?: "spectra";
+  /** Tap split threshold in bits, or null when off. */
+  splitTaps: number | null;
   biasCorrection: boolean;
   /** The guard's threshold in dB, or null when off. */
   minSqnrDb: number | null;
-  /** The guard's bound on the output's max |Δ|, or null when off. */
-  maxDelta: number | null;
+  /**
+   * The guard's bound on the output's max |Δ|, null when off, "auto": a stateful model's default
+   * (`defaultMaxDelta`).
+   */
+  maxDelta: number | null | "auto";
   batchSize?: number;
   maskThreshold?: number;
   report?: string;
@@ -324,6 +343,12 @@ async function checkedArgs(argv: string[]): Promise<QuantizeArgs | null> {
     throw new LowbitError("INVALID_ARGUMENT", `--rounding must be rtn or gptq, got '${rounding}'`);
   }
   const minSqnr = values["min-sqnr"];
+  if (values.equalize !== undefined && values["equalize-spectra"] !== undefined) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      "--equalize and --equalize-spectra are exclusive (--equalize covers the spectra too)",
+    );
+  }
   const image = values.size || values.mean || values.std || values.layout || values.channels
     ? parseImageSpec(values)
     : undefined;
@@ -345,12 +370,16 @@ async function checkedArgs(argv: string[]): Promise<QuantizeArgs | null> {
     },
     calibrator: values.calibrator,
     smoothquant: n("smoothquant") ?? null,
-    equalize: n("equalize") ?? null,
+    equalize: n("equalize") ?? n("equalize-spectra") ?? null,
+    ...(values["equalize-spectra"] !== undefined ? { equalizeWhere: "spectra" as const } : {}),
+    splitTaps: n("split-taps") ?? null,
     biasCorrection: values["bias-correction"] ?? false,
     minSqnrDb: minSqnr === "off"
       ? null
       : n("min-sqnr") ?? (values.plan ? null : DEFAULT_MIN_SQNR_DB),
-    maxDelta: n("max-delta") ?? null,
+    maxDelta: values["max-delta"] === "off"
+      ? null
+      : n("max-delta") ?? (values.plan || preset === "mixed" ? null : "auto"),
     batchSize: n("batch-size"),
     maskThreshold: n("mask-threshold"),
     report: values.report,
@@ -384,6 +413,20 @@ interface Summary {
 }
 
 /** Whether QDQ ONNX can hold every point (else the default output is a lowbit file). */
+/**
+ * The guard's max |Δ| bound when none was given: a stateful model's default (`defaultMaxDelta`),
+ * said in a warning when it applies.
+ */
+async function autoMaxDelta(
+  result: QuantizeResult,
+  data: Dataset,
+  warnings: string[],
+): Promise<number | null> {
+  const d = await defaultMaxDelta(result.prepared, data, { registry: result.quantized.registry });
+  if (d.bound !== null) warnings.push(`accuracy guard: ${d.reason}`);
+  return d.bound;
+}
+
 function onnxCanHold(result: QuantizeResult): boolean {
   try {
     checkQuantPoints(planPoints(result.quantized.plan), { target: "onnx" });
@@ -553,6 +596,8 @@ export async function quantizeMain(args: string[]): Promise<number> {
     gptq: a.gptq,
     smoothquant: a.smoothquant,
     equalize: a.equalize,
+    equalizeWhere: a.equalizeWhere,
+    splitTaps: a.splitTaps,
     biasCorrection: a.biasCorrection,
     batchSize: a.batchSize,
     progress,
@@ -596,7 +641,9 @@ export async function quantizeMain(args: string[]): Promise<number> {
     const g = await guardQuantize(options, result, {
       data: guardData,
       minSqnrDb: a.minSqnrDb,
-      maxDelta: a.maxDelta,
+      maxDelta: a.maxDelta === "auto"
+        ? await autoMaxDelta(result, guardData, result.warnings)
+        : a.maxDelta,
       // A replayed plan or a searched allocation is checked, not changed.
       fix: !plan && a.preset !== "mixed",
       onStep: (m) => {
