@@ -1975,24 +1975,29 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
     i.ex.conv2d_pixels_scratch_bytes(p.cg, p.kh, p.kw, p.oh, p.ow) / 16,
   ) * 16;
   const align = Math.ceil(ohw / threads / 8) * 8;
-  const scratch = slot(i, "conv", stride * threads + padBytes);
-  const padded = scratch + stride * threads;
   // The integer route: each image is checked and converted once into a padded i16 copy (a pass
   // over the input, before the split), from which every thread gathers its pair panels; an
-  // image that is not all integers in i16 range runs on the f32 route instead.
-  const x16 = s.w16 !== 0 ? slot(i, "x16", i.ex.conv2d_pad_i16_bytes(p.c, p.h, p.w, ...geo)) : 0;
+  // image that is not all integers in i16 range runs on the f32 route instead, from the plain
+  // image (im2col checks bounds: the same panels). No f32 padded copy is made then, nor kept
+  // room for: the i16 copy alone, half its size, in the conv scratch block (PP-OCRv4 det w8a8 at
+  // 640×640: that block 10.4 → 6.2 MB, now fitting a hole the prepared weights left, no separate
+  // i16 block; kernel memory 61.0 → 45.8 MB, the float plan's 48.1).
+  const x16Bytes = s.w16 !== 0 ? i.ex.conv2d_pad_i16_bytes(p.c, p.h, p.w, ...geo) : 0;
+  const padF32 = x16Bytes === 0 && padBytes > 0;
+  const scratch = slot(i, "conv", stride * threads + (x16Bytes > 0 ? x16Bytes : padBytes));
+  const padded = scratch + stride * threads;
   for (let n = 0; n < p.n; n++) {
     const x = xPtr + n * inImg;
-    const padF32 = padBytes > 0
+    const args = [p.c, p.h, p.w, p.o, p.group, ...geo, padF32 ? padded : x, wPtr];
+    args.push(yPtr + n * outImg, scratch, stride, align, padF32 ? 1 : 0, ...epilogue);
+    const before = x16Bytes > 0
+      ? () => {
+        const ok = i.ex.conv2d_pad_i16(p.c, p.h, p.w, ...geo, x, padded) === 1;
+        new Uint32Array(s.kernels.memory.buffer, eb + 56, 1)[0] = ok ? padded : 0;
+      }
+      : padF32
       ? () => void i.ex.conv2d_pad_f32(p.c, p.h, p.w, ...geo, x, padded)
       : undefined;
-    const before = x16 === 0 ? padF32 : () => {
-      const ok = i.ex.conv2d_pad_i16(p.c, p.h, p.w, ...geo, x, x16) === 1;
-      new Uint32Array(s.kernels.memory.buffer, eb + 56, 1)[0] = ok ? x16 : 0;
-      if (!ok) padF32?.();
-    };
-    const args = [p.c, p.h, p.w, p.o, p.group, ...geo, padBytes > 0 ? padded : x, wPtr];
-    args.push(yPtr + n * outImg, scratch, stride, align, padBytes > 0 ? 1 : 0, ...epilogue);
     calls.push({ fn, rows: ohw, align, args, before });
   }
   return calls;
