@@ -24,7 +24,6 @@ export * from "./subgraph_fold.ts";
 export * from "./stateful.ts";
 export * from "./plan.ts";
 export * from "./gptq.ts";
-export * from "./rounding_default.ts";
 export * from "./data.ts";
 export * from "./progress.ts";
 export * from "./report/histogram.ts";

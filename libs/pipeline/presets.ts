@@ -60,7 +60,7 @@ const PRESETS: readonly Preset[] = [
     description: "int8 per-channel symmetric weights, int8 per-tensor activations",
     base: {
       skip: false,
-      weight: { format: "int8", granularity: "channel", mode: "symmetric" },
+      weight: { format: "int8", granularity: "channel", mode: "symmetric", rounding: "rtn" },
       activation: int8Act,
     },
   },
@@ -87,7 +87,7 @@ const PRESETS: readonly Preset[] = [
     description: "int8 per-channel weights, every quantized activation int4 per tensor",
     base: {
       skip: false,
-      weight: { format: "int8", granularity: "channel", mode: "symmetric" },
+      weight: { format: "int8", granularity: "channel", mode: "symmetric", rounding: "rtn" },
       activation: { ...int8Act, format: "int4" },
     },
   },

@@ -69,7 +69,6 @@ import { fittedInputEntry, minMax } from "./search/_act_quant.ts";
 import { equalize } from "./equalize.ts";
 import { foldSubgraphConstants } from "./subgraph_fold.ts";
 import { addBias, biasShift } from "./bias_correction.ts";
-import { defaultRounding } from "./rounding_default.ts";
 import type { LayerConfig, Rounding, TensorSpec } from "./spec.ts";
 import {
   activationBlockGranularity,
@@ -585,12 +584,6 @@ async function planStage(st: QuantizeState): Promise<void> {
     if (opts.calibrator && c.activation) c.activation.calibrator = opts.calibrator;
   }
   if (st.preset === "mixed") await runMixedSearch(st, configs);
-  // A weight whose rounding nothing chose: GPTQ on depthwise convs, RTN elsewhere.
-  const hasData = opts.calib !== undefined || activeSource(st) !== undefined;
-  for (const l of layers) {
-    const w = configs[l.node]?.weight;
-    if (w && !w.rounding) w.rounding = defaultRounding(l, w, hasData);
-  }
   st.entries = buildEntries(layers, configs);
   st.smoothAlpha = opts.smoothquant ?? null;
   st.biasCorrection = opts.biasCorrection ?? false;

@@ -103,8 +103,7 @@ included) succeeded; an interrupted or failed run leaves earlier files as they w
   --plan PLAN.json      replay a plan written by an earlier run (instead of preset/config)
   --out PATH            .onnx (QDQ ONNX) or .lowbit / .safetensors (lowbit file); never an input
   --gptq                GPTQ weight rounding (same as --rounding gptq)
-  --rounding rtn|gptq   weight rounding (default: the preset's; w8a8 and w8a4: gptq on
-                        depthwise convs, rtn elsewhere)
+  --rounding rtn|gptq   weight rounding (default: the preset's, rtn)
   --act-order           GPTQ: columns in decreasing Hessian-diagonal order
   --damp X              GPTQ dampening, fraction of the mean diagonal, in (0, 1] (0.01)
   --gptq-block N        GPTQ lazy-update block, 1..65536 (128)
