@@ -296,3 +296,40 @@ Deno.test("guard: each activation takes the calibrator that suits it (beats ever
     assert.ok(mine > one + 1, `per activation ${mine} dB, --calibrator ${calibrator} ${one} dB`);
   }
 });
+
+Deno.test("guard: GPTQ weight rounding is tried after the other remedies, kept when it helps, never over a given rounding", async () => {
+  const model = readOnnx(await Deno.readFile("fixtures/digits/mlp.onnx"));
+  const x = readNpy(await Deno.readFile("fixtures/digits/calib_x.npy"));
+  const options: QuantizeOptions = { model, calib: { inputs: { x }, count: 200 }, preset: "w4a8" };
+  const first = await quantize(options);
+  const steps: string[] = [];
+  const g = {
+    data: options.calib!,
+    minSqnrDb: 150,
+    maxKept: 0,
+    onStep: (m: string) => steps.push(m),
+  };
+  const { result, report } = await guardQuantize(options, first, g);
+  assert.ok(steps.some((m) => m.startsWith("trying --gptq")), steps.join("\n"));
+  // On the MLP at w4a8 (no Conv: no equalisation) bias correction, then GPTQ: 23.3 → 32.7 dB.
+  assert.deepEqual(
+    report.remedies.map((r) => r.split(" (")[0]),
+    ["--bias-correction", "--gptq"],
+    describeGuard(report),
+  );
+  const weights = result.quantized.plan.entries.filter((e) => e.role === "weight" && !e.skip);
+  assert.ok(weights.length > 0 && weights.every((e) => e.rounding === "gptq"));
+  // Measured independently on the evaluation split the guard never saw: the same options with
+  // round-to-nearest weights are worse.
+  const ex = readNpy(await Deno.readFile("fixtures/digits/eval_x.npy"));
+  const f = (await floatRunner(model).run({ x: ex })).data as Float32Array;
+  const sq = async (r: QuantizeResult) =>
+    sqnrDb(f, (await simulate(r.quantized).run({ x: ex })).data as Float32Array);
+  const rtn = await quantize({ ...options, rounding: "rtn", biasCorrection: true });
+  assert.ok(await sq(result) > await sq(rtn), `gptq ${await sq(result)} vs rtn ${await sq(rtn)}`);
+  // A rounding the user chose is kept.
+  const given: QuantizeOptions = { ...options, rounding: "rtn" };
+  const steps2: string[] = [];
+  await guardQuantize(given, await quantize(given), { ...g, onStep: (m) => steps2.push(m) });
+  assert.ok(!steps2.some((m) => m.startsWith("trying --gptq")), steps2.join("\n"));
+});
