@@ -175,7 +175,10 @@ export interface QuantizeState {
   readonly opts: QuantizeOptions;
   /** The registry. */
   readonly registry: Registry;
-  /** Plugin option values. */
+  /**
+   * Plugin option values: a copy of the options', which a plugin's stage may resolve in place
+   * (an `auto` to the value chosen); the plan records them as they are at the end.
+   */
   readonly pluginOptions: PluginOptionValues;
   /** Progress reporting. */
   readonly progress: Progress;
@@ -412,7 +415,8 @@ export async function quantize(opts: QuantizeOptions): Promise<QuantizeResult> {
   const state: QuantizeState = {
     opts,
     registry,
-    pluginOptions: opts.pluginOptions ?? {},
+    // the state's own copy: a stage may resolve an option (an `auto`) and the plan records it
+    pluginOptions: { ...opts.pluginOptions },
     progress: opts.progress ?? silentProgress(),
     warnings: [],
     model: opts.model,

@@ -1,7 +1,7 @@
 // Ablation: which group of w4a4 points costs the most top-1 (each group put back in float), and
 // the Softmax points alone (every other point in float).
 //   npx deno run -A plugins/vit/_experiment.ts MODEL [PRESET] [--vit-softmax X] [--noisy-bias]
-//     [--vit-layernorm reparam|tensor] [--data DIR]   (calib_x.npy / eval_x.npy from DIR, default fixtures/digits/)
+//     [--vit-layernorm reparam|tensor|auto] [--vit-bias empirical|off|auto] [--data DIR]   (calib_x.npy / eval_x.npy from DIR, default fixtures/digits/)
 import { createRegistry, registerBuiltins } from "@lowbit/core";
 import { readNpy, readOnnxFile } from "@lowbit/graph";
 import { quantize, simulate } from "@lowbit/pipeline";
@@ -10,15 +10,17 @@ import { plugin } from "./mod.ts";
 const di = Deno.args.indexOf("--data");
 const DATA = di >= 0 ? Deno.args[di + 1].replace(/\/?$/, "/") : "fixtures/digits/";
 const li = Deno.args.indexOf("--vit-layernorm");
+const bi = Deno.args.indexOf("--vit-bias");
 const [modelPath, preset = "w4a4"] = Deno.args.filter((a, i) =>
   !a.startsWith("--") && !["adalog", "log2", "logsqrt2", "twin", "uniform"].includes(a) &&
-  (di < 0 || i !== di + 1) && (li < 0 || i !== li + 1)
+  (di < 0 || i !== di + 1) && (li < 0 || i !== li + 1) && (bi < 0 || i !== bi + 1)
 );
 const si = Deno.args.indexOf("--vit-softmax");
 const pluginOptions = {
   "vit-softmax": si >= 0 ? Deno.args[si + 1] : "adalog",
   "noisy-bias": Deno.args.includes("--noisy-bias"),
-  "vit-layernorm": li >= 0 ? Deno.args[li + 1] : "reparam",
+  "vit-layernorm": li >= 0 ? Deno.args[li + 1] : "auto",
+  "vit-bias": bi >= 0 ? Deno.args[bi + 1] : "auto",
 };
 const r = createRegistry();
 registerBuiltins(r);

@@ -100,7 +100,12 @@ async function top1(
   }
   await Deno.remove(out, { recursive: true });
   if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
-  const ev = JSON.parse(new TextDecoder().decode(r.stdout)).evaluation;
+  const json = JSON.parse(new TextDecoder().decode(r.stdout));
+  // the `auto` stage choice and its figures, with the cell they belong to
+  for (const w of json.warnings ?? []) {
+    if (/auto chose/.test(w)) console.error(`${keepAs ?? f.label} ${preset}: ${w}`);
+  }
+  const ev = json.evaluation;
   return { quant: ev.top1_quant, float: ev.top1_float };
 }
 

@@ -62,7 +62,7 @@ Deno.test({
         calib,
         preset: "w4a4",
         registry: r,
-        pluginOptions: { "vit-bias": bias },
+        pluginOptions: { "vit-layernorm": "reparam", "vit-bias": bias },
       });
       const q = await meansOf(runnableModel(quantized), true);
       let w = 0;

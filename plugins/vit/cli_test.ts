@@ -79,6 +79,9 @@ Deno.test({
         top[label] = fromRun;
         // the plan keeps what each quantizer fitted
         const plan = JSON.parse(await Deno.readTextFile(`${dir}/${label}.plan.json`));
+        // `auto` resolved: the plan records the stages' values the model was made with
+        assert.ok(["reparam", "tensor"].includes(plan.pluginOptions["vit-layernorm"]));
+        assert.ok(["empirical", "off"].includes(plan.pluginOptions["vit-bias"]));
         const soft = plan.entries.filter((e: { by?: string }) => e.by === "vit-softmax");
         assert.equal(soft.length, 2);
         for (const e of soft) {

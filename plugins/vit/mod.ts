@@ -35,6 +35,14 @@ export * from "./onnx_export.ts";
 export * from "./histogram.ts";
 export * from "./report_section.ts";
 export * from "./plugin.ts";
+export {
+  bestChoice,
+  HELD_OUT_FROM,
+  type ScoredChoice,
+  scoreStageChoices,
+  stageCandidates,
+  type StageChoice,
+} from "./auto.ts";
 export { BIAS_SAMPLES, type BiasSite, biasSites, channelMeans } from "./bias.ts";
 export {
   applyReparam,

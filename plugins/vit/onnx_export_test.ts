@@ -36,7 +36,7 @@ async function quantized(gelu: string) {
     calib: { inputs: { x }, count: x.shape[0] },
     preset: "w4a4",
     registry: r,
-    pluginOptions: { "vit-gelu": gelu },
+    pluginOptions: { "vit-gelu": gelu, "vit-layernorm": "reparam", "vit-bias": "empirical" },
   });
   return {
     r,

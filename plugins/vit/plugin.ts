@@ -21,6 +21,7 @@ import { findActivationMatMuls, findGelu, findLayerNorm, findSoftmax } from "./m
 import { fitVitPoints } from "./fit_stage.ts";
 import { reparamStage } from "./reparam.ts";
 import { biasCorrectionStage, biasReferenceStage } from "./bias.ts";
+import { autoStage } from "./auto.ts";
 import { logOnnxModel } from "./onnx_export.ts";
 import { histogramSection } from "./report_section.ts";
 import { lowbitModel, readLowbitFile, writeOnnx } from "@lowbit/graph";
@@ -175,17 +176,18 @@ export const plugin: Plugin = {
       name: "vit-layernorm",
       type: "string",
       help: "vit: LayerNorm outputs — reparam (RepQ-ViT: per-channel ranges folded into the " +
-        "LayerNorm affine and the next Linear, then one scale per tensor) or tensor (as they are)",
-      choices: ["reparam", "tensor"],
-      default: "reparam",
+        "LayerNorm affine and the next Linear, then one scale per tensor), tensor (as they are) " +
+        "or auto (the one with the lower output error on held-out calibration samples)",
+      choices: ["auto", "reparam", "tensor"],
+      default: "auto",
     });
     r.options.register({
       name: "vit-bias",
       type: "string",
-      help: "vit: empirical bias correction of the quantized layers, depth by depth (empirical) " +
-        "or none (off)",
-      choices: ["empirical", "off"],
-      default: "empirical",
+      help: "vit: empirical bias correction of the quantized layers, depth by depth (empirical), " +
+        "none (off) or auto (the one with the lower output error on held-out calibration samples)",
+      choices: ["auto", "empirical", "off"],
+      default: "auto",
     });
     r.options.register({
       name: "noisy-bias",
@@ -202,6 +204,12 @@ export const plugin: Plugin = {
     r.stages.register({ name: "vit-nothing", after: "mark", run: nothingStage });
     r.stages.register({ name: "vit-formats", after: "vit-nothing", run: formatStage });
     r.stages.register({ name: "vit-noisy-bias", after: "vit-formats", run: noisyStage });
+    // resolves `auto` in --vit-layernorm / --vit-bias before the stages that read them
+    r.stages.register({
+      name: "vit-auto",
+      after: "check",
+      run: async (st: QuantizeState) => void await autoStage(st),
+    });
     r.stages.register({
       name: "vit-reparam",
       after: "smoothquant",

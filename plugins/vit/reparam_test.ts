@@ -99,7 +99,13 @@ Deno.test({
     const model = await readOnnxFile(`${FIX}digits/vit.onnx`);
     const x = readNpy(await Deno.readFile(`${FIX}digits/calib_x.npy`));
     const calib = { inputs: { x }, count: 64 };
-    const { quantized } = await quantize({ model, calib, preset: "w8a8", registry: r });
+    const { quantized } = await quantize({
+      model,
+      calib,
+      preset: "w8a8",
+      registry: r,
+      pluginOptions: { "vit-layernorm": "reparam", "vit-bias": "off" },
+    });
     const lnPoints = quantized.plan.entries.filter((e) => e.by === "vit-layernorm" && !e.skip);
     // ln1 → q, k, v and ln2 → fc1 of both blocks; the final LayerNorm feeds a ReduceMean: kept
     const noted = lnPoints.filter((e) => /reparameterised/.test(e.note ?? "")).map((e) => e.value);
@@ -122,7 +128,7 @@ Deno.test({
       calib,
       preset: "w8a8",
       registry: r,
-      pluginOptions: { "vit-layernorm": "tensor" },
+      pluginOptions: { "vit-layernorm": "tensor", "vit-bias": "off" },
     });
     assert.ok(off.plan.entries.every((e) => !/reparameterised/.test(e.note ?? "")));
     assert.equal(same(off.model), gammas.length);
