@@ -18,6 +18,7 @@
 
 export type * from "./ir.ts";
 export * from "./tensor_data.ts";
+export * from "./model_of.ts";
 export * from "./onnx.ts";
 export * from "./npy.ts";
 export * from "./safetensors.ts";

@@ -6,7 +6,7 @@ import { scanLayers, toOutIn } from "./layers.ts";
 import { cloneModel, quantize } from "./quantize.ts";
 import { activationTransform } from "./simulate.ts";
 import { silentProgress } from "./progress_api.ts";
-import { createExecutor, type Model } from "@lowbit/graph";
+import { createExecutor, modelOf } from "@lowbit/graph";
 
 Deno.test("biasShift() + addBias() remove the mean output error of a rounded layer", async () => {
   const mlp = await digitsModel("mlp");
@@ -87,32 +87,13 @@ Deno.test("biasShift() with the quantized input's mean removes the mean error of
 
 Deno.test("quantize() with bias correction cancels the mean error of a flat input's rounding", async () => {
   // y = x·[6, −3]: x is a flat 0.3 (a text line's background) with one 10 that sets the range.
-  const model: Model = {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 17 }],
-    producerName: "",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "flat",
-      nodes: [{
-        name: "fc",
-        op: "Gemm",
-        domain: "",
-        inputs: ["x", "W"],
-        outputs: ["y"],
-        attrs: {},
-      }],
-      inputs: [{ name: "x", dtype: "float32", shape: ["N", 1] }],
-      outputs: [{ name: "y", dtype: "float32" }],
-      initializers: new Map([["W", {
-        dtype: "float32" as const,
-        shape: [1, 2],
-        data: new Float32Array([6, -3]),
-      }]]),
-      valueInfo: new Map(),
-    },
-  };
+  const model = modelOf({
+    name: "flat",
+    nodes: [{ name: "fc", op: "Gemm", domain: "", inputs: ["x", "W"], outputs: ["y"], attrs: {} }],
+    inputs: [{ name: "x", dtype: "float32", shape: ["N", 1] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+    initializers: { W: { dtype: "float32", shape: [1, 2], data: new Float32Array([6, -3]) } },
+  });
   const x = new Float32Array(64).fill(0.3);
   x[0] = 10;
   const calib = {

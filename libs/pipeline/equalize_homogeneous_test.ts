@@ -3,6 +3,7 @@ import {
   createExecutor,
   foldConstants,
   type Model,
+  modelOf,
   type Node,
   readOnnxFile,
   type TensorData,
@@ -40,42 +41,34 @@ const BIG = 9223372036854775807n; // INT64_MAX: to the end, as torch exports it
  */
 function stftModel(): Model {
   const v = (name: string) => ({ name, dtype: "float32" as const, shape: [1, 1, "t"] });
-  return {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 15 }],
-    producerName: "",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "stft",
-      inputs: [v("x")],
-      outputs: [v("y")],
-      valueInfo: new Map(),
-      nodes: [
-        node("stft", "Conv", ["x", "W"], ["P"]),
-        node("batch", "Slice", ["P", "z", "inf", "z"], ["Q"]),
-        node("re", "Slice", ["Q", "z", "two", "one"], ["a"]),
-        node("im", "Slice", ["Q", "two", "inf", "one"], ["b"]),
-        node("ca", "Cast", ["a"], ["a1"], { to: { kind: "int", value: 1 } }),
-        node("a2", "Pow", ["a1", "k2"], ["a2"]),
-        node("b2", "Mul", ["b", "b"], ["b2"]),
-        node("sum", "Add", ["a2", "b2"], ["m2"]),
-        node("mag", "Sqrt", ["m2"], ["m"]),
-        node("read", "Conv", ["m", "R", "B"], ["y"]),
-      ],
-      initializers: new Map([
-        // x = [1, 1]: re = (3, 0.03), im = (4, 0.04), magnitudes 5 and 0.05.
-        ["W", f32([4, 1, 2], [3, 0, 0, 0.03, 0, 4, 0.04, 0])],
-        ["R", f32([1, 2, 1], [0.5, 2])],
-        ["B", f32([1], [0.25])],
-        ["k2", f32([], [2])],
-        ["z", i64([0])],
-        ["one", i64([1])],
-        ["two", i64([2])],
-        ["inf", i64([BIG])],
-      ]),
-    },
-  };
+  return modelOf({
+    name: "stft",
+    inputs: [v("x")],
+    outputs: [v("y")],
+    nodes: [
+      node("stft", "Conv", ["x", "W"], ["P"]),
+      node("batch", "Slice", ["P", "z", "inf", "z"], ["Q"]),
+      node("re", "Slice", ["Q", "z", "two", "one"], ["a"]),
+      node("im", "Slice", ["Q", "two", "inf", "one"], ["b"]),
+      node("ca", "Cast", ["a"], ["a1"], { to: { kind: "int", value: 1 } }),
+      node("a2", "Pow", ["a1", "k2"], ["a2"]),
+      node("b2", "Mul", ["b", "b"], ["b2"]),
+      node("sum", "Add", ["a2", "b2"], ["m2"]),
+      node("mag", "Sqrt", ["m2"], ["m"]),
+      node("read", "Conv", ["m", "R", "B"], ["y"]),
+    ],
+    initializers: [
+      // x = [1, 1]: re = (3, 0.03), im = (4, 0.04), magnitudes 5 and 0.05.
+      ["W", f32([4, 1, 2], [3, 0, 0, 0.03, 0, 4, 0.04, 0])],
+      ["R", f32([1, 2, 1], [0.5, 2])],
+      ["B", f32([1], [0.25])],
+      ["k2", f32([], [2])],
+      ["z", i64([0])],
+      ["one", i64([1])],
+      ["two", i64([2])],
+      ["inf", i64([BIG])],
+    ],
+  }, { opset: 15 });
 }
 
 async function run(model: Model, x: number[]): Promise<Float32Array> {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   createExecutor,
   type Model,
+  modelOf,
   readNpy,
   readOnnx,
   readOnnxFile,
@@ -138,29 +139,21 @@ Deno.test("guard: a stateful model's output SQNR is measured closed loop, each m
   // frames when the quantized model is fed its own state.
   const W = Float32Array.from({ length: 16 }, (_, i) => Math.sin(3 * i + 1) * 0.7);
   const v = (name: string) => ({ name, dtype: "float32" as const, shape: ["n", 4] });
-  const model: Model = {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 17 }],
-    producerName: "",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "leaky",
-      valueInfo: new Map(),
-      inputs: [v("x"), v("h")],
-      outputs: [v("y"), v("hn")],
-      initializers: new Map([
-        ["W", { dtype: "float32", shape: [4, 4], data: W }],
-        ["k", { dtype: "float32", shape: [], data: Float32Array.of(0.9) }],
-      ]),
-      nodes: [
-        { name: "mm", op: "MatMul", domain: "", inputs: ["x", "W"], outputs: ["a"], attrs: {} },
-        { name: "leak", op: "Mul", domain: "", inputs: ["h", "k"], outputs: ["b"], attrs: {} },
-        { name: "add", op: "Add", domain: "", inputs: ["a", "b"], outputs: ["y"], attrs: {} },
-        { name: "id", op: "Identity", domain: "", inputs: ["y"], outputs: ["hn"], attrs: {} },
-      ],
-    },
-  };
+  const model = modelOf({
+    name: "leaky",
+    inputs: [v("x"), v("h")],
+    outputs: [v("y"), v("hn")],
+    initializers: [
+      ["W", { dtype: "float32", shape: [4, 4], data: W }],
+      ["k", { dtype: "float32", shape: [], data: Float32Array.of(0.9) }],
+    ],
+    nodes: [
+      { name: "mm", op: "MatMul", domain: "", inputs: ["x", "W"], outputs: ["a"], attrs: {} },
+      { name: "leak", op: "Mul", domain: "", inputs: ["h", "k"], outputs: ["b"], attrs: {} },
+      { name: "add", op: "Add", domain: "", inputs: ["a", "b"], outputs: ["y"], attrs: {} },
+      { name: "id", op: "Identity", domain: "", inputs: ["y"], outputs: ["hn"], attrs: {} },
+    ],
+  });
   // One stream of 40 frames, each with the state the float model had there.
   const n = 40, xs = Float32Array.from({ length: n * 4 }, (_, i) => Math.cos(0.37 * i) + 0.2);
   const hs = new Float32Array(n * 4);
@@ -224,31 +217,23 @@ function twoInputs(): Model {
     outputs: [name],
     attrs,
   });
-  return {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 17 }],
-    producerName: "guard_test",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "two_inputs",
-      inputs: [io("a"), io("b")],
-      outputs: [{ name: "y", dtype: "float32", shape: ["n", 128] }],
-      valueInfo: new Map(),
-      nodes: [
-        node("ma", "MatMul", ["a", "Wa"]),
-        node("clip", "Clip", ["ma", "lo", "hi"]),
-        node("mb", "MatMul", ["b", "Wb"]),
-        node("y", "Concat", ["clip", "mb"], { axis: { kind: "int", value: 1 } }),
-      ],
-      initializers: new Map([
-        ["Wa", t([64, 64], eye)],
-        ["Wb", t([64, 64], eye.slice())],
-        ["lo", t([], new Float32Array([-1]))],
-        ["hi", t([], new Float32Array([1]))],
-      ]),
-    },
-  } as Model;
+  return modelOf({
+    name: "two_inputs",
+    inputs: [io("a"), io("b")],
+    outputs: [{ name: "y", dtype: "float32", shape: ["n", 128] }],
+    nodes: [
+      node("ma", "MatMul", ["a", "Wa"]),
+      node("clip", "Clip", ["ma", "lo", "hi"]),
+      node("mb", "MatMul", ["b", "Wb"]),
+      node("y", "Concat", ["clip", "mb"], { axis: { kind: "int", value: 1 } }),
+    ],
+    initializers: [
+      ["Wa", t([64, 64], eye)],
+      ["Wb", t([64, 64], eye.slice())],
+      ["lo", t([], new Float32Array([-1]))],
+      ["hi", t([], new Float32Array([1]))],
+    ],
+  }, { producerName: "guard_test" });
 }
 
 function spiky(n: number, seed: number): Float32Array {

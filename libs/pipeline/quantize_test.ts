@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { LowbitError } from "@lowbit/core";
-import type { Model } from "@lowbit/graph";
+import { type Model, modelOf } from "@lowbit/graph";
 import { digitsCalib, digitsEval, digitsModel } from "./_testdata.ts";
 import { evaluate } from "./evaluate.ts";
 import { parsePlan } from "./plan.ts";
@@ -106,21 +106,12 @@ Deno.test("quantize() applies rules: skipped layers stay float, a rule matching 
 });
 
 Deno.test("quantize() rejects a model with no quantizable layer", async () => {
-  const model: Model = {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 17 }],
-    producerName: "",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "relu",
-      nodes: [{ name: "r", op: "Relu", domain: "", inputs: ["x"], outputs: ["y"], attrs: {} }],
-      inputs: [{ name: "x", dtype: "float32", shape: ["N", 4] }],
-      outputs: [{ name: "y", dtype: "float32" }],
-      initializers: new Map(),
-      valueInfo: new Map(),
-    },
-  };
+  const model = modelOf({
+    name: "relu",
+    nodes: [{ name: "r", op: "Relu", domain: "", inputs: ["x"], outputs: ["y"], attrs: {} }],
+    inputs: [{ name: "x", dtype: "float32", shape: ["N", 4] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+  });
   await assert.rejects(
     () => quantize({ model }),
     (e: unknown) => e instanceof LowbitError && /no quantizable layer/.test(e.message),

@@ -11,6 +11,7 @@ import {
   findInitializer,
   lowbitModel,
   type Model,
+  modelOf,
   readOnnx,
   readSafetensors,
   type TensorData,
@@ -46,34 +47,25 @@ function lstmModel(): Model {
   const W = values(dirs * rows * INPUT, 1), R = values(dirs * rows * HIDDEN, 2);
   // One gate row of W much larger than the others: per-tensor scales would flatten the rest.
   for (let k = 0; k < INPUT; k++) W[5 * INPUT + k] *= 40;
-  return {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 14 }],
-    producerName: "test",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "g",
-      inputs: [{ name: "x", dtype: "float32", shape: [SEQ, "batch", INPUT] }],
-      outputs: [{ name: "y", dtype: "float32" }],
-      valueInfo: new Map(),
-      initializers: new Map([
-        ["W", f32([dirs, rows, INPUT], W)],
-        ["R", f32([dirs, rows, HIDDEN], R)],
-      ]),
-      nodes: [{
-        name: "rnn",
-        op: "LSTM",
-        domain: "",
-        inputs: ["x", "W", "R"],
-        outputs: ["y"],
-        attrs: {
-          hidden_size: { kind: "int", value: HIDDEN },
-          direction: { kind: "string", value: "bidirectional" },
-        },
-      }],
-    },
-  };
+  return modelOf({
+    inputs: [{ name: "x", dtype: "float32", shape: [SEQ, "batch", INPUT] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+    initializers: [
+      ["W", f32([dirs, rows, INPUT], W)],
+      ["R", f32([dirs, rows, HIDDEN], R)],
+    ],
+    nodes: [{
+      name: "rnn",
+      op: "LSTM",
+      domain: "",
+      inputs: ["x", "W", "R"],
+      outputs: ["y"],
+      attrs: {
+        hidden_size: { kind: "int", value: HIDDEN },
+        direction: { kind: "string", value: "bidirectional" },
+      },
+    }],
+  }, { opset: 14, producerName: "test" });
 }
 
 const calib = () => ({

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Model, Node, TensorData } from "@lowbit/graph";
+import { type Model, modelOf, type Node, type TensorData } from "@lowbit/graph";
 import { defaultMaxDelta, STATEFUL_MAX_DELTA } from "./stateful_bound.ts";
 
 const v = (name: string) => ({ name, dtype: "float32" as const, shape: ["n", 1] });
@@ -24,21 +24,7 @@ function model(act: string | null, outputs = ["y", "hn"]): Model {
     act ? node("b", act, ["s"], [outputs[0]]) : node("b", "Identity", ["s"], [outputs[0]]),
   );
   nodes.push(node("c", "Identity", ["s"], [outputs[1]]));
-  return {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 17 }],
-    producerName: "",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "g",
-      valueInfo: new Map(),
-      initializers: new Map(),
-      inputs: [v("x"), v("h")],
-      outputs: outputs.map(v),
-      nodes,
-    },
-  };
+  return modelOf({ inputs: [v("x"), v("h")], outputs: outputs.map(v), nodes });
 }
 
 Deno.test("defaultMaxDelta: a stateful model with a probability output gets 0.01", async () => {

@@ -1,33 +1,20 @@
 import assert from "node:assert/strict";
-import type { Model } from "@lowbit/graph";
+import { type Model, modelOf } from "@lowbit/graph";
 import { closedLoop, statePairs } from "./stateful.ts";
 
 /** y = x + h + extra, hn = y: a running sum (the float model has extra 0). */
 function runningSum(extra: number): Model {
   const v = (name: string) => ({ name, dtype: "float32" as const, shape: ["n", 1] });
-  return {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 17 }],
-    producerName: "",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "g",
-      valueInfo: new Map(),
-      inputs: [v("x"), v("h")],
-      outputs: [v("y"), v("hn")],
-      initializers: new Map([["e", {
-        dtype: "float32" as const,
-        shape: [1],
-        data: Float32Array.of(extra),
-      }]]),
-      nodes: [
-        { name: "a", op: "Add", domain: "", inputs: ["x", "h"], outputs: ["s"], attrs: {} },
-        { name: "b", op: "Add", domain: "", inputs: ["s", "e"], outputs: ["y"], attrs: {} },
-        { name: "c", op: "Identity", domain: "", inputs: ["y"], outputs: ["hn"], attrs: {} },
-      ],
-    },
-  };
+  return modelOf({
+    inputs: [v("x"), v("h")],
+    outputs: [v("y"), v("hn")],
+    initializers: { e: { dtype: "float32", shape: [1], data: Float32Array.of(extra) } },
+    nodes: [
+      { name: "a", op: "Add", domain: "", inputs: ["x", "h"], outputs: ["s"], attrs: {} },
+      { name: "b", op: "Add", domain: "", inputs: ["s", "e"], outputs: ["y"], attrs: {} },
+      { name: "c", op: "Identity", domain: "", inputs: ["y"], outputs: ["hn"], attrs: {} },
+    ],
+  });
 }
 
 const f = (...a: number[]) => ({

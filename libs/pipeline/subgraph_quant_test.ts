@@ -4,7 +4,13 @@
 // the report's model sizes count the branches' weights.
 import assert from "node:assert/strict";
 import { createRng } from "@lowbit/core";
-import { createExecutor, findInitializer, type Model, type TensorData } from "@lowbit/graph";
+import {
+  createExecutor,
+  findInitializer,
+  type Model,
+  modelOf,
+  type TensorData,
+} from "@lowbit/graph";
 import { quantize } from "./quantize.ts";
 import { runnableModel } from "./simulate.ts";
 import { modelSizes } from "./report/build.ts";
@@ -24,25 +30,14 @@ function model(inIf: boolean): Model {
     outputs: [out],
     attrs: { pads: { kind: "ints" as const, value: [2, 2] } },
   });
-  const base = {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 14 }],
-    producerName: "test",
-    producerVersion: "",
-    metadata: {},
-  };
+  const opts = { opset: 14, producerName: "test" };
   if (!inIf) {
-    return {
-      ...base,
-      graph: {
-        name: "g",
-        inputs: [{ name: "x", dtype: "float32", shape: ["n", C, L] }],
-        outputs: [{ name: "y", dtype: "float32" }],
-        valueInfo: new Map(),
-        initializers: new Map([["W_conv", W]]),
-        nodes: [conv("conv", "y")],
-      },
-    };
+    return modelOf({
+      inputs: [{ name: "x", dtype: "float32", shape: ["n", C, L] }],
+      outputs: [{ name: "y", dtype: "float32" }],
+      initializers: { W_conv: W },
+      nodes: [conv("conv", "y")],
+    }, opts);
   }
   const branch = (tag: string) => ({
     name: tag,
@@ -52,30 +47,24 @@ function model(inIf: boolean): Model {
     initializers: new Map([[`W_conv_${tag}`, W]]),
     nodes: [conv(`conv_${tag}`, `y_${tag}`)],
   });
-  return {
-    ...base,
-    graph: {
-      name: "g",
-      inputs: [
-        { name: "x", dtype: "float32", shape: ["n", C, L] },
-        { name: "c", dtype: "bool", shape: [] },
-      ],
-      outputs: [{ name: "y", dtype: "float32" }],
-      valueInfo: new Map(),
-      initializers: new Map(),
-      nodes: [{
-        name: "if",
-        op: "If",
-        domain: "",
-        inputs: ["c"],
-        outputs: ["y"],
-        attrs: {
-          then_branch: { kind: "graph", value: branch("a") },
-          else_branch: { kind: "graph", value: branch("b") },
-        },
-      }],
-    },
-  };
+  return modelOf({
+    inputs: [
+      { name: "x", dtype: "float32", shape: ["n", C, L] },
+      { name: "c", dtype: "bool", shape: [] },
+    ],
+    outputs: [{ name: "y", dtype: "float32" }],
+    nodes: [{
+      name: "if",
+      op: "If",
+      domain: "",
+      inputs: ["c"],
+      outputs: ["y"],
+      attrs: {
+        then_branch: { kind: "graph", value: branch("a") },
+        else_branch: { kind: "graph", value: branch("b") },
+      },
+    }],
+  }, opts);
 }
 
 Deno.test("bias correction and GPTQ on a 1-D Conv inside an If branch match the top-level Conv", async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createExecutor, type Graph, type Model, type Node, type TensorData } from "@lowbit/graph";
+import { createExecutor, type Graph, modelOf, type Node, type TensorData } from "@lowbit/graph";
 import { dominantTap, splitDominantTaps } from "./tap_split.ts";
 import { quantize } from "./quantize.ts";
 
@@ -51,17 +51,8 @@ function convGraph(
   };
 }
 
-const model = (graph: Graph): Model => ({
-  irVersion: 8,
-  opsets: [{ domain: "", version: 17 }],
-  producerName: "",
-  producerVersion: "",
-  metadata: {},
-  graph,
-});
-
 async function run(g: Graph, x: TensorData): Promise<Float32Array> {
-  return (await createExecutor(model(g)).run({ x }))[g.outputs[0].name].data as Float32Array;
+  return (await createExecutor(modelOf(g)).run({ x }))[g.outputs[0].name].data as Float32Array;
 }
 
 /** Max |a − b| relative to max |a|. */
@@ -244,8 +235,8 @@ Deno.test("quantize with splitTaps: the side taps on their own int8 grid, the ou
   const x = t([16, 8, 32], lcg(16 * 256, 31));
   const calib = { inputs: { x }, count: 16 };
   const weightsOnly = [{ match: "*", activation: null }];
-  const whole = await quantize({ model: model(g), calib, rules: weightsOnly });
-  const split = await quantize({ model: model(g), calib, rules: weightsOnly, splitTaps: 2 });
+  const whole = await quantize({ model: modelOf(g), calib, rules: weightsOnly });
+  const split = await quantize({ model: modelOf(g), calib, rules: weightsOnly, splitTaps: 2 });
   assert.deepEqual(split.quantized.layers.map((l) => l.node), ["conv", "conv/tap"]);
   assert.equal(split.quantized.plan.options.splitTaps, 2);
   assert.equal(whole.quantized.plan.options.splitTaps, undefined);
@@ -269,6 +260,6 @@ Deno.test("quantize with splitTaps: the side taps on their own int8 grid, the ou
   assert.ok(eS * 1000 < eW, `side taps' error² split ${eS}, whole ${eW}`);
   assert.ok(zeros > 64, `${zeros} of 128 side weights round to 0 whole`);
   // A replayed plan splits the same way.
-  const replay = await quantize({ model: model(g), calib, plan: split.quantized.plan });
+  const replay = await quantize({ model: modelOf(g), calib, plan: split.quantized.plan });
   assert.deepEqual(replay.quantized.layers.map((l) => l.node), ["conv", "conv/tap"]);
 });

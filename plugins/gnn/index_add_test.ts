@@ -4,7 +4,14 @@
 // fixture GIN retrained bit for bit; see fixtures/gnn/PROVENANCE.md).
 import assert from "node:assert/strict";
 import { createRegistry, LowbitError, registerBuiltins, type Registry } from "@lowbit/core";
-import { createExecutor, type Graph, type Model, type Node, type TensorData } from "@lowbit/graph";
+import {
+  createExecutor,
+  type Graph,
+  type Model,
+  modelOf,
+  type Node,
+  type TensorData,
+} from "@lowbit/graph";
 import { quantize, simulate } from "@lowbit/pipeline";
 import {
   findAggregations,
@@ -136,14 +143,7 @@ Deno.test("index_put(accumulate) style: ScatterND without reduction into zeros, 
   const found = findIndexAddExports(graph);
   assert.deepEqual(found.map((f) => [f.scatter, f.index.row]), [["sc", 1]]);
   const fixed = repairIndexAdd(graph, found);
-  const m = (g: Graph): Model => ({
-    graph: g,
-    irVersion: 8,
-    opsets: [{ domain: "", version: 16 }],
-    producerName: "hand",
-    producerVersion: "",
-    metadata: {},
-  });
+  const m = (g: Graph): Model => modelOf(g, { opset: 16, producerName: "hand" });
   const y = await createExecutor(m(graph)).run({ h, ei });
   const yFixed = await createExecutor(m(fixed)).run({ h, ei });
   // sums by hand: node 0 none; node 1 = h0 + h2 = (6, 8); node 2 = h1 = (3, 4)

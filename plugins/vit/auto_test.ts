@@ -11,7 +11,7 @@
 // And the chosen setting's model is the one the forced options give, output for output.
 import assert from "node:assert/strict";
 import { createRegistry, registerBuiltins } from "@lowbit/core";
-import type { Model, TensorData } from "@lowbit/graph";
+import { type Model, modelOf, type TensorData } from "@lowbit/graph";
 import { quantize, simulate } from "@lowbit/pipeline";
 import { HELD_OUT_FROM, stageCandidates } from "./auto.ts";
 import { plugin } from "./plugin.ts";
@@ -23,21 +23,12 @@ const f32 = (shape: number[], data: number[]): TensorData => ({
 });
 
 function model(nodes: Model["graph"]["nodes"], inits: [string, TensorData][], C: number): Model {
-  return {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 17 }],
-    producerName: "",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "g",
-      nodes,
-      inputs: [{ name: "x", dtype: "float32", shape: ["N", C] }],
-      outputs: [{ name: "y", dtype: "float32" }],
-      initializers: new Map(inits),
-      valueInfo: new Map(),
-    },
-  };
+  return modelOf({
+    nodes,
+    inputs: [{ name: "x", dtype: "float32", shape: ["N", C] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+    initializers: inits,
+  });
 }
 
 const node = (name: string, op: string, inputs: string[], out: string) => ({

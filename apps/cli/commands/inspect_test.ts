@@ -1,12 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  type Graph,
-  type Model,
-  readOnnx,
-  type TensorData,
-  writeNpy,
-  writeOnnx,
-} from "@lowbit/graph";
+import { type Graph, modelOf, readOnnx, writeNpy, writeOnnx } from "@lowbit/graph";
 import { cli } from "../_cli_test_util.ts";
 
 Deno.test("inspect lists inputs, operators, layers and why attention MatMuls are not layers", async () => {
@@ -81,46 +74,40 @@ Deno.test("inspect marks unsupported ops with their nodes; run and quantize refu
       initializers: new Map(),
       valueInfo: new Map(),
     });
-    const model: Model = {
-      irVersion: 8,
+    const model = modelOf({
+      nodes: [
+        { name: "fc", op: "Gemm", domain: "", inputs: ["x", "w"], outputs: ["h"], attrs: {} },
+        {
+          name: "mystery",
+          op: "Mystery",
+          domain: "com.example",
+          inputs: ["h"],
+          outputs: ["m"],
+          attrs: {},
+        },
+        { name: "relu", op: "Relu", domain: "", inputs: ["m"], outputs: ["r"], attrs: {} },
+        {
+          name: "branch",
+          op: "If",
+          domain: "",
+          inputs: ["cond"],
+          outputs: ["y"],
+          attrs: {
+            then_branch: { kind: "graph", value: body("inner", "r") },
+            else_branch: { kind: "graph", value: body("other", "r") },
+          },
+        },
+      ],
+      inputs: [{ name: "x", dtype: "float32", shape: [1, 2] }],
+      outputs: [{ name: "y", dtype: "float32", shape: [1, 2] }],
+      initializers: [
+        ["w", f32([2, 2], [1, 0, 0, 1])],
+        ["cond", { dtype: "bool", shape: [], data: new Uint8Array([1]) }],
+      ],
+    }, {
       opsets: [{ domain: "", version: 17 }, { domain: "com.example", version: 1 }],
       producerName: "test",
-      producerVersion: "",
-      metadata: {},
-      graph: {
-        name: "g",
-        nodes: [
-          { name: "fc", op: "Gemm", domain: "", inputs: ["x", "w"], outputs: ["h"], attrs: {} },
-          {
-            name: "mystery",
-            op: "Mystery",
-            domain: "com.example",
-            inputs: ["h"],
-            outputs: ["m"],
-            attrs: {},
-          },
-          { name: "relu", op: "Relu", domain: "", inputs: ["m"], outputs: ["r"], attrs: {} },
-          {
-            name: "branch",
-            op: "If",
-            domain: "",
-            inputs: ["cond"],
-            outputs: ["y"],
-            attrs: {
-              then_branch: { kind: "graph", value: body("inner", "r") },
-              else_branch: { kind: "graph", value: body("other", "r") },
-            },
-          },
-        ],
-        inputs: [{ name: "x", dtype: "float32", shape: [1, 2] }],
-        outputs: [{ name: "y", dtype: "float32", shape: [1, 2] }],
-        initializers: new Map<string, TensorData>([
-          ["w", f32([2, 2], [1, 0, 0, 1])],
-          ["cond", { dtype: "bool", shape: [], data: new Uint8Array([1]) }],
-        ]),
-        valueInfo: new Map(),
-      },
-    };
+    });
     const path = `${dir}/m.onnx`;
     await Deno.writeFile(path, writeOnnx(model));
     const j = await cli(["inspect", path, "--json"]);

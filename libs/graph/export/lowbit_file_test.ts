@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { LowbitError } from "@lowbit/core";
 import type { TensorData } from "../ir.ts";
+import { modelOf } from "../model_of.ts";
 import { readOnnx } from "../onnx.ts";
 import { readSafetensors, writeSafetensors } from "../safetensors.ts";
 import {
@@ -136,35 +137,25 @@ Deno.test("a quantized weight of an If branch is stored as codes only, and put b
       attrs: {},
     }],
   });
-  const model = {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 17 }],
-    producerName: "",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "g",
-      inputs: [{ name: "x", dtype: "float32" as const, shape: [1, 2] }, {
-        name: "c",
-        dtype: "bool" as const,
-        shape: [],
-      }],
-      outputs: [{ name: "y", dtype: "float32" as const }],
-      valueInfo: new Map(),
-      initializers: new Map(),
-      nodes: [{
-        name: "if",
-        op: "If",
-        domain: "",
-        inputs: ["c"],
-        outputs: ["y"],
-        attrs: {
-          then_branch: { kind: "graph" as const, value: branch("a") },
-          else_branch: { kind: "graph" as const, value: branch("b") },
-        },
-      }],
-    },
-  };
+  const model = modelOf({
+    inputs: [{ name: "x", dtype: "float32" as const, shape: [1, 2] }, {
+      name: "c",
+      dtype: "bool" as const,
+      shape: [],
+    }],
+    outputs: [{ name: "y", dtype: "float32" as const }],
+    nodes: [{
+      name: "if",
+      op: "If",
+      domain: "",
+      inputs: ["c"],
+      outputs: ["y"],
+      attrs: {
+        then_branch: { kind: "graph" as const, value: branch("a") },
+        else_branch: { kind: "graph" as const, value: branch("b") },
+      },
+    }],
+  });
   const q: LowbitTensor = {
     format: "int8",
     bits: 8,

@@ -1,29 +1,20 @@
 import assert from "node:assert/strict";
-import { exportQdq, type Model, readQdqPoints } from "@lowbit/graph";
+import { exportQdq, type Model, modelOf, readQdqPoints } from "@lowbit/graph";
 
 function model(): Model {
   const w = Float32Array.from({ length: 4 * 8 }, (_, i) => Math.sin(i) * 0.5);
-  return {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 17 }],
-    producerName: "",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "g",
-      valueInfo: new Map(),
-      initializers: new Map([
-        ["w", { dtype: "float32", shape: [8, 4], data: w }],
-        ["v", { dtype: "float32", shape: [4, 4], data: w.slice(0, 16) }],
-      ]),
-      inputs: [{ name: "x", dtype: "float32", shape: [1, 8] }],
-      outputs: [{ name: "z", dtype: "float32" }],
-      nodes: [
-        { name: "mm", op: "MatMul", domain: "", inputs: ["x", "w"], outputs: ["y"], attrs: {} },
-        { name: "mm2", op: "MatMul", domain: "", inputs: ["y", "v"], outputs: ["z"], attrs: {} },
-      ],
-    },
-  };
+  return modelOf({
+    initializers: [
+      ["w", { dtype: "float32", shape: [8, 4], data: w }],
+      ["v", { dtype: "float32", shape: [4, 4], data: w.slice(0, 16) }],
+    ],
+    inputs: [{ name: "x", dtype: "float32", shape: [1, 8] }],
+    outputs: [{ name: "z", dtype: "float32" }],
+    nodes: [
+      { name: "mm", op: "MatMul", domain: "", inputs: ["x", "w"], outputs: ["y"], attrs: {} },
+      { name: "mm2", op: "MatMul", domain: "", inputs: ["y", "v"], outputs: ["z"], attrs: {} },
+    ],
+  });
 }
 
 Deno.test("readQdqPoints() reads back what exportQdq wrote: int4 groups, fp8 per tensor, uint8 activations", () => {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { LowbitError, type QParams } from "@lowbit/core";
 import * as ort from "onnxruntime-web";
 import type { Model, TensorData } from "../ir.ts";
+import { modelOf } from "../model_of.ts";
 import { readOnnx, writeOnnx } from "../onnx.ts";
 import { foldConstants } from "../passes/fold.ts";
 import { quantPoints } from "../passes/quant_points.ts";
@@ -168,24 +169,15 @@ for (const [format, qmax, opset, group] of WEIGHT_CASES) {
 Deno.test("exportQdq() inserts Q/DQ on activations (uint8 affine) with exact fake-quant values", async () => {
   const eye = new Float32Array(16);
   for (let i = 0; i < 4; i++) eye[i * 5] = 1;
-  const m: Model = {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 17 }],
-    producerName: "t",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "g",
-      inputs: [{ name: "x", dtype: "float32", shape: [2, 4] }],
-      outputs: [{ name: "y", dtype: "float32" }],
-      valueInfo: new Map(),
-      initializers: new Map([["w", { dtype: "float32", shape: [4, 4], data: eye }]]),
-      nodes: [
-        { name: "r", op: "Relu", domain: "", inputs: ["x"], outputs: ["h"], attrs: {} },
-        { name: "mm", op: "MatMul", domain: "", inputs: ["h", "w"], outputs: ["y"], attrs: {} },
-      ],
-    },
-  };
+  const m = modelOf({
+    inputs: [{ name: "x", dtype: "float32", shape: [2, 4] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+    initializers: { w: { dtype: "float32", shape: [4, 4], data: eye } },
+    nodes: [
+      { name: "r", op: "Relu", domain: "", inputs: ["x"], outputs: ["h"], attrs: {} },
+      { name: "mm", op: "MatMul", domain: "", inputs: ["h", "w"], outputs: ["y"], attrs: {} },
+    ],
+  }, { producerName: "t" });
   const q = exportQdq(m, {
     h: {
       format: "uint8",

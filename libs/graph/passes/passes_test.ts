@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { LowbitError } from "@lowbit/core";
 import * as ort from "onnxruntime-web";
 import type { Graph, Model, Node, TensorData } from "../ir.ts";
+import { modelOf } from "../model_of.ts";
 import { readOnnx, writeOnnx } from "../onnx.ts";
 import { foldBatchNorm } from "./bn_fold.ts";
 import { foldConstants } from "./fold.ts";
@@ -266,38 +267,29 @@ Deno.test("foldBatchNorm() folds into Gemm and ConvTranspose with groups", async
     [`${p}m`, f32([c], 1.1)],
     [`${p}v`, { dtype: "float32", shape: [c], data: rng(c, 0.5).map(Math.abs) }],
   ];
-  const m: Model = {
-    irVersion: 8,
-    opsets: [{ domain: "", version: 17 }],
-    producerName: "t",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      name: "g",
-      inputs: [{ name: "x", dtype: "float32", shape: [2, 4, 3, 3] }],
-      outputs: [{ name: "y", dtype: "float32" }],
-      valueInfo: new Map(),
-      initializers: new Map([
-        ["wt", f32([4, 3, 2, 2], 0.9)],
-        ["bt", f32([6], 0.2)],
-        ...bnParams("a", 6),
-        ["gw", f32([5, 96], 0.01)],
-        ["gc", f32([5], 0.4)],
-        ...bnParams("c", 5),
-      ]),
-      nodes: [
-        node("ct", "ConvTranspose", ["x", "wt", "bt"], ["c"], { group: { kind: "int", value: 2 } }),
-        node("bn1", "BatchNormalization", ["c", "ag", "ab", "am", "av"], ["d"]),
-        node("fl", "Flatten", ["d"], ["e"]),
-        node("gm", "Gemm", ["e", "gw", "gc"], ["f"], {
-          transB: { kind: "int", value: 1 },
-          alpha: { kind: "float", value: 0.5 },
-          beta: { kind: "float", value: 2 },
-        }),
-        node("bn2", "BatchNormalization", ["f", "cg", "cb", "cm", "cv"], ["y"]),
-      ],
-    },
-  };
+  const m = modelOf({
+    inputs: [{ name: "x", dtype: "float32", shape: [2, 4, 3, 3] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+    initializers: [
+      ["wt", f32([4, 3, 2, 2], 0.9)],
+      ["bt", f32([6], 0.2)],
+      ...bnParams("a", 6),
+      ["gw", f32([5, 96], 0.01)],
+      ["gc", f32([5], 0.4)],
+      ...bnParams("c", 5),
+    ],
+    nodes: [
+      node("ct", "ConvTranspose", ["x", "wt", "bt"], ["c"], { group: { kind: "int", value: 2 } }),
+      node("bn1", "BatchNormalization", ["c", "ag", "ab", "am", "av"], ["d"]),
+      node("fl", "Flatten", ["d"], ["e"]),
+      node("gm", "Gemm", ["e", "gw", "gc"], ["f"], {
+        transB: { kind: "int", value: 1 },
+        alpha: { kind: "float", value: 0.5 },
+        beta: { kind: "float", value: 2 },
+      }),
+      node("bn2", "BatchNormalization", ["f", "cg", "cb", "cm", "cv"], ["y"]),
+    ],
+  }, { producerName: "t" });
   const f = foldBatchNorm(m.graph);
   assert.equal(f.nodes.length, 3);
   const x = input(72);
@@ -362,17 +354,10 @@ Deno.test("upgradeOpset() converts PP-OCR rec (opset 9) to 13 and 21 with identi
 });
 
 Deno.test("upgradeOpset() rewrites an old-style Softmax over a middle axis", async () => {
-  const m: Model = {
-    irVersion: 6,
-    opsets: [{ domain: "", version: 11 }],
-    producerName: "t",
-    producerVersion: "",
-    metadata: {},
-    graph: {
-      ...graph([node("sm", "Softmax", ["x"], ["y"], { axis: { kind: "int", value: 1 } })]),
-      inputs: [{ name: "x", dtype: "float32", shape: [2, 3, 4] }],
-    },
-  };
+  const m = modelOf({
+    ...graph([node("sm", "Softmax", ["x"], ["y"], { axis: { kind: "int", value: 1 } })]),
+    inputs: [{ name: "x", dtype: "float32", shape: [2, 3, 4] }],
+  }, { irVersion: 6, opset: 11, producerName: "t" });
   const x = input(24);
   const ref = await runOrt(m, x, [2, 3, 4]);
   const u = upgradeOpset(m, 13);

@@ -1,0 +1,99 @@
+/**
+ * `modelOf()`: a {@link Model} from a graph's nodes, inputs and outputs, with the defaults a
+ * hand-built model usually spells out (ONNX IR 8, opset 17, graph name "g", empty maps and
+ * strings).
+ *
+ * @module
+ */
+
+import { LowbitError } from "@lowbit/core";
+import type { Graph, Model, Node, OpsetImport, TensorData, ValueInfo } from "./ir.ts";
+
+/** A graph for {@link modelOf}: nodes, inputs and outputs, the rest optional. */
+export interface ModelOfGraph {
+  /** Nodes, in file order. */
+  nodes: Node[];
+  /** Graph inputs that are not initializers. */
+  inputs: ValueInfo[];
+  /** Graph outputs. */
+  outputs: ValueInfo[];
+  /**
+   * Constant tensors by name: a Map (used as it is), a record, or `[name, tensor]` pairs
+   * (default: none).
+   */
+  initializers?:
+    | Map<string, TensorData>
+    | Record<string, TensorData>
+    | [string, TensorData][];
+  /** Known types of intermediate values (default: none; a Map given is used as it is). */
+  valueInfo?: Map<string, ValueInfo>;
+  /** Graph name (default "g"). */
+  name?: string;
+}
+
+/** Model-level options of {@link modelOf}. */
+export interface ModelOfOptions {
+  /** The ONNX ("" domain) opset version (default 17); not with `opsets`. */
+  opset?: number;
+  /** The whole opset import list (default `[{ domain: "", version: 17 }]`); not with `opset`. */
+  opsets?: OpsetImport[];
+  /** ONNX IR version (default 8). */
+  irVersion?: number;
+  /** Producer name (default ""). */
+  producerName?: string;
+}
+
+/**
+ * Builds a {@link Model} around a graph: IR version 8, opsets `[{ domain: "", version: 17 }]`,
+ * empty producer name / version and metadata, graph name "g", empty initializers and value info,
+ * unless given.
+ *
+ * @param graph the graph's nodes, inputs, outputs and, optionally, initializers (a Map, a record
+ *   or `[name, tensor]` pairs), value info and name
+ * @param opts the opset (or the whole opset list), IR version and producer name
+ * @returns the model; a Map given for initializers / value info is the model's own, not a copy
+ * @throws {LowbitError} INVALID_ARGUMENT when both `opset` and `opsets` are given
+ *
+ * @example
+ * ```ts
+ * import { createExecutor, modelOf } from "@lowbit/graph";
+ * const m = modelOf({
+ *   nodes: [{ name: "r", op: "Relu", domain: "", inputs: ["x"], outputs: ["y"], attrs: {} }],
+ *   inputs: [{ name: "x", dtype: "float32", shape: [3] }],
+ *   outputs: [{ name: "y", dtype: "float32" }],
+ * }, { opset: 14 });
+ * if (m.irVersion !== 8 || m.opsets[0].version !== 14 || m.graph.name !== "g") throw new Error();
+ * const { y } = await createExecutor(m).run({
+ *   x: { dtype: "float32", shape: [3], data: Float32Array.of(-1, 0, 2) },
+ * });
+ * if ((y.data as Float32Array).join() !== "0,0,2") throw new Error(String(y.data));
+ * ```
+ */
+export function modelOf(graph: ModelOfGraph, opts: ModelOfOptions = {}): Model {
+  if (opts.opset !== undefined && opts.opsets !== undefined) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      "modelOf(): give either opset (the ONNX opset version) or opsets (the whole list), not both",
+    );
+  }
+  const init = graph.initializers;
+  const initializers = init instanceof Map
+    ? init
+    : new Map(Array.isArray(init) ? init : Object.entries(init ?? {}));
+  const g: Graph = {
+    name: graph.name ?? "g",
+    nodes: graph.nodes,
+    inputs: graph.inputs,
+    outputs: graph.outputs,
+    initializers,
+    valueInfo: graph.valueInfo ?? new Map(),
+  };
+  return {
+    irVersion: opts.irVersion ?? 8,
+    opsets: opts.opsets ?? [{ domain: "", version: opts.opset ?? 17 }],
+    producerName: opts.producerName ?? "",
+    producerVersion: "",
+    metadata: {},
+    graph: g,
+  };
+}
