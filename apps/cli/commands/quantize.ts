@@ -839,7 +839,7 @@ function printSummary(s: Summary): void {
       }`,
       `  latency   float ${e.latency_ms_float.toFixed(2)} ms, quantized ${
         e.latency_ms_quant.toFixed(2)
-      } ms per batch of ${e.batch_size} (our runtime)`,
+      } ms per batch of ${e.batch_size} (our runtime, Q/DQ as written; not the faster integer plan)`,
     );
   } else {
     lines.push("  (no --eval data: accuracy not measured)");
