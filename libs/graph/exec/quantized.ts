@@ -184,41 +184,45 @@ function rewriteMinifloat(c: Ctx, i: number, n: Node): boolean {
 }
 
 /**
+ * The layer side of a fusable Conv / MatMul / Gemm (the op, its attributes, a weight that is
+ * DQ(constant integer codes) on the output-channel axis), or undefined. Pure: `rewrite` fuses
+ * what matches (when its activation and bias match too), and `feedsFusable` asks the same
+ * question ahead of it.
+ */
+function fusableLayer(c: Ctx, n: Node) {
+  if (n.domain !== "" && n.domain !== "ai.onnx") return undefined;
+  const isConv = n.op === "Conv";
+  const isGemm = n.op === "Gemm";
+  if (!isConv && !isGemm && n.op !== "MatMul") return undefined;
+  if (isGemm) {
+    if (attrInt(n, "transA", 0) !== 0) return undefined;
+    const alpha = n.attrs.alpha, beta = n.attrs.beta;
+    if ((alpha && alpha.value !== 1) || (beta && beta.value !== 1)) return undefined;
+  }
+  const transB = isGemm && attrInt(n, "transB", 0) === 1;
+  const w = weight(c, n.inputs[1], isConv || transB ? 0 : 1);
+  if (!w || (!isConv && w.w.shape.length !== 2)) return undefined;
+  return { isConv, transB, w };
+}
+
+/**
  * Whether the codes `v` (a QuantizeLinear's output) reach, through a DequantizeLinear, the data
- * input of a Conv / MatMul / Gemm whose weight is DQ(constant integer codes): one `rewrite`
- * will fuse (its activation pattern is DQ(Q(x)), which absorbing the Q would break).
+ * input of a layer `rewrite` will fuse (its activation pattern is DQ(Q(x)), which absorbing the
+ * Q would break).
  */
 function feedsFusable(c: Ctx, v: string): boolean {
   return c.nodes.some((dq) =>
     dq !== undefined && dq.op === "DequantizeLinear" && dq.inputs[0] === v &&
-    c.nodes.some((m) => {
-      if (!m || m.inputs[0] !== dq.outputs[0] || (m.domain !== "" && m.domain !== "ai.onnx")) {
-        return false;
-      }
-      if (m.op === "Conv") return weight(c, m.inputs[1], 0) !== undefined;
-      if (m.op !== "MatMul" && m.op !== "Gemm") return false;
-      const transB = m.op === "Gemm" && attrInt(m, "transB", 0) === 1;
-      return weight(c, m.inputs[1], transB ? 0 : 1) !== undefined;
-    })
+    c.nodes.some((m) => m !== undefined && m.inputs[0] === dq.outputs[0] && !!fusableLayer(c, m))
   );
 }
 
 function rewrite(c: Ctx, i: number, n: Node): boolean {
-  const isConv = n.op === "Conv";
-  const isGemm = n.op === "Gemm";
-  if (!isConv && !isGemm && n.op !== "MatMul") return false;
-  if (isGemm) {
-    if (attrInt(n, "transA", 0) !== 0) return false;
-    const alpha = n.attrs.alpha, beta = n.attrs.beta;
-    if ((alpha && alpha.value !== 1) || (beta && beta.value !== 1)) return false;
-  }
+  const layer = fusableLayer(c, n);
+  if (!layer) return false;
+  const { isConv, transB, w } = layer;
   const act = activation(c, n.inputs[0]);
   if (!act) return false;
-  const transB = isGemm && attrInt(n, "transB", 0) === 1;
-  const wAxis = isConv || transB ? 0 : 1;
-  const w = weight(c, n.inputs[1], wAxis);
-  if (!w) return false;
-  if (!isConv && w.w.shape.length !== 2) return false;
   const b = bias(c, n.inputs[2]);
   if (b === null) return false;
   // Weights as the fused op wants them: Conv layout, or N×K rows for the GEMM.
