@@ -33,6 +33,7 @@ import { LowbitError } from "@lowbit/core";
 import type { Model, Node, TensorData } from "@lowbit/graph";
 import type { Layer } from "./layers.ts";
 import { HOMOGENEOUS, planMagnitude } from "./equalize_homogeneous.ts";
+import { isOutput, producerOf, readersOf } from "./_graph_lookup.ts";
 
 /** What equalisation did. */
 export interface EqualizeResult {
@@ -47,16 +48,6 @@ const MIN_RELATIVE = 1e-3;
 
 function isDepthwise(l: Layer, C: number): boolean {
   return l.op === "Conv" && l.groups === C && l.shape[1] === 1;
-}
-
-function readers(model: Model, value: string): Node[] {
-  return model.graph.nodes.filter((n) =>
-    n.op !== "Shape" && n.op !== "Size" && n.inputs.includes(value)
-  );
-}
-
-function isOutput(model: Model, value: string): boolean {
-  return model.graph.outputs.some((o) => o.name === value);
 }
 
 function constOf(model: Model, name: string | undefined): TensorData | undefined {
@@ -121,7 +112,7 @@ function scaleRows(
 /** Whether `value` is a `Sqrt` output, up through the ops of `HOMOGENEOUS`. */
 function isMagnitude(model: Model, value: string): boolean {
   for (let v = value;;) {
-    const p = model.graph.nodes.find((n) => n.outputs.includes(v));
+    const p = producerOf(model, v);
     if (p?.op === "Sqrt") return true;
     if (!p || !HOMOGENEOUS[p.op]?.(model, p)) return false;
     v = p.inputs[0];
@@ -136,10 +127,10 @@ function planFold(model: Model, value: string, s: Float64Array): (() => void)[] 
   const edits: (() => void)[] = [];
   const div = (v: number, c: number): number => v / s[c];
   for (let v = value, first = true;; first = false) {
-    if (!first && (readers(model, v).length !== 1 || isOutput(model, v))) {
+    if (!first && (readersOf(model, v).length !== 1 || isOutput(model, v))) {
       return `'${v}' on the way also feeds other nodes`;
     }
-    const p = model.graph.nodes.find((n) => n.outputs.includes(v));
+    const p = producerOf(model, v);
     if (!p) return `'${v}' is a graph input`;
     switch (p.op) {
       case "Relu":
@@ -275,7 +266,7 @@ export function equalize(
       continue;
     }
     const names = new Set(consumers.map((l) => l.node));
-    if (isOutput(model, value) || readers(model, value).some((n) => !names.has(n.name))) {
+    if (isOutput(model, value) || readersOf(model, value).some((n) => !names.has(n.name))) {
       note("it also feeds other nodes");
       continue;
     }

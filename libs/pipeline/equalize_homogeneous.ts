@@ -14,6 +14,7 @@
  */
 
 import type { Model, Node, TensorData } from "@lowbit/graph";
+import { isOutput, producerOf, readersOf } from "./_graph_lookup.ts";
 
 /**
  * Ops through which a per-channel scale passes unchanged, and when: `Cast` to float32 (its
@@ -60,18 +61,6 @@ function sliceOf(m: Model, n: Node): SliceInfo | string {
   return { channel };
 }
 
-function producer(m: Model, v: string): Node | undefined {
-  return m.graph.nodes.find((n) => n.outputs.includes(v));
-}
-
-function readersOf(m: Model, v: string): Node[] {
-  return m.graph.nodes.filter((n) => n.op !== "Shape" && n.op !== "Size" && n.inputs.includes(v));
-}
-
-function isOutput(m: Model, v: string): boolean {
-  return m.graph.outputs.some((o) => o.name === v);
-}
-
 function scalar(m: Model, name: string | undefined): number | undefined {
   const t: TensorData | undefined = name ? m.graph.initializers.get(name) : undefined;
   return t && t.dtype === "float32" && t.data.length === 1
@@ -81,7 +70,7 @@ function scalar(m: Model, name: string | undefined): number | undefined {
 
 /** x of a square `Pow(x, 2)` / `Mul(x, x)` producing `v`, or undefined. */
 function squared(m: Model, v: string): string | undefined {
-  const p = producer(m, v);
+  const p = producerOf(m, v);
   if (p?.op === "Pow" && scalar(m, p.inputs[1]) === 2) return p.inputs[0];
   if (p?.op === "Mul" && p.inputs[0] === p.inputs[1]) return p.inputs[0];
   return undefined;
@@ -98,7 +87,7 @@ interface Chain {
 function chainOf(m: Model, x: string, square: Node): Chain | string {
   const c: Chain = { values: [x], via: [square], slices: [] };
   for (let v = x;;) {
-    const p = producer(m, v);
+    const p = producerOf(m, v);
     if (!p || !(p.op in HOMOGENEOUS || p.op === "Slice")) return c;
     if (p.op === "Slice") {
       const s = sliceOf(m, p);
@@ -114,7 +103,7 @@ function chainOf(m: Model, x: string, square: Node): Chain | string {
 /** Channels of a value, from the Conv / float constant it is computed from (channel-preserving). */
 function channelsOf(m: Model, v: string): number | undefined {
   for (;;) {
-    const p = producer(m, v);
+    const p = producerOf(m, v);
     if (!p) return undefined;
     if (p.op === "Conv" || p.op === "ConvTranspose") {
       const w = m.graph.initializers.get(p.inputs[1]);
@@ -167,7 +156,7 @@ export function planMagnitude(
   sqrt: Node,
   s: Float64Array,
 ): { source: string; s: Float64Array } | string {
-  const add = producer(model, sqrt.inputs[0]);
+  const add = producerOf(model, sqrt.inputs[0]);
   const sum = sqrt.inputs[0];
   if (add?.op !== "Add" || readersOf(model, sum).length !== 1 || isOutput(model, sum)) {
     return `its Sqrt '${sqrt.name}' is not of a sum of squares read by it alone`;
@@ -176,7 +165,7 @@ export function planMagnitude(
   if (xs.some((x) => !x) || add.inputs.some((v) => readersOf(model, v).length !== 1)) {
     return `its Sqrt '${sqrt.name}' is not of a sum of two squares read by it alone`;
   }
-  const chains = xs.map((x, i) => chainOf(model, x!, producer(model, add.inputs[i])!));
+  const chains = xs.map((x, i) => chainOf(model, x!, producerOf(model, add.inputs[i])!));
   const bad = chains.find((c): c is string => typeof c === "string");
   if (bad) return bad;
   const [A, B] = chains as Chain[];

@@ -172,6 +172,8 @@ async function cachedScores(
     o.rounding ?? null,
     o.smoothquant ?? null,
     o.equalize ?? null,
+    o.equalizeWhere ?? null,
+    o.splitTaps ?? null,
     o.biasCorrection ?? null,
     o.gptq ?? null,
     Object.entries(st.pluginOptions).sort(([a], [b]) => a < b ? -1 : 1),

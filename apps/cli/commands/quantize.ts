@@ -412,7 +412,6 @@ interface Summary {
   warnings: string[];
 }
 
-/** Whether QDQ ONNX can hold every point (else the default output is a lowbit file). */
 /**
  * The guard's max |Δ| bound when none was given: a stateful model's default (`defaultMaxDelta`),
  * said in a warning when it applies.
@@ -427,6 +426,7 @@ async function autoMaxDelta(
   return d.bound;
 }
 
+/** Whether QDQ ONNX can hold every point (else the default output is a lowbit file). */
 function onnxCanHold(result: QuantizeResult): boolean {
   try {
     checkQuantPoints(planPoints(result.quantized.plan), { target: "onnx" });
