@@ -20,6 +20,11 @@ export interface GraphVisit {
   depth: number;
   /** Owner node names from the root down to this graph (empty for the root). */
   path: string[];
+  /**
+   * The graphs enclosing this one, innermost first (empty for the root): where its outer-scope
+   * reads resolve.
+   */
+  scope: Graph[];
 }
 
 /**
@@ -45,7 +50,7 @@ export interface GraphVisit {
  * ```
  */
 export function* walkGraphs(graph: Graph): Generator<GraphVisit> {
-  yield* walk(graph, undefined, undefined, []);
+  yield* walk(graph, undefined, undefined, [], []);
 }
 
 function* walk(
@@ -53,11 +58,12 @@ function* walk(
   owner: Node | undefined,
   attr: string | undefined,
   path: string[],
+  scope: Graph[],
 ): Generator<GraphVisit> {
-  yield { graph, owner, attr, depth: path.length, path };
+  yield { graph, owner, attr, depth: path.length, path, scope };
   for (const n of graph.nodes) {
     for (const [name, a] of Object.entries(n.attrs)) {
-      if (a.kind === "graph") yield* walk(a.value, n, name, [...path, n.name]);
+      if (a.kind === "graph") yield* walk(a.value, n, name, [...path, n.name], [graph, ...scope]);
     }
   }
 }

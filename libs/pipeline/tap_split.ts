@@ -21,7 +21,7 @@
  * @module
  */
 
-import type { Graph, Node, TensorData } from "@lowbit/graph";
+import { type Graph, type Node, type TensorData, walkGraphs } from "@lowbit/graph";
 
 /** Options of {@link splitDominantTaps}. */
 export interface TapSplitOptions {
@@ -49,21 +49,6 @@ const MAX_BITS = 8;
 function ints(n: Node, name: string): number[] | undefined {
   const a = n.attrs[name];
   return a?.kind === "ints" ? a.value : undefined;
-}
-
-/** Every graph of the model, outermost first, with the graphs around it. */
-function allGraphs(
-  g: Graph,
-  outer: Graph[] = [],
-  out: [Graph, Graph[]][] = [],
-): [Graph, Graph[]][] {
-  out.push([g, outer]);
-  for (const n of g.nodes) {
-    for (const a of Object.values(n.attrs)) {
-      if (a.kind === "graph") allGraphs(a.value, [g, ...outer], out);
-    }
-  }
-  return out;
 }
 
 /**
@@ -150,11 +135,11 @@ export function splitDominantTaps(
 ): { graph: Graph; split: TapSplit[] } {
   const minBits = opts.minBits ?? TAP_SPLIT_MIN_BITS;
   const root = structuredClone(graph);
-  const graphs = allGraphs(root);
+  const graphs = [...walkGraphs(root)];
   // How often each name is read anywhere (a weight read twice is not rewritten).
   const reads = new Map<string, number>();
   const taken = new Set<string>();
-  for (const [g] of graphs) {
+  for (const { graph: g } of graphs) {
     for (const n of g.nodes) {
       taken.add(n.name);
       for (const i of n.inputs) reads.set(i, (reads.get(i) ?? 0) + 1);
@@ -165,12 +150,12 @@ export function splitDominantTaps(
     for (const i of g.inputs) taken.add(i.name);
   }
   const split: TapSplit[] = [];
-  for (const [g, outer] of graphs) {
+  for (const { graph: g, scope } of graphs) {
     const nodes: Node[] = [];
     for (const n of g.nodes) {
       nodes.push(n);
       if (n.op !== "Conv" || n.domain !== "" || reads.get(n.inputs[1]) !== 1) continue;
-      const owner = [g, ...outer].find((s) => s.initializers.has(n.inputs[1]));
+      const owner = [g, ...scope].find((s) => s.initializers.has(n.inputs[1]));
       const w: TensorData | undefined = owner?.initializers.get(n.inputs[1]);
       if (!owner || !w || w.dtype !== "float32" || w.shape.length < 3) continue;
       const autoPad = n.attrs.auto_pad?.kind === "string" ? n.attrs.auto_pad.value : "NOTSET";
