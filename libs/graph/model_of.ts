@@ -97,3 +97,52 @@ export function modelOf(graph: ModelOfGraph, opts: ModelOfOptions = {}): Model {
     graph: g,
   };
 }
+
+/**
+ * Builds an ONNX `If` node (default domain) choosing between two subgraphs on a boolean scalar.
+ *
+ * @param name the node's name
+ * @param cond the name of the boolean condition value
+ * @param outputs the node's outputs (one per branch output, in order)
+ * @param thenBranch the graph run when `cond` is true
+ * @param elseBranch the graph run when `cond` is false
+ * @returns the node, with `then_branch` / `else_branch` graph attributes
+ *
+ * @example
+ * ```ts
+ * import { createExecutor, ifNodeOf, modelOf } from "@lowbit/graph";
+ * const branch = (op: string) => ({
+ *   name: op, nodes: [{ name: op, op, domain: "", inputs: ["x"], outputs: ["o"], attrs: {} }],
+ *   inputs: [], outputs: [{ name: "o", dtype: "float32" as const }],
+ *   initializers: new Map(), valueInfo: new Map(),
+ * });
+ * const m = modelOf({
+ *   nodes: [ifNodeOf("if", "c", ["y"], branch("Relu"), branch("Neg"))],
+ *   inputs: [{ name: "x", dtype: "float32", shape: [2] }, { name: "c", dtype: "bool", shape: [] }],
+ *   outputs: [{ name: "y", dtype: "float32" }],
+ * });
+ * const x = { dtype: "float32" as const, shape: [2], data: Float32Array.of(-1, 2) };
+ * const c = { dtype: "bool" as const, shape: [], data: Uint8Array.of(0) };
+ * const { y } = await createExecutor(m).run({ x, c });
+ * if ((y.data as Float32Array).join() !== "1,-2") throw new Error(String(y.data));
+ * ```
+ */
+export function ifNodeOf(
+  name: string,
+  cond: string,
+  outputs: string[],
+  thenBranch: Graph,
+  elseBranch: Graph,
+): Node {
+  return {
+    name,
+    op: "If",
+    domain: "",
+    inputs: [cond],
+    outputs,
+    attrs: {
+      then_branch: { kind: "graph", value: thenBranch },
+      else_branch: { kind: "graph", value: elseBranch },
+    },
+  };
+}

@@ -9,6 +9,7 @@ import {
   createExecutor,
   decodeLowbitFile,
   findInitializer,
+  ifNodeOf,
   lowbitModel,
   type Model,
   modelOf,
@@ -181,17 +182,7 @@ Deno.test("LSTM weights computed inside an If branch are folded, quantized and s
       ...flat.graph,
       inputs: [...flat.graph.inputs, { name: "c", dtype: "bool", shape: [] }],
       initializers: new Map([["W_t", f32([dirs, INPUT, rows], wt)]]),
-      nodes: [{
-        name: "if",
-        op: "If",
-        domain: "",
-        inputs: ["c"],
-        outputs: ["y"],
-        attrs: {
-          then_branch: { kind: "graph", value: branch("a") },
-          else_branch: { kind: "graph", value: branch("b") },
-        },
-      }],
+      nodes: [ifNodeOf("if", "c", ["y"], branch("a"), branch("b"))],
     },
   };
   const c: TensorData = { dtype: "bool", shape: [], data: Uint8Array.of(1) };

@@ -7,6 +7,7 @@ import { createRng } from "@lowbit/core";
 import {
   createExecutor,
   findInitializer,
+  ifNodeOf,
   type Model,
   modelOf,
   type TensorData,
@@ -53,17 +54,7 @@ function model(inIf: boolean): Model {
       { name: "c", dtype: "bool", shape: [] },
     ],
     outputs: [{ name: "y", dtype: "float32" }],
-    nodes: [{
-      name: "if",
-      op: "If",
-      domain: "",
-      inputs: ["c"],
-      outputs: ["y"],
-      attrs: {
-        then_branch: { kind: "graph", value: branch("a") },
-        else_branch: { kind: "graph", value: branch("b") },
-      },
-    }],
+    nodes: [ifNodeOf("if", "c", ["y"], branch("a"), branch("b"))],
   }, opts);
 }
 

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { createExecutor, type Graph, modelOf, type Node, type TensorData } from "@lowbit/graph";
+import {
+  createExecutor,
+  type Graph,
+  ifNodeOf,
+  modelOf,
+  type Node,
+  type TensorData,
+} from "@lowbit/graph";
 import { dominantTap, splitDominantTaps } from "./tap_split.ts";
 import { quantize } from "./quantize.ts";
 
@@ -206,17 +213,7 @@ Deno.test("splitDominantTaps: a conv inside an If branch whose weight is an oute
     initializers: new Map([["W", w], ["c", { dtype: "bool", shape: [], data: Uint8Array.of(1) }]]),
     inputs: [{ name: "x", dtype: "float32", shape: [1, 2, 6] }],
     outputs: [{ name: "y", dtype: "float32" }],
-    nodes: [{
-      name: "if",
-      op: "If",
-      domain: "",
-      inputs: ["c"],
-      outputs: ["y"],
-      attrs: {
-        then_branch: { kind: "graph", value: body },
-        else_branch: { kind: "graph", value: other },
-      },
-    }],
+    nodes: [ifNodeOf("if", "c", ["y"], body, other)],
   };
   const r = splitDominantTaps(g);
   assert.deepEqual(r.split.map((s) => s.node), ["inner"]);

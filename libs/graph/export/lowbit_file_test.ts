@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { LowbitError } from "@lowbit/core";
 import type { TensorData } from "../ir.ts";
-import { modelOf } from "../model_of.ts";
+import { ifNodeOf, modelOf } from "../model_of.ts";
 import { readOnnx } from "../onnx.ts";
 import { readSafetensors, writeSafetensors } from "../safetensors.ts";
 import {
@@ -144,17 +144,7 @@ Deno.test("a quantized weight of an If branch is stored as codes only, and put b
       shape: [],
     }],
     outputs: [{ name: "y", dtype: "float32" as const }],
-    nodes: [{
-      name: "if",
-      op: "If",
-      domain: "",
-      inputs: ["c"],
-      outputs: ["y"],
-      attrs: {
-        then_branch: { kind: "graph" as const, value: branch("a") },
-        else_branch: { kind: "graph" as const, value: branch("b") },
-      },
-    }],
+    nodes: [ifNodeOf("if", "c", ["y"], branch("a"), branch("b"))],
   });
   const q: LowbitTensor = {
     format: "int8",
