@@ -1,7 +1,8 @@
 // The results table of plugins/gnn/README.md: test accuracy (240 test nodes) of each fixture
 // export, float (torch's logits) and quantized at --preset w8a4 (aggregations int4) with uniform
-// ranges (min / max, or the built-in mse calibrator), degree ranges (min / max or --gnn-fit mse),
-// degree ranges + protection, and the mixed search: weights only (aggregations int4), and weights,
+// ranges (min / max, or the built-in mse calibrator), degree-aware ranges (the default: bin ×
+// column ranges, --gnn-fit auto; or min / max, or mse), one range per bin (--gnn-columns off,
+// min / max), one per column (--gnn-bins 1), degree-aware ranges + protection, and the mixed search: weights only (aggregations int4), and weights,
 // layer inputs and aggregation points together (`--act-formats int4,int8 --budget-act 6bits`, the
 // aggregation points' bits searched too). Run from the repository root:
 //
@@ -72,11 +73,16 @@ for (const [name, input, file] of EXPORTS) {
   const variants: [string, Record<string, string | number>, string, string?][] = [
     ["uniform", { "gnn-ranges": "uniform" }, "w8a4"],
     ["uniform-mse", { "gnn-ranges": "uniform" }, "w8a4", "mse"],
+    // the default: bin × column ranges, fit per point by the output error (--gnn-fit auto)
     ["degree", { "gnn-ranges": "degree" }, "w8a4"],
+    ["degree-minmax", { "gnn-fit": "minmax" }, "w8a4"],
     ["degree-mse", { "gnn-fit": "mse" }, "w8a4"],
+    // one range per bin (all columns), min / max: the plugin's former default
+    ["bins-only", { "gnn-columns": "off", "gnn-fit": "minmax" }, "w8a4"],
+    // one range per column, no degree bins
+    ["columns-only", { "gnn-bins": 1 }, "w8a4"],
     ["degree+protect", { "gnn-protect": protect }, "w8a4"],
     ["degree+protect-float", { "gnn-protect": protect, "gnn-protect-format": "float" }, "w8a4"],
-    ["degree-mse+protect", { "gnn-fit": "mse", "gnn-protect": protect }, "w8a4"],
     ["mixed", { "gnn-agg-format": "int4" }, "mixed"],
     ["mixed-act", {}, "mixed"],
   ];
