@@ -9,6 +9,7 @@
 //   npx deno run -A plugins/gnn/bench.ts [--protect 0.05] [--budget 7bits] [--act-formats int4,int8]
 //     [--budget-act 6bits] [--only NAME] [--json]
 //
+// Each variant also gets its output SQNR in dB against torch's logits (`<variant>_sqnr`).
 // Every row is computed by the library API the CLI uses (quantize, then simulate); the README
 // also gives the equivalent CLI commands.
 import { createRegistry, registerBuiltins, type Registry } from "@lowbit/core";
@@ -67,7 +68,15 @@ for (const [name, input, file] of EXPORTS) {
   const acc = (l: TensorData): number => nodeAccuracy(l, y.data, mask.data).accuracy;
   const own: Record<string, string> = name === "gin_index_add" ? { "gnn-index-add": "sum" } : {};
   // torch's logits of the export (the index_add file itself keeps one message per node)
-  const float = acc(await rd(`${name}_logits.npy`));
+  const floatLogits = await rd(`${name}_logits.npy`);
+  const float = acc(floatLogits);
+  // output SQNR (dB) against torch's logits: less coarse than 240 test nodes' accuracy
+  const sqnr = (l: TensorData): string => {
+    const a = floatLogits.data as Float32Array, b = l.data as Float32Array;
+    let sig = 0, err = 0;
+    for (let i = 0; i < a.length; i++) sig += a[i] ** 2, err += (a[i] - b[i]) ** 2;
+    return (10 * Math.log10(sig / err)).toFixed(1);
+  };
   const row: Record<string, unknown> = { model: name, float: pct(float) };
   const protect = Number(values.protect);
   const variants: [string, Record<string, string | number>, string, string?][] = [
@@ -131,6 +140,7 @@ for (const [name, input, file] of EXPORTS) {
     }
     const out = await simulate(res.quantized).run(inputs);
     row[label] = pct(acc(out));
+    row[`${label}_sqnr`] = sqnr(out);
     row[`${label}_ms`] = Math.round(performance.now() - t0);
   }
   rows.push(row);

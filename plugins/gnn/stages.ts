@@ -18,7 +18,8 @@
 
 import { LowbitError, type QParams, type TensorValue } from "@lowbit/core";
 import { createExecutor, type TensorData } from "@lowbit/graph";
-import type { Dataset, QuantizeState } from "@lowbit/pipeline";
+import type { Dataset, PlanEntry, QuantizeState } from "@lowbit/pipeline";
+import { aggregationMarker, COLUMNS } from "./marker.ts";
 import { type Aggregation, findAggregations } from "./detect.ts";
 import { nodeDegrees } from "./degrees.ts";
 import { DEGREE_QUANTIZER, fitDegreeParams } from "./quantizer.ts";
@@ -137,7 +138,8 @@ export function wholeGraphStage(st: QuantizeState): void {
  */
 export async function degreeFitStage(st: QuantizeState): Promise<void> {
   const todo = st.entries.filter((e) =>
-    !e.skip && e.role === "activation" && e.quantizer === DEGREE_QUANTIZER && !e.scale
+    !e.skip && e.role === "activation" && !e.scale &&
+    (e.quantizer === DEGREE_QUANTIZER || perColumnPoint(e))
   );
   if (todo.length === 0) return;
   const calib = st.opts.calib;
@@ -168,7 +170,10 @@ export async function degreeFitStage(st: QuantizeState): Promise<void> {
   const chooser = fits.length > 1 ? await autoChooser(st, inputs) : undefined;
   for (const e of sorted) {
     const t = inputs[e.value] ?? values.get(e.value);
-    const source = aggs.find((a) => a.degrees.input === e.reads?.[0])?.degrees;
+    // (a per-column point reads no degrees: one set for every row)
+    const source = perColumnPoint(e)
+      ? aggs[0]?.degrees
+      : aggs.find((a) => a.degrees.input === e.reads?.[0])?.degrees;
     if (!t || !source) {
       throw new LowbitError("INTERNAL", "no calibration value or degree source for this point", {
         tensor: e.value,
@@ -199,11 +204,25 @@ export async function degreeFitStage(st: QuantizeState): Promise<void> {
       e.note = `${e.note ? e.note + "; " : ""}--gnn-fit auto: ${fits[best]} ` +
         `(output MSE against float: ${figures})`;
     }
+    const F = layout.columns || 1;
+    if (perColumnPoint(e)) {
+      // one set (no bin, no protection) of one range per column: the built-in quantizer per
+      // channel along the feature axis computes the same values
+      e.scale = [...qp.scale.subarray(0, F)];
+      e.zeroPoint = [...qp.zeroPoint.subarray(0, F)];
+      continue;
+    }
     e.granularity = qp.granularity;
     e.scale = [...qp.scale];
     e.zeroPoint = [...qp.zeroPoint];
     e.extra = qp.extra;
   }
+}
+
+/** A point the marker gave the built-in quantizer per feature column (`--gnn-bins 1`). */
+function perColumnPoint(e: PlanEntry): boolean {
+  return e.by === aggregationMarker.name && e.quantizer !== DEGREE_QUANTIZER &&
+    e.granularity?.kind === COLUMNS.kind && e.granularity.axis === COLUMNS.axis;
 }
 
 /** A fit a point can take. */
