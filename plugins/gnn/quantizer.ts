@@ -117,13 +117,15 @@ export function rowSets(degrees: Int32Array, l: DegreeLayout): Uint8Array {
 
 /**
  * Fits the G + 1 parameter sets of a `[nodes, F]` tensor from its values and its nodes'
- * degrees: min / max of the rows in each set (an empty bin takes the nearest populated bin's
- * range, higher bins first; an empty protected set the whole tensor's range).
+ * degrees: min / max of the rows in each set, per column when `layout.columns` is F (an empty
+ * bin takes the nearest populated bin's ranges, higher bins first; an empty protected set the
+ * whole tensor's), or with `fit: "mse"` each range shrunk to the clip ratio of least squared
+ * error on its own values.
  *
  * @param t the tensor (first axis: nodes)
  * @param degrees one degree per node
- * @param layout bins, protection, degree source
- * @param opts the format and mode of the bins (protected rows: int8, same mode)
+ * @param layout bins, protection, degree source, columns
+ * @param opts the format and mode of the bins (protected rows: int8, same mode), the fit
  * @returns the parameters
  *
  * @example
