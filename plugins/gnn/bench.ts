@@ -1,13 +1,15 @@
 // The results table of plugins/gnn/README.md: test accuracy (240 test nodes) of each fixture
 // export, float (torch's logits) and quantized at --preset w8a4 (aggregations int4) with uniform
-// ranges (min / max, or the built-in mse calibrator), degree ranges (min / max or --gnn-fit mse),
-// degree ranges + protection, and the mixed search: weights only (aggregations int4), and weights,
+// ranges (min / max, or the built-in mse calibrator), degree-aware ranges (the default: bin ×
+// column ranges, --gnn-fit auto; or min / max, or mse), one range per bin (--gnn-columns off,
+// min / max), one per column (--gnn-bins 1), degree-aware ranges + protection, and the mixed search: weights only (aggregations int4), and weights,
 // layer inputs and aggregation points together (`--act-formats int4,int8 --budget-act 6bits`, the
 // aggregation points' bits searched too). Run from the repository root:
 //
 //   npx deno run -A plugins/gnn/bench.ts [--protect 0.05] [--budget 7bits] [--act-formats int4,int8]
 //     [--budget-act 6bits] [--only NAME] [--json]
 //
+// Each variant also gets its output SQNR in dB against torch's logits (`<variant>_sqnr`).
 // Every row is computed by the library API the CLI uses (quantize, then simulate); the README
 // also gives the equivalent CLI commands.
 import { createRegistry, registerBuiltins, type Registry } from "@lowbit/core";
@@ -66,17 +68,30 @@ for (const [name, input, file] of EXPORTS) {
   const acc = (l: TensorData): number => nodeAccuracy(l, y.data, mask.data).accuracy;
   const own: Record<string, string> = name === "gin_index_add" ? { "gnn-index-add": "sum" } : {};
   // torch's logits of the export (the index_add file itself keeps one message per node)
-  const float = acc(await rd(`${name}_logits.npy`));
+  const floatLogits = await rd(`${name}_logits.npy`);
+  const float = acc(floatLogits);
+  // output SQNR (dB) against torch's logits: less coarse than 240 test nodes' accuracy
+  const sqnr = (l: TensorData): string => {
+    const a = floatLogits.data as Float32Array, b = l.data as Float32Array;
+    let sig = 0, err = 0;
+    for (let i = 0; i < a.length; i++) sig += a[i] ** 2, err += (a[i] - b[i]) ** 2;
+    return (10 * Math.log10(sig / err)).toFixed(1);
+  };
   const row: Record<string, unknown> = { model: name, float: pct(float) };
   const protect = Number(values.protect);
   const variants: [string, Record<string, string | number>, string, string?][] = [
     ["uniform", { "gnn-ranges": "uniform" }, "w8a4"],
     ["uniform-mse", { "gnn-ranges": "uniform" }, "w8a4", "mse"],
+    // the default: bin × column ranges, fit per point by the output error (--gnn-fit auto)
     ["degree", { "gnn-ranges": "degree" }, "w8a4"],
+    ["degree-minmax", { "gnn-fit": "minmax" }, "w8a4"],
     ["degree-mse", { "gnn-fit": "mse" }, "w8a4"],
+    // one range per bin (all columns), min / max: the plugin's former default
+    ["bins-only", { "gnn-columns": "off", "gnn-fit": "minmax" }, "w8a4"],
+    // one range per column, no degree bins
+    ["columns-only", { "gnn-bins": 1 }, "w8a4"],
     ["degree+protect", { "gnn-protect": protect }, "w8a4"],
     ["degree+protect-float", { "gnn-protect": protect, "gnn-protect-format": "float" }, "w8a4"],
-    ["degree-mse+protect", { "gnn-fit": "mse", "gnn-protect": protect }, "w8a4"],
     ["mixed", { "gnn-agg-format": "int4" }, "mixed"],
     ["mixed-act", {}, "mixed"],
   ];
@@ -125,6 +140,7 @@ for (const [name, input, file] of EXPORTS) {
     }
     const out = await simulate(res.quantized).run(inputs);
     row[label] = pct(acc(out));
+    row[`${label}_sqnr`] = sqnr(out);
     row[`${label}_ms`] = Math.round(performance.now() - t0);
   }
   rows.push(row);

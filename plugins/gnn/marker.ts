@@ -2,7 +2,9 @@
  * The `gnn-aggregations` marker: the input features and the output of every message-passing
  * aggregation become quantization points. With degree-aware ranges (or protected nodes) they
  * use the `gnn-degree` quantizer and read the graph input that gives node degrees; with
- * `--gnn-ranges uniform` and no protection, the built-in per-tensor quantizer.
+ * `--gnn-ranges uniform` and no protection, the built-in per-tensor quantizer; with one bin
+ * (`--gnn-bins 1`), per-column ranges and no protection, the built-in quantizer per channel
+ * along the feature axis (fitted by the plugin's stage, written as per-axis QDQ in ONNX).
  *
  * @module
  */
@@ -33,6 +35,15 @@ import { DEGREE_QUANTIZER } from "./quantizer.ts";
 export function markAggregations(g: GraphView, options: PluginOptionValues): MarkSpec[] {
   const o = gnnOptions(options);
   const degreeAware = o.ranges === "degree" || o.protect > 0;
+  // one range per feature column and no degree bin: the built-in quantizer per channel along
+  // the features (per-axis QDQ in ONNX); the plugin's stage fits it as it fits the bins
+  const perColumn = o.ranges === "degree" && o.bins === 1 && o.protect === 0 && o.columns;
+  const how = (source: string): Partial<MarkSpec> =>
+    perColumn
+      ? { granularity: COLUMNS }
+      : degreeAware
+      ? { quantizer: DEGREE_QUANTIZER, reads: [source] }
+      : {};
   const out: MarkSpec[] = [];
   const seen = new Set<string>();
   const aggs = findAggregations(g);
@@ -43,7 +54,7 @@ export function markAggregations(g: GraphView, options: PluginOptionValues): Mar
       out.push({
         value,
         ...(o.aggFormat ? { format: o.aggFormat } : {}),
-        ...(degreeAware ? { quantizer: DEGREE_QUANTIZER, reads: [a.degrees.input] } : {}),
+        ...how(a.degrees.input),
         note: `${a.style} aggregation ${what} (${a.node})`,
       });
     }
@@ -55,12 +66,15 @@ export function markAggregations(g: GraphView, options: PluginOptionValues): Mar
     out.push({
       value,
       ...(o.aggFormat ? { format: o.aggFormat } : {}),
-      ...(degreeAware ? { quantizer: DEGREE_QUANTIZER, reads: [source] } : {}),
+      ...how(source),
       note: `node features after message passing (input of ${layer})`,
     });
   }
   return out;
 }
+
+/** Per channel along the feature axis of a [nodes, F] tensor. */
+export const COLUMNS = { kind: "channel", axis: 1 } as const;
 
 const LAYER_OPS = new Set(["Gemm", "MatMul", "Conv"]);
 

@@ -1,6 +1,7 @@
 /**
  * The plugin's command-line options (`--gnn-ranges`, `--gnn-bins`, `--gnn-protect`,
- * `--gnn-protect-format`, `--gnn-agg-format`) and their parsed values.
+ * `--gnn-protect-format`, `--gnn-fit`, `--gnn-columns`, `--gnn-index-add`,
+ * `--gnn-agg-format`) and their parsed values.
  *
  * @module
  */
@@ -38,10 +39,19 @@ export const GNN_OPTIONS: readonly PluginOption[] = [
   {
     name: "gnn-fit",
     type: "string",
-    help: "gnn: degree-aware ranges from each bin's min / max (minmax) or clipped to the least " +
-      "squared error (mse)",
-    choices: ["minmax", "mse"],
-    default: "minmax",
+    help: "gnn: degree-aware ranges from each bin's min / max (minmax), clipped to the least " +
+      "squared error (mse), or per point whichever gives the model output closer to float on " +
+      "the calibration graph (auto)",
+    choices: ["auto", "minmax", "mse"],
+    default: "auto",
+  },
+  {
+    name: "gnn-columns",
+    type: "string",
+    help: "gnn: one range per feature column within each degree bin (on: bin × column ranges) " +
+      "or one per bin (off)",
+    choices: ["on", "off"],
+    default: "on",
   },
   {
     name: "gnn-index-add",
@@ -69,7 +79,9 @@ export interface GnnOptions {
   /** Protected nodes' format. */
   protectFormat: "int8" | "float";
   /** How degree-aware ranges are fitted. */
-  fit: "minmax" | "mse";
+  fit: "auto" | "minmax" | "mse";
+  /** One range per feature column within each set. */
+  columns: boolean;
   /** Aggregation points' format, if not the preset's. */
   aggFormat?: string;
 }
@@ -100,8 +112,10 @@ export function gnnOptions(o: PluginOptionValues): GnnOptions {
   }
   if (!Number.isInteger(bins) || bins < 1 || bins > 32) bad("--gnn-bins is an integer 1..32");
   if (!(protect >= 0 && protect <= 1)) bad("--gnn-protect is a fraction 0..1");
-  const fit = String(o["gnn-fit"] ?? "minmax");
-  if (fit !== "minmax" && fit !== "mse") bad("--gnn-fit is minmax or mse");
+  const fit = String(o["gnn-fit"] ?? "auto");
+  if (fit !== "auto" && fit !== "minmax" && fit !== "mse") bad("--gnn-fit is auto, minmax or mse");
+  const columns = String(o["gnn-columns"] ?? "on");
+  if (columns !== "on" && columns !== "off") bad("--gnn-columns is on or off");
   const agg = o["gnn-agg-format"];
   return {
     ranges: ranges as GnnOptions["ranges"],
@@ -109,6 +123,7 @@ export function gnnOptions(o: PluginOptionValues): GnnOptions {
     protect,
     protectFormat: protectFormat as GnnOptions["protectFormat"],
     fit: fit as GnnOptions["fit"],
+    columns: columns === "on",
     ...(agg !== undefined && agg !== "" ? { aggFormat: String(agg) } : {}),
   };
 }

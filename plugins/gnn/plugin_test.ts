@@ -65,11 +65,11 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "GCN aggregating first (gcn2_aggfirst, dense and edges) at w8a4: degree ≥ uniform + 3, within 3 of float",
+  name: "GCN aggregating first (gcn2_aggfirst, dense and edges) and the transform-first edge " +
+    "list (gcn2_edges) at w8a4: degree ≥ uniform + 3, within 3 of float",
   sanitizeResources: false,
   async fn() {
-    for (const name of ["gcn2_aggfirst_dense", "gcn2_aggfirst_edges"]) {
+    for (const name of ["gcn2_aggfirst_dense", "gcn2_aggfirst_edges", "gcn2_edges"]) {
       const inputs = await graphInputs(name);
       const float = acc((await createExecutor(await model(name)).run(inputs)).logits);
       // torch's test accuracy of the export (its logits file): 217 of 240
@@ -96,7 +96,10 @@ Deno.test({
     const { quantized, inputs } = await w8a4("gcn_dense", { "gnn-protect": 0.05 });
     const e = quantized.plan.entries.find((p) => p.value === "/MatMul_output_0")!;
     assert.equal(e.quantizer, "gnn-degree");
-    assert.equal(e.scale!.length, 9); // 8 bins and the protected set
+    // 8 bins and the protected set, one range per feature column in each
+    const columns = e.extra!.columns[0];
+    assert.equal(columns, 32); // Â(XW + b): the 32 hidden features
+    assert.equal(e.scale!.length, 9 * columns);
     assert.ok(acc(await simulate(quantized).run(inputs)) >= 218 / 240 - 0.03);
   },
 });

@@ -7,7 +7,9 @@
  *
  * Parameters: `scale` / `zeroPoint` hold G + 1 sets (G degree bins, then the protected set);
  * `extra` holds `bins` [G], `protect` [fraction], `protect_float` [0 | 1], `source_kind`
- * [0 adjacency | 1 edge index] and `source_row` [destination row, -1 for a 1-D index].
+ * [0 adjacency | 1 edge index] and `source_row` [destination row, -1 for a 1-D index]. With
+ * per-column ranges (`columns` [F] in `extra`), each set holds F parameters, one per feature
+ * column: `scale[s·F + c]` is set s's scale of column c (bin × column ranges).
  *
  * @module
  */
@@ -41,6 +43,8 @@ export interface DegreeLayout {
   readonly protectFloat: boolean;
   /** Where degrees come from. */
   readonly source: DegreeSource;
+  /** Feature columns F with one range each per set; 0 or absent: one range per set. */
+  readonly columns?: number;
 }
 
 /** The layout `extra` records. */
@@ -62,6 +66,7 @@ function layoutOf(qp: QParams): DegreeLayout {
       kind: (x.source_kind?.[0] ?? 0) === 1 ? "edges" : "adjacency",
       row: x.source_row?.[0] ?? -1,
     },
+    columns: x.columns?.[0] ?? 0,
   };
 }
 
@@ -86,6 +91,7 @@ export function layoutExtra(l: DegreeLayout): Record<string, number[]> {
     protect_float: [l.protectFloat ? 1 : 0],
     source_kind: [l.source.kind === "edges" ? 1 : 0],
     source_row: [l.source.row],
+    ...(l.columns ? { columns: [l.columns] } : {}),
   };
 }
 
@@ -111,13 +117,15 @@ export function rowSets(degrees: Int32Array, l: DegreeLayout): Uint8Array {
 
 /**
  * Fits the G + 1 parameter sets of a `[nodes, F]` tensor from its values and its nodes'
- * degrees: min / max of the rows in each set (an empty bin takes the nearest populated bin's
- * range, higher bins first; an empty protected set the whole tensor's range).
+ * degrees: min / max of the rows in each set, per column when `layout.columns` is F (an empty
+ * bin takes the nearest populated bin's ranges, higher bins first; an empty protected set the
+ * whole tensor's), or with `fit: "mse"` each range shrunk to the clip ratio of least squared
+ * error on its own values.
  *
  * @param t the tensor (first axis: nodes)
  * @param degrees one degree per node
- * @param layout bins, protection, degree source
- * @param opts the format and mode of the bins (protected rows: int8, same mode)
+ * @param layout bins, protection, degree source, columns
+ * @param opts the format and mode of the bins (protected rows: int8, same mode), the fit
  * @returns the parameters
  *
  * @example
@@ -140,22 +148,31 @@ export function fitDegreeParams(
   opts: { format: string; mode: "symmetric" | "affine"; fit?: "minmax" | "mse" },
 ): QParams {
   const nodes = t.shape[0], per = t.data.length / Math.max(1, nodes);
+  const K = columnsOf(layout, per);
   const sets = rowSets(degrees, layout);
   const G = layout.bins;
-  const lo = new Float32Array(G + 1).fill(Infinity), hi = new Float32Array(G + 1).fill(-Infinity);
-  let allLo = Infinity, allHi = -Infinity;
+  // ranges by (set, column): index s·K + k, k = j when per column, else 0
+  const lo = new Float32Array((G + 1) * K).fill(Infinity);
+  const hi = new Float32Array((G + 1) * K).fill(-Infinity);
+  const allLo = new Float32Array(K).fill(Infinity), allHi = new Float32Array(K).fill(-Infinity);
   for (let r = 0; r < nodes; r++) {
     const s = sets[r];
     for (let j = 0; j < per; j++) {
-      const v = t.data[r * per + j];
-      if (v < lo[s]) lo[s] = v;
-      if (v > hi[s]) hi[s] = v;
-      if (v < allLo) allLo = v;
-      if (v > allHi) allHi = v;
+      const v = t.data[r * per + j], k = K === 1 ? 0 : j, i = s * K + k;
+      if (v < lo[i]) lo[i] = v;
+      if (v > hi[i]) hi[i] = v;
+      if (v < allLo[k]) allLo[k] = v;
+      if (v > allHi[k]) allHi[k] = v;
     }
   }
-  if (!(allLo <= allHi)) allLo = allHi = 0;
-  const filled = (s: number): boolean => lo[s] <= hi[s];
+  for (let k = 0; k < K; k++) if (!(allLo[k] <= allHi[k])) allLo[k] = allHi[k] = 0;
+  const filled = (s: number): boolean => lo[s * K] <= hi[s * K];
+  const copy = (to: number, from: number): void => {
+    for (let k = 0; k < K; k++) {
+      lo[to * K + k] = from < 0 ? allLo[k] : lo[from * K + k];
+      hi[to * K + k] = from < 0 ? allHi[k] : hi[from * K + k];
+    }
+  };
   for (let s = 0; s < G; s++) {
     if (filled(s)) continue;
     let src = -1;
@@ -163,19 +180,18 @@ export function fitDegreeParams(
       if (s + d < G && filled(s + d)) src = s + d;
       else if (s - d >= 0 && filled(s - d)) src = s - d;
     }
-    lo[s] = src < 0 ? allLo : lo[src];
-    hi[s] = src < 0 ? allHi : hi[src];
+    copy(s, src);
   }
-  if (!filled(G)) lo[G] = allLo, hi[G] = allHi;
-  if (opts.fit === "mse") clipByError(t.data, per, sets, lo, hi, G, opts);
-  const bins = chooseQParams({ min: lo.slice(0, G), max: hi.slice(0, G) }, {
+  if (!filled(G)) copy(G, -1);
+  if (opts.fit === "mse") clipByError(t.data, per, K, sets, lo, hi, G, opts);
+  const bins = chooseQParams({ min: lo.slice(0, G * K), max: hi.slice(0, G * K) }, {
     format: opts.format,
     granularity: { kind: "channel", axis: 0 },
     mode: opts.mode,
   });
-  const prot = chooseQParams({ min: lo.slice(G), max: hi.slice(G) }, {
+  const prot = chooseQParams({ min: lo.slice(G * K), max: hi.slice(G * K) }, {
     format: "int8",
-    granularity: { kind: "tensor" },
+    granularity: K === 1 ? { kind: "tensor" } : { kind: "channel", axis: 0 },
     mode: opts.mode,
   });
   return {
@@ -184,21 +200,35 @@ export function fitDegreeParams(
     mode: opts.mode,
     scale: Float32Array.of(...bins.scale, ...prot.scale),
     zeroPoint: Int32Array.of(...bins.zeroPoint, ...prot.zeroPoint),
-    extra: layoutExtra(layout),
+    extra: layoutExtra(K === 1 ? { ...layout, columns: 0 } : layout),
     reads: [layout.source.input],
   };
+}
+
+/** Ranges per set and column (K = F) or per set (K = 1); F must match the layout's. */
+function columnsOf(l: DegreeLayout, per: number): number {
+  if (!l.columns) return 1;
+  if (l.columns !== per) {
+    throw new LowbitError(
+      "SHAPE_MISMATCH",
+      `'${DEGREE_QUANTIZER}' has ranges for ${l.columns} feature columns, the tensor has ${per}`,
+    );
+  }
+  return per;
 }
 
 /** Clip ratios tried per set by the `mse` fit: 1, 0.95, …, 0.2 of the set's min / max. */
 const CLIP_RATIOS = Array.from({ length: 17 }, (_, i) => 1 - 0.05 * i);
 
 /**
- * Shrinks each set's [lo, hi] to the clip ratio whose fake-quantization of the set's own values
- * has the least squared error (the protected set, at int8, keeps its min / max).
+ * Shrinks each set's (or each set and column's) [lo, hi] to the clip ratio whose
+ * fake-quantization of its own values has the least squared error (the protected set, at int8,
+ * keeps its min / max).
  */
 function clipByError(
   data: ArrayLike<number>,
   per: number,
+  K: number,
   sets: Uint8Array,
   lo: Float32Array,
   hi: Float32Array,
@@ -208,48 +238,53 @@ function clipByError(
   const fmt = defaultRegistry().formats.get(opts.format);
   const rows: number[][] = Array.from({ length: G }, () => []);
   sets.forEach((s, r) => s < G && rows[s].push(r));
+  const step = K === 1 ? 1 : per;
   for (let s = 0; s < G; s++) {
     if (rows[s].length === 0) continue;
-    let best = Infinity, bestC = 1;
-    for (const c of CLIP_RATIOS) {
-      const qp = chooseQParams(
-        { min: Float32Array.of(lo[s] * c), max: Float32Array.of(hi[s] * c) },
-        {
-          format: opts.format,
-          granularity: { kind: "tensor" },
-          mode: opts.mode,
-        },
-      );
-      const sc = qp.scale[0], z = qp.zeroPoint[0];
-      const qlo = qp.quantMin ?? fmt.min, qhi = qp.quantMax ?? fmt.max;
-      let err = 0;
-      for (const r of rows[s]) {
-        for (let j = r * per; j < (r + 1) * per; j++) {
-          const q = Math.min(qhi, Math.max(qlo, roundHalfEven(data[j] / sc) + z));
-          err += ((q - z) * sc - data[j]) ** 2;
+    for (let k = 0; k < K; k++) {
+      const i = s * K + k;
+      let best = Infinity, bestC = 1;
+      for (const c of CLIP_RATIOS) {
+        const qp = chooseQParams(
+          { min: Float32Array.of(lo[i] * c), max: Float32Array.of(hi[i] * c) },
+          { format: opts.format, granularity: { kind: "tensor" }, mode: opts.mode },
+        );
+        const sc = qp.scale[0], z = qp.zeroPoint[0];
+        const qlo = qp.quantMin ?? fmt.min, qhi = qp.quantMax ?? fmt.max;
+        let err = 0;
+        for (const r of rows[s]) {
+          for (let j = r * per + k; j < (r + 1) * per; j += step) {
+            const q = Math.min(qhi, Math.max(qlo, roundHalfEven(data[j] / sc) + z));
+            err += ((q - z) * sc - data[j]) ** 2;
+          }
         }
+        if (err < best) best = err, bestC = c;
       }
-      if (err < best) best = err, bestC = c;
+      lo[i] *= bestC;
+      hi[i] *= bestC;
     }
-    lo[s] *= bestC;
-    hi[s] *= bestC;
   }
 }
 
-/** x → clamp(round_half_even(x / s) + z) → (q − z)·s, as QuantizeLinear / DequantizeLinear. */
+/**
+ * x → clamp(round_half_even(x / s) + z) → (q − z)·s, as QuantizeLinear / DequantizeLinear, with
+ * the scale / zero point of column j at `at + j` (K = row length) or `at` (K = 1).
+ */
 function quantRow(
   src: ArrayLike<number>,
   dst: Float32Array,
   from: number,
   len: number,
-  s: number,
-  z: number,
+  qp: QParams,
+  at: number,
+  K: number,
   lo: number,
   hi: number,
 ): void {
-  for (let j = from; j < from + len; j++) {
-    const q = Math.min(hi, Math.max(lo, roundHalfEven(Math.fround(src[j] / s)) + z));
-    dst[j] = Math.fround((q - z) * s);
+  for (let j = 0; j < len; j++) {
+    const p = K === 1 ? at : at + j, s = qp.scale[p], z = qp.zeroPoint[p];
+    const q = Math.min(hi, Math.max(lo, roundHalfEven(Math.fround(src[from + j] / s)) + z));
+    dst[from + j] = Math.fround((q - z) * s);
   }
 }
 
@@ -314,6 +349,14 @@ export function degreeQuantizer(registry: Registry): Quantizer {
       const nodes = t.shape[0];
       const sets = rowSets(nodeDegrees(src, l.source, nodes), l);
       const per = t.data.length / Math.max(1, nodes);
+      const K = columnsOf(l, per);
+      if (qp.scale.length !== (l.bins + 1) * K) {
+        throw new LowbitError(
+          "INVALID_ARGUMENT",
+          `'${DEGREE_QUANTIZER}' needs ${(l.bins + 1) * K} scales (${l.bins} bins and the ` +
+            `protected set, ${K} per set), it has ${qp.scale.length}`,
+        );
+      }
       const f = fmtOf(qp.format), i8 = fmtOf("int8");
       const lo = qp.quantMin ?? f.min, hi = qp.quantMax ?? f.max;
       const out = new Float32Array(t.data.length);
@@ -322,8 +365,8 @@ export function degreeQuantizer(registry: Registry): Quantizer {
         if (s === l.bins && l.protectFloat) {
           out.set(t.data.subarray(r * per, (r + 1) * per), r * per);
         } else if (s === l.bins) {
-          quantRow(t.data, out, r * per, per, qp.scale[s], qp.zeroPoint[s], i8.min, i8.max);
-        } else quantRow(t.data, out, r * per, per, qp.scale[s], qp.zeroPoint[s], lo, hi);
+          quantRow(t.data, out, r * per, per, qp, s * K, K, i8.min, i8.max);
+        } else quantRow(t.data, out, r * per, per, qp, s * K, K, lo, hi);
       }
       return { shape: [...t.shape], data: out };
     },

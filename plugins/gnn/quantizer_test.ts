@@ -125,3 +125,65 @@ Deno.test("the mse fit clips a bin whose outlier wastes the grid, and leaves a t
   assert.ok(best < 1 && err(best) < 0.8 * err(1), `${best}: ${err(best)} vs ${err(1)}`);
   close(mse.scale.subarray(0, 2), [best, 0.5 / 7.5]); // bin 1: min / max is already best
 });
+
+Deno.test("bin × column ranges: each column of each bin at its own scale (hand-derived)", () => {
+  // in-degrees 1, 1, 4, 4 → bins 0, 0, 2, 2 (bin 1 empty: it takes bin 2's ranges); column 0
+  // holds values 20× smaller than column 1, which one range per bin would round to zero
+  const tc = { shape: [4, 2], data: Float32Array.of(0.3, 6, -0.15, -3, 1.5, 30, 0.6, -12) };
+  const deg = Int32Array.of(1, 1, 4, 4);
+  const l: DegreeLayout = { ...layout(), columns: 2 };
+  const qp = fitDegreeParams(tc, deg, l, { format: "int4", mode: "symmetric" });
+  // scale[s·2 + c] = largest |x| of set s, column c / 7.5; protected set: int8, whole column
+  close(qp.scale, [
+    0.3 / 7.5,
+    6 / 7.5,
+    1.5 / 7.5,
+    30 / 7.5,
+    1.5 / 7.5,
+    30 / 7.5,
+    1.5 / 127.5,
+    2 / 8.5,
+  ]);
+  assert.deepEqual(qp.extra?.columns, [2]);
+  const edges = {
+    dtype: "int64",
+    shape: [2, 10],
+    data: BigInt64Array.of(
+      1n,
+      2n,
+      3n,
+      0n,
+      0n,
+      0n,
+      0n,
+      1n,
+      1n,
+      1n,
+      0n,
+      1n,
+      2n,
+      2n,
+      2n,
+      2n,
+      3n,
+      3n,
+      3n,
+      3n,
+    ),
+  };
+  const y = q.fakeQuant(tc, qp, { ...ctx, inputs: { edge_index: edges } as never }).data;
+  // 0.3 / 0.04 = 7.5 → 7 (clamped): 0.28; 6 / 0.8 → 7: 5.6; -0.15 / 0.04 = -3.75 → -4: -0.16;
+  // -3 / 0.8 = -3.75 → -4: -3.2; 1.5 / 0.2 → 7: 1.4; 30 / 4 → 7: 28; 0.6 / 0.2 = 3: 0.6;
+  // -12 / 4 = -3: -12
+  close(y, [0.28, 5.6, -0.16, -3.2, 1.4, 28, 0.6, -12]);
+  // one range per bin: bin 0's scale 0.8 rounds column 0 (0.3, -0.15) to 0
+  const one = fitDegreeParams(tc, deg, layout(), { format: "int4", mode: "symmetric" });
+  const z = q.fakeQuant(tc, one, { ...ctx, inputs: { edge_index: edges } as never }).data;
+  close(z.subarray(0, 4), [0, 5.6, 0, -3.2]);
+  // ranges for 2 columns do not fit a tensor of 3 (on the 5-node graph of degrees_test.ts)
+  assert.throws(
+    () => q.fakeQuant({ shape: [5, 3], data: new Float32Array(15) }, qp, ctx),
+    (e) =>
+      e instanceof LowbitError && /ranges for 2 feature columns, the tensor has 3/.test(e.message),
+  );
+});

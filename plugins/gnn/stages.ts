@@ -6,15 +6,20 @@
  *   every batch — the whole graph is one sample, even when the inputs have dynamic node / edge
  *   axes (which the data loader cannot tell from a batch axis);
  * - `gnn-degree-fit` (after `calibrate`): every `gnn-degree` point is fitted from the
- *   calibration graph: per in-degree bin ranges (and the protected nodes' range), with the
- *   degrees computed from the graph input the point reads.
+ *   calibration graph: per in-degree bin ranges, one per feature column in each bin by default
+ *   (`--gnn-columns`), and the protected nodes' ranges, with the degrees computed from the graph
+ *   input the point reads. With `--gnn-fit auto` (the default) each point, in graph order, takes
+ *   the min / max or the mse fit, whichever makes the model output closer to float on the
+ *   calibration graph (label-free: the output MSE, the points before it fixed, the rest and the
+ *   weights in float); the choice and both figures go into the point's note in the plan.
  *
  * @module
  */
 
-import { LowbitError, type TensorValue } from "@lowbit/core";
+import { LowbitError, type QParams, type TensorValue } from "@lowbit/core";
 import { createExecutor, type TensorData } from "@lowbit/graph";
-import type { Dataset, QuantizeState } from "@lowbit/pipeline";
+import type { Dataset, PlanEntry, QuantizeState } from "@lowbit/pipeline";
+import { aggregationMarker, COLUMNS } from "./marker.ts";
 import { type Aggregation, findAggregations } from "./detect.ts";
 import { nodeDegrees } from "./degrees.ts";
 import { DEGREE_QUANTIZER, fitDegreeParams } from "./quantizer.ts";
@@ -133,7 +138,8 @@ export function wholeGraphStage(st: QuantizeState): void {
  */
 export async function degreeFitStage(st: QuantizeState): Promise<void> {
   const todo = st.entries.filter((e) =>
-    !e.skip && e.role === "activation" && e.quantizer === DEGREE_QUANTIZER && !e.scale
+    !e.skip && e.role === "activation" && !e.scale &&
+    (e.quantizer === DEGREE_QUANTIZER || perColumnPoint(e))
   );
   if (todo.length === 0) return;
   const calib = st.opts.calib;
@@ -156,9 +162,18 @@ export async function degreeFitStage(st: QuantizeState): Promise<void> {
       }
     },
   });
-  for (const e of todo) {
+  // in the order the graph produces them (inputs first), so auto's greedy choice runs forward
+  const order = [...values.keys()];
+  const rank = (v: string): number => (inputs[v] ? -1 : order.indexOf(v));
+  const sorted = [...todo].sort((p, q) => rank(p.value) - rank(q.value));
+  const fits: FitChoice[] = opts.fit === "auto" ? ["minmax", "mse"] : [opts.fit];
+  const chooser = fits.length > 1 ? await autoChooser(st, inputs) : undefined;
+  for (const e of sorted) {
     const t = inputs[e.value] ?? values.get(e.value);
-    const source = aggs.find((a) => a.degrees.input === e.reads?.[0])?.degrees;
+    // (a per-column point reads no degrees: one set for every row)
+    const source = perColumnPoint(e)
+      ? aggs[0]?.degrees
+      : aggs.find((a) => a.degrees.input === e.reads?.[0])?.degrees;
     if (!t || !source) {
       throw new LowbitError("INTERNAL", "no calibration value or degree source for this point", {
         tensor: e.value,
@@ -166,15 +181,103 @@ export async function degreeFitStage(st: QuantizeState): Promise<void> {
     }
     const tensor = { shape: [...t.shape], data: t.data as Float32Array };
     const degrees = nodeDegrees(inputs[source.input], source, t.shape[0]);
-    const qp = fitDegreeParams(tensor, degrees, {
+    const layout = {
       bins: opts.ranges === "degree" ? opts.bins : 1,
       protect: opts.protect,
       protectFloat: opts.protectFormat === "float",
       source,
-    }, { format: e.format!, mode: e.mode ?? "affine", fit: opts.fit });
+      // uniform ranges (with protected nodes) stay one range per set, as the option says
+      columns: opts.columns && opts.ranges === "degree"
+        ? t.data.length / Math.max(1, t.shape[0])
+        : 0,
+    };
+    const candidates = fits.map((fit) =>
+      fitDegreeParams(tensor, degrees, layout, { format: e.format!, mode: e.mode ?? "affine", fit })
+    );
+    let qp = candidates[0];
+    if (chooser) {
+      const scores = await chooser.score(e.value, candidates);
+      const best = scores.indexOf(Math.min(...scores));
+      qp = candidates[best];
+      chooser.fix(e.value, qp);
+      const figures = fits.map((f, i) => `${f} ${scores[i].toPrecision(4)}`).join(", ");
+      e.note = `${e.note ? e.note + "; " : ""}--gnn-fit auto: ${fits[best]} ` +
+        `(output MSE against float: ${figures})`;
+    }
+    const F = layout.columns || 1;
+    if (perColumnPoint(e)) {
+      // one set (no bin, no protection) of one range per column: the built-in quantizer per
+      // channel along the feature axis computes the same values
+      e.scale = [...qp.scale.subarray(0, F)];
+      e.zeroPoint = [...qp.zeroPoint.subarray(0, F)];
+      continue;
+    }
     e.granularity = qp.granularity;
     e.scale = [...qp.scale];
     e.zeroPoint = [...qp.zeroPoint];
     e.extra = qp.extra;
   }
+}
+
+/** A point the marker gave the built-in quantizer per feature column (`--gnn-bins 1`). */
+function perColumnPoint(e: PlanEntry): boolean {
+  return e.by === aggregationMarker.name && e.quantizer !== DEGREE_QUANTIZER &&
+    e.granularity?.kind === COLUMNS.kind && e.granularity.axis === COLUMNS.axis;
+}
+
+/** A fit a point can take. */
+type FitChoice = "minmax" | "mse";
+
+/** Scores candidate parameters of one point by the model output's error, earlier points fixed. */
+interface AutoChooser {
+  /** The output MSE against float of each candidate, with the points fixed so far applied. */
+  score(value: string, candidates: readonly QParams[]): Promise<number[]>;
+  /** Keeps a point's chosen parameters for the later points' scores. */
+  fix(value: string, qp: QParams): void;
+}
+
+/**
+ * `--gnn-fit auto`: each point, in graph order, takes the fit (min / max or mse) whose model
+ * output is closest to the float model's (mean squared error over every graph output, on the
+ * calibration graph: label-free), with the points before it already fake-quantized by their
+ * chosen parameters and the rest (and the weights) in float.
+ */
+async function autoChooser(
+  st: QuantizeState,
+  inputs: Readonly<Record<string, TensorData>>,
+): Promise<AutoChooser> {
+  const exec = createExecutor(st.model, { registry: st.registry });
+  const float = await exec.run(inputs);
+  const q = st.registry.quantizers.get(DEGREE_QUANTIZER);
+  const ctx = { batch: 0, tags: {}, inputs: inputs as never };
+  const fixed = new Map<string, QParams>();
+  const outputError = async (params: ReadonlyMap<string, QParams>): Promise<number> => {
+    const out = await exec.run(inputs, {
+      transform: (name, t) => {
+        const qp = params.get(name);
+        if (!qp) return undefined;
+        const y = q.fakeQuant({ shape: t.shape, data: t.data as Float32Array }, qp, ctx);
+        return { ...t, data: y.data } as TensorData;
+      },
+    });
+    let err = 0, n = 0;
+    for (const [name, ref] of Object.entries(float)) {
+      const a = ref.data as Float32Array, b = out[name].data as Float32Array;
+      for (let i = 0; i < a.length; i++) err += (a[i] - b[i]) ** 2;
+      n += a.length;
+    }
+    return err / Math.max(1, n);
+  };
+  return {
+    async score(value, candidates) {
+      const scores: number[] = [];
+      for (const qp of candidates) {
+        scores.push(await outputError(new Map([...fixed, [value, qp]])));
+      }
+      return scores;
+    },
+    fix(value, qp) {
+      fixed.set(value, qp);
+    },
+  };
 }
