@@ -38,7 +38,7 @@ import { gnnOptions } from "./options.ts";
  * ```ts
  * import { checkGraphInputs } from "@lowbit/gnn";
  * import assert from "node:assert/strict";
- * const agg = { node: "s", style: "edges" as const, input: "x", output: "y",
+ * const agg = { node: "s", style: "edges" as const, input: "x", output: "y", reduce: "sum" as const,
  *   degrees: { input: "edge_index", kind: "edges" as const, row: 1 } };
  * const x = { dtype: "float32", shape: [3, 2], data: new Float32Array(6) };
  * const edge_index = { dtype: "int64", shape: [2, 1], data: BigInt64Array.of(0n, 3n) };
