@@ -2,12 +2,19 @@
 // GraphSAGE with PyG's mean aggregation (scatter_add / clamped in-degree) on two other graphs, and
 // a 3-layer GIN with BatchNorm and a jumping-knowledge readout. Float: our executor against
 // onnxruntime-web and torch; w8a4: the plugin finds the mean aggregations and quantizes every
-// model within 3 points of torch's test accuracy.
+// model within 3 points of torch's test accuracy, its .lowbit file running to the simulation.
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-web";
 import { createRegistry, registerBuiltins } from "@lowbit/core";
-import { createExecutor, readNpy, readOnnxFile, type TensorData } from "@lowbit/graph";
-import { quantize, simulate } from "@lowbit/pipeline";
+import {
+  createExecutor,
+  decodeLowbitFile,
+  lowbitModel,
+  readNpy,
+  readOnnxFile,
+  type TensorData,
+} from "@lowbit/graph";
+import { encodeLowbitModel, quantize, simulate } from "@lowbit/pipeline";
 import { findAggregations, nodeAccuracy, plugin } from "./mod.ts";
 import { FIX } from "./_fixtures.ts";
 
@@ -103,7 +110,12 @@ Deno.test({
         const points = quantized.plan.entries.filter((e) =>
           e.role === "activation" && !e.skip && e.by === "gnn-aggregations"
         );
-        return { points, acc: acc(await simulate(quantized).run(inputs)) };
+        const sim = await simulate(quantized).run(inputs);
+        // the .lowbit file (its FakeQuant nodes call the plugin's quantizer) runs to the same
+        const file = lowbitModel(decodeLowbitFile(encodeLowbitModel(quantized)), { registry });
+        const run = await createExecutor(file, { registry }).run(inputs);
+        assert.deepEqual(run.logits.data, sim.data, name);
+        return { points, acc: acc(sim) };
       };
       const deg = await run({});
       const uni = await run({ "gnn-ranges": "uniform" });
