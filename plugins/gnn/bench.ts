@@ -51,10 +51,13 @@ const EXPORTS: [string, string, string, string?][] = [
   ["gcn2_aggfirst_dense", "adj", "adj_norm"],
   ["gcn2_aggfirst_edges", "edge_index", "edge_index"],
   // models the plugin was not developed on (fixtures/gnn/unseen/PROVENANCE.md): GraphSAGE (mean)
-  // on two other graphs, a 3-layer GIN with BatchNorm and a jumping-knowledge readout
+  // and GAT (2 heads, self-loops) on two other graphs, a 3-layer GIN with BatchNorm and a
+  // jumping-knowledge readout
   ["sage_edges", "edge_index", "edge_index", "unseen/digits16/"],
   ["gin3_edges", "edge_index", "edge_index", "unseen/digits16/"],
+  ["gat_edges", "edge_index", "edge_index", "unseen/digits16/"],
   ["sage_edges", "edge_index", "edge_index", "unseen/cancer/"],
+  ["gat_edges", "edge_index", "edge_index", "unseen/cancer/"],
 ];
 
 function registry(): Registry {

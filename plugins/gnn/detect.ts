@@ -5,7 +5,9 @@
  *   adjacency; its declared shape has two equal dimensions, numbers or the same symbol);
  * - **edge list**: `ScatterElements` / `ScatterND` with `reduction` "add" or "mean" whose updates
  *   are a `Gather` (axis 0) of node features, possibly times edge weights (`Mul`), and whose
- *   indices come from a graph input (the edge index, through `Gather` / `Unsqueeze` / `Expand`).
+ *   indices come from a graph input (the edge index, through `Gather` / `Unsqueeze` / `Expand`,
+ *   and a `Concat` with a `Range` — the self-loops PyG's GCNConv / GATConv add in the graph;
+ *   degrees are then counted in the edge index, without the added loops).
  *
  * A **mean** aggregation is one of these sums divided by the node's in-degree, as PyG's
  * `scatter(reduce="mean")` (SAGEConv's default) exports it: `Div(sum, count)` or
@@ -216,10 +218,30 @@ export function indexSource(
       if (row === undefined || Number(attr(p, "axis") ?? 0) !== 0) return undefined;
       return { input: p.inputs[0], kind: "edges", row };
     }
+    if (p.op === "Concat") {
+      // PyG's add_self_loops: the edge-index row, then arange(nodes) (a Range); the degrees are
+      // read from the edge index, so the added loops are not counted
+      const parts = p.inputs.filter((i) => i !== "" && !isNodeRange(i, producer));
+      if (parts.length !== 1 || parts.length === p.inputs.length) return undefined;
+      cur = parts[0];
+      continue;
+    }
     if (!INDEX_PASS.has(p.op)) return undefined;
     cur = p.inputs[0];
   }
   return undefined;
+}
+
+/** Whether a tensor is a `Range` (through reshapes and casts): self-loop indices 0..n-1. */
+function isNodeRange(v: string, producer: Map<string, NodeView>): boolean {
+  for (let cur = v, step = 0; step < 8; step++) {
+    const p = producer.get(cur);
+    if (!p) return false;
+    if (p.op === "Range") return true;
+    if (!INDEX_PASS.has(p.op)) return false;
+    cur = p.inputs[0];
+  }
+  return false;
 }
 
 /** A sum's output, or the mean it becomes when its only consumer divides it by the degrees. */

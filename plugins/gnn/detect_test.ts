@@ -148,8 +148,34 @@ Deno.test("edge-list mean: the count must scatter over the same destinations, no
   assert.deepEqual(mean("dst", "msg"), ["s sum", "deg sum"]);
 });
 
-Deno.test("SAGE (mean) and GIN3 detection is the same once Constant nodes are folded", async () => {
-  for (const f of ["unseen/digits16/sage_edges", "unseen/digits16/gin3_edges"]) {
+Deno.test("self-loops added in the graph: Concat(edge row, Range) is still the edge index", () => {
+  const ins: [string, string, unknown[]][] = [["x", "float32", ["n", 4]], [
+    "ei",
+    "int64",
+    [2, "e"],
+  ]];
+  const found = (loops: [string, string[], string][], parts: string[]) =>
+    findAggregations(graphOf(ins, [
+      ["Gather", ["ei", "r0"], "src", { axis: 0 }],
+      ["Gather", ["ei", "r1"], "dst", { axis: 0 }],
+      ...loops,
+      ["Concat", parts, "dstl", { axis: 0 }],
+      ["Gather", ["x", "src"], "msg", { axis: 0 }],
+      ["Unsqueeze", ["dstl", "ax1"], "dst1"],
+      ["Expand", ["dst1", "wide"], "idx"],
+      ["ScatterElements", ["zeros", "idx", "msg"], "s", { reduction: "add", axis: 0 }],
+    ], [["r0", [0]], ["r1", [1]]])).map((a) => `${a.degrees.input} ${a.degrees.row}`);
+  const range: [string, string[], string] = ["Range", ["zero", "n", "one"], "loops"];
+  assert.deepEqual(found([range], ["dst", "loops"]), ["ei 1"]);
+  assert.deepEqual(found([range, ["Cast", ["loops"], "loops64"]], ["loops64", "dst"]), ["ei 1"]);
+  // two edge rows, or a row and something that is not a node range: not one destination row
+  assert.deepEqual(found([], ["dst", "src"]), []);
+  assert.deepEqual(found([["Relu", ["n"], "loops"]], ["dst", "loops"]), []);
+  assert.deepEqual(found([range], ["loops"]), []);
+});
+
+Deno.test("SAGE (mean), GIN3 and GAT detection is the same once Constant nodes are folded", async () => {
+  for (const f of ["sage", "gin3", "gat"].map((m) => `unseen/digits16/${m}_edges`)) {
     const g = (await model(f)).graph;
     assert.deepEqual(findAggregations(foldConstants(g)), findAggregations(g));
   }

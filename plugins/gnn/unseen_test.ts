@@ -1,20 +1,22 @@
 // The plugin on GNNs it was not developed on (fixtures/gnn/unseen, see its PROVENANCE.md):
-// GraphSAGE with PyG's mean aggregation (scatter_add / clamped in-degree) on two other graphs, and
-// a 3-layer GIN with BatchNorm and a jumping-knowledge readout. Float: our executor against
+// GraphSAGE with PyG's mean aggregation (scatter_add / clamped in-degree) and GAT (two heads,
+// self-loops added in the graph) on two other graphs, and a 3-layer GIN with BatchNorm and a
+// jumping-knowledge readout. Float: our executor against
 // onnxruntime-web and torch; w8a4: the plugin finds the mean aggregations and quantizes every
 // model within 3 points of torch's test accuracy, its .lowbit file running to the simulation.
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-web";
-import { createRegistry, registerBuiltins } from "@lowbit/core";
+import { chooseQParams, createRegistry, registerBuiltins } from "@lowbit/core";
 import {
   createExecutor,
   decodeLowbitFile,
   lowbitModel,
   readNpy,
+  readOnnx,
   readOnnxFile,
   type TensorData,
 } from "@lowbit/graph";
-import { encodeLowbitModel, quantize, simulate } from "@lowbit/pipeline";
+import { encodeLowbitModel, encodeQuantized, quantize, simulate } from "@lowbit/pipeline";
 import { findAggregations, nodeAccuracy, plugin } from "./mod.ts";
 import { FIX } from "./_fixtures.ts";
 
@@ -36,10 +38,12 @@ async function load(dir: string, name: string) {
 const MODELS: [string, string, number, number][] = [
   ["digits16", "sage_edges", 264, 320],
   ["digits16", "gin3_edges", 243, 320],
+  ["digits16", "gat_edges", 234, 320],
   ["cancer", "sage_edges", 390, 399],
+  ["cancer", "gat_edges", 369, 399],
 ];
 
-Deno.test("unseen models: the mean aggregations (SAGE) and three sums (GIN) are found", async () => {
+Deno.test("unseen models: the means (SAGE), three sums (GIN), attention sums (GAT) found", async () => {
   const brief = async (dir: string, name: string) =>
     findAggregations((await load(dir, name)).model.graph).map((a) =>
       [a.node, a.input, a.output, a.reduce, a.degrees.input, a.degrees.row].join(" ")
@@ -57,6 +61,15 @@ Deno.test("unseen models: the mean aggregations (SAGE) and three sums (GIN) are 
     "/ScatterElements_1 /Relu_output_0 /ScatterElements_1_output_0 sum edge_index 1",
     "/ScatterElements_2 /Relu_1_output_0 /ScatterElements_2_output_0 sum edge_index 1",
   ]);
+  // GAT: the destinations are Concat(edge_index[1], Range(nodes)) (the self-loops); the weighted
+  // messages of [nodes, heads, C] features are summed by /ScatterElements_1 and _3, while
+  // /ScatterElements and _2 sum exp(attention logits) (the softmax denominators: no features)
+  const gat = [
+    "/ScatterElements_1 /Reshape_output_0 /ScatterElements_1_output_0 sum edge_index 1",
+    "/ScatterElements_3 /Reshape_3_output_0 /ScatterElements_3_output_0 sum edge_index 1",
+  ];
+  assert.deepEqual(await brief("digits16", "gat_edges"), gat);
+  assert.deepEqual(await brief("cancer", "gat_edges"), gat);
 });
 
 for (const [dir, name, hits, nodes] of MODELS) {
@@ -131,5 +144,62 @@ Deno.test({
       assert.ok(a.degree >= a.float - 0.03, JSON.stringify(a));
       assert.ok(a.degree >= a.uniform, JSON.stringify(a));
     }
+  },
+});
+
+Deno.test({
+  name: "GAT's [nodes, heads, C] points with --gnn-bins 1: one range per head, per-axis QDQ",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { model, inputs } = await load("digits16", "gat_edges");
+    const registry = createRegistry();
+    registerBuiltins(registry);
+    registry.use(plugin);
+    const { quantized } = await quantize({
+      model,
+      calib: { inputs: { ...inputs }, count: 400 },
+      preset: "w8a4",
+      registry,
+      pluginOptions: { "gnn-bins": 1, "gnn-fit": "minmax" },
+    });
+    // the first layer's features h = lin1(x).view(-1, 2, 16), the aggregation's input
+    const e = quantized.plan.entries.find((e) => e.value === "/Reshape_output_0" && !e.skip)!;
+    assert.deepEqual(e.granularity, { kind: "channel", axis: 1 });
+    const h = (await createExecutor(model).run(inputs, { outputs: [e.value] }))[e.value];
+    assert.deepEqual(h.shape, [400, 2, 16]);
+    // min / max of each head over every node and its 16 features, by hand
+    const min = [Infinity, Infinity], max = [-Infinity, -Infinity];
+    (h.data as Float32Array).forEach((v, i) => {
+      const head = Math.floor(i / 16) % 2;
+      min[head] = Math.min(min[head], v), max[head] = Math.max(max[head], v);
+    });
+    const want = chooseQParams({ min: Float32Array.from(min), max: Float32Array.from(max) }, {
+      format: "int4",
+      granularity: { kind: "channel", axis: 0 },
+      mode: e.mode!,
+    });
+    assert.deepEqual(e.scale, [...want.scale]);
+    assert.deepEqual(e.zeroPoint, [...want.zeroPoint]);
+    // the QDQ ONNX file runs (our executor: the simulation; onnxruntime-web: our executor)
+    const bytes = encodeQuantized(quantized, "m.onnx");
+    const sim = (await simulate(quantized).run(inputs)).data as Float32Array;
+    const out = (await createExecutor(readOnnx(bytes)).run(inputs)).logits.data as Float32Array;
+    let worst = 0;
+    for (let i = 0; i < sim.length; i++) worst = Math.max(worst, Math.abs(out[i] - sim[i]));
+    assert.ok(worst < 1e-4, `largest difference ${worst}`);
+    const session = await ort.InferenceSession.create(bytes);
+    const res = await session.run({
+      x: new ort.Tensor("float32", inputs.x.data as Float32Array, [...inputs.x.shape]),
+      edge_index: new ort.Tensor("int64", inputs.edge_index.data as BigInt64Array, [
+        ...inputs.edge_index.shape,
+      ]),
+    });
+    const theirs = res.logits.data as Float32Array;
+    let worstOrt = 0;
+    for (let i = 0; i < out.length; i++) {
+      worstOrt = Math.max(worstOrt, Math.abs(out[i] - theirs[i]));
+    }
+    assert.ok(worstOrt < 1e-5, `onnxruntime-web: largest difference ${worstOrt}`);
   },
 });
