@@ -12,8 +12,8 @@
  * A **mean** aggregation is one of these sums divided by the node's in-degree, as PyG's
  * `scatter(reduce="mean")` (SAGEConv's default) exports it: `Div(sum, count)` or
  * `Mul(sum, Reciprocal(count))`, the count a `ScatterElements`-add over the same destinations
- * (of ones), or `ReduceSum` of the adjacency's rows, through `Clip` / `Max` (clamped at 1),
- * `Unsqueeze`, `Cast`…. Its output is the mean: the sum is internal to the aggregation (an integer
+ * (of ones), or `ReduceSum` of the adjacency's rows, through `Clip` / `Max` / `Where` with a
+ * constant (clamped at 1, or masked_fill), `Unsqueeze`, `Cast`…. Its output is the mean: the sum is internal to the aggregation (an integer
  * kernel accumulates it), so it is not a point of its own.
  *
  * Each aggregation names its input features (`[nodes, F]`), its output (`[nodes, F]`) and where
@@ -317,6 +317,14 @@ export function isDegreeCount(
       if (sourceGather(p.inputs[2], producer) !== undefined) return false;
       const src = indexSource(p.inputs[1], g, producer, inputs);
       return src !== undefined && src.input === degrees.input && src.row === degrees.row;
+    }
+    if (p.op === "Where") {
+      // masked_fill (torch_scatter's `count[count < 1] = 1`): Where(cond, 1, count), either way
+      const [a, b] = [p.inputs[1], p.inputs[2]];
+      const known = (v: string) => constInts(g, producer, v) !== undefined;
+      if (known(a) === known(b)) return false;
+      cur = known(a) ? b : a;
+      continue;
     }
     if (!COUNT_PASS.has(p.op)) return false;
     cur = p.inputs[0];

@@ -127,7 +127,11 @@ Deno.test("edge-list mean: the count must scatter over the same destinations, no
     "int64",
     [2, "e"],
   ]];
-  const mean = (countIndex: string, countUpdates: string) =>
+  const mean = (
+    countIndex: string,
+    countUpdates: string,
+    clamp: [string, string[], string] = ["Max", ["deg", "onef"], "cnt"],
+  ) =>
     findAggregations(graphOf(ins, [
       ["Gather", ["ei", "r0"], "src", { axis: 0 }],
       ["Gather", ["ei", "r1"], "dst", { axis: 0 }],
@@ -137,11 +141,18 @@ Deno.test("edge-list mean: the count must scatter over the same destinations, no
       ["Expand", ["dst1", "wide"], "idx"],
       ["ScatterElements", ["zeros", "idx", "msg"], "s", { reduction: "add", axis: 0 }],
       ["ScatterElements", ["zeros1", countIndex, countUpdates], "deg", { reduction: "add" }],
-      ["Max", ["deg", "onef"], "cnt"],
+      clamp,
       ["Unsqueeze", ["cnt", "ax1"], "cnt1"],
       ["Div", ["s", "cnt1"], "m"],
-    ], [["r0", [0]], ["r1", [1]], ["r0b", [0]]])).map((a) => `${a.output} ${a.reduce}`);
+    ], [["r0", [0]], ["r1", [1]], ["r0b", [0]], ["onef", [1]]])).map((a) =>
+      `${a.output} ${a.reduce}`
+    );
   assert.deepEqual(mean("dst", "ones"), ["m mean"]);
+  // torch_scatter's count[count < 1] = 1: Where(count < 1, 1, count)
+  assert.deepEqual(mean("dst", "ones", ["Where", ["low", "onef", "deg"], "cnt"]), ["m mean"]);
+  assert.deepEqual(mean("dst", "ones", ["Where", ["low", "deg", "onef"], "cnt"]), ["m mean"]);
+  // a choice between two computed tensors is not a clamp
+  assert.deepEqual(mean("dst", "ones", ["Where", ["low", "deg", "s"], "cnt"]), ["s sum"]);
   // counted over the sources: out-degrees, not a mean
   assert.deepEqual(mean("src2", "ones"), ["s sum"]);
   // a scatter of gathered features is another sum (an aggregation of its own), not a count
