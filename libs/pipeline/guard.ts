@@ -215,7 +215,7 @@ async function calibratorPerActivation(
   const transforms = [...byCalibrator].map(([cal, r]) => ({
     cal,
     points: activationsByValue(r.quantized.plan),
-    t: activationTransform(r.quantized),
+    t: activationTransform(r.quantized, batch),
   }));
   const rules: Rule[] = [];
   const counts = new Map<string, number>();

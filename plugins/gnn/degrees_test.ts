@@ -59,7 +59,14 @@ Deno.test("bad graph inputs: a non-square adjacency, an edge index out of range"
   assert.match(code(() => nodeDegrees(flat, edgesSrc, 5)), /must be \[2, edges\]/);
   // as the plugin checks whole-graph inputs: the node count from the features
   const x = { dtype: "float32", shape: [4, 3], data: new Float32Array(12) };
-  const agg = { node: "s", style: "edges" as const, input: "x", output: "y", degrees: edgesSrc };
+  const agg = {
+    node: "s",
+    style: "edges" as const,
+    input: "x",
+    output: "y",
+    reduce: "sum" as const,
+    degrees: edgesSrc,
+  };
   assert.match(
     code(() => checkGraphInputs([agg], { x, edge_index: EDGES })),
     /outside the graph's 4/,

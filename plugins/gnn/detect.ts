@@ -5,7 +5,16 @@
  *   adjacency; its declared shape has two equal dimensions, numbers or the same symbol);
  * - **edge list**: `ScatterElements` / `ScatterND` with `reduction` "add" or "mean" whose updates
  *   are a `Gather` (axis 0) of node features, possibly times edge weights (`Mul`), and whose
- *   indices come from a graph input (the edge index, through `Gather` / `Unsqueeze` / `Expand`).
+ *   indices come from a graph input (the edge index, through `Gather` / `Unsqueeze` / `Expand`,
+ *   and a `Concat` with a `Range` — the self-loops PyG's GCNConv / GATConv add in the graph;
+ *   degrees are then counted in the edge index, without the added loops).
+ *
+ * A **mean** aggregation is one of these sums divided by the node's in-degree, as PyG's
+ * `scatter(reduce="mean")` (SAGEConv's default) exports it: `Div(sum, count)` or
+ * `Mul(sum, Reciprocal(count))`, the count a `ScatterElements`-add over the same destinations
+ * (of ones), or `ReduceSum` of the adjacency's rows, through `Clip` / `Max` / `Where` with a
+ * constant (clamped at 1, or masked_fill), `Unsqueeze`, `Cast`…. Its output is the mean: the sum is internal to the aggregation (an integer
+ * kernel accumulates it), so it is not a point of its own.
  *
  * Each aggregation names its input features (`[nodes, F]`), its output (`[nodes, F]`) and where
  * node degrees come from at run time (the adjacency, or one row of the edge index).
@@ -33,14 +42,29 @@ export interface Aggregation {
   readonly style: "dense" | "edges";
   /** The node features aggregated (`[nodes, F]`): H of `A·H`, the data of the source `Gather`. */
   readonly input: string;
-  /** The aggregated features (`[nodes, F]`). */
+  /** The aggregated features (`[nodes, F]`): the sum, or the mean when `reduce` is "mean". */
   readonly output: string;
+  /** `sum`, or `mean`: the sum divided by the in-degree (`divide` names the node). */
+  readonly reduce: "sum" | "mean";
+  /** Mean aggregations: the `Div` (or `Mul` by a reciprocal) dividing the sum by the degrees. */
+  readonly divide?: string;
   /** Where degrees come from at run time. */
   readonly degrees: DegreeSource;
 }
 
 /** Ops an index tensor passes through unchanged in meaning. */
 const INDEX_PASS = new Set(["Unsqueeze", "Squeeze", "Expand", "Reshape", "Cast", "Identity"]);
+/** Ops a degree count passes through (clamped at 1, reshaped, cast) on its way to the divide. */
+const COUNT_PASS = new Set([
+  "Unsqueeze",
+  "Squeeze",
+  "Reshape",
+  "Expand",
+  "Cast",
+  "Identity",
+  "Clip",
+  "Max",
+]);
 /** Ops a message passes through (edge weights multiply it). */
 const MESSAGE_PASS = new Set(["Mul", "Div", "Cast", "Identity", "Expand"]);
 
@@ -90,19 +114,24 @@ function constInt(g: GraphView, producer: Map<string, NodeView>, v: string): num
  */
 export function findAggregations(g: GraphView): Aggregation[] {
   const producer = new Map<string, NodeView>();
-  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const consumers = new Map<string, NodeView[]>();
+  for (const n of g.nodes) {
+    for (const o of n.outputs) producer.set(o, n);
+    for (const i of n.inputs) consumers.set(i, [...consumers.get(i) ?? [], n]);
+  }
   const inputs = new Map(g.inputs.map((i) => [i.name, i]));
   const out: Aggregation[] = [];
   for (const n of g.nodes) {
     if (n.op === "MatMul") {
       const a = inputs.get(n.inputs[0]);
       if (a && a.dtype === "float32" && isSquare(a.shape) && !g.initializers.has(n.inputs[1])) {
+        const degrees = { input: a.name, kind: "adjacency", row: -1 } as const;
         out.push({
           node: n.name,
           style: "dense",
           input: n.inputs[1],
-          output: n.outputs[0],
-          degrees: { input: a.name, kind: "adjacency", row: -1 },
+          ...meanOf(n.outputs[0], degrees, g, producer, consumers, inputs),
+          degrees,
         });
       }
       continue;
@@ -114,7 +143,13 @@ export function findAggregations(g: GraphView): Aggregation[] {
     const features = sourceGather(n.inputs[2], producer);
     const degrees = indexSource(n.inputs[1], g, producer, inputs);
     if (!features || !degrees) continue;
-    out.push({ node: n.name, style: "edges", input: features, output: n.outputs[0], degrees });
+    out.push({
+      node: n.name,
+      style: "edges",
+      input: features,
+      ...meanOf(n.outputs[0], degrees, g, producer, consumers, inputs),
+      degrees,
+    });
   }
   return out;
 }
@@ -183,8 +218,133 @@ export function indexSource(
       if (row === undefined || Number(attr(p, "axis") ?? 0) !== 0) return undefined;
       return { input: p.inputs[0], kind: "edges", row };
     }
+    if (p.op === "Concat") {
+      // PyG's add_self_loops: the edge-index row, then arange(nodes) (a Range); the degrees are
+      // read from the edge index, so the added loops are not counted
+      const parts = p.inputs.filter((i) => i !== "" && !isNodeRange(i, producer));
+      if (parts.length !== 1 || parts.length === p.inputs.length) return undefined;
+      cur = parts[0];
+      continue;
+    }
     if (!INDEX_PASS.has(p.op)) return undefined;
     cur = p.inputs[0];
   }
   return undefined;
+}
+
+/** Whether a tensor is a `Range` (through reshapes and casts): self-loop indices 0..n-1. */
+function isNodeRange(v: string, producer: Map<string, NodeView>): boolean {
+  for (let cur = v, step = 0; step < 8; step++) {
+    const p = producer.get(cur);
+    if (!p) return false;
+    if (p.op === "Range") return true;
+    if (!INDEX_PASS.has(p.op)) return false;
+    cur = p.inputs[0];
+  }
+  return false;
+}
+
+/** A sum's output, or the mean it becomes when its only consumer divides it by the degrees. */
+function meanOf(
+  sum: string,
+  degrees: DegreeSource,
+  g: GraphView,
+  producer: Map<string, NodeView>,
+  consumers: Map<string, NodeView[]>,
+  inputs: Map<string, GraphView["inputs"][number]>,
+): Pick<Aggregation, "output" | "reduce" | "divide"> {
+  const plain = { output: sum, reduce: "sum" } as const;
+  const users = consumers.get(sum) ?? [];
+  if (users.length !== 1 || g.outputs.some((o) => o.name === sum)) return plain;
+  const d = users[0];
+  let count: string | undefined;
+  if (d.op === "Div" && d.inputs[0] === sum) count = d.inputs[1];
+  if (d.op === "Mul") {
+    const other = d.inputs[0] === sum ? d.inputs[1] : d.inputs[0];
+    const r = producer.get(other);
+    if (r?.op === "Reciprocal") count = r.inputs[0];
+  }
+  if (count === undefined || !isDegreeCount(count, degrees, g, producer, inputs)) return plain;
+  return { output: d.outputs[0], reduce: "mean", divide: d.name };
+}
+
+/**
+ * Whether a tensor is the in-degree of every node (possibly clamped, reshaped or cast): a 1-D
+ * `ScatterElements` / `ScatterND` add over the destinations `degrees` names whose updates are not
+ * node features, or a `ReduceSum` of the adjacency over its last axis (A[dst, src]).
+ *
+ * @param v the tensor
+ * @param degrees where the aggregation's degrees come from
+ * @param g the graph
+ * @param producer node by output name
+ * @param inputs graph inputs by name
+ * @returns true if `v` counts each node's incoming edges
+ *
+ * @example
+ * ```ts
+ * import { isDegreeCount } from "./detect.ts";
+ * const g = { inputs: [{ name: "adj", shape: ["n", "n"] }], initializers: new Map(), nodes: [] };
+ * const sum = { name: "s", op: "ReduceSum", inputs: ["adj"], outputs: ["deg"],
+ *   attrs: { axes: [1], keepdims: 1 } };
+ * const degrees = { input: "adj", kind: "adjacency", row: -1 } as const;
+ * const producer = new Map([["deg", sum as never]]);
+ * const inputs = new Map([["adj", g.inputs[0] as never]]);
+ * if (!isDegreeCount("deg", degrees, g as never, producer, inputs)) throw new Error();
+ * ```
+ */
+export function isDegreeCount(
+  v: string,
+  degrees: DegreeSource,
+  g: GraphView,
+  producer: Map<string, NodeView>,
+  inputs: Map<string, GraphView["inputs"][number]>,
+): boolean {
+  let cur = v;
+  for (let step = 0; step < 16; step++) {
+    const p = producer.get(cur);
+    if (!p) return false;
+    if (p.op === "ReduceSum") {
+      if (degrees.kind !== "adjacency" || p.inputs[0] !== degrees.input) return false;
+      const axes = p.inputs[1] ? constInts(g, producer, p.inputs[1]) : attr(p, "axes");
+      return Array.isArray(axes) || ArrayBuffer.isView(axes)
+        ? (axes as ArrayLike<number>).length === 1 &&
+          [1, -1].includes(Number((axes as ArrayLike<number>)[0]))
+        : false;
+    }
+    if (p.op === "ScatterElements" || p.op === "ScatterND") {
+      if (degrees.kind !== "edges") return false;
+      if (!["add"].includes(String(attr(p, "reduction") ?? "none"))) return false;
+      if (sourceGather(p.inputs[2], producer) !== undefined) return false;
+      const src = indexSource(p.inputs[1], g, producer, inputs);
+      return src !== undefined && src.input === degrees.input && src.row === degrees.row;
+    }
+    if (p.op === "Where") {
+      // masked_fill (torch_scatter's `count[count < 1] = 1`): Where(cond, 1, count), either way
+      const [a, b] = [p.inputs[1], p.inputs[2]];
+      const known = (v: string) => constInts(g, producer, v) !== undefined;
+      if (known(a) === known(b)) return false;
+      cur = known(a) ? b : a;
+      continue;
+    }
+    if (!COUNT_PASS.has(p.op)) return false;
+    cur = p.inputs[0];
+  }
+  return false;
+}
+
+/** An integer list constant (an initializer, or a `Constant` node's value). */
+function constInts(
+  g: GraphView,
+  producer: Map<string, NodeView>,
+  v: string,
+): number[] | undefined {
+  const init = g.initializers.get(v);
+  let data: ArrayLike<unknown> | undefined = init?.data;
+  if (!init) {
+    const p = producer.get(v);
+    data = p?.op === "Constant"
+      ? (attr(p, "value") as { data?: ArrayLike<unknown> })?.data
+      : undefined;
+  }
+  return data ? Array.from(data, Number) : undefined;
 }

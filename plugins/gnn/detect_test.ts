@@ -74,3 +74,120 @@ Deno.test("a model without message passing: nothing found", async () => {
   const noAdj = { ...g, inputs: g.inputs.map((i) => ({ ...i, shape: ["n", 7] })) };
   assert.deepEqual(findAggregations(noAdj), []);
 });
+
+/** A one-node-per-line graph: `[op, inputs, output, attrs]`. */
+function graphOf(
+  inputs: [string, string, unknown[]][],
+  nodes: [string, string[], string, Record<string, unknown>?][],
+  initializers: [string, number[]][] = [],
+) {
+  return {
+    inputs: inputs.map(([name, dtype, shape]) => ({ name, dtype, shape })),
+    outputs: [{ name: nodes[nodes.length - 1][2] }],
+    initializers: new Map(
+      initializers.map(([n, v]) => [n, { dtype: "int64", shape: [v.length], data: v }]),
+    ),
+    nodes: nodes.map(([op, ins, out, attrs], i) => ({
+      name: `n${i}`,
+      op,
+      domain: "",
+      inputs: ins,
+      outputs: [out],
+      attrs: attrs ?? {},
+    })),
+  } as never;
+}
+
+Deno.test("dense mean: A·H divided by A's row sums (clamped), or times their reciprocal", () => {
+  const ins: [string, string, unknown[]][] = [["adj", "float32", ["n", "n"]], [
+    "x",
+    "float32",
+    ["n", 4],
+  ]];
+  const mean = (divide: [string, string[], string][], axes = [1]) =>
+    findAggregations(graphOf(ins, [
+      ["MatMul", ["adj", "x"], "s"],
+      ["ReduceSum", ["adj", "axes"], "deg", { keepdims: 1 }],
+      ["Clip", ["deg", "one"], "cnt"],
+      ...divide,
+      ["Relu", ["m"], "y"],
+    ], [["axes", axes], ["one", [1]]])).map((a) => [a.output, a.reduce, a.divide ?? ""].join(" "));
+  assert.deepEqual(mean([["Div", ["s", "cnt"], "m"]]), ["m mean n3"]);
+  assert.deepEqual(mean([["Div", ["s", "cnt"], "m"]], [-1]), ["m mean n3"]);
+  assert.deepEqual(mean([["Reciprocal", ["cnt"], "r"], ["Mul", ["r", "s"], "m"]]), ["m mean n4"]);
+  // row sums over axis 0 are out-degrees, and a division by anything else is not a mean: sums
+  assert.deepEqual(mean([["Div", ["s", "cnt"], "m"]], [0]), ["s sum "]);
+  assert.deepEqual(mean([["Div", ["s", "one"], "m"]]), ["s sum "]);
+  assert.deepEqual(mean([["Div", ["cnt", "s"], "m"]]), ["s sum "]);
+});
+
+Deno.test("edge-list mean: the count must scatter over the same destinations, not features", () => {
+  const ins: [string, string, unknown[]][] = [["x", "float32", ["n", 4]], [
+    "ei",
+    "int64",
+    [2, "e"],
+  ]];
+  const mean = (
+    countIndex: string,
+    countUpdates: string,
+    clamp: [string, string[], string] = ["Max", ["deg", "onef"], "cnt"],
+  ) =>
+    findAggregations(graphOf(ins, [
+      ["Gather", ["ei", "r0"], "src", { axis: 0 }],
+      ["Gather", ["ei", "r1"], "dst", { axis: 0 }],
+      ["Gather", ["ei", "r0b"], "src2", { axis: 0 }],
+      ["Gather", ["x", "src"], "msg", { axis: 0 }],
+      ["Unsqueeze", ["dst", "ax1"], "dst1"],
+      ["Expand", ["dst1", "wide"], "idx"],
+      ["ScatterElements", ["zeros", "idx", "msg"], "s", { reduction: "add", axis: 0 }],
+      ["ScatterElements", ["zeros1", countIndex, countUpdates], "deg", { reduction: "add" }],
+      clamp,
+      ["Unsqueeze", ["cnt", "ax1"], "cnt1"],
+      ["Div", ["s", "cnt1"], "m"],
+    ], [["r0", [0]], ["r1", [1]], ["r0b", [0]], ["onef", [1]]])).map((a) =>
+      `${a.output} ${a.reduce}`
+    );
+  assert.deepEqual(mean("dst", "ones"), ["m mean"]);
+  // torch_scatter's count[count < 1] = 1: Where(count < 1, 1, count)
+  assert.deepEqual(mean("dst", "ones", ["Where", ["low", "onef", "deg"], "cnt"]), ["m mean"]);
+  assert.deepEqual(mean("dst", "ones", ["Where", ["low", "deg", "onef"], "cnt"]), ["m mean"]);
+  // a choice between two computed tensors is not a clamp
+  assert.deepEqual(mean("dst", "ones", ["Where", ["low", "deg", "s"], "cnt"]), ["s sum"]);
+  // counted over the sources: out-degrees, not a mean
+  assert.deepEqual(mean("src2", "ones"), ["s sum"]);
+  // a scatter of gathered features is another sum (an aggregation of its own), not a count
+  assert.deepEqual(mean("dst", "msg"), ["s sum", "deg sum"]);
+});
+
+Deno.test("self-loops added in the graph: Concat(edge row, Range) is still the edge index", () => {
+  const ins: [string, string, unknown[]][] = [["x", "float32", ["n", 4]], [
+    "ei",
+    "int64",
+    [2, "e"],
+  ]];
+  const found = (loops: [string, string[], string][], parts: string[]) =>
+    findAggregations(graphOf(ins, [
+      ["Gather", ["ei", "r0"], "src", { axis: 0 }],
+      ["Gather", ["ei", "r1"], "dst", { axis: 0 }],
+      ...loops,
+      ["Concat", parts, "dstl", { axis: 0 }],
+      ["Gather", ["x", "src"], "msg", { axis: 0 }],
+      ["Unsqueeze", ["dstl", "ax1"], "dst1"],
+      ["Expand", ["dst1", "wide"], "idx"],
+      ["ScatterElements", ["zeros", "idx", "msg"], "s", { reduction: "add", axis: 0 }],
+    ], [["r0", [0]], ["r1", [1]]])).map((a) => `${a.degrees.input} ${a.degrees.row}`);
+  const range: [string, string[], string] = ["Range", ["zero", "n", "one"], "loops"];
+  assert.deepEqual(found([range], ["dst", "loops"]), ["ei 1"]);
+  assert.deepEqual(found([range, ["Cast", ["loops"], "loops64"]], ["loops64", "dst"]), ["ei 1"]);
+  // two edge rows, or a row and something that is not a node range: not one destination row
+  assert.deepEqual(found([], ["dst", "src"]), []);
+  assert.deepEqual(found([["Relu", ["n"], "loops"]], ["dst", "loops"]), []);
+  assert.deepEqual(found([range], ["loops"]), []);
+});
+
+Deno.test("SAGE (mean), GIN3 and GAT detection is the same once Constant nodes are folded", async () => {
+  for (const f of ["sage", "gin3", "gat"].map((m) => `unseen/digits16/${m}_edges`)) {
+    const g = (await model(f)).graph;
+    assert.deepEqual(findAggregations(foldConstants(g)), findAggregations(g));
+  }
+});

@@ -1,10 +1,11 @@
 /**
  * The `gnn-aggregations` marker: the input features and the output of every message-passing
- * aggregation become quantization points. With degree-aware ranges (or protected nodes) they
- * use the `gnn-degree` quantizer and read the graph input that gives node degrees; with
- * `--gnn-ranges uniform` and no protection, the built-in per-tensor quantizer; with one bin
- * (`--gnn-bins 1`), per-column ranges and no protection, the built-in quantizer per channel
- * along the feature axis (fitted by the plugin's stage, written as per-axis QDQ in ONNX).
+ * aggregation become quantization points (of a mean aggregation, the mean: its sum is
+ * internal). With degree-aware ranges (or protected nodes) they use the `gnn-degree` quantizer
+ * and read the graph input that gives node degrees; with `--gnn-ranges uniform` and no
+ * protection, the built-in per-tensor quantizer; with one bin (`--gnn-bins 1`), per-column
+ * ranges and no protection, the built-in quantizer per channel along the feature axis (fitted by
+ * the plugin's stage, written as per-axis QDQ in ONNX).
  *
  * @module
  */
@@ -55,7 +56,9 @@ export function markAggregations(g: GraphView, options: PluginOptionValues): Mar
         value,
         ...(o.aggFormat ? { format: o.aggFormat } : {}),
         ...how(a.degrees.input),
-        note: `${a.style} aggregation ${what} (${a.node})`,
+        note: a.divide
+          ? `${a.style} mean aggregation ${what} (${a.node}, ÷ in-degree at ${a.divide})`
+          : `${a.style} aggregation ${what} (${a.node})`,
       });
     }
   }

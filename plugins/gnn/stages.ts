@@ -16,9 +16,9 @@
  * @module
  */
 
-import { LowbitError, type QParams, type TensorValue } from "@lowbit/core";
+import { LowbitError, type QParams, type Quantizer, type TensorValue } from "@lowbit/core";
 import { createExecutor, type TensorData } from "@lowbit/graph";
-import type { Dataset, PlanEntry, QuantizeState } from "@lowbit/pipeline";
+import { type Dataset, entryQuantizer, type PlanEntry, type QuantizeState } from "@lowbit/pipeline";
 import { aggregationMarker, COLUMNS } from "./marker.ts";
 import { type Aggregation, findAggregations } from "./detect.ts";
 import { nodeDegrees } from "./degrees.ts";
@@ -38,7 +38,7 @@ import { gnnOptions } from "./options.ts";
  * ```ts
  * import { checkGraphInputs } from "@lowbit/gnn";
  * import assert from "node:assert/strict";
- * const agg = { node: "s", style: "edges" as const, input: "x", output: "y",
+ * const agg = { node: "s", style: "edges" as const, input: "x", output: "y", reduce: "sum" as const,
  *   degrees: { input: "edge_index", kind: "edges" as const, row: 1 } };
  * const x = { dtype: "float32", shape: [3, 2], data: new Float32Array(6) };
  * const edge_index = { dtype: "int64", shape: [2, 1], data: BigInt64Array.of(0n, 3n) };
@@ -179,8 +179,18 @@ export async function degreeFitStage(st: QuantizeState): Promise<void> {
         tensor: e.value,
       });
     }
-    const tensor = { shape: [...t.shape], data: t.data as Float32Array };
-    const degrees = nodeDegrees(inputs[source.input], source, t.shape[0]);
+    const perColumn = perColumnPoint(e);
+    // a per-column point is per channel along axis 1: of a [nodes, heads, C] tensor (a
+    // multi-head GAT's), one range per head; its rows are fitted as [nodes · C, heads]
+    const tensor = perColumn
+      ? channelsLast(t)
+      : { shape: [...t.shape], data: t.data as Float32Array };
+    const nodeDeg = nodeDegrees(inputs[source.input], source, t.shape[0]);
+    const inner = tensor.shape[0] / Math.max(1, t.shape[0]);
+    const degrees = inner === 1 ? nodeDeg : Int32Array.from(
+      { length: tensor.shape[0] },
+      (_, r) => nodeDeg[Math.floor(r / inner)],
+    );
     const layout = {
       bins: opts.ranges === "degree" ? opts.bins : 1,
       protect: opts.protect,
@@ -188,7 +198,7 @@ export async function degreeFitStage(st: QuantizeState): Promise<void> {
       source,
       // uniform ranges (with protected nodes) stay one range per set, as the option says
       columns: opts.columns && opts.ranges === "degree"
-        ? t.data.length / Math.max(1, t.shape[0])
+        ? tensor.data.length / Math.max(1, tensor.shape[0])
         : 0,
     };
     const candidates = fits.map((fit) =>
@@ -196,10 +206,19 @@ export async function degreeFitStage(st: QuantizeState): Promise<void> {
     );
     let qp = candidates[0];
     if (chooser) {
-      const scores = await chooser.score(e.value, candidates);
+      // a per-column point is scored as the built-in quantizer per channel runs it
+      const scores = await chooser.score(
+        e.value,
+        perColumn ? candidates.map((c) => asColumns(c, layout.columns || 1)) : candidates,
+        perColumn ? entryQuantizer(e, st.registry) : undefined,
+      );
       const best = scores.indexOf(Math.min(...scores));
       qp = candidates[best];
-      chooser.fix(e.value, qp);
+      chooser.fix(
+        e.value,
+        perColumn ? asColumns(qp, layout.columns || 1) : qp,
+        perColumn ? entryQuantizer(e, st.registry) : undefined,
+      );
       const figures = fits.map((f, i) => `${f} ${scores[i].toPrecision(4)}`).join(", ");
       e.note = `${e.note ? e.note + "; " : ""}--gnn-fit auto: ${fits[best]} ` +
         `(output MSE against float: ${figures})`;
@@ -219,6 +238,31 @@ export async function degreeFitStage(st: QuantizeState): Promise<void> {
   }
 }
 
+/** A tensor with its axis 1 last and the others flattened: [d0 · d2 · …, d1] (rank 2: as is). */
+function channelsLast(t: TensorData): { shape: number[]; data: Float32Array } {
+  const data = t.data as Float32Array;
+  if (t.shape.length <= 2) return { shape: [...t.shape], data };
+  const n = t.shape[0], c = t.shape[1], inner = data.length / Math.max(1, n * c);
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < n; i++) {
+    for (let h = 0; h < c; h++) {
+      for (let k = 0; k < inner; k++) out[(i * inner + k) * c + h] = data[(i * c + h) * inner + k];
+    }
+  }
+  return { shape: [n * inner, c], data: out };
+}
+
+/** The first set of a one-bin fit as the built-in quantizer's per-channel (axis 1) parameters. */
+function asColumns(qp: QParams, columns: number): QParams {
+  return {
+    format: qp.format,
+    mode: qp.mode,
+    granularity: COLUMNS,
+    scale: qp.scale.slice(0, columns),
+    zeroPoint: qp.zeroPoint.slice(0, columns),
+  };
+}
+
 /** A point the marker gave the built-in quantizer per feature column (`--gnn-bins 1`). */
 function perColumnPoint(e: PlanEntry): boolean {
   return e.by === aggregationMarker.name && e.quantizer !== DEGREE_QUANTIZER &&
@@ -231,9 +275,9 @@ type FitChoice = "minmax" | "mse";
 /** Scores candidate parameters of one point by the model output's error, earlier points fixed. */
 interface AutoChooser {
   /** The output MSE against float of each candidate, with the points fixed so far applied. */
-  score(value: string, candidates: readonly QParams[]): Promise<number[]>;
-  /** Keeps a point's chosen parameters for the later points' scores. */
-  fix(value: string, qp: QParams): void;
+  score(value: string, candidates: readonly QParams[], quantizer?: Quantizer): Promise<number[]>;
+  /** Keeps a point's chosen parameters (and quantizer) for the later points' scores. */
+  fix(value: string, qp: QParams, quantizer?: Quantizer): void;
 }
 
 /**
@@ -250,13 +294,17 @@ async function autoChooser(
   const float = await exec.run(inputs);
   const q = st.registry.quantizers.get(DEGREE_QUANTIZER);
   const ctx = { batch: 0, tags: {}, inputs: inputs as never };
-  const fixed = new Map<string, QParams>();
-  const outputError = async (params: ReadonlyMap<string, QParams>): Promise<number> => {
+  // each point's parameters and the quantizer that runs them (the plugin's, or the built-in
+  // one of a per-column point)
+  const fixed = new Map<string, [QParams, Quantizer]>();
+  const outputError = async (
+    params: ReadonlyMap<string, [QParams, Quantizer]>,
+  ): Promise<number> => {
     const out = await exec.run(inputs, {
       transform: (name, t) => {
-        const qp = params.get(name);
-        if (!qp) return undefined;
-        const y = q.fakeQuant({ shape: t.shape, data: t.data as Float32Array }, qp, ctx);
+        const p = params.get(name);
+        if (!p) return undefined;
+        const y = p[1].fakeQuant({ shape: t.shape, data: t.data as Float32Array }, p[0], ctx);
         return { ...t, data: y.data } as TensorData;
       },
     });
@@ -269,15 +317,15 @@ async function autoChooser(
     return err / Math.max(1, n);
   };
   return {
-    async score(value, candidates) {
+    async score(value, candidates, quantizer = q) {
       const scores: number[] = [];
       for (const qp of candidates) {
-        scores.push(await outputError(new Map([...fixed, [value, qp]])));
+        scores.push(await outputError(new Map([...fixed, [value, [qp, quantizer]]])));
       }
       return scores;
     },
-    fix(value, qp) {
-      fixed.set(value, qp);
+    fix(value, qp, quantizer = q) {
+      fixed.set(value, [qp, quantizer]);
     },
   };
 }
