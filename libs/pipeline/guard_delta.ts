@@ -249,9 +249,15 @@ export async function holdMaxDelta(
     //    at three times the re-quantizations.
     const base = result.quantized.plan.entries;
     // Layers the data never reached (an untaken If branch) change nothing: not ranked.
-    const unreached = new Set(
+    // So are the layers sharing such a layer's input (Silero v4's 8 kHz branch's projections).
+    const unreachedValues = new Set(
       base.filter((e) => e.skip && /^no calibration data reached/.test(e.reason ?? ""))
-        .map((e) => e.node),
+        .map((e) => e.value),
+    );
+    const unreached = new Set(
+      base.filter((e) => e.role === "activation" && unreachedValues.has(e.value)).map((e) =>
+        e.node
+      ),
     );
     const nodes = [
       ...new Set(base.filter((e) => !e.skip && !unreached.has(e.node)).map((e) => e.node)),
