@@ -310,7 +310,7 @@ export async function holdMaxDelta(
         }
       }
       // 4. A layer kept whole in int16 may need only its input there: its weight is tried back
-      //    in the preset's format (Silero v5: the STFT's and encoder.1's weights, 886 → 794 kB).
+      //    in the preset's format (Silero v5: the STFT's and encoder.1's weights, 886 → 795 kB).
       for (const k of kept) {
         if (k.part !== "layer" || k.precision !== WIDE) continue;
         const extra = promoteRules(base, k.node, "input", WIDE);
