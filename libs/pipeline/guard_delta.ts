@@ -12,7 +12,9 @@
  * 2. moves whole layers (weight and input; every layer reading that input with it) to int16,
  *    then to float: ranks the layers by the max |Δ| with each moved alone, and moves them in
  *    that order, each on top of the ones before, until X holds;
- * 3. then undoes each move, the last first, that X holds without.
+ * 3. then undoes each move, the last first, that X holds without;
+ * 4. then tries the weight of each layer kept whole in int16 back in the preset's format (its
+ *    input kept in int16), kept when X holds.
  *
  * What it kept is listed in a warning and in the report. Off unless asked for: a sensible bound
  * depends on what reads the output (0.02 for a VAD with a 0.5 threshold), and each step
@@ -247,9 +249,15 @@ export async function holdMaxDelta(
     //    at three times the re-quantizations.
     const base = result.quantized.plan.entries;
     // Layers the data never reached (an untaken If branch) change nothing: not ranked.
-    const unreached = new Set(
+    // So are the layers sharing such a layer's input (Silero v4's 8 kHz branch's projections).
+    const unreachedValues = new Set(
       base.filter((e) => e.skip && /^no calibration data reached/.test(e.reason ?? ""))
-        .map((e) => e.node),
+        .map((e) => e.value),
+    );
+    const unreached = new Set(
+      base.filter((e) => e.role === "activation" && unreachedValues.has(e.value)).map((e) =>
+        e.node
+      ),
     );
     const nodes = [
       ...new Set(base.filter((e) => !e.skip && !unreached.has(e.node)).map((e) => e.node)),
@@ -300,6 +308,22 @@ export async function holdMaxDelta(
           keptRules.clear();
           for (const [n, rs] of before) keptRules.set(n, rs);
         }
+      }
+      // 4. A layer kept whole in int16 may need only its input there: its weight is tried back
+      //    in the preset's format (Silero v5: the STFT's and encoder.1's weights, 886 → 795 kB).
+      for (const k of kept) {
+        if (k.part !== "layer" || k.precision !== WIDE) continue;
+        const extra = promoteRules(base, k.node, "input", WIDE);
+        const before = keptRules.get(`${k.node}|layer`)!;
+        if (!extra.length || !before.some((r) => r.weight !== undefined)) continue;
+        keptRules.set(`${k.node}|layer`, extra);
+        step(`trying the weight of '${k.node}' back in its preset format`);
+        const r = await run(current, all());
+        const v = await m.measure(r);
+        if (v <= X) {
+          k.part = "input";
+          result = r, d = v;
+        } else keptRules.set(`${k.node}|layer`, before);
       }
     }
     rules.push(...all());

@@ -1,16 +1,16 @@
 import assert from "node:assert/strict";
-import { createExecutor } from "@lowbit/graph";
+import { createExecutor, modelOf } from "@lowbit/graph";
 import { digitsCalib, digitsModel } from "./_testdata.ts";
-import { sliceBatch } from "./dataset.ts";
+import { type Dataset, sliceBatch } from "./dataset.ts";
 import { describeGuard, guardQuantize } from "./guard.ts";
 import { holdMaxDelta } from "./guard_delta.ts";
 import { quantize, type QuantizeResult } from "./quantize.ts";
 import { runnableModel } from "./simulate.ts";
+import { silentProgress } from "./progress_api.ts";
 
 /** Max |Δ| of the first output over the first `n` samples, computed here from the two models. */
-async function maxAbsDelta(r: QuantizeResult, n: number): Promise<number> {
-  const calib = await digitsCalib();
-  const x = sliceBatch(calib, 0, n);
+async function maxAbsDelta(r: QuantizeResult, n: number, data?: Dataset): Promise<number> {
+  const x = sliceBatch(data ?? await digitsCalib(), 0, n);
   const out = r.prepared.graph.outputs[0].name;
   const a = (await createExecutor(r.prepared).run(x))[out].data as Float32Array;
   const b = (await createExecutor(runnableModel(r.quantized)).run(x))[out].data as Float32Array;
@@ -55,13 +55,17 @@ Deno.test("holdMaxDelta() keeps layers in int16 / float until the max |Δ| holds
   assert.ok(Math.abs(h.report.final - d1) <= 1e-6 * d0, `${h.report.final} vs ${d1}`);
   assert.ok(h.report.met && d1 <= bound, `max |Δ| ${d0} → ${d1}, bound ${bound}`);
   assert.ok(h.report.kept.length > 0);
-  // Each kept layer is in the returned plan in its precision, and the options replay it.
+  // Each kept layer is in the returned plan in its precision (a layer whose input alone is
+  // kept: its weight in the preset's int8), and the options replay it.
   const entries = h.result.quantized.plan.entries;
   for (const k of h.report.kept) {
     const mine = entries.filter((e) => e.node === k.node);
+    const wide = (role: string) => k.part === "input" && role === "weight" ? "int8" : "int16";
     assert.ok(
-      mine.every((e) => k.precision === "float" ? e.skip : e.skip || e.format === "int16"),
-      `${k.node} ${k.precision}: ${JSON.stringify(mine.map((e) => [e.role, e.format, e.skip]))}`,
+      mine.every((e) => k.precision === "float" ? e.skip : e.skip || e.format === wide(e.role)),
+      `${k.node} ${k.part} ${k.precision}: ${
+        JSON.stringify(mine.map((e) => [e.role, e.format, e.skip]))
+      }`,
     );
   }
   const again = await quantize(h.options);
@@ -100,4 +104,45 @@ Deno.test("guardQuantize() with maxDelta reports the bound and describes it", as
   });
   assert.equal(c.report.maxDelta?.met, false);
   assert.ok(c.result.warnings.some((w) => /is above --max-delta .*checked, not changed/.test(w)));
+});
+
+Deno.test("holdMaxDelta() keeps only the input of a layer in int16 when its int8 weight holds the bound", async () => {
+  // y = x·W, one layer: x's int8 range is set by one outlier (100, in a sample the guard does not
+  // measure), so its step (0.78) costs much;
+  // W's per-column int8 grids cost little (at most half a step, 1/255, of each column's largest).
+  const model = modelOf({
+    name: "fc",
+    nodes: [{ name: "fc", op: "Gemm", domain: "", inputs: ["x", "W"], outputs: ["y"], attrs: {} }],
+    inputs: [{ name: "x", dtype: "float32", shape: ["N", 2] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+    initializers: {
+      W: { dtype: "float32", shape: [2, 3], data: Float32Array.of(1, -0.3, 0.7, 0.45, 1, -0.2) },
+    },
+  });
+  const x = Float32Array.from({ length: 64 }, (_, i) => Math.sin(1.7 * i) * 2);
+  x[62] = 100; // the last sample's: the guard measures the first 16
+  const calib: Dataset = {
+    inputs: { x: { dtype: "float32", shape: [32, 2], data: x } },
+    count: 32,
+  };
+  const options = { model, calib, progress: silentProgress() };
+  const first = await quantize(options);
+  // Measured here: the input alone in int16 (a rule) against plain int8.
+  const inputWide = await quantize({
+    ...options,
+    rules: [{ match: "fc", activation: { format: "int16" } }],
+  });
+  const [d8, dIn] = [await maxAbsDelta(first, 16, calib), await maxAbsDelta(inputWide, 16, calib)];
+  assert.ok(dIn < d8 / 4, `int8 ${d8}, input in int16 ${dIn}`);
+  const bound = 2 * dIn;
+  const h = await holdMaxDelta(options, first, { data: calib, maxDelta: bound, samples: 16 });
+  // Kept whole in int16 first (the only layer), then its weight back in int8.
+  assert.deepEqual(h.report.kept.map((k) => [k.node, k.part, k.precision]), [
+    ["fc", "input", "int16"],
+  ]);
+  const formats = h.result.quantized.plan.entries.map((e) => [e.role, e.format]);
+  assert.deepEqual(formats, [["weight", "int8"], ["activation", "int16"]]);
+  const d = await maxAbsDelta(h.result, 16, calib);
+  assert.ok(Math.abs(d - dIn) <= 1e-6 * d8 && h.report.met, `${d} vs ${dIn}`);
+  assert.match(h.warnings[0], /kept in int16: the input of 'fc'/);
 });
