@@ -116,6 +116,20 @@ Deno.test("conv2dF32() integerSums: NaN and fractional chunks fall back to the f
     const want = conv2dF32(x, t.input, w, t.weight, { ...opts, kernels: k });
     sameBits(got.data, want.data, `input with ${odd}`);
   }
+  // A pointwise conv converts chunk by chunk (no padded i16 copy): the chunk with the odd value
+  // falls back, the others stay on the i16 route; K = 96 takes several chunks of 8 pixels' panels.
+  const pw = c([1, 96, 30, 31], [24, 96, 1, 1]);
+  const w1 = ints(count(pw.weight), -128, 127, r);
+  const p1 = prepareConv2dF32(w1, pw.weight, k, { integer: true });
+  const o1 = optsOf(pw, r, 1);
+  for (const odd of [NaN, 0.5, 40000]) {
+    const x = ints(count(pw.input), -100, 155, r);
+    x[30 * 31 * 50 + 400] = odd;
+    const got = conv2dF32(x, pw.input, p1, { ...o1, kernels: k, integerSums: true });
+    const want = conv2dF32(x, pw.input, w1, pw.weight, { ...o1, kernels: k });
+    sameBits(got.data, want.data, `pointwise input with ${odd}`);
+  }
+  p1.dispose();
   // weights that are not integers: no i16 copy, the f32 kernel
   const frac = prepareConv2dF32(w.map((v) => v + 0.5), t.weight, k, { integer: true });
   assert.equal(frac.integer, false);

@@ -1579,6 +1579,24 @@ export function residentF32(kernels: FloatKernels, n: number): Float32Array {
 }
 
 /**
+ * Whether `a` is an array from {@link residentF32} in `kernels`' memory (convs and
+ * {@link quantizeF32} on that context then read and write it in place).
+ *
+ * @param a the array
+ * @param kernels the context
+ * @returns true when `a` is resident there
+ *
+ * @example
+ * ```ts
+ * import { createFloatKernels, isResidentF32 } from "@lowbit/kernels";
+ * if (isResidentF32(new Float32Array(4), createFloatKernels())) throw new Error();
+ * ```
+ */
+export function isResidentF32(a: Float32Array, kernels: FloatKernels): boolean {
+  return residentOf32(a, kernels) !== undefined;
+}
+
+/**
  * Frees an array from {@link residentF32} (once; it must not be used afterwards).
  *
  * @param a the array
@@ -1982,7 +2000,15 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
   // room for: the i16 copy alone, half its size, in the conv scratch block (PP-OCRv4 det w8a8 at
   // 640×640: that block 10.4 → 6.2 MB, now fitting a hole the prepared weights left, no separate
   // i16 block; kernel memory 61.0 → 45.8 MB, the float plan's 48.1).
-  const x16Bytes = s.w16 !== 0 ? i.ex.conv2d_pad_i16_bytes(p.c, p.h, p.w, ...geo) : 0;
+  // A pointwise conv (1×1, stride 1, no padding) makes no i16 copy: its im2col chunks are
+  // plain row copies, converted chunk by chunk (panelsToI16) in the thread's scratch, which
+  // measured faster than gathering from the copy (CPU time, medians of 21 interleaved rounds,
+  // 2026-12-07: 96→96 at 28×44 0.94, 48→48 at 56×88 0.96, 192→192 at 14×22 0.94, 384→384 at
+  // 7×11 0.93, 96→24 at 160×160 0.98 the time; 3×3 96→24 at 56×88 1.54, so those keep it) and
+  // saves the copy's memory (two threads: PP-OCRv4 det at 640×640 up to 4.9 MB).
+  const pointwise = p.kh === 1 && p.kw === 1 && p.sh === 1 && p.sw === 1 &&
+    p.pads.every((v) => v === 0);
+  const x16Bytes = s.w16 !== 0 && !pointwise ? i.ex.conv2d_pad_i16_bytes(p.c, p.h, p.w, ...geo) : 0;
   const padF32 = x16Bytes === 0 && padBytes > 0;
   const scratch = slot(i, "conv", stride * threads + (x16Bytes > 0 ? x16Bytes : padBytes));
   const padded = scratch + stride * threads;

@@ -178,6 +178,67 @@ Deno.test("fused QConvFused chains give the unfused plan's and the reference's b
   assert.ok(e <= 2e-3, `integer vs float QDQ: relative L2 ${e}`);
 });
 
+/**
+ * float Conv → v; v → Q/DQ → QConv 3×3 → y1; Add(v, y1) → s; s → Q/DQ → QConv 1×1 → y. On a
+ * pool, v and s live in the kernels' shared memory and the quantized convs quantize them there:
+ * v into separate storage (the Add still reads v's float values), s in place (its only reader).
+ */
+function residentGraph(): Graph {
+  const c = 8;
+  return {
+    name: "resident",
+    nodes: [
+      n("conv0", "Conv", ["x", "w0", "b0"], ["v"]),
+      ...qdq("a", "v", "sa", "za"),
+      n("dw1", "DequantizeLinear", ["w1", "s1"], ["w1d"], { axis: { kind: "int", value: 0 } }),
+      n("conv1", "Conv", ["a.xd", "w1d"], ["y1"], { pads: { kind: "ints", value: [1, 1, 1, 1] } }),
+      n("add", "Add", ["v", "y1"], ["s"]),
+      ...qdq("b", "s", "sb", "zb"),
+      n("dw2", "DequantizeLinear", ["w2", "s2"], ["w2d"], { axis: { kind: "int", value: 0 } }),
+      n("conv2", "Conv", ["b.xd", "w2d"], ["y"]),
+    ],
+    inputs: [{ name: "x", dtype: "float32", shape: [1, c, 24, 20] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+    initializers: new Map<string, TensorData>([
+      ["w0", pattern([c, c, 1, 1], 2, 0.5)],
+      ["b0", f32([c], Array.from({ length: c }, (_, i) => (i - 3) / 8))],
+      ["sa", f32([], [0.013])],
+      ["za", { dtype: "uint8", shape: [], data: new Uint8Array([120]) }],
+      ["w1", convWeight([c, c, 3, 3], 4)],
+      ["s1", f32([c], Array.from({ length: c }, (_, i) => 0.004 * (1 + i / c)))],
+      ["sb", f32([], [0.02])],
+      ["zb", { dtype: "int8", shape: [], data: new Int8Array([5]) }],
+      ["w2", convWeight([4, c, 1, 1], 6)],
+      ["s2", f32([4], [0.01, 0.02, 0.015, 0.03])],
+    ]),
+    valueInfo: new Map(),
+  };
+}
+
+Deno.test("quantized convs on a pool quantize resident float inputs in place or aside: one thread's and the unfused plan's bits", async () => {
+  const g = residentGraph();
+  assert.deepEqual(
+    fuseGraph(fuseQdq(g)).nodes.map((x) => x.op),
+    ["Conv", "QConvFused", "Add", "QConvFused"],
+  );
+  const x = { x: pattern([1, 8, 24, 20], 13, 2) };
+  const one = await runWith(g, x, { quantized: "integer" }, ["y"]);
+  assertSameBits(
+    one,
+    await runWith(g, x, { quantized: "integer", fuse: false }, ["y"]),
+    "fuse: false",
+  );
+  // Twice on one executor: the second run reuses the first one's recycled resident storage.
+  const e = createExecutor(g, { quantized: "integer", threads: 2 });
+  try {
+    for (let i = 0; i < 2; i++) {
+      assertSameBits(await e.run(x, { outputs: ["y"] }), one, `2 threads, run ${i}`);
+    }
+  } finally {
+    await e.close();
+  }
+});
+
 async function qdqModel(model: Model, calib: TensorData): Promise<Model> {
   const name = model.graph.inputs[0].name;
   const { quantized } = await quantize({
