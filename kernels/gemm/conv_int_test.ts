@@ -37,7 +37,8 @@ const c = (
 ): Case => ({ input, weight, group, strides, pads, dilations });
 
 // Pointwise (odd K, pixel tails, rows not a multiple of 4), 3×3 padded and strided, grouped,
-// dilated, a batch, and K = 64·9 over several im2col chunks.
+// dilated, a batch, and K = 64·9 over several im2col chunks; then convs with an even channel
+// count per group, whose i16 image is made in channel pairs and K summed in (ky, kx, c) order.
 const CASES: Case[] = [
   c([1, 16, 5, 13], [17, 16, 1, 1]),
   c([1, 7, 9, 11], [5, 7, 1, 1]),
@@ -46,6 +47,12 @@ const CASES: Case[] = [
   c([1, 8, 9, 9], [12, 2, 3, 3], 4, [1, 1], [1, 1, 1, 1]),
   c([1, 5, 12, 12], [3, 5, 3, 3], 1, [1, 1], [2, 2, 2, 2], [2, 2]),
   c([1, 64, 20, 20], [16, 64, 3, 3], 1, [1, 1], [1, 1, 1, 1]),
+  // even channel counts take the channel-pair image: stride 2 rows, dilation, a 5×5 with odd
+  // width tails, two groups
+  c([1, 6, 17, 37], [10, 6, 3, 3], 1, [2, 2], [1, 1, 1, 1]),
+  c([1, 4, 12, 20], [3, 4, 3, 3], 1, [1, 1], [2, 2, 2, 2], [2, 2]),
+  c([1, 10, 11, 13], [7, 10, 5, 5], 1, [1, 1], [2, 2, 2, 2]),
+  c([1, 12, 9, 19], [8, 6, 3, 3], 2, [1, 1], [1, 0, 1, 2]),
 ];
 
 const count = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);

@@ -97,6 +97,11 @@ export let epiW16: usize = 0;
  * gathers its pair panels from it (im2colI16). Word 14 of the parameter block.
  */
 export let epiX16: usize = 0;
+/**
+ * 1 when epiX16 holds the channel-pair layout (conv2dPadI16Pairs) and epiW16 the weights in the
+ * matching K order (ky, kx, c): conv2dF32Pixels then gathers with im2colI16Pairs. Word 15.
+ */
+export let epiPairs: i32 = 0;
 
 export const POST_HARDSWISH: i32 = 1;
 export const POST_MUL: i32 = 2;
@@ -115,11 +120,13 @@ export function setEpiloguePost(post: i32, mul: f32, add: f32): void {
  * Sets the whole epilogue from a parameter block in memory (the split conv entry points: their
  * argument count is bounded): i32 flags, u32 scale, u32 bias, f32 lo, f32 hi, i32 post, f32
  * postMul, f32 postAdd, f32 preMul, f32 preAdd, f32 qScale, f32 qLo, f32 qHi, u32 i16 weights
- * (epiW16, 0 for none), u32 i16 padded image (epiX16, 0 for none) (60 bytes).
+ * (epiW16, 0 for none), u32 i16 padded image (epiX16, 0 for none), i32 pair layout (epiPairs)
+ * (64 bytes).
  */
 export function loadEpilogue(p: usize): void {
   epiW16 = <usize>load<u32>(p, 52);
   epiX16 = <usize>load<u32>(p, 56);
+  epiPairs = load<i32>(p, 60);
   setEpilogue(load<i32>(p), <usize>load<u32>(p, 4), <usize>load<u32>(p, 8), load<f32>(p, 12), load<f32>(p, 16));
   setEpiloguePost(load<i32>(p, 20), load<f32>(p, 24), load<f32>(p, 28));
   setEpiloguePre(load<f32>(p, 32), load<f32>(p, 36), load<f32>(p, 40), load<f32>(p, 44), load<f32>(p, 48));

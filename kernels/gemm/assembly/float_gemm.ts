@@ -8,12 +8,13 @@ import { Plain, setEpilogue, loadEpilogue } from "./_float_common";
 import { gemmF32, packF32B } from "./_float_gemm_impl";
 import { conv2dF32, conv2dScratchBytes, dwconv2dF32, dwconvScratchBytes } from "./_conv_impl";
 import { conv2dF32Pixels, conv2dPadBytes, conv2dPadF32, conv2dPixelsScratchBytes, dwconv2dF32Channels } from "./_conv_impl";
-import { conv2dF32Images, dwconv2dF32Images, conv2dPadI16, conv2dPadI16Bytes } from "./_conv_impl";
+import { conv2dF32Images, dwconv2dF32Images, conv2dPadI16, conv2dPadI16Bytes, conv2dPadI16Pairs } from "./_conv_impl";
 import { gemmMinifloat, gemmMinifloatScratchBytes, gemvMinifloat, scaleF32 } from "./_minifloat_impl";
 
 export { conv2dScratchBytes as conv2d_scratch_bytes, dwconvScratchBytes as dwconv_scratch_bytes };
 export { conv2dPadBytes as conv2d_pad_bytes, conv2dPadF32 as conv2d_pad_f32, conv2dPixelsScratchBytes as conv2d_pixels_scratch_bytes };
 export { conv2dPadI16 as conv2d_pad_i16, conv2dPadI16Bytes as conv2d_pad_i16_bytes };
+export { conv2dPadI16Pairs as conv2d_pad_i16_pairs };
 export { packF32B as pack_f32_b_8, gemmMinifloatScratchBytes as gemm_mfw_scratch_bytes };
 export { scaleF32 as mfw_scale_f32 };
 
