@@ -1215,6 +1215,11 @@ export interface ConvPostOps {
    * `lo` / `hi` are the code range minus the zero point (e.g. −128 − z, 127 − z).
    */
   quantize?: { scale: number; lo: number; hi: number };
+  /**
+   * Instead of `quantize`, last: DequantizeLinear(QuantizeLinear(v)) to a float8 format, per
+   * tensor, zero point 0, saturating (the values of {@link qdqFp8F32}).
+   */
+  qdqFp8?: { scale: number; format: "fp8_e4m3fn" | "fp8_e5m2" };
 }
 
 /** The post-op arguments of the split conv entry points (bits, then the eight scalars). */
@@ -1240,18 +1245,33 @@ function postArgs(post: ConvPostOps | undefined): number[] {
       );
     }
   }
+  const f8 = post.qdqFp8;
+  const fmt = f8 === undefined ? undefined : FP8_QDQ[f8.format];
+  if (
+    f8 !== undefined &&
+    (q !== undefined || fmt === undefined || !Number.isFinite(f8.scale) || !(f8.scale > 0) ||
+      !(Math.fround(f8.scale) > 0))
+  ) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `conv post-op qdqFp8 needs a finite scale > 0, a float8 format and no quantize, got ${
+        JSON.stringify(f8)
+      }`,
+    );
+  }
   const bits = (post.hardswish ? 1 : 0) | (post.mul !== undefined ? 2 : 0) |
     (post.add !== undefined ? 4 : 0) | (post.preMul !== undefined ? 8 : 0) |
-    (post.preAdd !== undefined ? 16 : 0) | (q !== undefined ? 32 : 0);
+    (post.preAdd !== undefined ? 16 : 0) | (q !== undefined ? 32 : 0) |
+    (fmt !== undefined ? 64 | (fmt[0] << 8) | ((127 + fmt[1]) << 16) : 0);
   return [
     bits,
     post.mul ?? 1,
     post.add ?? 0,
     post.preMul ?? 1,
     post.preAdd ?? 0,
-    q?.scale ?? 1,
+    q?.scale ?? f8?.scale ?? 1,
     q?.lo ?? 0,
-    q?.hi ?? 0,
+    q?.hi ?? fmt?.[2] ?? 0,
   ];
 }
 

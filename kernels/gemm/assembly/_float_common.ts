@@ -109,6 +109,12 @@ export const POST_ADD: i32 = 4;
 export const POST_PREMUL: i32 = 8;
 export const POST_PREADD: i32 = 16;
 export const POST_QUANT: i32 = 32;
+/**
+ * DequantizeLinear(QuantizeLinear(v)) to a float8 format (qdqFp8x4), last: scale epiQScale, max
+ * epiQHi, the format's mantissa bits in bits 8..11 of epiPost and the f32 exponent field of its
+ * smallest normal in bits 16..23.
+ */
+export const POST_QDQ_FP8: i32 = 64;
 
 export function setEpiloguePost(post: i32, mul: f32, add: f32): void {
   epiPost = post;
@@ -170,7 +176,29 @@ function postOps(v: v128): v128 {
     v = f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi));
     v = f32x4.add(v, f32x4.splat(0));
   }
+  if (epiPost & POST_QDQ_FP8) v = qdqFp8x4(v, epiQScale, (epiPost >> 8) & 15, (epiPost >> 16) & 255, epiQHi);
   return v;
+}
+
+/**
+ * DequantizeLinear(QuantizeLinear(x)) to a float8 format with saturation, per tensor, zero point
+ * 0, of four values: v = f32(x / s), r = |v| rounded half to even to the format's quantum at its
+ * exponent (2^(max(e, eMin) − 127 − m), e the f32 exponent field, eMin the field of the format's
+ * smallest normal), min(r, max), the sign of v, then f32(±r·s). Every step is exact but the
+ * division and the last multiply (a power-of-two scaling and a rounding of a small integer);
+ * NaN stays NaN, ±0 keeps its sign.
+ */
+// @ts-ignore: decorator
+@inline
+export function qdqFp8x4(x: v128, s: f32, m: i32, eMin: i32, max: f32): v128 {
+  const vs = f32x4.splat(s);
+  const v = f32x4.div(x, vs);
+  const a = v128.and(v, i32x4.splat(0x7fffffff));
+  const e = i32x4.max_s(i32x4.shr_u(a, 23), i32x4.splat(eMin));
+  const u = i32x4.sub(i32x4.shl(e, 23), i32x4.splat(m << 23)); // bits of the quantum
+  const inv = i32x4.sub(i32x4.splat(254 << 23), u); // bits of 1 / quantum
+  const r = f32x4.min(f32x4.mul(f32x4.nearest(f32x4.mul(a, inv)), u), f32x4.splat(max));
+  return f32x4.mul(v128.or(r, v128.and(v, i32x4.splat(0x80000000))), vs);
 }
 
 /** The EPI_DYADIC requantization of four sums (record `r`), as f32 codes. */

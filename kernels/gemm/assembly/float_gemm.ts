@@ -4,7 +4,7 @@
 // The twin is float_gemm_relaxed.ts; both export the same kernels, suffixed by ISA.
 // Kernel names: <op>_<dtypes>_<epilogue>_<MRxNR>__<isa>[_<variant>] (XNNPACK style).
 
-import { Plain, setEpilogue, loadEpilogue } from "./_float_common";
+import { Plain, setEpilogue, loadEpilogue, qdqFp8x4 } from "./_float_common";
 import { gemmF32, packF32B } from "./_float_gemm_impl";
 import { conv2dF32, conv2dScratchBytes, dwconv2dF32, dwconvScratchBytes } from "./_conv_impl";
 import { conv2dF32Pixels, conv2dPadBytes, conv2dPadF32, conv2dPixelsScratchBytes, dwconv2dF32Channels } from "./_conv_impl";
@@ -78,19 +78,6 @@ export function qdq_fp8_f32__wasmsimd(x: usize, n: i32, out: usize, s: f32, m: i
     const o = <usize>i << 2;
     store<f32>(out + o, f32x4.extract_lane(qdqFp8x4(f32x4.splat(load<f32>(x + o)), s, m, eMin, max), 0));
   }
-}
-
-// @ts-ignore: decorator
-@inline
-function qdqFp8x4(x: v128, s: f32, m: i32, eMin: i32, max: f32): v128 {
-  const vs = f32x4.splat(s);
-  const v = f32x4.div(x, vs);
-  const a = v128.and(v, i32x4.splat(0x7fffffff));
-  const e = i32x4.max_s(i32x4.shr_u(a, 23), i32x4.splat(eMin));
-  const u = i32x4.sub(i32x4.shl(e, 23), i32x4.splat(m << 23)); // bits of the quantum
-  const inv = i32x4.sub(i32x4.splat(254 << 23), u); // bits of 1 / quantum
-  const r = f32x4.min(f32x4.mul(f32x4.nearest(f32x4.mul(a, inv)), u), f32x4.splat(max));
-  return f32x4.mul(v128.or(r, v128.and(v, i32x4.splat(0x80000000))), vs);
 }
 
 export function gemm_f32_f32_minmax_4x8__wasmsimd(

@@ -334,3 +334,65 @@ Deno.test("float8 activation Q → DQ pairs fuse into QdqFused with the two ops'
     }
   }
 });
+
+Deno.test("a float8 Q → DQ pair after a float Conv runs in its epilogue with the two ops' bits, 1 and 2 threads", async () => {
+  for (const fmt of ["float8e4m3fn", "float8e5m2"] as const) {
+    // Conv 3×3 → HardSwish → Q/DQ (fp8) → depthwise Conv 3×3 → Q/DQ (fp8) → Conv 1×1 → y
+    const c = 6;
+    const g: Graph = {
+      name: "fp8conv",
+      nodes: [
+        n("c1", "Conv", ["x", "w1", "b1"], ["y1"], { pads: { kind: "ints", value: [1, 1, 1, 1] } }),
+        n("hs", "HardSwish", ["y1"], ["y2"]),
+        ...qdq("a", "y2", "s", "z"),
+        n("c2", "Conv", ["a.xd", "w2"], ["y3"], {
+          pads: { kind: "ints", value: [1, 1, 1, 1] },
+          group: { kind: "int", value: c },
+        }),
+        ...qdq("b", "y3", "s2", "z"),
+        n("c3", "Conv", ["b.xd", "w3"], ["y"]),
+      ],
+      inputs: [{ name: "x", dtype: "float32", shape: [1, 3, 20, 26] }],
+      outputs: [{ name: "y", dtype: "float32" }],
+      initializers: new Map<string, TensorData>([
+        ["w1", pattern([c, 3, 3, 3], 2, 0.6)],
+        ["b1", f32([c], [0.1, -0.2, 0.3, 0, 0.5, -1])],
+        ["s", f32([], [0.037])],
+        ["s2", f32([], [0.011])],
+        ["z", { dtype: fmt, shape: [], data: new Uint8Array([0]) }],
+        ["w2", pattern([c, 1, 3, 3], 4, 0.8)],
+        ["w3", pattern([4, c, 1, 1], 5, 0.5)],
+      ]),
+      valueInfo: new Map(),
+    };
+    const plan = fuseGraph(g);
+    assert.deepEqual(plan.nodes.map((x) => x.op), ["Conv", "Conv", "Conv"]);
+    assert.deepEqual(plan.nodes[0].attrs.lowbit_qdq8?.value, [
+      Math.fround(0.037),
+      fmt === "float8e5m2" ? 1 : 0,
+    ]);
+    assert.deepEqual(plan.nodes[1].attrs.lowbit_qdq8?.value, [
+      Math.fround(0.011),
+      fmt === "float8e5m2" ? 1 : 0,
+    ]);
+    // Magnitudes over the formats' range (subnormals to saturation) and a NaN.
+    const x = pattern([1, 3, 20, 26], 8, 1).data as Float32Array;
+    for (let i = 0; i < x.length; i++) x[i] = x[i] * 2 ** ((i % 24) - 12);
+    x[17] = NaN;
+    const feed = { x: { dtype: "float32" as const, shape: [1, 3, 20, 26], data: x } };
+    const fused = (await runWith(g, feed, {}, ["y"])).y.data as Float32Array;
+    // The same values (NaN: any NaN, as the float8 test above compares), unfused and 2 threads.
+    const same = async (opts: ExecutorOptions, what: string): Promise<void> => {
+      const got = (await runWith(g, feed, opts, ["y"])).y.data as Float32Array;
+      assert.equal(got.length, fused.length);
+      for (let i = 0; i < got.length; i++) {
+        assert.ok(
+          Object.is(got[i], fused[i]),
+          `${fmt} ${what}: y[${i}] ${got[i]}, fused ${fused[i]}`,
+        );
+      }
+    };
+    await same({ fuse: false }, "fuse: false");
+    await same({ threads: 2 }, "2 threads");
+  }
+});
