@@ -352,7 +352,7 @@ Deno.test("a float8 Q → DQ pair after a float Conv runs in its epilogue with t
         ...qdq("b", "y3", "s2", "z"),
         n("c3", "Conv", ["b.xd", "w3"], ["y"]),
       ],
-      inputs: [{ name: "x", dtype: "float32", shape: [1, 3, 20, 26] }],
+      inputs: [{ name: "x", dtype: "float32", shape: ["n", 3, 20, 26] }],
       outputs: [{ name: "y", dtype: "float32" }],
       initializers: new Map<string, TensorData>([
         ["w1", pattern([c, 3, 3, 3], 2, 0.6)],
@@ -375,24 +375,27 @@ Deno.test("a float8 Q → DQ pair after a float Conv runs in its epilogue with t
       Math.fround(0.011),
       fmt === "float8e5m2" ? 1 : 0,
     ]);
-    // Magnitudes over the formats' range (subnormals to saturation) and a NaN.
-    const x = pattern([1, 3, 20, 26], 8, 1).data as Float32Array;
-    for (let i = 0; i < x.length; i++) x[i] = x[i] * 2 ** ((i % 24) - 12);
-    x[17] = NaN;
-    const feed = { x: { dtype: "float32" as const, shape: [1, 3, 20, 26], data: x } };
-    const fused = (await runWith(g, feed, {}, ["y"])).y.data as Float32Array;
-    // The same values (NaN: any NaN, as the float8 test above compares), unfused and 2 threads.
-    const same = async (opts: ExecutorOptions, what: string): Promise<void> => {
-      const got = (await runWith(g, feed, opts, ["y"])).y.data as Float32Array;
-      assert.equal(got.length, fused.length);
-      for (let i = 0; i < got.length; i++) {
-        assert.ok(
-          Object.is(got[i], fused[i]),
-          `${fmt} ${what}: y[${i}] ${got[i]}, fused ${fused[i]}`,
-        );
-      }
-    };
-    await same({ fuse: false }, "fuse: false");
-    await same({ threads: 2 }, "2 threads");
+    // Magnitudes over the formats' range (subnormals to saturation) and a NaN; one image (the
+    // pair in the epilogue) and two (conv 2 then runs the pair as a pass after the conv).
+    for (const nb of [1, 2]) {
+      const x = pattern([nb, 3, 20, 26], 8, 1).data as Float32Array;
+      for (let i = 0; i < x.length; i++) x[i] = x[i] * 2 ** ((i % 24) - 12);
+      x[17] = NaN;
+      const feed = { x: { dtype: "float32" as const, shape: [nb, 3, 20, 26], data: x } };
+      const fused = (await runWith(g, feed, {}, ["y"])).y.data as Float32Array;
+      // The same values (NaN: any NaN, as the float8 test above compares), unfused and 2 threads.
+      const same = async (opts: ExecutorOptions, what: string): Promise<void> => {
+        const got = (await runWith(g, feed, opts, ["y"])).y.data as Float32Array;
+        assert.equal(got.length, fused.length);
+        for (let i = 0; i < got.length; i++) {
+          assert.ok(
+            Object.is(got[i], fused[i]),
+            `${fmt} batch ${nb} ${what}: y[${i}] ${got[i]}, fused ${fused[i]}`,
+          );
+        }
+      };
+      await same({ fuse: false }, "fuse: false");
+      await same({ threads: 2 }, "2 threads");
+    }
   }
 });
