@@ -37,7 +37,8 @@ const c = (
 ): Case => ({ input, weight, group, strides, pads, dilations });
 
 // Pointwise (odd K, pixel tails, rows not a multiple of 4), 3×3 padded and strided, grouped,
-// dilated, a batch, and K = 64·9 over several im2col chunks.
+// dilated, a batch, and K = 64·9 over several im2col chunks; then convs with an even channel
+// count per group, whose i16 image is made in channel pairs and K summed in (ky, kx, c) order.
 const CASES: Case[] = [
   c([1, 16, 5, 13], [17, 16, 1, 1]),
   c([1, 7, 9, 11], [5, 7, 1, 1]),
@@ -46,6 +47,12 @@ const CASES: Case[] = [
   c([1, 8, 9, 9], [12, 2, 3, 3], 4, [1, 1], [1, 1, 1, 1]),
   c([1, 5, 12, 12], [3, 5, 3, 3], 1, [1, 1], [2, 2, 2, 2], [2, 2]),
   c([1, 64, 20, 20], [16, 64, 3, 3], 1, [1, 1], [1, 1, 1, 1]),
+  // even channel counts take the channel-pair image: stride 2 rows, dilation, a 5×5 with odd
+  // width tails, two groups
+  c([1, 6, 17, 37], [10, 6, 3, 3], 1, [2, 2], [1, 1, 1, 1]),
+  c([1, 4, 12, 20], [3, 4, 3, 3], 1, [1, 1], [2, 2, 2, 2], [2, 2]),
+  c([1, 10, 11, 13], [7, 10, 5, 5], 1, [1, 1], [2, 2, 2, 2]),
+  c([1, 12, 9, 19], [8, 6, 3, 3], 2, [1, 1], [1, 0, 1, 2]),
 ];
 
 const count = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
@@ -116,6 +123,20 @@ Deno.test("conv2dF32() integerSums: NaN and fractional chunks fall back to the f
     const want = conv2dF32(x, t.input, w, t.weight, { ...opts, kernels: k });
     sameBits(got.data, want.data, `input with ${odd}`);
   }
+  // A pointwise conv converts chunk by chunk (no padded i16 copy): the chunk with the odd value
+  // falls back, the others stay on the i16 route; K = 96 takes several chunks of 8 pixels' panels.
+  const pw = c([1, 96, 30, 31], [24, 96, 1, 1]);
+  const w1 = ints(count(pw.weight), -128, 127, r);
+  const p1 = prepareConv2dF32(w1, pw.weight, k, { integer: true });
+  const o1 = optsOf(pw, r, 1);
+  for (const odd of [NaN, 0.5, 40000]) {
+    const x = ints(count(pw.input), -100, 155, r);
+    x[30 * 31 * 50 + 400] = odd;
+    const got = conv2dF32(x, pw.input, p1, { ...o1, kernels: k, integerSums: true });
+    const want = conv2dF32(x, pw.input, w1, pw.weight, { ...o1, kernels: k });
+    sameBits(got.data, want.data, `pointwise input with ${odd}`);
+  }
+  p1.dispose();
   // weights that are not integers: no i16 copy, the f32 kernel
   const frac = prepareConv2dF32(w.map((v) => v + 0.5), t.weight, k, { integer: true });
   assert.equal(frac.integer, false);

@@ -1215,6 +1215,11 @@ export interface ConvPostOps {
    * `lo` / `hi` are the code range minus the zero point (e.g. −128 − z, 127 − z).
    */
   quantize?: { scale: number; lo: number; hi: number };
+  /**
+   * Instead of `quantize`, last: DequantizeLinear(QuantizeLinear(v)) to a float8 format, per
+   * tensor, zero point 0, saturating (the values of {@link qdqFp8F32}).
+   */
+  qdqFp8?: { scale: number; format: "fp8_e4m3fn" | "fp8_e5m2" };
 }
 
 /** The post-op arguments of the split conv entry points (bits, then the eight scalars). */
@@ -1240,18 +1245,33 @@ function postArgs(post: ConvPostOps | undefined): number[] {
       );
     }
   }
+  const f8 = post.qdqFp8;
+  const fmt = f8 === undefined ? undefined : FP8_QDQ[f8.format];
+  if (
+    f8 !== undefined &&
+    (q !== undefined || fmt === undefined || !Number.isFinite(f8.scale) || !(f8.scale > 0) ||
+      !(Math.fround(f8.scale) > 0))
+  ) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `conv post-op qdqFp8 needs a finite scale > 0, a float8 format and no quantize, got ${
+        JSON.stringify(f8)
+      }`,
+    );
+  }
   const bits = (post.hardswish ? 1 : 0) | (post.mul !== undefined ? 2 : 0) |
     (post.add !== undefined ? 4 : 0) | (post.preMul !== undefined ? 8 : 0) |
-    (post.preAdd !== undefined ? 16 : 0) | (q !== undefined ? 32 : 0);
+    (post.preAdd !== undefined ? 16 : 0) | (q !== undefined ? 32 : 0) |
+    (fmt !== undefined ? 64 | (fmt[0] << 8) | ((127 + fmt[1]) << 16) : 0);
   return [
     bits,
     post.mul ?? 1,
     post.add ?? 0,
     post.preMul ?? 1,
     post.preAdd ?? 0,
-    q?.scale ?? 1,
+    q?.scale ?? f8?.scale ?? 1,
     q?.lo ?? 0,
-    q?.hi ?? 0,
+    q?.hi ?? fmt?.[2] ?? 0,
   ];
 }
 
@@ -1323,13 +1343,26 @@ export function prepareConv2dF32(
   const ptr = i.alloc(bytes);
   f32View(kernels, ptr, weight.length).set(weight);
   // The i16 copy (rows of K rounded up to even, zero-padded): integers in i16 range only.
+  // Convs with kh·kw > 1 and an even channel count per group get a second copy right after it,
+  // rows in (ky, kx, c) order, for the channel-pair image (see splitCalls).
   let w16 = 0;
   if (opts.integer && weight.every((v) => Number.isInteger(v) && v >= -32768 && v <= 32767)) {
-    const [o] = shape, k = weight.length / o, kp = k + (k & 1);
-    w16 = i.alloc(o * kp * 2);
+    const [o, cg, kh, kw] = shape, k = weight.length / o, kp = k + (k & 1);
+    const pairs = hasPairCopy(shape);
+    w16 = i.alloc(o * kp * 2 + (pairs ? o * k * 2 : 0));
     const v = new Int16Array(kernels.memory.buffer, w16, o * kp);
     v.fill(0);
     for (let r = 0; r < o; r++) v.set(weight.subarray(r * k, (r + 1) * k), r * kp);
+    if (pairs) {
+      const v2 = new Int16Array(kernels.memory.buffer, w16 + o * kp * 2, o * k);
+      for (let r = 0; r < o; r++) {
+        for (let c = 0; c < cg; c++) {
+          for (let t = 0; t < kh * kw; t++) {
+            v2[r * k + t * cg + c] = weight[r * k + c * kh * kw + t];
+          }
+        }
+      }
+    }
   }
   return makeResident<PreparedConv2dF32>(
     i,
@@ -1338,6 +1371,11 @@ export function prepareConv2dF32(
     bytes,
     w16,
   );
+}
+
+/** Whether integer weights of this OIHW shape get the (ky, kx, c) pair copy: kh·kw > 1, cg even. */
+function hasPairCopy(shape: readonly number[]): boolean {
+  return shape[2] * shape[3] > 1 && shape[1] % 2 === 0;
 }
 
 function checkShape4(s: readonly number[], what: string): void {
@@ -1576,6 +1614,24 @@ export function residentF32(kernels: FloatKernels, n: number): Float32Array {
   const a = new Float32Array(kernels.memory.buffer, ptr, n);
   residentF32s.set(a, { kernels, ptr });
   return a;
+}
+
+/**
+ * Whether `a` is an array from {@link residentF32} in `kernels`' memory (convs and
+ * {@link quantizeF32} on that context then read and write it in place).
+ *
+ * @param a the array
+ * @param kernels the context
+ * @returns true when `a` is resident there
+ *
+ * @example
+ * ```ts
+ * import { createFloatKernels, isResidentF32 } from "@lowbit/kernels";
+ * if (isResidentF32(new Float32Array(4), createFloatKernels())) throw new Error();
+ * ```
+ */
+export function isResidentF32(a: Float32Array, kernels: FloatKernels): boolean {
+  return residentOf32(a, kernels) !== undefined;
 }
 
 /**
@@ -1930,7 +1986,7 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
   new Float32Array(s.kernels.memory.buffer, eb + 12, 2).set([lo, hi]);
   new Int32Array(s.kernels.memory.buffer, eb + 20, 1)[0] = bits;
   new Float32Array(s.kernels.memory.buffer, eb + 24, 7).set(scalars);
-  new Uint32Array(s.kernels.memory.buffer, eb + 52, 2).set([s.w16, 0]);
+  new Uint32Array(s.kernels.memory.buffer, eb + 52, 3).set([s.w16, 0, 0]);
   const epilogue = [eb];
   const geo = [p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, pt, pl, p.oh, p.ow];
   const calls: SplitCall[] = [];
@@ -1982,7 +2038,23 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
   // room for: the i16 copy alone, half its size, in the conv scratch block (PP-OCRv4 det w8a8 at
   // 640×640: that block 10.4 → 6.2 MB, now fitting a hole the prepared weights left, no separate
   // i16 block; kernel memory 61.0 → 45.8 MB, the float plan's 48.1).
-  const x16Bytes = s.w16 !== 0 ? i.ex.conv2d_pad_i16_bytes(p.c, p.h, p.w, ...geo) : 0;
+  // A pointwise conv (1×1, stride 1, no padding) makes no i16 copy: its im2col chunks are
+  // plain row copies, converted chunk by chunk (panelsToI16) in the thread's scratch, which
+  // measured faster than gathering from the copy (CPU time, medians of 21 interleaved rounds,
+  // 2026-12-07: 96→96 at 28×44 0.94, 48→48 at 56×88 0.96, 192→192 at 14×22 0.94, 384→384 at
+  // 7×11 0.93, 96→24 at 160×160 0.98 the time; 3×3 96→24 at 56×88 1.54, so those keep it) and
+  // saves the copy's memory (two threads: PP-OCRv4 det at 640×640 up to 4.9 MB).
+  const pointwise = p.kh === 1 && p.kw === 1 && p.sh === 1 && p.sw === 1 &&
+    p.pads.every((v) => v === 0);
+  const x16Bytes = s.w16 !== 0 && !pointwise ? i.ex.conv2d_pad_i16_bytes(p.c, p.h, p.w, ...geo) : 0;
+  // With the pair copy of the weights (prepareConv2dF32), the i16 copy is made in channel pairs:
+  // every panel row of 8 pixels in one output row is then 32 contiguous bytes of it (the integer
+  // sums are exact, so summing K in (ky, kx, c) order gives the same bits), copied instead of
+  // gathered tap by tap and interleaved. Measured (one thread, CPU time, medians of 21
+  // interleaved rounds, 2026-12-07), the time of the tap-order gather's conv, 3×3 96→24 with
+  // the integer plan's epilogue: 0.86 at 56×88, 0.83 at 28×44, 0.80 at 14×22, 0.84 at 160×160.
+  const pairs = x16Bytes > 0 && hasPairCopy([p.o, p.cg, p.kh, p.kw]);
+  const w16Pairs = pairs ? s.w16 + p.o * p.cg * p.kh * p.kw * 2 : 0;
   const padF32 = x16Bytes === 0 && padBytes > 0;
   const scratch = slot(i, "conv", stride * threads + (x16Bytes > 0 ? x16Bytes : padBytes));
   const padded = scratch + stride * threads;
@@ -1992,8 +2064,12 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
     args.push(yPtr + n * outImg, scratch, stride, align, padF32 ? 1 : 0, ...epilogue);
     const before = x16Bytes > 0
       ? () => {
-        const ok = i.ex.conv2d_pad_i16(p.c, p.h, p.w, ...geo, x, padded) === 1;
-        new Uint32Array(s.kernels.memory.buffer, eb + 56, 1)[0] = ok ? padded : 0;
+        const pad = pairs ? i.ex.conv2d_pad_i16_pairs : i.ex.conv2d_pad_i16;
+        const ok = pad(p.c, p.h, p.w, ...geo, x, padded) === 1;
+        // words 13–15: weights, image, pair layout (the plain weights when the image failed)
+        new Uint32Array(s.kernels.memory.buffer, eb + 52, 3).set(
+          ok && pairs ? [w16Pairs, padded, 1] : [s.w16, ok ? padded : 0, 0],
+        );
       }
       : padF32
       ? () => void i.ex.conv2d_pad_f32(p.c, p.h, p.w, ...geo, x, padded)

@@ -3,10 +3,13 @@
 // is listed, and v = f32(x / s) goes to the nearest one (ties: the even code), saturating at the
 // largest; y = f32(±r·s). Inputs: every code value, every midpoint between neighbours (ties),
 // their f32 neighbours, subnormal and out-of-range values, ±0, ±∞, NaN, random magnitudes.
+// The scalar twin refQdqFp8 and the conv epilogue's post-op qdqFp8 are checked against the same
+// brute force.
 
 import assert from "node:assert/strict";
 import { LowbitError } from "@lowbit/core";
-import { qdqFp8F32 } from "./float.ts";
+import { conv2dF32, depthwiseConv2dF32, qdqFp8F32 } from "./float.ts";
+import { refQdqFp8 } from "./reference_float.ts";
 import { floatContexts, rng } from "./_test_util.ts";
 
 type Fmt = "fp8_e4m3fn" | "fp8_e5m2";
@@ -89,4 +92,65 @@ Deno.test("qdqFp8F32() rejects a bad scale, format or output length with LowbitE
       () => qdqFp8F32(x, 1, "fp8_e4m3fn", { out: new Float32Array(3) }),
     ]
   ) assert.throws(f, LowbitError);
+});
+
+Deno.test("refQdqFp8() equals the brute-force float8 rounding bit for bit", () => {
+  for (const fmt of ["fp8_e4m3fn", "fp8_e5m2"] as const) {
+    const x = inputs(fmt);
+    for (const s of [1, 0.37, 3e-3, 1024].map(Math.fround)) {
+      for (let i = 0; i < x.length; i++) {
+        const got = refQdqFp8(x[i], s, fmt), want = refQdq(x[i], s, fmt);
+        const same = Object.is(got, want) || (Number.isNaN(got) && Number.isNaN(want));
+        if (!same) assert.fail(`${fmt} s=${s}: x=${x[i]} → ${got}, reference ${want}`);
+      }
+    }
+  }
+});
+
+for (const k of floatContexts()) {
+  Deno.test(`conv post-op qdqFp8 gives the brute-force float8 rounding of the conv's output (${k.isa})`, () => {
+    // A 1×1 conv with weight 1 and bias 0 passes its input through (x·1 + 0 is x, −0 becomes +0),
+    // so the epilogue sees every test value; dense and depthwise kernels, after a HardSwish too.
+    for (const fmt of ["fp8_e4m3fn", "fp8_e5m2"] as const) {
+      const x = inputs(fmt);
+      const n = x.length;
+      const s = Math.fround(0.37);
+      const shape: [number, number, number, number] = [1, 1, 1, n];
+      const one = new Float32Array([1]);
+      for (const depthwise of [false, true]) {
+        const run = depthwise ? depthwiseConv2dF32 : conv2dF32;
+        const y = run(x, shape, one, [1, 1, 1, 1], {
+          kernels: k,
+          bias: new Float32Array(1),
+          post: { qdqFp8: { scale: s, format: fmt } },
+        }).data;
+        const hs = run(x, shape, one, [1, 1, 1, 1], {
+          kernels: k,
+          post: { hardswish: true, qdqFp8: { scale: s, format: fmt } },
+        }).data;
+        const hsPlain = run(x, shape, one, [1, 1, 1, 1], { kernels: k, post: { hardswish: true } })
+          .data;
+        for (let i = 0; i < n; i++) {
+          const want = refQdq(x[i] + 0, s, fmt);
+          const same = Object.is(y[i], want) || (Number.isNaN(y[i]) && Number.isNaN(want));
+          if (!same) assert.fail(`${fmt} dw ${depthwise}: x=${x[i]} → ${y[i]}, reference ${want}`);
+          const w2 = refQdq(hsPlain[i], s, fmt);
+          const same2 = Object.is(hs[i], w2) || (Number.isNaN(hs[i]) && Number.isNaN(w2));
+          if (!same2) assert.fail(`${fmt} dw ${depthwise} hardswish: x=${x[i]} → ${hs[i]}, ${w2}`);
+        }
+      }
+    }
+  });
+}
+
+Deno.test("conv post-op qdqFp8 rejects a bad scale or format, or quantize with it", () => {
+  const x = new Float32Array(4), w = new Float32Array([1]);
+  const bad = [
+    { qdqFp8: { scale: 0, format: "fp8_e4m3fn" as const } },
+    { qdqFp8: { scale: 1, format: "fp4" as "fp8_e5m2" } },
+    { qdqFp8: { scale: 1, format: "fp8_e5m2" as const }, quantize: { scale: 1, lo: 0, hi: 1 } },
+  ];
+  for (const post of bad) {
+    assert.throws(() => conv2dF32(x, [1, 1, 1, 4], w, [1, 1, 1, 1], { post }), LowbitError);
+  }
 });

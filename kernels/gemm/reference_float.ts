@@ -128,6 +128,53 @@ export interface RefPostOps {
   add?: number;
   /** clamp(round_half_even(f32(v / scale)), lo, hi). */
   quantize?: { scale: number; lo: number; hi: number };
+  /** Instead of `quantize`: DequantizeLinear(QuantizeLinear(v)) to float8 (see refQdqFp8). */
+  qdqFp8?: { scale: number; format: "fp8_e4m3fn" | "fp8_e5m2" };
+}
+
+/** Float8 formats: mantissa bits, smallest normal exponent, largest finite value. */
+const FP8_REF: Record<"fp8_e4m3fn" | "fp8_e5m2", [number, number, number]> = {
+  fp8_e4m3fn: [3, -6, 448],
+  fp8_e5m2: [2, -14, 57344],
+};
+
+/**
+ * DequantizeLinear(QuantizeLinear(v)) to a float8 format, per tensor, zero point 0, saturating,
+ * in plain scalar code: u = f32(v / scale); r = |u| rounded half to even to a multiple of the
+ * format's quantum at u's exponent (its subnormal quantum below the smallest normal), at most the
+ * format's max; then f32(±r · scale). NaN stays NaN, ±0 keeps its sign.
+ *
+ * @param v the value
+ * @param scale the scale (f32, > 0)
+ * @param format the float8 format
+ * @returns the dequantized value
+ *
+ * @example
+ * ```ts
+ * import { refQdqFp8 } from "@lowbit/kernels";
+ * import assert from "node:assert/strict";
+ * assert.equal(refQdqFp8(1.0625, 1, "fp8_e4m3fn"), 1); // 1 + 1/16: a tie, to the even 1
+ * assert.equal(refQdqFp8(1000, 1, "fp8_e4m3fn"), 448); // saturates
+ * ```
+ */
+export function refQdqFp8(v: number, scale: number, format: "fp8_e4m3fn" | "fp8_e5m2"): number {
+  const [m, minNormal, max] = FP8_REF[format];
+  const s = Math.fround(scale);
+  const u = Math.fround(Math.fround(v) / s);
+  if (Number.isNaN(u)) return u;
+  const a = Math.abs(u);
+  let r: number;
+  if (a > max) r = max;
+  else {
+    const e = a === 0 ? minNormal : Math.max(Math.floor(Math.log2(a)), minNormal);
+    // Math.log2 may be off by one near powers of two: fix e so that 2^e <= a < 2^(e+1)
+    let ee = e;
+    if (a !== 0 && ee > minNormal && 2 ** ee > a) ee--;
+    if (a !== 0 && 2 ** (ee + 1) <= a) ee++;
+    const q = 2 ** (Math.max(ee, minNormal) - m);
+    r = Math.min((a / q + RNE - RNE) * q, max);
+  }
+  return Math.fround((u < 0 || Object.is(u, -0) ? -r : r) * s);
 }
 
 /** 1.5·2⁵²: adding and subtracting it rounds a double to an integer, ties to even. */
@@ -161,6 +208,7 @@ export function refPost(v: number, p: RefPostOps): number {
     const r = f(v / f(q.scale)) + RNE - RNE;
     v = (r < q.lo ? q.lo : r > q.hi ? q.hi : r) + 0;
   }
+  if (p.qdqFp8 !== undefined) v = refQdqFp8(v, p.qdqFp8.scale, p.qdqFp8.format);
   return v;
 }
 

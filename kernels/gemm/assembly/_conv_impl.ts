@@ -10,8 +10,8 @@
 
 import { madd, epi, epiFlags, setEpilogue, epiScale, epiBias, epiLo, epiHi, EPI_BIAS, EPI_SCALE } from "./_float_common";
 import { EPI_DYADIC, DYADIC_RECORD } from "./_float_common";
-import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost, epiW16, epiX16 } from "./_float_common";
-import { gemmI16, im2colI16, padImageI16, panelsToI16 } from "./_conv_int";
+import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost, epiW16, epiX16, epiPairs } from "./_float_common";
+import { gemmI16, im2colI16, padImageI16, panelsToI16, im2colI16Pairs, padImageI16Pairs } from "./_conv_int";
 import { gemmF32 } from "./_float_gemm_impl";
 
 /** Spatial columns per im2col chunk so that one chunk (K × chunk floats) is about 256 KiB. */
@@ -365,6 +365,18 @@ export function conv2dPadI16(
   return padImageI16(c, h, w, pt, pl, ph, pw, x, padded) ? 1 : 0;
 }
 
+/**
+ * conv2dPadI16 in the channel-pair layout (c even; padImageI16Pairs): conv2dF32Pixels reads it
+ * with epiPairs set and weights in (ky, kx, c) order. Same bytes as conv2dPadI16Bytes.
+ */
+export function conv2dPadI16Pairs(
+  c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  pt: i32, pl: i32, oh: i32, ow: i32, x: usize, padded: usize,
+): i32 {
+  const ph = convPadH(h, oh, kh, sh, dh, pt), pw = convPadW(w, ow, kw, sw, dw, pl);
+  return padImageI16Pairs(c, h, w, pt, pl, ph, pw, x, padded) ? 1 : 0;
+}
+
 /** Copies one image x [c, h, w] into the zero-padded layout of conv2dF32 (when it pads). */
 export function conv2dPadF32(
   c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
@@ -441,7 +453,8 @@ export function conv2dF32Pixels<V>(
       const pn = min(chunk, p1 - q0);
       if (x16 != 0) {
         // the image was checked and converted once (conv2dPadI16): gather the pairs from it
-        im2colI16(x16, ph16, pw16, g * cg, cg, kh, kw, sh, sw, dh, dw, ow, q0, pn, p16, geo);
+        if (epiPairs != 0) im2colI16Pairs(x16, ph16, pw16, g * cg, cg, kh, kw, sh, sw, dh, dw, ow, q0, pn, p16, geo);
+        else im2colI16(x16, ph16, pw16, g * cg, cg, kh, kw, sh, sw, dh, dw, ow, q0, pn, p16, geo);
         gemmI16(og, pn, kp, w16 + <usize>g * og * kp * 2, p16, cOut + (<usize>q0 << 2), p, tmp);
         continue;
       }

@@ -305,3 +305,129 @@ export function im2colI16(
     }
   }
 }
+
+// *** channel-pair layout (3×3 and other non-pointwise dense convs with an even channel count) ***
+// The integer sums are exact, so K may be summed in any order: with K ordered (ky, kx, c) and
+// the padded image stored as channel pairs [c/2][ph][pw][2] (conv2dPadI16Pairs), the pair
+// (x[c][pixel], x[c+1][pixel]) of a tap is 4 contiguous bytes, and the 8 pixels of a panel row
+// in one output row (stride 1) are 32 contiguous bytes: exactly a pair row of the panel. The
+// weights come in the same K order (prepareConv2dF32's pair copy).
+
+/**
+ * Writes image x [c, h, w] (f32, c even) into `out` as zero-padded i16 channel pairs
+ * [c/2, ph, pw, 2] (row pt, column pl). Returns false when any value is not an integer in
+ * [−32768, 32767] (NaN included): the conv then runs on another route.
+ */
+export function padImageI16Pairs(c: i32, h: i32, w: i32, pt: i32, pl: i32, ph: i32, pw: i32, x: usize, out: usize): bool {
+  memory.fill(out, 0, <usize>c * ph * pw * 2);
+  let bad = i32x4.splat(0);
+  let badScalar = false;
+  const off = i32x4.splat(32768), top = i32x4.splat(65535);
+  const hw = <usize>h * w;
+  for (let cp = 0; cp < (c >> 1); cp++) {
+    for (let y = 0; y < h; y++) {
+      const s0 = x + ((<usize>(2 * cp) * hw + <usize>y * w) << 2), s1 = s0 + (hw << 2);
+      const dst = out + ((<usize>(cp * ph + y + pt) * pw + pl) << 2);
+      let i = 0;
+      for (; i + 8 <= w; i += 8) {
+        const a0 = v128.load(s0 + (<usize>i << 2)), a1 = v128.load(s0 + (<usize>i << 2), 16);
+        const b0 = v128.load(s1 + (<usize>i << 2)), b1 = v128.load(s1 + (<usize>i << 2), 16);
+        const ia0 = i32x4.trunc_sat_f32x4_s(a0), ia1 = i32x4.trunc_sat_f32x4_s(a1);
+        const ib0 = i32x4.trunc_sat_f32x4_s(b0), ib1 = i32x4.trunc_sat_f32x4_s(b1);
+        bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ia0), a0), f32x4.ne(f32x4.convert_i32x4_s(ia1), a1)));
+        bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ib0), b0), f32x4.ne(f32x4.convert_i32x4_s(ib1), b1)));
+        bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ia0, off), top), i32x4.gt_u(i32x4.add(ia1, off), top)));
+        bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ib0, off), top), i32x4.gt_u(i32x4.add(ib1, off), top)));
+        const ra = i16x8.narrow_i32x4_s(ia0, ia1), rb = i16x8.narrow_i32x4_s(ib0, ib1);
+        const d = dst + (<usize>i << 2);
+        v128.store(d, i8x16.shuffle(ra, rb, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
+        v128.store(d, i8x16.shuffle(ra, rb, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16);
+      }
+      for (; i < w; i++) {
+        for (let q = 0; q < 2; q++) {
+          const v = load<f32>((q == 0 ? s0 : s1) + (<usize>i << 2));
+          const iv = i32x4.extract_lane(i32x4.trunc_sat_f32x4_s(f32x4.splat(v)), 0);
+          if (<f32>iv != v || iv < -32768 || iv > 32767) badScalar = true;
+          store<i16>(dst + (<usize>i << 2) + (<usize>q << 1), <i16>iv);
+        }
+      }
+    }
+  }
+  return !v128.any_true(bad) && !badScalar;
+}
+
+/**
+ * The i16 pair panels of output pixels [p0, p0 + pn) of one group (input channels c0..c0+cg,
+ * c0 and cg even), K ordered (ky, kx, c), from the channel-pair image x16 [c/2, ph, pw, 2]
+ * (padImageI16Pairs: every tap is inside it). `geo`: 32 bytes of scratch for the lanes' pixel
+ * offsets.
+ */
+export function im2colI16Pairs(
+  x16: usize, ph: i32, pw: i32, c0: i32, cg: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  ow: i32, p0: i32, pn: i32, out: usize, geo: usize,
+): void {
+  const k = cg * kh * kw;
+  const cps = cg >> 1;
+  const planeBytes = (<usize>ph * pw) << 2;
+  const base = x16 + <usize>(c0 >> 1) * planeBytes;
+  for (let q = 0; q < pn; q += 8) {
+    const p = p0 + q;
+    const nr = min(8, pn - q);
+    let dst = out + <usize>(q >> 3) * (<usize>k << 4);
+    const oy = p / ow, ox = p % ow;
+    const oneRow = nr == 8 && ox + 7 < ow && (sw == 1 || sw == 2);
+    if (!oneRow) {
+      let y = oy, xx = ox;
+      for (let l = 0; l < 8; l++) {
+        // lanes past nr read pixel 0 (their columns are discarded)
+        store<i32>(geo + (<usize>l << 2), l < nr ? y * sh * pw + xx * sw : 0);
+        if (++xx == ow) {
+          xx = 0;
+          y++;
+        }
+      }
+    }
+    const org = oy * sh * pw + ox * sw;
+    for (let ky = 0; ky < kh; ky++) {
+      for (let kx = 0; kx < kw; kx++) {
+        const t = ky * dh * pw + kx * dw;
+        if (oneRow) {
+          let src = base + (<usize>(org + t) << 2);
+          if (sw == 1) {
+            for (let cp = 0; cp < cps; cp++) {
+              v128.store(dst, v128.load(src));
+              v128.store(dst, v128.load(src, 16), 16);
+              src += planeBytes;
+              dst += 32;
+            }
+          } else {
+            for (let cp = 0; cp < cps; cp++) {
+              const a = v128.load(src), b = v128.load(src, 16);
+              const cc = v128.load(src, 32), d = v128.load(src, 48);
+              v128.store(dst, v128.shuffle<i32>(a, b, 0, 2, 4, 6));
+              v128.store(dst, v128.shuffle<i32>(cc, d, 0, 2, 4, 6), 16);
+              src += planeBytes;
+              dst += 32;
+            }
+          }
+          continue;
+        }
+        let src = base + (<usize>t << 2);
+        for (let cp = 0; cp < cps; cp++) {
+          let lo = i32x4.splat(load<i32>(src + (<usize>load<i32>(geo) << 2)));
+          lo = i32x4.replace_lane(lo, 1, load<i32>(src + (<usize>load<i32>(geo, 4) << 2)));
+          lo = i32x4.replace_lane(lo, 2, load<i32>(src + (<usize>load<i32>(geo, 8) << 2)));
+          lo = i32x4.replace_lane(lo, 3, load<i32>(src + (<usize>load<i32>(geo, 12) << 2)));
+          let hi = i32x4.splat(load<i32>(src + (<usize>load<i32>(geo, 16) << 2)));
+          hi = i32x4.replace_lane(hi, 1, load<i32>(src + (<usize>load<i32>(geo, 20) << 2)));
+          hi = i32x4.replace_lane(hi, 2, load<i32>(src + (<usize>load<i32>(geo, 24) << 2)));
+          hi = i32x4.replace_lane(hi, 3, load<i32>(src + (<usize>load<i32>(geo, 28) << 2)));
+          v128.store(dst, lo);
+          v128.store(dst, hi, 16);
+          src += planeBytes;
+          dst += 32;
+        }
+      }
+    }
+  }
+}

@@ -97,6 +97,11 @@ export let epiW16: usize = 0;
  * gathers its pair panels from it (im2colI16). Word 14 of the parameter block.
  */
 export let epiX16: usize = 0;
+/**
+ * 1 when epiX16 holds the channel-pair layout (conv2dPadI16Pairs) and epiW16 the weights in the
+ * matching K order (ky, kx, c): conv2dF32Pixels then gathers with im2colI16Pairs. Word 15.
+ */
+export let epiPairs: i32 = 0;
 
 export const POST_HARDSWISH: i32 = 1;
 export const POST_MUL: i32 = 2;
@@ -104,6 +109,12 @@ export const POST_ADD: i32 = 4;
 export const POST_PREMUL: i32 = 8;
 export const POST_PREADD: i32 = 16;
 export const POST_QUANT: i32 = 32;
+/**
+ * DequantizeLinear(QuantizeLinear(v)) to a float8 format (qdqFp8x4), last: scale epiQScale, max
+ * epiQHi, the format's mantissa bits in bits 8..11 of epiPost and the f32 exponent field of its
+ * smallest normal in bits 16..23.
+ */
+export const POST_QDQ_FP8: i32 = 64;
 
 export function setEpiloguePost(post: i32, mul: f32, add: f32): void {
   epiPost = post;
@@ -115,11 +126,13 @@ export function setEpiloguePost(post: i32, mul: f32, add: f32): void {
  * Sets the whole epilogue from a parameter block in memory (the split conv entry points: their
  * argument count is bounded): i32 flags, u32 scale, u32 bias, f32 lo, f32 hi, i32 post, f32
  * postMul, f32 postAdd, f32 preMul, f32 preAdd, f32 qScale, f32 qLo, f32 qHi, u32 i16 weights
- * (epiW16, 0 for none), u32 i16 padded image (epiX16, 0 for none) (60 bytes).
+ * (epiW16, 0 for none), u32 i16 padded image (epiX16, 0 for none), i32 pair layout (epiPairs)
+ * (64 bytes).
  */
 export function loadEpilogue(p: usize): void {
   epiW16 = <usize>load<u32>(p, 52);
   epiX16 = <usize>load<u32>(p, 56);
+  epiPairs = load<i32>(p, 60);
   setEpilogue(load<i32>(p), <usize>load<u32>(p, 4), <usize>load<u32>(p, 8), load<f32>(p, 12), load<f32>(p, 16));
   setEpiloguePost(load<i32>(p, 20), load<f32>(p, 24), load<f32>(p, 28));
   setEpiloguePre(load<f32>(p, 32), load<f32>(p, 36), load<f32>(p, 40), load<f32>(p, 44), load<f32>(p, 48));
@@ -163,7 +176,29 @@ function postOps(v: v128): v128 {
     v = f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi));
     v = f32x4.add(v, f32x4.splat(0));
   }
+  if (epiPost & POST_QDQ_FP8) v = qdqFp8x4(v, epiQScale, (epiPost >> 8) & 15, (epiPost >> 16) & 255, epiQHi);
   return v;
+}
+
+/**
+ * DequantizeLinear(QuantizeLinear(x)) to a float8 format with saturation, per tensor, zero point
+ * 0, of four values: v = f32(x / s), r = |v| rounded half to even to the format's quantum at its
+ * exponent (2^(max(e, eMin) − 127 − m), e the f32 exponent field, eMin the field of the format's
+ * smallest normal), min(r, max), the sign of v, then f32(±r·s). Every step is exact but the
+ * division and the last multiply (a power-of-two scaling and a rounding of a small integer);
+ * NaN stays NaN, ±0 keeps its sign.
+ */
+// @ts-ignore: decorator
+@inline
+export function qdqFp8x4(x: v128, s: f32, m: i32, eMin: i32, max: f32): v128 {
+  const vs = f32x4.splat(s);
+  const v = f32x4.div(x, vs);
+  const a = v128.and(v, i32x4.splat(0x7fffffff));
+  const e = i32x4.max_s(i32x4.shr_u(a, 23), i32x4.splat(eMin));
+  const u = i32x4.sub(i32x4.shl(e, 23), i32x4.splat(m << 23)); // bits of the quantum
+  const inv = i32x4.sub(i32x4.splat(254 << 23), u); // bits of 1 / quantum
+  const r = f32x4.min(f32x4.mul(f32x4.nearest(f32x4.mul(a, inv)), u), f32x4.splat(max));
+  return f32x4.mul(v128.or(r, v128.and(v, i32x4.splat(0x80000000))), vs);
 }
 
 /** The EPI_DYADIC requantization of four sums (record `r`), as f32 codes. */

@@ -4,16 +4,17 @@
 // The twin is float_gemm.ts; both export the same kernels, suffixed by ISA.
 // Kernel names: <op>_<dtypes>_<epilogue>_<MRxNR>__<isa>[_<variant>] (XNNPACK style).
 
-import { Fused, setEpilogue, loadEpilogue } from "./_float_common";
+import { Fused, setEpilogue, loadEpilogue, qdqFp8x4 } from "./_float_common";
 import { gemmF32, packF32B } from "./_float_gemm_impl";
 import { conv2dF32, conv2dScratchBytes, dwconv2dF32, dwconvScratchBytes } from "./_conv_impl";
 import { conv2dF32Pixels, conv2dPadBytes, conv2dPadF32, conv2dPixelsScratchBytes, dwconv2dF32Channels } from "./_conv_impl";
-import { conv2dF32Images, dwconv2dF32Images, conv2dPadI16, conv2dPadI16Bytes } from "./_conv_impl";
+import { conv2dF32Images, dwconv2dF32Images, conv2dPadI16, conv2dPadI16Bytes, conv2dPadI16Pairs } from "./_conv_impl";
 import { gemmMinifloat, gemmMinifloatScratchBytes, gemvMinifloat, scaleF32 } from "./_minifloat_impl";
 
 export { conv2dScratchBytes as conv2d_scratch_bytes, dwconvScratchBytes as dwconv_scratch_bytes };
 export { conv2dPadBytes as conv2d_pad_bytes, conv2dPadF32 as conv2d_pad_f32, conv2dPixelsScratchBytes as conv2d_pixels_scratch_bytes };
 export { conv2dPadI16 as conv2d_pad_i16, conv2dPadI16Bytes as conv2d_pad_i16_bytes };
+export { conv2dPadI16Pairs as conv2d_pad_i16_pairs };
 export { packF32B as pack_f32_b_8, gemmMinifloatScratchBytes as gemm_mfw_scratch_bytes };
 export { scaleF32 as mfw_scale_f32 };
 
@@ -77,19 +78,6 @@ export function qdq_fp8_f32__wasmrelaxedsimd(x: usize, n: i32, out: usize, s: f3
     const o = <usize>i << 2;
     store<f32>(out + o, f32x4.extract_lane(qdqFp8x4(f32x4.splat(load<f32>(x + o)), s, m, eMin, max), 0));
   }
-}
-
-// @ts-ignore: decorator
-@inline
-function qdqFp8x4(x: v128, s: f32, m: i32, eMin: i32, max: f32): v128 {
-  const vs = f32x4.splat(s);
-  const v = f32x4.div(x, vs);
-  const a = v128.and(v, i32x4.splat(0x7fffffff));
-  const e = i32x4.max_s(i32x4.shr_u(a, 23), i32x4.splat(eMin));
-  const u = i32x4.sub(i32x4.shl(e, 23), i32x4.splat(m << 23)); // bits of the quantum
-  const inv = i32x4.sub(i32x4.splat(254 << 23), u); // bits of 1 / quantum
-  const r = f32x4.min(f32x4.mul(f32x4.nearest(f32x4.mul(a, inv)), u), f32x4.splat(max));
-  return f32x4.mul(v128.or(r, v128.and(v, i32x4.splat(0x80000000))), vs);
 }
 
 export function gemm_f32_f32_minmax_4x8__wasmrelaxedsimd(

@@ -23,6 +23,8 @@
 //   them is then the consumer's centred integer codes (code − zero point) as f32, and the
 //   consumer reads them as they are (`lowbit_codes_in`) — quantize / dequantize only at float
 //   boundaries;
+// - a float Conv whose only reader is a float8 QdqFused takes it as its last post-op
+//   (`lowbit_qdq8`, ops/_post.ts);
 // - a Concat with one input is dropped (the identity: QDQ exports put one in front of float8 /
 //   int4 Q/DQ pairs as a barrier against onnxruntime's fusions).
 //
@@ -552,6 +554,32 @@ function fuseConvPost(c: Ctx): boolean {
   return changed;
 }
 
+/**
+ * A float Conv whose only reader is a float8 QdqFused (what a QDQ export puts in front of the
+ * next layer) takes it as its last post-op (attribute `lowbit_qdq8` = [scale, 0 e4m3fn | 1
+ * e5m2]): the kernels' epilogue computes the pair's values (the same bits as the QdqFused pass,
+ * ops/_post.ts), with no pass of its own over the output.
+ */
+function fuseConvQdqFp8(c: Ctx): void {
+  const cons = consumers(c);
+  c.nodes.forEach((n, i) => {
+    if (!n || n.op !== "Conv" || n.domain !== "" || attr(n, "lowbit_qdq8")) return;
+    const j = only(c, cons, n.outputs[0]);
+    const m = j === undefined ? undefined : c.nodes[j];
+    if (!m || m.op !== "QdqFused" || m.domain !== "lowbit" || m.inputs[0] !== n.outputs[0]) return;
+    const zt = m.inputs[2] ? c.consts.get(m.inputs[2]) : undefined;
+    const fmt = zt?.dtype === "float8e4m3fn" ? 0 : zt?.dtype === "float8e5m2" ? 1 : -1;
+    const s = scalarConst(c, m.inputs[1]);
+    if (fmt < 0 || s === undefined || !(Math.fround(s) > 0) || !Number.isFinite(s)) return;
+    c.nodes[i] = {
+      ...n,
+      outputs: [m.outputs[0]],
+      attrs: { ...n.attrs, lowbit_qdq8: { kind: "floats", value: [s, fmt] } },
+    };
+    c.nodes[j!] = undefined;
+  });
+}
+
 const isQConv = (n: Node | undefined): n is Node =>
   n !== undefined && n.op === "QConvFused" && n.domain === "lowbit";
 
@@ -699,6 +727,7 @@ export function fuseGraph(g: Graph): Graph {
   while (fuseClamp(c)) { /* Relu then Clip */ }
   fusePointwise(c);
   fuseConvPost(c);
+  fuseConvQdqFp8(c);
   while (fuseQConvPost(c)) { /* a chain's rest may fit again after a split */ }
   fuseQConvCodes(c);
   fuseMulAdd(c);

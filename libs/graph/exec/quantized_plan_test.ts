@@ -178,6 +178,67 @@ Deno.test("fused QConvFused chains give the unfused plan's and the reference's b
   assert.ok(e <= 2e-3, `integer vs float QDQ: relative L2 ${e}`);
 });
 
+/**
+ * float Conv → v; v → Q/DQ → QConv 3×3 → y1; Add(v, y1) → s; s → Q/DQ → QConv 1×1 → y. On a
+ * pool, v and s live in the kernels' shared memory and the quantized convs quantize them there:
+ * v into separate storage (the Add still reads v's float values), s in place (its only reader).
+ */
+function residentGraph(): Graph {
+  const c = 8;
+  return {
+    name: "resident",
+    nodes: [
+      n("conv0", "Conv", ["x", "w0", "b0"], ["v"]),
+      ...qdq("a", "v", "sa", "za"),
+      n("dw1", "DequantizeLinear", ["w1", "s1"], ["w1d"], { axis: { kind: "int", value: 0 } }),
+      n("conv1", "Conv", ["a.xd", "w1d"], ["y1"], { pads: { kind: "ints", value: [1, 1, 1, 1] } }),
+      n("add", "Add", ["v", "y1"], ["s"]),
+      ...qdq("b", "s", "sb", "zb"),
+      n("dw2", "DequantizeLinear", ["w2", "s2"], ["w2d"], { axis: { kind: "int", value: 0 } }),
+      n("conv2", "Conv", ["b.xd", "w2d"], ["y"]),
+    ],
+    inputs: [{ name: "x", dtype: "float32", shape: [1, c, 24, 20] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+    initializers: new Map<string, TensorData>([
+      ["w0", pattern([c, c, 1, 1], 2, 0.5)],
+      ["b0", f32([c], Array.from({ length: c }, (_, i) => (i - 3) / 8))],
+      ["sa", f32([], [0.013])],
+      ["za", { dtype: "uint8", shape: [], data: new Uint8Array([120]) }],
+      ["w1", convWeight([c, c, 3, 3], 4)],
+      ["s1", f32([c], Array.from({ length: c }, (_, i) => 0.004 * (1 + i / c)))],
+      ["sb", f32([], [0.02])],
+      ["zb", { dtype: "int8", shape: [], data: new Int8Array([5]) }],
+      ["w2", convWeight([4, c, 1, 1], 6)],
+      ["s2", f32([4], [0.01, 0.02, 0.015, 0.03])],
+    ]),
+    valueInfo: new Map(),
+  };
+}
+
+Deno.test("quantized convs on a pool quantize resident float inputs in place or aside: one thread's and the unfused plan's bits", async () => {
+  const g = residentGraph();
+  assert.deepEqual(
+    fuseGraph(fuseQdq(g)).nodes.map((x) => x.op),
+    ["Conv", "QConvFused", "Add", "QConvFused"],
+  );
+  const x = { x: pattern([1, 8, 24, 20], 13, 2) };
+  const one = await runWith(g, x, { quantized: "integer" }, ["y"]);
+  assertSameBits(
+    one,
+    await runWith(g, x, { quantized: "integer", fuse: false }, ["y"]),
+    "fuse: false",
+  );
+  // Twice on one executor: the second run reuses the first one's recycled resident storage.
+  const e = createExecutor(g, { quantized: "integer", threads: 2 });
+  try {
+    for (let i = 0; i < 2; i++) {
+      assertSameBits(await e.run(x, { outputs: ["y"] }), one, `2 threads, run ${i}`);
+    }
+  } finally {
+    await e.close();
+  }
+});
+
 async function qdqModel(model: Model, calib: TensorData): Promise<Model> {
   const name = model.graph.inputs[0].name;
   const { quantized } = await quantize({
@@ -270,6 +331,71 @@ Deno.test("float8 activation Q → DQ pairs fuse into QdqFused with the two ops'
     const a = fused["a.xd"].data as Float32Array, b = plain["a.xd"].data as Float32Array;
     for (let i = 0; i < a.length; i++) {
       assert.ok(Object.is(a[i], b[i]), `${fmt}: x ${x[i]}: fused ${a[i]}, Q → DQ ${b[i]}`);
+    }
+  }
+});
+
+Deno.test("a float8 Q → DQ pair after a float Conv runs in its epilogue with the two ops' bits, 1 and 2 threads", async () => {
+  for (const fmt of ["float8e4m3fn", "float8e5m2"] as const) {
+    // Conv 3×3 → HardSwish → Q/DQ (fp8) → depthwise Conv 3×3 → Q/DQ (fp8) → Conv 1×1 → y
+    const c = 6;
+    const g: Graph = {
+      name: "fp8conv",
+      nodes: [
+        n("c1", "Conv", ["x", "w1", "b1"], ["y1"], { pads: { kind: "ints", value: [1, 1, 1, 1] } }),
+        n("hs", "HardSwish", ["y1"], ["y2"]),
+        ...qdq("a", "y2", "s", "z"),
+        n("c2", "Conv", ["a.xd", "w2"], ["y3"], {
+          pads: { kind: "ints", value: [1, 1, 1, 1] },
+          group: { kind: "int", value: c },
+        }),
+        ...qdq("b", "y3", "s2", "z"),
+        n("c3", "Conv", ["b.xd", "w3"], ["y"]),
+      ],
+      inputs: [{ name: "x", dtype: "float32", shape: ["n", 3, 20, 26] }],
+      outputs: [{ name: "y", dtype: "float32" }],
+      initializers: new Map<string, TensorData>([
+        ["w1", pattern([c, 3, 3, 3], 2, 0.6)],
+        ["b1", f32([c], [0.1, -0.2, 0.3, 0, 0.5, -1])],
+        ["s", f32([], [0.037])],
+        ["s2", f32([], [0.011])],
+        ["z", { dtype: fmt, shape: [], data: new Uint8Array([0]) }],
+        ["w2", pattern([c, 1, 3, 3], 4, 0.8)],
+        ["w3", pattern([4, c, 1, 1], 5, 0.5)],
+      ]),
+      valueInfo: new Map(),
+    };
+    const plan = fuseGraph(g);
+    assert.deepEqual(plan.nodes.map((x) => x.op), ["Conv", "Conv", "Conv"]);
+    assert.deepEqual(plan.nodes[0].attrs.lowbit_qdq8?.value, [
+      Math.fround(0.037),
+      fmt === "float8e5m2" ? 1 : 0,
+    ]);
+    assert.deepEqual(plan.nodes[1].attrs.lowbit_qdq8?.value, [
+      Math.fround(0.011),
+      fmt === "float8e5m2" ? 1 : 0,
+    ]);
+    // Magnitudes over the formats' range (subnormals to saturation) and a NaN; one image (the
+    // pair in the epilogue) and two (conv 2 then runs the pair as a pass after the conv).
+    for (const nb of [1, 2]) {
+      const x = pattern([nb, 3, 20, 26], 8, 1).data as Float32Array;
+      for (let i = 0; i < x.length; i++) x[i] = x[i] * 2 ** ((i % 24) - 12);
+      x[17] = NaN;
+      const feed = { x: { dtype: "float32" as const, shape: [nb, 3, 20, 26], data: x } };
+      const fused = (await runWith(g, feed, {}, ["y"])).y.data as Float32Array;
+      // The same values (NaN: any NaN, as the float8 test above compares), unfused and 2 threads.
+      const same = async (opts: ExecutorOptions, what: string): Promise<void> => {
+        const got = (await runWith(g, feed, opts, ["y"])).y.data as Float32Array;
+        assert.equal(got.length, fused.length);
+        for (let i = 0; i < got.length; i++) {
+          assert.ok(
+            Object.is(got[i], fused[i]),
+            `${fmt} batch ${nb} ${what}: y[${i}] ${got[i]}, fused ${fused[i]}`,
+          );
+        }
+      };
+      await same({ fuse: false }, "fuse: false");
+      await same({ threads: 2 }, "2 threads");
     }
   }
 });

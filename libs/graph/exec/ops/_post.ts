@@ -1,9 +1,11 @@
 // Elementwise post-ops that the executor fuses into Conv (attribute `lowbit_post`, written by
-// _fuse.ts): HardSwish, then × mul, then + add, each step rounded to float32. The kernels apply
+// _fuse.ts): HardSwish, then × mul, then + add, each step rounded to float32; then a float8
+// QuantizeLinear → DequantizeLinear pair (attribute `lowbit_qdq8` = [scale, 0 e4m3fn | 1 e5m2],
+// the QdqFused that read the conv's output). The kernels apply
 // them in their epilogue (ConvPostOps of @lowbit/kernels); the loops here are the same steps in
 // TypeScript (reference path, unfused ops), so fused and unfused runs agree bit for bit.
 
-import type { ConvPostOps } from "@lowbit/kernels";
+import { type ConvPostOps, refQdqFp8 } from "@lowbit/kernels";
 import type { Node } from "../../ir.ts";
 import { attrFloats } from "../_tensor.ts";
 
@@ -18,14 +20,22 @@ export function hardswishF32(v: number): number {
   return f(f(v * (t < 0 ? 0 : t > 6 ? 6 : t)) / 6);
 }
 
-/** The post-ops of a node (attribute `lowbit_post` = [hardswish 0|1, mul or NaN, add or NaN]). */
+/**
+ * The post-ops of a node (attribute `lowbit_post` = [hardswish 0|1, mul or NaN, add or NaN],
+ * `lowbit_qdq8` = [scale, format 0 e4m3fn | 1 e5m2]).
+ */
 export function convPost(node: Node): ConvPostOps | undefined {
-  const p = attrFloats(node, "lowbit_post");
-  if (p === undefined) return undefined;
+  const p = attrFloats(node, "lowbit_post"), q = attrFloats(node, "lowbit_qdq8");
+  if (p === undefined && q === undefined) return undefined;
   const post: ConvPostOps = {};
-  if (p[0] === 1) post.hardswish = true;
-  if (!Number.isNaN(p[1])) post.mul = p[1];
-  if (!Number.isNaN(p[2])) post.add = p[2];
+  if (p !== undefined) {
+    if (p[0] === 1) post.hardswish = true;
+    if (!Number.isNaN(p[1])) post.mul = p[1];
+    if (!Number.isNaN(p[2])) post.add = p[2];
+  }
+  if (q !== undefined) {
+    post.qdqFp8 = { scale: q[0], format: q[1] === 1 ? "fp8_e5m2" : "fp8_e4m3fn" };
+  }
   return post;
 }
 
@@ -39,5 +49,9 @@ export function applyPost(y: Float32Array, post: ConvPostOps): void {
   if (post.add !== undefined) {
     const a = post.add;
     for (let i = 0; i < y.length; i++) y[i] += a;
+  }
+  const q = post.qdqFp8;
+  if (q !== undefined) {
+    for (let i = 0; i < y.length; i++) y[i] = refQdqFp8(y[i], q.scale, q.format);
   }
 }

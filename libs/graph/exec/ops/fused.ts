@@ -35,6 +35,7 @@ import {
   depthwiseConv2dF32,
   depthwiseConv2dF32Parallel,
   type FloatKernels,
+  isResidentF32,
   prepareConv2dF32,
   type PreparedConv2dF32,
   qdqFp8F32,
@@ -623,7 +624,21 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
     // f32(f32(acc·sc[c]) + bias[c]), sc[c] = f32(sx·sw[c]), the clamp, the post-ops (and the
     // consumer's quantization), the same steps as the TypeScript route below.
     // Float input: quantized by the conv call itself, in its copy of the input.
-    const xc = toF32(x);
+    let xc = toF32(x);
+    let inputQuantize = codesIn ? undefined : { scale: sx, lo: lo - zx, hi: hi - zx };
+    // On a pool the kernels read resident arrays in place, but an input they quantize goes to
+    // the context's input slot, a block the size of the largest such input kept for good
+    // (PP-OCRv4 det at 640×640: 9.8 MB, the neck's 96 channels). A resident input is quantized
+    // here instead (the same kernel, the same codes): in place when it dies with this step,
+    // else into recycled resident storage, handed back after the conv.
+    let own: Float32Array | undefined;
+    if (inputQuantize !== undefined && fk.threads > 1 && isResidentF32(xc, fk)) {
+      const dst = ctx.reusable?.(x) ? xc : (own = ctx.allocF32?.(xc.length));
+      if (dst !== undefined) {
+        xc = quantizeF32(xc, sx, inputQuantize.lo, inputQuantize.hi, { out: dst, kernels: fk });
+        inputQuantize = undefined;
+      }
+    }
     const sc = new Float32Array(cout);
     for (let c = 0; c < cout; c++) sc[c] = sx * sw[sw.length === 1 ? 0 : c];
     const wShape: [number, number, number, number] = [cout, cinG, kh, kw];
@@ -639,7 +654,7 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
         activation: clo === -Infinity && chi === Infinity ? "none" : { min: clo, max: chi },
         post,
       }),
-      inputQuantize: codesIn ? undefined : { scale: sx, lo: lo - zx, hi: hi - zx },
+      inputQuantize,
       out: ctx.allocF32?.(nb * cout * ohw),
       kernels: fk,
       // The kernels' integer route (i16 dot products, exact int32 sums: the bits of this op's
@@ -664,6 +679,7 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
         opts,
       )
       : (dw ? depthwiseConv2dF32 : conv2dF32)(xc, xShape, weight, wShape, opts);
+    if (own !== undefined) ctx.releaseF32?.(own);
     if (rq !== undefined) {
       // The codes, as f32 integers, into the zero point's type (NaN stores as 0, as there).
       const out = alloc(rq.dtype, y.data.length) as Int8Array | Uint8Array;
