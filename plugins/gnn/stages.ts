@@ -282,7 +282,7 @@ interface AutoChooser {
 
 /**
  * `--gnn-fit auto`: each point, in graph order, takes the fit (min / max or mse) whose model
- * output is closest to the float model's (mean squared error over every graph output, on the
+ * output is closest to the float model's (mean squared error over every float graph output, on the
  * calibration graph: label-free), with the points before it already fake-quantized by their
  * chosen parameters and the rest (and the weights) in float.
  */
@@ -309,8 +309,11 @@ async function autoChooser(
       },
     });
     let err = 0, n = 0;
+    // float outputs only: an integer one (an ArgMax's labels) is not a distance to float (its
+    // BigInt data would not mix with numbers)
     for (const [name, ref] of Object.entries(float)) {
-      const a = ref.data as Float32Array, b = out[name].data as Float32Array;
+      if (!(ref.data instanceof Float32Array || ref.data instanceof Float64Array)) continue;
+      const a = ref.data, b = out[name].data as Float32Array | Float64Array;
       for (let i = 0; i < a.length; i++) err += (a[i] - b[i]) ** 2;
       n += a.length;
     }
