@@ -1,7 +1,8 @@
-// The float8 activation QDQ that QDQ exports write behind a one-input Concat barrier
-// (Conv → Concat → QuantizeLinear(fp8) → DequantizeLinear → …): the fused plan drops the Concat
-// (it was a copy of the tensor) and the pair becomes one QdqFused (behind a float Conv, the
-// conv's last post-op, lowbit_qdq8). Checked against the graph run as written (separate ONNX ops: ops/qlinear.ts's fp8 encode, then decode), bit for bit.
+// The float8 activation QDQ that QDQ exports write behind a one-input Concat barrier (Conv → Concat
+// → QuantizeLinear(fp8) → DequantizeLinear → …): the fused plan drops the Concat (it was a copy of
+// the tensor) and the pair becomes one QdqFused (behind a float Conv, the conv's last post-op,
+// lowbit_qdq8). Checked against the graph run as written (separate ONNX ops: ops/qlinear.ts's fp8
+// encode, then decode), bit for bit.
 
 import assert from "node:assert/strict";
 import type { Graph, Node, TensorData } from "../ir.ts";
