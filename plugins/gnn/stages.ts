@@ -8,10 +8,11 @@
  * - `gnn-degree-fit` (after `calibrate`): every `gnn-degree` point is fitted from the
  *   calibration graph: per in-degree bin ranges, one per feature column in each bin by default
  *   (`--gnn-columns`), and the protected nodes' ranges, with the degrees computed from the graph
- *   input the point reads. With `--gnn-fit auto` (the default) each point, in graph order, takes
- *   the min / max or the mse fit, whichever makes the model output closer to float on the
- *   calibration graph (label-free: the output MSE, the points before it fixed, the rest and the
- *   weights in float); the choice and both figures go into the point's note in the plan.
+ *   input the point reads (a `--gnn-bins 1` point, the built-in quantizer per column: its
+ *   column ranges). With `--gnn-fit auto` (the default) each point, in graph order, takes the
+ *   min / max or the mse fit, whichever makes the model output closer to float on the
+ *   calibration graph (label-free: the MSE of the float outputs, the points before it fixed, the
+ *   rest and the weights in float); the choice and both figures go into the point's note.
  *
  * @module
  */
