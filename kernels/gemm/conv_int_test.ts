@@ -170,6 +170,58 @@ Deno.test("conv2dF32() integerSums: beyond 2^24 the i16 route gives fround(exact
   prepared.dispose();
 });
 
+Deno.test("conv2dF32() integerSums: beyond 2^24, 3×3 convs take the i16 image (channel pairs or tap order)", () => {
+  // 3×3 padded convs whose partial sums pass 2^24 (±4001·±4000 terms; |sum| < 108·1.6e7 < 2^31):
+  // the f32 kernel rounds them, so equal bits show that the conv ran on exact int32 sums, from
+  // the channel-pair image (even channels per group: stride 1 and 2, two groups) or the tap-order
+  // one (odd). Expected by a plain double loop: y = f32(f32(acc·s[o]) + b[o]), acc exact.
+  const k = floatContexts()[0];
+  const r = rng(29);
+  const cases = [
+    c([1, 12, 9, 21], [5, 12, 3, 3], 1, [1, 1], [1, 1, 1, 1]),
+    c([1, 12, 9, 37], [5, 12, 3, 3], 1, [2, 2], [1, 1, 1, 1]),
+    c([1, 12, 7, 19], [6, 6, 3, 3], 2, [1, 1], [1, 1, 1, 1]),
+    c([1, 11, 9, 21], [5, 11, 3, 3], 1, [1, 1], [1, 1, 1, 1]),
+  ];
+  for (const [n, t] of cases.entries()) {
+    const [, cin, h, w] = t.input, [o, cg, kh, kw] = t.weight;
+    const [sh, sw] = t.strides, [pt, pl, pb, pr] = t.pads;
+    const oh = Math.floor((h + pt + pb - kh) / sh) + 1,
+      ow = Math.floor((w + pl + pr - kw) / sw) + 1;
+    const x = Float32Array.from({ length: count(t.input) }, () => (r() < 0.5 ? -4000 : 4000) - 1);
+    const wt = Float32Array.from({ length: count(t.weight) }, () => (r() < 0.5 ? -4000 : 3999));
+    const scale = randF32(o, r, 1e-3), bias = randF32(o, r);
+    const og = o / t.group, want = new Float32Array(o * oh * ow);
+    for (let oc = 0; oc < o; oc++) {
+      const g = Math.floor(oc / og);
+      for (let y = 0; y < oh; y++) {
+        for (let xx = 0; xx < ow; xx++) {
+          let acc = 0;
+          for (let ci = 0; ci < cg; ci++) {
+            for (let ky = 0; ky < kh; ky++) {
+              for (let kx = 0; kx < kw; kx++) {
+                const iy = y * sh - pt + ky, ix = xx * sw - pl + kx;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                acc += x[((g * cg + ci) * h + iy) * w + ix] *
+                  wt[((oc * cg + ci) * kh + ky) * kw + kx];
+              }
+            }
+          }
+          want[(oc * oh + y) * ow + xx] = Math.fround(Math.fround(acc * scale[oc]) + bias[oc]);
+        }
+      }
+    }
+    assert.equal(cin, cg * t.group);
+    const opts = { group: t.group, strides: t.strides, pads: t.pads, kernels: k, scale, bias };
+    const viaF32 = conv2dF32(x, t.input, wt, t.weight, opts);
+    assert.notDeepEqual(viaF32.data, want, `case ${n}: the probe must separate the f32 kernel`);
+    const prepared = prepareConv2dF32(wt, t.weight, k, { integer: true });
+    const got = conv2dF32(x, t.input, prepared, { ...opts, integerSums: true });
+    sameBits(got.data, want, `case ${n}: i16 route`);
+    prepared.dispose();
+  }
+});
+
 Deno.test("conv2dF32Parallel() integerSums on 2 threads equals one thread, bit for bit", async () => {
   const pool = await createPool({ modules: floatKernelSources("wasmsimd"), threads: 2 });
   try {

@@ -67,6 +67,7 @@ import * as relaxedWasm from "./_float_gemm_relaxed_wasm.ts";
 import {
   decodeE8M0,
   decodeMinifloat,
+  FP8_QDQ_FORMATS,
   type MaddMode,
   MINIFLOAT_DOMAIN_SHIFT,
   type MinifloatElement,
@@ -1246,7 +1247,7 @@ function postArgs(post: ConvPostOps | undefined): number[] {
     }
   }
   const f8 = post.qdqFp8;
-  const fmt = f8 === undefined ? undefined : FP8_QDQ[f8.format];
+  const fmt = f8 === undefined ? undefined : fp8Qdq(f8.format);
   if (
     f8 !== undefined &&
     (q !== undefined || fmt === undefined || !Number.isFinite(f8.scale) || !(f8.scale > 0) ||
@@ -1703,10 +1704,11 @@ export function quantizeF32(
 }
 
 /** The float8 formats of {@link qdqFp8F32}: [mantissa bits, smallest normal exponent, max]. */
-const FP8_QDQ: Record<"fp8_e4m3fn" | "fp8_e5m2", [number, number, number]> = {
-  fp8_e4m3fn: [3, -6, 448],
-  fp8_e5m2: [2, -14, 57344],
-};
+function fp8Qdq(format: string): readonly [number, number, number] | undefined {
+  return Object.hasOwn(FP8_QDQ_FORMATS, format)
+    ? FP8_QDQ_FORMATS[format as keyof typeof FP8_QDQ_FORMATS]
+    : undefined;
+}
 
 /**
  * DequantizeLinear(QuantizeLinear(x)) to a float8 format (per tensor, zero point 0, saturating),
@@ -1736,7 +1738,7 @@ export function qdqFp8F32(
   if (!(x instanceof Float32Array)) {
     throw new LowbitError("INVALID_ARGUMENT", "qdqFp8F32: x must be a Float32Array");
   }
-  const f = FP8_QDQ[format];
+  const f = fp8Qdq(format);
   if (f === undefined) {
     throw new LowbitError("UNSUPPORTED", `qdqFp8F32: format ${format} (fp8_e4m3fn, fp8_e5m2)`);
   }

@@ -89,6 +89,8 @@ Deno.test("qdqFp8F32() rejects a bad scale, format or output length with LowbitE
       () => qdqFp8F32(x, 0, "fp8_e4m3fn"),
       () => qdqFp8F32(x, NaN, "fp8_e5m2"),
       () => qdqFp8F32(x, 1, "fp4" as "fp8_e5m2"),
+      // an Object.prototype key is not a format either
+      () => qdqFp8F32(x, 1, "toString" as "fp8_e5m2"),
       () => qdqFp8F32(x, 1, "fp8_e4m3fn", { out: new Float32Array(3) }),
     ]
   ) assert.throws(f, LowbitError);
@@ -148,6 +150,7 @@ Deno.test("conv post-op qdqFp8 rejects a bad scale or format, or quantize with i
   const bad = [
     { qdqFp8: { scale: 0, format: "fp8_e4m3fn" as const } },
     { qdqFp8: { scale: 1, format: "fp4" as "fp8_e5m2" } },
+    { qdqFp8: { scale: 1, format: "constructor" as "fp8_e5m2" } },
     { qdqFp8: { scale: 1, format: "fp8_e5m2" as const }, quantize: { scale: 1, lo: 0, hi: 1 } },
   ];
   for (const post of bad) {

@@ -132,17 +132,33 @@ export interface RefPostOps {
   qdqFp8?: { scale: number; format: "fp8_e4m3fn" | "fp8_e5m2" };
 }
 
-/** Float8 formats: mantissa bits, smallest normal exponent, largest finite value. */
-const FP8_REF: Record<"fp8_e4m3fn" | "fp8_e5m2", [number, number, number]> = {
+/**
+ * The float8 formats of the Q → DQ references and kernels (refQdqFp8, qdqFp8F32, the conv
+ * post-op qdqFp8): [mantissa bits, smallest normal exponent, largest finite value].
+ */
+export const FP8_QDQ_FORMATS: Readonly<
+  Record<"fp8_e4m3fn" | "fp8_e5m2", readonly [number, number, number]>
+> = {
   fp8_e4m3fn: [3, -6, 448],
   fp8_e5m2: [2, -14, 57344],
 };
+
+/** A format's quantum by f32 exponent field (the subnormal quantum below its smallest normal). */
+const FP8_QUANTA = Object.fromEntries(
+  Object.entries(FP8_QDQ_FORMATS).map(([f, [m, minNormal]]) => [
+    f,
+    Float64Array.from({ length: 256 }, (_, e) => 2 ** (Math.max(e - 127, minNormal) - m)),
+  ]),
+) as Record<"fp8_e4m3fn" | "fp8_e5m2", Float64Array>;
+
+const V32 = new Float32Array(1), V32_BITS = new Uint32Array(V32.buffer);
 
 /**
  * DequantizeLinear(QuantizeLinear(v)) to a float8 format, per tensor, zero point 0, saturating,
  * in plain scalar code: u = f32(v / scale); r = |u| rounded half to even to a multiple of the
  * format's quantum at u's exponent (its subnormal quantum below the smallest normal), at most the
- * format's max; then f32(±r · scale). NaN stays NaN, ±0 keeps its sign.
+ * format's max; then f32(±r · scale). The rounding is exact arithmetic on doubles (|u| / quantum
+ * is below 2⁵¹ and the quantum a power of two). NaN stays NaN, ±0 keeps its sign.
  *
  * @param v the value
  * @param scale the scale (f32, > 0)
@@ -158,23 +174,17 @@ const FP8_REF: Record<"fp8_e4m3fn" | "fp8_e5m2", [number, number, number]> = {
  * ```
  */
 export function refQdqFp8(v: number, scale: number, format: "fp8_e4m3fn" | "fp8_e5m2"): number {
-  const [m, minNormal, max] = FP8_REF[format];
+  const max = FP8_QDQ_FORMATS[format][2];
   const s = Math.fround(scale);
-  const u = Math.fround(Math.fround(v) / s);
-  if (Number.isNaN(u)) return u;
-  const a = Math.abs(u);
+  V32[0] = Math.fround(v) / s; // f32(v / s): the double quotient of two f32 rounds once to f32
+  const b = V32_BITS[0], a = Math.abs(V32[0]);
   let r: number;
-  if (a > max) r = max;
+  if (!(a <= max)) r = a > max ? max : a; // beyond max and ∞ saturate; NaN stays NaN
   else {
-    const e = a === 0 ? minNormal : Math.max(Math.floor(Math.log2(a)), minNormal);
-    // Math.log2 may be off by one near powers of two: fix e so that 2^e <= a < 2^(e+1)
-    let ee = e;
-    if (a !== 0 && ee > minNormal && 2 ** ee > a) ee--;
-    if (a !== 0 && 2 ** (ee + 1) <= a) ee++;
-    const q = 2 ** (Math.max(ee, minNormal) - m);
+    const q = FP8_QUANTA[format][(b >>> 23) & 255];
     r = Math.min((a / q + RNE - RNE) * q, max);
   }
-  return Math.fround((u < 0 || Object.is(u, -0) ? -r : r) * s);
+  return Math.fround((b >>> 31 ? -r : r) * s);
 }
 
 /** 1.5·2⁵²: adding and subtracting it rounds a double to an integer, ties to even. */

@@ -1,10 +1,11 @@
 // The results table of plugins/gnn/README.md: test accuracy (on the test mask) of each fixture
 // export, float (torch's logits) and quantized at --preset w8a4 (aggregations int4) with uniform
 // ranges (min / max, or the built-in mse calibrator), degree-aware ranges (the default: bin ×
-// column ranges, --gnn-fit auto; or min / max, or mse), one range per bin (--gnn-columns off,
-// min / max), one per column (--gnn-bins 1), degree-aware ranges + protection, and the mixed search: weights only (aggregations int4), and weights,
-// layer inputs and aggregation points together (`--act-formats int4,int8 --budget-act 6bits`, the
-// aggregation points' bits searched too). Run from the repository root:
+// column ranges, --gnn-fit auto; or min / max, or mse), one range per bin (--gnn-columns off, min /
+// max), one per column (--gnn-bins 1), degree-aware ranges + protection, and the mixed search:
+// weights only (aggregations int4), and weights, layer inputs and aggregation points together
+// (`--act-formats int4,int8 --budget-act 6bits`, the aggregation points' bits searched too). Run
+// from the repository root:
 //
 //   npx deno run -A plugins/gnn/bench.ts [--protect 0.05] [--budget 7bits] [--act-formats int4,int8]
 //     [--budget-act 6bits] [--only NAME] [--json]

@@ -1,8 +1,9 @@
-// One range per feature column and no degree bin (`--gnn-bins 1`, no protection): the points
-// become the built-in quantizer per channel along the feature axis, which the QDQ ONNX export
-// writes as per-axis QuantizeLinear / DequantizeLinear (axis 1). The exported model, run by our
-// executor, must give the simulation's logits, and onnxruntime-web the executor's exactly; the plugin's own quantizer with the same ranges
-// (bins × columns with one bin) must give the same values as the per-channel entry.
+// One range per feature column and no degree bin (`--gnn-bins 1`, no protection): the points become
+// the built-in quantizer per channel along the feature axis, which the QDQ ONNX export writes as
+// per-axis QuantizeLinear / DequantizeLinear (axis 1). The exported model, run by our executor,
+// must give the simulation's logits, and onnxruntime-web the executor's exactly; the plugin's own
+// quantizer with the same ranges (bins × columns with one bin) must give the same values as the
+// per-channel entry.
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-web";
 import { createRegistry, registerBuiltins, type Registry } from "@lowbit/core";

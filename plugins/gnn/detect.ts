@@ -10,11 +10,11 @@
  *   degrees are then counted in the edge index, without the added loops).
  *
  * A **mean** aggregation is one of these sums divided by the node's in-degree, as PyG's
- * `scatter(reduce="mean")` (SAGEConv's default) exports it: `Div(sum, count)` or
- * `Mul(sum, Reciprocal(count))`, the count a `ScatterElements`-add over the same destinations
- * (of ones), or `ReduceSum` of the adjacency's rows, through `Clip` / `Max` / `Where` with a
- * constant (clamped at 1, or masked_fill), `Unsqueeze`, `Cast`…. Its output is the mean: the sum is internal to the aggregation (an integer
- * kernel accumulates it), so it is not a point of its own.
+ * `scatter(reduce="mean")` (SAGEConv's default) exports it: `Div(sum, count)` or `Mul(sum,
+ * Reciprocal(count))`, the count a `ScatterElements`-add over the same destinations (of ones), or
+ * `ReduceSum` of the adjacency's rows, through `Clip` / `Max` / `Where` with a constant (clamped at
+ * 1, or masked_fill), `Unsqueeze`, `Cast`…. Its output is the mean: the sum is internal to the
+ * aggregation (an integer kernel accumulates it), so it is not a point of its own.
  *
  * Each aggregation names its input features (`[nodes, F]`), its output (`[nodes, F]`) and where
  * node degrees come from at run time (the adjacency, or one row of the edge index).

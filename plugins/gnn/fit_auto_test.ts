@@ -86,3 +86,43 @@ Deno.test({
     assert.ok(Math.abs(ms - figures[1]) <= 1e-3 * ms, `${ms} vs ${figures[1]}`);
   },
 });
+
+Deno.test({
+  name: "--gnn-fit auto scores float outputs only: an int64 ArgMax output changes no choice",
+  sanitizeResources: false,
+  async fn() {
+    // the same model with a second output, the predicted labels (int64): the float logits are
+    // unchanged, so every point's choice and parameters must be those of the plain model
+    const m = await model(NAME);
+    const g = m.graph;
+    const labels = {
+      ...m,
+      graph: {
+        ...g,
+        nodes: [...g.nodes, {
+          name: "labels",
+          op: "ArgMax",
+          domain: "",
+          inputs: ["logits"],
+          outputs: ["labels"],
+          attrs: { axis: { kind: "int" as const, value: 1 } },
+        }],
+        outputs: [...g.outputs, { name: "labels", dtype: "int64" as const }],
+      },
+    };
+    const run = async (mm: typeof m): Promise<PlanEntry[]> =>
+      (await quantize({
+        model: mm,
+        calib: { inputs: { ...(await graphInputs(NAME)) }, count: 400 },
+        preset: "w8a4",
+        registry: registry(),
+      })).quantized.plan.entries.filter((e) => !e.skip && e.quantizer === "gnn-degree");
+    const [plain, withLabels] = await Promise.all([run(m), run(labels)]);
+    assert.equal(withLabels.length, plain.length);
+    for (const e of withLabels) {
+      const p = plain.find((x) => x.value === e.value)!;
+      assert.equal(e.note, p.note);
+      assert.deepEqual(e.scale, p.scale, e.value);
+    }
+  },
+});

@@ -8,10 +8,11 @@
  * - `gnn-degree-fit` (after `calibrate`): every `gnn-degree` point is fitted from the
  *   calibration graph: per in-degree bin ranges, one per feature column in each bin by default
  *   (`--gnn-columns`), and the protected nodes' ranges, with the degrees computed from the graph
- *   input the point reads. With `--gnn-fit auto` (the default) each point, in graph order, takes
- *   the min / max or the mse fit, whichever makes the model output closer to float on the
- *   calibration graph (label-free: the output MSE, the points before it fixed, the rest and the
- *   weights in float); the choice and both figures go into the point's note in the plan.
+ *   input the point reads (a `--gnn-bins 1` point, the built-in quantizer per column: its
+ *   column ranges). With `--gnn-fit auto` (the default) each point, in graph order, takes the
+ *   min / max or the mse fit, whichever makes the model output closer to float on the
+ *   calibration graph (label-free: the MSE of the float outputs, the points before it fixed, the
+ *   rest and the weights in float); the choice and both figures go into the point's note.
  *
  * @module
  */
@@ -282,7 +283,7 @@ interface AutoChooser {
 
 /**
  * `--gnn-fit auto`: each point, in graph order, takes the fit (min / max or mse) whose model
- * output is closest to the float model's (mean squared error over every graph output, on the
+ * output is closest to the float model's (mean squared error over every float graph output, on the
  * calibration graph: label-free), with the points before it already fake-quantized by their
  * chosen parameters and the rest (and the weights) in float.
  */
@@ -309,8 +310,11 @@ async function autoChooser(
       },
     });
     let err = 0, n = 0;
+    // float outputs only: an integer one (an ArgMax's labels) is not a distance to float (its
+    // BigInt data would not mix with numbers)
     for (const [name, ref] of Object.entries(float)) {
-      const a = ref.data as Float32Array, b = out[name].data as Float32Array;
+      if (!(ref.data instanceof Float32Array || ref.data instanceof Float64Array)) continue;
+      const a = ref.data, b = out[name].data as Float32Array | Float64Array;
       for (let i = 0; i < a.length; i++) err += (a[i] - b[i]) ** 2;
       n += a.length;
     }

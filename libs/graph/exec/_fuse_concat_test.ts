@@ -1,7 +1,8 @@
-// The float8 activation QDQ that QDQ exports write behind a one-input Concat barrier
-// (Conv → Concat → QuantizeLinear(fp8) → DequantizeLinear → …): the fused plan drops the Concat
-// (it was a copy of the tensor) and the pair becomes one QdqFused. Checked against the graph run as
-// written (separate ONNX ops: ops/qlinear.ts's fp8 encode, then decode), bit for bit.
+// The float8 activation QDQ that QDQ exports write behind a one-input Concat barrier (Conv → Concat
+// → QuantizeLinear(fp8) → DequantizeLinear → …): the fused plan drops the Concat (it was a copy of
+// the tensor) and the pair becomes one QdqFused (behind a float Conv, the conv's last post-op,
+// lowbit_qdq8). Checked against the graph run as written (separate ONNX ops: ops/qlinear.ts's fp8
+// encode, then decode), bit for bit.
 
 import assert from "node:assert/strict";
 import type { Graph, Node, TensorData } from "../ir.ts";
@@ -101,7 +102,12 @@ Deno.test("a one-input Concat barrier is dropped from the fused plan, same bits"
           const opts = int8 ? { quantized: "integer" as const } : {};
           const fused = fuseGraph(int8 ? fuseQdq(g) : g);
           const ops = fused.nodes.map((n) => n.op);
-          assert.deepEqual(ops, [int8 ? "QConvFused" : "Conv", "QdqFused"], what);
+          // A float Conv then takes the pair as its epilogue's last post-op (lowbit_qdq8).
+          assert.deepEqual(ops, int8 ? ["QConvFused", "QdqFused"] : ["Conv"], what);
+          if (!int8) {
+            const fmt = format === "float8e5m2" ? 1 : 0;
+            assert.deepEqual(fused.nodes[0].attrs.lowbit_qdq8?.value, [Math.fround(s8), fmt]);
+          }
           for (const threads of s8 === 0.05 ? [1, 2] : [1]) {
             const e = createExecutor(g, { ...opts, threads });
             const plain = createExecutor(g, { ...opts, fuse: false });
@@ -137,16 +143,17 @@ Deno.test("a one-input Concat that is a graph output is kept", () => {
 });
 
 Deno.test("run() profiles by node with the given clock, or by op type", async () => {
-  const g = graph("float8e4m3fn", false, false, 0.5);
+  // The integer plan: the float8 pair stays a step of its own after the QConvFused.
+  const g = graph("float8e4m3fn", false, true, 0.5);
   const x = f32([2, 4, 5, 6], values(240, 4, 3));
-  const e = createExecutor(g);
+  const e = createExecutor(g, { quantized: "integer" });
   let ticks = 0;
   const byNode: Record<string, number> = {}, byOp: Record<string, number> = {};
   await e.run({ x }, { profile: byNode, profileBy: "node", profileClock: () => ticks++ });
   await e.run({ x }, { profile: byOp });
   // The fused plan: the conv, then the QDQ pair as one QdqFused (named after the Q node); each
   // step reads the clock twice, one tick apart.
-  assert.deepEqual(byNode, { "conv Conv": 1, "q8 QdqFused": 1 });
-  assert.deepEqual(Object.keys(byOp).sort(), ["Conv", "QdqFused"]);
+  assert.deepEqual(byNode, { "conv QConvFused": 1, "q8 QdqFused": 1 });
+  assert.deepEqual(Object.keys(byOp).sort(), ["QConvFused", "QdqFused"]);
   assert.ok(Object.values(byOp).every((v) => v >= 0));
 });

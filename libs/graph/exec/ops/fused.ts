@@ -42,6 +42,7 @@ import {
   quantizeF32,
   refPost,
   type RefPostOps,
+  refQdqFp8,
 } from "@lowbit/kernels";
 import type { Node, TensorData } from "../../ir.ts";
 import { alloc, attrFloats, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
@@ -814,50 +815,20 @@ function withPost(t: TensorData, post: RefPostOps | undefined): TensorData {
 }
 
 /**
+ * DequantizeLinear(QuantizeLinear(x)) to float8 with saturation, per tensor, zero point 0, value
+ * by value (refQdqFp8: the values of encodeFp8 then the fp8 decode, ops/qlinear.ts).
+ */
+function qdqFp8(xs: Float32Array, s: number, fmt: string, y: Float32Array): void {
+  const f = fmt === "float8e4m3fn" ? "fp8_e4m3fn" : "fp8_e5m2";
+  for (let i = 0; i < xs.length; i++) y[i] = refQdqFp8(xs[i], s, f);
+}
+
+/**
  * `QdqFused(x, scale, zero_point?)`: DequantizeLinear(QuantizeLinear(x)) with one per-tensor
  * scale and zero point, in one pass: y = fround(c·s), c = clamp(round_half_even(fround(x / s)),
  * lo − z, hi − z), the centred code (q − z, exact). The same bits as the two ops: their code q
  * is c + z (NaN stores as code 0, i.e. c = −z), and DequantizeLinear computes fround((q − z)·s).
  */
-/** 2^(i − 127 − m) for every f32 exponent field i: the fp8 quantum at that exponent. */
-function quanta(m: number): Float64Array {
-  return Float64Array.from({ length: 256 }, (_, i) => 2 ** (i - 127 - m));
-}
-/** Quanta by f32 exponent field (the subnormal quantum below the smallest normal), max. */
-function fp8Format(m: number, minNormal: number, max: number): { q: Float64Array; max: number } {
-  const q = quanta(m);
-  for (let e = 0; e < 127 + minNormal; e++) q[e] = 2 ** (minNormal - m);
-  return { q, max };
-}
-const FP8: Record<string, { q: Float64Array; max: number }> = {
-  float8e4m3fn: fp8Format(3, -6, 448),
-  float8e5m2: fp8Format(2, -14, 57344),
-};
-
-/**
- * DequantizeLinear(QuantizeLinear(x)) to float8 with saturation, per tensor, zero point 0:
- * y = f32(r·s), r = v rounded to the format (half to even), |r| ≤ max, v = f32(x / s). The
- * rounding is exact arithmetic on doubles: |v| / quantum is below 2⁵¹ and the quantum a power of
- * two (the format's subnormal quantum below its smallest normal); NaN stays NaN, ±0 keeps its
- * sign — the values of encodeFp8 then the fp8 decode (ops/qlinear.ts).
- */
-function qdqFp8(xs: Float32Array, s: number, fmt: string, y: Float32Array): void {
-  const { q, max } = FP8[fmt];
-  const v32 = new Float32Array(1), bits = new Uint32Array(v32.buffer);
-  for (let i = 0; i < xs.length; i++) {
-    v32[0] = xs[i] / s; // f32(x / s)
-    const b = bits[0], a = Math.abs(v32[0]);
-    let r: number;
-    if (!(a <= max)) r = a > max ? max : a; // beyond max and ∞ saturate; NaN stays NaN
-    else {
-      const u = q[(b >>> 23) & 255];
-      r = (a / u + RNE - RNE) * u; // a / u: exact (a power of two)
-      if (r > max) r = max;
-    }
-    y[i] = (b >>> 31 ? -r : r) * s;
-  }
-}
-
 const qdq: OpImpl = (inputs, node, ctx) => {
   const fmt = inputs[2]?.dtype;
   if (fmt === "float8e4m3fn" || fmt === "float8e5m2") {
