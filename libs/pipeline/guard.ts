@@ -449,12 +449,15 @@ export async function guardQuantize(
       await attempt({ ...current, biasCorrection: true }, "--bias-correction");
     }
     // 3c. GPTQ weight rounding for every layer (unless a rounding was given); it costs about
-    //     two RTN quantizations. Judged as bias correction is: by the weights-only SQNR (on
-    //     the samples it did not fit on, with a check split), its gain shows at the output only
-    //     once the activations' error is fixed too; the output may not drop by 0.5 dB.
-    //     PP-OCRv4 rec, 32 held-out lines, with --equalize 0.5, bias correction, percentile and
-    //     the inputs of Conv.1 and Conv.7 in float: 18.8 dB with RTN, 20.3 dB with GPTQ; judged
-    //     by the output alone the guard refused it there (under 0.5 dB) and stayed at 17.8 dB.
+    //     two RTN quantizations. Judged by the weights-only SQNR (on the samples it did not fit
+    //     on, with a check split), which predicts other data, while the output SQNR on the
+    //     calibration data does not: PP-OCRv4 rec with --equalize 0.5, bias correction,
+    //     percentile and the inputs of Conv.1 and Conv.14 in float, fitted on 24 calibration
+    //     lines, RTN → GPTQ: weights alone 16.5 → 19.0 dB on the 8 other calibration lines and
+    //     16.3 → 18.4 dB on 32 held-out lines; the output 21.3 → 19.6 dB on the 8 lines but
+    //     16.5 → 19.1 dB held-out (with RTN the weights' and activations' errors partly cancel
+    //     on the calibration lines, fitted on or not, and not on the others). Kept when the
+    //     weights alone gain 0.5 dB and the output loses under 2 dB (or gains 0.5 dB).
     if (
       outputDb < threshold! && options.calib && !options.plan &&
       current.rounding === undefined && !rules.some((r) => r.weight?.rounding)
@@ -465,7 +468,7 @@ export async function guardQuantize(
       const w0 = sqnrDb(ref, await runOut(result.quantized.model, batch));
       const w = sqnrDb(ref, await runOut(r.quantized.model, batch));
       const db = await measure(r);
-      if ((w > w0 + 0.5 || db > outputDb + 0.5) && db > outputDb - 0.5) {
+      if ((w > w0 + 0.5 && db > outputDb - 2) || db > outputDb + 0.5) {
         remedies.push(
           `--gptq (weights alone ${fmtDb(w0)} → ${fmtDb(w)}, output ${fmtDb(outputDb)} → ` +
             `${fmtDb(db)})`,
