@@ -94,11 +94,86 @@ Deno.test("guard: a healthy model is measured and left alone", async () => {
   assert.deepEqual(report.kept, []);
   assert.equal(report.met, true);
   assert.equal(report.offenders.length, 0);
-  // Its own measurement agrees with an independent one on the same 32 samples.
-  const batch = { x: { ...x, shape: [32, ...x.shape.slice(1)], data: x.data.slice(0, 32 * 64) } };
-  const f = (await floatRunner(first.prepared).run(batch)).data as Float32Array;
-  const q = (await simulate(first.quantized).run(batch)).data as Float32Array;
-  assert.ok(Math.abs(sqnrDb(f, q) - report.outputDb) < 1e-9, `${sqnrDb(f, q)} ${report.outputDb}`);
+  // Its own measurement agrees with an independent one: quantized on the 150 samples i with
+  // (i + 1) % 4 ≠ 0, measured on the first 32 of the other 50 (samples 3, 7, …, 127).
+  assert.equal(report.fitSamples, 150);
+  assert.equal(report.samples, 32);
+  const rows = (keep: (i: number) => boolean) => {
+    const idx = [...Array(200).keys()].filter(keep);
+    const data = new Float32Array(idx.length * 64);
+    idx.forEach((r, k) => data.set((x.data as Float32Array).subarray(r * 64, r * 64 + 64), k * 64));
+    return { ...x, shape: [idx.length, ...x.shape.slice(1)], data };
+  };
+  const fit = rows((i) => (i + 1) % 4 !== 0), check = rows((i) => (i + 1) % 4 === 0 && i < 128);
+  const byHand = await quantize({ model, calib: { inputs: { x: fit }, count: 150 } });
+  const sq = async (x: TensorData) =>
+    sqnrDb(
+      (await floatRunner(first.prepared).run({ x })).data as Float32Array,
+      (await simulate(byHand.quantized).run({ x })).data as Float32Array,
+    );
+  // The lower of the two figures: on the 32 checking samples and on the first 32 fitted on.
+  const fit32 = { ...fit, shape: [32, ...x.shape.slice(1)], data: fit.data.slice(0, 32 * 64) };
+  const lower = Math.min(await sq(check), await sq(fit32));
+  assert.ok(Math.abs(lower - report.outputDb) < 1e-9, `${lower} ${report.outputDb}`);
+  assert.match(describeGuard(report), /\(the lower of 32 calibration samples it did not fit on/);
+});
+
+/**
+ * An identity MatMul on uniform [−1, 1] data whose only outliers (±10) sit in sample 3: one the
+ * check split sets aside. Fitted on every sample, minmax covers the outliers and the output reads
+ * about 28 dB (step 20/255 on a signal of variance 1/3), over the 25 dB threshold; measured on
+ * samples it did not fit on, the range [−1, 1] clips them (about 4 dB), and the guard keeps the
+ * MatMul's input in float. The split's figure is the honest one: a new sample with outliers.
+ */
+Deno.test("guard: on calibration data it measures on samples it did not fit on", async () => {
+  const eye = new Float32Array(64 * 64);
+  for (let i = 0; i < 64; i++) eye[i * 64 + i] = 1;
+  const model = modelOf({
+    name: "identity",
+    inputs: [{ name: "x", dtype: "float32", shape: ["n", 64] }],
+    outputs: [{ name: "y", dtype: "float32", shape: ["n", 64] }],
+    nodes: [{
+      name: "mm",
+      op: "MatMul",
+      domain: "",
+      inputs: ["x", "W"],
+      outputs: ["y"],
+      attrs: {},
+    }],
+    initializers: [["W", { dtype: "float32", shape: [64, 64], data: eye }]],
+  }, { producerName: "guard_test" });
+  let s = 7;
+  const rnd = (): number => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32;
+  const xs = Float32Array.from({ length: 32 * 64 }, () => 2 * rnd() - 1);
+  xs[3 * 64 + 5] = 10, xs[3 * 64 + 9] = -10;
+  const calib = {
+    inputs: { x: { dtype: "float32" as const, shape: [32, 64], data: xs } },
+    count: 32,
+  };
+  const options: QuantizeOptions = { model, calib, preset: "w8a8" };
+  const first = await quantize(options);
+  const fitted = await guardQuantize(options, first, { data: calib, minSqnrDb: 25, split: false });
+  assert.equal(fitted.report.met, true, describeGuard(fitted.report));
+  assert.ok(fitted.report.initialDb > 25 && fitted.report.initialDb < 32);
+  assert.deepEqual(fitted.report.kept, []);
+  assert.equal(fitted.report.fitSamples, undefined);
+  const { result, report } = await guardQuantize(options, first, { data: calib, minSqnrDb: 25 });
+  assert.equal(report.fitSamples, 24);
+  assert.equal(report.samples, 8);
+  assert.ok(report.initialDb < 10, describeGuard(report));
+  assert.deepEqual(report.kept.map((k) => [k.node, k.what]), [["mm", "activation"]]);
+  assert.equal(report.met, true, describeGuard(report));
+  // The written model fits on all 32 samples and keeps the input in float.
+  assert.ok(result.quantized.plan.entries.find((e) => e.role === "activation")?.skip);
+  // Fewer than 8 samples are not split.
+  const few = {
+    inputs: { x: { ...calib.inputs.x, shape: [7, 64], data: xs.slice(0, 7 * 64) } },
+    count: 7,
+  };
+  const o7: QuantizeOptions = { ...options, calib: few };
+  const r7 = await guardQuantize(o7, await quantize(o7), { data: few, minSqnrDb: 25 });
+  assert.equal(r7.report.fitSamples, undefined);
+  assert.equal(r7.report.samples, 7);
 });
 
 Deno.test("guard: an unreachable threshold keeps at most maxKept and says it is not met", async () => {
@@ -110,6 +185,7 @@ Deno.test("guard: an unreachable threshold keeps at most maxKept and says it is 
   const { result, report } = await guardQuantize(options, first, {
     data: options.calib!,
     minSqnrDb: 150,
+    split: false,
     maxKept: 2,
     onStep: (m) => steps.push(m),
   });

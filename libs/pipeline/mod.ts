@@ -67,3 +67,4 @@ export type {
 export * from "./report/sections.ts";
 export * from "./guard_delta.ts";
 export * from "./guard_measure.ts";
+export * from "./guard_split.ts";
