@@ -224,6 +224,24 @@ export function padImageI16(c: i32, h: i32, w: i32, pt: i32, pl: i32, ph: i32, p
 
 /** Eight i16 inputs of one tap: lanes at element offsets geo[l] + t (the general case). */
 // @ts-ignore: decorator
+/**
+ * Stores at geo the padded-image offsets of 8 output pixels starting at (oy, ox), row-major over
+ * rows of width ow; lanes past nr read offset 0 (their columns are discarded).
+ */
+@inline
+function laneOffsets(
+  geo: usize, nr: i32, oy: i32, ox: i32, ow: i32, sh: i32, sw: i32, pw: i32,
+): void {
+  let y = oy, xx = ox;
+  for (let l = 0; l < 8; l++) {
+    store<i32>(geo + (<usize>l << 2), l < nr ? y * sh * pw + xx * sw : 0);
+    if (++xx == ow) {
+      xx = 0;
+      y++;
+    }
+  }
+}
+
 @inline
 function gather8(x: usize, t: i32, geo: usize): v128 {
   let v = i16x8.splat(load<i16>(x + (<usize>(load<i32>(geo) + t) << 1)));
@@ -263,17 +281,7 @@ export function im2colI16(
     let dst = out + <usize>(q >> 3) * (<usize>kp << 4);
     const oy = p / ow, ox = p % ow;
     const oneRow = nr == 8 && ox + 7 < ow && (sw == 1 || sw == 2);
-    if (!oneRow) {
-      let y = oy, xx = ox;
-      for (let l = 0; l < 8; l++) {
-        // lanes past nr read element 0 (their columns are discarded)
-        store<i32>(geo + (<usize>l << 2), l < nr ? y * sh * pw + xx * sw : 0);
-        if (++xx == ow) {
-          xx = 0;
-          y++;
-        }
-      }
-    }
+    if (!oneRow) laneOffsets(geo, nr, oy, ox, ow, sh, sw, pw);
     const org = oy * sh * pw + ox * sw;
     let c = 0, ky = 0, kx = 0;
     for (let kk = 0; kk < k; kk += 2) {
@@ -376,17 +384,7 @@ export function im2colI16Pairs(
     let dst = out + <usize>(q >> 3) * (<usize>k << 4);
     const oy = p / ow, ox = p % ow;
     const oneRow = nr == 8 && ox + 7 < ow && (sw == 1 || sw == 2);
-    if (!oneRow) {
-      let y = oy, xx = ox;
-      for (let l = 0; l < 8; l++) {
-        // lanes past nr read pixel 0 (their columns are discarded)
-        store<i32>(geo + (<usize>l << 2), l < nr ? y * sh * pw + xx * sw : 0);
-        if (++xx == ow) {
-          xx = 0;
-          y++;
-        }
-      }
-    }
+    if (!oneRow) laneOffsets(geo, nr, oy, ox, ow, sh, sw, pw);
     const org = oy * sh * pw + ox * sw;
     for (let ky = 0; ky < kh; ky++) {
       for (let kx = 0; kx < kw; kx++) {
