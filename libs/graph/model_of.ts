@@ -99,6 +99,39 @@ export function modelOf(graph: ModelOfGraph, opts: ModelOfOptions = {}): Model {
 }
 
 /**
+ * Builds a {@link Node} in the default ONNX domain.
+ *
+ * @param name the node's name
+ * @param op the operator type
+ * @param inputs the input value names, in order ("" for an omitted optional input)
+ * @param outputs the output value names, in order
+ * @param attrs the attributes (default: none)
+ * @returns the node
+ *
+ * @example
+ * ```ts
+ * import { createExecutor, modelOf, nodeOf } from "@lowbit/graph";
+ * const m = modelOf({
+ *   nodes: [nodeOf("r", "Relu", ["x"], ["y"])],
+ *   inputs: [{ name: "x", dtype: "float32", shape: [2] }],
+ *   outputs: [{ name: "y", dtype: "float32" }],
+ * });
+ * const x = { dtype: "float32" as const, shape: [2], data: Float32Array.of(-1, 2) };
+ * const { y } = await createExecutor(m).run({ x });
+ * if ((y.data as Float32Array).join() !== "0,2") throw new Error(String(y.data));
+ * ```
+ */
+export function nodeOf(
+  name: string,
+  op: string,
+  inputs: string[],
+  outputs: string[],
+  attrs: Node["attrs"] = {},
+): Node {
+  return { name, op, domain: "", inputs, outputs, attrs };
+}
+
+/**
  * Builds an ONNX `If` node (default domain) choosing between two subgraphs on a boolean scalar.
  *
  * @param name the node's name
@@ -134,15 +167,8 @@ export function ifNodeOf(
   thenBranch: Graph,
   elseBranch: Graph,
 ): Node {
-  return {
-    name,
-    op: "If",
-    domain: "",
-    inputs: [cond],
-    outputs,
-    attrs: {
-      then_branch: { kind: "graph", value: thenBranch },
-      else_branch: { kind: "graph", value: elseBranch },
-    },
-  };
+  return nodeOf(name, "If", [cond], outputs, {
+    then_branch: { kind: "graph", value: thenBranch },
+    else_branch: { kind: "graph", value: elseBranch },
+  });
 }

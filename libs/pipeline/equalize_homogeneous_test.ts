@@ -4,7 +4,7 @@ import {
   foldConstants,
   type Model,
   modelOf,
-  type Node,
+  nodeOf as node,
   readOnnxFile,
   type TensorData,
 } from "@lowbit/graph";
@@ -23,14 +23,6 @@ const i64 = (v: (number | bigint)[]): TensorData => ({
   dtype: "int64",
   shape: [v.length],
   data: BigInt64Array.from(v.map(BigInt)),
-});
-const node = (name: string, op: string, inputs: string[], outputs: string[], attrs = {}): Node => ({
-  name,
-  op,
-  domain: "",
-  inputs,
-  outputs,
-  attrs,
 });
 const BIG = 9223372036854775807n; // INT64_MAX: to the end, as torch exports it
 

@@ -1,16 +1,8 @@
 import assert from "node:assert/strict";
-import { type Model, modelOf, type Node, type TensorData } from "@lowbit/graph";
+import { type Model, modelOf, nodeOf as node, type TensorData } from "@lowbit/graph";
 import { defaultMaxDelta, STATEFUL_MAX_DELTA } from "./stateful_bound.ts";
 
 const v = (name: string) => ({ name, dtype: "float32" as const, shape: ["n", 1] });
-const node = (name: string, op: string, inputs: string[], outputs: string[]): Node => ({
-  name,
-  op,
-  domain: "",
-  inputs,
-  outputs,
-  attrs: {},
-});
 const f = (...a: number[]): TensorData => ({
   dtype: "float32",
   shape: [a.length, 1],

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import type { Graph, Node, TensorData } from "../ir.ts";
+import { nodeOf as node } from "../model_of.ts";
 import { createExecutor } from "./executor.ts";
 import { fuseGraph } from "./_fuse.ts";
 import { fuseQdq } from "./quantized.ts";
@@ -14,14 +15,6 @@ const f32 = (shape: number[], v: ArrayLike<number>): TensorData => ({
   dtype: "float32",
   shape,
   data: Float32Array.from(v),
-});
-const node = (name: string, op: string, inputs: string[], outputs: string[], attrs = {}): Node => ({
-  name,
-  op,
-  domain: "",
-  inputs,
-  outputs,
-  attrs,
 });
 
 /** Deterministic values in [−amp, amp). */

@@ -1,12 +1,9 @@
 import assert from "node:assert/strict";
 import { LowbitError } from "@lowbit/core";
-import type { Graph, Node, TensorData } from "../ir.ts";
+import type { Graph, TensorData } from "../ir.ts";
+import { nodeOf as node } from "../model_of.ts";
 import { createExecutor } from "./executor.ts";
 import { supportedOps } from "./ops/table.ts";
-
-function node(name: string, op: string, inputs: string[], outputs: string[]): Node {
-  return { name, op, domain: "", inputs, outputs, attrs: {} };
-}
 
 function chain(): Graph {
   return {

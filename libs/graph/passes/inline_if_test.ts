@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { LowbitError } from "@lowbit/core";
 import type { Attr, Graph, Node, TensorData } from "../ir.ts";
+import { nodeOf as node } from "../model_of.ts";
 import { readOnnxFile } from "../onnx_file.ts";
 import { createExecutor } from "../exec/executor.ts";
 import { inlineConstantIfs } from "./inline_if.ts";
@@ -17,14 +18,6 @@ const f32 = (v: number[]): TensorData => ({
 });
 const bool = (v: boolean): TensorData => ({ dtype: "bool", shape: [], data: new Uint8Array([+v]) });
 const g = (value: Graph): Attr => ({ kind: "graph", value });
-const node = (name: string, op: string, inputs: string[], outputs: string[], attrs = {}): Node => ({
-  name,
-  op,
-  domain: "",
-  inputs,
-  outputs,
-  attrs,
-});
 const graph = (
   name: string,
   nodes: Node[],

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { LowbitError } from "@lowbit/core";
 import * as ort from "onnxruntime-web";
 import type { Graph, Model, Node, TensorData } from "../ir.ts";
-import { modelOf } from "../model_of.ts";
+import { modelOf, nodeOf as node } from "../model_of.ts";
 import { readOnnx, writeOnnx } from "../onnx.ts";
 import { foldBatchNorm } from "./bn_fold.ts";
 import { foldConstants } from "./fold.ts";
@@ -16,14 +16,6 @@ const DET = `${ASSETS}/ch_PP-OCRv4_det_infer.onnx`;
 const CLS = `${ASSETS}/ch_ppocr_mobile_v2.0_cls_infer.onnx`;
 const REC = `${ASSETS}/ch_PP-OCRv4_rec_infer.onnx`;
 
-const node = (name: string, op: string, inputs: string[], outputs: string[], attrs = {}): Node => ({
-  name,
-  op,
-  domain: "",
-  inputs,
-  outputs,
-  attrs,
-});
 const graph = (nodes: Node[], inputs = ["x"], outputs = ["y"]): Graph => ({
   name: "g",
   nodes,
