@@ -336,7 +336,10 @@ export async function guardQuantize(
   // With a split, the first result is made again from the fit part to be measured.
   const firstFit = split ? await quantize({ ...base, progress: silentProgress() }) : first;
   const initialDb = await measure(firstFit);
-  const weightsOnlyDb = sqnrDb(ref, await runOut(firstFit.quantized.model, batch));
+  /** The output SQNR of a result's model with its weights quantized and activations float. */
+  const weightsOnly = async (r: QuantizeResult): Promise<number> =>
+    sqnrDb(ref, await runOut(r.quantized.model, batch));
+  const weightsOnlyDb = await weightsOnly(firstFit);
   const predictedDb = await predicted(float, firstFit, batch);
   const threshold = g.minSqnrDb;
   const margin = g.collapseMarginDb ?? 10;
@@ -380,9 +383,32 @@ export async function guardQuantize(
     result = r, outputDb = db, current = o;
     return true;
   };
+  /**
+   * Re-quantizes with weight options judged by the weights-only SQNR: keeps the result when the
+   * weights alone gain 0.5 dB (over `w0`, the current result's) or the output gains 0.5 dB,
+   * and the output loses under `maxLossDb`.
+   */
+  const attemptWeights = async (
+    o: QuantizeOptions,
+    what: string,
+    w0: number,
+    maxLossDb: number,
+  ): Promise<boolean> => {
+    step(`trying ${what}`);
+    const r = await quantize({ ...o, rules, progress: silentProgress() });
+    const w = await weightsOnly(r);
+    const db = await measure(r);
+    if (!((w > w0 + 0.5 || db > outputDb + 0.5) && db > outputDb - maxLossDb)) return false;
+    remedies.push(
+      `${what} (weights alone ${fmtDb(w0)} → ${fmtDb(w)}, output ${fmtDb(outputDb)} → ` +
+        `${fmtDb(db)})`,
+    );
+    result = r, outputDb = db, current = o;
+    return true;
+  };
   const rerank = async (): Promise<void> => {
     sameWeights = !current.smoothquant && !current.equalize && !current.plan;
-    const w = sqnrDb(ref, await runOut(result.quantized.model, batch));
+    const w = await weightsOnly(result);
     queue = (await offenders(float, result, isoBatch, isoRef, w, threshold, sameWeights))
       .filter((o) => !kept.some((k) => k.what === o.what && k.node === o.node));
   };
@@ -407,21 +433,10 @@ export async function guardQuantize(
     //    in the output only once they are fixed too (rec: 14.0 → 15.7 dB, then 20.6 dB with
     //    equalisation, which alone gives 17.3 dB).
     if (weightsOnlyDb < target! + 3 && !options.biasCorrection && options.calib) {
-      const o = { ...current, biasCorrection: true };
-      step("trying --bias-correction");
-      const r = await quantize({ ...o, rules, progress: silentProgress() });
-      const w = sqnrDb(ref, await runOut(r.quantized.model, batch));
-      const db = await measure(r);
       // Bias correction also takes out the mean error of each layer's quantized input, which the
       // weights-only run does not have: a gain at the output counts as well.
-      bcRejected = !((w > weightsOnlyDb + 0.5 || db > outputDb + 0.5) && db > outputDb - 0.5);
-      if (!bcRejected) {
-        remedies.push(
-          `--bias-correction (weights alone ${fmtDb(weightsOnlyDb)} → ${fmtDb(w)}, output ` +
-            `${fmtDb(outputDb)} → ${fmtDb(db)})`,
-        );
-        result = r, outputDb = db, current = o;
-      }
+      const o = { ...current, biasCorrection: true };
+      bcRejected = !(await attemptWeights(o, "--bias-correction", weightsOnlyDb, 0.5));
     }
     // 2. A layer whose quantization alone collapses the output goes to float first.
     const collapsing = queue.filter((o) => o.aloneDb < target! && o.aloneDb < predictedDb - margin);
@@ -470,18 +485,7 @@ export async function guardQuantize(
       current.rounding === undefined && !rules.some((r) => r.weight?.rounding)
     ) {
       const o: QuantizeOptions = { ...current, rounding: "gptq" };
-      step("trying --gptq");
-      const r = await quantize({ ...o, rules, progress: silentProgress() });
-      const w0 = sqnrDb(ref, await runOut(result.quantized.model, batch));
-      const w = sqnrDb(ref, await runOut(r.quantized.model, batch));
-      const db = await measure(r);
-      if ((w > w0 + 0.5 && db > outputDb - 2) || db > outputDb + 0.5) {
-        remedies.push(
-          `--gptq (weights alone ${fmtDb(w0)} → ${fmtDb(w)}, output ${fmtDb(outputDb)} → ` +
-            `${fmtDb(db)})`,
-        );
-        result = r, outputDb = db, current = o;
-      }
+      await attemptWeights(o, "--gptq", await weightsOnly(result), 2);
     }
     // 3d. One calibrator per activation: each input takes the calibrator whose range hurts
     //     the output least when that input alone is quantized (an input whose outliers are
