@@ -33,6 +33,31 @@ export function sqnrDb(ref: Float32Array, test: Float32Array): number {
 }
 
 /**
+ * Sum of squared differences Σ(ref − test)² (divide by the length for the mean squared error).
+ *
+ * @param ref reference (float) values
+ * @param test quantized-model values, as many
+ * @returns the sum
+ * @throws {LowbitError} SHAPE_MISMATCH when the lengths differ
+ *
+ * @example
+ * ```ts
+ * import { sumSquaredError } from "@lowbit/pipeline";
+ * const se = sumSquaredError(Float32Array.of(1, 2, 3), Float64Array.of(1, 2.5, 2));
+ * if (se !== 1.25) throw new Error(String(se));
+ * ```
+ */
+export function sumSquaredError(ref: ArrayLike<number>, test: ArrayLike<number>): number {
+  sameLength(ref, test);
+  let se = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = ref[i] - test[i];
+    se += d * d;
+  }
+  return se;
+}
+
+/**
  * Cosine similarity of two flattened tensors.
  *
  * @param a first

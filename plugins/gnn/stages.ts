@@ -19,7 +19,13 @@
 
 import { LowbitError, type QParams, type Quantizer, type TensorValue } from "@lowbit/core";
 import { createExecutor, type TensorData } from "@lowbit/graph";
-import { type Dataset, entryQuantizer, type PlanEntry, type QuantizeState } from "@lowbit/pipeline";
+import {
+  type Dataset,
+  entryQuantizer,
+  type PlanEntry,
+  type QuantizeState,
+  sumSquaredError,
+} from "@lowbit/pipeline";
 import { aggregationMarker, COLUMNS } from "./marker.ts";
 import { type Aggregation, findAggregations } from "./detect.ts";
 import { nodeDegrees } from "./degrees.ts";
@@ -314,9 +320,8 @@ async function autoChooser(
     // BigInt data would not mix with numbers)
     for (const [name, ref] of Object.entries(float)) {
       if (!(ref.data instanceof Float32Array || ref.data instanceof Float64Array)) continue;
-      const a = ref.data, b = out[name].data as Float32Array | Float64Array;
-      for (let i = 0; i < a.length; i++) err += (a[i] - b[i]) ** 2;
-      n += a.length;
+      err += sumSquaredError(ref.data, out[name].data as Float32Array | Float64Array);
+      n += ref.data.length;
     }
     return err / Math.max(1, n);
   };

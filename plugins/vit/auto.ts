@@ -26,7 +26,13 @@
 
 import { LowbitError } from "@lowbit/core";
 import { createExecutor, type Model, type TensorData } from "@lowbit/graph";
-import { quantize, type QuantizeState, simulate, sliceBatch } from "@lowbit/pipeline";
+import {
+  quantize,
+  type QuantizeState,
+  simulate,
+  sliceBatch,
+  sumSquaredError,
+} from "@lowbit/pipeline";
 import { BIAS_SAMPLES } from "./bias.ts";
 import { FIT_SAMPLES } from "./fit_stage.ts";
 
@@ -138,12 +144,8 @@ export async function scoreStageChoices(
     let se = 0, n = 0;
     for (let i = 0; i < batches.length; i++) {
       const y = (await run.run(batches[i])).data as Float32Array;
-      const r = ref[i];
-      for (let j = 0; j < r.length; j++) {
-        const d = y[j] - r[j];
-        se += d * d;
-      }
-      n += r.length;
+      se += sumSquaredError(ref[i], y);
+      n += ref[i].length;
     }
     out.push({ ...c, mse: se / n });
   }
