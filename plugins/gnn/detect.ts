@@ -50,6 +50,11 @@ export interface Aggregation {
   readonly divide?: string;
   /** Where degrees come from at run time. */
   readonly degrees: DegreeSource;
+  /**
+   * Dense sums whose self-loop term `diag(A)·H` is subtracted from `A·H` and added back after
+   * (the `gnn-self-loops` rewrite): `output` is then the neighbours' sum, `A·H − diag(A)·H`.
+   */
+  readonly selfLoops?: "split";
 }
 
 /** Ops an index tensor passes through unchanged in meaning. */
@@ -126,11 +131,14 @@ export function findAggregations(g: GraphView): Aggregation[] {
       const a = inputs.get(n.inputs[0]);
       if (a && a.dtype === "float32" && isSquare(a.shape) && !g.initializers.has(n.inputs[1])) {
         const degrees = { input: a.name, kind: "adjacency", row: -1 } as const;
+        const mean = meanOf(n.outputs[0], degrees, g, producer, consumers, inputs);
+        const neighbours = mean.reduce === "sum" ? selfLoopsSplit(n, producer, consumers) : null;
         out.push({
           node: n.name,
           style: "dense",
           input: n.inputs[1],
-          ...meanOf(n.outputs[0], degrees, g, producer, consumers, inputs),
+          ...mean,
+          ...(neighbours ? { output: neighbours, selfLoops: "split" as const } : {}),
           degrees,
         });
       }
@@ -152,6 +160,34 @@ export function findAggregations(g: GraphView): Aggregation[] {
     });
   }
   return out;
+}
+
+/**
+ * The neighbours' sum of a dense aggregation `MatMul(adj, H)` whose self-loop term is split off
+ * (`Sub(MatMul(adj, H), MatMul(Mul(adj, EyeLike(adj)), H))`, as the `gnn-self-loops` stage
+ * writes it), or null.
+ */
+function selfLoopsSplit(
+  mm: NodeView,
+  producer: Map<string, NodeView>,
+  consumers: Map<string, NodeView[]>,
+): string | null {
+  const [adj, h] = mm.inputs;
+  for (const sub of consumers.get(mm.outputs[0]) ?? []) {
+    if (sub.op !== "Sub" || sub.inputs[0] !== mm.outputs[0]) continue;
+    const self = producer.get(sub.inputs[1]);
+    if (self?.op !== "MatMul" || self.inputs[1] !== h) continue;
+    const diag = producer.get(self.inputs[0]);
+    if (diag?.op !== "Mul") continue;
+    const eye = diag.inputs[0] === adj
+      ? diag.inputs[1]
+      : diag.inputs[1] === adj
+      ? diag.inputs[0]
+      : "";
+    const e = producer.get(eye);
+    if (e?.op === "EyeLike" && e.inputs[0] === adj) return sub.outputs[0];
+  }
+  return null;
 }
 
 /**
