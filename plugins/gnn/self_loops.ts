@@ -9,7 +9,8 @@
  *
  * The stage `gnn-self-loops` (after `gnn-index-add`; `--gnn-self-loops split`, the default)
  * rewrites each dense sum aggregation `Y = MatMul(adj, Z)` whose calibration adjacency has a
- * nonzero diagonal into
+ * nonzero diagonal and whose output is not itself a layer's input (aggregating first, `(Â·X)·W`
+ * quantizes `Y` once as the layer's input; split, it would be quantized twice) into
  *
  * ```text
  * Y_all = MatMul(adj, Z)                               (the aggregation, as exported)
@@ -29,7 +30,7 @@
 import type { TensorValue } from "@lowbit/core";
 import type { Graph, Model, Node } from "@lowbit/graph";
 import type { QuantizeState } from "@lowbit/pipeline";
-import { type Aggregation, findAggregations } from "./detect.ts";
+import { type Aggregation, feedsLayer, findAggregations } from "./detect.ts";
 import { gnnOptions } from "./options.ts";
 
 /** Suffixes of the values the rewrite adds, after the aggregation output's name. */
@@ -104,8 +105,8 @@ function hasSelfLoops(t: TensorValue): boolean {
 /**
  * Stage `gnn-self-loops` (after `gnn-index-add`): see the module documentation. It rewrites the
  * dense sum aggregations whose adjacency in the calibration data has self-loops (a zero
- * diagonal, as a GIN's binary `A`, leaves the model as written), unless `--gnn-self-loops
- * inside`.
+ * diagonal, as a GIN's binary `A`, leaves the model as written) and whose output is not a
+ * layer's input, unless `--gnn-self-loops inside`.
  *
  * @param st the quantize state
  *
@@ -126,9 +127,10 @@ export function selfLoopStage(st: QuantizeState): void {
   const calib = st.opts.calib;
   if (!calib) return;
   const data = { ...calib.inputs, ...(calib.whole ?? {}) } as Record<string, TensorValue>;
-  const todo = findAggregations(st.model.graph).filter((a) =>
-    a.style === "dense" && a.reduce === "sum" && !a.selfLoops && data[a.degrees.input] &&
-    hasSelfLoops(data[a.degrees.input])
+  const g = st.model.graph;
+  const todo = findAggregations(g).filter((a) =>
+    a.style === "dense" && a.reduce === "sum" && !a.selfLoops && !feedsLayer(g, a.output) &&
+    data[a.degrees.input] && hasSelfLoops(data[a.degrees.input])
   );
   if (todo.length === 0) return;
   const split = (m: Model): Model => ({ ...m, graph: splitSelfLoops(m.graph, todo) });

@@ -1,7 +1,9 @@
-// The self-loop split of dense aggregations (self_loops.ts): on a hand graph the neighbours' sum
-// and the self term are derived by hand; on the fixtures the dense GCN exports, once split, get
-// the points and the quantized logits of their edge-list exports (the same trained weights, exported
-// by torch with the self term added after the scatter: fixtures/gnn/PROVENANCE.md).
+// The self-loop term of GCN aggregations (self_loops.ts, detect.ts): on a hand graph the
+// neighbours' sum and the self term are derived by hand; on the fixtures the dense and the edge-list
+// export of one trained GCN (torch's two exports of the same weights; the edge list adds the self
+// term after the scatter: fixtures/gnn/PROVENANCE.md) get the same points and quantized logits —
+// transforming first, the dense sum split; aggregating first, the edge-list sum taken with its self
+// term, as the layer reads it.
 import assert from "node:assert/strict";
 import { createRegistry, registerBuiltins, type Registry } from "@lowbit/core";
 import {
@@ -12,7 +14,7 @@ import {
   nodeOf,
   type TensorData,
 } from "@lowbit/graph";
-import { encodeLowbitModel, quantize, simulate } from "@lowbit/pipeline";
+import { encodeLowbitModel, quantize, type QuantizedModel, simulate } from "@lowbit/pipeline";
 import { findAggregations, plugin, SELF_LOOP_SUFFIX, splitSelfLoops } from "./mod.ts";
 import { graphInputs, model, npy } from "./_fixtures.ts";
 
@@ -64,12 +66,15 @@ Deno.test("hand graph: Y = Â·Z split into the neighbours' sum and diag(Â)·Z,
   assert.deepEqual(splitSelfLoops(split.graph, [after]).nodes, split.graph.nodes);
 });
 
-Deno.test("the stage splits gcn2_dense (Â has a diagonal), leaves gin_dense (binary A) as is", async () => {
+Deno.test("the stage splits gcn2_dense (Â has a diagonal); not gin_dense (binary A), nor (Â·X)·W", async () => {
   for (
     const [name, options, splits] of [
       ["gcn2_dense", {}, 2],
       ["gcn2_dense", { "gnn-self-loops": "inside" }, 0],
       ["gin_dense", {}, 0],
+      // aggregating first, both aggregation outputs are layer inputs (/lin1, /lin2): each sum is
+      // quantized once, as that layer's input
+      ["gcn2_aggfirst_dense", {}, 0],
     ] as const
   ) {
     const inputs = await graphInputs(name);
@@ -96,8 +101,32 @@ Deno.test("the stage splits gcn2_dense (Â has a diagonal), leaves gin_dense (bi
   assert.ok(err < 1e-4, `max abs error ${err}`);
 });
 
+type Run = { quantized: QuantizedModel; logits: TensorData };
+
+/** Two exports' quantized models: the same number of points, parameters and logits alike. */
+function agree(dense: Run, edges: Run, count: number): void {
+  // the points: the same values (named by each export), the same parameters
+  const points = (q: Run) =>
+    q.quantized.plan.entries.filter((e) => e.role === "activation" && !e.skip);
+  const [pd, pe] = [points(dense), points(edges)];
+  assert.equal(pd.length, count);
+  assert.equal(pe.length, count);
+  for (let i = 0; i < pd.length; i++) {
+    const [a, b] = [pd[i].scale!, pe[i].scale!];
+    assert.equal(a.length, b.length, pd[i].value);
+    a.forEach((s, k) => assert.ok(Math.abs(s - b[k]) <= 1e-5 * Math.abs(b[k]), pd[i].value));
+  }
+  const [a, b] = [dense.logits.data as Float32Array, edges.logits.data as Float32Array];
+  let err = 0, max = 0;
+  for (let i = 0; i < a.length; i++) {
+    err = Math.max(err, Math.abs(a[i] - b[i]));
+    max = Math.max(max, Math.abs(b[i]));
+  }
+  assert.ok(err < 1e-3 * max, `max abs difference ${err} (max |logit| ${max})`);
+}
+
 Deno.test({
-  name: "dense and edge-list exports of one GCN quantize alike once split; .lowbit runs exactly",
+  name: "dense and edge-list exports of one GCN quantize alike (both orders); .lowbit runs exactly",
   sanitizeResources: false,
   async fn() {
     const run = async (name: string) => {
@@ -111,25 +140,11 @@ Deno.test({
       });
       return { quantized, inputs, r, logits: await simulate(quantized).run(inputs) };
     };
-    const dense = await run("gcn2_dense"), edges = await run("gcn2_edges");
-    // the points: the same values (named by each export), the same parameters
-    const points = (q: typeof dense) =>
-      q.quantized.plan.entries.filter((e) => e.role === "activation" && !e.skip);
-    const [pd, pe] = [points(dense), points(edges)];
-    assert.equal(pd.length, 6);
-    assert.equal(pe.length, 6);
-    for (let i = 0; i < pd.length; i++) {
-      const [a, b] = [pd[i].scale!, pe[i].scale!];
-      assert.equal(a.length, b.length, pd[i].value);
-      a.forEach((s, k) => assert.ok(Math.abs(s - b[k]) <= 1e-5 * Math.abs(b[k]), pd[i].value));
+    for (const pair of ["gcn2_aggfirst", "gcn2"]) {
+      const dense = await run(`${pair}_dense`), edges = await run(`${pair}_edges`);
+      agree(dense, edges, pair === "gcn2" ? 6 : 4);
     }
-    const [a, b] = [dense.logits.data as Float32Array, edges.logits.data as Float32Array];
-    let err = 0, max = 0;
-    for (let i = 0; i < a.length; i++) {
-      err = Math.max(err, Math.abs(a[i] - b[i]));
-      max = Math.max(max, Math.abs(b[i]));
-    }
-    assert.ok(err < 1e-3 * max, `max abs difference ${err} (max |logit| ${max})`);
+    const dense = await run("gcn2_dense");
     // the .lowbit file of the split model reproduces the simulation bit for bit
     const loaded = lowbitModel(decodeLowbitFile(encodeLowbitModel(dense.quantized)), {
       registry: dense.r,
