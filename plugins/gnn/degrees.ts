@@ -10,9 +10,13 @@ import { LowbitError, type TensorValue } from "@lowbit/core";
 import type { DegreeSource } from "./detect.ts";
 
 /**
- * In-degree of each of `nodes` nodes: nonzeros of each adjacency row (A[dst, src], so row i
- * counts the messages node i receives), or how often each node is a destination in the edge
- * index (row `source.row` of a `[2, edges]` tensor, or the whole of a 1-D one).
+ * In-degree of each of `nodes` nodes: the off-diagonal nonzeros of each adjacency row (A[dst,
+ * src], so row i counts the messages node i receives from other nodes), or how often each node
+ * is a destination in the edge index (row `source.row` of a `[2, edges]` tensor, or the whole of
+ * a 1-D one). Self-loops are not counted in either form: the diagonal of a normalised
+ * `D^-½(A + I)D^-½` is skipped, as the loops an edge-list export adds in the graph (a `Concat`
+ * with a `Range`) are not in its edge index — so the dense and edge-list exports of one model
+ * put each node in the same degree bin.
  *
  * @param t the adjacency or the edge index
  * @param source what `t` is (from {@link findAggregations})
@@ -27,6 +31,9 @@ import type { DegreeSource } from "./detect.ts";
  * const ei = { dtype: "int64", shape: [2, 3], data: BigInt64Array.of(0n, 2n, 1n, 1n, 1n, 0n) };
  * const d = nodeDegrees(ei, { input: "edge_index", kind: "edges", row: 1 }, 3);
  * assert.deepEqual([...d], [1, 2, 0]);
+ * // the same graph as A + I (A[dst, src]): the diagonal (self-loops) is not counted
+ * const adj = { dtype: "float32", shape: [3, 3], data: Float32Array.of(1, 1, 0, 1, 1, 1, 0, 0, 1) };
+ * assert.deepEqual([...nodeDegrees(adj, { input: "adj", kind: "adjacency", row: -1 }, 3)], [1, 2, 0]);
  * ```
  */
 export function nodeDegrees(t: TensorValue, source: DegreeSource, nodes: number): Int32Array {
@@ -49,7 +56,7 @@ export function nodeDegrees(t: TensorValue, source: DegreeSource, nodes: number)
     }
     for (let i = 0; i < nodes; i++) {
       let c = 0;
-      for (let j = 0; j < nodes; j++) if (Number(t.data[i * nodes + j]) !== 0) c++;
+      for (let j = 0; j < nodes; j++) if (j !== i && Number(t.data[i * nodes + j]) !== 0) c++;
       deg[i] = c;
     }
     return deg;

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { LowbitError } from "@lowbit/core";
 import { checkGraphInputs, degreeBin, nodeDegrees, protectedNodes } from "./mod.ts";
 import { ADJ, DST, EDGES } from "./_small_graph.ts";
+import { npy } from "./_fixtures.ts";
 
 const edgesSrc = { input: "edge_index", kind: "edges" as const, row: 1 };
 const adjSrc = { input: "adj", kind: "adjacency" as const, row: -1 };
@@ -18,6 +19,31 @@ Deno.test("in-degrees from the edge index and from the adjacency agree with the 
   // a 1-D destination input
   const dst = { dtype: "int64", shape: [8], data: BigInt64Array.from(DST, BigInt) };
   assert.deepEqual([...nodeDegrees(dst, { ...edgesSrc, row: -1 }, 5)], [1, 4, 2, 0, 1]);
+});
+
+Deno.test("a normalised adjacency with self-loops gives the edge index's in-degrees", () => {
+  // Â = D^-½ (A + I) D^-½ of the hand graph, D = in-degree + 1: the diagonal 1 / (d_i + 1) is
+  // nonzero on every row, the self-loop is not a neighbour
+  const d = [1, 4, 2, 0, 1];
+  const norm = { ...ADJ, data: new Float32Array(25) };
+  for (let i = 0; i < 5; i++) {
+    for (let j = 0; j < 5; j++) {
+      const a = i === j ? 1 : ADJ.data[i * 5 + j];
+      norm.data[i * 5 + j] = a / Math.sqrt((d[i] + 1) * (d[j] + 1));
+    }
+  }
+  assert.deepEqual([...nodeDegrees(norm, adjSrc, 5)], d);
+  assert.deepEqual([...nodeDegrees(norm, adjSrc, 5)], [...nodeDegrees(EDGES, edgesSrc, 5)]);
+});
+
+Deno.test("the fixture's Â (adj_norm.npy), A (adj.npy) and edge index give the same degrees", async () => {
+  const [norm, adj, ei] = await Promise.all(["adj_norm.npy", "adj.npy", "edge_index.npy"].map(npy));
+  const want = nodeDegrees(ei, edgesSrc, 400);
+  assert.deepEqual(nodeDegrees(norm, adjSrc, 400), want);
+  assert.deepEqual(nodeDegrees(adj, adjSrc, 400), want);
+  // PROVENANCE.md: min 1, max 387, 3984 edges
+  assert.equal(want.reduce((a, b) => a + b, 0), 3984);
+  assert.equal(Math.max(...want), 387);
 });
 
 Deno.test("bins are [0,2) [2,4) [4,∞) with three; protection takes the top fraction, ties in", () => {

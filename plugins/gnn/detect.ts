@@ -50,6 +50,15 @@ export interface Aggregation {
   readonly divide?: string;
   /** Where degrees come from at run time. */
   readonly degrees: DegreeSource;
+  /**
+   * `split`: a dense sum whose self-loop term `diag(A)·H` is subtracted from `A·H` and added back
+   * after (the `gnn-self-loops` rewrite): `output` is the neighbours' sum, `A·H − diag(A)·H`.
+   * `inside`: an edge-list sum to which the export adds the self-loop term `H ⊙ w` (w per node,
+   * computed in the graph: a GCN's `1 / (d + 1)`) and whose result is a layer's input
+   * (aggregating first): `output` is that sum with the self term, quantized once as the layer
+   * reads it — what a dense export's `Â·X` is.
+   */
+  readonly selfLoops?: "split" | "inside";
 }
 
 /** Ops an index tensor passes through unchanged in meaning. */
@@ -126,11 +135,14 @@ export function findAggregations(g: GraphView): Aggregation[] {
       const a = inputs.get(n.inputs[0]);
       if (a && a.dtype === "float32" && isSquare(a.shape) && !g.initializers.has(n.inputs[1])) {
         const degrees = { input: a.name, kind: "adjacency", row: -1 } as const;
+        const mean = meanOf(n.outputs[0], degrees, g, producer, consumers, inputs);
+        const neighbours = mean.reduce === "sum" ? selfLoopsSplit(n, producer, consumers) : null;
         out.push({
           node: n.name,
           style: "dense",
           input: n.inputs[1],
-          ...meanOf(n.outputs[0], degrees, g, producer, consumers, inputs),
+          ...mean,
+          ...(neighbours ? { output: neighbours, selfLoops: "split" as const } : {}),
           degrees,
         });
       }
@@ -143,15 +155,98 @@ export function findAggregations(g: GraphView): Aggregation[] {
     const features = sourceGather(n.inputs[2], producer);
     const degrees = indexSource(n.inputs[1], g, producer, inputs);
     if (!features || !degrees) continue;
+    const mean = meanOf(n.outputs[0], degrees, g, producer, consumers, inputs);
+    const withSelf = mean.reduce === "sum"
+      ? selfTermIntoLayer(mean.output, features, g, producer, consumers)
+      : null;
     out.push({
       node: n.name,
       style: "edges",
       input: features,
-      ...meanOf(n.outputs[0], degrees, g, producer, consumers, inputs),
+      ...mean,
+      ...(withSelf ? { output: withSelf, selfLoops: "inside" as const } : {}),
       degrees,
     });
   }
   return out;
+}
+
+/** Layers whose data input is a quantization point of its own (the marker's layer inputs). */
+const LAYER_OPS = new Set(["Gemm", "MatMul", "Conv"]);
+
+/**
+ * Whether a value is the data input (first operand) of a layer with constant weights: a
+ * `Gemm`, `MatMul` or `Conv` whose second input is an initializer.
+ *
+ * @param g the graph
+ * @param v the value
+ * @returns true when a layer reads `v` as its data input
+ *
+ * @example
+ * ```ts
+ * import { feedsLayer } from "@lowbit/gnn";
+ * const w = { dtype: "float32", shape: [2, 2], data: new Float32Array(4) };
+ * const g = { inputs: [], outputs: [], initializers: new Map([["w", w]]), nodes: [
+ *   { name: "l", op: "MatMul", domain: "", inputs: ["h", "w"], outputs: ["y"], attrs: {} }] };
+ * if (!feedsLayer(g, "h") || feedsLayer(g, "w")) throw new Error();
+ * ```
+ */
+export function feedsLayer(g: GraphView, v: string): boolean {
+  return g.nodes.some((n) =>
+    LAYER_OPS.has(n.op) && n.inputs[0] === v && g.initializers.has(n.inputs[1])
+  );
+}
+
+/**
+ * The sum of an edge-list aggregation and its self-loop term, when that is a layer's input:
+ * `Add(sum, Mul(H, w))` with `H` the aggregated features and `w` computed in the graph (not a
+ * constant: a GIN's `(1 + ε)·x` is a term of its own), read by a layer with constant weights.
+ */
+function selfTermIntoLayer(
+  sum: string,
+  features: string,
+  g: GraphView,
+  producer: Map<string, NodeView>,
+  consumers: Map<string, NodeView[]>,
+): string | null {
+  const users = consumers.get(sum) ?? [];
+  if (users.length !== 1 || users[0].op !== "Add" || g.outputs.some((o) => o.name === sum)) {
+    return null;
+  }
+  const add = users[0];
+  const other = producer.get(add.inputs[0] === sum ? add.inputs[1] : add.inputs[0]);
+  if (other?.op !== "Mul" || !other.inputs.includes(features)) return null;
+  const w = other.inputs[0] === features ? other.inputs[1] : other.inputs[0];
+  if (g.initializers.has(w) || producer.get(w)?.op === "Constant") return null;
+  return feedsLayer(g, add.outputs[0]) ? add.outputs[0] : null;
+}
+
+/**
+ * The neighbours' sum of a dense aggregation `MatMul(adj, H)` whose self-loop term is split off
+ * (`Sub(MatMul(adj, H), MatMul(Mul(adj, EyeLike(adj)), H))`, as the `gnn-self-loops` stage
+ * writes it), or null.
+ */
+function selfLoopsSplit(
+  mm: NodeView,
+  producer: Map<string, NodeView>,
+  consumers: Map<string, NodeView[]>,
+): string | null {
+  const [adj, h] = mm.inputs;
+  for (const sub of consumers.get(mm.outputs[0]) ?? []) {
+    if (sub.op !== "Sub" || sub.inputs[0] !== mm.outputs[0]) continue;
+    const self = producer.get(sub.inputs[1]);
+    if (self?.op !== "MatMul" || self.inputs[1] !== h) continue;
+    const diag = producer.get(self.inputs[0]);
+    if (diag?.op !== "Mul") continue;
+    const eye = diag.inputs[0] === adj
+      ? diag.inputs[1]
+      : diag.inputs[1] === adj
+      ? diag.inputs[0]
+      : "";
+    const e = producer.get(eye);
+    if (e?.op === "EyeLike" && e.inputs[0] === adj) return sub.outputs[0];
+  }
+  return null;
 }
 
 /**

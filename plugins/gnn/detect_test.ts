@@ -36,6 +36,25 @@ Deno.test("dense and edge-list GIN: sums of x, then of the first layer's output"
   ]);
 });
 
+Deno.test("edge-list GCNs: the self-loop term inside the output only where a layer reads the sum", async () => {
+  // aggregating first, Add(scatter, x ⊙ 1/(d + 1)) is /lin1's input (and /Add_4 /lin2's):
+  // the output is the sum with the self term, as the dense export's Â·X
+  const agg = findAggregations((await model("gcn2_aggfirst_edges")).graph);
+  assert.deepEqual(agg.map((a) => [a.input, a.output, a.selfLoops]), [
+    ["x", "/Add_1_output_0", "inside"],
+    ["/Relu_output_0", "/Add_4_output_0", "inside"],
+  ]);
+  // transforming first, the Add with the self term goes on to the bias, not to a layer
+  const tf = findAggregations((await model("gcn2_edges")).graph);
+  assert.deepEqual(tf.map((a) => [a.output, a.selfLoops]), [
+    ["/ScatterElements_1_output_0", undefined],
+    ["/ScatterElements_3_output_0", undefined],
+  ]);
+  // a GIN's (1 + ε)·x is a constant times x: not a self-loop term, the sum stays the output
+  const gin = findAggregations((await model("gin_edges")).graph);
+  assert.ok(gin.every((a) => a.selfLoops === undefined));
+});
+
 Deno.test("detection is the same once Constant nodes are folded (as quantize prepares)", async () => {
   for (const name of ["gcn_edges", "gin_edges"]) {
     const g = (await model(name)).graph;

@@ -58,7 +58,9 @@ export function markAggregations(g: GraphView, options: PluginOptionValues): Mar
         ...how(a.degrees.input),
         note: a.divide
           ? `${a.style} mean aggregation ${what} (${a.node}, ÷ in-degree at ${a.divide})`
-          : `${a.style} aggregation ${what} (${a.node})`,
+          : `${a.style} aggregation ${what} (${a.node}${
+            what === "output" && a.selfLoops ? SELF_LOOP_NOTE[a.selfLoops] : ""
+          })`,
       });
     }
   }
@@ -75,6 +77,12 @@ export function markAggregations(g: GraphView, options: PluginOptionValues): Mar
   }
   return out;
 }
+
+/** How an aggregation output point stands to the self-loop term (see `Aggregation.selfLoops`). */
+const SELF_LOOP_NOTE = {
+  split: ", the neighbours' sum: the self-loop term is added after it",
+  inside: ", with the self-loop term the export adds: a layer's input",
+} as const;
 
 /** Per channel along the feature axis of a [nodes, F] tensor. */
 export const COLUMNS = { kind: "channel", axis: 1 } as const;

@@ -19,4 +19,5 @@ export { checkGraphInputs } from "./stages.ts";
 export * from "./eval_command.ts";
 export * from "./static_shapes.ts";
 export * from "./mixed.ts";
+export { SELF_LOOP_SUFFIX, splitSelfLoops } from "./self_loops.ts";
 export { findIndexAddExports, type IndexAddExport, repairIndexAdd } from "./index_add.ts";

@@ -1,6 +1,6 @@
 /**
  * The plugin's command-line options (`--gnn-ranges`, `--gnn-bins`, `--gnn-protect`,
- * `--gnn-protect-format`, `--gnn-fit`, `--gnn-columns`, `--gnn-index-add`,
+ * `--gnn-protect-format`, `--gnn-fit`, `--gnn-columns`, `--gnn-index-add`, `--gnn-self-loops`,
  * `--gnn-agg-format`) and their parsed values.
  *
  * @module
@@ -62,6 +62,14 @@ export const GNN_OPTIONS: readonly PluginOption[] = [
     default: "error",
   },
   {
+    name: "gnn-self-loops",
+    type: "string",
+    help: "gnn: a dense aggregation's self-loop term (the adjacency's diagonal) added after the " +
+      "quantized neighbours' sum (split) or quantized with it, as exported (inside)",
+    choices: ["split", "inside"],
+    default: "split",
+  },
+  {
     name: "gnn-agg-format",
     type: "string",
     help: "gnn: format of the aggregation points (default: the preset's activation format)",
@@ -82,6 +90,8 @@ export interface GnnOptions {
   fit: "auto" | "minmax" | "mse";
   /** One range per feature column within each set. */
   columns: boolean;
+  /** Dense aggregations' self-loop terms split off the quantized sum, or left inside it. */
+  selfLoops: "split" | "inside";
   /** Aggregation points' format, if not the preset's. */
   aggFormat?: string;
 }
@@ -97,6 +107,7 @@ export interface GnnOptions {
  * import { gnnOptions } from "@lowbit/gnn";
  * const o = gnnOptions({ "gnn-protect": 0.05 });
  * if (o.ranges !== "degree" || o.bins !== 8 || o.protect !== 0.05) throw new Error();
+ * if (o.selfLoops !== "split") throw new Error();
  * ```
  */
 export function gnnOptions(o: PluginOptionValues): GnnOptions {
@@ -116,6 +127,8 @@ export function gnnOptions(o: PluginOptionValues): GnnOptions {
   if (fit !== "auto" && fit !== "minmax" && fit !== "mse") bad("--gnn-fit is auto, minmax or mse");
   const columns = String(o["gnn-columns"] ?? "on");
   if (columns !== "on" && columns !== "off") bad("--gnn-columns is on or off");
+  const selfLoops = String(o["gnn-self-loops"] ?? "split");
+  if (selfLoops !== "split" && selfLoops !== "inside") bad("--gnn-self-loops is split or inside");
   const agg = o["gnn-agg-format"];
   return {
     ranges: ranges as GnnOptions["ranges"],
@@ -124,6 +137,7 @@ export function gnnOptions(o: PluginOptionValues): GnnOptions {
     protectFormat: protectFormat as GnnOptions["protectFormat"],
     fit: fit as GnnOptions["fit"],
     columns: columns === "on",
+    selfLoops: selfLoops as GnnOptions["selfLoops"],
     ...(agg !== undefined && agg !== "" ? { aggFormat: String(agg) } : {}),
   };
 }

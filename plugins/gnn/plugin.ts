@@ -12,10 +12,12 @@ import { gnnSearchGroups } from "./groups.ts";
 import { GNN_OPTIONS } from "./options.ts";
 import { gnnCommand } from "./eval_command.ts";
 import { indexAddStage } from "./index_add.ts";
+import { selfLoopStage } from "./self_loops.ts";
 
 /**
  * The GNN plugin: the `gnn-aggregations` marker, the `gnn-degree` quantizer, the stages
- * `gnn-index-add`, `gnn-whole-graph` and `gnn-degree-fit`, the `gnn-layers` search groups, the `--gnn-*` options
+ * `gnn-index-add`, `gnn-self-loops`, `gnn-whole-graph` and `gnn-degree-fit`, the `gnn-layers` search
+ * groups, the `--gnn-*` options
  * and the `lowbit gnn eval` command.
  *
  * @example
@@ -35,6 +37,7 @@ export const plugin: Plugin = {
     r.quantizers.register(degreeQuantizer(r));
     r.markers.register(aggregationMarker);
     r.stages.register({ name: "gnn-index-add", after: "prepare", run: indexAddStage });
+    r.stages.register({ name: "gnn-self-loops", after: "gnn-index-add", run: selfLoopStage });
     r.stages.register({ name: "gnn-whole-graph", before: "plan", run: wholeGraphStage });
     r.stages.register({ name: "gnn-degree-fit", after: "calibrate", run: degreeFitStage });
     r.searchGroups.register(gnnSearchGroups);

@@ -12,7 +12,7 @@ import {
 } from "@lowbit/graph";
 import { encodeLowbitModel, quantize, simulate } from "@lowbit/pipeline";
 import { fileURLToPath } from "node:url";
-import { graphMixedSearch, nodeAccuracy, plugin } from "./mod.ts";
+import { graphMixedSearch, nodeAccuracy, plugin, SELF_LOOP_SUFFIX } from "./mod.ts";
 import { graphInputs, model, npy } from "./_fixtures.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -65,11 +65,11 @@ Deno.test({
 });
 
 Deno.test({
-  name: "GCN aggregating first (gcn2_aggfirst, dense and edges) and the transform-first edge " +
-    "list (gcn2_edges) at w8a4: degree ≥ uniform + 3, within 3 of float",
+  name: "GCN aggregating first (gcn2_aggfirst, dense and edges) and transforming first " +
+    "(gcn2_dense, self-loops split; gcn2_edges) at w8a4: degree ≥ uniform + 3, within 3 of float",
   sanitizeResources: false,
   async fn() {
-    for (const name of ["gcn2_aggfirst_dense", "gcn2_aggfirst_edges", "gcn2_edges"]) {
+    for (const name of ["gcn2_aggfirst_dense", "gcn2_aggfirst_edges", "gcn2_dense", "gcn2_edges"]) {
       const inputs = await graphInputs(name);
       const float = acc((await createExecutor(await model(name)).run(inputs)).logits);
       // torch's test accuracy of the export (its logits file): 217 of 240
@@ -94,7 +94,10 @@ Deno.test({
   async fn() {
     // (uniform ranges already lose < 3 points on the normalised GCN: no +3 to win there)
     const { quantized, inputs } = await w8a4("gcn_dense", { "gnn-protect": 0.05 });
-    const e = quantized.plan.entries.find((p) => p.value === "/MatMul_output_0")!;
+    // the first aggregation's output, its self-loop term split off (self_loops.ts)
+    const e = quantized.plan.entries.find((p) =>
+      p.value === "/MatMul_output_0" + SELF_LOOP_SUFFIX.neighbours
+    )!;
     assert.equal(e.quantizer, "gnn-degree");
     // 8 bins and the protected set, one range per feature column in each
     const columns = e.extra!.columns[0];
