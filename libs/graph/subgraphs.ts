@@ -151,6 +151,26 @@ export function renameReads(node: Node, rename: ReadonlyMap<string, string>): No
   return inputs === node.inputs && attrs === node.attrs ? node : { ...node, inputs, attrs };
 }
 
+/**
+ * A node with some of the values it writes renamed: where a pass quantizes a graph output, the
+ * producer writes a new name and the inserted node writes the output's own.
+ *
+ * @param node the node
+ * @param rename old name → new name
+ * @returns the node (the same object when nothing is renamed)
+ *
+ * @example
+ * ```ts
+ * import { renameOutputs } from "@lowbit/graph";
+ * const n = { name: "r", op: "Relu", domain: "", inputs: ["x"], outputs: ["y"], attrs: {} };
+ * if (renameOutputs(n, new Map([["y", "y_float"]])).outputs[0] !== "y_float") throw new Error();
+ * ```
+ */
+export function renameOutputs(node: Node, rename: ReadonlyMap<string, string>): Node {
+  if (!node.outputs.some((v) => rename.has(v))) return node;
+  return { ...node, outputs: node.outputs.map((v) => rename.get(v) ?? v) };
+}
+
 /** A body with its outer-scope reads renamed (names it defines itself are left alone). */
 function renameInBody(g: Graph, rename: ReadonlyMap<string, string>): Graph {
   const own = new Set<string>([...g.inputs.map((v) => v.name), ...g.initializers.keys()]);

@@ -11,7 +11,7 @@ import type { DType, Model, Node, TensorData } from "../ir.ts";
 import { constantValue } from "../passes/_const_eval.ts";
 import { upgradeOpset } from "../passes/opset.ts";
 import { toFloat32 } from "../tensor_data.ts";
-import { renameReads } from "../subgraphs.ts";
+import { renameOutputs, renameReads } from "../subgraphs.ts";
 
 interface OnnxQType {
   dtype: DType;
@@ -80,8 +80,10 @@ const rne = roundHalfEven;
  * a weight (float32 initializer or Constant output) is stored already
  * quantized (an initializer of the format's dtype) followed by a
  * DequantizeLinear that produces the original name; an activation gets
- * `QuantizeLinear → DequantizeLinear` and its consumers read the result
- * (graph outputs keep the float value). Per-channel parameters set `axis`;
+ * `QuantizeLinear → DequantizeLinear` and its consumers read the result; on a
+ * graph output the producer's output is renamed and the DequantizeLinear writes
+ * the output's name, so the output is quantized too (as its readers see it).
+ * Per-channel parameters set `axis`;
  * per-group ones set `axis` and `block_size` (opset 21; scales laid out as the
  * tensor's shape with that axis divided by the group size). int8/uint8 need
  * opset 13, float8 e4m3fn/e5m2 19, int4/uint4/int16/uint16 and groups 21: the
@@ -143,6 +145,9 @@ export function exportQdq(
     if (n.op === "Constant" && n.outputs.length === 1) constNodes.set(n.outputs[0], n);
   });
   const graphInputs = new Set(g.inputs.map((v) => v.name));
+  const graphOutputs = new Set(g.outputs.map((v) => v.name));
+  /** Producers' outputs renamed so that a quantized graph output keeps its name. */
+  const produced = new Map<string, string>();
   const taken = new Set<string>([...inits.keys(), ...graphInputs, ...producerIdx.keys()]);
   const fresh = (base: string): string => {
     let s = base;
@@ -244,13 +249,19 @@ export function exportQdq(
         attrs,
       });
     } else {
-      const qOut = fresh(`${name}_quantized`), dqOut = fresh(`${name}_dequantized`);
+      const p = producerIdx.get(name);
+      // A graph output made by a node: the node writes a new name, the pair writes the output's.
+      const output = p !== undefined && graphOutputs.has(name);
+      const src = output ? fresh(`${name}_float`) : name;
+      if (output) produced.set(name, src);
+      const qOut = fresh(`${name}_quantized`);
+      const dqOut = output ? name : fresh(`${name}_dequantized`);
       // Float8 and 4-bit activations: a barrier before Q and after DQ (see fp8Barrier).
       const barrier = f.float !== undefined || f.dtype === "int4" || f.dtype === "uint4";
-      const qIn = barrier ? fresh(`${name}_q_in`) : name;
+      const qIn = barrier ? fresh(`${name}_q_in`) : src;
       const dqRaw = barrier ? fresh(`${name}_q_dequantized`) : dqOut;
       const pair: Node[] = [
-        ...(barrier ? [fp8Barrier(fresh(`${name}_q_barrier_in`), name, qIn)] : []),
+        ...(barrier ? [fp8Barrier(fresh(`${name}_q_barrier_in`), src, qIn)] : []),
         {
           name: fresh(`${name}_QuantizeLinear`),
           op: "QuantizeLinear",
@@ -269,17 +280,16 @@ export function exportQdq(
         },
         ...(barrier ? [fp8Barrier(fresh(`${name}_q_barrier_out`), dqRaw, dqOut)] : []),
       ];
-      const p = producerIdx.get(name);
       if (p === undefined) front.push(...pair);
       else after.set(p, [...(after.get(p) ?? []), ...pair]);
-      rename.set(name, dqOut);
+      if (!output) rename.set(name, dqOut);
     }
   }
   const nodes: Node[] = [...front];
   g.nodes.forEach((n, i) => {
     if (dropNodes.has(n)) return;
     // Readers inside If / Loop bodies (outer-scope reads) take the new value too.
-    nodes.push(renameReads(n, rename));
+    nodes.push(renameOutputs(renameReads(n, rename), produced));
     nodes.push(...(after.get(i) ?? []));
   });
   return { ...m, graph: { ...g, nodes, initializers: inits } };

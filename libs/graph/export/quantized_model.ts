@@ -8,6 +8,9 @@
  * - other weights: their decoded values, on the grid, as float32 initializers;
  * - other activations: a `FakeQuant` node (domain "lowbit") that runs the registered quantizer.
  *
+ * A point on a graph output quantizes the output itself (its producer writes a new name and the
+ * point's last node writes the output's), as every reader inside the graph sees it.
+ *
  * The simulation during quantization, `lowbit run` / `lowbit eval` of a lowbit file, and the
  * embeddable runtime all run this same graph, so they agree bit for bit; the `"onnx"` target
  * refuses (before any work) a point ONNX cannot express.
@@ -26,7 +29,7 @@ import {
 import type { Model, Node, TensorData } from "../ir.ts";
 import { exportQdq } from "./qdq.ts";
 import { toFloat32 } from "../tensor_data.ts";
-import { renameReads } from "../subgraphs.ts";
+import { renameOutputs, renameReads } from "../subgraphs.ts";
 
 /** Options of {@link materializeQuantized}. */
 export interface MaterializeOptions {
@@ -238,6 +241,9 @@ function materializeHere(
   const front: Node[] = [];
   const after = new Map<number, Node[]>();
   const rename = new Map<string, string>();
+  const graphOutputs = new Set(g.outputs.map((v) => v.name));
+  /** Producers' outputs renamed so that a quantized graph output keeps its name. */
+  const produced = new Map<string, string>();
   for (const p of fake) {
     const subject = { tensor: p.value };
     if (!producer.has(p.value) && !g.inputs.some((v) => v.name === p.value)) {
@@ -267,12 +273,17 @@ function materializeHere(
         );
       }
     }
-    const out = fresh(`${p.value}.lowbit_fake_quant`);
+    const i = producer.get(p.value);
+    // A graph output made by a node: the node writes a new name, the FakeQuant the output's.
+    const output = i !== undefined && graphOutputs.has(p.value);
+    const src = output ? fresh(`${p.value}.lowbit_float`) : p.value;
+    if (output) produced.set(p.value, src);
+    const out = output ? p.value : fresh(`${p.value}.lowbit_fake_quant`);
     const node: Node = {
       name: fresh(`${p.value}_FakeQuant`),
       op: "FakeQuant",
       domain: "lowbit",
-      inputs: [p.value, sName, zName, ...extraInputs, ...reads],
+      inputs: [src, sName, zName, ...extraInputs, ...reads],
       outputs: [out],
       attrs: {
         quantizer: { kind: "string", value: p.quantizer },
@@ -286,14 +297,13 @@ function materializeHere(
         ...(qp.quantMax !== undefined ? { quant_max: { kind: "int", value: qp.quantMax } } : {}),
       },
     };
-    const i = producer.get(p.value);
     if (i === undefined) front.push(node);
     else after.set(i, [...(after.get(i) ?? []), node]);
-    rename.set(p.value, out);
+    if (!output) rename.set(p.value, out);
   }
   const nodes: Node[] = [...front];
   g.nodes.forEach((n, i) => {
-    nodes.push(renameReads(n, rename));
+    nodes.push(renameOutputs(renameReads(n, rename), produced));
     nodes.push(...(after.get(i) ?? []));
   });
   const opsets = m.opsets.some((o) => o.domain === "lowbit")
