@@ -112,9 +112,11 @@ function refittable(l: Layer): boolean {
  * ```ts
  * import { pairedInputStats } from "@lowbit/pipeline";
  * // y = x·Wᵀ: one 2-wide Gemm; the "quantized" model is the same graph with no points.
- * const g = { name: "g", valueInfo: new Map(), inputs: [{ name: "x", dtype: "float32" as const, shape: ["n", 2] }],
- *   outputs: [{ name: "y", dtype: "float32" as const, shape: ["n", 1] }],
- *   initializers: new Map([["W", { dtype: "float32" as const, shape: [1, 2], data: Float32Array.of(1, 1) }]]),
+ * const f32 = "float32" as const;
+ * const g = { name: "g", valueInfo: new Map(),
+ *   inputs: [{ name: "x", dtype: f32, shape: ["n", 2] }],
+ *   outputs: [{ name: "y", dtype: f32, shape: ["n", 1] }],
+ *   initializers: new Map([["W", { dtype: f32, shape: [1, 2], data: Float32Array.of(1, 1) }]]),
  *   nodes: [{ name: "fc", op: "Gemm", domain: "", inputs: ["x", "W"], outputs: ["y"],
  *     attrs: { transB: { kind: "int" as const, value: 1 } } }] };
  * const model = { irVersion: 8, opsets: [{ domain: "", version: 17 }], producerName: "",

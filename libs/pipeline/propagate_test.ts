@@ -200,3 +200,21 @@ Deno.test("quantize({ propagate }) on the digits CNN: higher held-out SQNR, weig
     }
   }
 });
+
+Deno.test("quantize({ propagate }) replaying a plan says it does not refit, and rounds as the plan says", async () => {
+  const model = await digitsModel("mlp");
+  const calib = await digitsCalib();
+  const { quantized } = await quantize({ model, calib });
+  const replay = await quantize({ model, calib, plan: quantized.plan });
+  const r = await quantize({ model, calib, plan: quantized.plan, propagate: true });
+  assert.ok(
+    r.warnings.some((w) => /--propagate is not replayed from a plan/.test(w)),
+    r.warnings.join(),
+  );
+  for (const l of r.quantized.layers) {
+    assert.deepEqual(
+      r.quantized.model.graph.initializers.get(l.weight)!.data,
+      replay.quantized.model.graph.initializers.get(l.weight)!.data,
+    );
+  }
+});

@@ -970,7 +970,9 @@ async function inputMeansStage(st: QuantizeState): Promise<void> {
 /** Weights: fit, round (RTN | GPTQ), bias-correct. */
 function weightsStage(st: QuantizeState): void {
   const { model } = st;
-  if (st.opts.propagate && !st.opts.plan) st.beforeRounding = cloneModel(model);
+  if (st.opts.propagate && st.opts.plan) {
+    st.warnings.push("--propagate is not replayed from a plan: the weights are rounded as it says");
+  } else if (st.opts.propagate) st.beforeRounding = cloneModel(model);
   const weightEntries = st.entries.filter((e) => e.role === "weight" && !e.skip);
   const wbar = st.progress.start("weights", weightEntries.length);
   for (const e of weightEntries) {

@@ -82,8 +82,9 @@
 //     output, and the bias for the mean left; closed loop):
 //       v5 plain 0.178 / 0.190 → 0.103 / 0.032; with the spectrum equalised (alone 0.141 /
 //       0.173) 0.049 / 0.028 (damp 0.1: 0.031 / 0.041; 1: 0.035 / 0.047; weights only 0.034 /
-//       0.034, bias only 0.034 / 0.068); v4 plain 0.127 / 0.059 → 0.044 / 0.021, + mse calibrator 0.036 / 0.010, after
-//       GPTQ and the weights' bias correction 0.036 / 0.025 (damp 0.1: 0.033 / 0.020). All
+//       0.034, the bias only (GPTQ's weights) 0.034 / 0.068); v4 plain 0.127 / 0.059 →
+//       0.044 / 0.021, + mse calibrator 0.036 / 0.010, after GPTQ and the weights' bias
+//       correction 0.036 / 0.025 (damp 0.1: 0.033 / 0.020). All
 //       layers refitted from one pass instead over-correct: v5 0.102 / 0.109 (two passes 0.220 /
 //       0.201). It halves the streams' error and not the clip's: v5's layers see 230 – 920 input
 //       rows for 128 – 387 columns, and the fit follows the streams' own noise (refitting only
