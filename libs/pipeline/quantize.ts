@@ -13,6 +13,7 @@
  * activations  fit every static activation point with its quantizer
  * input-means  [bias correction: a pass for the mean of each layer's fake-quantized input rows]
  * weights      fit, round (RTN | GPTQ), [bias correction of the weights' and inputs' rounding]
+ * propagate    [refit each layer, in graph order, from the quantized model's own input]
  * finalize     the fitted plan
  * ```
  *
