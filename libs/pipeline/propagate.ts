@@ -17,7 +17,8 @@
  * refitted one at a time in graph order, one calibration pass each, so each sees the inputs its
  * refitted predecessors give (all layers from one pass over-correct: each corrects an upstream
  * error its predecessor has already removed; digits CNN held-out SQNR 36.5 → 28.0 dB that way,
- * → 40.7 dB one at a time).
+ * → 40.7 dB one at a time). Conv (1-D, 2-D), Gemm and MatMul weights are refitted; recurrent
+ * (LSTM / GRU / RNN) and ConvTranspose weights stay as rounded.
  *
  * Measured (held-out data, w8a8 RTN → refitted; damp 0.01 / 0.1): digits CNN 36.49 → 40.34 /
  * 40.72 dB (GPTQ alone 38.08), digits MLP 43.97 → 43.74 / 43.67 dB. Silero VAD (max |Δp|, the
