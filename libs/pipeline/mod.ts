@@ -39,6 +39,7 @@ export * from "./smoothquant.ts";
 export * from "./equalize.ts";
 export * from "./equalize_homogeneous.ts";
 export * from "./bias_correction.ts";
+export * from "./propagate.ts";
 export * from "./calibrate.ts";
 export * from "./quantize.ts";
 export * from "./simulate.ts";

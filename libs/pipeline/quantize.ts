@@ -13,6 +13,7 @@
  * activations  fit every static activation point with its quantizer
  * input-means  [bias correction: a pass for the mean of each layer's fake-quantized input rows]
  * weights      fit, round (RTN | GPTQ), [bias correction of the weights' and inputs' rounding]
+ * propagate    [refit each layer, in graph order, from the quantized model's own input]
  * finalize     the fitted plan
  * ```
  *
@@ -52,6 +53,7 @@ import {
 } from "./calibrate.ts";
 import type { Dataset } from "./dataset.ts";
 import { gptq } from "./gptq.ts";
+import { propagateFit } from "./propagate.ts";
 import { fromOutIn, type Layer, type Rejected, scanLayers, toOutIn } from "./layers.ts";
 import { layerInputRows } from "./layer_inputs.ts";
 import {
@@ -140,6 +142,12 @@ export interface QuantizeOptions {
    * magnitudes (an STFT's bins, `Sqrt(re² + im²)`), whose ranges span decades across bins.
    */
   equalizeWhere?: "all" | "spectra";
+  /**
+   * Error-propagating weight fitting after rounding (default off; see `propagateFit`): each
+   * layer, in graph order, refits its weight and bias to map the quantized model's own input
+   * onto the float layer's output. One calibration pass per layer.
+   */
+  propagate?: boolean;
   /** Samples per calibration batch (32). */
   batchSize?: number;
   /** Progress reporting. */
@@ -219,6 +227,8 @@ export interface QuantizeState {
   unmatchedRules?: number[];
   /** Formats the mixed search allocated to activation points (`--budget-act`; null: float). */
   searchedPoints?: Record<string, TensorSpec | null>;
+  /** `propagate`: the working model as the weights stage found it (float weights). */
+  beforeRounding?: Model;
 }
 
 /** What {@link quantize} returns. */
@@ -494,6 +504,7 @@ const BUILTIN_STAGES: readonly Stage[] = [
   { name: "activations", run: activationsStage },
   { name: "input-means", run: inputMeansStage },
   { name: "weights", run: weightsStage },
+  { name: "propagate", run: propagateStage },
 ];
 
 /** The tap-split threshold: a replayed plan's, else the option's (undefined / null: off). */
@@ -960,6 +971,9 @@ async function inputMeansStage(st: QuantizeState): Promise<void> {
 /** Weights: fit, round (RTN | GPTQ), bias-correct. */
 function weightsStage(st: QuantizeState): void {
   const { model } = st;
+  if (st.opts.propagate && st.opts.plan) {
+    st.warnings.push("--propagate is not replayed from a plan: the weights are rounded as it says");
+  } else if (st.opts.propagate) st.beforeRounding = cloneModel(model);
   const weightEntries = st.entries.filter((e) => e.role === "weight" && !e.skip);
   const wbar = st.progress.start("weights", weightEntries.length);
   for (const e of weightEntries) {
@@ -1046,6 +1060,19 @@ function weightsStage(st: QuantizeState): void {
   if (skippedLayers.length === st.layers.length && activationEntries(st).length === 0) {
     st.warnings.push("every layer is left in float: the output equals the input model");
   }
+}
+
+/** Error-propagating refit of the rounded weights (`propagate`; see `propagateFit`). */
+async function propagateStage(st: QuantizeState): Promise<void> {
+  if (!st.beforeRounding) return;
+  const r = await propagateFit(st.beforeRounding, {
+    model: st.model,
+    plan: finalPlan(st),
+    layers: st.layers,
+    registry: st.registry,
+  }, { data: needCalib(st.opts, "for --propagate"), registry: st.registry });
+  st.beforeRounding = undefined;
+  for (const k of r.skipped) st.warnings.push(`${k.node}: --propagate: ${k.reason}`);
 }
 
 function finalPlan(st: QuantizeState): QuantPlan {

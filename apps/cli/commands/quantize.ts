@@ -118,6 +118,9 @@ included) succeeded; an interrupted or failed run leaves earlier files as they w
                         2 is a good start) of their int8 grid to one tap (a folded 1×1 branch)
                         into that tap and the rest, summed, each quantized on its own (default off)
   --bias-correction     correct the bias for the weights' rounding error
+  --propagate           refit each layer's weight and bias, in graph order, to map the quantized
+                        model's own input onto the float layer's output (one calibration pass
+                        per layer; stateful models closed loop)
   --min-sqnr DB|off     accuracy guard: if the output SQNR vs float is below DB (0..200; default
                         ${DEFAULT_MIN_SQNR_DB} with a preset, off when replaying a plan), keep the layers whose
                         quantization hurts the output most in float until it holds, and list them
@@ -173,6 +176,7 @@ const PARSE = {
   "equalize-spectra": { type: "string" },
   "split-taps": { type: "string" },
   "bias-correction": { type: "boolean" },
+  propagate: { type: "boolean" },
   "min-sqnr": { type: "string" },
   "max-delta": { type: "string" },
   eval: { type: "string", multiple: true },
@@ -252,6 +256,7 @@ interface QuantizeArgs {
   /** Tap split threshold in bits, or null when off. */
   splitTaps: number | null;
   biasCorrection: boolean;
+  propagate: boolean;
   /** The guard's threshold in dB, or null when off. */
   minSqnrDb: number | null;
   /**
@@ -374,6 +379,7 @@ async function checkedArgs(argv: string[]): Promise<QuantizeArgs | null> {
     ...(values["equalize-spectra"] !== undefined ? { equalizeWhere: "spectra" as const } : {}),
     splitTaps: n("split-taps") ?? null,
     biasCorrection: values["bias-correction"] ?? false,
+    propagate: values.propagate ?? false,
     minSqnrDb: minSqnr === "off"
       ? null
       : n("min-sqnr") ?? (values.plan ? null : DEFAULT_MIN_SQNR_DB),
@@ -599,6 +605,7 @@ export async function quantizeMain(args: string[]): Promise<number> {
     equalizeWhere: a.equalizeWhere,
     splitTaps: a.splitTaps,
     biasCorrection: a.biasCorrection,
+    propagate: a.propagate,
     batchSize: a.batchSize,
     progress,
     mixedSearch: a.preset === "mixed" && !plan
