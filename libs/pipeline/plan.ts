@@ -99,6 +99,11 @@ export interface PlanOptions {
   gptq: { blockSize: number; damp: number; actOrder: boolean };
   /** Convs dominated by one tap were split at this threshold in bits (`splitDominantTaps`). */
   splitTaps?: number;
+  /**
+   * The rounded weights were refitted from the quantized model's own inputs (`propagate`): a
+   * replay refits them again from its calibration data.
+   */
+  propagate?: boolean;
 }
 
 /** The plan. */
@@ -256,6 +261,7 @@ export function parsePlan(json: unknown, file?: string): QuantPlan {
         actOrder: opts.gptq?.actOrder ?? false,
       },
       ...(typeof opts.splitTaps === "number" ? { splitTaps: opts.splitTaps } : {}),
+      ...(opts.propagate === true ? { propagate: true } : {}),
     },
     ...(p.smoothing && typeof p.smoothing === "object"
       ? { smoothing: p.smoothing as Record<string, number[]> }

@@ -145,7 +145,8 @@ export interface QuantizeOptions {
   /**
    * Error-propagating weight fitting after rounding (default off; see `propagateFit`): each
    * layer, in graph order, refits its weight and bias to map the quantized model's own input
-   * onto the float layer's output. One calibration pass per layer.
+   * onto the float layer's output. One calibration pass per layer. Recorded in the plan: a
+   * replayed plan refits as it says (from the calibration data given).
    */
   propagate?: boolean;
   /** Samples per calibration batch (32). */
@@ -971,9 +972,12 @@ async function inputMeansStage(st: QuantizeState): Promise<void> {
 /** Weights: fit, round (RTN | GPTQ), bias-correct. */
 function weightsStage(st: QuantizeState): void {
   const { model } = st;
-  if (st.opts.propagate && st.opts.plan) {
-    st.warnings.push("--propagate is not replayed from a plan: the weights are rounded as it says");
-  } else if (st.opts.propagate) st.beforeRounding = cloneModel(model);
+  if (st.opts.propagate && st.opts.plan && !st.opts.plan.options.propagate) {
+    st.warnings.push(
+      "--propagate: the plan was made without it; the weights are rounded as the plan says",
+    );
+  }
+  if (propagates(st)) st.beforeRounding = cloneModel(model);
   const weightEntries = st.entries.filter((e) => e.role === "weight" && !e.skip);
   const wbar = st.progress.start("weights", weightEntries.length);
   for (const e of weightEntries) {
@@ -1062,6 +1066,11 @@ function weightsStage(st: QuantizeState): void {
   }
 }
 
+/** Whether the weights are refitted: as the replayed plan says, else as asked. */
+function propagates(st: QuantizeState): boolean {
+  return st.opts.plan ? st.opts.plan.options.propagate === true : st.opts.propagate === true;
+}
+
 /** Error-propagating refit of the rounded weights (`propagate`; see `propagateFit`). */
 async function propagateStage(st: QuantizeState): Promise<void> {
   if (!st.beforeRounding) return;
@@ -1089,6 +1098,7 @@ function finalPlan(st: QuantizeState): QuantPlan {
       biasCorrection: st.biasCorrection,
       gptq: st.gptq,
       ...(typeof minSplit(st) === "number" ? { splitTaps: minSplit(st)! } : {}),
+      ...(propagates(st) ? { propagate: true } : {}),
     },
     ...(st.smoothing && Object.keys(st.smoothing).length ? { smoothing: st.smoothing } : {}),
     ...(st.equalization && Object.keys(st.equalization).length
