@@ -21,6 +21,7 @@ export * from "./rules.ts";
 export * from "./presets.ts";
 export * from "./layers.ts";
 export * from "./subgraph_fold.ts";
+export * from "./prepare_folds.ts";
 export * from "./stateful.ts";
 export * from "./stateful_bound.ts";
 export * from "./tap_split.ts";

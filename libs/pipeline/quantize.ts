@@ -39,8 +39,6 @@ import {
 import {
   checkQuantPoints,
   findInitializer,
-  foldBatchNorm,
-  foldConstants,
   hasHalfTensors,
   type Model,
   widenHalf,
@@ -69,7 +67,7 @@ import { applyRules, type Rule, ruleOverrides, unmatchedRuleWarning } from "./ru
 import { smoothQuant } from "./smoothquant.ts";
 import { fittedInputEntry, minMax } from "./search/_act_quant.ts";
 import { equalize } from "./equalize.ts";
-import { foldSubgraphConstants } from "./subgraph_fold.ts";
+import { prepareFolds } from "./prepare_folds.ts";
 import { addBias, biasShift } from "./bias_correction.ts";
 import { splitDominantTaps } from "./tap_split.ts";
 import type { LayerConfig, Rounding, TensorSpec } from "./spec.ts";
@@ -525,14 +523,8 @@ function prepareStage(st: QuantizeState): void {
         "outputs keep their half type",
     );
   }
-  // Weights held in Constant nodes (paddle2onnx exports, e.g. PP-OCR) become initializers.
-  if (model.graph.nodes.some((n) => n.op === "Constant")) {
-    model.graph = foldConstants(model.graph);
-  }
-  // Weights computed from constants inside If / Loop bodies (an LSTMCell export's gate slices)
-  // become the bodies' initializers: layers, stored as codes.
-  model.graph = foldSubgraphConstants(model.graph);
-  if (st.opts.foldBatchNorm ?? true) model.graph = foldBatchNorm(model.graph);
+  // Constant nodes, weights computed inside If / Loop bodies, BatchNormalization (as inspect).
+  model.graph = prepareFolds(model.graph, { batchNorm: st.opts.foldBatchNorm ?? true });
   // A replayed plan splits as it was made (its entries name the new convs).
   const minBits = minSplit(st);
   if (minBits !== null && minBits !== undefined) {

@@ -24,7 +24,6 @@ import {
 } from "@lowbit/core";
 import {
   decodeLowbitFile,
-  foldBatchNorm,
   type Graph,
   isSupportedOp,
   lowbitPoints,
@@ -32,8 +31,15 @@ import {
   readOnnx,
   readQdqPoints,
   type ValueInfo,
+  walkGraphs,
 } from "@lowbit/graph";
-import { isLowbitPath, LAYER_OPS, readModelBytes, scanLayers } from "@lowbit/pipeline";
+import {
+  isLowbitPath,
+  LAYER_OPS,
+  prepareFolds,
+  readModelBytes,
+  scanLayers,
+} from "@lowbit/pipeline";
 import type { Command } from "./_command.ts";
 import {
   loadPlugins,
@@ -57,8 +63,9 @@ and the plan's preset and plugins). With --plugin, what each plugin's markers
 would quantize and what its inspectors find (routers and experts, ...).
 
   --plugin NAME|PATH  load a plugin (repeatable; built-ins vit, diffusion, gnn, moe)
-  --no-fold   inspect the graph as written (default: BatchNormalization folded,
-              as quantize does)
+  --no-fold   inspect the graph as written (default: as quantize sees it: Constant
+              nodes, weights computed inside If / Loop bodies and BatchNormalization
+              folded)
   --json      one JSON object
   -h, --help  this help`;
 
@@ -70,10 +77,25 @@ export interface Inspection {
   outputs: { name: string; dtype: string; shape: (number | string)[] | null }[];
   /** Node count per operator (nodes of subgraphs included). */
   ops: Record<string, number>;
-  /** Total parameters (elements of all initializers). */
+  /**
+   * Total parameters: elements of the float initializers (weights, biases, norms; not shapes or
+   * indices), those of subgraphs and of folded Constant nodes included.
+   */
   params: number;
-  /** Quantizable layers. */
-  layers: { node: string; op: string; weight: string; shape: number[]; params: number }[];
+  /**
+   * Quantizable layers, those inside If / Loop / Scan bodies included (with their `scope`, the
+   * path of the nodes and attributes that hold them: "If_25/else_branch").
+   */
+  layers: {
+    node: string;
+    op: string;
+    weight: string;
+    shape: number[];
+    params: number;
+    scope?: string;
+    /** A recurrent node's weight: "input" (W) or "recurrence" (R). */
+    part?: string;
+  }[];
   /** Nodes of layer operators that are not quantizable, with the reason. */
   notQuantizable: { node: string; op: string; reason: string }[];
   /**
@@ -156,8 +178,13 @@ export function inspectModel(model: Model, points: readonly QuantPoint[] = []): 
   };
   visit(g, "");
   let params = 0;
-  for (const t of g.initializers.values()) params += t.shape.reduce((a, b) => a * b, 1);
-  const { layers, rejected } = scanLayers(g);
+  for (const v of walkGraphs(g)) {
+    for (const t of v.graph.initializers.values()) {
+      if (FLOAT_DTYPES.has(t.dtype)) params += t.shape.reduce((a, b) => a * b, 1);
+    }
+  }
+  // As quantize scans them: layers inside subgraphs are quantized too.
+  const { layers, rejected } = scanLayers(g, { subgraphs: true });
   const quantized = points.map((p) => inspectPoint(g, p));
   const readsQuantizedWeight = new Set(
     quantized.filter((p) => p.role === "weight").flatMap((p) => p.readers),
@@ -173,6 +200,8 @@ export function inspectModel(model: Model, points: readonly QuantPoint[] = []): 
       weight: l.weight,
       shape: l.shape,
       params: l.shape.reduce((a, b) => a * b, 1),
+      ...(l.scope ? { scope: l.scope } : {}),
+      ...(l.part ? { part: l.part } : {}),
     })),
     // A layer whose weight is already quantized is listed with its points, not as a refusal.
     notQuantizable: rejected.filter((r) => !readsQuantizedWeight.has(r.node)),
@@ -180,6 +209,12 @@ export function inspectModel(model: Model, points: readonly QuantPoint[] = []): 
     quantized,
   };
 }
+
+/** The dtypes whose initializers count as parameters. */
+const FLOAT_DTYPES = new Set(["float32", "float16", "bfloat16", "float64"]);
+
+/** How a recurrent layer's two weights are shown. */
+const PART: Record<string, string> = { input: "(W)", recurrence: "(R)" };
 
 /** The nodes reading a value, looking through the Q / DQ nodes around it. */
 function readersOf(g: Graph, value: string): string[] {
@@ -295,7 +330,10 @@ export async function inspectMain(args: string[]): Promise<number> {
     points = readQdqPoints(model.graph);
   }
   const kind = isLowbitPath(path) ? "lowbit" : points.length ? "qdq" : "float";
-  if (!values["no-fold"]) model = { ...model, graph: foldBatchNorm(model.graph) };
+  // The graph quantize looks at (its folds; float files only: a quantized file is shown as written).
+  if (!values["no-fold"] && kind === "float") {
+    model = { ...model, graph: prepareFolds(model.graph) };
+  }
   const r = inspectModel(model, points);
   const made = planSummary(plan);
   const plugins = split.plugins.length
@@ -329,13 +367,15 @@ export async function inspectMain(args: string[]): Promise<number> {
     for (const u of r.unsupported) lines.push(`  ${u.node}  ${opKey(u.op, u.domain)}`);
   }
   lines.push("", `parameters: ${r.params.toLocaleString("en-US")}`, "");
-  const w = Math.max(5, ...r.layers.map((l) => l.node.length));
+  // A layer inside a subgraph is named by its path, as the unsupported nodes are.
+  const layerPath = (l: Inspection["layers"][number]) => l.scope ? `${l.scope}/${l.node}` : l.node;
+  const w = Math.max(5, ...r.layers.map((l) => layerPath(l).length));
   lines.push(`quantizable layers (${r.layers.length})`);
   for (const l of r.layers) {
     lines.push(
-      `  ${l.node.padEnd(w)}  ${l.op.padEnd(13)}  ${shape(l.shape).padEnd(18)}  ${
-        l.params.toLocaleString("en-US")
-      } params`,
+      `  ${layerPath(l).padEnd(w)}  ${(l.part ? `${l.op} ${PART[l.part]}` : l.op).padEnd(13)}  ${
+        shape(l.shape).padEnd(18)
+      }  ${l.params.toLocaleString("en-US")} params`,
     );
   }
   if (r.notQuantizable.length) {

@@ -10,7 +10,8 @@ Deno.test("inspect lists inputs, operators, layers and why attention MatMuls are
   assert.equal(j.ops.Softmax, 2);
   assert.equal(j.layers.length, 14);
   assert.equal(j.notQuantizable.length, 4);
-  assert.equal(j.params, 18154);
+  // the file's float initializers (18 154 elements) and its folded float Constants (8)
+  assert.equal(j.params, 18162);
   const text = await cli(["inspect", "fixtures/digits/cnn.onnx"]);
   assert.match(text.out, /quantizable layers \(7\)/);
 });
@@ -125,6 +126,67 @@ Deno.test("inspect marks unsupported ops with their nodes; run and quantize refu
     const q = await cli(["quantize", path, "--calib", `${dir}/x.npy`, "--out", `${dir}/q.onnx`]);
     assert.equal(q.code, 2);
     assert.match(q.err, /node 'mystery'/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("inspect lists the layers inside If branches, as quantize finds them, and counts their parameters", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const f32 = (shape: number[], v: number[]) => ({
+      dtype: "float32" as const,
+      shape,
+      data: new Float32Array(v),
+    });
+    // The then-branch holds a MatMul whose weight (2 × 3) is the branch's own initializer.
+    const branch = (name: string, op: string): Graph => ({
+      name,
+      nodes: [{
+        name: `${name}_node`,
+        op,
+        domain: "",
+        inputs: op === "MatMul" ? ["h", "wb"] : ["h"],
+        outputs: [`${name}_out`],
+        attrs: {},
+      }],
+      inputs: [],
+      outputs: [{ name: `${name}_out`, dtype: "float32" }],
+      initializers: op === "MatMul"
+        ? new Map([["wb", f32([2, 3], [1, 2, 3, 4, 5, 6])]])
+        : new Map(),
+      valueInfo: new Map(),
+    });
+    const model = modelOf({
+      nodes: [
+        { name: "fc", op: "Gemm", domain: "", inputs: ["x", "w"], outputs: ["h"], attrs: {} },
+        ifNodeOf("branch", "cond", ["y"], branch("mm", "MatMul"), branch("neg", "Neg")),
+      ],
+      inputs: [{ name: "x", dtype: "float32", shape: [1, 2] }],
+      outputs: [{ name: "y", dtype: "float32" }],
+      initializers: [
+        ["w", f32([2, 2], [1, 0, 0, 1])],
+        ["cond", { dtype: "bool", shape: [], data: new Uint8Array([1]) }],
+      ],
+    });
+    const path = `${dir}/m.onnx`;
+    await Deno.writeFile(path, writeOnnx(model));
+    const j = await cli(["inspect", path, "--json"]);
+    assert.equal(j.code, 0, j.err);
+    const r = JSON.parse(j.out);
+    assert.deepEqual(
+      r.layers.map((
+        l: { node: string; scope?: string; params: number },
+      ) => [l.node, l.scope, l.params]),
+      [["fc", undefined, 4], ["mm_node", "branch/then_branch", 6]],
+    );
+    assert.equal(r.params, 4 + 6); // w and the branch's wb (cond is no parameter)
+    const text = await cli(["inspect", path]);
+    assert.match(
+      text.out,
+      /quantizable layers \(2\)\n {2}fc [^\n]*\n {2}branch\/then_branch\/mm_node {2}MatMul/,
+    );
+    assert.doesNotMatch(text.out, /would refuse/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
