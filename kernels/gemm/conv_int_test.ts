@@ -74,6 +74,7 @@ function optsOf(t: Case, r: () => number, n: number): Conv2dF32Options {
     { hardswish: true, quantize: { scale: 0.37, lo: -128, hi: 127 } },
     { preMul: 0.5, mul: 2, add: 1 },
     { quantize: { scale: 0.05, lo: 0, hi: 255 } },
+    { preMul: 0.5, quantize: { scale: 0.2, lo: -100, hi: 155 }, dequantize: { nanCode: 100 } },
   ];
   return {
     group: t.group,

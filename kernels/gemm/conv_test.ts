@@ -263,6 +263,11 @@ for (const k of CTX) {
       { mul: 2, add: 1, quantize: { scale: 0.05, lo: -128, hi: 127 } },
       { preMul: 0.9, hardswish: true, quantize: { scale: 0.013, lo: -3, hi: 252 } },
       { quantize: { scale: 1 / 3, lo: -7, hi: 7 } },
+      {
+        hardswish: true,
+        quantize: { scale: 0.021, lo: -20, hi: 235 },
+        dequantize: { nanCode: 20 },
+      },
     ];
     let t = 0;
     for (const c of CASES) {
@@ -285,7 +290,7 @@ for (const k of CTX) {
       const got = conv2dF32(x, c.input, w, c.weight, opts);
       const want = refConv2dF32(x, w, c, k.madd, { scale, bias, lo: -2, hi: 5, post });
       assertSameBits(got.data, want, `${describe(c)} ${JSON.stringify(post)} (${k.isa})`);
-      if (post.quantize) {
+      if (post.quantize && !post.dequantize) {
         const { lo, hi } = post.quantize;
         assert.ok(got.data.every((v) => Number.isInteger(v) && v >= lo && v <= hi));
       }
@@ -304,7 +309,34 @@ Deno.test("conv post-op quantize rounds half to even and keeps NaN, as QuantizeL
     });
     assertSameBits(y.data, new Float32Array([0, 2, 2, 0, 9, NaN, -10, 1]), k.isa);
     assert.ok(Object.is(y.data[3], 0), "−0 becomes +0");
+    // With dequantize (QuantizeLinear → DequantizeLinear): the codes × 0.5, NaN → code 3 × 0.5.
+    const d = conv2dF32(x, [1, 1, 2, 4], new Float32Array([1]), [1, 1, 1, 1], {
+      post: { quantize: { scale: 0.5, lo: -10, hi: 9 }, dequantize: { nanCode: 3 } },
+      kernels: k,
+    });
+    assertSameBits(
+      d.data,
+      new Float32Array([0, 1, 1, 0, 4.5, 1.5, -5, 0.5]),
+      `${k.isa} dequantize`,
+    );
+    assert.ok(Object.is(d.data[3], 0), "−0 becomes +0 (dequantize)");
   }
+  for (const dq of [{ nanCode: 0.5 }, { nanCode: 600 }]) {
+    assert.throws(
+      () =>
+        conv2dF32(x, [1, 1, 2, 4], new Float32Array([1]), [1, 1, 1, 1], {
+          post: { quantize: { scale: 1, lo: 0, hi: 1 }, dequantize: dq },
+        }),
+      (e: unknown) => e instanceof LowbitError && /dequantize/.test(e.message),
+    );
+  }
+  assert.throws(
+    () =>
+      conv2dF32(x, [1, 1, 2, 4], new Float32Array([1]), [1, 1, 1, 1], {
+        post: { dequantize: { nanCode: 0 } },
+      }),
+    (e: unknown) => e instanceof LowbitError && /dequantize needs quantize/.test(e.message),
+  );
   for (
     const q of [{ scale: 0, lo: 0, hi: 1 }, { scale: 1, lo: 2, hi: 1 }, {
       scale: 1,

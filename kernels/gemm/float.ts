@@ -1217,6 +1217,12 @@ export interface ConvPostOps {
    */
   quantize?: { scale: number; lo: number; hi: number };
   /**
+   * With `quantize`, after it: DequantizeLinear of the centred code, f32(c · scale), with a NaN
+   * taken as the code `nanCode` (QuantizeLinear stores NaN as code 0: nanCode = −zero point, an
+   * integer in [−512, 511]) — the values of {@link quantizeF32}'s `dequantize` pass.
+   */
+  dequantize?: { nanCode: number };
+  /**
    * Instead of `quantize`, last: DequantizeLinear(QuantizeLinear(v)) to a float8 format, per
    * tensor, zero point 0, saturating (the values of {@link qdqFp8F32}).
    */
@@ -1246,6 +1252,19 @@ function postArgs(post: ConvPostOps | undefined): number[] {
       );
     }
   }
+  const dq = post.dequantize;
+  if (
+    dq !== undefined &&
+    (q === undefined || dq === null || typeof dq !== "object" || !Number.isInteger(dq.nanCode) ||
+      dq.nanCode < -512 || dq.nanCode > 511)
+  ) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `conv post-op dequantize needs quantize and an integer nanCode in [-512, 511], got ${
+        JSON.stringify(dq)
+      }`,
+    );
+  }
   const f8 = post.qdqFp8;
   const fmt = f8 === undefined ? undefined : fp8Qdq(f8.format);
   if (
@@ -1263,7 +1282,8 @@ function postArgs(post: ConvPostOps | undefined): number[] {
   const bits = (post.hardswish ? 1 : 0) | (post.mul !== undefined ? 2 : 0) |
     (post.add !== undefined ? 4 : 0) | (post.preMul !== undefined ? 8 : 0) |
     (post.preAdd !== undefined ? 16 : 0) | (q !== undefined ? 32 : 0) |
-    (fmt !== undefined ? 64 | (fmt[0] << 8) | ((127 + fmt[1]) << 16) : 0);
+    (fmt !== undefined ? 64 | (fmt[0] << 8) | ((127 + fmt[1]) << 16) : 0) |
+    (dq !== undefined ? 128 | ((dq.nanCode + 512) << 8) : 0);
   return [
     bits,
     post.mul ?? 1,

@@ -77,8 +77,11 @@ export function setEpilogue(flags: i32, scale: usize, bias: usize, lo: f32, hi: 
 // In this order: bit 3: multiply by epiPreMul; bit 4: add epiPreAdd; bit 0: HardSwish as ONNX's
 // Add(3) → Clip(0, 6) → Mul(x) → Div(6), each step rounded to f32; bit 1: multiply by
 // epiPostMul; bit 2: add epiPostAdd; bit 5: quantize as ONNX QuantizeLinear to centred codes,
-// min(max(nearest(v / epiQScale), epiQLo), epiQHi) (+0, so that −0 becomes +0).
+// min(max(nearest(v / epiQScale), epiQLo), epiQHi) (+0, so that −0 becomes +0); bit 7 (with
+// bit 5): then DequantizeLinear, f32(c · epiQScale), a NaN code taken as epiQNan (bits 8..17 of
+// epiPost: the centred code of QuantizeLinear's NaN, + 512).
 export let epiPost: i32 = 0;
+export let epiQNan: f32 = 0;
 export let epiPostMul: f32 = 1;
 export let epiPostAdd: f32 = 0;
 export let epiPreMul: f32 = 1;
@@ -115,9 +118,12 @@ export const POST_QUANT: i32 = 32;
  * smallest normal in bits 16..23.
  */
 export const POST_QDQ_FP8: i32 = 64;
+/** After POST_QUANT: DequantizeLinear of the centred code (× epiQScale; NaN → epiQNan). */
+export const POST_DEQUANT: i32 = 128;
 
 export function setEpiloguePost(post: i32, mul: f32, add: f32): void {
   epiPost = post;
+  epiQNan = <f32>(((post >> 8) & 1023) - 512);
   epiPostMul = mul;
   epiPostAdd = add;
 }
@@ -175,6 +181,9 @@ function postOps(v: v128): v128 {
     v = f32x4.nearest(f32x4.div(v, f32x4.splat(epiQScale)));
     v = f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi));
     v = f32x4.add(v, f32x4.splat(0));
+    if (epiPost & POST_DEQUANT) {
+      v = f32x4.mul(v128.bitselect(v, f32x4.splat(epiQNan), f32x4.eq(v, v)), f32x4.splat(epiQScale));
+    }
   }
   if (epiPost & POST_QDQ_FP8) v = qdqFp8x4(v, epiQScale, (epiPost >> 8) & 15, (epiPost >> 16) & 255, epiQHi);
   return v;

@@ -58,6 +58,7 @@ import {
 import { conv2dRef } from "./conv.ts";
 import { INT_RANGES } from "./qlinear.ts";
 import { roundHalfEven } from "./elementwise.ts";
+import { qdqPost } from "./_post.ts";
 import type { OpImpl, OpTable } from "./types.ts";
 
 function need(node: Node, t: TensorData | undefined, what: string): TensorData {
@@ -503,11 +504,13 @@ function centredData(e: CentredWeights): Float32Array {
 /**
  * The post-ops `_fuse.ts` gave a QConvFused with float output: `lowbit_qpost` [preMul, preAdd,
  * hardswish (0 / 1), mul, add] (NaN: absent) and `lowbit_qout` [scale, lo, hi] (the consumer's
- * QuantizeLinear: the output is then its centred codes, code − zero point, as f32 integers).
+ * QuantizeLinear: the output is then its centred codes, code − zero point, as f32 integers) or
+ * `lowbit_qdq` (the reader's Q → DQ pair: float values, see ops/_post.ts).
  */
 function qconvPost(node: Node): RefPostOps | undefined {
   const p = attrFloats(node, "lowbit_qpost"), q = attrFloats(node, "lowbit_qout");
-  if (p === undefined && q === undefined) return undefined;
+  const qi = attrFloats(node, "lowbit_qdq");
+  if (p === undefined && q === undefined && qi === undefined) return undefined;
   const num = (v: number | undefined): number | undefined =>
     v === undefined || Number.isNaN(v) ? undefined : v;
   const post: RefPostOps = {};
@@ -519,6 +522,8 @@ function qconvPost(node: Node): RefPostOps | undefined {
     post.add = num(p[4]);
   }
   if (q !== undefined) post.quantize = { scale: q[0], lo: q[1], hi: q[2] };
+  // The reader's int8 / uint8 Q → DQ pair (`lowbit_qdq`, _fuse.ts): float output.
+  else if (qi !== undefined) Object.assign(post, qdqPost(qi));
   return post;
 }
 
