@@ -295,8 +295,37 @@ for (const k of CTX) {
         assert.ok(got.data.every((v) => Number.isInteger(v) && v >= lo && v <= hi));
       }
     }
+    // The integer plan's epilogues (a bias, no clamp: the kernels' straight-through modes),
+    // with and without a scale.
+    const lcnet = [
+      { preMul: 1.5, preAdd: -0.25, hardswish: true, mul: 0.5, add: 0.125, quantize: q8 },
+      { preMul: 0.7, preAdd: 0.1, quantize: q8 },
+      { quantize: q8 },
+    ];
+    t = 0;
+    for (const c of CASES) {
+      const x = randF32(c.input.reduce((p, v) => p * v), r);
+      const w = randF32(c.weight.reduce((p, v) => p * v), r);
+      const bias = randF32(c.weight[0], r);
+      const scale = t % 2 ? randF32(c.weight[0], r, 3) : undefined;
+      const post = lcnet[t++ % lcnet.length];
+      const opts: Conv2dF32Options = {
+        group: c.group,
+        strides: c.strides,
+        pads: c.pads,
+        dilations: c.dilations,
+        bias,
+        scale,
+        post,
+        kernels: k,
+      };
+      const got = conv2dF32(x, c.input, w, c.weight, opts);
+      const want = refConv2dF32(x, w, c, k.madd, { scale, bias, post });
+      assertSameBits(got.data, want, `${describe(c)} ${JSON.stringify(post)} (${k.isa}, no clamp)`);
+    }
   });
 }
+const q8 = { scale: 0.03, lo: -120, hi: 135 };
 
 Deno.test("conv post-op quantize rounds half to even and keeps NaN, as QuantizeLinear", () => {
   // Hand-derived: 1×1 conv with weight 1, scale 0.5: 0.25 → 0.5 → 0, 0.75 → 1.5 → 2,

@@ -71,6 +71,24 @@ export function setEpilogue(flags: i32, scale: usize, bias: usize, lo: f32, hi: 
   epiHi = hi;
   epiClamp = lo > -Infinity || hi < Infinity;
   epiPost = 0;
+  epiMode = epiModeOf();
+}
+
+/**
+ * The epilogues of the integer plan's quantized convs (PP-LCNet: bias, × preMul, + preAdd,
+ * HardSwish, × mul, + add, quantize; or bias, × preMul, + preAdd, quantize; or bias, quantize;
+ * with or without the scale, no clamp) as one number, so that `epi` runs them straight through
+ * after one test instead of testing a dozen flags per vector (the same operations in the same
+ * order: the same bits). 0: any other epilogue (the general path).
+ */
+export let epiMode: i32 = 0;
+const LCNET_FULL: i32 = 63; // POST_PREMUL | POST_PREADD | POST_HARDSWISH | POST_MUL | POST_ADD | POST_QUANT
+const LCNET_AFFINE: i32 = 56; // POST_PREMUL | POST_PREADD | POST_QUANT
+function epiModeOf(): i32 {
+  if (epiClamp || (epiFlags & (EPI_BIAS | EPI_DYADIC)) != EPI_BIAS) return 0;
+  const post = epiPost & 255;
+  const m = post == LCNET_FULL ? 1 : post == LCNET_AFFINE ? 2 : post == POST_QUANT ? 3 : 0;
+  return m == 0 ? 0 : (epiFlags & EPI_SCALE ? m : m + 3);
 }
 
 // *** post-ops after the clamp (the conv entry points that take them set them after setEpilogue) ***
@@ -126,6 +144,7 @@ export function setEpiloguePost(post: i32, mul: f32, add: f32): void {
   epiQNan = <f32>(((post >> 8) & 1023) - 512);
   epiPostMul = mul;
   epiPostAdd = add;
+  epiMode = epiModeOf();
 }
 
 /**
@@ -157,6 +176,22 @@ export function setEpiloguePre(preMul: f32, preAdd: f32, qScale: f32, qLo: f32, 
 // @ts-ignore: decorator
 @inline
 export function epi(v: v128, s: v128, b: v128): v128 {
+  const mode = epiMode;
+  if (mode != 0) {
+    // Straight through (see epiMode): the steps of the general path below, in its order.
+    if (mode <= 3) v = f32x4.mul(v, s);
+    v = f32x4.add(v, b);
+    const m = mode > 3 ? mode - 3 : mode;
+    if (m != 3) v = f32x4.add(f32x4.mul(v, f32x4.splat(epiPreMul)), f32x4.splat(epiPreAdd));
+    if (m == 1) {
+      const t = f32x4.min(f32x4.max(f32x4.add(v, f32x4.splat(3)), f32x4.splat(0)), f32x4.splat(6));
+      v = f32x4.div(f32x4.mul(v, t), f32x4.splat(6));
+      v = f32x4.add(f32x4.mul(v, f32x4.splat(epiPostMul)), f32x4.splat(epiPostAdd));
+    }
+    v = f32x4.nearest(f32x4.div(v, f32x4.splat(epiQScale)));
+    v = f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi));
+    return f32x4.add(v, f32x4.splat(0));
+  }
   if (epiFlags & EPI_SCALE) v = f32x4.mul(v, s);
   if (epiFlags & EPI_BIAS) v = f32x4.add(v, b);
   if (epiClamp) v = f32x4.min(f32x4.max(v, f32x4.splat(epiLo)), f32x4.splat(epiHi));

@@ -556,15 +556,17 @@ function fuseConvPost(c: Ctx): boolean {
 }
 
 /**
- * A float Conv whose only reader is a float8 QdqFused (what a QDQ export puts in front of the
- * next layer) takes it as its last post-op (attribute `lowbit_qdq8` = [scale, 0 e4m3fn | 1
+ * A float Conv (or ConvTranspose: the pair is elementwise, it commutes with the depth-to-space or
+ * scatter after the kernel) whose only reader is a float8 QdqFused (what a QDQ export puts in
+ * front of the next layer) takes it as its last post-op (attribute `lowbit_qdq8` = [scale, 0 e4m3fn | 1
  * e5m2]): the kernels' epilogue computes the pair's values (the same bits as the QdqFused pass,
  * ops/_post.ts), with no pass of its own over the output.
  */
 function fuseConvQdqFp8(c: Ctx): void {
   const cons = consumers(c);
   c.nodes.forEach((n, i) => {
-    if (!n || n.op !== "Conv" || n.domain !== "" || attr(n, "lowbit_qdq8")) return;
+    if (!n || (n.op !== "Conv" && n.op !== "ConvTranspose") || n.domain !== "") return;
+    if (attr(n, "lowbit_qdq8") || (n.op === "ConvTranspose" && attr(n, "lowbit_post"))) return;
     const j = only(c, cons, n.outputs[0]);
     const m = j === undefined ? undefined : c.nodes[j];
     if (!m || m.op !== "QdqFused" || m.domain !== "lowbit" || m.inputs[0] !== n.outputs[0]) return;

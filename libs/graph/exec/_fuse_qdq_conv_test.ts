@@ -178,3 +178,34 @@ Deno.test("a Q → DQ pair with per-channel scales or a second reader stays a st
   assert.deepEqual(plan.nodes.map((n) => n.op), ["Conv", "QdqFused"]);
   assert.equal(plan.nodes[0].attrs.lowbit_qdq, undefined);
 });
+
+Deno.test("a float8 Q → DQ pair after a ConvTranspose fuses into its epilogue, same bits", async () => {
+  const xs = values(2 * 4 * 5 * 6, 11, 30);
+  xs[3] = NaN;
+  const x = f32([2, 4, 5, 6], xs);
+  for (const kind of ["convT2", "convT3"] as const) {
+    for (const dtype of ["float8e4m3fn", "float8e5m2"] as const) {
+      const g = graph(kind, { dtype, shape: [], data: new Uint8Array([0]) }, 0.05);
+      const plan = fuseGraph(g);
+      const what = `${kind} ${dtype}`;
+      assert.deepEqual(plan.nodes.map((n) => n.op), ["ConvTranspose"], what);
+      const fmt = dtype === "float8e5m2" ? 1 : 0;
+      assert.deepEqual(plan.nodes[0].attrs.lowbit_qdq8?.value, [Math.fround(0.05), fmt], what);
+      const e = createExecutor(g), plain = createExecutor(g, { fuse: false });
+      try {
+        const want = (await plain.run({ x })).y.data as Float32Array;
+        const got = (await e.run({ x })).y.data as Float32Array;
+        assert.equal(got.length, want.length, what);
+        for (let i = 0; i < got.length; i++) {
+          const same = Object.is(got[i], want[i]) ||
+            (Number.isNaN(got[i]) && Number.isNaN(want[i]));
+          if (!same) assert.fail(`${what}: [${i}] ${got[i]} ≠ ${want[i]}`);
+        }
+        assert.ok(want.some((v) => Number.isNaN(v)), what);
+      } finally {
+        await e.close();
+        await plain.close();
+      }
+    }
+  }
+});
