@@ -322,6 +322,11 @@ for (const k of CTX) {
       const got = conv2dF32(x, c.input, w, c.weight, opts);
       const want = refConv2dF32(x, w, c, k.madd, { scale, bias, post });
       assertSameBits(got.data, want, `${describe(c)} ${JSON.stringify(post)} (${k.isa}, no clamp)`);
+      // A ReLU, then an int8 Q → DQ pair (also straight through).
+      const qdq = { quantize: q8, dequantize: { nanCode: 7 } };
+      const got2 = conv2dF32(x, c.input, w, c.weight, { ...opts, activation: "relu", post: qdq });
+      const want2 = refConv2dF32(x, w, c, k.madd, { scale, bias, lo: 0, post: qdq });
+      assertSameBits(got2.data, want2, `${describe(c)} relu + Q → DQ (${k.isa})`);
     }
   });
 }

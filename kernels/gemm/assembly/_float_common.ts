@@ -77,16 +77,22 @@ export function setEpilogue(flags: i32, scale: usize, bias: usize, lo: f32, hi: 
 /**
  * The epilogues of the integer plan's quantized convs (PP-LCNet: bias, × preMul, + preAdd,
  * HardSwish, × mul, + add, quantize; or bias, × preMul, + preAdd, quantize; or bias, quantize;
- * with or without the scale, no clamp) as one number, so that `epi` runs them straight through
- * after one test instead of testing a dozen flags per vector (the same operations in the same
- * order: the same bits). 0: any other epilogue (the general path).
+ * with or without the scale, no clamp: modes 1–6; bias, clamp, quantize, dequantize: 7–8) as one
+ * number, so that `epi` runs them straight through after one test instead of testing a dozen
+ * flags per vector (the same operations in the same order: the same bits). 0: any other
+ * epilogue (the general path).
  */
 export let epiMode: i32 = 0;
 const LCNET_FULL: i32 = 63; // POST_PREMUL | POST_PREADD | POST_HARDSWISH | POST_MUL | POST_ADD | POST_QUANT
 const LCNET_AFFINE: i32 = 56; // POST_PREMUL | POST_PREADD | POST_QUANT
 function epiModeOf(): i32 {
-  if (epiClamp || (epiFlags & (EPI_BIAS | EPI_DYADIC)) != EPI_BIAS) return 0;
+  if ((epiFlags & (EPI_BIAS | EPI_DYADIC)) != EPI_BIAS) return 0;
   const post = epiPost & 255;
+  if (epiClamp) {
+    // An int8 Q → DQ pair after a ReLU / Clip (PP-OCRv4 det's head): modes 7 / 8.
+    if (post != (POST_QUANT | POST_DEQUANT)) return 0;
+    return epiFlags & EPI_SCALE ? 7 : 8;
+  }
   const m = post == LCNET_FULL ? 1 : post == LCNET_AFFINE ? 2 : post == POST_QUANT ? 3 : 0;
   return m == 0 ? 0 : (epiFlags & EPI_SCALE ? m : m + 3);
 }
@@ -177,6 +183,15 @@ export function setEpiloguePre(preMul: f32, preAdd: f32, qScale: f32, qLo: f32, 
 @inline
 export function epi(v: v128, s: v128, b: v128): v128 {
   const mode = epiMode;
+  if (mode >= 7) {
+    // Bias, clamp, quantize, dequantize (see epiMode), as the general path below.
+    if (mode == 7) v = f32x4.mul(v, s);
+    v = f32x4.add(v, b);
+    v = f32x4.min(f32x4.max(v, f32x4.splat(epiLo)), f32x4.splat(epiHi));
+    v = f32x4.nearest(f32x4.div(v, f32x4.splat(epiQScale)));
+    v = f32x4.add(f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi)), f32x4.splat(0));
+    return f32x4.mul(v128.bitselect(v, f32x4.splat(epiQNan), f32x4.eq(v, v)), f32x4.splat(epiQScale));
+  }
   if (mode != 0) {
     // Straight through (see epiMode): the steps of the general path below, in its order.
     if (mode <= 3) v = f32x4.mul(v, s);
