@@ -503,6 +503,12 @@ Deno.test("quantizeF32() equals QuantizeLinear's scalar definition (refPost) bit
         const dq = want.map((c) => Math.fround((Number.isNaN(c) ? nanCode : c) * Math.fround(s)));
         const got = quantizeF32(x, s, lo, hi, { kernels: k, dequantize: { nanCode } });
         assertSameBits(got, dq, `dequantize n ${n} s ${s} (${k.isa})`);
+        // In place (out = x), with and without dequantize: the same values.
+        const xi = x.slice(), xd = x.slice();
+        assertSameBits(quantizeF32(xi, s, lo, hi, { kernels: k, out: xi }), want, "in place");
+        const d2 = quantizeF32(xd, s, lo, hi, { kernels: k, out: xd, dequantize: { nanCode } });
+        assert.ok(d2 === xd);
+        assertSameBits(xd, dq, `dequantize in place n ${n} (${k.isa})`);
       }
     }
   }

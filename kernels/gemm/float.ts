@@ -1683,7 +1683,7 @@ export function freeResidentF32(a: Float32Array): void {
  * @param scale the quantization scale (f32, > 0)
  * @param lo lowest centred code (an integer)
  * @param hi highest centred code (an integer ≥ lo)
- * @param opts `out` (length n; default a new array), `kernels` (default {@link floatKernels}),
+ * @param opts `out` (length n, x itself for in place; default a new array), `kernels` (default {@link floatKernels}),
  *   `dequantize`: return f32(c·scale) instead of c (DequantizeLinear after it), NaN taking the
  *   centred code `nanCode` (QuantizeLinear stores NaN as code 0: nanCode = −zero point)
  * @returns the centred codes (or their dequantized values)
@@ -1714,7 +1714,8 @@ export function quantizeF32(
   const i = internal(kernels);
   const rx = residentOf32(x, kernels), ry = residentOf32(out, kernels);
   const xPtr = rx ?? slot(i, "a", n * 4);
-  const yPtr = ry ?? slot(i, "c", n * 4);
+  // In place (out is x): one copy in kernel memory, read and written value by value.
+  const yPtr = ry ?? (out === x ? xPtr : slot(i, "c", n * 4));
   if (rx === undefined) f32View(kernels, xPtr, n).set(x);
   const dq = opts.dequantize;
   if (dq === undefined) kernel(i, "quantize_f32_centred")(xPtr, n, yPtr, scale, lo, hi);
@@ -1738,7 +1739,7 @@ function fp8Qdq(format: string): readonly [number, number, number] | undefined {
  * @param x the values
  * @param scale the quantization scale (f32, > 0)
  * @param format `"fp8_e4m3fn"` or `"fp8_e5m2"`
- * @param opts `out` (length n; default a new array), `kernels` (default {@link floatKernels})
+ * @param opts `out` (length n, x itself for in place; default a new array), `kernels` (default {@link floatKernels})
  * @returns the dequantized values
  *
  * @example
@@ -1772,7 +1773,7 @@ export function qdqFp8F32(
   const i = internal(kernels);
   const rx = residentOf32(x, kernels), ry = residentOf32(out, kernels);
   const xPtr = rx ?? slot(i, "a", n * 4);
-  const yPtr = ry ?? slot(i, "c", n * 4);
+  const yPtr = ry ?? (out === x ? xPtr : slot(i, "c", n * 4)); // in place: one copy
   if (rx === undefined) f32View(kernels, xPtr, n).set(x);
   const [m, minNormal, max] = f;
   kernel(i, "qdq_fp8_f32")(xPtr, n, yPtr, scale, m, 127 + minNormal, max);
