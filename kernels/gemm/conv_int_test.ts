@@ -74,6 +74,18 @@ function optsOf(t: Case, r: () => number, n: number): Conv2dF32Options {
     { hardswish: true, quantize: { scale: 0.37, lo: -128, hi: 127 } },
     { preMul: 0.5, mul: 2, add: 1 },
     { quantize: { scale: 0.05, lo: 0, hi: 255 } },
+    { preMul: 0.5, quantize: { scale: 0.2, lo: -100, hi: 155 }, dequantize: { nanCode: 100 } },
+    // The integer plan's PP-LCNet epilogues (straight through in the kernels without a clamp).
+    {
+      preMul: 1.25,
+      preAdd: -0.5,
+      hardswish: true,
+      mul: 0.75,
+      add: 0.1,
+      quantize: { scale: 0.3, lo: -128, hi: 127 },
+    },
+    { preMul: 0.9, preAdd: 0.2, quantize: { scale: 0.4, lo: -3, hi: 252 } },
+    { quantize: { scale: 0.6, lo: 0, hi: 255 }, dequantize: { nanCode: 128 } },
   ];
   return {
     group: t.group,
@@ -81,8 +93,8 @@ function optsOf(t: Case, r: () => number, n: number): Conv2dF32Options {
     pads: t.pads,
     dilations: t.dilations,
     scale: randF32(o, r, 0.01),
-    bias: n % 2 ? randF32(o, r) : undefined,
-    activation: n % 3 === 0 ? { min: -4, max: 6 } : "none",
+    bias: n % 2 || n % posts.length >= 5 ? randF32(o, r) : undefined,
+    activation: n % 3 === 0 || n % posts.length === 7 ? { min: -4, max: 6 } : "none",
     post: posts[n % posts.length],
   };
 }

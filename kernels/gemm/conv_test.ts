@@ -263,6 +263,11 @@ for (const k of CTX) {
       { mul: 2, add: 1, quantize: { scale: 0.05, lo: -128, hi: 127 } },
       { preMul: 0.9, hardswish: true, quantize: { scale: 0.013, lo: -3, hi: 252 } },
       { quantize: { scale: 1 / 3, lo: -7, hi: 7 } },
+      {
+        hardswish: true,
+        quantize: { scale: 0.021, lo: -20, hi: 235 },
+        dequantize: { nanCode: 20 },
+      },
     ];
     let t = 0;
     for (const c of CASES) {
@@ -285,13 +290,47 @@ for (const k of CTX) {
       const got = conv2dF32(x, c.input, w, c.weight, opts);
       const want = refConv2dF32(x, w, c, k.madd, { scale, bias, lo: -2, hi: 5, post });
       assertSameBits(got.data, want, `${describe(c)} ${JSON.stringify(post)} (${k.isa})`);
-      if (post.quantize) {
+      if (post.quantize && !post.dequantize) {
         const { lo, hi } = post.quantize;
         assert.ok(got.data.every((v) => Number.isInteger(v) && v >= lo && v <= hi));
       }
     }
+    // The integer plan's epilogues (a bias, no clamp: the kernels' straight-through modes),
+    // with and without a scale.
+    const lcnet = [
+      { preMul: 1.5, preAdd: -0.25, hardswish: true, mul: 0.5, add: 0.125, quantize: q8 },
+      { preMul: 0.7, preAdd: 0.1, quantize: q8 },
+      { quantize: q8 },
+    ];
+    t = 0;
+    for (const c of CASES) {
+      const x = randF32(c.input.reduce((p, v) => p * v), r);
+      const w = randF32(c.weight.reduce((p, v) => p * v), r);
+      const bias = randF32(c.weight[0], r);
+      const scale = t % 2 ? randF32(c.weight[0], r, 3) : undefined;
+      const post = lcnet[t++ % lcnet.length];
+      const opts: Conv2dF32Options = {
+        group: c.group,
+        strides: c.strides,
+        pads: c.pads,
+        dilations: c.dilations,
+        bias,
+        scale,
+        post,
+        kernels: k,
+      };
+      const got = conv2dF32(x, c.input, w, c.weight, opts);
+      const want = refConv2dF32(x, w, c, k.madd, { scale, bias, post });
+      assertSameBits(got.data, want, `${describe(c)} ${JSON.stringify(post)} (${k.isa}, no clamp)`);
+      // A ReLU, then an int8 Q → DQ pair (also straight through).
+      const qdq = { quantize: q8, dequantize: { nanCode: 7 } };
+      const got2 = conv2dF32(x, c.input, w, c.weight, { ...opts, activation: "relu", post: qdq });
+      const want2 = refConv2dF32(x, w, c, k.madd, { scale, bias, lo: 0, post: qdq });
+      assertSameBits(got2.data, want2, `${describe(c)} relu + Q → DQ (${k.isa})`);
+    }
   });
 }
+const q8 = { scale: 0.03, lo: -120, hi: 135 };
 
 Deno.test("conv post-op quantize rounds half to even and keeps NaN, as QuantizeLinear", () => {
   // Hand-derived: 1×1 conv with weight 1, scale 0.5: 0.25 → 0.5 → 0, 0.75 → 1.5 → 2,
@@ -304,7 +343,34 @@ Deno.test("conv post-op quantize rounds half to even and keeps NaN, as QuantizeL
     });
     assertSameBits(y.data, new Float32Array([0, 2, 2, 0, 9, NaN, -10, 1]), k.isa);
     assert.ok(Object.is(y.data[3], 0), "−0 becomes +0");
+    // With dequantize (QuantizeLinear → DequantizeLinear): the codes × 0.5, NaN → code 3 × 0.5.
+    const d = conv2dF32(x, [1, 1, 2, 4], new Float32Array([1]), [1, 1, 1, 1], {
+      post: { quantize: { scale: 0.5, lo: -10, hi: 9 }, dequantize: { nanCode: 3 } },
+      kernels: k,
+    });
+    assertSameBits(
+      d.data,
+      new Float32Array([0, 1, 1, 0, 4.5, 1.5, -5, 0.5]),
+      `${k.isa} dequantize`,
+    );
+    assert.ok(Object.is(d.data[3], 0), "−0 becomes +0 (dequantize)");
   }
+  for (const dq of [{ nanCode: 0.5 }, { nanCode: 600 }]) {
+    assert.throws(
+      () =>
+        conv2dF32(x, [1, 1, 2, 4], new Float32Array([1]), [1, 1, 1, 1], {
+          post: { quantize: { scale: 1, lo: 0, hi: 1 }, dequantize: dq },
+        }),
+      (e: unknown) => e instanceof LowbitError && /dequantize/.test(e.message),
+    );
+  }
+  assert.throws(
+    () =>
+      conv2dF32(x, [1, 1, 2, 4], new Float32Array([1]), [1, 1, 1, 1], {
+        post: { dequantize: { nanCode: 0 } },
+      }),
+    (e: unknown) => e instanceof LowbitError && /dequantize needs quantize/.test(e.message),
+  );
   for (
     const q of [{ scale: 0, lo: 0, hi: 1 }, { scale: 1, lo: 2, hi: 1 }, {
       scale: 1,
@@ -437,6 +503,12 @@ Deno.test("quantizeF32() equals QuantizeLinear's scalar definition (refPost) bit
         const dq = want.map((c) => Math.fround((Number.isNaN(c) ? nanCode : c) * Math.fround(s)));
         const got = quantizeF32(x, s, lo, hi, { kernels: k, dequantize: { nanCode } });
         assertSameBits(got, dq, `dequantize n ${n} s ${s} (${k.isa})`);
+        // In place (out = x), with and without dequantize: the same values.
+        const xi = x.slice(), xd = x.slice();
+        assertSameBits(quantizeF32(xi, s, lo, hi, { kernels: k, out: xi }), want, "in place");
+        const d2 = quantizeF32(xd, s, lo, hi, { kernels: k, out: xd, dequantize: { nanCode } });
+        assert.ok(d2 === xd);
+        assertSameBits(xd, dq, `dequantize in place n ${n} (${k.isa})`);
       }
     }
   }

@@ -1217,6 +1217,12 @@ export interface ConvPostOps {
    */
   quantize?: { scale: number; lo: number; hi: number };
   /**
+   * With `quantize`, after it: DequantizeLinear of the centred code, f32(c · scale), with a NaN
+   * taken as the code `nanCode` (QuantizeLinear stores NaN as code 0: nanCode = −zero point, an
+   * integer in [−512, 511]) — the values of {@link quantizeF32}'s `dequantize` pass.
+   */
+  dequantize?: { nanCode: number };
+  /**
    * Instead of `quantize`, last: DequantizeLinear(QuantizeLinear(v)) to a float8 format, per
    * tensor, zero point 0, saturating (the values of {@link qdqFp8F32}).
    */
@@ -1246,6 +1252,19 @@ function postArgs(post: ConvPostOps | undefined): number[] {
       );
     }
   }
+  const dq = post.dequantize;
+  if (
+    dq !== undefined &&
+    (q === undefined || dq === null || typeof dq !== "object" || !Number.isInteger(dq.nanCode) ||
+      dq.nanCode < -512 || dq.nanCode > 511)
+  ) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `conv post-op dequantize needs quantize and an integer nanCode in [-512, 511], got ${
+        JSON.stringify(dq)
+      }`,
+    );
+  }
   const f8 = post.qdqFp8;
   const fmt = f8 === undefined ? undefined : fp8Qdq(f8.format);
   if (
@@ -1263,7 +1282,8 @@ function postArgs(post: ConvPostOps | undefined): number[] {
   const bits = (post.hardswish ? 1 : 0) | (post.mul !== undefined ? 2 : 0) |
     (post.add !== undefined ? 4 : 0) | (post.preMul !== undefined ? 8 : 0) |
     (post.preAdd !== undefined ? 16 : 0) | (q !== undefined ? 32 : 0) |
-    (fmt !== undefined ? 64 | (fmt[0] << 8) | ((127 + fmt[1]) << 16) : 0);
+    (fmt !== undefined ? 64 | (fmt[0] << 8) | ((127 + fmt[1]) << 16) : 0) |
+    (dq !== undefined ? 128 | ((dq.nanCode + 512) << 8) : 0);
   return [
     bits,
     post.mul ?? 1,
@@ -1663,7 +1683,7 @@ export function freeResidentF32(a: Float32Array): void {
  * @param scale the quantization scale (f32, > 0)
  * @param lo lowest centred code (an integer)
  * @param hi highest centred code (an integer ≥ lo)
- * @param opts `out` (length n; default a new array), `kernels` (default {@link floatKernels}),
+ * @param opts `out` (length n, x itself for in place; default a new array), `kernels` (default {@link floatKernels}),
  *   `dequantize`: return f32(c·scale) instead of c (DequantizeLinear after it), NaN taking the
  *   centred code `nanCode` (QuantizeLinear stores NaN as code 0: nanCode = −zero point)
  * @returns the centred codes (or their dequantized values)
@@ -1694,7 +1714,8 @@ export function quantizeF32(
   const i = internal(kernels);
   const rx = residentOf32(x, kernels), ry = residentOf32(out, kernels);
   const xPtr = rx ?? slot(i, "a", n * 4);
-  const yPtr = ry ?? slot(i, "c", n * 4);
+  // In place (out is x): one copy in kernel memory, read and written value by value.
+  const yPtr = ry ?? (out === x ? xPtr : slot(i, "c", n * 4));
   if (rx === undefined) f32View(kernels, xPtr, n).set(x);
   const dq = opts.dequantize;
   if (dq === undefined) kernel(i, "quantize_f32_centred")(xPtr, n, yPtr, scale, lo, hi);
@@ -1718,7 +1739,7 @@ function fp8Qdq(format: string): readonly [number, number, number] | undefined {
  * @param x the values
  * @param scale the quantization scale (f32, > 0)
  * @param format `"fp8_e4m3fn"` or `"fp8_e5m2"`
- * @param opts `out` (length n; default a new array), `kernels` (default {@link floatKernels})
+ * @param opts `out` (length n, x itself for in place; default a new array), `kernels` (default {@link floatKernels})
  * @returns the dequantized values
  *
  * @example
@@ -1752,7 +1773,7 @@ export function qdqFp8F32(
   const i = internal(kernels);
   const rx = residentOf32(x, kernels), ry = residentOf32(out, kernels);
   const xPtr = rx ?? slot(i, "a", n * 4);
-  const yPtr = ry ?? slot(i, "c", n * 4);
+  const yPtr = ry ?? (out === x ? xPtr : slot(i, "c", n * 4)); // in place: one copy
   if (rx === undefined) f32View(kernels, xPtr, n).set(x);
   const [m, minNormal, max] = f;
   kernel(i, "qdq_fp8_f32")(xPtr, n, yPtr, scale, m, 127 + minNormal, max);

@@ -168,6 +168,27 @@ Deno.test("conv2dF32Parallel() / depthwiseConv2dF32Parallel() on 2 threads equal
         const q1 = (depthwise ? depthwiseConv2dF32 : conv2dF32)(x, input, w, weight, withQ);
         assert.deepEqual(q1.data, wantQ, `${what} (scale + quantize, 1 thread)`);
         assert.ok(wantQ.every((v) => Number.isInteger(v) && v >= -100 && v <= 127), what);
+        // The same with DequantizeLinear after the quantization (the fused int8 Q → DQ pair).
+        const fullDq = { ...full, dequantize: { nanCode: 7 } };
+        const wantDq = refConv2dF32(x, w, g, k.madd, {
+          scale,
+          bias,
+          lo: -0.5,
+          hi: 1.5,
+          post: fullDq,
+        });
+        const withDq = { ...opts, scale, activation, post: fullDq };
+        const d2 = await (depthwise ? depthwiseConv2dF32Parallel : conv2dF32Parallel)(
+          x,
+          input,
+          w,
+          weight,
+          withDq,
+        );
+        assert.deepEqual(d2.data, wantDq, `${what} (quantize + dequantize, 2 threads)`);
+        const d1 = (depthwise ? depthwiseConv2dF32 : conv2dF32)(x, input, w, weight, withDq);
+        assert.deepEqual(d1.data, wantDq, `${what} (quantize + dequantize, 1 thread)`);
+        assert.deepEqual(wantDq, wantQ.map((c) => Math.fround(c * Math.fround(0.0123))), what);
       }
     } finally {
       pool.close();

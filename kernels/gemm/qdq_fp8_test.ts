@@ -77,6 +77,10 @@ for (const k of floatContexts()) {
           const same = Object.is(y[i], want) || (Number.isNaN(y[i]) && Number.isNaN(want));
           if (!same) assert.fail(`${fmt} s=${s}: x=${x[i]} → ${y[i]}, reference ${want}`);
         }
+        // In place (out = x): the same values.
+        const xi = x.slice();
+        assert.equal(qdqFp8F32(xi, s, fmt, { kernels: k, out: xi }), xi);
+        assert.deepEqual(new Uint32Array(xi.buffer), new Uint32Array(y.buffer), `${fmt} in place`);
       }
     }
   });

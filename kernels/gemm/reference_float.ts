@@ -128,6 +128,8 @@ export interface RefPostOps {
   add?: number;
   /** clamp(round_half_even(f32(v / scale)), lo, hi). */
   quantize?: { scale: number; lo: number; hi: number };
+  /** With `quantize`, after it: f32(c · scale), a NaN code taken as nanCode. */
+  dequantize?: { nanCode: number };
   /** Instead of `quantize`: DequantizeLinear(QuantizeLinear(v)) to float8 (see refQdqFp8). */
   qdqFp8?: { scale: number; format: "fp8_e4m3fn" | "fp8_e5m2" };
 }
@@ -204,6 +206,10 @@ const RNE = 6755399441055744;
  * import assert from "node:assert/strict";
  * assert.equal(refPost(3, { hardswish: true }), 3); // 3·clip(6, 0, 6)/6
  * assert.equal(refPost(0.5, { quantize: { scale: 0.2, lo: -128, hi: 127 } }), 2); // 2.5 → 2
+ * // Q → DQ: code 2, times the scale; NaN takes the code nanCode
+ * const qdq = { quantize: { scale: 0.25, lo: -128, hi: 127 }, dequantize: { nanCode: 3 } };
+ * assert.equal(refPost(0.6, qdq), 0.5); // 2.4 → 2 → 0.5
+ * assert.equal(refPost(NaN, qdq), 0.75);
  * ```
  */
 export function refPost(v: number, p: RefPostOps): number {
@@ -217,6 +223,9 @@ export function refPost(v: number, p: RefPostOps): number {
   if (q !== undefined && !Number.isNaN(v)) {
     const r = f(v / f(q.scale)) + RNE - RNE;
     v = (r < q.lo ? q.lo : r > q.hi ? q.hi : r) + 0;
+  }
+  if (q !== undefined && p.dequantize !== undefined) {
+    v = f((Number.isNaN(v) ? p.dequantize.nanCode : v) * f(q.scale));
   }
   if (p.qdqFp8 !== undefined) v = refQdqFp8(v, p.qdqFp8.scale, p.qdqFp8.format);
   return v;

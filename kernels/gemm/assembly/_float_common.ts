@@ -71,14 +71,41 @@ export function setEpilogue(flags: i32, scale: usize, bias: usize, lo: f32, hi: 
   epiHi = hi;
   epiClamp = lo > -Infinity || hi < Infinity;
   epiPost = 0;
+  epiMode = epiModeOf();
+}
+
+/**
+ * The epilogues of the integer plan's quantized convs (PP-LCNet: bias, × preMul, + preAdd,
+ * HardSwish, × mul, + add, quantize; or bias, × preMul, + preAdd, quantize; or bias, quantize;
+ * with or without the scale, no clamp: modes 1–6; bias, clamp, quantize, dequantize: 7–8) as one
+ * number, so that `epi` runs them straight through after one test instead of testing a dozen
+ * flags per vector (the same operations in the same order: the same bits). 0: any other
+ * epilogue (the general path).
+ */
+export let epiMode: i32 = 0;
+const LCNET_FULL: i32 = 63; // POST_PREMUL | POST_PREADD | POST_HARDSWISH | POST_MUL | POST_ADD | POST_QUANT
+const LCNET_AFFINE: i32 = 56; // POST_PREMUL | POST_PREADD | POST_QUANT
+function epiModeOf(): i32 {
+  if ((epiFlags & (EPI_BIAS | EPI_DYADIC)) != EPI_BIAS) return 0;
+  const post = epiPost & 255;
+  if (epiClamp) {
+    // An int8 Q → DQ pair after a ReLU / Clip (PP-OCRv4 det's head): modes 7 / 8.
+    if (post != (POST_QUANT | POST_DEQUANT)) return 0;
+    return epiFlags & EPI_SCALE ? 7 : 8;
+  }
+  const m = post == LCNET_FULL ? 1 : post == LCNET_AFFINE ? 2 : post == POST_QUANT ? 3 : 0;
+  return m == 0 ? 0 : (epiFlags & EPI_SCALE ? m : m + 3);
 }
 
 // *** post-ops after the clamp (the conv entry points that take them set them after setEpilogue) ***
 // In this order: bit 3: multiply by epiPreMul; bit 4: add epiPreAdd; bit 0: HardSwish as ONNX's
 // Add(3) → Clip(0, 6) → Mul(x) → Div(6), each step rounded to f32; bit 1: multiply by
 // epiPostMul; bit 2: add epiPostAdd; bit 5: quantize as ONNX QuantizeLinear to centred codes,
-// min(max(nearest(v / epiQScale), epiQLo), epiQHi) (+0, so that −0 becomes +0).
+// min(max(nearest(v / epiQScale), epiQLo), epiQHi) (+0, so that −0 becomes +0); bit 7 (with
+// bit 5): then DequantizeLinear, f32(c · epiQScale), a NaN code taken as epiQNan (bits 8..17 of
+// epiPost: the centred code of QuantizeLinear's NaN, + 512).
 export let epiPost: i32 = 0;
+export let epiQNan: f32 = 0;
 export let epiPostMul: f32 = 1;
 export let epiPostAdd: f32 = 0;
 export let epiPreMul: f32 = 1;
@@ -115,11 +142,15 @@ export const POST_QUANT: i32 = 32;
  * smallest normal in bits 16..23.
  */
 export const POST_QDQ_FP8: i32 = 64;
+/** After POST_QUANT: DequantizeLinear of the centred code (× epiQScale; NaN → epiQNan). */
+export const POST_DEQUANT: i32 = 128;
 
 export function setEpiloguePost(post: i32, mul: f32, add: f32): void {
   epiPost = post;
+  epiQNan = <f32>(((post >> 8) & 1023) - 512);
   epiPostMul = mul;
   epiPostAdd = add;
+  epiMode = epiModeOf();
 }
 
 /**
@@ -151,6 +182,31 @@ export function setEpiloguePre(preMul: f32, preAdd: f32, qScale: f32, qLo: f32, 
 // @ts-ignore: decorator
 @inline
 export function epi(v: v128, s: v128, b: v128): v128 {
+  const mode = epiMode;
+  if (mode >= 7) {
+    // Bias, clamp, quantize, dequantize (see epiMode), as the general path below.
+    if (mode == 7) v = f32x4.mul(v, s);
+    v = f32x4.add(v, b);
+    v = f32x4.min(f32x4.max(v, f32x4.splat(epiLo)), f32x4.splat(epiHi));
+    v = f32x4.nearest(f32x4.div(v, f32x4.splat(epiQScale)));
+    v = f32x4.add(f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi)), f32x4.splat(0));
+    return f32x4.mul(v128.bitselect(v, f32x4.splat(epiQNan), f32x4.eq(v, v)), f32x4.splat(epiQScale));
+  }
+  if (mode != 0) {
+    // Straight through (see epiMode): the steps of the general path below, in its order.
+    if (mode <= 3) v = f32x4.mul(v, s);
+    v = f32x4.add(v, b);
+    const m = mode > 3 ? mode - 3 : mode;
+    if (m != 3) v = f32x4.add(f32x4.mul(v, f32x4.splat(epiPreMul)), f32x4.splat(epiPreAdd));
+    if (m == 1) {
+      const t = f32x4.min(f32x4.max(f32x4.add(v, f32x4.splat(3)), f32x4.splat(0)), f32x4.splat(6));
+      v = f32x4.div(f32x4.mul(v, t), f32x4.splat(6));
+      v = f32x4.add(f32x4.mul(v, f32x4.splat(epiPostMul)), f32x4.splat(epiPostAdd));
+    }
+    v = f32x4.nearest(f32x4.div(v, f32x4.splat(epiQScale)));
+    v = f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi));
+    return f32x4.add(v, f32x4.splat(0));
+  }
   if (epiFlags & EPI_SCALE) v = f32x4.mul(v, s);
   if (epiFlags & EPI_BIAS) v = f32x4.add(v, b);
   if (epiClamp) v = f32x4.min(f32x4.max(v, f32x4.splat(epiLo)), f32x4.splat(epiHi));
@@ -175,6 +231,9 @@ function postOps(v: v128): v128 {
     v = f32x4.nearest(f32x4.div(v, f32x4.splat(epiQScale)));
     v = f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi));
     v = f32x4.add(v, f32x4.splat(0));
+    if (epiPost & POST_DEQUANT) {
+      v = f32x4.mul(v128.bitselect(v, f32x4.splat(epiQNan), f32x4.eq(v, v)), f32x4.splat(epiQScale));
+    }
   }
   if (epiPost & POST_QDQ_FP8) v = qdqFp8x4(v, epiQScale, (epiPost >> 8) & 15, (epiPost >> 16) & 255, epiQHi);
   return v;

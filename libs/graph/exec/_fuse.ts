@@ -24,7 +24,8 @@
 //   consumer reads them as they are (`lowbit_codes_in`) — quantize / dequantize only at float
 //   boundaries;
 // - a float Conv whose only reader is a float8 QdqFused takes it as its last post-op
-//   (`lowbit_qdq8`, ops/_post.ts);
+//   (`lowbit_qdq8`, ops/_post.ts); a float Conv / ConvTranspose or a QConvFused with float
+//   output whose only reader is an int8 / uint8 QdqFused takes that (`lowbit_qdq`);
 // - a Concat with one input is dropped (the identity: QDQ exports put one in front of float8 /
 //   int4 Q/DQ pairs as a barrier against onnxruntime's fusions).
 //
@@ -555,15 +556,17 @@ function fuseConvPost(c: Ctx): boolean {
 }
 
 /**
- * A float Conv whose only reader is a float8 QdqFused (what a QDQ export puts in front of the
- * next layer) takes it as its last post-op (attribute `lowbit_qdq8` = [scale, 0 e4m3fn | 1
+ * A float Conv (or ConvTranspose: the pair is elementwise, it commutes with the depth-to-space or
+ * scatter after the kernel) whose only reader is a float8 QdqFused (what a QDQ export puts in
+ * front of the next layer) takes it as its last post-op (attribute `lowbit_qdq8` = [scale, 0 e4m3fn | 1
  * e5m2]): the kernels' epilogue computes the pair's values (the same bits as the QdqFused pass,
  * ops/_post.ts), with no pass of its own over the output.
  */
 function fuseConvQdqFp8(c: Ctx): void {
   const cons = consumers(c);
   c.nodes.forEach((n, i) => {
-    if (!n || n.op !== "Conv" || n.domain !== "" || attr(n, "lowbit_qdq8")) return;
+    if (!n || (n.op !== "Conv" && n.op !== "ConvTranspose") || n.domain !== "") return;
+    if (attr(n, "lowbit_qdq8") || (n.op === "ConvTranspose" && attr(n, "lowbit_post"))) return;
     const j = only(c, cons, n.outputs[0]);
     const m = j === undefined ? undefined : c.nodes[j];
     if (!m || m.op !== "QdqFused" || m.domain !== "lowbit" || m.inputs[0] !== n.outputs[0]) return;
@@ -575,6 +578,47 @@ function fuseConvQdqFp8(c: Ctx): void {
       ...n,
       outputs: [m.outputs[0]],
       attrs: { ...n.attrs, lowbit_qdq8: { kind: "floats", value: [s, fmt] } },
+    };
+    c.nodes[j!] = undefined;
+  });
+}
+
+/**
+ * A float conv whose only reader is an int8 / uint8 QdqFused takes it as its last post-op
+ * (attribute `lowbit_qdq` = [scale, lo − z, hi − z, −z]: QuantizeLinear to the centred code,
+ * then DequantizeLinear, a NaN taken as the code 0): the kernels' epilogue computes the pair's
+ * values (`ConvPostOps.quantize` + `dequantize`, the same bits as the QdqFused pass), with no
+ * pass of its own over the output. Readers: a Conv (after its other post-ops), a ConvTranspose
+ * (its only post-op: the pair is elementwise, so it commutes with the depth-to-space or scatter
+ * after the kernel) and a QConvFused with a float output (PP-OCRv4 det's head: the last conv
+ * of the neck and the first ConvTranspose, each read by the next layer's Q → DQ).
+ */
+function fuseConvQdqInt(c: Ctx): void {
+  const cons = consumers(c);
+  c.nodes.forEach((n, i) => {
+    if (!n || attr(n, "lowbit_qdq") || attr(n, "lowbit_qdq8")) return;
+    const float = (n.op === "Conv" || n.op === "ConvTranspose") && n.domain === "";
+    const qfloat = isQConv(n) && (n.inputs[7] ?? "") === "" && !attr(n, "lowbit_qout");
+    if (!float && !qfloat) return;
+    if (n.op === "ConvTranspose" && attr(n, "lowbit_post")) return;
+    const j = only(c, cons, n.outputs[0]);
+    const m = j === undefined ? undefined : c.nodes[j];
+    if (!m || m.op !== "QdqFused" || m.domain !== "lowbit" || m.inputs[0] !== n.outputs[0]) return;
+    const s = scalarConst(c, m.inputs[1]);
+    const zt = m.inputs[2] ? c.consts.get(m.inputs[2]) : undefined;
+    if (m.inputs[2] && (zt === undefined || zt.data.length !== 1)) return;
+    const range = CODE_RANGE[zt?.dtype ?? "uint8"];
+    if (range === undefined || s === undefined || !Number.isFinite(s)) return;
+    const sf = Math.fround(s);
+    if (!(sf > 0) || !Number.isFinite(sf)) return;
+    const z = zt ? Number(zt.data[0]) : 0;
+    c.nodes[i] = {
+      ...n,
+      outputs: [m.outputs[0]],
+      attrs: {
+        ...n.attrs,
+        lowbit_qdq: { kind: "floats", value: [sf, range[0] - z, range[1] - z, 0 - z] },
+      },
     };
     c.nodes[j!] = undefined;
   });
@@ -730,6 +774,7 @@ export function fuseGraph(g: Graph): Graph {
   fuseConvQdqFp8(c);
   while (fuseQConvPost(c)) { /* a chain's rest may fit again after a split */ }
   fuseQConvCodes(c);
+  fuseConvQdqInt(c);
   fuseMulAdd(c);
   fuseResizeAdd(c);
   const kept = c.nodes.filter((n): n is Node => n !== undefined);

@@ -1,11 +1,12 @@
 // Elementwise post-ops that the executor fuses into Conv (attribute `lowbit_post`, written by
 // _fuse.ts): HardSwish, then × mul, then + add, each step rounded to float32; then a float8
 // QuantizeLinear → DequantizeLinear pair (attribute `lowbit_qdq8` = [scale, 0 e4m3fn | 1 e5m2],
-// the QdqFused that read the conv's output). The kernels apply
+// the QdqFused that read the conv's output) or an int8 / uint8 one (`lowbit_qdq` = [scale,
+// lo − z, hi − z, −z]: quantize to the centred code, then dequantize). The kernels apply
 // them in their epilogue (ConvPostOps of @lowbit/kernels); the loops here are the same steps in
 // TypeScript (reference path, unfused ops), so fused and unfused runs agree bit for bit.
 
-import { type ConvPostOps, refQdqFp8 } from "@lowbit/kernels";
+import { type ConvPostOps, refPost, refQdqFp8 } from "@lowbit/kernels";
 import type { Node } from "../../ir.ts";
 import { attrFloats } from "../_tensor.ts";
 
@@ -26,8 +27,10 @@ export function hardswishF32(v: number): number {
  */
 export function convPost(node: Node): ConvPostOps | undefined {
   const p = attrFloats(node, "lowbit_post"), q = attrFloats(node, "lowbit_qdq8");
-  if (p === undefined && q === undefined) return undefined;
+  const qi = attrFloats(node, "lowbit_qdq");
+  if (p === undefined && q === undefined && qi === undefined) return undefined;
   const post: ConvPostOps = {};
+  if (qi !== undefined) Object.assign(post, qdqPost(qi));
   if (p !== undefined) {
     if (p[0] === 1) post.hardswish = true;
     if (!Number.isNaN(p[1])) post.mul = p[1];
@@ -37,6 +40,24 @@ export function convPost(node: Node): ConvPostOps | undefined {
     post.qdqFp8 = { scale: q[0], format: q[1] === 1 ? "fp8_e5m2" : "fp8_e4m3fn" };
   }
   return post;
+}
+
+/**
+ * The post-ops of an int8 / uint8 Q → DQ pair from its attribute `lowbit_qdq` = [scale, lo − z,
+ * hi − z, −z]: quantize to the centred code, then dequantize (NaN: the code 0, i.e. −z).
+ *
+ * @param a the attribute's values
+ * @returns the `quantize` and `dequantize` post-ops
+ *
+ * @example
+ * ```ts
+ * import { qdqPost } from "./_post.ts";
+ * const p = qdqPost([0.5, -118, 137, 10]); // int8, zero point −10
+ * if (p.quantize?.lo !== -118 || p.dequantize?.nanCode !== 10) throw new Error();
+ * ```
+ */
+export function qdqPost(a: readonly number[]): Pick<ConvPostOps, "quantize" | "dequantize"> {
+  return { quantize: { scale: a[0], lo: a[1], hi: a[2] }, dequantize: { nanCode: a[3] } };
 }
 
 /** Applies post-ops in place, as the kernels do. */
@@ -49,6 +70,10 @@ export function applyPost(y: Float32Array, post: ConvPostOps): void {
   if (post.add !== undefined) {
     const a = post.add;
     for (let i = 0; i < y.length; i++) y[i] += a;
+  }
+  if (post.quantize !== undefined) {
+    const qp = { quantize: post.quantize, dequantize: post.dequantize };
+    for (let i = 0; i < y.length; i++) y[i] = refPost(y[i], qp);
   }
   const q = post.qdqFp8;
   if (q !== undefined) {

@@ -397,6 +397,9 @@ const convTranspose: OpImpl = async (inputs, node, ctx) => {
   const bias = bt ? toF32(bt) : undefined;
   const disjoint = sh === kh && sw === kw && dh === 1 && dw === 1 && pt === 0 && pl === 0 &&
     oh === h * sh && ow === w * sw;
+  // Elementwise post-ops (the reader's int8 Q → DQ pair, `lowbit_qdq`): in the kernel's epilogue
+  // on the disjoint path (they commute with depth-to-space), after the clamp otherwise.
+  const post = convPost(node);
   if (disjoint && group === 1) {
     // Every output pixel gets one term per input channel: a 1×1 conv with an output channel per
     // (co, ki, kj) — the same sums in the same order, bias and clamp in its epilogue, threaded —
@@ -408,6 +411,7 @@ const convTranspose: OpImpl = async (inputs, node, ctx) => {
       reference: ctx.reference ?? false,
       constant: ctx.isConstant?.(wt) ?? false,
       clamp: fusedClamp(node),
+      post,
       kernels: ctx.floatKernels,
       alloc: ctx.allocF32,
     }, conv2dRef);
@@ -443,6 +447,7 @@ const convTranspose: OpImpl = async (inputs, node, ctx) => {
   }
   const clamp = fusedClamp(node);
   if (clamp) clampInPlace(y, clamp[0], clamp[1]);
+  if (post) applyPost(y, post);
   const shape = nd === 1 ? [n, cout, ow] : [n, cout, oh, ow];
   return [{ dtype: "float32", shape, data: y }];
 };

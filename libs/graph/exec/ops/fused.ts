@@ -58,7 +58,8 @@ import {
 import { conv2dRef } from "./conv.ts";
 import { INT_RANGES } from "./qlinear.ts";
 import { roundHalfEven } from "./elementwise.ts";
-import type { OpImpl, OpTable } from "./types.ts";
+import { qdqPost } from "./_post.ts";
+import type { OpContext, OpImpl, OpTable } from "./types.ts";
 
 function need(node: Node, t: TensorData | undefined, what: string): TensorData {
   if (t === undefined) {
@@ -503,11 +504,13 @@ function centredData(e: CentredWeights): Float32Array {
 /**
  * The post-ops `_fuse.ts` gave a QConvFused with float output: `lowbit_qpost` [preMul, preAdd,
  * hardswish (0 / 1), mul, add] (NaN: absent) and `lowbit_qout` [scale, lo, hi] (the consumer's
- * QuantizeLinear: the output is then its centred codes, code − zero point, as f32 integers).
+ * QuantizeLinear: the output is then its centred codes, code − zero point, as f32 integers) or
+ * `lowbit_qdq` (the reader's Q → DQ pair: float values, see ops/_post.ts).
  */
 function qconvPost(node: Node): RefPostOps | undefined {
   const p = attrFloats(node, "lowbit_qpost"), q = attrFloats(node, "lowbit_qout");
-  if (p === undefined && q === undefined) return undefined;
+  const qi = attrFloats(node, "lowbit_qdq");
+  if (p === undefined && q === undefined && qi === undefined) return undefined;
   const num = (v: number | undefined): number | undefined =>
     v === undefined || Number.isNaN(v) ? undefined : v;
   const post: RefPostOps = {};
@@ -519,6 +522,8 @@ function qconvPost(node: Node): RefPostOps | undefined {
     post.add = num(p[4]);
   }
   if (q !== undefined) post.quantize = { scale: q[0], lo: q[1], hi: q[2] };
+  // The reader's int8 / uint8 Q → DQ pair (`lowbit_qdq`, _fuse.ts): float output.
+  else if (qi !== undefined) Object.assign(post, qdqPost(qi));
   return post;
 }
 
@@ -824,6 +829,17 @@ function qdqFp8(xs: Float32Array, s: number, fmt: string, y: Float32Array): void
 }
 
 /**
+ * Where QdqFused writes: in place over a float32 input that dies here (each value is read
+ * before its result is written, in the SIMD passes and the loops below alike: the same values;
+ * PP-OCRv4 det fp8 quantizes the image and the 96-channel Concat of its neck this way, 4.9 and
+ * 9.8 MB at 640×640 that no longer need a second buffer), else recycled or fresh storage.
+ */
+function qdqOut(x: TensorData, xs: Float32Array, ctx: OpContext): Float32Array {
+  if (x.dtype === "float32" && xs === x.data && ctx.reusable?.(x)) return xs;
+  return ctx.allocF32?.(xs.length) ?? new Float32Array(xs.length);
+}
+
+/**
  * `QdqFused(x, scale, zero_point?)`: DequantizeLinear(QuantizeLinear(x)) with one per-tensor
  * scale and zero point, in one pass: y = fround(c·s), c = clamp(round_half_even(fround(x / s)),
  * lo − z, hi − z), the centred code (q − z, exact). The same bits as the two ops: their code q
@@ -834,7 +850,7 @@ const qdq: OpImpl = (inputs, node, ctx) => {
   if (fmt === "float8e4m3fn" || fmt === "float8e5m2") {
     const x = need(node, inputs[0], "x");
     const xs = toF32(x);
-    const y = ctx.allocF32?.(xs.length) ?? new Float32Array(xs.length);
+    const y = qdqOut(x, xs, ctx);
     const s = toF32(need(node, inputs[1], "x_scale"))[0];
     const fk = ctx.reference ? null : floatContext(ctx.floatKernels);
     // The same steps in one SIMD pass (f32 arithmetic, each step exact but the division and the
@@ -847,7 +863,7 @@ const qdq: OpImpl = (inputs, node, ctx) => {
   const { x, sx, zx, lo, hi } = activationParams(node, inputs);
   const xs = toF32(x);
   const n = xs.length;
-  const y = ctx.allocF32?.(n) ?? new Float32Array(n);
+  const y = qdqOut(x, xs, ctx);
   const fk = ctx.reference ? null : floatContext(ctx.floatKernels);
   if (fk !== null) {
     // The same c and y = f32(c·s) in one SIMD pass; NaN: code 0, as QuantizeLinear stores it
