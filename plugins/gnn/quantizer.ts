@@ -300,13 +300,15 @@ function quantRow(
  * import { defaultRegistry } from "@lowbit/core";
  * import assert from "node:assert/strict";
  * const q = degreeQuantizer(defaultRegistry());
- * const adj = { dtype: "float32", shape: [2, 2], data: Float32Array.of(0, 1, 1, 1) };
- * const t = { shape: [2, 1], data: Float32Array.of(0.3, 7) };
- * const qp = fitDegreeParams(t, Int32Array.of(1, 2), { bins: 2, protect: 0, protectFloat: false,
+ * // a path 0 – 1 – 2: in-degrees 1, 2, 1 (bins [0, 2) and [2, 4))
+ * const adj = { dtype: "float32", shape: [3, 3], data: Float32Array.of(0, 1, 0, 1, 0, 1, 0, 1, 0) };
+ * const t = { shape: [3, 1], data: Float32Array.of(0.3, 7, 0.3) };
+ * const qp = fitDegreeParams(t, Int32Array.of(1, 2, 1), { bins: 2, protect: 0, protectFloat: false,
  *   source: { input: "adj", kind: "adjacency", row: -1 } }, { format: "int4", mode: "symmetric" });
  * const y = q.fakeQuant(t, qp, { batch: 0, tags: {}, inputs: { adj } });
  * // each row at its own bin's scale (0.3 / 7.5 and 7 / 7.5): code 7 of each, not 0.3 → 0
- * assert.deepEqual([...y.data], [Math.fround(7 * qp.scale[0]), Math.fround(7 * qp.scale[1])]);
+ * const [s0, s1] = [qp.scale[0], qp.scale[1]];
+ * assert.deepEqual([...y.data], [Math.fround(7 * s0), Math.fround(7 * s1), Math.fround(7 * s0)]);
  * assert.ok(y.data[0] > 0.25);
  * ```
  */
