@@ -335,17 +335,27 @@ export function propagatedTarget(
   return t;
 }
 
-/** The bias initializer a layer's node reads, if it is a plain per-channel float tensor. */
-function biasOf(model: Model, l: Layer): { name: string; data: Float32Array } | undefined {
+/**
+ * The bias initializer a layer's node reads, if it is a plain per-channel float tensor, with the
+ * factor on the weight's product (Gemm's `alpha`, else 1); `shared` when another node reads it too.
+ */
+function biasOf(
+  model: Model,
+  l: Layer,
+): { name: string; data: Float32Array; alpha: number; shared: boolean } | undefined {
   if (l.op !== "Conv" && l.op !== "Gemm") return undefined;
-  const node = [...allNodes(model.graph)].find((n) => n.name === l.node);
+  const nodes = [...allNodes(model.graph)];
+  const node = nodes.find((n) => n.name === l.node);
   const beta = node?.attrs.beta;
   if (beta && beta.kind === "float" && beta.value !== 1) return undefined;
   const name = node?.inputs[2];
   if (!name) return undefined;
   const t = findInitializer(model.graph, name)?.tensor;
   if (!t || t.dtype !== "float32" || t.data.length !== l.out) return undefined;
-  return { name, data: t.data as Float32Array };
+  const a = node.attrs.alpha;
+  const alpha = l.op === "Gemm" && a?.kind === "float" ? a.value : 1;
+  const shared = nodes.some((n) => n !== node && n.inputs.includes(name));
+  return { name, data: t.data as Float32Array, alpha, shared };
 }
 
 /**
@@ -453,6 +463,11 @@ export async function propagateFit(
     if (opts.bias ?? true) {
       const fb = biasOf(float, l), qb = biasOf(qm.model, l);
       if (!qb || (fb === undefined) !== (qb === undefined)) continue;
+      if (qb.shared) {
+        // One value cannot correct two layers' shifts (and must not move the other's).
+        report.skipped.push({ node: l.node, reason: `bias ${qb.name} is shared: bias kept` });
+        continue;
+      }
       const b = Float32Array.from(fb?.data ?? new Float32Array(l.out));
       for (let o = 0; o < l.out; o++) {
         const g = Math.floor(o / per), rows = Math.max(1, s.rows[g]);
@@ -460,7 +475,7 @@ export async function propagateFit(
         for (let j = 0; j < n; j++) {
           d += view[o * n + j] * s.sumF[g][j] - qv[o * n + j] * s.sumQ[g][j];
         }
-        b[o] += d / rows;
+        b[o] += qb.alpha * d / rows; // Gemm: y = alpha·x·Wᵀ + b
       }
       const at = findInitializer(qm.model.graph, qb.name)!;
       at.graph.initializers.set(qb.name, { ...at.tensor, data: b });
