@@ -78,8 +78,9 @@ export interface Inspection {
   /** Node count per operator (nodes of subgraphs included). */
   ops: Record<string, number>;
   /**
-   * Total parameters: elements of the float initializers (weights, biases, norms; not shapes or
-   * indices), those of subgraphs and of folded Constant nodes included.
+   * Total parameters: elements of the float and integer initializers (weights, biases, norms; a
+   * quantized file's integer weights, scales and zero points; not int64 shapes or indices, nor
+   * bool), those of subgraphs and of folded Constant nodes included.
    */
   params: number;
   /**
@@ -180,7 +181,7 @@ export function inspectModel(model: Model, points: readonly QuantPoint[] = []): 
   let params = 0;
   for (const v of walkGraphs(g)) {
     for (const t of v.graph.initializers.values()) {
-      if (FLOAT_DTYPES.has(t.dtype)) params += t.shape.reduce((a, b) => a * b, 1);
+      if (!NOT_PARAMS.has(t.dtype)) params += t.shape.reduce((a, b) => a * b, 1);
     }
   }
   // As quantize scans them: layers inside subgraphs are quantized too.
@@ -210,8 +211,12 @@ export function inspectModel(model: Model, points: readonly QuantPoint[] = []): 
   };
 }
 
-/** The dtypes whose initializers count as parameters. */
-const FLOAT_DTYPES = new Set(["float32", "float16", "bfloat16", "float64"]);
+/**
+ * The dtypes whose initializers are no parameters: shapes, axes and indices (int64), flags,
+ * strings. Float and narrower integer ones count: a quantized file's weights are int8 / int4, its
+ * biases int32.
+ */
+const NOT_PARAMS = new Set(["int64", "uint64", "bool", "string"]);
 
 /** How a recurrent layer's two weights are shown. */
 const PART: Record<string, string> = { input: "(W)", recurrence: "(R)" };
