@@ -462,7 +462,9 @@ export async function propagateFit(
     }
     if (opts.bias ?? true) {
       const fb = biasOf(float, l), qb = biasOf(qm.model, l);
-      if (!qb || (fb === undefined) !== (qb === undefined)) continue;
+      // A float layer without a bias may have one in the quantized model: the bias correction of
+      // the rounded weights adds it. It is refitted from zero like any other.
+      if (!qb) continue;
       if (qb.shared) {
         // One value cannot correct two layers' shifts (and must not move the other's).
         report.skipped.push({ node: l.node, reason: `bias ${qb.name} is shared: bias kept` });

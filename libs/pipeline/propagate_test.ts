@@ -286,3 +286,16 @@ Deno.test("propagateFit(): a bias two layers share is left alone (each would nee
   assert.ok(r.skipped.every((s) => /bias B is shared/.test(s.reason)), JSON.stringify(r.skipped));
   assert.deepEqual([...qm.model.graph.initializers.get("B")!.data], [0]);
 });
+
+Deno.test("propagateFit(): a bias the float layer lacks (bias correction added it) is refitted from zero", async () => {
+  // The float Gemm has no bias; the quantized one reads B = 0.3, the bias correction of its
+  // rounded weight before the refit. y = x·W, float W = 1, quantized W = 1.5, x = 1, 2, 3: the
+  // output mean shift is 2 − 3 = −1, so B = 0 − 1 whatever it held.
+  const qfcs = [["fc", "W", "B", "1"]];
+  const qm = gemmsQuantized(gemms({ W: 1.5 }, { B: 0.3 }, qfcs), qfcs);
+  const float = gemms({ W: 1 }, {}, [["fc", "W", "", "1"]]);
+  const data = { inputs: { x: f32([3, 1], 1, 2, 3) }, count: 3 };
+  const r = await propagateFit(float, qm, { data, weights: false });
+  assert.deepEqual(r.biases, ["fc"]);
+  assert.deepEqual([...qm.model.graph.initializers.get("B")!.data], [-1]);
+});
