@@ -41,6 +41,8 @@ import {
   type TensorData,
 } from "@lowbit/graph";
 import { type Dataset, sliceBatch } from "./dataset.ts";
+import { cholesky } from "./_cholesky.ts";
+import { equalValues } from "./_equal_values.ts";
 import { gptq } from "./gptq.ts";
 import { fromOutIn, type Layer, toOutIn } from "./layers.ts";
 import { layerInputRows } from "./layer_inputs.ts";
@@ -225,7 +227,7 @@ export async function pairedInputStats(
   for (let i = 0; i < data.count; i++) {
     const given = { ...sliceBatch(data, i, i + 1), ...whole };
     const continues = fState !== undefined &&
-      pairs.every((p) => sameValues(given[p.input], fState![p.input]));
+      pairs.every((p) => equalValues(given[p.input], fState![p.input]));
     if (!continues) {
       fState = qState = Object.fromEntries(pairs.map((p) => [p.input, given[p.input]]));
     }
@@ -239,31 +241,10 @@ export async function pairedInputStats(
   return stats;
 }
 
-/** Equal within 1e-5 of the peak (the float model's state written one frame before). */
-function sameValues(a: TensorData, b: TensorData): boolean {
-  const x = a.data as Float32Array, y = b.data as Float32Array;
-  if (x.length !== y.length) return false;
-  let peak = 0;
-  for (let k = 0; k < x.length; k++) peak = Math.max(peak, Math.abs(x[k]));
-  for (let k = 0; k < x.length; k++) if (Math.abs(x[k] - y[k]) > 1e-5 * peak + 1e-12) return false;
-  return true;
-}
-
 /** Solves (A)·X = B for symmetric positive definite A (n × n) and B (n × m), by Cholesky. */
 function solveSpd(a: Float64Array, n: number, b: Float64Array, m: number): Float64Array | null {
-  const l = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    let d = a[j * n + j];
-    for (let k = 0; k < j; k++) d -= l[j * n + k] * l[j * n + k];
-    if (!(d > 0)) return null;
-    const s = Math.sqrt(d);
-    l[j * n + j] = s;
-    for (let i = j + 1; i < n; i++) {
-      let v = a[i * n + j];
-      for (let k = 0; k < j; k++) v -= l[i * n + k] * l[j * n + k];
-      l[i * n + j] = v / s;
-    }
-  }
+  const l = cholesky(a, n);
+  if (!l) return null;
   const x = Float64Array.from(b);
   for (let c = 0; c < m; c++) {
     for (let i = 0; i < n; i++) {
