@@ -80,7 +80,8 @@ export interface Inspection {
   /**
    * Total parameters: elements of the float and integer initializers (weights, biases, norms; a
    * quantized file's integer weights, scales and zero points; not int64 shapes or indices, nor
-   * bool), those of subgraphs and of folded Constant nodes included.
+   * bool), those of subgraphs and of folded Constant nodes included; `lowbit inspect` adds a
+   * lowbit file's weight codes.
    */
   params: number;
   /**
@@ -327,9 +328,17 @@ export async function inspectMain(args: string[]): Promise<number> {
   // lowbit file is decoded, not loaded: its graph reads the quantized weights by name.
   const bytes = await readModelBytes(path);
   let model: Model, points: QuantPoint[], plan: unknown = null;
+  /** A lowbit file's weight codes: parameters its graph holds outside the initializers. */
+  let codes = 0;
   if (isLowbitPath(path)) {
     const file = decodeLowbitFile(bytes, path);
     model = file.model, points = lowbitPoints(file), plan = file.plan;
+    const inits = new Set([...walkGraphs(file.model.graph)].flatMap((v) => [
+      ...v.graph.initializers.keys(),
+    ]));
+    for (const [name, t] of file.tensors) {
+      if (!inits.has(name)) codes += t.shape.reduce((a, b) => a * b, 1);
+    }
   } else {
     model = readOnnx(bytes, { baseDir: dirOf(path), fileName: path });
     points = readQdqPoints(model.graph);
@@ -340,6 +349,7 @@ export async function inspectMain(args: string[]): Promise<number> {
     model = { ...model, graph: prepareFolds(model.graph) };
   }
   const r = inspectModel(model, points);
+  r.params += codes;
   const made = planSummary(plan);
   const plugins = split.plugins.length
     ? inspectPlugins(model, pluginOptionValues(values as Record<string, unknown>))

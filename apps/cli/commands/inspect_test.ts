@@ -291,3 +291,25 @@ Deno.test("inspect counts a quantized model's integer weights and biases as para
   // the int64 shape is no parameter
   assert.equal(inspectModel(model).params, 6 + 1 + 1 + 2 + 1);
 });
+
+Deno.test("inspect counts a .lowbit file's weight codes as parameters", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = `${dir}/mlp.lowbit`;
+    const q = await cli([
+      "quantize",
+      "fixtures/digits/mlp.onnx",
+      "--calib",
+      "fixtures/digits/calib_x.npy",
+      "--out",
+      out,
+    ]);
+    assert.equal(q.code, 0, q.err);
+    const r = await cli(["inspect", out, "--json"]);
+    assert.equal(r.code, 0, r.err);
+    // the MLP's three Gemms, 64 → 64 → 32 → 10, weights (as codes) and float biases
+    assert.equal(JSON.parse(r.out).params, 64 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
