@@ -10,6 +10,7 @@
  */
 
 import { LowbitError } from "@lowbit/core";
+import { cholesky } from "./_cholesky.ts";
 
 /** Streaming accumulator of H = 2·XᵀX/n over batches of input rows. */
 export interface HessianAccumulator {
@@ -95,24 +96,6 @@ export function createHessian(cols: number): HessianAccumulator {
       return h;
     },
   };
-}
-
-/** Lower Cholesky factor of a symmetric positive definite n×n matrix (in place copy). */
-function cholesky(a: Float64Array, n: number): Float64Array | undefined {
-  const l = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    let d = a[j * n + j];
-    for (let k = 0; k < j; k++) d -= l[j * n + k] * l[j * n + k];
-    if (!(d > 0)) return undefined;
-    const s = Math.sqrt(d);
-    l[j * n + j] = s;
-    for (let i = j + 1; i < n; i++) {
-      let v = a[i * n + j];
-      for (let k = 0; k < j; k++) v -= l[i * n + k] * l[j * n + k];
-      l[i * n + j] = v / s;
-    }
-  }
-  return l;
 }
 
 /** Inverse of A = L·Lᵀ from its lower Cholesky factor. */

@@ -41,6 +41,8 @@ import {
   type TensorData,
 } from "@lowbit/graph";
 import { type Dataset, sliceBatch } from "./dataset.ts";
+import { cholesky } from "./_cholesky.ts";
+import { equalValues } from "./_equal_values.ts";
 import { gptq } from "./gptq.ts";
 import { fromOutIn, type Layer, toOutIn } from "./layers.ts";
 import { layerInputRows } from "./layer_inputs.ts";
@@ -225,7 +227,7 @@ export async function pairedInputStats(
   for (let i = 0; i < data.count; i++) {
     const given = { ...sliceBatch(data, i, i + 1), ...whole };
     const continues = fState !== undefined &&
-      pairs.every((p) => sameValues(given[p.input], fState![p.input]));
+      pairs.every((p) => equalValues(given[p.input], fState![p.input]));
     if (!continues) {
       fState = qState = Object.fromEntries(pairs.map((p) => [p.input, given[p.input]]));
     }
@@ -239,31 +241,10 @@ export async function pairedInputStats(
   return stats;
 }
 
-/** Equal within 1e-5 of the peak (the float model's state written one frame before). */
-function sameValues(a: TensorData, b: TensorData): boolean {
-  const x = a.data as Float32Array, y = b.data as Float32Array;
-  if (x.length !== y.length) return false;
-  let peak = 0;
-  for (let k = 0; k < x.length; k++) peak = Math.max(peak, Math.abs(x[k]));
-  for (let k = 0; k < x.length; k++) if (Math.abs(x[k] - y[k]) > 1e-5 * peak + 1e-12) return false;
-  return true;
-}
-
 /** Solves (A)·X = B for symmetric positive definite A (n × n) and B (n × m), by Cholesky. */
 function solveSpd(a: Float64Array, n: number, b: Float64Array, m: number): Float64Array | null {
-  const l = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    let d = a[j * n + j];
-    for (let k = 0; k < j; k++) d -= l[j * n + k] * l[j * n + k];
-    if (!(d > 0)) return null;
-    const s = Math.sqrt(d);
-    l[j * n + j] = s;
-    for (let i = j + 1; i < n; i++) {
-      let v = a[i * n + j];
-      for (let k = 0; k < j; k++) v -= l[i * n + k] * l[j * n + k];
-      l[i * n + j] = v / s;
-    }
-  }
+  const l = cholesky(a, n);
+  if (!l) return null;
   const x = Float64Array.from(b);
   for (let c = 0; c < m; c++) {
     for (let i = 0; i < n; i++) {
@@ -335,17 +316,27 @@ export function propagatedTarget(
   return t;
 }
 
-/** The bias initializer a layer's node reads, if it is a plain per-channel float tensor. */
-function biasOf(model: Model, l: Layer): { name: string; data: Float32Array } | undefined {
+/**
+ * The bias initializer a layer's node reads, if it is a plain per-channel float tensor, with the
+ * factor on the weight's product (Gemm's `alpha`, else 1); `shared` when another node reads it too.
+ */
+function biasOf(
+  model: Model,
+  l: Layer,
+): { name: string; data: Float32Array; alpha: number; shared: boolean } | undefined {
   if (l.op !== "Conv" && l.op !== "Gemm") return undefined;
-  const node = [...allNodes(model.graph)].find((n) => n.name === l.node);
+  const nodes = [...allNodes(model.graph)];
+  const node = nodes.find((n) => n.name === l.node);
   const beta = node?.attrs.beta;
   if (beta && beta.kind === "float" && beta.value !== 1) return undefined;
   const name = node?.inputs[2];
   if (!name) return undefined;
   const t = findInitializer(model.graph, name)?.tensor;
   if (!t || t.dtype !== "float32" || t.data.length !== l.out) return undefined;
-  return { name, data: t.data as Float32Array };
+  const a = node.attrs.alpha;
+  const alpha = l.op === "Gemm" && a?.kind === "float" ? a.value : 1;
+  const shared = nodes.some((n) => n !== node && n.inputs.includes(name));
+  return { name, data: t.data as Float32Array, alpha, shared };
 }
 
 /**
@@ -452,7 +443,14 @@ export async function propagateFit(
     }
     if (opts.bias ?? true) {
       const fb = biasOf(float, l), qb = biasOf(qm.model, l);
-      if (!qb || (fb === undefined) !== (qb === undefined)) continue;
+      // A float layer without a bias may have one in the quantized model: the bias correction of
+      // the rounded weights adds it. It is refitted from zero like any other.
+      if (!qb) continue;
+      if (qb.shared) {
+        // One value cannot correct two layers' shifts (and must not move the other's).
+        report.skipped.push({ node: l.node, reason: `bias ${qb.name} is shared: bias kept` });
+        continue;
+      }
       const b = Float32Array.from(fb?.data ?? new Float32Array(l.out));
       for (let o = 0; o < l.out; o++) {
         const g = Math.floor(o / per), rows = Math.max(1, s.rows[g]);
@@ -460,7 +458,7 @@ export async function propagateFit(
         for (let j = 0; j < n; j++) {
           d += view[o * n + j] * s.sumF[g][j] - qv[o * n + j] * s.sumQ[g][j];
         }
-        b[o] += d / rows;
+        b[o] += qb.alpha * d / rows; // Gemm: y = alpha·x·Wᵀ + b
       }
       const at = findInitializer(qm.model.graph, qb.name)!;
       at.graph.initializers.set(qb.name, { ...at.tensor, data: b });

@@ -223,3 +223,79 @@ Deno.test("quantize({ propagate }): the plan records it, and replaying the plan 
   }
   assert.ok(refitted > 0);
 });
+
+/** y_k = Gemm(x, W_k, B_k) for each (node, weight, bias, alpha): 1 → 1 wide, transB = 1. */
+function gemms(weights: Record<string, number>, biases: Record<string, number>, fcs: string[][]) {
+  return modelOf({
+    inputs: [{ name: "x", dtype: "float32", shape: ["n", 1] }],
+    outputs: fcs.map(([node]) => ({ name: `${node}_y`, dtype: "float32" as const })),
+    initializers: Object.fromEntries([
+      ...Object.entries(weights).map(([k, v]) => [k, f32([1, 1], v)]),
+      ...Object.entries(biases).map(([k, v]) => [k, f32([1], v)]),
+    ]),
+    nodes: fcs.map(([node, w, b, alpha]) => ({
+      name: node,
+      op: "Gemm",
+      domain: "",
+      inputs: ["x", w, b],
+      outputs: [`${node}_y`],
+      attrs: {
+        transB: { kind: "int" as const, value: 1 },
+        alpha: { kind: "float" as const, value: Number(alpha) },
+      },
+    })),
+  });
+}
+
+/** The quantized model of {@link gemms}: each layer's weight entry (int8, scale 0.5). */
+function gemmsQuantized(model: ReturnType<typeof gemms>, fcs: string[][]): QuantizedModel {
+  const q = noPlan(model);
+  const layers = fcs.map(([node, w]) => ({ ...layer, node, input: "x", weight: w }));
+  const entries = fcs.map(([node, w]) => ({
+    node,
+    value: w,
+    role: "weight" as const,
+    format: "int8",
+    granularity: { kind: "tensor" as const },
+    mode: "symmetric" as const,
+    scale: [0.5],
+  }));
+  return { ...q, layers, plan: { ...q.plan, entries } };
+}
+
+Deno.test("propagateFit(): the bias correction of a Gemm with alpha ≠ 1 is scaled by alpha", async () => {
+  // y = 2·x·W + b, float W = 1, quantized W = 1.5, x = 1, 2, 3 (no activation points: X̂ = X).
+  // The output mean shift is 2·(mean x·1 − mean x·1.5) = 2·(2 − 3) = −2: b̂ = 0.25 − 2.
+  const fcs = [["fc", "W", "B", "2"]];
+  const qm = gemmsQuantized(gemms({ W: 1.5 }, { B: 0.25 }, fcs), fcs);
+  const data = { inputs: { x: f32([3, 1], 1, 2, 3) }, count: 3 };
+  const r = await propagateFit(gemms({ W: 1 }, { B: 0.25 }, fcs), qm, { data, weights: false });
+  assert.deepEqual(r.biases, ["fc"]);
+  assert.deepEqual([...qm.model.graph.initializers.get("B")!.data], [-1.75]);
+});
+
+Deno.test("propagateFit(): a bias two layers share is left alone (each would need its own)", async () => {
+  // fc1 (W1 1 → 1.5) and fc2 (W2 1 → 0.5) read one bias B: no one value corrects both.
+  const fcs = [["fc1", "W1", "B", "1"], ["fc2", "W2", "B", "1"]];
+  const qm = gemmsQuantized(gemms({ W1: 1.5, W2: 0.5 }, { B: 0 }, fcs), fcs);
+  const float = gemms({ W1: 1, W2: 1 }, { B: 0 }, fcs);
+  const data = { inputs: { x: f32([3, 1], 1, 2, 3) }, count: 3 };
+  const r = await propagateFit(float, qm, { data, weights: false });
+  assert.deepEqual(r.biases, []);
+  assert.deepEqual(r.skipped.map((s) => s.node), ["fc1", "fc2"]);
+  assert.ok(r.skipped.every((s) => /bias B is shared/.test(s.reason)), JSON.stringify(r.skipped));
+  assert.deepEqual([...qm.model.graph.initializers.get("B")!.data], [0]);
+});
+
+Deno.test("propagateFit(): a bias the float layer lacks (bias correction added it) is refitted from zero", async () => {
+  // The float Gemm has no bias; the quantized one reads B = 0.3, the bias correction of its
+  // rounded weight before the refit. y = x·W, float W = 1, quantized W = 1.5, x = 1, 2, 3: the
+  // output mean shift is 2 − 3 = −1, so B = 0 − 1 whatever it held.
+  const qfcs = [["fc", "W", "B", "1"]];
+  const qm = gemmsQuantized(gemms({ W: 1.5 }, { B: 0.3 }, qfcs), qfcs);
+  const float = gemms({ W: 1 }, {}, [["fc", "W", "", "1"]]);
+  const data = { inputs: { x: f32([3, 1], 1, 2, 3) }, count: 3 };
+  const r = await propagateFit(float, qm, { data, weights: false });
+  assert.deepEqual(r.biases, ["fc"]);
+  assert.deepEqual([...qm.model.graph.initializers.get("B")!.data], [-1]);
+});

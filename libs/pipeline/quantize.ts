@@ -37,6 +37,7 @@ import {
   type Stage,
 } from "@lowbit/core";
 import {
+  allNodes,
   checkQuantPoints,
   findInitializer,
   hasHalfTensors,
@@ -647,6 +648,9 @@ function markPoints(st: QuantizeState, unmatched: Set<number>): void {
   const rules = st.opts.rules ?? [];
   const producer = new Map<string, string>();
   for (const n of st.model.graph.nodes) for (const o of n.outputs) producer.set(o, n.name);
+  const outputs = new Set(st.model.graph.outputs.map((o) => o.name));
+  // Values some node reads (an If / Loop body's outer-scope reads too).
+  const read = new Set([...allNodes(st.model.graph)].flatMap((n) => n.inputs));
   const graph = st.model.graph as unknown as GraphView;
   for (const m of markers) {
     const specs = m.mark(graph, st.pluginOptions);
@@ -663,6 +667,18 @@ function markPoints(st: QuantizeState, unmatched: Set<number>): void {
         );
       }
       const node = producer.get(spec.value) ?? "";
+      if (outputs.has(spec.value) && !read.has(spec.value)) {
+        // Quantizing it would change nothing but the model's output (a headless ViT's final
+        // LayerNorm, a GCN whose last aggregation is its logits): the output stays float.
+        st.entries.push({
+          node,
+          value: spec.value,
+          role: "activation",
+          skip: true,
+          reason: `marked by '${m.name}', a graph output no node reads: kept in float`,
+        });
+        continue;
+      }
       const ruled = ruleOverrides([node, spec.value], rules);
       for (const i of ruled.matched) unmatched.delete(i);
       if (ruled.float) {

@@ -16,6 +16,7 @@
 import type { Registry } from "@lowbit/core";
 import { createExecutor, type Model, type TensorData } from "@lowbit/graph";
 import { type Dataset, sliceBatch } from "./dataset.ts";
+import { equalValues } from "./_equal_values.ts";
 
 /** A state input and the output the model writes its next value to. */
 export interface StatePair {
@@ -85,15 +86,6 @@ export interface ClosedLoopOptions {
 /** One sample's inputs (batch 1), and each state input's sample axis. */
 function sample(data: Dataset, i: number): Record<string, TensorData> {
   return { ...sliceBatch(data, i, i + 1), ...(data.whole ?? {}) };
-}
-
-function equalValues(a: TensorData, b: TensorData): boolean {
-  const x = a.data as Float32Array, y = b.data as Float32Array;
-  if (x.length !== y.length) return false;
-  let peak = 0;
-  for (let k = 0; k < x.length; k++) peak = Math.max(peak, Math.abs(x[k]));
-  for (let k = 0; k < x.length; k++) if (Math.abs(x[k] - y[k]) > 1e-5 * peak + 1e-12) return false;
-  return true;
 }
 
 /**

@@ -78,8 +78,10 @@ export interface Inspection {
   /** Node count per operator (nodes of subgraphs included). */
   ops: Record<string, number>;
   /**
-   * Total parameters: elements of the float initializers (weights, biases, norms; not shapes or
-   * indices), those of subgraphs and of folded Constant nodes included.
+   * Total parameters: elements of the float and integer initializers (weights, biases, norms; a
+   * quantized file's integer weights, scales and zero points; not int64 shapes or indices, nor
+   * bool), those of subgraphs and of folded Constant nodes included; `lowbit inspect` adds a
+   * lowbit file's weight codes.
    */
   params: number;
   /**
@@ -180,7 +182,7 @@ export function inspectModel(model: Model, points: readonly QuantPoint[] = []): 
   let params = 0;
   for (const v of walkGraphs(g)) {
     for (const t of v.graph.initializers.values()) {
-      if (FLOAT_DTYPES.has(t.dtype)) params += t.shape.reduce((a, b) => a * b, 1);
+      if (!NOT_PARAMS.has(t.dtype)) params += t.shape.reduce((a, b) => a * b, 1);
     }
   }
   // As quantize scans them: layers inside subgraphs are quantized too.
@@ -210,8 +212,12 @@ export function inspectModel(model: Model, points: readonly QuantPoint[] = []): 
   };
 }
 
-/** The dtypes whose initializers count as parameters. */
-const FLOAT_DTYPES = new Set(["float32", "float16", "bfloat16", "float64"]);
+/**
+ * The dtypes whose initializers are no parameters: shapes, axes and indices (int64), flags,
+ * strings. Float and narrower integer ones count: a quantized file's weights are int8 / int4, its
+ * biases int32.
+ */
+const NOT_PARAMS = new Set(["int64", "uint64", "bool", "string"]);
 
 /** How a recurrent layer's two weights are shown. */
 const PART: Record<string, string> = { input: "(W)", recurrence: "(R)" };
@@ -322,9 +328,17 @@ export async function inspectMain(args: string[]): Promise<number> {
   // lowbit file is decoded, not loaded: its graph reads the quantized weights by name.
   const bytes = await readModelBytes(path);
   let model: Model, points: QuantPoint[], plan: unknown = null;
+  /** A lowbit file's weight codes: parameters its graph holds outside the initializers. */
+  let codes = 0;
   if (isLowbitPath(path)) {
     const file = decodeLowbitFile(bytes, path);
     model = file.model, points = lowbitPoints(file), plan = file.plan;
+    const inits = new Set([...walkGraphs(file.model.graph)].flatMap((v) => [
+      ...v.graph.initializers.keys(),
+    ]));
+    for (const [name, t] of file.tensors) {
+      if (!inits.has(name)) codes += t.shape.reduce((a, b) => a * b, 1);
+    }
   } else {
     model = readOnnx(bytes, { baseDir: dirOf(path), fileName: path });
     points = readQdqPoints(model.graph);
@@ -335,6 +349,7 @@ export async function inspectMain(args: string[]): Promise<number> {
     model = { ...model, graph: prepareFolds(model.graph) };
   }
   const r = inspectModel(model, points);
+  r.params += codes;
   const made = planSummary(plan);
   const plugins = split.plugins.length
     ? inspectPlugins(model, pluginOptionValues(values as Record<string, unknown>))

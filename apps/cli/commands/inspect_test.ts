@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type Graph, ifNodeOf, modelOf, readOnnx, writeNpy, writeOnnx } from "@lowbit/graph";
 import { cli } from "../_cli_test_util.ts";
+import { inspectModel } from "./inspect.ts";
 
 Deno.test("inspect lists inputs, operators, layers and why attention MatMuls are not layers", async () => {
   const r = await cli(["inspect", "fixtures/digits/vit.onnx", "--json"]);
@@ -244,4 +245,71 @@ Deno.test("inspect --plugin vit lists what each marker would quantize", async ()
   assert.deepEqual(j.plugins.marked["vit-softmax"], softmax);
   const text = await cli(["inspect", "fixtures/digits/mlp.onnx", "--plugin", "vit"]);
   assert.match(text.out, /vit-softmax: found nothing to quantize in this model/);
+});
+
+Deno.test("inspect counts a quantized model's integer weights and biases as parameters, not its shapes", () => {
+  const t = (dtype: string, shape: number[], data: ArrayLike<number | bigint>) =>
+    ({
+      dtype,
+      shape,
+      data,
+    }) as never;
+  const model = modelOf({
+    nodes: [
+      {
+        name: "dqw",
+        op: "DequantizeLinear",
+        domain: "",
+        inputs: ["wq", "s", "zp"],
+        outputs: ["w"],
+        attrs: {},
+      },
+      { name: "mm", op: "MatMul", domain: "", inputs: ["x", "w"], outputs: ["h"], attrs: {} },
+      { name: "rs", op: "Reshape", domain: "", inputs: ["h", "shape"], outputs: ["r"], attrs: {} },
+      {
+        name: "dqb",
+        op: "DequantizeLinear",
+        domain: "",
+        inputs: ["bq", "sb"],
+        outputs: ["b"],
+        attrs: {},
+      },
+      { name: "add", op: "Add", domain: "", inputs: ["r", "b"], outputs: ["y"], attrs: {} },
+    ],
+    inputs: [{ name: "x", dtype: "float32", shape: [1, 3] }],
+    outputs: [{ name: "y", dtype: "float32" }],
+    initializers: [
+      ["wq", t("int8", [3, 2], Int8Array.of(1, -2, 3, -4, 5, -6))],
+      ["s", t("float32", [], Float32Array.of(0.5))],
+      ["zp", t("int8", [], Int8Array.of(0))],
+      ["shape", t("int64", [2], BigInt64Array.of(1n, 2n))],
+      ["bq", t("int32", [2], Int32Array.of(7, -7))],
+      ["sb", t("float32", [], Float32Array.of(0.25))],
+    ],
+  });
+  // the int8 weight (6), its scale and zero point (1 + 1), the int32 bias (2) and its scale (1);
+  // the int64 shape is no parameter
+  assert.equal(inspectModel(model).params, 6 + 1 + 1 + 2 + 1);
+});
+
+Deno.test("inspect counts a .lowbit file's weight codes as parameters", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = `${dir}/mlp.lowbit`;
+    const q = await cli([
+      "quantize",
+      "fixtures/digits/mlp.onnx",
+      "--calib",
+      "fixtures/digits/calib_x.npy",
+      "--out",
+      out,
+    ]);
+    assert.equal(q.code, 0, q.err);
+    const r = await cli(["inspect", out, "--json"]);
+    assert.equal(r.code, 0, r.err);
+    // the MLP's three Gemms, 64 → 64 → 32 → 10, weights (as codes) and float biases
+    assert.equal(JSON.parse(r.out).params, 64 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
