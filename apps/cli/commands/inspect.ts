@@ -23,6 +23,7 @@ import {
   type QuantPoint,
 } from "@lowbit/core";
 import {
+  allNodes,
   decodeLowbitFile,
   type Graph,
   isSupportedOp,
@@ -410,6 +411,8 @@ export async function inspectMain(args: string[]): Promise<number> {
 interface PluginInspection {
   /** Values each marker would quantize, by marker name. */
   marked: Record<string, string[]>;
+  /** Marked values that are graph outputs no node reads: quantize keeps them in float. */
+  keptFloat: Record<string, string[]>;
   /** Each inspector's section, by inspector name (absent when it found nothing). */
   sections: Record<string, InspectPart>;
 }
@@ -420,16 +423,22 @@ function inspectPlugins(
 ): PluginInspection {
   const reg = defaultRegistry();
   const graph = model.graph as unknown as GraphView;
-  const marked: Record<string, string[]> = {};
+  const marked: Record<string, string[]> = {}, keptFloat: Record<string, string[]> = {};
+  // As quantize plans them: a marked graph output no node reads stays float.
+  const outputs = new Set(model.graph.outputs.map((o) => o.name));
+  const read = new Set([...allNodes(model.graph)].flatMap((n) => n.inputs));
+  const unread = (v: string) => outputs.has(v) && !read.has(v);
   for (const name of reg.markers.list()) {
-    marked[name] = reg.markers.get(name).mark(graph, options).map((m) => m.value);
+    const values = reg.markers.get(name).mark(graph, options).map((m) => m.value);
+    marked[name] = values.filter((v) => !unread(v));
+    if (values.some(unread)) keptFloat[name] = values.filter(unread);
   }
   const sections: Record<string, InspectPart> = {};
   for (const name of reg.inspectors.list()) {
     const part = reg.inspectors.get(name).inspect(graph, options);
     if (part) sections[name] = part;
   }
-  return { marked, sections };
+  return { marked, keptFloat, sections };
 }
 
 function pluginLines(p: PluginInspection): string[] {
@@ -443,6 +452,8 @@ function pluginLines(p: PluginInspection): string[] {
         ? `  ${name}: ${v.length} values: ${v.slice(0, 6).join(", ")}${v.length > 6 ? ", ..." : ""}`
         : `  ${name}: found nothing to quantize in this model`,
     );
+    const kept = p.keptFloat[name];
+    if (kept) out.push(`    kept in float (graph outputs no node reads): ${kept.join(", ")}`);
   }
   for (const part of Object.values(p.sections)) {
     out.push("", part.title, ...part.lines.map((l) => `  ${l}`));

@@ -247,6 +247,17 @@ Deno.test("inspect --plugin vit lists what each marker would quantize", async ()
   assert.match(text.out, /vit-softmax: found nothing to quantize in this model/);
 });
 
+Deno.test("inspect --plugin shows a marked graph output no node reads as kept in float, as quantize plans it", async () => {
+  // Kipf's GCN as a dense export: its second aggregation Â·(H·W + b) is the graph output `logits`.
+  const r = await cli(["inspect", "fixtures/gnn/gcn_dense.onnx", "--plugin", "gnn", "--json"]);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  assert.deepEqual(j.plugins.keptFloat, { "gnn-aggregations": ["logits"] });
+  assert.ok(!j.plugins.marked["gnn-aggregations"].includes("logits"));
+  const text = await cli(["inspect", "fixtures/gnn/gcn_dense.onnx", "--plugin", "gnn"]);
+  assert.match(text.out, /kept in float \(graph outputs no node reads\): logits/);
+});
+
 Deno.test("inspect counts a quantized model's integer weights and biases as parameters, not its shapes", () => {
   const t = (dtype: string, shape: number[], data: ArrayLike<number | bigint>) =>
     ({
