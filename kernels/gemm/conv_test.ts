@@ -327,6 +327,17 @@ for (const k of CTX) {
       const got2 = conv2dF32(x, c.input, w, c.weight, { ...opts, activation: "relu", post: qdq });
       const want2 = refConv2dF32(x, w, c, k.madd, { scale, bias, lo: 0, post: qdq });
       assertSameBits(got2.data, want2, `${describe(c)} relu + Q → DQ (${k.isa})`);
+      // A clamp, then the next layer's quantization (straight through too).
+      const clampQ = { activation: { min: -1, max: 2 }, post: { quantize: q8 } };
+      const got3 = conv2dF32(x, c.input, w, c.weight, { ...opts, ...clampQ });
+      const want3 = refConv2dF32(x, w, c, k.madd, {
+        scale,
+        bias,
+        lo: -1,
+        hi: 2,
+        post: clampQ.post,
+      });
+      assertSameBits(got3.data, want3, `${describe(c)} clamp + Q (${k.isa})`);
     }
   });
 }
