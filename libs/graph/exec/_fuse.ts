@@ -728,6 +728,8 @@ function fuseQConvCodes(c: Ctx): void {
   });
 }
 
+const FLOAT_FIRST = new Set(["relu", "leakyrelu", "sigmoid", "hardsigmoid", "hardswish", "tanh"]);
+
 /** Add(a, b) (tensors) → pointwise steps [→ QConvFused's quantization]: one AddFused. */
 function fuseAddSteps(c: Ctx): void {
   const cons = consumers(c);
@@ -739,6 +741,9 @@ function fuseAddSteps(c: Ctx): void {
     if (!m || (m.op === "PointwiseFused" ? m.inputs[0] : dataInput(c, m)) !== n.outputs[0]) return;
     const steps = stepsOf(c, m);
     if (!steps || m.outputs.length !== 1) return;
+    // Only where the separate ops take float32 alone (a PointwiseFused, or a float activation
+    // first): an integer Add → Mul / Clip chain (shape arithmetic) stays as it is.
+    if (m.op !== "PointwiseFused" && !FLOAT_FIRST.has(steps[0].op)) return;
     const attrs: Record<string, Attr> = {
       program: { kind: "string", value: JSON.stringify(steps) },
     };
