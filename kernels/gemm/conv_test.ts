@@ -327,10 +327,60 @@ for (const k of CTX) {
       const got2 = conv2dF32(x, c.input, w, c.weight, { ...opts, activation: "relu", post: qdq });
       const want2 = refConv2dF32(x, w, c, k.madd, { scale, bias, lo: 0, post: qdq });
       assertSameBits(got2.data, want2, `${describe(c)} relu + Q → DQ (${k.isa})`);
+      // A clamp, then the next layer's quantization (straight through too).
+      const clampQ = { activation: { min: -1, max: 2 }, post: { quantize: q8 } };
+      const got3 = conv2dF32(x, c.input, w, c.weight, { ...opts, ...clampQ });
+      const want3 = refConv2dF32(x, w, c, k.madd, {
+        scale,
+        bias,
+        lo: -1,
+        hi: 2,
+        post: clampQ.post,
+      });
+      assertSameBits(got3.data, want3, `${describe(c)} clamp + Q (${k.isa})`);
     }
   });
 }
 const q8 = { scale: 0.03, lo: -120, hi: 135 };
+
+Deno.test("clamp + quantize epilogue: exact ties and quotients within ulps of a tie round as f32(v / s)", () => {
+  // Bias, clamp, quantize (the straight-through epilogue mode): values f32((k + 1/2)·s) and
+  // their f32 neighbours (±1, ±2, ±3 ulps), where a quotient not rounded exactly as f32(v / s)
+  // (e.g. v times f32(1 / s)) rounds to the other integer, against refPost's nearest(f32(v / s)).
+  const near: number[] = [];
+  const ulpStep = (v: number, k: number): number => {
+    const b = new Float32Array([v]), u = new Int32Array(b.buffer);
+    u[0] += v >= 0 ? k : -k;
+    return b[0];
+  };
+  for (const s of [0.1, 0.03, 1 / 3, 0.0078125, 0.7, 13.7]) {
+    for (let k = -300; k <= 300; k += 7) {
+      const t = Math.fround((k + 0.5) * Math.fround(s));
+      for (let d = -3; d <= 3; d++) near.push(ulpStep(t, d));
+    }
+  }
+  near.push(NaN, Infinity, -Infinity, 3e38, -0);
+  const n = near.length;
+  const x = Float32Array.from(near);
+  for (const k of CTX) {
+    for (const s of [0.1, 0.03, 1 / 3, 0.0078125, 0.7, 13.7]) {
+      const quantize = { scale: s, lo: -400, hi: 400 };
+      for (const scale of [undefined, new Float32Array([1])]) {
+        const y = conv2dF32(x, [1, 1, 1, n], new Float32Array([1]), [1, 1, 1, 1], {
+          bias: new Float32Array([0]),
+          scale,
+          activation: { min: -3e38, max: 3e38 },
+          post: { quantize },
+          kernels: k,
+        });
+        // v·1 + 0 (−0 becomes +0), the clamp (NaN stays NaN), then QuantizeLinear
+        const lo = Math.fround(-3e38), hi = Math.fround(3e38);
+        const want = x.map((v) => refPost(Math.min(Math.max(v + 0, lo), hi), { quantize }));
+        assertSameBits(y.data, want, `s ${s}, ${scale ? "scale" : "no scale"} (${k.isa})`);
+      }
+    }
+  }
+});
 
 Deno.test("conv post-op quantize rounds half to even and keeps NaN, as QuantizeLinear", () => {
   // Hand-derived: 1×1 conv with weight 1, scale 0.5: 0.25 → 0.5 → 0, 0.75 → 1.5 → 2,

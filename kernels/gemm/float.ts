@@ -23,6 +23,7 @@
  * | `dwconv2d_f32_minmax_4x1` | depthwise Conv2d: zero-padded plane per channel, 4 output columns per step (3×3 weights kept in registers) |
 | `conv2d_…_4x8__<isa>_pixels` / `_images` | thread splits of the conv: output pixels of one image, or whole images; with post-ops (HardSwish, × c, + c) after the clamp |
 | `dwconv2d_…_4x1__<isa>_channels` / `_images` | thread splits of the depthwise conv: channels of one image, or whole images; post-ops as above |
+| `add_f32_post` | a + b, then optionally ReLU and QuantizeLinear to centred codes (a dequantized first on request): a residual block's sum in one pass ({@link addF32}) |
  *
  * Decoding: FP4 E2M1 by two 16-entry `i8x16.swizzle` tables (the bf16 bytes of each value) and
  * shifts; FP8 by shifting the code into bf16 position; FP6 (packed four codes in three bytes) by
@@ -1721,6 +1722,98 @@ export function quantizeF32(
   if (dq === undefined) kernel(i, "quantize_f32_centred")(xPtr, n, yPtr, scale, lo, hi);
   else kernel(i, "qdq_f32")(xPtr, n, yPtr, scale, lo, hi, dq.nanCode);
   if (ry === undefined) out.set(f32View(kernels, yPtr, n));
+  return out;
+}
+
+/**
+ * y = f32(a + b) elementwise (same lengths), then optionally `relu` as the Relu op computes it
+ * (v > 0 ? v : 0: NaN and −0 give +0), then optionally `quantize` as {@link quantizeF32} (the
+ * centred codes), in one SIMD pass: a residual sum, its ReLU and the next layer's
+ * QuantizeLinear without the round trips of three ops. With `dequantize`, `a` holds centred
+ * codes and is dequantized first as `quantizeF32(…, { dequantize })` does: f32(c·scale), a NaN
+ * code taken as `nanCode` (a QuantizeLinear → DequantizeLinear pair on the residual branch).
+ *
+ * @param a the first operand (centred codes with `dequantize`)
+ * @param b the second operand (same length)
+ * @param opts `out` (length n; a or b itself for in place; default a new array), `kernels`
+ *   (default {@link floatKernels}), `dequantize` ({ scale, nanCode }: a's codes), `relu`,
+ *   `quantize` ({ scale, lo, hi } as quantizeF32)
+ * @returns the sums (after the ReLU; or their centred codes)
+ *
+ * @example
+ * ```ts
+ * import { addF32 } from "@lowbit/kernels";
+ * const y = addF32(new Float32Array([1, -3, 0.5]), new Float32Array([2, 1, NaN]), { relu: true });
+ * if (y.join() !== "3,0,0") throw new Error(y.join());
+ * // then QuantizeLinear with scale 0.5 into [0, 5]: 3 / 0.5 = 6 → 5
+ * const q = addF32(new Float32Array([1, 0.2]), new Float32Array([2, 0.1]), {
+ *   relu: true,
+ *   quantize: { scale: 0.5, lo: 0, hi: 5 },
+ * });
+ * if (q.join() !== "5,1") throw new Error(q.join());
+ * // a as centred codes with scale 0.25 (NaN → code 2): 4·0.25 + 1 = 2, 2·0.25 + 1 = 1.5
+ * const d = addF32(new Float32Array([4, NaN]), new Float32Array([1, 1]), {
+ *   dequantize: { scale: 0.25, nanCode: 2 },
+ * });
+ * if (d.join() !== "2,1.5") throw new Error(d.join());
+ * ```
+ */
+export function addF32(
+  a: Float32Array,
+  b: Float32Array,
+  opts: {
+    out?: Float32Array;
+    kernels?: FloatKernels;
+    dequantize?: { scale: number; nanCode: number };
+    relu?: boolean;
+    quantize?: { scale: number; lo: number; hi: number };
+  } = {},
+): Float32Array {
+  if (!(a instanceof Float32Array) || !(b instanceof Float32Array)) {
+    throw new LowbitError("INVALID_ARGUMENT", "addF32: a and b must be Float32Arrays");
+  }
+  const dq = opts.dequantize;
+  if (
+    dq !== undefined &&
+    (!(Math.fround(dq.scale) > 0) || !Number.isFinite(Math.fround(dq.scale)) ||
+      !Number.isInteger(dq.nanCode))
+  ) {
+    throw new LowbitError(
+      "INVALID_ARGUMENT",
+      `addF32: dequantize needs a finite f32 scale > 0 and an integer nanCode, got ${dq.scale}, ${dq.nanCode}`,
+    );
+  }
+  const n = a.length;
+  checkLen(b, n, "addF32: b");
+  const q = opts.quantize;
+  if (q !== undefined) postArgs({ quantize: q }); // validates
+  const out = opts.out ?? new Float32Array(n);
+  checkLen(out, n, "addF32: out");
+  const kernels = opts.kernels ?? floatKernels();
+  const i = internal(kernels);
+  const ra = residentOf32(a, kernels),
+    rb = residentOf32(b, kernels),
+    ro = residentOf32(out, kernels);
+  const aPtr = ra ?? slot(i, "a", n * 4);
+  const bPtr = rb ?? slot(i, "b", n * 4);
+  // Written over an operand's copy when out is that operand (each value read before written).
+  const yPtr = ro ?? (out === a ? aPtr : out === b ? bPtr : slot(i, "c", n * 4));
+  if (ra === undefined) f32View(kernels, aPtr, n).set(a);
+  if (rb === undefined) f32View(kernels, bPtr, n).set(b);
+  kernel(i, "add_f32_post")(
+    aPtr,
+    bPtr,
+    n,
+    yPtr,
+    opts.relu ? 1 : 0,
+    q ? 1 : 0,
+    q?.scale ?? 1,
+    q?.lo ?? 0,
+    q?.hi ?? 0,
+    dq?.scale ?? 0,
+    dq?.nanCode ?? 0,
+  );
+  if (ro === undefined) out.set(f32View(kernels, yPtr, n));
   return out;
 }
 

@@ -77,7 +77,8 @@ export function setEpilogue(flags: i32, scale: usize, bias: usize, lo: f32, hi: 
 /**
  * The epilogues of the integer plan's quantized convs (PP-LCNet: bias, × preMul, + preAdd,
  * HardSwish, × mul, + add, quantize; or bias, × preMul, + preAdd, quantize; or bias, quantize;
- * with or without the scale, no clamp: modes 1–6; bias, clamp, quantize, dequantize: 7–8) as one
+ * with or without the scale, no clamp: modes 1–6; bias, clamp, quantize, dequantize: 7–8; bias,
+ * clamp, quantize: 9–10) as one
  * number, so that `epi` runs them straight through after one test instead of testing a dozen
  * flags per vector (the same operations in the same order: the same bits). 0: any other
  * epilogue (the general path).
@@ -89,7 +90,9 @@ function epiModeOf(): i32 {
   if ((epiFlags & (EPI_BIAS | EPI_DYADIC)) != EPI_BIAS) return 0;
   const post = epiPost & 255;
   if (epiClamp) {
-    // An int8 Q → DQ pair after a ReLU / Clip (PP-OCRv4 det's head): modes 7 / 8.
+    // An int8 Q → DQ pair after a ReLU / Clip (PP-OCRv4 det's head): modes 7 / 8; the next
+    // layer's quantization after a ReLU / Clip (the digits CNN's depthwise convs): 9 / 10.
+    if (post == POST_QUANT) return epiFlags & EPI_SCALE ? 9 : 10;
     if (post != (POST_QUANT | POST_DEQUANT)) return 0;
     return epiFlags & EPI_SCALE ? 7 : 8;
   }
@@ -183,6 +186,14 @@ export function setEpiloguePre(preMul: f32, preAdd: f32, qScale: f32, qLo: f32, 
 @inline
 export function epi(v: v128, s: v128, b: v128): v128 {
   const mode = epiMode;
+  if (mode >= 9) {
+    // Bias, clamp, quantize (see epiMode), as the general path below.
+    if (mode == 9) v = f32x4.mul(v, s);
+    v = f32x4.add(v, b);
+    v = f32x4.min(f32x4.max(v, f32x4.splat(epiLo)), f32x4.splat(epiHi));
+    v = f32x4.nearest(f32x4.div(v, f32x4.splat(epiQScale)));
+    return f32x4.add(f32x4.pmin(f32x4.pmax(v, f32x4.splat(epiQLo)), f32x4.splat(epiQHi)), f32x4.splat(0));
+  }
   if (mode >= 7) {
     // Bias, clamp, quantize, dequantize (see epiMode), as the general path below.
     if (mode == 7) v = f32x4.mul(v, s);

@@ -37,6 +37,38 @@ export function quantize_f32_centred__wasmrelaxedsimd(x: usize, n: i32, out: usi
 }
 
 /**
+ * out[i] = f32(a[i] + b[i]) for i < n, then (relu ≠ 0) v > 0 ? v : 0 (NaN and −0 give +0, as
+ * the Relu op), then (quant ≠ 0) min(max(nearest(v / s), lo), hi) + 0 as quantize_f32_centred:
+ * a residual sum, its ReLU and the next layer's QuantizeLinear in one pass. With dqS ≠ 0, a holds
+ * centred codes and is dequantized first as qdq_f32 does: f32(c·dqS), a NaN code taken as dqNan.
+ * `out` may be a or b.
+ */
+export function add_f32_post__wasmrelaxedsimd(a: usize, b: usize, n: i32, out: usize, relu: i32, quant: i32, s: f32, lo: f32, hi: f32, dqS: f32, dqNan: f32): void {
+  const vs = f32x4.splat(s), vlo = f32x4.splat(lo), vhi = f32x4.splat(hi), z = f32x4.splat(0);
+  const vds = f32x4.splat(dqS), vdn = f32x4.splat(dqNan);
+  const dq = dqS != 0;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    let x = v128.load(a + o);
+    if (dq) x = f32x4.mul(v128.bitselect(x, vdn, f32x4.eq(x, x)), vds);
+    let v = f32x4.add(x, v128.load(b + o));
+    if (relu) v = v128.and(v, f32x4.gt(v, z));
+    if (quant) v = f32x4.add(f32x4.pmin(f32x4.pmax(f32x4.nearest(f32x4.div(v, vs)), vlo), vhi), z);
+    v128.store(out + o, v);
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    let x = load<f32>(a + o);
+    if (dq) x = (x != x ? dqNan : x) * dqS;
+    let v = x + load<f32>(b + o);
+    if (relu) v = v > 0 ? v : 0;
+    if (quant) v = min<f32>(max<f32>(nearest<f32>(v / s), lo), hi) + 0;
+    store<f32>(out + o, v);
+  }
+}
+
+/**
  * out[i] = f32(c·s), c = min(max(nearest(x[i] / s), lo), hi) + 0, NaN → c = nanCode:
  * DequantizeLinear(QuantizeLinear(x)) per tensor, with c the centred code (code − zero point;
  * QuantizeLinear stores NaN as code 0, i.e. c = −zero point).

@@ -26,6 +26,14 @@
 // - a float Conv whose only reader is a float8 QdqFused takes it as its last post-op
 //   (`lowbit_qdq8`, ops/_post.ts); a float Conv / ConvTranspose or a QConvFused with float
 //   output whose only reader is an int8 / uint8 QdqFused takes that (`lowbit_qdq`);
+// - an Add of two tensors whose only consumer is a chain of scalar pointwise steps (a residual
+//   sum and its ReLU) becomes one AddFused (ops/pointwise.ts); when that chain's only consumer
+//   is a QConvFused, the consumer's quantization moves into it too (`lowbit_qout` /
+//   `lowbit_codes_in`, as between two QConvFused); and when one operand is an int8 / uint8
+//   QdqFused of a QConvFused's output that another QConvFused quantizes with the same scale and
+//   zero point (a residual block's input), that QConvFused writes the codes (`lowbit_qout`), its
+//   consumer reads them (`lowbit_codes_in`) and the AddFused dequantizes them as the QdqFused
+//   did (`lowbit_dq` = [scale, NaN's centred code]): the QdqFused pass is gone;
 // - a Concat with one input is dropped (the identity: QDQ exports put one in front of float8 /
 //   int4 Q/DQ pairs as a barrier against onnxruntime's fusions).
 //
@@ -720,6 +728,117 @@ function fuseQConvCodes(c: Ctx): void {
   });
 }
 
+const FLOAT_FIRST = new Set(["relu", "leakyrelu", "sigmoid", "hardsigmoid", "hardswish", "tanh"]);
+
+/** Add(a, b) (tensors) → pointwise steps [→ QConvFused's quantization]: one AddFused. */
+function fuseAddSteps(c: Ctx): void {
+  const cons = consumers(c);
+  c.nodes.forEach((n, i) => {
+    if (!n || n.op !== "Add" || n.domain !== "" || n.inputs.length !== 2) return;
+    if (n.inputs.some((v) => v === "" || c.consts.has(v)) || n.outputs.length !== 1) return;
+    const j = only(c, cons, n.outputs[0]);
+    const m = j === undefined ? undefined : c.nodes[j];
+    if (!m || (m.op === "PointwiseFused" ? m.inputs[0] : dataInput(c, m)) !== n.outputs[0]) return;
+    const steps = stepsOf(c, m);
+    if (!steps || m.outputs.length !== 1) return;
+    // Only where the separate ops take float32 alone (a PointwiseFused, or a float activation
+    // first): an integer Add → Mul / Clip chain (shape arithmetic) stays as it is.
+    if (m.op !== "PointwiseFused" && !FLOAT_FIRST.has(steps[0].op)) return;
+    const attrs: Record<string, Attr> = {
+      program: { kind: "string", value: JSON.stringify(steps) },
+    };
+    const k = only(c, cons, m.outputs[0]);
+    const q = k === undefined ? undefined : c.nodes[k];
+    if (
+      isQConv(q) && q.inputs[0] === m.outputs[0] && q.inputs.indexOf(m.outputs[0], 1) === -1 &&
+      !attr(q, "lowbit_codes_in")
+    ) {
+      const s = scalarConst(c, q.inputs[1]);
+      const zt = q.inputs[2] ? c.consts.get(q.inputs[2]) : undefined;
+      const range = CODE_RANGE[zt?.dtype ?? "uint8"];
+      const okZero = !q.inputs[2] || (zt !== undefined && zt.data.length === 1);
+      if (s !== undefined && s > 0 && Number.isFinite(s) && okZero && range !== undefined) {
+        const z = zt ? Number(zt.data[0]) : 0;
+        attrs.lowbit_qout = { kind: "floats", value: [s, range[0] - z, range[1] - z] };
+        c.nodes[k!] = { ...q, attrs: { ...q.attrs, lowbit_codes_in: { kind: "int", value: 1 } } };
+      }
+    }
+    c.nodes[i] = {
+      name: n.name,
+      op: "AddFused",
+      domain: "lowbit",
+      inputs: [...n.inputs],
+      outputs: [m.outputs[0]],
+      attrs,
+    };
+    c.nodes[j!] = undefined;
+  });
+}
+
+/** The per-tensor int8 / uint8 quantization (f32 scale, zero point, code range) of a node's
+ * inputs 1 and 2 (QdqFused, QConvFused), or undefined. */
+function actQuant(c: Ctx, n: Node): [number, number, [number, number]] | undefined {
+  const s = scalarConst(c, n.inputs[1]);
+  const zt = n.inputs[2] ? c.consts.get(n.inputs[2]) : undefined;
+  if (n.inputs[2] && (zt === undefined || zt.data.length !== 1)) return undefined;
+  const range = CODE_RANGE[zt?.dtype ?? "uint8"];
+  if (range === undefined || s === undefined) return undefined;
+  const sf = Math.fround(s);
+  if (!(sf > 0) || !Number.isFinite(sf)) return undefined;
+  return [sf, zt ? Number(zt.data[0]) : 0, range];
+}
+
+/**
+ * AddFused(QdqFused(x), y) where x, a QConvFused's float output, is read only by that QdqFused
+ * and by a QConvFused quantizing it with the same scale and zero point: the producer writes the
+ * codes, the conv reads them, the AddFused dequantizes them (the QdqFused's values: its codes
+ * are the producer's, the same quantization of the same values).
+ */
+function fuseResidualCodes(c: Ctx): void {
+  const cons = consumers(c);
+  const producer = new Map<string, number>();
+  c.nodes.forEach((n, i) => n?.outputs.forEach((o) => producer.set(o, i)));
+  c.nodes.forEach((a, i) => {
+    if (!a || a.op !== "AddFused" || a.domain !== "lowbit" || attr(a, "lowbit_dq")) return;
+    if (a.inputs[0] === a.inputs[1]) return;
+    for (let k = 0; k < 2; k++) {
+      const dIdx = producer.get(a.inputs[k]);
+      const d = dIdx === undefined ? undefined : c.nodes[dIdx];
+      if (!d || d.op !== "QdqFused" || d.domain !== "lowbit") continue;
+      if (only(c, cons, a.inputs[k]) !== i) continue;
+      const x = d.inputs[0];
+      const pIdx = producer.get(x);
+      const p = pIdx === undefined ? undefined : c.nodes[pIdx];
+      if (!isQConv(p) || (p.inputs[7] ?? "") !== "" || p.outputs.length !== 1) continue;
+      if (attr(p, "lowbit_qout") || attr(p, "lowbit_qdq") || attr(p, "lowbit_qdq8")) continue;
+      const readers = cons.get(x) ?? [];
+      if (c.outputs.has(x) || readers.length !== 2) continue;
+      const cIdx = readers.find((r) => r !== dIdx);
+      const q = cIdx === undefined ? undefined : c.nodes[cIdx];
+      if (!isQConv(q) || q.inputs[0] !== x || q.inputs.indexOf(x, 1) !== -1) continue;
+      if (attr(q, "lowbit_codes_in")) continue;
+      const dq = actQuant(c, d), cq = actQuant(c, q);
+      if (!dq || !cq || dq[0] !== cq[0] || dq[1] !== cq[1] || dq[2] !== cq[2]) continue;
+      const [s, z, range] = dq;
+      c.nodes[pIdx!] = {
+        ...p,
+        attrs: {
+          ...p.attrs,
+          lowbit_qout: { kind: "floats", value: [s, range[0] - z, range[1] - z] },
+        },
+      };
+      c.nodes[cIdx!] = { ...q, attrs: { ...q.attrs, lowbit_codes_in: { kind: "int", value: 1 } } };
+      c.nodes[i] = {
+        ...a,
+        inputs: [x, a.inputs[1 - k]],
+        attrs: { ...a.attrs, lowbit_dq: { kind: "floats", value: [s, 0 - z] } },
+      };
+      c.nodes[dIdx!] = undefined;
+      return;
+    }
+  });
+}
+
 /**
  * Concat with one input is the identity: its consumers read the input instead (QDQ exports put
  * one in front of every float8 / int4 Q/DQ pair as a barrier against onnxruntime's fusions; here it
@@ -777,6 +896,8 @@ export function fuseGraph(g: Graph): Graph {
   fuseConvQdqInt(c);
   fuseMulAdd(c);
   fuseResizeAdd(c);
+  fuseAddSteps(c);
+  fuseResidualCodes(c);
   const kept = c.nodes.filter((n): n is Node => n !== undefined);
   // Drop constants nothing uses any more (folded weights' originals).
   const used = new Set<string>(g.outputs.map((o) => o.name));

@@ -166,3 +166,62 @@ Deno.test("fuseGraph() turns Resize → Add into ResizeAddFused with the separat
     assert.deepEqual(a[name].data, b[name].data, name);
   }
 });
+
+Deno.test("fuseGraph() turns Add → Relu / activation chains into AddFused with the separate ops' bits", async () => {
+  // y = Relu(a + b) (the SIMD pass), z = Sigmoid(y + c) · 2 (a PointwiseFused chain: the
+  // steps one by one), w = Relu(a + r) with r a broadcast row (the separate Add, then the step),
+  // and an integer Add → Mul (shape arithmetic) that stays as it is.
+  const g: Graph = {
+    name: "addact",
+    nodes: [
+      node("Add", ["a", "b"], "s"),
+      node("Relu", ["s"], "y"),
+      node("Add", ["y", "c"], "t"),
+      node("Sigmoid", ["t"], "u"),
+      node("Mul", ["u", "two"], "z"),
+      node("Add", ["a", "r"], "v"),
+      node("Relu", ["v"], "w"),
+      node("Add", ["i", "j"], "k"),
+      node("Mul", ["k", "three"], "l"),
+    ],
+    inputs: [
+      { name: "a", dtype: "float32", shape: [2, 3, 5, 7] },
+      { name: "b", dtype: "float32", shape: [2, 3, 5, 7] },
+      { name: "c", dtype: "float32", shape: [2, 3, 5, 7] },
+      { name: "r", dtype: "float32", shape: [1, 1, 1, 7] },
+      { name: "i", dtype: "int64", shape: [2] },
+      { name: "j", dtype: "int64", shape: [2] },
+    ],
+    outputs: ["z", "w", "l"].map((name) => ({ name, dtype: "float32" as const })),
+    initializers: new Map<string, TensorData>([
+      ["two", scalar(2)],
+      ["three", { dtype: "int64", shape: [], data: new BigInt64Array([3n]) }],
+    ]),
+    valueInfo: new Map(),
+  };
+  const fused = fuseGraph(g);
+  assert.deepEqual(fused.nodes.map((n) => n.op), [
+    "AddFused",
+    "AddFused",
+    "AddFused",
+    "Add",
+    "Mul",
+  ]);
+  const a = pattern([2, 3, 5, 7], 13, 3);
+  // NaN, −0 and values that cancel: the Relu op maps NaN and −0 to +0.
+  (a.data as Float32Array).set([NaN, -0, 1.5, -1e30], 0);
+  const feed = {
+    a,
+    b: pattern([2, 3, 5, 7], 14, 3),
+    c: pattern([2, 3, 5, 7], 15, 3),
+    r: pattern([1, 1, 1, 7], 12),
+    i: { dtype: "int64" as const, shape: [2], data: new BigInt64Array([4n, 5n]) },
+    j: { dtype: "int64" as const, shape: [2], data: new BigInt64Array([1n, -2n]) },
+  };
+  (feed.b.data as Float32Array).set([1, -0, -1.5, 1], 0);
+  const one = await createExecutor(g).run(feed);
+  const sep = await createExecutor(g, { fuse: false }).run(feed);
+  for (const k of ["z", "w", "l"]) assert.deepEqual(one[k].data, sep[k].data, k);
+  assert.deepEqual([...(one.l.data as BigInt64Array)], [15n, 9n]);
+  assert.ok(Object.is((one.w.data as Float32Array)[1], 0));
+});

@@ -239,6 +239,115 @@ Deno.test("quantized convs on a pool quantize resident float inputs in place or 
   }
 });
 
+/**
+ * A residual block as the digits CNN's (QDQ): x → Q/DQ → QConv 3×3 → Relu → v; v → Q/DQ (a),
+ * read by a depthwise QConv → Relu → Q/DQ → QConv 1×1 → y1 and by Add(a, y1) → Relu → Q/DQ →
+ * QConv 1×1 → y (and, with `floatTail`, also → Relu → y2, a float reader of the sum).
+ */
+function residualGraph(floatTail: boolean): Graph {
+  const c = 6;
+  const nodes: Node[] = [
+    ...qdq("i", "x", "si", "zi"),
+    n("dw0", "DequantizeLinear", ["w0", "s0"], ["w0d"], { axis: { kind: "int", value: 0 } }),
+    n("conv0", "Conv", ["i.xd", "w0d", "b0"], ["u"], {
+      pads: { kind: "ints", value: [1, 1, 1, 1] },
+    }),
+    n("relu0", "Relu", ["u"], ["v"]),
+    ...qdq("a", "v", "sa", "za"),
+    n("dw1", "DequantizeLinear", ["w1", "s1"], ["w1d"], { axis: { kind: "int", value: 0 } }),
+    n("conv1", "Conv", ["a.xd", "w1d", "b1"], ["t1"], {
+      pads: { kind: "ints", value: [1, 1, 1, 1] },
+      group: { kind: "int", value: c },
+    }),
+    n("relu1", "Relu", ["t1"], ["t2"]),
+    ...qdq("b", "t2", "sb", "zb"),
+    n("dw2", "DequantizeLinear", ["w2", "s2"], ["w2d"], { axis: { kind: "int", value: 0 } }),
+    n("conv2", "Conv", ["b.xd", "w2d", "b2"], ["y1"]),
+    n("add", "Add", ["a.xd", "y1"], ["s"]),
+    n("relu2", "Relu", ["s"], ["r"]),
+    ...qdq("c", "r", "sc", "zc"),
+    n("dw3", "DequantizeLinear", ["w3", "s3"], ["w3d"], { axis: { kind: "int", value: 0 } }),
+    n("conv3", "Conv", ["c.xd", "w3d"], ["y"]),
+    ...(floatTail ? [n("tail", "Relu", ["r"], ["y2"])] : []),
+  ];
+  const scales = (k: number, base: number): TensorData =>
+    f32([k], Array.from({ length: k }, (_, i) => base * (1 + i / k)));
+  return {
+    name: "residual",
+    nodes,
+    inputs: [{ name: "x", dtype: "float32", shape: [3, 2, 9, 7] }],
+    outputs: [
+      { name: "y", dtype: "float32" },
+      ...(floatTail ? [{ name: "y2", dtype: "float32" as const }] : []),
+    ],
+    initializers: new Map<string, TensorData>([
+      ["si", f32([], [0.02])],
+      ["zi", { dtype: "uint8", shape: [], data: new Uint8Array([128]) }],
+      ["w0", convWeight([c, 2, 3, 3], 21)],
+      ["s0", scales(c, 0.01)],
+      ["b0", f32([c], Array.from({ length: c }, (_, i) => (i - 2) / 10))],
+      ["sa", f32([], [0.011])],
+      ["za", { dtype: "uint8", shape: [], data: new Uint8Array([0]) }],
+      ["w1", convWeight([c, 1, 3, 3], 22)],
+      ["s1", scales(c, 0.02)],
+      ["b1", f32([c], Array.from({ length: c }, (_, i) => (3 - i) / 20))],
+      ["sb", f32([], [0.013])],
+      ["zb", { dtype: "int8", shape: [], data: new Int8Array([-128]) }],
+      ["w2", convWeight([c, c, 1, 1], 23)],
+      ["s2", scales(c, 0.015)],
+      ["b2", f32([c], Array.from({ length: c }, (_, i) => (i - 3) / 30))],
+      ["sc", f32([], [0.017])],
+      ["zc", { dtype: "int8", shape: [], data: new Int8Array([-100]) }],
+      ["w3", convWeight([4, c, 1, 1], 24)],
+      ["s3", scales(4, 0.02)],
+    ]),
+    valueInfo: new Map(),
+  };
+}
+
+Deno.test("a residual Add → Relu runs as one AddFused: the producer writes codes, no QdqFused, the unfused plan's bits", async () => {
+  const plan = fuseGraph(fuseQdq(residualGraph(false)));
+  assert.deepEqual(
+    plan.nodes.map((x) => x.op),
+    ["QConvFused", "QConvFused", "QConvFused", "AddFused", "QConvFused"],
+  );
+  const add = plan.nodes[3];
+  assert.deepEqual(add.inputs, ["v", "y1"]); // conv0's codes, dequantized by the AddFused
+  assert.ok(add.attrs.lowbit_dq && add.attrs.lowbit_qout);
+  assert.ok(plan.nodes[0].attrs.lowbit_qout && plan.nodes[1].attrs.lowbit_codes_in);
+  assert.ok(plan.nodes[4].attrs.lowbit_codes_in);
+  // A second reader of the sum: the Add and its Relu still fuse, the quantization stays in the
+  // conv, and the float reader gets the Relu's values.
+  const tail = fuseGraph(fuseQdq(residualGraph(true)));
+  const add2 = tail.nodes.find((x) => x.op === "AddFused")!;
+  assert.ok(add2.attrs.lowbit_dq && !add2.attrs.lowbit_qout);
+  for (const floatTail of [false, true]) {
+    const g = residualGraph(floatTail);
+    const x = pattern([3, 2, 9, 7], 17, 3);
+    // Saturating codes and −0 in the image. (NaN is left out: the integer plan's centred codes
+    // keep NaN where the unfused plan's QuantizeLinear stores code 0, before this rewrite too.)
+    (x.data as Float32Array).set([1e30, Infinity, -Infinity, -0], 5);
+    const feed = { x };
+    const what = floatTail ? "with a float reader" : "";
+    const fused = await runWith(g, feed, { quantized: "integer" });
+    assertSameBits(
+      fused,
+      await runWith(g, feed, { quantized: "integer", fuse: false }),
+      `unfused ${what}`,
+    );
+    assertSameBits(
+      fused,
+      await runWith(g, feed, { quantized: "integer", reference: true }),
+      `reference ${what}`,
+    );
+    assertSameBits(
+      fused,
+      await runWith(g, feed, { quantized: "integer", threads: 2 }),
+      `2 threads ${what}`,
+    );
+  }
+});
+
 async function qdqModel(model: Model, calib: TensorData): Promise<Model> {
   const name = model.graph.inputs[0].name;
   const { quantized } = await quantize({

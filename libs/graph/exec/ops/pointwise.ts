@@ -4,8 +4,11 @@
  * float32 exactly as the separate ops would; `MulAddFused(a, b, c)`: a · b + c
  * with numpy broadcasting in one pass (e.g. a squeeze-excitation scale and its
  * residual), rounded as Mul then Add; `ResizeAddFused(X, roi, scales, sizes, addend)`: Resize
- * then Add in one pass (a feature pyramid's upsample and lateral sum). Produced by the
- * executor's fusion.
+ * then Add in one pass (a feature pyramid's upsample and lateral sum); `AddFused(a, b)`: Add of
+ * two tensors then a `program` of pointwise steps (a residual sum and its ReLU), optionally then
+ * QuantizeLinear to the next quantized conv's centred codes (`lowbit_qout`), in one pass; with
+ * `lowbit_dq`, `a` holds centred codes, dequantized first (a residual branch's Q → DQ pair).
+ * Produced by the executor's fusion.
  *
  * @module
  */
@@ -14,6 +17,8 @@ import { LowbitError } from "@lowbit/core";
 import type { Node } from "../../ir.ts";
 import type { PointwiseStep } from "../_fuse.ts";
 import { outF32, size } from "../_tensor.ts";
+import { addF32, quantizeF32 } from "@lowbit/kernels";
+import { backendKernels } from "./_float_backend.ts";
 import { broadcastShapes, planBroadcast } from "./_broadcast.ts";
 import { elementwiseOps } from "./elementwise.ts";
 import { resizeF32 } from "./resize.ts";
@@ -27,7 +32,7 @@ function programOf(node: Node): PointwiseStep[] {
   if (p === undefined) {
     const a = node.attrs.program;
     if (a?.kind !== "string") {
-      throw new LowbitError("INVALID_ARGUMENT", "PointwiseFused: no program", { node: node.name });
+      throw new LowbitError("INVALID_ARGUMENT", `${node.op}: no program`, { node: node.name });
     }
     p = JSON.parse(a.value) as PointwiseStep[];
     programs.set(node, p);
@@ -176,6 +181,109 @@ const mulAdd: OpImpl = async (inputs, node, ctx) => {
   return [{ dtype: "float32", shape, data: out }];
 };
 
+/** 1.5·2⁵²: adding and subtracting it rounds a double (|v| < 2⁵¹) to an integer, ties to even. */
+const RNE = 6755399441055744;
+
+/**
+ * `AddFused(a, b)`: y = steps(a + b), each step rounded to f32 as the separate ops would; with
+ * `lowbit_qout` = [s, lo, hi], then the centred code clamp(round_half_even(f32(y / s)), lo, hi)
+ * + 0 (NaN stays NaN) as f32, the codes a QConvFused with `lowbit_codes_in` reads, the values
+ * it would quantize its input to itself (its TypeScript quantization; the kernels' quantizeF32
+ * gives the same). With `lowbit_dq` = [s, nanCode], `a` holds centred codes c and its values
+ * are those of QdqFused: f32(c·s), a NaN code taken as nanCode. Operands of different shapes, or
+ * not float32: the separate ops.
+ */
+const addFused: OpImpl = async (inputs, node, ctx) => {
+  let [a] = inputs;
+  const b = inputs[1];
+  const prog = programOf(node);
+  const d = node.attrs.lowbit_dq;
+  const dv = d?.kind === "floats" ? d.value : undefined;
+  if (d !== undefined && (dv === undefined || dv.length !== 2 || !(dv[0] > 0))) {
+    throw new LowbitError("INVALID_ARGUMENT", "AddFused: lowbit_dq must be [scale > 0, nanCode]", {
+      node: node.name,
+    });
+  }
+  const dequant = (c: Float32Array, out: Float32Array): Float32Array => {
+    const [s, nan] = dv!;
+    for (let i = 0; i < c.length; i++) out[i] = (c[i] === c[i] ? c[i] : nan) * s;
+    return out;
+  };
+  const q = node.attrs.lowbit_qout;
+  const qv = q?.kind === "floats" ? q.value : undefined;
+  if (q !== undefined && (qv === undefined || qv.length !== 3 || !(qv[0] > 0))) {
+    throw new LowbitError("INVALID_ARGUMENT", "AddFused: lowbit_qout must be [scale > 0, lo, hi]", {
+      node: node.name,
+    });
+  }
+  const fk = ctx.reference ? null : ctx.floatKernels ?? backendKernels();
+  let y: Float32Array, shape: number[];
+  if (
+    a?.dtype === "float32" && b?.dtype === "float32" && a.shape.length === b.shape.length &&
+    a.shape.every((d, i) => d === b.shape[i])
+  ) {
+    const ad = a.data as Float32Array, bd = b.data as Float32Array;
+    // A dying operand takes the output (element i is read before it is written).
+    y = ctx.reusable?.(a) ? ad : ctx.reusable?.(b) ? bd : outF32(ctx, ad.length);
+    shape = [...a.shape];
+    const relu = prog.length === 1 && prog[0].op === "relu";
+    if ((relu || prog.length === 0) && fk !== null) {
+      // One SIMD pass (the same bits: f32 sums, the Relu op's select, quantizeF32's codes).
+      const quantize = qv === undefined ? undefined : { scale: qv[0], lo: qv[1], hi: qv[2] };
+      const dequantize = dv === undefined ? undefined : { scale: dv[0], nanCode: dv[1] };
+      addF32(ad, bd, { out: y, kernels: fk, relu, quantize, dequantize });
+      return [{ dtype: "float32", shape, data: y }];
+    }
+    for (let lo = 0; lo < y.length; lo += BLOCK) {
+      const hi = Math.min(y.length, lo + BLOCK);
+      if (dv === undefined) { for (let i = lo; i < hi; i++) y[i] = ad[i] + bd[i]; }
+      else {
+        const [s, nan] = dv;
+        for (let i = lo; i < hi; i++) {
+          y[i] = Math.fround((ad[i] === ad[i] ? ad[i] : nan) * s) + bd[i];
+        }
+      }
+      for (const s of prog) apply(s, y, lo, hi);
+    }
+  } else {
+    // The separate ops (which also report bad operands): Add, then the steps, then the codes.
+    if (dv !== undefined && a?.dtype === "float32") {
+      const ad = a.data as Float32Array;
+      a = { ...a, data: dequant(ad, new Float32Array(ad.length)) };
+    }
+    const [sum] = await elementwiseOps.Add([a, b], node, ctx);
+    if (sum.dtype !== "float32") {
+      throw new LowbitError("UNSUPPORTED", `AddFused: dtype ${sum.dtype} (float32 only)`, {
+        node: node.name,
+      });
+    }
+    y = sum.data as Float32Array;
+    shape = sum.shape;
+    for (const s of prog) apply(s, y, 0, y.length);
+  }
+  if (qv !== undefined) {
+    // In place, on the float kernels' SIMD pass when there are kernels (the same codes).
+    if (fk !== null) quantizeF32(y, qv[0], qv[1], qv[2], { out: y, kernels: fk });
+    else quantizeBlock(y, 0, y.length, qv[0], qv[1], qv[2]);
+  }
+  return [{ dtype: "float32", shape, data: y }];
+};
+
+/** y[i] = clamp(round_half_even(f32(y[i] / s)), lo, hi) + 0 over [from, to) (NaN stays NaN). */
+function quantizeBlock(
+  y: Float32Array,
+  from: number,
+  to: number,
+  s: number,
+  lo: number,
+  hi: number,
+): void {
+  for (let i = from; i < to; i++) {
+    const v = Math.fround(y[i] / s) + RNE - RNE;
+    y[i] = (v < lo ? lo : v > hi ? hi : v) + 0;
+  }
+}
+
 const resizeAdd: OpImpl = (inputs, node, ctx) => {
   const addend = inputs[4];
   const { y, added } = resizeF32(inputs.slice(0, 4), node, ctx, addend);
@@ -200,8 +308,11 @@ const resizeAdd: OpImpl = (inputs, node, ctx) => {
  * if (y.data.join() !== "0,6") throw new Error();
  * ```
  */
-export const pointwiseOps: OpTable<"PointwiseFused" | "MulAddFused" | "ResizeAddFused"> = {
+export const pointwiseOps: OpTable<
+  "PointwiseFused" | "MulAddFused" | "ResizeAddFused" | "AddFused"
+> = {
   PointwiseFused: pointwise,
   MulAddFused: mulAdd,
   ResizeAddFused: resizeAdd,
+  AddFused: addFused,
 };

@@ -216,6 +216,8 @@ export const OP_NAMES = [
   // lowbit fused Mul → Add and Resize → Add (domain "lowbit"), produced by the executor's fusion
   "MulAddFused",
   "ResizeAddFused",
+  // lowbit fused Add of two tensors → pointwise steps [→ QuantizeLinear to centred codes]
+  "AddFused",
   // a quantization point run through a registered quantizer (domain "lowbit"), written by
   // `materializeQuantized` for points QDQ ONNX cannot express
   "FakeQuant",
