@@ -58,8 +58,9 @@ export interface PairedInputStats {
   hq: Float64Array[];
   /** X̂ᵀX per group (in × in, row-major): row i, column j is Σ x̂_i·x_j. */
   cross: Float64Array[];
-  /** Σ X rows and Σ X̂ rows per group (in values each). */
+  /** Σ X rows per group (in values each): the float model's inputs. */
   sumF: Float64Array[];
+  /** Σ X̂ rows per group (in values each): the quantized model's inputs. */
   sumQ: Float64Array[];
   /** Rows per group. */
   rows: number[];
