@@ -106,7 +106,8 @@ function hasSelfLoops(t: TensorValue): boolean {
  * Stage `gnn-self-loops` (after `gnn-index-add`): see the module documentation. It rewrites the
  * dense sum aggregations whose adjacency in the calibration data has self-loops (a zero
  * diagonal, as a GIN's binary `A`, leaves the model as written) and whose output is not a
- * layer's input, unless `--gnn-self-loops inside`.
+ * layer's input, unless `--gnn-self-loops inside`; a replayed plan, those whose neighbours' sum
+ * its entries name.
  *
  * @param st the quantize state
  *
@@ -124,13 +125,20 @@ function hasSelfLoops(t: TensorValue): boolean {
  */
 export function selfLoopStage(st: QuantizeState): void {
   if (gnnOptions(st.pluginOptions).selfLoops !== "split") return;
-  const calib = st.opts.calib;
-  if (!calib) return;
-  const data = { ...calib.inputs, ...(calib.whole ?? {}) } as Record<string, TensorValue>;
+  const calib = st.opts.calib, plan = st.opts.plan;
+  if (!calib && !plan) return;
+  const data = { ...calib?.inputs, ...(calib?.whole ?? {}) } as Record<string, TensorValue>;
+  // A replayed plan splits what it was made with (its entries name the neighbours' sums), with
+  // or without calibration data.
+  const planned = plan ? new Set(plan.entries.map((e) => e.value)) : undefined;
+  const wanted = (a: Aggregation): boolean =>
+    planned
+      ? planned.has(a.output + SELF_LOOP_SUFFIX.neighbours)
+      : data[a.degrees.input] !== undefined && hasSelfLoops(data[a.degrees.input]);
   const g = st.model.graph;
   const todo = findAggregations(g).filter((a) =>
     a.style === "dense" && a.reduce === "sum" && !a.selfLoops && !feedsLayer(g, a.output) &&
-    data[a.degrees.input] && hasSelfLoops(data[a.degrees.input])
+    wanted(a)
   );
   if (todo.length === 0) return;
   const split = (m: Model): Model => ({ ...m, graph: splitSelfLoops(m.graph, todo) });

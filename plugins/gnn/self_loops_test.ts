@@ -153,3 +153,21 @@ Deno.test({
     assert.deepEqual(out.logits.data, dense.logits.data);
   },
 });
+
+Deno.test("a replayed plan splits what it was made with, without calibration data (gcn2_dense)", async () => {
+  const r = registry();
+  const m = await model("gcn2_dense");
+  const inputs = await graphInputs("gcn2_dense");
+  const made = await quantize({
+    model: m,
+    calib: { inputs, count: 1 },
+    preset: "w8a4",
+    registry: r,
+  });
+  const values = made.quantized.plan.entries.map((e) => e.value);
+  assert.ok(values.includes("/MatMul_output_0" + SELF_LOOP_SUFFIX.neighbours), values.join());
+  // the plan as `--plan` gives it, no --calib: same split, same model
+  const replay = await quantize({ model: m, plan: made.quantized.plan, registry: r });
+  const run = async (q: QuantizedModel) => (await simulate(q).run(inputs)).data as Float32Array;
+  assert.deepEqual(await run(replay.quantized), await run(made.quantized));
+});
