@@ -192,9 +192,28 @@ const LAYER_OPS = new Set(["Gemm", "MatMul", "Conv"]);
  * ```
  */
 export function feedsLayer(g: GraphView, v: string): boolean {
-  return g.nodes.some((n) =>
-    LAYER_OPS.has(n.op) && n.inputs[0] === v && g.initializers.has(n.inputs[1])
-  );
+  return g.nodes.some((n) => isLayer(g, n) && n.inputs[0] === v);
+}
+
+/**
+ * Whether a node is a layer with constant weights: a `Gemm`, `MatMul` or `Conv` whose second
+ * input is an initializer (its first input, the data, is then a point of the marker's).
+ *
+ * @param g the graph
+ * @param n a node of it
+ * @returns true for such a layer
+ *
+ * @example
+ * ```ts
+ * import { isLayer } from "@lowbit/gnn";
+ * const w = { dtype: "float32", shape: [2, 2], data: new Float32Array(4) };
+ * const n = { name: "l", op: "MatMul", domain: "", inputs: ["h", "w"], outputs: ["y"], attrs: {} };
+ * const g = { inputs: [], outputs: [], initializers: new Map([["w", w]]), nodes: [n] };
+ * if (!isLayer(g, n) || isLayer({ ...g, initializers: new Map() }, n)) throw new Error();
+ * ```
+ */
+export function isLayer(g: GraphView, n: NodeView): boolean {
+  return LAYER_OPS.has(n.op) && g.initializers.has(n.inputs[1]);
 }
 
 /**

@@ -11,7 +11,7 @@
  */
 
 import type { GraphView, Marker, MarkSpec, PluginOptionValues } from "@lowbit/core";
-import { findAggregations } from "./detect.ts";
+import { findAggregations, isLayer } from "./detect.ts";
 import { gnnOptions } from "./options.ts";
 import { DEGREE_QUANTIZER } from "./quantizer.ts";
 
@@ -87,8 +87,6 @@ const SELF_LOOP_NOTE = {
 /** Per channel along the feature axis of a [nodes, F] tensor. */
 export const COLUMNS = { kind: "channel", axis: 1 } as const;
 
-const LAYER_OPS = new Set(["Gemm", "MatMul", "Conv"]);
-
 /**
  * The inputs of layers (Gemm / MatMul / Conv with a constant weight) that depend on an
  * aggregation output: node features whose rows carry the degree imbalance of the sums.
@@ -99,7 +97,7 @@ function downstreamLayerInputs(g: GraphView, from: readonly string[]): [string, 
   for (const n of g.nodes) {
     if (!n.inputs.some((i) => reached.has(i))) continue;
     for (const o of n.outputs) reached.add(o);
-    if (LAYER_OPS.has(n.op) && g.initializers.has(n.inputs[1]) && reached.has(n.inputs[0])) {
+    if (isLayer(g, n) && reached.has(n.inputs[0])) {
       out.push([n.inputs[0], n.name]);
     }
   }
