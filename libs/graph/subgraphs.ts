@@ -88,6 +88,29 @@ export function* allNodes(graph: Graph): Generator<Node> {
 }
 
 /**
+ * The graph outputs no node reads, in the graph or in its subgraphs (outer-scope reads): values
+ * whose quantization would change nothing but the model's output.
+ *
+ * @param graph the graph
+ * @returns their names
+ *
+ * @example
+ * ```ts
+ * import { modelOf, nodeOf, unreadOutputs } from "@lowbit/graph";
+ * const m = modelOf({
+ *   nodes: [nodeOf("r", "Relu", ["x"], ["h"]), nodeOf("n", "Neg", ["h"], ["y"])],
+ *   inputs: [{ name: "x", dtype: "float32", shape: [2] }],
+ *   outputs: [{ name: "h", dtype: "float32" }, { name: "y", dtype: "float32" }],
+ * });
+ * if ([...unreadOutputs(m.graph)].join() !== "y") throw new Error();
+ * ```
+ */
+export function unreadOutputs(graph: Graph): Set<string> {
+  const read = new Set([...allNodes(graph)].flatMap((n) => n.inputs));
+  return new Set(graph.outputs.map((o) => o.name).filter((v) => !read.has(v)));
+}
+
+/**
  * The graph (the root or a subgraph) that holds an initializer, and the tensor.
  *
  * @param graph the root graph

@@ -37,11 +37,11 @@ import {
   type Stage,
 } from "@lowbit/core";
 import {
-  allNodes,
   checkQuantPoints,
   findInitializer,
   hasHalfTensors,
   type Model,
+  unreadOutputs,
   widenHalf,
 } from "@lowbit/graph";
 import {
@@ -648,9 +648,7 @@ function markPoints(st: QuantizeState, unmatched: Set<number>): void {
   const rules = st.opts.rules ?? [];
   const producer = new Map<string, string>();
   for (const n of st.model.graph.nodes) for (const o of n.outputs) producer.set(o, n.name);
-  const outputs = new Set(st.model.graph.outputs.map((o) => o.name));
-  // Values some node reads (an If / Loop body's outer-scope reads too).
-  const read = new Set([...allNodes(st.model.graph)].flatMap((n) => n.inputs));
+  const unread = unreadOutputs(st.model.graph);
   const graph = st.model.graph as unknown as GraphView;
   for (const m of markers) {
     const specs = m.mark(graph, st.pluginOptions);
@@ -667,7 +665,7 @@ function markPoints(st: QuantizeState, unmatched: Set<number>): void {
         );
       }
       const node = producer.get(spec.value) ?? "";
-      if (outputs.has(spec.value) && !read.has(spec.value)) {
+      if (unread.has(spec.value)) {
         // Quantizing it would change nothing but the model's output (a headless ViT's final
         // LayerNorm, a GCN whose last aggregation is its logits): the output stays float.
         st.entries.push({

@@ -23,7 +23,6 @@ import {
   type QuantPoint,
 } from "@lowbit/core";
 import {
-  allNodes,
   decodeLowbitFile,
   type Graph,
   isSupportedOp,
@@ -31,6 +30,7 @@ import {
   type Model,
   readOnnx,
   readQdqPoints,
+  unreadOutputs,
   type ValueInfo,
   walkGraphs,
 } from "@lowbit/graph";
@@ -425,13 +425,12 @@ function inspectPlugins(
   const graph = model.graph as unknown as GraphView;
   const marked: Record<string, string[]> = {}, keptFloat: Record<string, string[]> = {};
   // As quantize plans them: a marked graph output no node reads stays float.
-  const outputs = new Set(model.graph.outputs.map((o) => o.name));
-  const read = new Set([...allNodes(model.graph)].flatMap((n) => n.inputs));
-  const unread = (v: string) => outputs.has(v) && !read.has(v);
+  const unread = unreadOutputs(model.graph);
   for (const name of reg.markers.list()) {
     const values = reg.markers.get(name).mark(graph, options).map((m) => m.value);
-    marked[name] = values.filter((v) => !unread(v));
-    if (values.some(unread)) keptFloat[name] = values.filter(unread);
+    marked[name] = values.filter((v) => !unread.has(v));
+    const kept = values.filter((v) => unread.has(v));
+    if (kept.length) keptFloat[name] = kept;
   }
   const sections: Record<string, InspectPart> = {};
   for (const name of reg.inspectors.list()) {
