@@ -57,6 +57,7 @@ import {
 } from "./_float_backend.ts";
 import { conv2dRef } from "./conv.ts";
 import { INT_RANGES } from "./qlinear.ts";
+import { quantizeInto, RNE } from "./_qint.ts";
 import { roundHalfEven } from "./elementwise.ts";
 import { qdqPost } from "./_post.ts";
 import type { OpContext, OpImpl, OpTable } from "./types.ts";
@@ -70,9 +71,6 @@ function need(node: Node, t: TensorData | undefined, what: string): TensorData {
   return t;
 }
 
-/** 1.5·2⁵²: adding and subtracting it rounds a double (|v| < 2⁵¹) to an integer, ties to even. */
-const RNE = 6755399441055744;
-
 /** Quantizes x exactly as QuantizeLinear (per-tensor) into codes of the zero point's type. */
 function quantizeCodes(
   x: Float32Array,
@@ -85,42 +83,6 @@ function quantizeCodes(
   return signed
     ? quantizeInto(x, s, z, lo, hi, new Int8Array(x.length))
     : quantizeInto(x, s, z, lo, hi, new Uint8Array(x.length));
-}
-
-/**
- * round_half_even(fround(x / s)) + z clamped to [lo, hi], written to `out`. Rounding (adding
- * and subtracting 1.5·2⁵²) comes before the clamp, which is ~12% faster than clamping first
- * (measured, 64K elements): it gives the same code since lo − z, hi − z are integers and the
- * rounding is monotone (|v| ≥ 2⁵¹ may round inexactly, but is clamped anyway); NaN stays NaN
- * and stores as 0, as before.
- */
-function quantizeInto<T extends Int8Array | Uint8Array | Float32Array>(
-  x: Float32Array,
-  s: number,
-  z: number,
-  lo: number,
-  hi: number,
-  out: T,
-): T {
-  const a = lo - z, b = hi - z;
-  // One loop per array type, so that each store site stays monomorphic.
-  if (out instanceof Float32Array) {
-    for (let i = 0; i < x.length; i++) {
-      const v = Math.fround(x[i] / s) + RNE - RNE;
-      out[i] = (v < a ? a : v > b ? b : v) + z;
-    }
-  } else if (out instanceof Uint8Array) {
-    for (let i = 0; i < x.length; i++) {
-      const v = Math.fround(x[i] / s) + RNE - RNE;
-      out[i] = (v < a ? a : v > b ? b : v) + z;
-    }
-  } else {
-    for (let i = 0; i < x.length; i++) {
-      const v = Math.fround(x[i] / s) + RNE - RNE;
-      out[i] = (v < a ? a : v > b ? b : v) + z;
-    }
-  }
-  return out;
 }
 
 /** Weight codes as a typed array of their values (int8/int4 → Int8Array, uint8/uint4 → Uint8Array). */

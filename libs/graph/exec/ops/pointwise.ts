@@ -22,6 +22,7 @@ import { backendKernels } from "./_float_backend.ts";
 import { broadcastShapes, planBroadcast } from "./_broadcast.ts";
 import { elementwiseOps } from "./elementwise.ts";
 import { resizeF32 } from "./resize.ts";
+import { quantizeInto } from "./_qint.ts";
 import { hardswishF32 } from "./_post.ts";
 import type { OpImpl, OpTable } from "./types.ts";
 
@@ -181,9 +182,6 @@ const mulAdd: OpImpl = async (inputs, node, ctx) => {
   return [{ dtype: "float32", shape, data: out }];
 };
 
-/** 1.5·2⁵²: adding and subtracting it rounds a double (|v| < 2⁵¹) to an integer, ties to even. */
-const RNE = 6755399441055744;
-
 /**
  * `AddFused(a, b)`: y = steps(a + b), each step rounded to f32 as the separate ops would; with
  * `lowbit_qout` = [s, lo, hi], then the centred code clamp(round_half_even(f32(y / s)), lo, hi)
@@ -264,25 +262,10 @@ const addFused: OpImpl = async (inputs, node, ctx) => {
   if (qv !== undefined) {
     // In place, on the float kernels' SIMD pass when there are kernels (the same codes).
     if (fk !== null) quantizeF32(y, qv[0], qv[1], qv[2], { out: y, kernels: fk });
-    else quantizeBlock(y, 0, y.length, qv[0], qv[1], qv[2]);
+    else quantizeInto(y, qv[0], 0, qv[1], qv[2], y);
   }
   return [{ dtype: "float32", shape, data: y }];
 };
-
-/** y[i] = clamp(round_half_even(f32(y[i] / s)), lo, hi) + 0 over [from, to) (NaN stays NaN). */
-function quantizeBlock(
-  y: Float32Array,
-  from: number,
-  to: number,
-  s: number,
-  lo: number,
-  hi: number,
-): void {
-  for (let i = from; i < to; i++) {
-    const v = Math.fround(y[i] / s) + RNE - RNE;
-    y[i] = (v < lo ? lo : v > hi ? hi : v) + 0;
-  }
-}
 
 const resizeAdd: OpImpl = (inputs, node, ctx) => {
   const addend = inputs[4];
