@@ -612,14 +612,9 @@ function fuseConvQdqInt(c: Ctx): void {
     const j = only(c, cons, n.outputs[0]);
     const m = j === undefined ? undefined : c.nodes[j];
     if (!m || m.op !== "QdqFused" || m.domain !== "lowbit" || m.inputs[0] !== n.outputs[0]) return;
-    const s = scalarConst(c, m.inputs[1]);
-    const zt = m.inputs[2] ? c.consts.get(m.inputs[2]) : undefined;
-    if (m.inputs[2] && (zt === undefined || zt.data.length !== 1)) return;
-    const range = CODE_RANGE[zt?.dtype ?? "uint8"];
-    if (range === undefined || s === undefined || !Number.isFinite(s)) return;
-    const sf = Math.fround(s);
-    if (!(sf > 0) || !Number.isFinite(sf)) return;
-    const z = zt ? Number(zt.data[0]) : 0;
+    const aq = actQuant(c, m);
+    if (!aq) return;
+    const [sf, z, range] = aq;
     c.nodes[i] = {
       ...n,
       outputs: [m.outputs[0]],
@@ -710,13 +705,9 @@ function fuseQConvCodes(c: Ctx): void {
     const m = j === undefined ? undefined : c.nodes[j];
     if (!isQConv(m) || m.inputs[0] !== n.outputs[0] || attr(m, "lowbit_codes_in")) return;
     if (m.inputs.indexOf(n.outputs[0], 1) !== -1) return;
-    const s = scalarConst(c, m.inputs[1]);
-    const zt = m.inputs[2] ? c.consts.get(m.inputs[2]) : undefined;
-    if (s === undefined || !(s > 0) || !Number.isFinite(s)) return;
-    if (m.inputs[2] && (zt === undefined || zt.data.length !== 1)) return;
-    const range = CODE_RANGE[zt?.dtype ?? "uint8"];
-    if (range === undefined) return;
-    const z = zt ? Number(zt.data[0]) : 0;
+    const aq = actQuant(c, m);
+    if (!aq) return;
+    const [s, z, range] = aq;
     c.nodes[i] = {
       ...n,
       attrs: {
@@ -753,12 +744,9 @@ function fuseAddSteps(c: Ctx): void {
       isQConv(q) && q.inputs[0] === m.outputs[0] && q.inputs.indexOf(m.outputs[0], 1) === -1 &&
       !attr(q, "lowbit_codes_in")
     ) {
-      const s = scalarConst(c, q.inputs[1]);
-      const zt = q.inputs[2] ? c.consts.get(q.inputs[2]) : undefined;
-      const range = CODE_RANGE[zt?.dtype ?? "uint8"];
-      const okZero = !q.inputs[2] || (zt !== undefined && zt.data.length === 1);
-      if (s !== undefined && s > 0 && Number.isFinite(s) && okZero && range !== undefined) {
-        const z = zt ? Number(zt.data[0]) : 0;
+      const aq = actQuant(c, q);
+      if (aq) {
+        const [s, z, range] = aq;
         attrs.lowbit_qout = { kind: "floats", value: [s, range[0] - z, range[1] - z] };
         c.nodes[k!] = { ...q, attrs: { ...q.attrs, lowbit_codes_in: { kind: "int", value: 1 } } };
       }
@@ -775,8 +763,11 @@ function fuseAddSteps(c: Ctx): void {
   });
 }
 
-/** The per-tensor int8 / uint8 quantization (f32 scale, zero point, code range) of a node's
- * inputs 1 and 2 (QdqFused, QConvFused), or undefined. */
+/**
+ * The per-tensor int8 / uint8 quantization (f32 scale, zero point, code range) of a node's
+ * inputs 1 and 2 (QdqFused, QConvFused), or undefined. The scale of a valid model is a float
+ * tensor's value, so its f32 rounding changes nothing.
+ */
 function actQuant(c: Ctx, n: Node): [number, number, [number, number]] | undefined {
   const s = scalarConst(c, n.inputs[1]);
   const zt = n.inputs[2] ? c.consts.get(n.inputs[2]) : undefined;
