@@ -10,6 +10,10 @@
  * - `ort float`: onnxruntime-web on the float model (default optimisation level);
  * - `ort qdq`: onnxruntime-web on our QDQ file (n/a when it refuses the file).
  *
+ * A preset whose plan has no QDQ ONNX form (block-scaled mxfp4 / nvfp4 weights, dynamic
+ * activation scales) is run from the `.lowbit` file `lowbit quantize --out x.lowbit` writes,
+ * loaded as `lowbit run` loads it (`lowbitModel`); `ort qdq` is then n/a.
+ *
  * Reported per row: median latency of each runner, and the median of the per-round ratios
  * quant / lowbit float and quant / ort float (a ratio taken within one round is what survives a
  * machine whose speed drifts; a ratio of medians does not). onnxruntime-web fixes its thread
@@ -18,7 +22,7 @@
  * Models: digits CNN (batch 1 and 64: `cnn1`, `cnn64`), the digits ViT (a transformer encoder,
  * batch 64: `vit64`), PP-OCR cls (1×3×48×192), PP-OCRv4 rec (1×3×48×320), PP-OCRv4 det at
  * 224×352 and 640×640 (`--det` sizes). Presets: `--presets` (default w8a8,
- * w4a16, fp8). Prints a table per thread count and one JSON line.
+ * w4a8, w4a16, fp8, mxfp4). Prints a table per thread count and one JSON line.
  *
  * Peak memory (`--memory`, default on): for each model and preset, the float model and our QDQ
  * file are each loaded and run twice in a fresh process (`--mem-child`), which reports its peak
@@ -33,7 +37,7 @@
  *
  * ```sh
  * npx deno run -A apps/bench/quantized_latency.ts [--runs 11] [--threads 1,2] \
- *   [--models cnn1,cnn64,vit64,cls,rec,det] [--det 224x352,640x640] [--presets w8a8,w4a16,fp8] \
+ *   [--models cnn1,cnn64,vit64,cls,rec,det] [--det 224x352,640x640] [--presets w8a8,w4a8,w4a16,fp8,mxfp4] \
  *   [--memory true|false] [--clock wall|cpu] [--quick]
  * ```
  *
@@ -42,9 +46,12 @@
 
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { LowbitError } from "@lowbit/core";
 import {
   createExecutor,
+  decodeLowbitFile,
   type Executor,
+  lowbitModel,
   type Model,
   readNpy,
   readOnnx,
@@ -115,12 +122,68 @@ export function residentMb(): [number, number] {
 }
 
 /**
- * Child process of `--memory`: loads one model file (the float model, or a QDQ file on the
- * integer plan), runs it twice, and prints its peak resident set minus the one before loading.
+ * The runnable model of a file: ONNX (float or QDQ), or a `.lowbit` file through `lowbitModel`
+ * (the loader `lowbit run` and the runtime use).
+ */
+function loadModel(file: string): Model {
+  const bytes = Deno.readFileSync(file);
+  return file.endsWith(".lowbit") ? lowbitModel(decodeLowbitFile(bytes, file)) : readOnnx(bytes);
+}
+
+/** A quantized model as the file `lowbit quantize` writes, and that file loaded back. */
+export interface QuantizedFile {
+  /** The file's bytes. */
+  bytes: Uint8Array;
+  /** `.onnx` (QDQ ONNX) or `.lowbit`. */
+  suffix: ".onnx" | ".lowbit";
+  /** The file loaded back: what the executor runs. */
+  model: Model;
+}
+
+/**
+ * The quantized model as a file: our QDQ ONNX file where the plan has one, else (block-scaled
+ * weights or activations such as mxfp4 / nvfp4, dynamic scales) the `.lowbit` file, loaded as
+ * `lowbit run` loads it.
+ *
+ * @param quantized the result of `quantize`
+ * @returns the file and its runnable model
+ *
+ * @example
+ * ```ts
+ * import { quantizedFile } from "./quantized_latency.ts";
+ * import { quantize } from "@lowbit/pipeline";
+ * import { readNpy, readOnnx } from "@lowbit/graph";
+ * const model = readOnnx(await Deno.readFile("fixtures/digits/mlp.onnx"));
+ * const x = readNpy(await Deno.readFile("fixtures/digits/calib_x.npy"));
+ * const calib = { inputs: { x }, count: 64 };
+ * const w8 = quantizedFile((await quantize({ model, calib, preset: "w8a8" })).quantized);
+ * const mx = quantizedFile((await quantize({ model, calib, preset: "mxfp4" })).quantized);
+ * if (w8.suffix !== ".onnx" || mx.suffix !== ".lowbit") throw new Error();
+ * ```
+ */
+export function quantizedFile(quantized: Parameters<typeof encodeQuantized>[0]): QuantizedFile {
+  try {
+    const bytes = encodeQuantized(quantized, "model.onnx");
+    return { bytes, suffix: ".onnx", model: readOnnx(bytes) };
+  } catch (e) {
+    if (!(e instanceof LowbitError) || e.code !== "UNSUPPORTED") throw e;
+    const bytes = encodeQuantized(quantized, "model.lowbit");
+    return {
+      bytes,
+      suffix: ".lowbit",
+      model: lowbitModel(decodeLowbitFile(bytes, "model.lowbit")),
+    };
+  }
+}
+
+/**
+ * Child process of `--memory`: loads one model file (the float model, or a QDQ / `.lowbit` file
+ * on the integer plan), runs it twice, and prints its peak resident set minus the one before
+ * loading.
  */
 async function memoryChild(file: string, integer: boolean, shape: number[], threads: number) {
   const [, before] = residentMb();
-  const model = readOnnx(Deno.readFileSync(file));
+  const model = loadModel(file);
   const e = createExecutor(model, integer ? { quantized: "integer", threads } : { threads });
   const feed = { [model.graph.inputs[0].name]: noise(shape, 2, 2) };
   for (let i = 0; i < 2; i++) await e.run(feed);
@@ -271,14 +334,14 @@ async function measure(
     calib: { inputs: { [inName]: calib }, count: calib.shape[0] },
     preset,
   });
-  const qdqBytes = encodeQuantized(quantized, "model.onnx");
-  const qdq = readOnnx(qdqBytes);
+  const { bytes: qBytes, suffix, model: qdq } = quantizedFile(quantized);
   let mem: { float_peak_mb?: number; quant_peak_mb?: number } = {};
   if (memory) {
-    // Each in a fresh process, before this one's runs (the QDQ file through a temporary file).
-    const tmp = Deno.makeTempFileSync({ suffix: ".onnx" });
+    // Each in a fresh process, before this one's runs (the quantized file through a temporary
+    // file).
+    const tmp = Deno.makeTempFileSync({ suffix });
     try {
-      Deno.writeFileSync(tmp, qdqBytes);
+      Deno.writeFileSync(tmp, qBytes);
       mem = {
         float_peak_mb: await peakMb(spec.file.pathname, false, spec.input, threads),
         quant_peak_mb: await peakMb(tmp, true, spec.input, threads),
@@ -297,7 +360,8 @@ async function measure(
   const runners: ((() => Promise<void>) | undefined)[] = [
     ...lowbit,
     await ortRunner(ort, floatBytes, input),
-    await ortRunner(ort, qdqBytes, input),
+    // onnxruntime-web on our file: a QDQ file only (n/a for a `.lowbit` file).
+    suffix === ".onnx" ? await ortRunner(ort, qBytes, input) : undefined,
   ];
   try {
     // Warm-up: V8 tiers the wasm up (in the background: small models need many runs before their
@@ -399,7 +463,7 @@ if (import.meta.main) {
       threads: { type: "string", default: "1,2" },
       models: { type: "string", default: "cnn1,cnn64,vit64,cls,rec,det" },
       det: { type: "string", default: "224x352,640x640" },
-      presets: { type: "string", default: "w8a8,w4a16,fp8" },
+      presets: { type: "string", default: "w8a8,w4a8,w4a16,fp8,mxfp4" },
       memory: { type: "string", default: "true" },
       clock: { type: "string", default: "wall" },
       quick: { type: "boolean", default: false },

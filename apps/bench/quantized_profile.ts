@@ -18,8 +18,8 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { createExecutor, readNpy, readOnnx, type TensorData } from "@lowbit/graph";
-import { encodeQuantized, quantize } from "@lowbit/pipeline";
-import { noise } from "./quantized_latency.ts";
+import { quantize } from "@lowbit/pipeline";
+import { noise, quantizedFile } from "./quantized_latency.ts";
 
 /** One node's mean time per run in both plans. */
 export interface NodeCost {
@@ -125,7 +125,7 @@ if (import.meta.main) {
     calib: { inputs: { [inName]: calib }, count: calib.shape[0] },
     preset: values.preset,
   });
-  const qdq = readOnnx(encodeQuantized(quantized, "model.onnx"));
+  const qdq = quantizedFile(quantized).model;
   const threads = Number(values.threads);
   const ef = createExecutor(model, { threads });
   const eq = createExecutor(qdq, { quantized: "integer", threads });

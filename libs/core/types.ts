@@ -70,6 +70,25 @@ export interface BlockFormat extends NumberFormat {
   encodeBlocks(x: Float32Array): BlockEncoded;
   /** Decodes what `encodeBlocks` produced. */
   decodeBlocks(enc: BlockEncoded): Float32Array;
+  /**
+   * `decodeBlocks(encodeBlocks(x))` in one pass, the same bits (a fake quantization's inner
+   * loop), written to `out` (default: a new array; `x` itself is allowed). `x` is viewed as
+   * `[outer, len, inner]` (default `[1, x.length, 1]`) with blocks along `len` — a tensor's rows
+   * along one axis, read in place — and a short last block is taken as zero-padded. Each block
+   * on its own (MX: no scale spans blocks). Optional: formats without it are rounded through
+   * their codes.
+   */
+  roundBlocks?(x: Float32Array, out?: Float32Array, layout?: BlockLayout): Float32Array;
+}
+
+/** A tensor as `[outer, len, inner]`, blocks running along `len` (see `roundBlocks`). */
+export interface BlockLayout {
+  /** Product of the axes before the block axis. */
+  readonly outer: number;
+  /** Length of the block axis (with the axes merged into it). */
+  readonly len: number;
+  /** Product of the axes after it. */
+  readonly inner: number;
 }
 
 /** Output of a block format's encoder. */

@@ -46,7 +46,7 @@
  */
 
 import { LowbitError } from "../errors.ts";
-import type { BlockEncoded, BlockFormat, Codes, NumberFormat } from "../types.ts";
+import type { BlockEncoded, BlockFormat, BlockLayout, Codes, NumberFormat } from "../types.ts";
 import { bitsOfF32, checkBlockLength, newCodes } from "./_bits.ts";
 import { encodeMinifloatInto, minifloatConsts } from "./_minifloat.ts";
 import type { IntegerFormat } from "./integer.ts";
@@ -134,7 +134,9 @@ export function mxFormat(
     const n = x.length, nb = n / blockSize;
     const codes = newCodes(element.bits, n);
     const scales = new Uint8Array(nb);
-    const tmp = new Float32Array(blockSize);
+    // Every block scaled into one buffer, then one encoder pass over all of it (a block of
+    // non-finite values stays 0 there: its codes are 0, its scale code NaN).
+    const tmp = new Float32Array(n);
     for (let b = 0; b < nb; b++) {
       const base = b * blockSize;
       let amax = 0, finite = true;
@@ -151,9 +153,9 @@ export function mxFormat(
       s = Math.max(-127, Math.min(127, s));
       scales[b] = s + 127;
       const inv = 2 ** -s;
-      for (let j = 0; j < blockSize; j++) tmp[j] = x[base + j] * inv;
-      encodeElements(tmp, codes, base);
+      for (let j = 0; j < blockSize; j++) tmp[base + j] = x[base + j] * inv;
     }
+    encodeElements(tmp, codes, 0);
     return { codes, scales, tensorScale: 1 };
   };
   const decodeBlocks = (enc: BlockEncoded): Float32Array => {
@@ -168,7 +170,87 @@ export function mxFormat(
     }
     return out;
   };
-  return blockFormat(name, element, scale, blockSize, encodeBlocks, decodeBlocks);
+  const roundElement = element.family === "float" ? minifloatRounder(element) : undefined;
+  // Encode then decode, fused: each block's power-of-two scale as encodeBlocks picks it, each
+  // element rounded to the element grid in the value domain, times the scale. x is viewed as
+  // [outer, len, inner] with blocks along len (a tensor's rows along one axis, read in place);
+  // a short last block is a zero-padded one (zeros change no block maximum and round to zero).
+  const roundBlocks = roundElement === undefined ? undefined : (
+    x: Float32Array,
+    out: Float32Array = new Float32Array(x.length),
+    layout: BlockLayout = { outer: 1, len: x.length, inner: 1 },
+  ): Float32Array => {
+    const { outer, len, inner } = layout;
+    if (outer * len * inner !== x.length || out.length !== x.length) {
+      throw new LowbitError(
+        "SHAPE_MISMATCH",
+        `${name}: ${x.length} values (out ${out.length}) are not [${outer}, ${len}, ${inner}]`,
+      );
+    }
+    // Per position along inner: the block's maximum, then its scale and inverse (NaN: a block
+    // holding NaN or ±Inf, whose scale code is NaN and whose elements all decode to NaN).
+    const amax = new Float64Array(inner), inv = new Float64Array(inner);
+    const sc = new Float64Array(inner);
+    for (let o = 0; o < outer; o++) {
+      for (let b0 = 0; b0 < len; b0 += blockSize) {
+        const b1 = Math.min(len, b0 + blockSize);
+        amax.fill(0);
+        for (let j = b0; j < b1; j++) {
+          const base = (o * len + j) * inner;
+          for (let p = 0; p < inner; p++) {
+            // NaN / ±Inf make the maximum NaN, which stays NaN (a > NaN is false).
+            const a = Math.abs(x[base + p]);
+            if (a > amax[p]) amax[p] = a < Infinity ? a : NaN;
+            else if (a !== a) amax[p] = NaN;
+          }
+        }
+        for (let p = 0; p < inner; p++) {
+          const m = amax[p];
+          if (Number.isNaN(m)) {
+            inv[p] = 0, sc[p] = NaN;
+            continue;
+          }
+          const e = Math.max(-127, Math.min(127, m === 0 ? -127 : floorLog2(m) - emax));
+          inv[p] = 2 ** -e, sc[p] = 2 ** e;
+        }
+        for (let j = b0; j < b1; j++) {
+          const base = (o * len + j) * inner;
+          for (let p = 0; p < inner; p++) {
+            out[base + p] = roundElement(Math.fround(x[base + p] * inv[p])) * sc[p];
+          }
+        }
+      }
+    }
+    return out;
+  };
+  return blockFormat(name, element, scale, blockSize, encodeBlocks, decodeBlocks, roundBlocks);
+}
+
+/**
+ * Rounds a float32 value to the nearest value of a minifloat format, ties to even, saturating
+ * at its largest finite value: the value `encode` (saturating) then `decode` give, for finite
+ * inputs, computed without the codes. Formats without subnormals (and without a zero) keep the
+ * code path (undefined here).
+ */
+function minifloatRounder(f: MinifloatFormat): ((v: number) => number) | undefined {
+  if (!f.subnormals || !f.signed) return undefined;
+  const M = f.mantissaBits, emin = 1 - f.bias, max = f.max;
+  // The quantum 2^(e − M) of each binade e ≥ emin (the subnormals share emin's), and the float32
+  // bits of the value to read e from.
+  const quanta = Float64Array.from({ length: 256 }, (_, i) => 2 ** (Math.max(i - 127, emin) - M));
+  const f32 = new Float32Array(1), bits = new Uint32Array(f32.buffer);
+  // Adding and taking away 2^52 rounds a float64 in [0, 2^52) to an integer, ties to even.
+  const RNE = 2 ** 52;
+  return (v: number): number => {
+    const a = Math.abs(v);
+    if (a === 0) return v; // ±0 keeps its sign
+    f32[0] = a; // a float32 already: exact
+    const q = quanta[bits[0] >>> 23];
+    // a / q is exact (q a power of two) and below 2^(M + 2).
+    const r = (a / q + RNE - RNE) * q;
+    const m = r > max ? max : r;
+    return v < 0 ? -m : m;
+  };
 }
 
 /** The BlockFormat object around a format's block encoder / decoder. */
@@ -179,8 +261,10 @@ function blockFormat(
   blockSize: number,
   encodeBlocks: (x: Float32Array) => BlockEncoded,
   decodeBlocks: (enc: BlockEncoded) => Float32Array,
+  roundBlocks?: (x: Float32Array, out?: Float32Array, layout?: BlockLayout) => Float32Array,
 ): BlockFormat {
   return {
+    ...(roundBlocks === undefined ? {} : { roundBlocks }),
     name,
     bits: element.bits,
     family: "block",

@@ -3,7 +3,7 @@
 // axis; rows are numbered in row-major order of the other axes.
 
 import { LowbitError } from "../errors.ts";
-import type { Granularity } from "../types.ts";
+import type { BlockLayout, Granularity } from "../types.ts";
 import { normalizeAxis } from "./_layout.ts";
 
 /** Rows of a tensor: `index[r * len + j]` is the flat index of element j of row r. */
@@ -16,14 +16,17 @@ export interface Rows {
   index: Int32Array;
 }
 
-/** The row view of `shape` along a block / row granularity's axis. */
-export function rowsOf(
+/**
+ * `shape` as `[outer, len, inner]`: the axes before a block / row granularity's axis, the axis
+ * with the axes merged into it, the axes after (a scalar is `[1, 1, 1]`).
+ */
+export function rowLayout(
   shape: readonly number[],
   g: Extract<Granularity, { kind: "block" | "row" }>,
   name?: string,
-): Rows {
+): BlockLayout {
   const rank = shape.length;
-  if (rank === 0) return { rows: 1, len: 1, index: Int32Array.of(0) };
+  if (rank === 0) return { outer: 1, len: 1, inner: 1 };
   const a = normalizeAxis(g.axis, rank, name);
   const f = g.kind === "block" ? g.flatten ?? 0 : 0;
   if (!Number.isInteger(f) || f < 0 || a + f >= rank) {
@@ -33,25 +36,27 @@ export function rowsOf(
       name === undefined ? {} : { tensor: name },
     );
   }
-  const numel = shape.reduce((x, y) => x * y, 1);
-  let len = 1;
+  let outer = 1, len = 1, inner = 1;
+  for (let i = 0; i < a; i++) outer *= shape[i];
   for (let i = a; i <= a + f; i++) len *= shape[i];
-  const rows = len === 0 ? 0 : numel / len;
-  const index = new Int32Array(numel);
-  // Strides of the row-major tensor, and of the run (inside a row) / the other axes (row number).
-  const stride = new Array<number>(rank);
-  for (let i = rank - 1, s = 1; i >= 0; i--) stride[i] = s, s *= shape[i];
-  const idx = new Array<number>(rank).fill(0);
-  for (let flat = 0; flat < numel; flat++) {
-    let r = 0, j = 0;
-    for (let i = 0; i < rank; i++) {
-      if (i >= a && i <= a + f) j = j * shape[i] + idx[i];
-      else r = r * shape[i] + idx[i];
-    }
-    index[r * len + j] = flat;
-    for (let i = rank - 1; i >= 0; i--) {
-      if (++idx[i] < shape[i]) break;
-      idx[i] = 0;
+  for (let i = a + f + 1; i < rank; i++) inner *= shape[i];
+  return { outer, len, inner };
+}
+
+/** The row view of `shape` along a block / row granularity's axis. */
+export function rowsOf(
+  shape: readonly number[],
+  g: Extract<Granularity, { kind: "block" | "row" }>,
+  name?: string,
+): Rows {
+  if (shape.length === 0) return { rows: 1, len: 1, index: Int32Array.of(0) };
+  const { outer, len, inner } = rowLayout(shape, g, name);
+  const rows = len === 0 ? 0 : outer * inner;
+  const index = new Int32Array(outer * len * inner);
+  for (let o = 0, k = 0; o < outer; o++) {
+    const base = o * len * inner;
+    for (let i = 0; i < inner; i++) {
+      for (let j = 0, flat = base + i; j < len; j++, flat += inner) index[k++] = flat;
     }
   }
   return { rows, len, index };

@@ -34,7 +34,7 @@ import { chooseQParams, fitQParams } from "./qparams.ts";
 import { dequantizeAffine, fakeQuantize, quantizeAffine } from "./affine.ts";
 import { isBlockFormat, isIntFormat, quantBounds } from "./_format.ts";
 import { checkParams, forEachScale } from "./_apply.ts";
-import { rowsOf } from "./_rows.ts";
+import { rowLayout, rowsOf } from "./_rows.ts";
 import { roundHalfEven } from "./round.ts";
 import { attachParams } from "../formats/_scaled.ts";
 import { scaledParams } from "../formats/scaled.ts";
@@ -244,10 +244,16 @@ function block(resolve: FormatResolver): Quantizer {
     fakeQuant(t: Tensor, qp: QParams): Tensor {
       if (!qp.dynamic) return dequantize(quantize(t, qp), qp, t.shape);
       const bf = bfOf(qp.format);
+      const gr = blockGranularity(qp);
+      if (bf.roundBlocks) {
+        // No scale spans blocks (MX): the tensor read in place as [outer, len, inner], blocks
+        // along len, a short last block as the zero-padded one.
+        const data = bf.roundBlocks(t.data, undefined, rowLayout(t.shape, gr));
+        return { shape: [...t.shape], data };
+      }
       const g = gatherRows(t.data, t.shape, qp, bf);
       // Each sample (first axis) on its own, so a result never depends on the batch it ran in
       // (NVFP4's tensor scale would otherwise span the batch).
-      const gr = blockGranularity(qp);
       const rank = t.shape.length;
       const perSample = rank > 1 && (gr.axis + rank) % rank !== 0
         ? g.rows / Math.max(1, t.shape[0])

@@ -119,6 +119,41 @@ Deno.test("block quantizer stores MX block scales along the granularity's axis",
   assert.equal(q.onnx, undefined);
 });
 
+Deno.test("block quantizer's dynamic fake quantization: per row, zero-padded blocks, through codes", () => {
+  // NCHW activations, blocks along the channels at each pixel: 40 channels = one whole block of
+  // 32 and a short one of 8; 5 channels = one short block. Reference: each row gathered by hand,
+  // zero-padded to whole blocks, encoded and decoded by the format.
+  const rng = createRng(5);
+  const q = defaultRegistry().quantizers.get("block");
+  for (const [format, c] of [["mxfp4", 40], ["mxfp6_e2m3", 5], ["mxfp8_e5m2", 40]] as const) {
+    const shape = [2, c, 3, 2], hw = 6;
+    const x = Float32Array.from(
+      { length: 2 * c * hw },
+      (_, i) => i % 11 === 3 ? 0 : rng.normal() * 2 ** ((i % 9) - 4),
+    );
+    x[17] = NaN, x[50] = -Infinity, x[7] = -0; // two NaN blocks, a signed zero
+    const qp = q.fit({ min: Float32Array.of(0), max: Float32Array.of(1) }, {
+      format,
+      granularity: { kind: "block", axis: 1, size: 32 },
+      mode: "symmetric",
+    });
+    const got = q.fakeQuant(tensor(x, shape), qp, { batch: 0, tags: {}, inputs: {} }).data;
+    const bf = getFormat(format) as BlockFormat;
+    const pc = Math.ceil(c / 32) * 32;
+    for (let n = 0; n < 2; n++) {
+      for (let p = 0; p < hw; p++) {
+        const row = new Float32Array(pc);
+        for (let k = 0; k < c; k++) row[k] = x[(n * c + k) * hw + p];
+        const ref = bf.decodeBlocks(bf.encodeBlocks(row));
+        for (let k = 0; k < c; k++) {
+          // strictEqual is Object.is: NaN equals NaN, −0 differs from 0.
+          assert.equal(got[(n * c + k) * hw + p], ref[k], `${format} n${n} c${k} p${p}`);
+        }
+      }
+    }
+  }
+});
+
 Deno.test("scaled quantizer keeps the fitted scale of ternary, binary, PTQTP and NUPES weights", () => {
   const rng = createRng(9);
   const q = defaultRegistry().quantizers.get("scaled");
