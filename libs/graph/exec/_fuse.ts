@@ -34,6 +34,8 @@
 //   zero point (a residual block's input), that QConvFused writes the codes (`lowbit_qout`), its
 //   consumer reads them (`lowbit_codes_in`) and the AddFused dequantizes them as the QdqFused
 //   did (`lowbit_dq` = [scale, NaN's centred code]): the QdqFused pass is gone;
+// - a Concat of several tensors whose only reader is a QdqFused becomes one ConcatQdqFused: each
+//   part goes through the pair into its place in the output (ops/fused.ts);
 // - a Concat with one input is dropped (the identity: QDQ exports put one in front of float8 /
 //   int4 Q/DQ pairs as a barrier against onnxruntime's fusions).
 //
@@ -831,6 +833,33 @@ function fuseResidualCodes(c: Ctx): void {
 }
 
 /**
+ * A Concat of two or more tensors whose only reader is a QdqFused (int8 / uint8 per tensor, or
+ * float8: the pair a QDQ export puts in front of the conv after a feature pyramid's Concat)
+ * becomes one ConcatQdqFused(x_scale, x_zero_point, parts…) (ops/fused.ts): each part goes
+ * through the pair straight into its place in the output (the pair is elementwise, so it
+ * commutes with the concatenation), with no copy of the concatenation for the pair to read.
+ */
+function fuseConcatQdq(c: Ctx): void {
+  const cons = consumers(c);
+  c.nodes.forEach((n, i) => {
+    if (!n || n.op !== "Concat" || n.domain !== "" || n.inputs.length < 2) return;
+    if (n.outputs.length !== 1 || n.inputs.some((v) => v === "")) return;
+    const j = only(c, cons, n.outputs[0]);
+    const m = j === undefined ? undefined : c.nodes[j];
+    if (!m || m.op !== "QdqFused" || m.domain !== "lowbit" || m.inputs[0] !== n.outputs[0]) return;
+    c.nodes[i] = {
+      name: n.name,
+      op: "ConcatQdqFused",
+      domain: "lowbit",
+      inputs: [m.inputs[1], m.inputs[2] ?? "", ...n.inputs],
+      outputs: [m.outputs[0]],
+      attrs: { ...n.attrs },
+    };
+    c.nodes[j!] = undefined;
+  });
+}
+
+/**
  * Concat with one input is the identity: its consumers read the input instead (QDQ exports put
  * one in front of every float8 / int4 Q/DQ pair as a barrier against onnxruntime's fusions; here it
  * was a copy of the tensor). Kept when its output is a graph output, and in graphs with subgraphs
@@ -889,6 +918,7 @@ export function fuseGraph(g: Graph): Graph {
   fuseResizeAdd(c);
   fuseAddSteps(c);
   fuseResidualCodes(c);
+  fuseConcatQdq(c);
   const kept = c.nodes.filter((n): n is Node => n !== undefined);
   // Drop constants nothing uses any more (folded weights' originals).
   const used = new Set<string>(g.outputs.map((o) => o.name));
