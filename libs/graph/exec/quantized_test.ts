@@ -239,7 +239,7 @@ Deno.test("integer execution with threads: 2 gives the TypeScript reference's bi
 });
 
 /** x (float) → MatMul / Gemm(transB) with DQ(float8 e4m3fn weights, per-output-channel scales). */
-function fp8Graph(gemm: boolean): Graph {
+function fp8Graph(gemm: boolean, rows = 3): Graph {
   const kk = 40, nn = 12;
   const w = pattern(gemm ? [nn, kk] : [kk, nn], 21, 3).data as Float32Array;
   const scale = Float32Array.from({ length: nn }, (_, i) => 0.01 * (i + 1));
@@ -258,7 +258,7 @@ function fp8Graph(gemm: boolean): Graph {
         ? n("mm", "Gemm", ["x", "wd", "b"], ["y"], { transB: { kind: "int", value: 1 } })
         : n("mm", "MatMul", ["x", "wd"], ["y"]),
     ],
-    inputs: [{ name: "x", dtype: "float32", shape: [3, kk] }],
+    inputs: [{ name: "x", dtype: "float32", shape: [rows, kk] }],
     outputs: [{ name: "y", dtype: "float32" }],
     initializers: new Map<string, TensorData>([
       ["wq", { dtype: "float8e4m3fn", shape: gemm ? [nn, kk] : [kk, nn], data: codes }],
@@ -283,6 +283,54 @@ Deno.test("float8 weights run on the minifloat GEMM like the float QDQ reference
         1e-5,
         1e-5,
         `fp8 gemm=${gemm} reference=${reference}`,
+      );
+    }
+  }
+});
+
+Deno.test("float8 weights: the same bits on one and two threads, near the float64 sums", async () => {
+  // 37 rows (the pool splits them); the float plan (DQ weights, float GEMM) as a float64 sum:
+  // Σ_k x·decode(code)·scale + bias, the codes' exact values, within the op's K·2⁻²³ bound.
+  for (const gemm of [false, true]) {
+    const g = fp8Graph(gemm, 37);
+    const x = pattern([37, 40], 11, 1);
+    const codes = g.initializers.get("wq")!.data as Uint8Array;
+    const sw = g.initializers.get("sw")!.data as Float32Array;
+    const b = g.initializers.get("b")!.data as Float32Array;
+    const dec = (c: number): number => {
+      const e = (c >> 3) & 15,
+        mant = c & 7,
+        v = e === 0 ? mant / 8 * 2 ** -6 : (1 + mant / 8) * 2 ** (e - 7);
+      return c & 128 ? -v : v;
+    };
+    const want = new Float64Array(37 * 12);
+    for (let r = 0; r < 37; r++) {
+      for (let j = 0; j < 12; j++) {
+        let acc = 0;
+        for (let i = 0; i < 40; i++) {
+          const c = codes[gemm ? j * 40 + i : i * 12 + j];
+          acc += (x.data as Float32Array)[r * 40 + i] * dec(c) * sw[j];
+        }
+        want[r * 12 + j] = acc + (gemm ? b[j] : 0);
+      }
+    }
+    const outs: Float32Array[] = [];
+    for (const threads of [1, 2]) {
+      const e = createExecutor(g, { quantized: "integer", threads });
+      try {
+        outs.push((await e.run({ x })).y.data as Float32Array);
+      } finally {
+        await e.close();
+      }
+    }
+    for (let i = 0; i < want.length; i++) {
+      assert.ok(
+        Object.is(outs[0][i], outs[1][i]),
+        `gemm=${gemm} [${i}]: ${outs[0][i]} ≠ ${outs[1][i]}`,
+      );
+      assert.ok(
+        Math.abs(outs[0][i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])),
+        `gemm=${gemm} [${i}]`,
       );
     }
   }
