@@ -31,7 +31,8 @@
 //   is a QConvFused, the consumer's quantization moves into it too (`lowbit_qout` /
 //   `lowbit_codes_in`, as between two QConvFused); and when one operand is an int8 / uint8
 //   QdqFused of a QConvFused's output that another QConvFused quantizes with the same scale and
-//   zero point (a residual block's input), that QConvFused writes the codes (`lowbit_qout`), its
+//   zero point (a residual block's input), that QConvFused (or a float Conv: its weights stayed
+//   float) writes the codes (`lowbit_qout`), its
 //   consumer reads them (`lowbit_codes_in`) and the AddFused dequantizes them as the QdqFused
 //   did (`lowbit_dq` = [scale, NaN's centred code]): the QdqFused pass is gone;
 // - a Concat of several tensors whose only reader is a QdqFused becomes one ConcatQdqFused: each
@@ -782,10 +783,10 @@ function actQuant(c: Ctx, n: Node): [number, number, [number, number]] | undefin
 }
 
 /**
- * AddFused(QdqFused(x), y) where x, a QConvFused's float output, is read only by that QdqFused
- * and by a QConvFused quantizing it with the same scale and zero point: the producer writes the
- * codes, the conv reads them, the AddFused dequantizes them (the QdqFused's values: its codes
- * are the producer's, the same quantization of the same values).
+ * AddFused(QdqFused(x), y) where x, a QConvFused's float output or a float Conv's, is read only
+ * by that QdqFused and by a QConvFused quantizing it with the same scale and zero point: the
+ * producer writes the codes, the conv reads them, the AddFused dequantizes them (the QdqFused's
+ * values: its codes are the producer's, the same quantization of the same values).
  */
 function fuseResidualCodes(c: Ctx): void {
   const cons = consumers(c);
@@ -802,7 +803,11 @@ function fuseResidualCodes(c: Ctx): void {
       const x = d.inputs[0];
       const pIdx = producer.get(x);
       const p = pIdx === undefined ? undefined : c.nodes[pIdx];
-      if (!isQConv(p) || (p.inputs[7] ?? "") !== "" || p.outputs.length !== 1) continue;
+      // A QConvFused with float output, or a float Conv (whose weights stayed float, e.g. int4
+      // with blocked scales): either quantizes in its epilogue (ConvPostOps.quantize, last).
+      const floatConv = p !== undefined && p.op === "Conv" && p.domain === "";
+      if (!floatConv && (!isQConv(p) || (p.inputs[7] ?? "") !== "")) continue;
+      if (p === undefined || p.outputs.length !== 1) continue;
       if (attr(p, "lowbit_qout") || attr(p, "lowbit_qdq") || attr(p, "lowbit_qdq8")) continue;
       const readers = cons.get(x) ?? [];
       if (c.outputs.has(x) || readers.length !== 2) continue;
