@@ -37,6 +37,8 @@
 //   did (`lowbit_dq` = [scale, NaN's centred code]): the QdqFused pass is gone;
 // - a Concat of several tensors whose only reader is a QdqFused becomes one ConcatQdqFused: each
 //   part goes through the pair into its place in the output (ops/fused.ts);
+// - Shape / Size of a QdqFused's output read its input (the same shape); a QdqFused left without
+//   readers is dropped;
 // - a Concat with one input is dropped (the identity: QDQ exports put one in front of float8 /
 //   int4 Q/DQ pairs as a barrier against onnxruntime's fusions).
 //
@@ -865,6 +867,37 @@ function fuseConcatQdq(c: Ctx): void {
 }
 
 /**
+ * Shape / Size of a QdqFused's output read the QdqFused's input instead (the pair keeps the
+ * shape), and a QdqFused left without readers is dropped: a QDQ export quantizes a LayerNorm's
+ * output for the Q / K / V projections, which quantize it themselves once fused, and the only
+ * readers left of the pair's values were the Shape ops of the attention's reshapes (the digits
+ * ViT: a full Q → DQ pass per block for a shape). Not in graphs with subgraphs (a body may read
+ * the output by name).
+ */
+function shapeSkipsQdq(c: Ctx): void {
+  if (c.nodes.some((n) => n && Object.values(n.attrs).some((a) => a.kind === "graph"))) return;
+  const producer = new Map<string, Node>();
+  c.nodes.forEach((n) => n?.outputs.forEach((o) => producer.set(o, n)));
+  const isQdq = (n: Node | undefined): n is Node =>
+    n !== undefined && n.op === "QdqFused" && n.domain === "lowbit";
+  const rewired = new Set<Node>();
+  c.nodes.forEach((n, i) => {
+    if (!n || (n.op !== "Shape" && n.op !== "Size") || n.domain !== "") return;
+    const q = producer.get(n.inputs[0]);
+    if (!isQdq(q) || q.inputs[0] === "") return;
+    c.nodes[i] = { ...n, inputs: [q.inputs[0], ...n.inputs.slice(1)] };
+    rewired.add(q);
+  });
+  if (rewired.size === 0) return;
+  const cons = consumers(c);
+  c.nodes.forEach((n, i) => {
+    if (n && rewired.has(n) && !c.outputs.has(n.outputs[0]) && !cons.has(n.outputs[0])) {
+      c.nodes[i] = undefined;
+    }
+  });
+}
+
+/**
  * Concat with one input is the identity: its consumers read the input instead (QDQ exports put
  * one in front of every float8 / int4 Q/DQ pair as a barrier against onnxruntime's fusions; here it
  * was a copy of the tensor). Kept when its output is a graph output, and in graphs with subgraphs
@@ -912,6 +945,7 @@ export function fuseGraph(g: Graph): Graph {
   while (foldIntoConv(c)) { /* until no more folds */ }
   fuseHardSwish(c);
   fuseQdqPair(c);
+  shapeSkipsQdq(c);
   while (fuseClamp(c)) { /* Relu then Clip */ }
   fusePointwise(c);
   fuseConvPost(c);

@@ -68,7 +68,7 @@ function convGraph(requant: boolean, group = 1, cout = 6): Graph {
 }
 
 /** x → Q/DQ (int8) → MatMul(DQ(w int8 [K, N] per-column)) → Add(bias). */
-function matmulGraph(gemm: boolean, kk = 24): Graph {
+function matmulGraph(gemm: boolean, kk = 24, rows = 5): Graph {
   const nn = 10;
   const w = pattern(gemm ? [nn, kk] : [kk, nn], 3, 0.3).data as Float32Array;
   const { q, scale } = gemm ? quantizeWeights(w, nn, kk, 0) : quantizeWeights(w, kk, nn, 1);
@@ -84,7 +84,11 @@ function matmulGraph(gemm: boolean, kk = 24): Graph {
         ? n("mm", "Gemm", ["xd", "wd", "b"], ["y"], { transB: { kind: "int", value: 1 } })
         : n("mm", "MatMul", ["xd", "wd"], ["y"]),
     ],
-    inputs: [{ name: "x", dtype: "float32", shape: gemm ? [5, kk] : [2, 3, kk] }],
+    inputs: [{
+      name: "x",
+      dtype: "float32",
+      shape: gemm ? [rows, kk] : [2, rows === 5 ? 3 : rows, kk],
+    }],
     outputs: [{ name: "y", dtype: "float32" }],
     initializers: new Map<string, TensorData>([
       ["sx", f32([], [0.01])],
@@ -211,14 +215,35 @@ Deno.test("integer kernels and the TypeScript reference give identical results",
       [matmulGraph(true), [5, 24]],
       // K·max|x − zx|·max|w| ≥ 2^24: the int8 GEMM with the float epilogue fused in its store.
       [matmulGraph(true, 1500), [5, 1500]],
+      // Exact float sums on the float GEMM kernels (M·N·K ≥ 4096), the scale, bias and the
+      // fused Relu in their store: with and without a bias, with a Relu.
+      [matmulGraph(true, 64, 37), [37, 64]],
+      [matmulGraph(false, 64, 19), [2, 19, 64]],
+      [withRelu(matmulGraph(true, 64, 37)), [37, 64]],
     ] as const
   ) {
     const x = pattern([...shape], 17, 2);
     const a = await createExecutor(g, { quantized: "integer" }).run({ x });
     const b = await createExecutor(g, { quantized: "integer", reference: true }).run({ x });
     for (const k of Object.keys(a)) assert.deepEqual(a[k].data, b[k].data);
+    if (shape[0] === 37) {
+      const two = createExecutor(g, { quantized: "integer", threads: 2 });
+      try {
+        const c = await two.run({ x });
+        for (const k of Object.keys(a)) assert.deepEqual(c[k].data, b[k].data, `2 threads ${k}`);
+      } finally {
+        await two.close();
+      }
+    }
   }
 });
+
+/** The graph with a Relu on its output y (the executor fuses it into the QGemmFused). */
+function withRelu(g: Graph): Graph {
+  g.nodes[g.nodes.length - 1].outputs = ["y0"];
+  g.nodes.push(n("relu", "Relu", ["y0"], ["y"]));
+  return g;
+}
 
 Deno.test("integer execution with threads: 2 gives the TypeScript reference's bits (Conv)", async () => {
   // The exact-float conv then runs over the worker pool (convF32Threaded), split by images.

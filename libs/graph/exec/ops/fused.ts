@@ -267,18 +267,34 @@ const qgemm: OpImpl = async (inputs, node, ctx) => {
     // On the float GEMM when exact, as QConvFused does (see there).
     const fw = centredWeights(wc, wz, n, k, constant);
     if (k * Math.max(hi - zx, zx - lo) * fw.range < 2 ** 24) {
-      // The centred codes: the SIMD quantize kernel when there is one (the same bits).
+      // The centred codes: the SIMD quantize kernel when there is one (the same bits), into
+      // recycled storage, handed back once the GEMM has read them.
       const fk = floatContext(ctx.floatKernels);
+      const buf = ctx.allocF32?.(m * k) ?? new Float32Array(m * k);
       const xc = fk !== null
-        ? quantizeF32(toF32(x), sx, lo - zx, hi - zx, { kernels: fk })
-        : quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(m * k));
+        ? quantizeF32(toF32(x), sx, lo - zx, hi - zx, { kernels: fk, out: buf })
+        : quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, buf);
       // Over the executor's worker pool when it has one (same bits: each column on one thread).
-      const acc = await matmulF32Threaded(xc, m, centredData(fw), 0, k, n, "nk", undefined, {
+      // A float output takes the epilogue below in the GEMM's store: f32(f32(acc·sc[c]) +
+      // bias[c]), sc[c] = f32(sx·sw[c]), then the clamp — the kernels' plain-SIMD multiply and
+      // add, the bits of `epilogue` (exact integer sums, then the same two roundings).
+      const float = inputs[7] === undefined;
+      const sc = float
+        ? Float32Array.from({ length: n }, (_, c) => sx * sw[sw.length === 1 ? 0 : c])
+        : undefined;
+      const acc = await matmulF32Threaded(xc, m, centredData(fw), 0, k, n, "nk", sc && bias, {
         reference: false,
         constant,
         kernels: ctx.floatKernels,
+        scale: sc,
+        clamp: float ? fusedClamp(node) : undefined,
+        alloc: ctx.allocF32,
       });
-      return [epilogue(acc, m, n, 1, sx, sw, bias, inputs[7], inputs[8], node, shape)];
+      ctx.releaseF32?.(buf);
+      if (float) return [{ dtype: "float32", shape, data: acc }];
+      const out = epilogue(acc, m, n, 1, sx, sw, bias, inputs[7], inputs[8], node, shape);
+      ctx.releaseF32?.(acc);
+      return [out];
     }
   }
   const args = {
