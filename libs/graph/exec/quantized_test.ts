@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { Graph, Node, TensorData } from "../ir.ts";
 import { createExecutor } from "./executor.ts";
 import { fuseQdq } from "./quantized.ts";
+import { fuseGraph } from "./_fuse.ts";
 import { assertClose, pattern } from "./_testing.ts";
 import { encodeFp8 } from "./ops/qlinear.ts";
 
@@ -233,6 +234,32 @@ Deno.test("integer kernels and the TypeScript reference give identical results",
         for (const k of Object.keys(a)) assert.deepEqual(c[k].data, b[k].data, `2 threads ${k}`);
       } finally {
         await two.close();
+      }
+    }
+  }
+});
+
+Deno.test("a MatMul's bias exported as an Add runs in the QGemmFused's epilogue with the Add's bits", async () => {
+  // MatMul (no bias) → Add(b, ·) [→ Relu]: the Add of a constant [N] becomes the op's bias.
+  for (const relu of [false, true]) {
+    const g = matmulGraph(false, 64, 19);
+    g.nodes[g.nodes.length - 1].outputs = ["mm"];
+    g.initializers.set("bv", f32([10], Array.from({ length: 10 }, (_, i) => (i - 4.5) / 3)));
+    g.nodes.push(n("add", "Add", ["bv", "mm"], [relu ? "s" : "y"]));
+    if (relu) g.nodes.push(n("relu", "Relu", ["s"], ["y"]));
+    const plan = fuseGraph(fuseQdq(g));
+    assert.deepEqual(plan.nodes.map((x) => x.op), ["QGemmFused"]);
+    assert.equal(plan.nodes[0].inputs[6], "bv");
+    assert.equal(plan.nodes[0].attrs.lowbit_clamp !== undefined, relu);
+    const x = pattern([2, 19, 64], 29, 2);
+    const want = await createExecutor(g, { quantized: "integer", fuse: false }).run({ x });
+    for (const opts of [{}, { reference: true }, { threads: 2 }]) {
+      const e = createExecutor(g, { quantized: "integer", ...opts });
+      try {
+        const got = await e.run({ x });
+        assert.deepEqual(got.y.data, want.y.data, `relu ${relu} ${JSON.stringify(opts)}`);
+      } finally {
+        await e.close();
       }
     }
   }
