@@ -5,8 +5,8 @@
 // - Conv ← BatchNormalization / Mul / Div / Add / Sub by per-channel constants fold into the
 //   Conv's weights and bias;
 // - Add(x, 3) → Clip(0, 6) → Mul(x, ·) → Div(6) becomes HardSwish(x);
-// - an Add of a constant [N] vector after a QGemmFused with float output and no bias becomes its
-//   bias (a MatMul's bias exported as an Add);
+// - an Add of a constant [N] vector after a QGemmFused with float output (or a
+//   MinifloatGemmFused) and no bias becomes its bias (a MatMul's bias exported as an Add);
 // - Relu / constant Clip after Conv / Gemm / MatMul (and lowbit's QConvFused / QGemmFused
 //   with float output) fuse into the kernel epilogue (attribute `lowbit_clamp`);
 // - QuantizeLinear → DequantizeLinear (the Q's only consumer) with the same per-tensor int8 /
@@ -872,28 +872,32 @@ function fuseConcatQdq(c: Ctx): void {
  * Add(QGemmFused(…), b) with b a float32 constant of shape [N] (a MatMul's bias, exported as its
  * own Add) moves into the QGemmFused as its bias, when it has none and a float output: its
  * epilogue then computes f32(f32(acc·sc) + b), the Add's bits on the op's output f32(acc·sc)
- * (addition commutes), in the GEMM's store instead of a pass of its own.
+ * (addition commutes), in the GEMM's store instead of a pass of its own. Likewise for a
+ * MinifloatGemmFused (the plain-SIMD minifloat GEMM: × column scale, then + bias, each rounded).
  */
 function fuseQGemmBias(c: Ctx): void {
   const cons = consumers(c);
   c.nodes.forEach((n, i) => {
-    if (!n || n.op !== "QGemmFused" || n.domain !== "lowbit" || n.outputs.length !== 1) return;
-    if ((n.inputs[6] ?? "") !== "" || (n.inputs[7] ?? "") !== "" || attr(n, "lowbit_clamp")) {
-      return;
-    }
+    if (!n || n.domain !== "lowbit" || n.outputs.length !== 1 || attr(n, "lowbit_clamp")) return;
+    // QGemmFused: bias input 6, no requantized output; MinifloatGemmFused: bias input 3.
+    const q = n.op === "QGemmFused", mf = n.op === "MinifloatGemmFused";
+    if (!q && !mf) return;
+    const at = q ? 6 : 3;
+    if ((n.inputs[at] ?? "") !== "" || (q && (n.inputs[7] ?? "") !== "")) return;
     const y = n.outputs[0];
     const j = only(c, cons, y);
     const m = j === undefined ? undefined : c.nodes[j];
     if (!m || m.op !== "Add" || m.domain !== "" || m.inputs.length !== 2) return;
     const b = m.inputs[0] === y ? m.inputs[1] : m.inputs[0];
     if (b === y || (m.inputs[0] !== y && m.inputs[1] !== y)) return;
-    const t = c.consts.get(b), w = c.consts.get(n.inputs[3]);
-    if (!t || t.dtype !== "float32" || t.shape.length !== 1 || !w) return;
-    if (w.shape.length !== 2 || t.shape[0] !== w.shape[0]) return;
+    const t = c.consts.get(b), w = c.consts.get(n.inputs[q ? 3 : 1]);
+    if (!t || t.dtype !== "float32" || t.shape.length !== 1 || !w || w.shape.length !== 2) return;
+    const kn = mf && (n.attrs.layout?.value ?? "kn") === "kn";
+    if (t.shape[0] !== w.shape[kn ? 1 : 0]) return;
     const inputs = [...n.inputs];
-    while (inputs.length < 6) inputs.push("");
-    inputs[6] = b;
-    c.nodes[i] = { ...n, inputs: inputs.slice(0, 7), outputs: [m.outputs[0]] };
+    while (inputs.length < at) inputs.push("");
+    inputs[at] = b;
+    c.nodes[i] = { ...n, inputs: inputs.slice(0, at + 1), outputs: [m.outputs[0]] };
     c.nodes[j!] = undefined;
   });
 }

@@ -265,6 +265,28 @@ Deno.test("a MatMul's bias exported as an Add runs in the QGemmFused's epilogue 
   }
 });
 
+Deno.test("a float8-weight MatMul's bias exported as an Add runs in the minifloat GEMM's epilogue with the Add's bits", async () => {
+  for (const rows of [37, 1]) {
+    const g = fp8Graph(false, rows);
+    g.nodes[g.nodes.length - 1].outputs = ["mm"];
+    g.initializers.set("bv", f32([12], Array.from({ length: 12 }, (_, i) => (i - 5.5) / 3)));
+    g.nodes.push(n("add", "Add", ["mm", "bv"], ["y"]));
+    const plan = fuseGraph(fuseQdq(g));
+    assert.deepEqual(plan.nodes.map((x) => x.op), ["MinifloatGemmFused"]);
+    assert.equal(plan.nodes[0].inputs[3], "bv");
+    const x = pattern([rows, 40], 31, 1);
+    const want = await createExecutor(g, { quantized: "integer", fuse: false }).run({ x });
+    for (const threads of [1, 2]) {
+      const e = createExecutor(g, { quantized: "integer", threads });
+      try {
+        assert.deepEqual((await e.run({ x })).y.data, want.y.data, `${rows} rows, ${threads}t`);
+      } finally {
+        await e.close();
+      }
+    }
+  }
+});
+
 /** The graph with a Relu on its output y (the executor fuses it into the QGemmFused). */
 function withRelu(g: Graph): Graph {
   g.nodes[g.nodes.length - 1].outputs = ["y0"];
