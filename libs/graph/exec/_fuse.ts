@@ -5,6 +5,8 @@
 // - Conv ← BatchNormalization / Mul / Div / Add / Sub by per-channel constants fold into the
 //   Conv's weights and bias;
 // - Add(x, 3) → Clip(0, 6) → Mul(x, ·) → Div(6) becomes HardSwish(x);
+// - an Add of a constant [N] vector after a QGemmFused with float output (or a
+//   MinifloatGemmFused) and no bias becomes its bias (a MatMul's bias exported as an Add);
 // - Relu / constant Clip after Conv / Gemm / MatMul (and lowbit's QConvFused / QGemmFused
 //   with float output) fuse into the kernel epilogue (attribute `lowbit_clamp`);
 // - QuantizeLinear → DequantizeLinear (the Q's only consumer) with the same per-tensor int8 /
@@ -31,9 +33,14 @@
 //   is a QConvFused, the consumer's quantization moves into it too (`lowbit_qout` /
 //   `lowbit_codes_in`, as between two QConvFused); and when one operand is an int8 / uint8
 //   QdqFused of a QConvFused's output that another QConvFused quantizes with the same scale and
-//   zero point (a residual block's input), that QConvFused writes the codes (`lowbit_qout`), its
+//   zero point (a residual block's input), that QConvFused (or a float Conv: its weights stayed
+//   float) writes the codes (`lowbit_qout`), its
 //   consumer reads them (`lowbit_codes_in`) and the AddFused dequantizes them as the QdqFused
 //   did (`lowbit_dq` = [scale, NaN's centred code]): the QdqFused pass is gone;
+// - a Concat of several tensors whose only reader is a QdqFused becomes one ConcatQdqFused: each
+//   part goes through the pair into its place in the output (ops/fused.ts);
+// - Shape / Size of a QdqFused's output read its input (the same shape); a QdqFused left without
+//   readers is dropped;
 // - a Concat with one input is dropped (the identity: QDQ exports put one in front of float8 /
 //   int4 Q/DQ pairs as a barrier against onnxruntime's fusions).
 //
@@ -780,10 +787,10 @@ function actQuant(c: Ctx, n: Node): [number, number, [number, number]] | undefin
 }
 
 /**
- * AddFused(QdqFused(x), y) where x, a QConvFused's float output, is read only by that QdqFused
- * and by a QConvFused quantizing it with the same scale and zero point: the producer writes the
- * codes, the conv reads them, the AddFused dequantizes them (the QdqFused's values: its codes
- * are the producer's, the same quantization of the same values).
+ * AddFused(QdqFused(x), y) where x, a QConvFused's float output or a float Conv's, is read only
+ * by that QdqFused and by a QConvFused quantizing it with the same scale and zero point: the
+ * producer writes the codes, the conv reads them, the AddFused dequantizes them (the QdqFused's
+ * values: its codes are the producer's, the same quantization of the same values).
  */
 function fuseResidualCodes(c: Ctx): void {
   const cons = consumers(c);
@@ -800,7 +807,11 @@ function fuseResidualCodes(c: Ctx): void {
       const x = d.inputs[0];
       const pIdx = producer.get(x);
       const p = pIdx === undefined ? undefined : c.nodes[pIdx];
-      if (!isQConv(p) || (p.inputs[7] ?? "") !== "" || p.outputs.length !== 1) continue;
+      // A QConvFused with float output, or a float Conv (whose weights stayed float, e.g. int4
+      // with blocked scales): either quantizes in its epilogue (ConvPostOps.quantize, last).
+      const floatConv = p !== undefined && p.op === "Conv" && p.domain === "";
+      if (!floatConv && (!isQConv(p) || (p.inputs[7] ?? "") !== "")) continue;
+      if (p === undefined || p.outputs.length !== 1) continue;
       if (attr(p, "lowbit_qout") || attr(p, "lowbit_qdq") || attr(p, "lowbit_qdq8")) continue;
       const readers = cons.get(x) ?? [];
       if (c.outputs.has(x) || readers.length !== 2) continue;
@@ -826,6 +837,98 @@ function fuseResidualCodes(c: Ctx): void {
       };
       c.nodes[dIdx!] = undefined;
       return;
+    }
+  });
+}
+
+/**
+ * A Concat of two or more tensors whose only reader is a QdqFused (int8 / uint8 per tensor, or
+ * float8: the pair a QDQ export puts in front of the conv after a feature pyramid's Concat)
+ * becomes one ConcatQdqFused(x_scale, x_zero_point, parts…) (ops/fused.ts): each part goes
+ * through the pair straight into its place in the output (the pair is elementwise, so it
+ * commutes with the concatenation), with no copy of the concatenation for the pair to read.
+ */
+function fuseConcatQdq(c: Ctx): void {
+  const cons = consumers(c);
+  c.nodes.forEach((n, i) => {
+    if (!n || n.op !== "Concat" || n.domain !== "" || n.inputs.length < 2) return;
+    if (n.outputs.length !== 1 || n.inputs.some((v) => v === "")) return;
+    const j = only(c, cons, n.outputs[0]);
+    const m = j === undefined ? undefined : c.nodes[j];
+    if (!m || m.op !== "QdqFused" || m.domain !== "lowbit" || m.inputs[0] !== n.outputs[0]) return;
+    c.nodes[i] = {
+      name: n.name,
+      op: "ConcatQdqFused",
+      domain: "lowbit",
+      inputs: [m.inputs[1], m.inputs[2] ?? "", ...n.inputs],
+      outputs: [m.outputs[0]],
+      attrs: { ...n.attrs },
+    };
+    c.nodes[j!] = undefined;
+  });
+}
+
+/**
+ * Add(QGemmFused(…), b) with b a float32 constant of shape [N] (a MatMul's bias, exported as its
+ * own Add) moves into the QGemmFused as its bias, when it has none and a float output: its
+ * epilogue then computes f32(f32(acc·sc) + b), the Add's bits on the op's output f32(acc·sc)
+ * (addition commutes), in the GEMM's store instead of a pass of its own. Likewise for a
+ * MinifloatGemmFused (the plain-SIMD minifloat GEMM: × column scale, then + bias, each rounded).
+ */
+function fuseQGemmBias(c: Ctx): void {
+  const cons = consumers(c);
+  c.nodes.forEach((n, i) => {
+    if (!n || n.domain !== "lowbit" || n.outputs.length !== 1 || attr(n, "lowbit_clamp")) return;
+    // QGemmFused: bias input 6, no requantized output; MinifloatGemmFused: bias input 3.
+    const q = n.op === "QGemmFused", mf = n.op === "MinifloatGemmFused";
+    if (!q && !mf) return;
+    const at = q ? 6 : 3;
+    if ((n.inputs[at] ?? "") !== "" || (q && (n.inputs[7] ?? "") !== "")) return;
+    const y = n.outputs[0];
+    const j = only(c, cons, y);
+    const m = j === undefined ? undefined : c.nodes[j];
+    if (!m || m.op !== "Add" || m.domain !== "" || m.inputs.length !== 2) return;
+    const b = m.inputs[0] === y ? m.inputs[1] : m.inputs[0];
+    if (b === y || (m.inputs[0] !== y && m.inputs[1] !== y)) return;
+    const t = c.consts.get(b), w = c.consts.get(n.inputs[q ? 3 : 1]);
+    if (!t || t.dtype !== "float32" || t.shape.length !== 1 || !w || w.shape.length !== 2) return;
+    const kn = mf && (n.attrs.layout?.value ?? "kn") === "kn";
+    if (t.shape[0] !== w.shape[kn ? 1 : 0]) return;
+    const inputs = [...n.inputs];
+    while (inputs.length < at) inputs.push("");
+    inputs[at] = b;
+    c.nodes[i] = { ...n, inputs: inputs.slice(0, at + 1), outputs: [m.outputs[0]] };
+    c.nodes[j!] = undefined;
+  });
+}
+
+/**
+ * Shape / Size of a QdqFused's output read the QdqFused's input instead (the pair keeps the
+ * shape), and a QdqFused left without readers is dropped: a QDQ export quantizes a LayerNorm's
+ * output for the Q / K / V projections, which quantize it themselves once fused, and the only
+ * readers left of the pair's values were the Shape ops of the attention's reshapes (the digits
+ * ViT: a full Q → DQ pass per block for a shape). Not in graphs with subgraphs (a body may read
+ * the output by name).
+ */
+function shapeSkipsQdq(c: Ctx): void {
+  if (c.nodes.some((n) => n && Object.values(n.attrs).some((a) => a.kind === "graph"))) return;
+  const producer = new Map<string, Node>();
+  c.nodes.forEach((n) => n?.outputs.forEach((o) => producer.set(o, n)));
+  const isQdq = (n: Node | undefined): n is Node =>
+    n !== undefined && n.op === "QdqFused" && n.domain === "lowbit";
+  const rewired = new Set<Node>();
+  c.nodes.forEach((n, i) => {
+    if (!n || (n.op !== "Shape" && n.op !== "Size") || n.domain !== "") return;
+    const q = producer.get(n.inputs[0]);
+    if (!isQdq(q) || q.inputs[0] === "") return;
+    c.nodes[i] = { ...n, inputs: [q.inputs[0], ...n.inputs.slice(1)] };
+    rewired.add(q);
+  });
+  if (rewired.size === 0) return;
+  const cons = consumers(c);
+  c.nodes.forEach((n, i) => {
+    if (n && rewired.has(n) && !c.outputs.has(n.outputs[0]) && !cons.has(n.outputs[0])) {
+      c.nodes[i] = undefined;
     }
   });
 }
@@ -878,6 +981,8 @@ export function fuseGraph(g: Graph): Graph {
   while (foldIntoConv(c)) { /* until no more folds */ }
   fuseHardSwish(c);
   fuseQdqPair(c);
+  shapeSkipsQdq(c);
+  fuseQGemmBias(c);
   while (fuseClamp(c)) { /* Relu then Clip */ }
   fusePointwise(c);
   fuseConvPost(c);
@@ -889,6 +994,7 @@ export function fuseGraph(g: Graph): Graph {
   fuseResizeAdd(c);
   fuseAddSteps(c);
   fuseResidualCodes(c);
+  fuseConcatQdq(c);
   const kept = c.nodes.filter((n): n is Node => n !== undefined);
   // Drop constants nothing uses any more (folded weights' originals).
   const used = new Set<string>(g.outputs.map((o) => o.name));

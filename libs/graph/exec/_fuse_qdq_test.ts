@@ -147,3 +147,44 @@ Deno.test("QdqFused writes over an input that dies there, and not over one read 
     }
   }
 });
+
+Deno.test("Shape / Size of a Q → DQ pair read the pair's input; a pair read by nothing else goes", async () => {
+  const zt: TensorData = { dtype: "int8", shape: [], data: new Int8Array([3]) };
+  // Only Shape and Size read the pair (y = Mul(x, 1), a float reader of x itself): no QdqFused.
+  const g = qdqGraph(zt, 0.05);
+  g.nodes[2] = { ...g.nodes[2], inputs: ["x", "one"] };
+  g.nodes.push(
+    { name: "sh", op: "Shape", domain: "", inputs: ["xd"], outputs: ["shape"], attrs: {} },
+    { name: "sz", op: "Size", domain: "", inputs: ["xd"], outputs: ["size"], attrs: {} },
+  );
+  g.outputs.push({ name: "shape", dtype: "int64", shape: [2] }, { name: "size", dtype: "int64" });
+  const fused = fuseGraph(g);
+  assert.deepEqual(fused.nodes.map((n) => n.op), ["Mul", "Shape", "Size"]);
+  assert.deepEqual(fused.nodes.slice(1).map((n) => n.inputs[0]), ["x", "x"]);
+  // Another reader of the pair's values keeps it (the Shape still reads x).
+  const h = qdqGraph(zt, 0.05);
+  h.nodes.push({
+    name: "sh",
+    op: "Shape",
+    domain: "",
+    inputs: ["xd"],
+    outputs: ["shape"],
+    attrs: {},
+  });
+  h.outputs.push({ name: "shape", dtype: "int64", shape: [2] });
+  const fh = fuseGraph(h);
+  assert.deepEqual(fh.nodes.map((n) => n.op), ["QdqFused", "Mul", "Shape"]);
+  assert.equal(fh.nodes[2].inputs[0], "x");
+  const x = {
+    dtype: "float32" as const,
+    shape: [6, 7],
+    data: Float32Array.from({ length: 42 }, (_, i) => i / 7 - 3),
+  };
+  for (const graph of [g, h]) {
+    const got = await createExecutor(graph).run({ x });
+    const want = await createExecutor(graph, { fuse: false }).run({ x });
+    // [6, 7] and 42, as the unfused plan's Shape / Size of the pair's output say.
+    assert.deepEqual([...(got.shape.data as BigInt64Array)], [6n, 7n]);
+    for (const k of Object.keys(want)) assert.deepEqual(got[k].data, want[k].data, k);
+  }
+});

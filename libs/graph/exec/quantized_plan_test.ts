@@ -242,14 +242,18 @@ Deno.test("quantized convs on a pool quantize resident float inputs in place or 
 /**
  * A residual block as the digits CNN's (QDQ): x → Q/DQ → QConv 3×3 → Relu → v; v → Q/DQ (a),
  * read by a depthwise QConv → Relu → Q/DQ → QConv 1×1 → y1 and by Add(a, y1) → Relu → Q/DQ →
- * QConv 1×1 → y (and, with `floatTail`, also → Relu → y2, a float reader of the sum).
+ * QConv 1×1 → y (and, with `floatTail`, also → Relu → y2, a float reader of the sum). With
+ * `floatHead` the first conv's weights are float (a float Conv in the integer plan, as int4
+ * weights with blocked scales are).
  */
-function residualGraph(floatTail: boolean): Graph {
+function residualGraph(floatTail: boolean, floatHead = false): Graph {
   const c = 6;
   const nodes: Node[] = [
     ...qdq("i", "x", "si", "zi"),
-    n("dw0", "DequantizeLinear", ["w0", "s0"], ["w0d"], { axis: { kind: "int", value: 0 } }),
-    n("conv0", "Conv", ["i.xd", "w0d", "b0"], ["u"], {
+    ...(floatHead
+      ? []
+      : [n("dw0", "DequantizeLinear", ["w0", "s0"], ["w0d"], { axis: { kind: "int", value: 0 } })]),
+    n("conv0", "Conv", ["i.xd", floatHead ? "w0f" : "w0d", "b0"], ["u"], {
       pads: { kind: "ints", value: [1, 1, 1, 1] },
     }),
     n("relu0", "Relu", ["u"], ["v"]),
@@ -284,6 +288,7 @@ function residualGraph(floatTail: boolean): Graph {
       ["si", f32([], [0.02])],
       ["zi", { dtype: "uint8", shape: [], data: new Uint8Array([128]) }],
       ["w0", convWeight([c, 2, 3, 3], 21)],
+      ["w0f", pattern([c, 2, 3, 3], 21, 0.1)],
       ["s0", scales(c, 0.01)],
       ["b0", f32([c], Array.from({ length: c }, (_, i) => (i - 2) / 10))],
       ["sa", f32([], [0.011])],
@@ -346,6 +351,33 @@ Deno.test("a residual Add → Relu runs as one AddFused: the producer writes cod
       `2 threads ${what}`,
     );
   }
+});
+
+Deno.test("a float Conv read by a QConvFused and, through Q → DQ, by a residual Add writes codes: the unfused plan's bits", async () => {
+  const plan = fuseGraph(fuseQdq(residualGraph(false, true)));
+  assert.deepEqual(
+    plan.nodes.map((x) => x.op),
+    ["QdqFused", "Conv", "QConvFused", "QConvFused", "AddFused", "QConvFused"],
+  );
+  const [, conv0, conv1, , add] = plan.nodes;
+  // sa = 0.011, za = 0 (uint8): codes in [0, 255]; the Relu stays the conv's clamp.
+  assert.deepEqual(conv0.attrs.lowbit_qout?.value, [Math.fround(0.011), 0, 255]);
+  assert.deepEqual(conv0.attrs.lowbit_clamp?.value, [0, Infinity]);
+  assert.equal(conv1.attrs.lowbit_codes_in?.value, 1);
+  assert.deepEqual(add.inputs, ["v", "y1"]);
+  assert.deepEqual(add.attrs.lowbit_dq?.value, [Math.fround(0.011), 0]);
+  const g = residualGraph(false, true);
+  const x = pattern([3, 2, 9, 7], 19, 3);
+  (x.data as Float32Array).set([1e30, Infinity, -Infinity, -0], 5);
+  const feed = { x };
+  const fused = await runWith(g, feed, { quantized: "integer" });
+  assertSameBits(fused, await runWith(g, feed, { quantized: "integer", fuse: false }), "unfused");
+  assertSameBits(
+    fused,
+    await runWith(g, feed, { quantized: "integer", reference: true }),
+    "reference",
+  );
+  assertSameBits(fused, await runWith(g, feed, { quantized: "integer", threads: 2 }), "2 threads");
 });
 
 async function qdqModel(model: Model, calib: TensorData): Promise<Model> {

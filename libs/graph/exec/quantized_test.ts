@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { Graph, Node, TensorData } from "../ir.ts";
 import { createExecutor } from "./executor.ts";
 import { fuseQdq } from "./quantized.ts";
+import { fuseGraph } from "./_fuse.ts";
 import { assertClose, pattern } from "./_testing.ts";
 import { encodeFp8 } from "./ops/qlinear.ts";
 
@@ -68,7 +69,7 @@ function convGraph(requant: boolean, group = 1, cout = 6): Graph {
 }
 
 /** x → Q/DQ (int8) → MatMul(DQ(w int8 [K, N] per-column)) → Add(bias). */
-function matmulGraph(gemm: boolean, kk = 24): Graph {
+function matmulGraph(gemm: boolean, kk = 24, rows = 5): Graph {
   const nn = 10;
   const w = pattern(gemm ? [nn, kk] : [kk, nn], 3, 0.3).data as Float32Array;
   const { q, scale } = gemm ? quantizeWeights(w, nn, kk, 0) : quantizeWeights(w, kk, nn, 1);
@@ -84,7 +85,11 @@ function matmulGraph(gemm: boolean, kk = 24): Graph {
         ? n("mm", "Gemm", ["xd", "wd", "b"], ["y"], { transB: { kind: "int", value: 1 } })
         : n("mm", "MatMul", ["xd", "wd"], ["y"]),
     ],
-    inputs: [{ name: "x", dtype: "float32", shape: gemm ? [5, kk] : [2, 3, kk] }],
+    inputs: [{
+      name: "x",
+      dtype: "float32",
+      shape: gemm ? [rows, kk] : [2, rows === 5 ? 3 : rows, kk],
+    }],
     outputs: [{ name: "y", dtype: "float32" }],
     initializers: new Map<string, TensorData>([
       ["sx", f32([], [0.01])],
@@ -211,14 +216,83 @@ Deno.test("integer kernels and the TypeScript reference give identical results",
       [matmulGraph(true), [5, 24]],
       // K·max|x − zx|·max|w| ≥ 2^24: the int8 GEMM with the float epilogue fused in its store.
       [matmulGraph(true, 1500), [5, 1500]],
+      // Exact float sums on the float GEMM kernels (M·N·K ≥ 4096), the scale, bias and the
+      // fused Relu in their store: with and without a bias, with a Relu.
+      [matmulGraph(true, 64, 37), [37, 64]],
+      [matmulGraph(false, 64, 19), [2, 19, 64]],
+      [withRelu(matmulGraph(true, 64, 37)), [37, 64]],
     ] as const
   ) {
     const x = pattern([...shape], 17, 2);
     const a = await createExecutor(g, { quantized: "integer" }).run({ x });
     const b = await createExecutor(g, { quantized: "integer", reference: true }).run({ x });
     for (const k of Object.keys(a)) assert.deepEqual(a[k].data, b[k].data);
+    if (shape[0] === 37) {
+      const two = createExecutor(g, { quantized: "integer", threads: 2 });
+      try {
+        const c = await two.run({ x });
+        for (const k of Object.keys(a)) assert.deepEqual(c[k].data, b[k].data, `2 threads ${k}`);
+      } finally {
+        await two.close();
+      }
+    }
   }
 });
+
+Deno.test("a MatMul's bias exported as an Add runs in the QGemmFused's epilogue with the Add's bits", async () => {
+  // MatMul (no bias) → Add(b, ·) [→ Relu]: the Add of a constant [N] becomes the op's bias.
+  for (const relu of [false, true]) {
+    const g = matmulGraph(false, 64, 19);
+    g.nodes[g.nodes.length - 1].outputs = ["mm"];
+    g.initializers.set("bv", f32([10], Array.from({ length: 10 }, (_, i) => (i - 4.5) / 3)));
+    g.nodes.push(n("add", "Add", ["bv", "mm"], [relu ? "s" : "y"]));
+    if (relu) g.nodes.push(n("relu", "Relu", ["s"], ["y"]));
+    const plan = fuseGraph(fuseQdq(g));
+    assert.deepEqual(plan.nodes.map((x) => x.op), ["QGemmFused"]);
+    assert.equal(plan.nodes[0].inputs[6], "bv");
+    assert.equal(plan.nodes[0].attrs.lowbit_clamp !== undefined, relu);
+    const x = pattern([2, 19, 64], 29, 2);
+    const want = await createExecutor(g, { quantized: "integer", fuse: false }).run({ x });
+    for (const opts of [{}, { reference: true }, { threads: 2 }]) {
+      const e = createExecutor(g, { quantized: "integer", ...opts });
+      try {
+        const got = await e.run({ x });
+        assert.deepEqual(got.y.data, want.y.data, `relu ${relu} ${JSON.stringify(opts)}`);
+      } finally {
+        await e.close();
+      }
+    }
+  }
+});
+
+Deno.test("a float8-weight MatMul's bias exported as an Add runs in the minifloat GEMM's epilogue with the Add's bits", async () => {
+  for (const rows of [37, 1]) {
+    const g = fp8Graph(false, rows);
+    g.nodes[g.nodes.length - 1].outputs = ["mm"];
+    g.initializers.set("bv", f32([12], Array.from({ length: 12 }, (_, i) => (i - 5.5) / 3)));
+    g.nodes.push(n("add", "Add", ["mm", "bv"], ["y"]));
+    const plan = fuseGraph(fuseQdq(g));
+    assert.deepEqual(plan.nodes.map((x) => x.op), ["MinifloatGemmFused"]);
+    assert.equal(plan.nodes[0].inputs[3], "bv");
+    const x = pattern([rows, 40], 31, 1);
+    const want = await createExecutor(g, { quantized: "integer", fuse: false }).run({ x });
+    for (const threads of [1, 2]) {
+      const e = createExecutor(g, { quantized: "integer", threads });
+      try {
+        assert.deepEqual((await e.run({ x })).y.data, want.y.data, `${rows} rows, ${threads}t`);
+      } finally {
+        await e.close();
+      }
+    }
+  }
+});
+
+/** The graph with a Relu on its output y (the executor fuses it into the QGemmFused). */
+function withRelu(g: Graph): Graph {
+  g.nodes[g.nodes.length - 1].outputs = ["y0"];
+  g.nodes.push(n("relu", "Relu", ["y0"], ["y"]));
+  return g;
+}
 
 Deno.test("integer execution with threads: 2 gives the TypeScript reference's bits (Conv)", async () => {
   // The exact-float conv then runs over the worker pool (convF32Threaded), split by images.
@@ -239,7 +313,7 @@ Deno.test("integer execution with threads: 2 gives the TypeScript reference's bi
 });
 
 /** x (float) → MatMul / Gemm(transB) with DQ(float8 e4m3fn weights, per-output-channel scales). */
-function fp8Graph(gemm: boolean): Graph {
+function fp8Graph(gemm: boolean, rows = 3): Graph {
   const kk = 40, nn = 12;
   const w = pattern(gemm ? [nn, kk] : [kk, nn], 21, 3).data as Float32Array;
   const scale = Float32Array.from({ length: nn }, (_, i) => 0.01 * (i + 1));
@@ -258,7 +332,7 @@ function fp8Graph(gemm: boolean): Graph {
         ? n("mm", "Gemm", ["x", "wd", "b"], ["y"], { transB: { kind: "int", value: 1 } })
         : n("mm", "MatMul", ["x", "wd"], ["y"]),
     ],
-    inputs: [{ name: "x", dtype: "float32", shape: [3, kk] }],
+    inputs: [{ name: "x", dtype: "float32", shape: [rows, kk] }],
     outputs: [{ name: "y", dtype: "float32" }],
     initializers: new Map<string, TensorData>([
       ["wq", { dtype: "float8e4m3fn", shape: gemm ? [nn, kk] : [kk, nn], data: codes }],
@@ -283,6 +357,54 @@ Deno.test("float8 weights run on the minifloat GEMM like the float QDQ reference
         1e-5,
         1e-5,
         `fp8 gemm=${gemm} reference=${reference}`,
+      );
+    }
+  }
+});
+
+Deno.test("float8 weights: the same bits on one and two threads, near the float64 sums", async () => {
+  // 37 rows (the pool splits them); the float plan (DQ weights, float GEMM) as a float64 sum:
+  // Σ_k x·decode(code)·scale + bias, the codes' exact values, within the op's K·2⁻²³ bound.
+  for (const gemm of [false, true]) {
+    const g = fp8Graph(gemm, 37);
+    const x = pattern([37, 40], 11, 1);
+    const codes = g.initializers.get("wq")!.data as Uint8Array;
+    const sw = g.initializers.get("sw")!.data as Float32Array;
+    const b = g.initializers.get("b")!.data as Float32Array;
+    const dec = (c: number): number => {
+      const e = (c >> 3) & 15,
+        mant = c & 7,
+        v = e === 0 ? mant / 8 * 2 ** -6 : (1 + mant / 8) * 2 ** (e - 7);
+      return c & 128 ? -v : v;
+    };
+    const want = new Float64Array(37 * 12);
+    for (let r = 0; r < 37; r++) {
+      for (let j = 0; j < 12; j++) {
+        let acc = 0;
+        for (let i = 0; i < 40; i++) {
+          const c = codes[gemm ? j * 40 + i : i * 12 + j];
+          acc += (x.data as Float32Array)[r * 40 + i] * dec(c) * sw[j];
+        }
+        want[r * 12 + j] = acc + (gemm ? b[j] : 0);
+      }
+    }
+    const outs: Float32Array[] = [];
+    for (const threads of [1, 2]) {
+      const e = createExecutor(g, { quantized: "integer", threads });
+      try {
+        outs.push((await e.run({ x })).y.data as Float32Array);
+      } finally {
+        await e.close();
+      }
+    }
+    for (let i = 0; i < want.length; i++) {
+      assert.ok(
+        Object.is(outs[0][i], outs[1][i]),
+        `gemm=${gemm} [${i}]: ${outs[0][i]} ≠ ${outs[1][i]}`,
+      );
+      assert.ok(
+        Math.abs(outs[0][i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])),
+        `gemm=${gemm} [${i}]`,
       );
     }
   }

@@ -116,6 +116,11 @@ export interface FloatCallOptions {
   constant: boolean;
   /** Fused clamp of the output (default: none). */
   clamp?: [number, number];
+  /**
+   * Per-column scale of a matmul's sums, before the bias: y = f32(f32(acc·scale[j]) + bias[j])
+   * (matmuls only; default: none).
+   */
+  scale?: Float32Array;
   /** Fused elementwise ops after the clamp (convs only; default: none). */
   post?: ConvPostOps;
   /** Output storage of `n` elements (every element is written; default: a new array). */
@@ -315,6 +320,8 @@ function matmulOn(
     }
     const c = new Float32Array(m * n);
     sgemmRef(m, n, k, a, 0, k, bb, 0, n, c, 0, n, false);
+    const sc = opts.scale;
+    if (sc) { for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) c[i * n + j] *= sc[j]; }
     if (bias) { for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) c[i * n + j] += bias[j]; }
     if (opts.clamp) {
       const [lo, hi] = opts.clamp;
@@ -344,7 +351,7 @@ function matmulOn(
   }
   const [lo, hi] = opts.clamp ?? [-Infinity, Infinity];
   const aa = a.length === m * k ? a : a.subarray(0, m * k);
-  const epi = { bias, activation: activation(lo, hi), out: opts.alloc?.(m * n) };
+  const epi = { scale: opts.scale, bias, activation: activation(lo, hi), out: opts.alloc?.(m * n) };
   if (threaded && kc.threads > 1) {
     const p = packed;
     const r = gemmF32Parallel(aa, m, p, epi);

@@ -2,7 +2,8 @@
 // _fuse.ts): HardSwish, then × mul, then + add, each step rounded to float32; then a float8
 // QuantizeLinear → DequantizeLinear pair (attribute `lowbit_qdq8` = [scale, 0 e4m3fn | 1 e5m2],
 // the QdqFused that read the conv's output) or an int8 / uint8 one (`lowbit_qdq` = [scale,
-// lo − z, hi − z, −z]: quantize to the centred code, then dequantize). The kernels apply
+// lo − z, hi − z, −z]: quantize to the centred code, then dequantize), or the quantization alone
+// (`lowbit_qout` = [scale, lo − z, hi − z]: the centred codes a QConvFused reads). The kernels apply
 // them in their epilogue (ConvPostOps of @lowbit/kernels); the loops here are the same steps in
 // TypeScript (reference path, unfused ops), so fused and unfused runs agree bit for bit.
 
@@ -23,14 +24,17 @@ export function hardswishF32(v: number): number {
 
 /**
  * The post-ops of a node (attribute `lowbit_post` = [hardswish 0|1, mul or NaN, add or NaN],
- * `lowbit_qdq8` = [scale, format 0 e4m3fn | 1 e5m2]).
+ * `lowbit_qdq8` = [scale, format 0 e4m3fn | 1 e5m2], `lowbit_qdq` (see qdqPost), or
+ * `lowbit_qout` = [scale, lo − z, hi − z]: QuantizeLinear to the centred code, the output then
+ * the codes a QConvFused with `lowbit_codes_in` reads).
  */
 export function convPost(node: Node): ConvPostOps | undefined {
   const p = attrFloats(node, "lowbit_post"), q = attrFloats(node, "lowbit_qdq8");
-  const qi = attrFloats(node, "lowbit_qdq");
-  if (p === undefined && q === undefined && qi === undefined) return undefined;
+  const qi = attrFloats(node, "lowbit_qdq"), qo = attrFloats(node, "lowbit_qout");
+  if (p === undefined && q === undefined && qi === undefined && qo === undefined) return undefined;
   const post: ConvPostOps = {};
   if (qi !== undefined) Object.assign(post, qdqPost(qi));
+  else if (qo !== undefined) post.quantize = { scale: qo[0], lo: qo[1], hi: qo[2] };
   if (p !== undefined) {
     if (p[0] === 1) post.hardswish = true;
     if (!Number.isNaN(p[1])) post.mul = p[1];

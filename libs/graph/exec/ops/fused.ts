@@ -45,7 +45,16 @@ import {
   refQdqFp8,
 } from "@lowbit/kernels";
 import type { Node, TensorData } from "../../ir.ts";
-import { alloc, attrFloats, attrInt, fusedClamp, size, toF32 } from "../_tensor.ts";
+import {
+  alloc,
+  attrFloats,
+  attrInt,
+  fusedClamp,
+  normAxis,
+  outF32,
+  size,
+  toF32,
+} from "../_tensor.ts";
 import { forwardWindow, pointwiseWindow, spatial2d, type Window2d } from "./_conv_geom.ts";
 import { igemm, igemmScaled } from "./_int_backend.ts";
 import {
@@ -56,6 +65,7 @@ import {
   matmulF32Threaded,
 } from "./_float_backend.ts";
 import { conv2dRef } from "./conv.ts";
+import { shapeOps } from "./shape.ts";
 import { INT_RANGES } from "./qlinear.ts";
 import { quantizeInto, RNE } from "./_qint.ts";
 import { roundHalfEven } from "./elementwise.ts";
@@ -257,18 +267,34 @@ const qgemm: OpImpl = async (inputs, node, ctx) => {
     // On the float GEMM when exact, as QConvFused does (see there).
     const fw = centredWeights(wc, wz, n, k, constant);
     if (k * Math.max(hi - zx, zx - lo) * fw.range < 2 ** 24) {
-      // The centred codes: the SIMD quantize kernel when there is one (the same bits).
+      // The centred codes: the SIMD quantize kernel when there is one (the same bits), into
+      // recycled storage, handed back once the GEMM has read them.
       const fk = floatContext(ctx.floatKernels);
+      const buf = ctx.allocF32?.(m * k) ?? new Float32Array(m * k);
       const xc = fk !== null
-        ? quantizeF32(toF32(x), sx, lo - zx, hi - zx, { kernels: fk })
-        : quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, new Float32Array(m * k));
+        ? quantizeF32(toF32(x), sx, lo - zx, hi - zx, { kernels: fk, out: buf })
+        : quantizeInto(toF32(x), sx, 0, lo - zx, hi - zx, buf);
       // Over the executor's worker pool when it has one (same bits: each column on one thread).
-      const acc = await matmulF32Threaded(xc, m, centredData(fw), 0, k, n, "nk", undefined, {
+      // A float output takes the epilogue below in the GEMM's store: f32(f32(acc·sc[c]) +
+      // bias[c]), sc[c] = f32(sx·sw[c]), then the clamp — the kernels' plain-SIMD multiply and
+      // add, the bits of `epilogue` (exact integer sums, then the same two roundings).
+      const float = inputs[7] === undefined;
+      const sc = float
+        ? Float32Array.from({ length: n }, (_, c) => sx * sw[sw.length === 1 ? 0 : c])
+        : undefined;
+      const acc = await matmulF32Threaded(xc, m, centredData(fw), 0, k, n, "nk", sc && bias, {
         reference: false,
         constant,
         kernels: ctx.floatKernels,
+        scale: sc,
+        clamp: float ? fusedClamp(node) : undefined,
+        alloc: ctx.allocF32,
       });
-      return [epilogue(acc, m, n, 1, sx, sw, bias, inputs[7], inputs[8], node, shape)];
+      ctx.releaseF32?.(buf);
+      if (float) return [{ dtype: "float32", shape, data: acc }];
+      const out = epilogue(acc, m, n, 1, sx, sw, bias, inputs[7], inputs[8], node, shape);
+      ctx.releaseF32?.(acc);
+      return [out];
     }
   }
   const args = {
@@ -808,37 +834,89 @@ function qdqOut(x: TensorData, xs: Float32Array, ctx: OpContext): Float32Array {
  * is c + z (NaN stores as code 0, i.e. c = −z), and DequantizeLinear computes fround((q − z)·s).
  */
 const qdq: OpImpl = (inputs, node, ctx) => {
+  const x = need(node, inputs[0], "x");
+  const xs = toF32(x);
+  const y = qdqOut(x, xs, ctx);
+  qdqInto(xs, inputs, node, ctx, y);
+  return [{ dtype: "float32", shape: [...x.shape], data: y }];
+};
+
+/**
+ * QdqFused's values of `xs` (its input 0's values; inputs 1 and 2 the scale and zero point) into
+ * `y` (the same length; xs itself for in place): float8 (zero point of a float8 type) or int8 /
+ * uint8, in one SIMD pass when there are kernels, else the reference loops.
+ */
+function qdqInto(
+  xs: Float32Array,
+  inputs: readonly (TensorData | undefined)[],
+  node: Node,
+  ctx: OpContext,
+  y: Float32Array,
+): void {
   const fmt = inputs[2]?.dtype;
+  const fk = ctx.reference ? null : floatContext(ctx.floatKernels);
   if (fmt === "float8e4m3fn" || fmt === "float8e5m2") {
-    const x = need(node, inputs[0], "x");
-    const xs = toF32(x);
-    const y = qdqOut(x, xs, ctx);
     const s = toF32(need(node, inputs[1], "x_scale"))[0];
-    const fk = ctx.reference ? null : floatContext(ctx.floatKernels);
     // The same steps in one SIMD pass (f32 arithmetic, each step exact but the division and the
     // last multiply, which round as here); the loop below is its reference.
     if (fk !== null && Math.fround(s) > 0 && Number.isFinite(s)) {
       qdqFp8F32(xs, s, fmt === "float8e4m3fn" ? "fp8_e4m3fn" : "fp8_e5m2", { out: y, kernels: fk });
     } else qdqFp8(xs, s, fmt, y);
-    return [{ dtype: "float32", shape: [...x.shape], data: y }];
+    return;
   }
-  const { x, sx, zx, lo, hi } = activationParams(node, inputs);
-  const xs = toF32(x);
-  const n = xs.length;
-  const y = qdqOut(x, xs, ctx);
-  const fk = ctx.reference ? null : floatContext(ctx.floatKernels);
+  const { sx, zx, lo, hi } = activationParams(node, inputs);
   if (fk !== null) {
     // The same c and y = f32(c·s) in one SIMD pass; NaN: code 0, as QuantizeLinear stores it
     // (0 − 0 is +0, as DQ gives).
     quantizeF32(xs, sx, lo - zx, hi - zx, { out: y, kernels: fk, dequantize: { nanCode: 0 - zx } });
-    return [{ dtype: "float32", shape: [...x.shape], data: y }];
+    return;
   }
   const a = lo - zx, b = hi - zx, nan = 0 - zx; // 0 − 0 is +0, as DQ gives
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < xs.length; i++) {
     const v = Math.fround(xs[i] / sx) + RNE - RNE;
     y[i] = (v < a ? a : v > b ? b : v === v ? v : nan) * sx;
   }
-  return [{ dtype: "float32", shape: [...x.shape], data: y }];
+}
+
+/**
+ * `ConcatQdqFused(x_scale, x_zero_point, x₁, …, xₙ)` (Concat's `axis`): QdqFused(Concat(x₁, …,
+ * xₙ)), the Q → DQ pair a QDQ export puts behind a feature pyramid's Concat (PP-OCRv4 det's neck).
+ * Float32 parts that are contiguous blocks of the output (every dimension before `axis` is 1) go
+ * through the Q → DQ pass straight into their place in the output: no copy of the concatenation
+ * for the pair to read. The values are QdqFused's, element by element (the pair is elementwise,
+ * so it commutes with the concatenation); other inputs run Concat, then QdqFused.
+ */
+const concatQdq: OpImpl = async (inputs, node, ctx) => {
+  const [scale, zero] = inputs;
+  const parts = inputs.slice(2);
+  const first = parts[0];
+  const axis = first === undefined
+    ? 0
+    : normAxis(attrInt(node, "axis", 0), first.shape.length, node);
+  const direct = parts.length > 0 &&
+    parts.every((t) =>
+      t !== undefined && t.dtype === "float32" && t.shape.length === first!.shape.length &&
+      t.shape.every((d, i) => i === axis || d === first!.shape[i]) &&
+      t.shape.slice(0, axis).every((d) => d === 1)
+    );
+  if (!direct) {
+    const [cat] = await shapeOps.Concat(parts, node, ctx);
+    const xs = toF32(cat);
+    // Concat's own storage (of two or more parts; one part is shared, as Identity's).
+    const y = xs === cat.data && parts.length > 1 ? xs : outF32(ctx, xs.length);
+    qdqInto(xs, [cat, scale, zero], node, ctx, y);
+    return [{ dtype: "float32", shape: [...cat.shape], data: y }];
+  }
+  const shape = [...first!.shape];
+  shape[axis] = parts.reduce((a, t) => a + t!.shape[axis], 0);
+  const y = outF32(ctx, size(shape));
+  let at = 0;
+  for (const t of parts) {
+    const xs = t!.data as Float32Array;
+    qdqInto(xs, [t, scale, zero], node, ctx, y.subarray(at, at + xs.length));
+    at += xs.length;
+  }
+  return [{ dtype: "float32", shape, data: y }];
 };
 
 /**
@@ -856,8 +934,9 @@ const qdq: OpImpl = (inputs, node, ctx) => {
  * if (y.data[0] !== 5.5) throw new Error(String(y.data[0]));
  * ```
  */
-export const fusedOps: OpTable<"QGemmFused" | "QConvFused" | "QdqFused"> = {
+export const fusedOps: OpTable<"QGemmFused" | "QConvFused" | "QdqFused" | "ConcatQdqFused"> = {
   QGemmFused: qgemm,
   QConvFused: qconv,
   QdqFused: qdq,
+  ConcatQdqFused: concatQdq,
 };

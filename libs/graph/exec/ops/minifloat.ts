@@ -13,19 +13,22 @@
 import { LowbitError } from "@lowbit/core";
 import {
   decodeMinifloatWeights,
+  type FloatKernels,
   gemmMinifloat,
+  gemmMinifloatParallel,
   type MinifloatWeights,
   type PackedMinifloatB,
   packMinifloatB,
 } from "@lowbit/kernels";
 import { attrString, size, toF32 } from "../_tensor.ts";
-import { matmulF32 } from "./_float_backend.ts";
+import { backendKernels, matmulF32 } from "./_float_backend.ts";
 import type { OpImpl, OpTable } from "./types.ts";
 
 const registry = new FinalizationRegistry<PackedMinifloatB>((p) => p.dispose());
-const packed = new WeakMap<object, PackedMinifloatB>();
+// Codes packed once per kernel context (each has its own memory), by the codes' array.
+const packed = new WeakMap<FloatKernels, WeakMap<object, PackedMinifloatB>>();
 
-const minifloatGemm: OpImpl = (inputs, node, ctx) => {
+const minifloatGemm: OpImpl = async (inputs, node, ctx) => {
   const [x, w, s] = inputs;
   if (!x || !w || !s || x.dtype !== "float32") {
     throw new LowbitError("INVALID_ARGUMENT", "MinifloatGemmFused: x, codes and scale required", {
@@ -53,7 +56,11 @@ const minifloatGemm: OpImpl = (inputs, node, ctx) => {
     channelScale: scale,
   };
   const shape = [...x.shape.slice(0, -1), n];
-  if (ctx.reference) {
+  // The float ops' context: the executor's pool, else the calling thread's plain-SIMD context
+  // (one memory and one set of scratch blocks per process, and the bits of every engine: the
+  // default relaxed-SIMD context fuses multiply-adds where the engine chooses to).
+  const fk = ctx.reference ? null : ctx.floatKernels ?? backendKernels();
+  if (fk === null) {
     // Decode (always K×N), scale per column, float GEMM.
     const dec = decodeMinifloatWeights({ ...spec, channelScale: undefined });
     for (let i = 0; i < dec.length; i++) dec[i] = dec[i] * scale[i % n];
@@ -63,21 +70,24 @@ const minifloatGemm: OpImpl = (inputs, node, ctx) => {
     });
     return [{ dtype: "float32", shape, data: y }];
   }
-  let p = packed.get(w.data);
+  let byCodes = packed.get(fk);
+  if (byCodes === undefined) packed.set(fk, byCodes = new WeakMap());
+  let p = byCodes.get(w.data);
   const temporary = p === undefined && !(ctx.isConstant?.(w) ?? false);
   if (p === undefined) {
-    p = packMinifloatB(spec);
+    p = packMinifloatB(spec, fk);
     if (!temporary) {
-      packed.set(w.data, p);
+      byCodes.set(w.data, p);
       registry.register(w.data, p);
     }
   }
   try {
-    return [{
-      dtype: "float32",
-      shape,
-      data: gemmMinifloat(x.data as Float32Array, m, p, { bias }),
-    }];
+    const xs = x.data as Float32Array;
+    // On a pool: its threads split the rows (each output element is one thread's sum).
+    const y = fk.threads > 1
+      ? await gemmMinifloatParallel(xs, m, p, { bias })
+      : gemmMinifloat(xs, m, p, { bias });
+    return [{ dtype: "float32", shape, data: y }];
   } finally {
     if (temporary) p.dispose();
   }

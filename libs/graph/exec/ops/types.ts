@@ -211,6 +211,9 @@ export const OP_NAMES = [
   // QuantizeLinear → DequantizeLinear with the same per-tensor scale / zero point (domain
   // "lowbit"), produced by the executor's fusion
   "QdqFused",
+  // Concat → QuantizeLinear → DequantizeLinear (domain "lowbit"): the pair written straight into
+  // the concatenation, produced by the executor's fusion
+  "ConcatQdqFused",
   // lowbit fused pointwise chain (domain "lowbit"), produced by the executor's fusion
   "PointwiseFused",
   // lowbit fused Mul → Add and Resize → Add (domain "lowbit"), produced by the executor's fusion
