@@ -72,6 +72,10 @@ export function resolveWeightGranularity(
   const channel: Granularity = { kind: "channel", axis: layer.outAxis };
   if (g === "channel" || layer.op === "ConvTranspose") return channel;
   const len = layer.shape[layer.inAxis];
+  // A group as long as the whole reduction row (C·kh·kw weights, the GEMM's K) is one scale per
+  // output channel: a 3×3 conv over 3 channels takes int4 "groups of 128" per channel, not one
+  // scale per (output channel, tap) over 3 weights.
+  if (len * layer.window <= g.group) return channel;
   const size = effectiveGroupSize(len, g.group);
   if (len === 1 || (size === len && layer.window === 1)) return channel;
   return { kind: "group", axis: layer.inAxis, size };

@@ -84,8 +84,20 @@ Deno.test("resolveWeightGranularity() maps channel and group onto the weight's o
     axis: 0,
     size: 32,
   });
-  // A 3×3 conv with 8 input channels under group:128 → groups of 8 channels per kernel position.
+  // A 3×3 conv with 8 input channels under group:128: its rows (8·9 = 72 weights) fit one
+  // group → per output channel; with 32 input channels (288 weights a row) → groups of the 32
+  // channels at each kernel position; group:64 on the 8-channel conv → 8 channels a position.
   assert.deepEqual(resolveWeightGranularity(conv, { group: 128 }, "int4"), {
+    kind: "channel",
+    axis: 0,
+  });
+  const wide = { ...conv, shape: [6, 32, 3, 3], in: 288 };
+  assert.deepEqual(resolveWeightGranularity(wide, { group: 128 }, "int4"), {
+    kind: "group",
+    axis: 1,
+    size: 32,
+  });
+  assert.deepEqual(resolveWeightGranularity(conv, { group: 64 }, "int4"), {
     kind: "group",
     axis: 1,
     size: 8,
