@@ -13,6 +13,7 @@ import {
   createFloatKernelsOn,
   floatKernelSources,
   prepareConv2dF32,
+  quantizeF32,
 } from "./float.ts";
 import { refConv2dF32, type RefConvGeometry } from "./reference_float.ts";
 import { floatContexts, randF32, rng } from "./_test_util.ts";
@@ -230,6 +231,98 @@ Deno.test("conv2dF32() integerSums: beyond 2^24, 3×3 convs take the i16 image (
     const prepared = prepareConv2dF32(wt, t.weight, k, { integer: true });
     const got = conv2dF32(x, t.input, prepared, { ...opts, integerSums: true });
     sameBits(got.data, want, `case ${n}: i16 route`);
+    // the same codes from a float input quantized on the way into the i16 image (x·0.25 plus
+    // less than half a step: QuantizeLinear with scale 0.25 gives x back)
+    const xf = x.map((v, i) => v * 0.25 + ((i % 5) - 2) * 0.05);
+    const inputQuantize = { scale: 0.25, lo: -32768, hi: 32767 };
+    const gotQ = conv2dF32(xf, t.input, prepared, { ...opts, integerSums: true, inputQuantize });
+    sameBits(gotQ.data, want, `case ${n}: i16 route, inputQuantize`);
+    prepared.dispose();
+  }
+});
+
+/** QuantizeLinear to a centred code, by its scalar definition: clamp(round-half-even(f32(v / s))). */
+function codeOf(v: number, s: number, lo: number, hi: number): number {
+  const q = Math.fround(v / s); // the f32 quotient: the double one, rounded once to f32
+  const f = Math.floor(q), d = q - f;
+  const r = d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f;
+  return Math.min(Math.max(r, lo), hi);
+}
+
+/** Float inputs: random values, exact ties (k + 1/2)·s, values that saturate either end. */
+function floatInput(n: number, s: number, r: () => number): Float32Array {
+  return Float32Array.from(
+    { length: n },
+    (_, i) =>
+      i % 7 === 3
+        ? (Math.floor(r() * 300) - 150 + 0.5) * s
+        : i % 11 === 5
+        ? (r() < 0.5 ? -1 : 1) * 1e4 * s
+        : (r() * 300 - 150) * s,
+  );
+}
+
+for (const k of floatContexts()) {
+  Deno.test(`conv2dF32() integerSums + inputQuantize: the i16 image quantizes on the way in (${k.isa})`, () => {
+    // The i16 copy of a float input is made from its codes directly (no quantize pass of its
+    // own): the result must be the scalar reference's conv of codes computed here by
+    // QuantizeLinear's definition, and the input must stay as it was.
+    const r = rng(47);
+    const q = { scale: Math.fround(0.037), lo: -100, hi: 155 };
+    CASES.forEach((t, n) => {
+      if (t.weight[2] * t.weight[3] === 1) return; // pointwise convs make no i16 image
+      const x = floatInput(count(t.input), q.scale, r);
+      const keep = x.slice();
+      const w = ints(count(t.weight), -128, 127, r);
+      const opts = optsOf(t, r, n);
+      const prepared = prepareConv2dF32(w, t.weight, k, { integer: true });
+      const got = conv2dF32(x, t.input, prepared, {
+        ...opts,
+        kernels: k,
+        integerSums: true,
+        inputQuantize: q,
+      });
+      const codes = x.map((v) => codeOf(v, q.scale, q.lo, q.hi));
+      const { min: lo, max: hi } = opts.activation === "none"
+        ? { min: undefined, max: undefined }
+        : opts.activation as { min: number; max: number };
+      const want = refConv2dF32(codes, w, t, k.madd, { ...opts, lo, hi });
+      sameBits(got.data, want, `case ${n} (${k.isa})`);
+      sameBits(x, keep, `case ${n}: input untouched`);
+      prepared.dispose();
+    });
+  });
+}
+
+Deno.test("conv2dF32() integerSums + inputQuantize: NaN or codes beyond i16 fall back to the f32 route", () => {
+  // A NaN input quantizes to a NaN code, a code range beyond i16 gives codes the i16 image cannot
+  // hold: that image then runs on the f32 route from the quantized f32 input, the values of the
+  // plain conv of quantizeF32's codes (with a batch of two, only the image with the odd value).
+  const k = floatContexts()[0];
+  const r = rng(53);
+  for (const t of [CASES[6], CASES[7], CASES[3]]) {
+    const w = ints(count(t.weight), -128, 127, r);
+    const prepared = prepareConv2dF32(w, t.weight, k, { integer: true });
+    const opts = optsOf(t, r, 1);
+    const input: Shape4 = [2, ...t.input.slice(1)] as Shape4;
+    for (
+      const [odd, q] of [[NaN, { scale: 0.02, lo: -128, hi: 127 }], [
+        -1e3,
+        { scale: 0.02, lo: -40000, hi: 127 },
+      ]] as const
+    ) {
+      const x = floatInput(count(input), q.scale, r);
+      x[count(input) / 2 + 17] = odd;
+      const got = conv2dF32(x, input, prepared, {
+        ...opts,
+        kernels: k,
+        integerSums: true,
+        inputQuantize: q,
+      });
+      const codes = quantizeF32(x, q.scale, q.lo, q.hi, { kernels: k });
+      const want = conv2dF32(codes, input, w, t.weight, { ...opts, kernels: k });
+      sameBits(got.data, want.data, `input with ${odd}, codes ${q.lo}..${q.hi}`);
+    }
     prepared.dispose();
   }
 });
@@ -252,6 +345,16 @@ Deno.test("conv2dF32Parallel() integerSums on 2 threads equals one thread, bit f
       const par = await conv2dF32Parallel(x, t.input, prepared, { ...opts, integerSums: true });
       const one = conv2dF32(x, t.input, prepared, { ...opts, integerSums: true });
       sameBits(par.data, one.data, `case ${n}: 2 threads vs 1`);
+      // a float input quantized on the way into the i16 image, on the calling thread
+      const xf = floatInput(x.length, 0.05, r);
+      const inputQuantize = { scale: 0.05, lo: -128, hi: 127 };
+      const parQ = await conv2dF32Parallel(xf, t.input, prepared, {
+        ...opts,
+        integerSums: true,
+        inputQuantize,
+      });
+      const oneQ = conv2dF32(xf, t.input, prepared, { ...opts, integerSums: true, inputQuantize });
+      sameBits(parQ.data, oneQ.data, `case ${n}: inputQuantize, 2 threads vs 1`);
       const lo = opts.activation === "none" ? undefined : -4, hi = lo === undefined ? lo : 6;
       sameBits(par.data, refConv2dF32(x, w, t, k.madd, { ...opts, lo, hi }), `case ${n}: ref`);
       prepared.dispose();

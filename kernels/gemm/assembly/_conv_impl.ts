@@ -354,27 +354,30 @@ export function conv2dPadI16Bytes(
 
 /**
  * Copies one image x [c, h, w] (f32) into the zero-padded i16 layout conv2dF32Pixels reads with
- * epiX16 (the conv2dF32 padded geometry, i16). Returns 1, or 0 when a value is not an integer in
- * i16 range (then the conv must run without epiX16).
+ * epiX16 (the conv2dF32 padded geometry, i16). With qs ≠ 0 each value is first quantized to a
+ * centred code, min(max(nearest(v / qs), qlo), qhi), as quantize_f32_centred would (the input
+ * itself is left as it is). Returns 1, or 0 when a value is not an integer in i16 range (then
+ * the conv must run without epiX16, on the input quantized by quantize_f32_centred).
  */
 export function conv2dPadI16(
   c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
-  pt: i32, pl: i32, oh: i32, ow: i32, x: usize, padded: usize,
+  pt: i32, pl: i32, oh: i32, ow: i32, x: usize, padded: usize, qs: f32, qlo: f32, qhi: f32,
 ): i32 {
   const ph = convPadH(h, oh, kh, sh, dh, pt), pw = convPadW(w, ow, kw, sw, dw, pl);
-  return padImageI16(c, h, w, pt, pl, ph, pw, x, padded) ? 1 : 0;
+  return padImageI16(c, h, w, pt, pl, ph, pw, x, padded, qs, qlo, qhi) ? 1 : 0;
 }
 
 /**
  * conv2dPadI16 in the channel-pair layout (c even; padImageI16Pairs): conv2dF32Pixels reads it
- * with epiPairs set and weights in (ky, kx, c) order. Same bytes as conv2dPadI16Bytes.
+ * with epiPairs set and weights in (ky, kx, c) order. Same bytes as conv2dPadI16Bytes, same
+ * optional quantization (qs ≠ 0).
  */
 export function conv2dPadI16Pairs(
   c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
-  pt: i32, pl: i32, oh: i32, ow: i32, x: usize, padded: usize,
+  pt: i32, pl: i32, oh: i32, ow: i32, x: usize, padded: usize, qs: f32, qlo: f32, qhi: f32,
 ): i32 {
   const ph = convPadH(h, oh, kh, sh, dh, pt), pw = convPadW(w, ow, kw, sw, dw, pl);
-  return padImageI16Pairs(c, h, w, pt, pl, ph, pw, x, padded) ? 1 : 0;
+  return padImageI16Pairs(c, h, w, pt, pl, ph, pw, x, padded, qs, qlo, qhi) ? 1 : 0;
 }
 
 /** Copies one image x [c, h, w] into the zero-padded layout of conv2dF32 (when it pads). */
