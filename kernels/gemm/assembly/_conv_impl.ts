@@ -198,6 +198,24 @@ export function dwconvScratchBytes(oh: i32, ow: i32, kh: i32, kw: i32, sh: i32, 
   return <usize>padH(oh, kh, sh, dh) * <usize>padW(ow, kw, sw, dw) * 4 + (<usize>((ow + 7) & ~7) << 2);
 }
 
+/** Zeroes n floats at p. */
+// @ts-ignore: decorator
+@inline
+function zeroF32(p: usize, n: usize): void {
+  const end = p + (n << 2);
+  for (; p + 16 <= end; p += 16) v128.store(p, i32x4.splat(0));
+  for (; p < end; p += 4) store<f32>(p, 0);
+}
+
+/** Copies n floats from src to dst (no overlap). */
+// @ts-ignore: decorator
+@inline
+function copyF32(dst: usize, src: usize, n: usize): void {
+  const end = src + (n << 2);
+  for (; src + 16 <= end; src += 16, dst += 16) v128.store(dst, v128.load(src));
+  for (; src < end; src += 4, dst += 4) store<f32>(dst, load<f32>(src));
+}
+
 /** Four inputs at padded row `row`, columns x, x+sw, x+2sw, x+3sw. */
 // @ts-ignore: decorator
 @inline
@@ -238,90 +256,88 @@ export function dwconv2dF32<V>(
   for (let n = 0; n < batch; n++) {
     for (let ch = 0; ch < c; ch++) {
       const xc = x + (<usize>n * c + ch) * <usize>h * w * 4;
-      // zero-padded plane: padded[y][xx] = x[y - pt][xx - pl]
-      memory.fill(scratch, 0, <usize>ph * rowBytes);
-      const y0 = max(0, pt), y1 = min(ph, pt + h);
-      const x0 = max(0, pl), x1 = min(pw, pl + w);
-      if (x1 > x0) {
-        for (let y = y0; y < y1; y++) {
-          memory.copy(scratch + <usize>y * rowBytes + (<usize>x0 << 2), xc + (<usize>(y - pt) * w + (x0 - pl)) * 4, <usize>(x1 - x0) << 2);
-        }
+      // zero-padded plane: padded[y][xx] = x[y - pt][xx - pl] (only the border is zeroed: the
+      // rows and columns outside the copied block)
+      const y0 = max(0, pt), y1 = max(y0, min(ph, pt + h));
+      const x0 = max(0, pl), x1 = max(x0, min(pw, pl + w));
+      // (inline loops: a memory.fill / memory.copy call costs more than these short rows)
+      zeroF32(scratch, <usize>y0 * pw);
+      zeroF32(scratch + <usize>y1 * rowBytes, <usize>(ph - y1) * pw);
+      for (let y = y0; y < y1; y++) {
+        const row = scratch + <usize>y * rowBytes;
+        zeroF32(row, <usize>x0);
+        copyF32(row + (<usize>x0 << 2), xc + (<usize>(y - pt) * w + (x0 - pl)) * 4, <usize>(x1 - x0));
+        zeroF32(row + (<usize>x1 << 2), <usize>(pw - x1));
       }
       const wc = wt + <usize>ch * kh * kw * 4;
       const bv = hasBias ? v128.load32_splat(epiBias + (<usize>ch << 2)) : f32x4.splat(0);
       const sv = hasScale ? v128.load32_splat(epiScale + (<usize>ch << 2)) : f32x4.splat(1);
       const oc = out + (<usize>n * c + ch) * <usize>oh * ow * 4;
-      const is3x3 = kh == 3 && kw == 3;
-      // 3×3: the nine weights stay in registers
-      const wq = is3x3 ? wc : scratch; // (scratch holds ≥ 36 bytes; its values are then unused)
-      const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
-      const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
-      const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
-      const dRow = <usize>dh * rowBytes;
+      const ow4 = (ow + 3) & ~3;
+      const step = <usize>(4 * sw) << 2;
       for (let oy = 0; oy < oh; oy++) {
         const prow = scratch + <usize>(oy * sh) * rowBytes;
         const orow = oc + <usize>oy * ow * 4;
         let ox = 0;
-        if (is3x3) {
-          // two independent accumulators (8 outputs) per step: twice the FMA chains in flight
-          for (; ox + 8 <= ow; ox += 8) {
-            const xa = ox * sw, xb = xa + 4 * sw;
-            let p = f32x4.splat(0), q = p;
-            p = madd<V>(w0, load4(prow, xa, sw), p);
-            q = madd<V>(w0, load4(prow, xb, sw), q);
-            p = madd<V>(w1, load4(prow, xa + dw, sw), p);
-            q = madd<V>(w1, load4(prow, xb + dw, sw), q);
-            p = madd<V>(w2, load4(prow, xa + 2 * dw, sw), p);
-            q = madd<V>(w2, load4(prow, xb + 2 * dw, sw), q);
-            p = madd<V>(w3, load4(prow + dRow, xa, sw), p);
-            q = madd<V>(w3, load4(prow + dRow, xb, sw), q);
-            p = madd<V>(w4, load4(prow + dRow, xa + dw, sw), p);
-            q = madd<V>(w4, load4(prow + dRow, xb + dw, sw), q);
-            p = madd<V>(w5, load4(prow + dRow, xa + 2 * dw, sw), p);
-            q = madd<V>(w5, load4(prow + dRow, xb + 2 * dw, sw), q);
-            p = madd<V>(w6, load4(prow + 2 * dRow, xa, sw), p);
-            q = madd<V>(w6, load4(prow + 2 * dRow, xb, sw), q);
-            p = madd<V>(w7, load4(prow + 2 * dRow, xa + dw, sw), p);
-            q = madd<V>(w7, load4(prow + 2 * dRow, xb + dw, sw), q);
-            p = madd<V>(w8, load4(prow + 2 * dRow, xa + 2 * dw, sw), p);
-            q = madd<V>(w8, load4(prow + 2 * dRow, xb + 2 * dw, sw), q);
-            v128.store(orow + (<usize>ox << 2), epi(p, sv, bv));
-            v128.store(orow + (<usize>ox << 2), epi(q, sv, bv), 16);
-          }
-        }
-        const ox0 = ox; // from here: sums to the row buffer, the epilogue after the row
-        for (; ox < ow; ox += 4) {
-          let acc = f32x4.splat(0);
-          if (is3x3) {
-            const xx = ox * sw;
-            acc = madd<V>(w0, load4(prow, xx, sw), acc);
-            acc = madd<V>(w1, load4(prow, xx + dw, sw), acc);
-            acc = madd<V>(w2, load4(prow, xx + 2 * dw, sw), acc);
-            acc = madd<V>(w3, load4(prow + dRow, xx, sw), acc);
-            acc = madd<V>(w4, load4(prow + dRow, xx + dw, sw), acc);
-            acc = madd<V>(w5, load4(prow + dRow, xx + 2 * dw, sw), acc);
-            acc = madd<V>(w6, load4(prow + 2 * dRow, xx, sw), acc);
-            acc = madd<V>(w7, load4(prow + 2 * dRow, xx + dw, sw), acc);
-            acc = madd<V>(w8, load4(prow + 2 * dRow, xx + 2 * dw, sw), acc);
-          } else {
-            let wp = wc;
-            for (let ky = 0; ky < kh; ky++) {
-              const r = prow + <usize>(ky * dh) * rowBytes;
-              for (let kx = 0; kx < kw; kx++) {
-                acc = madd<V>(v128.load32_splat(wp), load4(r, ox * sw + kx * dw, sw), acc);
-                wp += 4;
-              }
+        // 16 outputs (four independent chains) a step over every tap: the per-tap work (weight
+        // splat, addresses) is shared by the chains, and the chains overlap. Each output still
+        // sums its taps in (ky, kx) order from 0: the same bits.
+        for (; ox + 16 <= ow; ox += 16) {
+          let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+          let wp = wc;
+          const xo = <usize>(ox * sw) << 2;
+          for (let ky = 0; ky < kh; ky++) {
+            const r = prow + <usize>(ky * dh) * rowBytes + xo;
+            for (let kx = 0; kx < kw; kx++) {
+              const wv = v128.load32_splat(wp);
+              const q = r + (<usize>(kx * dw) << 2);
+              a0 = madd<V>(wv, load4(q, 0, sw), a0);
+              a1 = madd<V>(wv, load4(q + step, 0, sw), a1);
+              a2 = madd<V>(wv, load4(q + 2 * step, 0, sw), a2);
+              a3 = madd<V>(wv, load4(q + 3 * step, 0, sw), a3);
+              wp += 4;
             }
           }
-          v128.store(rb + (<usize>ox << 2), acc);
+          const o = orow + (<usize>ox << 2);
+          v128.store(o, epi(a0, sv, bv));
+          v128.store(o, epi(a1, sv, bv), 16);
+          v128.store(o, epi(a2, sv, bv), 32);
+          v128.store(o, epi(a3, sv, bv), 48);
         }
-        let j = ox0;
+        if (ox == ow) continue;
+        // The rest of the row (1 to 4 vectors, the last maybe partial) as four chains too, the
+        // surplus ones repeating the last vector (columns below ow4: inside the padded plane),
+        // sums to the row buffer, then the epilogue over them (its long dependent chain then
+        // overlaps across the vectors).
+        const last = <usize>((ow4 - ox) >> 2) - 1;
+        const s1 = min<usize>(1, last) * step, s2 = min<usize>(2, last) * step, s3 = last * step;
+        let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+        let wp = wc;
+        const xo = <usize>(ox * sw) << 2;
+        for (let ky = 0; ky < kh; ky++) {
+          const r = prow + <usize>(ky * dh) * rowBytes + xo;
+          for (let kx = 0; kx < kw; kx++) {
+            const wv = v128.load32_splat(wp);
+            const q = r + (<usize>(kx * dw) << 2);
+            a0 = madd<V>(wv, load4(q, 0, sw), a0);
+            a1 = madd<V>(wv, load4(q + s1, 0, sw), a1);
+            a2 = madd<V>(wv, load4(q + s2, 0, sw), a2);
+            a3 = madd<V>(wv, load4(q + s3, 0, sw), a3);
+            wp += 4;
+          }
+        }
+        const rt = rb + (<usize>ox << 2);
+        v128.store(rt, a0);
+        v128.store(rt + (min<usize>(1, last) << 4), a1);
+        v128.store(rt + (min<usize>(2, last) << 4), a2);
+        v128.store(rt + (last << 4), a3);
+        let j = ox;
         for (; j + 4 <= ow; j += 4) {
           v128.store(orow + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
         }
         if (j < ow) {
           v128.store(rb + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
-          memory.copy(orow + (<usize>j << 2), rb + (<usize>j << 2), <usize>(ow - j) << 2);
+          copyF32(orow + (<usize>j << 2), rb + (<usize>j << 2), <usize>(ow - j));
         }
       }
     }
