@@ -273,6 +273,72 @@ export function dwconv2dF32<V>(
       const bv = hasBias ? v128.load32_splat(epiBias + (<usize>ch << 2)) : f32x4.splat(0);
       const sv = hasScale ? v128.load32_splat(epiScale + (<usize>ch << 2)) : f32x4.splat(1);
       const oc = out + (<usize>n * c + ch) * <usize>oh * ow * 4;
+      if (kh == 3 && kw == 3) {
+        // 3×3: the nine weights stay in registers, 8 outputs (two chains) a step
+        const wq = wc;
+        const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
+        const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
+        const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
+        const dRow = <usize>dh * rowBytes;
+        for (let oy = 0; oy < oh; oy++) {
+          const prow = scratch + <usize>(oy * sh) * rowBytes;
+          const orow = oc + <usize>oy * ow * 4;
+          let ox = 0;
+          {
+            // two independent accumulators (8 outputs) per step: twice the FMA chains in flight
+            for (; ox + 8 <= ow; ox += 8) {
+              const xa = ox * sw, xb = xa + 4 * sw;
+              let p = f32x4.splat(0), q = p;
+              p = madd<V>(w0, load4(prow, xa, sw), p);
+              q = madd<V>(w0, load4(prow, xb, sw), q);
+              p = madd<V>(w1, load4(prow, xa + dw, sw), p);
+              q = madd<V>(w1, load4(prow, xb + dw, sw), q);
+              p = madd<V>(w2, load4(prow, xa + 2 * dw, sw), p);
+              q = madd<V>(w2, load4(prow, xb + 2 * dw, sw), q);
+              p = madd<V>(w3, load4(prow + dRow, xa, sw), p);
+              q = madd<V>(w3, load4(prow + dRow, xb, sw), q);
+              p = madd<V>(w4, load4(prow + dRow, xa + dw, sw), p);
+              q = madd<V>(w4, load4(prow + dRow, xb + dw, sw), q);
+              p = madd<V>(w5, load4(prow + dRow, xa + 2 * dw, sw), p);
+              q = madd<V>(w5, load4(prow + dRow, xb + 2 * dw, sw), q);
+              p = madd<V>(w6, load4(prow + 2 * dRow, xa, sw), p);
+              q = madd<V>(w6, load4(prow + 2 * dRow, xb, sw), q);
+              p = madd<V>(w7, load4(prow + 2 * dRow, xa + dw, sw), p);
+              q = madd<V>(w7, load4(prow + 2 * dRow, xb + dw, sw), q);
+              p = madd<V>(w8, load4(prow + 2 * dRow, xa + 2 * dw, sw), p);
+              q = madd<V>(w8, load4(prow + 2 * dRow, xb + 2 * dw, sw), q);
+              v128.store(orow + (<usize>ox << 2), epi(p, sv, bv));
+              v128.store(orow + (<usize>ox << 2), epi(q, sv, bv), 16);
+            }
+          }
+          const ox0 = ox; // from here: sums to the row buffer, the epilogue after the row
+          for (; ox < ow; ox += 4) {
+            let acc = f32x4.splat(0);
+            {
+              const xx = ox * sw;
+              acc = madd<V>(w0, load4(prow, xx, sw), acc);
+              acc = madd<V>(w1, load4(prow, xx + dw, sw), acc);
+              acc = madd<V>(w2, load4(prow, xx + 2 * dw, sw), acc);
+              acc = madd<V>(w3, load4(prow + dRow, xx, sw), acc);
+              acc = madd<V>(w4, load4(prow + dRow, xx + dw, sw), acc);
+              acc = madd<V>(w5, load4(prow + dRow, xx + 2 * dw, sw), acc);
+              acc = madd<V>(w6, load4(prow + 2 * dRow, xx, sw), acc);
+              acc = madd<V>(w7, load4(prow + 2 * dRow, xx + dw, sw), acc);
+              acc = madd<V>(w8, load4(prow + 2 * dRow, xx + 2 * dw, sw), acc);
+            }
+            v128.store(rb + (<usize>ox << 2), acc);
+          }
+          let j = ox0;
+          for (; j + 4 <= ow; j += 4) {
+            v128.store(orow + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
+          }
+          if (j < ow) {
+            v128.store(rb + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
+            copyF32(orow + (<usize>j << 2), rb + (<usize>j << 2), <usize>(ow - j));
+          }
+        }
+        continue;
+      }
       const ow4 = (ow + 3) & ~3;
       const step = <usize>(4 * sw) << 2;
       for (let oy = 0; oy < oh; oy++) {
