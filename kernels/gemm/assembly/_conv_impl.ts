@@ -234,6 +234,152 @@ function load4(row: usize, x: i32, sw: i32): v128 {
 }
 
 /**
+ * One channel of dwconv2dF32 from its zero-padded plane at `scratch` (rows rowBytes apart) into
+ * `oc` [oh, ow], weights at `wc`, row buffer `rb`. Inlined once per stride (1, 2, other) so that
+ * the loads' stride tests fold away.
+ */
+// @ts-ignore: decorator
+@inline
+function dwPlane<V>(
+  scratch: usize, rowBytes: usize, rb: usize, oc: usize, wc: usize,
+  oh: i32, ow: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, sv: v128, bv: v128,
+): void {
+  if (kh == 3 && kw == 3) {
+    // 3×3: the nine weights stay in registers, 8 outputs (two chains) a step
+    const wq = wc;
+    const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
+    const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
+    const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
+    const dRow = <usize>dh * rowBytes;
+    for (let oy = 0; oy < oh; oy++) {
+      const prow = scratch + <usize>(oy * sh) * rowBytes;
+      const orow = oc + <usize>oy * ow * 4;
+      let ox = 0;
+      {
+        // two independent accumulators (8 outputs) per step: twice the FMA chains in flight
+        for (; ox + 8 <= ow; ox += 8) {
+          const xa = ox * sw, xb = xa + 4 * sw;
+          let p = f32x4.splat(0), q = p;
+          p = madd<V>(w0, load4(prow, xa, sw), p);
+          q = madd<V>(w0, load4(prow, xb, sw), q);
+          p = madd<V>(w1, load4(prow, xa + dw, sw), p);
+          q = madd<V>(w1, load4(prow, xb + dw, sw), q);
+          p = madd<V>(w2, load4(prow, xa + 2 * dw, sw), p);
+          q = madd<V>(w2, load4(prow, xb + 2 * dw, sw), q);
+          p = madd<V>(w3, load4(prow + dRow, xa, sw), p);
+          q = madd<V>(w3, load4(prow + dRow, xb, sw), q);
+          p = madd<V>(w4, load4(prow + dRow, xa + dw, sw), p);
+          q = madd<V>(w4, load4(prow + dRow, xb + dw, sw), q);
+          p = madd<V>(w5, load4(prow + dRow, xa + 2 * dw, sw), p);
+          q = madd<V>(w5, load4(prow + dRow, xb + 2 * dw, sw), q);
+          p = madd<V>(w6, load4(prow + 2 * dRow, xa, sw), p);
+          q = madd<V>(w6, load4(prow + 2 * dRow, xb, sw), q);
+          p = madd<V>(w7, load4(prow + 2 * dRow, xa + dw, sw), p);
+          q = madd<V>(w7, load4(prow + 2 * dRow, xb + dw, sw), q);
+          p = madd<V>(w8, load4(prow + 2 * dRow, xa + 2 * dw, sw), p);
+          q = madd<V>(w8, load4(prow + 2 * dRow, xb + 2 * dw, sw), q);
+          v128.store(orow + (<usize>ox << 2), epi(p, sv, bv));
+          v128.store(orow + (<usize>ox << 2), epi(q, sv, bv), 16);
+        }
+      }
+      const ox0 = ox; // from here: sums to the row buffer, the epilogue after the row
+      for (; ox < ow; ox += 4) {
+        let acc = f32x4.splat(0);
+        {
+          const xx = ox * sw;
+          acc = madd<V>(w0, load4(prow, xx, sw), acc);
+          acc = madd<V>(w1, load4(prow, xx + dw, sw), acc);
+          acc = madd<V>(w2, load4(prow, xx + 2 * dw, sw), acc);
+          acc = madd<V>(w3, load4(prow + dRow, xx, sw), acc);
+          acc = madd<V>(w4, load4(prow + dRow, xx + dw, sw), acc);
+          acc = madd<V>(w5, load4(prow + dRow, xx + 2 * dw, sw), acc);
+          acc = madd<V>(w6, load4(prow + 2 * dRow, xx, sw), acc);
+          acc = madd<V>(w7, load4(prow + 2 * dRow, xx + dw, sw), acc);
+          acc = madd<V>(w8, load4(prow + 2 * dRow, xx + 2 * dw, sw), acc);
+        }
+        v128.store(rb + (<usize>ox << 2), acc);
+      }
+      let j = ox0;
+      for (; j + 4 <= ow; j += 4) {
+        v128.store(orow + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
+      }
+      if (j < ow) {
+        v128.store(rb + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
+        copyF32(orow + (<usize>j << 2), rb + (<usize>j << 2), <usize>(ow - j));
+      }
+    }
+    return;
+  }
+  const ow4 = (ow + 3) & ~3;
+  const step = <usize>(4 * sw) << 2;
+  for (let oy = 0; oy < oh; oy++) {
+    const prow = scratch + <usize>(oy * sh) * rowBytes;
+    const orow = oc + <usize>oy * ow * 4;
+    let ox = 0;
+    // 16 outputs (four independent chains) a step over every tap: the per-tap work (weight
+    // splat, addresses) is shared by the chains, and the chains overlap. Each output still
+    // sums its taps in (ky, kx) order from 0: the same bits.
+    for (; ox + 16 <= ow; ox += 16) {
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      let wp = wc;
+      const xo = <usize>(ox * sw) << 2;
+      for (let ky = 0; ky < kh; ky++) {
+        const r = prow + <usize>(ky * dh) * rowBytes + xo;
+        for (let kx = 0; kx < kw; kx++) {
+          const wv = v128.load32_splat(wp);
+          const q = r + (<usize>(kx * dw) << 2);
+          a0 = madd<V>(wv, load4(q, 0, sw), a0);
+          a1 = madd<V>(wv, load4(q + step, 0, sw), a1);
+          a2 = madd<V>(wv, load4(q + 2 * step, 0, sw), a2);
+          a3 = madd<V>(wv, load4(q + 3 * step, 0, sw), a3);
+          wp += 4;
+        }
+      }
+      const o = orow + (<usize>ox << 2);
+      v128.store(o, epi(a0, sv, bv));
+      v128.store(o, epi(a1, sv, bv), 16);
+      v128.store(o, epi(a2, sv, bv), 32);
+      v128.store(o, epi(a3, sv, bv), 48);
+    }
+    if (ox == ow) continue;
+    // The rest of the row (1 to 4 vectors, the last maybe partial) as four chains too, the
+    // surplus ones repeating the last vector (columns below ow4: inside the padded plane),
+    // sums to the row buffer, then the epilogue over them (its long dependent chain then
+    // overlaps across the vectors).
+    const last = <usize>((ow4 - ox) >> 2) - 1;
+    const s1 = min<usize>(1, last) * step, s2 = min<usize>(2, last) * step, s3 = last * step;
+    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+    let wp = wc;
+    const xo = <usize>(ox * sw) << 2;
+    for (let ky = 0; ky < kh; ky++) {
+      const r = prow + <usize>(ky * dh) * rowBytes + xo;
+      for (let kx = 0; kx < kw; kx++) {
+        const wv = v128.load32_splat(wp);
+        const q = r + (<usize>(kx * dw) << 2);
+        a0 = madd<V>(wv, load4(q, 0, sw), a0);
+        a1 = madd<V>(wv, load4(q + s1, 0, sw), a1);
+        a2 = madd<V>(wv, load4(q + s2, 0, sw), a2);
+        a3 = madd<V>(wv, load4(q + s3, 0, sw), a3);
+        wp += 4;
+      }
+    }
+    const rt = rb + (<usize>ox << 2);
+    v128.store(rt, a0);
+    v128.store(rt + (min<usize>(1, last) << 4), a1);
+    v128.store(rt + (min<usize>(2, last) << 4), a2);
+    v128.store(rt + (last << 4), a3);
+    let j = ox;
+    for (; j + 4 <= ow; j += 4) {
+      v128.store(orow + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
+    }
+    if (j < ow) {
+      v128.store(rb + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
+      copyF32(orow + (<usize>j << 2), rb + (<usize>j << 2), <usize>(ow - j));
+    }
+  }
+}
+
+/**
  * Depthwise conv (groups = channels = output channels): x [batch, c, h, w], wt [c, 1, kh, kw],
  * out [batch, c, oh, ow]. Each channel is copied into a zero-padded plane in `scratch`, then every
  * output is computed 4 columns at a time. Epilogue from setEpilogue() (bias per channel, clamp).
@@ -273,139 +419,9 @@ export function dwconv2dF32<V>(
       const bv = hasBias ? v128.load32_splat(epiBias + (<usize>ch << 2)) : f32x4.splat(0);
       const sv = hasScale ? v128.load32_splat(epiScale + (<usize>ch << 2)) : f32x4.splat(1);
       const oc = out + (<usize>n * c + ch) * <usize>oh * ow * 4;
-      if (kh == 3 && kw == 3) {
-        // 3×3: the nine weights stay in registers, 8 outputs (two chains) a step
-        const wq = wc;
-        const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
-        const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
-        const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
-        const dRow = <usize>dh * rowBytes;
-        for (let oy = 0; oy < oh; oy++) {
-          const prow = scratch + <usize>(oy * sh) * rowBytes;
-          const orow = oc + <usize>oy * ow * 4;
-          let ox = 0;
-          {
-            // two independent accumulators (8 outputs) per step: twice the FMA chains in flight
-            for (; ox + 8 <= ow; ox += 8) {
-              const xa = ox * sw, xb = xa + 4 * sw;
-              let p = f32x4.splat(0), q = p;
-              p = madd<V>(w0, load4(prow, xa, sw), p);
-              q = madd<V>(w0, load4(prow, xb, sw), q);
-              p = madd<V>(w1, load4(prow, xa + dw, sw), p);
-              q = madd<V>(w1, load4(prow, xb + dw, sw), q);
-              p = madd<V>(w2, load4(prow, xa + 2 * dw, sw), p);
-              q = madd<V>(w2, load4(prow, xb + 2 * dw, sw), q);
-              p = madd<V>(w3, load4(prow + dRow, xa, sw), p);
-              q = madd<V>(w3, load4(prow + dRow, xb, sw), q);
-              p = madd<V>(w4, load4(prow + dRow, xa + dw, sw), p);
-              q = madd<V>(w4, load4(prow + dRow, xb + dw, sw), q);
-              p = madd<V>(w5, load4(prow + dRow, xa + 2 * dw, sw), p);
-              q = madd<V>(w5, load4(prow + dRow, xb + 2 * dw, sw), q);
-              p = madd<V>(w6, load4(prow + 2 * dRow, xa, sw), p);
-              q = madd<V>(w6, load4(prow + 2 * dRow, xb, sw), q);
-              p = madd<V>(w7, load4(prow + 2 * dRow, xa + dw, sw), p);
-              q = madd<V>(w7, load4(prow + 2 * dRow, xb + dw, sw), q);
-              p = madd<V>(w8, load4(prow + 2 * dRow, xa + 2 * dw, sw), p);
-              q = madd<V>(w8, load4(prow + 2 * dRow, xb + 2 * dw, sw), q);
-              v128.store(orow + (<usize>ox << 2), epi(p, sv, bv));
-              v128.store(orow + (<usize>ox << 2), epi(q, sv, bv), 16);
-            }
-          }
-          const ox0 = ox; // from here: sums to the row buffer, the epilogue after the row
-          for (; ox < ow; ox += 4) {
-            let acc = f32x4.splat(0);
-            {
-              const xx = ox * sw;
-              acc = madd<V>(w0, load4(prow, xx, sw), acc);
-              acc = madd<V>(w1, load4(prow, xx + dw, sw), acc);
-              acc = madd<V>(w2, load4(prow, xx + 2 * dw, sw), acc);
-              acc = madd<V>(w3, load4(prow + dRow, xx, sw), acc);
-              acc = madd<V>(w4, load4(prow + dRow, xx + dw, sw), acc);
-              acc = madd<V>(w5, load4(prow + dRow, xx + 2 * dw, sw), acc);
-              acc = madd<V>(w6, load4(prow + 2 * dRow, xx, sw), acc);
-              acc = madd<V>(w7, load4(prow + 2 * dRow, xx + dw, sw), acc);
-              acc = madd<V>(w8, load4(prow + 2 * dRow, xx + 2 * dw, sw), acc);
-            }
-            v128.store(rb + (<usize>ox << 2), acc);
-          }
-          let j = ox0;
-          for (; j + 4 <= ow; j += 4) {
-            v128.store(orow + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
-          }
-          if (j < ow) {
-            v128.store(rb + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
-            copyF32(orow + (<usize>j << 2), rb + (<usize>j << 2), <usize>(ow - j));
-          }
-        }
-        continue;
-      }
-      const ow4 = (ow + 3) & ~3;
-      const step = <usize>(4 * sw) << 2;
-      for (let oy = 0; oy < oh; oy++) {
-        const prow = scratch + <usize>(oy * sh) * rowBytes;
-        const orow = oc + <usize>oy * ow * 4;
-        let ox = 0;
-        // 16 outputs (four independent chains) a step over every tap: the per-tap work (weight
-        // splat, addresses) is shared by the chains, and the chains overlap. Each output still
-        // sums its taps in (ky, kx) order from 0: the same bits.
-        for (; ox + 16 <= ow; ox += 16) {
-          let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-          let wp = wc;
-          const xo = <usize>(ox * sw) << 2;
-          for (let ky = 0; ky < kh; ky++) {
-            const r = prow + <usize>(ky * dh) * rowBytes + xo;
-            for (let kx = 0; kx < kw; kx++) {
-              const wv = v128.load32_splat(wp);
-              const q = r + (<usize>(kx * dw) << 2);
-              a0 = madd<V>(wv, load4(q, 0, sw), a0);
-              a1 = madd<V>(wv, load4(q + step, 0, sw), a1);
-              a2 = madd<V>(wv, load4(q + 2 * step, 0, sw), a2);
-              a3 = madd<V>(wv, load4(q + 3 * step, 0, sw), a3);
-              wp += 4;
-            }
-          }
-          const o = orow + (<usize>ox << 2);
-          v128.store(o, epi(a0, sv, bv));
-          v128.store(o, epi(a1, sv, bv), 16);
-          v128.store(o, epi(a2, sv, bv), 32);
-          v128.store(o, epi(a3, sv, bv), 48);
-        }
-        if (ox == ow) continue;
-        // The rest of the row (1 to 4 vectors, the last maybe partial) as four chains too, the
-        // surplus ones repeating the last vector (columns below ow4: inside the padded plane),
-        // sums to the row buffer, then the epilogue over them (its long dependent chain then
-        // overlaps across the vectors).
-        const last = <usize>((ow4 - ox) >> 2) - 1;
-        const s1 = min<usize>(1, last) * step, s2 = min<usize>(2, last) * step, s3 = last * step;
-        let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-        let wp = wc;
-        const xo = <usize>(ox * sw) << 2;
-        for (let ky = 0; ky < kh; ky++) {
-          const r = prow + <usize>(ky * dh) * rowBytes + xo;
-          for (let kx = 0; kx < kw; kx++) {
-            const wv = v128.load32_splat(wp);
-            const q = r + (<usize>(kx * dw) << 2);
-            a0 = madd<V>(wv, load4(q, 0, sw), a0);
-            a1 = madd<V>(wv, load4(q + s1, 0, sw), a1);
-            a2 = madd<V>(wv, load4(q + s2, 0, sw), a2);
-            a3 = madd<V>(wv, load4(q + s3, 0, sw), a3);
-            wp += 4;
-          }
-        }
-        const rt = rb + (<usize>ox << 2);
-        v128.store(rt, a0);
-        v128.store(rt + (min<usize>(1, last) << 4), a1);
-        v128.store(rt + (min<usize>(2, last) << 4), a2);
-        v128.store(rt + (last << 4), a3);
-        let j = ox;
-        for (; j + 4 <= ow; j += 4) {
-          v128.store(orow + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
-        }
-        if (j < ow) {
-          v128.store(rb + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
-          copyF32(orow + (<usize>j << 2), rb + (<usize>j << 2), <usize>(ow - j));
-        }
-      }
+      if (sw == 1) dwPlane<V>(scratch, rowBytes, rb, oc, wc, oh, ow, kh, kw, sh, 1, dh, dw, sv, bv);
+      else if (sw == 2) dwPlane<V>(scratch, rowBytes, rb, oc, wc, oh, ow, kh, kw, sh, 2, dh, dw, sv, bv);
+      else dwPlane<V>(scratch, rowBytes, rb, oc, wc, oh, ow, kh, kw, sh, sw, dh, dw, sv, bv);
     }
   }
 }
