@@ -160,27 +160,35 @@ Deno.test("conv2dF32() integerSums: NaN and fractional chunks fall back to the f
 Deno.test("conv2dF32() integerSums: beyond 2^24 the i16 route gives fround(exact sum · scale) + bias", () => {
   // 1×1 conv, K = 64 terms of ±4000·±4000: the partial sums pass 2^24, where the f32 kernel
   // rounds them and the int32 sum stays exact. Expected, by a plain double loop: y =
-  // f32(f32(acc·s) + b) with acc the exact sum (the integer plan's TypeScript epilogue).
+  // f32(f32(acc·s) + b) with acc the exact sum (the integer plan's TypeScript epilogue). Pixel
+  // counts 32 (whole panels of 8) and 21 (a partial panel, read from the image rows directly).
   const k = floatContexts()[0];
   const r = rng(3);
-  const input: Shape4 = [1, 64, 4, 8], weight: Shape4 = [4, 64, 1, 1];
-  const x = Float32Array.from({ length: count(input) }, () => (r() < 0.5 ? -4000 : 4000) - 1);
-  const w = Float32Array.from({ length: count(weight) }, () => (r() < 0.5 ? -4000 : 3999));
-  const scale = Float32Array.from([0.3, 1e-7, 3, 0.0123]), bias = Float32Array.from([1, 2, 3, 4]);
-  const want = new Float32Array(4 * 32);
-  for (let o = 0; o < 4; o++) {
-    for (let p = 0; p < 32; p++) {
-      let acc = 0;
-      for (let ci = 0; ci < 64; ci++) acc += x[ci * 32 + p] * w[o * 64 + ci];
-      want[o * 32 + p] = Math.fround(Math.fround(acc * scale[o]) + bias[o]);
+  for (const [h, w] of [[4, 8], [3, 7]]) {
+    const p = h * w;
+    const input: Shape4 = [1, 64, h, w], weight: Shape4 = [4, 64, 1, 1];
+    const x = Float32Array.from({ length: count(input) }, () => (r() < 0.5 ? -4000 : 4000) - 1);
+    const wt = Float32Array.from({ length: count(weight) }, () => (r() < 0.5 ? -4000 : 3999));
+    const scale = Float32Array.from([0.3, 1e-7, 3, 0.0123]), bias = Float32Array.from([1, 2, 3, 4]);
+    const want = new Float32Array(4 * p);
+    for (let o = 0; o < 4; o++) {
+      for (let q = 0; q < p; q++) {
+        let acc = 0;
+        for (let ci = 0; ci < 64; ci++) acc += x[ci * p + q] * wt[o * 64 + ci];
+        want[o * p + q] = Math.fround(Math.fround(acc * scale[o]) + bias[o]);
+      }
     }
+    const viaF32 = conv2dF32(x, input, wt, weight, { kernels: k, scale, bias });
+    assert.notDeepEqual(
+      viaF32.data,
+      want,
+      "the probe must separate the f32 kernel from exact sums",
+    );
+    const prepared = prepareConv2dF32(wt, weight, k, { integer: true });
+    const got = conv2dF32(x, input, prepared, { kernels: k, integerSums: true, scale, bias });
+    sameBits(got.data, want, `i16 route, ${h}×${w}`);
+    prepared.dispose();
   }
-  const viaF32 = conv2dF32(x, input, w, weight, { kernels: k, scale, bias });
-  assert.notDeepEqual(viaF32.data, want, "the probe must separate the f32 kernel from exact sums");
-  const prepared = prepareConv2dF32(w, weight, k, { integer: true });
-  const got = conv2dF32(x, input, prepared, { kernels: k, integerSums: true, scale, bias });
-  sameBits(got.data, want, "i16 route");
-  prepared.dispose();
 });
 
 Deno.test("conv2dF32() integerSums: beyond 2^24, 3×3 convs take the i16 image (channel pairs or tap order)", () => {

@@ -11,7 +11,7 @@
 import { madd, epi, epiFlags, setEpilogue, epiScale, epiBias, epiLo, epiHi, EPI_BIAS, EPI_SCALE } from "./_float_common";
 import { EPI_DYADIC, DYADIC_RECORD } from "./_float_common";
 import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost, epiW16, epiX16, epiPairs } from "./_float_common";
-import { gemmI16, im2colI16, padImageI16, panelsToI16, im2colI16Pairs, padImageI16Pairs } from "./_conv_int";
+import { gemmI16, im2colI16, padImageI16, panelsToI16, im2colI16Pairs, padImageI16Pairs, pointwiseToI16 } from "./_conv_int";
 import { gemmF32 } from "./_float_gemm_impl";
 
 /** Spatial columns per im2col chunk so that one chunk (K × chunk floats) is about 256 KiB. */
@@ -545,6 +545,9 @@ export function conv2dF32Pixels<V>(
   const x16 = w16 != 0 ? epiX16 : 0;
   const ph16 = convPadH(h, oh, kh, sh, dh, pt), pw16 = convPadW(w, ow, kw, sw, dw, pl);
   const scStride = <usize>(flags & EPI_DYADIC ? DYADIC_RECORD : 4);
+  // the integer route of a pointwise conv over the plain image (pixel p at x + p)
+  const pointwise = w16 != 0 && x16 == 0 && !pad && kh == 1 && kw == 1 && sh == 1 && sw == 1 &&
+    pt == 0 && pl == 0 && oh == h && ow == w;
   for (let g = 0; g < groups; g++) {
     setEpilogue(flags, sc + <usize>g * og * scStride, bias + <usize>g * og * 4, lo, hi);
     setEpiloguePost(post, pm, pa);
@@ -559,8 +562,16 @@ export function conv2dF32Pixels<V>(
         gemmI16(og, pn, kp, w16 + <usize>g * og * kp * 2, p16, cOut + (<usize>q0 << 2), p, tmp);
         continue;
       }
+      if (pointwise) {
+        // straight from the image rows to the i16 panels (no f32 im2col copy); a chunk that is
+        // not all i16 integers takes the f32 route below (panelsToI16 would refuse it too)
+        if (pointwiseToI16(x, <usize>p, g * cg, cg, q0, pn, p16, geo)) {
+          gemmI16(og, pn, kp, w16 + <usize>g * og * kp * 2, p16, cOut + (<usize>q0 << 2), p, tmp);
+          continue;
+        }
+      }
       im2colPanels(x, ph, pw, g * cg, cg, kh, kw, sh, sw, dh, dw, pad ? 0 : pt, pad ? 0 : pl, ow, q0, pn, s, geo);
-      if (w16 != 0 && panelsToI16(s, k, pn, p16)) {
+      if (w16 != 0 && !pointwise && panelsToI16(s, k, pn, p16)) {
         gemmI16(og, pn, kp, w16 + <usize>g * og * kp * 2, p16, cOut + (<usize>q0 << 2), p, tmp);
       } else {
         gemmF32<V>(0, pn, og, k, a, k, s, cOut + (<usize>q0 << 2), p, tmp);

@@ -56,6 +56,62 @@ export function panelsToI16(src: usize, k: i32, pn: i32, dst: usize): bool {
   return !v128.any_true(bad);
 }
 
+/**
+ * panelsToI16 of the im2col panels of pixels [p0, p0 + pn) of a pointwise conv (1×1, stride 1,
+ * no padding, output size = input size) over channels c0..c0+k, read straight from the image
+ * rows (`hw` floats apart) instead of from an f32 im2col copy: the same panels (lanes past the
+ * last pixel 0, as im2col writes them) and the same answer. `tmp`: 64 bytes of scratch.
+ */
+export function pointwiseToI16(x: usize, hw: usize, c0: i32, k: i32, p0: i32, pn: i32, dst: usize, tmp: usize): bool {
+  const kp = (k + 1) & ~1;
+  let bad = i32x4.splat(0);
+  const off = i32x4.splat(32768), top = i32x4.splat(65535);
+  const rowBytes = hw << 2;
+  for (let q = 0; q < pn; q += 8) {
+    const nr = min(8, pn - q);
+    let s = x + ((<usize>c0 * hw + <usize>(p0 + q)) << 2);
+    let d = dst + <usize>(q >> 3) * (<usize>kp << 4);
+    for (let kk = 0; kk < k; kk += 2) {
+      const two = kk + 1 < k;
+      let a0: v128, a1: v128, b0 = f32x4.splat(0), b1 = b0;
+      if (nr == 8) {
+        a0 = v128.load(s);
+        a1 = v128.load(s, 16);
+        if (two) {
+          b0 = v128.load(s + rowBytes);
+          b1 = v128.load(s + rowBytes, 16);
+        }
+      } else {
+        // a partial panel: the pixels there, zeros past them (no read beyond the row)
+        v128.store(tmp, b0);
+        v128.store(tmp, b0, 16);
+        v128.store(tmp, b0, 32);
+        v128.store(tmp, b0, 48);
+        for (let l = 0; l < nr; l++) {
+          store<f32>(tmp + (<usize>l << 2), load<f32>(s + (<usize>l << 2)));
+          if (two) store<f32>(tmp + 32 + (<usize>l << 2), load<f32>(s + rowBytes + (<usize>l << 2)));
+        }
+        a0 = v128.load(tmp);
+        a1 = v128.load(tmp, 16);
+        b0 = v128.load(tmp, 32);
+        b1 = v128.load(tmp, 48);
+      }
+      const ia0 = i32x4.trunc_sat_f32x4_s(a0), ia1 = i32x4.trunc_sat_f32x4_s(a1);
+      const ib0 = i32x4.trunc_sat_f32x4_s(b0), ib1 = i32x4.trunc_sat_f32x4_s(b1);
+      bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ia0), a0), f32x4.ne(f32x4.convert_i32x4_s(ia1), a1)));
+      bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ib0), b0), f32x4.ne(f32x4.convert_i32x4_s(ib1), b1)));
+      bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ia0, off), top), i32x4.gt_u(i32x4.add(ia1, off), top)));
+      bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ib0, off), top), i32x4.gt_u(i32x4.add(ib1, off), top)));
+      const ra = i16x8.narrow_i32x4_s(ia0, ia1), rb = i16x8.narrow_i32x4_s(ib0, ib1);
+      v128.store(d, i8x16.shuffle(ra, rb, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
+      v128.store(d, i8x16.shuffle(ra, rb, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16);
+      s += rowBytes << 1;
+      d += 32;
+    }
+  }
+  return !v128.any_true(bad);
+}
+
 /** 4 rows × 8 columns over kp / 2 pairs; rows may alias (they then store equal values). */
 // @ts-ignore: decorator
 @inline
