@@ -34,12 +34,14 @@ function im2colPanels(
 ): void {
   const k = cg * kh * kw;
   const hw = <usize>h * w;
-  const direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0;
+  // (output pixel p is input pixel p when the rows are as wide, no right padding, and p is inside
+  // the image, no bottom padding)
+  const direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && ow == w;
   for (let q = 0; q < pn; q += 8) {
     const p = p0 + q;
     const nr = min(8, pn - q);
     let dst = out + <usize>(q >> 3) * (<usize>k << 5);
-    if (direct && nr == 8) {
+    if (direct && nr == 8 && <usize>(p + 8) <= hw) {
       let src = x + (<usize>c0 * hw + p) * 4;
       for (let c = 0; c < cg; c++) {
         v128.store(dst, v128.load(src));
