@@ -237,8 +237,8 @@ function load4(row: usize, x: i32, sw: i32): v128 {
 
 /**
  * One channel of dwconv2dF32 from its zero-padded plane at `scratch` (rows rowBytes apart) into
- * `oc` [oh, ow], weights at `wc`, row buffer `rb`. Inlined once per stride (1, 2, other) so that
- * the loads' stride tests fold away.
+ * `oc` [oh, ow], weights at `wc`, row buffer `rb`. Inlined for stride 1 and 2 without dilation and
+ * for the rest, so that the loads' stride tests and the taps' column offsets fold into constants.
  */
 // @ts-ignore: decorator
 @inline
@@ -421,8 +421,8 @@ export function dwconv2dF32<V>(
       const bv = hasBias ? v128.load32_splat(epiBias + (<usize>ch << 2)) : f32x4.splat(0);
       const sv = hasScale ? v128.load32_splat(epiScale + (<usize>ch << 2)) : f32x4.splat(1);
       const oc = out + (<usize>n * c + ch) * <usize>oh * ow * 4;
-      if (sw == 1) dwPlane<V>(scratch, rowBytes, rb, oc, wc, oh, ow, kh, kw, sh, 1, dh, dw, sv, bv);
-      else if (sw == 2) dwPlane<V>(scratch, rowBytes, rb, oc, wc, oh, ow, kh, kw, sh, 2, dh, dw, sv, bv);
+      if (sw == 1 && dw == 1) dwPlane<V>(scratch, rowBytes, rb, oc, wc, oh, ow, kh, kw, sh, 1, dh, 1, sv, bv);
+      else if (sw == 2 && dw == 1) dwPlane<V>(scratch, rowBytes, rb, oc, wc, oh, ow, kh, kw, sh, 2, dh, 1, sv, bv);
       else dwPlane<V>(scratch, rowBytes, rb, oc, wc, oh, ow, kh, kw, sh, sw, dh, dw, sv, bv);
     }
   }
