@@ -385,11 +385,14 @@ function dwPlane<V>(
  * Depthwise conv (groups = channels = output channels): x [batch, c, h, w], wt [c, 1, kh, kw],
  * out [batch, c, oh, ow]. Each channel is copied into a zero-padded plane in `scratch`, then every
  * output is computed 4 columns at a time. Epilogue from setEpilogue() (bias per channel, clamp).
- * 3×3: 8 columns a step (two chains), the epilogue applied as they are stored; other kernels
- * (one multiply-add chain a step) write a row's sums to a row buffer, then run the epilogue over
- * the row, so its long dependent chain (the integer plan's post-ops and quantization) overlaps
- * across the row's vectors instead of following each chain (same operations per value, same
- * bits; measured 5×5 depthwise 192 ch at 14×22: 0.91–0.93× the time, 3×3 slower that way).
+ * 3×3: 8 columns a step (two chains, the nine weights in registers), the epilogue applied as they
+ * are stored. Other kernels: 16 columns a step (four chains sharing each tap's weight splat and
+ * addresses), the row's rest as four more chains whose sums go to a row buffer, the epilogue run
+ * over it afterwards (its long dependent chain then overlaps across the vectors). Every output
+ * sums its taps in (ky, kx) order from 0 whatever the path: the same bits. The plane is built
+ * with inline loops (memory.fill / memory.copy calls per short row cost more than the copy), and
+ * the loops are inlined per stride (1 and 2 without dilation, the rest) so that the loads'
+ * stride tests and the taps' offsets fold into constants (dwPlane).
  */
 export function dwconv2dF32<V>(
   batch: i32, c: i32, h: i32, w: i32,
