@@ -13,6 +13,7 @@ import {
   createFloatKernelsOn,
   floatKernelSources,
   prepareConv2dF32,
+  quantizeF32,
 } from "./float.ts";
 import { refConv2dF32, type RefConvGeometry } from "./reference_float.ts";
 import { floatContexts, randF32, rng } from "./_test_util.ts";
@@ -159,27 +160,35 @@ Deno.test("conv2dF32() integerSums: NaN and fractional chunks fall back to the f
 Deno.test("conv2dF32() integerSums: beyond 2^24 the i16 route gives fround(exact sum · scale) + bias", () => {
   // 1×1 conv, K = 64 terms of ±4000·±4000: the partial sums pass 2^24, where the f32 kernel
   // rounds them and the int32 sum stays exact. Expected, by a plain double loop: y =
-  // f32(f32(acc·s) + b) with acc the exact sum (the integer plan's TypeScript epilogue).
+  // f32(f32(acc·s) + b) with acc the exact sum (the integer plan's TypeScript epilogue). Pixel
+  // counts 32 (whole panels of 8) and 21 (a partial panel, read from the image rows directly).
   const k = floatContexts()[0];
   const r = rng(3);
-  const input: Shape4 = [1, 64, 4, 8], weight: Shape4 = [4, 64, 1, 1];
-  const x = Float32Array.from({ length: count(input) }, () => (r() < 0.5 ? -4000 : 4000) - 1);
-  const w = Float32Array.from({ length: count(weight) }, () => (r() < 0.5 ? -4000 : 3999));
-  const scale = Float32Array.from([0.3, 1e-7, 3, 0.0123]), bias = Float32Array.from([1, 2, 3, 4]);
-  const want = new Float32Array(4 * 32);
-  for (let o = 0; o < 4; o++) {
-    for (let p = 0; p < 32; p++) {
-      let acc = 0;
-      for (let ci = 0; ci < 64; ci++) acc += x[ci * 32 + p] * w[o * 64 + ci];
-      want[o * 32 + p] = Math.fround(Math.fround(acc * scale[o]) + bias[o]);
+  for (const [h, w] of [[4, 8], [3, 7]]) {
+    const p = h * w;
+    const input: Shape4 = [1, 64, h, w], weight: Shape4 = [4, 64, 1, 1];
+    const x = Float32Array.from({ length: count(input) }, () => (r() < 0.5 ? -4000 : 4000) - 1);
+    const wt = Float32Array.from({ length: count(weight) }, () => (r() < 0.5 ? -4000 : 3999));
+    const scale = Float32Array.from([0.3, 1e-7, 3, 0.0123]), bias = Float32Array.from([1, 2, 3, 4]);
+    const want = new Float32Array(4 * p);
+    for (let o = 0; o < 4; o++) {
+      for (let q = 0; q < p; q++) {
+        let acc = 0;
+        for (let ci = 0; ci < 64; ci++) acc += x[ci * p + q] * wt[o * 64 + ci];
+        want[o * p + q] = Math.fround(Math.fround(acc * scale[o]) + bias[o]);
+      }
     }
+    const viaF32 = conv2dF32(x, input, wt, weight, { kernels: k, scale, bias });
+    assert.notDeepEqual(
+      viaF32.data,
+      want,
+      "the probe must separate the f32 kernel from exact sums",
+    );
+    const prepared = prepareConv2dF32(wt, weight, k, { integer: true });
+    const got = conv2dF32(x, input, prepared, { kernels: k, integerSums: true, scale, bias });
+    sameBits(got.data, want, `i16 route, ${h}×${w}`);
+    prepared.dispose();
   }
-  const viaF32 = conv2dF32(x, input, w, weight, { kernels: k, scale, bias });
-  assert.notDeepEqual(viaF32.data, want, "the probe must separate the f32 kernel from exact sums");
-  const prepared = prepareConv2dF32(w, weight, k, { integer: true });
-  const got = conv2dF32(x, input, prepared, { kernels: k, integerSums: true, scale, bias });
-  sameBits(got.data, want, "i16 route");
-  prepared.dispose();
 });
 
 Deno.test("conv2dF32() integerSums: beyond 2^24, 3×3 convs take the i16 image (channel pairs or tap order)", () => {
@@ -230,6 +239,98 @@ Deno.test("conv2dF32() integerSums: beyond 2^24, 3×3 convs take the i16 image (
     const prepared = prepareConv2dF32(wt, t.weight, k, { integer: true });
     const got = conv2dF32(x, t.input, prepared, { ...opts, integerSums: true });
     sameBits(got.data, want, `case ${n}: i16 route`);
+    // the same codes from a float input quantized on the way into the i16 image (x·0.25 plus
+    // less than half a step: QuantizeLinear with scale 0.25 gives x back)
+    const xf = x.map((v, i) => v * 0.25 + ((i % 5) - 2) * 0.05);
+    const inputQuantize = { scale: 0.25, lo: -32768, hi: 32767 };
+    const gotQ = conv2dF32(xf, t.input, prepared, { ...opts, integerSums: true, inputQuantize });
+    sameBits(gotQ.data, want, `case ${n}: i16 route, inputQuantize`);
+    prepared.dispose();
+  }
+});
+
+/** QuantizeLinear to a centred code, by its scalar definition: clamp(round-half-even(f32(v / s))). */
+function codeOf(v: number, s: number, lo: number, hi: number): number {
+  const q = Math.fround(v / s); // the f32 quotient: the double one, rounded once to f32
+  const f = Math.floor(q), d = q - f;
+  const r = d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f;
+  return Math.min(Math.max(r, lo), hi);
+}
+
+/** Float inputs: random values, exact ties (k + 1/2)·s, values that saturate either end. */
+function floatInput(n: number, s: number, r: () => number): Float32Array {
+  return Float32Array.from(
+    { length: n },
+    (_, i) =>
+      i % 7 === 3
+        ? (Math.floor(r() * 300) - 150 + 0.5) * s
+        : i % 11 === 5
+        ? (r() < 0.5 ? -1 : 1) * 1e4 * s
+        : (r() * 300 - 150) * s,
+  );
+}
+
+for (const k of floatContexts()) {
+  Deno.test(`conv2dF32() integerSums + inputQuantize: the i16 image quantizes on the way in (${k.isa})`, () => {
+    // The i16 copy of a float input is made from its codes directly (no quantize pass of its
+    // own): the result must be the scalar reference's conv of codes computed here by
+    // QuantizeLinear's definition, and the input must stay as it was.
+    const r = rng(47);
+    const q = { scale: Math.fround(0.037), lo: -100, hi: 155 };
+    CASES.forEach((t, n) => {
+      if (t.weight[2] * t.weight[3] === 1) return; // pointwise convs make no i16 image
+      const x = floatInput(count(t.input), q.scale, r);
+      const keep = x.slice();
+      const w = ints(count(t.weight), -128, 127, r);
+      const opts = optsOf(t, r, n);
+      const prepared = prepareConv2dF32(w, t.weight, k, { integer: true });
+      const got = conv2dF32(x, t.input, prepared, {
+        ...opts,
+        kernels: k,
+        integerSums: true,
+        inputQuantize: q,
+      });
+      const codes = x.map((v) => codeOf(v, q.scale, q.lo, q.hi));
+      const { min: lo, max: hi } = opts.activation === "none"
+        ? { min: undefined, max: undefined }
+        : opts.activation as { min: number; max: number };
+      const want = refConv2dF32(codes, w, t, k.madd, { ...opts, lo, hi });
+      sameBits(got.data, want, `case ${n} (${k.isa})`);
+      sameBits(x, keep, `case ${n}: input untouched`);
+      prepared.dispose();
+    });
+  });
+}
+
+Deno.test("conv2dF32() integerSums + inputQuantize: NaN or codes beyond i16 fall back to the f32 route", () => {
+  // A NaN input quantizes to a NaN code, a code range beyond i16 gives codes the i16 image cannot
+  // hold: that image then runs on the f32 route from the quantized f32 input, the values of the
+  // plain conv of quantizeF32's codes (with a batch of two, only the image with the odd value).
+  const k = floatContexts()[0];
+  const r = rng(53);
+  for (const t of [CASES[6], CASES[7], CASES[3]]) {
+    const w = ints(count(t.weight), -128, 127, r);
+    const prepared = prepareConv2dF32(w, t.weight, k, { integer: true });
+    const opts = optsOf(t, r, 1);
+    const input: Shape4 = [2, ...t.input.slice(1)] as Shape4;
+    for (
+      const [odd, q] of [[NaN, { scale: 0.02, lo: -128, hi: 127 }], [
+        -1e3,
+        { scale: 0.02, lo: -40000, hi: 127 },
+      ]] as const
+    ) {
+      const x = floatInput(count(input), q.scale, r);
+      x[count(input) / 2 + 17] = odd;
+      const got = conv2dF32(x, input, prepared, {
+        ...opts,
+        kernels: k,
+        integerSums: true,
+        inputQuantize: q,
+      });
+      const codes = quantizeF32(x, q.scale, q.lo, q.hi, { kernels: k });
+      const want = conv2dF32(codes, input, w, t.weight, { ...opts, kernels: k });
+      sameBits(got.data, want.data, `input with ${odd}, codes ${q.lo}..${q.hi}`);
+    }
     prepared.dispose();
   }
 });
@@ -252,6 +353,16 @@ Deno.test("conv2dF32Parallel() integerSums on 2 threads equals one thread, bit f
       const par = await conv2dF32Parallel(x, t.input, prepared, { ...opts, integerSums: true });
       const one = conv2dF32(x, t.input, prepared, { ...opts, integerSums: true });
       sameBits(par.data, one.data, `case ${n}: 2 threads vs 1`);
+      // a float input quantized on the way into the i16 image, on the calling thread
+      const xf = floatInput(x.length, 0.05, r);
+      const inputQuantize = { scale: 0.05, lo: -128, hi: 127 };
+      const parQ = await conv2dF32Parallel(xf, t.input, prepared, {
+        ...opts,
+        integerSums: true,
+        inputQuantize,
+      });
+      const oneQ = conv2dF32(xf, t.input, prepared, { ...opts, integerSums: true, inputQuantize });
+      sameBits(parQ.data, oneQ.data, `case ${n}: inputQuantize, 2 threads vs 1`);
       const lo = opts.activation === "none" ? undefined : -4, hi = lo === undefined ? lo : 6;
       sameBits(par.data, refConv2dF32(x, w, t, k.madd, { ...opts, lo, hi }), `case ${n}: ref`);
       prepared.dispose();

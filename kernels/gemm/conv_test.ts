@@ -99,7 +99,41 @@ const CASES: Case[] = [
     pads: [2, 2, 2, 2],
     dilations: [1, 1],
   },
-  // depthwise (direct kernel): 3×3 / 5×5, strides 1, 2, 3, dilation, odd widths, pads
+  // 1×1 with bottom / right padding only: output pixel p is not input pixel p
+  {
+    input: [1, 3, 4, 19],
+    weight: [2, 3, 1, 1],
+    group: 1,
+    strides: [1, 1],
+    pads: [0, 0, 1, 1],
+    dilations: [1, 1],
+  },
+  {
+    input: [1, 3, 5, 16],
+    weight: [4, 3, 1, 1],
+    group: 1,
+    strides: [1, 1],
+    pads: [0, 0, 2, 0],
+    dilations: [1, 1],
+  },
+  // depthwise (direct kernel): 3×3 / 5×5, strides 1, 2, 3, dilation, odd widths, pads; rows of
+  // 16-output blocks then tails of 1 to 4 vectors (ow 17, 23, 28, 30, 45, 14 at stride 3)
+  {
+    input: [1, 3, 5, 45],
+    weight: [3, 1, 5, 5],
+    group: 3,
+    strides: [1, 1],
+    pads: [2, 2, 2, 2],
+    dilations: [1, 1],
+  },
+  {
+    input: [1, 2, 7, 28],
+    weight: [2, 1, 3, 3],
+    group: 2,
+    strides: [1, 1],
+    pads: [1, 1, 1, 1],
+    dilations: [1, 1],
+  },
   {
     input: [1, 7, 13, 17],
     weight: [7, 1, 3, 3],

@@ -1488,9 +1488,26 @@ interface ConvSetup {
   sp: number;
   lo: number;
   hi: number;
+  /**
+   * `inputQuantize`, not yet applied to the input at xPtr: splitCalls quantizes the input there
+   * (quantizeConvInput), or per image while converting it to the integer route's i16 copy.
+   */
+  iq: { scale: number; lo: number; hi: number } | undefined;
 }
 
-/** Validates a conv call and copies input, weights (unless prepared) and bias into memory. */
+/** Quantizes the whole conv input in place (setupConv left it to the caller), once. */
+function quantizeConvInput(s: ConvSetup): void {
+  const { iq } = s;
+  if (iq === undefined) return;
+  s.iq = undefined;
+  const inLen = s.p.n * s.p.c * s.p.h * s.p.w;
+  kernel(s.i, "quantize_f32_centred")(s.xPtr, inLen, s.xPtr, iq.scale, iq.lo, iq.hi);
+}
+
+/**
+ * Validates a conv call and copies input, weights (unless prepared) and bias into memory. An
+ * `inputQuantize` is left to the caller (ConvSetup.iq).
+ */
 function setupConv(
   what: string,
   input: Float32Array,
@@ -1579,10 +1596,7 @@ function setupConv(
     f32View(kernels, sp, p.o).set(opts.scale);
   }
   if (rx === undefined) f32View(kernels, xPtr, inLen).set(input);
-  if (iq !== undefined) {
-    kernel(i, "quantize_f32_centred")(xPtr, inLen, xPtr, iq.scale, iq.lo, iq.hi);
-  }
-  return { kernels, i, p, depthwise, xPtr, wPtr, w16, yPtr, outLen, flags, bp, sp, lo, hi };
+  return { kernels, i, p, depthwise, xPtr, wPtr, w16, yPtr, outLen, flags, bp, sp, lo, hi, iq };
 }
 
 function convResult(s: ConvSetup, opts: Conv2dF32Options): Conv2dResult {
@@ -1893,6 +1907,7 @@ function runConv(
     }
     return convResult(s, opts);
   }
+  quantizeConvInput(s);
   const { i, p, xPtr, wPtr, yPtr, flags, bp, lo, hi } = s;
   const [pt, pl] = p.pads;
   if (s.depthwise) {
@@ -2108,6 +2123,7 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
   const calls: SplitCall[] = [];
   if (p.n >= threads && (threads > 1 || p.n > 1)) {
     // Whole images per thread (one call for a batch on one thread).
+    quantizeConvInput(s);
     const align = Math.ceil(p.n / threads);
     if (s.depthwise) {
       const fn = variant("dwconv2d_f32_minmax_4x1", "_images");
@@ -2127,6 +2143,7 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
     return [{ fn, rows: p.n, align, args: [...args, ...epilogue] }];
   }
   if (s.depthwise) {
+    quantizeConvInput(s);
     const fn = variant("dwconv2d_f32_minmax_4x1", "_channels");
     const stride = Math.ceil(
       i.ex.dwconv_scratch_bytes(p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw) / 16,
@@ -2172,6 +2189,12 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
   const pairs = x16Bytes > 0 && hasPairCopy([p.o, p.cg, p.kh, p.kw]);
   const w16Pairs = pairs ? s.w16 + p.o * p.cg * p.kh * p.kw * 2 : 0;
   const padF32 = x16Bytes === 0 && padBytes > 0;
+  // A float input to quantize (inputQuantize) is quantized while the i16 copy is made, image by
+  // image, without a pass of its own (the same codes: the i16 image holds quantize_f32_centred's
+  // values); an image that then fails the i16 check is quantized in place for the f32 route.
+  const iq = x16Bytes > 0 ? s.iq : undefined;
+  if (iq === undefined) quantizeConvInput(s);
+  const q = iq === undefined ? [0, 0, 0] : [iq.scale, iq.lo, iq.hi];
   const scratch = slot(i, "conv", stride * threads + (x16Bytes > 0 ? x16Bytes : padBytes));
   const padded = scratch + stride * threads;
   for (let n = 0; n < p.n; n++) {
@@ -2181,7 +2204,10 @@ function splitCalls(s: ConvSetup, threads: number, post: ConvPostOps | undefined
     const before = x16Bytes > 0
       ? () => {
         const pad = pairs ? i.ex.conv2d_pad_i16_pairs : i.ex.conv2d_pad_i16;
-        const ok = pad(p.c, p.h, p.w, ...geo, x, padded) === 1;
+        const ok = pad(p.c, p.h, p.w, ...geo, x, padded, ...q) === 1;
+        if (!ok && iq !== undefined) {
+          kernel(i, "quantize_f32_centred")(x, inImg / 4, x, iq.scale, iq.lo, iq.hi);
+        }
         // words 13–15: weights, image, pair layout (the plain weights when the image failed)
         new Uint32Array(s.kernels.memory.buffer, eb + 52, 3).set(
           ok && pairs ? [w16Pairs, padded, 1] : [s.w16, ok ? padded : 0, 0],

@@ -11,7 +11,7 @@
 import { madd, epi, epiFlags, setEpilogue, epiScale, epiBias, epiLo, epiHi, EPI_BIAS, EPI_SCALE } from "./_float_common";
 import { EPI_DYADIC, DYADIC_RECORD } from "./_float_common";
 import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost, epiW16, epiX16, epiPairs } from "./_float_common";
-import { gemmI16, im2colI16, padImageI16, panelsToI16, im2colI16Pairs, padImageI16Pairs } from "./_conv_int";
+import { gemmI16, im2colI16, padImageI16, panelsToI16, im2colI16Pairs, padImageI16Pairs, pointwiseToI16 } from "./_conv_int";
 import { gemmF32 } from "./_float_gemm_impl";
 
 /** Spatial columns per im2col chunk so that one chunk (K × chunk floats) is about 256 KiB. */
@@ -34,12 +34,14 @@ function im2colPanels(
 ): void {
   const k = cg * kh * kw;
   const hw = <usize>h * w;
-  const direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0;
+  // (output pixel p is input pixel p when the rows are as wide, no right padding, and p is inside
+  // the image, no bottom padding)
+  const direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && ow == w;
   for (let q = 0; q < pn; q += 8) {
     const p = p0 + q;
     const nr = min(8, pn - q);
     let dst = out + <usize>(q >> 3) * (<usize>k << 5);
-    if (direct && nr == 8) {
+    if (direct && nr == 8 && <usize>(p + 8) <= hw) {
       let src = x + (<usize>c0 * hw + p) * 4;
       for (let c = 0; c < cg; c++) {
         v128.store(dst, v128.load(src));
@@ -198,6 +200,24 @@ export function dwconvScratchBytes(oh: i32, ow: i32, kh: i32, kw: i32, sh: i32, 
   return <usize>padH(oh, kh, sh, dh) * <usize>padW(ow, kw, sw, dw) * 4 + (<usize>((ow + 7) & ~7) << 2);
 }
 
+/** Zeroes n floats at p. */
+// @ts-ignore: decorator
+@inline
+function zeroF32(p: usize, n: usize): void {
+  const end = p + (n << 2);
+  for (; p + 16 <= end; p += 16) v128.store(p, i32x4.splat(0));
+  for (; p < end; p += 4) store<f32>(p, 0);
+}
+
+/** Copies n floats from src to dst (no overlap). */
+// @ts-ignore: decorator
+@inline
+function copyF32(dst: usize, src: usize, n: usize): void {
+  const end = src + (n << 2);
+  for (; src + 16 <= end; src += 16, dst += 16) v128.store(dst, v128.load(src));
+  for (; src < end; src += 4, dst += 4) store<f32>(dst, load<f32>(src));
+}
+
 /** Four inputs at padded row `row`, columns x, x+sw, x+2sw, x+3sw. */
 // @ts-ignore: decorator
 @inline
@@ -216,14 +236,163 @@ function load4(row: usize, x: i32, sw: i32): v128 {
 }
 
 /**
+ * One channel of dwconv2dF32 from its zero-padded plane at `scratch` (rows rowBytes apart) into
+ * `oc` [oh, ow], weights at `wc`, row buffer `rb`. Inlined for stride 1 and 2 without dilation and
+ * for the rest, so that the loads' stride tests and the taps' column offsets fold into constants.
+ */
+// @ts-ignore: decorator
+@inline
+function dwPlane<V>(
+  scratch: usize, rowBytes: usize, rb: usize, oc: usize, wc: usize,
+  oh: i32, ow: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, sv: v128, bv: v128,
+): void {
+  if (kh == 3 && kw == 3) {
+    // 3×3: the nine weights stay in registers, 8 outputs (two chains) a step
+    const wq = wc;
+    const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
+    const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
+    const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
+    const dRow = <usize>dh * rowBytes;
+    for (let oy = 0; oy < oh; oy++) {
+      const prow = scratch + <usize>(oy * sh) * rowBytes;
+      const orow = oc + <usize>oy * ow * 4;
+      let ox = 0;
+      {
+        // two independent accumulators (8 outputs) per step: twice the FMA chains in flight
+        for (; ox + 8 <= ow; ox += 8) {
+          const xa = ox * sw, xb = xa + 4 * sw;
+          let p = f32x4.splat(0), q = p;
+          p = madd<V>(w0, load4(prow, xa, sw), p);
+          q = madd<V>(w0, load4(prow, xb, sw), q);
+          p = madd<V>(w1, load4(prow, xa + dw, sw), p);
+          q = madd<V>(w1, load4(prow, xb + dw, sw), q);
+          p = madd<V>(w2, load4(prow, xa + 2 * dw, sw), p);
+          q = madd<V>(w2, load4(prow, xb + 2 * dw, sw), q);
+          p = madd<V>(w3, load4(prow + dRow, xa, sw), p);
+          q = madd<V>(w3, load4(prow + dRow, xb, sw), q);
+          p = madd<V>(w4, load4(prow + dRow, xa + dw, sw), p);
+          q = madd<V>(w4, load4(prow + dRow, xb + dw, sw), q);
+          p = madd<V>(w5, load4(prow + dRow, xa + 2 * dw, sw), p);
+          q = madd<V>(w5, load4(prow + dRow, xb + 2 * dw, sw), q);
+          p = madd<V>(w6, load4(prow + 2 * dRow, xa, sw), p);
+          q = madd<V>(w6, load4(prow + 2 * dRow, xb, sw), q);
+          p = madd<V>(w7, load4(prow + 2 * dRow, xa + dw, sw), p);
+          q = madd<V>(w7, load4(prow + 2 * dRow, xb + dw, sw), q);
+          p = madd<V>(w8, load4(prow + 2 * dRow, xa + 2 * dw, sw), p);
+          q = madd<V>(w8, load4(prow + 2 * dRow, xb + 2 * dw, sw), q);
+          v128.store(orow + (<usize>ox << 2), epi(p, sv, bv));
+          v128.store(orow + (<usize>ox << 2), epi(q, sv, bv), 16);
+        }
+      }
+      const ox0 = ox; // from here: sums to the row buffer, the epilogue after the row
+      for (; ox < ow; ox += 4) {
+        let acc = f32x4.splat(0);
+        {
+          const xx = ox * sw;
+          acc = madd<V>(w0, load4(prow, xx, sw), acc);
+          acc = madd<V>(w1, load4(prow, xx + dw, sw), acc);
+          acc = madd<V>(w2, load4(prow, xx + 2 * dw, sw), acc);
+          acc = madd<V>(w3, load4(prow + dRow, xx, sw), acc);
+          acc = madd<V>(w4, load4(prow + dRow, xx + dw, sw), acc);
+          acc = madd<V>(w5, load4(prow + dRow, xx + 2 * dw, sw), acc);
+          acc = madd<V>(w6, load4(prow + 2 * dRow, xx, sw), acc);
+          acc = madd<V>(w7, load4(prow + 2 * dRow, xx + dw, sw), acc);
+          acc = madd<V>(w8, load4(prow + 2 * dRow, xx + 2 * dw, sw), acc);
+        }
+        v128.store(rb + (<usize>ox << 2), acc);
+      }
+      let j = ox0;
+      for (; j + 4 <= ow; j += 4) {
+        v128.store(orow + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
+      }
+      if (j < ow) {
+        v128.store(rb + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
+        copyF32(orow + (<usize>j << 2), rb + (<usize>j << 2), <usize>(ow - j));
+      }
+    }
+    return;
+  }
+  const ow4 = (ow + 3) & ~3;
+  const step = <usize>(4 * sw) << 2;
+  for (let oy = 0; oy < oh; oy++) {
+    const prow = scratch + <usize>(oy * sh) * rowBytes;
+    const orow = oc + <usize>oy * ow * 4;
+    let ox = 0;
+    // 16 outputs (four independent chains) a step over every tap: the per-tap work (weight
+    // splat, addresses) is shared by the chains, and the chains overlap. Each output still
+    // sums its taps in (ky, kx) order from 0: the same bits.
+    for (; ox + 16 <= ow; ox += 16) {
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      let wp = wc;
+      const xo = <usize>(ox * sw) << 2;
+      for (let ky = 0; ky < kh; ky++) {
+        const r = prow + <usize>(ky * dh) * rowBytes + xo;
+        for (let kx = 0; kx < kw; kx++) {
+          const wv = v128.load32_splat(wp);
+          const q = r + (<usize>(kx * dw) << 2);
+          a0 = madd<V>(wv, load4(q, 0, sw), a0);
+          a1 = madd<V>(wv, load4(q + step, 0, sw), a1);
+          a2 = madd<V>(wv, load4(q + 2 * step, 0, sw), a2);
+          a3 = madd<V>(wv, load4(q + 3 * step, 0, sw), a3);
+          wp += 4;
+        }
+      }
+      const o = orow + (<usize>ox << 2);
+      v128.store(o, epi(a0, sv, bv));
+      v128.store(o, epi(a1, sv, bv), 16);
+      v128.store(o, epi(a2, sv, bv), 32);
+      v128.store(o, epi(a3, sv, bv), 48);
+    }
+    if (ox == ow) continue;
+    // The rest of the row (1 to 4 vectors, the last maybe partial) as four chains too, the
+    // surplus ones repeating the last vector (columns below ow4: inside the padded plane),
+    // sums to the row buffer, then the epilogue over them (its long dependent chain then
+    // overlaps across the vectors).
+    const last = <usize>((ow4 - ox) >> 2) - 1;
+    const s1 = min<usize>(1, last) * step, s2 = min<usize>(2, last) * step, s3 = last * step;
+    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+    let wp = wc;
+    const xo = <usize>(ox * sw) << 2;
+    for (let ky = 0; ky < kh; ky++) {
+      const r = prow + <usize>(ky * dh) * rowBytes + xo;
+      for (let kx = 0; kx < kw; kx++) {
+        const wv = v128.load32_splat(wp);
+        const q = r + (<usize>(kx * dw) << 2);
+        a0 = madd<V>(wv, load4(q, 0, sw), a0);
+        a1 = madd<V>(wv, load4(q + s1, 0, sw), a1);
+        a2 = madd<V>(wv, load4(q + s2, 0, sw), a2);
+        a3 = madd<V>(wv, load4(q + s3, 0, sw), a3);
+        wp += 4;
+      }
+    }
+    const rt = rb + (<usize>ox << 2);
+    v128.store(rt, a0);
+    v128.store(rt + (min<usize>(1, last) << 4), a1);
+    v128.store(rt + (min<usize>(2, last) << 4), a2);
+    v128.store(rt + (last << 4), a3);
+    let j = ox;
+    for (; j + 4 <= ow; j += 4) {
+      v128.store(orow + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
+    }
+    if (j < ow) {
+      v128.store(rb + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
+      copyF32(orow + (<usize>j << 2), rb + (<usize>j << 2), <usize>(ow - j));
+    }
+  }
+}
+
+/**
  * Depthwise conv (groups = channels = output channels): x [batch, c, h, w], wt [c, 1, kh, kw],
  * out [batch, c, oh, ow]. Each channel is copied into a zero-padded plane in `scratch`, then every
  * output is computed 4 columns at a time. Epilogue from setEpilogue() (bias per channel, clamp).
- * 3×3: 8 columns a step (two chains), the epilogue applied as they are stored; other kernels
- * (one multiply-add chain a step) write a row's sums to a row buffer, then run the epilogue over
- * the row, so its long dependent chain (the integer plan's post-ops and quantization) overlaps
- * across the row's vectors instead of following each chain (same operations per value, same
- * bits; measured 5×5 depthwise 192 ch at 14×22: 0.91–0.93× the time, 3×3 slower that way).
+ * 3×3: 8 columns a step (two chains, the nine weights in registers), the epilogue applied as they
+ * are stored. Other kernels: 16 columns a step (four chains sharing each tap's weight splat and
+ * addresses), the row's rest as four more chains whose sums go to a row buffer, the epilogue run
+ * over it afterwards (its long dependent chain then overlaps across the vectors). Every output
+ * sums its taps in (ky, kx) order from 0 whatever the path: the same bits. The plane is built
+ * with inline loops (memory.fill / memory.copy calls per short row cost more than the copy), and
+ * the loops are inlined per stride (1 and 2 without dilation, the rest) so that the loads'
+ * stride tests and the taps' offsets fold into constants (dwPlane).
  */
 export function dwconv2dF32<V>(
   batch: i32, c: i32, h: i32, w: i32,
@@ -238,92 +407,26 @@ export function dwconv2dF32<V>(
   for (let n = 0; n < batch; n++) {
     for (let ch = 0; ch < c; ch++) {
       const xc = x + (<usize>n * c + ch) * <usize>h * w * 4;
-      // zero-padded plane: padded[y][xx] = x[y - pt][xx - pl]
-      memory.fill(scratch, 0, <usize>ph * rowBytes);
-      const y0 = max(0, pt), y1 = min(ph, pt + h);
-      const x0 = max(0, pl), x1 = min(pw, pl + w);
-      if (x1 > x0) {
-        for (let y = y0; y < y1; y++) {
-          memory.copy(scratch + <usize>y * rowBytes + (<usize>x0 << 2), xc + (<usize>(y - pt) * w + (x0 - pl)) * 4, <usize>(x1 - x0) << 2);
-        }
+      // zero-padded plane: padded[y][xx] = x[y - pt][xx - pl] (only the border is zeroed: the
+      // rows and columns outside the copied block)
+      const y0 = max(0, pt), y1 = max(y0, min(ph, pt + h));
+      const x0 = max(0, pl), x1 = max(x0, min(pw, pl + w));
+      // (inline loops: a memory.fill / memory.copy call costs more than these short rows)
+      zeroF32(scratch, <usize>y0 * pw);
+      zeroF32(scratch + <usize>y1 * rowBytes, <usize>(ph - y1) * pw);
+      for (let y = y0; y < y1; y++) {
+        const row = scratch + <usize>y * rowBytes;
+        zeroF32(row, <usize>x0);
+        copyF32(row + (<usize>x0 << 2), xc + (<usize>(y - pt) * w + (x0 - pl)) * 4, <usize>(x1 - x0));
+        zeroF32(row + (<usize>x1 << 2), <usize>(pw - x1));
       }
       const wc = wt + <usize>ch * kh * kw * 4;
       const bv = hasBias ? v128.load32_splat(epiBias + (<usize>ch << 2)) : f32x4.splat(0);
       const sv = hasScale ? v128.load32_splat(epiScale + (<usize>ch << 2)) : f32x4.splat(1);
       const oc = out + (<usize>n * c + ch) * <usize>oh * ow * 4;
-      const is3x3 = kh == 3 && kw == 3;
-      // 3×3: the nine weights stay in registers
-      const wq = is3x3 ? wc : scratch; // (scratch holds ≥ 36 bytes; its values are then unused)
-      const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
-      const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
-      const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
-      const dRow = <usize>dh * rowBytes;
-      for (let oy = 0; oy < oh; oy++) {
-        const prow = scratch + <usize>(oy * sh) * rowBytes;
-        const orow = oc + <usize>oy * ow * 4;
-        let ox = 0;
-        if (is3x3) {
-          // two independent accumulators (8 outputs) per step: twice the FMA chains in flight
-          for (; ox + 8 <= ow; ox += 8) {
-            const xa = ox * sw, xb = xa + 4 * sw;
-            let p = f32x4.splat(0), q = p;
-            p = madd<V>(w0, load4(prow, xa, sw), p);
-            q = madd<V>(w0, load4(prow, xb, sw), q);
-            p = madd<V>(w1, load4(prow, xa + dw, sw), p);
-            q = madd<V>(w1, load4(prow, xb + dw, sw), q);
-            p = madd<V>(w2, load4(prow, xa + 2 * dw, sw), p);
-            q = madd<V>(w2, load4(prow, xb + 2 * dw, sw), q);
-            p = madd<V>(w3, load4(prow + dRow, xa, sw), p);
-            q = madd<V>(w3, load4(prow + dRow, xb, sw), q);
-            p = madd<V>(w4, load4(prow + dRow, xa + dw, sw), p);
-            q = madd<V>(w4, load4(prow + dRow, xb + dw, sw), q);
-            p = madd<V>(w5, load4(prow + dRow, xa + 2 * dw, sw), p);
-            q = madd<V>(w5, load4(prow + dRow, xb + 2 * dw, sw), q);
-            p = madd<V>(w6, load4(prow + 2 * dRow, xa, sw), p);
-            q = madd<V>(w6, load4(prow + 2 * dRow, xb, sw), q);
-            p = madd<V>(w7, load4(prow + 2 * dRow, xa + dw, sw), p);
-            q = madd<V>(w7, load4(prow + 2 * dRow, xb + dw, sw), q);
-            p = madd<V>(w8, load4(prow + 2 * dRow, xa + 2 * dw, sw), p);
-            q = madd<V>(w8, load4(prow + 2 * dRow, xb + 2 * dw, sw), q);
-            v128.store(orow + (<usize>ox << 2), epi(p, sv, bv));
-            v128.store(orow + (<usize>ox << 2), epi(q, sv, bv), 16);
-          }
-        }
-        const ox0 = ox; // from here: sums to the row buffer, the epilogue after the row
-        for (; ox < ow; ox += 4) {
-          let acc = f32x4.splat(0);
-          if (is3x3) {
-            const xx = ox * sw;
-            acc = madd<V>(w0, load4(prow, xx, sw), acc);
-            acc = madd<V>(w1, load4(prow, xx + dw, sw), acc);
-            acc = madd<V>(w2, load4(prow, xx + 2 * dw, sw), acc);
-            acc = madd<V>(w3, load4(prow + dRow, xx, sw), acc);
-            acc = madd<V>(w4, load4(prow + dRow, xx + dw, sw), acc);
-            acc = madd<V>(w5, load4(prow + dRow, xx + 2 * dw, sw), acc);
-            acc = madd<V>(w6, load4(prow + 2 * dRow, xx, sw), acc);
-            acc = madd<V>(w7, load4(prow + 2 * dRow, xx + dw, sw), acc);
-            acc = madd<V>(w8, load4(prow + 2 * dRow, xx + 2 * dw, sw), acc);
-          } else {
-            let wp = wc;
-            for (let ky = 0; ky < kh; ky++) {
-              const r = prow + <usize>(ky * dh) * rowBytes;
-              for (let kx = 0; kx < kw; kx++) {
-                acc = madd<V>(v128.load32_splat(wp), load4(r, ox * sw + kx * dw, sw), acc);
-                wp += 4;
-              }
-            }
-          }
-          v128.store(rb + (<usize>ox << 2), acc);
-        }
-        let j = ox0;
-        for (; j + 4 <= ow; j += 4) {
-          v128.store(orow + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
-        }
-        if (j < ow) {
-          v128.store(rb + (<usize>j << 2), epi(v128.load(rb + (<usize>j << 2)), sv, bv));
-          memory.copy(orow + (<usize>j << 2), rb + (<usize>j << 2), <usize>(ow - j) << 2);
-        }
-      }
+      if (sw == 1 && dw == 1) dwPlane<V>(scratch, rowBytes, rb, oc, wc, oh, ow, kh, kw, sh, 1, dh, 1, sv, bv);
+      else if (sw == 2 && dw == 1) dwPlane<V>(scratch, rowBytes, rb, oc, wc, oh, ow, kh, kw, sh, 2, dh, 1, sv, bv);
+      else dwPlane<V>(scratch, rowBytes, rb, oc, wc, oh, ow, kh, kw, sh, sw, dh, dw, sv, bv);
     }
   }
 }
@@ -354,27 +457,30 @@ export function conv2dPadI16Bytes(
 
 /**
  * Copies one image x [c, h, w] (f32) into the zero-padded i16 layout conv2dF32Pixels reads with
- * epiX16 (the conv2dF32 padded geometry, i16). Returns 1, or 0 when a value is not an integer in
- * i16 range (then the conv must run without epiX16).
+ * epiX16 (the conv2dF32 padded geometry, i16). With qs ≠ 0 each value is first quantized to a
+ * centred code, min(max(nearest(v / qs), qlo), qhi), as quantize_f32_centred would (the input
+ * itself is left as it is). Returns 1, or 0 when a value is not an integer in i16 range (then
+ * the conv must run without epiX16, on the input quantized by quantize_f32_centred).
  */
 export function conv2dPadI16(
   c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
-  pt: i32, pl: i32, oh: i32, ow: i32, x: usize, padded: usize,
+  pt: i32, pl: i32, oh: i32, ow: i32, x: usize, padded: usize, qs: f32, qlo: f32, qhi: f32,
 ): i32 {
   const ph = convPadH(h, oh, kh, sh, dh, pt), pw = convPadW(w, ow, kw, sw, dw, pl);
-  return padImageI16(c, h, w, pt, pl, ph, pw, x, padded) ? 1 : 0;
+  return padImageI16(c, h, w, pt, pl, ph, pw, x, padded, qs, qlo, qhi) ? 1 : 0;
 }
 
 /**
  * conv2dPadI16 in the channel-pair layout (c even; padImageI16Pairs): conv2dF32Pixels reads it
- * with epiPairs set and weights in (ky, kx, c) order. Same bytes as conv2dPadI16Bytes.
+ * with epiPairs set and weights in (ky, kx, c) order. Same bytes as conv2dPadI16Bytes, same
+ * optional quantization (qs ≠ 0).
  */
 export function conv2dPadI16Pairs(
   c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
-  pt: i32, pl: i32, oh: i32, ow: i32, x: usize, padded: usize,
+  pt: i32, pl: i32, oh: i32, ow: i32, x: usize, padded: usize, qs: f32, qlo: f32, qhi: f32,
 ): i32 {
   const ph = convPadH(h, oh, kh, sh, dh, pt), pw = convPadW(w, ow, kw, sw, dw, pl);
-  return padImageI16Pairs(c, h, w, pt, pl, ph, pw, x, padded) ? 1 : 0;
+  return padImageI16Pairs(c, h, w, pt, pl, ph, pw, x, padded, qs, qlo, qhi) ? 1 : 0;
 }
 
 /** Copies one image x [c, h, w] into the zero-padded layout of conv2dF32 (when it pads). */
@@ -444,6 +550,9 @@ export function conv2dF32Pixels<V>(
   const x16 = w16 != 0 ? epiX16 : 0;
   const ph16 = convPadH(h, oh, kh, sh, dh, pt), pw16 = convPadW(w, ow, kw, sw, dw, pl);
   const scStride = <usize>(flags & EPI_DYADIC ? DYADIC_RECORD : 4);
+  // the integer route of a pointwise conv over the plain image (pixel p at x + p)
+  const pointwise = w16 != 0 && x16 == 0 && !pad && kh == 1 && kw == 1 && sh == 1 && sw == 1 &&
+    pt == 0 && pl == 0 && oh == h && ow == w;
   for (let g = 0; g < groups; g++) {
     setEpilogue(flags, sc + <usize>g * og * scStride, bias + <usize>g * og * 4, lo, hi);
     setEpiloguePost(post, pm, pa);
@@ -458,8 +567,16 @@ export function conv2dF32Pixels<V>(
         gemmI16(og, pn, kp, w16 + <usize>g * og * kp * 2, p16, cOut + (<usize>q0 << 2), p, tmp);
         continue;
       }
+      if (pointwise) {
+        // straight from the image rows to the i16 panels (no f32 im2col copy); a chunk that is
+        // not all i16 integers takes the f32 route below (panelsToI16 would refuse it too)
+        if (pointwiseToI16(x, <usize>p, g * cg, cg, q0, pn, p16, geo)) {
+          gemmI16(og, pn, kp, w16 + <usize>g * og * kp * 2, p16, cOut + (<usize>q0 << 2), p, tmp);
+          continue;
+        }
+      }
       im2colPanels(x, ph, pw, g * cg, cg, kh, kw, sh, sw, dh, dw, pad ? 0 : pt, pad ? 0 : pl, ow, q0, pn, s, geo);
-      if (w16 != 0 && panelsToI16(s, k, pn, p16)) {
+      if (w16 != 0 && !pointwise && panelsToI16(s, k, pn, p16)) {
         gemmI16(og, pn, kp, w16 + <usize>g * og * kp * 2, p16, cOut + (<usize>q0 << 2), p, tmp);
       } else {
         gemmF32<V>(0, pn, og, k, a, k, s, cOut + (<usize>q0 << 2), p, tmp);

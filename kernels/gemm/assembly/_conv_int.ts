@@ -56,6 +56,62 @@ export function panelsToI16(src: usize, k: i32, pn: i32, dst: usize): bool {
   return !v128.any_true(bad);
 }
 
+/**
+ * panelsToI16 of the im2col panels of pixels [p0, p0 + pn) of a pointwise conv (1×1, stride 1,
+ * no padding, output size = input size) over channels c0..c0+k, read straight from the image
+ * rows (`hw` floats apart) instead of from an f32 im2col copy: the same panels (lanes past the
+ * last pixel 0, as im2col writes them) and the same answer. `tmp`: 64 bytes of scratch.
+ */
+export function pointwiseToI16(x: usize, hw: usize, c0: i32, k: i32, p0: i32, pn: i32, dst: usize, tmp: usize): bool {
+  const kp = (k + 1) & ~1;
+  let bad = i32x4.splat(0);
+  const off = i32x4.splat(32768), top = i32x4.splat(65535);
+  const rowBytes = hw << 2;
+  for (let q = 0; q < pn; q += 8) {
+    const nr = min(8, pn - q);
+    let s = x + ((<usize>c0 * hw + <usize>(p0 + q)) << 2);
+    let d = dst + <usize>(q >> 3) * (<usize>kp << 4);
+    for (let kk = 0; kk < k; kk += 2) {
+      const two = kk + 1 < k;
+      let a0: v128, a1: v128, b0 = f32x4.splat(0), b1 = b0;
+      if (nr == 8) {
+        a0 = v128.load(s);
+        a1 = v128.load(s, 16);
+        if (two) {
+          b0 = v128.load(s + rowBytes);
+          b1 = v128.load(s + rowBytes, 16);
+        }
+      } else {
+        // a partial panel: the pixels there, zeros past them (no read beyond the row)
+        v128.store(tmp, b0);
+        v128.store(tmp, b0, 16);
+        v128.store(tmp, b0, 32);
+        v128.store(tmp, b0, 48);
+        for (let l = 0; l < nr; l++) {
+          store<f32>(tmp + (<usize>l << 2), load<f32>(s + (<usize>l << 2)));
+          if (two) store<f32>(tmp + 32 + (<usize>l << 2), load<f32>(s + rowBytes + (<usize>l << 2)));
+        }
+        a0 = v128.load(tmp);
+        a1 = v128.load(tmp, 16);
+        b0 = v128.load(tmp, 32);
+        b1 = v128.load(tmp, 48);
+      }
+      const ia0 = i32x4.trunc_sat_f32x4_s(a0), ia1 = i32x4.trunc_sat_f32x4_s(a1);
+      const ib0 = i32x4.trunc_sat_f32x4_s(b0), ib1 = i32x4.trunc_sat_f32x4_s(b1);
+      bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ia0), a0), f32x4.ne(f32x4.convert_i32x4_s(ia1), a1)));
+      bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ib0), b0), f32x4.ne(f32x4.convert_i32x4_s(ib1), b1)));
+      bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ia0, off), top), i32x4.gt_u(i32x4.add(ia1, off), top)));
+      bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ib0, off), top), i32x4.gt_u(i32x4.add(ib1, off), top)));
+      const ra = i16x8.narrow_i32x4_s(ia0, ia1), rb = i16x8.narrow_i32x4_s(ib0, ib1);
+      v128.store(d, i8x16.shuffle(ra, rb, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
+      v128.store(d, i8x16.shuffle(ra, rb, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16);
+      s += rowBytes << 1;
+      d += 32;
+    }
+  }
+  return !v128.any_true(bad);
+}
+
 /** 4 rows × 8 columns over kp / 2 pairs; rows may alias (they then store equal values). */
 // @ts-ignore: decorator
 @inline
@@ -190,12 +246,64 @@ function gemmI16Tiles(m: i32, pn: i32, kp: i32, a: usize, b: usize, c: usize, ld
 // conversion of every gathered value.
 
 /**
+ * QuantizeLinear to centred codes as quantize_f32_centred computes them (min(max(nearest(v / s),
+ * lo), hi)) when `q`, else v unchanged: the i16 images below quantize a float input on the way in
+ * instead of in a pass of their own.
+ */
+// @ts-ignore: decorator
+@inline
+function quantIn(v: v128, q: bool, vs: v128, vlo: v128, vhi: v128): v128 {
+  if (!q) return v;
+  return f32x4.pmin(f32x4.pmax(f32x4.nearest(f32x4.div(v, vs)), vlo), vhi);
+}
+
+// @ts-ignore: decorator
+@inline
+function quantIn1(v: f32, q: bool, s: f32, lo: f32, hi: f32): f32 {
+  return q ? min<f32>(max<f32>(nearest<f32>(v / s), lo), hi) : v;
+}
+
+/** Zeroes n bytes at p (n even). */
+// @ts-ignore: decorator
+@inline
+function zeroBytes(p: usize, n: usize): void {
+  const end = p + n;
+  for (; p + 16 <= end; p += 16) v128.store(p, i32x4.splat(0));
+  for (; p < end; p += 2) store<i16>(p, 0);
+}
+
+/**
+ * Zeroes the border of every plane of a padded image ([planes][ph][pw] elements of `eb` bytes,
+ * the image's rows pt..pt+h−1 and columns pl..pl+w−1 left alone: they are written after).
+ */
+function zeroBorder(out: usize, planes: i32, h: i32, w: i32, pt: i32, pl: i32, ph: i32, pw: i32, eb: i32): void {
+  const row = <usize>pw * eb;
+  const right = <usize>(pw - pl - w) * eb;
+  for (let pl0 = 0; pl0 < planes; pl0++) {
+    const base = out + <usize>pl0 * <usize>ph * row;
+    memory.fill(base, 0, <usize>pt * row);
+    const below = <usize>(pt + h) * row;
+    memory.fill(base + below, 0, <usize>ph * row - below);
+    // the side margins are a few bytes a row: inline stores (a memory.fill call costs more)
+    for (let y = pt; y < pt + h; y++) {
+      const r = base + <usize>y * row;
+      zeroBytes(r, <usize>pl * eb);
+      zeroBytes(r + <usize>(pl + w) * eb, right);
+    }
+  }
+}
+
+/**
  * Writes image x [c, h, w] (f32) into `out` as a zero-padded i16 image [c, ph, pw] (row pt,
  * column pl). Returns false when any value is not an integer in [−32768, 32767] (NaN included):
  * the conv then runs on the f32 route.
  */
-export function padImageI16(c: i32, h: i32, w: i32, pt: i32, pl: i32, ph: i32, pw: i32, x: usize, out: usize): bool {
-  memory.fill(out, 0, <usize>c * ph * pw * 2);
+export function padImageI16(
+  c: i32, h: i32, w: i32, pt: i32, pl: i32, ph: i32, pw: i32, x: usize, out: usize, qs: f32, qlo: f32, qhi: f32,
+): bool {
+  zeroBorder(out, c, h, w, pt, pl, ph, pw, 2);
+  const q = qs != 0;
+  const vs = f32x4.splat(qs), vlo = f32x4.splat(qlo), vhi = f32x4.splat(qhi);
   let bad = i32x4.splat(0);
   let badScalar = false;
   const off = i32x4.splat(32768), top = i32x4.splat(65535);
@@ -205,14 +313,15 @@ export function padImageI16(c: i32, h: i32, w: i32, pt: i32, pl: i32, ph: i32, p
       const dst = out + (<usize>(ch * ph + y + pt) * pw + pl) * 2;
       let i = 0;
       for (; i + 8 <= w; i += 8) {
-        const a0 = v128.load(src + (<usize>i << 2)), a1 = v128.load(src + (<usize>i << 2), 16);
+        const a0 = quantIn(v128.load(src + (<usize>i << 2)), q, vs, vlo, vhi);
+        const a1 = quantIn(v128.load(src + (<usize>i << 2), 16), q, vs, vlo, vhi);
         const i0 = i32x4.trunc_sat_f32x4_s(a0), i1 = i32x4.trunc_sat_f32x4_s(a1);
         bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(i0), a0), f32x4.ne(f32x4.convert_i32x4_s(i1), a1)));
         bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(i0, off), top), i32x4.gt_u(i32x4.add(i1, off), top)));
         v128.store(dst + (<usize>i << 1), i16x8.narrow_i32x4_s(i0, i1));
       }
       for (; i < w; i++) {
-        const v = load<f32>(src + (<usize>i << 2));
+        const v = quantIn1(load<f32>(src + (<usize>i << 2)), q, qs, qlo, qhi);
         const iv = i32x4.extract_lane(i32x4.trunc_sat_f32x4_s(f32x4.splat(v)), 0);
         if (<f32>iv != v || iv < -32768 || iv > 32767) badScalar = true;
         store<i16>(dst + (<usize>i << 1), <i16>iv);
@@ -326,8 +435,12 @@ export function im2colI16(
  * [c/2, ph, pw, 2] (row pt, column pl). Returns false when any value is not an integer in
  * [−32768, 32767] (NaN included): the conv then runs on another route.
  */
-export function padImageI16Pairs(c: i32, h: i32, w: i32, pt: i32, pl: i32, ph: i32, pw: i32, x: usize, out: usize): bool {
-  memory.fill(out, 0, <usize>c * ph * pw * 2);
+export function padImageI16Pairs(
+  c: i32, h: i32, w: i32, pt: i32, pl: i32, ph: i32, pw: i32, x: usize, out: usize, qs: f32, qlo: f32, qhi: f32,
+): bool {
+  zeroBorder(out, c >> 1, h, w, pt, pl, ph, pw, 4);
+  const q = qs != 0;
+  const vs = f32x4.splat(qs), vlo = f32x4.splat(qlo), vhi = f32x4.splat(qhi);
   let bad = i32x4.splat(0);
   let badScalar = false;
   const off = i32x4.splat(32768), top = i32x4.splat(65535);
@@ -338,8 +451,10 @@ export function padImageI16Pairs(c: i32, h: i32, w: i32, pt: i32, pl: i32, ph: i
       const dst = out + ((<usize>(cp * ph + y + pt) * pw + pl) << 2);
       let i = 0;
       for (; i + 8 <= w; i += 8) {
-        const a0 = v128.load(s0 + (<usize>i << 2)), a1 = v128.load(s0 + (<usize>i << 2), 16);
-        const b0 = v128.load(s1 + (<usize>i << 2)), b1 = v128.load(s1 + (<usize>i << 2), 16);
+        const a0 = quantIn(v128.load(s0 + (<usize>i << 2)), q, vs, vlo, vhi);
+        const a1 = quantIn(v128.load(s0 + (<usize>i << 2), 16), q, vs, vlo, vhi);
+        const b0 = quantIn(v128.load(s1 + (<usize>i << 2)), q, vs, vlo, vhi);
+        const b1 = quantIn(v128.load(s1 + (<usize>i << 2), 16), q, vs, vlo, vhi);
         const ia0 = i32x4.trunc_sat_f32x4_s(a0), ia1 = i32x4.trunc_sat_f32x4_s(a1);
         const ib0 = i32x4.trunc_sat_f32x4_s(b0), ib1 = i32x4.trunc_sat_f32x4_s(b1);
         bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ia0), a0), f32x4.ne(f32x4.convert_i32x4_s(ia1), a1)));
@@ -352,11 +467,11 @@ export function padImageI16Pairs(c: i32, h: i32, w: i32, pt: i32, pl: i32, ph: i
         v128.store(d, i8x16.shuffle(ra, rb, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16);
       }
       for (; i < w; i++) {
-        for (let q = 0; q < 2; q++) {
-          const v = load<f32>((q == 0 ? s0 : s1) + (<usize>i << 2));
+        for (let j = 0; j < 2; j++) {
+          const v = quantIn1(load<f32>((j == 0 ? s0 : s1) + (<usize>i << 2)), q, qs, qlo, qhi);
           const iv = i32x4.extract_lane(i32x4.trunc_sat_f32x4_s(f32x4.splat(v)), 0);
           if (<f32>iv != v || iv < -32768 || iv > 32767) badScalar = true;
-          store<i16>(dst + (<usize>i << 2) + (<usize>q << 1), <i16>iv);
+          store<i16>(dst + (<usize>i << 2) + (<usize>j << 1), <i16>iv);
         }
       }
     }

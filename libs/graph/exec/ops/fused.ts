@@ -658,9 +658,15 @@ const qconv: OpImpl = async (inputs, node, ctx) => {
       // 0.93–0.95, 96→24 0.94, 42→96 at 14×22 0.92, 192→48 on one pixel 0.78, but 1×1 16→32
       // at 112×176 1.05, 16→16 over 64 images of 8×8 1.07, 96→18 1.19, 48→12 1.47: with few
       // input or output channels, converting the input costs more than the dot products save
-      // (so does K < 27, e.g. 3×3 1→16 over 64 images of 8×8: 1.17).
-      integerSums: bound >= 2 ** 24 || (kk >= 64 && (kh * kw > 1 || coutG >= 64)) ||
-        (kk >= 27 && (kh * kw > 1 ? coutG >= 16 : kk >= 32 && coutG >= 24)),
+      // (so does K < 27, e.g. 3×3 1→16 over 64 images of 8×8: 1.17). Since pointwise convs
+      // read their i16 panels straight from the image (no f32 im2col copy, 2026-12-07): 1×1
+      // 96→18 at 28×44 0.86–0.91, 24→96 at 56×88 0.92–0.93, 96→24 on one pixel 0.90, 24→96
+      // 0.95, but 16→32 at 112×176 0.97–1.01, 32→20 at 28×44 1.00, 16→18 1.02, 48→12 at 56×88
+      // 1.04–1.06, 16→16 over 64 images of 8×8 1.04–1.06 (not taken).
+      integerSums: bound >= 2 ** 24 ||
+        (kh * kw > 1
+          ? kk >= 64 || (kk >= 27 && coutG >= 16)
+          : (kk >= 32 && coutG >= 24) || (kk >= 64 && coutG >= 16) || (kk >= 24 && coutG >= 64)),
     };
     const weight = constant ? preparedWeights(fw, wShape, fk) : centredData(fw);
     const xShape: [number, number, number, number] = [nb, cin, g.h, g.w];
