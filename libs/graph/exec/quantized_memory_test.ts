@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { Model, Node, TensorData } from "../ir.ts";
 import { createExecutor } from "./executor.ts";
 import { holdsCentredCopy } from "./ops/fused.ts";
+import { qlinearOps } from "./ops/qlinear.ts";
 
 const M = 8, K = 64, N = 32; // m·n·k = 16384: the kernels' GEMM (≥ 4096)
 const SX = 0.25, SW = 0.01;
@@ -114,4 +115,45 @@ Deno.test("integer plan: a GEMM too small for the kernels keeps its float weight
   } finally {
     await e.close();
   }
+});
+
+Deno.test("DequantizeLinear of decoded codes writes into its own decode, never into the codes", async () => {
+  // float8 e4m3fn bytes: 0x38 = 1, 0x40 = 2, 0x30 = 0.5, 0xB8 = −1, 0x3C = 1.5 (sign, 4-bit
+  // exponent with bias 7, 3-bit mantissa); per-axis scales along axis 0.
+  const f8 = new Uint8Array([0x38, 0x40, 0x30, 0xb8, 0x3c, 0x38]);
+  const x: TensorData = { dtype: "float8e4m3fn", shape: [2, 3], data: f8 };
+  const s: TensorData = { dtype: "float32", shape: [2], data: new Float32Array([0.5, 3]) };
+  const dq: Node = {
+    ...node("dq", "DequantizeLinear", ["x", "s"], ["y"]),
+    attrs: { axis: { kind: "int", value: 0 } },
+  };
+  const [y] = await qlinearOps.DequantizeLinear([x, s], dq, { opset: 21 });
+  assert.deepEqual(y.data, new Float32Array([0.5, 1, 0.25, -3, 4.5, 3]));
+  assert.deepEqual(f8, new Uint8Array([0x38, 0x40, 0x30, 0xb8, 0x3c, 0x38]), "codes untouched");
+  // int32 codes with a zero point: (q − 1)·0.25.
+  const q32 = new Int32Array([5, -3, 100]);
+  const [y2] = await qlinearOps.DequantizeLinear(
+    [
+      { dtype: "int32", shape: [3], data: q32 },
+      { dtype: "float32", shape: [], data: new Float32Array([0.25]) },
+      { dtype: "int32", shape: [], data: new Int32Array([1]) },
+    ],
+    node("dq2", "DequantizeLinear", ["q", "s", "z"], ["y"]),
+    { opset: 21 },
+  );
+  assert.deepEqual(y2.data, new Float32Array([1, -1, 24.75]));
+  assert.deepEqual(q32, new Int32Array([5, -3, 100]), "codes untouched");
+  // Codes already float32 (outside the spec, accepted): a new array, the input left as it is.
+  const xf = new Float32Array([3, 4]);
+  const [y3] = await qlinearOps.DequantizeLinear(
+    [
+      { dtype: "float32", shape: [2], data: xf },
+      { dtype: "float32", shape: [], data: new Float32Array([2]) },
+    ],
+    node("dq3", "DequantizeLinear", ["q", "s"], ["y"]),
+    { opset: 21 },
+  );
+  assert.deepEqual(y3.data, new Float32Array([6, 8]));
+  assert.notEqual(y3.data, xf);
+  assert.deepEqual(xf, new Float32Array([3, 4]));
 });
