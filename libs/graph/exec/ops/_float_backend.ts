@@ -130,6 +130,11 @@ export interface FloatCallOptions {
    * `*Threaded` functions split work over its threads when it was made on a pool.
    */
   kernels?: FloatKernels;
+  /**
+   * The matmul's B already packed (layout as given) in the context the call runs on: `b` is then
+   * not read (matmuls with the kernels only: the caller keeps no float copy of a packed constant).
+   */
+  packed?: PackedF32B;
 }
 
 /** Reference 2-D convolution (defined in conv.ts, injected to avoid an import cycle). */
@@ -332,7 +337,9 @@ function matmulOn(
   const whole = bOff === 0 && b.length === k * n;
   let packed: PackedF32B | undefined;
   let temporary = false;
-  if (opts.constant && whole) {
+  if (opts.packed !== undefined) {
+    packed = opts.packed;
+  } else if (opts.constant && whole) {
     const cache = cacheOf(packedB, kc);
     let e = cache.get(b);
     if (e === undefined) {

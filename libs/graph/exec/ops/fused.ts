@@ -36,6 +36,8 @@ import {
   depthwiseConv2dF32Parallel,
   type FloatKernels,
   isResidentF32,
+  type PackedF32B,
+  packF32B,
   prepareConv2dF32,
   type PreparedConv2dF32,
   qdqFp8F32,
@@ -282,10 +284,17 @@ const qgemm: OpImpl = async (inputs, node, ctx) => {
       const sc = float
         ? Float32Array.from({ length: n }, (_, c) => sx * sw[sw.length === 1 ? 0 : c])
         : undefined;
-      const acc = await matmulF32Threaded(xc, m, centredData(fw), 0, k, n, "nk", sc && bias, {
+      // A constant weight the kernels take (m·n·k ≥ 4096, matmulF32's own rule) is packed once
+      // per kernel context, and its float copy dropped (see packedWeights).
+      const packed = constant && fk !== null && m * n * k >= 4096
+        ? packedWeights(fw, k, n, fk)
+        : undefined;
+      const wf = packed !== undefined ? NO_WEIGHTS : centredData(fw);
+      const acc = await matmulF32Threaded(xc, m, wf, 0, k, n, "nk", sc && bias, {
         reference: false,
         constant,
         kernels: ctx.floatKernels,
+        packed,
         scale: sc,
         clamp: float ? fusedClamp(node) : undefined,
         alloc: ctx.allocF32,
@@ -561,6 +570,45 @@ function preparedWeights(
     e.w = undefined; // the kernels hold them now
   }
   return p;
+}
+
+// Centred constant GEMM weights (N×K rows) packed once into each kernel context's memory, by
+// centred-weights entry, as preparedWeights does for convs: the JavaScript float copy is then
+// dropped (PP-OCRv4 rec w8a8: its 120 → 6625 classifier alone kept 3.2 MB of float32 rows
+// besides their codes and the kernels' packed copy).
+const packedGemms = new WeakMap<FloatKernels, WeakMap<CentredWeights, PackedF32B>>();
+const packDisposer = new FinalizationRegistry<PackedF32B>((p) => p.dispose());
+const NO_WEIGHTS = new Float32Array(0);
+function packedWeights(e: CentredWeights, k: number, n: number, fk: FloatKernels): PackedF32B {
+  let m = packedGemms.get(fk);
+  if (m === undefined) packedGemms.set(fk, m = new WeakMap());
+  let p = m.get(e);
+  if (p === undefined) {
+    p = packF32B(centredData(e), k, n, { layout: "nk", kernels: fk });
+    m.set(e, p);
+    packDisposer.register(e, p);
+    e.w = undefined; // the kernels hold them now
+  }
+  return p;
+}
+
+/**
+ * Whether the integer plan still holds a JavaScript float32 copy of the centred constant
+ * weights made from these codes (`undefined`: none was made). False once a kernel context holds
+ * them (a conv's prepared weights, a GEMM's packed ones): what a test of the plan's memory asks.
+ *
+ * @param codes a fused op's constant weight codes (the array its `w_q` input holds)
+ * @returns true / false, or undefined when no centred copy was made from them
+ *
+ * @example
+ * ```ts
+ * import { holdsCentredCopy } from "./fused.ts";
+ * if (holdsCentredCopy(new Int8Array(4)) !== undefined) throw new Error("never used");
+ * ```
+ */
+export function holdsCentredCopy(codes: Int8Array | Uint8Array): boolean | undefined {
+  const e = centred.get(codes);
+  return e === undefined ? undefined : e.w !== undefined;
 }
 
 const qconv: OpImpl = async (inputs, node, ctx) => {
