@@ -14,21 +14,7 @@ import { nodeOf as node } from "../model_of.ts";
 import { createExecutor } from "./executor.ts";
 import { fuseGraph } from "./_fuse.ts";
 import { fusedOps } from "./ops/fused.ts";
-
-const f32 = (shape: number[], v: ArrayLike<number>): TensorData => ({
-  dtype: "float32",
-  shape,
-  data: Float32Array.from(v),
-});
-
-/** Deterministic values in [−amp, amp). */
-function values(n: number, seed: number, amp: number): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 31 - 1) * amp;
-  });
-}
+import { f32, values } from "./_testing.ts";
 
 type Zero = "int8" | "uint8" | "none" | "float8e4m3fn" | "float8e5m2";
 

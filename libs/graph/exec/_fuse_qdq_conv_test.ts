@@ -12,21 +12,7 @@ import { nodeOf as node } from "../model_of.ts";
 import { createExecutor } from "./executor.ts";
 import { fuseGraph } from "./_fuse.ts";
 import { fuseQdq } from "./quantized.ts";
-
-const f32 = (shape: number[], v: ArrayLike<number>): TensorData => ({
-  dtype: "float32",
-  shape,
-  data: Float32Array.from(v),
-});
-
-/** Deterministic values in [−amp, amp). */
-function values(n: number, seed: number, amp: number): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 31 - 1) * amp;
-  });
-}
+import { f32, values } from "./_testing.ts";
 
 type Kind = "conv" | "depthwise" | "convT2" | "convT3" | "qconv" | "qdepthwise";
 

@@ -15,6 +15,22 @@ export function pattern(shape: number[], seed = 1, amp = 1): TensorData {
   return { dtype: "float32", shape, data };
 }
 
+/** A float32 tensor of the given values. */
+export const f32 = (shape: number[], v: ArrayLike<number>): TensorData => ({
+  dtype: "float32",
+  shape,
+  data: Float32Array.from(v),
+});
+
+/** Deterministic values in [−amp, amp) (the generator of `pattern`, as a plain array). */
+export function values(n: number, seed: number, amp: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 2 ** 31 - 1) * amp;
+  });
+}
+
 /** Largest absolute and relative differences, and how many elements fail rtol/atol. */
 export interface CloseReport {
   maxAbs: number;
