@@ -20,6 +20,27 @@ import { storeRow8, epiFlags, epiScale, epiBias, epiLo, epiHi, EPI_SCALE, setEpi
 import { epiPost, epiPostMul, epiPostAdd, setEpiloguePost } from "./_float_common";
 
 /**
+ * One k pair of an i16 pair panel: f32 rows a (k) and b (k + 1), 8 columns each, to 16
+ * interleaved i16 at `d`. Returns nonzero lanes when a value is not an exact integer in i16
+ * range (NaN and fractions fail the round trip).
+ */
+// @ts-ignore: decorator
+@inline
+function pairToI16(a0: v128, a1: v128, b0: v128, b1: v128, d: usize): v128 {
+  const off = i32x4.splat(32768), top = i32x4.splat(65535);
+  const ia0 = i32x4.trunc_sat_f32x4_s(a0), ia1 = i32x4.trunc_sat_f32x4_s(a1);
+  const ib0 = i32x4.trunc_sat_f32x4_s(b0), ib1 = i32x4.trunc_sat_f32x4_s(b1);
+  let bad = v128.or(f32x4.ne(f32x4.convert_i32x4_s(ia0), a0), f32x4.ne(f32x4.convert_i32x4_s(ia1), a1));
+  bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ib0), b0), f32x4.ne(f32x4.convert_i32x4_s(ib1), b1)));
+  bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ia0, off), top), i32x4.gt_u(i32x4.add(ia1, off), top)));
+  bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ib0, off), top), i32x4.gt_u(i32x4.add(ib1, off), top)));
+  const ra = i16x8.narrow_i32x4_s(ia0, ia1), rb = i16x8.narrow_i32x4_s(ib0, ib1);
+  v128.store(d, i8x16.shuffle(ra, rb, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
+  v128.store(d, i8x16.shuffle(ra, rb, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16);
+  return bad;
+}
+
+/**
  * Converts `pn` columns of f32 im2col panels (K rows of 8 floats each, panels k·32 bytes apart)
  * into i16 pair panels at `dst`. Returns false, leaving the f32 panels for the float kernel,
  * when any value is not an integer in [−32768, 32767] (NaN included).
@@ -28,7 +49,6 @@ export function panelsToI16(src: usize, k: i32, pn: i32, dst: usize): bool {
   const panels = (pn + 7) >> 3;
   const kp = (k + 1) & ~1;
   let bad = i32x4.splat(0);
-  const off = i32x4.splat(32768), top = i32x4.splat(65535);
   for (let q = 0; q < panels; q++) {
     let s = src + <usize>q * (<usize>k << 5);
     let d = dst + <usize>q * (<usize>kp << 4);
@@ -39,16 +59,7 @@ export function panelsToI16(src: usize, k: i32, pn: i32, dst: usize): bool {
         b0 = v128.load(s, 32);
         b1 = v128.load(s, 48);
       }
-      const ia0 = i32x4.trunc_sat_f32x4_s(a0), ia1 = i32x4.trunc_sat_f32x4_s(a1);
-      const ib0 = i32x4.trunc_sat_f32x4_s(b0), ib1 = i32x4.trunc_sat_f32x4_s(b1);
-      // exact integers (NaN and fractions fail the round trip) within i16
-      bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ia0), a0), f32x4.ne(f32x4.convert_i32x4_s(ia1), a1)));
-      bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ib0), b0), f32x4.ne(f32x4.convert_i32x4_s(ib1), b1)));
-      bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ia0, off), top), i32x4.gt_u(i32x4.add(ia1, off), top)));
-      bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ib0, off), top), i32x4.gt_u(i32x4.add(ib1, off), top)));
-      const ra = i16x8.narrow_i32x4_s(ia0, ia1), rb = i16x8.narrow_i32x4_s(ib0, ib1);
-      v128.store(d, i8x16.shuffle(ra, rb, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
-      v128.store(d, i8x16.shuffle(ra, rb, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16);
+      bad = v128.or(bad, pairToI16(a0, a1, b0, b1, d));
       s += 64;
       d += 32;
     }
@@ -65,7 +76,6 @@ export function panelsToI16(src: usize, k: i32, pn: i32, dst: usize): bool {
 export function pointwiseToI16(x: usize, hw: usize, c0: i32, k: i32, p0: i32, pn: i32, dst: usize, tmp: usize): bool {
   const kp = (k + 1) & ~1;
   let bad = i32x4.splat(0);
-  const off = i32x4.splat(32768), top = i32x4.splat(65535);
   const rowBytes = hw << 2;
   for (let q = 0; q < pn; q += 8) {
     const nr = min(8, pn - q);
@@ -96,15 +106,7 @@ export function pointwiseToI16(x: usize, hw: usize, c0: i32, k: i32, p0: i32, pn
         b0 = v128.load(tmp, 32);
         b1 = v128.load(tmp, 48);
       }
-      const ia0 = i32x4.trunc_sat_f32x4_s(a0), ia1 = i32x4.trunc_sat_f32x4_s(a1);
-      const ib0 = i32x4.trunc_sat_f32x4_s(b0), ib1 = i32x4.trunc_sat_f32x4_s(b1);
-      bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ia0), a0), f32x4.ne(f32x4.convert_i32x4_s(ia1), a1)));
-      bad = v128.or(bad, v128.or(f32x4.ne(f32x4.convert_i32x4_s(ib0), b0), f32x4.ne(f32x4.convert_i32x4_s(ib1), b1)));
-      bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ia0, off), top), i32x4.gt_u(i32x4.add(ia1, off), top)));
-      bad = v128.or(bad, v128.or(i32x4.gt_u(i32x4.add(ib0, off), top), i32x4.gt_u(i32x4.add(ib1, off), top)));
-      const ra = i16x8.narrow_i32x4_s(ia0, ia1), rb = i16x8.narrow_i32x4_s(ib0, ib1);
-      v128.store(d, i8x16.shuffle(ra, rb, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
-      v128.store(d, i8x16.shuffle(ra, rb, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16);
+      bad = v128.or(bad, pairToI16(a0, a1, b0, b1, d));
       s += rowBytes << 1;
       d += 32;
     }
