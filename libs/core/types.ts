@@ -213,8 +213,12 @@ export interface Quantizer {
   quantize(t: Tensor, qp: QParams): Codes;
   /** Dequantizes codes back to floats with `shape`. */
   dequantize(codes: Codes, qp: QParams, shape: readonly number[]): Tensor;
-  /** Quantize then dequantize, as the exported model computes it (dynamic scales included). */
-  fakeQuant(t: Tensor, qp: QParams, ctx?: BatchContext): Tensor;
+  /**
+   * Quantize then dequantize, as the exported model computes it (dynamic scales included).
+   * `out`, when given, is storage of `t`'s length (a runtime's recycled memory) the result may
+   * be written to; a quantizer may ignore it and return a new array.
+   */
+  fakeQuant(t: Tensor, qp: QParams, ctx?: BatchContext, out?: Float32Array): Tensor;
   /**
    * Whether QuantizeLinear / DequantizeLinear express these parameters exactly; absent or
    * false: the point can only be written to a lowbit file.

@@ -241,14 +241,15 @@ function block(resolve: FormatResolver): Quantizer {
     },
     quantize,
     dequantize,
-    fakeQuant(t: Tensor, qp: QParams): Tensor {
+    fakeQuant(t: Tensor, qp: QParams, _ctx?: BatchContext, into?: Float32Array): Tensor {
       if (!qp.dynamic) return dequantize(quantize(t, qp), qp, t.shape);
       const bf = bfOf(qp.format);
       const gr = blockGranularity(qp);
       if (bf.roundBlocks) {
         // No scale spans blocks (MX): the tensor read in place as [outer, len, inner], blocks
-        // along len, a short last block as the zero-padded one.
-        const data = bf.roundBlocks(t.data, undefined, rowLayout(t.shape, gr));
+        // along len, a short last block as the zero-padded one; into `into` when given.
+        const dst = into?.length === t.data.length ? into : undefined;
+        const data = bf.roundBlocks(t.data, dst, rowLayout(t.shape, gr));
         return { shape: [...t.shape], data };
       }
       const g = gatherRows(t.data, t.shape, qp, bf);

@@ -138,6 +138,11 @@ Deno.test("block quantizer's dynamic fake quantization: per row, zero-padded blo
       mode: "symmetric",
     });
     const got = q.fakeQuant(tensor(x, shape), qp, { batch: 0, tags: {}, inputs: {} }).data;
+    // Into caller storage: that very array, the same values.
+    const out = new Float32Array(x.length);
+    const into = q.fakeQuant(tensor(x, shape), qp, undefined, out).data;
+    assert.ok(into === out, format);
+    assert.deepEqual(into, got, format);
     const bf = getFormat(format) as BlockFormat;
     const pc = Math.ceil(c / 32) * 32;
     for (let n = 0; n < 2; n++) {

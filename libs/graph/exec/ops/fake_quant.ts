@@ -130,11 +130,16 @@ const fakeQuant: OpImpl = (inputs, node, ctx: OpContext) => {
     }
     read[name] = { shape: t.shape, data: toF32(t) };
   });
+  // The result may go to recycled storage (a fresh large array per run costs page faults and
+  // resident memory); handed back when the quantizer returned its own array.
+  const n = (x.data as Float32Array).length;
+  const out = ctx.allocF32?.(n);
   const y = q.fakeQuant({ shape: x.shape, data: x.data as Float32Array }, qp, {
     batch: 0,
     tags: {},
     inputs: read,
-  });
+  }, out);
+  if (out !== undefined && y.data !== out) ctx.releaseF32?.(out);
   return [{ dtype: "float32", shape: [...x.shape], data: y.data }];
 };
 
