@@ -49,15 +49,13 @@ import { parseArgs } from "node:util";
 import { LowbitError } from "@lowbit/core";
 import {
   createExecutor,
-  decodeLowbitFile,
   type Executor,
-  lowbitModel,
   type Model,
   readNpy,
   readOnnx,
   type TensorData,
 } from "@lowbit/graph";
-import { encodeQuantized, quantize } from "@lowbit/pipeline";
+import { encodeQuantized, modelOfBytes, quantize } from "@lowbit/pipeline";
 import { median } from "./gemm.ts";
 import { keepingWorker } from "./_cases.ts";
 
@@ -121,15 +119,6 @@ export function residentMb(): [number, number] {
   return [r, r];
 }
 
-/**
- * The runnable model of a file: ONNX (float or QDQ), or a `.lowbit` file through `lowbitModel`
- * (the loader `lowbit run` and the runtime use).
- */
-function loadModel(file: string): Model {
-  const bytes = Deno.readFileSync(file);
-  return file.endsWith(".lowbit") ? lowbitModel(decodeLowbitFile(bytes, file)) : readOnnx(bytes);
-}
-
 /** A quantized model as the file `lowbit quantize` writes, and that file loaded back. */
 export interface QuantizedFile {
   /** The file's bytes. */
@@ -162,18 +151,15 @@ export interface QuantizedFile {
  * ```
  */
 export function quantizedFile(quantized: Parameters<typeof encodeQuantized>[0]): QuantizedFile {
+  let suffix: QuantizedFile["suffix"] = ".onnx", bytes: Uint8Array;
   try {
-    const bytes = encodeQuantized(quantized, "model.onnx");
-    return { bytes, suffix: ".onnx", model: readOnnx(bytes) };
+    bytes = encodeQuantized(quantized, "model.onnx");
   } catch (e) {
     if (!(e instanceof LowbitError) || e.code !== "UNSUPPORTED") throw e;
-    const bytes = encodeQuantized(quantized, "model.lowbit");
-    return {
-      bytes,
-      suffix: ".lowbit",
-      model: lowbitModel(decodeLowbitFile(bytes, "model.lowbit")),
-    };
+    suffix = ".lowbit";
+    bytes = encodeQuantized(quantized, "model.lowbit");
   }
+  return { bytes, suffix, model: modelOfBytes(bytes, `model${suffix}`).model };
 }
 
 /**
@@ -183,7 +169,7 @@ export function quantizedFile(quantized: Parameters<typeof encodeQuantized>[0]):
  */
 async function memoryChild(file: string, integer: boolean, shape: number[], threads: number) {
   const [, before] = residentMb();
-  const model = loadModel(file);
+  const model = modelOfBytes(Deno.readFileSync(file), file).model;
   const e = createExecutor(model, integer ? { quantized: "integer", threads } : { threads });
   const feed = { [model.graph.inputs[0].name]: noise(shape, 2, 2) };
   for (let i = 0; i < 2; i++) await e.run(feed);

@@ -10,7 +10,7 @@
 import { LowbitError, type Registry } from "@lowbit/core";
 import { type LoadedModel, loadModelBytes } from "./model_bytes.ts";
 
-export { isLowbitPath, type LoadedModel, loadModelBytes } from "./model_bytes.ts";
+export { isLowbitPath, type LoadedModel, loadModelBytes, modelOfBytes } from "./model_bytes.ts";
 
 /**
  * Reads a model file (ONNX, QDQ ONNX or lowbit file) and prepares a runner.

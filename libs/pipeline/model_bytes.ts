@@ -22,6 +22,38 @@ export interface LoadedModel {
 }
 
 /**
+ * The runnable graph of a model file's bytes (ONNX, QDQ ONNX or lowbit file, told apart by the
+ * file name's extension), and which of the three it is, without an executor.
+ *
+ * @param bytes the file's bytes
+ * @param path the file's name (its extension picks the decoder; named in errors)
+ * @param opts `registry`, whose quantizers a lowbit file names; `baseDir`, the folder an ONNX
+ *   model's external data is read from
+ * @returns the model and its kind
+ *
+ * @example
+ * ```ts
+ * import { modelOfBytes } from "@lowbit/pipeline";
+ * const m = modelOfBytes(Deno.readFileSync("fixtures/digits/mlp.onnx"), "mlp.onnx");
+ * if (m.kind !== "float" || m.model.graph.nodes.length === 0) throw new Error(m.kind);
+ * ```
+ */
+export function modelOfBytes(
+  bytes: Uint8Array,
+  path: string,
+  opts: { registry?: Registry; baseDir?: string } = {},
+): Pick<LoadedModel, "model" | "kind"> {
+  if (isLowbitPath(path)) {
+    // The one loader of lowbit files (the runtime and `lowbit run` use it too).
+    const model = lowbitModel(decodeLowbitFile(bytes, path), { registry: opts.registry });
+    return { model, kind: "lowbit" };
+  }
+  const model = readOnnx(bytes, { baseDir: opts.baseDir, fileName: path });
+  const qdq = model.graph.nodes.some((n) => n.op === "DequantizeLinear");
+  return { model, kind: qdq ? "qdq" : "float" };
+}
+
+/**
  * Prepares a runner for a model file's bytes (ONNX, QDQ ONNX or lowbit file, told apart by the
  * file name's extension).
  *
@@ -44,16 +76,7 @@ export function loadModelBytes(
   path: string,
   opts: { threads?: number; registry?: Registry; baseDir?: string } = {},
 ): LoadedModel {
-  let model: Model;
-  let kind: LoadedModel["kind"];
-  if (isLowbitPath(path)) {
-    // The one loader of lowbit files (the runtime and `lowbit run` use it too).
-    model = lowbitModel(decodeLowbitFile(bytes, path), { registry: opts.registry });
-    kind = "lowbit";
-  } else {
-    model = readOnnx(bytes, { baseDir: opts.baseDir, fileName: path });
-    kind = model.graph.nodes.some((n) => n.op === "DequantizeLinear") ? "qdq" : "float";
-  }
+  const { model, kind } = modelOfBytes(bytes, path, opts);
   const exec = createExecutor(model, {
     quantized: kind === "float" ? "float" : QUANTIZED_EXECUTION,
     threads: opts.threads,
