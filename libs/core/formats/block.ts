@@ -129,6 +129,9 @@ export function mxFormat(
   const emax = Math.floor(Math.log2(element.max));
   const encodeElements = elementEncoder(element);
   const elementValue = (codes: Codes): Float32Array => element.decode(codes);
+  // The block's shared exponent: floor(log2 amax) − emax in E8M0's range (−127 for a zero block).
+  const sharedExponent = (amax: number): number =>
+    Math.max(-127, Math.min(127, amax === 0 ? -127 : floorLog2(amax) - emax));
   const encodeBlocks = (x: Float32Array): BlockEncoded => {
     checkBlockLength(x.length, blockSize, name);
     const n = x.length, nb = n / blockSize;
@@ -149,8 +152,7 @@ export function mxFormat(
         scales[b] = 0xff;
         continue;
       }
-      let s = amax === 0 ? -127 : floorLog2(amax) - emax;
-      s = Math.max(-127, Math.min(127, s));
+      const s = sharedExponent(amax);
       scales[b] = s + 127;
       const inv = 2 ** -s;
       for (let j = 0; j < blockSize; j++) tmp[base + j] = x[base + j] * inv;
@@ -210,7 +212,7 @@ export function mxFormat(
             inv[p] = 0, sc[p] = NaN;
             continue;
           }
-          const e = Math.max(-127, Math.min(127, m === 0 ? -127 : floorLog2(m) - emax));
+          const e = sharedExponent(m);
           inv[p] = 2 ** -e, sc[p] = 2 ** e;
         }
         for (let j = b0; j < b1; j++) {
