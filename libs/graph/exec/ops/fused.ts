@@ -551,20 +551,24 @@ function floatContext(k: FloatKernels | undefined): FloatKernels | null {
   return k !== undefined ? k : backendKernels();
 }
 
-// Centred constant weights copied once into each kernel context's memory (with an i16 copy for
-// the dense convs' integer route), by centred-weights entry (alive as long as the codes are).
-const preparedConvs = new WeakMap<FloatKernels, WeakMap<CentredWeights, PreparedConv2dF32>>();
-const disposer = new FinalizationRegistry<PreparedConv2dF32>((p) => p.dispose());
-function preparedWeights(
+// Centred constant weights made once into each kernel context's memory, by centred-weights entry
+// (alive as long as the codes are): a conv's prepared weights (with an i16 copy for the dense
+// convs' integer route), a GEMM's packed N×K rows. The JavaScript float copy is then dropped
+// (PP-OCRv4 rec w8a8: its 120 → 6625 classifier alone kept 3.2 MB of float32 rows besides their
+// codes and the kernels' packed copy).
+type KernelHeld = { dispose(): void };
+const disposer = new FinalizationRegistry<KernelHeld>((p) => p.dispose());
+function heldByKernels<T extends KernelHeld>(
+  cache: WeakMap<FloatKernels, WeakMap<CentredWeights, T>>,
   e: CentredWeights,
-  shape: [number, number, number, number],
   k: FloatKernels,
-): PreparedConv2dF32 {
-  let m = preparedConvs.get(k);
-  if (m === undefined) preparedConvs.set(k, m = new WeakMap());
+  make: (w: Float32Array) => T,
+): T {
+  let m = cache.get(k);
+  if (m === undefined) cache.set(k, m = new WeakMap());
   let p = m.get(e);
   if (p === undefined) {
-    p = prepareConv2dF32(centredData(e), shape, k, { integer: true });
+    p = make(centredData(e));
     m.set(e, p);
     disposer.register(e, p);
     e.w = undefined; // the kernels hold them now
@@ -572,24 +576,24 @@ function preparedWeights(
   return p;
 }
 
-// Centred constant GEMM weights (N×K rows) packed once into each kernel context's memory, by
-// centred-weights entry, as preparedWeights does for convs: the JavaScript float copy is then
-// dropped (PP-OCRv4 rec w8a8: its 120 → 6625 classifier alone kept 3.2 MB of float32 rows
-// besides their codes and the kernels' packed copy).
+const preparedConvs = new WeakMap<FloatKernels, WeakMap<CentredWeights, PreparedConv2dF32>>();
+function preparedWeights(
+  e: CentredWeights,
+  shape: [number, number, number, number],
+  k: FloatKernels,
+): PreparedConv2dF32 {
+  return heldByKernels(
+    preparedConvs,
+    e,
+    k,
+    (w) => prepareConv2dF32(w, shape, k, { integer: true }),
+  );
+}
+
 const packedGemms = new WeakMap<FloatKernels, WeakMap<CentredWeights, PackedF32B>>();
-const packDisposer = new FinalizationRegistry<PackedF32B>((p) => p.dispose());
 const NO_WEIGHTS = new Float32Array(0);
 function packedWeights(e: CentredWeights, k: number, n: number, fk: FloatKernels): PackedF32B {
-  let m = packedGemms.get(fk);
-  if (m === undefined) packedGemms.set(fk, m = new WeakMap());
-  let p = m.get(e);
-  if (p === undefined) {
-    p = packF32B(centredData(e), k, n, { layout: "nk", kernels: fk });
-    m.set(e, p);
-    packDisposer.register(e, p);
-    e.w = undefined; // the kernels hold them now
-  }
-  return p;
+  return heldByKernels(packedGemms, e, fk, (w) => packF32B(w, k, n, { layout: "nk", kernels: fk }));
 }
 
 /**
